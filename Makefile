@@ -1,0 +1,41 @@
+# The two commands a new user runs: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP_BASE := $(VENV)/.installed-base
+STAMP_TEST := $(VENV)/.installed-test
+
+.PHONY: demo test lint typecheck clean bench
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP_BASE): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(STAMP_TEST): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@ $(STAMP_BASE)
+
+demo: $(STAMP_BASE)
+	rm -rf demo-project
+	mkdir -p demo-project
+	cd demo-project && ../$(BIN)/trenches demo
+
+lint: $(STAMP_TEST)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(STAMP_TEST)
+	$(BIN)/mypy
+
+test: $(STAMP_TEST) lint typecheck
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
+
+bench: $(STAMP_TEST)
+	$(BIN)/python bench/import_patterns.py
+
+clean:
+	rm -rf $(VENV) demo-project .pytest_cache .mypy_cache .ruff_cache

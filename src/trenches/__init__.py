@@ -1,0 +1,51 @@
+"""trenches: the whole life of a machine-learning model in one database."""
+
+from trenches.errors import (
+    CheckFailed,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    SchemaTooNew,
+    StoreBusy,
+    StoreError,
+    TrenchesError,
+)
+from trenches.patterns import (
+    SPLITS,
+    Dataset,
+    ImportResult,
+    InputColumn,
+    InputSchema,
+    Pattern,
+    PatternChange,
+    PatternHistory,
+    Snapshot,
+    TrainingData,
+)
+from trenches.store import Store, open
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SPLITS",
+    "CheckFailed",
+    "Conflict",
+    "Dataset",
+    "ImportResult",
+    "InputColumn",
+    "InputSchema",
+    "InvalidInput",
+    "NotFound",
+    "Pattern",
+    "PatternChange",
+    "PatternHistory",
+    "SchemaTooNew",
+    "Snapshot",
+    "Store",
+    "StoreBusy",
+    "StoreError",
+    "TrainingData",
+    "TrenchesError",
+    "__version__",
+    "open",
+]

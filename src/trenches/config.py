@@ -1,0 +1,71 @@
+"""Where the store lives: defaults, environment variables, and explicit paths."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_DIR = ".trenches"
+DB_FILE = "trenches.db"
+ARTIFACTS_DIR = "artifacts"
+
+ENV_DB_URL = "TRENCHES_DB_URL"
+ENV_ARTIFACTS = "TRENCHES_ARTIFACTS"
+
+
+@dataclass(frozen=True)
+class Location:
+    """The database URL and artifact root a store is opened with."""
+
+    db_url: str
+    artifacts: str
+    #: The SQLite file, when the store is embedded; ``None`` for a server.
+    sqlite_path: Path | None
+
+
+def _sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def resolve(path_or_url: str | os.PathLike[str] | None = None) -> Location:
+    """Resolve where a store lives.
+
+    - ``None``: ``$TRENCHES_DB_URL`` if set, else ``.trenches/trenches.db`` under
+      the working directory;
+    - a URL (``postgresql+psycopg://...``, ``sqlite:///...``): that database;
+    - a path ending in ``.db`` or ``.sqlite``: that SQLite file;
+    - any other path: a store folder holding ``trenches.db`` and ``artifacts/``.
+
+    Artifacts go to ``$TRENCHES_ARTIFACTS`` when set, else to ``artifacts/`` beside
+    the SQLite file (or under ``.trenches/`` for a server database).
+    """
+    env_artifacts = os.environ.get(ENV_ARTIFACTS) or None
+    if path_or_url is None:
+        env_url = os.environ.get(ENV_DB_URL)
+        if env_url:
+            path_or_url = env_url
+        else:
+            path_or_url = Path.cwd() / DEFAULT_DIR
+    text = os.fspath(path_or_url)
+    if "://" in text:
+        url = text
+        sqlite_path = None
+        if url.startswith("sqlite") and ":///" in url:
+            file_part = url.split(":///", 1)[1].split("?", 1)[0]
+            if file_part and file_part != ":memory:":
+                sqlite_path = Path(file_part).resolve()
+                url = url.replace(file_part, str(sqlite_path), 1)
+        if sqlite_path is not None:
+            default_artifacts = sqlite_path.parent / ARTIFACTS_DIR
+        else:
+            default_artifacts = Path.cwd() / DEFAULT_DIR / ARTIFACTS_DIR
+        return Location(url, env_artifacts or str(default_artifacts), sqlite_path)
+    path = Path(text).expanduser().resolve()
+    if path.suffix in {".db", ".sqlite", ".sqlite3"}:
+        db_path = path
+    else:
+        db_path = path / DB_FILE
+    return Location(
+        _sqlite_url(db_path), env_artifacts or str(db_path.parent / ARTIFACTS_DIR), db_path
+    )

@@ -1,0 +1,1 @@
+"""Database access: schema, engines per backend, and migrations."""

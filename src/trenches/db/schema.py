@@ -1,0 +1,128 @@
+"""The tables, in SQLAlchemy Core. Every change here comes with an Alembic migration.
+
+Times are integers: microseconds since the Unix epoch, UTC. They are exact (a
+snapshot rebuilt from timestamps must select the very same patterns), compare
+the same on every backend, and read into NumPy without parsing.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+)
+
+# Autoincrementing 64-bit ids; SQLite only autoincrements INTEGER PRIMARY KEY.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("task", String(20), nullable=False),  # classification | regression
+    Column("label_column", String(200), nullable=False),
+    Column("label_type", String(20)),  # integer | number | string | boolean; set by first import
+    Column("text_column", String(200)),
+    # JSON list of {"name", "type"}; null until given or inferred from the first import.
+    Column("input_schema", Text),
+    Column("salt", String(64), nullable=False),
+    Column("split_train", Float, nullable=False),
+    Column("split_validation", Float, nullable=False),
+    Column("split_test", Float, nullable=False),
+    Column("description", Text),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+import_batches = Table(
+    "import_batches",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("dataset_id", ForeignKey("datasets.id"), nullable=False, index=True),
+    Column("kind", String(20), nullable=False),  # import | relabel
+    Column("source", String(100), nullable=False),
+    Column("labelled_by", String(200)),
+    Column("note", Text),
+    Column("file", Text),
+    Column("rows", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+patterns = Table(
+    "patterns",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("dataset_id", ForeignKey("datasets.id"), nullable=False),
+    Column("batch_id", ForeignKey("import_batches.id"), nullable=False),
+    Column("source", String(100), nullable=False),
+    # 0 train, 1 validation, 2 test: a function of input_key and the dataset's ratios.
+    Column("split", SmallInteger, nullable=False),
+    # Salted hash of the normalised inputs: decides the split, groups duplicates.
+    Column("input_key", LargeBinary(16), nullable=False),
+    # Hash of exact inputs, label, source and created_at: what a snapshot digest is made of.
+    Column("content_hash", LargeBinary(16), nullable=False),
+    Column("label", Text, nullable=False),
+    # Inputs: numeric columns packed as 8-byte little-endian slots plus a missing-value
+    # bitmap (see trenches.patterns.inputs); string columns as a JSON array.
+    Column("num", LargeBinary),
+    Column("obj", Text),
+    Column("tags", Text),
+    Column("created_at", BigInteger, nullable=False),
+    Column("deactivated_at", BigInteger),
+    Column("replaces_id", ForeignKey("patterns.id")),
+    Index("ix_patterns_dataset_created", "dataset_id", "created_at"),
+    Index(
+        "ix_patterns_replaces",
+        "replaces_id",
+        sqlite_where=Column("replaces_id").isnot(None),
+        postgresql_where=Column("replaces_id").isnot(None),
+    ),
+    sqlite_autoincrement=True,
+)
+
+pattern_changes = Table(
+    "pattern_changes",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("pattern_id", ForeignKey("patterns.id"), nullable=False, index=True),
+    Column("kind", String(20), nullable=False),  # deactivate | relabel
+    Column("new_pattern_id", ForeignKey("patterns.id")),
+    Column("reason", Text, nullable=False),
+    Column("changed_by", String(200)),
+    Column("changed_at", BigInteger, nullable=False),
+)
+
+snapshots = Table(
+    "snapshots",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("dataset_id", ForeignKey("datasets.id"), nullable=False, index=True),
+    Column("as_of", BigInteger, nullable=False),
+    # Patterns with a larger id were imported after the snapshot was taken, even if
+    # their created_at is earlier; they are never part of it.
+    Column("max_pattern_id", BigInteger, nullable=False),
+    Column("sources", Text),  # JSON list, or null for every source
+    Column("digest", String(64), nullable=False),
+    Column("patterns", BigInteger, nullable=False),
+    Column("note", Text),
+    Column("created_at", BigInteger, nullable=False),
+)

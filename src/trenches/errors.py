@@ -1,0 +1,81 @@
+"""One exception hierarchy for trenches; every message says what to do next.
+
+The CLI maps these to exit statuses: ``InvalidInput`` and ``NotFound`` and
+``Conflict`` are the user's to fix (exit 2), ``CheckFailed`` means a check ran
+and found something (exit 1).
+"""
+
+from __future__ import annotations
+
+
+class TrenchesError(Exception):
+    """Root of every error trenches raises on purpose."""
+
+    exit_code = 2
+
+
+# --- the user asked for something that is not there, or not possible --------
+
+
+class NotFound(TrenchesError):
+    """A dataset, pattern, snapshot or store that was named does not exist."""
+
+
+class Conflict(TrenchesError):
+    """The request contradicts what is stored (a name taken, a pattern already inactive)."""
+
+
+# --- input ------------------------------------------------------------------
+
+
+class InvalidInput(TrenchesError):
+    """Input data or arguments are malformed; nothing was stored.
+
+    ``file``, ``row`` (1-based, as a person counts data rows) and ``field``
+    locate the problem when it is in a file or table.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        row: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.file = file
+        self.row = row
+        self.field = field
+        self.reason = message
+        where = []
+        if file is not None:
+            where.append(file)
+        if row is not None:
+            where.append(f"row {row}")
+        if field is not None:
+            where.append(f'column "{field}"')
+        super().__init__(", ".join(where) + ": " + message if where else message)
+
+
+# --- the store ----------------------------------------------------------------
+
+
+class StoreError(TrenchesError):
+    """The database or artifact store cannot be used as it is."""
+
+
+class SchemaTooNew(StoreError):
+    """The store was written by a newer trenches; this version must not touch it."""
+
+
+class StoreBusy(StoreError):
+    """The database stayed locked by another process longer than the busy timeout."""
+
+
+# --- checks -----------------------------------------------------------------
+
+
+class CheckFailed(TrenchesError):
+    """A check ran to the end and found what it was told to fail on."""
+
+    exit_code = 1

@@ -1,0 +1,645 @@
+"""Datasets and the import of patterns into them."""
+
+from __future__ import annotations
+
+import gc
+import os
+import re
+import secrets
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import orjson
+import pandas as pd
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.engine import Connection
+
+from trenches import timestamps
+from trenches.db import schema as t
+from trenches.db.engine import bulk_insert, read, write
+from trenches.errors import Conflict, InvalidInput, NotFound
+from trenches.patterns import inputs as inp
+from trenches.patterns.ingest import read_file
+
+if TYPE_CHECKING:
+    from trenches.patterns.snapshots import Snapshot
+    from trenches.quality import QualityReport
+    from trenches.store import Store
+
+SPLITS = ("train", "validation", "test")
+TASKS = ("classification", "regression")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$")
+_SOURCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
+#: Rows encoded and written per step of an import; bounds memory on big files.
+CHUNK_ROWS = 50_000
+#: Tolerated clock skew for a given created_at in the future, in microseconds.
+_FUTURE_SLACK_US = 5 * 60 * 1_000_000
+
+ProgressCallback = Callable[[int], None]
+
+
+def check_name(name: str, what: str = "dataset name") -> str:
+    if not _NAME.match(name or ""):
+        raise InvalidInput(
+            f"{what} {name!r} must start with a letter or digit and hold only letters, "
+            "digits, '_', '.' and '-'"
+        )
+    return name
+
+
+def check_source(source: str) -> str:
+    if not _SOURCE.match(source or ""):
+        raise InvalidInput(
+            f"source {source!r} must be a short name (letters, digits, '_', '.', '-'), "
+            "such as expert, crowd, production, contrived or synthetic"
+        )
+    return source
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What one import stored."""
+
+    dataset: str
+    batch_id: int
+    rows: int
+    first_id: int
+    last_id: int
+    by_split: dict[str, int]
+    source: str
+    file: str | None
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """One stored example, exactly as imported. Immutable: see ``Store.patterns``."""
+
+    id: int
+    dataset: str
+    inputs: dict[str, Any]
+    label: Any
+    split: str
+    source: str
+    labelled_by: str | None
+    batch_id: int
+    created_at: datetime
+    deactivated_at: datetime | None
+    replaces_id: int | None
+    tags: tuple[str, ...]
+
+    @property
+    def active(self) -> bool:
+        return self.deactivated_at is None
+
+
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    # Building millions of small objects triggers the cyclic collector over and over;
+    # nothing made here forms cycles, so it is paused for the bulk step.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+class Dataset:
+    """A named collection of patterns for one task, with an input schema and a label."""
+
+    def __init__(self, store: Store, row: Any) -> None:
+        self._store = store
+        self.id: int = row.id
+        self.name: str = row.name
+        self.task: str = row.task
+        self.label_column: str = row.label_column
+        self.label_type: str | None = row.label_type
+        self.text_column: str | None = row.text_column
+        self.schema: inp.InputSchema | None = (
+            inp.InputSchema.from_json(row.input_schema) if row.input_schema else None
+        )
+        self.salt: bytes = bytes.fromhex(row.salt)
+        self.split_ratios: tuple[float, float, float] = (
+            row.split_train,
+            row.split_validation,
+            row.split_test,
+        )
+        self.description: str | None = row.description
+        self.created_at: datetime = timestamps.from_us(row.created_at)
+
+    def __repr__(self) -> str:
+        return f"<Dataset {self.name!r} {self.task} label={self.label_column!r}>"
+
+    # --- import ---------------------------------------------------------------
+
+    def add_file(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        source: str,
+        labelled_by: str | None = None,
+        note: str | None = None,
+        created_at: str | datetime | int | None = None,
+        tags: Sequence[str] = (),
+        progress: ProgressCallback | None = None,
+    ) -> ImportResult:
+        """Import a CSV, Parquet or JSONL file; one transaction, all or nothing."""
+        strings: set[str] = set()
+        if self.schema is not None:
+            strings = {c.name for c in self.schema.strings}
+        if self.label_type == "string":
+            strings.add(self.label_column)
+        if self.text_column:
+            strings.add(self.text_column)
+        frame = read_file(path, string_columns=strings)
+        text_file = Path(path).suffix.lower() == ".csv"
+        return self._add(
+            frame,
+            source=source,
+            labelled_by=labelled_by,
+            note=note,
+            created_at=created_at,
+            tags=tags,
+            file=str(path),
+            text_file=text_file,
+            progress=progress,
+        )
+
+    def add(
+        self,
+        frame: pd.DataFrame,
+        *,
+        source: str,
+        labelled_by: str | None = None,
+        note: str | None = None,
+        created_at: str | datetime | int | None = None,
+        tags: Sequence[str] = (),
+        progress: ProgressCallback | None = None,
+    ) -> ImportResult:
+        """Import the rows of a DataFrame (inputs and the label column) as patterns."""
+        if not isinstance(frame, pd.DataFrame):
+            raise InvalidInput(f"expected a pandas DataFrame, got {type(frame).__name__}")
+        if len(frame) == 0:
+            raise InvalidInput("the DataFrame has no rows")
+        return self._add(
+            frame.reset_index(drop=True),
+            source=source,
+            labelled_by=labelled_by,
+            note=note,
+            created_at=created_at,
+            tags=tags,
+            file=None,
+            text_file=False,
+            progress=progress,
+        )
+
+    def _resolve_schema(self, frame: pd.DataFrame, file: str | None) -> inp.InputSchema:
+        columns = [str(c) for c in frame.columns]
+        if self.label_column not in columns:
+            raise InvalidInput(
+                f"the label column {self.label_column!r} is missing "
+                f"(columns found: {', '.join(columns)})",
+                file=file,
+                field=self.label_column,
+            )
+        if self.text_column and self.text_column not in columns:
+            raise InvalidInput(
+                f"the text column {self.text_column!r} is missing", file=file, field=self.text_column
+            )
+        input_names = [c for c in columns if c != self.label_column]
+        if not input_names:
+            raise InvalidInput("there are no input columns besides the label", file=file)
+        if self.schema is None:
+            return inp.InputSchema(
+                tuple(
+                    inp.InputColumn(c, inp.infer_type(frame[c], is_text=c == self.text_column))
+                    for c in input_names
+                )
+            )
+        known = set(self.schema.names)
+        for c in input_names:
+            if c not in known:
+                raise InvalidInput(
+                    f"unknown column {c!r}; the dataset's input columns are "
+                    + ", ".join(self.schema.names),
+                    file=file,
+                    field=c,
+                )
+        for c in self.schema.names:
+            if c not in input_names:
+                raise InvalidInput("this input column is missing", file=file, field=c)
+        return self.schema
+
+    def _add(
+        self,
+        frame: pd.DataFrame,
+        *,
+        source: str,
+        labelled_by: str | None,
+        note: str | None,
+        created_at: str | datetime | int | None,
+        tags: Sequence[str],
+        file: str | None,
+        text_file: bool,
+        progress: ProgressCallback | None,
+    ) -> ImportResult:
+        check_source(source)
+        frame.columns = [str(c) for c in frame.columns]
+        if len(set(frame.columns)) != len(frame.columns):
+            raise InvalidInput("a column name appears twice", file=file)
+        schema = self._resolve_schema(frame, file)
+        when = timestamps.parse(created_at, what="created_at")
+        now = timestamps.now_us()
+        if when is None:
+            when = now
+        elif when > now + _FUTURE_SLACK_US:
+            raise InvalidInput(f"created_at {timestamps.iso(when)} is in the future")
+        n = len(frame)
+
+        # Check and convert everything before taking the write lock: bad input never
+        # touches the store.
+        cols = {
+            c.name: inp.coerce(frame[c.name], c.type, file=file, offset=0, field=c.name,
+                               text_file=text_file)
+            for c in schema.columns
+        }
+        label_type = self.label_type or inp.infer_label_type(frame[self.label_column], self.task)
+        labels = self._coerce_labels(frame[self.label_column], label_type, file)
+        label_text = inp.label_to_text(labels, label_type)
+        tags_json = orjson.dumps(sorted(set(tags))).decode() if tags else None
+
+        by_split = np.zeros(3, dtype=np.int64)
+        with write(self._store.engine) as conn, _no_gc():
+            first_import = self.schema is None
+            if first_import:
+                updated = conn.execute(
+                    update(t.datasets)
+                    .where(t.datasets.c.id == self.id, t.datasets.c.input_schema.is_(None))
+                    .values(input_schema=schema.to_json(), label_type=label_type)
+                ).rowcount
+                if updated != 1:
+                    raise Conflict(
+                        f"dataset {self.name!r} got its schema from another import meanwhile; "
+                        "run the import again"
+                    )
+            batch_id = conn.execute(
+                insert(t.import_batches).values(
+                    dataset_id=self.id,
+                    kind="import",
+                    source=source,
+                    labelled_by=labelled_by,
+                    note=note,
+                    file=file,
+                    rows=n,
+                    created_at=now,
+                )
+            ).inserted_primary_key[0]
+            before = conn.execute(select(func.max(t.patterns.c.id))).scalar() or 0
+            for start in range(0, n, CHUNK_ROWS):
+                stop = min(n, start + CHUNK_ROWS)
+                chunk = {
+                    name: inp.CoercedColumn(c.values[start:stop], c.missing[start:stop])
+                    for name, c in cols.items()
+                }
+                m = stop - start
+                enc = inp.encode(schema, chunk, m, self.salt)
+                split = inp.splits_of(enc.keys, self.split_ratios)
+                by_split += np.bincount(split, minlength=3)
+                labs = label_text[start:stop]
+                num = enc.num if enc.num is not None else [None] * m
+                obj = enc.obj if enc.obj is not None else [None] * m
+                content = [
+                    inp.content_hash(nb, ob, lb, source, when)
+                    for nb, ob, lb in zip(num, obj, labs, strict=True)
+                ]
+                rows = zip(
+                    [self.id] * m,
+                    [batch_id] * m,
+                    [source] * m,
+                    split.tolist(),
+                    enc.keys,
+                    content,
+                    labs,
+                    num,
+                    obj,
+                    [tags_json] * m,
+                    [when] * m,
+                    strict=True,
+                )
+                bulk_insert(
+                    conn,
+                    t.patterns,
+                    (
+                        "dataset_id", "batch_id", "source", "split", "input_key",
+                        "content_hash", "label", "num", "obj", "tags", "created_at",
+                    ),
+                    rows,
+                )
+                if progress is not None:
+                    progress(m)
+            first_id, last_id = conn.execute(
+                select(func.min(t.patterns.c.id), func.max(t.patterns.c.id)).where(
+                    t.patterns.c.batch_id == batch_id
+                )
+            ).one()
+            assert first_id > before
+        if first_import:
+            self.schema = schema
+            self.label_type = label_type
+        return ImportResult(
+            dataset=self.name,
+            batch_id=int(batch_id),
+            rows=n,
+            first_id=int(first_id),
+            last_id=int(last_id),
+            by_split=dict(zip(SPLITS, (int(x) for x in by_split), strict=True)),
+            source=source,
+            file=file,
+        )
+
+    def _coerce_labels(self, series: pd.Series, label_type: str, file: str | None) -> np.ndarray:
+        field = self.label_column
+        blank = series.map(lambda v: isinstance(v, str) and v.strip() == "").to_numpy(dtype=bool)
+        missing = pd.isna(series).to_numpy() | blank
+        if missing.any():
+            i = int(np.flatnonzero(missing)[0])
+            raise InvalidInput("the label is missing or empty", file=file, row=i + 1, field=field)
+        c = inp.coerce(series, label_type, file=file, offset=0, field=field)
+        if label_type == "number" and not np.isfinite(c.values).all():
+            i = int(np.flatnonzero(~np.isfinite(c.values))[0])
+            raise InvalidInput("the label is not a finite number", file=file, row=i + 1, field=field)
+        return c.values
+
+    def coerce_label(self, value: Any) -> Any:
+        """One label converted to this dataset's label type, or ``InvalidInput``."""
+        if self.label_type is None:
+            raise Conflict(f"dataset {self.name!r} has no patterns yet")
+        values = self._coerce_labels(pd.Series([value], dtype=object), self.label_type, None)
+        return values[0]
+
+    # --- reading ----------------------------------------------------------------
+
+    def patterns(
+        self,
+        *,
+        as_of: str | datetime | int | None = None,
+        split: str | None = None,
+        include_inactive: bool = False,
+        ids: Sequence[int] | None = None,
+    ) -> pd.DataFrame:
+        """Patterns as a DataFrame indexed by ``pattern_id``: the input columns and the
+        label column, exactly as imported. ``as_of`` selects those active at a time."""
+        frame, _ = read_patterns(
+            self,
+            as_of=timestamps.parse(as_of, what="as_of"),
+            split=split,
+            include_inactive=include_inactive,
+            ids=ids,
+        )
+        return frame
+
+    def pattern_info(
+        self,
+        *,
+        as_of: str | datetime | int | None = None,
+        include_inactive: bool = False,
+    ) -> pd.DataFrame:
+        """Provenance of each pattern, indexed by ``pattern_id``: split, source,
+        labeller, batch, created_at, deactivated_at, replaces_id."""
+        _, info = read_patterns(
+            self,
+            as_of=timestamps.parse(as_of, what="as_of"),
+            split=None,
+            include_inactive=include_inactive,
+            ids=None,
+            with_inputs=False,
+        )
+        return info
+
+    # --- snapshots and quality --------------------------------------------------
+
+    def snapshot(
+        self,
+        *,
+        as_of: str | datetime | int | None = None,
+        sources: Sequence[str] | None = None,
+        note: str | None = None,
+    ) -> Snapshot:
+        """Freeze the patterns active at ``as_of`` (default now) into a snapshot."""
+        from trenches.patterns.snapshots import take_snapshot
+
+        return take_snapshot(self._store, self, as_of=as_of, sources=sources, note=note)
+
+    def snapshots(self) -> list[Snapshot]:
+        from trenches.patterns.snapshots import list_snapshots
+
+        return list_snapshots(self._store, self)
+
+    def check(self, *, snapshot: int | None = None, precision: int = 4) -> QualityReport:
+        """Run the data quality checks on the active patterns, or on a snapshot."""
+        from trenches.quality import check_dataset
+
+        return check_dataset(self._store, self, snapshot_id=snapshot, precision=precision)
+
+
+class Datasets:
+    """The datasets of a store: ``store.datasets``."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def create(
+        self,
+        name: str,
+        *,
+        task: str,
+        label: str,
+        text: str | None = None,
+        schema: inp.InputSchema | str | None = None,
+        splits: tuple[float, float, float] = (0.7, 0.15, 0.15),
+        description: str | None = None,
+        salt: str | None = None,
+    ) -> Dataset:
+        """Create a dataset. The input schema is given, or inferred from the first import."""
+        check_name(name)
+        if task not in TASKS:
+            raise InvalidInput(f"task {task!r} must be one of {', '.join(TASKS)}")
+        if not label:
+            raise InvalidInput("the label column must be named")
+        if len(splits) != 3 or any(s < 0 for s in splits) or abs(sum(splits) - 1) > 1e-9:
+            raise InvalidInput(
+                f"split ratios {splits} must be three non-negative numbers adding up to 1"
+            )
+        if isinstance(schema, str):
+            schema = inp.InputSchema.parse(schema)
+        if schema is not None:
+            if label in schema.names:
+                raise InvalidInput(f"the label column {label!r} cannot also be an input")
+            if text and text not in schema.names:
+                raise InvalidInput(f"the text column {text!r} is not in the schema")
+            if text:
+                schema = inp.InputSchema(
+                    tuple(
+                        inp.InputColumn(c.name, "text") if c.name == text else c
+                        for c in schema.columns
+                    )
+                )
+        if salt is not None and not re.fullmatch(r"[0-9a-f]{32}", salt):
+            raise InvalidInput("salt must be 32 hexadecimal digits")
+        with write(self._store.engine) as conn:
+            if conn.execute(select(t.datasets.c.id).where(t.datasets.c.name == name)).first():
+                raise Conflict(f"a dataset named {name!r} exists already")
+            conn.execute(
+                insert(t.datasets).values(
+                    name=name,
+                    task=task,
+                    label_column=label,
+                    label_type="number" if task == "regression" else None,
+                    text_column=text,
+                    input_schema=schema.to_json() if schema is not None else None,
+                    salt=salt or secrets.token_hex(16),
+                    split_train=splits[0],
+                    split_validation=splits[1],
+                    split_test=splits[2],
+                    description=description,
+                    created_at=timestamps.now_us(),
+                )
+            )
+        return self.get(name)
+
+    def get(self, name: str) -> Dataset:
+        with read(self._store.engine) as conn:
+            row = conn.execute(select(t.datasets).where(t.datasets.c.name == name)).first()
+        if row is None:
+            known = [d.name for d in self.list()]
+            hint = f"; datasets here: {', '.join(known)}" if known else "; there are none yet"
+            raise NotFound(f"no dataset named {name!r}{hint}")
+        return Dataset(self._store, row)
+
+    def by_id(self, dataset_id: int, conn: Connection | None = None) -> Dataset:
+        if conn is None:
+            with read(self._store.engine) as c:
+                return self.by_id(dataset_id, c)
+        row = conn.execute(select(t.datasets).where(t.datasets.c.id == dataset_id)).first()
+        if row is None:
+            raise NotFound(f"no dataset with id {dataset_id}")
+        return Dataset(self._store, row)
+
+    def __getitem__(self, name: str) -> Dataset:
+        return self.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        with read(self._store.engine) as conn:
+            return (
+                conn.execute(select(t.datasets.c.id).where(t.datasets.c.name == name)).first()
+                is not None
+            )
+
+    def list(self) -> list[Dataset]:
+        with read(self._store.engine) as conn:
+            rows = conn.execute(select(t.datasets).order_by(t.datasets.c.name)).all()
+        return [Dataset(self._store, r) for r in rows]
+
+
+def membership(
+    dataset_id: int,
+    *,
+    as_of: int | None,
+    include_inactive: bool = False,
+    max_id: int | None = None,
+    sources: Sequence[str] | None = None,
+) -> list[Any]:
+    """The WHERE clauses that select a dataset's patterns as they were at ``as_of``.
+
+    A pattern belongs at ``as_of`` when it was created by then and not yet
+    deactivated; ``max_id`` leaves out patterns imported later with a backdated
+    ``created_at``. This is all a snapshot needs to be rebuilt.
+    """
+    p = t.patterns.c
+    where: list[Any] = [p.dataset_id == dataset_id]
+    if as_of is not None:
+        where += [p.created_at <= as_of, (p.deactivated_at.is_(None)) | (p.deactivated_at > as_of)]
+    elif not include_inactive:
+        where.append(p.deactivated_at.is_(None))
+    if max_id is not None:
+        where.append(p.id <= max_id)
+    if sources:
+        where.append(p.source.in_(list(sources)))
+    return where
+
+
+def read_patterns(
+    dataset: Dataset,
+    *,
+    as_of: int | None = None,
+    split: str | None = None,
+    include_inactive: bool = False,
+    ids: Sequence[int] | None = None,
+    max_id: int | None = None,
+    sources: Sequence[str] | None = None,
+    with_inputs: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read patterns column-wise: (inputs and label, provenance), both by pattern id."""
+    p = t.patterns.c
+    b = t.import_batches.c
+    where = membership(
+        dataset.id, as_of=as_of, include_inactive=include_inactive or ids is not None,
+        max_id=max_id, sources=sources,
+    )
+    if split is not None:
+        if split not in SPLITS:
+            raise InvalidInput(f"split {split!r} must be one of {', '.join(SPLITS)}")
+        where.append(p.split == SPLITS.index(split))
+    cols = [p.id, p.split, p.source, p.label, p.created_at, p.deactivated_at, p.replaces_id,
+            p.batch_id, b.labelled_by, p.tags]
+    if with_inputs:
+        cols += [p.num, p.obj]
+    query = (
+        select(*cols)
+        .select_from(t.patterns.join(t.import_batches, p.batch_id == b.id))
+        .where(*where)
+        .order_by(p.id)
+    )
+    rows: list[Any] = []
+    with read(dataset._store.engine) as conn:
+        if ids is not None:
+            wanted = sorted({int(i) for i in ids})
+            for start in range(0, len(wanted), 10_000):
+                part = wanted[start : start + 10_000]
+                rows += conn.execute(query.where(p.id.in_(part))).all()
+        else:
+            rows = list(conn.execute(query).all())
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in cols]
+    index = pd.Index(np.array(columns[0], dtype=np.int64), name="pattern_id")
+    info = pd.DataFrame(
+        {
+            "split": pd.Categorical.from_codes(
+                np.array(columns[1], dtype=np.int8), categories=list(SPLITS)
+            ),
+            "source": np.array(columns[2], dtype=object),
+            "labelled_by": np.array(columns[8], dtype=object),
+            "batch_id": np.array(columns[7], dtype=np.int64),
+            "created_at": pd.to_datetime(np.array(columns[4], dtype=np.int64), unit="us", utc=True),
+            "deactivated_at": pd.to_datetime(
+                pd.array(list(columns[5]), dtype="Int64"), unit="us", utc=True
+            ),
+            "replaces_id": pd.array(list(columns[6]), dtype="Int64"),
+            "tags": [orjson.loads(x) if x else [] for x in columns[9]],
+        },
+        index=index,
+    )
+    if not with_inputs:
+        return pd.DataFrame(index=index), info
+    if dataset.schema is None:
+        frame = pd.DataFrame(index=index)
+    else:
+        frame = inp.decode(dataset.schema, columns[10], columns[11])
+        frame.index = index
+    frame[dataset.label_column] = inp.labels_from_text(list(columns[3]), dataset.label_type)
+    return frame, info

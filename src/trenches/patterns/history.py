@@ -1,0 +1,267 @@
+"""Patterns are immutable: relabel and deactivate keep the old pattern and link the
+new one to it, so that every earlier snapshot can be rebuilt."""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Connection
+
+from trenches import timestamps
+from trenches.db import schema as t
+from trenches.db.engine import read, write
+from trenches.errors import Conflict, InvalidInput, NotFound
+from trenches.patterns import inputs as inp
+from trenches.patterns.datasets import SPLITS, Dataset, Pattern, check_source
+
+if TYPE_CHECKING:
+    from trenches.store import Store
+
+
+@dataclass(frozen=True)
+class PatternChange:
+    """One step in a pattern's history: a relabel or a deactivation, and why."""
+
+    pattern_id: int
+    kind: str
+    new_pattern_id: int | None
+    reason: str
+    changed_by: str | None
+    changed_at: datetime
+
+
+@dataclass(frozen=True)
+class PatternHistory:
+    """A chain of versions of one example, oldest first, with the changes between."""
+
+    patterns: tuple[Pattern, ...]
+    changes: tuple[PatternChange, ...]
+
+    @property
+    def current(self) -> Pattern:
+        return self.patterns[-1]
+
+
+def _user() -> str | None:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name in some containers
+        return None
+
+
+class Patterns:
+    """Every pattern of a store by id: ``store.patterns``."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def _row(self, conn: Connection, pattern_id: int) -> Any:
+        p = t.patterns.c
+        row = conn.execute(
+            select(t.patterns, t.import_batches.c.labelled_by)
+            .select_from(t.patterns.join(t.import_batches, p.batch_id == t.import_batches.c.id))
+            .where(p.id == pattern_id)
+        ).first()
+        if row is None:
+            raise NotFound(f"no pattern with id {pattern_id}")
+        return row
+
+    def _pattern(self, conn: Connection, row: Any) -> Pattern:
+        dataset = self._store.datasets.by_id(row.dataset_id, conn)
+        assert dataset.schema is not None
+        frame = inp.decode(dataset.schema, [row.num], [row.obj])
+        inputs = {c: _plain(frame[c].iloc[0]) for c in frame.columns}
+        label = inp.labels_from_text([row.label], dataset.label_type)[0]
+        return Pattern(
+            id=row.id,
+            dataset=dataset.name,
+            inputs=inputs,
+            label=_plain(label),
+            split=SPLITS[row.split],
+            source=row.source,
+            labelled_by=row.labelled_by,
+            batch_id=row.batch_id,
+            created_at=timestamps.from_us(row.created_at),
+            deactivated_at=(
+                timestamps.from_us(row.deactivated_at) if row.deactivated_at is not None else None
+            ),
+            replaces_id=row.replaces_id,
+            tags=tuple(orjson.loads(row.tags)) if row.tags else (),
+        )
+
+    def get(self, pattern_id: int) -> Pattern:
+        """One pattern by id, active or not."""
+        with read(self._store.engine) as conn:
+            return self._pattern(conn, self._row(conn, pattern_id))
+
+    def relabel(
+        self,
+        pattern_id: int,
+        label: Any,
+        *,
+        source: str,
+        reason: str,
+        labelled_by: str | None = None,
+    ) -> Pattern:
+        """Give a pattern a new label: the old one is deactivated, and a new pattern
+        with the same inputs and split points back to it."""
+        check_source(source)
+        if not reason or not reason.strip():
+            raise InvalidInput("a relabel needs a reason (--reason)")
+        now = timestamps.now_us()
+        p = t.patterns.c
+        with write(self._store.engine) as conn:
+            old = self._row(conn, pattern_id)
+            if old.deactivated_at is not None:
+                raise Conflict(
+                    f"pattern {pattern_id} is inactive (since "
+                    f"{timestamps.iso(old.deactivated_at)}); relabel its current version "
+                    "(see trenches data history)"
+                )
+            dataset: Dataset = self._store.datasets.by_id(old.dataset_id, conn)
+            value = dataset.coerce_label(label)
+            text = inp.label_to_text(_array(value), dataset.label_type or "string")[0]
+            if text == old.label:
+                raise Conflict(f"pattern {pattern_id} already has the label {text!r}")
+            batch_id = conn.execute(
+                insert(t.import_batches).values(
+                    dataset_id=old.dataset_id,
+                    kind="relabel",
+                    source=source,
+                    labelled_by=labelled_by or _user(),
+                    note=reason,
+                    file=None,
+                    rows=1,
+                    created_at=now,
+                )
+            ).inserted_primary_key[0]
+            content = inp.content_hash(old.num, old.obj, text, source, now)
+            new_id = conn.execute(
+                insert(t.patterns).values(
+                    dataset_id=old.dataset_id,
+                    batch_id=batch_id,
+                    source=source,
+                    split=old.split,
+                    input_key=old.input_key,
+                    content_hash=content,
+                    label=text,
+                    num=old.num,
+                    obj=old.obj,
+                    tags=old.tags,
+                    created_at=now,
+                    replaces_id=old.id,
+                )
+            ).inserted_primary_key[0]
+            conn.execute(update(t.patterns).where(p.id == old.id).values(deactivated_at=now))
+            conn.execute(
+                insert(t.pattern_changes).values(
+                    pattern_id=old.id,
+                    kind="relabel",
+                    new_pattern_id=new_id,
+                    reason=reason,
+                    changed_by=labelled_by or _user(),
+                    changed_at=now,
+                )
+            )
+            return self._pattern(conn, self._row(conn, new_id))
+
+    def deactivate(self, pattern_ids: Sequence[int], *, reason: str) -> int:
+        """Take patterns out of every later snapshot; they stay stored. All or nothing."""
+        if not reason or not reason.strip():
+            raise InvalidInput("a deactivation needs a reason (--reason)")
+        ids = list(dict.fromkeys(int(i) for i in pattern_ids))
+        if not ids:
+            raise InvalidInput("name at least one pattern id")
+        now = timestamps.now_us()
+        p = t.patterns.c
+        user = _user()
+        with write(self._store.engine) as conn:
+            found = {
+                r.id: r.deactivated_at
+                for r in conn.execute(select(p.id, p.deactivated_at).where(p.id.in_(ids)))
+            }
+            for i in ids:
+                if i not in found:
+                    raise NotFound(f"no pattern with id {i}; nothing was deactivated")
+                if found[i] is not None:
+                    raise Conflict(
+                        f"pattern {i} is inactive already (since {timestamps.iso(found[i])}); "
+                        "nothing was deactivated"
+                    )
+            conn.execute(update(t.patterns).where(p.id.in_(ids)).values(deactivated_at=now))
+            conn.execute(
+                insert(t.pattern_changes),
+                [
+                    {
+                        "pattern_id": i,
+                        "kind": "deactivate",
+                        "new_pattern_id": None,
+                        "reason": reason,
+                        "changed_by": user,
+                        "changed_at": now,
+                    }
+                    for i in ids
+                ],
+            )
+        return len(ids)
+
+    def history(self, pattern_id: int) -> PatternHistory:
+        """Every version of the example that ``pattern_id`` is one version of."""
+        p = t.patterns.c
+        with read(self._store.engine) as conn:
+            row = self._row(conn, pattern_id)
+            # Back to the first version ...
+            while row.replaces_id is not None:
+                row = self._row(conn, row.replaces_id)
+            chain = [row]
+            # ... then forward through the versions that replaced it.
+            while True:
+                nxt = conn.execute(select(p.id).where(p.replaces_id == chain[-1].id)).first()
+                if nxt is None:
+                    break
+                chain.append(self._row(conn, nxt.id))
+            ids = [r.id for r in chain]
+            c = t.pattern_changes.c
+            changes = conn.execute(
+                select(t.pattern_changes).where(c.pattern_id.in_(ids)).order_by(c.changed_at, c.id)
+            ).all()
+            return PatternHistory(
+                tuple(self._pattern(conn, r) for r in chain),
+                tuple(
+                    PatternChange(
+                        pattern_id=ch.pattern_id,
+                        kind=ch.kind,
+                        new_pattern_id=ch.new_pattern_id,
+                        reason=ch.reason,
+                        changed_by=ch.changed_by,
+                        changed_at=timestamps.from_us(ch.changed_at),
+                    )
+                    for ch in changes
+                ),
+            )
+
+
+def _array(value: Any) -> Any:
+    import numpy as np
+
+    return np.array([value], dtype=object if isinstance(value, str) else None)
+
+
+def _plain(value: Any) -> Any:
+    """NumPy scalars and pandas missing values as plain Python values."""
+    import numpy as np
+    import pandas as pd
+
+    if value is None or value is pd.NA:
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    return value

@@ -1,0 +1,265 @@
+"""Snapshots: the patterns active in a dataset at an instant, with a content digest."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+import orjson
+import pandas as pd
+from sqlalchemy import func, insert, select
+from sqlalchemy.engine import Connection
+
+from trenches import timestamps
+from trenches.db import schema as t
+from trenches.db.engine import read, write
+from trenches.errors import InvalidInput, NotFound
+from trenches.patterns.datasets import SPLITS, Dataset, check_source, membership, read_patterns
+
+if TYPE_CHECKING:
+    from trenches.store import Store
+
+WEIGHTINGS = ("none", "exponential", "inverse-age")
+_DAY_US = 86_400 * 1_000_000
+
+
+class TrainingData(NamedTuple):
+    """What a model is fitted on: ``X, y, sample_weight = snapshot.training_data()``."""
+
+    X: pd.DataFrame
+    y: np.ndarray
+    sample_weight: np.ndarray
+    pattern_ids: np.ndarray
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The patterns of a dataset active at ``as_of``, frozen by their digest.
+
+    Membership is rebuilt from timestamps alone (created_at, deactivated_at and the
+    highest pattern id at the time), so a snapshot stores no list of patterns.
+    """
+
+    id: int
+    dataset: str
+    dataset_id: int
+    as_of: datetime
+    max_pattern_id: int
+    sources: tuple[str, ...] | None
+    digest: str
+    patterns: int
+    note: str | None
+    created_at: datetime
+    _store: Store = field(repr=False, compare=False)
+
+    @property
+    def _as_of_us(self) -> int:
+        return timestamps.to_us(self.as_of)
+
+    def _dataset(self) -> Dataset:
+        return self._store.datasets.by_id(self.dataset_id)
+
+    def data(self, split: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(inputs and label, provenance) of the snapshot's patterns, by pattern id."""
+        return read_patterns(
+            self._dataset(),
+            as_of=self._as_of_us,
+            max_id=self.max_pattern_id,
+            sources=self.sources,
+            split=split,
+        )
+
+    def pattern_ids(self, split: str | None = None) -> np.ndarray:
+        _, info = read_patterns(
+            self._dataset(),
+            as_of=self._as_of_us,
+            max_id=self.max_pattern_id,
+            sources=self.sources,
+            split=split,
+            with_inputs=False,
+        )
+        return info.index.to_numpy()
+
+    def training_data(
+        self,
+        split: str | None = "train",
+        *,
+        weighting: str = "none",
+        half_life_days: float = 30.0,
+        age_offset_days: float = 1.0,
+    ) -> TrainingData:
+        """``X, y, sample_weight`` of one split (``None``: all), for scikit-learn.
+
+        ``weighting``:
+        - ``"none"``: every weight is 1;
+        - ``"exponential"``: a pattern ``half_life_days`` older than the snapshot
+          counts half as much as a new one;
+        - ``"inverse-age"``: weight proportional to ``1 / (age_days + age_offset_days)``.
+
+        Recency weights are scaled so that they average 1.
+        """
+        if weighting not in WEIGHTINGS:
+            raise InvalidInput(f"weighting {weighting!r} must be one of {', '.join(WEIGHTINGS)}")
+        dataset = self._dataset()
+        frame, info = self.data(split)
+        y = frame.pop(dataset.label_column).to_numpy()
+        age = self.as_of - info["created_at"]
+        age_days = np.maximum((age / pd.Timedelta(days=1)).to_numpy(dtype=np.float64), 0.0)
+        if weighting == "none":
+            weights = np.ones(len(frame))
+        elif weighting == "exponential":
+            if half_life_days <= 0:
+                raise InvalidInput("half_life_days must be positive")
+            weights = np.power(0.5, age_days / half_life_days)
+        else:
+            if age_offset_days <= 0:
+                raise InvalidInput("age_offset_days must be positive")
+            weights = 1.0 / (age_days + age_offset_days)
+        if len(weights) and weighting != "none":
+            weights = weights / weights.mean()
+        return TrainingData(frame, y, weights, frame.index.to_numpy())
+
+    def counts(self) -> pd.DataFrame:
+        """Pattern counts by split, source and label."""
+        frame, info = self.data()
+        dataset = self._dataset()
+        return (
+            pd.DataFrame(
+                {
+                    "split": info["split"].astype(str),
+                    "source": info["source"],
+                    "label": frame[dataset.label_column].astype(str),
+                }
+            )
+            .value_counts()
+            .rename("patterns")
+            .reset_index()
+            .sort_values(["split", "source", "label"], ignore_index=True)
+        )
+
+    def verify(self) -> bool:
+        """Rebuild the membership from timestamps and check that the digest matches."""
+        with read(self._store.engine) as conn:
+            digest, _ = _digest(
+                conn, self.dataset_id, self._as_of_us, self.max_pattern_id, self.sources
+            )
+        return digest == self.digest
+
+
+def _digest(
+    conn: Connection,
+    dataset_id: int,
+    as_of: int,
+    max_id: int,
+    sources: Sequence[str] | None,
+) -> tuple[str, int]:
+    p = t.patterns.c
+    hashes = conn.execute(
+        select(p.content_hash).where(
+            *membership(dataset_id, as_of=as_of, max_id=max_id, sources=sources)
+        )
+    ).scalars().all()
+    # Sorted, so the digest depends on the content, not on ids or insertion order.
+    arr = np.array([bytes(h) for h in hashes], dtype="V16")
+    arr.sort()
+    h = hashlib.sha256()
+    h.update(arr.tobytes())
+    return h.hexdigest(), len(arr)
+
+
+def _snapshot(store: Store, row: Any, dataset_name: str) -> Snapshot:
+    return Snapshot(
+        id=row.id,
+        dataset=dataset_name,
+        dataset_id=row.dataset_id,
+        as_of=timestamps.from_us(row.as_of),
+        max_pattern_id=row.max_pattern_id,
+        sources=tuple(orjson.loads(row.sources)) if row.sources else None,
+        digest=row.digest,
+        patterns=row.patterns,
+        note=row.note,
+        created_at=timestamps.from_us(row.created_at),
+        _store=store,
+    )
+
+
+def take_snapshot(
+    store: Store,
+    dataset: Dataset,
+    *,
+    as_of: str | datetime | int | None = None,
+    sources: Sequence[str] | None = None,
+    note: str | None = None,
+) -> Snapshot:
+    now = timestamps.now_us()
+    when = timestamps.parse(as_of, what="as_of")
+    if when is None:
+        when = now
+    elif when > now:
+        raise InvalidInput(
+            f"as_of {timestamps.iso(when)} is in the future; a snapshot can only freeze "
+            "what has happened"
+        )
+    src = sorted({check_source(s) for s in sources}) if sources else None
+    with write(store.engine) as conn:
+        max_id = (
+            conn.execute(
+                select(func.max(t.patterns.c.id)).where(t.patterns.c.dataset_id == dataset.id)
+            ).scalar()
+            or 0
+        )
+        digest, count = _digest(conn, dataset.id, when, max_id, src)
+        if count == 0:
+            what = f" from {', '.join(src)}" if src else ""
+            raise InvalidInput(
+                f"dataset {dataset.name!r} had no active patterns{what} at "
+                f"{timestamps.iso(when)}; nothing to snapshot"
+            )
+        snapshot_id = conn.execute(
+            insert(t.snapshots).values(
+                dataset_id=dataset.id,
+                as_of=when,
+                max_pattern_id=max_id,
+                sources=orjson.dumps(src).decode() if src else None,
+                digest=digest,
+                patterns=count,
+                note=note,
+                created_at=now,
+            )
+        ).inserted_primary_key[0]
+        row = conn.execute(select(t.snapshots).where(t.snapshots.c.id == snapshot_id)).one()
+    return _snapshot(store, row, dataset.name)
+
+
+def list_snapshots(store: Store, dataset: Dataset) -> list[Snapshot]:
+    with read(store.engine) as conn:
+        rows = conn.execute(
+            select(t.snapshots)
+            .where(t.snapshots.c.dataset_id == dataset.id)
+            .order_by(t.snapshots.c.id)
+        ).all()
+    return [_snapshot(store, r, dataset.name) for r in rows]
+
+
+class Snapshots:
+    """Snapshots by id: ``store.snapshots``."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def get(self, snapshot_id: int) -> Snapshot:
+        with read(self._store.engine) as conn:
+            row = conn.execute(select(t.snapshots).where(t.snapshots.c.id == snapshot_id)).first()
+            if row is None:
+                raise NotFound(f"no snapshot with id {snapshot_id}")
+            name = conn.execute(
+                select(t.datasets.c.name).where(t.datasets.c.id == row.dataset_id)
+            ).scalar_one()
+        return _snapshot(self._store, row, name)
+
+
+__all__ = ["SPLITS", "WEIGHTINGS", "Snapshot", "Snapshots", "TrainingData"]

@@ -1,0 +1,89 @@
+"""The Store: one object that binds the database and the artifact store."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import TracebackType
+
+from sqlalchemy import Engine
+
+from trenches import config
+from trenches.db import migrate
+from trenches.db.engine import make_engine
+from trenches.errors import NotFound
+from trenches.patterns.datasets import Datasets
+from trenches.patterns.history import Patterns
+from trenches.patterns.snapshots import Snapshots
+
+
+class Store:
+    """A trenches store: ``store.datasets``, ``store.patterns``, ``store.snapshots``.
+
+    Open one with :func:`trenches.open`.
+    """
+
+    def __init__(self, location: config.Location, engine: Engine) -> None:
+        self.location = location
+        self.engine = engine
+        self.datasets = Datasets(self)
+        self.patterns = Patterns(self)
+        self.snapshots = Snapshots(self)
+
+    @property
+    def url(self) -> str:
+        """The database URL, with any password hidden."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    @property
+    def artifacts(self) -> str:
+        return self.location.artifacts
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.location.sqlite_path is not None
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Store {self.url}>"
+
+
+def open(  # noqa: A001 - trenches.open() is the public name, as in sqlite3 and shelve
+    path_or_url: str | os.PathLike[str] | None = None, *, create: bool = True
+) -> Store:
+    """Open a store, creating it (and upgrading its schema) as needed.
+
+    ``path_or_url``: see :func:`trenches.config.resolve`; by default
+    ``$TRENCHES_DB_URL`` or ``.trenches/trenches.db`` in the working directory.
+    With ``create=False``, a store that does not exist yet is an error.
+    """
+    location = config.resolve(path_or_url)
+    if location.sqlite_path is not None:
+        if not location.sqlite_path.exists():
+            if not create:
+                raise NotFound(
+                    f"no trenches store at {location.sqlite_path}; run `trenches init` "
+                    f"first, or set {config.ENV_DB_URL}"
+                )
+            location.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(location.db_url)
+    if not create and not migrate.schema_exists(engine):
+        engine.dispose()
+        raise NotFound(f"the database {location.db_url} holds no trenches store; run `trenches init`")
+    migrate.upgrade(engine)
+    if "://" not in location.artifacts:
+        Path(location.artifacts).mkdir(parents=True, exist_ok=True)
+    return Store(location, engine)
