@@ -97,6 +97,40 @@ class Pattern:
         return self.deactivated_at is None
 
 
+@dataclass(frozen=True)
+class DatasetSummary:
+    """What ``trenches data show`` prints."""
+
+    name: str
+    task: str
+    label_column: str
+    schema: inp.InputSchema | None
+    active: int
+    inactive: int
+    imports: int
+    snapshots: int
+    by_split: dict[str, int]
+    by_source: dict[str, int]
+    by_label: dict[str, int]
+    by_month: dict[str, int]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "task": self.task,
+            "label": self.label_column,
+            "schema": [c.to_json() for c in self.schema.columns] if self.schema else None,
+            "active": self.active,
+            "inactive": self.inactive,
+            "imports": self.imports,
+            "snapshots": self.snapshots,
+            "by_split": self.by_split,
+            "by_source": self.by_source,
+            "by_label": self.by_label,
+            "by_month": self.by_month,
+        }
+
+
 @contextmanager
 def _no_gc() -> Iterator[None]:
     # Building millions of small objects triggers the cyclic collector over and over;
@@ -421,6 +455,53 @@ class Dataset:
             with_inputs=False,
         )
         return info
+
+    def summary(self) -> DatasetSummary:
+        """Counts of the active patterns by split, source, label and month of arrival."""
+        p = t.patterns.c
+        active = [p.dataset_id == self.id, p.deactivated_at.is_(None)]
+
+        def counts(column: Any) -> dict[Any, int]:
+            with read(self._store.engine) as conn:
+                rows = conn.execute(
+                    select(column, func.count()).where(*active).group_by(column).order_by(column)
+                ).all()
+            return {k: int(n) for k, n in rows}
+
+        with read(self._store.engine) as conn:
+            total, inactive = conn.execute(
+                select(
+                    func.count(),
+                    func.count(p.deactivated_at),
+                ).where(p.dataset_id == self.id)
+            ).one()
+            batches = conn.execute(
+                select(func.count()).where(t.import_batches.c.dataset_id == self.id)
+            ).scalar_one()
+            snaps = conn.execute(
+                select(func.count()).where(t.snapshots.c.dataset_id == self.id)
+            ).scalar_one()
+            times = conn.execute(
+                select(p.created_at, func.count()).where(*active).group_by(p.created_at)
+            ).all()
+        by_month: dict[str, int] = {}
+        for us, n in sorted(times):
+            month = timestamps.from_us(us).strftime("%Y-%m")
+            by_month[month] = by_month.get(month, 0) + int(n)
+        return DatasetSummary(
+            name=self.name,
+            task=self.task,
+            label_column=self.label_column,
+            schema=self.schema,
+            active=int(total) - int(inactive),
+            inactive=int(inactive),
+            imports=int(batches),
+            snapshots=int(snaps),
+            by_split={SPLITS[k]: v for k, v in counts(p.split).items()},
+            by_source=counts(p.source),
+            by_label=counts(p.label),
+            by_month=by_month,
+        )
 
     # --- snapshots and quality --------------------------------------------------
 

@@ -1,0 +1,66 @@
+"""The ``trenches`` command: ``trenches NOUN VERB``, plus top-level jobs.
+
+Exit statuses: 0 ok, 1 a check failed, 2 bad usage or input.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.markup import escape
+
+from trenches.cli import data as data_cli
+from trenches.cli import store as store_cli
+from trenches.cli._output import err_console, state
+from trenches.errors import TrenchesError
+
+app = typer.Typer(
+    name="trenches",
+    help=(
+        "trenches keeps the whole life of a machine-learning model in one database: "
+        "patterns with provenance, snapshots, data quality, and (coming) runs, models, "
+        "problems, gates and production monitoring.\n\n"
+        "Start with `trenches init` in your project folder, or `trenches demo` for a tour."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode="markdown",
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(
+        False, "--debug", help="Show the full traceback when something fails."
+    ),
+    store: str = typer.Option(
+        None,
+        "--store",
+        envvar="TRENCHES_DB_URL",
+        show_envvar=True,
+        help="Store folder, SQLite file or database URL (default: .trenches/ here).",
+    ),
+) -> None:
+    state.debug = debug
+    state.store = store
+
+
+app.add_typer(data_cli.app, name="data")
+store_cli.register(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the console script; maps trenches errors to exit statuses.
+
+    Typer handles usage errors itself (exit 2, with the usage line).
+    """
+    try:
+        app(args=argv, prog_name="trenches")
+    except TrenchesError as e:
+        if state.debug:
+            raise
+        err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
+        sys.exit(e.exit_code)

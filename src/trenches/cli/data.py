@@ -1,0 +1,380 @@
+"""``trenches data ...``: datasets, patterns, snapshots and data quality."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from trenches import timestamps
+from trenches.cli._output import console, open_store, print_json, progress_bar
+from trenches.errors import CheckFailed, InvalidInput
+from trenches.patterns.datasets import SPLITS
+from trenches.quality import KINDS
+
+app = typer.Typer(
+    help="Datasets and their patterns: import, relabel, snapshot, check.",
+    no_args_is_help=True,
+)
+
+
+def _splits(value: str) -> tuple[float, float, float]:
+    try:
+        parts = tuple(float(x) for x in value.split(","))
+    except ValueError:
+        raise InvalidInput(f"--splits {value!r} must be three numbers like 0.7,0.15,0.15") from None
+    if len(parts) != 3:
+        raise InvalidInput(f"--splits {value!r} must be three numbers like 0.7,0.15,0.15")
+    return parts  # type: ignore[return-value]
+
+
+@app.command("create")
+def create(
+    name: str = typer.Argument(..., help="Dataset name, e.g. cancer."),
+    task: str = typer.Option(..., "--task", help="classification or regression."),
+    label: str = typer.Option(..., "--label", help="The column that holds the label."),
+    text: str = typer.Option(None, "--text", help="A free-text input column."),
+    schema: str = typer.Option(
+        None,
+        "--schema",
+        help="Input columns and types, e.g. 'radius:number,grade:integer,site:string'. "
+        "Default: inferred from the first import.",
+    ),
+    splits: str = typer.Option(
+        "0.7,0.15,0.15", "--splits", help="train,validation,test ratios."
+    ),
+    description: str = typer.Option(None, "--description"),
+) -> None:
+    """Create a dataset.
+
+    Example: `trenches data create cancer --task classification --label target`
+    """
+    with open_store() as store:
+        ds = store.datasets.create(
+            name,
+            task=task,
+            label=label,
+            text=text,
+            schema=schema,
+            splits=_splits(splits),
+            description=description,
+        )
+    console.print(f"created dataset [bold]{ds.name}[/] ({ds.task}, label {ds.label_column!r})")
+
+
+@app.command("add")
+def add(
+    file: Path = typer.Argument(..., help="A .csv, .parquet or .jsonl file of patterns."),
+    dataset: str = typer.Option(..., "--dataset", "-d", help="The dataset to add to."),
+    source: str = typer.Option(
+        ..., "--source", help="Where the labels come from: expert, crowd, production, ..."
+    ),
+    labelled_by: str = typer.Option(None, "--labelled-by", help="Who labelled them."),
+    note: str = typer.Option(None, "--note", help="A note kept with the import."),
+    created_at: str = typer.Option(
+        None, "--created-at", help="When these patterns arrived (default now), ISO 8601."
+    ),
+    tag: list[str] = typer.Option([], "--tag", help="A tag for every pattern (repeatable)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Import patterns from a file: one transaction, all rows or none.
+
+    Example: `trenches data add batch1.csv --dataset cancer --source expert --labelled-by dr.who`
+    """
+    with open_store() as store:
+        ds = store.datasets.get(dataset)
+        with progress_bar(f"importing {file.name}", None) as advance:
+            result = ds.add_file(
+                file,
+                source=source,
+                labelled_by=labelled_by,
+                note=note,
+                created_at=created_at,
+                tags=tag,
+                progress=advance,
+            )
+    if as_json:
+        print_json(result.__dict__)
+        return
+    splits = ", ".join(f"{k} {v}" for k, v in result.by_split.items())
+    console.print(
+        f"added {result.rows} patterns to [bold]{result.dataset}[/] from {file} "
+        f"(ids {result.first_id}-{result.last_id}, import {result.batch_id}; {splits})"
+    )
+
+
+@app.command("relabel")
+def relabel(
+    pattern_id: int = typer.Argument(..., help="The pattern to relabel."),
+    label: str = typer.Argument(..., help="The new label."),
+    source: str = typer.Option(..., "--source", help="Who decided: expert, crowd, ..."),
+    reason: str = typer.Option(..., "--reason", help="Why the label changes."),
+    labelled_by: str = typer.Option(None, "--labelled-by"),
+) -> None:
+    """Give a pattern a new label. The old pattern is kept, deactivated, and the new one
+    points back to it.
+
+    Example: `trenches data relabel 42 malignant --source expert --reason "biopsy result"`
+    """
+    with open_store() as store:
+        new = store.patterns.relabel(
+            pattern_id, label, source=source, reason=reason, labelled_by=labelled_by
+        )
+    console.print(
+        f"pattern {pattern_id} relabelled: new pattern {new.id} has label {new.label!r} "
+        f"(split {new.split})"
+    )
+
+
+@app.command("deactivate")
+def deactivate(
+    pattern_ids: list[int] = typer.Argument(..., help="Pattern ids."),
+    reason: str = typer.Option(..., "--reason", help="Why they leave the data."),
+) -> None:
+    """Take patterns out of later snapshots. They stay stored; earlier snapshots keep them.
+
+    Example: `trenches data deactivate 17 18 --reason "duplicate of 16"`
+    """
+    with open_store() as store:
+        n = store.patterns.deactivate(pattern_ids, reason=reason)
+    console.print(f"deactivated {n} pattern{'s' if n != 1 else ''}")
+
+
+@app.command("history")
+def history(
+    pattern_id: int = typer.Argument(..., help="Any version of the pattern."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Show every version of a pattern: labels, sources, times, and the reasons for changes.
+
+    Example: `trenches data history 42`
+    """
+    with open_store() as store:
+        h = store.patterns.history(pattern_id)
+    reasons = {c.pattern_id: c for c in h.changes}
+    if as_json:
+        print_json(
+            {
+                "patterns": [
+                    {
+                        "id": p.id,
+                        "label": p.label,
+                        "source": p.source,
+                        "labelled_by": p.labelled_by,
+                        "split": p.split,
+                        "created_at": timestamps.iso(timestamps.to_us(p.created_at)),
+                        "deactivated_at": timestamps.iso(timestamps.to_us(p.deactivated_at))
+                        if p.deactivated_at
+                        else None,
+                        "replaces_id": p.replaces_id,
+                        "change": (
+                            {"kind": reasons[p.id].kind, "reason": reasons[p.id].reason,
+                             "by": reasons[p.id].changed_by}
+                            if p.id in reasons else None
+                        ),
+                    }
+                    for p in h.patterns
+                ],
+            }
+        )
+        return
+    first = h.patterns[0]
+    console.print(f"[bold]dataset {first.dataset}[/], split {first.split}, inputs: {first.inputs}")
+    table = Table("id", "label", "source", "labelled by", "created", "deactivated", "why")
+    for p in h.patterns:
+        change = reasons.get(p.id)
+        table.add_row(
+            str(p.id),
+            str(p.label),
+            p.source,
+            p.labelled_by or "",
+            p.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            p.deactivated_at.strftime("%Y-%m-%d %H:%M:%S") if p.deactivated_at else "active",
+            f"{change.kind}: {change.reason}" if change else "",
+        )
+    console.print(table)
+
+
+@app.command("snapshot")
+def snapshot(
+    name: str = typer.Argument(..., help="The dataset."),
+    as_of: str = typer.Option(None, "--as-of", help="Freeze the data as it was then."),
+    sources: str = typer.Option(
+        None, "--sources", help="Only these label sources, comma-separated: expert,crowd."
+    ),
+    note: str = typer.Option(None, "--note"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Freeze the active patterns into a snapshot with a content digest.
+
+    Example: `trenches data snapshot cancer --as-of 2026-03-01 --sources expert`
+    """
+    with open_store() as store:
+        ds = store.datasets.get(name)
+        snap = ds.snapshot(
+            as_of=as_of,
+            sources=[s.strip() for s in sources.split(",") if s.strip()] if sources else None,
+            note=note,
+        )
+    if as_json:
+        print_json(_snapshot_json(snap))
+        return
+    console.print(
+        f"snapshot [bold]{snap.id}[/] of {snap.dataset}: {snap.patterns} patterns as of "
+        f"{snap.as_of:%Y-%m-%d %H:%M:%S}"
+        + (f" from {', '.join(snap.sources)}" if snap.sources else "")
+        + f"\ndigest {snap.digest}"
+    )
+
+
+def _snapshot_json(snap: object) -> dict[str, object]:
+    from trenches.patterns.snapshots import Snapshot
+
+    assert isinstance(snap, Snapshot)
+    return {
+        "id": snap.id,
+        "dataset": snap.dataset,
+        "as_of": timestamps.iso(timestamps.to_us(snap.as_of)),
+        "sources": list(snap.sources) if snap.sources else None,
+        "patterns": snap.patterns,
+        "digest": snap.digest,
+        "max_pattern_id": snap.max_pattern_id,
+        "note": snap.note,
+    }
+
+
+@app.command("list")
+def list_(as_json: bool = typer.Option(False, "--json")) -> None:
+    """List the datasets with their pattern counts.
+
+    Example: `trenches data list`
+    """
+    with open_store() as store:
+        summaries = [d.summary() for d in store.datasets.list()]
+    if as_json:
+        print_json([s.to_json() for s in summaries])
+        return
+    if not summaries:
+        console.print("no datasets yet; create one with `trenches data create`")
+        return
+    table = Table("dataset", "task", "label", "active", "inactive", *SPLITS, "sources", "snapshots")
+    for s in summaries:
+        table.add_row(
+            s.name,
+            s.task,
+            s.label_column,
+            str(s.active),
+            str(s.inactive),
+            *(str(s.by_split.get(k, 0)) for k in SPLITS),
+            ", ".join(s.by_source),
+            str(s.snapshots),
+        )
+    console.print(table)
+
+
+@app.command("show")
+def show(
+    name: str = typer.Argument(..., help="The dataset."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Counts of a dataset's active patterns by split, source, label and month.
+
+    Example: `trenches data show cancer`
+    """
+    with open_store() as store:
+        ds = store.datasets.get(name)
+        s = ds.summary()
+        snaps = ds.snapshots()
+    if as_json:
+        out = s.to_json()
+        out["snapshot_list"] = [_snapshot_json(x) for x in snaps]
+        print_json(out)
+        return
+    console.print(
+        f"[bold]{s.name}[/]: {s.task}, label {s.label_column!r}; {s.active} active patterns, "
+        f"{s.inactive} inactive, {s.imports} imports, {s.snapshots} snapshots"
+    )
+    if s.schema:
+        console.print("inputs: " + ", ".join(f"{c.name} ({c.type})" for c in s.schema.columns))
+    for title, counts in (
+        ("split", s.by_split),
+        ("source", s.by_source),
+        ("label", s.by_label),
+        ("month", s.by_month),
+    ):
+        table = Table(title, "patterns", "share", title_justify="left")
+        total = sum(counts.values()) or 1
+        for k, v in counts.items():
+            table.add_row(str(k), str(v), f"{v / total:.1%}")
+        console.print(table)
+    if snaps:
+        table = Table("snapshot", "as of", "patterns", "sources", "digest")
+        for x in snaps:
+            table.add_row(
+                str(x.id),
+                f"{x.as_of:%Y-%m-%d %H:%M}",
+                str(x.patterns),
+                ", ".join(x.sources) if x.sources else "all",
+                x.digest[:16],
+            )
+        console.print(table)
+
+
+@app.command("check")
+def check(
+    name: str = typer.Argument(..., help="The dataset."),
+    snapshot: int = typer.Option(None, "--snapshot", help="Check this snapshot's patterns."),
+    fail_on: str = typer.Option(
+        None,
+        "--fail-on",
+        help="Exit with status 1 when any of these kinds is found, comma-separated: "
+        + ", ".join(k for k in KINDS if k != "source-mix")
+        + ", or all.",
+    ),
+    precision: int = typer.Option(
+        4, "--precision", help="Significant digits numbers are compared at for leakage."
+    ),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Report duplicates, conflicting labels, leakage across splits, missing values, class
+    balance, the mix of label sources, and likely label errors, with the pattern ids.
+
+    Example: `trenches data check cancer --fail-on leakage,conflicting-labels`
+    """
+    kinds: list[str] = []
+    if fail_on:
+        kinds = [k.strip() for k in fail_on.split(",") if k.strip()]
+        if kinds == ["all"]:
+            kinds = [k for k in KINDS if k != "source-mix"]
+        unknown = [k for k in kinds if k not in KINDS or k == "source-mix"]
+        if unknown:
+            raise InvalidInput(
+                f"--fail-on {unknown[0]!r} is not a kind; use "
+                + ", ".join(k for k in KINDS if k != "source-mix")
+            )
+    with open_store() as store:
+        report = store.datasets.get(name).check(snapshot=snapshot, precision=precision)
+    found = report.found(kinds)
+    if as_json:
+        out = report.to_json()
+        out["failed_on"] = found
+        print_json(out)
+    else:
+        what = f"snapshot {snapshot}" if snapshot else "active patterns"
+        console.print(f"[bold]{report.dataset}[/]: {report.patterns} {what}")
+        table = Table("check", "result", "patterns", "examples (ids)")
+        for f in report.findings:
+            mark = "[red]found[/]" if f.found else "[green]ok[/]"
+            if f.kind == "source-mix":
+                mark = "info"
+            examples = (
+                "; ".join(" ".join(str(i) for i in g) for g in f.groups[:3])
+                if f.groups
+                else " ".join(str(i) for i in f.pattern_ids[:8])
+            )
+            table.add_row(f"{f.kind}\n[dim]{f.summary}[/]", mark, str(len(f.pattern_ids)),
+                          examples)
+        console.print(table)
+    if found:
+        raise CheckFailed(f"found {', '.join(found)} (--fail-on)")

@@ -1,0 +1,185 @@
+"""``trenches demo``: a small project built from scikit-learn's breast-cancer data.
+
+Patterns arrive over four simulated months from an expert and from a noisy crowd;
+a few duplicates, conflicting labels and near-copies across splits are planted;
+a snapshot freezes the data, and the quality report finds what was planted.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+import trenches
+from trenches.patterns.inputs import splits_of
+
+MONTHS = ["2026-01-15", "2026-02-15", "2026-03-15", "2026-04-15"]
+
+
+def _cancer() -> pd.DataFrame:
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_breast_cancer(as_frame=True)
+    frame = data.frame.drop(columns=["target"])
+    frame.columns = [c.replace(" ", "_") for c in frame.columns]
+    frame["diagnosis"] = np.where(data.target == 0, "malignant", "benign")
+    return frame
+
+
+def _say(console: Console, text: str) -> None:
+    console.print(f"\n[bold cyan]>[/] {text}")
+
+
+def run(folder: Path, console: Console) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    store = trenches.open(folder / ".trenches")
+    if "cancer" in store.datasets:
+        console.print(
+            f"a demo project exists in {folder.resolve()} already; run the demo in an "
+            "empty folder"
+        )
+        store.close()
+        return
+    rng = np.random.default_rng(7)
+    frame = _cancer()
+    order = rng.permutation(len(frame))
+    frame = frame.iloc[order].reset_index(drop=True)
+
+    _say(console, f"A store in {store.location.sqlite_path}: SQLite, WAL, with Alembic migrations.")
+    ds = store.datasets.create("cancer", task="classification", label="diagnosis")
+    console.print(
+        "Created dataset [bold]cancer[/]: 30 numeric inputs, label 'diagnosis' "
+        "(malignant / benign); the schema is inferred from the first import."
+    )
+
+    _say(console, "Patterns arrive over four months: most from an expert, some from a noisy crowd.")
+    batches = np.array_split(np.arange(len(frame)), len(MONTHS))
+    crowd_flipped: list[int] = []
+    for month, rows in zip(MONTHS, batches, strict=True):
+        part = frame.iloc[rows]
+        n_crowd = len(part) // 4
+        expert, crowd = part.iloc[n_crowd:], part.iloc[:n_crowd].copy()
+        # The crowd gets about one label in eight wrong.
+        flip = rng.random(len(crowd)) < 0.12
+        crowd.loc[flip, "diagnosis"] = crowd.loc[flip, "diagnosis"].map(
+            {"malignant": "benign", "benign": "malignant"}
+        )
+        crowd_flipped += list(np.flatnonzero(flip))
+        when = datetime.fromisoformat(month).replace(tzinfo=UTC)
+        r1 = ds.add(expert, source="expert", labelled_by="dr.house", created_at=when)
+        r2 = ds.add(crowd, source="crowd", labelled_by="crowd-vendor", created_at=when)
+        console.print(
+            f"  {month}: {r1.rows} expert + {r2.rows} crowd patterns "
+            f"(ids {r1.first_id}-{r2.last_id})"
+        )
+
+    _say(console, "Some mistakes creep in, as they do: we plant them to see them found.")
+    month = datetime.fromisoformat("2026-05-15").replace(tzinfo=UTC)
+    # Rows 200-260 came from the expert in February (the crowd's share comes first).
+    dupes = frame.iloc[200:204]
+    conflicts = frame.iloc[210:213].copy()
+    conflicts["diagnosis"] = conflicts["diagnosis"].map(
+        {"malignant": "benign", "benign": "malignant"}
+    )
+    # Near-copies (the 9th significant digit differs) that the split hash sends to another
+    # split than their original: leakage a plain duplicate check would miss.
+    near = _near_copies_in_other_splits(ds, frame.iloc[220:400], want=3)
+    ds.add(dupes, source="expert", labelled_by="dr.house", created_at=month,
+           note="re-sent by the hospital")
+    ds.add(conflicts, source="crowd", labelled_by="crowd-vendor", created_at=month)
+    ds.add(near, source="crowd", labelled_by="crowd-vendor", created_at=month,
+           note="re-measured")
+    console.print(
+        f"  {len(dupes)} exact duplicates, {len(conflicts)} inputs with a conflicting label, "
+        f"{len(near)} near-copies in another split"
+    )
+
+    _say(console, "The expert reviews one crowd label; patterns are immutable, so the old "
+         "one is kept and the new one points back to it.")
+    info = ds.pattern_info()
+    crowd_ids = info.index[info["source"] == "crowd"].to_numpy()
+    pid = int(crowd_ids[0])
+    old = store.patterns.get(pid)
+    new_label = "benign" if old.label == "malignant" else "malignant"
+    new = store.patterns.relabel(pid, new_label, source="expert", labelled_by="dr.house",
+                                 reason="second opinion")
+    history = store.patterns.history(new.id)
+    for p in history.patterns:
+        state = "active" if p.active else f"deactivated {p.deactivated_at:%Y-%m-%d}"
+        console.print(f"  pattern {p.id}: {p.label} by {p.source} ({state})")
+
+    _say(console, "Snapshots freeze what a model trains on, with a content digest.")
+    snap_all = ds.snapshot(note="all sources")
+    snap_march = ds.snapshot(as_of="2026-03-31", sources=["expert"], note="expert, Q1")
+    rebuilt = snap_march.verify()
+    for s in (snap_all, snap_march):
+        console.print(
+            f"  snapshot {s.id}: {s.patterns} patterns as of {s.as_of:%Y-%m-%d}"
+            f"{' from ' + ', '.join(s.sources) if s.sources else ''}, digest {s.digest[:16]}..."
+        )
+    console.print(f"  rebuilt from timestamps alone, snapshot {snap_march.id} gives the same "
+                  f"digest: {rebuilt}")
+    X, y, w, _ = snap_all.training_data("train", weighting="exponential", half_life_days=60)
+    console.print(
+        f"  training data: X {X.shape[0]}x{X.shape[1]}, recency weights (half-life 60 days) "
+        f"from {w.min():.2f} for the oldest to {w.max():.2f} for the newest"
+    )
+
+    summary = ds.summary()
+    table = Table("split", "patterns", title="cancer, active patterns", title_justify="left")
+    for k, v in summary.by_split.items():
+        table.add_row(k, str(v))
+    console.print(table)
+
+    _say(console, f"The quality report on snapshot {snap_all.id} finds what was planted.")
+    report = ds.check(snapshot=snap_all.id)
+    table = Table("check", "result", "patterns", "examples (ids)")
+    for f in report.findings:
+        mark = "info" if f.kind == "source-mix" else ("[red]found[/]" if f.found else "[green]ok[/]")
+        examples = (
+            "; ".join(" ".join(str(i) for i in g) for g in f.groups[:3])
+            if f.groups else " ".join(str(i) for i in f.pattern_ids[:8])
+        )
+        table.add_row(f"{f.kind}\n[dim]{f.summary}[/]", mark, str(len(f.pattern_ids)), examples)
+    console.print(table)
+    label_errors = set(report.finding("label-errors").pattern_ids)
+    crowd_found = len(label_errors & set(int(i) for i in crowd_ids))
+    console.print(
+        f"  of {len(label_errors)} likely label errors, {crowd_found} are crowd labels "
+        f"(the crowd flipped {len(crowd_flipped)} labels on purpose)"
+    )
+    _say(console, "Next: `trenches data show cancer`, `trenches data check cancer --json`, "
+         "`trenches data history " + str(new.id) + "` in " + str(folder.resolve()))
+    store.close()
+
+
+def _near_copies_in_other_splits(
+    ds: trenches.Dataset, candidates: pd.DataFrame, want: int
+) -> pd.DataFrame:
+    """Copies of candidates nudged in the 9th digit that the split hash puts elsewhere."""
+    from trenches.patterns import inputs as inp
+
+    assert ds.schema is not None
+    out = []
+    for i in range(len(candidates)):
+        row = candidates.iloc[[i]]
+        copy = row.copy()
+        copy["mean_radius"] = copy["mean_radius"] * (1 + 1e-8)
+        keys = []
+        for f in (row, copy):
+            cols = {
+                c.name: inp.coerce(f[c.name], c.type, file=None, offset=0, field=c.name)
+                for c in ds.schema.columns
+            }
+            keys.append(inp.encode(ds.schema, cols, 1, ds.salt).keys[0])
+        a, b = splits_of(keys, ds.split_ratios)
+        if a != b:
+            out.append(copy)
+        if len(out) == want:
+            break
+    return pd.concat(out) if out else candidates.iloc[:0]

@@ -1,0 +1,172 @@
+"""Fixtures: a store on SQLite and on a real PostgreSQL server, and small datasets.
+
+The PostgreSQL server is started by the tests themselves (initdb + pg_ctl in a
+temporary folder, one per pytest worker); each test gets a database of its own.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import trenches
+
+
+def _pg_bin() -> Path | None:
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).resolve().parent
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(candidates[-1]).parent if candidates else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class PostgresServer:
+    """A throwaway PostgreSQL cluster on loopback, owned by the test run."""
+
+    def __init__(self) -> None:
+        bin_dir = _pg_bin()
+        if bin_dir is None:
+            raise RuntimeError(
+                "PostgreSQL's initdb was not found; install the server "
+                "(apt-get install -y postgresql) or run .ci/run"
+            )
+        self.bin = bin_dir
+        self.dir = Path(tempfile.mkdtemp(prefix="trenches-pg-"))
+        self.data = self.dir / "data"
+        self.port = _free_port()
+        self.user = "trenches"
+        env = dict(os.environ)
+        cmd_prefix: list[str] = []
+        if os.geteuid() == 0:
+            # PostgreSQL refuses to run as root: run it as the owner of the folder.
+            shutil.chown(self.dir, user="postgres")
+            cmd_prefix = ["runuser", "-u", "postgres", "--"]
+        self._prefix = cmd_prefix
+        subprocess.run(
+            [*cmd_prefix, str(self.bin / "initdb"), "-D", str(self.data), "-U", self.user,
+             "-A", "trust", "--no-sync", "-E", "UTF8"],
+            check=True, capture_output=True, env=env,
+        )
+        subprocess.run(
+            [*cmd_prefix, str(self.bin / "pg_ctl"), "-D", str(self.data), "-w", "-l",
+             str(self.dir / "log"), "-o",
+             f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
+             "-c synchronous_commit=off -c full_page_writes=off",
+             "start"],
+            check=True, capture_output=True, env=env,
+        )
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql+psycopg://{self.user}@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self) -> str:
+        import psycopg
+
+        name = "t_" + uuid.uuid4().hex[:12]
+        with psycopg.connect(
+            f"host=127.0.0.1 port={self.port} user={self.user} dbname=postgres", autocommit=True
+        ) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+        return name
+
+    def drop_database(self, name: str) -> None:
+        import psycopg
+
+        with psycopg.connect(
+            f"host=127.0.0.1 port={self.port} user={self.user} dbname=postgres", autocommit=True
+        ) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+    def stop(self) -> None:
+        subprocess.run(
+            [*self._prefix, str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate",
+             "stop"],
+            capture_output=True,
+        )
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL (or folder) for a new, empty store on each backend."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "store")
+        return
+    server: PostgresServer = request.getfixturevalue("postgres")
+    name = server.create_database()
+    try:
+        yield server.url(name)
+    finally:
+        server.drop_database(name)
+
+
+@pytest.fixture
+def store(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[trenches.Store]:
+    """An open, empty store, on SQLite and on PostgreSQL."""
+    monkeypatch.setenv("TRENCHES_ARTIFACTS", str(tmp_path / "artifacts"))
+    s = trenches.open(store_url)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[trenches.Store]:
+    s = trenches.open(tmp_path / "store")
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def make_frame(n: int = 200, seed: int = 0) -> pd.DataFrame:
+    """A small tabular classification frame: numbers, an integer, a category, a label."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "radius": rng.normal(10, 2, n),
+            "texture": rng.normal(20, 4, n),
+            "grade": rng.integers(1, 4, n),
+            "site": rng.choice(["left", "right", "centre"], n),
+            "label": rng.choice(["benign", "malignant"], n),
+        }
+    )
+
+
+@pytest.fixture
+def frame() -> pd.DataFrame:
+    return make_frame()
+
+
+@pytest.fixture
+def dataset(store: trenches.Store, frame: pd.DataFrame) -> trenches.Dataset:
+    ds = store.datasets.create("tumours", task="classification", label="label")
+    ds.add(frame, source="expert", labelled_by="dr.a", created_at="2026-01-01")
+    return ds
