@@ -74,7 +74,8 @@ class Run:
     kind: str  # trenches | raw
     repeat: int
     rows: int
-    seconds: float
+    seconds: float  # wall time
+    cpu_seconds: float  # this process's CPU time; less sensitive to a busy machine
 
     @property
     def rate(self) -> float:
@@ -129,9 +130,9 @@ def run_trenches(parquet: Path, rows: int, repeat: int, workdir: Path, db_url: s
     try:
         ds = store.datasets.create(name, task="classification", label="label")
         gc.collect()
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         result = ds.add_file(parquet, source="expert", progress=None)
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
         with store.engine.connect() as conn:
             stored = conn.execute(
                 text("SELECT count(*) FROM patterns WHERE batch_id = :b"),
@@ -141,7 +142,7 @@ def run_trenches(parquet: Path, rows: int, repeat: int, workdir: Path, db_url: s
         store.close()
     if result.rows != rows or stored != rows:
         raise SystemExit(f"trenches stored {stored} patterns (reported {result.rows}), not {rows}")
-    return Run("trenches", repeat, rows, seconds)
+    return Run("trenches", repeat, rows, seconds, cpu)
 
 
 # --- raw executemany ------------------------------------------------------------------
@@ -177,17 +178,17 @@ def run_raw_sqlite(parquet: Path, rows: int, repeat: int, workdir: Path, columns
         conn.execute(f"CREATE TABLE {RAW_TABLE} (id INTEGER PRIMARY KEY, {defs}, label INTEGER)")
         sql = _raw_insert_sql(names, "?")
         gc.collect()
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         conn.execute("BEGIN IMMEDIATE")
         _timed_raw_load(parquet, names, lambda chunk: conn.executemany(sql, chunk))
         conn.execute("COMMIT")
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
         stored = conn.execute(f"SELECT count(*) FROM {RAW_TABLE}").fetchone()[0]
     finally:
         conn.close()
     if stored != rows:
         raise SystemExit(f"the raw insert stored {stored} rows, not {rows}")
-    return Run("raw", repeat, rows, seconds)
+    return Run("raw", repeat, rows, seconds, cpu)
 
 
 def libpq_url(db_url: str) -> str:
@@ -210,10 +211,10 @@ def run_raw_postgres(parquet: Path, rows: int, repeat: int, db_url: str, columns
         try:
             gc.collect()
             with conn.cursor() as cur:
-                start = time.perf_counter()
+                start, cpu_start = time.perf_counter(), time.process_time()
                 with conn.transaction():
                     _timed_raw_load(parquet, names, lambda chunk: cur.executemany(sql, chunk))
-                seconds = time.perf_counter() - start
+                seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
                 cur.execute(f"SELECT count(*) FROM {RAW_TABLE}")
                 row = cur.fetchone()
                 stored = row[0] if row else -1
@@ -221,7 +222,7 @@ def run_raw_postgres(parquet: Path, rows: int, repeat: int, db_url: str, columns
             conn.execute(f"DROP TABLE IF EXISTS {RAW_TABLE}")
     if stored != rows:
         raise SystemExit(f"the raw insert stored {stored} rows, not {rows}")
-    return Run("raw", repeat, rows, seconds)
+    return Run("raw", repeat, rows, seconds, cpu)
 
 
 # --- report ---------------------------------------------------------------------------
@@ -267,14 +268,20 @@ def report(args: argparse.Namespace, engine: str, runs: Sequence[Run]) -> dict[s
         + f", cpu_count {os.cpu_count()}, {platform.machine()}"
     )
     print()
-    print(f"  {'run':<10}{'engine':<12}{'repeat':>7}{'rows':>12}{'seconds':>10}{'patterns/s':>13}")
+    print(
+        f"  {'run':<10}{'engine':<12}{'repeat':>7}{'rows':>12}{'seconds':>10}{'cpu s':>8}"
+        f"{'patterns/s':>13}"
+    )
     lines = [(r, str(r.repeat)) for r in runs]
     if args.repeats > 1:
         lines += [(trench, "best"), (raw, "best")]
     for r, label in lines:
         print(
-            f"  {r.kind:<10}{engine:<12}{label:>7}{r.rows:>12,}{r.seconds:>10.2f}{r.rate:>13,.0f}"
+            f"  {r.kind:<10}{engine:<12}{label:>7}{r.rows:>12,}{r.seconds:>10.2f}"
+            f"{r.cpu_seconds:>8.2f}{r.rate:>13,.0f}"
         )
+    load = os.getloadavg()
+    print(f"  load average (1, 5, 15 min) at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     print()
     print(f"  ratio trenches/raw: {ratio:.2f}")
     print(
@@ -296,6 +303,7 @@ def report(args: argparse.Namespace, engine: str, runs: Sequence[Run]) -> dict[s
         "target_rate_holds": rate_ok,
         "target_ratio_holds": ratio_ok,
         "cpu_count": os.cpu_count(),
+        "load_average": list(os.getloadavg()),
         **info,
     }
 

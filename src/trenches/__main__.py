@@ -1,0 +1,5 @@
+"""``python -m trenches`` runs the CLI."""
+
+from trenches.cli import main
+
+main()

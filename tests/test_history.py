@@ -1,0 +1,83 @@
+"""Patterns are immutable: relabel and deactivate keep history (invariant 1)."""
+
+from __future__ import annotations
+
+import pytest
+
+import trenches
+
+
+def test_relabel_keeps_the_old_pattern_and_links_the_new_one(
+    store: trenches.Store, dataset: trenches.Dataset
+) -> None:
+    old = store.patterns.get(1)
+    new_label = "benign" if old.label == "malignant" else "malignant"
+    new = store.patterns.relabel(1, new_label, source="expert", reason="biopsy", labelled_by="dr.b")
+    assert new.id != old.id
+    assert new.replaces_id == old.id
+    assert new.label == new_label
+    assert new.inputs == old.inputs
+    assert new.split == old.split
+    assert new.source == "expert" and new.labelled_by == "dr.b"
+    kept = store.patterns.get(1)
+    assert kept.label == old.label
+    assert kept.deactivated_at is not None
+    active = dataset.patterns()
+    assert 1 not in active.index and new.id in active.index
+    assert len(active) == 200
+
+
+def test_history_shows_the_chain_from_any_version(
+    store: trenches.Store, dataset: trenches.Dataset
+) -> None:
+    first = store.patterns.get(5)
+    flip = {"benign": "malignant", "malignant": "benign"}
+    second = store.patterns.relabel(5, flip[first.label], source="crowd", reason="vote")
+    third = store.patterns.relabel(second.id, first.label, source="expert", reason="review")
+    for pid in (5, second.id, third.id):
+        h = store.patterns.history(pid)
+        assert [p.id for p in h.patterns] == [5, second.id, third.id]
+        assert [c.reason for c in h.changes] == ["vote", "review"]
+        assert h.current.id == third.id and h.current.active
+
+
+def test_relabel_of_an_inactive_pattern_is_refused(
+    store: trenches.Store, dataset: trenches.Dataset
+) -> None:
+    store.patterns.deactivate([3], reason="blurry")
+    with pytest.raises(trenches.Conflict, match="inactive"):
+        store.patterns.relabel(3, "benign", source="expert", reason="x")
+
+
+def test_relabel_to_a_label_of_the_wrong_type_is_refused(store: trenches.Store) -> None:
+    ds = store.datasets.create("r", task="regression", label="y")
+    import pandas as pd
+
+    ds.add(pd.DataFrame({"x": [1.0, 2.0], "y": [0.5, 1.5]}), source="expert")
+    with pytest.raises(trenches.InvalidInput, match="not a number"):
+        store.patterns.relabel(1, "tall", source="expert", reason="x")
+    assert len(ds.patterns()) == 2
+
+
+def test_deactivate_is_all_or_nothing(store: trenches.Store, dataset: trenches.Dataset) -> None:
+    with pytest.raises(trenches.NotFound, match="99999"):
+        store.patterns.deactivate([2, 99999], reason="cleanup")
+    assert store.patterns.get(2).active
+    assert store.patterns.deactivate([2, 4], reason="cleanup") == 2
+    with pytest.raises(trenches.Conflict, match="inactive already"):
+        store.patterns.deactivate([4, 6], reason="again")
+    assert store.patterns.get(6).active
+    assert len(dataset.patterns()) == 198
+    assert len(dataset.patterns(include_inactive=True)) == 200
+
+
+def test_a_change_needs_a_reason(store: trenches.Store, dataset: trenches.Dataset) -> None:
+    with pytest.raises(trenches.InvalidInput, match="reason"):
+        store.patterns.deactivate([1], reason=" ")
+    with pytest.raises(trenches.InvalidInput, match="reason"):
+        store.patterns.relabel(1, "benign", source="expert", reason="")
+
+
+def test_unknown_pattern_is_not_found(store: trenches.Store, dataset: trenches.Dataset) -> None:
+    with pytest.raises(trenches.NotFound, match="12345"):
+        store.patterns.get(12345)

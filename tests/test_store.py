@@ -1,0 +1,94 @@
+"""Opening stores: locations, environment variables, migrations, schema versions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
+
+import trenches
+from trenches import config
+from trenches.db import migrate
+from trenches.db.schema import metadata
+
+
+def test_open_creates_sqlite_store_with_wal_and_foreign_keys(tmp_path: Path) -> None:
+    with trenches.open(tmp_path / "s") as store:
+        assert (tmp_path / "s" / "trenches.db").exists()
+        assert (tmp_path / "s" / "artifacts").is_dir()
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 10_000
+
+
+def test_default_store_is_dot_trenches_in_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TRENCHES_DB_URL", raising=False)
+    monkeypatch.delenv("TRENCHES_ARTIFACTS", raising=False)
+    with trenches.open() as store:
+        assert store.location.sqlite_path == tmp_path / ".trenches" / "trenches.db"
+        assert Path(store.artifacts) == tmp_path / ".trenches" / "artifacts"
+
+
+def test_environment_variables_override_the_location(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TRENCHES_DB_URL", f"sqlite:///{tmp_path / 'elsewhere.db'}")
+    monkeypatch.setenv("TRENCHES_ARTIFACTS", str(tmp_path / "blobs"))
+    with trenches.open() as store:
+        assert store.location.sqlite_path == tmp_path / "elsewhere.db"
+        assert store.artifacts == str(tmp_path / "blobs")
+    assert not (tmp_path / ".trenches").exists()
+
+
+def test_open_without_create_refuses_a_missing_store(tmp_path: Path) -> None:
+    with pytest.raises(trenches.NotFound, match="trenches init"):
+        trenches.open(tmp_path / "nothing", create=False)
+    assert not (tmp_path / "nothing").exists()
+
+
+def test_migrations_build_exactly_the_declared_schema(store: trenches.Store) -> None:
+    with store.engine.connect() as conn:
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        diff = compare_metadata(ctx, metadata)
+    assert diff == []
+
+
+def test_reopening_is_idempotent(store_url: str) -> None:
+    with trenches.open(store_url) as a:
+        a.datasets.create("d", task="regression", label="y")
+    with trenches.open(store_url) as b:
+        assert [d.name for d in b.datasets.list()] == ["d"]
+        with b.engine.connect() as conn:
+            assert migrate.current_revision(conn) == migrate.head_revision()
+
+
+def test_a_store_with_a_newer_schema_is_refused(store_url: str) -> None:
+    with trenches.open(store_url) as store, store.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999_from_the_future'"))
+    with pytest.raises(trenches.SchemaTooNew, match="newer than this version"):
+        trenches.open(store_url)
+
+
+def test_url_forms_resolve(tmp_path: Path) -> None:
+    assert config.resolve(tmp_path / "x.db").sqlite_path == tmp_path / "x.db"
+    assert config.resolve(tmp_path / "folder").sqlite_path == tmp_path / "folder" / "trenches.db"
+    pg = config.resolve("postgresql://u@h/db")
+    assert pg.sqlite_path is None and pg.db_url == "postgresql://u@h/db"
+
+
+def test_url_without_driver_uses_psycopg(postgres) -> None:  # type: ignore[no-untyped-def]
+    name = postgres.create_database()
+    try:
+        url = postgres.url(name).replace("postgresql+psycopg://", "postgresql://")
+        with trenches.open(url) as store:
+            assert store.engine.dialect.driver == "psycopg"
+    finally:
+        postgres.drop_database(name)
