@@ -60,17 +60,40 @@ class PostgresServer:
             cmd_prefix = ["runuser", "-u", "postgres", "--"]
         self._prefix = cmd_prefix
         subprocess.run(
-            [*cmd_prefix, str(self.bin / "initdb"), "-D", str(self.data), "-U", self.user,
-             "-A", "trust", "--no-sync", "-E", "UTF8"],
-            check=True, capture_output=True, env=env,
+            [
+                *cmd_prefix,
+                str(self.bin / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                self.user,
+                "-A",
+                "trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ],
+            check=True,
+            capture_output=True,
+            env=env,
         )
         subprocess.run(
-            [*cmd_prefix, str(self.bin / "pg_ctl"), "-D", str(self.data), "-w", "-l",
-             str(self.dir / "log"), "-o",
-             f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
-             "-c synchronous_commit=off -c full_page_writes=off",
-             "start"],
-            check=True, capture_output=True, env=env,
+            [
+                *cmd_prefix,
+                str(self.bin / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-w",
+                "-l",
+                str(self.dir / "log"),
+                "-o",
+                f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
+                "-c synchronous_commit=off -c full_page_writes=off",
+                "start",
+            ],
+            check=True,
+            capture_output=True,
+            env=env,
         )
 
     def url(self, database: str = "postgres") -> str:
@@ -96,8 +119,15 @@ class PostgresServer:
 
     def stop(self) -> None:
         subprocess.run(
-            [*self._prefix, str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate",
-             "stop"],
+            [
+                *self._prefix,
+                str(self.bin / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-m",
+                "immediate",
+                "stop",
+            ],
             capture_output=True,
         )
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -127,7 +157,9 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def store(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[trenches.Store]:
+def store(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[trenches.Store]:
     """An open, empty store, on SQLite and on PostgreSQL."""
     monkeypatch.setenv("TRENCHES_ARTIFACTS", str(tmp_path / "artifacts"))
     s = trenches.open(store_url)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_frame
 
 import trenches
+
+from conftest import make_frame
 
 
 def _clean(n: int = 300, seed: int = 0) -> pd.DataFrame:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_frame
 
 import trenches
+
+from conftest import make_frame
 
 
 def test_the_same_snapshot_rebuilt_from_timestamps_has_the_same_digest(
@@ -26,8 +27,9 @@ def test_later_changes_leave_an_earlier_snapshot_as_it_was(
     before = snap.data()[0]
     store.patterns.deactivate([1, 2], reason="bad")
     p = store.patterns.get(3)
-    store.patterns.relabel(3, "benign" if p.label == "malignant" else "malignant",
-                           source="expert", reason="fix")
+    store.patterns.relabel(
+        3, "benign" if p.label == "malignant" else "malignant", source="expert", reason="fix"
+    )
     dataset.add(make_frame(10, seed=9), source="crowd", created_at="2025-06-01")  # backdated
     assert snap.verify()
     pd.testing.assert_frame_equal(snap.data()[0], before)

@@ -20,7 +20,7 @@ from trenches import __version__ as _version
 from trenches import config, timestamps
 from trenches.db import migrate
 from trenches.db.engine import BUSY_TIMEOUT_S, make_engine
-from trenches.errors import Conflict, InvalidInput, StoreError
+from trenches.errors import Conflict, InvalidInput, SchemaTooNew, StoreError
 
 MANIFEST = "manifest.json"
 _PG_HINT = (
@@ -92,7 +92,7 @@ def backup(location: config.Location, dest: str | os.PathLike[str]) -> BackupRes
         "artifact_files": files,
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-    return BackupResult(out, db_copy.stat().st_size, files, manifest["schema_revision"])
+    return BackupResult(out, db_copy.stat().st_size, files, revision[0] if revision else None)
 
 
 def restore(
@@ -105,17 +105,27 @@ def restore(
     db_file = folder / config.DB_FILE
     manifest_file = folder / MANIFEST
     if not db_file.exists() or not manifest_file.exists():
-        raise InvalidInput(f"{folder} is not a trenches backup (no {config.DB_FILE} and {MANIFEST})")
+        raise InvalidInput(
+            f"{folder} is not a trenches backup (no {config.DB_FILE} and {MANIFEST})"
+        )
     manifest = json.loads(manifest_file.read_text())
     if _sha256(db_file) != manifest.get("database_sha256"):
         raise InvalidInput(f"{db_file} does not match the checksum in {MANIFEST}; it is damaged")
     check = sqlite3.connect(db_file)
     try:
         ok = check.execute("PRAGMA integrity_check").fetchone()[0]
+        row = check.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.DatabaseError as e:
+        raise InvalidInput(f"{db_file} is not a readable trenches database: {e}") from None
     finally:
         check.close()
     if ok != "ok":
         raise InvalidInput(f"{db_file} fails SQLite's integrity check: {ok}")
+    if row is None or not migrate.is_known(row[0]):
+        raise SchemaTooNew(
+            f"the backup's schema revision {row[0] if row else None!r} is unknown to this "
+            "version of trenches; restore it with the trenches that wrote it, or a newer one"
+        )
     target = location.sqlite_path
     if target.exists() and not force:
         raise Conflict(f"a store exists at {target}; pass --force to replace it")
@@ -131,4 +141,5 @@ def restore(
         migrate.upgrade(engine)  # refuses a backup from a newer trenches
     finally:
         engine.dispose()
-    return BackupResult(target, target.stat().st_size, files, manifest.get("schema_revision"))
+    revision = manifest.get("schema_revision")
+    return BackupResult(target, target.stat().st_size, files, str(revision) if revision else None)

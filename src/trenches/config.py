@@ -43,10 +43,7 @@ def resolve(path_or_url: str | os.PathLike[str] | None = None) -> Location:
     env_artifacts = os.environ.get(ENV_ARTIFACTS) or None
     if path_or_url is None:
         env_url = os.environ.get(ENV_DB_URL)
-        if env_url:
-            path_or_url = env_url
-        else:
-            path_or_url = Path.cwd() / DEFAULT_DIR
+        path_or_url = env_url or Path.cwd() / DEFAULT_DIR
     text = os.fspath(path_or_url)
     if "://" in text:
         url = text
@@ -62,10 +59,7 @@ def resolve(path_or_url: str | os.PathLike[str] | None = None) -> Location:
             default_artifacts = Path.cwd() / DEFAULT_DIR / ARTIFACTS_DIR
         return Location(url, env_artifacts or str(default_artifacts), sqlite_path)
     path = Path(text).expanduser().resolve()
-    if path.suffix in {".db", ".sqlite", ".sqlite3"}:
-        db_path = path
-    else:
-        db_path = path / DB_FILE
+    db_path = path if path.suffix in {".db", ".sqlite", ".sqlite3"} else path / DB_FILE
     return Location(
         _sqlite_url(db_path), env_artifacts or str(db_path.parent / ARTIFACTS_DIR), db_path
     )

@@ -40,8 +40,7 @@ def run(folder: Path, console: Console) -> None:
     store = trenches.open(folder / ".trenches")
     if "cancer" in store.datasets:
         console.print(
-            f"a demo project exists in {folder.resolve()} already; run the demo in an "
-            "empty folder"
+            f"a demo project exists in {folder.resolve()} already; run the demo in an empty folder"
         )
         store.close()
         return
@@ -79,7 +78,7 @@ def run(folder: Path, console: Console) -> None:
         )
 
     _say(console, "Some mistakes creep in, as they do: we plant them to see them found.")
-    month = datetime.fromisoformat("2026-05-15").replace(tzinfo=UTC)
+    planted_at = datetime.fromisoformat("2026-05-15").replace(tzinfo=UTC)
     # Rows 200-260 came from the expert in February (the crowd's share comes first).
     dupes = frame.iloc[200:204]
     conflicts = frame.iloc[210:213].copy()
@@ -89,25 +88,35 @@ def run(folder: Path, console: Console) -> None:
     # Near-copies (the 9th significant digit differs) that the split hash sends to another
     # split than their original: leakage a plain duplicate check would miss.
     near = _near_copies_in_other_splits(ds, frame.iloc[220:400], want=3)
-    ds.add(dupes, source="expert", labelled_by="dr.house", created_at=month,
-           note="re-sent by the hospital")
-    ds.add(conflicts, source="crowd", labelled_by="crowd-vendor", created_at=month)
-    ds.add(near, source="crowd", labelled_by="crowd-vendor", created_at=month,
-           note="re-measured")
+    ds.add(
+        dupes,
+        source="expert",
+        labelled_by="dr.house",
+        created_at=planted_at,
+        note="re-sent by the hospital",
+    )
+    ds.add(conflicts, source="crowd", labelled_by="crowd-vendor", created_at=planted_at)
+    ds.add(
+        near, source="crowd", labelled_by="crowd-vendor", created_at=planted_at, note="re-measured"
+    )
     console.print(
         f"  {len(dupes)} exact duplicates, {len(conflicts)} inputs with a conflicting label, "
         f"{len(near)} near-copies in another split"
     )
 
-    _say(console, "The expert reviews one crowd label; patterns are immutable, so the old "
-         "one is kept and the new one points back to it.")
+    _say(
+        console,
+        "The expert reviews one crowd label; patterns are immutable, so the old "
+        "one is kept and the new one points back to it.",
+    )
     info = ds.pattern_info()
     crowd_ids = info.index[info["source"] == "crowd"].to_numpy()
     pid = int(crowd_ids[0])
     old = store.patterns.get(pid)
     new_label = "benign" if old.label == "malignant" else "malignant"
-    new = store.patterns.relabel(pid, new_label, source="expert", labelled_by="dr.house",
-                                 reason="second opinion")
+    new = store.patterns.relabel(
+        pid, new_label, source="expert", labelled_by="dr.house", reason="second opinion"
+    )
     history = store.patterns.history(new.id)
     for p in history.patterns:
         state = "active" if p.active else f"deactivated {p.deactivated_at:%Y-%m-%d}"
@@ -122,9 +131,11 @@ def run(folder: Path, console: Console) -> None:
             f"  snapshot {s.id}: {s.patterns} patterns as of {s.as_of:%Y-%m-%d}"
             f"{' from ' + ', '.join(s.sources) if s.sources else ''}, digest {s.digest[:16]}..."
         )
-    console.print(f"  rebuilt from timestamps alone, snapshot {snap_march.id} gives the same "
-                  f"digest: {rebuilt}")
-    X, y, w, _ = snap_all.training_data("train", weighting="exponential", half_life_days=60)
+    console.print(
+        f"  rebuilt from timestamps alone, snapshot {snap_march.id} gives the same "
+        f"digest: {rebuilt}"
+    )
+    X, _y, w, _ = snap_all.training_data("train", weighting="exponential", half_life_days=60)
     console.print(
         f"  training data: X {X.shape[0]}x{X.shape[1]}, recency weights (half-life 60 days) "
         f"from {w.min():.2f} for the oldest to {w.max():.2f} for the newest"
@@ -140,10 +151,13 @@ def run(folder: Path, console: Console) -> None:
     report = ds.check(snapshot=snap_all.id)
     table = Table("check", "result", "patterns", "examples (ids)")
     for f in report.findings:
-        mark = "info" if f.kind == "source-mix" else ("[red]found[/]" if f.found else "[green]ok[/]")
+        mark = (
+            "info" if f.kind == "source-mix" else ("[red]found[/]" if f.found else "[green]ok[/]")
+        )
         examples = (
             "; ".join(" ".join(str(i) for i in g) for g in f.groups[:3])
-            if f.groups else " ".join(str(i) for i in f.pattern_ids[:8])
+            if f.groups
+            else " ".join(str(i) for i in f.pattern_ids[:8])
         )
         table.add_row(f"{f.kind}\n[dim]{f.summary}[/]", mark, str(len(f.pattern_ids)), examples)
     console.print(table)
@@ -153,8 +167,11 @@ def run(folder: Path, console: Console) -> None:
         f"  of {len(label_errors)} likely label errors, {crowd_found} are crowd labels "
         f"(the crowd flipped {len(crowd_flipped)} labels on purpose)"
     )
-    _say(console, "Next: `trenches data show cancer`, `trenches data check cancer --json`, "
-         "`trenches data history " + str(new.id) + "` in " + str(folder.resolve()))
+    _say(
+        console,
+        "Next: `trenches data show cancer`, `trenches data check cancer --json`, "
+        "`trenches data history " + str(new.id) + "` in " + str(folder.resolve()),
+    )
     store.close()
 
 

@@ -119,9 +119,9 @@ def _near(frame: pd.DataFrame, dataset: Dataset, precision: int) -> pd.DataFrame
             out[col.name] = np.where(np.isfinite(x) & (x != 0), rounded, x) + 0.0
         elif col.type in ("string", "text"):
             out[col.name] = [
-                None if v is None or v is pd.NA else " ".join(
-                    unicodedata.normalize("NFKC", str(v)).casefold().split()
-                )
+                None
+                if v is None or v is pd.NA
+                else " ".join(unicodedata.normalize("NFKC", str(v)).casefold().split())
                 for v in values
             ]
         else:
@@ -161,47 +161,63 @@ def check_dataset(
         # Copies with the same label within the group are duplicates.
         for sub in _groups(label_keys[g], ids[g]):
             dup_groups.append(g[sub])
-    findings.append(_grouped(
-        "duplicates", ids, dup_groups,
-        lambda n, k: f"{n} patterns are exact copies (same inputs and label), in {k} groups",
-        "no exact duplicates",
-    ))
-    findings.append(_grouped(
-        "conflicting-labels", ids, conflict_groups,
-        lambda n, k: f"{k} inputs appear with different labels ({n} patterns)",
-        "no identical inputs with different labels",
-        details_of=lambda g: {"labels": [_plain(labels.iloc[i]) for i in g]},
-    ))
+    findings.append(
+        _grouped(
+            "duplicates",
+            ids,
+            dup_groups,
+            lambda n, k: f"{n} patterns are exact copies (same inputs and label), in {k} groups",
+            "no exact duplicates",
+        )
+    )
+    findings.append(
+        _grouped(
+            "conflicting-labels",
+            ids,
+            conflict_groups,
+            lambda n, k: f"{k} inputs appear with different labels ({n} patterns)",
+            "no identical inputs with different labels",
+            details_of=lambda g: {"labels": [_plain(labels.iloc[i]) for i in g]},
+        )
+    )
 
     # Leakage: the same or a near-same input in two splits.
     near = _row_keys(_near(inputs, dataset, precision)) if len(inputs) else input_keys
     split_codes = info["split"].cat.codes.to_numpy()
     leak_groups = [g for g in _groups(near, ids) if len(np.unique(split_codes[g])) > 1]
-    findings.append(_grouped(
-        "leakage", ids, leak_groups,
-        lambda n, k: f"{k} inputs (same after normalising case, white space and numbers to "
-        f"{precision} significant digits) sit in more than one split ({n} patterns)",
-        "no input sits in two splits",
-        details_of=lambda g: {"splits": [str(info["split"].iloc[i]) for i in g]},
-        extra={"precision": precision},
-    ))
+    findings.append(
+        _grouped(
+            "leakage",
+            ids,
+            leak_groups,
+            lambda n, k: (
+                f"{k} inputs (same after normalising case, white space and numbers to "
+                f"{precision} significant digits) sit in more than one split ({n} patterns)"
+            ),
+            "no input sits in two splits",
+            details_of=lambda g: {"splits": [str(info["split"].iloc[i]) for i in g]},
+            extra={"precision": precision},
+        )
+    )
 
     # Missing values per column.
     missing = inputs.isna()
     per_column = {c: int(n) for c, n in missing.sum().items() if n}
     rows_missing = ids[missing.any(axis=1).to_numpy()]
-    findings.append(Finding(
-        "missing-values",
-        bool(per_column),
-        (
-            f"{len(rows_missing)} patterns miss a value: "
-            + ", ".join(f"{c} ({n})" for c, n in per_column.items())
-            if per_column
-            else "no missing values"
-        ),
-        tuple(int(i) for i in rows_missing),
-        details={"per_column": per_column},
-    ))
+    findings.append(
+        Finding(
+            "missing-values",
+            bool(per_column),
+            (
+                f"{len(rows_missing)} patterns miss a value: "
+                + ", ".join(f"{c} ({n})" for c, n in per_column.items())
+                if per_column
+                else "no missing values"
+            ),
+            tuple(int(i) for i in rows_missing),
+            details={"per_column": per_column},
+        )
+    )
 
     # Class balance (classification) or the label's spread (regression).
     if dataset.task == "classification":
@@ -210,45 +226,60 @@ def check_dataset(
         ratio = float(counts.min() / counts.max()) if len(counts) else 1.0
         imbalanced = len(counts) > 1 and ratio < IMBALANCE_RATIO
         smallest = str(counts.idxmin()) if len(counts) else None
-        findings.append(Finding(
-            "class-imbalance",
-            imbalanced,
-            ", ".join(f"{k}: {v}" for k, v in balance.items())
-            + (f"; the smallest class {smallest!r} is {ratio:.0%} of the largest" if imbalanced
-               else ""),
-            tuple(int(i) for i in ids[(labels.astype(str) == smallest).to_numpy()])
-            if imbalanced else (),
-            details={"counts": balance, "ratio_smallest_to_largest": round(ratio, 4)},
-        ))
+        findings.append(
+            Finding(
+                "class-imbalance",
+                imbalanced,
+                ", ".join(f"{k}: {v}" for k, v in balance.items())
+                + (
+                    f"; the smallest class {smallest!r} is {ratio:.0%} of the largest"
+                    if imbalanced
+                    else ""
+                ),
+                tuple(int(i) for i in ids[(labels.astype(str) == smallest).to_numpy()])
+                if imbalanced
+                else (),
+                details={"counts": balance, "ratio_smallest_to_largest": round(ratio, 4)},
+            )
+        )
     else:
         y = labels.to_numpy(dtype=float)
-        findings.append(Finding(
-            "class-imbalance",
-            False,
-            f"regression label: mean {y.mean():.4g}, std {y.std():.4g}, "
-            f"min {y.min():.4g}, max {y.max():.4g}" if len(y) else "no patterns",
-            details={"mean": float(y.mean()), "std": float(y.std())} if len(y) else {},
-        ))
+        findings.append(
+            Finding(
+                "class-imbalance",
+                False,
+                f"regression label: mean {y.mean():.4g}, std {y.std():.4g}, "
+                f"min {y.min():.4g}, max {y.max():.4g}"
+                if len(y)
+                else "no patterns",
+                details={"mean": float(y.mean()), "std": float(y.std())} if len(y) else {},
+            )
+        )
 
     findings.append(_label_errors(dataset, inputs, labels, ids))
 
     # The mix of label sources, overall and by split.
     mix = pd.crosstab(info["source"], info["split"].astype(str))
     by_source = {str(s): int(n) for s, n in info["source"].value_counts().items()}
-    findings.append(Finding(
-        "source-mix",
-        False,
-        ", ".join(f"{s}: {n} ({n / max(1, len(ids)):.0%})" for s, n in by_source.items()),
-        details={
-            "counts": by_source,
-            "by_split": {str(s): {str(k): int(v) for k, v in row.items()}
-                         for s, row in mix.iterrows()},
-            "oldest": timestamps.iso(int(info["created_at"].min().value // 1000))
-            if len(info) else None,
-            "newest": timestamps.iso(int(info["created_at"].max().value // 1000))
-            if len(info) else None,
-        },
-    ))
+    findings.append(
+        Finding(
+            "source-mix",
+            False,
+            ", ".join(f"{s}: {n} ({n / max(1, len(ids)):.0%})" for s, n in by_source.items()),
+            details={
+                "counts": by_source,
+                "by_split": {
+                    str(s): {str(k): int(v) for k, v in row.items()} for s, row in mix.iterrows()
+                },
+                "oldest": timestamps.iso(int(info["created_at"].min().value // 1000))
+                if len(info)
+                else None,
+                "newest": timestamps.iso(int(info["created_at"].max().value // 1000))
+                if len(info)
+                else None,
+            },
+        )
+    )
     order = {k: i for i, k in enumerate(KINDS)}
     findings.sort(key=lambda f: order[f.kind])
     return QualityReport(dataset.name, snapshot_id, len(ids), tuple(findings))
@@ -293,7 +324,8 @@ def _label_errors(
     counts = np.bincount(y)
     if len(classes) < 2 or counts.min() < 3:
         return Finding(
-            "label-errors", False,
+            "label-errors",
+            False,
             "not looked for: needs two or more classes with at least 3 patterns each",
         )
     sample_note = {}
@@ -311,7 +343,10 @@ def _label_errors(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         probs = cross_val_predict(
-            model, X, y[rows], cv=StratifiedKFold(folds, shuffle=True, random_state=0),
+            model,
+            X,
+            y[rows],
+            cv=StratifiedKFold(folds, shuffle=True, random_state=0),
             method="predict_proba",
         )
         issues = find_label_issues(

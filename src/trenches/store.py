@@ -61,9 +61,7 @@ class Store:
         return f"<Store {self.url}>"
 
 
-def open(  # noqa: A001 - trenches.open() is the public name, as in sqlite3 and shelve
-    path_or_url: str | os.PathLike[str] | None = None, *, create: bool = True
-) -> Store:
+def open(path_or_url: str | os.PathLike[str] | None = None, *, create: bool = True) -> Store:
     """Open a store, creating it (and upgrading its schema) as needed.
 
     ``path_or_url``: see :func:`trenches.config.resolve`; by default
@@ -71,18 +69,19 @@ def open(  # noqa: A001 - trenches.open() is the public name, as in sqlite3 and 
     With ``create=False``, a store that does not exist yet is an error.
     """
     location = config.resolve(path_or_url)
-    if location.sqlite_path is not None:
-        if not location.sqlite_path.exists():
-            if not create:
-                raise NotFound(
-                    f"no trenches store at {location.sqlite_path}; run `trenches init` "
-                    f"first, or set {config.ENV_DB_URL}"
-                )
-            location.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+    if location.sqlite_path is not None and not location.sqlite_path.exists():
+        if not create:
+            raise NotFound(
+                f"no trenches store at {location.sqlite_path}; run `trenches init` "
+                f"first, or set {config.ENV_DB_URL}"
+            )
+        location.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
     engine = make_engine(location.db_url)
     if not create and not migrate.schema_exists(engine):
         engine.dispose()
-        raise NotFound(f"the database {location.db_url} holds no trenches store; run `trenches init`")
+        raise NotFound(
+            f"the database {location.db_url} holds no trenches store; run `trenches init`"
+        )
     migrate.upgrade(engine)
     if "://" not in location.artifacts:
         Path(location.artifacts).mkdir(parents=True, exist_ok=True)

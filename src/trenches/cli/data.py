@@ -26,7 +26,7 @@ def _splits(value: str) -> tuple[float, float, float]:
         raise InvalidInput(f"--splits {value!r} must be three numbers like 0.7,0.15,0.15") from None
     if len(parts) != 3:
         raise InvalidInput(f"--splits {value!r} must be three numbers like 0.7,0.15,0.15")
-    return parts  # type: ignore[return-value]
+    return parts
 
 
 @app.command("create")
@@ -41,9 +41,7 @@ def create(
         help="Input columns and types, e.g. 'radius:number,grade:integer,site:string'. "
         "Default: inferred from the first import.",
     ),
-    splits: str = typer.Option(
-        "0.7,0.15,0.15", "--splits", help="train,validation,test ratios."
-    ),
+    splits: str = typer.Option("0.7,0.15,0.15", "--splits", help="train,validation,test ratios."),
     description: str = typer.Option(None, "--description"),
 ) -> None:
     """Create a dataset.
@@ -169,9 +167,13 @@ def history(
                         else None,
                         "replaces_id": p.replaces_id,
                         "change": (
-                            {"kind": reasons[p.id].kind, "reason": reasons[p.id].reason,
-                             "by": reasons[p.id].changed_by}
-                            if p.id in reasons else None
+                            {
+                                "kind": reasons[p.id].kind,
+                                "reason": reasons[p.id].reason,
+                                "by": reasons[p.id].changed_by,
+                            }
+                            if p.id in reasons
+                            else None
                         ),
                     }
                     for p in h.patterns
@@ -373,8 +375,7 @@ def check(
                 if f.groups
                 else " ".join(str(i) for i in f.pattern_ids[:8])
             )
-            table.add_row(f"{f.kind}\n[dim]{f.summary}[/]", mark, str(len(f.pattern_ids)),
-                          examples)
+            table.add_row(f"{f.kind}\n[dim]{f.summary}[/]", mark, str(len(f.pattern_ids)), examples)
         console.print(table)
     if found:
         raise CheckFailed(f"found {', '.join(found)} (--fail-on)")

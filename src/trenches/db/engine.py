@@ -124,15 +124,15 @@ def bulk_insert(
         )
         cursor = conn.connection.cursor()
         try:
-            cursor.executemany(sql, rows)
+            cursor.executemany(sql, rows)  # type: ignore[arg-type]  # any iterable works
         finally:
             cursor.close()
     elif dialect == "postgresql":
         raw = conn.connection.driver_connection
         assert raw is not None
-        with raw.cursor() as cursor:  # type: ignore[attr-defined]
-            with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+        sql = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+        with raw.cursor() as cursor, cursor.copy(sql) as copy:
+            for row in rows:
+                copy.write_row(row)
     else:
         conn.execute(table.insert(), [dict(zip(columns, row, strict=True)) for row in rows])

@@ -31,6 +31,12 @@ def head_revision() -> str:
     return head
 
 
+def is_known(revision: str) -> bool:
+    """Whether this code knows ``revision`` (an older or the current schema)."""
+    scripts = ScriptDirectory.from_config(_config())
+    return revision in {s.revision for s in scripts.walk_revisions()}
+
+
 def current_revision(conn: Connection) -> str | None:
     """The schema revision stored in the database, or ``None`` for an empty one."""
     return MigrationContext.configure(conn).get_current_revision()

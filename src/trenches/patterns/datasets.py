@@ -244,7 +244,9 @@ class Dataset:
             )
         if self.text_column and self.text_column not in columns:
             raise InvalidInput(
-                f"the text column {self.text_column!r} is missing", file=file, field=self.text_column
+                f"the text column {self.text_column!r} is missing",
+                file=file,
+                field=self.text_column,
             )
         input_names = [c for c in columns if c != self.label_column]
         if not input_names:
@@ -299,8 +301,9 @@ class Dataset:
         # Check and convert everything before taking the write lock: bad input never
         # touches the store.
         cols = {
-            c.name: inp.coerce(frame[c.name], c.type, file=file, offset=0, field=c.name,
-                               text_file=text_file)
+            c.name: inp.coerce(
+                frame[c.name], c.type, file=file, offset=0, field=c.name, text_file=text_file
+            )
             for c in schema.columns
         }
         label_type = self.label_type or inp.infer_label_type(frame[self.label_column], self.task)
@@ -333,7 +336,7 @@ class Dataset:
                     rows=n,
                     created_at=now,
                 )
-            ).inserted_primary_key[0]
+            ).inserted_primary_key[0]  # type: ignore[index]
             before = conn.execute(select(func.max(t.patterns.c.id))).scalar() or 0
             for start in range(0, n, CHUNK_ROWS):
                 stop = min(n, start + CHUNK_ROWS)
@@ -370,8 +373,17 @@ class Dataset:
                     conn,
                     t.patterns,
                     (
-                        "dataset_id", "batch_id", "source", "split", "input_key",
-                        "content_hash", "label", "num", "obj", "tags", "created_at",
+                        "dataset_id",
+                        "batch_id",
+                        "source",
+                        "split",
+                        "input_key",
+                        "content_hash",
+                        "label",
+                        "num",
+                        "obj",
+                        "tags",
+                        "created_at",
                     ),
                     rows,
                 )
@@ -407,7 +419,9 @@ class Dataset:
         c = inp.coerce(series, label_type, file=file, offset=0, field=field)
         if label_type == "number" and not np.isfinite(c.values).all():
             i = int(np.flatnonzero(~np.isfinite(c.values))[0])
-            raise InvalidInput("the label is not a finite number", file=file, row=i + 1, field=field)
+            raise InvalidInput(
+                "the label is not a finite number", file=file, row=i + 1, field=field
+            )
         return c.values
 
     def coerce_label(self, value: Any) -> Any:
@@ -670,15 +684,28 @@ def read_patterns(
     p = t.patterns.c
     b = t.import_batches.c
     where = membership(
-        dataset.id, as_of=as_of, include_inactive=include_inactive or ids is not None,
-        max_id=max_id, sources=sources,
+        dataset.id,
+        as_of=as_of,
+        include_inactive=include_inactive or ids is not None,
+        max_id=max_id,
+        sources=sources,
     )
     if split is not None:
         if split not in SPLITS:
             raise InvalidInput(f"split {split!r} must be one of {', '.join(SPLITS)}")
         where.append(p.split == SPLITS.index(split))
-    cols = [p.id, p.split, p.source, p.label, p.created_at, p.deactivated_at, p.replaces_id,
-            p.batch_id, b.labelled_by, p.tags]
+    cols = [
+        p.id,
+        p.split,
+        p.source,
+        p.label,
+        p.created_at,
+        p.deactivated_at,
+        p.replaces_id,
+        p.batch_id,
+        b.labelled_by,
+        p.tags,
+    ]
     if with_inputs:
         cols += [p.num, p.obj]
     query = (

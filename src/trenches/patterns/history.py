@@ -140,7 +140,7 @@ class Patterns:
                     rows=1,
                     created_at=now,
                 )
-            ).inserted_primary_key[0]
+            ).inserted_primary_key[0]  # type: ignore[index]
             content = inp.content_hash(old.num, old.obj, text, source, now)
             new_id = conn.execute(
                 insert(t.patterns).values(
@@ -157,7 +157,7 @@ class Patterns:
                     created_at=now,
                     replaces_id=old.id,
                 )
-            ).inserted_primary_key[0]
+            ).inserted_primary_key[0]  # type: ignore[index]
             conn.execute(update(t.patterns).where(p.id == old.id).values(deactivated_at=now))
             conn.execute(
                 insert(t.pattern_changes).values(

@@ -69,7 +69,7 @@ def _read_csv(p: Path, name: str, string_columns: set[str]) -> pd.DataFrame:
     try:
         return pd.read_csv(
             p,
-            dtype=dtype,  # type: ignore[arg-type]
+            dtype=dtype,
             float_precision="round_trip",
             keep_default_na=False,
             na_values=["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"],

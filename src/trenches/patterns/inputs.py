@@ -242,19 +242,29 @@ def coerce(
         values, missing = floats.values, floats.missing
         bad = ~missing & ((values != np.floor(values)) | ~np.isfinite(values))
         if bad.any():
-            i = _first(bad)
-            raise _fail(file, offset, i, field, f"{series.iloc[i]!r} is not an integer")
+            row = _first(bad)
+            raise _fail(file, offset, row, field, f"{series.iloc[row]!r} is not an integer")
+        obj = series.to_numpy(dtype=object)
+        exact: dict[int, int] = {}
+        if not pd.api.types.is_numeric_dtype(dtype):
+            # Python ints and digit strings beyond 2**53 are kept exact, not via float.
+            for j in np.flatnonzero(~missing & (np.abs(values) >= 2.0**53)):
+                given = obj[j]
+                try:
+                    exact[int(j)] = int(given.strip() if isinstance(given, str) else given)
+                except (TypeError, ValueError):
+                    exact[int(j)] = int(values[j])
         too_big = ~missing & (np.abs(values) >= 2.0**63)
+        for k, big in exact.items():
+            too_big[k] = not -(2**63) <= big < 2**63
         if too_big.any():
-            i = _first(too_big)
-            raise _fail(file, offset, i, field, f"{series.iloc[i]!r} is out of the 64-bit range")
-        ints = np.where(missing, 0, values).astype("int64")
-        if dtype == object:
-            # Exact for integers beyond 2**53 that came as Python ints or digit strings.
-            obj = series.to_numpy(dtype=object)
-            for i in np.flatnonzero(~missing & (np.abs(values) >= 2.0**53)):
-                v = obj[i]
-                ints[i] = int(v) if not isinstance(v, float) else int(values[i])
+            row = _first(too_big)
+            raise _fail(
+                file, offset, row, field, f"{series.iloc[row]!r} is out of the 64-bit range"
+            )
+        ints = np.where(missing | (np.abs(values) >= 2.0**63), 0, values).astype("int64")
+        for k, big in exact.items():
+            ints[k] = big
         return CoercedColumn(ints, missing)
 
     if typ == "boolean":
@@ -267,9 +277,9 @@ def coerce(
         for i, v in enumerate(obj):
             if _is_missing_scalar(v):
                 missing[i] = True
-            elif isinstance(v, bool | np.bool_):
-                values[i] = bool(v)
-            elif isinstance(v, int | float | np.integer | np.floating) and v in (0, 1):
+            elif isinstance(v, bool | np.bool_) or (
+                isinstance(v, int | float | np.integer | np.floating) and v in (0, 1)
+            ):
                 values[i] = bool(v)
             elif isinstance(v, str) and v.strip().lower() in _TRUE:
                 values[i] = True

@@ -158,11 +158,15 @@ def _digest(
     sources: Sequence[str] | None,
 ) -> tuple[str, int]:
     p = t.patterns.c
-    hashes = conn.execute(
-        select(p.content_hash).where(
-            *membership(dataset_id, as_of=as_of, max_id=max_id, sources=sources)
+    hashes = (
+        conn.execute(
+            select(p.content_hash).where(
+                *membership(dataset_id, as_of=as_of, max_id=max_id, sources=sources)
+            )
         )
-    ).scalars().all()
+        .scalars()
+        .all()
+    )
     # Sorted, so the digest depends on the content, not on ids or insertion order.
     arr = np.array([bytes(h) for h in hashes], dtype="V16")
     arr.sort()
@@ -230,7 +234,7 @@ def take_snapshot(
                 note=note,
                 created_at=now,
             )
-        ).inserted_primary_key[0]
+        ).inserted_primary_key[0]  # type: ignore[index]
         row = conn.execute(select(t.snapshots).where(t.snapshots.c.id == snapshot_id)).one()
     return _snapshot(store, row, dataset.name)
 

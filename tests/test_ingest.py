@@ -1,0 +1,1000 @@
+"""Imports: what is stored comes back exactly, splits are pure, bad input is refused.
+
+Invariants 1, 2, 7 and 8 of DESIGN.md: an import is one transaction; bad input
+gets an error naming the file, the row and the field, and leaves the store
+exactly as it was; a pattern's split is a function of its inputs and the salt.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import math
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, select
+
+import trenches
+from trenches import InvalidInput
+from trenches.db import schema as t
+from trenches.patterns import datasets as datasets_module
+
+TABLES = (t.datasets, t.import_batches, t.patterns, t.pattern_changes, t.snapshots)
+COLUMNS = ("radius", "texture", "grade", "site", "label")
+SALT = "0123456789abcdef0123456789abcdef"
+
+# Each example opens no store of its own: one store per test, a dataset per example.
+ROUND_TRIP = settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+_names = itertools.count()
+
+
+def unique_name(prefix: str = "ds") -> str:
+    return f"{prefix}{next(_names)}"
+
+
+# --- the store's fingerprint -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """Everything an import could touch: every row of every table, and each dataset's
+    patterns as the API reads them."""
+
+    counts: dict[str, int]
+    rows: dict[str, list[tuple[Any, ...]]]
+    patterns: dict[str, pd.DataFrame]
+    schemas: dict[str, Any]
+
+
+def _plain(value: Any) -> Any:
+    return bytes(value) if isinstance(value, memoryview) else value
+
+
+def fingerprint(store: trenches.Store) -> Fingerprint:
+    with store.engine.connect() as conn:
+        counts = {
+            tbl.name: conn.execute(select(func.count()).select_from(tbl)).scalar_one()
+            for tbl in TABLES
+        }
+        rows = {
+            tbl.name: [
+                tuple(_plain(v) for v in r)
+                for r in conn.execute(select(tbl).order_by(tbl.c.id)).all()
+            ]
+            for tbl in TABLES
+        }
+    datasets = store.datasets.list()
+    return Fingerprint(
+        counts=counts,
+        rows=rows,
+        patterns={d.name: d.patterns(include_inactive=True) for d in datasets},
+        schemas={d.name: (d.schema, d.label_type) for d in datasets},
+    )
+
+
+def assert_unchanged(store: trenches.Store, before: Fingerprint) -> None:
+    after = fingerprint(store)
+    assert after.counts == before.counts
+    assert after.rows == before.rows
+    assert after.schemas == before.schemas
+    assert after.patterns.keys() == before.patterns.keys()
+    for name, frame in before.patterns.items():
+        pd.testing.assert_frame_equal(after.patterns[name], frame)
+
+
+# --- writing files ------------------------------------------------------------------
+
+
+def good_record(i: int) -> dict[str, Any]:
+    return {
+        "radius": 10.0 + i / 8,
+        "texture": 20.0 - i / 4,
+        "grade": 1 + i % 3,
+        "site": ("left", "right", "centre")[i % 3],
+        "label": ("benign", "malignant")[i % 2],
+    }
+
+
+def good_records(n: int) -> list[dict[str, Any]]:
+    return [good_record(i) for i in range(n)]
+
+
+def write_csv(path: Path, records: list[dict[str, Any]], header: list[str] | None = None) -> Path:
+    header = header if header is not None else list(records[0])
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        for r in records:
+            writer.writerow(["" if r.get(c) is None else _csv_cell(r[c]) for c in header])
+    return path
+
+
+def _csv_cell(value: Any) -> str:
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def write_jsonl(path: Path, records: list[dict[str, Any]]) -> Path:
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+    return path
+
+
+def with_value(records: list[dict[str, Any]], row: int, **values: Any) -> list[dict[str, Any]]:
+    """``records`` with data row ``row`` (1-based) changed."""
+    out = [dict(r) for r in records]
+    out[row - 1].update(values)
+    return out
+
+
+def without(records: list[dict[str, Any]], column: str) -> list[dict[str, Any]]:
+    return [{k: v for k, v in r.items() if k != column} for r in records]
+
+
+# --- bad files --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BadFile:
+    """A file the seeded ``dataset`` (radius, texture, grade, site -> label) refuses."""
+
+    name: str
+    write: Callable[[Path], Any]
+    row: int | None
+    field: str | None
+    reason: str
+    # Also refused as the first import of a dataset with no schema yet.
+    first_import: bool = False
+
+
+def _raw(content: bytes) -> Callable[[Path], Any]:
+    return lambda p: p.write_bytes(content)
+
+
+def _csv(records: list[dict[str, Any]], header: list[str] | None = None) -> Callable[[Path], Any]:
+    return lambda p: write_csv(p, records, header)
+
+
+def _jsonl(records: list[dict[str, Any]]) -> Callable[[Path], Any]:
+    return lambda p: write_jsonl(p, records)
+
+
+_HEADER = ",".join(COLUMNS) + "\n"
+_GOOD_JSONL = b"".join(orjson.dumps(r) + b"\n" for r in good_records(5))
+
+BAD_FILES = [
+    BadFile("empty.csv", _raw(b""), None, None, "empty", first_import=True),
+    BadFile("empty.jsonl", _raw(b""), None, None, "empty", first_import=True),
+    BadFile("empty.parquet", _raw(b""), None, None, "empty", first_import=True),
+    BadFile("header_only.csv", _raw(_HEADER.encode()), None, None, "no data rows",
+            first_import=True),
+    BadFile("only_blank_lines.jsonl", _raw(b"\n\n"), None, None, "no records", first_import=True),
+    BadFile(
+        "extra_field.csv",
+        _raw((_HEADER + "1.5,2.5,1,left,benign\n1.5,2.5,1,left,benign,oops\n").encode()),
+        2, None, "expected 5 fields, found 6", first_import=True,
+    ),
+    BadFile(
+        "missing_field.csv",
+        _raw((_HEADER + "1.5,2.5,1,left,benign\n1.5,2.5,1,left,benign\n1.5,2.5,1,left\n").encode()),
+        3, None, "expected 5 fields, found 4", first_import=True,
+    ),
+    BadFile("no_label.csv", _csv(without(good_records(5), "label")), None, "label",
+            "label column 'label' is missing", first_import=True),
+    BadFile("no_label.jsonl", _jsonl(without(good_records(5), "label")), None, "label",
+            "label column 'label' is missing", first_import=True),
+    BadFile("not_a_number.csv", _csv(with_value(good_records(9), 7, radius="oops")), 7, "radius",
+            "'oops' is not a number"),
+    BadFile("not_a_number.jsonl", _jsonl(with_value(good_records(9), 7, radius="oops")), 7,
+            "radius", "'oops' is not a number"),
+    BadFile("boolean_number.jsonl", _jsonl(with_value(good_records(4), 2, texture=True)), 2,
+            "texture", "boolean"),
+    BadFile("not_an_integer.csv", _csv(with_value(good_records(6), 4, grade=2.5)), 4, "grade",
+            "not an integer"),
+    BadFile("huge_integer.jsonl", _jsonl(with_value(good_records(3), 3, grade=1e19)), 3, "grade",
+            "64-bit"),
+    BadFile("unknown_column.csv",
+            _csv([{**r, "colour": "red"} for r in good_records(3)]), None, "colour",
+            "unknown column 'colour'"),
+    BadFile("missing_input.jsonl", _jsonl(without(good_records(3), "texture")), None, "texture",
+            "missing"),
+    BadFile("nan_label.csv", _csv(with_value(good_records(6), 5, label=None)), 5, "label",
+            "label is missing", first_import=True),
+    BadFile("nan_word_label.csv", _csv(with_value(good_records(6), 5, label="NaN")), 5, "label",
+            "label is missing", first_import=True),
+    BadFile("null_label.jsonl", _jsonl(with_value(good_records(6), 5, label=None)), 5, "label",
+            "label is missing", first_import=True),
+    BadFile("empty_label.jsonl", _jsonl(with_value(good_records(6), 5, label="")), 5, "label",
+            "label is missing or empty", first_import=True),
+    BadFile("blank_label.jsonl", _jsonl(with_value(good_records(6), 2, label=" \t")), 2, "label",
+            "label is missing or empty", first_import=True),
+    BadFile("invalid_json.jsonl", _raw(_GOOD_JSONL[:-1] + b"\n{\"radius\": 1.0,\n"), 6, None,
+            "not valid JSON", first_import=True),
+    BadFile("array_line.jsonl", _raw(_GOOD_JSONL + b"[1, 2]\n"), 6, None, "JSON object",
+            first_import=True),
+    BadFile("blank_line_inside.jsonl", _raw(_GOOD_JSONL.replace(b"\n", b"\n\n", 1)), 2, None,
+            "blank line", first_import=True),
+    BadFile("latin1.csv", _raw((_HEADER + "1.5,2.5,1,Bogotá,benign\n").encode("latin-1")), None,
+            None, "UTF-8", first_import=True),
+    BadFile("corrupt.parquet", _raw(b"PAR1 this is not parquet PAR1"), None, None,
+            "not a readable Parquet file", first_import=True),
+    BadFile("patterns.txt", _raw((_HEADER + "1.5,2.5,1,left,benign\n").encode()), None, None,
+            "cannot tell the format from the extension '.txt'", first_import=True),
+    BadFile("nonexistent.csv", lambda p: None, None, None, "no such file", first_import=True),
+    BadFile("folder.csv", lambda p: p.mkdir(), None, None, "folder", first_import=True),
+]
+
+
+def assert_names_the_place(err: InvalidInput, file: str | None, bad: BadFile) -> None:
+    assert err.file == file
+    assert err.row == bad.row
+    assert err.field == bad.field
+    assert bad.reason in err.reason
+    message = str(err)
+    if file is not None:
+        assert message.startswith(file)
+    if bad.row is not None:
+        assert f"row {bad.row}" in message
+    if bad.field is not None:
+        assert f'column "{bad.field}"' in message
+
+
+@pytest.mark.parametrize("bad", BAD_FILES, ids=lambda b: b.name)
+def test_bad_file_is_refused_naming_the_place_and_changes_nothing(
+    store: trenches.Store, dataset: trenches.Dataset, tmp_path: Path, bad: BadFile
+) -> None:
+    path = tmp_path / bad.name
+    bad.write(path)
+    before = fingerprint(store)
+    with pytest.raises(InvalidInput) as caught:
+        dataset.add_file(path, source="expert")
+    assert_names_the_place(caught.value, str(path), bad)
+    assert_unchanged(store, before)
+
+
+@pytest.mark.parametrize("bad", [b for b in BAD_FILES if b.first_import], ids=lambda b: b.name)
+def test_bad_first_import_leaves_the_dataset_without_schema(
+    store: trenches.Store, tmp_path: Path, bad: BadFile
+) -> None:
+    ds = store.datasets.create("fresh", task="classification", label="label")
+    path = tmp_path / bad.name
+    bad.write(path)
+    before = fingerprint(store)
+    with pytest.raises(InvalidInput) as caught:
+        ds.add_file(path, source="expert")
+    assert_names_the_place(caught.value, str(path), bad)
+    assert_unchanged(store, before)
+    assert store.datasets.get("fresh").schema is None
+    assert store.datasets.get("fresh").label_type is None
+    assert ds.schema is None
+
+
+def test_error_message_reads_file_row_column_reason(
+    store: trenches.Store, dataset: trenches.Dataset, tmp_path: Path
+) -> None:
+    path = write_jsonl(tmp_path / "bad.jsonl", with_value(good_records(9), 7, radius="oops"))
+    with pytest.raises(InvalidInput) as caught:
+        dataset.add_file(path, source="expert")
+    assert str(caught.value) == f"{path}, row 7, column \"radius\": 'oops' is not a number"
+
+
+def test_wrong_type_in_csv_names_the_data_row_not_the_line(
+    store: trenches.Store, dataset: trenches.Dataset, tmp_path: Path
+) -> None:
+    # Data row 7 is line 8 of the file, under the header.
+    path = write_csv(tmp_path / "bad.csv", with_value(good_records(9), 7, radius="oops"))
+    with pytest.raises(InvalidInput) as caught:
+        dataset.add_file(path, source="expert")
+    assert str(caught.value) == f"{path}, row 7, column \"radius\": 'oops' is not a number"
+
+
+def test_refused_file_leaves_the_dataset_usable(
+    store: trenches.Store, dataset: trenches.Dataset, tmp_path: Path
+) -> None:
+    bad = write_jsonl(tmp_path / "bad.jsonl", with_value(good_records(9), 7, radius="oops"))
+    with pytest.raises(InvalidInput):
+        dataset.add_file(bad, source="expert")
+    good = write_jsonl(tmp_path / "good.jsonl", good_records(9))
+    result = dataset.add_file(good, source="expert")
+    assert result.rows == 9
+    assert len(dataset.patterns()) == 200 + 9
+
+
+# --- bad DataFrames ---------------------------------------------------------------
+
+
+def _frame_with(**changes: Any) -> pd.DataFrame:
+    records = good_records(6)
+    for column, (row, value) in changes.items():
+        records[row - 1][column] = value
+    return pd.DataFrame.from_records(records)
+
+
+BAD_FRAMES = [
+    pytest.param(_frame_with(label=(4, None)), 4, "label", "label is missing", id="none_label"),
+    pytest.param(_frame_with(label=(3, float("nan"))), 3, "label", "label is missing",
+                 id="nan_label"),
+    pytest.param(_frame_with(label=(2, "")), 2, "label", "missing or empty", id="empty_label"),
+    pytest.param(_frame_with(radius=(5, "oops")), 5, "radius", "'oops' is not a number",
+                 id="not_a_number"),
+    pytest.param(_frame_with(grade=(6, "two")), 6, "grade", "'two' is not a number",
+                 id="not_an_integer"),
+    pytest.param(pd.DataFrame.from_records(without(good_records(3), "label")), None, "label",
+                 "label column 'label' is missing", id="no_label"),
+    pytest.param(pd.DataFrame.from_records(without(good_records(3), "site")), None, "site",
+                 "missing", id="missing_input"),
+    pytest.param(pd.DataFrame.from_records([{**r, "extra": 1} for r in good_records(3)]), None,
+                 "extra", "unknown column 'extra'", id="unknown_column"),
+]
+
+
+@pytest.mark.parametrize(("bad", "row", "field", "reason"), BAD_FRAMES)
+def test_bad_dataframe_is_refused_naming_row_and_column(
+    store: trenches.Store,
+    dataset: trenches.Dataset,
+    bad: pd.DataFrame,
+    row: int | None,
+    field: str,
+    reason: str,
+) -> None:
+    before = fingerprint(store)
+    with pytest.raises(InvalidInput) as caught:
+        dataset.add(bad.copy(), source="expert")
+    err = caught.value
+    assert (err.file, err.row, err.field) == (None, row, field)
+    assert reason in err.reason
+    assert_unchanged(store, before)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        pytest.param(pd.DataFrame(columns=list(COLUMNS)), id="no_rows"),
+        pytest.param(good_records(3), id="not_a_dataframe"),
+        pytest.param(
+            pd.DataFrame([[1.0, 2.0, 1, "x", "a"]], columns=["radius", "radius", "grade", "site",
+                                                            "label"]),
+            id="duplicate_column",
+        ),
+    ],
+)
+def test_malformed_dataframe_is_refused(
+    store: trenches.Store, dataset: trenches.Dataset, bad: Any
+) -> None:
+    before = fingerprint(store)
+    with pytest.raises(InvalidInput):
+        dataset.add(bad, source="expert")
+    assert_unchanged(store, before)
+
+
+# --- all or nothing ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+def test_bad_last_row_of_a_big_file_stores_none_of_it(
+    store: trenches.Store, dataset: trenches.Dataset, tmp_path: Path, fmt: str
+) -> None:
+    records = with_value(good_records(1000), 1000, radius="oops")
+    path = tmp_path / f"big.{fmt}"
+    if fmt == "csv":
+        write_csv(path, records)
+    elif fmt == "jsonl":
+        write_jsonl(path, records)
+    else:
+        pd.DataFrame.from_records(records).to_parquet(path)
+    before = fingerprint(store)
+    with pytest.raises(InvalidInput) as caught:
+        dataset.add_file(path, source="expert")
+    assert (caught.value.row, caught.value.field) == (1000, "radius")
+    assert_unchanged(store, before)
+
+
+def test_bad_last_label_of_a_first_import_stores_nothing(
+    store: trenches.Store, tmp_path: Path
+) -> None:
+    ds = store.datasets.create("fresh", task="classification", label="label")
+    path = write_jsonl(tmp_path / "big.jsonl", with_value(good_records(1000), 1000, label=None))
+    before = fingerprint(store)
+    with pytest.raises(InvalidInput) as caught:
+        ds.add_file(path, source="expert")
+    assert (caught.value.row, caught.value.field) == (1000, "label")
+    assert_unchanged(store, before)
+    assert store.datasets.get("fresh").schema is None
+
+
+def test_import_failing_after_some_chunks_were_written_stores_nothing(
+    store: trenches.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A crash in the middle of the write phase (here: the progress callback raising
+    # after the second of ten chunks) must roll the whole import back, schema included.
+    monkeypatch.setattr(datasets_module, "CHUNK_ROWS", 100)
+    ds = store.datasets.create("chunked", task="classification", label="label")
+    frame = pd.DataFrame.from_records(good_records(1000))
+    calls = []
+
+    def progress(rows: int) -> None:
+        calls.append(rows)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    before = fingerprint(store)
+    with pytest.raises(KeyboardInterrupt):
+        ds.add(frame, source="expert", progress=progress)
+    assert calls == [100, 100]
+    assert_unchanged(store, before)
+    assert store.datasets.get("chunked").schema is None
+    result = store.datasets.get("chunked").add(frame, source="expert")
+    assert result.rows == 1000
+
+
+# --- round trips --------------------------------------------------------------------
+
+
+def _is_missing(v: Any) -> bool:
+    return v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v))
+
+
+def float_bits(v: Any) -> bytes | str:
+    """A float's exact identity: its bits, with every NaN and missing value alike."""
+    if _is_missing(v) or (isinstance(v, float | np.floating) and math.isnan(v)):
+        return "missing"
+    return struct.pack("<d", float(v))
+
+
+def cells(values: Any, kind: Callable[[Any], Any]) -> list[Any]:
+    return [None if _is_missing(v) else kind(v) for v in values]
+
+
+odd_strings = st.one_of(
+    st.text(max_size=20),
+    st.sampled_from(
+        [
+            "", " ", "😀", "👩‍👩‍👧", "e\u0301", "\u00e9", "ﬁ", "a,b", 'say "hi"', "'", "line\nbreak",
+            "\r\n", " padded ", "tab\there", "NA", "null", "None", "nan", "NaN", "0", "007",
+            "1e5", "true", "\u200b", "\x00", "\\", "[1, 2]", '{"a": 1}',
+        ]
+    ),
+)
+odd_floats = st.one_of(
+    st.floats(),
+    st.sampled_from(
+        [1e308, -1e308, 1.7976931348623157e308, 5e-324, -5e-324, 2.2250738585072014e-308, -0.0,
+         0.0, 0.1, 1 / 3, 2.0**53 + 1, float("inf"), float("-inf")]
+    ),
+)
+int64s = st.one_of(
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.sampled_from([-(2**63), 2**63 - 1, -(2**53) - 1, 2**53 + 1, 0, -1]),
+)
+labels = st.text(min_size=1, max_size=10).filter(lambda s: s.strip() != "")
+
+
+def rows_of(*columns: st.SearchStrategy[Any]) -> st.SearchStrategy[list[tuple[Any, ...]]]:
+    return st.lists(st.tuples(*columns), min_size=1, max_size=8)
+
+
+mixed_rows = rows_of(
+    st.none() | odd_strings,
+    st.none() | odd_floats,
+    st.none() | int64s,
+    st.none() | st.booleans(),
+    labels,
+)
+
+
+def assert_round_trip(out: pd.DataFrame, rows: list[tuple[Any, ...]]) -> None:
+    s, x, i, b, label = (list(c) for c in zip(*rows, strict=True))
+    assert list(out.columns) == ["s", "x", "i", "b", "label"]
+    assert cells(out["s"], str) == cells(s, str)
+    assert [float_bits(v) for v in out["x"]] == [float_bits(v) for v in x]
+    assert cells(out["i"], int) == cells(i, int)
+    assert cells(out["b"], bool) == cells(b, bool)
+    assert list(out["label"]) == label
+
+
+@ROUND_TRIP
+@given(rows=mixed_rows)
+def test_odd_values_round_trip_through_a_dataframe(
+    store: trenches.Store, rows: list[tuple[Any, ...]]
+) -> None:
+    s, x, i, b, label = (list(c) for c in zip(*rows, strict=True))
+    frame = pd.DataFrame(
+        {
+            "s": pd.Series(s, dtype=object),
+            "x": np.array([np.nan if v is None else v for v in x], dtype=np.float64),
+            "i": pd.array(i, dtype="Int64"),
+            "b": pd.array(b, dtype="boolean"),
+            "label": pd.Series(label, dtype=object),
+        }
+    )
+    ds = store.datasets.create(unique_name(), task="classification", label="label")
+    ds.add(frame, source="synthetic")
+    assert [(c.name, c.type) for c in ds.schema.columns] == [
+        ("s", "string"), ("x", "number"), ("i", "integer"), ("b", "boolean"),
+    ]
+    assert_round_trip(ds.patterns(), rows)
+
+
+@ROUND_TRIP
+@given(rows=mixed_rows)
+def test_odd_values_round_trip_through_parquet(
+    store: trenches.Store, tmp_path: Path, rows: list[tuple[Any, ...]]
+) -> None:
+    s, x, i, b, label = (list(c) for c in zip(*rows, strict=True))
+    # Written by pyarrow itself, as other tools write Parquet: no pandas metadata.
+    table = pa.table(
+        {
+            "s": pa.array(s, pa.string()),
+            "x": pa.array(x, pa.float64()),
+            "i": pa.array(i, pa.int64()),
+            "b": pa.array(b, pa.bool_()),
+            "label": pa.array(label, pa.string()),
+        }
+    )
+    name = unique_name()
+    path = tmp_path / f"{name}.parquet"
+    pq.write_table(table, path)
+    ds = store.datasets.create(name, task="classification", label="label")
+    ds.add_file(path, source="synthetic")
+    assert_round_trip(ds.patterns(), rows)
+
+
+# JSON has no NaN or infinity, and a column with only nulls has no type to infer.
+finite_floats = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from([1e308, 5e-324, -5e-324, -0.0, 2.0**53 + 1]),
+)
+jsonl_rows = rows_of(
+    st.none() | odd_strings,
+    st.none() | finite_floats,
+    st.none() | int64s,
+    st.none() | st.booleans(),
+    labels,
+).filter(lambda rows: all(any(r[j] is not None for r in rows) for j in (1, 2, 3)))
+
+
+@ROUND_TRIP
+@given(rows=jsonl_rows)
+def test_odd_values_round_trip_through_jsonl(
+    store: trenches.Store, tmp_path: Path, rows: list[tuple[Any, ...]]
+) -> None:
+    name = unique_name()
+    path = write_jsonl(
+        tmp_path / f"{name}.jsonl", [dict(zip("sxib", r[:4], strict=True), label=r[4]) for r in rows]
+    )
+    ds = store.datasets.create(name, task="classification", label="label")
+    ds.add_file(path, source="synthetic")
+    assert [(c.name, c.type) for c in ds.schema.columns] == [
+        ("s", "string"), ("x", "number"), ("i", "integer"), ("b", "boolean"),
+    ]
+    assert_round_trip(ds.patterns(), rows)
+
+
+_MISSING_WORDS = {"", "na", "n/a", "nan", "null", "none"}
+# In CSV an empty field is a missing value, and a first import infers each column's
+# type from the text; a leading letter keeps these strings strings.
+csv_strings = odd_strings.map(lambda s: "s" + s).filter(
+    lambda s: s.strip().lower() not in _MISSING_WORDS and "\x00" not in s
+)
+csv_labels = labels.map(lambda s: "c" + s).filter(lambda s: "\x00" not in s)
+csv_rows = rows_of(
+    csv_strings,
+    st.none() | st.floats(allow_nan=False, allow_infinity=False) | st.just(-0.0) | st.just(5e-324),
+    csv_labels,
+).filter(lambda rows: any(r[1] is not None for r in rows))
+
+
+@ROUND_TRIP
+@given(rows=csv_rows)
+def test_repr_floats_and_odd_strings_round_trip_through_csv(
+    store: trenches.Store, tmp_path: Path, rows: list[tuple[Any, ...]]
+) -> None:
+    name = unique_name()
+    records = [{"s": s, "x": x, "label": label} for s, x, label in rows]
+    path = write_csv(tmp_path / f"{name}.csv", records)
+    ds = store.datasets.create(name, task="classification", label="label")
+    ds.add_file(path, source="synthetic")
+    out = ds.patterns()
+    assert list(out["s"]) == [s for s, _, _ in rows]
+    assert [float_bits(v) for v in out["x"]] == [float_bits(x) for _, x, _ in rows]
+    assert list(out["label"]) == [label for _, _, label in rows]
+
+
+label_cases = st.one_of(
+    st.tuples(st.just("classification"), st.lists(int64s, min_size=1, max_size=6)),
+    st.tuples(st.just("classification"), st.lists(st.booleans(), min_size=1, max_size=6)),
+    st.tuples(st.just("classification"), st.lists(labels, min_size=1, max_size=6)),
+    st.tuples(st.just("regression"), st.lists(finite_floats, min_size=1, max_size=6)),
+)
+
+
+@ROUND_TRIP
+@given(case=label_cases)
+def test_labels_of_every_type_round_trip_exactly(
+    store: trenches.Store, case: tuple[str, list[Any]]
+) -> None:
+    task, values = case
+    frame = pd.DataFrame({"x": np.arange(len(values), dtype=float), "label": values})
+    ds = store.datasets.create(unique_name(), task=task, label="label")
+    ds.add(frame, source="synthetic")
+    out = list(ds.patterns()["label"])
+    if task == "regression":
+        assert [float_bits(v) for v in out] == [float_bits(float(v)) for v in values]
+    else:
+        assert out == values
+        assert [type(v) for v in cells(out, lambda v: v)] == [
+            type(v) for v in cells(values, lambda v: v)
+        ] or all(isinstance(v, np.generic) for v in out)
+
+
+def test_big_integers_with_missing_values_round_trip_through_jsonl(
+    store: trenches.Store, tmp_path: Path
+) -> None:
+    records = [
+        {"n": 2**53 + 1, "label": "a"},
+        {"n": None, "label": "b"},
+        {"n": 2**63 - 1, "label": "a"},
+    ]
+    ds = store.datasets.create("big", task="classification", label="label")
+    ds.add_file(write_jsonl(tmp_path / "big.jsonl", records), source="expert")
+    assert ds.schema is not None
+    assert [(c.name, c.type) for c in ds.schema.columns] == [("n", "integer")]
+    assert cells(ds.patterns()["n"], int) == [2**53 + 1, None, 2**63 - 1]
+
+
+def test_big_integers_with_missing_values_round_trip_through_parquet(
+    store: trenches.Store, tmp_path: Path
+) -> None:
+    path = tmp_path / "big.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "n": pa.array([2**53 + 1, None, 2**63 - 1], pa.int64()),
+                "label": pa.array(["a", "b", "a"]),
+            }
+        ),
+        path,
+    )
+    ds = store.datasets.create("big", task="classification", label="label")
+    ds.add_file(path, source="expert")
+    assert ds.schema is not None
+    assert [(c.name, c.type) for c in ds.schema.columns] == [("n", "integer")]
+    assert cells(ds.patterns()["n"], int) == [2**53 + 1, None, 2**63 - 1]
+
+
+def test_string_codes_keep_their_leading_zeros_in_a_later_csv(
+    store: trenches.Store, tmp_path: Path
+) -> None:
+    ds = store.datasets.create("codes", task="classification", label="label")
+    ds.add(pd.DataFrame({"code": ["A1", "B2"], "label": ["x", "y"]}), source="expert")
+    path = tmp_path / "codes.csv"
+    path.write_text("code,label\n007,x\n0042,y\n", encoding="utf-8")
+    ds.add_file(path, source="expert")
+    assert list(ds.patterns()["code"]) == ["A1", "B2", "007", "0042"]
+
+
+def test_add_returns_what_was_stored(store: trenches.Store) -> None:
+    ds = store.datasets.create("result", task="classification", label="label")
+    frame = pd.DataFrame.from_records(good_records(50))
+    result = ds.add(frame, source="expert")
+    out = ds.patterns()
+    assert result.rows == 50
+    assert list(out.index) == list(range(result.first_id, result.last_id + 1))
+    assert sum(result.by_split.values()) == 50
+    counts = ds.pattern_info()["split"].value_counts()
+    assert {k: int(counts.get(k, 0)) for k in trenches.SPLITS} == result.by_split
+    pd.testing.assert_frame_equal(
+        out.reset_index(drop=True), frame, check_dtype=False, check_column_type=False
+    )
+
+
+# --- splits -------------------------------------------------------------------------
+
+
+def inputs_frame(n: int, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "radius": rng.normal(10, 2, n),
+            "site": [f"site {k}" for k in rng.integers(0, 10**9, n)],
+            "grade": rng.integers(1, 4, n),
+        }
+    )
+
+
+def splits_by_inputs(ds: trenches.Dataset) -> dict[tuple[Any, ...], str]:
+    out = ds.patterns().join(ds.pattern_info()[["split"]])
+    return {
+        (float(r.radius), r.site, int(r.grade)): str(r.split)
+        for r in out.itertuples(index=False)
+    }
+
+
+def test_same_inputs_land_in_the_same_split_in_every_import(store: trenches.Store) -> None:
+    ds = store.datasets.create("twice", task="classification", label="label")
+    inputs = inputs_frame(300)
+    ds.add(inputs.assign(label="a"), source="expert", created_at="2025-01-01")
+    first = splits_by_inputs(ds)
+    shuffled = inputs.sample(frac=1, random_state=1).assign(label="b")
+    ds.add(shuffled, source="crowd", labelled_by="someone", created_at="2025-06-01")
+    info = ds.pattern_info()
+    out = ds.patterns().join(info[["split", "batch_id"]])
+    assert out["batch_id"].nunique() == 2
+    for r in out.itertuples(index=False):
+        assert str(r.split) == first[(float(r.radius), r.site, int(r.grade))]
+    assert len(set(first.values())) == 3
+
+
+def test_same_salt_gives_the_same_splits(store: trenches.Store) -> None:
+    inputs = inputs_frame(300, seed=3).assign(label="a")
+    splits = {}
+    for name, salt in [("one", SALT), ("two", SALT), ("other", "f" * 32)]:
+        ds = store.datasets.create(name, task="classification", label="label", salt=salt)
+        ds.add(inputs, source="expert")
+        splits[name] = list(ds.pattern_info()["split"].astype(str))
+    assert splits["one"] == splits["two"]
+    assert splits["one"] != splits["other"]
+
+
+def test_split_does_not_depend_on_label_source_or_time(store: trenches.Store) -> None:
+    inputs = inputs_frame(200, seed=4)
+    a = store.datasets.create("a", task="classification", label="label", salt=SALT)
+    b = store.datasets.create("b", task="classification", label="label", salt=SALT)
+    a.add(inputs.assign(label="x"), source="expert", created_at="2024-01-01")
+    b.add(inputs.assign(label="y"), source="synthetic", labelled_by="bot")
+    assert list(a.pattern_info()["split"]) == list(b.pattern_info()["split"])
+
+
+@pytest.mark.parametrize("ratios", [(0.7, 0.15, 0.15), (0.5, 0.3, 0.2)])
+def test_split_ratios_are_near_the_configured_ones(
+    store: trenches.Store, ratios: tuple[float, float, float]
+) -> None:
+    n = 5000
+    ds = store.datasets.create("big", task="classification", label="label", splits=ratios)
+    result = ds.add(inputs_frame(n, seed=5).assign(label="a"), source="expert")
+    counts = ds.pattern_info()["split"].value_counts()
+    assert {k: int(counts[k]) for k in trenches.SPLITS} == result.by_split
+    for split, ratio in zip(trenches.SPLITS, ratios, strict=True):
+        # ~4.5 standard deviations of a binomial proportion at n = 5000.
+        assert abs(result.by_split[split] / n - ratio) < 0.03
+
+
+def _variants(text: str) -> list[str]:
+    return [
+        text,
+        text.upper(),
+        text.lower(),
+        text.title(),
+        f"  {text}  ",
+        text.replace(" ", "   "),
+        text.replace(" ", "\t"),
+        text.replace(" ", "\n "),
+    ]
+
+
+def test_near_duplicate_strings_land_in_the_same_split(store: trenches.Store) -> None:
+    bases = [f"North Site {k}" for k in range(150)]
+    rows = [(base, v) for base in bases for v in _variants(base)]
+    # NFKC: full-width letters and ligatures are the same text.
+    rows += [(bases[0], "Ｎｏｒｔｈ Site 0"), (bases[1], "North Site 1".replace("Site", "Sit\u0065"))]
+    frame = pd.DataFrame({"place": [v for _, v in rows], "label": "a"})
+    ds = store.datasets.create("near", task="classification", label="label")
+    ds.add(frame, source="expert")
+    out = ds.patterns().join(ds.pattern_info()[["split"]])
+    assert list(out["place"]) == [v for _, v in rows]
+    groups: dict[str, set[str]] = {}
+    for (base, _), split in zip(rows, out["split"].astype(str), strict=True):
+        groups.setdefault(base, set()).add(split)
+    assert all(len(s) == 1 for s in groups.values())
+    assert len({next(iter(s)) for s in groups.values()}) == 3
+    with store.engine.connect() as conn:
+        keys = [
+            bytes(k)
+            for (k,) in conn.execute(
+                select(t.patterns.c.input_key)
+                .where(t.patterns.c.dataset_id == ds.id)
+                .order_by(t.patterns.c.id)
+            )
+        ]
+    by_base: dict[str, set[bytes]] = {}
+    for (base, _), key in zip(rows, keys, strict=True):
+        by_base.setdefault(base, set()).add(key)
+    assert all(len(k) == 1 for k in by_base.values())
+    assert len({next(iter(k)) for k in by_base.values()}) == len(bases)
+
+
+def test_signed_zero_and_tiny_float_noise_land_in_the_same_split(store: trenches.Store) -> None:
+    values = np.linspace(-50, 50, 101)
+    values[50] = 0.0
+    noisy = values * (1 + 1e-15)
+    noisy[50] = -0.0
+    ds = store.datasets.create("noise", task="regression", label="y")
+    ds.add(pd.DataFrame({"v": np.concatenate([values, noisy]), "y": 1.0}), source="expert")
+    split = list(ds.pattern_info()["split"].astype(str))
+    assert split[:101] == split[101:]
+    out = ds.patterns()["v"].to_numpy()
+    assert np.signbit(out[101 + 50]) and not np.signbit(out[50])
+
+
+# --- text datasets ------------------------------------------------------------------
+
+REVIEWS = [
+    "Great, would buy again.",
+    'She said "no", then "yes".',
+    "Line one\nline two\n\nline four",
+    "Windows line\r\nbreaks",
+    "  leading and trailing spaces  ",
+    "émoji 😀, ümlauts, and 日本語",
+    "a \"quoted, comma\" inside",
+    "'single' quotes and \\ backslashes",
+    "\ttabbed",
+    "NA",
+]
+
+
+def review_records() -> list[dict[str, Any]]:
+    return [
+        {"review": text, "stars": 1 + i % 5, "label": ("bad", "good")[i % 2]}
+        for i, text in enumerate(REVIEWS)
+    ]
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+def test_free_text_with_commas_quotes_and_newlines_round_trips(
+    store: trenches.Store, tmp_path: Path, fmt: str
+) -> None:
+    records = review_records()
+    path = tmp_path / f"reviews.{fmt}"
+    if fmt == "csv":
+        write_csv(path, records)
+    elif fmt == "jsonl":
+        write_jsonl(path, records)
+    else:
+        pd.DataFrame.from_records(records).to_parquet(path)
+    ds = store.datasets.create("reviews", task="classification", label="label", text="review")
+    ds.add_file(path, source="crowd")
+    assert ds.schema is not None
+    assert dict((c.name, c.type) for c in ds.schema.columns)["review"] == "text"
+    out = ds.patterns()
+    assert list(out["review"]) == REVIEWS
+    assert list(out["stars"]) == [r["stars"] for r in records]
+    assert list(out["label"]) == [r["label"] for r in records]
+
+
+def test_text_dataset_round_trips_a_dataframe(store: trenches.Store) -> None:
+    frame = pd.DataFrame.from_records(review_records())
+    ds = store.datasets.create("reviews", task="classification", label="label", text="review")
+    ds.add(frame, source="crowd")
+    assert list(ds.patterns()["review"]) == REVIEWS
+
+
+def test_text_dataset_refuses_a_file_without_its_text_column(
+    store: trenches.Store, tmp_path: Path
+) -> None:
+    ds = store.datasets.create("reviews", task="classification", label="label", text="review")
+    path = write_jsonl(tmp_path / "no_text.jsonl", without(review_records(), "review"))
+    before = fingerprint(store)
+    with pytest.raises(InvalidInput) as caught:
+        ds.add_file(path, source="crowd")
+    assert (caught.value.file, caught.value.field) == (str(path), "review")
+    assert_unchanged(store, before)
+    assert store.datasets.get("reviews").schema is None
+
+
+# --- provenance ---------------------------------------------------------------------
+
+
+def test_provenance_is_recorded_per_pattern(store: trenches.Store) -> None:
+    ds = store.datasets.create("prov", task="classification", label="label")
+    first = ds.add(
+        pd.DataFrame.from_records(good_records(20)),
+        source="expert",
+        labelled_by="dr.a",
+        created_at="2025-01-01",
+    )
+    second = ds.add(
+        pd.DataFrame.from_records(good_records(30)),
+        source="crowd",
+        created_at=datetime(2025, 3, 4, 5, 6, 7, 890123, tzinfo=UTC),
+    )
+    assert first.batch_id != second.batch_id
+    info = ds.pattern_info()
+    assert len(info) == 50
+    a = info.loc[first.first_id : first.last_id]
+    b = info.loc[second.first_id : second.last_id]
+    assert (len(a), len(b)) == (20, 30)
+    assert set(a["source"]) == {"expert"}
+    assert set(a["labelled_by"]) == {"dr.a"}
+    assert set(a["batch_id"]) == {first.batch_id}
+    assert set(a["created_at"]) == {pd.Timestamp("2025-01-01", tz="UTC")}
+    assert set(b["source"]) == {"crowd"}
+    assert b["labelled_by"].isna().all()
+    assert set(b["batch_id"]) == {second.batch_id}
+    assert set(b["created_at"]) == {pd.Timestamp("2025-03-04 05:06:07.890123", tz="UTC")}
+    assert info["deactivated_at"].isna().all()
+    assert info["replaces_id"].isna().all()
+    assert set(info["split"].astype(str)) <= set(trenches.SPLITS)
+
+
+def test_file_import_records_its_file_and_provenance(
+    store: trenches.Store, tmp_path: Path
+) -> None:
+    ds = store.datasets.create("prov", task="classification", label="label")
+    path = write_jsonl(tmp_path / "batch.jsonl", good_records(10))
+    result = ds.add_file(path, source="production", labelled_by="ops", created_at="2025-05-05")
+    assert (result.file, result.rows, result.source) == (str(path), 10, "production")
+    info = ds.pattern_info()
+    assert set(info["batch_id"]) == {result.batch_id}
+    assert set(info["labelled_by"]) == {"ops"}
+    with store.engine.connect() as conn:
+        stored = conn.execute(
+            select(t.import_batches.c.file, t.import_batches.c.rows).where(
+                t.import_batches.c.id == result.batch_id
+            )
+        ).one()
+    assert tuple(stored) == (str(path), 10)
+
+
+def test_created_at_defaults_to_the_time_of_import(store: trenches.Store) -> None:
+    ds = store.datasets.create("now", task="classification", label="label")
+    before = pd.Timestamp.now(tz="UTC")
+    ds.add(pd.DataFrame.from_records(good_records(3)), source="expert")
+    after = pd.Timestamp.now(tz="UTC")
+    created = ds.pattern_info()["created_at"]
+    assert ((created >= before - pd.Timedelta("1s")) & (created <= after)).all()
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        pytest.param(datetime.now(UTC) + timedelta(days=1), id="tomorrow"),
+        pytest.param("2999-01-01", id="far_future"),
+    ],
+)
+def test_created_at_in_the_future_is_refused(
+    store: trenches.Store, dataset: trenches.Dataset, when: Any
+) -> None:
+    before = fingerprint(store)
+    with pytest.raises(InvalidInput, match="future"):
+        dataset.add(pd.DataFrame.from_records(good_records(3)), source="expert", created_at=when)
+    assert_unchanged(store, before)
+
+
+def test_created_at_in_the_future_leaves_a_new_dataset_without_schema(
+    store: trenches.Store,
+) -> None:
+    ds = store.datasets.create("fresh", task="classification", label="label")
+    before = fingerprint(store)
+    with pytest.raises(InvalidInput, match="future"):
+        ds.add(pd.DataFrame.from_records(good_records(3)), source="expert", created_at="2999-01-01")
+    assert_unchanged(store, before)
+    assert store.datasets.get("fresh").schema is None
+
+
+@pytest.mark.parametrize(
+    ("argument", "value"),
+    [("source", ""), ("source", "two words"), ("created_at", "last tuesday")],
+)
+def test_bad_provenance_is_refused(
+    store: trenches.Store, dataset: trenches.Dataset, argument: str, value: str
+) -> None:
+    kwargs: dict[str, Any] = {"source": "expert", argument: value}
+    before = fingerprint(store)
+    with pytest.raises(InvalidInput):
+        dataset.add(pd.DataFrame.from_records(good_records(3)), **kwargs)
+    assert_unchanged(store, before)
