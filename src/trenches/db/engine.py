@@ -8,7 +8,7 @@ for high-volume rows.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -108,31 +108,54 @@ def translate_errors() -> Iterator[None]:
         raise StoreError(f"database error: {text}") from e
 
 
+def _literal(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    raise TypeError(f"no SQL literal for {type(value).__name__}")
+
+
 def bulk_insert(
-    conn: Connection, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+    conn: Connection,
+    table: Table,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    constants: Mapping[str, Any] | None = None,
 ) -> None:
     """Insert many rows (tuples in ``columns`` order) inside ``conn``'s transaction.
 
-    SQLite gets one prepared ``executemany``; PostgreSQL gets ``COPY``; other
-    backends get SQLAlchemy's own ``executemany``.
+    ``constants`` are values shared by every row (ints, strings or None). SQLite gets
+    one prepared ``executemany`` with the constants written into the statement, so
+    that each row binds only its own values; PostgreSQL gets ``COPY``; other backends
+    get SQLAlchemy's own ``executemany``.
     """
+    constants = dict(constants or {})
     dialect = conn.dialect.name
     if dialect == "sqlite":
-        sql = (
-            f"INSERT INTO {table.name} ({', '.join(columns)}) "
-            f"VALUES ({', '.join('?' * len(columns))})"
-        )
+        names = [*columns, *constants]
+        values = ["?"] * len(columns) + [_literal(v) for v in constants.values()]
+        sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join(values)})"
         cursor = conn.connection.cursor()
         try:
             cursor.executemany(sql, rows)  # type: ignore[arg-type]  # any iterable works
         finally:
             cursor.close()
-    elif dialect == "postgresql":
+        return
+    extra = tuple(constants.values())
+    names = [*columns, *constants]
+    if dialect == "postgresql":
         raw = conn.connection.driver_connection
         assert raw is not None
-        sql = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+        sql = f"COPY {table.name} ({', '.join(names)}) FROM STDIN"
         with raw.cursor() as cursor, cursor.copy(sql) as copy:
             for row in rows:
-                copy.write_row(row)
+                copy.write_row((*row, *extra))
     else:
-        conn.execute(table.insert(), [dict(zip(columns, row, strict=True)) for row in rows])
+        conn.execute(
+            table.insert(), [dict(zip(names, (*row, *extra), strict=True)) for row in rows]
+        )

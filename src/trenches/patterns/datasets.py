@@ -351,41 +351,20 @@ class Dataset:
                 labs = label_text[start:stop]
                 num = enc.num if enc.num is not None else [None] * m
                 obj = enc.obj if enc.obj is not None else [None] * m
-                content = [
-                    inp.content_hash(nb, ob, lb, source, when)
-                    for nb, ob, lb in zip(num, obj, labs, strict=True)
-                ]
-                rows = zip(
-                    [self.id] * m,
-                    [batch_id] * m,
-                    [source] * m,
-                    split.tolist(),
-                    enc.keys,
-                    content,
-                    labs,
-                    num,
-                    obj,
-                    [tags_json] * m,
-                    [when] * m,
-                    strict=True,
-                )
+                content = inp.content_hashes(num, obj, labs, source, when)
+                rows = zip(split.tolist(), enc.keys, content, labs, num, obj, strict=True)
                 bulk_insert(
                     conn,
                     t.patterns,
-                    (
-                        "dataset_id",
-                        "batch_id",
-                        "source",
-                        "split",
-                        "input_key",
-                        "content_hash",
-                        "label",
-                        "num",
-                        "obj",
-                        "tags",
-                        "created_at",
-                    ),
+                    ("split", "input_key", "content_hash", "label", "num", "obj"),
                     rows,
+                    constants={
+                        "dataset_id": self.id,
+                        "batch_id": batch_id,
+                        "source": source,
+                        "tags": tags_json,
+                        "created_at": when,
+                    },
                 )
                 if progress is not None:
                     progress(m)

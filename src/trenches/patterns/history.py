@@ -141,7 +141,7 @@ class Patterns:
                     created_at=now,
                 )
             ).inserted_primary_key[0]  # type: ignore[index]
-            content = inp.content_hash(old.num, old.obj, text, source, now)
+            content = inp.content_hashes([old.num], [old.obj], [text], source, now)[0]
             new_id = conn.execute(
                 insert(t.patterns).values(
                     dataset_id=old.dataset_id,

@@ -445,20 +445,24 @@ def labels_from_text(texts: Sequence[str], typ: str | None) -> np.ndarray:
     return np.array(texts, dtype=object)
 
 
-def content_hash(
-    num: bytes | None, obj: str | None, label: str, source: str, created_at: int
-) -> bytes:
-    """Hash of what a training run sees of a pattern: exact inputs, label, source and
-    time. ``num`` has a fixed width and JSON holds no raw U+001F, so the separators
-    make the encoding unambiguous."""
-    return hashlib.blake2b(
-        (num or b"")
-        + (obj.encode() if obj is not None else b"")
-        + b"\x1f"
-        + label.encode()
-        + b"\x1f"
-        + source.encode()
-        + b"\x1f"
-        + str(created_at).encode(),
-        digest_size=16,
-    ).digest()
+def content_hashes(
+    num: Sequence[bytes | None],
+    obj: Sequence[str | None],
+    labels: Sequence[str],
+    source: str,
+    created_at: int,
+) -> list[bytes]:
+    """Hash of what a training run sees of each pattern: exact inputs, label, source and
+    time. ``num`` has a fixed width per dataset and JSON holds no raw U+001F, so the
+    separators make the encoding unambiguous."""
+    tail = b"\x1f" + source.encode() + b"\x1f" + str(created_at).encode()
+    b2 = hashlib.blake2b
+    encoded: dict[str, bytes] = {}  # classification labels repeat: encode each once
+    out = []
+    for nb, ob, lb in zip(num, obj, labels, strict=True):
+        lab = encoded.get(lb)
+        if lab is None:
+            lab = encoded.setdefault(lb, b"\x1f" + lb.encode())
+        payload = (nb or b"") + (ob.encode() if ob is not None else b"") + lab + tail
+        out.append(b2(payload, digest_size=16).digest())
+    return out
