@@ -22,8 +22,9 @@ from rich.progress import (
 import trenches
 from trenches.store import Store
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# Piped output is not cut at 80 columns: tables get room, messages stay on one line.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 @dataclass

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pandas as pd
 
@@ -65,14 +67,14 @@ def _read_csv(p: Path, name: str, string_columns: set[str]) -> pd.DataFrame:
     dupes = sorted({h for h in header if header.count(h) > 1})
     if dupes:
         raise InvalidInput(f"column {dupes[0]!r} appears more than once in the header", file=name)
-    dtype = {c: str for c in header if c in string_columns}
     try:
-        return pd.read_csv(
+        # Everything is read as text, then typed here: pandas' own float parser is not
+        # always correctly rounded, and a number must read back bit for bit.
+        raw = pd.read_csv(
             p,
-            dtype=dtype,
-            float_precision="round_trip",
+            dtype=str,
             keep_default_na=False,
-            na_values=["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"],
+            na_values=_NA_VALUES,
             encoding="utf-8",
             engine="c",
         )
@@ -80,6 +82,46 @@ def _read_csv(p: Path, name: str, string_columns: set[str]) -> pd.DataFrame:
         raise _csv_error(p, name, len(header), e) from None
     except UnicodeDecodeError as e:
         raise InvalidInput(f"not UTF-8 text ({e.reason})", file=name) from None
+    return pd.DataFrame({c: raw[c] if c in string_columns else _typed(raw[c]) for c in raw.columns})
+
+
+_NA_VALUES = ["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"]
+_INTEGER = re.compile(r"^\s*[+-]?\d+\s*$")
+_BOOLEAN = {"true": True, "false": False}
+
+
+def _typed(column: pd.Series) -> pd.Series:
+    """A text column as integers, floats or booleans when every value is one, else text.
+
+    Floats go through Python's ``float``, which is correctly rounded: a value written
+    with ``repr`` reads back exactly.
+    """
+    present = column.dropna()
+    if len(present) == 0:
+        return column.astype("float64")
+    values = present.to_numpy(dtype=object)
+    lowered = {v.strip().lower() for v in values[:1000]}
+    if lowered <= _BOOLEAN.keys() and all(v.strip().lower() in _BOOLEAN for v in values):
+        out = column.map(lambda v: _BOOLEAN[v.strip().lower()] if isinstance(v, str) else v)
+        return out.astype("boolean") if column.isna().any() else out.astype(bool)
+    if all(_INTEGER.match(v) for v in values):
+        ints = [int(v) for v in values]
+        if all(-(2**63) <= i < 2**63 for i in ints):
+            dtype = "Int64" if column.isna().any() else "int64"
+            return pd.Series(
+                pd.array(
+                    column.map(lambda v: int(v) if isinstance(v, str) else None), dtype="Int64"
+                ),
+                index=column.index,
+            ).astype(dtype)
+        return column
+    try:
+        floats = values.astype(np.float64)
+    except ValueError:
+        return column
+    out = pd.Series(np.nan, index=column.index, dtype="float64")
+    out[present.index] = floats
+    return out
 
 
 def _csv_error(p: Path, name: str, width: int, e: Exception) -> InvalidInput:

@@ -189,7 +189,7 @@ def coerce(
     n = len(series)
     if typ in ("string", "text"):
         obj = series.to_numpy(dtype=object, na_value=None)
-        missing = pd.isna(series).to_numpy()
+        missing = pd.isna(series).to_numpy().copy()
         if text_file:
             missing |= np.fromiter((v == "" for v in obj), dtype=bool, count=n)
         out = np.empty(n, dtype=object)

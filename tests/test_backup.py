@@ -1,0 +1,352 @@
+"""``trenches backup`` and ``trenches restore`` of the embedded store."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import select
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+import trenches
+from trenches.cli import main
+
+from conftest import PostgresServer, make_frame
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Run ``trenches ARGS...`` in this process, in ``tmp_path``, with no store settings."""
+    monkeypatch.chdir(tmp_path)
+    for var in ("TRENCHES_DB_URL", "TRENCHES_ARTIFACTS"):
+        monkeypatch.delenv(var, raising=False)
+
+    def run(*args: str | Path) -> Result:
+        out, err = io.StringIO(), io.StringIO()
+        code: int
+        with redirect_stdout(out), redirect_stderr(err):
+            try:
+                main([str(a) for a in args])
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+            else:
+                code = 0
+        return Result(code, out.getvalue(), err.getvalue())
+
+    return run
+
+
+def _state(store: trenches.Store) -> dict[str, Any]:
+    """Everything a restore must bring back, in comparable form."""
+    out: dict[str, Any] = {}
+    for ds in store.datasets.list():
+        out[ds.name] = (
+            ds.patterns(include_inactive=True),
+            ds.pattern_info(include_inactive=True),
+            [(s.id, s.digest, s.patterns) for s in ds.snapshots()],
+        )
+    return out
+
+
+def _assert_same_state(a: dict[str, Any], b: dict[str, Any]) -> None:
+    assert a.keys() == b.keys()
+    for name in a:
+        pd.testing.assert_frame_equal(a[name][0], b[name][0])
+        pd.testing.assert_frame_equal(a[name][1], b[name][1])
+        assert a[name][2] == b[name][2]
+
+
+@pytest.fixture
+def here(cli: Any, tmp_path: Path) -> Path:
+    """A store in ./.trenches with a dataset, a relabel, a deactivation and a snapshot."""
+    folder = tmp_path / ".trenches"
+    with trenches.open(folder) as store:
+        ds = store.datasets.create("cancer", task="classification", label="label")
+        ds.add(make_frame(120, seed=1), source="expert", created_at="2026-01-05")
+        ds.add(make_frame(40, seed=2), source="crowd", created_at="2026-02-05")
+        p = store.patterns.get(7)
+        store.patterns.relabel(
+            7,
+            "benign" if p.label == "malignant" else "malignant",
+            source="expert",
+            reason="biopsy",
+        )
+        store.patterns.deactivate([9, 10], reason="blurred")
+        ds.snapshot(as_of="2026-03-01", sources=["expert"], note="v1")
+    return folder
+
+
+def test_backup_then_restore_brings_the_store_back(cli: Any, here: Path, tmp_path: Path) -> None:
+    with trenches.open(here, create=False) as store:
+        before = _state(store)
+        snap_id = store.datasets.get("cancer").snapshots()[0].id
+    r = cli("backup", "backups/one")
+    assert r.code == 0, r.err
+    backup = tmp_path / "backups" / "one"
+    assert {p.name for p in backup.iterdir()} == {"trenches.db", "artifacts", "manifest.json"}
+    manifest = json.loads((backup / "manifest.json").read_text())
+    assert manifest["schema_revision"] and len(manifest["database_sha256"]) == 64
+
+    # Life goes on after the backup ...
+    with trenches.open(here, create=False) as store:
+        ds = store.datasets.get("cancer")
+        ds.add(make_frame(30, seed=3), source="crowd")
+        store.patterns.deactivate([1, 2, 3], reason="later")
+        ds.snapshot()
+        assert _state(store)["cancer"][0].shape != before["cancer"][0].shape
+
+    # ... and the restore takes the store back to the moment of the backup.
+    r = cli("restore", "backups/one", "--force")
+    assert r.code == 0, r.err
+    with trenches.open(here, create=False) as store:
+        _assert_same_state(_state(store), before)
+        snap = store.snapshots.get(snap_id)
+        assert snap.verify()
+        assert snap.digest == before["cancer"][2][0][1]
+        # The restored store takes new work.
+        store.datasets.get("cancer").add(make_frame(5, seed=4), source="expert")
+
+
+def test_backup_copies_the_artifacts(cli: Any, here: Path, tmp_path: Path) -> None:
+    blob = here / "artifacts" / "ab" / ("ab" + "0" * 62)
+    blob.parent.mkdir(parents=True)
+    blob.write_bytes(b"model bytes")
+    r = cli("backup", "bk")
+    assert r.code == 0, r.err
+    assert (tmp_path / "bk" / "artifacts" / "ab" / blob.name).read_bytes() == b"model bytes"
+    target = tmp_path / "restored"
+    assert cli("--store", target, "restore", "bk").code == 0
+    assert (target / "artifacts" / "ab" / blob.name).read_bytes() == b"model bytes"
+
+
+def test_restore_into_an_empty_place_needs_no_force(cli: Any, here: Path, tmp_path: Path) -> None:
+    assert cli("backup", "bk").code == 0
+    r = cli("--store", tmp_path / "fresh", "restore", "bk")
+    assert r.code == 0, r.err
+    with trenches.open(here, create=False) as a, trenches.open(tmp_path / "fresh") as b:
+        _assert_same_state(_state(a), _state(b))
+
+
+def test_restore_refuses_to_replace_a_store_without_force(
+    cli: Any, here: Path, tmp_path: Path
+) -> None:
+    assert cli("backup", "bk").code == 0
+    with trenches.open(here, create=False) as store:
+        store.datasets.get("cancer").add(make_frame(10, seed=5), source="crowd")
+        after = _state(store)
+    r = cli("restore", "bk")
+    assert r.code == 2
+    assert "--force" in r.err
+    with trenches.open(here, create=False) as store:
+        _assert_same_state(_state(store), after)
+
+
+def test_restore_refuses_a_damaged_backup(cli: Any, here: Path, tmp_path: Path) -> None:
+    assert cli("backup", "bk").code == 0
+    with trenches.open(here, create=False) as store:
+        before = _state(store)
+    db = tmp_path / "bk" / "trenches.db"
+    data = bytearray(db.read_bytes())
+    for i in range(len(data) // 2, len(data) // 2 + 64):
+        data[i] ^= 0xFF
+    db.write_bytes(bytes(data))
+    r = cli("restore", "bk", "--force")
+    assert r.code == 2
+    assert "damaged" in " ".join(r.err.split())
+    with trenches.open(here, create=False) as store:
+        _assert_same_state(_state(store), before)
+
+
+def test_restore_refuses_a_folder_that_is_not_a_backup(
+    cli: Any, here: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "notes.txt").write_text("hello")
+    r = cli("restore", "junk", "--force")
+    assert r.code == 2
+    assert "not a trenches backup" in " ".join(r.err.split())
+
+
+def test_backup_refuses_a_folder_that_holds_files(cli: Any, here: Path, tmp_path: Path) -> None:
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("mine")
+    r = cli("backup", "full")
+    assert r.code == 2
+    assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
+    assert not (tmp_path / "full" / "trenches.db").exists()
+
+
+def test_backup_without_a_store_exits_2(cli: Any, tmp_path: Path) -> None:
+    r = cli("backup", "bk")
+    assert r.code == 2
+    assert "no store" in r.err
+
+
+# --- PostgreSQL -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def pg_url(postgres: PostgresServer) -> Iterator[str]:
+    name = postgres.create_database()
+    try:
+        yield postgres.url(name)
+    finally:
+        postgres.drop_database(name)
+
+
+def test_backup_of_a_postgresql_store_points_to_pg_dump(
+    cli: Any, pg_url: str, tmp_path: Path
+) -> None:
+    assert cli("--store", pg_url, "init").code == 0
+    r = cli("--store", pg_url, "backup", "bk")
+    assert r.code == 2
+    assert "pg_dump" in r.err
+    assert "Traceback" not in r.err
+    assert not (tmp_path / "bk").exists()
+
+
+def test_restore_into_a_postgresql_store_points_to_pg_restore(
+    cli: Any, here: Path, pg_url: str
+) -> None:
+    assert cli("backup", "bk").code == 0
+    r = cli("--store", pg_url, "restore", "bk", "--force")
+    assert r.code == 2
+    assert "pg_dump" in r.err
+
+
+# --- a backup while another process writes ----------------------------------------------
+
+_WRITER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+    import pandas as pd
+
+    import trenches
+
+    store = trenches.open(sys.argv[1], create=False)
+    stop = Path(sys.argv[2])
+    ds = store.datasets.get("stream")
+    rng = np.random.default_rng(0)
+    done = 0
+    while not stop.exists() and done < 20_000:
+        n = int(rng.integers(1, 300))
+        ds.add(
+            pd.DataFrame(
+                {"x": rng.normal(size=n), "y": rng.normal(size=n),
+                 "label": rng.choice(["a", "b"], n)}
+            ),
+            source="production",
+        )
+        done += 1
+        if done == 10:
+            print("writing", flush=True)
+    print("done", done, flush=True)
+    """
+)
+
+
+def _wait_for_line(proc: subprocess.Popen[str], prefix: str, timeout: float) -> str:
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
+        if ready:
+            line = proc.stdout.readline()
+            if line.startswith(prefix):
+                return line
+            if line == "":
+                break
+    proc.kill()
+    _, err = proc.communicate()
+    raise AssertionError(f"the writer never printed {prefix!r}; stderr:\n{err}")
+
+
+def _whole_imports_only(db: Path) -> int:
+    """Check a backup file: sound, and every import in it complete. Returns the imports."""
+    con = sqlite3.connect(db)
+    try:
+        assert con.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        rows = con.execute(
+            "SELECT b.id, b.rows, COUNT(p.id) FROM import_batches b "
+            "LEFT JOIN patterns p ON p.batch_id = b.id GROUP BY b.id ORDER BY b.id"
+        ).fetchall()
+        partial = [(i, want, got) for i, want, got in rows if want != got]
+        assert partial == [], f"imports with missing rows (id, rows, found): {partial[:5]}"
+        orphans = con.execute(
+            "SELECT COUNT(*) FROM patterns p LEFT JOIN import_batches b ON p.batch_id = b.id "
+            "WHERE b.id IS NULL"
+        ).fetchone()[0]
+        assert orphans == 0
+        total = con.execute("SELECT COUNT(*) FROM patterns").fetchone()[0]
+        assert total == sum(want for _, want, _ in rows)
+        return len(rows)
+    finally:
+        con.close()
+
+
+@pytest.mark.slow
+def test_a_backup_taken_while_another_process_imports_holds_whole_imports(
+    cli: Any, tmp_path: Path
+) -> None:
+    folder = tmp_path / "live"
+    with trenches.open(folder) as store:
+        ds = store.datasets.create("stream", task="classification", label="label")
+        ds.add(
+            pd.DataFrame({"x": [0.0, 1.0], "y": [1.0, 0.0], "label": ["a", "b"]}), source="expert"
+        )
+    stop = tmp_path / "stop"
+    env = {k: v for k, v in os.environ.items() if k not in ("TRENCHES_DB_URL",)}
+    writer = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, str(folder), str(stop)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        _wait_for_line(writer, "writing", timeout=120)
+        imports = []
+        for i in range(4):
+            r = cli("--store", folder, "backup", tmp_path / f"bk{i}")
+            assert r.code == 0, r.err
+            imports.append(_whole_imports_only(tmp_path / f"bk{i}" / "trenches.db"))
+            time.sleep(0.3)
+    finally:
+        stop.touch()
+        out, err = writer.communicate(timeout=120)
+    assert writer.returncode == 0, err
+    written = int(out.split("done")[1])
+    assert written > 10
+    # The backups were taken while the writer ran, not before nor after it.
+    assert 10 < imports[0] <= imports[-1] < written + 1
+    assert imports == sorted(imports)
+
+    # A backup taken mid-stream restores into a working store.
+    restored = tmp_path / "restored"
+    assert cli("--store", restored, "restore", tmp_path / "bk1").code == 0
+    with trenches.open(restored, create=False) as store:
+        ds = store.datasets.get("stream")
+        assert ds.summary().imports == imports[1]
+        ds.add(pd.DataFrame({"x": [5.0], "y": [5.0], "label": ["a"]}), source="expert")
