@@ -352,12 +352,20 @@ class Dataset:
                 num = enc.num if enc.num is not None else [None] * m
                 obj = enc.obj if enc.obj is not None else [None] * m
                 content = inp.content_hashes(num, obj, labs, source, when)
-                rows = zip(split.tolist(), enc.keys, content, labs, num, obj, strict=True)
+                # Columns that would be NULL in every row are left out of the statement.
+                names = ["split", "input_key", "content_hash", "label"]
+                columns: list[Any] = [split.tolist(), enc.keys, content, labs]
+                if enc.num is not None:
+                    names.append("num")
+                    columns.append(enc.num)
+                if enc.obj is not None:
+                    names.append("obj")
+                    columns.append(enc.obj)
                 bulk_insert(
                     conn,
                     t.patterns,
-                    ("split", "input_key", "content_hash", "label", "num", "obj"),
-                    rows,
+                    names,
+                    list(zip(*columns, strict=True)),
                     constants={
                         "dataset_id": self.id,
                         "batch_id": batch_id,
@@ -390,8 +398,13 @@ class Dataset:
 
     def _coerce_labels(self, series: pd.Series, label_type: str, file: str | None) -> np.ndarray:
         field = self.label_column
-        blank = series.map(lambda v: isinstance(v, str) and v.strip() == "").to_numpy(dtype=bool)
-        missing = pd.isna(series).to_numpy() | blank
+        missing = pd.isna(series).to_numpy().copy()
+        if not (
+            pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype)
+        ):
+            missing |= series.map(lambda v: isinstance(v, str) and v.strip() == "").to_numpy(
+                dtype=bool
+            )
         if missing.any():
             i = int(np.flatnonzero(missing)[0])
             raise InvalidInput("the label is missing or empty", file=file, row=i + 1, field=field)
