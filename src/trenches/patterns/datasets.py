@@ -7,6 +7,7 @@ import os
 import re
 import secrets
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -338,44 +339,38 @@ class Dataset:
                 )
             ).inserted_primary_key[0]  # type: ignore[index]
             before = conn.execute(select(func.max(t.patterns.c.id))).scalar() or 0
-            for start in range(0, n, CHUNK_ROWS):
-                stop = min(n, start + CHUNK_ROWS)
-                chunk = {
-                    name: inp.CoercedColumn(c.values[start:stop], c.missing[start:stop])
-                    for name, c in cols.items()
-                }
-                m = stop - start
-                enc = inp.encode(schema, chunk, m, self.salt)
-                split = inp.splits_of(enc.keys, self.split_ratios)
-                by_split += np.bincount(split, minlength=3)
-                labs = label_text[start:stop]
-                num = enc.num if enc.num is not None else [None] * m
-                obj = enc.obj if enc.obj is not None else [None] * m
-                content = inp.content_hashes(num, obj, labs, source, when)
-                # Columns that would be NULL in every row are left out of the statement.
-                names = ["split", "input_key", "content_hash", "label"]
-                columns: list[Any] = [split.tolist(), enc.keys, content, labs]
-                if enc.num is not None:
-                    names.append("num")
-                    columns.append(enc.num)
-                if enc.obj is not None:
-                    names.append("obj")
-                    columns.append(enc.obj)
-                bulk_insert(
-                    conn,
-                    t.patterns,
-                    names,
-                    list(zip(*columns, strict=True)),
-                    constants={
-                        "dataset_id": self.id,
-                        "batch_id": batch_id,
-                        "source": source,
-                        "tags": tags_json,
-                        "created_at": when,
-                    },
-                )
-                if progress is not None:
-                    progress(m)
+            constants = {
+                "dataset_id": self.id,
+                "batch_id": batch_id,
+                "source": source,
+                "tags": tags_json,
+                "created_at": when,
+            }
+
+            def write_chunk(names: list[str], rows: list[tuple[Any, ...]]) -> int:
+                bulk_insert(conn, t.patterns, names, rows, constants=constants)
+                return len(rows)
+
+            # Chunk k+1 is encoded while chunk k is written: the driver lets go of the
+            # GIL inside the database, so the two overlap on two cores. Only the writer
+            # thread touches the connection while a write is pending.
+            with ThreadPoolExecutor(1, thread_name_prefix="trenches-import") as writer:
+                pending: Future[int] | None = None
+                for start in range(0, n, CHUNK_ROWS):
+                    stop = min(n, start + CHUNK_ROWS)
+                    names, rows, split = self._encode_chunk(
+                        schema, cols, label_text, start, stop, source, when
+                    )
+                    by_split += np.bincount(split, minlength=3)
+                    if pending is not None:
+                        done = pending.result()
+                        if progress is not None:
+                            progress(done)
+                    pending = writer.submit(write_chunk, names, rows)
+                if pending is not None:
+                    done = pending.result()
+                    if progress is not None:
+                        progress(done)
             first_id, last_id = conn.execute(
                 select(func.min(t.patterns.c.id), func.max(t.patterns.c.id)).where(
                     t.patterns.c.batch_id == batch_id
@@ -395,6 +390,39 @@ class Dataset:
             source=source,
             file=file,
         )
+
+    def _encode_chunk(
+        self,
+        schema: inp.InputSchema,
+        cols: dict[str, inp.CoercedColumn],
+        label_text: list[str],
+        start: int,
+        stop: int,
+        source: str,
+        when: int,
+    ) -> tuple[list[str], list[tuple[Any, ...]], np.ndarray]:
+        """Rows ``start:stop`` as the columns and tuples the bulk insert takes."""
+        chunk = {
+            name: inp.CoercedColumn(c.values[start:stop], c.missing[start:stop])
+            for name, c in cols.items()
+        }
+        m = stop - start
+        enc = inp.encode(schema, chunk, m, self.salt)
+        split = inp.splits_of(enc.keys, self.split_ratios)
+        labs = label_text[start:stop]
+        num = enc.num if enc.num is not None else [None] * m
+        obj = enc.obj if enc.obj is not None else [None] * m
+        content = inp.content_hashes(num, obj, labs, source, when)
+        # Columns that would be NULL in every row are left out of the statement.
+        names = ["split", "input_key", "content_hash", "label"]
+        columns: list[Any] = [split.tolist(), enc.keys, content, labs]
+        if enc.num is not None:
+            names.append("num")
+            columns.append(enc.num)
+        if enc.obj is not None:
+            names.append("obj")
+            columns.append(enc.obj)
+        return names, list(zip(*columns, strict=True)), split
 
     def _coerce_labels(self, series: pd.Series, label_type: str, file: str | None) -> np.ndarray:
         field = self.label_column
