@@ -36,7 +36,7 @@ TABLES = (t.datasets, t.import_batches, t.patterns, t.pattern_changes, t.snapsho
 COLUMNS = ("radius", "texture", "grade", "site", "label")
 SALT = "0123456789abcdef0123456789abcdef"
 
-# Each example opens no store of its own: one store per test, a dataset per example.
+# Opening a store is the slow part: one store per test, a new dataset per example.
 ROUND_TRIP = settings(
     max_examples=40,
     deadline=None,
@@ -160,6 +160,8 @@ class BadFile:
     reason: str
     # Also refused as the first import of a dataset with no schema yet.
     first_import: bool = False
+    # The row may be named, but need not be (the problem is not in one field).
+    row_optional: bool = False
 
 
 def _raw(content: bytes) -> Callable[[Path], Any]:
@@ -181,60 +183,192 @@ BAD_FILES = [
     BadFile("empty.csv", _raw(b""), None, None, "empty", first_import=True),
     BadFile("empty.jsonl", _raw(b""), None, None, "empty", first_import=True),
     BadFile("empty.parquet", _raw(b""), None, None, "empty", first_import=True),
-    BadFile("header_only.csv", _raw(_HEADER.encode()), None, None, "no data rows",
-            first_import=True),
+    BadFile(
+        "header_only.csv", _raw(_HEADER.encode()), None, None, "no data rows", first_import=True
+    ),
     BadFile("only_blank_lines.jsonl", _raw(b"\n\n"), None, None, "no records", first_import=True),
     BadFile(
         "extra_field.csv",
         _raw((_HEADER + "1.5,2.5,1,left,benign\n1.5,2.5,1,left,benign,oops\n").encode()),
-        2, None, "expected 5 fields, found 6", first_import=True,
+        2,
+        None,
+        "expected 5 fields, found 6",
+        first_import=True,
+    ),
+    BadFile(
+        # With the label first, a short row would read as a missing "site".
+        "short_row.csv",
+        _raw(
+            b"label,radius,texture,grade,site\n"
+            b"benign,1.5,2.5,1,left\nbenign,1.5,2.5,1,left\nbenign,1.5,2.5,1\n"
+        ),
+        3,
+        None,
+        "expected 5 fields, found 4",
+        first_import=True,
     ),
     BadFile(
         "missing_field.csv",
         _raw((_HEADER + "1.5,2.5,1,left,benign\n1.5,2.5,1,left,benign\n1.5,2.5,1,left\n").encode()),
-        3, None, "expected 5 fields, found 4", first_import=True,
+        3,
+        None,
+        "expected 5 fields, found 4",
+        first_import=True,
     ),
-    BadFile("no_label.csv", _csv(without(good_records(5), "label")), None, "label",
-            "label column 'label' is missing", first_import=True),
-    BadFile("no_label.jsonl", _jsonl(without(good_records(5), "label")), None, "label",
-            "label column 'label' is missing", first_import=True),
-    BadFile("not_a_number.csv", _csv(with_value(good_records(9), 7, radius="oops")), 7, "radius",
-            "'oops' is not a number"),
-    BadFile("not_a_number.jsonl", _jsonl(with_value(good_records(9), 7, radius="oops")), 7,
-            "radius", "'oops' is not a number"),
-    BadFile("boolean_number.jsonl", _jsonl(with_value(good_records(4), 2, texture=True)), 2,
-            "texture", "boolean"),
-    BadFile("not_an_integer.csv", _csv(with_value(good_records(6), 4, grade=2.5)), 4, "grade",
-            "not an integer"),
-    BadFile("huge_integer.jsonl", _jsonl(with_value(good_records(3), 3, grade=1e19)), 3, "grade",
-            "64-bit"),
-    BadFile("unknown_column.csv",
-            _csv([{**r, "colour": "red"} for r in good_records(3)]), None, "colour",
-            "unknown column 'colour'"),
-    BadFile("missing_input.jsonl", _jsonl(without(good_records(3), "texture")), None, "texture",
-            "missing"),
-    BadFile("nan_label.csv", _csv(with_value(good_records(6), 5, label=None)), 5, "label",
-            "label is missing", first_import=True),
-    BadFile("nan_word_label.csv", _csv(with_value(good_records(6), 5, label="NaN")), 5, "label",
-            "label is missing", first_import=True),
-    BadFile("null_label.jsonl", _jsonl(with_value(good_records(6), 5, label=None)), 5, "label",
-            "label is missing", first_import=True),
-    BadFile("empty_label.jsonl", _jsonl(with_value(good_records(6), 5, label="")), 5, "label",
-            "label is missing or empty", first_import=True),
-    BadFile("blank_label.jsonl", _jsonl(with_value(good_records(6), 2, label=" \t")), 2, "label",
-            "label is missing or empty", first_import=True),
-    BadFile("invalid_json.jsonl", _raw(_GOOD_JSONL[:-1] + b"\n{\"radius\": 1.0,\n"), 6, None,
-            "not valid JSON", first_import=True),
-    BadFile("array_line.jsonl", _raw(_GOOD_JSONL + b"[1, 2]\n"), 6, None, "JSON object",
-            first_import=True),
-    BadFile("blank_line_inside.jsonl", _raw(_GOOD_JSONL.replace(b"\n", b"\n\n", 1)), 2, None,
-            "blank line", first_import=True),
-    BadFile("latin1.csv", _raw((_HEADER + "1.5,2.5,1,Bogotá,benign\n").encode("latin-1")), None,
-            None, "UTF-8", first_import=True),
-    BadFile("corrupt.parquet", _raw(b"PAR1 this is not parquet PAR1"), None, None,
-            "not a readable Parquet file", first_import=True),
-    BadFile("patterns.txt", _raw((_HEADER + "1.5,2.5,1,left,benign\n").encode()), None, None,
-            "cannot tell the format from the extension '.txt'", first_import=True),
+    BadFile(
+        "no_label.csv",
+        _csv(without(good_records(5), "label")),
+        None,
+        "label",
+        "label column 'label' is missing",
+        first_import=True,
+    ),
+    BadFile(
+        "no_label.jsonl",
+        _jsonl(without(good_records(5), "label")),
+        None,
+        "label",
+        "label column 'label' is missing",
+        first_import=True,
+    ),
+    BadFile(
+        "not_a_number.csv",
+        _csv(with_value(good_records(9), 7, radius="oops")),
+        7,
+        "radius",
+        "'oops' is not a number",
+    ),
+    BadFile(
+        "not_a_number.jsonl",
+        _jsonl(with_value(good_records(9), 7, radius="oops")),
+        7,
+        "radius",
+        "'oops' is not a number",
+    ),
+    BadFile(
+        "boolean_number.jsonl",
+        _jsonl(with_value(good_records(4), 2, texture=True)),
+        2,
+        "texture",
+        "boolean",
+    ),
+    BadFile(
+        "not_an_integer.csv",
+        _csv(with_value(good_records(6), 4, grade=2.5)),
+        4,
+        "grade",
+        "not an integer",
+    ),
+    BadFile(
+        "huge_integer.jsonl",
+        _jsonl(with_value(good_records(3), 3, grade=1e19)),
+        3,
+        "grade",
+        "64-bit",
+    ),
+    BadFile(
+        "unknown_column.csv",
+        _csv([{**r, "colour": "red"} for r in good_records(3)]),
+        None,
+        "colour",
+        "unknown column 'colour'",
+    ),
+    BadFile(
+        "missing_input.jsonl",
+        _jsonl(without(good_records(3), "texture")),
+        None,
+        "texture",
+        "missing",
+    ),
+    BadFile(
+        "nan_label.csv",
+        _csv(with_value(good_records(6), 5, label=None)),
+        5,
+        "label",
+        "label is missing",
+        first_import=True,
+    ),
+    BadFile(
+        "nan_word_label.csv",
+        _csv(with_value(good_records(6), 5, label="NaN")),
+        5,
+        "label",
+        "label is missing",
+        first_import=True,
+    ),
+    BadFile(
+        "null_label.jsonl",
+        _jsonl(with_value(good_records(6), 5, label=None)),
+        5,
+        "label",
+        "label is missing",
+        first_import=True,
+    ),
+    BadFile(
+        "empty_label.jsonl",
+        _jsonl(with_value(good_records(6), 5, label="")),
+        5,
+        "label",
+        "label is missing or empty",
+        first_import=True,
+    ),
+    BadFile(
+        "blank_label.jsonl",
+        _jsonl(with_value(good_records(6), 2, label=" \t")),
+        2,
+        "label",
+        "label is missing or empty",
+        first_import=True,
+    ),
+    BadFile(
+        "invalid_json.jsonl",
+        _raw(_GOOD_JSONL[:-1] + b'\n{"radius": 1.0,\n'),
+        6,
+        None,
+        "not valid JSON",
+        first_import=True,
+    ),
+    BadFile(
+        "array_line.jsonl",
+        _raw(_GOOD_JSONL + b"[1, 2]\n"),
+        6,
+        None,
+        "JSON object",
+        first_import=True,
+    ),
+    BadFile(
+        "blank_line_inside.jsonl",
+        _raw(_GOOD_JSONL.replace(b"\n", b"\n\n", 1)),
+        2,
+        None,
+        "blank line",
+        first_import=True,
+    ),
+    BadFile(
+        "latin1.csv",
+        _raw((_HEADER + "1.5,2.5,1,Lima,benign\n1.5,2.5,1,Bogotá,benign\n").encode("latin-1")),
+        2,
+        None,
+        "utf-8",
+        first_import=True,
+        row_optional=True,
+    ),
+    BadFile(
+        "corrupt.parquet",
+        _raw(b"PAR1 this is not parquet PAR1"),
+        None,
+        None,
+        "not a readable Parquet file",
+        first_import=True,
+    ),
+    BadFile(
+        "patterns.txt",
+        _raw((_HEADER + "1.5,2.5,1,left,benign\n").encode()),
+        None,
+        None,
+        "cannot tell the format from the extension '.txt'",
+        first_import=True,
+    ),
     BadFile("nonexistent.csv", lambda p: None, None, None, "no such file", first_import=True),
     BadFile("folder.csv", lambda p: p.mkdir(), None, None, "folder", first_import=True),
 ]
@@ -242,14 +376,14 @@ BAD_FILES = [
 
 def assert_names_the_place(err: InvalidInput, file: str | None, bad: BadFile) -> None:
     assert err.file == file
-    assert err.row == bad.row
+    assert err.row == bad.row or (bad.row_optional and err.row is None)
     assert err.field == bad.field
-    assert bad.reason in err.reason
+    assert bad.reason.lower() in err.reason.lower()
     message = str(err)
     if file is not None:
         assert message.startswith(file)
-    if bad.row is not None:
-        assert f"row {bad.row}" in message
+    if err.row is not None:
+        assert f"row {err.row}" in message
     if bad.field is not None:
         assert f'column "{bad.field}"' in message
 
@@ -327,19 +461,37 @@ def _frame_with(**changes: Any) -> pd.DataFrame:
 
 BAD_FRAMES = [
     pytest.param(_frame_with(label=(4, None)), 4, "label", "label is missing", id="none_label"),
-    pytest.param(_frame_with(label=(3, float("nan"))), 3, "label", "label is missing",
-                 id="nan_label"),
+    pytest.param(
+        _frame_with(label=(3, float("nan"))), 3, "label", "label is missing", id="nan_label"
+    ),
     pytest.param(_frame_with(label=(2, "")), 2, "label", "missing or empty", id="empty_label"),
-    pytest.param(_frame_with(radius=(5, "oops")), 5, "radius", "'oops' is not a number",
-                 id="not_a_number"),
-    pytest.param(_frame_with(grade=(6, "two")), 6, "grade", "'two' is not a number",
-                 id="not_an_integer"),
-    pytest.param(pd.DataFrame.from_records(without(good_records(3), "label")), None, "label",
-                 "label column 'label' is missing", id="no_label"),
-    pytest.param(pd.DataFrame.from_records(without(good_records(3), "site")), None, "site",
-                 "missing", id="missing_input"),
-    pytest.param(pd.DataFrame.from_records([{**r, "extra": 1} for r in good_records(3)]), None,
-                 "extra", "unknown column 'extra'", id="unknown_column"),
+    pytest.param(
+        _frame_with(radius=(5, "oops")), 5, "radius", "'oops' is not a number", id="not_a_number"
+    ),
+    pytest.param(
+        _frame_with(grade=(6, "two")), 6, "grade", "'two' is not a number", id="not_an_integer"
+    ),
+    pytest.param(
+        pd.DataFrame.from_records(without(good_records(3), "label")),
+        None,
+        "label",
+        "label column 'label' is missing",
+        id="no_label",
+    ),
+    pytest.param(
+        pd.DataFrame.from_records(without(good_records(3), "site")),
+        None,
+        "site",
+        "missing",
+        id="missing_input",
+    ),
+    pytest.param(
+        pd.DataFrame.from_records([{**r, "extra": 1} for r in good_records(3)]),
+        None,
+        "extra",
+        "unknown column 'extra'",
+        id="unknown_column",
+    ),
 ]
 
 
@@ -367,8 +519,9 @@ def test_bad_dataframe_is_refused_naming_row_and_column(
         pytest.param(pd.DataFrame(columns=list(COLUMNS)), id="no_rows"),
         pytest.param(good_records(3), id="not_a_dataframe"),
         pytest.param(
-            pd.DataFrame([[1.0, 2.0, 1, "x", "a"]], columns=["radius", "radius", "grade", "site",
-                                                            "label"]),
+            pd.DataFrame(
+                [[1.0, 2.0, 1, "x", "a"]], columns=["radius", "radius", "grade", "site", "label"]
+            ),
             id="duplicate_column",
         ),
     ],
@@ -396,7 +549,10 @@ def test_bad_last_row_of_a_big_file_stores_none_of_it(
     elif fmt == "jsonl":
         write_jsonl(path, records)
     else:
-        pd.DataFrame.from_records(records).to_parquet(path)
+        # Parquet columns have one type: the numbers are written as text here.
+        frame = pd.DataFrame.from_records(records)
+        frame["radius"] = frame["radius"].astype(str)
+        frame.to_parquet(path)
     before = fingerprint(store)
     with pytest.raises(InvalidInput) as caught:
         dataset.add_file(path, source="expert")
@@ -451,37 +607,77 @@ def _is_missing(v: Any) -> bool:
 
 def float_bits(v: Any) -> bytes | str:
     """A float's exact identity: its bits, with every NaN and missing value alike."""
-    if _is_missing(v) or (isinstance(v, float | np.floating) and math.isnan(v)):
+    if _is_missing(v):
         return "missing"
     return struct.pack("<d", float(v))
 
 
-def cells(values: Any, kind: Callable[[Any], Any]) -> list[Any]:
+def cells(values: Any, kind: Callable[[Any], Any] = lambda v: v) -> list[Any]:
+    """Values as plain Python, every kind of missing value as None."""
     return [None if _is_missing(v) else kind(v) for v in values]
 
 
+# NUL is refused on every backend (PostgreSQL text cannot hold it): tested on its own.
 odd_strings = st.one_of(
-    st.text(max_size=20),
+    st.text(max_size=20).filter(lambda s: "\x00" not in s),
     st.sampled_from(
         [
-            "", " ", "😀", "👩‍👩‍👧", "e\u0301", "\u00e9", "ﬁ", "a,b", 'say "hi"', "'", "line\nbreak",
-            "\r\n", " padded ", "tab\there", "NA", "null", "None", "nan", "NaN", "0", "007",
-            "1e5", "true", "\u200b", "\x00", "\\", "[1, 2]", '{"a": 1}',
+            "",
+            " ",
+            "😀",
+            "👩‍👩‍👧",
+            "e\u0301",
+            "\u00e9",
+            "ﬁ",
+            "a,b",
+            'say "hi"',
+            "'",
+            "line\nbreak",
+            "\r\n",
+            " padded ",
+            "tab\there",
+            "NA",
+            "null",
+            "None",
+            "nan",
+            "NaN",
+            "0",
+            "007",
+            "1e5",
+            "true",
+            "\u200b",
+            "\\",
+            "[1, 2]",
+            '{"a": 1}',
         ]
     ),
 )
 odd_floats = st.one_of(
     st.floats(),
     st.sampled_from(
-        [1e308, -1e308, 1.7976931348623157e308, 5e-324, -5e-324, 2.2250738585072014e-308, -0.0,
-         0.0, 0.1, 1 / 3, 2.0**53 + 1, float("inf"), float("-inf")]
+        [
+            1e308,
+            -1e308,
+            1.7976931348623157e308,
+            5e-324,
+            -5e-324,
+            2.2250738585072014e-308,
+            -0.0,
+            0.0,
+            0.1,
+            1 / 3,
+            2.0**53 + 1,
+            float("inf"),
+            float("-inf"),
+        ]
     ),
 )
 int64s = st.one_of(
     st.integers(min_value=-(2**63), max_value=2**63 - 1),
     st.sampled_from([-(2**63), 2**63 - 1, -(2**53) - 1, 2**53 + 1, 0, -1]),
 )
-labels = st.text(min_size=1, max_size=10).filter(lambda s: s.strip() != "")
+# NUL in a label is tested on its own, in test_label_with_a_nul_character_...
+labels = st.text(min_size=1, max_size=10).filter(lambda s: s.strip() != "" and "\x00" not in s)
 
 
 def rows_of(*columns: st.SearchStrategy[Any]) -> st.SearchStrategy[list[tuple[Any, ...]]]:
@@ -500,7 +696,7 @@ mixed_rows = rows_of(
 def assert_round_trip(out: pd.DataFrame, rows: list[tuple[Any, ...]]) -> None:
     s, x, i, b, label = (list(c) for c in zip(*rows, strict=True))
     assert list(out.columns) == ["s", "x", "i", "b", "label"]
-    assert cells(out["s"], str) == cells(s, str)
+    assert cells(out["s"]) == cells(s)
     assert [float_bits(v) for v in out["x"]] == [float_bits(v) for v in x]
     assert cells(out["i"], int) == cells(i, int)
     assert cells(out["b"], bool) == cells(b, bool)
@@ -525,7 +721,10 @@ def test_odd_values_round_trip_through_a_dataframe(
     ds = store.datasets.create(unique_name(), task="classification", label="label")
     ds.add(frame, source="synthetic")
     assert [(c.name, c.type) for c in ds.schema.columns] == [
-        ("s", "string"), ("x", "number"), ("i", "integer"), ("b", "boolean"),
+        ("s", "string"),
+        ("x", "number"),
+        ("i", "integer"),
+        ("b", "boolean"),
     ]
     assert_round_trip(ds.patterns(), rows)
 
@@ -575,12 +774,16 @@ def test_odd_values_round_trip_through_jsonl(
 ) -> None:
     name = unique_name()
     path = write_jsonl(
-        tmp_path / f"{name}.jsonl", [dict(zip("sxib", r[:4], strict=True), label=r[4]) for r in rows]
+        tmp_path / f"{name}.jsonl",
+        [dict(zip("sxib", r[:4], strict=True), label=r[4]) for r in rows],
     )
     ds = store.datasets.create(name, task="classification", label="label")
     ds.add_file(path, source="synthetic")
     assert [(c.name, c.type) for c in ds.schema.columns] == [
-        ("s", "string"), ("x", "number"), ("i", "integer"), ("b", "boolean"),
+        ("s", "string"),
+        ("x", "number"),
+        ("i", "integer"),
+        ("b", "boolean"),
     ]
     assert_round_trip(ds.patterns(), rows)
 
@@ -616,10 +819,10 @@ def test_repr_floats_and_odd_strings_round_trip_through_csv(
 
 
 label_cases = st.one_of(
-    st.tuples(st.just("classification"), st.lists(int64s, min_size=1, max_size=6)),
-    st.tuples(st.just("classification"), st.lists(st.booleans(), min_size=1, max_size=6)),
-    st.tuples(st.just("classification"), st.lists(labels, min_size=1, max_size=6)),
-    st.tuples(st.just("regression"), st.lists(finite_floats, min_size=1, max_size=6)),
+    st.tuples(st.just("integer"), st.lists(int64s, min_size=1, max_size=6)),
+    st.tuples(st.just("boolean"), st.lists(st.booleans(), min_size=1, max_size=6)),
+    st.tuples(st.just("string"), st.lists(labels, min_size=1, max_size=6)),
+    st.tuples(st.just("number"), st.lists(finite_floats, min_size=1, max_size=6)),
 )
 
 
@@ -628,18 +831,40 @@ label_cases = st.one_of(
 def test_labels_of_every_type_round_trip_exactly(
     store: trenches.Store, case: tuple[str, list[Any]]
 ) -> None:
-    task, values = case
-    frame = pd.DataFrame({"x": np.arange(len(values), dtype=float), "label": values})
+    kind, values = case
+    task = "regression" if kind == "number" else "classification"
+    frame = pd.DataFrame(
+        {
+            "x": np.arange(len(values), dtype=float),
+            "label": pd.Series(values, dtype=object if kind == "string" else None),
+        }
+    )
     ds = store.datasets.create(unique_name(), task=task, label="label")
     ds.add(frame, source="synthetic")
-    out = list(ds.patterns()["label"])
-    if task == "regression":
-        assert [float_bits(v) for v in out] == [float_bits(float(v)) for v in values]
+    assert ds.label_type == kind
+    out = ds.patterns()["label"].tolist()
+    if kind == "number":
+        assert [float_bits(v) for v in out] == [float_bits(v) for v in values]
     else:
         assert out == values
-        assert [type(v) for v in cells(out, lambda v: v)] == [
-            type(v) for v in cells(values, lambda v: v)
-        ] or all(isinstance(v, np.generic) for v in out)
+        assert [type(v) for v in out] == [type(v) for v in values]
+
+
+@pytest.mark.parametrize("column", ["label", "site"])
+@pytest.mark.parametrize("text", ["\x00", "a\x00b"])
+def test_a_nul_character_is_refused_on_every_backend(
+    store: trenches.Store, column: str, text: str
+) -> None:
+    # PostgreSQL text cannot hold NUL, so no backend takes it: the same data must
+    # import the same way whichever database the team runs.
+    ds = store.datasets.create("nul", task="classification", label="label")
+    before = fingerprint(store)
+    frame = pd.DataFrame({"site": ["a", "b"], "label": ["ok", "fine"]})
+    frame.loc[1, column] = text
+    with pytest.raises(InvalidInput, match="NUL") as err:
+        ds.add(frame, source="expert")
+    assert (err.value.row, err.value.field) == (2, column)
+    assert_unchanged(store, before)
 
 
 def test_big_integers_with_missing_values_round_trip_through_jsonl(
@@ -688,6 +913,18 @@ def test_string_codes_keep_their_leading_zeros_in_a_later_csv(
     assert list(ds.patterns()["code"]) == ["A1", "B2", "007", "0042"]
 
 
+def test_csv_string_column_keeps_words_that_only_look_missing(
+    store: trenches.Store, tmp_path: Path
+) -> None:
+    # "NA" is Namibia, not a missing value: the missing words are for numeric columns.
+    ds = store.datasets.create("countries", task="classification", label="label")
+    ds.add(pd.DataFrame({"country": ["DE", "FR"], "label": ["x", "y"]}), source="expert")
+    path = tmp_path / "countries.csv"
+    path.write_text("country,label\nNA,x\nnull,y\nNone,x\n,y\n", encoding="utf-8")
+    ds.add_file(path, source="expert")
+    assert cells(ds.patterns()["country"]) == ["DE", "FR", "NA", "null", "None", None]
+
+
 def test_add_returns_what_was_stored(store: trenches.Store) -> None:
     ds = store.datasets.create("result", task="classification", label="label")
     frame = pd.DataFrame.from_records(good_records(50))
@@ -720,8 +957,7 @@ def inputs_frame(n: int, seed: int = 0) -> pd.DataFrame:
 def splits_by_inputs(ds: trenches.Dataset) -> dict[tuple[Any, ...], str]:
     out = ds.patterns().join(ds.pattern_info()[["split"]])
     return {
-        (float(r.radius), r.site, int(r.grade)): str(r.split)
-        for r in out.itertuples(index=False)
+        (float(r.radius), r.site, int(r.grade)): str(r.split) for r in out.itertuples(index=False)
     }
 
 
@@ -790,8 +1026,9 @@ def _variants(text: str) -> list[str]:
 def test_near_duplicate_strings_land_in_the_same_split(store: trenches.Store) -> None:
     bases = [f"North Site {k}" for k in range(150)]
     rows = [(base, v) for base in bases for v in _variants(base)]
-    # NFKC: full-width letters and ligatures are the same text.
-    rows += [(bases[0], "Ｎｏｒｔｈ Site 0"), (bases[1], "North Site 1".replace("Site", "Sit\u0065"))]
+    # NFKC: full-width letters and composed accents are the same text.
+    rows += [(bases[0], "Ｎｏｒｔｈ Site 0"), (bases[0], "ＮＯＲＴＨ  ｓｉｔｅ ０")]
+    rows += [("Café", v) for v in ("Café", "CAFÉ", "Cafe\u0301", "CAFE\u0301", " café\n")]
     frame = pd.DataFrame({"place": [v for _, v in rows], "label": "a"})
     ds = store.datasets.create("near", task="classification", label="label")
     ds.add(frame, source="expert")
@@ -815,7 +1052,7 @@ def test_near_duplicate_strings_land_in_the_same_split(store: trenches.Store) ->
     for (base, _), key in zip(rows, keys, strict=True):
         by_base.setdefault(base, set()).add(key)
     assert all(len(k) == 1 for k in by_base.values())
-    assert len({next(iter(k)) for k in by_base.values()}) == len(bases)
+    assert len({next(iter(k)) for k in by_base.values()}) == len(by_base)
 
 
 def test_signed_zero_and_tiny_float_noise_land_in_the_same_split(store: trenches.Store) -> None:
@@ -840,10 +1077,9 @@ REVIEWS = [
     "Windows line\r\nbreaks",
     "  leading and trailing spaces  ",
     "émoji 😀, ümlauts, and 日本語",
-    "a \"quoted, comma\" inside",
+    'a "quoted, comma" inside',
     "'single' quotes and \\ backslashes",
     "\ttabbed",
-    "NA",
 ]
 
 
@@ -921,19 +1157,17 @@ def test_provenance_is_recorded_per_pattern(store: trenches.Store) -> None:
     assert set(a["source"]) == {"expert"}
     assert set(a["labelled_by"]) == {"dr.a"}
     assert set(a["batch_id"]) == {first.batch_id}
-    assert set(a["created_at"]) == {pd.Timestamp("2025-01-01", tz="UTC")}
+    assert (a["created_at"] == pd.Timestamp("2025-01-01", tz="UTC")).all()
     assert set(b["source"]) == {"crowd"}
     assert b["labelled_by"].isna().all()
     assert set(b["batch_id"]) == {second.batch_id}
-    assert set(b["created_at"]) == {pd.Timestamp("2025-03-04 05:06:07.890123", tz="UTC")}
+    assert (b["created_at"] == pd.Timestamp("2025-03-04 05:06:07.890123", tz="UTC")).all()
     assert info["deactivated_at"].isna().all()
     assert info["replaces_id"].isna().all()
     assert set(info["split"].astype(str)) <= set(trenches.SPLITS)
 
 
-def test_file_import_records_its_file_and_provenance(
-    store: trenches.Store, tmp_path: Path
-) -> None:
+def test_file_import_records_its_file_and_provenance(store: trenches.Store, tmp_path: Path) -> None:
     ds = store.datasets.create("prov", task="classification", label="label")
     path = write_jsonl(tmp_path / "batch.jsonl", good_records(10))
     result = ds.add_file(path, source="production", labelled_by="ops", created_at="2025-05-05")

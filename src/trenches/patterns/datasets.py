@@ -308,7 +308,7 @@ class Dataset:
             for c in schema.columns
         }
         label_type = self.label_type or inp.infer_label_type(frame[self.label_column], self.task)
-        labels = self._coerce_labels(frame[self.label_column], label_type, file)
+        labels = self._coerce_labels(frame[self.label_column], label_type, file, text_file)
         label_text = inp.label_to_text(labels, label_type)
         tags_json = orjson.dumps(sorted(set(tags))).decode() if tags else None
 
@@ -424,15 +424,20 @@ class Dataset:
             columns.append(enc.obj)
         return names, list(zip(*columns, strict=True)), split
 
-    def _coerce_labels(self, series: pd.Series, label_type: str, file: str | None) -> np.ndarray:
+    def _coerce_labels(
+        self, series: pd.Series, label_type: str, file: str | None, text_file: bool = False
+    ) -> np.ndarray:
         field = self.label_column
         missing = pd.isna(series).to_numpy().copy()
         if not (
             pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype)
         ):
-            missing |= series.map(lambda v: isinstance(v, str) and v.strip() == "").to_numpy(
-                dtype=bool
-            )
+            # An empty string is no label; in a text file (CSV) neither is a word that
+            # stands for "missing" there (NaN, null, None, NA).
+            words = inp.MISSING_WORDS if text_file else frozenset({""})
+            missing |= series.map(
+                lambda v: isinstance(v, str) and v.strip().lower() in words
+            ).to_numpy(dtype=bool)
         if missing.any():
             i = int(np.flatnonzero(missing)[0])
             raise InvalidInput("the label is missing or empty", file=file, row=i + 1, field=field)

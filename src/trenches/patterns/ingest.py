@@ -13,6 +13,7 @@ import orjson
 import pandas as pd
 
 from trenches.errors import InvalidInput
+from trenches.patterns.inputs import MISSING_WORDS
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl"}
 FORMATS[".ndjson"] = "jsonl"
@@ -55,43 +56,82 @@ def read_file(path: str | os.PathLike[str], string_columns: set[str] | None = No
 
 
 def _read_csv(p: Path, name: str, string_columns: set[str]) -> pd.DataFrame:
-    with p.open(newline="", encoding="utf-8") as f:
-        try:
-            header = next(csv.reader(f))
-        except StopIteration:
-            raise InvalidInput("the file is empty", file=name) from None
-        except (UnicodeDecodeError, csv.Error) as e:
-            raise InvalidInput(f"cannot read the header: {e}", file=name) from None
+    with p.open("rb") as fb:
+        first = fb.readline()
+    try:
+        header = next(csv.reader([first.decode("utf-8-sig")]), [])
+    except UnicodeDecodeError as e:
+        raise InvalidInput(f"the header is not UTF-8 text ({e.reason})", file=name) from None
+    except csv.Error as e:
+        raise InvalidInput(f"cannot read the header: {e}", file=name) from None
     if not header or all(h.strip() == "" for h in header):
         raise InvalidInput("the file is empty", file=name)
     dupes = sorted({h for h in header if header.count(h) > 1})
     if dupes:
         raise InvalidInput(f"column {dupes[0]!r} appears more than once in the header", file=name)
     try:
-        # Everything is read as text, then typed here: pandas' own float parser is not
-        # always correctly rounded, and a number must read back bit for bit.
+        # Everything is read as text and typed here: pandas' own float parser is not
+        # always correctly rounded, and a number must read back bit for bit. Only an
+        # empty field is missing at this point: "NA" is a fine string (Namibia).
         raw = pd.read_csv(
             p,
             dtype=str,
             keep_default_na=False,
-            na_values=_NA_VALUES,
-            encoding="utf-8",
+            na_values=[""],
+            encoding="utf-8-sig",
             engine="c",
         )
     except pd.errors.ParserError as e:
         raise _csv_error(p, name, len(header), e) from None
     except UnicodeDecodeError as e:
-        raise InvalidInput(f"not UTF-8 text ({e.reason})", file=name) from None
+        raise _utf8_error(p, name, e) from None
+    # pandas pads a row with too few fields; a missing field is an error here.
+    short = _first_ragged_row(p, len(header))
+    if short is not None:
+        raise short.with_file(name)
     return pd.DataFrame({c: raw[c] if c in string_columns else _typed(raw[c]) for c in raw.columns})
 
 
-_NA_VALUES = ["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"]
+class _Ragged:
+    def __init__(self, row: int, line: int, found: int, width: int) -> None:
+        self.row, self.line, self.found, self.width = row, line, found, width
+
+    def with_file(self, name: str) -> InvalidInput:
+        return InvalidInput(
+            f"expected {self.width} fields, found {self.found} (line {self.line} of the file)",
+            file=name,
+            row=self.row,
+        )
+
+
+def _first_ragged_row(p: Path, width: int) -> _Ragged | None:
+    with p.open(newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f)
+        next(reader, None)
+        for row_number, row in enumerate(reader, start=1):
+            if len(row) != width and row:
+                return _Ragged(row_number, reader.line_num, len(row), width)
+    return None
+
+
+def _utf8_error(p: Path, name: str, e: UnicodeDecodeError) -> InvalidInput:
+    with p.open("rb") as f:
+        f.readline()
+        for row_number, line in enumerate(f, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as bad:
+                return InvalidInput(f"not UTF-8 text ({bad.reason})", file=name, row=row_number)
+    return InvalidInput(f"not UTF-8 text ({e.reason})", file=name)
+
+
 _INTEGER = re.compile(r"^\s*[+-]?\d+\s*$")
 _BOOLEAN = {"true": True, "false": False}
 
 
 def _typed(column: pd.Series) -> pd.Series:
-    """A text column as integers, floats or booleans when every value is one, else text.
+    """A text column as integers, floats or booleans when every value is one (or a word
+    for missing), else left as text.
 
     Floats go through Python's ``float``, which is correctly rounded: a value written
     with ``repr`` reads back exactly.
@@ -100,47 +140,42 @@ def _typed(column: pd.Series) -> pd.Series:
     if len(present) == 0:
         return column.astype("float64")
     values = present.to_numpy(dtype=object)
-    lowered = {v.strip().lower() for v in values[:1000]}
-    if lowered <= _BOOLEAN.keys() and all(v.strip().lower() in _BOOLEAN for v in values):
-        out = column.map(lambda v: _BOOLEAN[v.strip().lower()] if isinstance(v, str) else v)
-        return out.astype("boolean") if column.isna().any() else out.astype(bool)
-    if all(_INTEGER.match(v) for v in values):
-        ints = [int(v) for v in values]
+    words = np.array([v.strip().lower() for v in values], dtype=object)
+    missing_word = np.isin(words, list(MISSING_WORDS))
+    if missing_word.all():
+        return pd.Series(np.nan, index=column.index, dtype="float64")
+    kept = values[~missing_word]
+    kept_words = words[~missing_word]
+    index = present.index[~missing_word]
+    if all(w in _BOOLEAN for w in kept_words):
+        out = pd.Series(pd.NA, index=column.index, dtype="boolean")
+        out[index] = [_BOOLEAN[w] for w in kept_words]
+        return out if out.isna().any() else out.astype(bool)
+    if all(_INTEGER.match(v) for v in kept):
+        ints = [int(v) for v in kept]
         if all(-(2**63) <= i < 2**63 for i in ints):
-            dtype = "Int64" if column.isna().any() else "int64"
-            return pd.Series(
-                pd.array(
-                    column.map(lambda v: int(v) if isinstance(v, str) else None), dtype="Int64"
-                ),
-                index=column.index,
-            ).astype(dtype)
+            out = pd.Series(pd.NA, index=column.index, dtype="Int64")
+            out[index] = ints
+            return out if out.isna().any() else out.astype("int64")
         return column
     try:
-        floats = values.astype(np.float64)
+        floats = kept.astype(np.float64)
     except ValueError:
         return column
     out = pd.Series(np.nan, index=column.index, dtype="float64")
-    out[present.index] = floats
+    out[index] = floats
     return out
 
 
 def _csv_error(p: Path, name: str, width: int, e: Exception) -> InvalidInput:
     # pandas names the line but not always the data row; find the first row whose
     # field count is wrong with the csv module, which counts the same way.
-    with p.open(newline="", encoding="utf-8") as f:
-        reader = csv.reader(f)
-        next(reader)
-        try:
-            for row_number, row in enumerate(reader, start=1):
-                if len(row) != width:
-                    return InvalidInput(
-                        f"expected {width} fields, found {len(row)} "
-                        f"(line {reader.line_num} of the file)",
-                        file=name,
-                        row=row_number,
-                    )
-        except csv.Error as err:
-            return InvalidInput(f"malformed CSV: {err}", file=name, row=reader.line_num - 1)
+    try:
+        ragged = _first_ragged_row(p, width)
+    except csv.Error as err:
+        return InvalidInput(f"malformed CSV: {err}", file=name)
+    if ragged is not None:
+        return ragged.with_file(name)
     return InvalidInput(f"malformed CSV: {e}", file=name)
 
 
@@ -152,7 +187,26 @@ def _read_parquet(p: Path, name: str) -> pd.DataFrame:
         table = pq.read_table(p)
     except (pa.ArrowInvalid, OSError) as e:
         raise InvalidInput(f"not a readable Parquet file: {e}", file=name) from None
-    return table.to_pandas()
+    # Nullable integer and boolean columns stay integers and booleans (not floats).
+    mapping = {
+        t: pd.Int64Dtype()
+        for t in (
+            pa.int8(),
+            pa.int16(),
+            pa.int32(),
+            pa.int64(),
+            pa.uint8(),
+            pa.uint16(),
+            pa.uint32(),
+        )
+    }
+    mapping[pa.bool_()] = pd.BooleanDtype()
+    frame = table.to_pandas(types_mapper=mapping.get)
+    for c in frame.columns:
+        dtype = frame[c].dtype
+        if isinstance(dtype, pd.Int64Dtype | pd.BooleanDtype) and not frame[c].isna().any():
+            frame[c] = frame[c].astype("int64" if isinstance(dtype, pd.Int64Dtype) else bool)
+    return frame
 
 
 def _read_jsonl(p: Path, name: str) -> pd.DataFrame:
@@ -180,4 +234,20 @@ def _read_jsonl(p: Path, name: str) -> pd.DataFrame:
             records.append(record)
     if not records:
         raise InvalidInput("the file has no records", file=name)
-    return pd.DataFrame.from_records(records)
+    names = list(dict.fromkeys(k for r in records for k in r))
+    return pd.DataFrame({k: _json_column([r.get(k) for r in records]) for k in names})
+
+
+def _json_column(values: list[object]) -> pd.Series:
+    """One JSONL field across records; integers stay exact, nulls keep their type."""
+    present = [v for v in values if v is not None]
+    has_null = len(present) < len(values)
+    if present and all(isinstance(v, bool) for v in present):
+        return pd.Series(values, dtype="boolean" if has_null else bool)
+    if present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+        if all(-(2**63) <= v < 2**63 for v in present):  # type: ignore[operator]
+            return pd.Series(values, dtype="Int64" if has_null else "int64")
+        return pd.Series(values, dtype=object)
+    if present and all(isinstance(v, int | float) and not isinstance(v, bool) for v in present):
+        return pd.Series([np.nan if v is None else v for v in values], dtype="float64")
+    return pd.Series(values, dtype=object)

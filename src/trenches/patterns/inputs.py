@@ -43,7 +43,7 @@ NUMERIC_TYPES = frozenset({"number", "integer", "boolean"})
 LABEL_TYPES = frozenset({"number", "integer", "boolean", "string"})
 
 #: Strings that mean "missing" in a numeric or boolean column of a text file.
-_MISSING_WORDS = frozenset({"", "na", "n/a", "nan", "null", "none"})
+MISSING_WORDS = frozenset({"", "na", "n/a", "nan", "null", "none"})
 _TRUE = frozenset({"true", "t", "yes", "y", "1"})
 _FALSE = frozenset({"false", "f", "no", "n", "0"})
 
@@ -168,7 +168,7 @@ def _is_missing_scalar(v: Any) -> bool:
         return True
     if isinstance(v, float) and math.isnan(v):
         return True
-    return isinstance(v, str) and v.strip().lower() in _MISSING_WORDS
+    return isinstance(v, str) and v.strip().lower() in MISSING_WORDS
 
 
 def coerce(
@@ -197,6 +197,8 @@ def coerce(
             if missing[i]:
                 out[i] = None
             elif isinstance(v, str):
+                if "\x00" in v:
+                    raise _fail(file, offset, i, field, "the text holds a NUL character (\\x00)")
                 out[i] = v
             elif isinstance(v, bool | np.bool_):
                 out[i] = "true" if v else "false"
