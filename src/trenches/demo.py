@@ -71,10 +71,10 @@ def run(folder: Path, console: Console) -> None:
         crowd.loc[flip, "diagnosis"] = crowd.loc[flip, "diagnosis"].map(
             {"malignant": "benign", "benign": "malignant"}
         )
-        crowd_flipped += list(np.flatnonzero(flip))
         when = datetime.fromisoformat(month).replace(tzinfo=UTC)
         r1 = ds.add(expert, source="expert", labelled_by="dr.house", created_at=when)
         r2 = ds.add(crowd, source="crowd", labelled_by="crowd-vendor", created_at=when)
+        crowd_flipped += [r2.first_id + int(i) for i in np.flatnonzero(flip)]
         console.print(
             f"  {month}: {r1.rows} expert + {r2.rows} crowd patterns "
             f"(ids {r1.first_id}-{r2.last_id})"
@@ -167,10 +167,10 @@ def run(folder: Path, console: Console) -> None:
         table.add_row(f"{f.kind}\n[dim]{f.summary}[/]", mark, str(len(f.pattern_ids)), examples)
     console.print(table)
     label_errors = set(report.finding("label-errors").pattern_ids)
-    crowd_found = len(label_errors & set(int(i) for i in crowd_ids))
+    caught = len(label_errors & set(crowd_flipped))
     console.print(
-        f"  of {len(label_errors)} likely label errors, {crowd_found} are crowd labels "
-        f"(the crowd flipped {len(crowd_flipped)} labels on purpose)"
+        f"  confident learning caught {caught} of the {len(crowd_flipped)} labels the crowd "
+        f"got wrong on purpose; {len(label_errors) - caught} more are worth a look"
     )
     _say(
         console,
