@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 import trenches
+from trenches.cli._output import quality_table
 from trenches.patterns.inputs import splits_of
 
 MONTHS = ["2026-01-15", "2026-02-15", "2026-03-15", "2026-04-15"]
@@ -154,18 +155,7 @@ def run(folder: Path, console: Console) -> None:
 
     _say(console, f"The quality report on snapshot {snap_all.id} finds what was planted.")
     report = ds.check(snapshot=snap_all.id)
-    table = Table("check", "result", "patterns", "examples (ids)")
-    for f in report.findings:
-        mark = (
-            "info" if f.kind == "source-mix" else ("[red]found[/]" if f.found else "[green]ok[/]")
-        )
-        examples = (
-            "; ".join(" ".join(str(i) for i in g) for g in f.groups[:3])
-            if f.groups
-            else " ".join(str(i) for i in f.pattern_ids[:8])
-        )
-        table.add_row(f"{f.kind}\n[dim]{f.summary}[/]", mark, str(len(f.pattern_ids)), examples)
-    console.print(table)
+    console.print(quality_table(report))
     label_errors = set(report.finding("label-errors").pattern_ids)
     caught = len(label_errors & set(crowd_flipped))
     console.print(

@@ -18,12 +18,14 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.table import Table
 
 import trenches
+from trenches.quality import QualityReport
 from trenches.store import Store
 
 # Piped output is not cut at 80 columns: tables get room, messages stay on one line.
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -63,3 +65,19 @@ def progress_bar(description: str, total: int | None) -> Iterator[Any]:
     with progress:
         task = progress.add_task(description, total=total)
         yield lambda n: progress.advance(task, n)
+
+
+def quality_table(report: QualityReport) -> Table:
+    """A data quality report as a table: each kind, found or not, and example ids."""
+    table = Table("check", "result", "patterns", "examples (ids)")
+    for f in report.findings:
+        mark = "[red]found[/]" if f.found else "[green]ok[/]"
+        if f.kind == "source-mix":
+            mark = "info"
+        examples = (
+            "; ".join(" ".join(str(i) for i in g) for g in f.groups[:3])
+            if f.groups
+            else " ".join(str(i) for i in f.pattern_ids[:8])
+        )
+        table.add_row(f"{f.kind}\n[dim]{f.summary}[/]", mark, str(len(f.pattern_ids)), examples)
+    return table

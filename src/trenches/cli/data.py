@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from trenches import timestamps
-from trenches.cli._output import console, open_store, print_json, progress_bar
+from trenches.cli._output import console, open_store, print_json, progress_bar, quality_table
 from trenches.errors import CheckFailed, InvalidInput
 from trenches.patterns.datasets import SPLITS
 from trenches.quality import KINDS
@@ -365,17 +365,6 @@ def check(
     else:
         what = f"snapshot {snapshot}" if snapshot else "active patterns"
         console.print(f"[bold]{report.dataset}[/]: {report.patterns} {what}")
-        table = Table("check", "result", "patterns", "examples (ids)")
-        for f in report.findings:
-            mark = "[red]found[/]" if f.found else "[green]ok[/]"
-            if f.kind == "source-mix":
-                mark = "info"
-            examples = (
-                "; ".join(" ".join(str(i) for i in g) for g in f.groups[:3])
-                if f.groups
-                else " ".join(str(i) for i in f.pattern_ids[:8])
-            )
-            table.add_row(f"{f.kind}\n[dim]{f.summary}[/]", mark, str(len(f.pattern_ids)), examples)
-        console.print(table)
+        console.print(quality_table(report))
     if found:
         raise CheckFailed(f"found {', '.join(found)} (--fail-on)")
