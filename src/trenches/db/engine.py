@@ -73,6 +73,20 @@ def _configure_sqlite(engine: Engine) -> None:
             conn.exec_driver_sql("BEGIN")
 
 
+def lock_patterns(conn: Connection, *, for_snapshot: bool = False) -> None:
+    """Order this transaction with every other writer of patterns.
+
+    A snapshot is rebuilt from timestamps, so a pattern write must never commit with a
+    time (or an id) that an already-taken snapshot would count. Writers therefore take
+    their times inside the transaction, after this lock: on SQLite ``BEGIN IMMEDIATE``
+    already serialises writers; on PostgreSQL pattern writers take a self-excluding
+    lock, and a snapshot a lock that waits for writers in flight.
+    """
+    if conn.dialect.name == "postgresql":
+        mode = "SHARE" if for_snapshot else "SHARE ROW EXCLUSIVE"
+        conn.exec_driver_sql(f"LOCK TABLE patterns IN {mode} MODE")
+
+
 def is_sqlite(engine_or_conn: Engine | Connection) -> bool:
     return engine_or_conn.dialect.name == "sqlite"
 

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 
 from trenches import timestamps
 from trenches.db import schema as t
-from trenches.db.engine import bulk_insert, read, write
+from trenches.db.engine import bulk_insert, lock_patterns, read, write
 from trenches.errors import Conflict, InvalidInput, NotFound
 from trenches.patterns import inputs as inp
 from trenches.patterns.ingest import read_file
@@ -314,6 +314,10 @@ class Dataset:
 
         by_split = np.zeros(3, dtype=np.int64)
         with write(self._store.engine) as conn, _no_gc():
+            lock_patterns(conn)
+            now = timestamps.now_us()  # after the lock: see lock_patterns
+            if created_at is None:
+                when = now
             first_import = self.schema is None
             if first_import:
                 updated = conn.execute(

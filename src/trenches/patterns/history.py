@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection
 
 from trenches import timestamps
 from trenches.db import schema as t
-from trenches.db.engine import read, write
+from trenches.db.engine import lock_patterns, read, write
 from trenches.errors import Conflict, InvalidInput, NotFound
 from trenches.patterns import inputs as inp
 from trenches.patterns.datasets import SPLITS, Dataset, Pattern, check_source
@@ -114,9 +114,10 @@ class Patterns:
         check_source(source)
         if not reason or not reason.strip():
             raise InvalidInput("a relabel needs a reason (--reason)")
-        now = timestamps.now_us()
         p = t.patterns.c
         with write(self._store.engine) as conn:
+            lock_patterns(conn)
+            now = timestamps.now_us()  # after the lock: see lock_patterns
             old = self._row(conn, pattern_id)
             if old.deactivated_at is not None:
                 raise Conflict(
@@ -178,10 +179,11 @@ class Patterns:
         ids = list(dict.fromkeys(int(i) for i in pattern_ids))
         if not ids:
             raise InvalidInput("name at least one pattern id")
-        now = timestamps.now_us()
         p = t.patterns.c
         user = _user()
         with write(self._store.engine) as conn:
+            lock_patterns(conn)
+            now = timestamps.now_us()  # after the lock: see lock_patterns
             found = {
                 r.id: r.deactivated_at
                 for r in conn.execute(select(p.id, p.deactivated_at).where(p.id.in_(ids)))

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 
 from trenches import timestamps
 from trenches.db import schema as t
-from trenches.db.engine import read, write
+from trenches.db.engine import lock_patterns, read, write
 from trenches.errors import InvalidInput, NotFound
 from trenches.patterns.datasets import SPLITS, Dataset, check_source, membership, read_patterns
 
@@ -210,6 +210,10 @@ def take_snapshot(
         )
     src = sorted({check_source(s) for s in sources}) if sources else None
     with write(store.engine) as conn:
+        lock_patterns(conn, for_snapshot=True)
+        now = timestamps.now_us()  # after the lock: see lock_patterns
+        if as_of is None:
+            when = now
         max_id = (
             conn.execute(
                 select(func.max(t.patterns.c.id)).where(t.patterns.c.dataset_id == dataset.id)
