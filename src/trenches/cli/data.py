@@ -8,7 +8,14 @@ import typer
 from rich.table import Table
 
 from trenches import timestamps
-from trenches.cli._output import console, open_store, print_json, progress_bar, quality_table
+from trenches.cli._output import (
+    console,
+    err_console,
+    open_store,
+    print_json,
+    progress_bar,
+    quality_table,
+)
 from trenches.errors import CheckFailed, InvalidInput
 from trenches.patterns.datasets import SPLITS
 from trenches.quality import KINDS
@@ -355,7 +362,7 @@ def check(
                 f"--fail-on {unknown[0]!r} is not a kind; use "
                 + ", ".join(k for k in KINDS if k != "source-mix")
             )
-    with open_store() as store:
+    with open_store() as store, err_console.status(f"checking {name}..."):
         report = store.datasets.get(name).check(snapshot=snapshot, precision=precision)
     found = report.found(kinds)
     if as_json:
