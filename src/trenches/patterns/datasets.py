@@ -708,8 +708,13 @@ def read_patterns(
     max_id: int | None = None,
     sources: Sequence[str] | None = None,
     with_inputs: bool = True,
+    full_info: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Read patterns column-wise: (inputs and label, provenance), both by pattern id."""
+    """Read patterns column-wise: (inputs and label, provenance), both by pattern id.
+
+    With ``full_info=False`` the provenance holds only split, source and created_at,
+    which is all training needs, and the read skips the join with the imports.
+    """
     p = t.patterns.c
     b = t.import_batches.c
     where = membership(
@@ -723,60 +728,72 @@ def read_patterns(
         if split not in SPLITS:
             raise InvalidInput(f"split {split!r} must be one of {', '.join(SPLITS)}")
         where.append(p.split == SPLITS.index(split))
-    cols = [
-        p.id,
-        p.split,
-        p.source,
-        p.label,
-        p.created_at,
-        p.deactivated_at,
-        p.replaces_id,
-        p.batch_id,
-        b.labelled_by,
-        p.tags,
-    ]
+    names = ["id", "split", "source", "label", "created_at"]
+    cols: list[Any] = [p.id, p.split, p.source, p.label, p.created_at]
+    if full_info:
+        names += ["deactivated_at", "replaces_id", "batch_id", "labelled_by", "tags"]
+        cols += [p.deactivated_at, p.replaces_id, p.batch_id, b.labelled_by, p.tags]
     if with_inputs:
+        names += ["num", "obj"]
         cols += [p.num, p.obj]
-    query = (
-        select(*cols)
-        .select_from(t.patterns.join(t.import_batches, p.batch_id == b.id))
-        .where(*where)
-        .order_by(p.id)
+    source_table = (
+        t.patterns.join(t.import_batches, p.batch_id == b.id) if full_info else t.patterns
     )
+    query = select(*cols).select_from(source_table).where(*where).order_by(p.id)
     rows: list[Any] = []
     with read(dataset._store.engine) as conn:
+        # Rows come straight from the driver's cursor: the values need no conversion,
+        # and building a SQLAlchemy Row for each of a million patterns is half the read.
         if ids is not None:
             wanted = sorted({int(i) for i in ids})
             for start in range(0, len(wanted), 10_000):
                 part = wanted[start : start + 10_000]
-                rows += conn.execute(query.where(p.id.in_(part))).all()
+                rows += conn.execute(query.where(p.id.in_(part))).cursor.fetchall()
         else:
-            rows = list(conn.execute(query).all())
-    columns = list(zip(*rows, strict=True)) if rows else [() for _ in cols]
-    index = pd.Index(np.array(columns[0], dtype=np.int64), name="pattern_id")
-    info = pd.DataFrame(
-        {
-            "split": pd.Categorical.from_codes(
-                np.array(columns[1], dtype=np.int8), categories=list(SPLITS)
-            ),
-            "source": np.array(columns[2], dtype=object),
-            "labelled_by": np.array(columns[8], dtype=object),
-            "batch_id": np.array(columns[7], dtype=np.int64),
-            "created_at": pd.to_datetime(np.array(columns[4], dtype=np.int64), unit="us", utc=True),
-            "deactivated_at": pd.to_datetime(
-                pd.array(list(columns[5]), dtype="Int64"), unit="us", utc=True
-            ),
-            "replaces_id": pd.array(list(columns[6]), dtype="Int64"),
-            "tags": [orjson.loads(x) if x else [] for x in columns[9]],
-        },
-        index=index,
+            rows = list(conn.execute(query).cursor.fetchall())
+    columns = (
+        dict(zip(names, zip(*rows, strict=True), strict=True)) if rows else {n: () for n in names}
     )
+    index = pd.Index(np.array(columns["id"], dtype=np.int64), name="pattern_id")
+    info_columns: dict[str, Any] = {
+        "split": pd.Categorical.from_codes(
+            np.array(columns["split"], dtype=np.int8), categories=list(SPLITS)
+        ),
+        "source": np.array(columns["source"], dtype=object),
+        "created_at": pd.to_datetime(
+            np.array(columns["created_at"], dtype=np.int64), unit="us", utc=True
+        ),
+    }
+    if full_info:
+        info_columns.update(
+            {
+                "labelled_by": np.array(columns["labelled_by"], dtype=object),
+                "batch_id": np.array(columns["batch_id"], dtype=np.int64),
+                "deactivated_at": pd.to_datetime(
+                    pd.array(list(columns["deactivated_at"]), dtype="Int64"), unit="us", utc=True
+                ),
+                "replaces_id": pd.array(list(columns["replaces_id"]), dtype="Int64"),
+                "tags": [orjson.loads(x) if x else [] for x in columns["tags"]],
+            }
+        )
+        order = [
+            "split",
+            "source",
+            "labelled_by",
+            "batch_id",
+            "created_at",
+            "deactivated_at",
+            "replaces_id",
+            "tags",
+        ]
+        info_columns = {k: info_columns[k] for k in order}
+    info = pd.DataFrame(info_columns, index=index)
     if not with_inputs:
         return pd.DataFrame(index=index), info
     if dataset.schema is None:
         frame = pd.DataFrame(index=index)
     else:
-        frame = inp.decode(dataset.schema, columns[10], columns[11])
+        frame = inp.decode(dataset.schema, columns["num"], columns["obj"])
         frame.index = index
-    frame[dataset.label_column] = inp.labels_from_text(list(columns[3]), dataset.label_type)
+    frame[dataset.label_column] = inp.labels_from_text(list(columns["label"]), dataset.label_type)
     return frame, info

@@ -63,7 +63,9 @@ class Snapshot:
     def _dataset(self) -> Dataset:
         return self._store.datasets.by_id(self.dataset_id)
 
-    def data(self, split: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    def data(
+        self, split: str | None = None, *, full_info: bool = True
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
         """(inputs and label, provenance) of the snapshot's patterns, by pattern id."""
         return read_patterns(
             self._dataset(),
@@ -71,6 +73,7 @@ class Snapshot:
             max_id=self.max_pattern_id,
             sources=self.sources,
             split=split,
+            full_info=full_info,
         )
 
     def pattern_ids(self, split: str | None = None) -> np.ndarray:
@@ -105,7 +108,7 @@ class Snapshot:
         if weighting not in WEIGHTINGS:
             raise InvalidInput(f"weighting {weighting!r} must be one of {', '.join(WEIGHTINGS)}")
         dataset = self._dataset()
-        frame, info = self.data(split)
+        frame, info = self.data(split, full_info=False)
         y = frame.pop(dataset.label_column).to_numpy()
         age = self.as_of - info["created_at"]
         age_days = np.maximum((age / pd.Timedelta(days=1)).to_numpy(dtype=np.float64), 0.0)
@@ -125,7 +128,7 @@ class Snapshot:
 
     def counts(self) -> pd.DataFrame:
         """Pattern counts by split, source and label."""
-        frame, info = self.data()
+        frame, info = self.data(full_info=False)
         dataset = self._dataset()
         return (
             pd.DataFrame(
