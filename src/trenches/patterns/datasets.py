@@ -412,11 +412,9 @@ class Dataset:
         }
         m = stop - start
         enc = inp.encode(schema, chunk, m, self.salt)
-        split = inp.splits_of(enc.keys, self.split_ratios)
+        split = inp.splits_of(enc.key_head, self.split_ratios)
         labs = label_text[start:stop]
-        num = enc.num if enc.num is not None else [None] * m
-        obj = enc.obj if enc.obj is not None else [None] * m
-        content = inp.content_hashes(num, obj, labs, source, when)
+        content = inp.content_hashes(enc.num_words, enc.obj, labs, source, when)
         # Columns that would be NULL in every row are left out of the statement.
         names = ["split", "input_key", "content_hash", "label"]
         columns: list[Any] = [split.tolist(), enc.keys, content, labs]

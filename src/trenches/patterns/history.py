@@ -142,7 +142,13 @@ class Patterns:
                     created_at=now,
                 )
             ).inserted_primary_key[0]  # type: ignore[index]
-            content = inp.content_hashes([old.num], [old.obj], [text], source, now)[0]
+            content = inp.content_hashes(
+                [old.num] if old.num is not None else None,
+                [old.obj] if old.obj is not None else None,
+                [text],
+                source,
+                now,
+            )[0]
             new_id = conn.execute(
                 insert(t.patterns).values(
                     dataset_id=old.dataset_id,

@@ -14,12 +14,17 @@ set when missing) in ``patterns.num``; the string and text columns are a JSON
 array in ``patterns.obj``. Both encode and decode a whole column block at a time
 with NumPy, which is what makes imports and training-data reads fast.
 
-The *input key* is a salted BLAKE2b hash of the normalised inputs: text is NFKC
+The *input key* is a salted 128-bit hash of the normalised inputs: text is NFKC
 normalised, case-folded and its white space collapsed; numbers are rounded to 36
 bits of mantissa (about 11 significant digits) and -0.0 becomes 0.0. The split of
 a pattern is a pure function of its input key, so exact and near-exact duplicates
-always land in the same split. This normalisation is part of the stored data's
-meaning and must never change.
+always land in the same split. This normalisation and the hash (:func:`row_hash`)
+are part of the stored data's meaning and must never change.
+
+The row hash works on 64-bit words, column by column over a whole chunk with NumPy:
+two lanes with different seeds, each folding every word in with the SplitMix64
+finaliser. Strings enter as their 64-bit BLAKE2b digests. It is built to spread
+accidental differences, not to resist an adversary.
 """
 
 from __future__ import annotations
@@ -304,6 +309,10 @@ class EncodedInputs:
     num: list[bytearray] | None
     obj: list[str] | None
     keys: list[bytearray]
+    #: The first 64 bits of each key, which decide the split.
+    key_head: np.ndarray
+    #: ``num`` as 64-bit words, for the content hash.
+    num_words: np.ndarray | None
 
 
 def _rows_as_bytes(block: np.ndarray) -> list[bytes]:
@@ -315,6 +324,56 @@ def _rows_as_bytes(block: np.ndarray) -> list[bytes]:
 
 def _normalise_text(s: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", s).casefold().split())
+
+
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_GOLDEN_INT = 0x9E3779B97F4A7C15
+_MASK64 = (1 << 64) - 1
+#: Seeds of the two lanes of the content hash (the input key takes its from the salt).
+_CONTENT_SEEDS = (0x74726E6368657331, 0x74726E6368657332)
+
+
+def _mix(z: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser, element-wise on uint64 (wrapping arithmetic)."""
+    z = (z ^ (z >> np.uint64(30))) * _M1
+    z = (z ^ (z >> np.uint64(27))) * _M2
+    return z ^ (z >> np.uint64(31))
+
+
+def row_hash(words: np.ndarray, seeds: tuple[int, int]) -> np.ndarray:
+    """A 128-bit hash of each row of ``words`` (n, k) uint64, as (n, 2) uint64."""
+    n, k = words.shape
+    out = np.empty((n, 2), dtype=np.uint64)
+    for lane, seed in enumerate(seeds):
+        h = np.full(n, np.uint64(seed), dtype=np.uint64)
+        for j in range(k):
+            offset = np.uint64((_GOLDEN_INT * (j + 1)) & _MASK64)
+            h = _mix(h ^ _mix(words[:, j] + offset))
+        out[:, lane] = _mix(h ^ np.uint64(k))
+    return out
+
+
+def _text_word(text: str | None) -> int:
+    """A string as one 64-bit word (its BLAKE2b digest); a missing one as 0."""
+    if text is None:
+        return 0
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+
+
+def _as_words(block: np.ndarray) -> np.ndarray:
+    """Rows of a (n, w) uint8 array as (n, ceil(w / 8)) little-endian uint64 words."""
+    n, w = block.shape
+    pad = (-w) % 8
+    if pad:
+        block = np.concatenate([block, np.zeros((n, pad), dtype=np.uint8)], axis=1)
+    return np.ascontiguousarray(block).view("<u8").reshape(n, (w + pad) // 8)
+
+
+def _hash_bytes(hashes: np.ndarray) -> list[bytearray]:
+    """(n, 2) uint64 hashes as 16-byte big-endian keys; bytearray binds fastest."""
+    raw = np.ascontiguousarray(hashes.astype(">u8")).view(np.uint8).reshape(len(hashes), 16)
+    return list(map(bytearray, _rows_as_bytes(raw)))
 
 
 def _numeric_block(schema: InputSchema, cols: dict[str, CoercedColumn], n: int) -> np.ndarray:
@@ -338,7 +397,8 @@ def encode(
     numeric = schema.numeric
     strings = schema.strings
     num: list[bytearray] | None = None
-    norm_rows: list[bytes] | None = None
+    stored_words: np.ndarray | None = None
+    key_words: list[np.ndarray] = []
     if numeric:
         k = len(numeric)
         block = _numeric_block(schema, cols, n)
@@ -348,6 +408,7 @@ def encode(
         # bytearray, not bytes: Python's sqlite3 binds a bytearray without looking for an
         # adapter, which is a third of the cost of a row on the bulk path.
         num = list(map(bytearray, _rows_as_bytes(stored)))
+        stored_words = _as_words(stored)
 
         # The key: every slot as float64, mantissa rounded, missing canonical.
         floats = np.empty((n, k), dtype="<f8")
@@ -361,39 +422,40 @@ def encode(
         bits[finite] = (bits[finite] + half) & mask
         bits[~finite & ~missing] = floats[~finite & ~missing].view("<u8")
         bits[missing | np.isnan(floats)] = _CANONICAL_MISSING
-        norm_rows = _rows_as_bytes(bits.view(np.uint8).reshape(n, 8 * k))
+        key_words.append(bits)
 
     obj: list[str] | None = None
     if strings:
         columns = [cols[c.name].values for c in strings]
         dumps = orjson.dumps
         obj = [dumps(list(row)).decode() for row in zip(*columns, strict=True)]
-        norm = [
-            [None if v is None else _normalise_text(v) for v in col_values]
-            for col_values in columns
-        ]
-        norm_json = [dumps(list(row)) for row in zip(*norm, strict=True)]
-        if norm_rows is None:
-            norm_rows = norm_json
-        else:
-            norm_rows = [a + b for a, b in zip(norm_rows, norm_json, strict=True)]
-    assert norm_rows is not None, "a dataset has at least one input column"
-    # Copying a keyed hash object skips re-processing the key for every row.
-    base = hashlib.blake2b(digest_size=16, key=salt)
-    keys: list[bytearray] = []
-    append, fresh = keys.append, base.copy
-    for r in norm_rows:
-        h = fresh()
-        h.update(r)
-        append(bytearray(h.digest()))
-    return EncodedInputs(num, obj, keys)
+        for values in columns:
+            key_words.append(
+                np.fromiter(
+                    (0 if v is None else _text_word(_normalise_text(v)) for v in values),
+                    dtype=np.uint64,
+                    count=n,
+                )
+            )
+    assert key_words, "a dataset has at least one input column"
+    words = np.column_stack(key_words)
+    hashes = row_hash(words, (int.from_bytes(salt[:8], "big"), int.from_bytes(salt[8:16], "big")))
+    return EncodedInputs(num, obj, _hash_bytes(hashes), hashes[:, 0], stored_words)
 
 
-def splits_of(keys: Sequence[bytes | bytearray], ratios: tuple[float, float, float]) -> np.ndarray:
-    """0 train, 1 validation, 2 test: a pure function of each key and the ratios."""
-    if not keys:
+def splits_of(
+    keys: Sequence[bytes | bytearray] | np.ndarray, ratios: tuple[float, float, float]
+) -> np.ndarray:
+    """0 train, 1 validation, 2 test: a pure function of each key and the ratios.
+
+    ``keys`` are 16-byte keys or their first 64 bits (``EncodedInputs.key_head``).
+    """
+    if isinstance(keys, np.ndarray):
+        head = keys.astype(np.uint64)
+    elif not keys:
         return np.zeros(0, dtype=np.int8)
-    head = np.frombuffer(b"".join(k[:8] for k in keys), dtype=">u8")
+    else:
+        head = np.frombuffer(b"".join(bytes(k[:8]) for k in keys), dtype=">u8")
     u = head.astype(np.float64) / 2.0**64
     train, validation, _ = ratios
     return np.where(u < train, 0, np.where(u < train + validation, 1, 2)).astype(np.int8)
@@ -459,29 +521,32 @@ def labels_from_text(texts: Sequence[str], typ: str | None) -> np.ndarray:
 
 
 def content_hashes(
-    num: Sequence[bytes | bytearray | None],
-    obj: Sequence[str | None],
+    num: Sequence[bytes | bytearray | None] | np.ndarray | None,
+    obj: Sequence[str | None] | None,
     labels: Sequence[str],
     source: str,
     created_at: int,
 ) -> list[bytearray]:
-    """Hash of what a training run sees of each pattern: exact inputs, label, source and
-    time. ``num`` has a fixed width per dataset and JSON holds no raw U+001F, so the
-    separators make the encoding unambiguous."""
-    tail = b"\x1f" + source.encode() + b"\x1f" + str(created_at).encode()
-    fresh = hashlib.blake2b(digest_size=16).copy
-    encoded: dict[str, bytes] = {}  # classification labels repeat: encode each once
-    out: list[bytearray] = []
-    append = out.append
-    for nb, ob, lb in zip(num, obj, labels, strict=True):
-        lab = encoded.get(lb)
-        if lab is None:
-            lab = encoded.setdefault(lb, b"\x1f" + lb.encode() + tail)
-        h = fresh()
-        if nb is not None:
-            h.update(nb)
-        if ob is not None:
-            h.update(ob.encode())
-        h.update(lab)
-        append(bytearray(h.digest()))
-    return out
+    """A 128-bit hash of what a training run sees of each pattern: its exact stored
+    inputs, label, source and time.
+
+    ``num`` is the stored numeric blobs, or the same as 64-bit words (n, w); ``obj`` the
+    stored JSON of the string columns. Either may be ``None`` when the dataset has no
+    such columns.
+    """
+    n = len(labels)
+    parts: list[np.ndarray] = []
+    if num is not None:
+        if isinstance(num, np.ndarray):
+            parts.append(num)
+        else:
+            block = np.frombuffer(b"".join(bytes(b or b"") for b in num), dtype=np.uint8)
+            parts.append(_as_words(block.reshape(n, -1)))
+    if obj is not None:
+        parts.append(np.fromiter((_text_word(o) for o in obj), dtype=np.uint64, count=n))
+    uniques, inverse = np.unique(np.asarray(labels, dtype=object), return_inverse=True)
+    label_words = np.array([_text_word(str(u)) for u in uniques], dtype=np.uint64)
+    parts.append(label_words[inverse.reshape(-1)])
+    parts.append(np.full(n, _text_word(source), dtype=np.uint64))
+    parts.append(np.full(n, np.uint64(created_at), dtype=np.uint64))
+    return _hash_bytes(row_hash(np.column_stack(parts), _CONTENT_SEEDS))
