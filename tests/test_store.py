@@ -33,7 +33,7 @@ def test_default_store_is_dot_trenches_in_working_directory(
     monkeypatch.delenv("TRENCHES_ARTIFACTS", raising=False)
     with trenches.open() as store:
         assert store.location.sqlite_path == tmp_path / ".trenches" / "trenches.db"
-        assert Path(store.artifacts) == tmp_path / ".trenches" / "artifacts"
+        assert Path(store.artifacts.root) == tmp_path / ".trenches" / "artifacts"
 
 
 def test_environment_variables_override_the_location(
@@ -44,7 +44,7 @@ def test_environment_variables_override_the_location(
     monkeypatch.setenv("TRENCHES_ARTIFACTS", str(tmp_path / "blobs"))
     with trenches.open() as store:
         assert store.location.sqlite_path == tmp_path / "elsewhere.db"
-        assert store.artifacts == str(tmp_path / "blobs")
+        assert store.artifacts.root == str(tmp_path / "blobs")
     assert not (tmp_path / ".trenches").exists()
 
 

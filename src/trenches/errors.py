@@ -72,6 +72,17 @@ class StoreBusy(StoreError):
     """The database stayed locked by another process longer than the busy timeout."""
 
 
+class ArtifactCorrupted(StoreError):
+    """A stored file's bytes no longer match the SHA-256 it is stored under."""
+
+
+# --- models -----------------------------------------------------------------
+
+
+class UntrustedModel(TrenchesError):
+    """A model file in a format that runs code on load, loaded without ``trusted=True``."""
+
+
 # --- checks -----------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ from types import TracebackType
 from sqlalchemy import Engine
 
 from trenches import config
+from trenches.artifacts import ArtifactStore
 from trenches.db import migrate
 from trenches.db.engine import make_engine
 from trenches.errors import NotFound
@@ -26,6 +27,8 @@ class Store:
     def __init__(self, location: config.Location, engine: Engine) -> None:
         self.location = location
         self.engine = engine
+        #: Content-addressed files (model files, diffs, environments) by SHA-256.
+        self.artifacts = ArtifactStore(location.artifacts)
         self.datasets = Datasets(self)
         self.patterns = Patterns(self)
         self.snapshots = Snapshots(self)
@@ -35,9 +38,6 @@ class Store:
         """The database URL, with any password hidden."""
         return self.engine.url.render_as_string(hide_password=True)
 
-    @property
-    def artifacts(self) -> str:
-        return self.location.artifacts
 
     @property
     def is_embedded(self) -> bool:

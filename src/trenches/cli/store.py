@@ -27,7 +27,7 @@ def init() -> None:
     store = open_store(create=True)
     with store:
         console.print(f"store ready: {store.url}")
-        console.print(f"artifacts:   {store.artifacts}")
+        console.print(f"artifacts:   {store.artifacts.root}")
         console.print(f"schema:      revision {migrate.head_revision()}")
 
 
