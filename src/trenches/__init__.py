@@ -22,6 +22,7 @@ from trenches.patterns import (
     Snapshot,
     TrainingData,
 )
+from trenches.runs import Run, RunInfo
 from trenches.store import Store, open
 
 __version__ = "0.1.0"
@@ -39,6 +40,8 @@ __all__ = [
     "Pattern",
     "PatternChange",
     "PatternHistory",
+    "Run",
+    "RunInfo",
     "SchemaTooNew",
     "Snapshot",
     "Store",

@@ -63,3 +63,32 @@ def resolve(path_or_url: str | os.PathLike[str] | None = None) -> Location:
     return Location(
         _sqlite_url(db_path), env_artifacts or str(db_path.parent / ARTIFACTS_DIR), db_path
     )
+
+
+PROJECT_FILE = "trenches.toml"
+
+
+def find_project_file(start: Path | None = None) -> Path | None:
+    """The nearest ``trenches.toml`` in ``start`` (default: the working directory) or
+    a folder above it."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / PROJECT_FILE
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def project_settings(start: Path | None = None) -> dict[str, object]:
+    """The parsed ``trenches.toml``, or an empty dict when there is none."""
+    import tomllib
+
+    from trenches.errors import InvalidInput
+
+    path = find_project_file(start)
+    if path is None:
+        return {}
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise InvalidInput(f"{path}: {e}") from None

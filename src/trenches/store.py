@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -15,7 +17,9 @@ from trenches.db.engine import make_engine
 from trenches.errors import NotFound
 from trenches.patterns.datasets import Datasets
 from trenches.patterns.history import Patterns
-from trenches.patterns.snapshots import Snapshots
+from trenches.patterns.snapshots import Snapshot, Snapshots
+from trenches.runs import Run, Runs
+from trenches.runs.tracking import reap_killed_runs
 
 
 class Store:
@@ -32,16 +36,35 @@ class Store:
         self.datasets = Datasets(self)
         self.patterns = Patterns(self)
         self.snapshots = Snapshots(self)
+        self.runs = Runs(self)
 
     @property
     def url(self) -> str:
         """The database URL, with any password hidden."""
         return self.engine.url.render_as_string(hide_password=True)
 
-
     @property
     def is_embedded(self) -> bool:
         return self.location.sqlite_path is not None
+
+    def run(
+        self,
+        name: str,
+        *,
+        snapshot: Snapshot | None = None,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None,
+        capture_code: bool = True,
+    ) -> Run:
+        """Start a run: ``with store.run("train", snapshot=snap, params={...}) as run:``.
+
+        The run records the git commit, branch, dirty diff and environment it started
+        with (``capture_code=False`` skips git), and ends as finished, or failed when
+        the block raises.
+        """
+        return Run(
+            self, name, snapshot=snapshot, params=params, tags=tags, capture_code=capture_code
+        )
 
     def close(self) -> None:
         self.engine.dispose()
@@ -85,4 +108,6 @@ def open(path_or_url: str | os.PathLike[str] | None = None, *, create: bool = Tr
     migrate.upgrade(engine)
     if "://" not in location.artifacts:
         Path(location.artifacts).mkdir(parents=True, exist_ok=True)
-    return Store(location, engine)
+    store = Store(location, engine)
+    reap_killed_runs(store)
+    return store

@@ -122,6 +122,24 @@ def translate_errors() -> Iterator[None]:
         raise StoreError(f"database error: {text}") from e
 
 
+def insert_ignore(conn: Connection, table: Table, values: dict[str, Any]) -> None:
+    """Insert a row unless one with the same key exists (no error, no change)."""
+    if conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        conn.execute(sqlite_insert(table).values(**values).on_conflict_do_nothing())
+    elif conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        conn.execute(pg_insert(table).values(**values).on_conflict_do_nothing())
+    else:
+        try:
+            with conn.begin_nested():
+                conn.execute(table.insert().values(**values))
+        except exc.IntegrityError:
+            pass
+
+
 def _literal(value: Any) -> str:
     if value is None:
         return "NULL"

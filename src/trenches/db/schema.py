@@ -126,3 +126,85 @@ snapshots = Table(
     Column("note", Text),
     Column("created_at", BigInteger, nullable=False),
 )
+
+# --- runs (migration 0002) ----------------------------------------------------
+
+artifacts = Table(
+    "artifacts",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+environments = Table(
+    "environments",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    # SHA-256 of python, platform and packages: one row per distinct environment.
+    Column("digest", String(64), nullable=False, unique=True),
+    Column("python", String(100), nullable=False),
+    Column("platform", String(300), nullable=False),
+    Column("packages", Text, nullable=False),  # JSON {name: version}
+    Column("created_at", BigInteger, nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("status", String(20), nullable=False),  # running | finished | failed | killed
+    Column("snapshot_id", ForeignKey("snapshots.id")),
+    Column("started_at", BigInteger, nullable=False),
+    Column("ended_at", BigInteger),
+    Column("error", Text),
+    # Who runs it: a later open on the same host marks the run killed once it is gone.
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("process_started", BigInteger),
+    # Code: git_state is clean | dirty | none (not in a git work tree) | unknown.
+    Column("git_state", String(20), nullable=False),
+    Column("git_commit", String(64)),
+    Column("git_branch", String(255)),
+    Column("git_root", Text),
+    Column("git_diff_sha256", ForeignKey("artifacts.sha256")),
+    Column("git_tag", String(255)),
+    Column("environment_id", ForeignKey("environments.id")),
+    Index("ix_runs_status", "status"),
+)
+
+run_params = Table(
+    "run_params",
+    metadata,
+    Column("run_id", ForeignKey("runs.id"), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+run_tags = Table(
+    "run_tags",
+    metadata,
+    Column("run_id", ForeignKey("runs.id"), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+metric_points = Table(
+    "metric_points",
+    metadata,
+    Column("run_id", ForeignKey("runs.id"), nullable=False),
+    Column("key", String(250), nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Column("value", Float),  # NULL is NaN: SQLite stores NaN as NULL
+    Column("logged_at", BigInteger, nullable=False),
+    Index("ix_metric_points_run_key_step", "run_id", "key", "step"),
+)
+
+run_artifacts = Table(
+    "run_artifacts",
+    metadata,
+    Column("run_id", ForeignKey("runs.id"), primary_key=True),
+    Column("name", String(500), primary_key=True),
+    Column("sha256", ForeignKey("artifacts.sha256"), nullable=False),
+)

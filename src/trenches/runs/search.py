@@ -1,0 +1,324 @@
+"""Finding runs: by id, or by a filter over params, tags, metrics and attributes."""
+
+from __future__ import annotations
+
+import builtins
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Float, and_, cast, func, select
+from sqlalchemy.sql import ColumnElement
+
+from trenches import timestamps
+from trenches.db import schema as t
+from trenches.db.engine import read
+from trenches.errors import InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    from trenches.store import Store
+
+_CLAUSE = re.compile(
+    r"""^\s*(?P<kind>params|param|metrics|metric|tags|tag|attributes|attribute|run)
+        \.(?P<key>`[^`]+`|"[^"]+"|[A-Za-z0-9_.\-/:@\[\]]+)
+        \s*(?P<op>=|==|!=|<>|<=|>=|<|>|like|LIKE)\s*
+        (?P<value>'(?:[^']|'')*'|"[^"]*"|[-+]?[0-9.]+(?:[eE][-+]?\d+)?)\s*$""",
+    re.VERBOSE,
+)
+_ATTRIBUTES = {
+    "id": t.runs.c.id,
+    "name": t.runs.c.name,
+    "status": t.runs.c.status,
+    "started_at": t.runs.c.started_at,
+    "ended_at": t.runs.c.ended_at,
+    "snapshot": t.runs.c.snapshot_id,
+    "git_commit": t.runs.c.git_commit,
+    "git_state": t.runs.c.git_state,
+}
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """A stored run: what it was given, what it measured, what it ran with."""
+
+    id: int
+    name: str
+    status: str
+    started_at: datetime
+    ended_at: datetime | None
+    snapshot_id: int | None
+    error: str | None
+    git_state: str
+    git_commit: str | None
+    git_branch: str | None
+    git_tag: str | None
+    git_diff_sha256: str | None
+    environment_id: int | None
+    params: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    #: The last value of each metric (the one at the highest step).
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.ended_at is None:
+            return None
+        return (self.ended_at - self.started_at).total_seconds()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "status": self.status,
+            "started_at": timestamps.iso(timestamps.to_us(self.started_at)),
+            "ended_at": timestamps.iso(timestamps.to_us(self.ended_at)) if self.ended_at else None,
+            "snapshot": self.snapshot_id,
+            "error": self.error,
+            "git": {
+                "state": self.git_state,
+                "commit": self.git_commit,
+                "branch": self.git_branch,
+                "tag": self.git_tag,
+                "diff_sha256": self.git_diff_sha256,
+            },
+            "environment": self.environment_id,
+            "params": self.params,
+            "tags": self.tags,
+            "metrics": {k: (None if v != v else v) for k, v in self.metrics.items()},
+        }
+
+
+def _unquote(text: str) -> str:
+    if text[:1] in '`"' and text[-1:] == text[:1]:
+        return text[1:-1]
+    if text[:1] == "'" and text[-1:] == "'":
+        return text[1:-1].replace("''", "'")
+    return text
+
+
+def _latest_metric(key: str) -> Any:
+    m = t.metric_points.c
+    return (
+        select(m.value)
+        .where(m.run_id == t.runs.c.id, m.key == key)
+        .order_by(m.step.desc(), m.logged_at.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def _keyed_value(table: Any, key: str) -> Any:
+    return (
+        select(table.c.value)
+        .where(table.c.run_id == t.runs.c.id, table.c.key == key)
+        .scalar_subquery()
+    )
+
+
+def _operand(kind: str, key: str) -> tuple[Any, bool]:
+    """The SQL expression a clause compares, and whether it is numeric."""
+    kind = kind.rstrip("s") if kind not in ("attributes", "attribute") else "attribute"
+    if kind == "metric":
+        return _latest_metric(key), True
+    if kind == "param":
+        return _keyed_value(t.run_params, key), False
+    if kind == "tag":
+        return _keyed_value(t.run_tags, key), False
+    column = _ATTRIBUTES.get(key)
+    if column is None:
+        raise InvalidInput(f"attribute {key!r} is not one of {', '.join(_ATTRIBUTES)}")
+    return column, key in ("id", "started_at", "ended_at", "snapshot")
+
+
+def parse_filter(text: str) -> list[ColumnElement[bool]]:
+    """``params.model = 'lr' and metrics.acc > 0.9`` as SQL conditions on runs."""
+    conditions: list[ColumnElement[bool]] = []
+    for part in re.split(r"\s+and\s+", text.strip(), flags=re.IGNORECASE):
+        if not part.strip():
+            continue
+        m = _CLAUSE.match(part)
+        if m is None:
+            raise InvalidInput(
+                f"cannot read the filter clause {part.strip()!r}; write clauses like "
+                "params.model = 'lr', metrics.acc > 0.9, tags.team != 'x', "
+                "attributes.status = 'finished', joined by 'and'"
+            )
+        operand, numeric = _operand(m["kind"], _unquote(m["key"]))
+        raw = m["value"]
+        quoted = raw[:1] in "'\""
+        value: Any = _unquote(raw) if quoted else raw
+        if numeric:
+            if quoted:
+                raise InvalidInput(f"{part.strip()!r}: compare a metric with a number")
+            value = float(value)
+        elif m["kind"].startswith("param") and not quoted:
+            # Params are stored as text; compare numbers as numbers.
+            operand = cast(operand, Float)
+            value = float(value)
+        op = m["op"].lower()
+        if op in ("=", "=="):
+            conditions.append(operand == value)
+        elif op in ("!=", "<>"):
+            conditions.append(operand != value)
+        elif op == "<":
+            conditions.append(operand < value)
+        elif op == "<=":
+            conditions.append(operand <= value)
+        elif op == ">":
+            conditions.append(operand > value)
+        elif op == ">=":
+            conditions.append(operand >= value)
+        else:
+            conditions.append(operand.like(value))
+    return conditions
+
+
+def parse_order(items: Sequence[str]) -> list[Any]:
+    """``metrics.acc DESC``, ``params.lr``, ``attributes.started_at`` as ORDER BY terms."""
+    terms = []
+    for item in items:
+        m = re.match(
+            r"^\s*(\w+)\.(`[^`]+`|\"[^\"]+\"|[^\s]+)(?:\s+(asc|desc))?\s*$", item, re.IGNORECASE
+        )
+        if m is None:
+            raise InvalidInput(f"cannot read the order {item!r}; write e.g. 'metrics.acc DESC'")
+        operand, _ = _operand(m[1], _unquote(m[2]))
+        descending = (m[3] or "asc").lower() == "desc"
+        term = operand.desc() if descending else operand.asc()
+        terms.append(term.nulls_last())
+    return terms
+
+
+class Runs:
+    """The runs of a store: ``store.runs``."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def get(self, run_id: int) -> RunInfo:
+        found = self._load([run_id])
+        if not found:
+            raise NotFound(f"no run with id {run_id}")
+        return found[0]
+
+    def list(
+        self,
+        filter: str | None = None,
+        order_by: Sequence[str] | str | None = None,
+        limit: int | None = None,
+    ) -> builtins.list[RunInfo]:
+        """Runs matching ``filter``, newest first unless ``order_by`` says otherwise."""
+        r = t.runs.c
+        query = select(r.id)
+        if filter:
+            query = query.where(and_(*parse_filter(filter)))
+        orders = [order_by] if isinstance(order_by, str) else list(order_by or [])
+        query = query.order_by(*parse_order(orders), r.id.desc())
+        if limit is not None:
+            query = query.limit(limit)
+        with read(self._store.engine) as conn:
+            ids = [row[0] for row in conn.execute(query)]
+        return self._load(ids)
+
+    def _load(self, ids: Sequence[int]) -> builtins.list[RunInfo]:
+        if not ids:
+            return []
+        r = t.runs.c
+        with read(self._store.engine) as conn:
+            rows = {row.id: row for row in conn.execute(select(t.runs).where(r.id.in_(ids)))}
+            params: dict[int, dict[str, str]] = {i: {} for i in ids}
+            for run_id, key, value in conn.execute(
+                select(t.run_params.c.run_id, t.run_params.c.key, t.run_params.c.value).where(
+                    t.run_params.c.run_id.in_(ids)
+                )
+            ):
+                params[run_id][key] = value
+            tags: dict[int, dict[str, str]] = {i: {} for i in ids}
+            for run_id, key, value in conn.execute(
+                select(t.run_tags.c.run_id, t.run_tags.c.key, t.run_tags.c.value).where(
+                    t.run_tags.c.run_id.in_(ids)
+                )
+            ):
+                tags[run_id][key] = value
+            m = t.metric_points.c
+            last = (
+                select(m.run_id, m.key, func.max(m.step).label("step"))
+                .where(m.run_id.in_(ids))
+                .group_by(m.run_id, m.key)
+                .subquery()
+            )
+            metrics: dict[int, dict[str, float]] = {i: {} for i in ids}
+            for run_id, key, value in conn.execute(
+                select(m.run_id, m.key, m.value)
+                .join(
+                    last,
+                    and_(m.run_id == last.c.run_id, m.key == last.c.key, m.step == last.c.step),
+                )
+                .order_by(m.logged_at)
+            ):
+                metrics[run_id][key] = np.nan if value is None else float(value)
+        out = []
+        for i in ids:
+            row = rows.get(i)
+            if row is None:
+                continue
+            out.append(
+                RunInfo(
+                    id=row.id,
+                    name=row.name,
+                    status=row.status,
+                    started_at=timestamps.from_us(row.started_at),
+                    ended_at=timestamps.from_us(row.ended_at) if row.ended_at else None,
+                    snapshot_id=row.snapshot_id,
+                    error=row.error,
+                    git_state=row.git_state,
+                    git_commit=row.git_commit,
+                    git_branch=row.git_branch,
+                    git_tag=row.git_tag,
+                    git_diff_sha256=row.git_diff_sha256,
+                    environment_id=row.environment_id,
+                    params=params[i],
+                    tags=tags[i],
+                    metrics=metrics[i],
+                )
+            )
+        return out
+
+    def metric_history(self, run_id: int, key: str) -> pd.DataFrame:
+        """Every point of one metric of a run: step, value, logged_at, by step."""
+        m = t.metric_points.c
+        with read(self._store.engine) as conn:
+            rows = conn.execute(
+                select(m.step, m.value, m.logged_at)
+                .where(m.run_id == run_id, m.key == key)
+                .order_by(m.step, m.logged_at)
+            ).all()
+        steps, values, logged = zip(*rows, strict=True) if rows else ((), (), ())
+        return pd.DataFrame(
+            {
+                "step": np.array(steps, dtype=np.int64),
+                "value": np.array([np.nan if v is None else v for v in values], dtype=float),
+                "logged_at": pd.to_datetime(np.array(logged, dtype=np.int64), unit="us", utc=True),
+            }
+        )
+
+    def to_frame(self, runs: Sequence[RunInfo]) -> pd.DataFrame:
+        """Runs as a table: id, name, status, times, then params.*, metrics.*, tags.*."""
+        records = []
+        for run in runs:
+            rec: dict[str, Any] = {
+                "id": run.id,
+                "name": run.name,
+                "status": run.status,
+                "started_at": run.started_at,
+                "ended_at": run.ended_at,
+            }
+            rec.update({f"params.{k}": v for k, v in run.params.items()})
+            rec.update({f"metrics.{k}": v for k, v in run.metrics.items()})
+            rec.update({f"tags.{k}": v for k, v in run.tags.items()})
+            records.append(rec)
+        return pd.DataFrame.from_records(records)

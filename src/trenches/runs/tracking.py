@@ -1,0 +1,318 @@
+"""Runs: one training experiment with its params, tags, metric series, code and data.
+
+Metric points are buffered in memory and written in batches (when 10,000 are waiting,
+when 2 seconds have passed, and when the run ends, also by an exception), so that
+logging a point costs microseconds and several processes can log to one store.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import socket
+import time
+import traceback
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import insert, select, update
+
+from trenches import config, timestamps
+from trenches.artifacts import safe_name
+from trenches.db import schema as t
+from trenches.db.engine import bulk_insert, insert_ignore, read, write
+from trenches.errors import Conflict, InvalidInput
+from trenches.runs.code import (
+    CodeState,
+    capture_environment,
+    capture_git,
+    process_alive,
+    process_started,
+    tag_run,
+)
+
+if TYPE_CHECKING:
+    from trenches.patterns.snapshots import Snapshot
+    from trenches.store import Store
+
+STATUSES = ("running", "finished", "failed", "killed")
+_KEY = re.compile(r"^[A-Za-z0-9_.\-/ :@\[\]]{1,250}$")
+FLUSH_POINTS = 10_000
+FLUSH_SECONDS = 2.0
+
+
+def check_key(key: str, what: str = "key") -> str:
+    if not isinstance(key, str) or not _KEY.match(key):
+        raise InvalidInput(
+            f"{what} {key!r} must be 1-250 characters: letters, digits, and _ . - / : @ [ ] "
+            "or spaces"
+        )
+    return key
+
+
+def _param_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
+        return repr(value)
+    return str(value)
+
+
+def git_tags_enabled() -> bool:
+    runs = config.project_settings().get("runs", {})
+    if not isinstance(runs, dict):
+        raise InvalidInput(f"{config.PROJECT_FILE}: [runs] must be a table")
+    value = runs.get("git_tag", True)
+    if not isinstance(value, bool):
+        raise InvalidInput(f"{config.PROJECT_FILE}: [runs] git_tag must be true or false")
+    return value
+
+
+class Run:
+    """A run in progress. Use as ``with store.run("name", snapshot=snap) as run:``."""
+
+    def __init__(
+        self,
+        store: Store,
+        name: str,
+        *,
+        snapshot: Snapshot | None = None,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None,
+        capture_code: bool = True,
+    ) -> None:
+        if not name or len(name) > 200:
+            raise InvalidInput("a run needs a name of 1-200 characters")
+        self._store = store
+        self.name = name
+        self.snapshot = snapshot
+        self.status = "running"
+        self._buffer: list[tuple[str, int, float | None, int]] = []
+        self._steps: dict[str, int] = {}
+        self._last_flush = time.monotonic()
+        self.code = capture_git() if capture_code else CodeState("unknown", detail="not captured")
+        diff_sha = None
+        if self.code.diff is not None:
+            diff_sha = store.artifacts.put_bytes(self.code.diff).sha256
+        env = capture_environment()
+        now = timestamps.now_us()
+        with write(store.engine) as conn:
+            if diff_sha is not None:
+                insert_ignore(
+                    conn,
+                    t.artifacts,
+                    {"sha256": diff_sha, "size": len(self.code.diff or b""), "created_at": now},
+                )
+            insert_ignore(
+                conn,
+                t.environments,
+                {
+                    "digest": env.digest,
+                    "python": env.python,
+                    "platform": env.platform,
+                    "packages": env.packages_json(),
+                    "created_at": now,
+                },
+            )
+            env_id = conn.execute(
+                select(t.environments.c.id).where(t.environments.c.digest == env.digest)
+            ).scalar_one()
+            self.id: int = conn.execute(
+                insert(t.runs).values(
+                    name=name,
+                    status="running",
+                    snapshot_id=snapshot.id if snapshot is not None else None,
+                    started_at=now,
+                    host=socket.gethostname(),
+                    pid=os.getpid(),
+                    process_started=process_started(os.getpid()),
+                    git_state=self.code.state,
+                    git_commit=self.code.commit,
+                    git_branch=self.code.branch,
+                    git_root=self.code.root,
+                    git_diff_sha256=diff_sha,
+                    environment_id=env_id,
+                )
+            ).inserted_primary_key[0]  # type: ignore[index]
+            if params:
+                self._write_params(conn, params)
+            if tags:
+                self._write_tags(conn, tags)
+
+    def __repr__(self) -> str:
+        return f"<Run {self.id} {self.name!r} {self.status}>"
+
+    # --- params and tags ---------------------------------------------------------
+
+    def _write_params(self, conn: Any, params: Mapping[str, Any]) -> None:
+        c = t.run_params.c
+        items = {check_key(k, "param"): _param_text(v) for k, v in params.items()}
+        existing = dict(
+            conn.execute(
+                select(c.key, c.value).where(c.run_id == self.id, c.key.in_(list(items)))
+            ).all()
+        )
+        for k, v in items.items():
+            if k in existing and existing[k] != v:
+                raise Conflict(
+                    f"param {k!r} of run {self.id} is {existing[k]!r} already; params are "
+                    "facts of a run and do not change (use a tag for what does)"
+                )
+        new = [
+            {"run_id": self.id, "key": k, "value": v} for k, v in items.items() if k not in existing
+        ]
+        if new:
+            conn.execute(insert(t.run_params), new)
+
+    def _write_tags(self, conn: Any, tags: Mapping[str, Any]) -> None:
+        c = t.run_tags.c
+        for k, v in tags.items():
+            check_key(k, "tag")
+            conn.execute(t.run_tags.delete().where(c.run_id == self.id, c.key == k))
+            conn.execute(insert(t.run_tags).values(run_id=self.id, key=k, value=_param_text(v)))
+
+    def log_param(self, key: str, value: Any) -> None:
+        self.log_params({key: value})
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Record parameters; logging a different value for a key again is refused."""
+        with write(self._store.engine) as conn:
+            self._write_params(conn, params)
+
+    def set_tag(self, key: str, value: Any) -> None:
+        self.set_tags({key: value})
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        """Set tags; unlike params, a tag can be set again."""
+        with write(self._store.engine) as conn:
+            self._write_tags(conn, tags)
+
+    # --- metrics -----------------------------------------------------------------
+
+    def log_metric(self, key: str, value: float, step: int | None = None) -> None:
+        """Record one point of a metric series; ``step`` defaults to the next one."""
+        if key not in self._steps:
+            check_key(key, "metric")
+        if step is None:
+            step = self._steps.get(key, -1) + 1
+        self._steps[key] = max(step, self._steps.get(key, -1))
+        v = float(value)
+        self._buffer.append((key, int(step), None if math.isnan(v) else v, timestamps.now_us()))
+        if len(self._buffer) >= FLUSH_POINTS or time.monotonic() - self._last_flush > FLUSH_SECONDS:
+            self.flush()
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        """Record one point of several metrics at once, at the same step."""
+        for key, value in metrics.items():
+            self.log_metric(key, value, step)
+
+    def flush(self) -> None:
+        """Write the buffered metric points now (one transaction)."""
+        self._last_flush = time.monotonic()
+        if not self._buffer:
+            return
+        points, self._buffer = self._buffer, []
+        try:
+            with write(self._store.engine) as conn:
+                bulk_insert(
+                    conn,
+                    t.metric_points,
+                    ("key", "step", "value", "logged_at"),
+                    points,
+                    constants={"run_id": self.id},
+                )
+        except BaseException:
+            self._buffer = points + self._buffer  # keep them for the next try
+            raise
+
+    # --- files -------------------------------------------------------------------
+
+    def log_artifact(self, path: str | os.PathLike[str], name: str | None = None) -> str:
+        """Keep a file with the run (stored once by content); returns its SHA-256."""
+        name = safe_name(name or Path(path).name)
+        art = self._store.artifacts.put_file(path)
+        with write(self._store.engine) as conn:
+            insert_ignore(
+                conn,
+                t.artifacts,
+                {"sha256": art.sha256, "size": art.size, "created_at": timestamps.now_us()},
+            )
+            c = t.run_artifacts.c
+            if conn.execute(select(c.sha256).where(c.run_id == self.id, c.name == name)).first():
+                raise Conflict(f"run {self.id} has a file named {name!r} already")
+            conn.execute(
+                insert(t.run_artifacts).values(run_id=self.id, name=name, sha256=art.sha256)
+            )
+        return art.sha256
+
+    # --- ending ------------------------------------------------------------------
+
+    def end(self, status: str = "finished", error: str | None = None) -> None:
+        """Flush, tag the commit (when in git and switched on), and record the end."""
+        if self.status != "running":
+            return
+        if status not in STATUSES:
+            raise InvalidInput(f"status {status!r} must be one of {', '.join(STATUSES)}")
+        try:
+            self.flush()
+        finally:
+            tag = None
+            if self.code.commit and self.code.root and git_tags_enabled():
+                digest = self.snapshot.digest if self.snapshot is not None else "none"
+                message = (
+                    f"trenches run {self.id} {self.name!r} ({status})\n\n"
+                    f"snapshot: {self.snapshot.id if self.snapshot else 'none'} "
+                    f"digest {digest}\n"
+                    f"git state: {self.code.state}"
+                )
+                tag = tag_run(self.code.root, self.code.commit, self.id, message)
+            with write(self._store.engine) as conn:
+                conn.execute(
+                    update(t.runs)
+                    .where(t.runs.c.id == self.id)
+                    .values(status=status, ended_at=timestamps.now_us(), error=error, git_tag=tag)
+                )
+            self.status = status
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            self.end("finished")
+            return
+        text = "".join(traceback.format_exception_only(exc_type, exc)).strip()
+        self.end("failed", error=text[:10_000])
+
+
+def reap_killed_runs(store: Store) -> int:
+    """Mark runs of this host whose process is gone as killed. Returns how many."""
+    r = t.runs.c
+    host = socket.gethostname()
+    with read(store.engine) as conn:
+        running = conn.execute(
+            select(r.id, r.pid, r.process_started).where(r.status == "running", r.host == host)
+        ).all()
+    gone = [row.id for row in running if not process_alive(row.pid, row.process_started)]
+    if gone:
+        with write(store.engine) as conn:
+            conn.execute(
+                update(t.runs)
+                .where(r.id.in_(gone), r.status == "running")
+                .values(
+                    status="killed",
+                    ended_at=timestamps.now_us(),
+                    error="the process ended without ending the run",
+                )
+            )
+    return len(gone)
