@@ -712,3 +712,38 @@ def test_cli_on_postgresql_from_the_environment(
         got = store.datasets.get("cancer").patterns()
     assert len(got) == 50
     assert sorted(got["label"]) == sorted(frame["label"])
+
+
+# --- runs --------------------------------------------------------------------
+
+
+def test_runs_list_filters_orders_and_shows_json(cli: Any, tmp_path: Path) -> None:
+    assert cli("init").code == 0
+    with trenches.open(tmp_path / ".trenches") as store:
+        for model, acc in [("lr", 0.91), ("rf", 0.99), ("lr", 0.95)]:
+            with store.run(model, params={"model": model}, capture_code=False) as run:
+                run.log_metric("acc", acc)
+    result = cli(
+        "runs",
+        "list",
+        "--filter",
+        "params.model = 'lr' and metrics.acc > 0.9",
+        "--order-by",
+        "metrics.acc DESC",
+        "--json",
+    )
+    assert result.code == 0, result.err
+    runs = json.loads(result.out)
+    assert [r["metrics"]["acc"] for r in runs] == [0.95, 0.91]
+    shown = json.loads(cli("runs", "show", runs[0]["id"], "--json").out)
+    assert shown["params"] == {"model": "lr"} and shown["status"] == "finished"
+    table = cli("runs", "list")
+    assert table.code == 0 and "rf" in table.out
+
+
+def test_runs_bad_filter_and_unknown_run_exit_2(cli: Any) -> None:
+    assert cli("init").code == 0
+    bad = cli("runs", "list", "--filter", "accuracy is good")
+    assert bad.code == 2 and "cannot read the filter" in bad.err
+    missing = cli("runs", "show", "999")
+    assert missing.code == 2 and "no run with id 999" in missing.err
