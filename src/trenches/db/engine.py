@@ -7,14 +7,15 @@ for high-volume rows.
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, Table, create_engine, event, exc
 from sqlalchemy.engine import Connection
-from sqlalchemy.pool import NullPool
 
 from trenches.errors import StoreBusy, StoreError
 
@@ -37,16 +38,30 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(
             url,
             connect_args={"timeout": BUSY_TIMEOUT_S, "check_same_thread": False},
-            # One connection per checkout: SQLite connections are cheap, and a
-            # pooled connection must never carry a lock across processes after fork.
-            poolclass=NullPool,
+            # Pooled: closing the last connection to a WAL database checkpoints it,
+            # which would cost a millisecond on every transaction.
+            pool_size=5,
+            max_overflow=10,
         )
         _configure_sqlite(engine)
+        _forget_pool_after_fork(engine)
         return engine
     try:
         return create_engine(url, pool_pre_ping=True)
     except (exc.ArgumentError, exc.NoSuchModuleError, ImportError) as e:
         raise StoreError(f"cannot use database URL {url!r}: {e}") from e
+
+
+def _forget_pool_after_fork(engine: Engine) -> None:
+    # A forked child must not use (or close) its parent's connections.
+    ref = weakref.ref(engine)
+
+    def _after_fork() -> None:
+        e = ref()
+        if e is not None:
+            e.dispose(close=False)
+
+    os.register_at_fork(after_in_child=_after_fork)
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -67,10 +82,12 @@ def _configure_sqlite(engine: Engine) -> None:
         # A writer takes the write lock up front: a deferred transaction that reads
         # first and writes later can fail at once with "database is locked", since
         # SQLite cannot wait for a lock upgrade in WAL mode.
-        if conn.get_execution_options().get("trenches_write"):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
-            conn.exec_driver_sql("BEGIN")
+        # Straight to the driver: this runs for every transaction.
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        raw.execute(
+            "BEGIN IMMEDIATE" if conn.get_execution_options().get("trenches_write") else "BEGIN"
+        )
 
 
 def lock_patterns(conn: Connection, *, for_snapshot: bool = False) -> None:
@@ -138,6 +155,47 @@ def insert_ignore(conn: Connection, table: Table, values: dict[str, Any]) -> Non
                 conn.execute(table.insert().values(**values))
         except exc.IntegrityError:
             pass
+
+
+def execute_raw(conn: Connection, sql: str, params: Sequence[Any] = ()) -> Any:
+    """Run one statement on the driver's cursor, for hot paths where building a
+    SQLAlchemy statement costs more than running it. ``sql`` uses ``?`` placeholders.
+    Returns the cursor (``lastrowid`` on SQLite, ``fetchone()`` after RETURNING)."""
+    cursor = conn.connection.cursor()
+    if conn.dialect.name == "postgresql":
+        sql = sql.replace("?", "%s")
+    cursor.execute(sql, tuple(params))
+    return cursor
+
+
+def insert_returning_id(conn: Connection, table: Table, values: Mapping[str, Any]) -> int:
+    """Insert one row and return its generated ``id``, on the driver's cursor."""
+    names = ", ".join(values)
+    marks = ", ".join("?" * len(values))
+    sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks})"
+    if conn.dialect.name == "sqlite":
+        return int(execute_raw(conn, sql, list(values.values())).lastrowid)
+    if conn.dialect.name == "postgresql":
+        return int(execute_raw(conn, sql + " RETURNING id", list(values.values())).fetchone()[0])
+    return int(conn.execute(table.insert().values(**values)).inserted_primary_key[0])  # type: ignore[index]
+
+
+def upsert_latest(conn: Connection, table: Table, rows: Sequence[Sequence[Any]]) -> None:
+    """Insert ``(run_id, key, step, value, logged_at)`` rows, replacing the row with the
+    same (run_id, key) only by a higher or equal step. SQLite and PostgreSQL share the
+    ``ON CONFLICT`` syntax."""
+    if not rows:
+        return
+    sql = (
+        f"INSERT INTO {table.name} (run_id, key, step, value, logged_at) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (run_id, key) DO UPDATE SET step = excluded.step, "
+        "value = excluded.value, logged_at = excluded.logged_at "
+        f"WHERE excluded.step >= {table.name}.step"
+    )
+    cursor = conn.connection.cursor()
+    if conn.dialect.name == "postgresql":
+        sql = sql.replace("?", "%s")
+    cursor.executemany(sql, [tuple(r) for r in rows])
 
 
 def _literal(value: Any) -> str:

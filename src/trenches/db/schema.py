@@ -201,6 +201,18 @@ metric_points = Table(
     Index("ix_metric_points_run_key_step", "run_id", "key", "step"),
 )
 
+# The value at the highest step of each metric of each run, kept on every write, so
+# that searching and listing runs never scans the points.
+latest_metrics = Table(
+    "latest_metrics",
+    metadata,
+    Column("run_id", ForeignKey("runs.id"), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("step", BigInteger, nullable=False),
+    Column("value", Float),
+    Column("logged_at", BigInteger, nullable=False),
+)
+
 run_artifacts = Table(
     "run_artifacts",
     metadata,

@@ -43,29 +43,48 @@ def _git(args: list[str], cwd: Path | str, *, binary: bool = False) -> bytes:
     ).stdout
 
 
+_git_roots: dict[str, str | None] = {}
+
+
+def _git_root(here: Path) -> str | None:
+    """The work tree around ``here`` (looked up once per folder and process)."""
+    key = str(here.resolve())
+    if key not in _git_roots:
+        try:
+            _git_roots[key] = _git(["rev-parse", "--show-toplevel"], here).decode().strip()
+        except (FileNotFoundError, subprocess.CalledProcessError):
+            _git_roots[key] = None
+    return _git_roots[key]
+
+
 def capture_git(cwd: Path | None = None) -> CodeState:
     """Commit, branch, dirty flag and diff of the git work tree around ``cwd``."""
     here = cwd or Path.cwd()
     try:
-        root = _git(["rev-parse", "--show-toplevel"], here).decode().strip()
-    except FileNotFoundError:
-        return CodeState("none", detail="git is not installed")
-    except subprocess.CalledProcessError:
-        return CodeState("none", detail="not inside a git work tree")
+        root = _git_root(here)
+        if root is None:
+            return CodeState("none", detail="not inside a git work tree (or no git)")
+        # One call gives the commit, the branch and whether anything changed.
+        status = _git(["status", "--porcelain=v2", "--branch", "--untracked-files=all"], root)
     except subprocess.TimeoutExpired:
         return CodeState("unknown", detail="git did not answer")
-    try:
-        commit = _git(["rev-parse", "--verify", "HEAD"], root).decode().strip()
-    except subprocess.CalledProcessError:
+    except subprocess.CalledProcessError as e:
+        return CodeState("unknown", detail=e.stderr.decode(errors="replace").strip()[:500])
+    commit = branch = None
+    changes = []
+    for line in status.splitlines():
+        if line.startswith(b"# branch.oid "):
+            commit = line[len(b"# branch.oid ") :].decode()
+        elif line.startswith(b"# branch.head "):
+            branch = line[len(b"# branch.head ") :].decode()
+        elif not line.startswith(b"#"):
+            changes.append(line)
+    if commit is None or commit == "(initial)":
         return CodeState("unknown", root=root, detail="the repository has no commit yet")
-    branch = _git(["rev-parse", "--abbrev-ref", "HEAD"], root).decode().strip()
-    status = _git(["status", "--porcelain", "--untracked-files=all"], root)
-    if not status.strip():
+    if not changes:
         return CodeState("clean", commit, branch, root)
     diff = _git(["diff", "HEAD", "--binary"], root)
-    untracked = [
-        line[3:].decode(errors="replace") for line in status.splitlines() if line.startswith(b"?? ")
-    ]
+    untracked = [line[2:].decode(errors="replace") for line in changes if line.startswith(b"? ")]
     for name in untracked[:_UNTRACKED_MAX_FILES]:
         path = Path(root) / name
         if path.is_file() and path.stat().st_size <= _UNTRACKED_MAX_BYTES:

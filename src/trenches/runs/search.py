@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Float, and_, cast, func, select
+from sqlalchemy import Float, and_, cast, select
 from sqlalchemy.sql import ColumnElement
 
 from trenches import timestamps
@@ -101,14 +101,8 @@ def _unquote(text: str) -> str:
 
 
 def _latest_metric(key: str) -> Any:
-    m = t.metric_points.c
-    return (
-        select(m.value)
-        .where(m.run_id == t.runs.c.id, m.key == key)
-        .order_by(m.step.desc(), m.logged_at.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
+    m = t.latest_metrics.c
+    return select(m.value).where(m.run_id == t.runs.c.id, m.key == key).scalar_subquery()
 
 
 def _keyed_value(table: Any, key: str) -> Any:
@@ -221,66 +215,56 @@ class Runs:
         if limit is not None:
             query = query.limit(limit)
         with read(self._store.engine) as conn:
-            ids = [row[0] for row in conn.execute(query)]
+            ids = [row[0] for row in conn.execute(query).cursor.fetchall()]
         return self._load(ids)
 
     def _load(self, ids: Sequence[int]) -> builtins.list[RunInfo]:
         if not ids:
             return []
         r = t.runs.c
+        wanted = list(ids)
+        params: dict[int, dict[str, str]] = {i: {} for i in wanted}
+        tags: dict[int, dict[str, str]] = {i: {} for i in wanted}
+        metrics: dict[int, dict[str, float]] = {i: {} for i in wanted}
+        rows: dict[int, Any] = {}
         with read(self._store.engine) as conn:
-            rows = {row.id: row for row in conn.execute(select(t.runs).where(r.id.in_(ids)))}
-            params: dict[int, dict[str, str]] = {i: {} for i in ids}
-            for run_id, key, value in conn.execute(
-                select(t.run_params.c.run_id, t.run_params.c.key, t.run_params.c.value).where(
-                    t.run_params.c.run_id.in_(ids)
-                )
-            ):
-                params[run_id][key] = value
-            tags: dict[int, dict[str, str]] = {i: {} for i in ids}
-            for run_id, key, value in conn.execute(
-                select(t.run_tags.c.run_id, t.run_tags.c.key, t.run_tags.c.value).where(
-                    t.run_tags.c.run_id.in_(ids)
-                )
-            ):
-                tags[run_id][key] = value
-            m = t.metric_points.c
-            last = (
-                select(m.run_id, m.key, func.max(m.step).label("step"))
-                .where(m.run_id.in_(ids))
-                .group_by(m.run_id, m.key)
-                .subquery()
-            )
-            metrics: dict[int, dict[str, float]] = {i: {} for i in ids}
-            for run_id, key, value in conn.execute(
-                select(m.run_id, m.key, m.value)
-                .join(
-                    last,
-                    and_(m.run_id == last.c.run_id, m.key == last.c.key, m.step == last.c.step),
-                )
-                .order_by(m.logged_at)
-            ):
-                metrics[run_id][key] = np.nan if value is None else float(value)
+            for start in range(0, len(wanted), 5_000):
+                part = wanted[start : start + 5_000]
+                # Plain driver rows: a search returns many small rows, and SQLAlchemy's
+                # per-row processing would cost more than the query.
+                for row in conn.execute(select(t.runs).where(r.id.in_(part))).cursor.fetchall():
+                    rows[row[0]] = row
+                for table, into in ((t.run_params, params), (t.run_tags, tags)):
+                    c = table.c
+                    query = select(c.run_id, c.key, c.value).where(c.run_id.in_(part))
+                    for run_id, key, value in conn.execute(query).cursor.fetchall():
+                        into[run_id][key] = value
+                m = t.latest_metrics.c
+                query = select(m.run_id, m.key, m.value).where(m.run_id.in_(part))
+                for run_id, key, value in conn.execute(query).cursor.fetchall():
+                    metrics[run_id][key] = np.nan if value is None else float(value)
+        names = [c.name for c in t.runs.columns]
         out = []
-        for i in ids:
-            row = rows.get(i)
-            if row is None:
+        for i in wanted:
+            raw = rows.get(i)
+            if raw is None:
                 continue
+            row = dict(zip(names, raw, strict=True))
             out.append(
                 RunInfo(
-                    id=row.id,
-                    name=row.name,
-                    status=row.status,
-                    started_at=timestamps.from_us(row.started_at),
-                    ended_at=timestamps.from_us(row.ended_at) if row.ended_at else None,
-                    snapshot_id=row.snapshot_id,
-                    error=row.error,
-                    git_state=row.git_state,
-                    git_commit=row.git_commit,
-                    git_branch=row.git_branch,
-                    git_tag=row.git_tag,
-                    git_diff_sha256=row.git_diff_sha256,
-                    environment_id=row.environment_id,
+                    id=row["id"],
+                    name=row["name"],
+                    status=row["status"],
+                    started_at=timestamps.from_us(row["started_at"]),
+                    ended_at=timestamps.from_us(row["ended_at"]) if row["ended_at"] else None,
+                    snapshot_id=row["snapshot_id"],
+                    error=row["error"],
+                    git_state=row["git_state"],
+                    git_commit=row["git_commit"],
+                    git_branch=row["git_branch"],
+                    git_tag=row["git_tag"],
+                    git_diff_sha256=row["git_diff_sha256"],
+                    environment_id=row["environment_id"],
                     params=params[i],
                     tags=tags[i],
                     metrics=metrics[i],
@@ -308,17 +292,15 @@ class Runs:
 
     def to_frame(self, runs: Sequence[RunInfo]) -> pd.DataFrame:
         """Runs as a table: id, name, status, times, then params.*, metrics.*, tags.*."""
-        records = []
-        for run in runs:
-            rec: dict[str, Any] = {
-                "id": run.id,
-                "name": run.name,
-                "status": run.status,
-                "started_at": run.started_at,
-                "ended_at": run.ended_at,
-            }
-            rec.update({f"params.{k}": v for k, v in run.params.items()})
-            rec.update({f"metrics.{k}": v for k, v in run.metrics.items()})
-            rec.update({f"tags.{k}": v for k, v in run.tags.items()})
-            records.append(rec)
-        return pd.DataFrame.from_records(records)
+        columns: dict[str, Any] = {
+            "id": [r.id for r in runs],
+            "name": [r.name for r in runs],
+            "status": [r.status for r in runs],
+            "started_at": [r.started_at for r in runs],
+            "ended_at": [r.ended_at for r in runs],
+        }
+        for prefix, attr in (("params", "params"), ("metrics", "metrics"), ("tags", "tags")):
+            keys = sorted({k for r in runs for k in getattr(r, attr)})
+            for k in keys:
+                columns[f"{prefix}.{k}"] = [getattr(r, attr).get(k) for r in runs]
+        return pd.DataFrame(columns)

@@ -7,7 +7,6 @@ logging a point costs microseconds and several processes can log to one store.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import socket
@@ -23,7 +22,15 @@ from sqlalchemy import insert, select, update
 from trenches import config, timestamps
 from trenches.artifacts import safe_name
 from trenches.db import schema as t
-from trenches.db.engine import bulk_insert, insert_ignore, read, write
+from trenches.db.engine import (
+    bulk_insert,
+    execute_raw,
+    insert_ignore,
+    insert_returning_id,
+    read,
+    upsert_latest,
+    write,
+)
 from trenches.errors import Conflict, InvalidInput
 from trenches.runs.code import (
     CodeState,
@@ -42,6 +49,20 @@ STATUSES = ("running", "finished", "failed", "killed")
 _KEY = re.compile(r"^[A-Za-z0-9_.\-/ :@\[\]]{1,250}$")
 FLUSH_POINTS = 10_000
 FLUSH_SECONDS = 2.0
+_HOST = socket.gethostname()
+_started: dict[int, int | None] = {}
+
+
+def _this_process_started() -> int | None:
+    pid = os.getpid()  # not cached: a forked child is another process
+    if pid not in _started:
+        _started[pid] = process_started(pid)
+    return _started[pid]
+
+
+#: Environment row ids by (store, digest): an environment is stored once, and looked up
+#: once per process.
+_environment_ids: dict[tuple[str, str], int] = {}
 
 
 def check_key(key: str, what: str = "key") -> str:
@@ -108,39 +129,48 @@ class Run:
                     t.artifacts,
                     {"sha256": diff_sha, "size": len(self.code.diff or b""), "created_at": now},
                 )
-            insert_ignore(
+            env_id = _environment_ids.get((store.url, env.digest))
+            if env_id is None:
+                insert_ignore(
+                    conn,
+                    t.environments,
+                    {
+                        "digest": env.digest,
+                        "python": env.python,
+                        "platform": env.platform,
+                        "packages": env.packages_json(),
+                        "created_at": now,
+                    },
+                )
+                env_id = conn.execute(
+                    select(t.environments.c.id).where(t.environments.c.digest == env.digest)
+                ).scalar_one()
+                _environment_ids[(store.url, env.digest)] = env_id
+            self.id: int = insert_returning_id(
                 conn,
-                t.environments,
+                t.runs,
                 {
-                    "digest": env.digest,
-                    "python": env.python,
-                    "platform": env.platform,
-                    "packages": env.packages_json(),
-                    "created_at": now,
+                    "name": name,
+                    "status": "running",
+                    "snapshot_id": snapshot.id if snapshot is not None else None,
+                    "started_at": now,
+                    "host": _HOST,
+                    "pid": os.getpid(),
+                    "process_started": _this_process_started(),
+                    "git_state": self.code.state,
+                    "git_commit": self.code.commit,
+                    "git_branch": self.code.branch,
+                    "git_root": self.code.root,
+                    "git_diff_sha256": diff_sha,
+                    "environment_id": env_id,
                 },
             )
-            env_id = conn.execute(
-                select(t.environments.c.id).where(t.environments.c.digest == env.digest)
-            ).scalar_one()
-            self.id: int = conn.execute(
-                insert(t.runs).values(
-                    name=name,
-                    status="running",
-                    snapshot_id=snapshot.id if snapshot is not None else None,
-                    started_at=now,
-                    host=socket.gethostname(),
-                    pid=os.getpid(),
-                    process_started=process_started(os.getpid()),
-                    git_state=self.code.state,
-                    git_commit=self.code.commit,
-                    git_branch=self.code.branch,
-                    git_root=self.code.root,
-                    git_diff_sha256=diff_sha,
-                    environment_id=env_id,
-                )
-            ).inserted_primary_key[0]  # type: ignore[index]
             if params:
-                self._write_params(conn, params)
+                # A new run has no params yet: nothing to check them against.
+                rows = [(check_key(k, "param"), _param_text(v)) for k, v in params.items()]
+                bulk_insert(
+                    conn, t.run_params, ("key", "value"), rows, constants={"run_id": self.id}
+                )
             if tags:
                 self._write_tags(conn, tags)
 
@@ -196,20 +226,26 @@ class Run:
 
     def log_metric(self, key: str, value: float, step: int | None = None) -> None:
         """Record one point of a metric series; ``step`` defaults to the next one."""
-        if key not in self._steps:
-            check_key(key, "metric")
-        if step is None:
-            step = self._steps.get(key, -1) + 1
-        self._steps[key] = max(step, self._steps.get(key, -1))
-        v = float(value)
-        self._buffer.append((key, int(step), None if math.isnan(v) else v, timestamps.now_us()))
-        if len(self._buffer) >= FLUSH_POINTS or time.monotonic() - self._last_flush > FLUSH_SECONDS:
-            self.flush()
+        self.log_metrics({key: value}, step)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        """Record one point of several metrics at once, at the same step."""
+        """Record one point of several metrics at once, at the same step (by default the
+        next step of each)."""
+        now = timestamps.now_us()
+        steps = self._steps
+        append = self._buffer.append
         for key, value in metrics.items():
-            self.log_metric(key, value, step)
+            last = steps.get(key)
+            if last is None:
+                check_key(key, "metric")
+                last = -1
+            at = last + 1 if step is None else int(step)
+            if at > last:
+                steps[key] = at
+            v = float(value)
+            append((key, at, None if v != v else v, now))
+        if len(self._buffer) >= FLUSH_POINTS or time.monotonic() - self._last_flush > FLUSH_SECONDS:
+            self.flush()
 
     def flush(self) -> None:
         """Write the buffered metric points now (one transaction)."""
@@ -219,16 +255,31 @@ class Run:
         points, self._buffer = self._buffer, []
         try:
             with write(self._store.engine) as conn:
-                bulk_insert(
-                    conn,
-                    t.metric_points,
-                    ("key", "step", "value", "logged_at"),
-                    points,
-                    constants={"run_id": self.id},
-                )
+                self._write_points(conn, points)
         except BaseException:
             self._buffer = points + self._buffer  # keep them for the next try
             raise
+
+    def _write_points(self, conn: Any, points: list[tuple[str, int, float | None, int]]) -> None:
+        if not points:
+            return
+        bulk_insert(
+            conn,
+            t.metric_points,
+            ("key", "step", "value", "logged_at"),
+            points,
+            constants={"run_id": self.id},
+        )
+        latest: dict[str, tuple[str, int, float | None, int]] = {}
+        for point in points:
+            seen = latest.get(point[0])
+            if seen is None or (point[1], point[3]) >= (seen[1], seen[3]):
+                latest[point[0]] = point
+        upsert_latest(
+            conn,
+            t.latest_metrics,
+            [(self.id, k, st, v, at) for k, st, v, at in latest.values()],
+        )
 
     # --- files -------------------------------------------------------------------
 
@@ -258,26 +309,31 @@ class Run:
             return
         if status not in STATUSES:
             raise InvalidInput(f"status {status!r} must be one of {', '.join(STATUSES)}")
+        tag = None
+        if self.code.commit and self.code.root and git_tags_enabled():
+            digest = self.snapshot.digest if self.snapshot is not None else "none"
+            message = (
+                f"trenches run {self.id} {self.name!r} ({status})\n\n"
+                f"snapshot: {self.snapshot.id if self.snapshot else 'none'} "
+                f"digest {digest}\n"
+                f"git state: {self.code.state}"
+            )
+            tag = tag_run(self.code.root, self.code.commit, self.id, message)
+        points, self._buffer = self._buffer, []
+        # The last points and the end are one transaction: a run that ended has all its
+        # points.
         try:
-            self.flush()
-        finally:
-            tag = None
-            if self.code.commit and self.code.root and git_tags_enabled():
-                digest = self.snapshot.digest if self.snapshot is not None else "none"
-                message = (
-                    f"trenches run {self.id} {self.name!r} ({status})\n\n"
-                    f"snapshot: {self.snapshot.id if self.snapshot else 'none'} "
-                    f"digest {digest}\n"
-                    f"git state: {self.code.state}"
-                )
-                tag = tag_run(self.code.root, self.code.commit, self.id, message)
             with write(self._store.engine) as conn:
-                conn.execute(
-                    update(t.runs)
-                    .where(t.runs.c.id == self.id)
-                    .values(status=status, ended_at=timestamps.now_us(), error=error, git_tag=tag)
+                self._write_points(conn, points)
+                execute_raw(
+                    conn,
+                    "UPDATE runs SET status = ?, ended_at = ?, error = ?, git_tag = ? WHERE id = ?",
+                    (status, timestamps.now_us(), error, tag, self.id),
                 )
-            self.status = status
+        except BaseException:
+            self._buffer = points + self._buffer
+            raise
+        self.status = status
 
     def __enter__(self) -> Run:
         return self

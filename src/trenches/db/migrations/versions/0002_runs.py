@@ -1,4 +1,5 @@
-"""Runs: artifacts, environments, runs, params, tags, metric points, run artifacts.
+"""Runs: artifacts, environments, runs, params, tags, metric points, latest metrics, run
+artifacts.
 
 Revision ID: 0002
 Revises: 0001
@@ -88,6 +89,16 @@ def upgrade() -> None:
     )
     op.create_index("ix_metric_points_run_key_step", "metric_points", ["run_id", "key", "step"])
     op.create_table(
+        "latest_metrics",
+        sa.Column("run_id", Id, nullable=False),
+        sa.Column("key", sa.String(250), nullable=False),
+        sa.Column("step", sa.BigInteger, nullable=False),
+        sa.Column("value", sa.Float),
+        sa.Column("logged_at", sa.BigInteger, nullable=False),
+        sa.PrimaryKeyConstraint("run_id", "key", name="pk_latest_metrics"),
+        sa.ForeignKeyConstraint(["run_id"], ["runs.id"], name="fk_latest_metrics_run_id_runs"),
+    )
+    op.create_table(
         "run_artifacts",
         sa.Column("run_id", Id, nullable=False),
         sa.Column("name", sa.String(500), nullable=False),
@@ -103,6 +114,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     for name in (
         "run_artifacts",
+        "latest_metrics",
         "metric_points",
         "run_tags",
         "run_params",
