@@ -162,6 +162,7 @@ def main() -> None:
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="trenches-bench-tracking-"))
+    home = Path.cwd()
     try:
         (tmp / "a").mkdir()
         (tmp / "b").mkdir()
@@ -169,6 +170,7 @@ def main() -> None:
         ours = track_metrics(tmp / "a", args.steps, args.keys)
         ours.update(search_runs(tmp / "b", args.runs, args.repeats))
     finally:
+        os.chdir(home)
         shutil.rmtree(tmp, ignore_errors=True)
 
     theirs_t = theirs_s = None

@@ -180,6 +180,7 @@ run_params = Table(
     Column("run_id", ForeignKey("runs.id"), primary_key=True),
     Column("key", String(250), primary_key=True),
     Column("value", Text, nullable=False),
+    Index("ix_run_params_key_value", "key", "value"),  # for search filters
 )
 
 run_tags = Table(
@@ -211,6 +212,7 @@ latest_metrics = Table(
     Column("step", BigInteger, nullable=False),
     Column("value", Float),
     Column("logged_at", BigInteger, nullable=False),
+    Index("ix_latest_metrics_key_value", "key", "value"),  # for search filters
 )
 
 run_artifacts = Table(

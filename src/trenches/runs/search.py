@@ -141,7 +141,19 @@ def parse_filter(text: str) -> list[ColumnElement[bool]]:
                 "params.model = 'lr', metrics.acc > 0.9, tags.team != 'x', "
                 "attributes.status = 'finished', joined by 'and'"
             )
-        operand, numeric = _operand(m["kind"], _unquote(m["key"]))
+        kind, key = m["kind"], _unquote(m["key"])
+        operand, numeric = _operand(kind, key)
+        table = None
+        if kind.startswith("metric"):
+            table = t.latest_metrics
+        elif kind.startswith("param"):
+            table = t.run_params
+        elif kind.startswith("tag"):
+            table = t.run_tags
+        if table is not None:
+            # "run id IN (rows of this key whose value compares)": an index on (key, value)
+            # finds them without visiting every run.
+            operand = table.c.value
         raw = m["value"]
         quoted = raw[:1] in "'\""
         value: Any = _unquote(raw) if quoted else raw
@@ -149,25 +161,30 @@ def parse_filter(text: str) -> list[ColumnElement[bool]]:
             if quoted:
                 raise InvalidInput(f"{part.strip()!r}: compare a metric with a number")
             value = float(value)
-        elif m["kind"].startswith("param") and not quoted:
+        elif kind.startswith("param") and not quoted:
             # Params are stored as text; compare numbers as numbers.
             operand = cast(operand, Float)
             value = float(value)
         op = m["op"].lower()
         if op in ("=", "=="):
-            conditions.append(operand == value)
+            condition = operand == value
         elif op in ("!=", "<>"):
-            conditions.append(operand != value)
+            condition = operand != value
         elif op == "<":
-            conditions.append(operand < value)
+            condition = operand < value
         elif op == "<=":
-            conditions.append(operand <= value)
+            condition = operand <= value
         elif op == ">":
-            conditions.append(operand > value)
+            condition = operand > value
         elif op == ">=":
-            conditions.append(operand >= value)
+            condition = operand >= value
         else:
-            conditions.append(operand.like(value))
+            condition = operand.like(value)
+        if table is not None:
+            matching = select(table.c.run_id).where(table.c.key == key, condition)
+            conditions.append(t.runs.c.id.in_(matching))
+        else:
+            conditions.append(condition)
     return conditions
 
 
@@ -216,34 +233,39 @@ class Runs:
             query = query.limit(limit)
         with read(self._store.engine) as conn:
             ids = [row[0] for row in conn.execute(query).cursor.fetchall()]
-        return self._load(ids)
+            return self._load(ids, conn)
 
-    def _load(self, ids: Sequence[int]) -> builtins.list[RunInfo]:
+    def _load(self, ids: Sequence[int], conn: Any = None) -> builtins.list[RunInfo]:
         if not ids:
             return []
-        r = t.runs.c
-        wanted = list(ids)
+        if conn is None:
+            with read(self._store.engine) as c:
+                return self._load(ids, c)
+        wanted = [int(i) for i in ids]
         params: dict[int, dict[str, str]] = {i: {} for i in wanted}
         tags: dict[int, dict[str, str]] = {i: {} for i in wanted}
         metrics: dict[int, dict[str, float]] = {i: {} for i in wanted}
         rows: dict[int, Any] = {}
-        with read(self._store.engine) as conn:
-            for start in range(0, len(wanted), 5_000):
-                part = wanted[start : start + 5_000]
-                # Plain driver rows: a search returns many small rows, and SQLAlchemy's
-                # per-row processing would cost more than the query.
-                for row in conn.execute(select(t.runs).where(r.id.in_(part))).cursor.fetchall():
-                    rows[row[0]] = row
-                for table, into in ((t.run_params, params), (t.run_tags, tags)):
-                    c = table.c
-                    query = select(c.run_id, c.key, c.value).where(c.run_id.in_(part))
-                    for run_id, key, value in conn.execute(query).cursor.fetchall():
-                        into[run_id][key] = value
-                m = t.latest_metrics.c
-                query = select(m.run_id, m.key, m.value).where(m.run_id.in_(part))
-                for run_id, key, value in conn.execute(query).cursor.fetchall():
-                    metrics[run_id][key] = np.nan if value is None else float(value)
         names = [c.name for c in t.runs.columns]
+        cursor = conn.connection.cursor()
+        for start in range(0, len(wanted), 5_000):
+            # The ids are integers read from the database, so they are written into the
+            # statements: four plain queries on the driver, with no per-row processing.
+            id_list = ", ".join(str(i) for i in wanted[start : start + 5_000])
+            cursor.execute(f"SELECT {', '.join(names)} FROM runs WHERE id IN ({id_list})")
+            for row in cursor.fetchall():
+                rows[row[0]] = row
+            for table, into in (("run_params", params), ("run_tags", tags)):
+                cursor.execute(
+                    f"SELECT run_id, key, value FROM {table} WHERE run_id IN ({id_list})"
+                )
+                for run_id, key, value in cursor.fetchall():
+                    into[run_id][key] = value
+            cursor.execute(
+                f"SELECT run_id, key, value FROM latest_metrics WHERE run_id IN ({id_list})"
+            )
+            for run_id, key, value in cursor.fetchall():
+                metrics[run_id][key] = np.nan if value is None else float(value)
         out = []
         for i in wanted:
             raw = rows.get(i)

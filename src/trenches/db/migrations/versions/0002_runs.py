@@ -78,6 +78,7 @@ def upgrade() -> None:
             sa.PrimaryKeyConstraint("run_id", "key", name=f"pk_{name}"),
             sa.ForeignKeyConstraint(["run_id"], ["runs.id"], name=f"fk_{name}_run_id_runs"),
         )
+    op.create_index("ix_run_params_key_value", "run_params", ["key", "value"])
     op.create_table(
         "metric_points",
         sa.Column("run_id", Id, nullable=False),
@@ -98,6 +99,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("run_id", "key", name="pk_latest_metrics"),
         sa.ForeignKeyConstraint(["run_id"], ["runs.id"], name="fk_latest_metrics_run_id_runs"),
     )
+    op.create_index("ix_latest_metrics_key_value", "latest_metrics", ["key", "value"])
     op.create_table(
         "run_artifacts",
         sa.Column("run_id", Id, nullable=False),
