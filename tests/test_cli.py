@@ -747,3 +747,27 @@ def test_runs_bad_filter_and_unknown_run_exit_2(cli: Any) -> None:
     assert bad.code == 2 and "cannot read the filter" in bad.err
     missing = cli("runs", "show", "999")
     assert missing.code == 2 and "no run with id 999" in missing.err
+
+
+# --- models ------------------------------------------------------------------
+
+
+def test_models_list_show_and_promote(cli: Any, tmp_path: Path) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    assert cli("init").code == 0
+    frame = make_frame(60, seed=3)
+    X = frame[["radius", "texture"]]
+    with trenches.open(tmp_path / ".trenches") as store:
+        for c in (0.5, 2.0):
+            store.models.register(LogisticRegression(C=c).fit(X, frame["label"]), "clf", X=X)
+    listed = json.loads(cli("models", "list", "--json").out)
+    assert listed == [{"name": "clf", "versions": 2, "latest": 2, "aliases": {}}]
+    moved = cli("models", "promote", "clf@2", "production", "--reason", "better")
+    assert moved.code == 0 and "-> 2" in moved.out
+    shown = json.loads(cli("models", "show", "clf", "--json").out)
+    assert shown["versions"][1]["aliases"] == ["production"]
+    assert shown["alias_history"][0]["reason"] == "better"
+    again = cli("models", "promote", "clf@2", "production", "--reason", "again")
+    assert again.code == 2 and "already" in again.err
+    assert cli("models", "show", "nope").code == 2

@@ -9,7 +9,9 @@ from trenches.errors import (
     StoreBusy,
     StoreError,
     TrenchesError,
+    UntrustedModel,
 )
+from trenches.models import ModelVersion
 from trenches.patterns import (
     SPLITS,
     Dataset,
@@ -36,6 +38,7 @@ __all__ = [
     "InputColumn",
     "InputSchema",
     "InvalidInput",
+    "ModelVersion",
     "NotFound",
     "Pattern",
     "PatternChange",
@@ -49,6 +52,7 @@ __all__ = [
     "StoreError",
     "TrainingData",
     "TrenchesError",
+    "UntrustedModel",
     "__version__",
     "open",
 ]

@@ -15,6 +15,7 @@ from trenches.artifacts import ArtifactStore
 from trenches.db import migrate
 from trenches.db.engine import make_engine
 from trenches.errors import NotFound
+from trenches.models import Models
 from trenches.patterns.datasets import Datasets
 from trenches.patterns.history import Patterns
 from trenches.patterns.snapshots import Snapshot, Snapshots
@@ -37,6 +38,7 @@ class Store:
         self.patterns = Patterns(self)
         self.snapshots = Snapshots(self)
         self.runs = Runs(self)
+        self.models = Models(self)
 
     @property
     def url(self) -> str:

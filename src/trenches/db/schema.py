@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Float,
     ForeignKey,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 # Autoincrementing 64-bit ids; SQLite only autoincrements INTEGER PRIMARY KEY.
@@ -221,4 +223,68 @@ run_artifacts = Table(
     Column("run_id", ForeignKey("runs.id"), primary_key=True),
     Column("name", String(500), primary_key=True),
     Column("sha256", ForeignKey("artifacts.sha256"), nullable=False),
+)
+
+# --- the model registry (migration 0003) ----------------------------------------
+
+models = Table(
+    "models",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("description", Text),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("model_id", ForeignKey("models.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("run_id", ForeignKey("runs.id")),
+    Column("dataset_id", ForeignKey("datasets.id")),
+    Column("task", String(20)),  # classification | regression | None when unknown
+    Column("flavor", String(50), nullable=False),  # sklearn | python
+    # JSON: {"inputs": [{"name", "type"}], "classes": [...] | null}
+    Column("signature", Text, nullable=False),
+    # Why there is no ONNX form, when there is none.
+    Column("onnx_error", Text),
+    Column("description", Text),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("model_id", "version"),
+)
+
+model_files = Table(
+    "model_files",
+    metadata,
+    Column("version_id", ForeignKey("model_versions.id"), primary_key=True),
+    Column("format", String(20), primary_key=True),  # skops | onnx | pickle
+    Column("sha256", ForeignKey("artifacts.sha256"), nullable=False),
+    # JSON. skops: "trusted_types", the types its audit does not trust by default that the
+    # file holds, recorded when trenches wrote it (its SHA-256 proves it is that file).
+    # onnx: "round_inputs", feed single-precision-rounded input (see models.formats).
+    Column("details", Text),
+)
+
+aliases = Table(
+    "aliases",
+    metadata,
+    Column("model_id", ForeignKey("models.id"), primary_key=True),
+    Column("alias", String(100), primary_key=True),
+    Column("version_id", ForeignKey("model_versions.id"), nullable=False),
+)
+
+alias_history = Table(
+    "alias_history",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("model_id", ForeignKey("models.id"), nullable=False, index=True),
+    Column("alias", String(100), nullable=False),
+    Column("from_version_id", ForeignKey("model_versions.id")),
+    Column("to_version_id", ForeignKey("model_versions.id")),
+    Column("moved_by", String(200)),
+    Column("reason", Text, nullable=False),
+    Column("forced", Boolean, nullable=False),
+    Column("moved_at", BigInteger, nullable=False),
 )

@@ -42,6 +42,7 @@ from trenches.runs.code import (
 )
 
 if TYPE_CHECKING:
+    from trenches.models.registry import ModelVersion
     from trenches.patterns.snapshots import Snapshot
     from trenches.store import Store
 
@@ -300,6 +301,21 @@ class Run:
                 insert(t.run_artifacts).values(run_id=self.id, name=name, sha256=art.sha256)
             )
         return art.sha256
+
+    # --- models ------------------------------------------------------------------
+
+    def log_model(
+        self,
+        model: Any,
+        name: str,
+        *,
+        X: Any = None,
+        description: str | None = None,
+    ) -> ModelVersion:
+        """Register ``model`` as a new version of ``name``, made by this run (see
+        ``store.models.register``)."""
+        self.flush()
+        return self._store.models.register(model, name, X=X, run=self, description=description)
 
     # --- ending ------------------------------------------------------------------
 

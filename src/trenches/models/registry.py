@@ -1,0 +1,376 @@
+"""The model registry: named models, their numbered versions, files and aliases."""
+
+from __future__ import annotations
+
+import getpass
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import pandas as pd
+from sqlalchemy import func, insert, select
+from sqlalchemy.engine import Connection
+
+from trenches import timestamps
+from trenches.db import schema as t
+from trenches.db.engine import insert_ignore, read, write
+from trenches.errors import Conflict, InvalidInput, NotFound
+from trenches.models import formats
+
+if TYPE_CHECKING:
+    from trenches.runs.tracking import Run
+    from trenches.store import Store
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$")
+_ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,99}$")
+_REF = re.compile(r"^(?P<name>[^@]+)@(?P<which>.+)$")
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One registered version of a model, with its files and where it came from."""
+
+    id: int
+    model: str
+    version: int
+    run_id: int | None
+    dataset: str | None
+    task: str | None
+    flavor: str
+    signature: formats.Signature
+    formats: tuple[str, ...]
+    onnx_error: str | None
+    aliases: tuple[str, ...]
+    created_at: datetime
+
+    @property
+    def ref(self) -> str:
+        return f"{self.model}@{self.version}"
+
+
+@dataclass(frozen=True)
+class AliasMove:
+    """One move of an alias: from which version to which, who, when and why."""
+
+    alias: str
+    from_version: int | None
+    to_version: int | None
+    moved_by: str | None
+    reason: str
+    forced: bool
+    moved_at: datetime
+
+
+def _user() -> str | None:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return None
+
+
+class Models:
+    """The registry of a store: ``store.models``."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    # --- registering ------------------------------------------------------------
+
+    def register(
+        self,
+        model: Any,
+        name: str,
+        *,
+        X: pd.DataFrame | None = None,
+        run: Run | None = None,
+        dataset: str | None = None,
+        description: str | None = None,
+    ) -> ModelVersion:
+        """Register ``model`` as the next version of ``name``.
+
+        scikit-learn estimators and pipelines are saved with skops and, where skl2onnx
+        can convert them, as ONNX (else the version records why not). Any other object
+        with ``predict`` is saved with cloudpickle, which loads only when trusted.
+        ``X`` is an example of the input (a DataFrame), for the signature; without it
+        the signature comes from the run's snapshot.
+        """
+        if not _NAME.match(name or ""):
+            raise InvalidInput(
+                f"model name {name!r} must start with a letter or digit and hold only "
+                "letters, digits, '_', '.' and '-'"
+            )
+        if not hasattr(model, "predict"):
+            raise InvalidInput(f"a {type(model).__name__} has no predict method; not a model")
+        ds = None
+        if dataset is not None:
+            ds = self._store.datasets.get(dataset)
+        elif run is not None and run.snapshot is not None:
+            ds = self._store.datasets.by_id(run.snapshot.dataset_id)
+        if X is None:
+            if run is None or run.snapshot is None:
+                raise InvalidInput(
+                    "give an input example (X=DataFrame) or log the model in a run with a "
+                    "snapshot, so that its signature is known"
+                )
+            # Up to 1,000 training patterns: the signature, and the check of the ONNX form.
+            X = run.snapshot.training_data("train").X.iloc[:1000]
+        signature = formats.infer_signature(model, X)
+
+        files: dict[str, tuple[bytes, dict[str, Any] | None]] = {}
+        onnx_error = None
+        if formats.is_sklearn(model):
+            flavor = "sklearn"
+            data, untrusted = formats.to_skops(model)
+            files["skops"] = (data, {"trusted_types": untrusted} if untrusted else None)
+            onnx, rounds, onnx_error = formats.to_onnx(model, X, signature)
+            if onnx is not None:
+                files["onnx"] = (onnx, {"round_inputs": True} if rounds else None)
+        else:
+            flavor = "python"
+            files["pickle"] = (formats.to_pickle(model), None)
+            onnx_error = "not a scikit-learn model"
+        stored = {fmt: self._store.artifacts.put_bytes(data) for fmt, (data, _) in files.items()}
+        now = timestamps.now_us()
+        with write(self._store.engine) as conn:
+            model_id = self._model_id(conn, name, create=True, now=now)
+            version = (
+                conn.execute(
+                    select(func.max(t.model_versions.c.version)).where(
+                        t.model_versions.c.model_id == model_id
+                    )
+                ).scalar()
+                or 0
+            ) + 1
+            version_id = conn.execute(
+                insert(t.model_versions).values(
+                    model_id=model_id,
+                    version=version,
+                    run_id=run.id if run is not None else None,
+                    dataset_id=ds.id if ds is not None else None,
+                    task=ds.task if ds is not None else None,
+                    flavor=flavor,
+                    signature=signature.to_json(),
+                    onnx_error=onnx_error,
+                    description=description,
+                    created_at=now,
+                )
+            ).inserted_primary_key[0]  # type: ignore[index]
+            for fmt, art in stored.items():
+                insert_ignore(
+                    conn, t.artifacts, {"sha256": art.sha256, "size": art.size, "created_at": now}
+                )
+                details = files[fmt][1]
+                conn.execute(
+                    insert(t.model_files).values(
+                        version_id=version_id,
+                        format=fmt,
+                        sha256=art.sha256,
+                        details=orjson.dumps(details).decode() if details else None,
+                    )
+                )
+        return self.get(f"{name}@{version}")
+
+    def _model_id(self, conn: Connection, name: str, *, create: bool, now: int = 0) -> int:
+        row = conn.execute(select(t.models.c.id).where(t.models.c.name == name)).first()
+        if row is not None:
+            return int(row[0])
+        if not create:
+            raise NotFound(f"no model named {name!r}")
+        return int(
+            conn.execute(insert(t.models).values(name=name, created_at=now)).inserted_primary_key[0]  # type: ignore[index]
+        )
+
+    # --- finding ----------------------------------------------------------------
+
+    def _resolve(self, conn: Connection, ref: str) -> Any:
+        """The model_versions row for ``name@3``, ``name@alias`` or ``name@latest``."""
+        m = _REF.match(ref)
+        if m is None:
+            raise InvalidInput(f"{ref!r} is not a model reference like name@3, name@production")
+        name, which = m["name"], m["which"]
+        model_id = self._model_id(conn, name, create=False)
+        v = t.model_versions.c
+        if which.isdigit():
+            row = conn.execute(
+                select(t.model_versions).where(v.model_id == model_id, v.version == int(which))
+            ).first()
+        elif which == "latest":
+            row = conn.execute(
+                select(t.model_versions)
+                .where(v.model_id == model_id)
+                .order_by(v.version.desc())
+                .limit(1)
+            ).first()
+        else:
+            a = t.aliases.c
+            row = conn.execute(
+                select(t.model_versions)
+                .join(t.aliases, a.version_id == v.id)
+                .where(a.model_id == model_id, a.alias == which)
+            ).first()
+        if row is None:
+            raise NotFound(f"{ref}: no such version or alias of model {name!r}")
+        return row
+
+    def _version(self, conn: Connection, row: Any) -> ModelVersion:
+        name = conn.execute(select(t.models.c.name).where(t.models.c.id == row.model_id)).scalar()
+        fmts = conn.execute(
+            select(t.model_files.c.format).where(t.model_files.c.version_id == row.id)
+        ).scalars()
+        aliases = conn.execute(
+            select(t.aliases.c.alias)
+            .where(t.aliases.c.version_id == row.id)
+            .order_by(t.aliases.c.alias)
+        ).scalars()
+        dataset = None
+        if row.dataset_id is not None:
+            dataset = conn.execute(
+                select(t.datasets.c.name).where(t.datasets.c.id == row.dataset_id)
+            ).scalar()
+        return ModelVersion(
+            id=row.id,
+            model=str(name),
+            version=row.version,
+            run_id=row.run_id,
+            dataset=dataset,
+            task=row.task,
+            flavor=row.flavor,
+            signature=formats.Signature.from_json(row.signature),
+            formats=tuple(sorted(fmts)),
+            onnx_error=row.onnx_error,
+            aliases=tuple(aliases),
+            created_at=timestamps.from_us(row.created_at),
+        )
+
+    def get(self, ref: str) -> ModelVersion:
+        """A version by reference: ``name@3``, ``name@production``, ``name@latest``."""
+        with read(self._store.engine) as conn:
+            return self._version(conn, self._resolve(conn, ref))
+
+    def versions(self, name: str) -> list[ModelVersion]:
+        with read(self._store.engine) as conn:
+            model_id = self._model_id(conn, name, create=False)
+            rows = conn.execute(
+                select(t.model_versions)
+                .where(t.model_versions.c.model_id == model_id)
+                .order_by(t.model_versions.c.version)
+            ).all()
+            return [self._version(conn, r) for r in rows]
+
+    def names(self) -> list[str]:
+        with read(self._store.engine) as conn:
+            return list(conn.execute(select(t.models.c.name).order_by(t.models.c.name)).scalars())
+
+    # --- loading ----------------------------------------------------------------
+
+    def load(self, ref: str, *, format: str = "native", trusted: bool = False) -> Any:
+        """A model that predicts like the registered one.
+
+        ``format``: ``native`` (the scikit-learn object from skops, or the pickled
+        object) or ``onnx`` (run by ONNX Runtime). Pickles load only with
+        ``trusted=True``; skops files written by trenches load as they were saved.
+        """
+        with read(self._store.engine) as conn:
+            row = self._resolve(conn, ref)
+            files = {
+                f.format: f
+                for f in conn.execute(
+                    select(t.model_files).where(t.model_files.c.version_id == row.id)
+                )
+            }
+        signature = formats.Signature.from_json(row.signature)
+        if format == "onnx":
+            if "onnx" not in files:
+                raise NotFound(f"{ref} has no ONNX form: {row.onnx_error or 'not converted'}")
+            onnx_file = files["onnx"]
+            details = orjson.loads(onnx_file.details) if onnx_file.details else {}
+            return formats.OnnxModel(
+                self._store.artifacts.get_bytes(onnx_file.sha256),
+                signature,
+                round_inputs=bool(details.get("round_inputs")),
+            )
+        if format != "native":
+            raise InvalidInput(f"format {format!r} must be native or onnx")
+        if "skops" in files:
+            f = files["skops"]
+            recorded = (orjson.loads(f.details) if f.details else {}).get("trusted_types", [])
+            return formats.from_skops(self._store.artifacts.get_bytes(f.sha256), recorded, trusted)
+        if "pickle" in files:
+            return formats.from_pickle(
+                self._store.artifacts.get_bytes(files["pickle"].sha256), trusted
+            )
+        raise NotFound(f"{ref} has no model file")
+
+    # --- aliases ----------------------------------------------------------------
+
+    def promote(self, ref: str, alias: str, *, reason: str, force: bool = False) -> AliasMove:
+        """Point ``alias`` at the version ``ref`` names, keeping the history of moves."""
+        if not _ALIAS.match(alias or "") or alias == "latest":
+            raise InvalidInput(
+                f"alias {alias!r} must be a name (letters, digits, '_', '-'), not 'latest'"
+            )
+        if not reason or not reason.strip():
+            raise InvalidInput("moving an alias needs a reason (--reason)")
+        now = timestamps.now_us()
+        with write(self._store.engine) as conn:
+            row = self._resolve(conn, ref)
+            a = t.aliases.c
+            current = conn.execute(
+                select(a.version_id).where(a.model_id == row.model_id, a.alias == alias)
+            ).scalar()
+            if current == row.id:
+                raise Conflict(f"{alias} already points at {ref}")
+            if current is None:
+                conn.execute(
+                    insert(t.aliases).values(model_id=row.model_id, alias=alias, version_id=row.id)
+                )
+            else:
+                conn.execute(
+                    t.aliases.update()
+                    .where(a.model_id == row.model_id, a.alias == alias)
+                    .values(version_id=row.id)
+                )
+            conn.execute(
+                insert(t.alias_history).values(
+                    model_id=row.model_id,
+                    alias=alias,
+                    from_version_id=current,
+                    to_version_id=row.id,
+                    moved_by=_user(),
+                    reason=reason,
+                    forced=force,
+                    moved_at=now,
+                )
+            )
+        return self.alias_history(ref.split("@")[0], alias)[-1]
+
+    def alias_history(self, name: str, alias: str | None = None) -> list[AliasMove]:
+        """Every move of the model's aliases (or of one), oldest first."""
+        with read(self._store.engine) as conn:
+            model_id = self._model_id(conn, name, create=False)
+            h = t.alias_history.c
+            query = select(t.alias_history).where(h.model_id == model_id).order_by(h.id)
+            if alias is not None:
+                query = query.where(h.alias == alias)
+            rows = conn.execute(query).all()
+            number = dict(
+                conn.execute(
+                    select(t.model_versions.c.id, t.model_versions.c.version).where(
+                        t.model_versions.c.model_id == model_id
+                    )
+                ).all()
+            )
+        return [
+            AliasMove(
+                alias=r.alias,
+                from_version=number.get(r.from_version_id),
+                to_version=number.get(r.to_version_id),
+                moved_by=r.moved_by,
+                reason=r.reason,
+                forced=bool(r.forced),
+                moved_at=timestamps.from_us(r.moved_at),
+            )
+            for r in rows
+        ]
