@@ -771,3 +771,22 @@ def test_models_list_show_and_promote(cli: Any, tmp_path: Path) -> None:
     again = cli("models", "promote", "clf@2", "production", "--reason", "again")
     assert again.code == 2 and "already" in again.err
     assert cli("models", "show", "nope").code == 2
+
+
+def test_lineage_command_prints_the_chain(cli: Any, tmp_path: Path) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    assert cli("init").code == 0
+    with trenches.open(tmp_path / ".trenches") as store:
+        ds = store.datasets.create("d", task="classification", label="label")
+        ds.add(make_frame(80, seed=2).drop(columns=["site"]), source="expert")
+        snap = ds.snapshot()
+        X, y, _, _ = snap.training_data("train")
+        with store.run("fit", snapshot=snap, capture_code=False) as run:
+            run.log_model(LogisticRegression(max_iter=500).fit(X, y), "clf")
+    out = json.loads(cli("lineage", "clf@1", "--json").out)
+    assert out["snapshot"]["digest"] == snap.digest
+    assert out["data"]["by_source"] == {"expert": 80}
+    text = cli("lineage", "clf@latest")
+    assert text.code == 0 and snap.digest in _flat(text.out)
+    assert cli("lineage", "clf@9").code == 2

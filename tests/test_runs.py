@@ -254,3 +254,42 @@ def test_four_processes_logging_at_once_lose_no_point(tmp_path: Path) -> None:
         assert len(runs) == 4 and all(r.status == "finished" for r in runs)
         total = sum(len(store.runs.metric_history(r.id, "loss")) for r in runs)
     assert total == 20_000
+
+
+def test_lineage_walks_version_run_code_data_and_environment(
+    store: trenches.Store, repo: Path
+) -> None:
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    ds = store.datasets.create("d", task="classification", label="y")
+    frame = pd.DataFrame({"x": [float(i) for i in range(40)], "y": [i % 2 for i in range(40)]})
+    ds.add(frame.iloc[:30], source="expert", created_at="2026-01-01")
+    ds.add(frame.iloc[30:], source="crowd", created_at="2026-02-01")
+    snap = ds.snapshot(sources=["expert", "crowd"])
+    (repo / "train.py").write_text("print('changed')\n")  # a dirty tree
+    X, y, _, _ = snap.training_data(None)
+    with store.run("fit", snapshot=snap, params={"C": 1}) as run:
+        version = run.log_model(LogisticRegression().fit(X, y), "clf")
+    found = store.lineage(version.ref)
+    assert found.run is not None and found.run["id"] == run.id
+    assert found.code is not None
+    assert found.code["commit"] == _git(repo, "rev-parse", "HEAD")
+    assert found.code["state"] == "dirty" and found.code["dirty_diff_sha256"]
+    assert found.code["tag"] == f"trenches/run-{run.id}"
+    assert found.snapshot is not None and found.snapshot["digest"] == snap.digest
+    assert found.data is not None
+    assert found.data["by_source"] == {"expert": 30, "crowd": 10}
+    assert sum(found.data["by_split"].values()) == 40
+    assert found.environment is not None
+    assert found.environment["key_packages"]["scikit-learn"]
+
+
+def test_lineage_of_a_version_registered_outside_a_run(store: trenches.Store) -> None:
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    X = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0]})
+    store.models.register(LogisticRegression().fit(X, [0, 0, 1, 1]), "bare", X=X)
+    found = store.lineage("bare@1")
+    assert found.run is None and found.snapshot is None

@@ -15,6 +15,7 @@ from trenches.artifacts import ArtifactStore
 from trenches.db import migrate
 from trenches.db.engine import make_engine
 from trenches.errors import NotFound
+from trenches.lineage import Lineage
 from trenches.models import Models
 from trenches.patterns.datasets import Datasets
 from trenches.patterns.history import Patterns
@@ -67,6 +68,12 @@ class Store:
         return Run(
             self, name, snapshot=snapshot, params=params, tags=tags, capture_code=capture_code
         )
+
+    def lineage(self, ref: str) -> Lineage:
+        """What made the model version ``ref``: run, code, snapshot, data, environment."""
+        from trenches.lineage import lineage
+
+        return lineage(self, ref)
 
     def close(self) -> None:
         self.engine.dispose()

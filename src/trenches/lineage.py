@@ -1,0 +1,127 @@
+"""Lineage: what data and code made a model version, as stored facts.
+
+model version -> run -> commit, tag and dirty diff -> snapshot and its digest -> the
+snapshot's patterns by source and split -> the environment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from sqlalchemy import func, select
+
+from trenches import timestamps
+from trenches.db import schema as t
+from trenches.db.engine import read
+from trenches.patterns.datasets import SPLITS, membership
+
+if TYPE_CHECKING:
+    from trenches.store import Store
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Every link from a model version back to its code, data and environment.
+
+    A link that was not recorded is ``None`` and says so; nothing is inferred.
+    """
+
+    model: dict[str, Any]
+    run: dict[str, Any] | None
+    code: dict[str, Any] | None
+    snapshot: dict[str, Any] | None
+    data: dict[str, Any] | None
+    environment: dict[str, Any] | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "run": self.run,
+            "code": self.code,
+            "snapshot": self.snapshot,
+            "data": self.data,
+            "environment": self.environment,
+        }
+
+
+def lineage(store: Store, ref: str) -> Lineage:
+    """The lineage of the version ``ref`` (``name@3``, ``name@production``)."""
+    version = store.models.get(ref)
+    model = {
+        "ref": version.ref,
+        "version": version.version,
+        "created_at": timestamps.iso(timestamps.to_us(version.created_at)),
+        "dataset": version.dataset,
+        "formats": list(version.formats),
+        "aliases": list(version.aliases),
+    }
+    if version.run_id is None:
+        return Lineage(model, None, None, None, None, None)
+    run = store.runs.get(version.run_id)
+    run_info = {
+        "id": run.id,
+        "name": run.name,
+        "status": run.status,
+        "started_at": timestamps.iso(timestamps.to_us(run.started_at)),
+        "ended_at": timestamps.iso(timestamps.to_us(run.ended_at)) if run.ended_at else None,
+        "params": run.params,
+        "metrics": {k: (None if v != v else v) for k, v in run.metrics.items()},
+    }
+    code = {
+        "state": run.git_state,
+        "commit": run.git_commit,
+        "branch": run.git_branch,
+        "tag": run.git_tag,
+        "dirty_diff_sha256": run.git_diff_sha256,
+    }
+    snapshot = data = None
+    if run.snapshot_id is not None:
+        snap = store.snapshots.get(run.snapshot_id)
+        snapshot = {
+            "id": snap.id,
+            "dataset": snap.dataset,
+            "as_of": timestamps.iso(timestamps.to_us(snap.as_of)),
+            "sources": list(snap.sources) if snap.sources else None,
+            "digest": snap.digest,
+            "patterns": snap.patterns,
+        }
+        p = t.patterns.c
+        where = membership(
+            snap.dataset_id,
+            as_of=timestamps.to_us(snap.as_of),
+            max_id=snap.max_pattern_id,
+            sources=snap.sources,
+        )
+        with read(store.engine) as conn:
+            rows = conn.execute(
+                select(p.source, p.split, func.count()).where(*where).group_by(p.source, p.split)
+            ).all()
+        by_source: dict[str, int] = {}
+        by_split: dict[str, int] = {}
+        cells: dict[str, dict[str, int]] = {}
+        for source, split, n in rows:
+            by_source[source] = by_source.get(source, 0) + int(n)
+            by_split[SPLITS[split]] = by_split.get(SPLITS[split], 0) + int(n)
+            cells.setdefault(source, {})[SPLITS[split]] = int(n)
+        data = {"by_source": by_source, "by_split": by_split, "by_source_and_split": cells}
+    environment = None
+    if run.environment_id is not None:
+        with read(store.engine) as conn:
+            env = conn.execute(
+                select(t.environments).where(t.environments.c.id == run.environment_id)
+            ).one()
+        packages = orjson.loads(env.packages)
+        environment = {
+            "python": env.python,
+            "platform": env.platform,
+            "digest": env.digest,
+            "packages": len(packages),
+            "key_packages": {
+                k: packages[k]
+                for k in ("trenches", "scikit-learn", "numpy", "pandas", "skops", "onnxruntime")
+                if k in packages
+            },
+        }
+    return Lineage(model, run_info, code, snapshot, data, environment)
