@@ -1,0 +1,38 @@
+"""The demo tells its story end to end on a fresh folder."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+import trenches
+from trenches.demo import run
+
+
+@pytest.mark.slow
+def test_the_demo_finds_what_it_planted_and_traces_its_models(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    out = io.StringIO()
+    run(tmp_path / "demo", Console(file=out, width=200))
+    text = out.getvalue()
+    for kind in ("duplicates", "conflicting-labels", "leakage", "label-errors"):
+        assert re.search(rf"{kind}\s.*found", text), kind
+    assert "gives the same digest: True" in text
+    with trenches.open(tmp_path / "demo" / ".trenches") as store:
+        versions = store.models.versions("cancer-clf")
+        assert [v.version for v in versions] == [1, 2, 3, 4]
+        assert all("onnx" in v.formats for v in versions)
+        runs = store.runs.list()
+        assert len(runs) == 4 and all(r.status == "finished" for r in runs)
+        production = store.lineage("cancer-clf@production")
+        assert production.snapshot is not None and production.code is not None
+        if production.code["state"] != "none":  # git is on the machine
+            assert production.code["tag"] == f"trenches/run-{production.run['id']}"  # type: ignore[index]
+    # The demo's git repository is its own, not the one the tests run in.
+    assert (tmp_path / "demo" / "training-code" / ".git").exists()
