@@ -23,6 +23,13 @@ import pytest
 import trenches
 
 
+@pytest.fixture(autouse=True)
+def _work_in_a_temporary_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs in its own folder, outside any git work tree: a run must never
+    capture (or tag) the repository the tests happen to be started from."""
+    monkeypatch.chdir(tmp_path)
+
+
 def _pg_bin() -> Path | None:
     found = shutil.which("initdb")
     if found:
