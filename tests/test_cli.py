@@ -790,3 +790,22 @@ def test_lineage_command_prints_the_chain(cli: Any, tmp_path: Path) -> None:
     text = cli("lineage", "clf@latest")
     assert text.code == 0 and snap.digest in _flat(text.out)
     assert cli("lineage", "clf@9").code == 2
+
+
+def test_models_add_baseline(cli: Any, tmp_path: Path) -> None:
+    assert cli("init").code == 0
+    frame = make_frame(30, seed=5)
+    write_csv(tmp_path / "p.csv", frame)
+    assert cli("data", "create", "t", "--task", "classification", "--label", "label").code == 0
+    assert cli("data", "add", "p.csv", "--dataset", "t", "--source", "expert").code == 0
+    reads = tmp_path / "reads.csv"
+    pd.DataFrame({"pattern_id": range(1, 11), "prediction": ["benign"] * 10}).to_csv(
+        reads, index=False
+    )
+    result = cli("models", "add-baseline", "rule", "--dataset", "t", "--predictions", reads)
+    assert result.code == 0, result.err
+    assert "10 predictions" in result.out and "right on" in result.out
+    bad = tmp_path / "bad.csv"
+    bad.write_text("pattern_id,prediction\n1,benign\n999,benign\n")
+    refused = cli("models", "add-baseline", "rule2", "--dataset", "t", "--predictions", bad)
+    assert refused.code == 2 and "row 2" in refused.err and "pattern_id" in refused.err

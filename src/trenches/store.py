@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 
 from trenches import config
 from trenches.artifacts import ArtifactStore
+from trenches.baselines import Baselines
 from trenches.db import migrate
 from trenches.db.engine import make_engine
 from trenches.errors import NotFound
@@ -40,6 +41,7 @@ class Store:
         self.snapshots = Snapshots(self)
         self.runs = Runs(self)
         self.models = Models(self)
+        self.baselines = Baselines(self)
 
     @property
     def url(self) -> str:

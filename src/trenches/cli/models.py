@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 from rich.table import Table
 
@@ -146,4 +148,37 @@ def promote(
     console.print(
         f"{alias}: {move.from_version if move.from_version else '(none)'} -> "
         f"{move.to_version} ({ref.split('@')[0]})"
+    )
+
+
+@app.command("add-baseline")
+def add_baseline(
+    name: str = typer.Argument(..., help="A name for the baseline, e.g. human-labellers."),
+    dataset: str = typer.Option(..., "--dataset", "-d", help="The dataset its patterns are in."),
+    predictions: Path = typer.Option(
+        ...,
+        "--predictions",
+        help="CSV, Parquet or JSONL with pattern_id and prediction (and optionally "
+        "proba_<class> for every class).",
+    ),
+    description: str = typer.Option(None, "--description"),
+) -> None:
+    """Import the predictions of a system not trained here (people, a rule engine), so
+    it can be compared like any model version.
+
+    Example: `trenches models add-baseline radiologists --dataset cancer --predictions
+    reads.csv`
+    """
+    with open_store() as store:
+        baseline = store.baselines.add(
+            name, dataset=dataset, predictions=predictions, description=description
+        )
+        table = store.baselines.predictions(name)
+    right = table["correct"].dropna()
+    summary = (
+        f"; right on {int(right.sum())} of {len(right)} ({right.mean():.1%})" if len(right) else ""
+    )
+    console.print(
+        f"baseline [bold]{baseline.name}[/] on {baseline.dataset}: "
+        f"{baseline.predictions} predictions{summary}"
     )

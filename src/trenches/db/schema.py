@@ -288,3 +288,42 @@ alias_history = Table(
     Column("forced", Boolean, nullable=False),
     Column("moved_at", BigInteger, nullable=False),
 )
+
+# --- predictors, baselines and predictions (migration 0004) ---------------------
+
+baselines = Table(
+    "baselines",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("dataset_id", ForeignKey("datasets.id"), nullable=False),
+    Column("description", Text),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# Whatever makes predictions: a model version or a baseline. Predictions are keyed by
+# predictor, so both are compared the same way.
+predictors = Table(
+    "predictors",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("kind", String(20), nullable=False),  # version | baseline
+    Column("version_id", ForeignKey("model_versions.id"), unique=True),
+    Column("baseline_id", ForeignKey("baselines.id"), unique=True),
+    # JSON list: the class order of ``predictions.scores``; null for regression.
+    Column("classes", Text),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+predictions = Table(
+    "predictions",
+    metadata,
+    Column("predictor_id", ForeignKey("predictors.id"), primary_key=True),
+    Column("pattern_id", ForeignKey("patterns.id"), primary_key=True),
+    Column("label", Text),  # classification: the predicted class, as pattern labels are
+    Column("value", Float),  # regression: the predicted value
+    Column("scores", LargeBinary),  # float64 little-endian, in the predictor's class order
+    Column("correct", Boolean),
+    Column("loss", Float),
+    Column("created_at", BigInteger, nullable=False),
+)
