@@ -50,7 +50,9 @@ def test_probabilities_give_a_log_loss(store: trenches.Store, tumours: trenches.
     )
     store.baselines.add("scored", dataset="tumours", predictions=frame)
     table = store.baselines.predictions("scored")
-    expected = [-np.log(p if truth[i] == "benign" else 1 - p) for i, p in zip(ids, p_benign)]
+    expected = [
+        -np.log(p if truth[i] == "benign" else 1 - p) for i, p in zip(ids, p_benign, strict=True)
+    ]
     assert np.allclose(table["loss"], expected)
 
 
