@@ -8,16 +8,16 @@ import os
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
-import orjson
 import pandas as pd
 from sqlalchemy import func, select
 
+from trenches import predictions as predictions_store
 from trenches import timestamps
 from trenches.db import schema as t
-from trenches.db.engine import bulk_insert, insert_returning_id, read, write
+from trenches.db.engine import insert_returning_id, read, write
 from trenches.errors import Conflict, InvalidInput, NotFound
 from trenches.patterns import inputs as inp
 from trenches.patterns.ingest import read_file
@@ -105,52 +105,53 @@ class Baselines:
             row = int(np.flatnonzero(pred.missing)[0]) + 1
             raise InvalidInput("the prediction is missing", file=file, row=row, field="prediction")
         n = len(frame)
-        label_col: list[str | None] = [None] * n
-        values: list[float | None] = [None] * n
-        scores: list[bytearray | None] = [None] * n
-        correct: list[bool | None] = [None] * n
-        loss: list[float | None] = [None] * n
-        classes = None
+        label_index = values = scores = correct = None
+        loss = np.full(n, np.nan)
+        classes: list[str] | None = None
+        truth_text = [labels[p] for p in pattern_ids.tolist()]
         if ds.task == "regression":
-            predicted = pred.values.astype(np.float64)
-            truth = np.array([float(labels[p]) for p in pattern_ids.tolist()])
-            values = predicted.tolist()
-            loss = ((predicted - truth) ** 2).tolist()
+            values = pred.values.astype(np.float64)
+            loss = (values - np.array(truth_text, dtype=object).astype(np.float64)) ** 2
         else:
             texts = inp.label_to_text(pred.values, ds.label_type)
-            label_col = list(texts)
-            correct = [texts[i] == labels[p] for i, p in enumerate(pattern_ids.tolist())]
             proba_cols = [c for c in frame.columns if str(c).startswith("proba_")]
             if proba_cols:
                 classes = [str(c)[len("proba_") :] for c in proba_cols]
+                for row, text in enumerate(texts, start=1):
+                    if text not in classes:
+                        raise InvalidInput(
+                            f"{text!r} has no proba_{text} column",
+                            file=file,
+                            row=row,
+                            field="prediction",
+                        )
                 probs = np.column_stack(
                     [
                         inp.coerce(frame[c], "number", file=file, offset=0, field=str(c)).values
                         for c in proba_cols
                     ]
                 )
-                if np.isnan(probs).any() or (probs < 0).any() or (probs > 1).any():
-                    bad = int(
-                        np.flatnonzero(
-                            np.isnan(probs).any(axis=1)
-                            | (probs < 0).any(axis=1)
-                            | (probs > 1).any(axis=1)
-                        )[0]
-                    )
+                bad = (
+                    np.isnan(probs).any(axis=1) | (probs < 0).any(axis=1) | (probs > 1).any(axis=1)
+                )
+                if bad.any():
                     raise InvalidInput(
                         "probabilities must be numbers from 0 to 1",
                         file=file,
-                        row=bad + 1,
+                        row=int(np.flatnonzero(bad)[0]) + 1,
                         field=str(proba_cols[0]),
                     )
+                scores = probs
                 index = {c: j for j, c in enumerate(classes)}
-                for i, p in enumerate(pattern_ids.tolist()):
-                    j = index.get(labels[p])
-                    p_true = probs[i, j] if j is not None else 0.0
-                    loss[i] = float(-np.log(max(p_true, _EPS)))
-                raw = bytearray(np.ascontiguousarray(probs, dtype="<f8").tobytes())
-                width = 8 * len(classes)
-                scores = [raw[i * width : (i + 1) * width] for i in range(n)]
+                p_true = np.array(
+                    [probs[i, index[y]] if y in index else 0.0 for i, y in enumerate(truth_text)]
+                )
+                loss = -np.log(np.maximum(p_true, _EPS))
+            else:
+                classes = sorted(set(texts) | set(truth_text))
+            position = {c: j for j, c in enumerate(classes)}
+            label_index = np.array([position[x] for x in texts], dtype=np.int32)
+            correct = np.array([x == y for x, y in zip(texts, truth_text, strict=True)])
         now = timestamps.now_us()
         with write(self._store.engine) as conn:
             if conn.execute(select(t.baselines.c.id).where(t.baselines.c.name == name)).first():
@@ -160,25 +161,18 @@ class Baselines:
                 t.baselines,
                 {"name": name, "dataset_id": ds.id, "description": description, "created_at": now},
             )
-            predictor_id = insert_returning_id(
-                conn,
-                t.predictors,
-                {
-                    "kind": "baseline",
-                    "version_id": None,
-                    "baseline_id": baseline_id,
-                    "classes": orjson.dumps(classes).decode() if classes else None,
-                    "created_at": now,
-                },
+            predictor = predictions_store.predictor_id(
+                conn, baseline_id=baseline_id, classes=classes
             )
-            bulk_insert(
+            predictions_store.write_block(
                 conn,
-                t.predictions,
-                ("pattern_id", "label", "value", "scores", "correct", "loss"),
-                list(
-                    zip(pattern_ids.tolist(), label_col, values, scores, correct, loss, strict=True)
-                ),
-                constants={"predictor_id": predictor_id, "created_at": now},
+                predictor,
+                pattern_ids,
+                label_index=label_index,
+                values=values,
+                scores=scores,
+                correct=correct,
+                loss=loss,
             )
         return self.get(name)
 
@@ -218,13 +212,10 @@ class Baselines:
             dataset = conn.execute(
                 select(t.datasets.c.name).where(t.datasets.c.id == row.dataset_id)
             ).scalar_one()
+            blocks = t.prediction_blocks
             count = conn.execute(
-                select(func.count())
-                .select_from(
-                    t.predictions.join(
-                        t.predictors, t.predictions.c.predictor_id == t.predictors.c.id
-                    )
-                )
+                select(func.coalesce(func.sum(blocks.c.n), 0))
+                .select_from(blocks.join(t.predictors, blocks.c.predictor_id == t.predictors.c.id))
                 .where(t.predictors.c.baseline_id == row.id)
             ).scalar_one()
         return Baseline(
@@ -246,21 +237,19 @@ class Baselines:
     def predictions(self, name: str) -> pd.DataFrame:
         """The baseline's predictions by pattern id: label (or value), correct, loss."""
         baseline = self.get(name)
-        pr = t.predictions.c
         with read(self._store.engine) as conn:
-            rows = conn.execute(
-                select(pr.pattern_id, pr.label, pr.value, pr.correct, pr.loss)
-                .join(t.predictors, pr.predictor_id == t.predictors.c.id)
-                .where(t.predictors.c.baseline_id == baseline.id)
-                .order_by(pr.pattern_id)
-            ).all()
-        columns: Any = list(zip(*rows, strict=True)) if rows else [()] * 5
+            predictor = conn.execute(
+                select(t.predictors.c.id).where(t.predictors.c.baseline_id == baseline.id)
+            ).scalar_one()
+            found = predictions_store.read(conn, predictor)
+        n = len(found)
+        labels = found.labels
         return pd.DataFrame(
             {
-                "label": list(columns[1]),
-                "value": list(columns[2]),
-                "correct": list(columns[3]),
-                "loss": list(columns[4]),
+                "label": list(labels) if labels is not None else [None] * n,
+                "value": list(found.values) if found.values is not None else [None] * n,
+                "correct": list(found.correct) if found.correct is not None else [None] * n,
+                "loss": [None if v != v else float(v) for v in found.loss],
             },
-            index=pd.Index(np.array(columns[0], dtype=np.int64), name="pattern_id"),
+            index=pd.Index(found.pattern_ids, name="pattern_id"),
         )

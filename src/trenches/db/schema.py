@@ -315,15 +315,21 @@ predictors = Table(
     Column("created_at", BigInteger, nullable=False),
 )
 
-predictions = Table(
-    "predictions",
+# Predictions are stored in blocks: the predictions of one predictor written together,
+# as NumPy arrays (little-endian), one row a block. A block of 100,000 predictions is
+# one insert, and everything a comparison needs is read back as arrays.
+prediction_blocks = Table(
+    "prediction_blocks",
     metadata,
-    Column("predictor_id", ForeignKey("predictors.id"), primary_key=True),
-    Column("pattern_id", ForeignKey("patterns.id"), primary_key=True),
-    Column("label", Text),  # classification: the predicted class, as pattern labels are
-    Column("value", Float),  # regression: the predicted value
-    Column("scores", LargeBinary),  # float64 little-endian, in the predictor's class order
-    Column("correct", Boolean),
-    Column("loss", Float),
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("predictor_id", ForeignKey("predictors.id"), nullable=False, index=True),
+    Column("n", Integer, nullable=False),
+    Column("pattern_ids", LargeBinary, nullable=False),  # int64, ascending
+    # classification: int32 index into the predictor's classes; regression: null.
+    Column("label_index", LargeBinary),
+    Column("value", LargeBinary),  # regression: float64
+    Column("scores", LargeBinary),  # float64, n x len(classes), or null
+    Column("correct", LargeBinary),  # uint8 (0/1) for classification
+    Column("loss", LargeBinary),  # float64; NaN where there is none
     Column("created_at", BigInteger, nullable=False),
 )

@@ -1,4 +1,4 @@
-"""Baselines, predictors and predictions.
+"""Baselines, predictors and prediction blocks.
 
 Revision ID: 0004
 Revises: 0003
@@ -51,25 +51,27 @@ def upgrade() -> None:
         ),
     )
     op.create_table(
-        "predictions",
+        "prediction_blocks",
+        sa.Column("id", Id, primary_key=True, autoincrement=True),
         sa.Column("predictor_id", Id, nullable=False),
-        sa.Column("pattern_id", Id, nullable=False),
-        sa.Column("label", sa.Text),
-        sa.Column("value", sa.Float),
+        sa.Column("n", sa.Integer, nullable=False),
+        sa.Column("pattern_ids", sa.LargeBinary, nullable=False),
+        sa.Column("label_index", sa.LargeBinary),
+        sa.Column("value", sa.LargeBinary),
         sa.Column("scores", sa.LargeBinary),
-        sa.Column("correct", sa.Boolean),
-        sa.Column("loss", sa.Float),
+        sa.Column("correct", sa.LargeBinary),
+        sa.Column("loss", sa.LargeBinary),
         sa.Column("created_at", sa.BigInteger, nullable=False),
-        sa.PrimaryKeyConstraint("predictor_id", "pattern_id", name="pk_predictions"),
+        sa.PrimaryKeyConstraint("id", name="pk_prediction_blocks"),
         sa.ForeignKeyConstraint(
-            ["predictor_id"], ["predictors.id"], name="fk_predictions_predictor_id_predictors"
-        ),
-        sa.ForeignKeyConstraint(
-            ["pattern_id"], ["patterns.id"], name="fk_predictions_pattern_id_patterns"
+            ["predictor_id"],
+            ["predictors.id"],
+            name="fk_prediction_blocks_predictor_id_predictors",
         ),
     )
+    op.create_index("ix_prediction_blocks_predictor_id", "prediction_blocks", ["predictor_id"])
 
 
 def downgrade() -> None:
-    for name in ("predictions", "predictors", "baselines"):
+    for name in ("prediction_blocks", "predictors", "baselines"):
         op.drop_table(name)

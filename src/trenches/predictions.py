@@ -1,0 +1,179 @@
+"""The prediction store: each predictor's output on each pattern, stored once.
+
+A predictor is a model version or a baseline. Its predictions are written in blocks
+of NumPy arrays (pattern ids, predicted class index or value, class scores,
+correctness, loss), one row a block, so that writing 100,000 predictions is one insert
+and reading them back is a handful of ``frombuffer`` calls. A prediction is a pure
+function of (predictor, pattern): a pattern that has one is never predicted again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import orjson
+from sqlalchemy import insert, select
+from sqlalchemy.engine import Connection
+
+from trenches import timestamps
+from trenches.db import schema as t
+from trenches.db.engine import insert_returning_id
+from trenches.errors import Conflict
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """A predictor's predictions as columns, by ascending pattern id."""
+
+    classes: tuple[str, ...] | None
+    pattern_ids: np.ndarray  # int64
+    label_index: np.ndarray | None  # int32 into classes (classification)
+    values: np.ndarray | None  # float64 (regression)
+    scores: np.ndarray | None  # float64 (n, len(classes)), NaN rows where none were given
+    correct: np.ndarray | None  # bool (classification)
+    loss: np.ndarray  # float64, NaN where there is none
+
+    def __len__(self) -> int:
+        return len(self.pattern_ids)
+
+    @property
+    def labels(self) -> np.ndarray | None:
+        """Predicted labels as text (classification)."""
+        if self.label_index is None or self.classes is None:
+            return None
+        return np.asarray(self.classes, dtype=object)[self.label_index]
+
+
+def _bytes(a: np.ndarray | None, dtype: str) -> bytes | None:
+    if a is None:
+        return None
+    return np.ascontiguousarray(a, dtype=dtype).tobytes()
+
+
+def predictor_id(
+    conn: Connection,
+    *,
+    version_id: int | None = None,
+    baseline_id: int | None = None,
+    classes: list[str] | None = None,
+) -> int:
+    """The predictor row of a model version or a baseline, made on first use."""
+    c = t.predictors.c
+    where = c.version_id == version_id if version_id is not None else c.baseline_id == baseline_id
+    found = conn.execute(select(c.id).where(where)).scalar()
+    if found is not None:
+        return int(found)
+    return insert_returning_id(
+        conn,
+        t.predictors,
+        {
+            "kind": "version" if version_id is not None else "baseline",
+            "version_id": version_id,
+            "baseline_id": baseline_id,
+            "classes": orjson.dumps(classes).decode() if classes is not None else None,
+            "created_at": timestamps.now_us(),
+        },
+    )
+
+
+def predicted_ids(conn: Connection, predictor: int) -> np.ndarray:
+    """The ids of the patterns the predictor has a prediction for, ascending."""
+    b = t.prediction_blocks.c
+    blobs = conn.execute(select(b.pattern_ids).where(b.predictor_id == predictor)).scalars()
+    parts = [np.frombuffer(x, dtype="<i8") for x in blobs]
+    return np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+
+
+def write_block(
+    conn: Connection,
+    predictor: int,
+    pattern_ids: np.ndarray,
+    *,
+    label_index: np.ndarray | None = None,
+    values: np.ndarray | None = None,
+    scores: np.ndarray | None = None,
+    correct: np.ndarray | None = None,
+    loss: np.ndarray | None = None,
+) -> int:
+    """Store one block of predictions. Refuses patterns the predictor has predicted."""
+    ids = np.asarray(pattern_ids, dtype=np.int64)
+    n = len(ids)
+    if n == 0:
+        return 0
+    order = np.argsort(ids, kind="stable")
+    ids = ids[order]
+    if (np.diff(ids) == 0).any():
+        raise Conflict("a block of predictions names a pattern twice")
+    already = np.intersect1d(ids, predicted_ids(conn, predictor))
+    if len(already):
+        raise Conflict(
+            f"pattern {int(already[0])} has a prediction of this predictor already; "
+            "a prediction is stored once"
+        )
+
+    def sort(a: np.ndarray | None) -> np.ndarray | None:
+        return None if a is None else np.asarray(a)[order]
+
+    conn.execute(
+        insert(t.prediction_blocks).values(
+            predictor_id=predictor,
+            n=n,
+            pattern_ids=_bytes(ids, "<i8"),
+            label_index=_bytes(sort(label_index), "<i4"),
+            value=_bytes(sort(values), "<f8"),
+            scores=_bytes(sort(scores), "<f8"),
+            correct=_bytes(sort(correct), "u1"),
+            loss=_bytes(sort(loss) if loss is not None else np.full(n, np.nan), "<f8"),
+            created_at=timestamps.now_us(),
+        )
+    )
+    return n
+
+
+def read(conn: Connection, predictor: int) -> Predictions:
+    """All of a predictor's predictions, by ascending pattern id."""
+    classes_json = conn.execute(
+        select(t.predictors.c.classes).where(t.predictors.c.id == predictor)
+    ).scalar()
+    classes = tuple(orjson.loads(classes_json)) if classes_json else None
+    b = t.prediction_blocks.c
+    rows = conn.execute(
+        select(b.n, b.pattern_ids, b.label_index, b.value, b.scores, b.correct, b.loss)
+        .where(b.predictor_id == predictor)
+        .order_by(b.id)
+    ).all()
+
+    def column(i: int, dtype: str, width: int = 1) -> np.ndarray | None:
+        if all(r[i] is None for r in rows):
+            return None
+        parts = []
+        for r in rows:
+            if r[i] is None:  # a block without this column: NaN (or 0) for its rows
+                parts.append(np.full(r[0] * width, np.nan if dtype == "<f8" else 0, dtype=dtype))
+            else:
+                parts.append(np.frombuffer(r[i], dtype=dtype))
+        out = np.concatenate(parts)
+        return out.reshape(-1, width) if width > 1 else out
+
+    ids = column(1, "<i8")
+    if ids is None:
+        empty = np.zeros(0)
+        return Predictions(classes, np.zeros(0, dtype=np.int64), None, None, None, None, empty)
+    k = len(classes) if classes else 1
+    label_index = column(2, "<i4")
+    values = column(3, "<f8")
+    scores = column(4, "<f8", k)
+    correct = column(5, "u1")
+    loss = column(6, "<f8")
+    assert loss is not None
+    order = np.argsort(ids, kind="stable")
+    return Predictions(
+        classes,
+        ids[order],
+        None if label_index is None else label_index[order],
+        None if values is None else values[order],
+        None if scores is None else scores[order],
+        None if correct is None else correct[order].astype(bool),
+        loss[order],
+    )

@@ -1,0 +1,71 @@
+"""The prediction store: blocks of arrays, each (predictor, pattern) stored once."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import trenches
+from trenches import predictions
+from trenches.db.engine import read, write
+from trenches.errors import Conflict
+
+from conftest import make_frame
+
+
+@pytest.fixture
+def predictor(store: trenches.Store) -> int:
+    ds = store.datasets.create("d", task="classification", label="label")
+    ds.add(make_frame(20), source="expert")  # pattern ids 1..20
+    with write(store.engine) as conn:
+        from trenches.db import schema as t
+        from trenches.db.engine import insert_returning_id
+
+        baseline = insert_returning_id(
+            conn, t.baselines, {"name": "b", "dataset_id": ds.id, "created_at": 0}
+        )
+        return predictions.predictor_id(conn, baseline_id=baseline, classes=["no", "yes"])
+
+
+def test_blocks_read_back_as_arrays_by_pattern_id(store: trenches.Store, predictor: int) -> None:
+    with write(store.engine) as conn:
+        predictions.write_block(
+            conn,
+            predictor,
+            np.array([5, 2, 9]),
+            label_index=np.array([1, 0, 1]),
+            scores=np.array([[0.2, 0.8], [0.6, 0.4], [0.1, 0.9]]),
+            correct=np.array([True, False, True]),
+            loss=np.array([0.22, 0.51, 0.1]),
+        )
+        predictions.write_block(
+            conn,
+            predictor,
+            np.array([1]),
+            label_index=np.array([0]),
+            correct=np.array([True]),
+        )
+    with read(store.engine) as conn:
+        found = predictions.read(conn, predictor)
+        ids = predictions.predicted_ids(conn, predictor)
+    assert list(found.pattern_ids) == [1, 2, 5, 9] == list(ids)
+    assert list(found.labels) == ["no", "no", "yes", "yes"]  # type: ignore[arg-type]
+    assert list(found.correct) == [True, False, True, True]  # type: ignore[arg-type]
+    assert np.isnan(found.scores[0]).all()  # type: ignore[index]
+    assert np.allclose(found.scores[1:], [[0.6, 0.4], [0.2, 0.8], [0.1, 0.9]])  # type: ignore[index]
+    assert np.isnan(found.loss[0]) and np.allclose(found.loss[1:], [0.51, 0.22, 0.1])
+
+
+def test_a_prediction_is_stored_once(store: trenches.Store, predictor: int) -> None:
+    with write(store.engine) as conn:
+        predictions.write_block(conn, predictor, np.array([3, 4]), label_index=np.array([0, 1]))
+    with pytest.raises(Conflict, match="pattern 4 has a prediction"), write(store.engine) as conn:
+        predictions.write_block(conn, predictor, np.array([4, 5]), label_index=np.array([0, 1]))
+    with read(store.engine) as conn:
+        assert list(predictions.predicted_ids(conn, predictor)) == [3, 4]
+
+
+def test_an_empty_predictor_reads_as_empty(store: trenches.Store, predictor: int) -> None:
+    with read(store.engine) as conn:
+        found = predictions.read(conn, predictor)
+    assert len(found) == 0 and found.classes == ("no", "yes")
