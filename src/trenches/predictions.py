@@ -95,22 +95,31 @@ def write_block(
     scores: np.ndarray | None = None,
     correct: np.ndarray | None = None,
     loss: np.ndarray | None = None,
+    skip_existing: bool = False,
 ) -> int:
-    """Store one block of predictions. Refuses patterns the predictor has predicted."""
+    """Store one block of predictions; returns how many were stored.
+
+    A pattern the predictor has a prediction for already is refused, or with
+    ``skip_existing`` left out (another process got there first)."""
     ids = np.asarray(pattern_ids, dtype=np.int64)
-    n = len(ids)
-    if n == 0:
+    if len(ids) == 0:
         return 0
     order = np.argsort(ids, kind="stable")
     ids = ids[order]
     if (np.diff(ids) == 0).any():
         raise Conflict("a block of predictions names a pattern twice")
-    already = np.intersect1d(ids, predicted_ids(conn, predictor))
-    if len(already):
-        raise Conflict(
-            f"pattern {int(already[0])} has a prediction of this predictor already; "
-            "a prediction is stored once"
-        )
+    have = predicted_ids(conn, predictor)
+    fresh = ~np.isin(ids, have)
+    if not fresh.all():
+        if not skip_existing:
+            raise Conflict(
+                f"pattern {int(ids[~fresh][0])} has a prediction of this predictor already; "
+                "a prediction is stored once"
+            )
+        order, ids = order[fresh], ids[fresh]
+        if len(ids) == 0:
+            return 0
+    n = len(ids)
 
     def sort(a: np.ndarray | None) -> np.ndarray | None:
         return None if a is None else np.asarray(a)[order]

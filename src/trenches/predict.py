@@ -1,0 +1,147 @@
+"""Batch prediction of a model version over patterns, into the prediction store.
+
+The model is loaded once and asked for a whole chunk at a time; each chunk is stored
+in its own transaction. Only patterns without a prediction of that version are
+predicted, so a prediction job can be run again, stopped and resumed, or run by two
+processes at once, and it never computes a prediction twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import orjson
+from sqlalchemy import select
+
+from trenches import predictions as store_of
+from trenches.db import schema as t
+from trenches.db.engine import read, write
+from trenches.errors import InvalidInput
+from trenches.patterns import inputs as inp
+from trenches.patterns.datasets import read_patterns
+
+if TYPE_CHECKING:
+    from trenches.models.registry import ModelVersion
+    from trenches.store import Store
+
+CHUNK = 20_000
+_EPS = 1e-15
+
+
+@dataclass(frozen=True)
+class PredictResult:
+    """What one prediction job did."""
+
+    ref: str
+    predictor_id: int
+    requested: int
+    computed: int
+
+    @property
+    def already(self) -> int:
+        """Patterns that had a prediction before and were left alone."""
+        return self.requested - self.computed
+
+
+def version_predictor(store: Store, version: ModelVersion) -> int:
+    """The predictor row of a model version (made on first use)."""
+    ds = store.datasets.get(version.dataset) if version.dataset else None
+    classes = None
+    if version.signature.classes is not None:
+        label_type = ds.label_type if ds is not None and ds.label_type else "string"
+        classes = inp.label_to_text(np.asarray(version.signature.classes), label_type)
+    with write(store.engine) as conn:
+        return store_of.predictor_id(conn, version_id=version.id, classes=classes)
+
+
+def predict(
+    store: Store,
+    ref: str,
+    pattern_ids: Sequence[int] | np.ndarray,
+    *,
+    trusted: bool = False,
+    progress: Callable[[int], None] | None = None,
+    chunk: int = CHUNK,
+) -> PredictResult:
+    """Predict the patterns ``pattern_ids`` with the version ``ref`` where it has not.
+
+    A version with an ONNX form predicts through ONNX Runtime (verified at registration
+    to give the native model's labels and probabilities to 1e-5, and far quicker to
+    load); otherwise through its native form.
+    """
+    version = store.models.get(ref)
+    if version.dataset is None:
+        raise InvalidInput(
+            f"{version.ref} was registered without a dataset, so its patterns are unknown; "
+            "register it in a run with a snapshot, or with dataset="
+        )
+    dataset = store.datasets.get(version.dataset)
+    predictor = version_predictor(store, version)
+    wanted = np.unique(np.asarray(pattern_ids, dtype=np.int64))
+    with read(store.engine) as conn:
+        todo = np.setdiff1d(wanted, store_of.predicted_ids(conn, predictor))
+    if len(todo) == 0:
+        return PredictResult(version.ref, predictor, len(wanted), 0)
+    fmt = "onnx" if "onnx" in version.formats else "native"
+    model = store.models.load(version.ref, format=fmt, trusted=trusted)
+    with read(store.engine) as conn:
+        classes_json = conn.execute(
+            select(t.predictors.c.classes).where(t.predictors.c.id == predictor)
+        ).scalar()
+    classes = orjson.loads(classes_json) if classes_json else None
+    computed = 0
+    columns = list(version.signature.columns)
+    for start in range(0, len(todo), chunk):
+        ids = todo[start : start + chunk]
+        frame, _ = read_patterns(dataset, ids=ids.tolist(), full_info=False)
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise InvalidInput(
+                f"{version.ref} takes the input {missing[0]!r}, which dataset "
+                f"{dataset.name!r} does not have",
+                field=missing[0],
+            )
+        X = frame[columns]
+        truth = frame[dataset.label_column].to_numpy()
+        found = frame.index.to_numpy()
+        block = _predict_block(
+            model, X, truth, dataset.label_type or "string", classes, dataset.task
+        )
+        with write(store.engine) as conn:
+            computed += store_of.write_block(conn, predictor, found, skip_existing=True, **block)
+        if progress is not None:
+            progress(len(ids))
+    return PredictResult(version.ref, predictor, len(wanted), computed)
+
+
+def _predict_block(
+    model: Any,
+    X: Any,
+    truth: np.ndarray,
+    label_type: str,
+    classes: list[str] | None,
+    task: str,
+) -> dict[str, Any]:
+    predicted = np.asarray(model.predict(X))
+    if task == "regression" or classes is None:
+        values = predicted.astype(np.float64).ravel()
+        y = truth.astype(np.float64)
+        return {"values": values, "loss": (values - y) ** 2}
+    truth_text = inp.label_to_text(np.asarray(truth), label_type)
+    predicted_text = inp.label_to_text(predicted, label_type)
+    position = {c: j for j, c in enumerate(classes)}
+    label_index = np.array([position.get(p, -1) for p in predicted_text], dtype=np.int32)
+    correct = np.array([p == y for p, y in zip(predicted_text, truth_text, strict=True)])
+    scores = None
+    loss = np.full(len(truth_text), np.nan)
+    if hasattr(model, "predict_proba"):
+        scores = np.asarray(model.predict_proba(X), dtype=np.float64)
+        true_index = np.array([position.get(y, -1) for y in truth_text])
+        p_true = np.where(
+            true_index >= 0, scores[np.arange(len(scores)), np.maximum(true_index, 0)], 0.0
+        )
+        loss = -np.log(np.maximum(p_true, _EPS))
+    return {"label_index": label_index, "scores": scores, "correct": correct, "loss": loss}

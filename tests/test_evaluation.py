@@ -1,0 +1,153 @@
+"""Batch prediction into the store, and metrics from stored predictions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sklearn import metrics as skm
+from sklearn.datasets import load_breast_cancer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+import trenches
+from trenches import predictions
+from trenches.db.engine import read
+from trenches.evaluation import evaluate, split_set
+from trenches.predict import predict
+
+
+@pytest.fixture
+def model_ref(store: trenches.Store) -> str:
+    ds = store.datasets.create("cancer", task="classification", label="target")
+    ds.add(load_breast_cancer(as_frame=True).frame, source="expert", created_at="2026-01-01")
+    snap = ds.snapshot()
+    X, y, _, _ = snap.training_data("train")
+    with store.run("fit", snapshot=snap, capture_code=False) as run:
+        version = run.log_model(
+            make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(X, y), "clf"
+        )
+    return version.ref
+
+
+def test_prediction_is_incremental_and_stored_once(store: trenches.Store, model_ref: str) -> None:
+    ds = store.datasets.get("cancer")
+    _, validation = split_set(ds, "validation")
+    _, test = split_set(ds, "test")
+    first = predict(store, model_ref, validation)
+    assert first.computed == len(validation)
+    again = predict(store, model_ref, validation)
+    assert again.computed == 0 and again.already == len(validation)
+    both = predict(store, model_ref, np.concatenate([validation, test]))
+    assert both.computed == len(test)
+
+
+def test_stored_predictions_are_the_models(store: trenches.Store, model_ref: str) -> None:
+    ds = store.datasets.get("cancer")
+    _, ids = split_set(ds, "all")
+    result = predict(store, model_ref, ids)
+    with read(store.engine) as conn:
+        stored = predictions.read(conn, result.predictor_id)
+    frame = ds.patterns(ids=ids)
+    model = store.models.load(model_ref)
+    X = frame.drop(columns="target")
+    assert list(stored.pattern_ids) == list(frame.index)
+    assert np.array_equal(stored.labels.astype(int), model.predict(X))  # type: ignore[union-attr]
+    assert np.abs(stored.scores - model.predict_proba(X)).max() <= 1e-5  # type: ignore[operator]
+    assert np.array_equal(stored.correct, model.predict(X) == frame["target"].to_numpy())
+
+
+def test_an_interrupted_evaluation_resumes_to_the_same_predictions(
+    store: trenches.Store, model_ref: str
+) -> None:
+    ds = store.datasets.get("cancer")
+    _, ids = split_set(ds, "all")
+    done = []
+
+    def stop_after_two_chunks(n: int) -> None:
+        done.append(n)
+        if len(done) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        predict(store, model_ref, ids, chunk=100, progress=stop_after_two_chunks)
+    resumed = predict(store, model_ref, ids, chunk=100)
+    assert resumed.computed == len(ids) - 200
+    with read(store.engine) as conn:
+        stored = predictions.read(conn, resumed.predictor_id)
+    model = store.models.load(model_ref)
+    frame = ds.patterns(ids=ids)
+    assert np.array_equal(stored.labels.astype(int), model.predict(frame.drop(columns="target")))  # type: ignore[union-attr]
+
+
+def test_metrics_need_every_pattern_of_the_set(store: trenches.Store, model_ref: str) -> None:
+    ds = store.datasets.get("cancer")
+    name, ids = split_set(ds, "validation")
+    predict(store, model_ref, ids[:10])
+    with pytest.raises(trenches.InvalidInput, match=f"10 of the {len(ids)} patterns"):
+        evaluate(store, model_ref, ids, name)
+    predict(store, model_ref, ids)
+    result = evaluate(store, model_ref, ids, name)
+    assert result.pattern_set == "cancer:validation" and result.size == len(ids)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    data=st.lists(
+        st.tuples(st.sampled_from(["a", "b", "c"]), st.floats(0.01, 0.98), st.floats(0.01, 0.98)),
+        min_size=8,
+        max_size=40,
+    )
+)
+def test_classification_metrics_equal_scikit_learns(
+    sqlite_store: trenches.Store, data: list[tuple[str, float, float]]
+) -> None:
+    store = sqlite_store
+    name = f"d{abs(hash(tuple(data))) % 10**9}"
+    ds = store.datasets.create(name, task="classification", label="y")
+    truth = [row[0] for row in data]
+    ds.add(pd.DataFrame({"x": np.arange(len(data), dtype=float), "y": truth}), source="expert")
+    raw = np.array([[p, q, 1.0] for _, p, q in data])
+    probs = raw / raw.sum(axis=1, keepdims=True)
+    classes = ["a", "b", "c"]
+    predicted = [classes[i] for i in probs.argmax(axis=1)]
+    ids = ds.pattern_info().index.to_numpy()
+    frame = pd.DataFrame({"pattern_id": ids, "prediction": predicted})
+    for j, c in enumerate(classes):
+        frame[f"proba_{c}"] = probs[:, j]
+    store.baselines.add(f"b-{name}", dataset=name, predictions=frame)
+    result = evaluate(store, f"b-{name}", ids, "all")
+    m = result.metrics
+    assert m["accuracy"] == pytest.approx(skm.accuracy_score(truth, predicted))
+    assert m["f1_macro"] == pytest.approx(
+        skm.f1_score(truth, predicted, average="macro", labels=classes, zero_division=0)
+    )
+    assert m["log_loss"] == pytest.approx(skm.log_loss(truth, probs, labels=classes))
+    if len(set(truth)) == 3:
+        assert m["roc_auc"] == pytest.approx(
+            skm.roc_auc_score(truth, probs, multi_class="ovr", labels=classes)
+        )
+    assert (
+        result.confusion.to_numpy() == skm.confusion_matrix(truth, predicted, labels=classes)
+    ).all()  # type: ignore[union-attr]
+
+
+def test_regression_metrics_equal_scikit_learns(store: trenches.Store) -> None:
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=50)
+    guess = y + rng.normal(scale=0.3, size=50)
+    ds = store.datasets.create("r", task="regression", label="y")
+    ds.add(pd.DataFrame({"x": np.arange(50.0), "y": y}), source="expert")
+    ids = ds.pattern_info().index.to_numpy()
+    store.baselines.add(
+        "guess", dataset="r", predictions=pd.DataFrame({"pattern_id": ids, "prediction": guess})
+    )
+    m = evaluate(store, "guess", ids, "r:all").metrics
+    assert m["mae"] == pytest.approx(skm.mean_absolute_error(y, guess))
+    assert m["rmse"] == pytest.approx(np.sqrt(skm.mean_squared_error(y, guess)))
+    assert m["r2"] == pytest.approx(skm.r2_score(y, guess))
