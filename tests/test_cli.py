@@ -809,3 +809,35 @@ def test_models_add_baseline(cli: Any, tmp_path: Path) -> None:
     bad.write_text("pattern_id,prediction\n1,benign\n999,benign\n")
     refused = cli("models", "add-baseline", "rule2", "--dataset", "t", "--predictions", bad)
     assert refused.code == 2 and "row 2" in refused.err and "pattern_id" in refused.err
+
+
+# --- evaluate ----------------------------------------------------------------
+
+
+def test_evaluate_predicts_once_and_reports_metrics_over_the_split(
+    cli: Any, tmp_path: Path
+) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    assert cli("init").code == 0
+    (tmp_path / "trenches.toml").write_text(
+        "[evaluation.cost]\nmalignant = { benign = 10.0 }\nbenign = { malignant = 1.0 }\n"
+    )
+    with trenches.open(tmp_path / ".trenches") as store:
+        ds = store.datasets.create("d", task="classification", label="label")
+        ds.add(make_frame(200, seed=4).drop(columns=["site"]), source="expert")
+        snap = ds.snapshot()
+        X, y, _, _ = snap.training_data("train")
+        with store.run("fit", snapshot=snap, capture_code=False) as run:
+            run.log_model(LogisticRegression(max_iter=500).fit(X, y), "clf")
+    first = cli("evaluate", "clf@1", "--json")
+    assert first.code == 0, first.err
+    out = json.loads(first.out)
+    assert out["pattern_set"] == "d:validation" and out["computed"] == out["size"] > 0
+    confusion = out["confusion"]
+    expected_cost = 10.0 * confusion["malignant"]["benign"] + confusion["benign"]["malignant"]
+    assert out["metrics"]["cost"] == pytest.approx(expected_cost)
+    again = cli("evaluate", "clf@1")
+    assert again.code == 0 and "nothing to predict" in again.err
+    assert "accuracy" in again.out and "d:validation" in _flat(again.out)
+    assert cli("evaluate", "clf@1", "--split", "nope").code == 2

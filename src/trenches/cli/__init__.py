@@ -11,6 +11,7 @@ import typer
 from rich.markup import escape
 
 from trenches.cli import data as data_cli
+from trenches.cli import evaluate as evaluate_cli
 from trenches.cli import lineage as lineage_cli
 from trenches.cli import models as models_cli
 from trenches.cli import runs as runs_cli
@@ -55,6 +56,7 @@ app.add_typer(data_cli.app, name="data")
 app.add_typer(runs_cli.app, name="runs")
 app.add_typer(models_cli.app, name="models")
 app.command("lineage")(lineage_cli.lineage)
+app.command("evaluate")(evaluate_cli.evaluate)
 store_cli.register(app)
 
 

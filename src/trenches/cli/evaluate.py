@@ -1,0 +1,79 @@
+"""``trenches evaluate REF``: predict a split, then show metrics over it."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from trenches.cli._output import console, err_console, open_store, print_json, progress_bar
+
+
+def evaluate(
+    ref: str = typer.Argument(..., help="A model version: name@3, name@production."),
+    split: str = typer.Option(
+        "validation", "--split", help="validation, test, train or all (active patterns)."
+    ),
+    trusted: bool = typer.Option(
+        False, "--trusted", help="Allow loading a pickled model (it runs code on load)."
+    ),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Predict the patterns of a split that have no prediction of this version yet
+    (each prediction is stored once), then show metrics over the whole split.
+
+    Example: `trenches evaluate cancer-clf@3 --split test`
+    """
+    from trenches.evaluation import evaluate as measure
+    from trenches.evaluation import split_set
+    from trenches.predict import predict
+
+    with open_store() as store:
+        version = store.models.get(ref)
+        if version.dataset is None:
+            from trenches.errors import InvalidInput
+
+            raise InvalidInput(f"{version.ref} has no dataset to evaluate on")
+        name, ids = split_set(store.datasets.get(version.dataset), split)
+        with progress_bar(f"predicting {name}", len(ids)) as advance:
+            done = predict(store, version.ref, ids, trusted=trusted, progress=advance)
+        result = measure(store, version.ref, ids, name)
+    if as_json:
+        out = result.to_json()
+        out["computed"] = done.computed
+        print_json(out)
+        return
+    err_console.print(
+        f"{done.computed} new predictions, {done.already} stored already"
+        if done.computed
+        else f"nothing to predict: all {done.requested} patterns have predictions"
+    )
+    console.print(
+        f"[bold]{result.predictor}[/] on [bold]{result.pattern_set}[/] ({result.size} patterns)"
+    )
+    table = Table("metric", "value")
+    for k, v in result.metrics.items():
+        table.add_row(k, f"{v:.4f}")
+    console.print(table)
+    if result.per_class is not None:
+        per = Table(
+            "class", "precision", "recall", "f1", "support", title="per class", title_justify="left"
+        )
+        for cls, row in result.per_class.iterrows():
+            per.add_row(
+                str(cls),
+                f"{row['precision']:.4f}",
+                f"{row['recall']:.4f}",
+                f"{row['f1']:.4f}",
+                str(int(row["support"])),
+            )
+        console.print(per)
+    if result.confusion is not None:
+        cm = Table(
+            "true \\ predicted",
+            *[str(c) for c in result.confusion.columns],
+            title="confusion matrix",
+            title_justify="left",
+        )
+        for cls, row in result.confusion.iterrows():
+            cm.add_row(str(cls), *[str(int(v)) for v in row])
+        console.print(cm)
