@@ -21,6 +21,7 @@ from trenches.models import Models
 from trenches.patterns.datasets import Datasets
 from trenches.patterns.history import Patterns
 from trenches.patterns.snapshots import Snapshot, Snapshots
+from trenches.problems import Problems
 from trenches.runs import Run, Runs
 from trenches.runs.tracking import reap_killed_runs
 
@@ -42,6 +43,7 @@ class Store:
         self.runs = Runs(self)
         self.models = Models(self)
         self.baselines = Baselines(self)
+        self.problems = Problems(self)
 
     @property
     def url(self) -> str:

@@ -14,6 +14,7 @@ from trenches.cli import data as data_cli
 from trenches.cli import evaluate as evaluate_cli
 from trenches.cli import lineage as lineage_cli
 from trenches.cli import models as models_cli
+from trenches.cli import problems as problems_cli
 from trenches.cli import runs as runs_cli
 from trenches.cli import store as store_cli
 from trenches.cli._output import err_console, state
@@ -57,6 +58,8 @@ app.add_typer(runs_cli.app, name="runs")
 app.add_typer(models_cli.app, name="models")
 app.command("lineage")(lineage_cli.lineage)
 app.command("evaluate")(evaluate_cli.evaluate)
+app.add_typer(problems_cli.app, name="problems")
+app.command("backfill")(problems_cli.backfill)
 store_cli.register(app)
 
 

@@ -333,3 +333,29 @@ prediction_blocks = Table(
     Column("loss", LargeBinary),  # float64; NaN where there is none
     Column("created_at", BigInteger, nullable=False),
 )
+
+# --- the problem database (migration 0005) ------------------------------------------
+
+problems = Table(
+    "problems",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("slug", String(100), nullable=False, unique=True),
+    Column("dataset_id", ForeignKey("datasets.id"), nullable=False),
+    Column("title", String(300), nullable=False),
+    Column("description", Text),
+    Column("severity", String(20), nullable=False),  # low | medium | high | critical
+    Column("status", String(20), nullable=False),  # open | closed
+    Column("created_at", BigInteger, nullable=False),
+    Column("closed_at", BigInteger),
+    Column("close_reason", Text),
+)
+
+problem_patterns = Table(
+    "problem_patterns",
+    metadata,
+    Column("problem_id", ForeignKey("problems.id"), primary_key=True),
+    Column("pattern_id", ForeignKey("patterns.id"), primary_key=True),
+    Column("polarity", String(10), nullable=False),  # positive | negative
+    Column("added_at", BigInteger, nullable=False),
+)

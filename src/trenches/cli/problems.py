@@ -1,0 +1,205 @@
+"""``trenches problems ...`` and ``trenches backfill``: the problem database."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from trenches import timestamps
+from trenches.cli._output import console, err_console, open_store, print_json, progress_bar
+
+app = typer.Typer(
+    help="The problem database: known failure modes and every version's score on them.",
+    no_args_is_help=True,
+)
+
+
+@app.command("create")
+def create(
+    slug: str = typer.Argument(..., help="A short name, e.g. small-dense-tumours."),
+    dataset: str = typer.Option(..., "--dataset", "-d"),
+    title: str = typer.Option(..., "--title"),
+    description: str = typer.Option(None, "--description"),
+    severity: str = typer.Option("medium", "--severity", help="low, medium, high or critical."),
+) -> None:
+    """Record a known failure mode.
+
+    Example: `trenches problems create small-dense --dataset cancer --title "Misses small
+    dense tumours" --severity high`
+    """
+    with open_store() as store:
+        problem = store.problems.create(
+            slug, dataset=dataset, title=title, description=description, severity=severity
+        )
+    console.print(f"problem [bold]{problem.slug}[/] on {problem.dataset}: {problem.title}")
+
+
+@app.command("add")
+def add(
+    slug: str = typer.Argument(..., help="The problem."),
+    positive: list[str] = typer.Option(
+        [], "--positive", "-p", help="Pattern ids that show the problem (repeat, or 1,2,3)."
+    ),
+    negative: list[str] = typer.Option(
+        [], "--negative", "-n", help="Control pattern ids (repeat, or 4,5,6)."
+    ),
+    no_backfill: bool = typer.Option(
+        False, "--no-backfill", help="Do not predict them now; `trenches backfill` will."
+    ),
+) -> None:
+    """Add positive and negative patterns to a problem, and predict them with every
+    model version of its dataset.
+
+    Example: `trenches problems add small-dense --positive 12,40,77 --negative 3,8`
+    """
+    with open_store() as store, progress_bar(f"backfilling {slug}", None) as advance:
+        result = store.problems.add(
+            slug,
+            positive=positive,
+            negative=negative,
+            backfill=not no_backfill,
+            progress=advance,
+        )
+    console.print(
+        f"added {result.added} patterns to {slug}"
+        + (f" ({result.already} were there)" if result.already else "")
+        + (
+            f"; {result.predicted} new predictions from {result.versions} versions"
+            if not no_backfill
+            else "; not predicted yet (run `trenches backfill`)"
+        )
+    )
+
+
+@app.command("list")
+def list_(
+    dataset: str = typer.Option(None, "--dataset", "-d"),
+    status: str = typer.Option(None, "--status", help="open or closed"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """List problems with their size and status.
+
+    Example: `trenches problems list --status open`
+    """
+    with open_store() as store:
+        problems = store.problems.list(dataset=dataset, status=status)
+    if as_json:
+        print_json(
+            [
+                {
+                    "slug": p.slug,
+                    "dataset": p.dataset,
+                    "title": p.title,
+                    "severity": p.severity,
+                    "status": p.status,
+                    "positive": len(p.positive),
+                    "negative": len(p.negative),
+                }
+                for p in problems
+            ]
+        )
+        return
+    if not problems:
+        console.print("no problems recorded; create one with `trenches problems create`")
+        return
+    table = Table("problem", "dataset", "title", "severity", "status", "+", "-")
+    for p in problems:
+        table.add_row(
+            p.slug,
+            p.dataset,
+            p.title,
+            p.severity,
+            p.status,
+            str(len(p.positive)),
+            str(len(p.negative)),
+        )
+    console.print(table)
+
+
+@app.command("show")
+def show(
+    slug: str = typer.Argument(..., help="The problem."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Show a problem: its patterns, and each model version's score on them.
+
+    Example: `trenches problems show small-dense`
+    """
+    with open_store() as store:
+        problem = store.problems.get(slug)
+        scores = store.problems.scores(slug)
+    if as_json:
+        print_json(
+            {
+                "slug": problem.slug,
+                "dataset": problem.dataset,
+                "title": problem.title,
+                "description": problem.description,
+                "severity": problem.severity,
+                "status": problem.status,
+                "close_reason": problem.close_reason,
+                "positive": list(problem.positive),
+                "negative": list(problem.negative),
+                "scores": [
+                    {
+                        "predictor": s.predictor,
+                        "created_at": timestamps.iso(timestamps.to_us(s.created_at)),
+                        "score": None if s.score != s.score else s.score,
+                        "positive": [s.positive_right, s.positive_total],
+                        "negative": [s.negative_right, s.negative_total],
+                        "missing": s.missing,
+                    }
+                    for s in scores
+                ],
+            }
+        )
+        return
+    console.print(
+        f"[bold]{problem.slug}[/] ({problem.severity}, {problem.status}) on "
+        f"{problem.dataset}: {problem.title}"
+    )
+    if problem.description:
+        console.print(problem.description)
+    console.print(f"positive patterns: {' '.join(map(str, problem.positive)) or '-'}")
+    console.print(f"negative patterns: {' '.join(map(str, problem.negative)) or '-'}")
+    table = Table("version", "created", "score", "positive right", "negative right", "missing")
+    for s in scores:
+        table.add_row(
+            s.predictor,
+            f"{s.created_at:%Y-%m-%d %H:%M}",
+            "-" if s.total == 0 else f"{s.score:.0%}",
+            f"{s.positive_right}/{s.positive_total}",
+            f"{s.negative_right}/{s.negative_total}",
+            str(s.missing) if s.missing else "",
+        )
+    console.print(table)
+
+
+@app.command("close")
+def close(
+    slug: str = typer.Argument(..., help="The problem."),
+    reason: str = typer.Option(..., "--reason", help="Why it is closed."),
+) -> None:
+    """Close a problem (it stays, with its patterns and history).
+
+    Example: `trenches problems close small-dense --reason "fixed in v4"`
+    """
+    with open_store() as store:
+        problem = store.problems.close(slug, reason=reason)
+    console.print(f"closed {problem.slug}: {problem.close_reason}")
+
+
+def backfill(
+    dataset: str = typer.Option(None, "--dataset", "-d", help="Only this dataset's problems."),
+) -> None:
+    """Predict every problem pattern with every model version that has no prediction
+    for it yet (what `problems add --no-backfill` deferred). Safe to run any time.
+
+    Example: `trenches backfill`
+    """
+    with open_store() as store, progress_bar("backfilling", None) as advance:
+        computed, versions = store.problems.backfill(dataset=dataset, progress=advance)
+    if computed:
+        console.print(f"{computed} new predictions over {versions} versions")
+    else:
+        err_console.print("nothing to backfill: every version has every problem pattern")
