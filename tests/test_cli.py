@@ -841,3 +841,25 @@ def test_evaluate_predicts_once_and_reports_metrics_over_the_split(
     assert again.code == 0 and "nothing to predict" in again.err
     assert "accuracy" in again.out and "d:validation" in _flat(again.out)
     assert cli("evaluate", "clf@1", "--split", "nope").code == 2
+
+
+def test_compare_command_lists_flips(cli: Any, tmp_path: Path) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    assert cli("init").code == 0
+    with trenches.open(tmp_path / ".trenches") as store:
+        ds = store.datasets.create("d", task="classification", label="label")
+        ds.add(make_frame(150, seed=6).drop(columns=["site"]), source="expert")
+        snap = ds.snapshot()
+        X, y, _, _ = snap.training_data("train")
+        for c in (0.001, 10.0):
+            with store.run("fit", snapshot=snap, capture_code=False) as run:
+                run.log_model(LogisticRegression(C=c, max_iter=500).fit(X, y), "clf")
+    assert cli("evaluate", "clf@1").code == 0
+    assert cli("evaluate", "clf@2").code == 0
+    out = json.loads(cli("compare", "clf@1", "clf@2", "--json").out)
+    assert out["size"] > 0 and 0 <= out["overall"]["mcnemar_p"] <= 1
+    assert set(out["overall"]) >= {"fixed", "broken"}
+    text = cli("compare", "clf@1", "clf@2")
+    assert text.code == 0 and "McNemar" in _flat(text.out)
+    assert cli("compare", "clf@1", "nope").code == 2

@@ -10,6 +10,7 @@ import sys
 import typer
 from rich.markup import escape
 
+from trenches.cli import compare as compare_cli
 from trenches.cli import data as data_cli
 from trenches.cli import evaluate as evaluate_cli
 from trenches.cli import lineage as lineage_cli
@@ -60,6 +61,7 @@ app.command("lineage")(lineage_cli.lineage)
 app.command("evaluate")(evaluate_cli.evaluate)
 app.add_typer(problems_cli.app, name="problems")
 app.command("backfill")(problems_cli.backfill)
+app.command("compare")(compare_cli.compare)
 store_cli.register(app)
 
 
