@@ -321,6 +321,13 @@ class Problems:
             visited += v
         return computed, visited
 
+    def history(self, dataset: str | None = None) -> Any:
+        """Each problem's score for every model version, in creation order, as a
+        DataFrame (the table behind ``trenches report problems``)."""
+        from trenches.report.problems import history
+
+        return history(self._store, dataset)
+
     def scores(self, slug: str) -> builtins.list[ProblemScore]:
         """Every version's (and baseline's) score on the problem, oldest version first."""
         from trenches.evaluation import resolve_predictor

@@ -16,6 +16,7 @@ from trenches.cli import evaluate as evaluate_cli
 from trenches.cli import lineage as lineage_cli
 from trenches.cli import models as models_cli
 from trenches.cli import problems as problems_cli
+from trenches.cli import report as report_cli
 from trenches.cli import runs as runs_cli
 from trenches.cli import store as store_cli
 from trenches.cli._output import err_console, state
@@ -62,6 +63,7 @@ app.command("evaluate")(evaluate_cli.evaluate)
 app.add_typer(problems_cli.app, name="problems")
 app.command("backfill")(problems_cli.backfill)
 app.command("compare")(compare_cli.compare)
+app.add_typer(report_cli.app, name="report")
 store_cli.register(app)
 
 

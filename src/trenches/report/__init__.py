@@ -1,0 +1,1 @@
+"""Plots and reports: the per-problem graph across model versions."""
