@@ -34,5 +34,12 @@ def test_the_demo_finds_what_it_planted_and_traces_its_models(
         assert production.snapshot is not None and production.code is not None
         if production.code["state"] != "none":  # git is on the machine
             assert production.code["tag"] == f"trenches/run-{production.run['id']}"  # type: ignore[index]
+        problems = {p.slug for p in store.problems.list()}
+        assert problems == {"small-malignant", "large-benign", "rough-texture"}
+        # The backfill made the versions x problems x patterns table complete.
+        assert all(s.missing == 0 for slug in problems for s in store.problems.scores(slug))
+    assert (tmp_path / "demo" / "problems.html").exists()
+    assert (tmp_path / "demo" / "problems.png").exists()
+    assert "shared patterns" in text and "fixed" in text
     # The demo's git repository is its own, not the one the tests run in.
     assert (tmp_path / "demo" / "training-code" / ".git").exists()

@@ -164,11 +164,13 @@ def run(folder: Path, console: Console) -> None:
         f"got wrong on purpose; {len(label_errors) - caught} more are worth a look"
     )
     production = _train_versions(store, ds, folder, console)
+    _problems(store, ds, folder, console)
     _say(
         console,
         "Next: `trenches data show cancer`, `trenches data check cancer --json`, "
         f"`trenches data history {new.id}`, `trenches runs list`, `trenches models show "
-        f"cancer-clf`, `trenches lineage {production}` in {folder.resolve()}",
+        f"cancer-clf`, `trenches lineage {production}`, `trenches problems show "
+        f"small-malignant`, open problems.html, in {folder.resolve()}",
     )
     store.close()
 
@@ -312,3 +314,81 @@ def _near_copies_in_other_splits(
         if len(out) == want:
             break
     return pd.concat(out) if out else candidates.iloc[:0]
+
+
+def _problems(store: trenches.Store, ds: trenches.Dataset, folder: Path, console: Console) -> None:
+    """Three known failure modes, backfilled over every version; the per-problem table,
+    a comparison of the last two versions, and the graph."""
+    from trenches.comparison import compare
+    from trenches.evaluation import split_set
+    from trenches.predict import predict
+    from trenches.report.problems import write_graph
+
+    _say(
+        console,
+        "Known failure modes go into the problem database; every version is "
+        "backfilled on their patterns.",
+    )
+    frame = ds.patterns()
+    label = frame["diagnosis"]
+    radius, texture = frame["mean_radius"], frame["worst_texture"]
+    plans = [
+        (
+            "small-malignant",
+            "Misses small malignant tumours",
+            "high",
+            frame.index[(label == "malignant") & (radius < 13.5)][:8],
+            frame.index[(label == "benign") & (radius < 13.5)][:5],
+        ),
+        (
+            "large-benign",
+            "Calls large benign tumours malignant",
+            "medium",
+            frame.index[(label == "benign") & (radius > 15)][:8],
+            frame.index[(label == "malignant") & (radius > 15)][:5],
+        ),
+        (
+            "rough-texture",
+            "Unsure on very rough textures",
+            "low",
+            frame.index[texture > texture.quantile(0.9)][:12],
+            frame.index[:0],
+        ),
+    ]
+    for slug, title, severity, positive, negative in plans:
+        store.problems.create(slug, dataset="cancer", title=title, severity=severity)
+        result = store.problems.add(slug, positive=list(positive), negative=list(negative))
+        console.print(
+            f"  {slug}: {len(positive)} positive and {len(negative)} negative patterns; "
+            f"{result.predicted} predictions from {result.versions} versions"
+        )
+    _, validation = split_set(ds, "validation")
+    for version in store.models.versions("cancer-clf"):
+        predict(store, version.ref, validation)
+    table = store.problems.history("cancer")
+    grid = table.pivot(index="problem", columns="version", values="score")
+    shown = Table(
+        "problem",
+        *grid.columns,
+        title="share of each problem's patterns right",
+        title_justify="left",
+    )
+    for slug, row in grid.iterrows():
+        shown.add_row(str(slug), *(f"{v:.0%}" for v in row))
+    accuracy = table.drop_duplicates("version").set_index("version")["validation_accuracy"]
+    shown.add_row("[dim]validation accuracy[/]", *(f"{accuracy[v]:.1%}" for v in grid.columns))
+    console.print(shown)
+    versions = [v.ref for v in store.models.versions("cancer-clf")]
+    diff = compare(store, versions[-2], versions[-1])
+    console.print(
+        f"  {versions[-2]} -> {versions[-1]} on {diff.overall.size} shared patterns: "
+        f"{len(diff.fixed)} fixed, {len(diff.broken)} broken "
+        f"(McNemar p = {diff.overall.p_value:.2g}); accuracy "
+        f"{diff.deltas.get('accuracy', float('nan')):+.3f}"
+    )
+    for slug, flips in diff.problems.items():
+        if flips.fixed or flips.broken:
+            console.print(f"    {slug}: fixed {list(flips.fixed)}, broken {list(flips.broken)}")
+    html = write_graph(store, folder / "problems.html", "cancer")
+    png = write_graph(store, folder / "problems.png", "cancer")
+    console.print(f"  the graph: {html.resolve()} (click a point) and {png.name}")
