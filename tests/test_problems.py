@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
@@ -112,3 +114,34 @@ def test_closing_keeps_the_problem(store: trenches.Store, three_versions: trench
     with pytest.raises(Conflict, match="closed already"):
         store.problems.close("done", reason="again")
     assert store.problems.scores("done")[0].missing == 2
+
+
+def test_a_tester_adds_new_inputs_from_a_file(
+    store: trenches.Store, three_versions: trenches.Dataset, tmp_path: Path
+) -> None:
+    frame = three_versions.patterns().iloc[:5].copy()
+    frame["polarity"] = ["positive", "positive", "positive", "negative", "negative"]
+    path = tmp_path / "new-cases.csv"
+    frame.to_csv(path, index=False)
+    store.problems.create("edge", dataset="cancer", title="Edge cases")
+    result = store.problems.add_from_file("edge", path, source="production")
+    assert (result.added, result.predicted, result.versions) == (5, 15, 3)
+    problem = store.problems.get("edge")
+    assert len(problem.positive) == 3 and len(problem.negative) == 2
+    info = three_versions.pattern_info()
+    assert set(info.loc[list(problem.patterns()), "source"]) == {"production"}
+
+
+def test_a_bad_polarity_in_the_file_stores_nothing(
+    store: trenches.Store, three_versions: trenches.Dataset, tmp_path: Path
+) -> None:
+    frame = three_versions.patterns().iloc[:2].copy()
+    frame["polarity"] = ["positive", "sideways"]
+    path = tmp_path / "bad.csv"
+    frame.to_csv(path, index=False)
+    store.problems.create("edge", dataset="cancer", title="Edge cases")
+    before = len(three_versions.pattern_info())
+    with pytest.raises(InvalidInput, match="sideways") as err:
+        store.problems.add_from_file("edge", path)
+    assert (err.value.row, err.value.field) == (2, "polarity")
+    assert len(three_versions.pattern_info()) == before

@@ -8,6 +8,7 @@ Adding a problem's patterns predicts them with every version of the dataset at o
 from __future__ import annotations
 
 import builtins
+import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 from sqlalchemy import insert, select, update
 
 from trenches import predictions as store_of
@@ -260,6 +262,65 @@ class Problems:
         if backfill:
             predicted, versions = self._backfill_patterns(ds.id, sorted(wanted), progress)
         return AddResult(added, already, predicted, versions)
+
+    def add_from_file(
+        self,
+        slug: str,
+        path: str | os.PathLike[str] | pd.DataFrame,
+        *,
+        source: str = "contrived",
+        polarity: str = "positive",
+        labelled_by: str | None = None,
+        backfill: bool = True,
+        progress: Callable[[int], None] | None = None,
+    ) -> AddResult:
+        """The tester's way: new inputs with their labels (CSV, Parquet, JSONL or a
+        DataFrame) become patterns of the problem's dataset (source ``contrived`` or
+        ``production``) and patterns of the problem, and the backfill follows.
+
+        A ``polarity`` column (positive / negative) sets each row's side; without one,
+        every row takes ``polarity``.
+        """
+        from trenches.patterns.ingest import read_file
+
+        if polarity not in POLARITIES:
+            raise InvalidInput(f"polarity {polarity!r} must be positive or negative")
+        problem = self.get(slug)
+        ds = self._store.datasets.get(problem.dataset)
+        file = None
+        if isinstance(path, pd.DataFrame):
+            frame = path.reset_index(drop=True)
+        else:
+            file = str(path)
+            frame = read_file(path)
+        sides = [polarity] * len(frame)
+        if "polarity" in frame.columns:
+            sides = []
+            for row, value in enumerate(frame["polarity"].tolist(), start=1):
+                side = str(value).strip().lower() if isinstance(value, str) else None
+                if side not in POLARITIES:
+                    raise InvalidInput(
+                        f"{value!r} is not positive or negative",
+                        file=file,
+                        row=row,
+                        field="polarity",
+                    )
+                sides.append(side)
+            frame = frame.drop(columns=["polarity"])
+        if file is not None:
+            imported = ds.add_file_frame(
+                frame, file=file, source=source, labelled_by=labelled_by, note=f"problem {slug}"
+            )
+        else:
+            imported = ds.add(frame, source=source, labelled_by=labelled_by, note=f"problem {slug}")
+        ids = list(range(imported.first_id, imported.last_id + 1))
+        return self.add(
+            slug,
+            positive=[i for i, side in zip(ids, sides, strict=True) if side == "positive"],
+            negative=[i for i, side in zip(ids, sides, strict=True) if side == "negative"],
+            backfill=backfill,
+            progress=progress,
+        )
 
     def close(self, slug: str, *, reason: str) -> Problem:
         if not reason or not reason.strip():

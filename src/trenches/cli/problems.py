@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 from rich.table import Table
 
@@ -43,6 +45,18 @@ def add(
     negative: list[str] = typer.Option(
         [], "--negative", "-n", help="Control pattern ids (repeat, or 4,5,6)."
     ),
+    from_file: Path = typer.Option(
+        None,
+        "--from-file",
+        help="New inputs with labels (CSV, Parquet, JSONL; an optional polarity column): "
+        "they become patterns of the dataset and of the problem.",
+    ),
+    source: str = typer.Option(
+        "contrived", "--source", help="With --from-file: contrived or production."
+    ),
+    polarity: str = typer.Option(
+        "positive", "--polarity", help="With --from-file and no polarity column."
+    ),
     no_backfill: bool = typer.Option(
         False, "--no-backfill", help="Do not predict them now; `trenches backfill` will."
     ),
@@ -50,16 +64,31 @@ def add(
     """Add positive and negative patterns to a problem, and predict them with every
     model version of its dataset.
 
-    Example: `trenches problems add small-dense --positive 12,40,77 --negative 3,8`
+    Example: `trenches problems add small-dense --positive 12,40,77 --negative 3,8`,
+    or `trenches problems add small-dense --from-file new-cases.csv --source production`
     """
     with open_store() as store, progress_bar(f"backfilling {slug}", None) as advance:
-        result = store.problems.add(
-            slug,
-            positive=positive,
-            negative=negative,
-            backfill=not no_backfill,
-            progress=advance,
-        )
+        if from_file is not None:
+            if positive or negative:
+                from trenches.errors import InvalidInput
+
+                raise InvalidInput("give pattern ids or --from-file, not both")
+            result = store.problems.add_from_file(
+                slug,
+                from_file,
+                source=source,
+                polarity=polarity,
+                backfill=not no_backfill,
+                progress=advance,
+            )
+        else:
+            result = store.problems.add(
+                slug,
+                positive=positive,
+                negative=negative,
+                backfill=not no_backfill,
+                progress=advance,
+            )
     console.print(
         f"added {result.added} patterns to {slug}"
         + (f" ({result.already} were there)" if result.already else "")

@@ -206,6 +206,28 @@ class Dataset:
             progress=progress,
         )
 
+    def add_file_frame(
+        self,
+        frame: pd.DataFrame,
+        *,
+        file: str,
+        source: str,
+        labelled_by: str | None = None,
+        note: str | None = None,
+    ) -> ImportResult:
+        """Import rows read from ``file`` (errors name the file; CSV rules for missing)."""
+        return self._add(
+            frame.reset_index(drop=True),
+            source=source,
+            labelled_by=labelled_by,
+            note=note,
+            created_at=None,
+            tags=(),
+            file=file,
+            text_file=file.lower().endswith(".csv"),
+            progress=None,
+        )
+
     def add(
         self,
         frame: pd.DataFrame,
