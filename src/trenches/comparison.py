@@ -101,6 +101,20 @@ def _flips(name: str, ids: np.ndarray, right_a: np.ndarray, right_b: np.ndarray)
     )
 
 
+def flips(store: Store, a: str, b: str) -> Flips:
+    """Only the flips of ``a`` and ``b`` over the patterns both predicted: the quick
+    query ("which patterns does A get right and B wrong?"), without metrics."""
+    pa, pb = resolve_predictor(store, a), resolve_predictor(store, b)
+    with read(store.engine) as conn:
+        fa, fb = store_of.read(conn, pa.id), store_of.read(conn, pb.id)
+    if fa.correct is None or fb.correct is None:
+        raise InvalidInput("flips need classification predictions (right or wrong)")
+    ids, ia, ib = np.intersect1d(fa.pattern_ids, fb.pattern_ids, return_indices=True)
+    return _flips(
+        f"{pa.dataset.name}: patterns both predicted", ids, fa.correct[ia], fb.correct[ib]
+    )
+
+
 def compare(store: Store, a: str, b: str, *, problem: str | None = None) -> Comparison:
     """Compare ``a`` and ``b`` (versions ``name@V`` or baseline names) on the patterns
     both predicted, or on a problem's patterns, which both must have predicted."""

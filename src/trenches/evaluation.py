@@ -147,43 +147,50 @@ def evaluate(
         }
         return Evaluation(predictor.ref, pattern_set, len(wanted), ds.task, values)
 
-    y_true = np.asarray(inp.label_to_text(truth, ds.label_type or "string"), dtype=object)
+    y_true_text = np.asarray(inp.label_to_text(truth, ds.label_type or "string"), dtype=object)
     labels = found.labels
     assert labels is not None and found.classes is not None
-    y_pred = labels[rows]
+    y_pred_text = labels[rows]
     classes = list(found.classes)
-    every = sorted(set(classes) | set(y_true.tolist()))
+    every = sorted(set(classes) | set(y_true_text.tolist()))
+    # scikit-learn is given integer codes: sorting object arrays of strings is most of its
+    # time, and the figures are the same.
+    code = {c: i for i, c in enumerate(every)}
+    y_true = np.array([code[c] for c in y_true_text], dtype=np.int64)
+    y_pred = np.array([code[c] for c in y_pred_text], dtype=np.int64)
+    codes = list(range(len(every)))
     values = {"accuracy": float(m.accuracy_score(y_true, y_pred))}
     for average in ("macro", "weighted"):
         p, r, f, _ = m.precision_recall_fscore_support(
-            y_true, y_pred, labels=every, average=average, zero_division=0
+            y_true, y_pred, labels=codes, average=average, zero_division=0
         )
         values[f"precision_{average}"] = float(p)
         values[f"recall_{average}"] = float(r)
         values[f"f1_{average}"] = float(f)
     p, r, f, support = m.precision_recall_fscore_support(
-        y_true, y_pred, labels=every, average=None, zero_division=0
+        y_true, y_pred, labels=codes, average=None, zero_division=0
     )
     per_class = pd.DataFrame(
         {"precision": p, "recall": r, "f1": f, "support": support},
         index=pd.Index(every, name="class"),
     )
     confusion = pd.DataFrame(
-        m.confusion_matrix(y_true, y_pred, labels=every),
+        m.confusion_matrix(y_true, y_pred, labels=codes),
         index=pd.Index(every, name="true"),
         columns=pd.Index(every, name="predicted"),
     )
     scores = None if found.scores is None else found.scores[rows]
-    if scores is not None and not np.isnan(scores).any() and set(y_true) <= set(classes):
+    if scores is not None and not np.isnan(scores).any() and set(y_true_text) <= set(classes):
         # ONNX Runtime sums in single precision for some models: rows can be 1 +- 1e-7.
         norm = scores / scores.sum(axis=1, keepdims=True)
-        values["log_loss"] = float(m.log_loss(y_true, norm, labels=classes))
-        present = sorted(set(y_true.tolist()))
+        in_classes = np.array([classes.index(c) for c in y_true_text], dtype=np.int64)
+        values["log_loss"] = float(m.log_loss(in_classes, norm, labels=range(len(classes))))
+        present = sorted(set(in_classes.tolist()))
         if len(present) == 2 and len(classes) == 2:
-            values["roc_auc"] = float(m.roc_auc_score(y_true == classes[1], scores[:, 1]))
+            values["roc_auc"] = float(m.roc_auc_score(in_classes == 1, scores[:, 1]))
         elif len(present) > 2 and len(present) == len(classes):
             values["roc_auc"] = float(
-                m.roc_auc_score(y_true, scores, multi_class="ovr", labels=classes)
+                m.roc_auc_score(in_classes, norm, multi_class="ovr", labels=range(len(classes)))
             )
     costs = _costs()
     if costs is not None:

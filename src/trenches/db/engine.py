@@ -104,6 +104,24 @@ def lock_patterns(conn: Connection, *, for_snapshot: bool = False) -> None:
         conn.exec_driver_sql(f"LOCK TABLE patterns IN {mode} MODE")
 
 
+def id_in(dialect: str, column: Any, ids: Sequence[int]) -> Any:
+    """``column IN ids`` as one bound value, however many ids: SQLite reads a JSON array
+    with json_each, PostgreSQL compares with ANY of an array. An expanding IN of
+    thousands of bound parameters costs more to build than the query takes to run."""
+    from sqlalchemy import BigInteger, any_, bindparam, func, literal_column, select
+    from sqlalchemy.dialects.postgresql import ARRAY
+
+    values = [int(i) for i in ids]
+    if dialect == "sqlite":
+        import orjson
+
+        array: Any = bindparam(None, orjson.dumps(values).decode())
+        return column.in_(select(literal_column("value")).select_from(func.json_each(array)))
+    if dialect == "postgresql":
+        return column == any_(bindparam(None, values, type_=ARRAY(BigInteger)))
+    return column.in_(values)
+
+
 def is_sqlite(engine_or_conn: Engine | Connection) -> bool:
     return engine_or_conn.dialect.name == "sqlite"
 

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 
 from trenches import timestamps
 from trenches.db import schema as t
-from trenches.db.engine import bulk_insert, lock_patterns, read, write
+from trenches.db.engine import bulk_insert, id_in, lock_patterns, read, write
 from trenches.errors import Conflict, InvalidInput, NotFound
 from trenches.patterns import inputs as inp
 from trenches.patterns.ingest import read_file
@@ -766,9 +766,10 @@ def read_patterns(
         # and building a SQLAlchemy Row for each of a million patterns is half the read.
         if ids is not None:
             wanted = sorted({int(i) for i in ids})
-            for start in range(0, len(wanted), 10_000):
-                part = wanted[start : start + 10_000]
-                rows += conn.execute(query.where(p.id.in_(part))).cursor.fetchall()
+            for start in range(0, len(wanted), 100_000):
+                part = wanted[start : start + 100_000]
+                clause = id_in(conn.dialect.name, p.id, part)
+                rows += conn.execute(query.where(clause)).cursor.fetchall()
         else:
             rows = list(conn.execute(query).cursor.fetchall())
     columns = (
