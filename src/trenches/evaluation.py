@@ -133,7 +133,9 @@ def evaluate(
             f"patterns of {pattern_set}; run `trenches evaluate` (or backfill) first"
         )
     rows = np.searchsorted(found.pattern_ids, wanted)
-    frame, _ = read_patterns(predictor.dataset, ids=wanted.tolist(), full_info=False)
+    frame, _ = read_patterns(
+        predictor.dataset, ids=wanted.tolist(), full_info=False, with_inputs=False
+    )
     truth = frame[predictor.dataset.label_column].to_numpy()
     ds = predictor.dataset
     if ds.task == "regression":

@@ -810,7 +810,8 @@ def read_patterns(
         info_columns = {k: info_columns[k] for k in order}
     info = pd.DataFrame(info_columns, index=index)
     if not with_inputs:
-        return pd.DataFrame(index=index), info
+        labels = inp.labels_from_text(list(columns["label"]), dataset.label_type)
+        return pd.DataFrame({dataset.label_column: labels}, index=index), info
     if dataset.schema is None:
         frame = pd.DataFrame(index=index)
     else:
