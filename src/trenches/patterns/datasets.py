@@ -761,7 +761,8 @@ def read_patterns(
     )
     query = select(*cols).select_from(source_table).where(*where).order_by(p.id)
     rows: list[Any] = []
-    with read(dataset._store.engine) as conn:
+    # Many small objects and no cycles: the collector would only rescan the caller's heap.
+    with read(dataset._store.engine) as conn, _no_gc():
         # Rows come straight from the driver's cursor: the values need no conversion,
         # and building a SQLAlchemy Row for each of a million patterns is half the read.
         if ids is not None:
@@ -772,9 +773,12 @@ def read_patterns(
                 rows += conn.execute(query.where(clause)).cursor.fetchall()
         else:
             rows = list(conn.execute(query).cursor.fetchall())
-    columns = (
-        dict(zip(names, zip(*rows, strict=True), strict=True)) if rows else {n: () for n in names}
-    )
+    with _no_gc():
+        columns = (
+            dict(zip(names, zip(*rows, strict=True), strict=True))
+            if rows
+            else {n: () for n in names}
+        )
     index = pd.Index(np.array(columns["id"], dtype=np.int64), name="pattern_id")
     info_columns: dict[str, Any] = {
         "split": pd.Categorical.from_codes(
