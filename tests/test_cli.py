@@ -863,3 +863,23 @@ def test_compare_command_lists_flips(cli: Any, tmp_path: Path) -> None:
     text = cli("compare", "clf@1", "clf@2")
     assert text.code == 0 and "McNemar" in _flat(text.out)
     assert cli("compare", "clf@1", "nope").code == 2
+
+
+def test_evaluate_also_predicts_every_problems_patterns(cli: Any, tmp_path: Path) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    assert cli("init").code == 0
+    with trenches.open(tmp_path / ".trenches") as store:
+        ds = store.datasets.create("d", task="classification", label="label")
+        ds.add(make_frame(120, seed=8).drop(columns=["site"]), source="expert")
+        snap = ds.snapshot()
+        X, y, _, _ = snap.training_data("train")
+        train_ids = snap.pattern_ids("train")
+        store.problems.create("p", dataset="d", title="Training cases")
+        store.problems.add("p", positive=train_ids[:4], backfill=False)
+        with store.run("fit", snapshot=snap, capture_code=False) as run:
+            run.log_model(LogisticRegression(max_iter=500).fit(X, y), "clf")
+    out = json.loads(cli("evaluate", "clf@1", "--json").out)
+    assert out["computed"] == out["size"] + 4  # the split and the problem's 4 patterns
+    with trenches.open(tmp_path / ".trenches") as store:
+        assert [s.missing for s in store.problems.scores("p")] == [0]

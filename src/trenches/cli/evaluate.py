@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import typer
 from rich.table import Table
 
@@ -18,8 +19,9 @@ def evaluate(
     ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Predict the patterns of a split that have no prediction of this version yet
-    (each prediction is stored once), then show metrics over the whole split.
+    """Predict the patterns of a split, and every problem's patterns, that have no
+    prediction of this version yet (each prediction is stored once), then show metrics
+    over the whole split.
 
     Example: `trenches evaluate cancer-clf@3 --split test`
     """
@@ -34,8 +36,13 @@ def evaluate(
 
             raise InvalidInput(f"{version.ref} has no dataset to evaluate on")
         name, ids = split_set(store.datasets.get(version.dataset), split)
-        with progress_bar(f"predicting {name}", len(ids)) as advance:
-            done = predict(store, version.ref, ids, trusted=trusted, progress=advance)
+        # Every problem's patterns too, so the problem table stays complete.
+        problem_ids = [
+            i for p in store.problems.list(dataset=version.dataset) for i in p.patterns()
+        ]
+        wanted = np.union1d(ids, np.asarray(problem_ids, dtype=np.int64))
+        with progress_bar(f"predicting {name} and the problems", len(wanted)) as advance:
+            done = predict(store, version.ref, wanted, trusted=trusted, progress=advance)
         result = measure(store, version.ref, ids, name)
     if as_json:
         out = result.to_json()
