@@ -773,17 +773,24 @@ def test_models_list_show_and_promote(cli: Any, tmp_path: Path) -> None:
     assert cli("models", "show", "nope").code == 2
 
 
-def test_lineage_command_prints_the_chain(cli: Any, tmp_path: Path) -> None:
+def _trained(tmp_path: Path, rows: int, seed: int, cs: tuple[float, ...] = (1.0,)) -> Any:
+    """Dataset "d" of ``rows`` patterns, a snapshot, and one "clf" version per C."""
     from sklearn.linear_model import LogisticRegression
 
-    assert cli("init").code == 0
     with trenches.open(tmp_path / ".trenches") as store:
         ds = store.datasets.create("d", task="classification", label="label")
-        ds.add(make_frame(80, seed=2).drop(columns=["site"]), source="expert")
+        ds.add(make_frame(rows, seed=seed).drop(columns=["site"]), source="expert")
         snap = ds.snapshot()
         X, y, _, _ = snap.training_data("train")
-        with store.run("fit", snapshot=snap, capture_code=False) as run:
-            run.log_model(LogisticRegression(max_iter=500).fit(X, y), "clf")
+        for c in cs:
+            with store.run("fit", snapshot=snap, capture_code=False) as run:
+                run.log_model(LogisticRegression(C=c, max_iter=500).fit(X, y), "clf")
+    return snap
+
+
+def test_lineage_command_prints_the_chain(cli: Any, tmp_path: Path) -> None:
+    assert cli("init").code == 0
+    snap = _trained(tmp_path, 80, seed=2)
     out = json.loads(cli("lineage", "clf@1", "--json").out)
     assert out["snapshot"]["digest"] == snap.digest
     assert out["data"]["by_source"] == {"expert": 80}
@@ -817,19 +824,11 @@ def test_models_add_baseline(cli: Any, tmp_path: Path) -> None:
 def test_evaluate_predicts_once_and_reports_metrics_over_the_split(
     cli: Any, tmp_path: Path
 ) -> None:
-    from sklearn.linear_model import LogisticRegression
-
     assert cli("init").code == 0
     (tmp_path / "trenches.toml").write_text(
         "[evaluation.cost]\nmalignant = { benign = 10.0 }\nbenign = { malignant = 1.0 }\n"
     )
-    with trenches.open(tmp_path / ".trenches") as store:
-        ds = store.datasets.create("d", task="classification", label="label")
-        ds.add(make_frame(200, seed=4).drop(columns=["site"]), source="expert")
-        snap = ds.snapshot()
-        X, y, _, _ = snap.training_data("train")
-        with store.run("fit", snapshot=snap, capture_code=False) as run:
-            run.log_model(LogisticRegression(max_iter=500).fit(X, y), "clf")
+    _trained(tmp_path, 200, seed=4)
     first = cli("evaluate", "clf@1", "--json")
     assert first.code == 0, first.err
     out = json.loads(first.out)
@@ -844,17 +843,8 @@ def test_evaluate_predicts_once_and_reports_metrics_over_the_split(
 
 
 def test_compare_command_lists_flips(cli: Any, tmp_path: Path) -> None:
-    from sklearn.linear_model import LogisticRegression
-
     assert cli("init").code == 0
-    with trenches.open(tmp_path / ".trenches") as store:
-        ds = store.datasets.create("d", task="classification", label="label")
-        ds.add(make_frame(150, seed=6).drop(columns=["site"]), source="expert")
-        snap = ds.snapshot()
-        X, y, _, _ = snap.training_data("train")
-        for c in (0.001, 10.0):
-            with store.run("fit", snapshot=snap, capture_code=False) as run:
-                run.log_model(LogisticRegression(C=c, max_iter=500).fit(X, y), "clf")
+    _trained(tmp_path, 150, seed=6, cs=(0.001, 10.0))
     assert cli("evaluate", "clf@1").code == 0
     assert cli("evaluate", "clf@2").code == 0
     out = json.loads(cli("compare", "clf@1", "clf@2", "--json").out)
@@ -866,19 +856,12 @@ def test_compare_command_lists_flips(cli: Any, tmp_path: Path) -> None:
 
 
 def test_evaluate_also_predicts_every_problems_patterns(cli: Any, tmp_path: Path) -> None:
-    from sklearn.linear_model import LogisticRegression
-
     assert cli("init").code == 0
+    snap = _trained(tmp_path, 120, seed=8)
     with trenches.open(tmp_path / ".trenches") as store:
-        ds = store.datasets.create("d", task="classification", label="label")
-        ds.add(make_frame(120, seed=8).drop(columns=["site"]), source="expert")
-        snap = ds.snapshot()
-        X, y, _, _ = snap.training_data("train")
-        train_ids = snap.pattern_ids("train")
+        train_ids = store.snapshots.get(snap.id).pattern_ids("train")
         store.problems.create("p", dataset="d", title="Training cases")
         store.problems.add("p", positive=train_ids[:4], backfill=False)
-        with store.run("fit", snapshot=snap, capture_code=False) as run:
-            run.log_model(LogisticRegression(max_iter=500).fit(X, y), "clf")
     out = json.loads(cli("evaluate", "clf@1", "--json").out)
     assert out["computed"] == out["size"] + 4  # the split and the problem's 4 patterns
     with trenches.open(tmp_path / ".trenches") as store:
