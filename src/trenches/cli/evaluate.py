@@ -17,11 +17,18 @@ def evaluate(
     trusted: bool = typer.Option(
         False, "--trusted", help="Allow loading a pickled model (it runs code on load)."
     ),
+    batch_size: int = typer.Option(
+        20_000,
+        "--batch-size",
+        min=1,
+        help="Patterns predicted and stored per transaction: the work a kill can lose.",
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Predict the patterns of a split, and every problem's patterns, that have no
     prediction of this version yet (each prediction is stored once), then show metrics
-    over the whole split.
+    over the whole split. Each batch is stored in its own transaction, so a killed run
+    loses at most one batch and the next run carries on where it stopped.
 
     Example: `trenches evaluate cancer-clf@3 --split test`
     """
@@ -42,7 +49,14 @@ def evaluate(
         ]
         wanted = np.union1d(ids, np.asarray(problem_ids, dtype=np.int64))
         with progress_bar(f"predicting {name} and the problems", len(wanted)) as advance:
-            done = predict(store, version.ref, wanted, trusted=trusted, progress=advance)
+            done = predict(
+                store,
+                version.ref,
+                wanted,
+                trusted=trusted,
+                progress=advance,
+                chunk=batch_size,
+            )
         result = measure(store, version.ref, ids, name)
     if as_json:
         out = result.to_json()
