@@ -266,7 +266,8 @@ def _train_versions(
             info = store.runs.get(run.id)
             console.print(
                 f"  {version.ref}: {kind} {params} on snapshot {snap.id} ({snap.patterns} "
-                f"patterns as of {month}), validation accuracy {accuracy:.3f}, "
+                f"patterns as of {month}), accuracy {accuracy:.3f} on that snapshot's "
+                f"{len(yv)} validation patterns, "
                 f"files {', '.join(version.formats)}, code "
                 f"{(info.git_commit or 'none')[:8]} {info.git_state}"
                 + (f", tag {info.git_tag}" if info.git_tag else "")
@@ -376,7 +377,10 @@ def _problems(store: trenches.Store, ds: trenches.Dataset, folder: Path, console
     for slug, row in grid.iterrows():
         shown.add_row(str(slug), *(f"{v:.0%}" for v in row))
     accuracy = table.drop_duplicates("version").set_index("version")["validation_accuracy"]
-    shown.add_row("[dim]validation accuracy[/]", *(f"{accuracy[v]:.1%}" for v in grid.columns))
+    shown.add_row(
+        f"[dim]accuracy on cancer:validation ({len(validation)})[/]",
+        *(f"{accuracy[v]:.1%}" for v in grid.columns),
+    )
     console.print(shown)
     versions = [v.ref for v in store.models.versions("cancer-clf")]
     diff = compare(store, versions[-2], versions[-1])
