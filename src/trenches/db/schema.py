@@ -359,3 +359,46 @@ problem_patterns = Table(
     Column("polarity", String(10), nullable=False),  # positive | negative
     Column("added_at", BigInteger, nullable=False),
 )
+
+# --- gate checks and explanations (migration 0006) --------------------------------
+
+# One row per `trenches check`: the criteria as checked (and their digest, so a check
+# against criteria that have since changed is seen), every gate's figure and verdict.
+checks = Table(
+    "checks",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("version_id", ForeignKey("model_versions.id"), nullable=False, index=True),
+    Column("criteria_digest", String(64), nullable=False),
+    Column("criteria", Text, nullable=False),  # JSON: the gates as written in trenches.toml
+    Column("source", Text),  # the trenches.toml checked against
+    Column("passed", Boolean, nullable=False),
+    Column("results", Text, nullable=False),  # JSON list: one object per gate
+    Column("checked_by", String(200)),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# One explanation of one model version's prediction on one pattern, per method and
+# settings (seed, samples, features): explanations are reproducible, so stored once.
+explanations = Table(
+    "explanations",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("version_id", ForeignKey("model_versions.id"), nullable=False),
+    Column("pattern_id", ForeignKey("patterns.id"), nullable=False, index=True),
+    Column("method", String(40), nullable=False),  # lime-tabular | lime-text
+    Column("settings_digest", String(64), nullable=False),
+    Column("settings", Text, nullable=False),  # JSON: seed, num_samples, num_features, ...
+    Column("label", Text),  # the class explained, as text; null for regression
+    # JSON: {"prediction", "probability", "intercept", "local_prediction", "score",
+    #        "weights": [{"feature", "condition", "weight"}, ...] by |weight| descending}
+    Column("body", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint(
+        "version_id",
+        "pattern_id",
+        "method",
+        "settings_digest",
+        name="uq_explanations_version_pattern_method_settings",
+    ),
+)
