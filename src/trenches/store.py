@@ -16,6 +16,8 @@ from trenches.baselines import Baselines
 from trenches.db import migrate
 from trenches.db.engine import make_engine
 from trenches.errors import NotFound
+from trenches.explain import Explanations
+from trenches.gates import Gates
 from trenches.lineage import Lineage
 from trenches.models import Models
 from trenches.patterns.datasets import Datasets
@@ -44,6 +46,8 @@ class Store:
         self.models = Models(self)
         self.baselines = Baselines(self)
         self.problems = Problems(self)
+        self.gates = Gates(self)
+        self.explanations = Explanations(self)
 
     @property
     def url(self) -> str:

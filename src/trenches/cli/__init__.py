@@ -26,8 +26,9 @@ app = typer.Typer(
     name="trenches",
     help=(
         "trenches keeps the whole life of a machine-learning model in one database: "
-        "patterns with provenance, snapshots, data quality, and (coming) runs, models, "
-        "problems, gates and production monitoring.\n\n"
+        "patterns with provenance, snapshots and data quality; runs, the model registry "
+        "and lineage; per-pattern evaluation, the problem database and comparisons; "
+        "sign-off gates, explanations and reports.\n\n"
         "Start with `trenches init` in your project folder, or `trenches demo` for a tour."
     ),
     no_args_is_help=True,
