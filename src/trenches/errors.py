@@ -57,6 +57,17 @@ class InvalidInput(TrenchesError):
         super().__init__(", ".join(where) + ": " + message if where else message)
 
 
+class InvalidConfig(InvalidInput):
+    """A setting in ``trenches.toml`` is malformed; names the key and its line."""
+
+    def __init__(self, message: str, *, file: str, key: str, line: int | None) -> None:
+        self.key = key
+        self.line = line
+        where = f"{file}, line {line}" if line is not None else file
+        super().__init__(f"{where}: {key}: {message}")
+        self.file = file
+
+
 # --- the store ----------------------------------------------------------------
 
 

@@ -1,0 +1,158 @@
+"""Sign-off gates: criteria agreed up front in ``trenches.toml``, one array of gates per
+model name, checked against a version with ``trenches check`` (or ``store.gates.check``).
+
+Each check is stored with the digest of the criteria it ran against; promotion refuses
+a version whose latest check failed unless forced with a recorded reason.
+"""
+
+from __future__ import annotations
+
+import builtins
+import getpass
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from sqlalchemy import insert, select
+
+from trenches import timestamps
+from trenches.db import schema as t
+from trenches.db.engine import read, write
+from trenches.errors import InvalidInput
+from trenches.gates.check import GateResult, check_version
+from trenches.gates.spec import Criteria, GateSpec, load
+
+if TYPE_CHECKING:
+    from trenches.store import Store
+
+__all__ = ["Check", "Criteria", "GateResult", "GateSpec", "Gates"]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One stored check of a version against its model's gates."""
+
+    id: int
+    version: str  # name@V
+    passed: bool
+    criteria_digest: str
+    criteria: list[dict[str, Any]]
+    source: str | None
+    results: list[GateResult]
+    checked_by: str | None
+    created_at: datetime
+
+    @property
+    def failed(self) -> list[GateResult]:
+        return [r for r in self.results if r.status == "fail"]
+
+    @property
+    def skipped(self) -> list[GateResult]:
+        return [r for r in self.results if r.status == "skip"]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "version": self.version,
+            "passed": self.passed,
+            "criteria_digest": self.criteria_digest,
+            "source": self.source,
+            "checked_by": self.checked_by,
+            "created_at": self.created_at.isoformat(),
+            "results": [r.to_json() for r in self.results],
+        }
+
+
+def _user() -> str | None:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return None
+
+
+class Gates:
+    """``store.gates``: check a version against its model's gates, and read checks."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def criteria(self, model: str, path: str | Path | None = None) -> Criteria:
+        """The gates of ``model`` in ``path`` (default: the nearest trenches.toml)."""
+        return load(model, Path(path) if path is not None else None)
+
+    def check(
+        self,
+        ref: str,
+        *,
+        path: str | Path | None = None,
+        trusted: bool = False,
+        progress: Callable[[str, int], None] | None = None,
+    ) -> Check:
+        """Check the version ``ref`` against its gates, predicting whatever they need
+        that is not stored yet, and store the result."""
+        version = self._store.models.get(ref)
+        criteria = self.criteria(version.model, path)
+        if version.dataset is None:
+            raise InvalidInput(
+                f"{version.ref} was registered without a dataset: gates are figures over "
+                "its patterns, so it cannot be checked"
+            )
+        results = check_version(self._store, version, criteria, trusted=trusted, progress=progress)
+        passed = all(r.passed for r in results)
+        now = timestamps.now_us()
+        user = _user()
+        with write(self._store.engine) as conn:
+            check_id = conn.execute(
+                insert(t.checks).values(
+                    version_id=version.id,
+                    criteria_digest=criteria.digest,
+                    criteria=orjson.dumps(criteria.raw, option=orjson.OPT_SORT_KEYS).decode(),
+                    source=criteria.file,
+                    passed=passed,
+                    results=orjson.dumps([r.to_json() for r in results]).decode(),
+                    checked_by=user,
+                    created_at=now,
+                )
+            ).inserted_primary_key[0]  # type: ignore[index]
+        return Check(
+            id=int(check_id),
+            version=version.ref,
+            passed=passed,
+            criteria_digest=criteria.digest,
+            criteria=criteria.raw,
+            source=criteria.file,
+            results=results,
+            checked_by=user,
+            created_at=timestamps.from_us(now),
+        )
+
+    def history(self, ref: str) -> builtins.list[Check]:
+        """Every check of the version ``ref``, oldest first."""
+        version = self._store.models.get(ref)
+        c = t.checks.c
+        with read(self._store.engine) as conn:
+            rows = conn.execute(
+                select(t.checks).where(c.version_id == version.id).order_by(c.id)
+            ).all()
+        return [
+            Check(
+                id=int(r.id),
+                version=version.ref,
+                passed=bool(r.passed),
+                criteria_digest=r.criteria_digest,
+                criteria=orjson.loads(r.criteria),
+                source=r.source,
+                results=[GateResult.from_json(d) for d in orjson.loads(r.results)],
+                checked_by=r.checked_by,
+                created_at=timestamps.from_us(r.created_at),
+            )
+            for r in rows
+        ]
+
+    def latest(self, ref: str) -> Check | None:
+        """The newest check of the version ``ref``, or None if it was never checked."""
+        found = self.history(ref)
+        return found[-1] if found else None

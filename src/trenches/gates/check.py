@@ -1,0 +1,438 @@
+"""Checking a model version against its gates: predict what is missing, compute each
+gate's figure over its pattern set, and decide pass, fail or skip."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from trenches import predictions as store_of
+from trenches.comparison import mcnemar_exact
+from trenches.db.engine import read
+from trenches.errors import NotFound
+from trenches.evaluation import evaluate, resolve_predictor, split_set
+from trenches.gates.spec import Criteria, GateSpec, lower_is_better, metric_parts
+from trenches.predict import predict
+
+if TYPE_CHECKING:
+    from trenches.models.registry import ModelVersion
+    from trenches.problems import Problem
+    from trenches.store import Store
+
+STATUSES = ("pass", "fail", "skip")
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """One gate's verdict on one version: its figure, the bound it had to meet."""
+
+    gate: str  # what is checked, in words: "accuracy >= 0.95 on cancer:validation"
+    kind: str  # metric | relative | problem | no-break
+    figure: float | None
+    bound: str
+    status: str  # pass | fail | skip
+    detail: str
+    pattern_set: str | None = None
+    size: int | None = None
+    key: str | None = None  # where in trenches.toml: gates.cancer-clf[2]
+    line: int | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.status != "fail"
+
+    def to_json(self) -> dict[str, Any]:
+        figure = self.figure
+        return {
+            "gate": self.gate,
+            "kind": self.kind,
+            "figure": None if figure is None or math.isnan(figure) else figure,
+            "bound": self.bound,
+            "status": self.status,
+            "detail": self.detail,
+            "pattern_set": self.pattern_set,
+            "size": self.size,
+            "key": self.key,
+            "line": self.line,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> GateResult:
+        fields: dict[str, Any] = {k: d.get(k) for k in cls.__dataclass_fields__}
+        return cls(**fields)
+
+
+class _Context:
+    """What a check reads more than once: predictions by predictor, problems, sets."""
+
+    def __init__(
+        self,
+        store: Store,
+        version: ModelVersion,
+        trusted: bool,
+        progress: Callable[[str, int], None] | None,
+    ) -> None:
+        self.store = store
+        self.version = version
+        self.trusted = trusted
+        self.progress = progress
+        assert version.dataset is not None
+        self.dataset = store.datasets.get(version.dataset)
+        self._predictions: dict[str, store_of.Predictions] = {}
+        self._predicted: set[tuple[str, bytes]] = set()
+
+    def ensure(self, ref: str, ids: np.ndarray) -> None:
+        """Predict ``ids`` with ``ref`` where it has not (model versions only)."""
+        if "@" not in ref or len(ids) == 0:
+            return
+        key = (ref, ids.tobytes())
+        if key in self._predicted:
+            return
+        if self.progress is not None:
+            self.progress(ref, len(ids))
+        done = predict(self.store, ref, ids, trusted=self.trusted)
+        if done.computed:
+            self._predictions.pop(ref, None)
+        self._predicted.add(key)
+
+    def predictions(self, ref: str) -> store_of.Predictions:
+        if ref not in self._predictions:
+            predictor = resolve_predictor(self.store, ref)
+            with read(self.store.engine) as conn:
+                self._predictions[ref] = store_of.read(conn, predictor.id)
+        return self._predictions[ref]
+
+    def pattern_set(self, spec: GateSpec) -> tuple[str, np.ndarray]:
+        on = spec.on
+        if on.startswith("problem:"):
+            problem = self.problem(spec, on.split(":", 1)[1], key="on")
+            return f"problem:{problem.slug}", np.array(sorted(problem.patterns()), dtype=np.int64)
+        return split_set(self.dataset, on)
+
+    def problem(self, spec: GateSpec, slug: str, *, key: str = "problems") -> Problem:
+        try:
+            problem = self.store.problems.get(slug)
+        except NotFound:
+            raise spec.error(key, f"no problem {slug!r}") from None
+        if problem.dataset != self.dataset.name:
+            raise spec.error(
+                key,
+                f"problem {slug!r} is about dataset {problem.dataset!r}, and "
+                f"{self.version.ref} about {self.dataset.name!r}",
+            )
+        return problem
+
+    def problems(self, spec: GateSpec) -> list[Problem]:
+        scope = spec.problem_scope
+        if scope in ("open", "all"):
+            status = "open" if scope == "open" else None
+            return self.store.problems.list(dataset=self.dataset.name, status=status)
+        slugs = [scope] if isinstance(scope, str) else scope
+        return [self.problem(spec, s) for s in slugs]
+
+    def reference(self, spec: GateSpec) -> str | None:
+        """The version or baseline a relative gate compares with; None when it names an
+        alias that points at no version yet (the gate is skipped)."""
+        vs = spec.vs
+        assert vs is not None
+        key = "vs" if "vs" in spec.raw else "no-break"
+        if "@" in vs:
+            ref = vs if not vs.startswith("@") else f"{self.version.model}{vs}"
+        else:
+            names = {b.name: b for b in self.store.baselines.list()}
+            if vs in names:
+                if names[vs].dataset != self.dataset.name:
+                    raise spec.error(key, f"baseline {vs!r} predicts dataset {names[vs].dataset!r}")
+                return vs
+            ref = f"{self.version.model}@{vs}"
+        try:
+            version = self.store.models.get(ref)
+        except NotFound:
+            if ref.startswith(f"{self.version.model}@") and not ref.split("@")[1].isdigit():
+                return None
+            raise spec.error(key, f"{vs!r} is neither a version nor a baseline") from None
+        if version.dataset != self.dataset.name:
+            raise spec.error(key, f"{version.ref} predicts dataset {version.dataset!r}")
+        return version.ref
+
+
+def run_gate(ctx: _Context, spec: GateSpec) -> list[GateResult]:
+    """The results of one gate: one, or one per problem for a problem gate."""
+    if spec.kind == "metric":
+        return [_metric_gate(ctx, spec)]
+    if spec.kind == "relative":
+        return [_relative_gate(ctx, spec)]
+    return [_problem_gate(ctx, spec, p) for p in ctx.problems(spec)] or [
+        GateResult(
+            _label(spec, f"problems {spec.problem_scope}"),
+            spec.kind,
+            None,
+            "-",
+            "skip",
+            f"no {spec.problem_scope} problem on dataset {ctx.dataset.name}",
+            key=spec.key,
+            line=spec.line,
+        )
+    ]
+
+
+def _label(spec: GateSpec, default: str) -> str:
+    return f"{spec.name}: {default}" if spec.name else default
+
+
+def _figure(ctx: _Context, spec: GateSpec, ref: str, ids: np.ndarray, name: str) -> float:
+    result = evaluate(ctx.store, ref, ids, name)
+    base, cls = metric_parts(spec.metric)
+    if cls is None:
+        if base not in result.metrics:
+            raise _Undefined(
+                f"{base} is not defined for {ref} on {name} ({len(ids)} patterns)"
+                + (": it needs class scores and both classes present" if base == "roc_auc" else "")
+                + (": give [evaluation.cost] in trenches.toml" if base.startswith("cost") else "")
+            )
+        return float(result.metrics[base])
+    if result.per_class is None or cls not in result.per_class.index:
+        known = [] if result.per_class is None else [str(c) for c in result.per_class.index]
+        raise _Undefined(f"class {cls!r} does not occur in {name}; classes: {', '.join(known)}")
+    return float(result.per_class.loc[cls, base])
+
+
+class _Undefined(Exception):
+    """A figure that cannot be computed on this set: the gate fails and says why."""
+
+
+def _compare(figure: float, bound: float, metric: str) -> bool:
+    return figure <= bound if lower_is_better(metric) else figure >= bound
+
+
+def _metric_gate(ctx: _Context, spec: GateSpec) -> GateResult:
+    name, ids = ctx.pattern_set(spec)
+    bounds = []
+    if "min" in spec.raw:
+        bounds.append(f">= {spec.raw['min']:g}")
+    if "max" in spec.raw:
+        bounds.append(f"<= {spec.raw['max']:g}")
+    bound = " and ".join(bounds)
+    label = _label(spec, f"{spec.metric} {bound} on {name}")
+    common: dict[str, Any] = {
+        "pattern_set": name,
+        "size": len(ids),
+        "key": spec.key,
+        "line": spec.line,
+    }
+    if len(ids) == 0:
+        return GateResult(label, "metric", None, bound, "fail", f"{name} is empty", **common)
+    ctx.ensure(ctx.version.ref, ids)
+    try:
+        figure = _figure(ctx, spec, ctx.version.ref, ids, name)
+    except _Undefined as e:
+        return GateResult(label, "metric", None, bound, "fail", str(e), **common)
+    ok = ("min" not in spec.raw or figure >= spec.raw["min"]) and (
+        "max" not in spec.raw or figure <= spec.raw["max"]
+    )
+    detail = f"{spec.metric} = {figure:.4f} over {name} ({len(ids)} patterns)"
+    return GateResult(label, "metric", figure, bound, "pass" if ok else "fail", detail, **common)
+
+
+def _relative_gate(ctx: _Context, spec: GateSpec) -> GateResult:
+    name, ids = ctx.pattern_set(spec)
+    vs = spec.vs
+    assert vs is not None
+    lower = lower_is_better(spec.metric)
+    if "tolerance" in spec.raw:
+        tol = float(spec.raw["tolerance"])
+        shape = f"{'<=' if lower else '>='} {vs} {'+' if lower else '-'} {tol:g}"
+    else:
+        ratio = float(spec.raw["ratio"])
+        shape = f"{'<=' if lower else '>='} {ratio:g} x {vs}"
+    if "significance" in spec.raw:
+        shape += f", McNemar p <= {spec.raw['significance']:g}"
+    label = _label(spec, f"{spec.metric} {shape} on {name}")
+    common: dict[str, Any] = {"key": spec.key, "line": spec.line}
+    ref = ctx.reference(spec)
+    if ref is None:
+        return GateResult(
+            label,
+            "relative",
+            None,
+            shape,
+            "skip",
+            f"{ctx.version.model} has no {vs} version yet: nothing to compare with",
+            pattern_set=name,
+            size=len(ids),
+            **common,
+        )
+    ctx.ensure(ctx.version.ref, ids)
+    ctx.ensure(ref, ids)
+    if "@" not in ref:  # a baseline: only the patterns it has predicted
+        have = ids[np.isin(ids, ctx.predictions(ref).pattern_ids)]
+        if len(have) < len(ids):
+            name = f"{name} predicted by {ref}"
+        ids = have
+    if len(ids) == 0:
+        return GateResult(
+            label, "relative", None, shape, "fail", f"{ref} has no prediction on {name}", **common
+        )
+    try:
+        figure = _figure(ctx, spec, ctx.version.ref, ids, name)
+        reference = _figure(ctx, spec, ref, ids, name)
+    except _Undefined as e:
+        return GateResult(
+            label,
+            "relative",
+            None,
+            shape,
+            "fail",
+            str(e),
+            pattern_set=name,
+            size=len(ids),
+            **common,
+        )
+    if "tolerance" in spec.raw:
+        limit = reference + tol if lower else reference - tol
+    else:
+        limit = reference * ratio
+    ok = _compare(figure, limit, spec.metric)
+    detail = (
+        f"{spec.metric} {figure:.4f} vs {ref} {reference:.4f} (bound {limit:.4f}) over "
+        f"{name} ({len(ids)} patterns)"
+    )
+    if "significance" in spec.raw:
+        right_a = _right(ctx.predictions(ref), ids)
+        right_b = _right(ctx.predictions(ctx.version.ref), ids)
+        if right_a is None or right_b is None:
+            p = float("nan")
+        else:
+            p = mcnemar_exact(int((~right_a & right_b).sum()), int((right_a & ~right_b).sum()))
+        significant = p <= float(spec.raw["significance"])
+        detail += f"; McNemar p = {p:.4g}" + ("" if significant else " (not significant)")
+        ok = ok and significant
+    bound = f"{'<=' if lower else '>='} {limit:.4f}"
+    if "significance" in spec.raw:
+        bound += f", p <= {spec.raw['significance']:g}"
+    return GateResult(
+        label,
+        "relative",
+        figure,
+        bound,
+        "pass" if ok else "fail",
+        detail,
+        pattern_set=name,
+        size=len(ids),
+        **common,
+    )
+
+
+def _right(found: store_of.Predictions, ids: np.ndarray) -> np.ndarray | None:
+    if found.correct is None:
+        return None
+    return found.correct[np.searchsorted(found.pattern_ids, ids)]
+
+
+def _problem_gate(ctx: _Context, spec: GateSpec, problem: Problem) -> GateResult:
+    polarity = spec.polarity
+    ids = np.array(
+        sorted(problem.patterns(None if polarity == "all" else polarity)), dtype=np.int64
+    )
+    name = f"problem:{problem.slug}" + ("" if polarity == "all" else f" ({polarity})")
+    common: dict[str, Any] = {
+        "pattern_set": name,
+        "size": len(ids),
+        "key": spec.key,
+        "line": spec.line,
+    }
+    if spec.kind == "problem":
+        minimum = float(spec.raw["min-score"])
+        bound = f">= {minimum:g}"
+        label = _label(spec, f"{name} score {bound}")
+        if len(ids) == 0:
+            return GateResult(
+                label, "problem", None, bound, "skip", f"{name} has no patterns", **common
+            )
+        ctx.ensure(ctx.version.ref, ids)
+        right = _right(ctx.predictions(ctx.version.ref), ids)
+        if right is None:
+            return GateResult(
+                label,
+                "problem",
+                None,
+                bound,
+                "fail",
+                "problem scores need classification",
+                **common,
+            )
+        score = float(right.mean())
+        wrong = ids[~right]
+        detail = f"{int(right.sum())} of {len(ids)} right" + (
+            f"; wrong: {_ids(wrong)}" if len(wrong) else ""
+        )
+        return GateResult(
+            label, "problem", score, bound, "pass" if score >= minimum else "fail", detail, **common
+        )
+    vs = spec.vs
+    label = _label(spec, f"{name}: nothing {vs} gets right breaks")
+    bound = "0 broken"
+    ref = ctx.reference(spec)
+    if ref is None:
+        return GateResult(
+            label,
+            "no-break",
+            None,
+            bound,
+            "skip",
+            f"{ctx.version.model} has no {vs} version yet: nothing can break",
+            **common,
+        )
+    if len(ids) == 0:
+        return GateResult(
+            label, "no-break", None, bound, "skip", f"{name} has no patterns", **common
+        )
+    ctx.ensure(ctx.version.ref, ids)
+    ctx.ensure(ref, ids)
+    theirs = ctx.predictions(ref)
+    have = ids[np.isin(ids, theirs.pattern_ids)]
+    right_ref = _right(theirs, have)
+    right_new = _right(ctx.predictions(ctx.version.ref), have)
+    if right_ref is None or right_new is None:
+        return GateResult(
+            label, "no-break", None, bound, "fail", "no-break needs classification", **common
+        )
+    broken = have[right_ref & ~right_new]
+    detail = (
+        f"{int(right_ref.sum())} of {len(have)} right by {ref}; "
+        + (f"broken: {_ids(broken)}" if len(broken) else "none broken")
+        + (f"; {len(ids) - len(have)} not predicted by {ref}" if len(have) < len(ids) else "")
+    )
+    return GateResult(
+        label,
+        "no-break",
+        float(len(broken)),
+        bound,
+        "fail" if len(broken) else "pass",
+        detail,
+        **common,
+    )
+
+
+def _ids(ids: np.ndarray, limit: int = 20) -> str:
+    shown = " ".join(str(int(i)) for i in ids[:limit])
+    return shown + (f" (+{len(ids) - limit} more)" if len(ids) > limit else "")
+
+
+def check_version(
+    store: Store,
+    version: ModelVersion,
+    criteria: Criteria,
+    *,
+    trusted: bool = False,
+    progress: Callable[[str, int], None] | None = None,
+) -> list[GateResult]:
+    ctx = _Context(store, version, trusted, progress)
+    results: list[GateResult] = []
+    for spec in criteria.gates:
+        results.extend(run_gate(ctx, spec))
+    return results
