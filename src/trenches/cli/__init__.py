@@ -13,6 +13,7 @@ from rich.markup import escape
 from trenches.cli import compare as compare_cli
 from trenches.cli import data as data_cli
 from trenches.cli import evaluate as evaluate_cli
+from trenches.cli import explain as explain_cli
 from trenches.cli import lineage as lineage_cli
 from trenches.cli import models as models_cli
 from trenches.cli import problems as problems_cli
@@ -61,6 +62,7 @@ app.add_typer(runs_cli.app, name="runs")
 app.add_typer(models_cli.app, name="models")
 app.command("lineage")(lineage_cli.lineage)
 app.command("evaluate")(evaluate_cli.evaluate)
+app.command("explain")(explain_cli.explain)
 app.add_typer(problems_cli.app, name="problems")
 app.command("backfill")(problems_cli.backfill)
 app.command("compare")(compare_cli.compare)
