@@ -10,6 +10,7 @@ import sys
 import typer
 from rich.markup import escape
 
+from trenches.cli import check as check_cli
 from trenches.cli import compare as compare_cli
 from trenches.cli import data as data_cli
 from trenches.cli import evaluate as evaluate_cli
@@ -66,6 +67,7 @@ app.command("explain")(explain_cli.explain)
 app.add_typer(problems_cli.app, name="problems")
 app.command("backfill")(problems_cli.backfill)
 app.command("compare")(compare_cli.compare)
+app.command("check")(check_cli.check)
 app.add_typer(report_cli.app, name="report")
 store_cli.register(app)
 

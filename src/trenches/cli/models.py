@@ -138,13 +138,22 @@ def promote(
     ref: str = typer.Argument(..., help="The version: name@3 (or name@alias, name@latest)."),
     alias: str = typer.Argument(..., help="The alias to point at it, e.g. production."),
     reason: str = typer.Option(..., "--reason", help="Why; kept in the alias history."),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Promote even though the version's latest `trenches check` failed; the "
+        "force and the reason are recorded.",
+    ),
 ) -> None:
     """Point an alias at a version; the move is kept with who, when and why.
+
+    A version whose latest gate check failed is refused (exit 1) for every alias but
+    `candidate`, unless `--force`.
 
     Example: `trenches models promote cancer-clf@3 production --reason "passed review"`
     """
     with open_store() as store:
-        move = store.models.promote(ref, alias, reason=reason)
+        move = store.models.promote(ref, alias, reason=reason, force=force)
     console.print(
         f"{alias}: {move.from_version if move.from_version else '(none)'} -> "
         f"{move.to_version} ({ref.split('@')[0]})"

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 from trenches import timestamps
 from trenches.db import schema as t
 from trenches.db.engine import insert_ignore, read, write
-from trenches.errors import Conflict, InvalidInput, NotFound
+from trenches.errors import CheckFailed, Conflict, InvalidInput, NotFound
 from trenches.models import formats
 
 if TYPE_CHECKING:
@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$")
 _ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,99}$")
 _REF = re.compile(r"^(?P<name>[^@]+)@(?P<which>.+)$")
+#: Aliases any version may move to without a passing check: where versions wait.
+UNGUARDED_ALIASES = frozenset({"candidate"})
 
 
 @dataclass(frozen=True)
@@ -313,6 +315,8 @@ class Models:
             )
         if not reason or not reason.strip():
             raise InvalidInput("moving an alias needs a reason (--reason)")
+        if alias not in UNGUARDED_ALIASES:
+            self._refuse_failed_check(ref, alias, force=force)
         now = timestamps.now_us()
         with write(self._store.engine) as conn:
             row = self._resolve(conn, ref)
@@ -345,6 +349,22 @@ class Models:
                 )
             )
         return self.alias_history(ref.split("@")[0], alias)[-1]
+
+    def _refuse_failed_check(self, ref: str, alias: str, *, force: bool) -> None:
+        """A version whose latest gate check failed goes nowhere but ``candidate``,
+        unless forced (the force and its reason are kept in the alias history)."""
+        latest = self._store.gates.latest(ref)
+        if latest is None or latest.passed or force:
+            return
+        failed = latest.failed
+        names = "; ".join(r.gate for r in failed[:3]) + ("; ..." if len(failed) > 3 else "")
+        raise CheckFailed(
+            f"{latest.version}'s latest check (#{latest.id}, "
+            f"{latest.created_at:%Y-%m-%d %H:%M}) failed {len(failed)} of "
+            f"{len(latest.results)} gates ({names}); it cannot become {alias}. Run "
+            f"`trenches check {latest.version}` again after fixing, or promote with "
+            "--force --reason TEXT (recorded in the alias history)"
+        )
 
     def alias_history(self, name: str, alias: str | None = None) -> list[AliasMove]:
         """Every move of the model's aliases (or of one), oldest first."""
