@@ -104,7 +104,7 @@ def write_graph(store: Store, out: str | Path, dataset: str | None = None) -> Pa
     if path.suffix.lower() == ".png":
         _png(table, path)
     elif path.suffix.lower() in (".html", ".htm"):
-        _html(table, path)
+        _html(table, path, drill_rows(store, table))
     else:
         raise InvalidInput(f"{path}: the graph is written as .png or .html")
     return path
@@ -148,22 +148,92 @@ def _png(table: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
-def _html(table: pd.DataFrame, path: Path) -> None:
+def drill_rows(store: Store, table: pd.DataFrame) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """What a click on a point of the graph shows: for each (problem, version) of
+    ``table`` (from :func:`history`), one row per pattern of the problem with its
+    polarity, its label, and the version's prediction and whether it was right."""
+    from trenches.evaluation import resolve_predictor
+    from trenches.patterns import inputs as inp
+    from trenches.patterns.datasets import read_patterns
+
+    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    if table.empty:
+        return out
+    found_by_ref: dict[str, store_of.Predictions] = {}
+    for slug, rows in table.groupby("problem", sort=False):
+        problem = store.problems.get(str(slug))
+        ds = store.datasets.get(problem.dataset)
+        ids = list(problem.patterns())
+        frame, _ = read_patterns(ds, ids=ids, full_info=False, with_inputs=False)
+        truth = inp.label_to_text(frame[ds.label_column].to_numpy(), ds.label_type or "string")
+        labels = dict(zip(frame.index.tolist(), truth, strict=True))
+        polarity = {i: "positive" for i in problem.positive} | {
+            i: "negative" for i in problem.negative
+        }
+        for ref in rows["version"]:
+            if ref not in found_by_ref:
+                predictor = resolve_predictor(store, ref)
+                with read(store.engine) as conn:
+                    found_by_ref[ref] = store_of.read(conn, predictor.id)
+            found = found_by_ref[ref]
+            at = np.searchsorted(found.pattern_ids, ids)
+            predicted_labels = found.labels
+            drill = []
+            for pid, i in zip(ids, at, strict=True):
+                row: dict[str, Any] = {
+                    "id": pid,
+                    "polarity": polarity[pid],
+                    "label": labels.get(pid),
+                    "predicted": None,
+                    "probability": None,
+                    "right": None,
+                }
+                if i < len(found.pattern_ids) and found.pattern_ids[i] == pid:
+                    if predicted_labels is not None and found.label_index is not None:
+                        row["predicted"] = str(predicted_labels[i])
+                        if found.scores is not None and not np.isnan(found.scores[i]).any():
+                            row["probability"] = float(found.scores[i][found.label_index[i]])
+                    elif found.values is not None:
+                        row["predicted"] = f"{float(found.values[i]):.6g}"
+                    if found.correct is not None:
+                        row["right"] = bool(found.correct[i])
+                drill.append(row)
+            out[(str(slug), str(ref))] = drill
+    return out
+
+
+def figure(
+    table: pd.DataFrame, rows: dict[tuple[str, str], list[dict[str, Any]]] | None = None
+) -> Any:
+    """The graph as a Plotly figure: one line per problem (and the validation accuracy).
+
+    Each problem point carries ``customdata`` = [problem, version, right ids (JSON),
+    wrong ids (JSON), drill-down rows (JSON, from :func:`drill_rows`, or ``null``)],
+    which :data:`DRILL_SCRIPT` shows on a click.
+    """
     import plotly.graph_objects as go
 
     versions = _order(table)
     fig = go.Figure()
-    for slug, rows in table.groupby("problem", sort=False):
-        rows = rows.sort_values("created_at")
+    for slug, group in table.groupby("problem", sort=False):
+        group = group.sort_values("created_at")
         fig.add_trace(
             go.Scatter(
-                x=list(rows["version"]),
-                y=list(rows["score"]),
+                x=list(group["version"]),
+                y=list(group["score"]),
                 mode="lines+markers",
                 name=str(slug),
                 customdata=[
-                    [str(slug), v, orjson.dumps(r).decode(), orjson.dumps(w).decode()]
-                    for v, r, w in zip(rows["version"], rows["right"], rows["wrong"], strict=True)
+                    [
+                        str(slug),
+                        v,
+                        orjson.dumps(r).decode(),
+                        orjson.dumps(w).decode(),
+                        orjson.dumps(None if rows is None else rows.get((str(slug), v))).decode(),
+                    ]
+                    for v, r, w in zip(
+                        group["version"], group["right"], group["wrong"], strict=True
+                    )
                 ],
                 hovertemplate="%{customdata[0]} on %{x}: %{y:.0%}<extra></extra>",
             )
@@ -184,24 +254,82 @@ def _html(table: pd.DataFrame, path: Path) -> None:
         yaxis={"range": [-0.02, 1.02], "title": "share of the problem's patterns right"},
         xaxis={"categoryorder": "array", "categoryarray": versions, "title": "model version"},
     )
-    script = """
-var plot = document.getElementsByClassName('plotly-graph-div')[0];
+    return fig
+
+
+#: Plotly ``post_script`` of the graph (``{plot_id}`` is its div's id): a click on a
+#: point fills the element ``{plot_id}-drill`` with the patterns of that problem and
+#: version. Text goes in through ``textContent``, never as HTML.
+DRILL_SCRIPT = """
+var plot = document.getElementById('{plot_id}');
+function el(parent, tag, text, cls) {
+  var e = document.createElement(tag);
+  if (text !== undefined && text !== null) { e.textContent = text; }
+  if (cls) { e.className = cls; }
+  parent.appendChild(e);
+  return e;
+}
 plot.on('plotly_click', function(data) {
+  // Looked up on click: the element may come after the graph in the page, and the
+  // graph's script runs before the parser reaches it.
+  var drill = document.getElementById('{plot_id}-drill');
   var d = data.points[0].customdata;
-  if (!d) { return; }
+  if (!d || !drill) { return; }
   var right = JSON.parse(d[2]), wrong = JSON.parse(d[3]);
-  document.getElementById('drill').innerHTML =
-    '<h3>' + d[0] + ' on ' + d[1] + '</h3>' +
-    '<p><b>right (' + right.length + '):</b> ' + right.join(' ') + '</p>' +
-    '<p><b>wrong (' + wrong.length + '):</b> ' + wrong.join(' ') + '</p>';
+  var rows = d.length > 4 ? JSON.parse(d[4]) : null;
+  drill.textContent = '';
+  el(drill, 'h3', d[0] + ' on ' + d[1] + ': ' + right.length + ' right, ' +
+     wrong.length + ' wrong');
+  if (!rows) {
+    el(drill, 'p', 'right (' + right.length + '): ' + right.join(' '));
+    el(drill, 'p', 'wrong (' + wrong.length + '): ' + wrong.join(' '));
+    return;
+  }
+  var explained = rows.some(function(r) { return r.explained; });
+  var table = el(drill, 'table');
+  var head = el(table, 'tr');
+  ['pattern', 'polarity', 'label', 'predicted', 'probability', 'verdict']
+    .concat(explained ? ['explanation'] : [])
+    .forEach(function(h) { el(head, 'th', h); });
+  rows.forEach(function(r) {
+    var verdict = r.predicted === null ? 'not predicted' :
+      (r.right === null ? '' : (r.right ? 'right' : 'wrong'));
+    var tr = el(table, 'tr', null, r.right === false ? 'wrong' : '');
+    el(tr, 'td', String(r.id));
+    el(tr, 'td', r.polarity);
+    el(tr, 'td', r.label);
+    el(tr, 'td', r.predicted);
+    el(tr, 'td', r.probability === null ? '' : r.probability.toFixed(3));
+    el(tr, 'td', verdict);
+    if (!explained) { return; }
+    var cell = el(tr, 'td');
+    if (r.explained) {
+      var a = el(cell, 'a', 'see below');
+      a.href = '#' + r.explained;
+    }
+  });
 });
 """
-    body = fig.to_html(include_plotlyjs=True, full_html=False, post_script=script)
+
+
+def _html(
+    table: pd.DataFrame, path: Path, rows: dict[tuple[str, str], list[dict[str, Any]]]
+) -> None:
+    body = figure(table, rows).to_html(
+        include_plotlyjs=True,
+        include_mathjax=False,
+        full_html=False,
+        div_id="problems",
+        post_script=DRILL_SCRIPT,
+        config={"displaylogo": False},
+    )
     page = (
         "<!DOCTYPE html><html><head><meta charset='utf-8'>"
-        "<title>trenches: problems across model versions</title></head><body>"
-        f"{body}<div id='drill'><p>{html.escape('Click a point to see the patterns.')}</p>"
-        "</div></body></html>"
+        "<title>trenches: problems across model versions</title>"
+        "<style>body{font-family:system-ui,sans-serif} td,th{padding:2px 8px;text-align:left}"
+        " tr.wrong{background:#fde8e8}</style></head><body>"
+        f"{body}<div id='problems-drill'><p>{html.escape('Click a point to see the patterns.')}"
+        "</p></div></body></html>"
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page, encoding="utf-8")
