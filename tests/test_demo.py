@@ -38,6 +38,19 @@ def test_the_demo_finds_what_it_planted_and_traces_its_models(
         assert problems == {"small-malignant", "large-benign", "rough-texture"}
         # The backfill made the versions x problems x patterns table complete.
         assert all(s.missing == 0 for slug in problems for s in store.problems.scores(slug))
+        # Gates: every version newer than March's was checked, one failed, and the
+        # one that passed is production.
+        checks = {v.ref: store.gates.latest(v.ref) for v in versions[2:]}
+        assert all(c is not None for c in checks.values())
+        assert any(not c.passed for c in checks.values() if c is not None)
+        live = store.models.get("cancer-clf@production").ref
+        live_check = checks[live]
+        assert live_check is not None and live_check.passed
+        # Two problem patterns are explained, by the production version.
+        explained = store.explanations.list("cancer-clf@production")
+        assert len(explained) == 2 and all(e.weights for e in explained)
+    assert (tmp_path / "demo" / "trenches.toml").exists()
+    assert "is refused" in text and "passed every gate" in text
     assert (tmp_path / "demo" / "problems.html").exists()
     assert (tmp_path / "demo" / "problems.png").exists()
     assert "shared patterns" in text and "fixed" in text

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 import trenches
@@ -163,14 +164,18 @@ def run(folder: Path, console: Console) -> None:
         f"  confident learning caught {caught} of the {len(crowd_flipped)} labels the crowd "
         f"got wrong on purpose; {len(label_errors) - caught} more are worth a look"
     )
-    production = _train_versions(store, ds, folder, console)
+    _train_versions(store, ds, folder, console)
     _problems(store, ds, folder, console)
+    production = _gates(store, folder, console)
+    _explain(store, console)
     _say(
         console,
         "Next: `trenches data show cancer`, `trenches data check cancer --json`, "
         f"`trenches data history {new.id}`, `trenches runs list`, `trenches models show "
         f"cancer-clf`, `trenches lineage {production}`, `trenches problems show "
-        f"small-malignant`, open problems.html, in {folder.resolve()}",
+        f"small-malignant`, `trenches check {production} --junit gates.xml`, "
+        f"`trenches explain {production} --problem small-malignant`, open problems.html, "
+        f"in {folder.resolve()}",
     )
     store.close()
 
@@ -274,9 +279,10 @@ def _train_versions(
             )
     finally:
         os.chdir(home)
-    best = max(scores, key=lambda ref: scores[ref])
-    store.models.promote(best, "production", reason="best validation accuracy in the demo")
-    console.print(f"  {best} is promoted to production")
+    # The March model went to production in March; the newer ones wait for the gates.
+    first_live = list(scores)[1]
+    store.models.promote(first_live, "production", reason="went live in March")
+    console.print(f"  {first_live} went to production in March")
     found = store.lineage("cancer-clf@production")
     console.print("  lineage of cancer-clf@production:")
     assert found.run is not None and found.snapshot is not None and found.data is not None
@@ -287,7 +293,7 @@ def _train_versions(
         f"    snapshot {found.snapshot['id']}, digest {found.snapshot['digest'][:16]}..., "
         + ", ".join(f"{k} {v}" for k, v in found.data["by_source"].items())
     )
-    return best
+    return first_live
 
 
 def _near_copies_in_other_splits(
@@ -396,3 +402,87 @@ def _problems(store: trenches.Store, ds: trenches.Dataset, folder: Path, console
     html = write_graph(store, folder / "problems.html", "cancer")
     png = write_graph(store, folder / "problems.png", "cancer")
     console.print(f"  the graph: {html.resolve()} (click a point) and {png.name}")
+
+
+GATES = """\
+# Sign-off criteria for cancer-clf, agreed before training (see docs/gates.md).
+
+[[gates.cancer-clf]]
+metric = "accuracy"
+min = 0.92
+
+[[gates.cancer-clf]]
+metric = "recall[malignant]"
+min = 0.84
+
+[[gates.cancer-clf]]
+problems = "open"
+min-score = 0.85
+
+[[gates.cancer-clf]]
+problems = "open"
+no-break = "production"
+
+[[gates.cancer-clf]]
+metric = "accuracy"
+vs = "production"
+tolerance = 0.01
+"""
+
+
+def _gates(store: trenches.Store, folder: Path, console: Console) -> str:
+    """trenches.toml with gates; check the versions newer than production; promote the
+    newest that passes, after showing that a failing one is refused."""
+    from trenches.errors import CheckFailed
+
+    _say(
+        console,
+        "Sign-off gates are written in trenches.toml; each version newer than production "
+        "is checked against them.",
+    )
+    toml = folder / "trenches.toml"
+    toml.write_text(GATES, encoding="utf-8")
+    console.print(f"  wrote {toml.name}: {GATES.count('[[gates.')} gates for cancer-clf")
+    production = store.models.get("cancer-clf@production")
+    newer = [v.ref for v in store.models.versions("cancer-clf") if v.version > production.version]
+    passing = []
+    failing = []
+    for ref in newer:
+        check = store.gates.check(ref, path=toml)
+        n = len(check.results)
+        if check.passed:
+            passing.append(ref)
+            console.print(f"  {ref}: [green]passes {n - len(check.skipped)} of {n} gates[/]")
+        else:
+            failing.append(ref)
+            console.print(f"  {ref}: [bold red]fails {len(check.failed)} of {n} gates[/]")
+        for r in check.results:
+            if r.status == "fail":
+                console.print(f"    [red]FAIL[/] {escape(r.gate)}: {escape(r.detail)}")
+    for ref in failing:
+        try:
+            store.models.promote(ref, "production", reason="the newest model")
+        except CheckFailed as e:
+            console.print(f"  promoting {ref} is refused: {escape(str(e).split(';')[0])}")
+    if passing:
+        best = passing[-1]
+        store.models.promote(best, "production", reason="passed every gate")
+        console.print(f"  {best} passed every gate and is promoted to production")
+        return best
+    return production.ref
+
+
+def _explain(store: trenches.Store, console: Console) -> None:
+    """LIME explanations of two problem patterns by the production version."""
+    _say(console, "Why does production call these problem patterns what it does? LIME explains.")
+    version = store.models.get("cancer-clf@production")
+    chosen = [store.problems.get("small-malignant").positive[0]]
+    chosen.append(store.problems.get("large-benign").positive[0])
+    for e in store.explanations.explain(version.ref, chosen, seed=0, num_samples=2000):
+        toward = escape(", ".join(f"{c} ({w:+.2f})" for _, c, w in e.toward()[:3]))
+        against = escape(", ".join(f"{c} ({w:+.2f})" for _, c, w in e.against()[:2]))
+        prob = f" ({e.probability:.0%})" if e.probability is not None else ""
+        console.print(f"  pattern {e.pattern_id}: {version.ref} says {e.prediction}{prob}")
+        console.print(f"    toward: {toward}")
+        if against:
+            console.print(f"    against: {against}")

@@ -29,6 +29,7 @@ from __future__ import annotations
 import builtins
 import functools
 import hashlib
+import itertools
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -594,6 +595,16 @@ def _quartiles() -> type:
             random_state: int,
         ) -> None:
             super().__init__(data, categorical, names, random_state=random_state)
+            # LIME names bins with two decimals ("0.00 < fractal_dimension <= 0.00");
+            # four significant digits keep small and large numbers readable.
+            for f, qts in zip(self.to_discretize, self.bins(data, None), strict=True):
+                qts = np.unique(qts)
+                name = names[f]
+                self.names[f] = [
+                    f"{name} <= {qts[0]:.4g}",
+                    *(f"{lo:.4g} < {name} <= {hi:.4g}" for lo, hi in itertools.pairwise(qts)),
+                    f"{name} > {qts[-1]:.4g}",
+                ]
             self.pools: dict[int, list[np.ndarray]] = {}
             for f in integer:
                 bins = self.lambdas[f](data[:, f])
