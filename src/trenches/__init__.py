@@ -3,6 +3,7 @@
 from trenches.errors import (
     CheckFailed,
     Conflict,
+    InvalidConfig,
     InvalidInput,
     NotFound,
     SchemaTooNew,
@@ -11,6 +12,8 @@ from trenches.errors import (
     TrenchesError,
     UntrustedModel,
 )
+from trenches.explain import Explanation
+from trenches.gates import Check, GateResult
 from trenches.models import ModelVersion
 from trenches.patterns import (
     SPLITS,
@@ -31,12 +34,16 @@ __version__ = "0.1.0"
 
 __all__ = [
     "SPLITS",
+    "Check",
     "CheckFailed",
     "Conflict",
     "Dataset",
+    "Explanation",
+    "GateResult",
     "ImportResult",
     "InputColumn",
     "InputSchema",
+    "InvalidConfig",
     "InvalidInput",
     "ModelVersion",
     "NotFound",

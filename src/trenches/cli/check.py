@@ -40,12 +40,10 @@ def check(
     from trenches.gates.outputs import figure_text, write_junit, write_markdown
 
     with open_store() as store:
-        seen: set[str] = set()
 
         def progress(ref: str, n: int) -> None:
-            if ref not in seen and not as_json:
-                err_console.print(f"[dim]making sure {ref} has predictions for {n} patterns[/]")
-            seen.add(ref)
+            if not as_json:
+                err_console.print(f"[dim]predicted {n} patterns the gates need with {ref}[/]")
 
         result = store.gates.check(ref, path=config, trusted=trusted, progress=progress)
     if junit is not None:

@@ -92,11 +92,11 @@ class _Context:
         key = (ref, ids.tobytes())
         if key in self._predicted:
             return
-        if self.progress is not None:
-            self.progress(ref, len(ids))
         done = predict(self.store, ref, ids, trusted=self.trusted)
         if done.computed:
             self._predictions.pop(ref, None)
+            if self.progress is not None:
+                self.progress(ref, done.computed)
         self._predicted.add(key)
 
     def predictions(self, ref: str) -> store_of.Predictions:
