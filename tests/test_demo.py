@@ -50,6 +50,7 @@ def test_the_demo_finds_what_it_planted_and_traces_its_models(
         explained = store.explanations.list("cancer-clf@production")
         assert len(explained) == 2 and all(e.weights for e in explained)
     assert (tmp_path / "demo" / "trenches.toml").exists()
+    assert (tmp_path / "demo" / "report.html").stat().st_size > 1_000_000
     assert "is refused" in text and "passed every gate" in text
     assert (tmp_path / "demo" / "problems.html").exists()
     assert (tmp_path / "demo" / "problems.png").exists()

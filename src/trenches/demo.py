@@ -168,13 +168,14 @@ def run(folder: Path, console: Console) -> None:
     _problems(store, ds, folder, console)
     production = _gates(store, folder, console)
     _explain(store, console)
+    _report(store, folder, console)
     _say(
         console,
         "Next: `trenches data show cancer`, `trenches data check cancer --json`, "
         f"`trenches data history {new.id}`, `trenches runs list`, `trenches models show "
         f"cancer-clf`, `trenches lineage {production}`, `trenches problems show "
         f"small-malignant`, `trenches check {production} --junit gates.xml`, "
-        f"`trenches explain {production} --problem small-malignant`, open problems.html, "
+        f"`trenches explain {production} --problem small-malignant`, open report.html, "
         f"in {folder.resolve()}",
     )
     store.close()
@@ -486,3 +487,15 @@ def _explain(store: trenches.Store, console: Console) -> None:
         console.print(f"    toward: {toward}")
         if against:
             console.print(f"    against: {against}")
+
+
+def _report(store: trenches.Store, folder: Path, console: Console) -> None:
+    from trenches.report.html import write_report
+
+    _say(console, "Everything above in one file that opens offline: the report.")
+    path = write_report(store, folder / "report.html")
+    console.print(
+        f"  {path.resolve()} ({path.stat().st_size / 1e6:.1f} MB, Plotly embedded): metric "
+        "over time, problems with drill-down, gate checks, the two newest versions "
+        "compared, explanations, data quality"
+    )
