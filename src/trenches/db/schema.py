@@ -402,3 +402,39 @@ explanations = Table(
         name="uq_explanations_version_pattern_method_settings",
     ),
 )
+
+# --- serving: the request log and feedback (migration 0007) -----------------------
+
+# One row per served request (one or many input rows), written off the request path
+# in batches. Inputs and outputs are JSON: {"columns": [...], "data": [[...], ...]} and
+# {"labels": [...], "scores": [[...]] | null, "values": [...] | null}.
+served_requests = Table(
+    "served_requests",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("request_id", String(64), nullable=False, unique=True),
+    Column("version_id", ForeignKey("model_versions.id"), nullable=False, index=True),
+    Column("endpoint", String(40), nullable=False),  # v2 | invocations | predict
+    Column("n", Integer, nullable=False),  # input rows
+    Column("inputs", Text, nullable=False),
+    Column("outputs", Text, nullable=False),
+    Column("latency_us", BigInteger, nullable=False),
+    Column("received_at", BigInteger, nullable=False, index=True),
+)
+
+# A true label or a rating for one row of a served request, posted later. No foreign
+# key to served_requests: feedback can arrive while its request is still on its way
+# to the store.
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("request_id", String(64), nullable=False, index=True),
+    Column("row", Integer, nullable=False),
+    Column("label", Text),  # JSON value
+    Column("rating", Float),
+    Column("comment", Text),
+    Column("created_at", BigInteger, nullable=False),
+    # The pattern this feedback became (trenches requests to-patterns), once it has.
+    Column("pattern_id", ForeignKey("patterns.id")),
+)
