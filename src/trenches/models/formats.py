@@ -232,6 +232,16 @@ class OnnxModel:
         out = np.asarray(outs[0])
         return out.ravel() if out.ndim > 1 and out.shape[1] == 1 else out
 
+    def predict_with_proba(self, X: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        """Labels and class probabilities (None for a regressor) from one run."""
+        outs = self._run(X)
+        if self.classes_ is not None and len(outs) >= 2:
+            proba = np.asarray(outs[1], dtype=np.float64)
+            best = proba >= proba.max(axis=1, keepdims=True) - self.TIE
+            return np.asarray(self.classes_)[best.argmax(axis=1)], proba
+        out = np.asarray(outs[0])
+        return (out.ravel() if out.ndim > 1 and out.shape[1] == 1 else out), None
+
     def predict_proba(self, X: Any) -> np.ndarray:
         outs = self._run(X)
         if len(outs) < 2:

@@ -1,0 +1,401 @@
+"""Request bodies of the three protocols, parsed into the rows a model takes, and the
+answers each protocol expects.
+
+- Open Inference Protocol (KServe V2): ``{"inputs": [{"name", "shape", "datatype",
+  "data"}, ...]}``, one 1-D tensor per column, or one 2-D tensor of every column in
+  the signature's order;
+- MLflow scoring: ``dataframe_split``, ``dataframe_records``, ``instances``,
+  ``inputs``;
+- ``POST /predict``: a JSON list of records (or one record).
+
+A malformed body, a missing or extra column, or a wrong type is a ``PayloadError``
+(a 4xx answer that names the field); nothing of it reaches the model.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+
+NUMERIC = ("number", "integer", "boolean")
+_V2_NUMERIC = {
+    "BOOL",
+    "UINT8",
+    "UINT16",
+    "UINT32",
+    "UINT64",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "FP16",
+    "FP32",
+    "FP64",
+}
+
+
+class PayloadError(Exception):
+    """A request the server will not pass to the model: status, message, field."""
+
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+
+    def body(self) -> bytes:
+        out: dict[str, Any] = {"error": self.message}
+        if self.field is not None:
+            out["field"] = self.field
+        return orjson.dumps(out)
+
+
+@dataclass(frozen=True)
+class Schema:
+    """The inputs a model takes, in order, with their types."""
+
+    columns: tuple[str, ...]
+    types: dict[str, str]
+
+    @property
+    def numeric(self) -> bool:
+        return all(self.types[c] in NUMERIC for c in self.columns)
+
+
+@dataclass
+class Rows:
+    """A request's rows, ready for the model: a float matrix in the signature's column
+    order (numeric models) or a DataFrame."""
+
+    data: np.ndarray | pd.DataFrame
+    n: int
+    client_id: str | None = None
+
+    def records(self, schema: Schema) -> dict[str, Any]:
+        """The inputs as logged: {"columns": [...], "data": [[...], ...]}."""
+        if isinstance(self.data, np.ndarray):
+            data = [[None if v != v else v for v in row] for row in self.data.tolist()]
+        else:
+            data = [
+                [None if isinstance(v, float) and math.isnan(v) else v for v in row]
+                for row in self.data[list(schema.columns)].itertuples(index=False, name=None)
+            ]
+        return {"columns": list(schema.columns), "data": data}
+
+
+def loads(body: bytes) -> Any:
+    if not body:
+        raise PayloadError(400, "the request has no body; send JSON")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        raise PayloadError(400, f"the body is not valid JSON: {e}") from None
+
+
+# --- columns and rows -----------------------------------------------------------------
+
+
+def _check_columns(schema: Schema, given: list[str], where: str) -> None:
+    seen = set()
+    for c in given:
+        if not isinstance(c, str):
+            raise PayloadError(422, f"{where}: column names must be strings, not {c!r}")
+        if c in seen:
+            raise PayloadError(422, f"{where}: column {c!r} is given twice", field=c)
+        seen.add(c)
+        if c not in schema.types:
+            raise PayloadError(
+                422,
+                f"{where}: unknown column {c!r}; the model takes {', '.join(schema.columns)}",
+                field=c,
+            )
+    for c in schema.columns:
+        if c not in seen:
+            raise PayloadError(422, f"{where}: the column {c!r} is missing", field=c)
+
+
+def _bad_value(schema: Schema, column: str, row: int, value: Any) -> PayloadError:
+    kind = schema.types[column]
+    return PayloadError(
+        422,
+        f"row {row}, column {column!r}: {value!r} is not a {kind}"
+        + (" (null is allowed for a missing value)" if kind in NUMERIC else ""),
+        field=column,
+    )
+
+
+def _numeric_column(schema: Schema, column: str, values: list[Any]) -> np.ndarray:
+    """One column's values as float64 (null -> NaN); strings and objects refused."""
+    kind = schema.types[column]
+    for row, v in enumerate(values):
+        if v is None:
+            continue
+        if kind == "boolean":
+            ok = isinstance(v, bool) or v in (0, 1)
+        else:
+            ok = isinstance(v, int | float) and not isinstance(v, bool)
+            if ok and kind == "integer" and isinstance(v, float):
+                ok = v.is_integer()
+        if not ok:
+            raise _bad_value(schema, column, row, v)
+    return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+
+
+def _matrix(schema: Schema, data: Any, columns: list[str], where: str) -> np.ndarray:
+    """Rows in ``columns`` order as a float matrix in the schema's order; a fast path
+    for well-typed numbers, and a careful one that names the first bad value."""
+    if not isinstance(data, list):
+        raise PayloadError(422, f"{where}: data must be a list of rows")
+    k = len(columns)
+    for i, row in enumerate(data):
+        if not isinstance(row, list) or len(row) != k:
+            raise PayloadError(
+                422, f"{where}: row {i} must be a list of {k} values, one per column"
+            )
+    if not data:
+        raise PayloadError(422, f"{where}: there are no rows")
+    arr = np.array(data)
+    if arr.dtype.kind not in "fiub" or (arr.dtype.kind == "b" and not _all_bool(schema, columns)):
+        arr = np.column_stack(
+            [_numeric_column(schema, c, [r[j] for r in data]) for j, c in enumerate(columns)]
+        )
+    else:
+        arr = arr.astype(np.float64)
+        _check_integers(schema, columns, arr, data)
+    if columns != list(schema.columns):
+        order = [columns.index(c) for c in schema.columns]
+        arr = arr[:, order]
+    return arr
+
+
+def _all_bool(schema: Schema, columns: list[str]) -> bool:
+    return all(schema.types[c] == "boolean" for c in columns)
+
+
+def _check_integers(schema: Schema, columns: list[str], arr: np.ndarray, data: list[Any]) -> None:
+    for j, c in enumerate(columns):
+        kind = schema.types[c]
+        col = arr[:, j]
+        if kind == "integer" and not np.all(col == np.round(col)):
+            row = int(np.flatnonzero(col != np.round(col))[0])
+            raise _bad_value(schema, c, row, data[row][j])
+        if kind == "boolean" and not np.all((col == 0) | (col == 1)):
+            row = int(np.flatnonzero((col != 0) & (col != 1))[0])
+            raise _bad_value(schema, c, row, data[row][j])
+
+
+def _frame(schema: Schema, data: list[list[Any]], columns: list[str], where: str) -> pd.DataFrame:
+    if not isinstance(data, list) or not data:
+        raise PayloadError(422, f"{where}: data must be a non-empty list of rows")
+    k = len(columns)
+    for i, values in enumerate(data):
+        if not isinstance(values, list) or len(values) != k:
+            raise PayloadError(
+                422, f"{where}: row {i} must be a list of {k} values, one per column"
+            )
+    out: dict[str, Any] = {}
+    for j, c in enumerate(columns):
+        values = [r[j] for r in data]
+        if schema.types[c] in NUMERIC:
+            col = _numeric_column(schema, c, values)
+            out[c] = col
+        else:
+            for row, v in enumerate(values):
+                if v is not None and not isinstance(v, str):
+                    raise _bad_value(schema, c, row, v)
+            out[c] = pd.Series(values, dtype=object)
+    frame = pd.DataFrame(out)[list(schema.columns)]
+    for c in schema.columns:
+        kind = schema.types[c]
+        if kind == "integer" and not frame[c].isna().any():  # whole numbers: checked above
+            frame[c] = frame[c].astype(np.int64)
+        elif kind == "boolean" and not frame[c].isna().any():
+            frame[c] = frame[c].astype(bool)
+    return frame
+
+
+def from_table(schema: Schema, columns: Any, data: Any, where: str) -> Rows:
+    """Rows given as column names and a list of rows."""
+    if not isinstance(columns, list):
+        raise PayloadError(422, f"{where}: columns must be a list of names")
+    _check_columns(schema, columns, where)
+    if schema.numeric:
+        arr = _matrix(schema, data, columns, where)
+        return Rows(arr, len(arr))
+    frame = _frame(schema, data, columns, where)
+    return Rows(frame, len(frame))
+
+
+def from_records(schema: Schema, records: Any, where: str) -> Rows:
+    """Rows given as a list of {column: value} objects."""
+    if isinstance(records, dict):
+        records = [records]
+    if not isinstance(records, list) or not records:
+        raise PayloadError(422, f"{where}: expected a non-empty list of records")
+    columns = list(schema.columns)
+    wanted = set(columns)
+    rows = []
+    for i, r in enumerate(records):
+        if not isinstance(r, dict):
+            raise PayloadError(422, f"{where}: record {i} must be an object of column: value")
+        if r.keys() != wanted:
+            _check_columns(schema, list(r), f"{where}, record {i}")
+        rows.append([r[c] for c in columns])
+    return from_table(schema, columns, rows, where)
+
+
+def from_columns(schema: Schema, columns: Any, where: str) -> Rows:
+    """Rows given as {column: [values]}."""
+    if not isinstance(columns, dict):
+        raise PayloadError(422, f"{where}: expected an object of column: [values]")
+    names = list(columns)
+    _check_columns(schema, names, where)
+    lengths = {len(v) if isinstance(v, list) else -1 for v in columns.values()}
+    if -1 in lengths or len(lengths) != 1:
+        raise PayloadError(422, f"{where}: every column must be a list, all of one length")
+    n = lengths.pop()
+    rows = [[columns[c][i] for c in names] for i in range(n)]
+    return from_table(schema, names, rows, where)
+
+
+# --- the protocols --------------------------------------------------------------------
+
+
+def mlflow(schema: Schema, body: Any) -> Rows:
+    """The MLflow scoring protocol's four input forms."""
+    if not isinstance(body, dict):
+        raise PayloadError(
+            400,
+            "expected an object with one of dataframe_split, dataframe_records, "
+            "instances or inputs",
+        )
+    keys = [k for k in ("dataframe_split", "dataframe_records", "instances", "inputs") if k in body]
+    if len(keys) != 1:
+        raise PayloadError(
+            400,
+            "give exactly one of dataframe_split, dataframe_records, instances or inputs"
+            + (f" (got {', '.join(keys)})" if keys else ""),
+        )
+    key = keys[0]
+    value = body[key]
+    if key == "dataframe_split":
+        if not isinstance(value, dict) or "data" not in value:
+            raise PayloadError(422, "dataframe_split must be an object with columns and data")
+        return from_table(
+            schema, value.get("columns", list(schema.columns)), value["data"], "dataframe_split"
+        )
+    if key == "dataframe_records":
+        return from_records(schema, value, key)
+    # instances / inputs: records, rows in signature order, or {column: [values]}.
+    if isinstance(value, dict):
+        return from_columns(schema, value, key)
+    if isinstance(value, list) and value and all(isinstance(v, list) for v in value):
+        return from_table(schema, list(schema.columns), value, key)
+    return from_records(schema, value, key)
+
+
+def predict(schema: Schema, body: Any) -> Rows:
+    """``POST /predict``: a list of records, or one record."""
+    return from_records(schema, body, "body")
+
+
+def v2(schema: Schema, body: Any) -> Rows:
+    """An Open Inference Protocol (V2) inference request."""
+    if not isinstance(body, dict) or not isinstance(body.get("inputs"), list):
+        raise PayloadError(400, "expected an object with an inputs list of tensors")
+    tensors = body["inputs"]
+    client_id = body.get("id")
+    if client_id is not None and not isinstance(client_id, str):
+        raise PayloadError(422, "id must be a string", field="id")
+    for i, t in enumerate(tensors):
+        if not isinstance(t, dict) or not {"name", "shape", "datatype", "data"} <= t.keys():
+            raise PayloadError(
+                422, f"inputs[{i}] must have name, shape, datatype and data", field=f"inputs[{i}]"
+            )
+        shape = t["shape"]
+        if not isinstance(shape, list) or not all(isinstance(s, int) and s >= 0 for s in shape):
+            raise PayloadError(422, f"inputs[{i}].shape must be a list of sizes", field=t["name"])
+    names = [t["name"] for t in tensors]
+    if len(tensors) == 1 and names[0] not in schema.types and len(tensors[0]["shape"]) == 2:
+        # One tensor of every column, rows x columns, in the signature's order.
+        t = tensors[0]
+        n, k = t["shape"]
+        if k != len(schema.columns):
+            raise PayloadError(
+                422,
+                f"{t['name']} has {k} columns; the model takes {len(schema.columns)}: "
+                f"{', '.join(schema.columns)}",
+                field=t["name"],
+            )
+        flat = _flat(t, n * k)
+        rows = [flat[r * k : (r + 1) * k] for r in range(n)]
+        _check_datatype(schema, t, list(schema.columns))
+        out = from_table(schema, list(schema.columns), rows, t["name"])
+        out.client_id = client_id
+        return out
+    _check_columns(schema, names, "inputs")
+    n = None
+    columns: dict[str, list[Any]] = {}
+    for t in tensors:
+        shape = t["shape"]
+        size = shape[0] if shape else 1
+        if len(shape) > 2 or (len(shape) == 2 and shape[1] != 1):
+            raise PayloadError(
+                422, f"{t['name']} must have shape [rows] or [rows, 1]", field=t["name"]
+            )
+        if n is not None and size != n:
+            raise PayloadError(
+                422, f"{t['name']} has {size} rows and another input {n}", field=t["name"]
+            )
+        n = size
+        _check_datatype(schema, t, [t["name"]])
+        columns[t["name"]] = _flat(t, size)
+    out = from_columns(schema, columns, "inputs")
+    out.client_id = client_id
+    return out
+
+
+def _flat(tensor: dict[str, Any], size: int) -> list[Any]:
+    data = tensor["data"]
+    if not isinstance(data, list):
+        raise PayloadError(422, f"{tensor['name']}.data must be a list", field=tensor["name"])
+    if data and isinstance(data[0], list):
+        data = [v for row in data for v in (row if isinstance(row, list) else [row])]
+    if len(data) != size:
+        raise PayloadError(
+            422,
+            f"{tensor['name']} has {len(data)} values; its shape says {size}",
+            field=tensor["name"],
+        )
+    return data
+
+
+def _check_datatype(schema: Schema, tensor: dict[str, Any], columns: list[str]) -> None:
+    datatype = tensor["datatype"]
+    numeric = all(schema.types[c] in NUMERIC for c in columns)
+    if datatype == "BYTES" and not numeric:
+        return
+    if datatype in _V2_NUMERIC and numeric:
+        return
+    want = "a numeric datatype (FP64, FP32, INT64, BOOL, ...)" if numeric else "BYTES"
+    raise PayloadError(
+        422, f"{tensor['name']} has datatype {datatype!r}; it needs {want}", field=tensor["name"]
+    )
+
+
+# --- answers --------------------------------------------------------------------------
+
+
+def v2_datatype(values: list[Any]) -> str:
+    if all(isinstance(v, bool) for v in values):
+        return "BOOL"
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return "INT64"
+    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        return "FP64"
+    return "BYTES"

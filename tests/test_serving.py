@@ -1,0 +1,323 @@
+"""The model server, run for real on loopback: protocols, auth, bad payloads, the alias
+switching under load, the request log through a graceful stop and a locked database."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+import uvicorn
+from sklearn.datasets import load_breast_cancer
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+import trenches
+from trenches.serving.app import Settings, create_app
+
+pytestmark = pytest.mark.sqlite_only
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LiveServer:
+    """``create_app`` served by uvicorn in a thread, on a free loopback port."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.app = create_app(settings)
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            assert self.thread.is_alive(), "the server died on start"
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        """A graceful stop: the lifespan's shutdown flushes the request log."""
+        self.server.should_exit = True
+        self.thread.join(timeout=60)
+        assert not self.thread.is_alive()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.thread.is_alive():
+            self.stop()
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A store with clf@1 (logistic, production) and clf@2 (forest), and the data."""
+    folder = tmp_path_factory.mktemp("serving")
+    path = folder / "store"
+    data = load_breast_cancer(as_frame=True)
+    frame = data.frame.drop(columns=["target"])
+    frame.columns = [c.replace(" ", "_") for c in frame.columns]
+    frame["diagnosis"] = np.where(data.target == 0, "malignant", "benign")
+    with trenches.open(path) as store:
+        ds = store.datasets.create("cancer", task="classification", label="diagnosis")
+        ds.add(frame, source="expert", created_at="2026-01-01")
+        snap = ds.snapshot()
+        X, y, _, _ = snap.training_data("train")
+        with store.run("fit", snapshot=snap, capture_code=False) as run:
+            run.log_model(
+                make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(X, y), "clf"
+            )
+            run.log_model(RandomForestClassifier(n_estimators=20, random_state=0).fit(X, y), "clf")
+        store.models.promote("clf@1", "production", reason="first")
+        native = {ref: store.models.load(ref) for ref in ("clf@1", "clf@2")}
+    yield {"path": str(path), "X": frame.drop(columns="diagnosis"), "native": native}
+
+
+def settings(project: dict[str, Any], tmp_path: Path, **kw: Any) -> Settings:
+    """Server settings; the request log is off unless a test is about it."""
+    return Settings(
+        ref=kw.pop("ref", "clf@production"),
+        store=project["path"],
+        spool_dir=str(tmp_path / "spool"),
+        log_requests=kw.pop("log_requests", False),
+        **kw,
+    )
+
+
+def _split(X: pd.DataFrame) -> dict[str, Any]:
+    return {"dataframe_split": {"columns": list(X.columns), "data": X.to_numpy().tolist()}}
+
+
+# --- the protocols answer as the model does in process ---------------------------------
+
+
+def test_every_protocol_answers_as_the_model_in_process(
+    project: dict[str, Any], tmp_path: Path
+) -> None:
+    X = project["X"].iloc[:40]
+    model = project["native"]["clf@1"]
+    want = list(model.predict(X))
+    proba = model.predict_proba(X)
+    records = X.to_dict(orient="records")
+    with LiveServer(settings(project, tmp_path)) as live, httpx.Client(base_url=live.url) as c:
+        bodies = {
+            "dataframe_split": _split(X),
+            "dataframe_records": {"dataframe_records": records},
+            "instances (records)": {"instances": records},
+            "instances (rows)": {"instances": X.to_numpy().tolist()},
+            "inputs (columns)": {"inputs": {k: X[k].tolist() for k in X.columns}},
+        }
+        for name, body in bodies.items():
+            r = c.post("/invocations", json=body)
+            assert r.status_code == 200, (name, r.text)
+            assert r.json()["predictions"] == want, name
+            assert r.json()["model_version"] == "clf@1"
+            assert r.headers["x-model-version"] == "clf@1"
+            assert r.headers["x-request-id"] == r.json()["request_id"]
+
+        r = c.post("/predict", json=records)
+        assert r.status_code == 200, r.text
+        answers = r.json()["predictions"]
+        assert [a["label"] for a in answers] == want
+        got = np.array([[a["scores"][c] for c in model.classes_] for a in answers])
+        assert np.abs(got - proba).max() < 1e-6
+
+        tensors = [
+            {"name": k, "shape": [len(X)], "datatype": "FP64", "data": X[k].tolist()}
+            for k in X.columns
+        ]
+        r = c.post("/v2/models/clf/infer", json={"id": "mine-1", "inputs": tensors})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["model_name"] == "clf" and body["model_version"] == "1"
+        assert body["id"] == "mine-1" and body["parameters"]["request_id"]
+        out = {o["name"]: o for o in body["outputs"]}
+        assert out["label"]["data"] == want and out["label"]["datatype"] == "BYTES"
+        assert out["probabilities"]["shape"] == [len(X), 2]
+        got = np.array(out["probabilities"]["data"]).reshape(len(X), 2)
+        assert np.abs(got - proba).max() < 1e-6
+
+        matrix = {
+            "name": "input-0",
+            "shape": [len(X), X.shape[1]],
+            "datatype": "FP32",
+            "data": X.to_numpy().ravel().tolist(),
+        }
+        r = c.post("/v2/models/clf/infer", json={"inputs": [matrix]})
+        assert r.status_code == 200, r.text
+        assert r.json()["outputs"][0]["data"] == want
+
+
+def test_v2_health_and_metadata(project: dict[str, Any], tmp_path: Path) -> None:
+    with LiveServer(settings(project, tmp_path)) as live, httpx.Client(base_url=live.url) as c:
+        assert c.get("/v2/health/live").json() == {"live": True}
+        assert c.get("/v2/health/ready").json() == {"ready": True}
+        assert c.get("/v2/models/clf/ready").json() == {"name": "clf", "ready": True}
+        meta = c.get("/v2/models/clf").json()
+        assert meta["name"] == "clf" and meta["versions"] == ["1"]
+        assert [i["name"] for i in meta["inputs"]] == list(project["X"].columns)
+        assert c.get("/v2/models/other").status_code == 404
+        assert c.get("/ping").status_code == 200
+
+
+# --- auth and bad payloads ------------------------------------------------------------
+
+
+def test_a_token_is_needed_when_one_is_set(project: dict[str, Any], tmp_path: Path) -> None:
+    body = _split(project["X"].iloc[:2])
+    with (
+        LiveServer(settings(project, tmp_path, token="s3cret")) as live,
+        httpx.Client(base_url=live.url) as c,
+    ):
+        assert c.post("/invocations", json=body).status_code == 401
+        bad = c.post("/invocations", json=body, headers={"Authorization": "Bearer nope"})
+        assert bad.status_code == 401 and "bearer token" in bad.json()["error"]
+        assert c.get("/metrics").status_code == 401
+        good = c.post("/invocations", json=body, headers={"Authorization": "Bearer s3cret"})
+        assert good.status_code == 200
+        assert c.get("/v2/health/ready").status_code == 200  # probes need no token
+        assert c.get("/ping").status_code == 200
+
+
+def test_bad_payloads_get_a_4xx_that_names_the_field_and_the_server_goes_on(
+    project: dict[str, Any], tmp_path: Path
+) -> None:
+    X = project["X"].iloc[:3]
+    columns = list(X.columns)
+    rows = X.to_numpy().tolist()
+    wrong_type = [r[:] for r in rows]
+    wrong_type[1][2] = "large"
+    cases: list[tuple[str, Any, int, str | None]] = [
+        ("/invocations", b"{not json", 400, None),
+        (
+            "/invocations",
+            {"dataframe_split": {"columns": columns[1:], "data": [r[1:] for r in rows]}},
+            422,
+            columns[0],
+        ),
+        (
+            "/invocations",
+            {"dataframe_split": {"columns": [*columns, "age"], "data": [[*r, 1] for r in rows]}},
+            422,
+            "age",
+        ),
+        (
+            "/invocations",
+            {"dataframe_split": {"columns": columns, "data": wrong_type}},
+            422,
+            columns[2],
+        ),
+        ("/invocations", {"nothing": []}, 400, None),
+        ("/predict", [{"mean_radius": 1.0}], 422, columns[1]),
+        (
+            "/v2/models/clf/infer",
+            {
+                "inputs": [
+                    {
+                        "name": c,
+                        "shape": [3],
+                        "datatype": "BYTES" if c == columns[4] else "FP64",
+                        "data": ["a"] * 3 if c == columns[4] else X[c].tolist(),
+                    }
+                    for c in columns
+                ]
+            },
+            422,
+            columns[4],
+        ),
+    ]
+    with (
+        LiveServer(settings(project, tmp_path, max_body=20_000)) as live,
+        httpx.Client(base_url=live.url) as c,
+    ):
+        for path, body, status, field in cases:
+            content = body if isinstance(body, bytes) else None
+            r = c.post(path, content=content, json=None if content else body)
+            assert r.status_code == status, (path, body, r.text)
+            assert "error" in r.json()
+            assert r.json().get("field") == field, r.json()
+        big = _split(project["X"].iloc[:200])
+        assert c.post("/invocations", json=big).status_code == 413
+        assert c.post("/invocations", json=_split(X)).status_code == 200
+
+
+# --- the alias moves under load ---------------------------------------------------------
+
+
+def test_the_server_follows_the_alias_under_load_without_a_failed_request(
+    project: dict[str, Any], tmp_path: Path
+) -> None:
+    body = _split(project["X"].iloc[:5])
+    seen: list[tuple[float, int, str]] = []
+    stop = threading.Event()
+
+    def load(url: str) -> None:
+        with httpx.Client(base_url=url) as c:
+            while not stop.is_set():
+                try:
+                    r = c.post("/invocations", json=body)
+                    seen.append((time.monotonic(), r.status_code, r.json()["model_version"]))
+                except Exception as e:  # a failed request is a finding
+                    seen.append((time.monotonic(), 0, repr(e)))
+
+    with LiveServer(settings(project, tmp_path, poll=0.2)) as live:
+        threads = [threading.Thread(target=load, args=(live.url,)) for _ in range(4)]
+        for t in threads:
+            t.start()
+        try:
+            time.sleep(1.0)
+            with trenches.open(project["path"], create=False) as store:
+                store.models.promote("clf@2", "production", reason="the forest")
+            moved = time.monotonic()
+            deadline = moved + 15
+            while time.monotonic() < deadline and not any(v == "clf@2" for _, _, v in seen[-20:]):
+                time.sleep(0.05)
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+            with trenches.open(project["path"], create=False) as store:
+                store.models.promote("clf@1", "production", reason="back")
+    assert seen and all(status == 200 for _, status, _ in seen), [s for s in seen if s[1] != 200][
+        :3
+    ]
+    first_new = min(t for t, _, v in seen if v == "clf@2")
+    assert first_new - moved < 5.0
+    assert all(v == "clf@2" for t, _, v in seen if t > first_new + 0.5)
+    assert {v for _, _, v in seen} == {"clf@1", "clf@2"}
+
+
+def test_metrics_count_requests_and_predictions(project: dict[str, Any], tmp_path: Path) -> None:
+    with LiveServer(settings(project, tmp_path)) as live, httpx.Client(base_url=live.url) as c:
+        for _ in range(3):
+            assert c.post("/invocations", json=_split(project["X"].iloc[:2])).status_code == 200
+        c.post("/invocations", content=b"{")
+        text = c.get("/metrics").text
+    assert 'trenches_requests_total{endpoint="invocations",status="200"} 3.0' in text
+    assert 'trenches_requests_total{endpoint="invocations",status="400"} 1.0' in text
+    assert 'trenches_served_version{version="clf@1"} 1.0' in text
+    assert "trenches_request_seconds_bucket" in text
+    counted = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("trenches_predictions_total{")
+    )
+    assert counted == 6
