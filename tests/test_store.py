@@ -61,6 +61,11 @@ def test_migrations_build_exactly_the_declared_schema(store: trenches.Store) -> 
     assert diff == []
 
 
+def test_the_head_constant_is_alembics_head() -> None:
+    # Opening a current store trusts HEAD instead of reading the migration scripts.
+    assert migrate.head_revision() == migrate.HEAD
+
+
 def test_reopening_is_idempotent(store_url: str) -> None:
     with trenches.open(store_url) as a:
         a.datasets.create("d", task="regression", label="y")

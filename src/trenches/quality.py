@@ -12,22 +12,13 @@ import numpy as np
 import pandas as pd
 
 from trenches import timestamps
+from trenches.names import QUALITY_KINDS
 from trenches.patterns.datasets import Dataset, read_patterns
 
 if TYPE_CHECKING:
     from trenches.store import Store
 
-#: The kinds a check reports, in the order they are shown. ``source-mix`` is a summary
-#: and never "found".
-KINDS = (
-    "duplicates",
-    "conflicting-labels",
-    "leakage",
-    "missing-values",
-    "class-imbalance",
-    "label-errors",
-    "source-mix",
-)
+KINDS = QUALITY_KINDS
 #: A class smaller than this share of the largest class is an imbalance.
 IMBALANCE_RATIO = 0.2
 #: Likely label errors are looked for in at most this many patterns (a fixed sample).

@@ -6,7 +6,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from rich.console import Console
@@ -20,9 +20,9 @@ from rich.progress import (
 )
 from rich.table import Table
 
-import trenches
-from trenches.quality import QualityReport
-from trenches.store import Store
+if TYPE_CHECKING:
+    from trenches.quality import QualityReport
+    from trenches.store import Store
 
 # Piped output is not cut at 80 columns: tables get room, messages stay on one line.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
@@ -40,6 +40,8 @@ state = _State()
 
 def open_store(*, create: bool = False) -> Store:
     """The store named by --store / $TRENCHES_DB_URL, or .trenches/ here."""
+    import trenches
+
     return trenches.open(state.store, create=create)
 
 

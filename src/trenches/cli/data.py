@@ -17,8 +17,8 @@ from trenches.cli._output import (
     quality_table,
 )
 from trenches.errors import CheckFailed, InvalidInput
-from trenches.patterns.datasets import SPLITS
-from trenches.quality import KINDS
+from trenches.names import QUALITY_KINDS as KINDS
+from trenches.names import SPLITS
 
 app = typer.Typer(
     help="Datasets and their patterns: import, relabel, snapshot, check.",

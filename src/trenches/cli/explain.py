@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from trenches import timestamps
 from trenches.cli._output import console, err_console, open_store, print_json, progress_bar
-from trenches.explain import Explanation
+
+if TYPE_CHECKING:
+    from trenches.explain import Explanation
 
 
 def explain(

@@ -6,10 +6,8 @@ from pathlib import Path
 
 import typer
 
-from trenches import backup as backups
 from trenches import config
 from trenches.cli._output import console, open_store, state
-from trenches.db import migrate
 
 
 def register(app: typer.Typer) -> None:
@@ -28,6 +26,8 @@ def init() -> None:
     with store:
         console.print(f"store ready: {store.url}")
         console.print(f"artifacts:   {store.artifacts.root}")
+        from trenches.db import migrate
+
         console.print(f"schema:      revision {migrate.head_revision()}")
 
 
@@ -39,6 +39,8 @@ def backup(
 
     Example: `trenches backup backups/2026-11-23`
     """
+    from trenches import backup as backups
+
     result = backups.backup(config.resolve(state.store), dest)
     console.print(
         f"backed up {result.database_bytes / 1e6:.1f} MB of database and "
@@ -54,6 +56,8 @@ def restore(
 
     Example: `trenches restore backups/2026-11-23 --force`
     """
+    from trenches import backup as backups
+
     result = backups.restore(src, config.resolve(state.store), force=force)
     console.print(f"restored {result.path} ({result.artifact_files} artifact files)")
 

@@ -24,6 +24,7 @@ from trenches import timestamps
 from trenches.db import schema as t
 from trenches.db.engine import bulk_insert, id_in, lock_patterns, read, write
 from trenches.errors import Conflict, InvalidInput, NotFound
+from trenches.names import SPLITS
 from trenches.patterns import inputs as inp
 from trenches.patterns.ingest import read_file
 
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
     from trenches.quality import QualityReport
     from trenches.store import Store
 
-SPLITS = ("train", "validation", "test")
 TASKS = ("classification", "regression")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$")
 _SOURCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
