@@ -31,23 +31,37 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str) -> Engine:
-    """An engine with the settings trenches relies on for ``url``'s backend."""
+def make_engine(url: str, *, busy_timeout: float | None = None) -> Engine:
+    """An engine with the settings trenches relies on for ``url``'s backend.
+
+    ``busy_timeout``: seconds a statement waits for a lock (and, on PostgreSQL, for a
+    connection) before it fails; by default :data:`BUSY_TIMEOUT_S` on SQLite and no
+    limit on PostgreSQL. A background writer that must fail fast and retry later (the
+    request log) gives a short one.
+    """
     url = normalise_url(url)
     if url.startswith("sqlite"):
+        timeout = BUSY_TIMEOUT_S if busy_timeout is None else busy_timeout
         engine = create_engine(
             url,
-            connect_args={"timeout": BUSY_TIMEOUT_S, "check_same_thread": False},
+            connect_args={"timeout": timeout, "check_same_thread": False},
             # Pooled: closing the last connection to a WAL database checkpoints it,
             # which would cost a millisecond on every transaction.
             pool_size=5,
             max_overflow=10,
         )
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, timeout)
         _forget_pool_after_fork(engine)
         return engine
+    connect_args: dict[str, Any] = {}
+    if busy_timeout is not None and url.startswith("postgresql"):
+        ms = max(1, int(busy_timeout * 1000))
+        connect_args = {
+            "connect_timeout": max(1, round(busy_timeout)),
+            "options": f"-c lock_timeout={ms}",
+        }
     try:
-        return create_engine(url, pool_pre_ping=True)
+        return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
     except (exc.ArgumentError, exc.NoSuchModuleError, ImportError) as e:
         raise StoreError(f"cannot use database URL {url!r}: {e}") from e
 
@@ -64,7 +78,7 @@ def _forget_pool_after_fork(engine: Engine) -> None:
     os.register_at_fork(after_in_child=_after_fork)
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, busy_timeout: float) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
         # Take over transaction control from the sqlite3 module, so that a write
@@ -74,7 +88,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
         cur.close()
 
     @event.listens_for(engine, "begin")
@@ -173,6 +187,35 @@ def insert_ignore(conn: Connection, table: Table, values: dict[str, Any]) -> Non
                 conn.execute(table.insert().values(**values))
         except exc.IntegrityError:
             pass
+
+
+def insert_ignore_many(
+    conn: Connection,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    key: Sequence[str],
+) -> None:
+    """Insert many rows (tuples in ``columns`` order), skipping each whose ``key``
+    matches a stored row: loading the same rows twice stores them once. SQLite and
+    PostgreSQL share the ``ON CONFLICT ... DO NOTHING`` syntax."""
+    if not rows:
+        return
+    if conn.dialect.name not in ("sqlite", "postgresql"):
+        for row in rows:
+            insert_ignore(conn, table, dict(zip(columns, row, strict=True)))
+        return
+    mark = "%s" if conn.dialect.name == "postgresql" else "?"
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) "
+        f"VALUES ({', '.join([mark] * len(columns))}) "
+        f"ON CONFLICT ({', '.join(key)}) DO NOTHING"
+    )
+    cursor = conn.connection.cursor()
+    try:
+        cursor.executemany(sql, [tuple(r) for r in rows])
+    finally:
+        cursor.close()
 
 
 def execute_raw(conn: Connection, sql: str, params: Sequence[Any] = ()) -> Any:
