@@ -26,6 +26,7 @@ from trenches.patterns.snapshots import Snapshot, Snapshots
 from trenches.problems import Problems
 from trenches.runs import Run, Runs
 from trenches.runs.tracking import reap_killed_runs
+from trenches.serving.records import Requests
 
 
 class Store:
@@ -48,6 +49,7 @@ class Store:
         self.problems = Problems(self)
         self.gates = Gates(self)
         self.explanations = Explanations(self)
+        self.requests = Requests(self)
 
     @property
     def url(self) -> str:
