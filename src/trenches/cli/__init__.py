@@ -19,6 +19,7 @@ from trenches.cli import lineage as lineage_cli
 from trenches.cli import models as models_cli
 from trenches.cli import problems as problems_cli
 from trenches.cli import report as report_cli
+from trenches.cli import requests as requests_cli
 from trenches.cli import runs as runs_cli
 from trenches.cli import serve as serve_cli
 from trenches.cli import store as store_cli
@@ -70,6 +71,7 @@ app.command("backfill")(problems_cli.backfill)
 app.command("compare")(compare_cli.compare)
 app.command("check")(check_cli.check)
 app.add_typer(report_cli.app, name="report")
+app.add_typer(requests_cli.app, name="requests")
 app.command("serve")(serve_cli.serve)
 store_cli.register(app)
 
