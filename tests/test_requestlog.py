@@ -1,0 +1,510 @@
+"""The request log (RequestLog: batches, a locked database, the spool) and
+``store.requests``: listing, feedback, and requests made patterns; and their CLI."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sqlalchemy import func, select, update
+
+import trenches
+from trenches import timestamps
+from trenches.cli import main
+from trenches.db import schema as t
+from trenches.db.engine import read, write
+from trenches.errors import InvalidInput, NotFound
+from trenches.serving.requestlog import LoggedFeedback, LoggedRequest, RequestLog
+
+from conftest import make_frame
+
+COLUMNS = ["radius", "texture", "grade"]
+
+
+@pytest.fixture
+def versions(store: trenches.Store) -> list[trenches.ModelVersion]:
+    """Two versions of ``clf`` trained on dataset ``tumours`` (radius, texture, grade)."""
+    ds = store.datasets.create("tumours", task="classification", label="label")
+    ds.add(make_frame(200).drop(columns=["site"]), source="expert", created_at="2026-01-01")
+    snap = ds.snapshot()
+    X, y, _, _ = snap.training_data("train")
+    out = []
+    for c in (0.1, 1.0):
+        with store.run(f"C={c}", snapshot=snap, capture_code=False) as run:
+            out.append(run.log_model(LogisticRegression(C=c).fit(X, y), "clf"))
+    return out
+
+
+def request(version_id: int, i: int, *, n: int = 1) -> LoggedRequest:
+    data = [[10.0 + i % 7 + k / 10, 20.0 - k, 1 + (i + k) % 3] for k in range(n)]
+    return LoggedRequest(
+        request_id=f"req-{i}",
+        version_id=version_id,
+        endpoint="predict",
+        n=n,
+        inputs=lambda: {"columns": COLUMNS, "data": data},
+        outputs={
+            "labels": ["benign"] * n,
+            "scores": np.array([[0.75, 0.25]] * n),
+            "values": None,
+        },
+        latency_us=850 + i,
+        received_at=timestamps.now_us(),
+    )
+
+
+def count(store: trenches.Store, table: Any) -> int:
+    with read(store.engine) as conn:
+        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+@contextmanager
+def locked(store: trenches.Store) -> Iterator[None]:
+    """Another connection holds the lock a writer of the log needs: the whole SQLite
+    file (BEGIN EXCLUSIVE), or the table on PostgreSQL (LOCK TABLE)."""
+    if store.location.sqlite_path is not None:
+        db = sqlite3.connect(store.location.sqlite_path, timeout=30, isolation_level=None)
+        db.execute("BEGIN EXCLUSIVE")
+        try:
+            yield
+        finally:
+            db.rollback()
+            db.close()
+        return
+    import psycopg
+
+    url = store.location.db_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(url) as conn:
+        conn.execute("LOCK TABLE served_requests IN ACCESS EXCLUSIVE MODE")
+        try:
+            yield
+        finally:
+            conn.rollback()
+
+
+def wait_for(condition: Any, seconds: float = 20.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+# --- the writer ----------------------------------------------------------------------------
+
+
+def test_every_request_of_a_burst_is_stored_after_a_graceful_stop(
+    store: trenches.Store, versions: list[trenches.ModelVersion], tmp_path: Path
+) -> None:
+    log = RequestLog(store.location.db_url, tmp_path / "spool")
+    log.start()
+    v = versions[0].id
+    for i in range(5000):
+        log.put(request(v, i, n=1 + i % 3))
+    log.put(LoggedFeedback("req-7", 1, "malignant", 4.0, "biopsy", timestamps.now_us()))
+    log.stop()
+    assert count(store, t.served_requests) == 5000
+    assert log.stats == {
+        "queued": 0,
+        "written": 5001,
+        "spilled": 0,
+        "loaded_back": 0,
+        "failures": 0,
+    }
+    with read(store.engine) as conn:
+        row = conn.execute(
+            select(t.served_requests).where(t.served_requests.c.request_id == "req-7")
+        ).one()
+        fb = conn.execute(select(t.feedback)).one()
+    assert (row.version_id, row.endpoint, row.n, row.latency_us) == (v, "predict", 2, 857)
+    assert orjson.loads(row.inputs) == {
+        "columns": COLUMNS,
+        "data": [[10.0, 20.0, 2], [10.1, 19.0, 3]],
+    }
+    assert orjson.loads(row.outputs) == {
+        "labels": ["benign", "benign"],
+        "scores": [[0.75, 0.25], [0.75, 0.25]],
+        "values": None,
+    }
+    assert (fb.request_id, fb.row, orjson.loads(fb.label), fb.rating, fb.comment) == (
+        "req-7",
+        1,
+        "malignant",
+        4.0,
+        "biopsy",
+    )
+    assert not list((tmp_path / "spool").glob("*.jsonl"))
+
+
+def test_puts_return_while_the_database_is_locked_and_are_stored_after(
+    store: trenches.Store, versions: list[trenches.ModelVersion], tmp_path: Path
+) -> None:
+    log = RequestLog(
+        store.location.db_url, tmp_path / "spool", batch=50, interval=0.05, busy_timeout=0.25
+    )
+    log.start()
+    v = versions[0].id
+    with locked(store):
+        # Requests keep coming for about 3 s while the database cannot be written.
+        start = time.monotonic()
+        i = 0
+        while time.monotonic() - start < 3.0:
+            for _ in range(50):
+                log.put(request(v, i))
+                i += 1
+            time.sleep(0.01)
+        # Every put has returned, and the lock is still held: nothing was written.
+        during = log.stats
+        assert during["written"] == 0 and during["failures"] >= 1
+        assert during["queued"] == i
+    wait_for(lambda: log.stats["written"] == i)
+    log.stop()
+    assert count(store, t.served_requests) == i
+    assert log.stats["spilled"] == 0
+
+
+def test_stopping_while_locked_spools_the_rest_and_the_next_log_loads_it_once(
+    store: trenches.Store, versions: list[trenches.ModelVersion], tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool"
+    v = versions[0].id
+    with locked(store):
+        log = RequestLog(store.location.db_url, spool, interval=0.05, busy_timeout=0.2)
+        log.start()
+        for i in range(300):
+            log.put(request(v, i))
+        for i in range(3):
+            log.put(LoggedFeedback(f"req-{i}", 0, "benign", None, None, timestamps.now_us()))
+        log.stop(timeout=0.5)
+        files = list(spool.glob("requests-*.jsonl"))
+        assert len(files) == 1
+        assert len(files[0].read_bytes().splitlines()) == 1 + 303  # a header, then rows
+        assert log.stats["spilled"] == 303 and log.stats["written"] == 0
+    assert count(store, t.served_requests) == 0
+    # The same rows twice: as if a crash came between storing a file and deleting it.
+    shutil.copy(files[0], spool / "requests-1-1.jsonl")
+    again = RequestLog(store.location.db_url, spool)
+    again.start()
+    again.stop()
+    assert again.stats["loaded_back"] == 606
+    assert not list(spool.glob("*.jsonl"))
+    assert count(store, t.served_requests) == 300
+    assert count(store, t.feedback) == 3
+
+
+def test_a_full_queue_spills_to_the_spool_and_comes_back(
+    store: trenches.Store, versions: list[trenches.ModelVersion], tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool"
+    log = RequestLog(store.location.db_url, spool, batch=5, max_queue=10)
+    for i in range(100):
+        log.put(request(versions[0].id, i))
+    assert log.stats["queued"] == 10 and log.stats["spilled"] == 90
+    assert len(list(spool.glob("requests-*.jsonl"))) == 1
+    log.start()
+    log.stop()
+    assert log.stats["loaded_back"] == 90
+    assert count(store, t.served_requests) == 100
+    assert not list(spool.glob("*.jsonl"))
+
+
+@pytest.mark.sqlite_only
+def test_a_row_the_database_refuses_is_set_aside_and_the_rest_stored(
+    sqlite_store: trenches.Store, tmp_path: Path
+) -> None:
+    store = sqlite_store
+    ds = store.datasets.create("tumours", task="classification", label="label")
+    ds.add(make_frame(60).drop(columns=["site"]), source="expert")
+    X = ds.patterns().drop(columns="label")
+    version = store.models.register(
+        LogisticRegression().fit(X, ds.patterns()["label"]), "clf", X=X, dataset="tumours"
+    )
+    spool = tmp_path / "spool"
+    log = RequestLog(store.location.db_url, spool)
+    log.start()
+    for i in range(20):
+        log.put(request(version.id if i != 5 else 999_999, i))  # no version 999999
+    log.stop()
+    assert count(store, t.served_requests) == 19
+    rejected = list(spool.glob("rejected-*.jsonl"))
+    assert len(rejected) == 1
+    line = rejected[0].read_text().strip()
+    assert '"request_id":"req-5"' in line and "FOREIGN KEY" in line
+    assert log.stats["failures"] == 1
+
+
+@pytest.mark.sqlite_only
+def test_spool_files_of_a_live_server_or_another_store_are_left_alone(
+    sqlite_store: trenches.Store, tmp_path: Path
+) -> None:
+    import fcntl
+
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    line = {
+        "kind": "request",
+        "request_id": "req-x",
+        "version_id": 1,
+        "endpoint": "predict",
+        "n": 1,
+        "inputs": {"columns": ["a"], "data": [[1]]},
+        "outputs": {"labels": [1], "scores": None, "values": None},
+        "latency_us": 1,
+        "received_at": 1,
+    }
+    other = spool / "requests-1-1.jsonl"
+    other.write_bytes(
+        orjson.dumps({"kind": "store", "url": "sqlite:////elsewhere/trenches.db"})
+        + b"\n"
+        + orjson.dumps(line)
+        + b"\n"
+    )
+    live = spool / "requests-2-2.jsonl"
+    live.write_bytes(orjson.dumps(line) + b"\n")
+    with live.open("rb") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        log = RequestLog(sqlite_store.location.db_url, spool)
+        log.start()
+        log.stop()
+    assert other.exists() and live.exists()
+    assert log.stats["loaded_back"] == 0
+
+
+# --- store.requests ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def logged(
+    store: trenches.Store, versions: list[trenches.ModelVersion], tmp_path: Path
+) -> dict[str, Any]:
+    """Three logged requests: a (1 row, clf@1), b (2 rows, clf@2), c (1 row, clf@1)."""
+    X = store.datasets.get("tumours").patterns().drop(columns="label")
+    rows = {"a": X.iloc[:1], "b": X.iloc[1:3], "c": X.iloc[3:4]}
+    by = {"a": versions[0], "b": versions[1], "c": versions[0]}
+    log = RequestLog(store.location.db_url, tmp_path / "spool")
+    log.start()
+    base = timestamps.parse("2026-03-01")
+    assert base is not None
+    for k, (name, frame) in enumerate(rows.items()):
+        data = frame.to_numpy(dtype=object).tolist()
+        log.put(
+            LoggedRequest(
+                request_id=name,
+                version_id=by[name].id,
+                endpoint="v2",
+                n=len(frame),
+                inputs=lambda frame=frame, data=data: {
+                    "columns": list(frame.columns),
+                    "data": data,
+                },
+                outputs={"labels": ["benign"] * len(frame), "scores": None, "values": None},
+                latency_us=1500,
+                received_at=base + k * 3_600_000_000,  # an hour apart
+            )
+        )
+    log.stop()
+    return {"X": X, "rows": rows}
+
+
+def test_list_reads_requests_with_versions_times_and_feedback(
+    store: trenches.Store, logged: dict[str, Any]
+) -> None:
+    frame = store.requests.list()
+    assert list(frame.columns) == [
+        "request_id",
+        "version",
+        "endpoint",
+        "n",
+        "inputs",
+        "outputs",
+        "latency_ms",
+        "received_at",
+        "feedback",
+    ]
+    assert list(frame["request_id"]) == ["a", "b", "c"]
+    assert list(frame["version"]) == ["clf@1", "clf@2", "clf@1"]
+    assert list(frame["n"]) == [1, 2, 1]
+    assert frame["latency_ms"].tolist() == [1.5, 1.5, 1.5]
+    assert frame["received_at"].iloc[0] == pd.Timestamp("2026-03-01", tz="UTC")
+    assert frame["inputs"].iloc[1]["data"] == logged["rows"]["b"].to_numpy(dtype=object).tolist()
+    assert frame["feedback"].isna().all()
+
+    assert list(store.requests.list(limit=2)["request_id"]) == ["b", "c"]
+    assert list(store.requests.list(version="clf@1")["request_id"]) == ["a", "c"]
+    assert list(store.requests.list(version="clf")["request_id"]) == ["a", "b", "c"]
+    window = store.requests.list(since="2026-03-01T00:30Z", until="2026-03-01T02:00Z")
+    assert list(window["request_id"]) == ["b"]
+    with pytest.raises(NotFound):
+        store.requests.list(version="nope")
+
+    store.requests.feedback("b", row=1, label="malignant", comment="biopsy")
+    feedback = store.requests.list()["feedback"].iloc[1]
+    assert [(f["row"], f["label"], f["comment"], f["pattern_id"]) for f in feedback] == [
+        (1, "malignant", "biopsy", None)
+    ]
+
+
+def test_feedback_is_checked_before_it_is_stored(
+    store: trenches.Store, logged: dict[str, Any]
+) -> None:
+    with pytest.raises(NotFound, match="no request 'zzz'"):
+        store.requests.feedback("zzz", label="benign")
+    with pytest.raises(InvalidInput, match="has 2 rows; there is no row 2"):
+        store.requests.feedback("b", row=2, label="benign")
+    with pytest.raises(InvalidInput, match=r"a label .* or a rating"):
+        store.requests.feedback("a")
+    with pytest.raises(InvalidInput, match="not a finite number"):
+        store.requests.feedback("a", rating=float("nan"))
+    assert count(store, t.feedback) == 0
+    done = store.requests.feedback("a", rating=2)
+    assert (done.request_id, done.row, done.rating, done.label) == ("a", 0, 2.0, None)
+    assert [f.rating for f in store.requests.get_feedback("a")] == [2.0]
+
+
+def _patterns(store: trenches.Store) -> int:
+    return count(store, t.patterns)
+
+
+def test_to_patterns_stores_nothing_if_a_request_is_unknown_or_unlabelled(
+    store: trenches.Store, logged: dict[str, Any]
+) -> None:
+    store.requests.feedback("a", label="malignant")
+    store.requests.feedback("c", rating=1)  # a rating is no label
+    before = _patterns(store)
+    with pytest.raises(InvalidInput, match="no requests nope1, nope2 in the log"):
+        store.requests.to_patterns(["a", "nope1", "nope2"])
+    with pytest.raises(InvalidInput, match="request c has no feedback with a label"):
+        store.requests.to_patterns(["a", "c"])
+    with pytest.raises(InvalidInput, match="requests b, c have no feedback with a label"):
+        store.requests.to_patterns(["a", "b", "c"])
+    assert _patterns(store) == before
+    with read(store.engine) as conn:
+        assert conn.execute(select(t.feedback.c.pattern_id)).scalars().all() == [None, None]
+
+
+def test_labelled_rows_become_production_patterns_once(
+    store: trenches.Store, logged: dict[str, Any]
+) -> None:
+    store.requests.feedback("a", label="benign")
+    store.requests.feedback("a", label="malignant")  # the newest label counts
+    store.requests.feedback("b", row=1, label="malignant")
+    before = _patterns(store)
+    result = store.requests.to_patterns(["a", "b"])
+    assert [(p.request_id, p.row, p.new) for p in result.patterns] == [
+        ("a", 0, True),
+        ("b", 1, True),
+    ]
+    assert result.dataset == ("tumours",) and result.problem_result is None
+    assert _patterns(store) == before + 2
+    ds = store.datasets.get("tumours")
+    ids = [p.pattern_id for p in result.patterns]
+    made = ds.patterns(ids=ids)
+    rows = logged["rows"]
+    expected = pd.concat([rows["a"], rows["b"].iloc[[1]]])
+    assert made[COLUMNS].to_numpy().tolist() == expected[COLUMNS].to_numpy().tolist()
+    assert list(made["label"]) == ["malignant", "malignant"]
+    info = ds.pattern_info().loc[ids]
+    assert set(info["source"]) == {"production"}
+    # The newest labelled feedback of each row points at its pattern.
+    linked = store.requests.get_feedback("a")
+    assert [f.pattern_id for f in linked] == [None, ids[0]]
+
+    again = store.requests.to_patterns(["b", "a"])
+    assert again.created == ()
+    assert [(p.request_id, p.pattern_id) for p in again.skipped] == [("b", ids[1]), ("a", ids[0])]
+    assert _patterns(store) == before + 2
+
+
+def test_a_run_cut_short_before_the_link_is_finished_not_repeated(
+    store: trenches.Store, logged: dict[str, Any]
+) -> None:
+    store.requests.feedback("c", label="malignant")
+    first = store.requests.to_patterns(["c"])
+    # As if the process died after the import, before the feedback was linked.
+    with write(store.engine) as conn:
+        conn.execute(update(t.feedback).values(pattern_id=None))
+    before = _patterns(store)
+    second = store.requests.to_patterns(["c"])
+    assert [p.pattern_id for p in second.patterns] == [p.pattern_id for p in first.patterns]
+    assert _patterns(store) == before
+
+
+def test_to_patterns_with_a_problem_backfills_every_version(
+    store: trenches.Store, logged: dict[str, Any]
+) -> None:
+    store.problems.create("big-benign", dataset="tumours", title="Big tumours called benign")
+    store.requests.feedback("a", label="malignant")
+    store.requests.feedback("b", row=0, label="malignant")
+    result = store.requests.to_patterns(["a", "b"], problem="big-benign")
+    ids = tuple(p.pattern_id for p in result.patterns)
+    assert store.problems.get("big-benign").positive == ids
+    assert result.problem_result is not None
+    assert (result.problem_result.added, result.problem_result.versions) == (2, 2)
+    scores = store.problems.scores("big-benign")
+    assert [(s.predictor, s.positive_total, s.missing) for s in scores] == [
+        ("clf@1", 2, 0),
+        ("clf@2", 2, 0),
+    ]
+    # Again: nothing new, and the problem holds them already.
+    again = store.requests.to_patterns(["a", "b"], problem="big-benign")
+    assert again.created == () and again.problem_result is not None
+    assert again.problem_result.already == 2
+    with pytest.raises(NotFound):
+        store.requests.to_patterns(["a"], problem="no-such-problem")
+
+
+# --- the command line ----------------------------------------------------------------------
+
+
+def cli(*args: str | Path) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            main([str(a) for a in args])
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_the_requests_commands(store: trenches.Store, logged: dict[str, Any]) -> None:
+    at = ("--store", str(store.location.sqlite_path))
+    code, out, err = cli(*at, "requests", "feedback", "a", "--label", "malignant")
+    assert code == 0, err
+    assert "feedback on a, row 0: label malignant" in out
+    code, out, err = cli(*at, "requests", "list", "--json")
+    assert code == 0, err
+    listed = json.loads(out)
+    assert [r["request_id"] for r in listed] == ["a", "b", "c"]
+    assert listed[0]["received_at"] == "2026-03-01T00:00:00Z"
+    assert listed[0]["feedback"][0]["label"] == "malignant"
+    code, out, _ = cli(*at, "requests", "list", "--limit", "1", "--version", "clf@1")
+    assert code == 0 and "clf@1" in out and " c " in f" {out} " and "benign" in out
+
+    cli(*at, "problems", "create", "p", "--dataset", "tumours", "--title", "P")
+    code, out, err = cli(*at, "requests", "to-patterns", "a", "--problem", "p", "--json")
+    assert code == 0, err
+    made = json.loads(out)
+    assert len(made["created"]) == 1 and made["problem_added"]["versions"] == 2
+    code, out, err = cli(*at, "requests", "to-patterns", "a")
+    assert code == 0 and "skipped" in err
+
+    code, _, err = cli(*at, "requests", "to-patterns", "a", "nope")
+    assert code == 2 and "no request nope in the log" in err
+    code, _, err = cli(*at, "requests", "feedback", "a", "--row", "3", "--rating", "1")
+    assert code == 2 and "there is no row 3" in err
+    code, _, err = cli(*at, "requests", "list", "--since", "yesterday-ish")
+    assert code == 2 and "is not a time" in err
