@@ -149,7 +149,8 @@ def to_patterns(
     datasets = ", ".join(result.dataset)
     if result.created:
         ids = " ".join(str(p.pattern_id) for p in result.created)
-        console.print(f"{len(result.created)} new patterns of {datasets}: {ids}")
+        n = len(result.created)
+        console.print(f"{n} new pattern{'s' if n != 1 else ''} of {datasets}: {ids}")
     for p in result.skipped:
         err_console.print(
             f"{p.request_id}, row {p.row}: a pattern already ({p.pattern_id}); skipped"
