@@ -4,6 +4,7 @@ switching under load, the request log through a graceful stop and a locked datab
 from __future__ import annotations
 
 import socket
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -303,6 +304,60 @@ def test_the_server_follows_the_alias_under_load_without_a_failed_request(
     assert first_new - moved < 5.0
     assert all(v == "clf@2" for t, _, v in seen if t > first_new + 0.5)
     assert {v for _, _, v in seen} == {"clf@1", "clf@2"}
+
+
+# --- the request log ---------------------------------------------------------------------
+
+
+def _logged(project: dict[str, Any]) -> pd.DataFrame:
+    with trenches.open(project["path"], create=False) as store:
+        return store.requests.list()
+
+
+def test_every_request_of_a_burst_is_in_the_log_after_a_graceful_stop(
+    project: dict[str, Any], tmp_path: Path
+) -> None:
+    before = set(_logged(project)["request_id"])
+    X = project["X"]
+    ids = []
+    live = LiveServer(settings(project, tmp_path, log_requests=True))
+    with live, httpx.Client(base_url=live.url) as c:
+        for i in range(300):
+            r = c.post("/predict", json=X.iloc[[i % len(X)]].to_dict(orient="records"))
+            assert r.status_code == 200
+            ids.append(r.json()["request_id"])
+        r = c.post("/feedback", json={"request_id": ids[0], "label": "malignant"})
+        assert r.status_code == 202
+        live.stop()
+    logged = _logged(project)
+    new = logged[~logged["request_id"].isin(before)]
+    assert sorted(new["request_id"]) == sorted(ids)
+    assert (new["endpoint"] == "predict").all() and (new["n"] == 1).all()
+
+
+def test_a_locked_database_delays_the_log_not_the_answers(
+    project: dict[str, Any], tmp_path: Path
+) -> None:
+    before = set(_logged(project)["request_id"])
+    body = _split(project["X"].iloc[:1])
+    ids = []
+    live = LiveServer(settings(project, tmp_path, log_requests=True))
+    with live, httpx.Client(base_url=live.url, timeout=5) as c:
+        db = sqlite3.connect(Path(project["path"]) / "trenches.db", timeout=30)
+        db.execute("BEGIN EXCLUSIVE")
+        try:
+            locked_until = time.monotonic() + 3.0
+            while time.monotonic() < locked_until:
+                r = c.post("/invocations", json=body)
+                assert r.status_code == 200
+                ids.append(r.json()["request_id"])
+        finally:
+            db.rollback()
+            db.close()
+        assert len(ids) > 50, "the server answered while the database was locked"
+        live.stop()
+    logged = _logged(project)
+    assert set(ids) <= set(logged["request_id"]) - before
 
 
 def test_metrics_count_requests_and_predictions(project: dict[str, Any], tmp_path: Path) -> None:

@@ -4,29 +4,31 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from functools import cached_property
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
 from trenches import config
 from trenches.artifacts import ArtifactStore
-from trenches.baselines import Baselines
 from trenches.db import migrate
 from trenches.db.engine import make_engine
 from trenches.errors import NotFound
-from trenches.explain import Explanations
-from trenches.gates import Gates
-from trenches.lineage import Lineage
-from trenches.models import Models
-from trenches.patterns.datasets import Datasets
-from trenches.patterns.history import Patterns
-from trenches.patterns.snapshots import Snapshot, Snapshots
-from trenches.problems import Problems
-from trenches.runs import Run, Runs
-from trenches.runs.tracking import reap_killed_runs
-from trenches.serving.records import Requests
+
+if TYPE_CHECKING:
+    from trenches.baselines import Baselines
+    from trenches.explain import Explanations
+    from trenches.gates import Gates
+    from trenches.lineage import Lineage
+    from trenches.models import Models
+    from trenches.patterns.datasets import Datasets
+    from trenches.patterns.history import Patterns
+    from trenches.patterns.snapshots import Snapshot, Snapshots
+    from trenches.problems import Problems
+    from trenches.runs import Run, Runs
+    from trenches.serving.records import Requests
 
 
 class Store:
@@ -40,16 +42,69 @@ class Store:
         self.engine = engine
         #: Content-addressed files (model files, diffs, environments) by SHA-256.
         self.artifacts = ArtifactStore(location.artifacts)
-        self.datasets = Datasets(self)
-        self.patterns = Patterns(self)
-        self.snapshots = Snapshots(self)
-        self.runs = Runs(self)
-        self.models = Models(self)
-        self.baselines = Baselines(self)
-        self.problems = Problems(self)
-        self.gates = Gates(self)
-        self.explanations = Explanations(self)
-        self.requests = Requests(self)
+
+    # Each part of the store loads its code on first use: a server or a short command
+    # pays only for what it touches.
+
+    @cached_property
+    def datasets(self) -> Datasets:
+        from trenches.patterns.datasets import Datasets
+
+        return Datasets(self)
+
+    @cached_property
+    def patterns(self) -> Patterns:
+        from trenches.patterns.history import Patterns
+
+        return Patterns(self)
+
+    @cached_property
+    def snapshots(self) -> Snapshots:
+        from trenches.patterns.snapshots import Snapshots
+
+        return Snapshots(self)
+
+    @cached_property
+    def runs(self) -> Runs:
+        from trenches.runs import Runs
+
+        return Runs(self)
+
+    @cached_property
+    def models(self) -> Models:
+        from trenches.models import Models
+
+        return Models(self)
+
+    @cached_property
+    def baselines(self) -> Baselines:
+        from trenches.baselines import Baselines
+
+        return Baselines(self)
+
+    @cached_property
+    def problems(self) -> Problems:
+        from trenches.problems import Problems
+
+        return Problems(self)
+
+    @cached_property
+    def gates(self) -> Gates:
+        from trenches.gates import Gates
+
+        return Gates(self)
+
+    @cached_property
+    def explanations(self) -> Explanations:
+        from trenches.explain import Explanations
+
+        return Explanations(self)
+
+    @cached_property
+    def requests(self) -> Requests:
+        from trenches.serving.records import Requests
+
+        return Requests(self)
 
     @property
     def url(self) -> str:
@@ -75,6 +130,8 @@ class Store:
         with (``capture_code=False`` skips git), and ends as finished, or failed when
         the block raises.
         """
+        from trenches.runs import Run
+
         return Run(
             self, name, snapshot=snapshot, params=params, tags=tags, capture_code=capture_code
         )
@@ -128,5 +185,7 @@ def open(path_or_url: str | os.PathLike[str] | None = None, *, create: bool = Tr
     if "://" not in location.artifacts:
         Path(location.artifacts).mkdir(parents=True, exist_ok=True)
     store = Store(location, engine)
+    from trenches.runs.tracking import reap_killed_runs
+
     reap_killed_runs(store)
     return store

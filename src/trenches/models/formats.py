@@ -8,14 +8,17 @@ on load, so it is only read when the caller says they trust the file.
 from __future__ import annotations
 
 import pickle
+import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
-import pandas as pd
 
 from trenches.errors import InvalidInput, UntrustedModel
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 NUMERIC = ("number", "integer", "boolean")
 
@@ -56,6 +59,8 @@ class Signature:
 
 def infer_signature(model: Any, X: pd.DataFrame) -> Signature:
     """The signature of ``model`` from an example of its input."""
+    import pandas as pd
+
     from trenches.patterns.inputs import infer_type
 
     if not isinstance(X, pd.DataFrame):
@@ -116,6 +121,8 @@ def to_onnx(
         return None, False, f"skl2onnx is not available: {e}"
     options = {id(model): {"zipmap": False}} if hasattr(model, "predict_proba") else None
     sample = X.to_numpy(dtype=np.float64)
+    import pandas as pd
+
     rounded = pd.DataFrame(sample.astype(np.float32).astype(np.float64), columns=X.columns)
     rounds = _same_answers(model, X, rounded)
     reasons = []
@@ -206,7 +213,10 @@ class OnnxModel:
         self.classes_ = np.array(signature.classes) if signature.classes is not None else None
 
     def _run(self, X: Any) -> list[Any]:
-        if isinstance(X, pd.DataFrame):
+        # Only a loaded pandas can have made a DataFrame: a server on the ONNX path never
+        # imports it.
+        pandas = sys.modules.get("pandas")
+        if pandas is not None and isinstance(X, pandas.DataFrame):
             missing = [c for c in self.signature.columns if c not in X.columns]
             if missing:
                 raise InvalidInput(f"the input lacks the column {missing[0]!r}", field=missing[0])

@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
-import pandas as pd
 from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Connection
 
@@ -20,6 +19,8 @@ from trenches.errors import CheckFailed, Conflict, InvalidInput, NotFound
 from trenches.models import formats
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from trenches.runs.tracking import Run
     from trenches.store import Store
 

@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from trenches.models import formats
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from trenches.models.registry import ModelVersion
     from trenches.store import Store
 
@@ -64,7 +65,7 @@ class ServedModel:
         if self._onnx is not None and isinstance(rows, np.ndarray):
             labels, proba = self._onnx.predict_with_proba(rows)
         else:
-            frame = rows if isinstance(rows, pd.DataFrame) else self.frame(rows)
+            frame = self.frame(rows) if isinstance(rows, np.ndarray) else rows
             labels = np.asarray(self.model.predict(frame))
             proba = (
                 np.asarray(self.model.predict_proba(frame), dtype=np.float64)
@@ -77,6 +78,8 @@ class ServedModel:
 
     def frame(self, matrix: np.ndarray) -> pd.DataFrame:
         """A float matrix in signature order as the DataFrame the model was fit on."""
+        import pandas as pd
+
         frame = pd.DataFrame(matrix, columns=self.columns)
         for name, kind in self.types.items():
             if kind == "integer" and not frame[name].isna().any():

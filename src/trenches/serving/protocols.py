@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 NUMERIC = ("number", "integer", "boolean")
 _V2_NUMERIC = {
@@ -198,6 +200,8 @@ def _frame(schema: Schema, data: list[list[Any]], columns: list[str], where: str
             raise PayloadError(
                 422, f"{where}: row {i} must be a list of {k} values, one per column"
             )
+    import pandas as pd
+
     out: dict[str, Any] = {}
     for j, c in enumerate(columns):
         values = [r[j] for r in data]

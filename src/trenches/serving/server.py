@@ -28,6 +28,7 @@ def run(
         "access_log": False,
         "loop": "uvloop",
         "http": "httptools",
+        "ws": "none",  # no websockets here: skip loading their protocol
         "timeout_graceful_shutdown": 30,
     }
     if workers == 1:
