@@ -35,7 +35,12 @@ def test_the_demo_finds_what_it_planted_and_traces_its_models(
         if production.code["state"] != "none":  # git is on the machine
             assert production.code["tag"] == f"trenches/run-{production.run['id']}"  # type: ignore[index]
         problems = {p.slug for p in store.problems.list()}
-        assert problems == {"small-malignant", "large-benign", "rough-texture"}
+        assert problems == {
+            "small-malignant",
+            "large-benign",
+            "rough-texture",
+            "production-misses",  # made from a wrong answer of the server
+        }
         # The backfill made the versions x problems x patterns table complete.
         assert all(s.missing == 0 for slug in problems for s in store.problems.scores(slug))
         # Gates: every version newer than March's was checked, one failed, and the
@@ -49,6 +54,12 @@ def test_the_demo_finds_what_it_planted_and_traces_its_models(
         # Two problem patterns are explained, by the production version.
         explained = store.explanations.list("cancer-clf@production")
         assert len(explained) == 2 and all(e.weights for e in explained)
+        # Served: three requests logged, and a wrong answer became a problem pattern
+        # that every version has a prediction for.
+        assert len(store.requests.list()) == 3
+        misses = store.problems.get("production-misses")
+        assert len(misses.positive) == 1
+        assert all(s.missing == 0 for s in store.problems.scores("production-misses"))
     assert (tmp_path / "demo" / "trenches.toml").exists()
     assert (tmp_path / "demo" / "report.html").stat().st_size > 1_000_000
     assert "is refused" in text and "passed every gate" in text

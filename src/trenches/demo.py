@@ -168,6 +168,7 @@ def run(folder: Path, console: Console) -> None:
     _problems(store, ds, folder, console)
     production = _gates(store, folder, console)
     _explain(store, console)
+    _serve(store, ds, folder, console)
     _report(store, folder, console)
     _say(
         console,
@@ -175,7 +176,8 @@ def run(folder: Path, console: Console) -> None:
         f"`trenches data history {new.id}`, `trenches runs list`, `trenches models show "
         f"cancer-clf`, `trenches lineage {production}`, `trenches problems show "
         f"small-malignant`, `trenches check {production} --junit gates.xml`, "
-        f"`trenches explain {production} --problem small-malignant`, open report.html, "
+        f"`trenches explain {production} --problem small-malignant`, `trenches serve "
+        f"{production.split('@')[0]}@production`, `trenches requests list`, open report.html, "
         f"in {folder.resolve()}",
     )
     store.close()
@@ -499,3 +501,104 @@ def _report(store: trenches.Store, folder: Path, console: Console) -> None:
         "over time, problems with drill-down, gate checks, the two newest versions "
         "compared, explanations, data quality"
     )
+
+
+def _serve(store: trenches.Store, ds: trenches.Dataset, folder: Path, console: Console) -> None:
+    """Serve production for a few seconds on loopback, ask it in every protocol, post
+    feedback on a wrong answer, and make that answer a problem pattern."""
+    import socket
+    import threading
+    import time
+
+    import httpx
+    import uvicorn
+
+    from trenches.evaluation import split_set
+    from trenches.serving.app import Settings, create_app
+
+    _say(
+        console,
+        "Production is served over HTTP for a few seconds: the Open Inference Protocol, "
+        "MLflow's /invocations and /predict; each request is logged.",
+    )
+    assert store.location.sqlite_path is not None
+    app = create_app(
+        Settings(ref="cancer-clf@production", store=str(store.location.sqlite_path.parent))
+    )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws="none")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started and thread.is_alive():
+        time.sleep(0.02)
+    _, test = split_set(ds, "test")
+    frame = ds.patterns(ids=test.tolist())
+    truth = frame.pop("diagnosis")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            five = frame.iloc[:5]
+            tensors = [
+                {"name": c, "shape": [5], "datatype": "FP64", "data": five[c].tolist()}
+                for c in five.columns
+            ]
+            v2 = client.post("/v2/models/cancer-clf/infer", json={"inputs": tensors}).json()
+            console.print(
+                f"  V2 infer, 5 rows: {v2['outputs'][0]['data']} from "
+                f"{v2['parameters']['model_version']}, request {v2['parameters']['request_id']}"
+            )
+            split = {"columns": list(frame.columns), "data": frame.to_numpy().tolist()}
+            answer = client.post("/invocations", json={"dataframe_split": split}).json()
+            predicted = answer["predictions"]
+            console.print(
+                f"  MLflow /invocations, {len(predicted)} test patterns in one request: "
+                f"{sum(p == t for p, t in zip(predicted, truth, strict=True))} right, "
+                f"request {answer['request_id']}"
+            )
+            one = client.post("/predict", json=frame.iloc[:1].to_dict(orient="records")).json()
+            first = one["predictions"][0]
+            scores = ", ".join(f"{c} {v:.3f}" for c, v in first["scores"].items())
+            console.print(f"  /predict, 1 record: {first['label']} ({scores})")
+            wrong = [i for i, (p, t) in enumerate(zip(predicted, truth, strict=True)) if p != t]
+            if wrong:
+                row = wrong[0]
+                r = client.post(
+                    "/feedback",
+                    json={
+                        "request_id": answer["request_id"],
+                        "row": row,
+                        "label": truth.iloc[row],
+                        "comment": "biopsy result",
+                    },
+                )
+                console.print(
+                    f"  feedback on row {row}: the answer was {predicted[row]}, the biopsy "
+                    f"says {truth.iloc[row]} ({r.status_code} accepted)"
+                )
+    finally:
+        server.should_exit = True  # a graceful stop: the request log is written first
+        thread.join(timeout=60)
+    logged = store.requests.list()
+    console.print(f"  stopped; the request log holds {len(logged)} requests")
+    if wrong:
+        store.problems.create(
+            "production-misses",
+            dataset="cancer",
+            title="Wrong answers reported from production",
+            severity="high",
+        )
+        made = store.requests.to_patterns([answer["request_id"]], problem="production-misses")
+        created = made.created[0]
+        console.print(
+            f"  the wrong answer is now pattern {created.pattern_id} (source production) of "
+            "problem production-misses; every version was backfilled on it:"
+        )
+        score = {s.predictor: s for s in store.problems.scores("production-misses")}
+        console.print(
+            "    "
+            + ", ".join(f"{ref} {'right' if s.right else 'wrong'}" for ref, s in score.items())
+        )
