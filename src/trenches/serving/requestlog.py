@@ -170,10 +170,14 @@ def _feedback_row(item: LoggedFeedback) -> tuple[Any, ...]:
 
 def _to_batch(items: list[LoggedRequest | LoggedFeedback], *, polite: bool = False) -> _Batch:
     batch = _Batch()
-    for k, item in enumerate(items):
-        if polite and k % 64 == 63:
-            # Let the request threads have the GIL: without this, a put can wait for the
-            # writer's whole batch to be serialised (up to the 5 ms switch interval).
+    rows = 0
+    for item in items:
+        # Let the request threads have the GIL every 64 input rows: without this, a put
+        # can wait for the writer's whole batch to be serialised (a batch of large
+        # requests held it for tens of milliseconds).
+        rows += item.n if isinstance(item, LoggedRequest) else 1
+        if polite and rows >= 64:
+            rows = 0
             time.sleep(0)
         if isinstance(item, LoggedFeedback):
             batch.feedback.append(_feedback_row(item))
