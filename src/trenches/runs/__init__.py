@@ -6,8 +6,9 @@ Names load on first use: opening a store reaps killed runs through
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from trenches._lazy import lazy_names
 
 if TYPE_CHECKING:
     from trenches.runs.code import CodeState, Environment
@@ -23,13 +24,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'trenches.runs' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _LAZY)
 
 
 __all__ = ["CodeState", "Environment", "Run", "RunInfo", "Runs"]

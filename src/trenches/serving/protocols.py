@@ -149,19 +149,21 @@ def _numeric_column(schema: Schema, column: str, values: list[Any]) -> np.ndarra
     return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
 
 
-def _matrix(schema: Schema, data: Any, columns: list[str], where: str) -> np.ndarray:
-    """Rows in ``columns`` order as a float matrix in the schema's order; a fast path
-    for well-typed numbers, and a careful one that names the first bad value."""
-    if not isinstance(data, list):
-        raise PayloadError(422, f"{where}: data must be a list of rows")
-    k = len(columns)
+def _check_rows(data: Any, k: int, where: str) -> None:
+    """``data`` is a non-empty list of rows of ``k`` values each."""
+    if not isinstance(data, list) or not data:
+        raise PayloadError(422, f"{where}: data must be a non-empty list of rows")
     for i, row in enumerate(data):
         if not isinstance(row, list) or len(row) != k:
             raise PayloadError(
                 422, f"{where}: row {i} must be a list of {k} values, one per column"
             )
-    if not data:
-        raise PayloadError(422, f"{where}: there are no rows")
+
+
+def _matrix(schema: Schema, data: Any, columns: list[str], where: str) -> np.ndarray:
+    """Rows in ``columns`` order as a float matrix in the schema's order; a fast path
+    for well-typed numbers, and a careful one that names the first bad value."""
+    _check_rows(data, len(columns), where)
     arr = np.array(data)
     if arr.dtype.kind not in "fiub" or (arr.dtype.kind == "b" and not _all_bool(schema, columns)):
         arr = np.column_stack(
@@ -193,14 +195,7 @@ def _check_integers(schema: Schema, columns: list[str], arr: np.ndarray, data: l
 
 
 def _frame(schema: Schema, data: list[list[Any]], columns: list[str], where: str) -> pd.DataFrame:
-    if not isinstance(data, list) or not data:
-        raise PayloadError(422, f"{where}: data must be a non-empty list of rows")
-    k = len(columns)
-    for i, values in enumerate(data):
-        if not isinstance(values, list) or len(values) != k:
-            raise PayloadError(
-                422, f"{where}: row {i} must be a list of {k} values, one per column"
-            )
+    _check_rows(data, len(columns), where)
     import pandas as pd
 
     out: dict[str, Any] = {}
