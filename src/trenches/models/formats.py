@@ -197,12 +197,27 @@ def from_pickle(data: bytes, trusted: bool) -> Any:
 class OnnxModel:
     """An ONNX model run by ONNX Runtime, with ``predict`` and ``predict_proba``."""
 
-    def __init__(self, data: bytes, signature: Signature, *, round_inputs: bool = False) -> None:
+    def __init__(
+        self,
+        data: bytes,
+        signature: Signature,
+        *,
+        round_inputs: bool = False,
+        threads: int | None = None,
+    ) -> None:
+        """``threads``: ONNX Runtime's intra-op threads; a server answering one row at
+        a time wants 1 (and no spinning, which burns a core between requests: it took
+        CPU from the event loop and doubled single-row latency); None is its default."""
         import onnxruntime as ort
 
         self.round_inputs = round_inputs
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        if threads is not None:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            options.add_session_config_entry("session.inter_op.allow_spinning", "0")
         self._session = ort.InferenceSession(
             data, sess_options=options, providers=["CPUExecutionProvider"]
         )

@@ -268,12 +268,21 @@ class Models:
 
     # --- loading ----------------------------------------------------------------
 
-    def load(self, ref: str, *, format: str = "native", trusted: bool = False) -> Any:
+    def load(
+        self,
+        ref: str,
+        *,
+        format: str = "native",
+        trusted: bool = False,
+        threads: int | None = None,
+    ) -> Any:
         """A model that predicts like the registered one.
 
         ``format``: ``native`` (the scikit-learn object from skops, or the pickled
         object) or ``onnx`` (run by ONNX Runtime). Pickles load only with
         ``trusted=True``; skops files written by trenches load as they were saved.
+        ``threads``: ONNX Runtime's intra-op threads (a server answering one request at a
+        time uses 1, with no spinning); None leaves its default.
         """
         with read(self._store.engine) as conn:
             row = self._resolve(conn, ref)
@@ -293,6 +302,7 @@ class Models:
                 self._store.artifacts.get_bytes(onnx_file.sha256),
                 signature,
                 round_inputs=bool(details.get("round_inputs")),
+                threads=threads,
             )
         if format != "native":
             raise InvalidInput(f"format {format!r} must be native or onnx")

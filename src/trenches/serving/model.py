@@ -52,7 +52,7 @@ class ServedModel:
             list(version.signature.classes) if version.signature.classes is not None else None
         )
         self.format = "onnx" if "onnx" in version.formats else "native"
-        self.model = store.models.load(version.ref, format=self.format, trusted=trusted)
+        self.model = store.models.load(version.ref, format=self.format, trusted=trusted, threads=1)
         self._onnx = self.model if isinstance(self.model, formats.OnnxModel) else None
         self.has_scores = self.classes is not None and hasattr(self.model, "predict_proba")
 
