@@ -191,6 +191,8 @@ def test_a_token_is_needed_when_one_is_set(project: dict[str, Any], tmp_path: Pa
         bad = c.post("/invocations", json=body, headers={"Authorization": "Bearer nope"})
         assert bad.status_code == 401 and "bearer token" in bad.json()["error"]
         assert c.get("/metrics").status_code == 401
+        # Without the token a V2 client learns nothing, not even which models exist.
+        assert c.post("/v2/models/other/infer", json={"inputs": []}).status_code == 401
         good = c.post("/invocations", json=body, headers={"Authorization": "Bearer s3cret"})
         assert good.status_code == 200
         assert c.get("/v2/health/ready").status_code == 200  # probes need no token

@@ -441,27 +441,30 @@ def create_app(settings: Settings) -> FastAPI:
             return found
         return Response(orjson.dumps({"name": name, "ready": True}), media_type=JSON)
 
-    @app.post("/v2/models/{name}/infer", response_class=Response, tags=["V2"])
-    async def infer(name: str, request: Request) -> Response:
-        """Open Inference Protocol: one 1-D tensor per input column (or one 2-D tensor)."""
+    async def v2_infer(name: str, version: str | None, request: Request) -> Response:
+        # The token first: without it, not even which models exist is told.
+        if not server.authorised(request):
+            return _unauthorised("v2", server)
         found = _model_or_404(name, request)
+        if not isinstance(found, Response) and version not in (None, found.version):
+            found = Response(
+                orjson.dumps({"error": f"version {version} is not served; {found.model.ref} is"}),
+                status_code=404,
+                media_type=JSON,
+            )
         if isinstance(found, Response):
             server.metrics.request("v2", 404)
             return found
         return await predict_route(request, "v2", protocols.v2, render_v2)
 
+    @app.post("/v2/models/{name}/infer", response_class=Response, tags=["V2"])
+    async def infer(name: str, request: Request) -> Response:
+        """Open Inference Protocol: one 1-D tensor per input column (or one 2-D tensor)."""
+        return await v2_infer(name, None, request)
+
     @app.post("/v2/models/{name}/versions/{version}/infer", response_class=Response, tags=["V2"])
     async def infer_version(name: str, version: str, request: Request) -> Response:
-        found = _model_or_404(name, request)
-        if isinstance(found, Response):
-            return found
-        if version != found.version:
-            return Response(
-                orjson.dumps({"error": f"version {version} is not served; {found.model.ref} is"}),
-                status_code=404,
-                media_type=JSON,
-            )
-        return await predict_route(request, "v2", protocols.v2, render_v2)
+        return await v2_infer(name, version, request)
 
     # --- feedback and metrics --------------------------------------------------------------
 
