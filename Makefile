@@ -32,7 +32,7 @@ typecheck: $(STAMP_TEST)
 	$(BIN)/mypy
 
 test: $(STAMP_TEST) lint typecheck
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -q --durations=15
 
 bench: $(STAMP_TEST)
 	$(BIN)/python bench/import_patterns.py
