@@ -225,10 +225,13 @@ def test_a_text_model_ranks_the_decisive_word_first(store: trenches.Store) -> No
         ).fit(X, y),
     )
     patterns = ds.patterns()
-    ids = [int(i) for i in patterns.index[patterns["topic"] == "complaint"][:2]]
+    ids = [int(i) for i in patterns.index[patterns["topic"] == "complaint"][:3]]
     for e in store.explanations.explain(ref, ids, num_samples=SAMPLES, num_features=5):
-        assert e.method == "lime-text" and e.label == "complaint"
-        assert e.weights[0][0] == "refund" and e.weights[0][2] > 0
+        assert e.method == "lime-text"
+        # "refund" decides, whichever class the model gave (the split, and so the fit,
+        # depends on the dataset's random salt): toward "complaint", against "other".
+        assert e.weights[0][0] == "refund"
+        assert (e.weights[0][2] > 0) == (e.label == "complaint")
         assert e.weights[0][1] == 'contains "refund"'
 
 
