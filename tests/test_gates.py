@@ -305,6 +305,19 @@ def here(sqlite_store: trenches.Store) -> str:
     return str(sqlite_store.location.sqlite_path)
 
 
+@pytest.fixture
+def tiny(sqlite_store: trenches.Store) -> str:
+    """A SQLite store with one small version clf@1, for the errors found before any
+    figure is computed (the gates are read first)."""
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(60, 2)), columns=["a", "b"])
+    y = np.where(X["a"] > 0, "yes", "no")
+    ds = sqlite_store.datasets.create("d", task="classification", label="y")
+    ds.add(X.assign(y=y), source="expert")
+    sqlite_store.models.register(LogisticRegression().fit(X, y), "clf", X=X, dataset="d")
+    return str(sqlite_store.location.sqlite_path)
+
+
 def test_exit_status_is_0_when_every_gate_passes_and_1_when_one_fails(
     here: str, tmp_path: Path
 ) -> None:
@@ -383,25 +396,25 @@ def test_promote_after_a_failed_check_exits_1_unless_forced(here: str) -> None:
     ],
 )
 def test_a_bad_trenches_toml_exits_2_naming_the_key_and_line(
-    here: str, toml: str, key: str, line: int
+    tiny: str, toml: str, key: str, line: int
 ) -> None:
     Path("trenches.toml").write_text(toml)
-    code, out, err = run("--store", here, "check", "clf@2")
+    code, out, err = run("--store", tiny, "check", "clf@1")
     message = " ".join(err.split())
     assert code == 2, out
     assert f"trenches.toml, line {line}: {key}" in message
-    assert run("--store", here, "check", "clf@2", "--json")[0] == 2
+    assert run("--store", tiny, "check", "clf@1", "--json")[0] == 2
 
 
-def test_a_toml_syntax_error_exits_2_with_its_line(here: str) -> None:
+def test_a_toml_syntax_error_exits_2_with_its_line(tiny: str) -> None:
     Path("trenches.toml").write_text('[[gates.clf]]\nmetric = "accuracy\n')
-    code, _, err = run("--store", here, "check", "clf@2")
+    code, _, err = run("--store", tiny, "check", "clf@1")
     assert code == 2 and "line 2" in err
 
 
-def test_no_gates_for_the_model_exits_2(here: str) -> None:
+def test_no_gates_for_the_model_exits_2(tiny: str) -> None:
     Path("trenches.toml").write_text('[[gates.other]]\nmetric = "accuracy"\nmin = 1\n')
-    code, _, err = run("--store", here, "check", "clf@2")
+    code, _, err = run("--store", tiny, "check", "clf@1")
     assert code == 2 and "no gates for model 'clf'" in " ".join(err.split())
 
 
