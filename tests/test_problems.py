@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 from sqlalchemy import func, select
 
 import trenches
@@ -22,7 +24,9 @@ def three_versions(store: trenches.Store) -> trenches.Dataset:
     X, y, _, _ = snap.training_data("train")
     for c in (0.001, 0.01, 1.0):
         with store.run(f"c={c}", snapshot=snap, capture_code=False) as run:
-            run.log_model(LogisticRegression(C=c, max_iter=5000).fit(X, y), "clf")
+            # Scaled, so lbfgs converges in a few iterations (unscaled it ran to 5,000).
+            model = make_pipeline(StandardScaler(), LogisticRegression(C=c))
+            run.log_model(model.fit(X, y), "clf")
     return ds
 
 
