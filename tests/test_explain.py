@@ -215,7 +215,15 @@ def test_a_text_model_ranks_the_decisive_word_first(store: trenches.Store) -> No
             words.insert(int(rng.integers(0, 6)), "refund")
         texts.append(" ".join(words))
         labels.append("complaint" if complaint else "other")
-    ds = store.datasets.create("mail", task="classification", label="topic", text="message")
+    # A fixed split salt: with a random one the small model was sometimes fit on a
+    # training split that left it calling a complaint "other".
+    ds = store.datasets.create(
+        "mail",
+        task="classification",
+        label="topic",
+        text="message",
+        salt="746578742d6578706c61696e2d303031",
+    )
     ds.add(pd.DataFrame({"message": texts, "topic": labels}), source="expert")
     ref = _fit(
         store,
@@ -225,13 +233,10 @@ def test_a_text_model_ranks_the_decisive_word_first(store: trenches.Store) -> No
         ).fit(X, y),
     )
     patterns = ds.patterns()
-    ids = [int(i) for i in patterns.index[patterns["topic"] == "complaint"][:3]]
+    ids = [int(i) for i in patterns.index[patterns["topic"] == "complaint"][:2]]
     for e in store.explanations.explain(ref, ids, num_samples=SAMPLES, num_features=5):
-        assert e.method == "lime-text"
-        # "refund" decides, whichever class the model gave (the split, and so the fit,
-        # depends on the dataset's random salt): toward "complaint", against "other".
-        assert e.weights[0][0] == "refund"
-        assert (e.weights[0][2] > 0) == (e.label == "complaint")
+        assert e.method == "lime-text" and e.label == "complaint"
+        assert e.weights[0][0] == "refund" and e.weights[0][2] > 0
         assert e.weights[0][1] == 'contains "refund"'
 
 

@@ -92,3 +92,13 @@ def project_settings(start: Path | None = None) -> dict[str, object]:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
         raise InvalidInput(f"{path}: {e}") from None
+
+
+def current_user() -> str | None:
+    """Who is running this (recorded as who labelled, moved an alias, checked gates)."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no user name in some containers
+        return None

@@ -48,6 +48,7 @@ from trenches.db.engine import id_in, insert_ignore, read, write
 from trenches.errors import InvalidInput, NotFound
 from trenches.patterns import inputs as inp
 from trenches.patterns.datasets import read_patterns
+from trenches.predict import model_inputs
 
 if TYPE_CHECKING:
     from trenches.models.registry import ModelVersion
@@ -210,14 +211,7 @@ class Explanations:
                     "predict_proba), and LIME explains the probability of a class"
                 )
             frame, _ = read_patterns(dataset, ids=todo, full_info=False)
-            missing = [c for c in columns if c not in frame.columns]
-            if missing:
-                raise InvalidInput(
-                    f"{version.ref} takes the input {missing[0]!r}, which dataset "
-                    f"{dataset.name!r} does not have",
-                    field=missing[0],
-                )
-            frame = frame[columns]
+            frame = model_inputs(version, dataset, frame)
             lime = {"num_samples": num_samples, "num_features": num_features}
             explainer: _Text | _Tabular
             if text:

@@ -25,6 +25,7 @@ from trenches.patterns.datasets import read_patterns
 
 if TYPE_CHECKING:
     from trenches.models.registry import ModelVersion
+    from trenches.patterns.datasets import Dataset
     from trenches.store import Store
 
 CHUNK = 20_000
@@ -93,18 +94,10 @@ def predict(
         ).scalar()
     classes = orjson.loads(classes_json) if classes_json else None
     computed = 0
-    columns = list(version.signature.columns)
     for start in range(0, len(todo), chunk):
         ids = todo[start : start + chunk]
         frame, _ = read_patterns(dataset, ids=ids.tolist(), full_info=False)
-        missing = [c for c in columns if c not in frame.columns]
-        if missing:
-            raise InvalidInput(
-                f"{version.ref} takes the input {missing[0]!r}, which dataset "
-                f"{dataset.name!r} does not have",
-                field=missing[0],
-            )
-        X = frame[columns]
+        X = model_inputs(version, dataset, frame)
         truth = frame[dataset.label_column].to_numpy()
         found = frame.index.to_numpy()
         block = _predict_block(
@@ -115,6 +108,20 @@ def predict(
         if progress is not None:
             progress(len(ids))
     return PredictResult(version.ref, predictor, len(wanted), computed)
+
+
+def model_inputs(version: ModelVersion, dataset: Dataset, frame: Any) -> Any:
+    """The columns of ``frame`` (patterns of ``dataset``) that ``version`` takes, in its
+    order; a column the dataset lacks is an error naming it."""
+    columns = list(version.signature.columns)
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise InvalidInput(
+            f"{version.ref} takes the input {missing[0]!r}, which dataset "
+            f"{dataset.name!r} does not have",
+            field=missing[0],
+        )
+    return frame[columns]
 
 
 def _predict_block(

@@ -8,7 +8,6 @@ a version whose latest check failed unless forced with a recorded reason.
 from __future__ import annotations
 
 import builtins
-import getpass
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from sqlalchemy import insert, select
 
-from trenches import timestamps
+from trenches import config, timestamps
 from trenches.db import schema as t
 from trenches.db.engine import read, write
 from trenches.errors import InvalidInput
@@ -66,13 +65,6 @@ class Check:
         }
 
 
-def _user() -> str | None:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return None
-
-
 class Gates:
     """``store.gates``: check a version against its model's gates, and read checks."""
 
@@ -103,7 +95,7 @@ class Gates:
         results = check_version(self._store, version, criteria, trusted=trusted, progress=progress)
         passed = all(r.passed for r in results)
         now = timestamps.now_us()
-        user = _user()
+        user = config.current_user()
         with write(self._store.engine) as conn:
             check_id = conn.execute(
                 insert(t.checks).values(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,7 +11,7 @@ import orjson
 from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Connection
 
-from trenches import timestamps
+from trenches import config, timestamps
 from trenches.db import schema as t
 from trenches.db.engine import insert_ignore, read, write
 from trenches.errors import CheckFailed, Conflict, InvalidInput, NotFound
@@ -64,13 +63,6 @@ class AliasMove:
     reason: str
     forced: bool
     moved_at: datetime
-
-
-def _user() -> str | None:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return None
 
 
 class Models:
@@ -353,7 +345,7 @@ class Models:
                     alias=alias,
                     from_version_id=current,
                     to_version_id=row.id,
-                    moved_by=_user(),
+                    moved_by=config.current_user(),
                     reason=reason,
                     forced=force,
                     moved_at=now,

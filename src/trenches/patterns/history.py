@@ -3,7 +3,6 @@ new one to it, so that every earlier snapshot can be rebuilt."""
 
 from __future__ import annotations
 
-import getpass
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,7 +12,7 @@ import orjson
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
-from trenches import timestamps
+from trenches import config, timestamps
 from trenches.db import schema as t
 from trenches.db.engine import lock_patterns, read, write
 from trenches.errors import Conflict, InvalidInput, NotFound
@@ -46,13 +45,6 @@ class PatternHistory:
     @property
     def current(self) -> Pattern:
         return self.patterns[-1]
-
-
-def _user() -> str | None:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no user name in some containers
-        return None
 
 
 class Patterns:
@@ -135,7 +127,7 @@ class Patterns:
                     dataset_id=old.dataset_id,
                     kind="relabel",
                     source=source,
-                    labelled_by=labelled_by or _user(),
+                    labelled_by=labelled_by or config.current_user(),
                     note=reason,
                     file=None,
                     rows=1,
@@ -172,7 +164,7 @@ class Patterns:
                     kind="relabel",
                     new_pattern_id=new_id,
                     reason=reason,
-                    changed_by=labelled_by or _user(),
+                    changed_by=labelled_by or config.current_user(),
                     changed_at=now,
                 )
             )
@@ -186,7 +178,7 @@ class Patterns:
         if not ids:
             raise InvalidInput("name at least one pattern id")
         p = t.patterns.c
-        user = _user()
+        user = config.current_user()
         with write(self._store.engine) as conn:
             lock_patterns(conn)
             now = timestamps.now_us()  # after the lock: see lock_patterns

@@ -59,6 +59,7 @@ class Metrics:
         self._current: str | None = None
         # Counting classes in Python per request is cheaper than a labelled inc per row.
         self._children: dict[tuple[str, int], Any] = {}
+        self._histograms: dict[str, Any] = {}
 
     def request(self, endpoint: str, status: int, seconds: float | None = None) -> None:
         key = (endpoint, status)
@@ -67,7 +68,10 @@ class Metrics:
             child = self._children[key] = self._requests.labels(endpoint, str(status))
         child.inc()
         if seconds is not None:
-            self._latency.labels(endpoint).observe(seconds)
+            histogram = self._histograms.get(endpoint)
+            if histogram is None:
+                histogram = self._histograms[endpoint] = self._latency.labels(endpoint)
+            histogram.observe(seconds)
 
     def predicted(self, labels: list[Any]) -> None:
         if len(labels) == 1:

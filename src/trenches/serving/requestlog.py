@@ -365,14 +365,7 @@ class RequestLog:
             if pending is not None:
                 leftover.requests += pending.requests
                 leftover.feedback += pending.feedback
-        items: list[LoggedRequest | LoggedFeedback] = []
-        while self._queue:
-            items.append(self._queue.popleft())
-        more = _to_batch(items)
-        leftover.requests += more.requests
-        leftover.feedback += more.feedback
-        if len(leftover):
-            self._spill_batch(leftover)
+        self._spill_queue(leftover)
         with self._spool_lock:
             if self._spool_fh is not None:
                 self._spool_fh.flush()
@@ -435,6 +428,10 @@ class RequestLog:
         # Stopping, and the database is still away: nothing stays in memory.
         leftover = self._pending or _Batch()
         self._pending = None
+        self._spill_queue(leftover)
+
+    def _spill_queue(self, leftover: _Batch) -> None:
+        """Spool ``leftover`` and everything still queued."""
         items: list[LoggedRequest | LoggedFeedback] = []
         while self._queue:
             items.append(self._queue.popleft())
