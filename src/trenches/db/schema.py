@@ -438,3 +438,63 @@ feedback = Table(
     # The pattern this feedback became (trenches requests to-patterns), once it has.
     Column("pattern_id", ForeignKey("patterns.id")),
 )
+
+# --- monitoring: drift reports, alerts, retraining (migration 0008) ---------------
+
+# One drift report: a window of production inputs (served requests, or a file) against
+# a reference (by default the training split of the served version's snapshot).
+drift_reports = Table(
+    "drift_reports",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("version_id", ForeignKey("model_versions.id"), nullable=False, index=True),
+    Column("reference", Text, nullable=False),  # what the reference was, in words
+    Column("reference_rows", Integer, nullable=False),
+    Column("current", Text, nullable=False),  # what the window was, in words
+    Column("current_rows", Integer, nullable=False),
+    Column("since", BigInteger),  # the window of requests, when it was one
+    Column("until", BigInteger),
+    Column("drifted", Boolean, nullable=False),
+    Column("drifted_columns", Integer, nullable=False),
+    Column("settings", Text, nullable=False),  # JSON: the thresholds applied
+    # JSON: {"columns": [...], "prediction": {...} | null, "metrics": {...} | null}
+    Column("body", Text, nullable=False),
+    Column("created_by", String(200)),
+    Column("created_at", BigInteger, nullable=False, index=True),
+)
+
+# What a drift report raised: the message, and whether the webhook took it.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("report_id", ForeignKey("drift_reports.id"), nullable=False, index=True),
+    Column("message", Text, nullable=False),
+    Column("webhook", Text),  # the URL it was posted to, if any
+    Column("delivered", Boolean),  # null: no webhook
+    Column("attempts", Integer, nullable=False),
+    Column("error", Text),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# One pass of the continuous-training loop: what set it off (a drift report, or a
+# person), the snapshot, run and candidate it made, the check, and the decision.
+retrains = Table(
+    "retrains",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("model", String(200), nullable=False, index=True),
+    Column("report_id", ForeignKey("drift_reports.id")),
+    Column("snapshot_id", ForeignKey("snapshots.id")),
+    Column("run_id", ForeignKey("runs.id")),
+    Column("version_id", ForeignKey("model_versions.id")),
+    Column("production_id", ForeignKey("model_versions.id")),
+    Column("check_id", ForeignKey("checks.id")),
+    # running | promoted | candidate | failed
+    Column("status", String(20), nullable=False),
+    Column("reason", Text),
+    Column("body", Text),  # JSON: settings, the comparison with production
+    Column("started_by", String(200)),
+    Column("started_at", BigInteger, nullable=False),
+    Column("ended_at", BigInteger),
+)
