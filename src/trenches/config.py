@@ -102,3 +102,38 @@ def current_user() -> str | None:
         return getpass.getuser()
     except (KeyError, OSError):  # no user name in some containers
         return None
+
+
+def setting_line(path: Path, table: str, key: str | None = None) -> int | None:
+    """The 1-based line of ``key`` under the ``[table]`` header of a TOML file (of the
+    header itself when ``key`` is None), or None. tomllib gives values, not lines, and
+    an error in ``trenches.toml`` should say where it is.
+
+    ``table`` is dotted, as in the header: ``"monitor"``, ``"monitor.columns.age"``.
+    Quoted parts of a header are compared without their quotes.
+    """
+    import re
+
+    want = [part.strip() for part in table.split(".")]
+    header = re.compile(r"^\s*\[(?!\[)(?P<name>[^\]]+)\]\s*(?:#.*)?$")
+    assign = re.compile(r"""^\s*(?:"(?P<dq>[^"]+)"|'(?P<sq>[^']+)'|(?P<bare>[A-Za-z0-9_-]+))\s*=""")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    inside = False
+    for number, text in enumerate(lines, start=1):
+        if text.lstrip().startswith("["):
+            match = header.match(text)
+            parts = (
+                [p.strip().strip("\"'") for p in match["name"].split(".")] if match else None
+            )
+            inside = parts == want
+            if inside and key is None:
+                return number
+            continue
+        if inside and key is not None:
+            found = assign.match(text)
+            if found and (found["dq"] or found["sq"] or found["bare"]) == key:
+                return number
+    return None

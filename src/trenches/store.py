@@ -23,10 +23,12 @@ if TYPE_CHECKING:
     from trenches.gates import Gates
     from trenches.lineage import Lineage
     from trenches.models import Models
+    from trenches.monitoring import Monitoring
     from trenches.patterns.datasets import Datasets
     from trenches.patterns.history import Patterns
     from trenches.patterns.snapshots import Snapshot, Snapshots
     from trenches.problems import Problems
+    from trenches.retrain import Retrains
     from trenches.runs import Run, Runs
     from trenches.serving.records import Requests
 
@@ -105,6 +107,18 @@ class Store:
         from trenches.serving.records import Requests
 
         return Requests(self)
+
+    @cached_property
+    def monitoring(self) -> Monitoring:
+        from trenches.monitoring import Monitoring
+
+        return Monitoring(self)
+
+    @cached_property
+    def retrains(self) -> Retrains:
+        from trenches.retrain import Retrains
+
+        return Retrains(self)
 
     @property
     def url(self) -> str:
