@@ -1,0 +1,671 @@
+"""Column-by-column drift of a current sample against a reference.
+
+``drift(reference, current)`` takes two DataFrames and returns a :class:`DriftReport`:
+for each column the statistic chosen by its kind and the sample sizes (and why),
+PSI, the change in the missing rate, categories never seen in the reference, and
+for text the length of the texts and their out-of-vocabulary rate. The p-value tests
+are corrected together for the number of columns (Benjamini-Hochberg).
+
+Every heavy step (sorting, binary search, counting) is one NumPy call over a whole
+column.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from trenches.errors import InvalidInput
+from trenches.monitoring import stats
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+KINDS = ("numeric", "categorical", "text")
+#: The statistic for each kind: (small samples, large samples).
+TESTS = {
+    "numeric": ("ks", "wasserstein"),
+    "categorical": ("chi2", "jensen-shannon"),
+    "text": ("ks", "wasserstein"),  # on the number of words of each text
+}
+P_VALUE_TESTS = frozenset({"ks", "chi2"})
+_WORDS = r"\w+"
+
+
+@dataclass(frozen=True)
+class ColumnSettings:
+    """Thresholds for one column; ``None`` keeps the default."""
+
+    wasserstein: float | None = None
+    jensen_shannon: float | None = None
+    psi: float | None = None
+    missing: float | None = None
+    unseen: float | None = None
+    oov: float | None = None
+    kind: str | None = None
+    ignore: bool = False
+
+
+@dataclass(frozen=True)
+class DriftSettings:
+    """The thresholds of a drift check; every field has a sound default.
+
+    - ``alpha``: the false discovery rate of the p-value tests, taken over all columns
+      at once (Benjamini-Hochberg);
+    - ``small``: when either sample has at most this many values, p-value tests are
+      used (Kolmogorov-Smirnov, chi-square); above it, distances (normalised
+      Wasserstein, Jensen-Shannon), since with many rows any difference is
+      "significant" and what matters is its size;
+    - ``wasserstein``: normalised Wasserstein distance ``W1 / std(reference)`` at which
+      a numeric column drifts (0.1: a tenth of a standard deviation);
+    - ``jensen_shannon``: Jensen-Shannon distance (natural log) at which a categorical
+      column drifts;
+    - ``psi``: population stability index at which a column drifts, on large samples
+      only (on small ones PSI is noisy, and is shown without deciding);
+    - ``missing``: change in the missing rate (0.05: five points) that counts as drift
+      (on small samples Fisher's exact test must agree);
+    - ``unseen``: share of current values in categories the reference never had, beyond
+      the share the reference itself predicts (its rate of categories seen once);
+    - ``oov``: rise of the out-of-vocabulary rate of a text column;
+    - ``categorical_below``: a numeric column with at most this many distinct values in
+      the reference is treated as categorical;
+    - ``prediction``: whether drift of the predictions counts as drift.
+    """
+
+    alpha: float = 0.05
+    small: int = 1000
+    wasserstein: float = 0.1
+    jensen_shannon: float = 0.1
+    psi: float = 0.25
+    missing: float = 0.05
+    unseen: float = 0.01
+    oov: float = 0.1
+    categorical_below: int = 5
+    prediction: bool = True
+    columns: Mapping[str, ColumnSettings] = field(default_factory=dict)
+
+    def threshold(self, column: str, name: str) -> float:
+        own = self.columns.get(column)
+        value = getattr(own, name, None) if own is not None else None
+        return float(value if value is not None else getattr(self, name))
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            f.name: getattr(self, f.name) for f in fields(self) if f.name != "columns"
+        }
+        out["columns"] = {
+            name: {
+                f.name: getattr(c, f.name)
+                for f in fields(c)
+                if getattr(c, f.name) not in (None, False)
+            }
+            for name, c in sorted(self.columns.items())
+        }
+        return out
+
+
+@dataclass(frozen=True)
+class ColumnDrift:
+    """The drift of one column: the statistic used and why, and every figure behind
+    the verdict. ``reasons`` says what crossed a threshold."""
+
+    name: str
+    kind: str
+    test: str  # ks | chi2 | wasserstein | jensen-shannon | none
+    why: str  # why this test: the kind and the sample sizes
+    statistic: float | None
+    threshold: float
+    p_value: float | None
+    p_adjusted: float | None
+    psi: float | None
+    reference_rows: int
+    current_rows: int
+    missing_reference: float
+    missing_current: float
+    missing_p: float | None = None
+    unseen: dict[str, int] = field(default_factory=dict)
+    unseen_share: float = 0.0
+    unseen_expected: float = 0.0
+    oov_reference: float | None = None
+    oov_current: float | None = None
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def drifted(self) -> bool:
+        return bool(self.reasons)
+
+    def to_json(self) -> dict[str, Any]:
+        def num(x: float | None) -> float | None:
+            return None if x is None or math.isnan(x) else (x if math.isfinite(x) else None)
+
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "test": self.test,
+            "why": self.why,
+            "statistic": num(self.statistic),
+            "threshold": self.threshold,
+            "p_value": num(self.p_value),
+            "p_adjusted": num(self.p_adjusted),
+            "psi": num(self.psi),
+            "reference_rows": self.reference_rows,
+            "current_rows": self.current_rows,
+            "missing_reference": self.missing_reference,
+            "missing_current": self.missing_current,
+            "missing_p": num(self.missing_p),
+            "unseen": self.unseen,
+            "unseen_share": self.unseen_share,
+            "unseen_expected": self.unseen_expected,
+            "oov_reference": self.oov_reference,
+            "oov_current": self.oov_current,
+            "drifted": self.drifted,
+            "reasons": list(self.reasons),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ColumnDrift:
+        nan = float("nan")
+        return cls(
+            name=data["name"],
+            kind=data["kind"],
+            test=data["test"],
+            why=data["why"],
+            statistic=data["statistic"] if data["statistic"] is not None else nan,
+            threshold=data["threshold"],
+            p_value=data["p_value"],
+            p_adjusted=data["p_adjusted"],
+            psi=data["psi"],
+            reference_rows=data["reference_rows"],
+            current_rows=data["current_rows"],
+            missing_reference=data["missing_reference"],
+            missing_current=data["missing_current"],
+            missing_p=data.get("missing_p"),
+            unseen=dict(data.get("unseen") or {}),
+            unseen_share=data.get("unseen_share", 0.0),
+            unseen_expected=data.get("unseen_expected", 0.0),
+            oov_reference=data.get("oov_reference"),
+            oov_current=data.get("oov_current"),
+            reasons=tuple(data.get("reasons") or ()),
+        )
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    """Drift of every column (and of the predictions, when given)."""
+
+    columns: tuple[ColumnDrift, ...]
+    prediction: ColumnDrift | None
+    reference_rows: int
+    current_rows: int
+    settings: DriftSettings
+    ignored: tuple[str, ...] = ()
+    extra: tuple[str, ...] = ()  # columns of the current sample the reference lacks
+
+    @property
+    def drifted_columns(self) -> list[str]:
+        """The input columns that drifted."""
+        return [c.name for c in self.columns if c.drifted]
+
+    @property
+    def drifted(self) -> bool:
+        """Drift found: in an input column, or in the predictions when they count."""
+        if self.drifted_columns:
+            return True
+        return bool(self.settings.prediction and self.prediction and self.prediction.drifted)
+
+    def column(self, name: str) -> ColumnDrift:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        if self.prediction is not None and self.prediction.name == name:
+            return self.prediction
+        raise KeyError(name)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "drifted": self.drifted,
+            "drifted_columns": self.drifted_columns,
+            "reference_rows": self.reference_rows,
+            "current_rows": self.current_rows,
+            "columns": [c.to_json() for c in self.columns],
+            "prediction": self.prediction.to_json() if self.prediction else None,
+            "ignored": list(self.ignored),
+            "extra": list(self.extra),
+        }
+
+
+# --- one column ------------------------------------------------------------------------
+
+
+@dataclass
+class _Raw:
+    """A column's figures before the p-values are corrected across columns."""
+
+    name: str
+    kind: str
+    test: str
+    why: str
+    statistic: float
+    threshold: float
+    p_value: float | None
+    psi: float | None
+    large: bool
+    reference_rows: int
+    current_rows: int
+    missing_reference: float
+    missing_current: float
+    missing_p: float | None
+    unseen: dict[str, int] = field(default_factory=dict)
+    unseen_share: float = 0.0
+    unseen_expected: float = 0.0
+    oov_reference: float | None = None
+    oov_current: float | None = None
+
+
+def _missing(values: Any) -> np.ndarray:
+    import pandas as pd
+
+    return np.asarray(pd.isna(values), dtype=bool)
+
+
+def _floats(series: pd.Series) -> np.ndarray:
+    import pandas as pd
+
+    if series.dtype == bool:
+        return series.to_numpy(dtype=np.float64)
+    values = pd.to_numeric(series, errors="coerce")
+    return np.asarray(values, dtype=np.float64)
+
+
+def _choose(kind: str, n_ref: int, n_cur: int, small: int) -> tuple[str, bool, str]:
+    tests = TESTS[kind]
+    what = "word counts" if kind == "text" else kind
+    if min(n_ref, n_cur) <= small:
+        test = tests[0]
+        return test, False, f"{what}, {min(n_ref, n_cur):,} values <= {small:,}: {test} test"
+    test = tests[1]
+    return test, True, f"{what}, both samples > {small:,} values: {test} distance"
+
+
+def _numeric(
+    name: str, kind: str, ref: np.ndarray, cur: np.ndarray, settings: DriftSettings
+) -> _Raw:
+    ref_nan, cur_nan = np.isnan(ref), np.isnan(cur)
+    a = np.sort(ref[~ref_nan]) if ref_nan.any() else np.sort(ref)
+    b = np.sort(cur[~cur_nan]) if cur_nan.any() else np.sort(cur)
+    return _numeric_sorted(
+        name, kind, a, b, len(ref), len(cur), int(ref_nan.sum()), int(cur_nan.sum()), settings
+    )
+
+
+def _numeric_sorted(
+    name: str,
+    kind: str,
+    a: np.ndarray,
+    b: np.ndarray,
+    n_ref: int,
+    n_cur: int,
+    ref_missing: int,
+    cur_missing: int,
+    settings: DriftSettings,
+) -> _Raw:
+    test, large, why = _choose(kind, len(a), len(b), settings.small)
+    p_value = None
+    statistic = float("nan")
+    psi = None
+    threshold = settings.threshold(name, "wasserstein") if large else settings.alpha
+    if len(a) and len(b):
+        if large:
+            statistic = stats.normalised_wasserstein(a, b)
+        else:
+            statistic, p_value = stats.ks(a, b)
+        psi = stats.numeric_psi(a, b)
+    else:
+        test, why = "none", "no values on one side: only the missing rate is compared"
+    return _Raw(
+        name,
+        kind,
+        test,
+        why,
+        statistic,
+        threshold,
+        p_value,
+        psi,
+        large,
+        n_ref,
+        n_cur,
+        ref_missing / max(n_ref, 1),
+        cur_missing / max(n_cur, 1),
+        _missing_p(ref_missing, n_ref, cur_missing, n_cur, large, settings),
+    )
+
+
+def _missing_p(
+    ref_missing: int, n_ref: int, cur_missing: int, n_cur: int, large: bool, s: DriftSettings
+) -> float | None:
+    if large or n_ref == 0 or n_cur == 0:
+        return None
+    if ref_missing == 0 and cur_missing == 0:
+        return None
+    return stats.fisher_missing(ref_missing, n_ref, cur_missing, n_cur)
+
+
+def _codes(ref: pd.Series, cur: pd.Series) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Integer codes of both samples over one set of categories (-1: missing)."""
+    import pandas as pd
+
+    if (
+        isinstance(ref.dtype, pd.CategoricalDtype)
+        and isinstance(cur.dtype, pd.CategoricalDtype)
+        and list(ref.cat.categories) == list(cur.cat.categories)
+    ):
+        names = [str(c) for c in ref.cat.categories]
+        return (
+            np.asarray(ref.cat.codes, dtype=np.int64),
+            np.asarray(cur.cat.codes, dtype=np.int64),
+            names,
+        )
+    both = pd.concat([ref.astype(object), cur.astype(object)], ignore_index=True)
+    codes, uniques = pd.factorize(both, use_na_sentinel=True)
+    codes = codes.astype(np.int64)
+    return codes[: len(ref)], codes[len(ref) :], [str(u) for u in uniques]
+
+
+def _categorical(name: str, ref: pd.Series, cur: pd.Series, settings: DriftSettings) -> _Raw:
+    ref_codes, cur_codes, names = _codes(ref, cur)
+    k = len(names)
+    ref_counts = np.bincount(ref_codes[ref_codes >= 0], minlength=k)
+    cur_counts = np.bincount(cur_codes[cur_codes >= 0], minlength=k)
+    n_ref_ok, n_cur_ok = int(ref_counts.sum()), int(cur_counts.sum())
+    test, large, why = _choose("categorical", n_ref_ok, n_cur_ok, settings.small)
+    p_value = None
+    statistic = float("nan")
+    psi = None
+    threshold = settings.threshold(name, "jensen_shannon") if large else settings.alpha
+    if n_ref_ok and n_cur_ok:
+        if large:
+            statistic = stats.jensen_shannon(ref_counts, cur_counts)
+        else:
+            statistic, p_value = stats.chi2(ref_counts, cur_counts)
+        psi = stats.categorical_psi(ref_counts, cur_counts)
+    else:
+        test, why = "none", "no values on one side: only the missing rate is compared"
+    new = (ref_counts == 0) & (cur_counts > 0)
+    unseen_rows = int(cur_counts[new].sum())
+    top = np.argsort(-cur_counts[new], kind="stable")[:10]
+    new_names = np.asarray(names, dtype=object)[new][top]
+    unseen = {str(n): int(c) for n, c in zip(new_names, cur_counts[new][top], strict=True)}
+    # Good-Turing: the chance that the next value is of a category not seen yet is
+    # about the share of values whose category was seen exactly once.
+    expected = float((ref_counts == 1).sum() / n_ref_ok) if n_ref_ok else 0.0
+    ref_missing, cur_missing = int((ref_codes < 0).sum()), int((cur_codes < 0).sum())
+    return _Raw(
+        name,
+        "categorical",
+        test,
+        why,
+        statistic,
+        threshold,
+        p_value,
+        psi,
+        large,
+        len(ref),
+        len(cur),
+        ref_missing / max(len(ref), 1),
+        cur_missing / max(len(cur), 1),
+        _missing_p(ref_missing, len(ref), cur_missing, len(cur), large, settings),
+        unseen,
+        unseen_rows / n_cur_ok if n_cur_ok else 0.0,
+        expected,
+    )
+
+
+def _text(name: str, ref: pd.Series, cur: pd.Series, settings: DriftSettings) -> _Raw:
+    """Text: the distribution of the number of words, and the out-of-vocabulary rate
+    against the reference's vocabulary, next to the reference's own rate (half of it
+    against the vocabulary of the other half, so both rates are measured alike)."""
+    import pandas as pd
+
+    ref_words = ref.astype("string").str.lower().str.findall(_WORDS)
+    cur_words = cur.astype("string").str.lower().str.findall(_WORDS)
+    ref_len = ref_words.str.len().to_numpy(dtype=np.float64, na_value=np.nan)
+    cur_len = cur_words.str.len().to_numpy(dtype=np.float64, na_value=np.nan)
+    raw = _numeric(name, "text", ref_len, cur_len, settings)
+    ok = ref_words.dropna()
+    half = len(ok) // 2
+    vocabulary = pd.Index(ok.iloc[:half].explode().dropna().unique())
+
+    def oov(words: pd.Series) -> float | None:
+        tokens = words.dropna().explode().dropna()
+        if not len(tokens):
+            return None
+        return float((~tokens.isin(vocabulary)).mean())
+
+    raw.kind = "text"
+    raw.oov_reference = oov(ok.iloc[half:]) if half else None
+    raw.oov_current = oov(cur_words) if half else None
+    return raw
+
+
+def infer_kind(series: pd.Series, categorical_below: int = 5) -> str:
+    """numeric, categorical or text, from a column's values (the reference's)."""
+    import pandas as pd
+
+    dtype = series.dtype
+    if isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(dtype):
+        return "categorical"
+    if pd.api.types.is_numeric_dtype(dtype):
+        # A few thousand values settle it for almost every real column; only a column
+        # that looks like a code there is counted in full.
+        if series.iloc[:5000].nunique(dropna=True) > categorical_below:
+            return "numeric"
+        return "categorical" if series.nunique(dropna=True) <= categorical_below else "numeric"
+    sample = series.dropna().iloc[:1000]
+    if len(sample) and sample.map(lambda v: isinstance(v, str)).all():
+        words = sample.str.count(_WORDS).mean()
+        return "text" if words >= 5 else "categorical"
+    return "categorical"
+
+
+# --- the report ------------------------------------------------------------------------
+
+
+def _verdicts(
+    raw: _Raw, p_adjusted: float | None, missing_adjusted: float | None, s: DriftSettings
+) -> tuple[str, ...]:
+    reasons = []
+    name = raw.name
+    if raw.test in P_VALUE_TESTS and p_adjusted is not None and p_adjusted < s.alpha:
+        reasons.append(
+            f"{raw.test} p = {raw.p_value:.3g} (adjusted for the columns {p_adjusted:.3g}) "
+            f"< {s.alpha:g}"
+        )
+    elif raw.test == "wasserstein" and raw.statistic >= raw.threshold:
+        reasons.append(f"normalised Wasserstein distance {raw.statistic:.3g} >= {raw.threshold:g}")
+    elif raw.test == "jensen-shannon" and raw.statistic >= raw.threshold:
+        reasons.append(f"Jensen-Shannon distance {raw.statistic:.3g} >= {raw.threshold:g}")
+    psi_bound = s.threshold(name, "psi")
+    if raw.large and raw.psi is not None and raw.psi >= psi_bound:
+        reasons.append(f"PSI {raw.psi:.3g} >= {psi_bound:g}")
+    change = raw.missing_current - raw.missing_reference
+    missing_bound = s.threshold(name, "missing")
+    if abs(change) >= missing_bound and (
+        raw.missing_p is None or (missing_adjusted is not None and missing_adjusted < s.alpha)
+    ):
+        reasons.append(
+            f"missing {raw.missing_reference:.1%} -> {raw.missing_current:.1%} "
+            f"(change {change:+.1%}, bound {missing_bound:g})"
+        )
+    unseen_bound = s.threshold(name, "unseen")
+    if raw.unseen and raw.unseen_share - raw.unseen_expected >= unseen_bound:
+        shown = ", ".join(list(raw.unseen)[:3])
+        reasons.append(
+            f"{raw.unseen_share:.1%} of values in categories never seen in the reference "
+            f"({shown}{', ...' if len(raw.unseen) > 3 else ''}), "
+            f"{raw.unseen_expected:.1%} expected"
+        )
+    oov_bound = s.threshold(name, "oov")
+    if (
+        raw.oov_current is not None
+        and raw.oov_reference is not None
+        and raw.oov_current - raw.oov_reference >= oov_bound
+    ):
+        reasons.append(f"out-of-vocabulary words {raw.oov_reference:.1%} -> {raw.oov_current:.1%}")
+    return tuple(reasons)
+
+
+def _one(
+    name: str,
+    kind: str,
+    ref: pd.Series | None,
+    cur: pd.Series | None,
+    settings: DriftSettings,
+) -> _Raw:
+
+    assert ref is not None
+    if cur is None:  # the column is absent from the current sample: all missing
+        return _Raw(
+            name,
+            kind,
+            "none",
+            "the column is absent from the current sample",
+            float("nan"),
+            0.0,
+            None,
+            None,
+            True,
+            len(ref),
+            0,
+            float(_missing(ref).mean()) if len(ref) else 0.0,
+            1.0,
+            None,
+        )
+    if kind == "numeric":
+        return _numeric(name, "numeric", _floats(ref), _floats(cur), settings)
+    if kind == "text":
+        return _text(name, ref, cur, settings)
+    return _categorical(name, ref, cur, settings)
+
+
+def drift(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    *,
+    settings: DriftSettings | None = None,
+    kinds: Mapping[str, str] | None = None,
+    prediction: tuple[Sequence[Any] | np.ndarray, Sequence[Any] | np.ndarray] | None = None,
+    prediction_kind: str | None = None,
+    threads: int = 1,
+) -> DriftReport:
+    """Compare ``current`` with ``reference`` column by column.
+
+    ``kinds`` names a column's kind (numeric, categorical, text) where inferring it from
+    the reference's values is not wanted; ``prediction`` is (reference predictions,
+    current predictions), compared like a column named ``prediction`` (of
+    ``prediction_kind``, by default inferred). Columns of ``current`` that the reference
+    lacks are listed in ``extra`` and not compared.
+
+    ``threads`` > 1 works on columns in parallel; on a 2-core machine one million rows
+    by 25 columns took 0.9 s in one thread and 1.1 s in two (the sorts are bound by
+    memory, not by the CPU), so one is the default.
+    """
+    import pandas as pd
+
+    s = settings or DriftSettings()
+    kinds = dict(kinds or {})
+    for column, kind in kinds.items():
+        if kind not in KINDS:
+            raise InvalidInput(
+                f"column {column!r}: kind {kind!r} must be one of {', '.join(KINDS)}"
+            )
+    jobs: list[tuple[str, str, pd.Series | None, pd.Series | None]] = []
+    ignored = []
+    for column in reference.columns:
+        name = str(column)
+        own = s.columns.get(name)
+        if own is not None and own.ignore:
+            ignored.append(name)
+            continue
+        kind = (
+            (own.kind if own is not None else None)
+            or kinds.get(name)
+            or infer_kind(reference[column], s.categorical_below)
+        )
+        jobs.append(
+            (name, kind, reference[column], current[column] if column in current.columns else None)
+        )
+    if prediction is not None:
+        ref_pred = pd.Series(np.asarray(prediction[0]))
+        cur_pred = pd.Series(np.asarray(prediction[1]))
+        kind = prediction_kind or infer_kind(ref_pred, s.categorical_below)
+        jobs.append(("prediction", kind, ref_pred, cur_pred))
+    workers = min(max(threads, 1), len(jobs))
+    if workers > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            raws = list(pool.map(lambda j: _one(j[0], j[1], j[2], j[3], s), jobs))
+    else:
+        raws = [_one(*j, s) for j in jobs]
+
+    # One family of p-values over every column: distribution tests and missing rates.
+    p_values = np.array(
+        [r.p_value if r.p_value is not None else np.nan for r in raws]
+        + [r.missing_p if r.missing_p is not None else np.nan for r in raws]
+    )
+    adjusted = stats.benjamini_hochberg(p_values)
+    results = []
+    for k, raw in enumerate(raws):
+        p_adj = None if np.isnan(adjusted[k]) else float(adjusted[k])
+        miss_adj = None if np.isnan(adjusted[len(raws) + k]) else float(adjusted[len(raws) + k])
+        reasons = _verdicts(raw, p_adj, miss_adj, s)
+        if raw.current_rows == 0 and raw.why.startswith("the column is absent"):
+            reasons = ("the column is absent from the current sample",)
+        results.append(
+            ColumnDrift(
+                name=raw.name,
+                kind=raw.kind,
+                test=raw.test,
+                why=raw.why,
+                statistic=raw.statistic,
+                threshold=raw.threshold,
+                p_value=raw.p_value,
+                p_adjusted=p_adj,
+                psi=raw.psi,
+                reference_rows=raw.reference_rows,
+                current_rows=raw.current_rows,
+                missing_reference=raw.missing_reference,
+                missing_current=raw.missing_current,
+                missing_p=raw.missing_p,
+                unseen=raw.unseen,
+                unseen_share=raw.unseen_share,
+                unseen_expected=raw.unseen_expected,
+                oov_reference=raw.oov_reference,
+                oov_current=raw.oov_current,
+                reasons=reasons,
+            )
+        )
+    pred = results.pop() if prediction is not None else None
+    extra = tuple(str(c) for c in current.columns if c not in reference.columns)
+    return DriftReport(
+        columns=tuple(results),
+        prediction=pred,
+        reference_rows=len(reference),
+        current_rows=len(current),
+        settings=s,
+        ignored=tuple(ignored),
+        extra=extra,
+    )
+
+
+__all__ = [
+    "ColumnDrift",
+    "ColumnSettings",
+    "DriftReport",
+    "DriftSettings",
+    "drift",
+    "infer_kind",
+]
