@@ -1,0 +1,203 @@
+"""The continuous-training loop: one pass takes a fresh snapshot, trains the user's
+function on it in a tracked run, registers the candidate, predicts validation and every
+problem with it and with production, checks its gates, compares it with production, and
+promotes it when it passes and is better; otherwise it waits under the alias
+``candidate`` with the reason.
+
+Each pass is a row of ``retrains``: what set it off (a drift report, or a person), the
+snapshot, run, candidate, production version and check it made or used, the decision
+and why, so the history shows which drift led to which model.
+
+The settings are one table per model in ``trenches.toml``::
+
+    [retrain.cancer-clf]
+    train = "training:fit"        # module:function, given the TrainingData
+    weighting = "exponential"     # none | exponential | inverse-age
+    half-life-days = 60
+"""
+
+from __future__ import annotations
+
+import builtins
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from sqlalchemy import select
+
+from trenches import timestamps
+from trenches.db import schema as t
+from trenches.db.engine import read
+from trenches.errors import NotFound
+from trenches.retrain.loop import Pass, decide, failing
+from trenches.retrain.record import (
+    Figures,
+    ProblemTally,
+    Progress,
+    Retrain,
+    RetrainFailed,
+    RetrainStep,
+    retrain_from_row,
+)
+from trenches.retrain.settings import (
+    WEIGHTINGS,
+    RetrainSettings,
+    load_function,
+    load_settings,
+)
+
+if TYPE_CHECKING:
+    from trenches.models.registry import ModelVersion
+    from trenches.patterns.datasets import Dataset
+    from trenches.store import Store
+
+__all__ = [
+    "WEIGHTINGS",
+    "Figures",
+    "ProblemTally",
+    "Retrain",
+    "RetrainFailed",
+    "RetrainSettings",
+    "RetrainStep",
+    "Retrains",
+    "load_function",
+    "load_settings",
+]
+
+
+class Retrains:
+    """``store.retrains``: run a retraining pass, and read the passes made."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def settings(self, model: str, path: str | Path | None = None) -> RetrainSettings:
+        """The ``[retrain.MODEL]`` settings of ``path`` (default: the nearest
+        trenches.toml), checked."""
+        return load_settings(model, path)
+
+    def run(
+        self,
+        model: str,
+        *,
+        path: str | Path | None = None,
+        report_id: int | None = None,
+        trusted: bool = False,
+        progress: Progress | None = None,
+    ) -> Retrain:
+        """One pass of the loop for ``model``: snapshot, train, register, predict, check
+        the gates, compare with production, and promote the candidate when it passes
+        and is better (else leave it at ``candidate``, with the reason).
+
+        The settings, the training function and the gates are read first: a mistake is
+        an :class:`InvalidConfig` and nothing is written. Once the pass is recorded, a
+        failure leaves it ``failed`` with the error and raises :class:`RetrainFailed`.
+        ``report_id`` is the drift report that set the pass off, if one did.
+        ``progress`` is called with a :class:`RetrainStep` as each step happens.
+        """
+        store = self._store
+        settings = load_settings(model, path)
+        function = load_function(settings)
+        production = self._production(model)
+        dataset = self._dataset(settings, production)
+        settings.check_task(dataset.name, dataset.task)
+        if settings.has_gates:
+            store.gates.criteria(model, settings.file)  # a bad gate fails here, not later
+        if report_id is not None:
+            self._check_report(report_id)
+        p = Pass(store, settings, function, dataset, production, report_id, trusted, progress)
+        p.start()
+        with failing(p):
+            snap = p.snapshot()
+            candidate = p.train(snap)
+            name, ids, problems = p.predict(candidate)
+            check = p.check(candidate)
+            figures = p.compare(candidate, name, ids)
+            p.body["figures"] = figures.to_json()
+            p.body["problems"] = [x.to_json() for x in p.tallies(candidate, problems)]
+            p.say("compare", figures.why)
+            promote, reason = decide(p, check, figures)
+            if promote:
+                store.models.promote(candidate.ref, "production", reason=reason)
+            p.record(
+                status="promoted" if promote else "candidate",
+                reason=reason,
+                body=orjson.dumps(p.body).decode(),
+                ended_at=timestamps.now_us(),
+            )
+            p.say(
+                "decision",
+                f"promoted {candidate.ref} to production"
+                if promote
+                else f"left {candidate.ref} at candidate",
+            )
+        return self.get(p.id)
+
+    def _production(self, model: str) -> ModelVersion | None:
+        try:
+            return self._store.models.get(f"{model}@production")
+        except NotFound:
+            return None
+
+    def _dataset(self, settings: RetrainSettings, production: ModelVersion | None) -> Dataset:
+        name = settings.dataset
+        if name is None:
+            version = production
+            if version is None:
+                try:
+                    found = self._store.models.versions(settings.model)
+                except NotFound:
+                    found = []
+                version = found[-1] if found else None
+            if version is None or version.dataset is None:
+                raise settings.error(
+                    None,
+                    f"dataset is missing: model {settings.model!r} has no version with a "
+                    'dataset to take it from; add dataset = "NAME"',
+                )
+            name = version.dataset
+        try:
+            return self._store.datasets.get(name)
+        except NotFound:
+            if settings.dataset is None:
+                raise
+            raise settings.error("dataset", f"there is no dataset {name!r}") from None
+
+    def _check_report(self, report_id: int) -> None:
+        with read(self._store.engine) as conn:
+            found = conn.execute(
+                select(t.drift_reports.c.id).where(t.drift_reports.c.id == report_id)
+            ).first()
+        if found is None:
+            raise NotFound(f"there is no drift report #{report_id}")
+
+    def get(self, retrain_id: int) -> Retrain:
+        """One pass by id."""
+        found = self._read(t.retrains.c.id == retrain_id)
+        if not found:
+            raise NotFound(f"there is no retrain #{retrain_id}")
+        return found[0]
+
+    def history(self, model: str | None = None) -> builtins.list[Retrain]:
+        """Every pass (of ``model``, or of every model), newest first."""
+        return self._read(t.retrains.c.model == model if model is not None else None)
+
+    def _read(self, where: Any) -> builtins.list[Retrain]:
+        r, v, m = t.retrains.c, t.model_versions.c, t.models.c
+        query = select(t.retrains).order_by(r.id.desc())
+        if where is not None:
+            query = query.where(where)
+        with read(self._store.engine) as conn:
+            rows = conn.execute(query).all()
+            ids = {i for row in rows for i in (row.version_id, row.production_id) if i}
+            refs = {}
+            if ids:
+                refs = {
+                    vid: f"{name}@{number}"
+                    for vid, name, number in conn.execute(
+                        select(v.id, m.name, v.version)
+                        .join(t.models, m.id == v.model_id)
+                        .where(v.id.in_(sorted(ids)))
+                    )
+                }
+        return [retrain_from_row(row, refs) for row in rows]

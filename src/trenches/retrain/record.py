@@ -1,0 +1,210 @@
+"""What a retraining pass records: the figures, the problems, the decision; read back
+from the ``retrains`` table."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from trenches import timestamps
+from trenches.errors import TrenchesError
+from trenches.retrain.settings import RetrainSettings
+
+if TYPE_CHECKING:
+    from trenches.gates.check import GateResult
+
+STATUSES = ("running", "promoted", "candidate", "failed")
+
+
+class RetrainFailed(TrenchesError):
+    """A retraining pass started and could not finish (the training function raised,
+    returned no model, or a later step failed); its record is ``failed`` with the
+    error, and nothing was promoted."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, retrain: Retrain | None = None) -> None:
+        super().__init__(message)
+        self.retrain = retrain
+
+
+@dataclass(frozen=True)
+class Figures:
+    """The candidate against production on the validation patterns both predicted."""
+
+    metric: str
+    pattern_set: str
+    size: int
+    candidate: float | None
+    production: float | None  # None: no production version, or undefined
+    production_ref: str | None
+    lower_is_better: bool
+    min_improvement: float
+    better: bool
+    why: str  # the comparison in words
+
+    @property
+    def delta(self) -> float | None:
+        """Candidate minus production."""
+        if self.candidate is None or self.production is None:
+            return None
+        return self.candidate - self.production
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric,
+            "pattern_set": self.pattern_set,
+            "size": self.size,
+            "candidate": self.candidate,
+            "production": self.production,
+            "production_ref": self.production_ref,
+            "delta": self.delta,
+            "lower_is_better": self.lower_is_better,
+            "min_improvement": self.min_improvement,
+            "better": self.better,
+            "why": self.why,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Figures:
+        fields: dict[str, Any] = {k: d.get(k) for k in cls.__dataclass_fields__}
+        return cls(**fields)
+
+
+@dataclass(frozen=True)
+class ProblemTally:
+    """How many of one problem's patterns the candidate and production get right."""
+
+    problem: str
+    status: str
+    patterns: int
+    candidate_right: int
+    production_right: int | None  # None: no production version to compare with
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "problem": self.problem,
+            "status": self.status,
+            "patterns": self.patterns,
+            "candidate_right": self.candidate_right,
+            "production_right": self.production_right,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ProblemTally:
+        fields: dict[str, Any] = {k: d.get(k) for k in cls.__dataclass_fields__}
+        return cls(**fields)
+
+
+@dataclass(frozen=True)
+class Retrain:
+    """One pass of the continuous-training loop, as recorded."""
+
+    id: int
+    model: str
+    status: str  # running | promoted | candidate | failed
+    reason: str | None
+    report_id: int | None  # the drift report that set it off; None: started by hand
+    snapshot_id: int | None
+    run_id: int | None
+    candidate: str | None  # name@V
+    production: str | None  # the production version it was compared with
+    check_id: int | None
+    started_by: str | None
+    started_at: datetime
+    ended_at: datetime | None
+    #: The settings it ran with (None while it runs).
+    settings: RetrainSettings | None = None
+    figures: Figures | None = None
+    problems: tuple[ProblemTally, ...] = ()
+    #: The gate check's results; empty without gates.
+    gates: tuple[GateResult, ...] = ()
+    #: What else was recorded: the snapshot digest, training size, predictions made.
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def promoted(self) -> bool:
+        return self.status == "promoted"
+
+    @property
+    def trigger(self) -> str:
+        """``drift report #7``, or ``by hand``."""
+        return f"drift report #{self.report_id}" if self.report_id is not None else "by hand"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "model": self.model,
+            "status": self.status,
+            "reason": self.reason,
+            "trigger": self.trigger,
+            "report_id": self.report_id,
+            "snapshot_id": self.snapshot_id,
+            "run_id": self.run_id,
+            "candidate": self.candidate,
+            "production": self.production,
+            "check_id": self.check_id,
+            "started_by": self.started_by,
+            "started_at": self.started_at.isoformat(),
+            "ended_at": self.ended_at.isoformat() if self.ended_at else None,
+            "settings": self.settings.to_json() if self.settings else None,
+            "figures": self.figures.to_json() if self.figures else None,
+            "problems": [p.to_json() for p in self.problems],
+            "gates": [g.to_json() for g in self.gates],
+            "details": self.details,
+        }
+
+
+@dataclass(frozen=True)
+class RetrainStep:
+    """One step of a pass as it happens, for a progress display.
+
+    ``name`` is one of start, snapshot, train, candidate, predict (with ``done`` and
+    ``total`` patterns, repeated as they are predicted), predicted, check, compare,
+    decision.
+    """
+
+    name: str
+    message: str
+    done: int | None = None
+    total: int | None = None
+
+
+Progress = Callable[[RetrainStep], None]
+
+
+def retrain_from_row(row: Any, refs: dict[int, str]) -> Retrain:
+    """A row of ``retrains`` (``refs``: name@V by model version id)."""
+    from trenches.gates.check import GateResult
+
+    body = orjson.loads(row.body) if row.body else {}
+    figures = body.get("figures")
+    settings = body.get("settings")
+    details = {
+        k: v for k, v in body.items() if k not in ("settings", "figures", "problems", "gates")
+    }
+    gates = body.get("gates") or {}
+    return Retrain(
+        id=int(row.id),
+        model=row.model,
+        status=row.status,
+        reason=row.reason,
+        report_id=row.report_id,
+        snapshot_id=row.snapshot_id,
+        run_id=row.run_id,
+        candidate=refs.get(row.version_id),
+        production=refs.get(row.production_id),
+        check_id=row.check_id,
+        started_by=row.started_by,
+        started_at=timestamps.from_us(row.started_at),
+        ended_at=timestamps.from_us(row.ended_at) if row.ended_at else None,
+        settings=RetrainSettings.from_json(row.model, settings) if settings else None,
+        figures=Figures.from_json(figures) if figures else None,
+        problems=tuple(ProblemTally.from_json(p) for p in body.get("problems", [])),
+        gates=tuple(GateResult.from_json(g) for g in gates.get("results", [])),
+        details=details,
+    )
