@@ -14,6 +14,7 @@ from trenches.cli import models as models_cli
 from trenches.cli import problems as problems_cli
 from trenches.cli import report as report_cli
 from trenches.cli import requests as requests_cli
+from trenches.cli import retrain as retrain_cli
 from trenches.cli import runs as runs_cli
 from trenches.cli import serve as serve_cli
 from trenches.cli import store as store_cli
@@ -38,4 +39,5 @@ app.command("check")(check_cli.check)
 app.add_typer(report_cli.app, name="report")
 app.add_typer(requests_cli.app, name="requests")
 app.command("serve")(serve_cli.serve)
+app.command("retrain")(retrain_cli.retrain)
 store_cli.register(app)
