@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from trenches.gates import Gates
     from trenches.lineage import Lineage
     from trenches.models import Models
-    from trenches.monitoring import Monitoring
+    from trenches.monitoring.monitor import Monitoring
     from trenches.patterns.datasets import Datasets
     from trenches.patterns.history import Patterns
     from trenches.patterns.snapshots import Snapshot, Snapshots
@@ -110,7 +110,7 @@ class Store:
 
     @cached_property
     def monitoring(self) -> Monitoring:
-        from trenches.monitoring import Monitoring
+        from trenches.monitoring.monitor import Monitoring
 
         return Monitoring(self)
 

@@ -11,6 +11,7 @@ from trenches.cli import evaluate as evaluate_cli
 from trenches.cli import explain as explain_cli
 from trenches.cli import lineage as lineage_cli
 from trenches.cli import models as models_cli
+from trenches.cli import monitor as monitor_cli
 from trenches.cli import problems as problems_cli
 from trenches.cli import report as report_cli
 from trenches.cli import requests as requests_cli
@@ -39,5 +40,6 @@ app.command("check")(check_cli.check)
 app.add_typer(report_cli.app, name="report")
 app.add_typer(requests_cli.app, name="requests")
 app.command("serve")(serve_cli.serve)
+app.add_typer(monitor_cli.app, name="monitor")
 app.command("retrain")(retrain_cli.retrain)
 store_cli.register(app)

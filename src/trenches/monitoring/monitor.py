@@ -1,0 +1,749 @@
+"""``store.monitoring``: drift of a production window against a version's reference,
+stored with its alert; the history of reports; and the requests least like the
+reference (outliers)."""
+
+from __future__ import annotations
+
+import builtins
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import orjson
+from sqlalchemy import insert, select, update
+
+from trenches import config, timestamps
+from trenches.db import schema as t
+from trenches.db.engine import read, write
+from trenches.errors import InvalidInput, NotFound
+from trenches.monitoring import alerts as alerting
+from trenches.monitoring import settings as monitor_settings
+from trenches.monitoring.drift import ColumnDrift, DriftReport, DriftSettings, drift
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from trenches.models.registry import ModelVersion
+    from trenches.patterns.datasets import Dataset
+    from trenches.store import Store
+
+REFERENCE_SPLITS = ("train", "validation", "test", "all")
+#: Dataset column types and the drift kind they are compared as (None: from values).
+_KIND_OF_TYPE = {
+    "number": None,
+    "integer": None,
+    "boolean": "categorical",
+    "string": "categorical",
+    "text": "text",
+}
+
+
+@dataclass(frozen=True)
+class Alert:
+    id: int
+    report_id: int
+    message: str
+    webhook: str | None
+    delivered: bool | None
+    attempts: int
+    error: str | None
+    created_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "report_id": self.report_id,
+            "message": self.message,
+            "webhook": self.webhook,
+            "delivered": self.delivered,
+            "attempts": self.attempts,
+            "error": self.error,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class Monitored:
+    """A drift report of one window, as stored (``id`` is None when not stored)."""
+
+    id: int | None
+    version: str
+    reference: str
+    current: str
+    since: datetime | None
+    until: datetime | None
+    report: DriftReport
+    metrics: dict[str, Any] | None
+    alert: Alert | None
+    created_at: datetime
+    retrains: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def drifted(self) -> bool:
+        return self.report.drifted
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "version": self.version,
+            "reference": self.reference,
+            "current": self.current,
+            "since": self.since.isoformat() if self.since else None,
+            "until": self.until.isoformat() if self.until else None,
+            "created_at": self.created_at.isoformat(),
+            **self.report.to_json(),
+            "metrics": self.metrics,
+            "alert": self.alert.to_json() if self.alert else None,
+            "retrains": list(self.retrains),
+        }
+
+
+@dataclass
+class _Current:
+    frame: pd.DataFrame
+    description: str
+    since: int | None
+    until: int | None
+    predictions: np.ndarray | None
+    request_ids: np.ndarray | None  # one per row, for outliers
+    rows: np.ndarray | None
+    received_at: np.ndarray | None
+    labels: np.ndarray | None  # feedback labels, None where there is none
+
+
+class Monitoring:
+    """``store.monitoring``."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    # --- drift -------------------------------------------------------------------------
+
+    def run(
+        self,
+        ref: str,
+        *,
+        window: str | None = None,
+        since: str | datetime | int | None = None,
+        until: str | datetime | int | None = None,
+        current: pd.DataFrame | str | Path | None = None,
+        reference: str = "train",
+        path: str | Path | None = None,
+        trusted: bool = False,
+        keep: bool = True,
+    ) -> Monitored:
+        """Compare a window of production inputs with ``ref``'s reference and store the
+        report (``keep=False``: do not), raising an alert when drift is found.
+
+        The window is the requests served by any version of the model in
+        ``[since, until)`` (``window="24h"``: the last 24 hours; default: everything
+        logged), or ``current``: a DataFrame, or a CSV / Parquet / JSON-lines file.
+        ``reference``: ``train`` (default), ``validation``, ``test`` or ``all`` of the
+        snapshot the version was trained on, or ``SNAPSHOT_ID[:split]``.
+        """
+        settings = monitor_settings.load(Path(path) if path is not None else None)
+        version = self._store.models.get(ref)
+        dataset = self._dataset(version)
+        ref_frame, ref_ids, ref_text = self._reference(version, dataset, reference)
+        cur = self._current(version, dataset, window, since, until, current, trusted=trusted)
+        kinds = _kinds(dataset, list(ref_frame.columns))
+        ref_pred = self._reference_predictions(version, ref_ids, trusted=trusted)
+        prediction = None
+        if ref_pred is not None and cur.predictions is not None and len(cur.predictions):
+            prediction = (ref_pred, cur.predictions)
+        report = drift(
+            ref_frame,
+            cur.frame.reindex(columns=ref_frame.columns) if len(cur.frame.columns) else cur.frame,
+            settings=settings.drift,
+            kinds=kinds,
+            prediction=prediction,
+            prediction_kind="categorical" if dataset.task == "classification" else "numeric",
+        )
+        metrics = self._metrics(version, dataset, ref_ids, ref_text, cur)
+        now = timestamps.now_us()
+        monitored = Monitored(
+            id=None,
+            version=version.ref,
+            reference=ref_text,
+            current=cur.description,
+            since=timestamps.from_us(cur.since) if cur.since is not None else None,
+            until=timestamps.from_us(cur.until) if cur.until is not None else None,
+            report=report,
+            metrics=metrics,
+            alert=None,
+            created_at=timestamps.from_us(now),
+        )
+        if not keep:
+            return monitored
+        body = {
+            "columns": [c.to_json() for c in report.columns],
+            "prediction": report.prediction.to_json() if report.prediction else None,
+            "metrics": metrics,
+            "ignored": list(report.ignored),
+            "extra": list(report.extra),
+        }
+        with write(self._store.engine) as conn:
+            report_id = int(
+                conn.execute(
+                    insert(t.drift_reports).values(
+                        version_id=version.id,
+                        reference=ref_text,
+                        reference_rows=report.reference_rows,
+                        current=cur.description,
+                        current_rows=report.current_rows,
+                        since=cur.since,
+                        until=cur.until,
+                        drifted=report.drifted,
+                        drifted_columns=len(report.drifted_columns),
+                        settings=orjson.dumps(settings.drift.to_json()).decode(),
+                        body=orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY).decode(),
+                        created_by=config.current_user(),
+                        created_at=now,
+                    )
+                ).inserted_primary_key[0]  # type: ignore[index]
+            )
+        alert = self._alert(report_id, monitored, settings) if report.drifted else None
+        return Monitored(
+            id=report_id,
+            version=monitored.version,
+            reference=monitored.reference,
+            current=monitored.current,
+            since=monitored.since,
+            until=monitored.until,
+            report=report,
+            metrics=metrics,
+            alert=alert,
+            created_at=monitored.created_at,
+        )
+
+    def _alert(
+        self, report_id: int, monitored: Monitored, s: monitor_settings.MonitorSettings
+    ) -> Alert:
+        report = monitored.report
+        parts = []
+        if report.drifted_columns:
+            parts.append(
+                f"{len(report.drifted_columns)} of {len(report.columns)} input columns drifted "
+                f"({', '.join(report.drifted_columns[:8])}"
+                f"{', ...' if len(report.drifted_columns) > 8 else ''})"
+            )
+        if report.prediction is not None and report.prediction.drifted:
+            parts.append("the predictions drifted")
+        message = (
+            f"drift in {monitored.version}: {'; '.join(parts)} — {monitored.current} against "
+            f"{monitored.reference} (report {report_id})"
+        )
+        alerting.log.warning(message)
+        now = timestamps.now_us()
+        with write(self._store.engine) as conn:
+            alert_id = int(
+                conn.execute(
+                    insert(t.alerts).values(
+                        report_id=report_id,
+                        message=message,
+                        webhook=s.webhook,
+                        delivered=None,
+                        attempts=0,
+                        created_at=now,
+                    )
+                ).inserted_primary_key[0]  # type: ignore[index]
+            )
+        delivery = None
+        if s.webhook:
+            payload = {
+                "event": "trenches.drift",
+                "report_id": report_id,
+                "alert_id": alert_id,
+                "model": monitored.version.split("@")[0],
+                "version": monitored.version,
+                "message": message,
+                "reference": monitored.reference,
+                "current": monitored.current,
+                "since": monitored.since.isoformat() if monitored.since else None,
+                "until": monitored.until.isoformat() if monitored.until else None,
+                "drifted_columns": report.drifted_columns,
+                "prediction_drifted": bool(report.prediction and report.prediction.drifted),
+                "columns": [
+                    {
+                        "name": c.name,
+                        "test": c.test,
+                        "statistic": _finite(c.statistic),
+                        "reasons": list(c.reasons),
+                    }
+                    for c in (*report.columns, *([report.prediction] if report.prediction else []))
+                    if c.drifted
+                ],
+                "created_at": timestamps.from_us(now).isoformat(),
+            }
+            delivery = alerting.post(
+                s.webhook,
+                payload,
+                timeout=s.webhook_timeout,
+                retries=s.webhook_retries,
+                backoff=s.webhook_backoff,
+            )
+            with write(self._store.engine) as conn:
+                conn.execute(
+                    update(t.alerts)
+                    .where(t.alerts.c.id == alert_id)
+                    .values(
+                        delivered=delivery.delivered,
+                        attempts=delivery.attempts,
+                        error=delivery.error,
+                    )
+                )
+        return Alert(
+            id=alert_id,
+            report_id=report_id,
+            message=message,
+            webhook=s.webhook,
+            delivered=delivery.delivered if delivery else None,
+            attempts=delivery.attempts if delivery else 0,
+            error=delivery.error if delivery else None,
+            created_at=timestamps.from_us(now),
+        )
+
+    # --- the two samples -------------------------------------------------------------
+
+    def _dataset(self, version: ModelVersion) -> Dataset:
+        if version.dataset is None:
+            raise InvalidInput(
+                f"{version.ref} was registered without a dataset: there is no reference to "
+                "compare production with"
+            )
+        return self._store.datasets.get(version.dataset)
+
+    def _reference(
+        self, version: ModelVersion, dataset: Dataset, reference: str
+    ) -> tuple[pd.DataFrame, np.ndarray, str]:
+        """The reference's model inputs, pattern ids, and what it is in words."""
+        from trenches.predict import model_inputs
+
+        text = reference.strip()
+        snapshot_id: int | None = None
+        split = text
+        if text and text[0].isdigit():
+            head, _, tail = text.partition(":")
+            try:
+                snapshot_id = int(head)
+            except ValueError:
+                raise InvalidInput(f"reference {reference!r}: not a snapshot id") from None
+            split = tail or "train"
+        if split not in REFERENCE_SPLITS:
+            raise InvalidInput(
+                f"reference {reference!r} must be one of {', '.join(REFERENCE_SPLITS)}, or "
+                "a snapshot id (SNAPSHOT or SNAPSHOT:split)"
+            )
+        if snapshot_id is None and version.run_id is not None:
+            snapshot_id = self._store.runs.get(version.run_id).snapshot_id
+        chosen = None if split == "all" else split
+        if snapshot_id is not None:
+            snap = self._store.snapshots.get(snapshot_id)
+            if snap.dataset_id != dataset.id:
+                raise InvalidInput(
+                    f"snapshot {snapshot_id} is of dataset {snap.dataset!r}, but {version.ref} "
+                    f"is a model of {dataset.name!r}"
+                )
+            frame, _ = snap.data(chosen, full_info=False)
+            what = f"{split} split of snapshot {snapshot_id}"
+        else:
+            from trenches.patterns.datasets import read_patterns
+
+            frame, _ = read_patterns(dataset, split=chosen, full_info=False)
+            what = f"{split} split of dataset {dataset.name} (the version has no snapshot)"
+        if not len(frame):
+            raise InvalidInput(f"the reference, the {what}, holds no patterns")
+        ids = frame.index.to_numpy()
+        return (
+            model_inputs(version, dataset, frame).reset_index(drop=True),
+            ids,
+            (f"{what} ({len(frame):,} patterns)"),
+        )
+
+    def _current(
+        self,
+        version: ModelVersion,
+        dataset: Dataset,
+        window: str | None,
+        since: str | datetime | int | None,
+        until: str | datetime | int | None,
+        current: pd.DataFrame | str | Path | None,
+        *,
+        trusted: bool,
+    ) -> _Current:
+        import pandas as pd
+
+        if current is not None:
+            if window is not None or since is not None or until is not None:
+                raise InvalidInput("give either a current file or a window of requests, not both")
+            if isinstance(current, pd.DataFrame):
+                frame, what = current.copy(), "a DataFrame"
+            else:
+                from trenches.patterns.ingest import read_file
+
+                frame, what = read_file(current), f"file {Path(current).name}"
+            frame = _typed(dataset, frame, what)
+            columns = list(version.signature.columns)
+            missing = [c for c in columns if c not in frame.columns]
+            predictions = None
+            if not missing and len(frame):
+                model = self._store.models.load(
+                    version.ref,
+                    format="onnx" if "onnx" in version.formats else "native",
+                    trusted=trusted,
+                )
+                predictions = np.asarray(model.predict(frame[columns]))
+            labels = None
+            if dataset.label_column in frame.columns:
+                labels = frame.pop(dataset.label_column).to_numpy(dtype=object)
+            return _Current(
+                frame,
+                f"{what} ({len(frame):,} rows)",
+                None,
+                None,
+                predictions,
+                None,
+                None,
+                None,
+                labels,
+            )
+        if window is not None:
+            if since is not None:
+                raise InvalidInput("give either --window or --since, not both")
+            start: int | None = timestamps.parse(window, what="window")
+            end: int | None = timestamps.parse(until, what="until") or timestamps.now_us()
+        else:
+            start = timestamps.parse(since, what="since")
+            end = timestamps.parse(until, what="until")
+        requests = self._store.requests.list(since=start, until=end, version=version.model)
+        return _from_requests(dataset, version, requests, start, end)
+
+    def _reference_predictions(
+        self, version: ModelVersion, ids: np.ndarray, *, trusted: bool
+    ) -> np.ndarray | None:
+        """The version's predictions on the reference patterns (stored once, made where
+        missing), as labels or values."""
+        from trenches import predictions as store_of
+        from trenches.predict import predict, version_predictor
+
+        predict(self._store, version.ref, ids, trusted=trusted)
+        with read(self._store.engine) as conn:
+            found = store_of.read(conn, version_predictor(self._store, version))
+        rows = np.searchsorted(found.pattern_ids, ids)
+        if found.labels is not None:
+            return np.asarray(found.labels[rows], dtype=object)
+        if found.values is not None:
+            return found.values[rows]
+        return None
+
+    def _metrics(
+        self,
+        version: ModelVersion,
+        dataset: Dataset,
+        ref_ids: np.ndarray,
+        ref_text: str,
+        cur: _Current,
+    ) -> dict[str, Any] | None:
+        """Real metrics of the window where feedback gave labels, next to the
+        reference's."""
+        from trenches import predictions as store_of
+        from trenches.predict import version_predictor
+
+        if cur.labels is None or cur.predictions is None:
+            return None
+        have = np.array([v is not None and not _nan(v) for v in cur.labels], dtype=bool)
+        if not have.any():
+            return None
+        with read(self._store.engine) as conn:
+            found = store_of.read(conn, version_predictor(self._store, version))
+        rows = np.searchsorted(found.pattern_ids, ref_ids)
+        truth = np.asarray(cur.labels[have])
+        said = np.asarray(cur.predictions[have])
+        if dataset.task == "classification":
+            right = np.array([str(a) == str(b) for a, b in zip(said, truth, strict=True)])
+            window = {"accuracy": float(right.mean()), "labelled": int(have.sum())}
+            ref_fig = (
+                {"accuracy": float(found.correct[rows].mean()), "patterns": len(rows)}
+                if found.correct is not None
+                else None
+            )
+        else:
+            err = np.asarray(said, dtype=float) - np.asarray(truth, dtype=float)
+            window = {
+                "mae": float(np.mean(np.abs(err))),
+                "rmse": float(np.sqrt(np.mean(err**2))),
+                "labelled": int(have.sum()),
+            }
+            ref_fig = None
+            if found.values is not None:
+                ref_frame = dataset.patterns(ids=ref_ids.tolist())
+                ref_err = found.values[rows] - ref_frame[dataset.label_column].to_numpy(dtype=float)
+                ref_fig = {
+                    "mae": float(np.mean(np.abs(ref_err))),
+                    "rmse": float(np.sqrt(np.mean(ref_err**2))),
+                    "patterns": len(rows),
+                }
+        return {"window": window, "reference": ref_fig, "reference_set": ref_text}
+
+    # --- history -----------------------------------------------------------------------
+
+    def history(self, model: str | None = None, *, limit: int | None = 50) -> list[Monitored]:
+        """Stored drift reports, newest first: of one model (``name``) or version
+        (``name@V``), or all. Each carries its alert and the retraining it set off."""
+        d, v, m = t.drift_reports.c, t.model_versions.c, t.models.c
+        query = (
+            select(t.drift_reports, m.name.label("model_name"), v.version.label("number"))
+            .join(t.model_versions, d.version_id == v.id)
+            .join(t.models, v.model_id == m.id)
+            .order_by(d.created_at.desc(), d.id.desc())
+        )
+        if model is not None:
+            if "@" in model:
+                query = query.where(d.version_id == self._store.models.get(model).id)
+            else:
+                if model not in self._store.models.names():
+                    raise NotFound(f"no model named {model!r}")
+                query = query.where(m.name == model)
+        if limit is not None:
+            query = query.limit(limit)
+        with read(self._store.engine) as conn:
+            rows = conn.execute(query).all()
+            ids = [r.id for r in rows]
+            alerts = conn.execute(select(t.alerts).where(t.alerts.c.report_id.in_(ids))).all()
+            r, rv = t.retrains.c, t.model_versions.alias("rv")
+            retrains = conn.execute(
+                select(r.id, r.report_id, r.status, r.reason, rv.c.version)
+                .select_from(t.retrains.outerjoin(rv, r.version_id == rv.c.id))
+                .where(r.report_id.in_(ids))
+                .order_by(r.id)
+            ).all()
+        by_report = {a.report_id: _alert(a) for a in alerts}
+        follow: dict[int, builtins.list[dict[str, Any]]] = {}
+        for x in retrains:
+            follow.setdefault(x.report_id, []).append(
+                {
+                    "id": x.id,
+                    "status": x.status,
+                    "version": x.version,
+                    "reason": x.reason,
+                }
+            )
+        return [_stored(row, by_report.get(row.id), tuple(follow.get(row.id, ()))) for row in rows]
+
+    def get(self, report_id: int) -> Monitored:
+        for found in self.history(limit=None):
+            if found.id == report_id:
+                return found
+        raise NotFound(f"no drift report {report_id}")
+
+    # --- outliers ------------------------------------------------------------------------
+
+    def outliers(
+        self,
+        ref: str,
+        *,
+        window: str | None = None,
+        since: str | datetime | int | None = None,
+        until: str | datetime | int | None = None,
+        current: pd.DataFrame | str | Path | None = None,
+        reference: str = "train",
+        top: int = 20,
+        seed: int = 0,
+        trusted: bool = False,
+    ) -> pd.DataFrame:
+        """The ``top`` logged rows least like the reference, most unusual first: an
+        isolation forest fitted on the reference's inputs scores every row of the
+        window. Columns: request_id, row, score (higher is stranger), received_at,
+        unusual (the inputs that stand out, and how), inputs (the row as a dict)."""
+        from trenches.monitoring.outliers import rank
+
+        if top < 1:
+            raise InvalidInput(f"--top {top} must be at least 1")
+        version = self._store.models.get(ref)
+        dataset = self._dataset(version)
+        ref_frame, _, _ = self._reference(version, dataset, reference)
+        cur = self._current(version, dataset, window, since, until, current, trusted=trusted)
+        kinds = _kinds(dataset, list(ref_frame.columns))
+        return rank(
+            ref_frame,
+            cur.frame.reindex(columns=ref_frame.columns),
+            kinds,
+            top=top,
+            seed=seed,
+            request_ids=cur.request_ids,
+            rows=cur.rows,
+            received_at=cur.received_at,
+        )
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+def _finite(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else x
+
+
+def _nan(value: Any) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
+def _kinds(dataset: Dataset, columns: list[str]) -> dict[str, str]:
+    if dataset.schema is None:
+        return {}
+    out = {}
+    for c in dataset.schema.columns:
+        kind = _KIND_OF_TYPE.get(c.type)
+        if kind is not None and c.name in columns:
+            out[c.name] = kind
+    return out
+
+
+def _typed(dataset: Dataset, frame: pd.DataFrame, what: str) -> pd.DataFrame:
+    """Production values with the types of the dataset's columns; a value that is not
+    of its column's type counts as missing (and shows in the missing rate)."""
+    import pandas as pd
+
+    if dataset.schema is None:
+        return frame
+    for c in dataset.schema.columns:
+        if c.name not in frame.columns:
+            continue
+        if c.type in ("number", "integer"):
+            frame[c.name] = pd.to_numeric(frame[c.name], errors="coerce").astype(np.float64)
+        elif c.type in ("string", "text"):
+            frame[c.name] = frame[c.name].astype(object)
+    return frame
+
+
+def _from_requests(
+    dataset: Dataset,
+    version: ModelVersion,
+    requests: pd.DataFrame,
+    start: int | None,
+    end: int | None,
+) -> _Current:
+    """The rows of a window of logged requests: inputs, the answers of ``version``, the
+    newest labelled feedback of each row."""
+    import pandas as pd
+
+    span = f"{timestamps.iso(start) or 'the first'} to {timestamps.iso(end) or 'now'}"
+    parts: builtins.list[pd.DataFrame] = []
+    request_ids: builtins.list[str] = []
+    rows: builtins.list[int] = []
+    received: builtins.list[Any] = []
+    predictions: builtins.list[Any] = []
+    labels: builtins.list[Any] = []
+    served_here = 0
+    # Requests with the same columns are one block: the frame is built per block, not
+    # per row.
+    blocks: dict[tuple[str, ...], builtins.list[builtins.list[Any]]] = {}
+    order: builtins.list[tuple[tuple[str, ...], int]] = []
+    for rid, served_by, inputs, outputs, at, feedback in zip(
+        requests["request_id"],
+        requests["version"],
+        requests["inputs"],
+        requests["outputs"],
+        requests["received_at"],
+        requests["feedback"],
+        strict=True,
+    ):
+        columns = tuple(inputs.get("columns") or ())
+        data = inputs.get("data") or []
+        if not columns or not data:
+            continue
+        block = blocks.setdefault(columns, [])
+        order.append((columns, len(data)))
+        block.extend(data)
+        n = len(data)
+        request_ids.extend([rid] * n)
+        rows.extend(range(n))
+        received.extend([at] * n)
+        mine = served_by == version.ref
+        served_here += n if mine else 0
+        answer = outputs.get("labels") or outputs.get("values") or []
+        predictions.extend(answer if mine and len(answer) == n else [None] * n)
+        given: dict[int, Any] = {}
+        for fb in feedback or ():
+            if fb.get("label") is not None:
+                given[int(fb["row"])] = fb["label"]
+        labels.extend(given.get(k) for k in range(n))
+    if blocks:
+        built = {cols: pd.DataFrame(data, columns=list(cols)) for cols, data in blocks.items()}
+        offsets = dict.fromkeys(built, 0)
+        for cols, n in order:
+            parts.append(built[cols].iloc[offsets[cols] : offsets[cols] + n])
+            offsets[cols] += n
+        frame = (
+            pd.concat(parts, ignore_index=True) if len(built) > 1 else next(iter(built.values()))
+        )
+    else:
+        frame = pd.DataFrame(columns=list(version.signature.columns))
+    frame = _typed(dataset, frame.reset_index(drop=True), "the request log")
+    preds = np.asarray(predictions, dtype=object)
+    keep = np.array([p is not None for p in predictions], dtype=bool)
+    description = f"{len(requests):,} requests ({len(frame):,} rows) to {version.model}, {span}"
+    if served_here != len(frame):
+        description += f"; {served_here:,} rows answered by {version.ref}"
+    return _Current(
+        frame,
+        description,
+        start,
+        end,
+        preds[keep] if keep.any() else None,
+        np.asarray(request_ids, dtype=object),
+        np.asarray(rows, dtype=np.int64),
+        np.asarray(received, dtype=object),
+        np.asarray(labels, dtype=object)[keep] if keep.any() else None,
+    )
+
+
+def _alert(row: Any) -> Alert:
+    return Alert(
+        id=int(row.id),
+        report_id=int(row.report_id),
+        message=row.message,
+        webhook=row.webhook,
+        delivered=row.delivered,
+        attempts=int(row.attempts),
+        error=row.error,
+        created_at=timestamps.from_us(row.created_at),
+    )
+
+
+def _stored(row: Any, alert: Alert | None, retrains: tuple[dict[str, Any], ...]) -> Monitored:
+    body = orjson.loads(row.body)
+    settings = orjson.loads(row.settings)
+    columns = tuple(ColumnDrift.from_json(c) for c in body["columns"])
+    prediction = ColumnDrift.from_json(body["prediction"]) if body.get("prediction") else None
+    drift_settings = DriftSettings(
+        **{
+            k: v
+            for k, v in settings.items()
+            if k != "columns" and k in DriftSettings.__dataclass_fields__
+        }
+    )
+    report = DriftReport(
+        columns=columns,
+        prediction=prediction,
+        reference_rows=int(row.reference_rows),
+        current_rows=int(row.current_rows),
+        settings=drift_settings,
+        ignored=tuple(body.get("ignored") or ()),
+        extra=tuple(body.get("extra") or ()),
+    )
+    return Monitored(
+        id=int(row.id),
+        version=f"{row.model_name}@{row.number}",
+        reference=row.reference,
+        current=row.current,
+        since=timestamps.from_us(row.since) if row.since is not None else None,
+        until=timestamps.from_us(row.until) if row.until is not None else None,
+        report=report,
+        metrics=body.get("metrics"),
+        alert=alert,
+        created_at=timestamps.from_us(row.created_at),
+        retrains=retrains,
+    )
