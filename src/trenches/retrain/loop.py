@@ -312,10 +312,13 @@ class Pass:
 
 
 def _weights_text(s: RetrainSettings) -> str:
+    def days(n: float) -> str:
+        return f"{n:g} day" + ("" if n == 1 else "s")
+
     if s.weighting == "exponential":
-        return f"exponential recency weights (half-life {s.half_life_days:g} days)"
+        return f"exponential recency weights (half-life {days(s.half_life_days)})"
     if s.weighting == "inverse-age":
-        return f"inverse-age recency weights (offset {s.age_offset_days:g} days)"
+        return f"inverse-age recency weights (age offset {days(s.age_offset_days)})"
     return "equal weights"
 
 
