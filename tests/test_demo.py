@@ -26,10 +26,11 @@ def test_the_demo_finds_what_it_planted_and_traces_its_models(
     assert "gives the same digest: True" in text
     with trenches.open(tmp_path / "demo" / ".trenches") as store:
         versions = store.models.versions("cancer-clf")
-        assert [v.version for v in versions] == [1, 2, 3, 4]
+        # Four trained by month, the fifth by the retraining loop after the drift.
+        assert [v.version for v in versions] == [1, 2, 3, 4, 5]
         assert all("onnx" in v.formats for v in versions)
         runs = store.runs.list()
-        assert len(runs) == 4 and all(r.status == "finished" for r in runs)
+        assert len(runs) == 5 and all(r.status == "finished" for r in runs)
         production = store.lineage("cancer-clf@production")
         assert production.snapshot is not None and production.code is not None
         if production.code["state"] != "none":  # git is on the machine
@@ -45,24 +46,39 @@ def test_the_demo_finds_what_it_planted_and_traces_its_models(
         assert all(s.missing == 0 for slug in problems for s in store.problems.scores(slug))
         # Gates: every version newer than March's was checked, one failed, and the
         # one that passed is production.
-        checks = {v.ref: store.gates.latest(v.ref) for v in versions[2:]}
+        checks = {v.ref: store.gates.latest(v.ref) for v in versions[2:4]}
         assert all(c is not None for c in checks.values())
         assert any(not c.passed for c in checks.values() if c is not None)
-        live = store.models.get("cancer-clf@production").ref
-        live_check = checks[live]
+        promoted = store.models.alias_history("cancer-clf", "production")
+        live = f"cancer-clf@{promoted[-1].to_version}"
+        live_check = store.gates.latest(live)
         assert live_check is not None and live_check.passed
         # Two problem patterns are explained, by the production version.
-        explained = store.explanations.list("cancer-clf@production")
+        explained = store.explanations.list("cancer-clf@4")
         assert len(explained) == 2 and all(e.weights for e in explained)
         # Served: three requests logged, and a wrong answer became a problem pattern
         # that every version has a prediction for.
-        assert len(store.requests.list()) == 3
         misses = store.problems.get("production-misses")
         assert len(misses.positive) == 1
         assert all(s.missing == 0 for s in store.problems.scores("production-misses"))
+        # Monitored: the first window is quiet; the new device's traffic drifts in the
+        # texture columns, and only those; that report set off the retraining.
+        quiet, moved = reversed(store.monitoring.history("cancer-clf"))
+        assert not quiet.drifted and quiet.report.current_rows > 100
+        assert set(moved.report.drifted_columns) == {
+            "mean_texture",
+            "texture_error",
+            "worst_texture",
+        }
+        assert moved.alert is not None and moved.metrics is not None
+        [retrain] = store.retrains.history("cancer-clf")
+        assert retrain.report_id == moved.id and retrain.candidate == "cancer-clf@5"
+        assert retrain.status in ("promoted", "candidate") and retrain.reason
+        assert [r["id"] for r in moved.retrains] == [retrain.id]
     assert (tmp_path / "demo" / "trenches.toml").exists()
     assert (tmp_path / "demo" / "report.html").stat().st_size > 1_000_000
     assert "is refused" in text and "passed every gate" in text
+    assert "stays a candidate" in text or "it is production now" in text
     assert (tmp_path / "demo" / "problems.html").exists()
     assert (tmp_path / "demo" / "problems.png").exists()
     assert "shared patterns" in text and "fixed" in text

@@ -7,6 +7,8 @@ a snapshot freezes the data, and the quality report finds what was planted.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -169,6 +171,7 @@ def run(folder: Path, console: Console) -> None:
     production = _gates(store, folder, console)
     _explain(store, console)
     _serve(store, ds, folder, console)
+    _monitor(store, ds, folder, console)
     _report(store, folder, console)
     _say(
         console,
@@ -503,24 +506,18 @@ def _report(store: trenches.Store, folder: Path, console: Console) -> None:
     )
 
 
-def _serve(store: trenches.Store, ds: trenches.Dataset, folder: Path, console: Console) -> None:
-    """Serve production for a few seconds on loopback, ask it in every protocol, post
-    feedback on a wrong answer, and make that answer a problem pattern."""
+@contextmanager
+def _serving(store: trenches.Store) -> Iterator[str]:
+    """Serve ``cancer-clf@production`` on a free loopback port in a thread; yield its
+    URL; stop gracefully (the request log is written first)."""
     import socket
     import threading
     import time
 
-    import httpx
     import uvicorn
 
-    from trenches.evaluation import split_set
     from trenches.serving.app import Settings, create_app
 
-    _say(
-        console,
-        "Production is served over HTTP for a few seconds: the Open Inference Protocol, "
-        "MLflow's /invocations and /predict; each request is logged.",
-    )
     assert store.location.sqlite_path is not None
     app = create_app(
         Settings(ref="cancer-clf@production", store=str(store.location.sqlite_path.parent))
@@ -535,53 +532,67 @@ def _serve(store: trenches.Store, ds: trenches.Dataset, folder: Path, console: C
     thread.start()
     while not server.started and thread.is_alive():
         time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=60)
+
+
+def _serve(store: trenches.Store, ds: trenches.Dataset, folder: Path, console: Console) -> None:
+    """Serve production for a few seconds on loopback, ask it in every protocol, post
+    feedback on a wrong answer, and make that answer a problem pattern."""
+    import httpx
+
+    from trenches.evaluation import split_set
+
+    _say(
+        console,
+        "Production is served over HTTP for a few seconds: the Open Inference Protocol, "
+        "MLflow's /invocations and /predict; each request is logged.",
+    )
     _, test = split_set(ds, "test")
     frame = ds.patterns(ids=test.tolist())
     truth = frame.pop("diagnosis")
-    url = f"http://127.0.0.1:{port}"
-    try:
-        with httpx.Client(base_url=url, timeout=30) as client:
-            five = frame.iloc[:5]
-            tensors = [
-                {"name": c, "shape": [5], "datatype": "FP64", "data": five[c].tolist()}
-                for c in five.columns
-            ]
-            v2 = client.post("/v2/models/cancer-clf/infer", json={"inputs": tensors}).json()
-            console.print(
-                f"  V2 infer, 5 rows: {v2['outputs'][0]['data']} from "
-                f"{v2['parameters']['model_version']}, request {v2['parameters']['request_id']}"
+    with _serving(store) as url, httpx.Client(base_url=url, timeout=30) as client:
+        five = frame.iloc[:5]
+        tensors = [
+            {"name": c, "shape": [5], "datatype": "FP64", "data": five[c].tolist()}
+            for c in five.columns
+        ]
+        v2 = client.post("/v2/models/cancer-clf/infer", json={"inputs": tensors}).json()
+        console.print(
+            f"  V2 infer, 5 rows: {v2['outputs'][0]['data']} from "
+            f"{v2['parameters']['model_version']}, request {v2['parameters']['request_id']}"
+        )
+        split = {"columns": list(frame.columns), "data": frame.to_numpy().tolist()}
+        answer = client.post("/invocations", json={"dataframe_split": split}).json()
+        predicted = answer["predictions"]
+        console.print(
+            f"  MLflow /invocations, {len(predicted)} test patterns in one request: "
+            f"{sum(p == t for p, t in zip(predicted, truth, strict=True))} right, "
+            f"request {answer['request_id']}"
+        )
+        one = client.post("/predict", json=frame.iloc[:1].to_dict(orient="records")).json()
+        first = one["predictions"][0]
+        scores = ", ".join(f"{c} {v:.3f}" for c, v in first["scores"].items())
+        console.print(f"  /predict, 1 record: {first['label']} ({scores})")
+        wrong = [i for i, (p, t) in enumerate(zip(predicted, truth, strict=True)) if p != t]
+        if wrong:
+            row = wrong[0]
+            r = client.post(
+                "/feedback",
+                json={
+                    "request_id": answer["request_id"],
+                    "row": row,
+                    "label": truth.iloc[row],
+                    "comment": "biopsy result",
+                },
             )
-            split = {"columns": list(frame.columns), "data": frame.to_numpy().tolist()}
-            answer = client.post("/invocations", json={"dataframe_split": split}).json()
-            predicted = answer["predictions"]
             console.print(
-                f"  MLflow /invocations, {len(predicted)} test patterns in one request: "
-                f"{sum(p == t for p, t in zip(predicted, truth, strict=True))} right, "
-                f"request {answer['request_id']}"
+                f"  feedback on row {row}: the answer was {predicted[row]}, the biopsy "
+                f"says {truth.iloc[row]} ({r.status_code} accepted)"
             )
-            one = client.post("/predict", json=frame.iloc[:1].to_dict(orient="records")).json()
-            first = one["predictions"][0]
-            scores = ", ".join(f"{c} {v:.3f}" for c, v in first["scores"].items())
-            console.print(f"  /predict, 1 record: {first['label']} ({scores})")
-            wrong = [i for i, (p, t) in enumerate(zip(predicted, truth, strict=True)) if p != t]
-            if wrong:
-                row = wrong[0]
-                r = client.post(
-                    "/feedback",
-                    json={
-                        "request_id": answer["request_id"],
-                        "row": row,
-                        "label": truth.iloc[row],
-                        "comment": "biopsy result",
-                    },
-                )
-                console.print(
-                    f"  feedback on row {row}: the answer was {predicted[row]}, the biopsy "
-                    f"says {truth.iloc[row]} ({r.status_code} accepted)"
-                )
-    finally:
-        server.should_exit = True  # a graceful stop: the request log is written first
-        thread.join(timeout=60)
     logged = store.requests.list()
     console.print(f"  stopped; the request log holds {len(logged)} requests")
     if wrong:
@@ -601,4 +612,175 @@ def _serve(store: trenches.Store, ds: trenches.Dataset, folder: Path, console: C
         console.print(
             "    "
             + ", ".join(f"{ref} {'right' if s.right else 'wrong'}" for ref, s in score.items())
+        )
+
+
+MONITOR = """
+# Drift monitoring (see docs/monitoring.md): the defaults, written out.
+[monitor]
+alpha = 0.05        # false discovery rate of the p-value tests, over all columns
+wasserstein = 0.1   # normalised Wasserstein distance (large samples)
+psi = 0.25
+
+# The continuous-training loop (see docs/retraining.md).
+[retrain.cancer-clf]
+train = "retrain_cancer:fit"
+weighting = "exponential"
+half-life-days = 90
+"""
+
+TRAINING_MODULE = '''\
+"""The demo's training function: trenches retrain calls it with a snapshot's training
+data (X, y, sample_weight with recency weights, pattern_ids)."""
+
+from sklearn.ensemble import RandomForestClassifier
+
+
+def fit(data):
+    model = RandomForestClassifier(n_estimators=200, random_state=0)
+    return model.fit(data.X, data.y, sample_weight=data.sample_weight)
+'''
+
+#: A new imaging device reads textures a third higher than the old one did.
+DRIFTED = ("mean_texture", "texture_error", "worst_texture")
+
+
+def _monitor(store: trenches.Store, ds: trenches.Dataset, folder: Path, console: Console) -> None:
+    """Monitor the quiet window; send drifted traffic; find the drift; label it; retrain
+    with recency weights and let the gates decide."""
+    import logging
+
+    import httpx
+
+    from trenches import timestamps
+    from trenches.evaluation import split_set
+
+    # The demo prints the alert itself; `trenches monitor` also logs it to stderr.
+    logging.getLogger("trenches.monitoring").addHandler(logging.NullHandler())
+
+    _say(
+        console,
+        "Is production drifting? The requests so far against the training data of the "
+        "version that answered them:",
+    )
+    toml = folder / "trenches.toml"
+    with toml.open("a", encoding="utf-8") as f:
+        f.write(MONITOR)
+    (folder / "retrain_cancer.py").write_text(TRAINING_MODULE, encoding="utf-8")
+    quiet = store.monitoring.run("cancer-clf@production", path=toml)
+    console.print(
+        f"  report #{quiet.id}: {quiet.current}; "
+        + (
+            "[green]no drift[/] in "
+            f"{len(quiet.report.columns)} columns (tests: "
+            + ", ".join(sorted({c.test for c in quiet.report.columns}))
+            + ")"
+            if not quiet.drifted
+            else f"[red]drift in {', '.join(quiet.report.drifted_columns)}[/]"
+        )
+    )
+
+    _say(
+        console,
+        "A new imaging device goes live: it reads textures a third higher. Its traffic, "
+        "and the biopsy results a week later:",
+    )
+    _, ids = split_set(ds, "validation")
+    frame = ds.patterns(ids=ids.tolist()).sample(frac=1.0, random_state=3)
+    _, more = split_set(ds, "test")
+    frame = pd.concat([frame, ds.patterns(ids=more.tolist())]).reset_index(drop=True)
+    truth = frame.pop("diagnosis")
+    for column in DRIFTED:
+        frame[column] = frame[column] * 1.35
+    since = timestamps.now_us()
+    sent: list[str] = []
+    with _serving(store) as url, httpx.Client(base_url=url, timeout=30) as client:
+        for start in range(0, len(frame), 10):
+            part = frame.iloc[start : start + 10]
+            answer = client.post("/predict", json=part.to_dict(orient="records")).json()
+            sent.append(answer["request_id"])
+            for row, label in enumerate(truth.iloc[start : start + 10]):
+                client.post(
+                    "/feedback",
+                    json={"request_id": answer["request_id"], "row": row, "label": label},
+                )
+    console.print(f"  {len(sent)} requests, {len(frame)} rows, each with its biopsy result")
+    found = store.monitoring.run("cancer-clf@production", since=since, path=toml)
+    report = found.report
+    table = Table(
+        "column",
+        "test",
+        "statistic",
+        "bound",
+        "PSI",
+        title=f"report #{found.id}: drifted columns of {len(report.columns)}",
+        title_justify="left",
+    )
+    for c in report.columns:
+        if c.drifted:
+            table.add_row(
+                c.name,
+                c.test,
+                f"{c.statistic:.3g}"
+                + (f" (p adj {c.p_adjusted:.2g})" if c.p_adjusted is not None else ""),
+                f"p < {report.settings.alpha:g}" if c.p_value is not None else f"{c.threshold:g}",
+                f"{c.psi:.3f}" if c.psi is not None else "-",
+            )
+    console.print(table)
+    console.print(f"  {escape(report.columns[0].why)}")
+    pred = report.prediction
+    if pred is not None:
+        console.print(
+            f"  predictions: {'[red]drifted[/]' if pred.drifted else 'no drift'} "
+            f"({pred.test} {pred.statistic:.3g})"
+        )
+    if found.metrics:
+        window = found.metrics["window"]
+        ref = found.metrics.get("reference") or {}
+        on_train = ref.get("accuracy", float("nan"))
+        console.print(
+            f"  accuracy on the {window['labelled']} rows with biopsy results: "
+            f"{window['accuracy']:.3f} (on its training data: {on_train:.3f})"
+        )
+    if found.alert is not None:
+        console.print(f"  alert: {escape(found.alert.message)}")
+    unusual = store.monitoring.outliers("cancer-clf@production", since=since, top=3)
+    console.print("  the three least usual rows (trenches monitor outliers):")
+    for r in unusual.itertuples():
+        console.print(f"    {r.request_id} row {r.row}: {escape(r.unusual)}")
+
+    _say(
+        console,
+        "The labelled drifted rows become patterns (source production); the loop retrains "
+        "with recency weights (half-life 90 days), checks the gates and compares with "
+        "production:",
+    )
+    made = store.requests.to_patterns(sent)
+    console.print(f"  {len(made.created)} new production patterns in dataset cancer")
+    import os
+
+    home = Path.cwd()
+    repo = folder / "training-code"
+    try:
+        # The run records (and tags) the training code's repository, not the folder the
+        # demo was started from.
+        if (repo / ".git").exists():
+            os.chdir(repo)
+        result = store.retrains.run("cancer-clf", report_id=found.id, path=toml)
+    finally:
+        os.chdir(home)
+    console.print(
+        f"  retrain #{result.id} (set off by report #{found.id}): candidate "
+        f"{result.candidate}, trained on snapshot {result.snapshot_id}"
+    )
+    for g in result.gates:
+        mark = {"pass": "[green]pass[/]", "fail": "[red]FAIL[/]", "skip": "[yellow]skip[/]"}
+        console.print(f"    {mark[g.status]} {escape(g.gate)}: {escape(g.detail)}")
+    if result.figures is not None:
+        console.print(f"  {escape(result.figures.why)}")
+    if result.promoted:
+        console.print(f"  [green]{result.candidate} passed and is better: it is production now[/]")
+    else:
+        console.print(
+            f"  [yellow]{result.candidate} stays a candidate:[/] {escape(result.reason or '')}"
         )

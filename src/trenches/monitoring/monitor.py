@@ -629,7 +629,14 @@ def _from_requests(
     newest labelled feedback of each row."""
     import pandas as pd
 
-    span = f"{timestamps.iso(start) or 'the first'} to {timestamps.iso(end) or 'now'}"
+    if start is None and end is None:
+        span = "all logged"
+    elif end is None:
+        span = f"since {timestamps.iso(start)}"
+    elif start is None:
+        span = f"before {timestamps.iso(end)}"
+    else:
+        span = f"{timestamps.iso(start)} to {timestamps.iso(end)}"
     parts: builtins.list[pd.DataFrame] = []
     request_ids: builtins.list[str] = []
     rows: builtins.list[int] = []

@@ -70,6 +70,8 @@ def _why(row: np.ndarray, raw: pd.Series, usual: list[dict[str, Any]], most: int
     found: list[tuple[float, str]] = []
     for k, u in enumerate(usual):
         value = raw.iloc[k]
+        if isinstance(value, float):
+            value = f"{value:.4g}"
         if u["kind"] == "numeric":
             z = (row[k] - u["median"]) / u["spread"]
             if abs(z) >= 2:
