@@ -472,3 +472,47 @@ def test_cli_exit_status_json_history_and_outliers(
     assert code == 0 and len(json.loads(out)) == 3
     code, _ = cli("--store", url, "monitor", "clf@production", "--reference", "nope")
     assert code == 2
+
+
+TRAINING = """
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+
+def fit(data):
+    model = make_pipeline(StandardScaler(), LogisticRegression())
+    return model.fit(data.X, data.y, logisticregression__sample_weight=data.sample_weight)
+"""
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_monitor_retrain_runs_a_pass_set_off_by_the_report(
+    store: trenches.Store, version: trenches.ModelVersion, tmp_path: Path
+) -> None:
+    url = str(store.location.sqlite_path)
+    (tmp_path / "train_clf.py").write_text(TRAINING, encoding="utf-8")
+    toml = tmp_path / "trenches.toml"
+    toml.write_text(
+        '[retrain.clf]\ntrain = "train_clf:fit"\nweighting = "exponential"\n'
+        '\n[[gates.clf]]\nmetric = "accuracy"\nmin = 0.5\n',
+        encoding="utf-8",
+    )
+    # A mistake in [retrain] stops everything before a report is stored.
+    toml.write_text(toml.read_text().replace("train_clf:fit", "train_clf:nope"))
+    code, out = cli("--store", url, "monitor", "clf@production", "--retrain", "--config", str(toml))
+    assert code == 2 and "nope" in out
+    assert store.monitoring.history() == []
+    toml.write_text(toml.read_text().replace("train_clf:nope", "train_clf:fit"))
+    log_requests(store, version, tumours(200, 9, shift=3.0), tmp_path)
+    code, out = cli(
+        "--store", url, "monitor", "clf@production", "--retrain", "--config", str(toml), "--json"
+    )
+    assert code == 1
+    found = json.loads(out)
+    assert found["drifted_columns"] == ["radius"]
+    assert found["retrain"]["report_id"] == found["id"]
+    assert found["retrain"]["candidate"] == "clf@2"
+    [stored] = store.monitoring.history("clf")
+    assert [r["id"] for r in stored.retrains] == [found["retrain"]["id"]]

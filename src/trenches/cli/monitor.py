@@ -186,7 +186,13 @@ def drift_command(
     Exit status: 0 no drift, 1 drift found (an alert is logged and posted to the
     webhook of trenches.toml), 2 bad arguments.
     """
+    model = ref.split("@")[0]
     with open_store() as store:
+        if retrain:
+            from trenches.retrain import load_function
+
+            # A mistake in [retrain] is found before anything is measured or stored.
+            load_function(store.retrains.settings(model, config))
         found = store.monitoring.run(
             ref,
             window=window,
@@ -197,27 +203,26 @@ def drift_command(
             path=config,
             trusted=trusted,
         )
+        if not as_json:
+            _show(found)
         retrained: Any = None
         if retrain and found.drifted:
+            from trenches.cli.retrain import _Display
+            from trenches.cli.retrain import _show as show_retrain
+
             if not as_json:
-                _show(found)
-                console.print(f"\nretraining {ref.split('@')[0]}, set off by report #{found.id}")
-            retrained = store.retrains.run(
-                ref.split("@")[0], report_id=found.id, path=config, trusted=trusted
-            )
+                console.print(f"\nretraining {model}, set off by report #{found.id}")
+            with _Display(quiet=as_json) as display:
+                retrained = store.retrains.run(
+                    model, report_id=found.id, path=config, trusted=trusted, progress=display
+                )
+            if not as_json:
+                show_retrain(retrained)
     if as_json:
         out = found.to_json()
         if retrained is not None:
             out["retrain"] = retrained.to_json()
         print_json(out)
-    else:
-        if retrained is None:
-            _show(found)
-        else:
-            console.print(
-                f"retrain #{retrained.id}: {retrained.status}"
-                + (f" ({escape(retrained.reason)})" if getattr(retrained, "reason", None) else "")
-            )
     if found.drifted:
         raise typer.Exit(1)
 
