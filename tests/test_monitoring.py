@@ -405,6 +405,9 @@ def test_a_file_of_production_inputs_and_the_reference_choices(
         store.monitoring.run(version.ref, current=path, reference="yesterday")
     with pytest.raises(InvalidInput, match="not both"):
         store.monitoring.run(version.ref, current=path, window="1h")
+    with pytest.raises(InvalidInput, match=r"nothing to compare: 0 requests \(0 rows\)"):
+        store.monitoring.run(version.ref, window="1h")
+    assert len(store.monitoring.history()) == 1
 
 
 def test_bad_monitor_settings_name_the_line_and_store_nothing(

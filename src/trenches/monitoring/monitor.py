@@ -149,6 +149,8 @@ class Monitoring:
         dataset = self._dataset(version)
         ref_frame, ref_ids, ref_text = self._reference(version, dataset, reference)
         cur = self._current(version, dataset, window, since, until, current, trusted=trusted)
+        if not len(cur.frame):
+            raise InvalidInput(f"nothing to compare: {cur.description}")
         kinds = _kinds(dataset, list(ref_frame.columns))
         ref_pred = self._reference_predictions(version, ref_ids, trusted=trusted)
         prediction = None
