@@ -519,3 +519,19 @@ def test_monitor_retrain_runs_a_pass_set_off_by_the_report(
     assert found["retrain"]["candidate"] == "clf@2"
     [stored] = store.monitoring.history("clf")
     assert [r["id"] for r in stored.retrains] == [found["retrain"]["id"]]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.integers(0, 1000), min_size=2, max_size=12).flatmap(
+        lambda a: st.tuples(
+            st.just(a), st.lists(st.integers(0, 1000), min_size=len(a), max_size=len(a))
+        )
+    )
+)
+def test_jensen_shannon_equals_scipy(pair: tuple[list[int], list[int]]) -> None:
+    a, b = np.array(pair[0]), np.array(pair[1])
+    if a.sum() == 0 or b.sum() == 0:
+        assert stats.jensen_shannon(a, b) == 0.0
+        return
+    assert stats.jensen_shannon(a, b) == pytest.approx(jensenshannon(a, b), abs=1e-7)
