@@ -125,9 +125,7 @@ def setting_line(path: Path, table: str, key: str | None = None) -> int | None:
     for number, text in enumerate(lines, start=1):
         if text.lstrip().startswith("["):
             match = header.match(text)
-            parts = (
-                [p.strip().strip("\"'") for p in match["name"].split(".")] if match else None
-            )
+            parts = [p.strip().strip("\"'") for p in match["name"].split(".")] if match else None
             inside = parts == want
             if inside and key is None:
                 return number
