@@ -185,6 +185,10 @@ def drift_command(
 
     Exit status: 0 no drift, 1 drift found (an alert is logged and posted to the
     webhook of trenches.toml), 2 bad arguments.
+
+    Examples: `trenches monitor drift cancer-clf@production --window 24h` (or just
+    `trenches monitor cancer-clf@production --window 24h`), `trenches monitor
+    cancer-clf@production --current week-46.parquet --json`
     """
     model = ref.split("@")[0]
     with open_store() as store:
@@ -234,7 +238,10 @@ def history(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """The drift reports over time, newest first: the window, what drifted, the alert,
-    and the retraining each one set off."""
+    and the retraining each one set off.
+
+    Example: `trenches monitor history cancer-clf --limit 10`
+    """
     with open_store() as store:
         found = store.monitoring.history(model, limit=limit)
     if as_json:
@@ -290,7 +297,10 @@ def outliers(
     """The logged rows least like the training data, strangest first (an isolation
     forest fitted on the reference), with the inputs that stand out. Label them with
     `trenches requests feedback ID --row N --label ...` and make them patterns of a
-    problem with `trenches requests to-patterns ID --problem SLUG`."""
+    problem with `trenches requests to-patterns ID --problem SLUG`.
+
+    Example: `trenches monitor outliers cancer-clf@production --window 7d --top 10`
+    """
     with open_store() as store:
         found = store.monitoring.outliers(
             ref,
