@@ -446,7 +446,7 @@ def _gates(store: trenches.Store, folder: Path, console: Console) -> str:
         "Sign-off gates are written in trenches.toml; each version newer than production "
         "is checked against them.",
     )
-    toml = folder / "trenches.toml"
+    toml = (folder / "trenches.toml").resolve()
     toml.write_text(GATES, encoding="utf-8")
     console.print(f"  wrote {toml.name}: {GATES.count('[[gates.')} gates for cancer-clf")
     production = store.models.get("cancer-clf@production")
@@ -663,7 +663,7 @@ def _monitor(store: trenches.Store, ds: trenches.Dataset, folder: Path, console:
         "Is production drifting? The requests so far against the training data of the "
         "version that answered them:",
     )
-    toml = folder / "trenches.toml"
+    toml = (folder / "trenches.toml").resolve()
     with toml.open("a", encoding="utf-8") as f:
         f.write(MONITOR)
     (folder / "retrain_cancer.py").write_text(TRAINING_MODULE, encoding="utf-8")
