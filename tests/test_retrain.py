@@ -619,3 +619,56 @@ def test_the_function_can_live_in_a_package_beside_trenches_toml(
     Path("mlcode/train.py").write_text(textwrap.dedent(STRONG), encoding="utf-8")
     project(STRONG, train="mlcode.train:fit")
     assert sqlite_store.retrains.run("clf").status == "promoted"
+
+
+# --- a killed pass --------------------------------------------------------------------------
+
+SLOW = """
+    import time
+    from pathlib import Path
+
+    def fit(data):
+        Path("training-started").write_text("yes")
+        time.sleep(60)
+"""
+
+
+@pytest.mark.sqlite_only
+def test_a_pass_killed_while_training_is_reaped_as_failed(sqlite_store: trenches.Store) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    ds = cancer(sqlite_store)
+    before = production(sqlite_store, ds, strong())
+    project(SLOW)
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "trenches",
+            "--store",
+            str(sqlite_store.location.sqlite_path),
+            "retrain",
+            "clf",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not Path("training-started").exists():
+            assert child.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    [killed] = sqlite_store.retrains.history("clf")
+    assert killed.status == "failed" and "ended before the pass did" in (killed.reason or "")
+    assert killed.ended_at is not None
+    assert sqlite_store.models.get("clf@production").ref == before
+    # The run it was training in is reaped too, as killed, the next time a store opens.
+    with trenches.open(sqlite_store.location.sqlite_path) as again:
+        assert killed.run_id is not None
+        assert again.runs.get(killed.run_id).status == "killed"

@@ -29,7 +29,7 @@ from trenches import timestamps
 from trenches.db import schema as t
 from trenches.db.engine import read
 from trenches.errors import NotFound
-from trenches.retrain.loop import Pass, decide, failing
+from trenches.retrain.loop import Pass, decide, failing, reap_killed
 from trenches.retrain.record import (
     Figures,
     ProblemTally,
@@ -183,6 +183,7 @@ class Retrains:
         return self._read(t.retrains.c.model == model if model is not None else None)
 
     def _read(self, where: Any) -> builtins.list[Retrain]:
+        reap_killed(self._store)
         r, v, m = t.retrains.c, t.model_versions.c, t.models.c
         query = select(t.retrains).order_by(r.id.desc())
         if where is not None:

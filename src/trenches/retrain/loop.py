@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from trenches import config, timestamps
 from trenches.db import schema as t
@@ -410,10 +410,59 @@ def _insert(
                 "report_id": report_id,
                 "production_id": production.id if production is not None else None,
                 "status": "running",
+                # Who is running it: a pass whose process is gone is reaped as failed.
+                "body": orjson.dumps({"process": this_process()}).decode(),
                 "started_by": config.current_user(),
                 "started_at": timestamps.now_us(),
             },
         )
+
+
+def this_process() -> dict[str, Any]:
+    import os
+    import socket
+
+    from trenches.runs.code import process_started
+
+    return {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "started": process_started(os.getpid()),
+    }
+
+
+def reap_killed(store: Store) -> int:
+    """Mark passes of this host whose process is gone as failed. Returns how many."""
+    import socket
+
+    from trenches.runs.code import process_alive
+
+    r = t.retrains.c
+    with read(store.engine) as conn:
+        running = conn.execute(select(r.id, r.body).where(r.status == "running")).all()
+    host = socket.gethostname()
+    gone = []
+    for row in running:
+        process = (orjson.loads(row.body) if row.body else {}).get("process") or {}
+        pid = process.get("pid")
+        if (
+            process.get("host") == host
+            and isinstance(pid, int)
+            and not process_alive(pid, process.get("started"))
+        ):
+            gone.append(row.id)
+    if gone:
+        with write(store.engine) as conn:
+            conn.execute(
+                update(t.retrains)
+                .where(r.id.in_(gone), r.status == "running")
+                .values(
+                    status="failed",
+                    reason="the process running the pass ended before the pass did (killed?)",
+                    ended_at=timestamps.now_us(),
+                )
+            )
+    return len(gone)
 
 
 @contextlib.contextmanager
