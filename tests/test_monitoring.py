@@ -535,3 +535,28 @@ def test_jensen_shannon_equals_scipy(pair: tuple[list[int], list[int]]) -> None:
         assert stats.jensen_shannon(a, b) == 0.0
         return
     assert stats.jensen_shannon(a, b) == pytest.approx(jensenshannon(a, b), abs=1e-7)
+
+
+@st.composite
+def frames(draw: st.DrawFn) -> pd.DataFrame:
+    n = draw(st.integers(2, 80))
+    value = st.one_of(st.none(), st.floats(-1e3, 1e3, allow_nan=False))
+    numbers = draw(st.lists(value, min_size=n, max_size=n))
+    words = draw(st.lists(st.sampled_from(["a", "b", "c", None]), min_size=n, max_size=n))
+    return pd.DataFrame(
+        {"x": pd.Series(numbers, dtype="float64"), "c": pd.Series(words, dtype=object)}
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(frames(), st.randoms(use_true_random=False))
+def test_a_sample_against_itself_or_reordered_does_not_drift(frame: pd.DataFrame, rnd: Any) -> None:
+    same = drift(frame, frame)
+    assert same.drifted_columns == []
+    order = list(range(len(frame)))
+    rnd.shuffle(order)
+    shuffled = drift(frame, frame.iloc[order].reset_index(drop=True))
+    assert shuffled.drifted_columns == []
+    for a, b in zip(same.columns, shuffled.columns, strict=True):
+        assert (a.test, a.psi, a.missing_current) == (b.test, b.psi, b.missing_current)
+        assert a.statistic == b.statistic or (np.isnan(a.statistic) and np.isnan(b.statistic))

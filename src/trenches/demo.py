@@ -180,7 +180,8 @@ def run(folder: Path, console: Console) -> None:
         f"cancer-clf`, `trenches lineage {production}`, `trenches problems show "
         f"small-malignant`, `trenches check {production} --junit gates.xml`, "
         f"`trenches explain {production} --problem small-malignant`, `trenches serve "
-        f"{production.split('@')[0]}@production`, `trenches requests list`, open report.html, "
+        f"{production.split('@')[0]}@production`, `trenches requests list`, `trenches monitor "
+        "history`, `trenches retrain cancer-clf --history`, open report.html, "
         f"in {folder.resolve()}",
     )
     store.close()
