@@ -5,8 +5,6 @@ reference (outliers)."""
 from __future__ import annotations
 
 import builtins
-import math
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +19,9 @@ from trenches.db.engine import read, write
 from trenches.errors import InvalidInput, NotFound
 from trenches.monitoring import alerts as alerting
 from trenches.monitoring import settings as monitor_settings
-from trenches.monitoring.drift import ColumnDrift, DriftReport, DriftSettings, drift
+from trenches.monitoring.drift import drift
+from trenches.monitoring.reports import Alert, Monitored, alert_from_row, finite, report_from_row
+from trenches.monitoring.window import Current, from_requests, is_nan, kinds_of, typed
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -31,87 +31,6 @@ if TYPE_CHECKING:
     from trenches.store import Store
 
 REFERENCE_SPLITS = ("train", "validation", "test", "all")
-#: Dataset column types and the drift kind they are compared as (None: from values).
-_KIND_OF_TYPE = {
-    "number": None,
-    "integer": None,
-    "boolean": "categorical",
-    "string": "categorical",
-    "text": "text",
-}
-
-
-@dataclass(frozen=True)
-class Alert:
-    id: int
-    report_id: int
-    message: str
-    webhook: str | None
-    delivered: bool | None
-    attempts: int
-    error: str | None
-    created_at: datetime
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "report_id": self.report_id,
-            "message": self.message,
-            "webhook": self.webhook,
-            "delivered": self.delivered,
-            "attempts": self.attempts,
-            "error": self.error,
-            "created_at": self.created_at.isoformat(),
-        }
-
-
-@dataclass(frozen=True)
-class Monitored:
-    """A drift report of one window, as stored (``id`` is None when not stored)."""
-
-    id: int | None
-    version: str
-    reference: str
-    current: str
-    since: datetime | None
-    until: datetime | None
-    report: DriftReport
-    metrics: dict[str, Any] | None
-    alert: Alert | None
-    created_at: datetime
-    retrains: tuple[dict[str, Any], ...] = ()
-
-    @property
-    def drifted(self) -> bool:
-        return self.report.drifted
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "version": self.version,
-            "reference": self.reference,
-            "current": self.current,
-            "since": self.since.isoformat() if self.since else None,
-            "until": self.until.isoformat() if self.until else None,
-            "created_at": self.created_at.isoformat(),
-            **self.report.to_json(),
-            "metrics": self.metrics,
-            "alert": self.alert.to_json() if self.alert else None,
-            "retrains": list(self.retrains),
-        }
-
-
-@dataclass
-class _Current:
-    frame: pd.DataFrame
-    description: str
-    since: int | None
-    until: int | None
-    predictions: np.ndarray | None
-    request_ids: np.ndarray | None  # one per row, for outliers
-    rows: np.ndarray | None
-    received_at: np.ndarray | None
-    labels: np.ndarray | None  # feedback labels, None where there is none
 
 
 class Monitoring:
@@ -151,7 +70,7 @@ class Monitoring:
         cur = self._current(version, dataset, window, since, until, current, trusted=trusted)
         if not len(cur.frame):
             raise InvalidInput(f"nothing to compare: {cur.description}")
-        kinds = _kinds(dataset, list(ref_frame.columns))
+        kinds = kinds_of(dataset, list(ref_frame.columns))
         ref_pred = self._reference_predictions(version, ref_ids, trusted=trusted)
         prediction = None
         if ref_pred is not None and cur.predictions is not None and len(cur.predictions):
@@ -272,7 +191,7 @@ class Monitoring:
                     {
                         "name": c.name,
                         "test": c.test,
-                        "statistic": _finite(c.statistic),
+                        "statistic": finite(c.statistic),
                         "reasons": list(c.reasons),
                     }
                     for c in (*report.columns, *([report.prediction] if report.prediction else []))
@@ -375,7 +294,7 @@ class Monitoring:
         current: pd.DataFrame | str | Path | None,
         *,
         trusted: bool,
-    ) -> _Current:
+    ) -> Current:
         import pandas as pd
 
         if current is not None:
@@ -387,7 +306,7 @@ class Monitoring:
                 from trenches.patterns.ingest import read_file
 
                 frame, what = read_file(current), f"file {Path(current).name}"
-            frame = _typed(dataset, frame, what)
+            frame = typed(dataset, frame, what)
             columns = list(version.signature.columns)
             missing = [c for c in columns if c not in frame.columns]
             predictions = None
@@ -401,7 +320,7 @@ class Monitoring:
             labels = None
             if dataset.label_column in frame.columns:
                 labels = frame.pop(dataset.label_column).to_numpy(dtype=object)
-            return _Current(
+            return Current(
                 frame,
                 f"{what} ({len(frame):,} rows)",
                 None,
@@ -421,7 +340,7 @@ class Monitoring:
             start = timestamps.parse(since, what="since")
             end = timestamps.parse(until, what="until")
         requests = self._store.requests.list(since=start, until=end, version=version.model)
-        return _from_requests(dataset, version, requests, start, end)
+        return from_requests(dataset, version, requests, start, end)
 
     def _reference_predictions(
         self, version: ModelVersion, ids: np.ndarray, *, trusted: bool
@@ -447,7 +366,7 @@ class Monitoring:
         dataset: Dataset,
         ref_ids: np.ndarray,
         ref_text: str,
-        cur: _Current,
+        cur: Current,
     ) -> dict[str, Any] | None:
         """Real metrics of the window where feedback gave labels, next to the
         reference's."""
@@ -456,7 +375,7 @@ class Monitoring:
 
         if cur.labels is None or cur.predictions is None:
             return None
-        have = np.array([v is not None and not _nan(v) for v in cur.labels], dtype=bool)
+        have = np.array([v is not None and not is_nan(v) for v in cur.labels], dtype=bool)
         if not have.any():
             return None
         with read(self._store.engine) as conn:
@@ -522,7 +441,7 @@ class Monitoring:
                 .where(r.report_id.in_(ids))
                 .order_by(r.id)
             ).all()
-        by_report = {a.report_id: _alert(a) for a in alerts}
+        by_report = {a.report_id: alert_from_row(a) for a in alerts}
         follow: dict[int, builtins.list[dict[str, Any]]] = {}
         for x in retrains:
             follow.setdefault(x.report_id, []).append(
@@ -533,7 +452,10 @@ class Monitoring:
                     "reason": x.reason,
                 }
             )
-        return [_stored(row, by_report.get(row.id), tuple(follow.get(row.id, ()))) for row in rows]
+        return [
+            report_from_row(row, by_report.get(row.id), tuple(follow.get(row.id, ())))
+            for row in rows
+        ]
 
     def get(self, report_id: int) -> Monitored:
         for found in self.history(limit=None):
@@ -568,7 +490,7 @@ class Monitoring:
         dataset = self._dataset(version)
         ref_frame, _, _ = self._reference(version, dataset, reference)
         cur = self._current(version, dataset, window, since, until, current, trusted=trusted)
-        kinds = _kinds(dataset, list(ref_frame.columns))
+        kinds = kinds_of(dataset, list(ref_frame.columns))
         return rank(
             ref_frame,
             cur.frame.reindex(columns=ref_frame.columns),
@@ -579,180 +501,3 @@ class Monitoring:
             rows=cur.rows,
             received_at=cur.received_at,
         )
-
-
-# --- helpers ---------------------------------------------------------------------------
-
-
-def _finite(x: float | None) -> float | None:
-    return None if x is None or not math.isfinite(x) else x
-
-
-def _nan(value: Any) -> bool:
-    return isinstance(value, float) and math.isnan(value)
-
-
-def _kinds(dataset: Dataset, columns: list[str]) -> dict[str, str]:
-    if dataset.schema is None:
-        return {}
-    out = {}
-    for c in dataset.schema.columns:
-        kind = _KIND_OF_TYPE.get(c.type)
-        if kind is not None and c.name in columns:
-            out[c.name] = kind
-    return out
-
-
-def _typed(dataset: Dataset, frame: pd.DataFrame, what: str) -> pd.DataFrame:
-    """Production values with the types of the dataset's columns; a value that is not
-    of its column's type counts as missing (and shows in the missing rate)."""
-    import pandas as pd
-
-    if dataset.schema is None:
-        return frame
-    for c in dataset.schema.columns:
-        if c.name not in frame.columns:
-            continue
-        if c.type in ("number", "integer"):
-            frame[c.name] = pd.to_numeric(frame[c.name], errors="coerce").astype(np.float64)
-        elif c.type in ("string", "text"):
-            frame[c.name] = frame[c.name].astype(object)
-    return frame
-
-
-def _from_requests(
-    dataset: Dataset,
-    version: ModelVersion,
-    requests: pd.DataFrame,
-    start: int | None,
-    end: int | None,
-) -> _Current:
-    """The rows of a window of logged requests: inputs, the answers of ``version``, the
-    newest labelled feedback of each row."""
-    import pandas as pd
-
-    if start is None and end is None:
-        span = "all logged"
-    elif end is None:
-        span = f"since {timestamps.iso(start)}"
-    elif start is None:
-        span = f"before {timestamps.iso(end)}"
-    else:
-        span = f"{timestamps.iso(start)} to {timestamps.iso(end)}"
-    parts: builtins.list[pd.DataFrame] = []
-    request_ids: builtins.list[str] = []
-    rows: builtins.list[int] = []
-    received: builtins.list[Any] = []
-    predictions: builtins.list[Any] = []
-    labels: builtins.list[Any] = []
-    served_here = 0
-    # Requests with the same columns are one block: the frame is built per block, not
-    # per row.
-    blocks: dict[tuple[str, ...], builtins.list[builtins.list[Any]]] = {}
-    order: builtins.list[tuple[tuple[str, ...], int]] = []
-    for rid, served_by, inputs, outputs, at, feedback in zip(
-        requests["request_id"],
-        requests["version"],
-        requests["inputs"],
-        requests["outputs"],
-        requests["received_at"],
-        requests["feedback"],
-        strict=True,
-    ):
-        columns = tuple(inputs.get("columns") or ())
-        data = inputs.get("data") or []
-        if not columns or not data:
-            continue
-        block = blocks.setdefault(columns, [])
-        order.append((columns, len(data)))
-        block.extend(data)
-        n = len(data)
-        request_ids.extend([rid] * n)
-        rows.extend(range(n))
-        received.extend([at] * n)
-        mine = served_by == version.ref
-        served_here += n if mine else 0
-        answer = outputs.get("labels") or outputs.get("values") or []
-        predictions.extend(answer if mine and len(answer) == n else [None] * n)
-        given: dict[int, Any] = {}
-        for fb in feedback or ():
-            if fb.get("label") is not None:
-                given[int(fb["row"])] = fb["label"]
-        labels.extend(given.get(k) for k in range(n))
-    if blocks:
-        built = {cols: pd.DataFrame(data, columns=list(cols)) for cols, data in blocks.items()}
-        offsets = dict.fromkeys(built, 0)
-        for cols, n in order:
-            parts.append(built[cols].iloc[offsets[cols] : offsets[cols] + n])
-            offsets[cols] += n
-        frame = (
-            pd.concat(parts, ignore_index=True) if len(built) > 1 else next(iter(built.values()))
-        )
-    else:
-        frame = pd.DataFrame(columns=list(version.signature.columns))
-    frame = _typed(dataset, frame.reset_index(drop=True), "the request log")
-    preds = np.asarray(predictions, dtype=object)
-    keep = np.array([p is not None for p in predictions], dtype=bool)
-    description = f"{len(requests):,} requests ({len(frame):,} rows) to {version.model}, {span}"
-    if served_here != len(frame):
-        description += f"; {served_here:,} rows answered by {version.ref}"
-    return _Current(
-        frame,
-        description,
-        start,
-        end,
-        preds[keep] if keep.any() else None,
-        np.asarray(request_ids, dtype=object),
-        np.asarray(rows, dtype=np.int64),
-        np.asarray(received, dtype=object),
-        np.asarray(labels, dtype=object)[keep] if keep.any() else None,
-    )
-
-
-def _alert(row: Any) -> Alert:
-    return Alert(
-        id=int(row.id),
-        report_id=int(row.report_id),
-        message=row.message,
-        webhook=row.webhook,
-        delivered=row.delivered,
-        attempts=int(row.attempts),
-        error=row.error,
-        created_at=timestamps.from_us(row.created_at),
-    )
-
-
-def _stored(row: Any, alert: Alert | None, retrains: tuple[dict[str, Any], ...]) -> Monitored:
-    body = orjson.loads(row.body)
-    settings = orjson.loads(row.settings)
-    columns = tuple(ColumnDrift.from_json(c) for c in body["columns"])
-    prediction = ColumnDrift.from_json(body["prediction"]) if body.get("prediction") else None
-    drift_settings = DriftSettings(
-        **{
-            k: v
-            for k, v in settings.items()
-            if k != "columns" and k in DriftSettings.__dataclass_fields__
-        }
-    )
-    report = DriftReport(
-        columns=columns,
-        prediction=prediction,
-        reference_rows=int(row.reference_rows),
-        current_rows=int(row.current_rows),
-        settings=drift_settings,
-        ignored=tuple(body.get("ignored") or ()),
-        extra=tuple(body.get("extra") or ()),
-    )
-    return Monitored(
-        id=int(row.id),
-        version=f"{row.model_name}@{row.number}",
-        reference=row.reference,
-        current=row.current,
-        since=timestamps.from_us(row.since) if row.since is not None else None,
-        until=timestamps.from_us(row.until) if row.until is not None else None,
-        report=report,
-        metrics=body.get("metrics"),
-        alert=alert,
-        created_at=timestamps.from_us(row.created_at),
-        retrains=retrains,
-    )
