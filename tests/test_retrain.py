@@ -11,6 +11,7 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pytest
 from sklearn.datasets import load_breast_cancer
 from sklearn.dummy import DummyClassifier
@@ -672,3 +673,29 @@ def test_a_pass_killed_while_training_is_reaped_as_failed(sqlite_store: trenches
     with trenches.open(sqlite_store.location.sqlite_path) as again:
         assert killed.run_id is not None
         assert again.runs.get(killed.run_id).status == "killed"
+
+
+def test_one_pass_of_a_model_at_a_time(sqlite_store: trenches.Store) -> None:
+    from sqlalchemy import insert
+
+    from trenches import timestamps
+    from trenches.db import schema as t
+    from trenches.db.engine import write
+    from trenches.errors import Conflict
+    from trenches.retrain.loop import this_process
+
+    ds = cancer(sqlite_store)
+    production(sqlite_store, ds, strong())
+    project(STRONG)
+    with write(sqlite_store.engine) as conn:  # a pass of this very process, still running
+        conn.execute(
+            insert(t.retrains).values(
+                model="clf",
+                status="running",
+                body=orjson.dumps({"process": this_process()}).decode(),
+                started_at=timestamps.now_us(),
+            )
+        )
+    with pytest.raises(Conflict, match="retrain #1 of clf is running"):
+        sqlite_store.retrains.run("clf")
+    assert [r.status for r in sqlite_store.retrains.history("clf")] == ["running"]

@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from trenches import config, timestamps
 from trenches.db import schema as t
 from trenches.db.engine import insert_returning_id, read, write
-from trenches.errors import InvalidInput, TrenchesError
+from trenches.errors import Conflict, InvalidInput, TrenchesError
 from trenches.gates.spec import lower_is_better, metric_parts
 from trenches.retrain.record import (
     Figures,
@@ -401,7 +401,18 @@ def decide(p: Pass, check: Check | None, figures: Figures) -> tuple[bool, str]:
 def _insert(
     store: Store, model: str, report_id: int | None, production: ModelVersion | None
 ) -> int:
+    reap_killed(store)
     with write(store.engine) as conn:
+        busy = conn.execute(
+            select(t.retrains.c.id).where(
+                t.retrains.c.model == model, t.retrains.c.status == "running"
+            )
+        ).first()
+        if busy is not None:
+            raise Conflict(
+                f"retrain #{busy.id} of {model} is running; one pass at a time (a pass whose "
+                "process died is marked failed when the passes are next read)"
+            )
         return insert_returning_id(
             conn,
             t.retrains,
