@@ -19,11 +19,13 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
 import trenches
+from trenches import timestamps
 from trenches.cli import main
 from trenches.comparison import compare
 from trenches.evaluation import evaluate, split_set
 from trenches.predict import predict
 from trenches.report.html import write_report
+from trenches.serving.requestlog import LoggedFeedback, LoggedRequest, RequestLog
 
 CHROMIUM = Path("/usr/bin/chromium")
 #: A problem title with markup in it: the report must show it as text.
@@ -83,6 +85,65 @@ def text_of(fragment: str) -> str:
     import html
 
     return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", fragment)).split())
+
+
+def tumours(n: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
+    """Three inputs and a label that follows radius; ``shift`` moves radius."""
+    rng = np.random.default_rng(seed)
+    radius = rng.normal(10 + shift, 2, n)
+    return pd.DataFrame(
+        {
+            "radius": radius,
+            "texture": rng.normal(20, 4, n),
+            "grade": rng.integers(1, 4, n),
+            "label": np.where(radius + rng.normal(0, 1, n) > 10.5, "malignant", "benign"),
+        }
+    )
+
+
+def log_requests(
+    store: trenches.Store,
+    version: trenches.ModelVersion,
+    frame: pd.DataFrame,
+    columns: list[str],
+    *,
+    prefix: str,
+    label: str | None = None,
+) -> None:
+    """Serve ``frame`` (rows in requests of 5) through the real request log; with
+    ``label``, that column comes back as feedback for every row."""
+    said = store.models.load(version.ref).predict(frame[columns])
+    log = RequestLog(store.location.db_url, Path(f"spool-{prefix}"))
+    log.start()
+    for k in range(0, len(frame), 5):
+        part = frame.iloc[k : k + 5]
+        data = part[columns].to_numpy().tolist()
+        rid = f"{prefix}-{k}"
+        log.put(
+            LoggedRequest(
+                request_id=rid,
+                version_id=version.id,
+                endpoint="predict",
+                n=len(part),
+                inputs=lambda data=data: {"columns": columns, "data": data},
+                outputs={"labels": list(said[k : k + 5]), "scores": None, "values": None},
+                latency_us=900,
+                received_at=timestamps.now_us(),
+            )
+        )
+        if label is not None:
+            for row, value in enumerate(part[label]):
+                log.put(LoggedFeedback(rid, row, value, None, None, timestamps.now_us()))
+    log.stop()
+
+
+def dead_url() -> str:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/nobody-listens"
 
 
 # --- content, on SQLite and PostgreSQL ---------------------------------------------------
@@ -156,7 +217,7 @@ def test_sections_with_nothing_to_show_say_so(sqlite_store: trenches.Store, tmp_
     empty = write_report(store, tmp_path / "empty.html").read_text(encoding="utf-8")
     for sid in ("metrics", "problems", "quality", "explanations"):
         assert "no dataset in the store yet" in section(empty, sid)
-    for sid in ("gates", "comparison"):
+    for sid in ("gates", "comparison", "production"):
         assert "no model in the store yet" in section(empty, sid)
 
     ds = store.datasets.create("cancer", task="classification", label="diagnosis")
@@ -174,6 +235,12 @@ def test_sections_with_nothing_to_show_say_so(sqlite_store: trenches.Store, tmp_
         in section(page, "gates")
     )
     assert "clf has 1 version: a comparison needs two" in section(page, "comparison")
+    production = section(page, "production")
+    assert (
+        "no drift report of clf yet: <code>trenches monitor clf@1 --window 24h</code> has "
+        "not been run" in production
+    )
+    assert "no retraining pass of clf yet" in production and "<table" not in production
     assert "no problem recorded for cancer, so no problem pattern" in section(page, "explanations")
     assert "no snapshot of cancer yet: <code>trenches data snapshot cancer</code>" in section(
         page, "quality"
@@ -220,6 +287,84 @@ def test_the_report_covers_only_the_model_and_dataset_asked(
         write_report(store, tmp_path / "x.html", model="nope")
     with pytest.raises(trenches.InvalidInput, match=r"FILE\.html"):
         write_report(store, tmp_path / "x.pdf")
+
+
+TRAINING = """
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+
+def fit(data):
+    return make_pipeline(StandardScaler(), LogisticRegression()).fit(data.X, data.y)
+"""
+
+
+def test_production_shows_the_drift_reports_the_drifted_columns_and_the_retraining(
+    store: trenches.Store, tmp_path: Path
+) -> None:
+    ds = store.datasets.create(
+        "tumours", task="classification", label="label", salt="00112233445566778899aabbccddeeff"
+    )
+    ds.add(tumours(400, 0), source="expert", created_at="2026-01-01")
+    snap = ds.snapshot()
+    X, y, _, _ = snap.training_data("train")
+    with store.run("lr", snapshot=snap, capture_code=False) as run:
+        v = run.log_model(make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y), "clf")
+    store.models.promote(v.ref, "production", reason="first")
+    Path("train_report_clf.py").write_text(TRAINING, encoding="utf-8")
+    toml = Path("trenches.toml")
+    toml.write_text(
+        f'[monitor]\nwebhook = "{dead_url()}"\nwebhook-retries = 0\n\n'
+        '[retrain.clf]\ntrain = "train_report_clf:fit"\n\n'
+        '[[gates.clf]]\nmetric = "accuracy"\nmin = 0.5\n\n'
+        '[[gates.clf]]\nmetric = "accuracy"\nmin = 0.9999\n',
+        encoding="utf-8",
+    )
+    columns = ["radius", "texture", "grade"]
+    log_requests(store, v, tumours(150, 1), columns, prefix="quiet", label="label")
+    quiet = store.monitoring.run("clf@production", path=toml)
+    since = timestamps.now_us()
+    log_requests(store, v, tumours(150, 2, shift=3.0), columns, prefix="moved")
+    moved = store.monitoring.run("clf@production", since=since, path=toml)
+    assert not quiet.drifted and moved.report.drifted_columns == ["radius"]
+    assert moved.alert is not None and moved.alert.delivered is False
+    retrain = store.retrains.run("clf", path=toml, report_id=moved.id)
+    assert retrain.status == "candidate" and retrain.candidate == "clf@2"
+
+    page = write_report(store, tmp_path / "r.html").read_text(encoding="utf-8")
+    assert page.index("<section id='quality'>") < page.index("<section id='production'>")
+    assert "Production: drift and retraining" in page.split("<section", 1)[0]  # in the contents
+    production = section(page, "production")
+    timeline = production.split("</table>", 1)[0]
+    rows = [text_of(r) for r in timeline.split("<tr>")[2:]]
+    assert [r.split()[0] for r in rows] == [f"#{moved.id}", f"#{quiet.id}"]  # newest first
+    new, old = rows
+    accuracy = quiet.metrics and quiet.metrics["window"]["accuracy"]
+    assert "clf@1 150 none no accuracy" in old and old.endswith(" reference none")
+    assert f"accuracy {accuracy:.3g} on 150 labelled vs" in old
+    assert "clf@1 150 radius yes" in new
+    assert "not delivered after 1 attempt: ConnectError" in new
+    assert f"#{retrain.id} candidate @2: failed 1 of 2 gates" in new
+    assert "<span class='fail'>radius</span>" in timeline
+
+    # The report that found drift, column by column: the drifted one first and marked.
+    assert f"<b>Report #{moved.id}</b>, the newest report that found drift" in production
+    detail = production.split("</table>", 2)[1]
+    body = [text_of(r) for r in detail.split("<tr>")[2:]]
+    assert body[0].startswith("radius drifted numeric ks")
+    assert "ks p = " in body[0] and "p < 0.05" in body[0]
+    assert [r.split()[1] for r in body[1:]] == ["ok", "ok", "drifted"]  # predictions drifted
+    assert body[-1].startswith("(predictions) drifted")
+    assert "<td><span class='fail'>radius</span></td>" in detail
+    assert '<div id="drift-chart-1" class="plotly-graph-div"' in production
+
+    # The retraining pass, set off by that report (linked to its row).
+    passes = text_of(production.split("Retraining passes of clf", 1)[1])
+    assert f"#{retrain.id}" in passes and f"report #{moved.id} clf@2 candidate" in passes
+    assert retrain.figures is not None and retrain.figures.why in passes
+    assert f"href='#drift-report-{moved.id}'" in production
+    assert f"<span id='drift-report-{moved.id}'>" in production
 
 
 # --- offline: nothing outside the file -----------------------------------------------------
@@ -306,7 +451,7 @@ def test_the_command_writes_the_report_and_keeps_report_problems(
 
 
 @pytest.mark.slow
-def test_the_report_opens_in_chromium_draws_the_problem_graph_and_requests_nothing(
+def test_the_report_opens_in_chromium_draws_the_problem_graph_and_drift_and_requests_nothing(
     sqlite_store: trenches.Store, tmp_path: Path
 ) -> None:
     if not CHROMIUM.exists():
@@ -317,9 +462,16 @@ def test_the_report_opens_in_chromium_draws_the_problem_graph_and_requests_nothi
     from playwright.sync_api import Request, Route, sync_playwright
 
     store = sqlite_store
-    build(store)
+    ds = build(store)
     small = store.problems.get("small")
     store.explanations.explain("clf@3", [small.positive[0]], num_samples=300)
+    # Production: requests whose mean radius grew by half, for the drift chart.
+    v = store.models.get("clf@3")
+    served = ds.patterns().drop(columns="diagnosis").iloc[:200].copy()
+    served["mean_radius"] *= 1.5
+    log_requests(store, v, served, list(v.signature.columns), prefix="moved")
+    monitored = store.monitoring.run(v.ref)
+    assert "mean_radius" in monitored.report.drifted_columns
     path = write_report(store, tmp_path / "report.html")
     url = path.as_uri()
 
@@ -369,7 +521,19 @@ def test_the_report_opens_in_chromium_draws_the_problem_graph_and_requests_nothi
             assert names == ["small", "large", "validation accuracy"]
             assert page.locator(f"{graph} .scatterlayer .trace").count() == 3
             # Every figure of the report is drawn.
-            assert page.locator(".js-plotly-plot").count() == 4
+            assert page.locator(".js-plotly-plot").count() == 5
+            # The drift chart: a bar per column and one for the predictions, the drifted red.
+            page.wait_for_selector("#drift-chart-1 .barlayer .trace", timeout=20_000)
+            bars = page.evaluate(
+                "id => { const t = document.getElementById(id).data[0];"
+                " return {y: t.y, color: t.marker.color}; }",
+                "drift-chart-1",
+            )
+            assert len(bars["y"]) == len(v.signature.columns) + 1
+            assert bars["y"][0] in monitored.report.drifted_columns
+            red = {y for y, c in zip(bars["y"], bars["color"], strict=True) if c == "#cf222e"}
+            assert red >= set(monitored.report.drifted_columns)
+            assert page.locator("#drift-chart-1 .barlayer .point").count() == len(bars["y"])
 
             # Hide the other lines (their points can sit on small's), as a reader would
             # through the legend, then click the newest version's point on "small".
