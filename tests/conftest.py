@@ -209,3 +209,86 @@ def dataset(store: trenches.Store, frame: pd.DataFrame) -> trenches.Dataset:
     ds = store.datasets.create("tumours", task="classification", label="label")
     ds.add(frame, source="expert", labelled_by="dr.a", created_at="2026-01-01")
     return ds
+
+
+# --- shared helpers: the CLI in process, and served requests ---------------------------
+
+
+def run_cli(*args: str | Path) -> tuple[int, str, str]:
+    """Run ``trenches ARGS`` in this process: (exit status, stdout, stderr)."""
+    import io
+    from contextlib import redirect_stderr, redirect_stdout
+
+    from trenches.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            main([str(a) for a in args])
+            code = 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    return code, out.getvalue(), err.getvalue()
+
+
+def tumours(n: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
+    """Three inputs and a label that follows radius; ``shift`` moves radius."""
+    rng = np.random.default_rng(seed)
+    radius = rng.normal(10 + shift, 2, n)
+    return pd.DataFrame(
+        {
+            "radius": radius,
+            "texture": rng.normal(20, 4, n),
+            "grade": rng.integers(1, 4, n),
+            "label": np.where(radius + rng.normal(0, 1, n) > 10.5, "malignant", "benign"),
+        }
+    )
+
+
+def log_requests(
+    store: trenches.Store,
+    version: trenches.ModelVersion,
+    frame: pd.DataFrame,
+    columns: list[str],
+    *,
+    prefix: str = "r",
+    label: str | None = None,
+) -> list[str]:
+    """Serve ``frame`` (rows in requests of 5) through the real request log, answered by
+    ``version``; with ``label``, that column comes back as feedback for every row.
+    Returns the request ids."""
+    from trenches import timestamps
+    from trenches.serving.requestlog import LoggedFeedback, LoggedRequest, RequestLog
+
+    said = store.models.load(version.ref).predict(frame[columns])
+    log = RequestLog(store.location.db_url, Path(f"spool-{prefix}"))
+    log.start()
+    ids = []
+    for k in range(0, len(frame), 5):
+        part = frame.iloc[k : k + 5]
+        data = part[columns].to_numpy().tolist()
+        rid = f"{prefix}-{k}"
+        ids.append(rid)
+        log.put(
+            LoggedRequest(
+                request_id=rid,
+                version_id=version.id,
+                endpoint="predict",
+                n=len(part),
+                inputs=lambda data=data: {"columns": columns, "data": data},
+                outputs={"labels": list(said[k : k + 5]), "scores": None, "values": None},
+                latency_us=900,
+                received_at=timestamps.now_us(),
+            )
+        )
+        if label is not None:
+            for row, value in enumerate(part[label]):
+                log.put(LoggedFeedback(rid, row, value, None, None, timestamps.now_us()))
+    log.stop()
+    return ids
+
+
+def dead_url() -> str:
+    """A loopback URL nobody listens on."""
+    port = _free_port()
+    return f"http://127.0.0.1:{port}/nobody-listens"

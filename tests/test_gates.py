@@ -3,10 +3,8 @@ statuses, JUnit and Markdown outputs, and promotion after a failed check."""
 
 from __future__ import annotations
 
-import io
 import json
 import textwrap
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +21,11 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
 import trenches
-from trenches.cli import main
 from trenches.evaluation import evaluate, split_set
 from trenches.gates.spec import load
 from trenches.predict import predict
+
+from conftest import run_cli as run
 
 #: A fixed split salt: the same splits, and so the same fitted models, on every run
 #: (a random salt once let the strong model be 100% right on validation).
@@ -282,17 +281,6 @@ def test_promotion_is_refused_after_a_failed_check(
 
 
 # --- the command line --------------------------------------------------------------------
-
-
-def run(*args: str | Path) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        try:
-            main([str(a) for a in args])
-            code = 0
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else 1
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture

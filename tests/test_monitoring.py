@@ -25,13 +25,13 @@ from sqlalchemy import select
 
 import trenches
 from trenches import timestamps
-from trenches.cli import main
 from trenches.db import schema as t
 from trenches.db.engine import read
-from trenches.errors import InvalidConfig, InvalidInput
+from trenches.errors import InvalidConfig, InvalidInput, NotFound
 from trenches.monitoring import DriftSettings, drift, stats
 from trenches.monitoring.drift import ColumnSettings
-from trenches.serving.requestlog import LoggedFeedback, LoggedRequest, RequestLog
+
+from conftest import dead_url, log_requests, run_cli, tumours
 
 # --- the statistics ----------------------------------------------------------------------
 
@@ -242,19 +242,6 @@ def test_prediction_drift_is_compared_like_a_column() -> None:
 COLUMNS = ["radius", "texture", "grade"]
 
 
-def tumours(n: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    radius = rng.normal(10 + shift, 2, n)
-    return pd.DataFrame(
-        {
-            "radius": radius,
-            "texture": rng.normal(20, 4, n),
-            "grade": rng.integers(1, 4, n),
-            "label": np.where(radius + rng.normal(0, 1, n) > 10.5, "malignant", "benign"),
-        }
-    )
-
-
 @pytest.fixture
 def version(store: trenches.Store) -> trenches.ModelVersion:
     ds = store.datasets.create(
@@ -270,45 +257,6 @@ def version(store: trenches.Store) -> trenches.ModelVersion:
     return v
 
 
-def log_requests(
-    store: trenches.Store,
-    version: trenches.ModelVersion,
-    frame: pd.DataFrame,
-    tmp_path: Path,
-    *,
-    prefix: str = "r",
-    labels: bool = False,
-) -> list[str]:
-    """Serve ``frame`` (rows in requests of 5) through the real request log."""
-    model = store.models.load(version.ref)
-    said = model.predict(frame[COLUMNS])
-    log = RequestLog(store.location.db_url, tmp_path / "spool")
-    log.start()
-    ids = []
-    for k in range(0, len(frame), 5):
-        part = frame.iloc[k : k + 5]
-        data = part[COLUMNS].to_numpy().tolist()
-        rid = f"{prefix}-{k}"
-        ids.append(rid)
-        log.put(
-            LoggedRequest(
-                request_id=rid,
-                version_id=version.id,
-                endpoint="predict",
-                n=len(part),
-                inputs=lambda data=data: {"columns": COLUMNS, "data": data},
-                outputs={"labels": list(said[k : k + 5]), "scores": None, "values": None},
-                latency_us=900,
-                received_at=timestamps.now_us(),
-            )
-        )
-        if labels:
-            for row, label in enumerate(part["label"]):
-                log.put(LoggedFeedback(rid, row, label, None, None, timestamps.now_us()))
-    log.stop()
-    return ids
-
-
 class Hook(BaseHTTPRequestHandler):
     received: ClassVar[list[dict[str, Any]]] = []
 
@@ -319,7 +267,7 @@ class Hook(BaseHTTPRequestHandler):
         self.end_headers()
 
     def log_message(self, *args: Any) -> None:
-        pass
+        """No access log on the test's output."""
 
 
 @pytest.fixture
@@ -332,21 +280,12 @@ def webhook() -> Iterator[str]:
     server.shutdown()
 
 
-def dead_url() -> str:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/nobody-listens"
-
-
 def test_a_quiet_window_has_no_drift_and_a_shifted_one_alerts_the_webhook(
     store: trenches.Store, version: trenches.ModelVersion, tmp_path: Path, webhook: str
 ) -> None:
     toml = tmp_path / "trenches.toml"
     toml.write_text(f'[monitor]\nwebhook = "{webhook}"\n', encoding="utf-8")
-    log_requests(store, version, tumours(300, 1), tmp_path, prefix="quiet", labels=True)
+    log_requests(store, version, tumours(300, 1), COLUMNS, prefix="quiet", label="label")
     quiet = store.monitoring.run("clf@production", window="1h", path=toml)
     assert not quiet.drifted and quiet.alert is None and Hook.received == []
     assert quiet.report.current_rows == 300
@@ -356,7 +295,7 @@ def test_a_quiet_window_has_no_drift_and_a_shifted_one_alerts_the_webhook(
     assert quiet.metrics["window"]["accuracy"] > 0.7
 
     since = timestamps.now_us()
-    log_requests(store, version, tumours(300, 2, shift=3.0), tmp_path, prefix="moved")
+    log_requests(store, version, tumours(300, 2, shift=3.0), COLUMNS, prefix="moved")
     moved = store.monitoring.run("clf@production", since=since, path=toml)
     assert moved.report.drifted_columns == ["radius"]
     assert moved.report.prediction is not None and moved.report.prediction.drifted
@@ -369,6 +308,9 @@ def test_a_quiet_window_has_no_drift_and_a_shifted_one_alerts_the_webhook(
     assert [h.id for h in history] == [moved.id, quiet.id]
     assert history[0].report.drifted_columns == ["radius"]
     assert history[0].alert is not None and history[0].alert.delivered
+    assert store.monitoring.get(quiet.id or 0).report.current_rows == 300
+    with pytest.raises(NotFound, match="no drift report 999"):
+        store.monitoring.get(999)
     assert history[0].report.column("radius").statistic == pytest.approx(
         moved.report.column("radius").statistic
     )
@@ -382,7 +324,7 @@ def test_a_dead_webhook_does_not_fail_the_check(
         f'[monitor]\nwebhook = "{dead_url()}"\nwebhook-retries = 2\nwebhook-backoff = 0.01\n',
         encoding="utf-8",
     )
-    log_requests(store, version, tumours(200, 3, shift=3.0), tmp_path)
+    log_requests(store, version, tumours(200, 3, shift=3.0), COLUMNS)
     found = store.monitoring.run("clf@production", window="1h", path=toml)
     assert found.drifted and found.alert is not None
     assert found.alert.delivered is False and found.alert.attempts == 3
@@ -431,24 +373,15 @@ def test_outliers_rank_the_strangest_requests_first(
 ) -> None:
     frame = tumours(200, 6)
     frame.loc[[17, 123], "radius"] = [45.0, -30.0]
-    log_requests(store, version, frame, tmp_path)
+    log_requests(store, version, frame, COLUMNS)
     top = store.monitoring.outliers("clf@production", window="1h", top=2)
     assert {(r.request_id, r.row) for r in top.itertuples()} == {("r-15", 2), ("r-120", 3)}
     assert all("radius=" in u and "sd)" in u for u in top["unusual"])
 
 
 def cli(*args: str) -> tuple[int, str]:
-    import io
-    from contextlib import redirect_stderr, redirect_stdout
-
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with redirect_stdout(out), redirect_stderr(err):
-        try:
-            main(list(args))
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    return code, out.getvalue() + err.getvalue()
+    code, out, err = run_cli(*args)
+    return code, out + err
 
 
 @pytest.mark.sqlite_only
@@ -457,12 +390,12 @@ def test_cli_exit_status_json_history_and_outliers(
     store: trenches.Store, version: trenches.ModelVersion, tmp_path: Path
 ) -> None:
     url = str(store.location.sqlite_path)
-    log_requests(store, version, tumours(200, 7), tmp_path, prefix="a")
+    log_requests(store, version, tumours(200, 7), COLUMNS, prefix="a")
     code, out = cli("--store", url, "monitor", "clf@production", "--window", "1h")
     assert code == 0 and "no drift in 3 columns" in out
     since = timestamps.iso(timestamps.now_us())
     assert since is not None
-    log_requests(store, version, tumours(200, 8, shift=3.0), tmp_path, prefix="b")
+    log_requests(store, version, tumours(200, 8, shift=3.0), COLUMNS, prefix="b")
     code, out = cli(
         "--store", url, "monitor", "drift", "clf@production", "--since", since, "--json"
     )
@@ -508,7 +441,7 @@ def test_monitor_retrain_runs_a_pass_set_off_by_the_report(
     assert code == 2 and "nope" in out
     assert store.monitoring.history() == []
     toml.write_text(toml.read_text().replace("train_clf:nope", "train_clf:fit"))
-    log_requests(store, version, tumours(200, 9, shift=3.0), tmp_path)
+    log_requests(store, version, tumours(200, 9, shift=3.0), COLUMNS)
     code, out = cli(
         "--store", url, "monitor", "clf@production", "--retrain", "--config", str(toml), "--json"
     )

@@ -25,7 +25,8 @@ from trenches.comparison import compare
 from trenches.evaluation import evaluate, split_set
 from trenches.predict import predict
 from trenches.report.html import write_report
-from trenches.serving.requestlog import LoggedFeedback, LoggedRequest, RequestLog
+
+from conftest import dead_url, log_requests, tumours
 
 CHROMIUM = Path("/usr/bin/chromium")
 #: A problem title with markup in it: the report must show it as text.
@@ -85,65 +86,6 @@ def text_of(fragment: str) -> str:
     import html
 
     return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", fragment)).split())
-
-
-def tumours(n: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
-    """Three inputs and a label that follows radius; ``shift`` moves radius."""
-    rng = np.random.default_rng(seed)
-    radius = rng.normal(10 + shift, 2, n)
-    return pd.DataFrame(
-        {
-            "radius": radius,
-            "texture": rng.normal(20, 4, n),
-            "grade": rng.integers(1, 4, n),
-            "label": np.where(radius + rng.normal(0, 1, n) > 10.5, "malignant", "benign"),
-        }
-    )
-
-
-def log_requests(
-    store: trenches.Store,
-    version: trenches.ModelVersion,
-    frame: pd.DataFrame,
-    columns: list[str],
-    *,
-    prefix: str,
-    label: str | None = None,
-) -> None:
-    """Serve ``frame`` (rows in requests of 5) through the real request log; with
-    ``label``, that column comes back as feedback for every row."""
-    said = store.models.load(version.ref).predict(frame[columns])
-    log = RequestLog(store.location.db_url, Path(f"spool-{prefix}"))
-    log.start()
-    for k in range(0, len(frame), 5):
-        part = frame.iloc[k : k + 5]
-        data = part[columns].to_numpy().tolist()
-        rid = f"{prefix}-{k}"
-        log.put(
-            LoggedRequest(
-                request_id=rid,
-                version_id=version.id,
-                endpoint="predict",
-                n=len(part),
-                inputs=lambda data=data: {"columns": columns, "data": data},
-                outputs={"labels": list(said[k : k + 5]), "scores": None, "values": None},
-                latency_us=900,
-                received_at=timestamps.now_us(),
-            )
-        )
-        if label is not None:
-            for row, value in enumerate(part[label]):
-                log.put(LoggedFeedback(rid, row, value, None, None, timestamps.now_us()))
-    log.stop()
-
-
-def dead_url() -> str:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/nobody-listens"
 
 
 # --- content, on SQLite and PostgreSQL ---------------------------------------------------

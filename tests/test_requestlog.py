@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
 import sqlite3
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, redirect_stderr, redirect_stdout
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +21,13 @@ from sqlalchemy import func, select, update
 
 import trenches
 from trenches import timestamps
-from trenches.cli import main
 from trenches.db import schema as t
 from trenches.db.engine import read, write
 from trenches.errors import InvalidInput, NotFound
 from trenches.serving.requestlog import LoggedFeedback, LoggedRequest, RequestLog
 
 from conftest import make_frame
+from conftest import run_cli as cli
 
 COLUMNS = ["radius", "texture", "grade"]
 
@@ -465,17 +464,6 @@ def test_to_patterns_with_a_problem_backfills_every_version(
 
 
 # --- the command line ----------------------------------------------------------------------
-
-
-def cli(*args: str | Path) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = 0
-    with redirect_stdout(out), redirect_stderr(err):
-        try:
-            main([str(a) for a in args])
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.mark.sqlite_only

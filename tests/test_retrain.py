@@ -4,10 +4,8 @@ failing function fails the pass, bad settings write nothing, and the command lin
 
 from __future__ import annotations
 
-import io
 import json
 import textwrap
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import numpy as np
@@ -21,12 +19,13 @@ from sklearn.preprocessing import StandardScaler
 
 import trenches
 from trenches import timestamps
-from trenches.cli import main
 from trenches.db import schema as t
 from trenches.db.engine import insert_returning_id, read, write
 from trenches.errors import InvalidConfig, NotFound
 from trenches.evaluation import evaluate, split_set
 from trenches.retrain import RetrainFailed
+
+from conftest import run_cli as cli
 
 #: A fixed split salt: the same splits, and so the same fitted models, on every run.
 SALT = "72657472616e2d74657374732d303031"
@@ -518,17 +517,6 @@ def test_the_drift_report_that_set_a_pass_off_is_recorded(store: trenches.Store)
 
 
 # --- the command line --------------------------------------------------------------------
-
-
-def cli(*args: str | Path) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        try:
-            main([str(a) for a in args])
-            code = 0
-        except SystemExit as e:
-            code = e.code if isinstance(e.code, int) else 1
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture

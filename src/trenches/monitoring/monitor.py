@@ -414,6 +414,25 @@ class Monitoring:
     def history(self, model: str | None = None, *, limit: int | None = 50) -> list[Monitored]:
         """Stored drift reports, newest first: of one model (``name``) or version
         (``name@V``), or all. Each carries its alert and the retraining it set off."""
+        d, m = t.drift_reports.c, t.models.c
+        where = None
+        if model is not None:
+            if "@" in model:
+                where = d.version_id == self._store.models.get(model).id
+            else:
+                if model not in self._store.models.names():
+                    raise NotFound(f"no model named {model!r}")
+                where = m.name == model
+        return self._read(where, limit)
+
+    def get(self, report_id: int) -> Monitored:
+        """One stored report by id."""
+        found = self._read(t.drift_reports.c.id == report_id, 1)
+        if not found:
+            raise NotFound(f"no drift report {report_id}")
+        return found[0]
+
+    def _read(self, where: Any, limit: int | None) -> list[Monitored]:
         d, v, m = t.drift_reports.c, t.model_versions.c, t.models.c
         query = (
             select(t.drift_reports, m.name.label("model_name"), v.version.label("number"))
@@ -421,13 +440,8 @@ class Monitoring:
             .join(t.models, v.model_id == m.id)
             .order_by(d.created_at.desc(), d.id.desc())
         )
-        if model is not None:
-            if "@" in model:
-                query = query.where(d.version_id == self._store.models.get(model).id)
-            else:
-                if model not in self._store.models.names():
-                    raise NotFound(f"no model named {model!r}")
-                query = query.where(m.name == model)
+        if where is not None:
+            query = query.where(where)
         if limit is not None:
             query = query.limit(limit)
         with read(self._store.engine) as conn:
@@ -456,12 +470,6 @@ class Monitoring:
             report_from_row(row, by_report.get(row.id), tuple(follow.get(row.id, ())))
             for row in rows
         ]
-
-    def get(self, report_id: int) -> Monitored:
-        for found in self.history(limit=None):
-            if found.id == report_id:
-                return found
-        raise NotFound(f"no drift report {report_id}")
 
     # --- outliers ------------------------------------------------------------------------
 
