@@ -57,6 +57,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from _common import measured_code  # bench/ is on sys.path when a script runs
 
 HERE = Path(__file__).resolve().parent
 PEERS = HERE.parent.parent / "shared" / "bench-peers"
@@ -381,21 +382,6 @@ def found(results: list[dict[str, Any]], tool: str) -> str:
     if len(set(seen)) == 1:
         return seen[0]
     return " | ".join(f"run {i + 1}: {s}" for i, s in enumerate(seen))
-
-
-def measured_code() -> str:
-    """The commit of the code measured, and whether src/ differs from it."""
-    git = ["git", "-C", str(HERE.parent)]
-    try:
-        head = subprocess.run(
-            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            [*git, "status", "--porcelain", "--", "src"], capture_output=True, text=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "(not a git checkout)"
-    return head + (" with uncommitted changes in src/" if dirty else "")
 
 
 def compare(rows: int, res: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
