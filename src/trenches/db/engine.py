@@ -62,7 +62,14 @@ def make_engine(url: str, *, busy_timeout: float | None = None) -> Engine:
         }
     try:
         return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
-    except (exc.ArgumentError, exc.NoSuchModuleError, ImportError) as e:
+    except ImportError as e:
+        hint = (
+            "; PostgreSQL needs the postgres extra: pip install 'trenches[postgres]'"
+            if url.startswith("postgresql")
+            else ""
+        )
+        raise StoreError(f"cannot use database URL {url!r}: {e}{hint}") from e
+    except (exc.ArgumentError, exc.NoSuchModuleError) as e:
         raise StoreError(f"cannot use database URL {url!r}: {e}") from e
 
 
