@@ -22,6 +22,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 # Autoincrementing 64-bit ids; SQLite only autoincrements INTEGER PRIMARY KEY.
@@ -53,6 +54,10 @@ datasets = Table(
     Column("split_test", Float, nullable=False),
     Column("description", Text),
     Column("created_at", BigInteger, nullable=False),
+    # Regression: a prediction is right within max(abs, rel * |label|) of the label
+    # (migration 0009); null when not set.
+    Column("tolerance_abs", Float),
+    Column("tolerance_rel", Float),
 )
 
 import_batches = Table(
@@ -127,6 +132,9 @@ snapshots = Table(
     Column("patterns", BigInteger, nullable=False),
     Column("note", Text),
     Column("created_at", BigInteger, nullable=False),
+    # int64 ids of the patterns held out of its training data, ascending (the patterns
+    # of the problems open when it was made; migration 0009); null: none.
+    Column("held_out", LargeBinary),
 )
 
 # --- runs (migration 0002) ----------------------------------------------------
@@ -349,6 +357,11 @@ problems = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("closed_at", BigInteger),
     Column("close_reason", Text),
+    # The dataset's regression tolerance, overridden for this problem (migration 0009).
+    Column("tolerance_abs", Float),
+    Column("tolerance_rel", Float),
+    # Whether new snapshots may train on its patterns (else they are held out).
+    Column("trainable", Boolean, nullable=False, server_default=false()),
 )
 
 problem_patterns = Table(

@@ -27,6 +27,7 @@ from trenches.errors import Conflict, InvalidInput, NotFound
 from trenches.names import SPLITS
 from trenches.patterns import inputs as inp
 from trenches.patterns.ingest import read_file
+from trenches.verdicts import Tolerance
 
 if TYPE_CHECKING:
     from trenches.patterns.snapshots import Snapshot
@@ -167,6 +168,10 @@ class Dataset:
         )
         self.description: str | None = row.description
         self.created_at: datetime = timestamps.from_us(row.created_at)
+        #: Regression: how near a prediction must come to its label to be right.
+        self.tolerance: Tolerance | None = Tolerance.from_columns(
+            row.tolerance_abs, row.tolerance_rel
+        )
 
     def __repr__(self) -> str:
         return f"<Dataset {self.name!r} {self.task} label={self.label_column!r}>"
@@ -566,6 +571,23 @@ class Dataset:
             by_month=by_month,
         )
 
+    def set_tolerance(self, tolerance: Tolerance | str | float | None) -> Tolerance | None:
+        """Set (or with None clear) the regression tolerance: a prediction within it of
+        its label is right, for problem scores, flips and gates. ``"0.5"`` is
+        absolute, ``"10%"`` relative to the label, ``"0.5 or 10%"`` the looser of both."""
+        value = _regression_tolerance(self.name, self.task, tolerance)
+        with write(self._store.engine) as conn:
+            conn.execute(
+                update(t.datasets)
+                .where(t.datasets.c.id == self.id)
+                .values(
+                    tolerance_abs=value.absolute if value else None,
+                    tolerance_rel=value.relative if value else None,
+                )
+            )
+        self.tolerance = value
+        return value
+
     # --- snapshots and quality --------------------------------------------------
 
     def snapshot(
@@ -609,11 +631,16 @@ class Datasets:
         splits: tuple[float, float, float] = (0.7, 0.15, 0.15),
         description: str | None = None,
         salt: str | None = None,
+        tolerance: Tolerance | str | float | None = None,
     ) -> Dataset:
-        """Create a dataset. The input schema is given, or inferred from the first import."""
+        """Create a dataset. The input schema is given, or inferred from the first import.
+
+        ``tolerance`` (regression): how near a prediction must come to its label to
+        count as right, e.g. ``"0.5"``, ``"10%"`` or ``"0.5 or 10%"``."""
         check_name(name)
         if task not in TASKS:
             raise InvalidInput(f"task {task!r} must be one of {', '.join(TASKS)}")
+        tol = _regression_tolerance(name, task, tolerance)
         if not label:
             raise InvalidInput("the label column must be named")
         if len(splits) != 3 or any(s < 0 for s in splits) or abs(sum(splits) - 1) > 1e-9:
@@ -653,6 +680,8 @@ class Datasets:
                     split_test=splits[2],
                     description=description,
                     created_at=timestamps.now_us(),
+                    tolerance_abs=tol.absolute if tol else None,
+                    tolerance_rel=tol.relative if tol else None,
                 )
             )
         return self.get(name)
@@ -689,6 +718,18 @@ class Datasets:
         with read(self._store.engine) as conn:
             rows = conn.execute(select(t.datasets).order_by(t.datasets.c.name)).all()
         return [Dataset(self._store, r) for r in rows]
+
+
+def _regression_tolerance(
+    name: str, task: str, tolerance: Tolerance | str | float | None
+) -> Tolerance | None:
+    value = Tolerance.of(tolerance)
+    if value is not None and task != "regression":
+        raise InvalidInput(
+            f"dataset {name!r} is for {task}: a tolerance applies to regression only "
+            "(a class is right or wrong as it is)"
+        )
+    return value
 
 
 def membership(

@@ -28,7 +28,8 @@ _DAY_US = 86_400 * 1_000_000
 
 
 class TrainingData(NamedTuple):
-    """What a model is fitted on: ``X, y, sample_weight = snapshot.training_data()``."""
+    """What a model is fitted on:
+    ``X, y, sample_weight, pattern_ids = snapshot.training_data()``."""
 
     X: pd.DataFrame
     y: np.ndarray
@@ -41,7 +42,11 @@ class Snapshot:
     """The patterns of a dataset active at ``as_of``, frozen by their digest.
 
     Membership is rebuilt from timestamps alone (created_at, deactivated_at and the
-    highest pattern id at the time), so a snapshot stores no list of patterns.
+    highest pattern id at the time), so a snapshot stores no list of patterns. What it
+    does store is ``held_out``: the patterns of the problems open when it was made
+    (unless a problem was marked trainable). Its training data leaves them out, and
+    every pattern with the same inputs, so a model fitted on it is scored on problems
+    it has not seen; the digest covers them.
     """
 
     id: int
@@ -55,6 +60,8 @@ class Snapshot:
     note: str | None
     created_at: datetime
     _store: Store = field(repr=False, compare=False)
+    #: Pattern ids held out of the training data (problem patterns), ascending.
+    held_out: tuple[int, ...] = ()
 
     @property
     def _as_of_us(self) -> int:
@@ -94,8 +101,11 @@ class Snapshot:
         weighting: str = "none",
         half_life_days: float = 30.0,
         age_offset_days: float = 1.0,
+        include_held_out: bool = False,
     ) -> TrainingData:
-        """``X, y, sample_weight`` of one split (``None``: all), for scikit-learn.
+        """``X, y, sample_weight, pattern_ids`` of one split (``None``: all), for
+        scikit-learn. The patterns held out for open problems (and every pattern with
+        the same inputs) are left out unless ``include_held_out``.
 
         ``weighting``:
         - ``"none"``: every weight is 1;
@@ -109,6 +119,9 @@ class Snapshot:
             raise InvalidInput(f"weighting {weighting!r} must be one of {', '.join(WEIGHTINGS)}")
         dataset = self._dataset()
         frame, info = self.data(split, full_info=False)
+        if self.held_out and not include_held_out:
+            keep = ~np.isin(frame.index.to_numpy(), self.excluded_ids())
+            frame, info = frame[keep], info[keep]
         y = frame.pop(dataset.label_column).to_numpy()
         age = self.as_of - info["created_at"]
         age_days = np.maximum((age / pd.Timedelta(days=1)).to_numpy(dtype=np.float64), 0.0)
@@ -148,9 +161,104 @@ class Snapshot:
         """Rebuild the membership from timestamps and check that the digest matches."""
         with read(self._store.engine) as conn:
             digest, _ = _digest(
-                conn, self.dataset_id, self._as_of_us, self.max_pattern_id, self.sources
+                conn,
+                self.dataset_id,
+                self._as_of_us,
+                self.max_pattern_id,
+                self.sources,
+                np.asarray(self.held_out, dtype=np.int64),
             )
         return digest == self.digest
+
+    def _members(self) -> list[Any]:
+        return membership(
+            self.dataset_id,
+            as_of=self._as_of_us,
+            max_id=self.max_pattern_id,
+            sources=self.sources,
+        )
+
+    def excluded_ids(self) -> np.ndarray:
+        """The members left out of the training data: the held-out patterns and every
+        member with the same inputs as one of them, ascending."""
+        if not self.held_out:
+            return np.zeros(0, dtype=np.int64)
+        p = t.patterns.c
+        with read(self._store.engine) as conn:
+            keys = _input_keys(conn, np.asarray(self.held_out, dtype=np.int64))
+            found: list[int] = []
+            for part in _chunks(keys):
+                found += conn.execute(
+                    select(p.id).where(*self._members(), p.input_key.in_(part))
+                ).scalars()
+        return np.unique(np.asarray(found, dtype=np.int64))
+
+    def trained_on(self, pattern_ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        """For each of ``pattern_ids``, whether a model fitted on this snapshot's train
+        split saw it: the pattern, or one with the same inputs, is in the split and is
+        not held out. The patterns need not be members (a problem pattern added later
+        may repeat the inputs of a training pattern)."""
+        ids = np.asarray(pattern_ids, dtype=np.int64)
+        if len(ids) == 0:
+            return np.zeros(0, dtype=bool)
+        p = t.patterns.c
+        with read(self._store.engine) as conn:
+            key_of: dict[int, bytes] = {}
+            for part in _chunks(sorted(set(ids.tolist()))):
+                for pid, key, split in conn.execute(
+                    select(p.id, p.input_key, p.split).where(p.id.in_(part))
+                ):
+                    # The split is a function of the inputs: a pattern outside the train
+                    # split has no copy in it.
+                    if split == SPLITS.index("train"):
+                        key_of[int(pid)] = bytes(key)
+            held = set(_input_keys(conn, np.asarray(self.held_out, dtype=np.int64)))
+            wanted = sorted({k for k in key_of.values() if k not in held})
+            present: set[bytes] = set()
+            for part in _chunks(wanted):
+                present.update(
+                    bytes(k)
+                    for k in conn.execute(
+                        select(p.input_key)
+                        .where(
+                            *self._members(),
+                            p.split == SPLITS.index("train"),
+                            p.input_key.in_(part),
+                        )
+                        .distinct()
+                    ).scalars()
+                )
+        return np.array([key_of.get(int(i)) in present for i in ids], dtype=bool)
+
+
+def _chunks(values: Sequence[Any], size: int = 500) -> list[Sequence[Any]]:
+    return [values[i : i + size] for i in range(0, len(values), size)]
+
+
+def _input_keys(conn: Connection, ids: np.ndarray) -> list[bytes]:
+    """The distinct input keys of the patterns ``ids``, sorted."""
+    if len(ids) == 0:
+        return []
+    p = t.patterns.c
+    keys: set[bytes] = set()
+    for part in _chunks(sorted(set(ids.tolist()))):
+        keys.update(
+            bytes(k) for k in conn.execute(select(p.input_key).where(p.id.in_(part))).scalars()
+        )
+    return sorted(keys)
+
+
+def held_out_now(conn: Connection, dataset_id: int) -> np.ndarray:
+    """The patterns a snapshot made now holds out: those of the dataset's open problems
+    that are not marked trainable, ascending."""
+    pp, pr = t.problem_patterns.c, t.problems.c
+    ids = conn.execute(
+        select(pp.pattern_id)
+        .join(t.problems, pp.problem_id == pr.id)
+        .where(pr.dataset_id == dataset_id, pr.status == "open", pr.trainable.is_(False))
+        .distinct()
+    ).scalars()
+    return np.unique(np.asarray(list(ids), dtype=np.int64))
 
 
 def _digest(
@@ -159,6 +267,7 @@ def _digest(
     as_of: int,
     max_id: int,
     sources: Sequence[str] | None,
+    held_out: np.ndarray,
 ) -> tuple[str, int]:
     p = t.patterns.c
     hashes = (
@@ -175,6 +284,12 @@ def _digest(
     arr.sort()
     h = hashlib.sha256()
     h.update(arr.tobytes())
+    if len(held_out):
+        # What is held out changes what a model trains on, so the digest covers it: the
+        # inputs held out (every pattern with them is left out), sorted. A snapshot that
+        # holds nothing out keeps the digest it had before held-out sets existed.
+        h.update(b"\x00held-out\x00")
+        h.update(b"".join(_input_keys(conn, held_out)))
     return h.hexdigest(), len(arr)
 
 
@@ -191,6 +306,7 @@ def _snapshot(store: Store, row: Any, dataset_name: str) -> Snapshot:
         note=row.note,
         created_at=timestamps.from_us(row.created_at),
         _store=store,
+        held_out=tuple(np.frombuffer(row.held_out, dtype="<i8").tolist()) if row.held_out else (),
     )
 
 
@@ -223,7 +339,8 @@ def take_snapshot(
             ).scalar()
             or 0
         )
-        digest, count = _digest(conn, dataset.id, when, max_id, src)
+        held_out = held_out_now(conn, dataset.id)
+        digest, count = _digest(conn, dataset.id, when, max_id, src, held_out)
         if count == 0:
             what = f" from {', '.join(src)}" if src else ""
             raise InvalidInput(
@@ -240,6 +357,7 @@ def take_snapshot(
                 patterns=count,
                 note=note,
                 created_at=now,
+                held_out=held_out.astype("<i8").tobytes() if len(held_out) else None,
             )
         ).inserted_primary_key[0]  # type: ignore[index]
         row = conn.execute(select(t.snapshots).where(t.snapshots.c.id == snapshot_id)).one()

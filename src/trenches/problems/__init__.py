@@ -15,17 +15,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 from sqlalchemy import insert, select, update
 
-from trenches import predictions as store_of
 from trenches import timestamps
 from trenches.db import schema as t
 from trenches.db.engine import read, write
 from trenches.errors import Conflict, InvalidInput, NotFound
+from trenches.names import SPLITS
+from trenches.problems.scores import ProblemScore, Scorer
+from trenches.verdicts import Tolerance
 
 if TYPE_CHECKING:
+    from trenches.patterns.datasets import Dataset
     from trenches.store import Store
 
 SEVERITIES = ("low", "medium", "high", "critical")
@@ -49,6 +51,11 @@ class Problem:
     close_reason: str | None
     positive: tuple[int, ...]
     negative: tuple[int, ...]
+    #: Regression: the tolerance of this problem, over the dataset's; None: the dataset's.
+    tolerance: Tolerance | None = None
+    #: Whether new snapshots may train on its patterns; else, while it is open, they are
+    #: held out of every new snapshot's training data.
+    trainable: bool = False
 
     def patterns(self, polarity: str | None = None) -> tuple[int, ...]:
         if polarity is None:
@@ -59,42 +66,6 @@ class Problem:
 
 
 @dataclass(frozen=True)
-class ProblemScore:
-    """How one model version does on one problem: the share of its patterns it gets
-    right, overall and for positive and negative patterns apart."""
-
-    problem: str
-    predictor: str
-    created_at: datetime
-    positive_right: int
-    positive_total: int
-    negative_right: int
-    negative_total: int
-    #: Patterns of the problem that the predictor has no prediction for (baselines).
-    missing: int
-
-    @property
-    def right(self) -> int:
-        return self.positive_right + self.negative_right
-
-    @property
-    def total(self) -> int:
-        return self.positive_total + self.negative_total
-
-    @property
-    def score(self) -> float:
-        return self.right / self.total if self.total else float("nan")
-
-    @property
-    def positive_score(self) -> float:
-        return self.positive_right / self.positive_total if self.positive_total else float("nan")
-
-    @property
-    def negative_score(self) -> float:
-        return self.negative_right / self.negative_total if self.negative_total else float("nan")
-
-
-@dataclass(frozen=True)
 class AddResult:
     """What adding patterns to a problem did, backfill included."""
 
@@ -102,6 +73,9 @@ class AddResult:
     already: int
     predicted: int
     versions: int
+    #: The added patterns that are in the train split: versions trained before now may
+    #: have seen them (their held-out score leaves them out).
+    training: tuple[int, ...] = ()
 
 
 def _parse_ids(values: Sequence[int | str]) -> list[int]:
@@ -129,8 +103,15 @@ class Problems:
         title: str,
         description: str | None = None,
         severity: str = "medium",
+        tolerance: Tolerance | str | float | None = None,
+        trainable: bool = False,
     ) -> Problem:
-        """Record a known failure mode of the models of ``dataset``."""
+        """Record a known failure mode of the models of ``dataset``.
+
+        ``tolerance`` (regression) overrides the dataset's for this problem's scores.
+        While the problem is open, new snapshots hold its patterns out of their training
+        data, so that new models are scored on what they did not see; ``trainable=True``
+        lets them be trained on."""
         if not _SLUG.match(slug or ""):
             raise InvalidInput(
                 f"problem slug {slug!r} must be lowercase letters, digits, '-' and '_'"
@@ -140,6 +121,7 @@ class Problems:
         if not title or not title.strip():
             raise InvalidInput("a problem needs a title")
         ds = self._store.datasets.get(dataset)
+        tol = _tolerance_for(ds, tolerance)
         with write(self._store.engine) as conn:
             if conn.execute(select(t.problems.c.id).where(t.problems.c.slug == slug)).first():
                 raise Conflict(f"a problem {slug!r} exists already")
@@ -152,8 +134,50 @@ class Problems:
                     severity=severity,
                     status="open",
                     created_at=timestamps.now_us(),
+                    tolerance_abs=tol.absolute if tol else None,
+                    tolerance_rel=tol.relative if tol else None,
+                    trainable=bool(trainable),
                 )
             )
+        return self.get(slug)
+
+    def edit(
+        self,
+        slug: str,
+        *,
+        title: str | None = None,
+        description: str | None = None,
+        severity: str | None = None,
+        tolerance: Tolerance | str | float | None = None,
+        clear_tolerance: bool = False,
+        trainable: bool | None = None,
+    ) -> Problem:
+        """Change what is given of a problem; the rest stays. ``clear_tolerance`` goes
+        back to the dataset's tolerance."""
+        problem = self.get(slug)
+        values: dict[str, Any] = {}
+        if title is not None:
+            if not title.strip():
+                raise InvalidInput("a problem needs a title")
+            values["title"] = title
+        if description is not None:
+            values["description"] = description
+        if severity is not None:
+            if severity not in SEVERITIES:
+                raise InvalidInput(f"severity {severity!r} must be one of {', '.join(SEVERITIES)}")
+            values["severity"] = severity
+        if tolerance is not None and clear_tolerance:
+            raise InvalidInput("give a tolerance or clear it, not both")
+        if tolerance is not None or clear_tolerance:
+            tol = _tolerance_for(self._store.datasets.get(problem.dataset), tolerance)
+            values["tolerance_abs"] = tol.absolute if tol else None
+            values["tolerance_rel"] = tol.relative if tol else None
+        if trainable is not None:
+            values["trainable"] = bool(trainable)
+        if not values:
+            raise InvalidInput("nothing to change: give what to edit")
+        with write(self._store.engine) as conn:
+            conn.execute(update(t.problems).where(t.problems.c.id == problem.id).values(**values))
         return self.get(slug)
 
     def get(self, slug: str) -> Problem:
@@ -183,6 +207,8 @@ class Problems:
             close_reason=row.close_reason,
             positive=tuple(p for p, pol in members if pol == "positive"),
             negative=tuple(p for p, pol in members if pol == "negative"),
+            tolerance=Tolerance.from_columns(row.tolerance_abs, row.tolerance_rel),
+            trainable=bool(row.trainable),
         )
 
     def list(
@@ -222,8 +248,12 @@ class Problems:
         added = already = 0
         with write(self._store.engine) as conn:
             p = t.patterns.c
-            found = dict(
-                conn.execute(select(p.id, p.dataset_id).where(p.id.in_(list(wanted)))).all()
+            rows_found = conn.execute(
+                select(p.id, p.dataset_id, p.split).where(p.id.in_(list(wanted)))
+            ).all()
+            found = {r.id: r.dataset_id for r in rows_found}
+            training = tuple(
+                sorted(int(r.id) for r in rows_found if r.split == SPLITS.index("train"))
             )
             for pid in wanted:
                 if pid not in found:
@@ -261,7 +291,7 @@ class Problems:
         predicted = versions = 0
         if backfill:
             predicted, versions = self._backfill_patterns(ds.id, sorted(wanted), progress)
-        return AddResult(added, already, predicted, versions)
+        return AddResult(added, already, predicted, versions, training)
 
     def add_from_file(
         self,
@@ -390,33 +420,19 @@ class Problems:
         return history(self._store, dataset)
 
     def scores(self, slug: str) -> builtins.list[ProblemScore]:
-        """Every version's (and baseline's) score on the problem, oldest version first."""
-        from trenches.evaluation import resolve_predictor
-
+        """Every version's (and baseline's) score on the problem, oldest version first:
+        over all its patterns, and over those each version did not train on."""
         problem = self.get(slug)
         ds = self._store.datasets.get(problem.dataset)
-        out = []
-        entries: list[tuple[str, datetime]] = list(self._version_refs(ds.id))
-        for baseline in self._store.baselines.list():
-            if baseline.dataset == ds.name:
-                entries.append((baseline.name, baseline.created_at))
-        pos = np.array(problem.positive, dtype=np.int64)
-        neg = np.array(problem.negative, dtype=np.int64)
-        for ref, created in entries:
-            predictor = resolve_predictor(self._store, ref)
-            with read(self._store.engine) as conn:
-                found = store_of.read(conn, predictor.id)
-            counts: list[Any] = []
-            missing = 0
-            for ids in (pos, neg):
-                have = np.isin(ids, found.pattern_ids)
-                missing += int((~have).sum())
-                rows = np.searchsorted(found.pattern_ids, ids[have])
-                right = int(found.correct[rows].sum()) if found.correct is not None else 0
-                counts += [right, int(have.sum())]
-            out.append(
-                ProblemScore(
-                    slug, ref, created, counts[0], counts[1], counts[2], counts[3], missing
-                )
-            )
-        return out
+        scorer = Scorer(self._store)
+        return [scorer.score(problem, ds, entry) for entry in scorer.entries(ds)]
+
+
+def _tolerance_for(dataset: Dataset, tolerance: Tolerance | str | float | None) -> Tolerance | None:
+    value = Tolerance.of(tolerance)
+    if value is not None and dataset.task != "regression":
+        raise InvalidInput(
+            f"dataset {dataset.name!r} is for {dataset.task}: a tolerance applies to "
+            "regression problems only"
+        )
+    return value

@@ -1,0 +1,206 @@
+"""Every predictor's score on every problem: the share of the problem's patterns it gets
+right, over all of them and over those it did not train on (held out).
+
+A version trained on a problem's patterns can score well by memory alone; the held-out
+score is over the patterns it never saw (not in its snapshot's train split, nor any
+copy of their inputs), which is its skill. A baseline was not trained here, so all its
+patterns are held out.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import numpy as np
+from sqlalchemy import select
+
+from trenches import predictions as store_of
+from trenches import timestamps
+from trenches import verdicts as verdict
+from trenches.db import schema as t
+from trenches.db.engine import read
+
+if TYPE_CHECKING:
+    from trenches.patterns.datasets import Dataset
+    from trenches.problems import Problem
+    from trenches.store import Store
+    from trenches.verdicts import Tolerance
+
+
+@dataclass(frozen=True)
+class ProblemScore:
+    """How one predictor does on one problem: the share of its patterns it gets right,
+    for positive and negative patterns apart, and over the patterns it did not train on.
+    """
+
+    problem: str
+    predictor: str
+    created_at: datetime
+    positive_right: int
+    positive_total: int
+    negative_right: int
+    negative_total: int
+    #: Patterns of the problem that the predictor has no prediction for (baselines).
+    missing: int
+    right_ids: tuple[int, ...] = ()
+    wrong_ids: tuple[int, ...] = ()
+    #: Patterns of the problem the version trained on (they, or a copy of their inputs,
+    #: were in its snapshot's train split); None when unknown (a baseline, or a version
+    #: registered without a snapshot): then every pattern counts as held out.
+    trained_ids: tuple[int, ...] | None = None
+    #: Regression: the tolerance within which a value counted as right.
+    tolerance: Tolerance | None = None
+    #: Why right and wrong are not defined (a regression without a tolerance), or None.
+    undefined: str | None = None
+
+    @property
+    def right(self) -> int:
+        return self.positive_right + self.negative_right
+
+    @property
+    def total(self) -> int:
+        return self.positive_total + self.negative_total
+
+    @property
+    def score(self) -> float:
+        return _share(self.right, self.total, self.undefined)
+
+    @property
+    def positive_score(self) -> float:
+        return _share(self.positive_right, self.positive_total, self.undefined)
+
+    @property
+    def negative_score(self) -> float:
+        return _share(self.negative_right, self.negative_total, self.undefined)
+
+    @property
+    def trained_on(self) -> int | None:
+        """How many of the problem's patterns the version trained on (None: unknown)."""
+        return None if self.trained_ids is None else len(self.trained_ids)
+
+    @property
+    def held_out_right(self) -> int:
+        seen = set(self.trained_ids or ())
+        return sum(1 for i in self.right_ids if i not in seen)
+
+    @property
+    def held_out_total(self) -> int:
+        seen = set(self.trained_ids or ())
+        return sum(1 for i in (*self.right_ids, *self.wrong_ids) if i not in seen)
+
+    @property
+    def held_out_score(self) -> float:
+        """The share right of the predicted patterns it did not train on."""
+        return _share(self.held_out_right, self.held_out_total, self.undefined)
+
+
+def _share(right: int, total: int, undefined: str | None) -> float:
+    return right / total if total and undefined is None else math.nan
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A predictor that can be scored: a model version (with its snapshot) or a baseline."""
+
+    ref: str
+    created_at: datetime
+    version_id: int | None
+    snapshot_id: int | None
+
+
+class Scorer:
+    """Scores problems for many predictors, reading each predictor's predictions, each
+    problem's labels and each snapshot's training set once."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._found: dict[str, store_of.Predictions] = {}
+        self._truth: dict[str, np.ndarray] = {}
+        self._trained: dict[tuple[int, str], np.ndarray] = {}
+
+    def entries(self, dataset: Dataset, *, baselines: bool = True) -> list[Entry]:
+        """The versions of ``dataset``'s models in the order they were made, then its
+        baselines."""
+        v, m, r = t.model_versions.c, t.models.c, t.runs.c
+        with read(self.store.engine) as conn:
+            rows = conn.execute(
+                select(m.name, v.version, v.created_at, v.id, r.snapshot_id)
+                .select_from(
+                    t.model_versions.join(t.models, v.model_id == m.id).outerjoin(
+                        t.runs, v.run_id == r.id
+                    )
+                )
+                .where(v.dataset_id == dataset.id)
+                .order_by(v.created_at, v.id)
+            ).all()
+        out = [
+            Entry(f"{name}@{version}", timestamps.from_us(at), int(vid), snap)
+            for name, version, at, vid, snap in rows
+        ]
+        if baselines:
+            for b in self.store.baselines.list():
+                if b.dataset == dataset.name:
+                    out.append(Entry(b.name, b.created_at, None, None))
+        return out
+
+    def predictions(self, ref: str) -> store_of.Predictions:
+        if ref not in self._found:
+            from trenches.evaluation import resolve_predictor
+
+            predictor = resolve_predictor(self.store, ref)
+            with read(self.store.engine) as conn:
+                self._found[ref] = store_of.read(conn, predictor.id)
+        return self._found[ref]
+
+    def score(self, problem: Problem, dataset: Dataset, entry: Entry) -> ProblemScore:
+        """``entry``'s score on ``problem`` (a problem of ``dataset``)."""
+        found = self.predictions(entry.ref)
+        ids = np.asarray(sorted(problem.patterns()), dtype=np.int64)
+        have = ids[np.isin(ids, found.pattern_ids)]
+        tolerance = problem.tolerance or dataset.tolerance
+        undefined = None
+        truth = self._labels(problem, dataset, have)
+        right = verdict.right(found, have, dataset, tolerance, truth=truth)
+        if right is None:
+            undefined = verdict.undefined_reason(dataset)
+            right = np.zeros(len(have), dtype=bool)
+        positive = np.isin(have, problem.positive)
+        trained = self._trained_ids(entry, problem, ids)
+        return ProblemScore(
+            problem=problem.slug,
+            predictor=entry.ref,
+            created_at=entry.created_at,
+            positive_right=int((right & positive).sum()),
+            positive_total=int(positive.sum()),
+            negative_right=int((right & ~positive).sum()),
+            negative_total=int((~positive).sum()),
+            missing=len(ids) - len(have),
+            right_ids=() if undefined else tuple(int(i) for i in have[right]),
+            wrong_ids=() if undefined else tuple(int(i) for i in have[~right]),
+            trained_ids=trained,
+            tolerance=tolerance if dataset.task == "regression" else None,
+            undefined=undefined,
+        )
+
+    def _labels(self, problem: Problem, dataset: Dataset, ids: np.ndarray) -> np.ndarray | None:
+        """The labels of a regression problem's patterns ``ids`` (read once)."""
+        if dataset.task != "regression":
+            return None
+        every = np.asarray(sorted(problem.patterns()), dtype=np.int64)
+        if problem.slug not in self._truth:
+            self._truth[problem.slug] = verdict.labels(dataset, every)
+        return self._truth[problem.slug][np.searchsorted(every, ids)]
+
+    def _trained_ids(
+        self, entry: Entry, problem: Problem, ids: np.ndarray
+    ) -> tuple[int, ...] | None:
+        if entry.snapshot_id is None:
+            return None
+        key = (entry.snapshot_id, problem.slug)
+        if key not in self._trained:
+            snapshot = self.store.snapshots.get(entry.snapshot_id)
+            self._trained[key] = snapshot.trained_on(ids)
+        return tuple(int(i) for i in ids[self._trained[key]])
