@@ -1,5 +1,10 @@
 """Comparing two predictors on exactly the patterns both have predicted: metric deltas,
-an exact McNemar test, and the patterns that flipped — overall and per problem."""
+a paired test, and the patterns that flipped — overall and per problem.
+
+Classification: an exact McNemar test on right/wrong. Regression: a Wilcoxon
+signed-rank test on the two absolute errors of each pattern, and right/wrong by the
+tolerance of the dataset (or the problem's own), when one is set.
+"""
 
 from __future__ import annotations
 
@@ -9,23 +14,33 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from trenches import predictions as store_of
+from trenches import verdicts
 from trenches.db.engine import read
 from trenches.errors import InvalidInput
 from trenches.evaluation import Evaluation, evaluate, resolve_predictor
 
 if TYPE_CHECKING:
+    from trenches.patterns.datasets import Dataset
     from trenches.store import Store
+    from trenches.verdicts import Tolerance
 
 
 @dataclass(frozen=True)
 class Flips:
-    """Patterns on which A and B disagree about being right, and McNemar's exact test."""
+    """Patterns on which A and B disagree about being right, and a paired test: exact
+    McNemar on right/wrong (classification), Wilcoxon signed-rank on the absolute
+    errors (regression)."""
 
     pattern_set: str
     size: int
     fixed: tuple[int, ...]  # A wrong, B right
     broken: tuple[int, ...]  # A right, B wrong
     p_value: float
+    test: str = "mcnemar"  # mcnemar | wilcoxon
+    #: Regression: the tolerance that decided right and wrong.
+    tolerance: Tolerance | None = None
+    #: Why fixed and broken are not defined (a regression without a tolerance), or None.
+    undefined: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -33,7 +48,11 @@ class Flips:
             "size": self.size,
             "fixed": list(self.fixed),
             "broken": list(self.broken),
-            "mcnemar_p": self.p_value,
+            "test": self.test,
+            "p_value": self.p_value,
+            f"{self.test}_p": self.p_value,
+            "tolerance": None if self.tolerance is None else self.tolerance.to_json(),
+            "undefined": self.undefined,
         }
 
 
@@ -89,16 +108,74 @@ def mcnemar_exact(b: int, c: int) -> float:
     return float(binomtest(b, n, 0.5, alternative="two-sided").pvalue)
 
 
-def _flips(name: str, ids: np.ndarray, right_a: np.ndarray, right_b: np.ndarray) -> Flips:
-    fixed = ids[~right_a & right_b]
-    broken = ids[right_a & ~right_b]
-    return Flips(
-        name,
-        len(ids),
-        tuple(int(i) for i in fixed),
-        tuple(int(i) for i in broken),
-        mcnemar_exact(len(fixed), len(broken)),
-    )
+def wilcoxon_p(errors_a: np.ndarray, errors_b: np.ndarray) -> float:
+    """Two-sided Wilcoxon signed-rank p-value of paired absolute errors (SciPy's
+    defaults); 1.0 when no pair differs."""
+    from scipy.stats import wilcoxon
+
+    a = np.asarray(errors_a, dtype=np.float64)
+    b = np.asarray(errors_b, dtype=np.float64)
+    if len(a) == 0 or not np.any(a != b):
+        return 1.0
+    return float(wilcoxon(a, b).pvalue)
+
+
+@dataclass
+class _Pair:
+    """Two predictors' predictions on one dataset, with the labels read once."""
+
+    dataset: Dataset
+    a: store_of.Predictions
+    b: store_of.Predictions
+    ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    truth: np.ndarray | None = None  # regression labels of ``ids``
+
+    def flips(self, name: str, which: np.ndarray, tolerance: Tolerance | None) -> Flips:
+        """Flips over ``which`` (a subset of ``ids``), right and wrong by ``tolerance``
+        (regression)."""
+        truth = None
+        if self.truth is not None:
+            truth = self.truth[np.searchsorted(self.ids, which)]
+        right_a = verdicts.right(self.a, which, self.dataset, tolerance, truth=truth)
+        right_b = verdicts.right(self.b, which, self.dataset, tolerance, truth=truth)
+        if truth is not None:
+            assert self.a.values is not None and self.b.values is not None
+            err_a = np.abs(self.a.values[np.searchsorted(self.a.pattern_ids, which)] - truth)
+            err_b = np.abs(self.b.values[np.searchsorted(self.b.pattern_ids, which)] - truth)
+            test, p = "wilcoxon", wilcoxon_p(err_a, err_b)
+        else:
+            test, p = "mcnemar", float("nan")
+        if right_a is None or right_b is None:
+            return Flips(
+                name,
+                len(which),
+                (),
+                (),
+                p,
+                test,
+                None,
+                verdicts.undefined_reason(self.dataset),
+            )
+        fixed = which[~right_a & right_b]
+        broken = which[right_a & ~right_b]
+        if test == "mcnemar":
+            p = mcnemar_exact(len(fixed), len(broken))
+        return Flips(
+            name,
+            len(which),
+            tuple(int(i) for i in fixed),
+            tuple(int(i) for i in broken),
+            p,
+            test,
+            tolerance if self.truth is not None else None,
+        )
+
+
+def _pair(
+    dataset: Dataset, a: store_of.Predictions, b: store_of.Predictions, ids: np.ndarray
+) -> _Pair:
+    truth = verdicts.labels(dataset, ids) if dataset.task == "regression" else None
+    return _Pair(dataset, a, b, ids, truth)
 
 
 def flips(store: Store, a: str, b: str) -> Flips:
@@ -107,12 +184,9 @@ def flips(store: Store, a: str, b: str) -> Flips:
     pa, pb = resolve_predictor(store, a), resolve_predictor(store, b)
     with read(store.engine) as conn:
         fa, fb = store_of.read(conn, pa.id), store_of.read(conn, pb.id)
-    if fa.correct is None or fb.correct is None:
-        raise InvalidInput("flips need classification predictions (right or wrong)")
-    ids, ia, ib = np.intersect1d(fa.pattern_ids, fb.pattern_ids, return_indices=True)
-    return _flips(
-        f"{pa.dataset.name}: patterns both predicted", ids, fa.correct[ia], fb.correct[ib]
-    )
+    ids = np.intersect1d(fa.pattern_ids, fb.pattern_ids)
+    pair = _pair(pa.dataset, fa, fb, ids)
+    return pair.flips(f"{pa.dataset.name}: patterns both predicted", ids, pa.dataset.tolerance)
 
 
 def compare(store: Store, a: str, b: str, *, problem: str | None = None) -> Comparison:
@@ -126,11 +200,16 @@ def compare(store: Store, a: str, b: str, *, problem: str | None = None) -> Comp
         )
     with read(store.engine) as conn:
         fa, fb = store_of.read(conn, pa.id), store_of.read(conn, pb.id)
-    if fa.correct is None or fb.correct is None:
-        raise InvalidInput("comparison needs classification predictions (right or wrong)")
-    problems = store.problems.list(dataset=pa.dataset.name)
+    ds = pa.dataset
+    problems = store.problems.list(dataset=ds.name)
+    tolerance = ds.tolerance
     if problem is not None:
         chosen = store.problems.get(problem)
+        if chosen.dataset != ds.name:
+            raise InvalidInput(
+                f"problem {problem!r} is about dataset {chosen.dataset!r}, and {pa.ref} "
+                f"about {ds.name!r}"
+            )
         ids = np.array(sorted(chosen.patterns()), dtype=np.int64)
         name = f"problem:{problem}"
         for ref, found in ((pa.ref, fa), (pb.ref, fb)):
@@ -142,25 +221,19 @@ def compare(store: Store, a: str, b: str, *, problem: str | None = None) -> Comp
                     "sets is refused: run `trenches backfill`"
                 )
         problems = [chosen]
+        tolerance = chosen.tolerance or ds.tolerance
     else:
         ids = np.intersect1d(fa.pattern_ids, fb.pattern_ids)
-        name = f"{pa.dataset.name}: patterns both predicted"
+        name = f"{ds.name}: patterns both predicted"
         if len(ids) == 0:
             raise InvalidInput(f"{pa.ref} and {pb.ref} have no predicted pattern in common")
-
-    def right(found: store_of.Predictions, which: np.ndarray) -> np.ndarray:
-        assert found.correct is not None
-        return found.correct[np.searchsorted(found.pattern_ids, which)]
-
-    overall = _flips(name, ids, right(fa, ids), right(fb, ids))
+    pair = _pair(ds, fa, fb, ids)
+    overall = pair.flips(name, ids, tolerance)
     per_problem = {}
     for p in problems:
         pids = np.array(sorted(p.patterns()), dtype=np.int64)
-        both = pids[np.isin(pids, fa.pattern_ids) & np.isin(pids, fb.pattern_ids)]
-        if len(both) == len(pids) and len(pids):
-            per_problem[p.slug] = _flips(
-                f"problem:{p.slug}", pids, right(fa, pids), right(fb, pids)
-            )
+        if len(pids) and np.isin(pids, ids).all():
+            per_problem[p.slug] = pair.flips(f"problem:{p.slug}", pids, p.tolerance or ds.tolerance)
     return Comparison(
         pa.ref,
         pb.ref,

@@ -15,8 +15,10 @@ def compare(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Compare two versions (or a version and a baseline) on the patterns both were
-    evaluated on: metric deltas, an exact McNemar test, and the patterns that flipped
-    (fixed: A wrong, B right; broken: A right, B wrong), overall and per problem.
+    evaluated on: metric deltas, a paired test, and the patterns that flipped (fixed: A
+    wrong, B right; broken: A right, B wrong), overall and per problem. Classification:
+    an exact McNemar test. Regression: a Wilcoxon signed-rank test on the absolute
+    errors, and right or wrong by the dataset's (or the problem's) tolerance.
 
     Example: `trenches compare cancer-clf@3 cancer-clf@4 --problem small-dense`
     """
@@ -40,12 +42,15 @@ def compare(
             f"{delta:+.4f}",
         )
     console.print(table)
-    flips = Table("patterns", "fixed (A wrong, B right)", "broken (A right, B wrong)", "McNemar p")
+    test = "Wilcoxon p (absolute errors)" if o.test == "wilcoxon" else "McNemar p"
+    flips = Table("patterns", "fixed (A wrong, B right)", "broken (A right, B wrong)", test)
     for label, f in (("all", o), *((f"problem {k}", v) for k, v in result.problems.items())):
         flips.add_row(
-            f"{label} ({f.size})",
-            f"{len(f.fixed)}: " + " ".join(map(str, f.fixed[:12])),
-            f"{len(f.broken)}: " + " ".join(map(str, f.broken[:12])),
+            f"{label} ({f.size})" + (f", within {f.tolerance}" if f.tolerance else ""),
+            "-" if f.undefined else f"{len(f.fixed)}: " + " ".join(map(str, f.fixed[:12])),
+            "-" if f.undefined else f"{len(f.broken)}: " + " ".join(map(str, f.broken[:12])),
             f"{f.p_value:.3g}",
         )
     console.print(flips)
+    if o.undefined:
+        console.print(f"[yellow]{o.undefined}[/]")

@@ -50,10 +50,17 @@ def create(
     ),
     splits: str = typer.Option("0.7,0.15,0.15", "--splits", help="train,validation,test ratios."),
     description: str = typer.Option(None, "--description"),
+    tolerance: str = typer.Option(
+        None,
+        "--tolerance",
+        help="Regression: how near a prediction must come to its label to count as right: "
+        "0.5 (absolute), 10% (of the label) or '0.5 or 10%' (the looser of both).",
+    ),
 ) -> None:
     """Create a dataset.
 
-    Example: `trenches data create cancer --task classification --label target`
+    Example: `trenches data create cancer --task classification --label target`, or
+    `trenches data create prices --task regression --label price --tolerance 10%`
     """
     with open_store() as store:
         ds = store.datasets.create(
@@ -64,8 +71,13 @@ def create(
             schema=schema,
             splits=_splits(splits),
             description=description,
+            tolerance=tolerance,
         )
-    console.print(f"created dataset [bold]{ds.name}[/] ({ds.task}, label {ds.label_column!r})")
+    console.print(
+        f"created dataset [bold]{ds.name}[/] ({ds.task}, label {ds.label_column!r}"
+        + (f", right within {ds.tolerance}" if ds.tolerance else "")
+        + ")"
+    )
 
 
 @app.command("add")
@@ -235,6 +247,54 @@ def snapshot(
         + (f" from {', '.join(snap.sources)}" if snap.sources else "")
         + f"\ndigest {snap.digest}"
     )
+    if snap.held_out:
+        console.print(
+            f"{len(snap.held_out)} patterns of open problems (and every copy of their inputs) "
+            "are held out of its training data, so models fitted on it are scored on "
+            "problems they did not see (`trenches problems edit SLUG --trainable` to train "
+            "on a problem)"
+        )
+
+
+@app.command("tolerance")
+def tolerance(
+    name: str = typer.Argument(..., help="A regression dataset."),
+    value: str = typer.Argument(
+        None, help="0.5 (absolute), 10% (of the label) or '0.5 or 10%'; none: show it."
+    ),
+    clear: bool = typer.Option(False, "--clear", help="Remove the tolerance."),
+) -> None:
+    """Show or set how near a regression prediction must come to its label to count as
+    right, for problem scores, flips in `trenches compare` and problem gates. A
+    prediction is right when |prediction - label| <= max(absolute, relative x |label|).
+    Scores are worked out when read, so a new tolerance applies to every version, and
+    each stored check records the tolerance it used.
+
+    Example: `trenches data tolerance prices 10%`, `trenches data tolerance prices
+    '0.5 or 10%'`
+    """
+    from trenches.errors import InvalidInput
+
+    with open_store() as store:
+        ds = store.datasets.get(name)
+        if value is None and not clear:
+            console.print(
+                f"{ds.name}: right within {ds.tolerance}"
+                if ds.tolerance
+                else f"{ds.name} has no tolerance"
+                + (
+                    "; set one: trenches data tolerance NAME 10%"
+                    if ds.task == "regression"
+                    else f" ({ds.task}: a class is right or wrong as it is)"
+                )
+            )
+            return
+        if value is not None and clear:
+            raise InvalidInput("give a tolerance or --clear, not both")
+        set_to = ds.set_tolerance(None if clear else value)
+    console.print(
+        f"{ds.name}: right within {set_to}" if set_to else f"{ds.name}: the tolerance is cleared"
+    )
 
 
 def _snapshot_json(snap: object) -> dict[str, object]:
@@ -249,6 +309,7 @@ def _snapshot_json(snap: object) -> dict[str, object]:
         "patterns": snap.patterns,
         "digest": snap.digest,
         "max_pattern_id": snap.max_pattern_id,
+        "held_out": list(snap.held_out),
         "note": snap.note,
     }
 
@@ -306,6 +367,12 @@ def show(
     )
     if s.schema:
         console.print("inputs: " + ", ".join(f"{c.name} ({c.type})" for c in s.schema.columns))
+    if ds.task == "regression":
+        console.print(
+            f"right within {ds.tolerance}"
+            if ds.tolerance
+            else "no tolerance: problem scores need one (trenches data tolerance)"
+        )
     for title, counts in (
         ("split", s.by_split),
         ("source", s.by_source),
@@ -318,12 +385,13 @@ def show(
             table.add_row(str(k), str(v), f"{v / total:.1%}")
         console.print(table)
     if snaps:
-        table = Table("snapshot", "as of", "patterns", "sources", "digest")
+        table = Table("snapshot", "as of", "patterns", "held out", "sources", "digest")
         for x in snaps:
             table.add_row(
                 str(x.id),
                 f"{x.as_of:%Y-%m-%d %H:%M}",
                 str(x.patterns),
+                str(len(x.held_out)),
                 ", ".join(x.sources) if x.sources else "all",
                 x.digest[:16],
             )

@@ -23,6 +23,19 @@ def create(
     title: str = typer.Option(..., "--title"),
     description: str = typer.Option(None, "--description"),
     severity: str = typer.Option("medium", "--severity", help="low, medium, high or critical."),
+    tolerance: str = typer.Option(
+        None,
+        "--tolerance",
+        help="Regression: right within this of the label, instead of the dataset's "
+        "tolerance: 0.5, 10% or '0.5 or 10%'.",
+    ),
+    trainable: bool = typer.Option(
+        False,
+        "--trainable",
+        help="New snapshots may train on its patterns. By default an open problem's "
+        "patterns are held out of training, so new models are scored on what they did "
+        "not see.",
+    ),
 ) -> None:
     """Record a known failure mode.
 
@@ -31,9 +44,57 @@ def create(
     """
     with open_store() as store:
         problem = store.problems.create(
-            slug, dataset=dataset, title=title, description=description, severity=severity
+            slug,
+            dataset=dataset,
+            title=title,
+            description=description,
+            severity=severity,
+            tolerance=tolerance,
+            trainable=trainable,
         )
     console.print(f"problem [bold]{problem.slug}[/] on {problem.dataset}: {problem.title}")
+
+
+@app.command("edit")
+def edit(
+    slug: str = typer.Argument(..., help="The problem."),
+    title: str = typer.Option(None, "--title"),
+    description: str = typer.Option(None, "--description"),
+    severity: str = typer.Option(None, "--severity", help="low, medium, high or critical."),
+    tolerance: str = typer.Option(
+        None, "--tolerance", help="Regression: 0.5, 10% or '0.5 or 10%' for this problem."
+    ),
+    clear_tolerance: bool = typer.Option(
+        False, "--clear-tolerance", help="Use the dataset's tolerance again."
+    ),
+    trainable: bool = typer.Option(
+        None,
+        "--trainable/--held-out",
+        help="Whether new snapshots may train on its patterns (held out by default).",
+        show_default=False,
+    ),
+) -> None:
+    """Change a problem's title, description, severity, tolerance, or whether new
+    snapshots may train on its patterns. Snapshots made before keep what they held out.
+
+    Example: `trenches problems edit small-dense --severity critical --trainable`
+    """
+    with open_store() as store:
+        problem = store.problems.edit(
+            slug,
+            title=title,
+            description=description,
+            severity=severity,
+            tolerance=tolerance,
+            clear_tolerance=clear_tolerance,
+            trainable=trainable,
+        )
+    console.print(
+        f"problem [bold]{problem.slug}[/] ({problem.severity}, {problem.status}): "
+        f"{problem.title}; "
+        + ("trainable" if problem.trainable else "held out of new snapshots while open")
+        + (f"; right within {problem.tolerance}" if problem.tolerance else "")
+    )
 
 
 @app.command("add")
@@ -89,6 +150,14 @@ def add(
                 backfill=not no_backfill,
                 progress=advance,
             )
+    if result.training:
+        n = len(result.training)
+        err_console.print(
+            f"[yellow]warning:[/] {n} of these patterns {'is' if n == 1 else 'are'} in the "
+            f"train split ({_ids(result.training)}): versions that trained on them may know "
+            "them by heart, so their held-out score leaves them out; new snapshots hold "
+            "them out of training while the problem is open (unless it is --trainable)"
+        )
     console.print(
         f"added {result.added} patterns to {slug}"
         + (f" ({result.already} were there)" if result.already else "")
@@ -169,14 +238,25 @@ def show(
                 "close_reason": problem.close_reason,
                 "positive": list(problem.positive),
                 "negative": list(problem.negative),
+                "trainable": problem.trainable,
+                "tolerance": None if problem.tolerance is None else problem.tolerance.to_json(),
                 "scores": [
                     {
                         "predictor": s.predictor,
                         "created_at": timestamps.iso(timestamps.to_us(s.created_at)),
                         "score": None if s.score != s.score else s.score,
+                        "held_out_score": None
+                        if s.held_out_score != s.held_out_score
+                        else s.held_out_score,
                         "positive": [s.positive_right, s.positive_total],
                         "negative": [s.negative_right, s.negative_total],
+                        "held_out": [s.held_out_right, s.held_out_total],
+                        "trained_on": list(s.trained_ids) if s.trained_ids is not None else None,
+                        "right": list(s.right_ids),
+                        "wrong": list(s.wrong_ids),
                         "missing": s.missing,
+                        "tolerance": None if s.tolerance is None else s.tolerance.to_json(),
+                        "undefined": s.undefined,
                     }
                     for s in scores
                 ],
@@ -191,17 +271,52 @@ def show(
         console.print(problem.description)
     console.print(f"positive patterns: {' '.join(map(str, problem.positive)) or '-'}")
     console.print(f"negative patterns: {' '.join(map(str, problem.negative)) or '-'}")
-    table = Table("version", "created", "score", "positive right", "negative right", "missing")
+    console.print(
+        "trainable: new snapshots may train on its patterns"
+        if problem.trainable
+        else "held out: new snapshots leave its patterns out of training while it is open"
+    )
+    tolerances = {str(s.tolerance) for s in scores if s.tolerance is not None}
+    if tolerances:
+        console.print(f"right within {', '.join(sorted(tolerances))}")
+    undefined = next((s.undefined for s in scores if s.undefined), None)
+    if undefined:
+        err_console.print(f"[yellow]{undefined}[/]")
+    table = Table(
+        "version",
+        "created",
+        "held out",
+        "all",
+        "trained on",
+        "positive right",
+        "negative right",
+        "missing",
+        caption="held out: the share right of the patterns the version did not train on "
+        "(its skill); all: of every pattern (memory included)",
+    )
     for s in scores:
         table.add_row(
             s.predictor,
             f"{s.created_at:%Y-%m-%d %H:%M}",
-            "-" if s.total == 0 else f"{s.score:.0%}",
+            _share(s.held_out_score, s.held_out_right, s.held_out_total),
+            _share(s.score, s.right, s.total),
+            "?" if s.trained_on is None else str(s.trained_on),
             f"{s.positive_right}/{s.positive_total}",
             f"{s.negative_right}/{s.negative_total}",
             str(s.missing) if s.missing else "",
         )
     console.print(table)
+
+
+def _share(score: float, right: int, total: int) -> str:
+    if total == 0 or score != score:
+        return "-"
+    return f"{score:.0%} ({right}/{total})"
+
+
+def _ids(ids: tuple[int, ...], limit: int = 12) -> str:
+    shown = " ".join(map(str, ids[:limit]))
+    return shown + (f" +{len(ids) - limit} more" if len(ids) > limit else "")
 
 
 @app.command("close")

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from trenches import predictions as store_of
-from trenches.comparison import mcnemar_exact
+from trenches import verdicts
+from trenches.comparison import mcnemar_exact, wilcoxon_p
 from trenches.db.engine import read
 from trenches.errors import NotFound
 from trenches.evaluation import evaluate, resolve_predictor, split_set
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from trenches.models.registry import ModelVersion
     from trenches.problems import Problem
     from trenches.store import Store
+    from trenches.verdicts import Tolerance
 
 STATUSES = ("pass", "fail", "skip")
 
@@ -40,6 +42,8 @@ class GateResult:
     size: int | None = None
     key: str | None = None  # where in trenches.toml: gates.cancer-clf[2]
     line: int | None = None
+    #: Regression: the tolerance within which a value counted as right, as text.
+    tolerance: str | None = None
 
     @property
     def passed(self) -> bool:
@@ -58,6 +62,7 @@ class GateResult:
             "size": self.size,
             "key": self.key,
             "line": self.line,
+            "tolerance": self.tolerance,
         }
 
     @classmethod
@@ -84,6 +89,41 @@ class _Context:
         self.dataset = store.datasets.get(version.dataset)
         self._predictions: dict[str, store_of.Predictions] = {}
         self._predicted: set[tuple[str, bytes]] = set()
+        self._truth: dict[bytes, np.ndarray] = {}
+        from trenches.problems.scores import Scorer
+
+        self._scorer = Scorer(store)
+        self._entry = self._scorer.entry(version)
+
+    def held_out(self, spec: GateSpec, name: str, ids: np.ndarray) -> tuple[str, np.ndarray, str]:
+        """Problem patterns as the gate measures them: by default only those the checked
+        version did not train on. Returns (set name, ids, a note for the detail)."""
+        if not spec.held_out:
+            return name, ids, ""
+        trained = self._scorer.trained(self._entry, ids)
+        if trained is None:
+            return name, ids, f"; {self.version.ref} has no snapshot, so none count as trained on"
+        note = (
+            f"; {int(trained.sum())} of {len(ids)} left out: {self.version.ref} trained on them"
+            if trained.any()
+            else ""
+        )
+        return f"{name}, held out", ids[~trained], note
+
+    def truth(self, ids: np.ndarray) -> np.ndarray | None:
+        """Regression labels of ``ids`` (read once per set)."""
+        if self.dataset.task != "regression":
+            return None
+        key = ids.tobytes()
+        if key not in self._truth:
+            self._truth[key] = verdicts.labels(self.dataset, ids)
+        return self._truth[key]
+
+    def right(self, ref: str, ids: np.ndarray, tolerance: Tolerance | None) -> np.ndarray | None:
+        """Right or wrong of ``ref`` on ``ids`` (each predicted); None when undefined."""
+        return verdicts.right(
+            self.predictions(ref), ids, self.dataset, tolerance, truth=self.truth(ids)
+        )
 
     def ensure(self, ref: str, ids: np.ndarray) -> None:
         """Predict ``ids`` with ``ref`` where it has not (model versions only)."""
@@ -110,7 +150,9 @@ class _Context:
         on = spec.on
         if on.startswith("problem:"):
             problem = self.problem(spec, on.split(":", 1)[1], key="on")
-            return f"problem:{problem.slug}", np.array(sorted(problem.patterns()), dtype=np.int64)
+            ids = np.array(sorted(problem.patterns()), dtype=np.int64)
+            name, ids, _ = self.held_out(spec, f"problem:{problem.slug}", ids)
+            return name, ids
         return split_set(self.dataset, on)
 
     def problem(self, spec: GateSpec, slug: str, *, key: str = "problems") -> Problem:
@@ -302,14 +344,9 @@ def _relative_gate(ctx: _Context, spec: GateSpec) -> GateResult:
         f"{name} ({len(ids)} patterns)"
     )
     if "significance" in spec.raw:
-        right_a = _right(ctx.predictions(ref), ids)
-        right_b = _right(ctx.predictions(ctx.version.ref), ids)
-        if right_a is None or right_b is None:
-            p = float("nan")
-        else:
-            p = mcnemar_exact(int((~right_a & right_b).sum()), int((right_a & ~right_b).sum()))
+        test, p = _paired_test(ctx, ref, ids)
         significant = p <= float(spec.raw["significance"])
-        detail += f"; McNemar p = {p:.4g}" + ("" if significant else " (not significant)")
+        detail += f"; {test} p = {p:.4g}" + ("" if significant else " (not significant)")
         ok = ok and significant
     bound = f"{'<=' if lower else '>='} {limit:.4f}"
     if "significance" in spec.raw:
@@ -327,10 +364,23 @@ def _relative_gate(ctx: _Context, spec: GateSpec) -> GateResult:
     )
 
 
-def _right(found: store_of.Predictions, ids: np.ndarray) -> np.ndarray | None:
-    if found.correct is None:
-        return None
-    return found.correct[np.searchsorted(found.pattern_ids, ids)]
+def _paired_test(ctx: _Context, ref: str, ids: np.ndarray) -> tuple[str, float]:
+    """The checked version against ``ref`` on ``ids``: exact McNemar on right/wrong
+    (classification), Wilcoxon signed-rank on the absolute errors (regression)."""
+    truth = ctx.truth(ids)
+    if truth is not None:
+        errors = []
+        for who in (ref, ctx.version.ref):
+            found = ctx.predictions(who)
+            assert found.values is not None
+            errors.append(np.abs(found.values[np.searchsorted(found.pattern_ids, ids)] - truth))
+        return "Wilcoxon", wilcoxon_p(errors[0], errors[1])
+    right_a = ctx.right(ref, ids, None)
+    right_b = ctx.right(ctx.version.ref, ids, None)
+    assert right_a is not None and right_b is not None
+    return "McNemar", mcnemar_exact(
+        int((~right_a & right_b).sum()), int((right_a & ~right_b).sum())
+    )
 
 
 def _problem_gate(ctx: _Context, spec: GateSpec, problem: Problem) -> GateResult:
@@ -339,83 +389,103 @@ def _problem_gate(ctx: _Context, spec: GateSpec, problem: Problem) -> GateResult
         sorted(problem.patterns(None if polarity == "all" else polarity)), dtype=np.int64
     )
     name = f"problem:{problem.slug}" + ("" if polarity == "all" else f" ({polarity})")
+    every = len(ids)
+    name, ids, note = ctx.held_out(spec, name, ids)
+    tolerance = problem.tolerance or ctx.dataset.tolerance
     common: dict[str, Any] = {
         "pattern_set": name,
         "size": len(ids),
         "key": spec.key,
         "line": spec.line,
+        "tolerance": str(tolerance) if ctx.dataset.task == "regression" and tolerance else None,
     }
     if spec.kind == "problem":
-        minimum = float(spec.raw["min-score"])
-        bound = f">= {minimum:g}"
-        label = _label(spec, f"{name} score {bound}")
-        if len(ids) == 0:
-            return GateResult(
-                label, "problem", None, bound, "skip", f"{name} has no patterns", **common
-            )
-        ctx.ensure(ctx.version.ref, ids)
-        right = _right(ctx.predictions(ctx.version.ref), ids)
-        if right is None:
-            return GateResult(
-                label,
-                "problem",
-                None,
-                bound,
-                "fail",
-                "problem scores need classification",
-                **common,
-            )
-        score = float(right.mean())
-        wrong = ids[~right]
-        detail = f"{int(right.sum())} of {len(ids)} right" + (
-            f"; wrong: {_ids(wrong)}" if len(wrong) else ""
-        )
-        return GateResult(
-            label, "problem", score, bound, "pass" if score >= minimum else "fail", detail, **common
-        )
+        return _score_gate(ctx, spec, problem, name, ids, every, note, tolerance, common)
+    return _no_break_gate(ctx, spec, name, ids, every, note, tolerance, common)
+
+
+def _nothing_to_measure(ctx: _Context, name: str, every: int) -> str:
+    if every == 0:
+        return f"{name} has no patterns"
+    return (
+        f"{ctx.version.ref} trained on all {every} patterns of {name.split(',')[0]}: none is "
+        "held out to measure it on (held-out = false measures them all)"
+    )
+
+
+def _score_gate(
+    ctx: _Context,
+    spec: GateSpec,
+    problem: Problem,
+    name: str,
+    ids: np.ndarray,
+    every: int,
+    note: str,
+    tolerance: Tolerance | None,
+    common: dict[str, Any],
+) -> GateResult:
+    minimum = float(spec.raw["min-score"])
+    bound = f">= {minimum:g}"
+    label = _label(spec, f"{name} score {bound}")
+    if len(ids) == 0:
+        detail = _nothing_to_measure(ctx, name, every)
+        return GateResult(label, "problem", None, bound, "skip", detail, **common)
+    ctx.ensure(ctx.version.ref, ids)
+    right = ctx.right(ctx.version.ref, ids, tolerance)
+    if right is None:
+        detail = verdicts.undefined_reason(ctx.dataset)
+        return GateResult(label, "problem", None, bound, "fail", detail, **common)
+    score = float(right.mean())
+    wrong = ids[~right]
+    detail = (
+        f"{int(right.sum())} of {len(ids)} right"
+        + (f" within {tolerance}" if common["tolerance"] else "")
+        + note
+        + (f"; wrong: {_ids(wrong)}" if len(wrong) else "")
+    )
+    status = "pass" if score >= minimum else "fail"
+    return GateResult(label, "problem", score, bound, status, detail, **common)
+
+
+def _no_break_gate(
+    ctx: _Context,
+    spec: GateSpec,
+    name: str,
+    ids: np.ndarray,
+    every: int,
+    note: str,
+    tolerance: Tolerance | None,
+    common: dict[str, Any],
+) -> GateResult:
     vs = spec.vs
     label = _label(spec, f"{name}: nothing {vs} gets right breaks")
     bound = "0 broken"
     ref = ctx.reference(spec)
     if ref is None:
-        return GateResult(
-            label,
-            "no-break",
-            None,
-            bound,
-            "skip",
-            f"{ctx.version.model} has no {vs} version yet: nothing can break",
-            **common,
-        )
+        detail = f"{ctx.version.model} has no {vs} version yet: nothing can break"
+        return GateResult(label, "no-break", None, bound, "skip", detail, **common)
     if len(ids) == 0:
-        return GateResult(
-            label, "no-break", None, bound, "skip", f"{name} has no patterns", **common
-        )
+        detail = _nothing_to_measure(ctx, name, every)
+        return GateResult(label, "no-break", None, bound, "skip", detail, **common)
     ctx.ensure(ctx.version.ref, ids)
     ctx.ensure(ref, ids)
-    theirs = ctx.predictions(ref)
-    have = ids[np.isin(ids, theirs.pattern_ids)]
-    right_ref = _right(theirs, have)
-    right_new = _right(ctx.predictions(ctx.version.ref), have)
+    have = ids[np.isin(ids, ctx.predictions(ref).pattern_ids)]
+    right_ref = ctx.right(ref, have, tolerance)
+    right_new = ctx.right(ctx.version.ref, have, tolerance)
     if right_ref is None or right_new is None:
-        return GateResult(
-            label, "no-break", None, bound, "fail", "no-break needs classification", **common
-        )
+        detail = verdicts.undefined_reason(ctx.dataset)
+        return GateResult(label, "no-break", None, bound, "fail", detail, **common)
     broken = have[right_ref & ~right_new]
     detail = (
-        f"{int(right_ref.sum())} of {len(have)} right by {ref}; "
+        f"{int(right_ref.sum())} of {len(have)} right by {ref}"
+        + (f" within {tolerance}" if common["tolerance"] else "")
+        + "; "
         + (f"broken: {_ids(broken)}" if len(broken) else "none broken")
+        + note
         + (f"; {len(ids) - len(have)} not predicted by {ref}" if len(have) < len(ids) else "")
     )
-    return GateResult(
-        label,
-        "no-break",
-        float(len(broken)),
-        bound,
-        "fail" if len(broken) else "pass",
-        detail,
-        **common,
-    )
+    status = "fail" if len(broken) else "pass"
+    return GateResult(label, "no-break", float(len(broken)), bound, status, detail, **common)
 
 
 def _ids(ids: np.ndarray, limit: int = 20) -> str:

@@ -8,7 +8,8 @@ Each model name has an array of tables, one table a gate::
 
     [[gates.cancer-clf]]
     problems = "open"            # every open problem of the model's dataset
-    min-score = 0.8
+    min-score = 0.8              # over the patterns the version did not train on
+                                 # (held-out = false: over all of them)
 
     [[gates.cancer-clf]]
     metric = "accuracy"
@@ -71,6 +72,7 @@ _KEYS = frozenset(
         "min-score",
         "patterns",
         "no-break",
+        "held-out",
     }
 )
 
@@ -121,6 +123,12 @@ class GateSpec:
     @property
     def polarity(self) -> str:
         return str(self.raw.get("patterns", "all"))
+
+    @property
+    def held_out(self) -> bool:
+        """Over problem patterns: only those the checked version did not train on
+        (the default), or all of them (``held-out = false``)."""
+        return bool(self.raw.get("held-out", True))
 
     @property
     def problem_scope(self) -> str | list[str]:
@@ -227,6 +235,12 @@ def _validate(model: str, index: int, raw: dict[str, Any], file: str, line: int 
     for key in ("min", "max", "tolerance", "ratio", "significance", "min-score"):
         if key in raw and (isinstance(raw[key], bool) or not isinstance(raw[key], int | float)):
             raise draft.error(key, "must be a number")
+    if "held-out" in raw and not isinstance(raw["held-out"], bool):
+        raise draft.error(
+            "held-out",
+            "must be true (only the problem patterns the version did not train on) or false "
+            "(all of them)",
+        )
 
     if "problems" in raw:
         kind = "no-break" if "no-break" in raw else "problem"
@@ -268,6 +282,12 @@ def _validate(model: str, index: int, raw: dict[str, Any], file: str, line: int 
     on = raw.get("on", "validation")
     if on not in SETS and not (on.startswith("problem:") and len(on) > len("problem:")):
         raise draft.error("on", f"must be {', '.join(SETS)} or problem:SLUG, not {on!r}")
+    if "held-out" in raw and not on.startswith("problem:"):
+        raise draft.error(
+            "held-out",
+            'applies to problem patterns only (problems = ... or on = "problem:SLUG"); a '
+            "split is not trained on by definition",
+        )
     if "vs" in raw:
         bounds = [k for k in ("tolerance", "ratio") if k in raw]
         if len(bounds) != 1:

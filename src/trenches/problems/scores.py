@@ -24,6 +24,7 @@ from trenches.db import schema as t
 from trenches.db.engine import read
 
 if TYPE_CHECKING:
+    from trenches.models.registry import ModelVersion
     from trenches.patterns.datasets import Dataset
     from trenches.problems import Problem
     from trenches.store import Store
@@ -119,7 +120,7 @@ class Scorer:
         self.store = store
         self._found: dict[str, store_of.Predictions] = {}
         self._truth: dict[str, np.ndarray] = {}
-        self._trained: dict[tuple[int, str], np.ndarray] = {}
+        self._trained: dict[tuple[int, bytes], np.ndarray] = {}
 
     def entries(self, dataset: Dataset, *, baselines: bool = True) -> list[Entry]:
         """The versions of ``dataset``'s models in the order they were made, then its
@@ -197,10 +198,26 @@ class Scorer:
     def _trained_ids(
         self, entry: Entry, problem: Problem, ids: np.ndarray
     ) -> tuple[int, ...] | None:
+        mask = self.trained(entry, ids)
+        return None if mask is None else tuple(int(i) for i in ids[mask])
+
+    def trained(self, entry: Entry, ids: np.ndarray) -> np.ndarray | None:
+        """For each of ``ids``, whether ``entry`` trained on it; None when unknown (a
+        baseline, or a version registered without a snapshot)."""
         if entry.snapshot_id is None:
             return None
-        key = (entry.snapshot_id, problem.slug)
+        key = (entry.snapshot_id, ids.tobytes())
         if key not in self._trained:
             snapshot = self.store.snapshots.get(entry.snapshot_id)
             self._trained[key] = snapshot.trained_on(ids)
-        return tuple(int(i) for i in ids[self._trained[key]])
+        return self._trained[key]
+
+    def entry(self, version: ModelVersion) -> Entry:
+        """A model version as an :class:`Entry`, with the snapshot its run trained on."""
+        snapshot_id = None
+        if version.run_id is not None:
+            with read(self.store.engine) as conn:
+                snapshot_id = conn.execute(
+                    select(t.runs.c.snapshot_id).where(t.runs.c.id == version.run_id)
+                ).scalar()
+        return Entry(version.ref, version.created_at, version.id, snapshot_id)

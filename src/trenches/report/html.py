@@ -215,13 +215,43 @@ def _problems(store: Store, scope: _Scope, explained: set[tuple[str, int]]) -> s
                 if (ref, r["id"]) in explained:
                     r["explained"] = _anchor("expl", r["id"], ref)
         div = f"problem-graph-{index}"
+        undefined = table["undefined"].dropna()
+        if len(undefined):
+            parts.append(_empty(_e(str(undefined.iloc[0]))))
         parts.append(_plot(figure(table, rows), div, DRILL_SCRIPT))
         parts.append(
             f"<div id='{div}-drill' class='drill'><p class='muted'>Click a point of the "
             "graph to list the problem's patterns: their label, what that version "
-            "predicted, and whether it was right.</p></div>"
+            "predicted, whether it was right, and whether it trained on them.</p></div>"
         )
+        parts.append(_score_table(table))
     return "".join(parts) or _empty("no dataset in the store yet")
+
+
+def _score_table(table: pd.DataFrame) -> str:
+    """Each problem's score per version: over the patterns it did not train on, and
+    over all of them, with how many it trained on."""
+    versions = list(dict.fromkeys(table.sort_values("created_at")["version"]))
+
+    def cell(r: Any) -> str:
+        if r.undefined:
+            return "–"
+        trained = "?" if r.trained_on != r.trained_on or r.trained_on is None else int(r.trained_on)
+        return (
+            f"{_num(r.held_out_score, 3)} held out ({r.held_out}) · {_num(r.score, 3)} all "
+            f"({r.predicted}, {trained} trained on)"
+        )
+
+    by = {(r.problem, r.version): r for r in table.itertuples()}
+    problems = list(dict.fromkeys(table["problem"]))
+    return (
+        "<p>Share right per version: over the patterns it did not train on (held out: "
+        "its skill), and over all of the problem's patterns (memory included).</p>"
+        + _table(
+            ["problem", *versions],
+            [[p, *(cell(by[(p, v)]) if (p, v) in by else "–" for v in versions)] for p in problems],
+        )
+    )
 
 
 def _gates(store: Store, scope: _Scope) -> str:

@@ -23,21 +23,20 @@ if TYPE_CHECKING:
 
 
 def history(store: Store, dataset: str | None = None) -> pd.DataFrame:
-    """One row per (problem, model version): scores, counts, the patterns right and wrong,
-    and the version's validation accuracy when it has predicted the whole split."""
-    from trenches.evaluation import evaluate, resolve_predictor, split_set
+    """One row per (problem, model version): scores over all the problem's patterns and
+    over those the version did not train on (held out), counts, the patterns right,
+    wrong and trained on, and the version's validation accuracy when it has predicted
+    the whole split."""
+    from trenches.evaluation import evaluate, split_set
+    from trenches.problems.scores import Scorer
 
     records: list[dict[str, Any]] = []
-    problems = store.problems.list(dataset=dataset)
+    scorer = Scorer(store)
     accuracy: dict[str, float] = {}
-    for problem in problems:
+    for problem in store.problems.list(dataset=dataset):
         ds = store.datasets.get(problem.dataset)
-        pos = np.array(problem.positive, dtype=np.int64)
-        neg = np.array(problem.negative, dtype=np.int64)
-        for ref, created in store.problems._version_refs(ds.id):
-            predictor = resolve_predictor(store, ref)
-            with read(store.engine) as conn:
-                found = store_of.read(conn, predictor.id)
+        for entry in scorer.entries(ds, baselines=False):
+            ref = entry.ref
             if ref not in accuracy:
                 name, ids = split_set(ds, "validation")
                 try:
@@ -46,34 +45,27 @@ def history(store: Store, dataset: str | None = None) -> pd.DataFrame:
                     )
                 except InvalidInput:
                     accuracy[ref] = float("nan")  # not evaluated on validation (yet)
-            right_ids: list[int] = []
-            wrong_ids: list[int] = []
-            counts = []
-            for ids in (pos, neg):
-                have = ids[np.isin(ids, found.pattern_ids)]
-                ok = (
-                    found.correct[np.searchsorted(found.pattern_ids, have)]
-                    if found.correct is not None
-                    else np.zeros(len(have), dtype=bool)
-                )
-                right_ids += have[ok].tolist()
-                wrong_ids += have[~ok].tolist()
-                counts.append((int(ok.sum()), len(have)))
-            total = counts[0][1] + counts[1][1]
+            s = scorer.score(problem, ds, entry)
             records.append(
                 {
                     "problem": problem.slug,
                     "title": problem.title,
                     "status": problem.status,
                     "version": ref,
-                    "created_at": pd.Timestamp(created),
-                    "score": (counts[0][0] + counts[1][0]) / total if total else np.nan,
-                    "positive_score": counts[0][0] / counts[0][1] if counts[0][1] else np.nan,
-                    "negative_score": counts[1][0] / counts[1][1] if counts[1][1] else np.nan,
-                    "patterns": len(pos) + len(neg),
-                    "predicted": total,
-                    "right": sorted(right_ids),
-                    "wrong": sorted(wrong_ids),
+                    "created_at": pd.Timestamp(entry.created_at),
+                    "score": s.score,
+                    "positive_score": s.positive_score,
+                    "negative_score": s.negative_score,
+                    "held_out_score": s.held_out_score,
+                    "patterns": len(problem.patterns()),
+                    "predicted": s.total,
+                    "held_out": s.held_out_total,
+                    "trained_on": s.trained_on,
+                    "right": list(s.right_ids),
+                    "wrong": list(s.wrong_ids),
+                    "trained": list(s.trained_ids or ()),
+                    "tolerance": None if s.tolerance is None else str(s.tolerance),
+                    "undefined": s.undefined,
                     "validation_accuracy": accuracy[ref],
                 }
             )
@@ -86,10 +78,16 @@ def history(store: Store, dataset: str | None = None) -> pd.DataFrame:
         "score",
         "positive_score",
         "negative_score",
+        "held_out_score",
         "patterns",
         "predicted",
+        "held_out",
+        "trained_on",
         "right",
         "wrong",
+        "trained",
+        "tolerance",
+        "undefined",
         "validation_accuracy",
     ]
     return pd.DataFrame.from_records(records, columns=columns)
@@ -126,7 +124,17 @@ def _png(table: pd.DataFrame, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(versions) + 3), 4.5))
     for slug, rows in table.groupby("problem", sort=False):
         rows = rows.sort_values("created_at")
-        ax.plot([x[v] for v in rows["version"]], rows["score"], marker="o", label=slug)
+        at = [x[v] for v in rows["version"]]
+        (line,) = ax.plot(at, rows["held_out_score"], marker="o", label=f"{slug} (held out)")
+        ax.plot(
+            at,
+            rows["score"],
+            marker="o",
+            fillstyle="none",
+            linestyle=":",
+            color=line.get_color(),
+            label=f"{slug} (all)",
+        )
     acc = table.drop_duplicates("version").set_index("version")["validation_accuracy"]
     if acc.notna().any():
         ax.plot(
@@ -151,7 +159,8 @@ def _png(table: pd.DataFrame, path: Path) -> None:
 def drill_rows(store: Store, table: pd.DataFrame) -> dict[tuple[str, str], list[dict[str, Any]]]:
     """What a click on a point of the graph shows: for each (problem, version) of
     ``table`` (from :func:`history`), one row per pattern of the problem with its
-    polarity, its label, and the version's prediction and whether it was right."""
+    polarity, its label, the version's prediction, whether it was right, and whether
+    the version trained on it."""
     from trenches.evaluation import resolve_predictor
     from trenches.patterns import inputs as inp
     from trenches.patterns.datasets import read_patterns
@@ -170,12 +179,15 @@ def drill_rows(store: Store, table: pd.DataFrame) -> dict[tuple[str, str], list[
         polarity = {i: "positive" for i in problem.positive} | {
             i: "negative" for i in problem.negative
         }
-        for ref in rows["version"]:
+        for record in rows.itertuples():
+            ref = str(record.version)
             if ref not in found_by_ref:
                 predictor = resolve_predictor(store, ref)
                 with read(store.engine) as conn:
                     found_by_ref[ref] = store_of.read(conn, predictor.id)
             found = found_by_ref[ref]
+            right, wrong = set(record.right), set(record.wrong)
+            trained = set(record.trained)
             at = np.searchsorted(found.pattern_ids, ids)
             predicted_labels = found.labels
             drill = []
@@ -186,7 +198,8 @@ def drill_rows(store: Store, table: pd.DataFrame) -> dict[tuple[str, str], list[
                     "label": labels.get(pid),
                     "predicted": None,
                     "probability": None,
-                    "right": None,
+                    "right": True if pid in right else (False if pid in wrong else None),
+                    "trained": pid in trained,
                 }
                 if i < len(found.pattern_ids) and found.pattern_ids[i] == pid:
                     if predicted_labels is not None and found.label_index is not None:
@@ -195,10 +208,8 @@ def drill_rows(store: Store, table: pd.DataFrame) -> dict[tuple[str, str], list[
                             row["probability"] = float(found.scores[i][found.label_index[i]])
                     elif found.values is not None:
                         row["predicted"] = f"{float(found.values[i]):.6g}"
-                    if found.correct is not None:
-                        row["right"] = bool(found.correct[i])
                 drill.append(row)
-            out[(str(slug), str(ref))] = drill
+            out[(str(slug), ref)] = drill
     return out
 
 
@@ -211,33 +222,53 @@ def figure(
     wrong ids (JSON), drill-down rows (JSON, from :func:`drill_rows`, or ``null``)],
     which :data:`DRILL_SCRIPT` shows on a click.
     """
+    import plotly.colors
     import plotly.graph_objects as go
 
     versions = _order(table)
     fig = go.Figure()
-    for slug, group in table.groupby("problem", sort=False):
+    palette = plotly.colors.qualitative.Plotly
+    for k, (slug, group) in enumerate(table.groupby("problem", sort=False)):
         group = group.sort_values("created_at")
-        fig.add_trace(
-            go.Scatter(
-                x=list(group["version"]),
-                y=list(group["score"]),
-                mode="lines+markers",
-                name=str(slug),
-                customdata=[
-                    [
-                        str(slug),
-                        v,
-                        orjson.dumps(r).decode(),
-                        orjson.dumps(w).decode(),
-                        orjson.dumps(None if rows is None else rows.get((str(slug), v))).decode(),
-                    ]
-                    for v, r, w in zip(
-                        group["version"], group["right"], group["wrong"], strict=True
-                    )
-                ],
-                hovertemplate="%{customdata[0]} on %{x}: %{y:.0%}<extra></extra>",
+        custom = [
+            [
+                str(slug),
+                v,
+                orjson.dumps(r).decode(),
+                orjson.dumps(w).decode(),
+                orjson.dumps(None if rows is None else rows.get((str(slug), v))).decode(),
+                _point_text(record),
+            ]
+            for v, r, w, record in zip(
+                group["version"],
+                group["right"],
+                group["wrong"],
+                group.itertuples(),
+                strict=True,
             )
-        )
+        ]
+        colour = palette[k % len(palette)]
+        # Held out: the patterns each version did not train on, its skill; all: every
+        # pattern, memory included. Every version has a point on the "all" line; a
+        # version that trained on all of a problem's patterns has none held out.
+        for which, column, dash in (
+            ("held out", "held_out_score", "solid"),
+            ("all", "score", "dot"),
+        ):
+            fig.add_trace(
+                go.Scatter(
+                    x=list(group["version"]),
+                    y=[None if y != y else y for y in group[column]],
+                    mode="lines+markers",
+                    name=f"{slug} ({which})",
+                    legendgroup=str(slug),
+                    line={"color": colour, "dash": dash},
+                    marker={"symbol": "circle" if which == "held out" else "circle-open"},
+                    customdata=custom,
+                    hovertemplate=f"%{{customdata[0]}} on %{{x}}, {which}: %{{y:.0%}}"
+                    "<br>%{customdata[5]}<extra></extra>",
+                )
+            )
     acc = table.drop_duplicates("version").set_index("version")["validation_accuracy"]
     if acc.notna().any():
         fig.add_trace(
@@ -250,11 +281,27 @@ def figure(
             )
         )
     fig.update_layout(
-        title="Problems across model versions (click a point for its patterns)",
+        title="Problems across model versions: held out (solid) and all patterns (dotted); "
+        "click a point for its patterns",
         yaxis={"range": [-0.02, 1.02], "title": "share of the problem's patterns right"},
         xaxis={"categoryorder": "array", "categoryarray": versions, "title": "model version"},
     )
     return fig
+
+
+def _point_text(record: Any) -> str:
+    """What a point's hover says beyond its score: the counts behind it."""
+    if record.undefined:
+        return str(record.undefined)
+    trained = (
+        "trained on: unknown (no snapshot)"
+        if record.trained_on is None or record.trained_on != record.trained_on
+        else f"trained on {int(record.trained_on)} of {record.patterns}"
+    )
+    text = f"{len(record.right)} of {record.predicted} right; {trained}; {record.held_out} held out"
+    if record.tolerance:
+        text += f"; right within {record.tolerance}"
+    return text
 
 
 #: Plotly ``post_script`` of the graph (``{plot_id}`` is its div's id): a click on a
@@ -288,7 +335,7 @@ plot.on('plotly_click', function(data) {
   var explained = rows.some(function(r) { return r.explained; });
   var table = el(drill, 'table');
   var head = el(table, 'tr');
-  ['pattern', 'polarity', 'label', 'predicted', 'probability', 'verdict']
+  ['pattern', 'polarity', 'label', 'predicted', 'probability', 'verdict', 'trained on']
     .concat(explained ? ['explanation'] : [])
     .forEach(function(h) { el(head, 'th', h); });
   rows.forEach(function(r) {
@@ -301,6 +348,7 @@ plot.on('plotly_click', function(data) {
     el(tr, 'td', r.predicted);
     el(tr, 'td', r.probability === null ? '' : r.probability.toFixed(3));
     el(tr, 'td', verdict);
+    el(tr, 'td', r.trained ? 'yes' : '');
     if (!explained) { return; }
     var cell = el(tr, 'td');
     if (r.explained) {
