@@ -292,3 +292,31 @@ def dead_url() -> str:
     """A loopback URL nobody listens on."""
     port = _free_port()
     return f"http://127.0.0.1:{port}/nobody-listens"
+
+
+def noisy_corner(store: trenches.Store, n: int = 600) -> tuple[trenches.Dataset, list[int]]:
+    """A dataset whose label follows x1, except in a corner (x2 > 0.85) where it is a
+    coin flip; a fully grown tree fitted on its train split (``tree@1``) knows the
+    corner's training patterns by heart and can do no better than chance on the rest.
+    Returns the dataset and the ids of the corner's patterns."""
+    from sklearn.tree import DecisionTreeClassifier
+
+    rng = np.random.default_rng(0)
+    x1, x2 = rng.random(n), rng.random(n)
+    label = np.where(x1 > 0.5, "a", "b")
+    corner = x2 > 0.85
+    label[corner] = rng.choice(["a", "b"], int(corner.sum()))
+    ds = store.datasets.create(
+        "noisy", task="classification", label="label", salt="6e6f6973792d636f726e65722d303031"
+    )
+    ds.add(
+        pd.DataFrame({"x1": x1, "x2": x2, "label": label}),
+        source="expert",
+        created_at="2026-01-01",
+    )
+    snap = ds.snapshot()
+    X, y, _, _ = snap.training_data("train")
+    with store.run("memorise", snapshot=snap, capture_code=False) as run:
+        run.log_model(DecisionTreeClassifier(random_state=0).fit(X, y), "tree")
+    frame = ds.patterns()
+    return ds, frame.index[frame["x2"] > 0.85].tolist()

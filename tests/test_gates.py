@@ -461,3 +461,46 @@ def test_the_criteria_digest_ignores_layout(tmp_path: Path) -> None:
     b.write_text("# same gate\n[[gates.clf]]\nmin = 0.5   # floor\nmetric = 'accuracy'\n")
     assert load("clf", a).digest == load("clf", b).digest
     assert np.array_equal([g.kind for g in load("clf", a).gates], ["metric"])
+
+
+# --- held out: gates over problem patterns measure what the version did not see ---------
+
+
+def test_a_problem_gate_measures_only_what_the_version_did_not_train_on(
+    store: trenches.Store,
+) -> None:
+    from conftest import noisy_corner
+
+    _, corner = noisy_corner(store)
+    store.problems.create("corner", dataset="noisy", title="The noisy corner")
+    store.problems.add("corner", positive=corner)
+    (score,) = store.problems.scores("corner")
+    assert score.score >= 0.75 > score.held_out_score
+    Path("trenches.toml").write_text(
+        '[[gates.tree]]\nproblems = "corner"\nmin-score = 0.75\n\n'
+        '[[gates.tree]]\nproblems = "corner"\nmin-score = 0.75\nheld-out = false\n\n'
+        '[[gates.tree]]\nmetric = "accuracy"\non = "problem:corner"\nmin = 0.75\n',
+        encoding="utf-8",
+    )
+    check = store.gates.check("tree@1")
+    held, every, metric = check.results
+    # By default, the memorised patterns are left out: its skill fails the bound ...
+    assert held.status == "fail" and held.figure == pytest.approx(score.held_out_score)
+    assert held.size == score.held_out_total and held.pattern_set == "problem:corner, held out"
+    assert f"{score.trained_on} of {len(corner)} left out" in held.detail
+    # ... over all of them, memory passes it.
+    assert every.status == "pass" and every.figure == pytest.approx(score.score)
+    assert metric.status == "fail" and metric.figure == pytest.approx(score.held_out_score)
+
+
+def test_held_out_applies_to_problem_patterns_only(tmp_path: Path) -> None:
+    from trenches.errors import InvalidConfig
+
+    path = tmp_path / "trenches.toml"
+    path.write_text('[[gates.m]]\nmetric = "accuracy"\nmin = 0.9\nheld-out = false\n')
+    with pytest.raises(InvalidConfig, match="problem patterns only") as err:
+        load("m", path)
+    assert err.value.line == 4
+    path.write_text('[[gates.m]]\nproblems = "open"\nmin-score = 0.9\nheld-out = "no"\n')
+    with pytest.raises(InvalidConfig, match="must be true"):
+        load("m", path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
@@ -14,6 +15,8 @@ from sqlalchemy import func, select
 import trenches
 from trenches.db import schema as t
 from trenches.errors import Conflict, InvalidInput, NotFound
+
+from conftest import noisy_corner, run_cli
 
 
 @pytest.fixture
@@ -149,3 +152,240 @@ def test_a_bad_polarity_in_the_file_stores_nothing(
         store.problems.add_from_file("edge", path)
     assert (err.value.row, err.value.field) == (2, "polarity")
     assert len(three_versions.pattern_info()) == before
+
+
+# --- held out: what a version did not train on -------------------------------------------
+
+
+def test_a_memorising_model_scores_high_on_all_and_at_chance_held_out(
+    store: trenches.Store,
+) -> None:
+    ds, corner = noisy_corner(store)
+    info = ds.pattern_info()
+    training = sorted(i for i in corner if info.loc[i, "split"] == "train")
+    assert 0 < len(training) < len(corner)
+    store.problems.create("corner", dataset="noisy", title="The noisy corner")
+    result = store.problems.add("corner", positive=corner)
+    # problems add names the patterns a version may have trained on.
+    assert list(result.training) == training
+
+    (score,) = store.problems.scores("corner")
+    assert score.trained_on == len(training) and set(score.trained_ids or ()) == set(training)
+    # Every training pattern is right by heart ...
+    assert set(training) <= set(score.right_ids)
+    # ... the others only by luck: the held-out score is its skill, measured directly.
+    frame = ds.patterns(ids=corner)
+    held = [i for i in corner if i not in training]
+    said = store.models.load("tree@1").predict(frame.loc[held, ["x1", "x2"]])
+    skill = float((said == frame.loc[held, "label"].to_numpy()).mean())
+    assert score.held_out_total == len(held)
+    assert score.held_out_score == pytest.approx(skill)
+    assert score.score > 0.75 and score.held_out_score < 0.65
+
+    # The report's table says the same.
+    table = store.problems.history("noisy")
+    row = table.iloc[0]
+    assert row["trained_on"] == len(training) and row["held_out_score"] == pytest.approx(skill)
+
+
+def test_a_new_snapshot_holds_out_open_problems_and_copies_of_their_inputs(
+    store: trenches.Store,
+) -> None:
+    ds, corner = noisy_corner(store)
+    before = ds.snapshots()[0]
+    trained_before = before.training_data().pattern_ids
+    store.problems.create("corner", dataset="noisy", title="The noisy corner")
+    store.problems.add("corner", positive=corner[:12])
+    # A copy of a problem pattern's inputs, imported later (not in the problem).
+    copy = ds.patterns(ids=[corner[0]])
+    imported = ds.add(copy, source="crowd")
+
+    snap = ds.snapshot()
+    assert snap.held_out == tuple(sorted(corner[:12]))
+    data = snap.training_data(None)
+    assert not set(data.pattern_ids) & {*corner[:12], imported.first_id}
+    assert snap.verify()
+    # An older snapshot trains on what it always did: nothing held out after the fact.
+    assert (before.training_data().pattern_ids == trained_before).all()
+    assert before.held_out == ()
+
+    # A version fitted on the new snapshot trained on none of the problem's patterns.
+    from sklearn.tree import DecisionTreeClassifier
+
+    X, y, _, _ = snap.training_data("train")
+    with store.run("fresh", snapshot=snap, capture_code=False) as run:
+        run.log_model(DecisionTreeClassifier(random_state=0).fit(X, y), "tree")
+    assert store.problems.scores("corner")[-1].missing == 12
+    store.problems.backfill()
+    fresh = store.problems.scores("corner")[-1]
+    assert fresh.predictor == "tree@2" and fresh.trained_on == 0
+    assert fresh.held_out_score == fresh.score
+
+    # Trainable, or closed: new snapshots train on it; the digest says they differ.
+    store.problems.edit("corner", trainable=True)
+    open_again = ds.snapshot()
+    assert open_again.held_out == () and open_again.digest != snap.digest
+    store.problems.edit("corner", trainable=False)
+    assert ds.snapshot().digest == snap.digest
+    store.problems.close("corner", reason="fixed")
+    assert ds.snapshot().held_out == ()
+
+
+def test_a_problem_pattern_added_later_counts_as_trained_on_when_it_copies_a_training_input(
+    store: trenches.Store, tmp_path: Path
+) -> None:
+    ds, corner = noisy_corner(store)
+    info = ds.pattern_info()
+    seen = next(i for i in corner if info.loc[i, "split"] == "train")
+    path = tmp_path / "case.csv"
+    ds.patterns(ids=[seen]).to_csv(path, index=False)
+    store.problems.create("copies", dataset="noisy", title="Copies")
+    result = store.problems.add_from_file("copies", path, source="production")
+    (score,) = store.problems.scores("copies")
+    assert result.training == (score.right_ids + score.wrong_ids)
+    assert score.trained_on == 1 and score.held_out_total == 0
+
+
+def test_problems_add_warns_about_training_patterns(store: trenches.Store) -> None:
+    _, corner = noisy_corner(store)
+    at = ("--store", store.location.db_url)
+    assert (
+        run_cli(*at, "problems", "create", "corner", "--dataset", "noisy", "--title", "C")[0] == 0
+    )
+    ids = ",".join(map(str, corner))
+    code, out, err = run_cli(*at, "problems", "add", "corner", "--positive", ids)
+    assert code == 0 and "added" in out
+    assert "in the train split" in err and "held-out score" in err
+    code, out, _ = run_cli(*at, "problems", "show", "corner")
+    assert code == 0 and "held out" in out and "trained on" in out
+
+
+# --- regression: right within a tolerance ------------------------------------------------
+
+DIABETES_SALT = "64696162657465732d746573742d3031"
+
+
+@pytest.fixture
+def diabetes(store: trenches.Store) -> trenches.Dataset:
+    """scikit-learn's diabetes data, right within 25 of the label; diab@1 and diab@2 are
+    the same linear model, diab@3 predicts the mean."""
+    from sklearn.datasets import load_diabetes
+    from sklearn.dummy import DummyRegressor
+    from sklearn.linear_model import LinearRegression
+
+    ds = store.datasets.create(
+        "diabetes", task="regression", label="target", salt=DIABETES_SALT, tolerance="25"
+    )
+    ds.add(load_diabetes(as_frame=True).frame, source="expert", created_at="2026-01-01")
+    snap = ds.snapshot()
+    X, y, _, _ = snap.training_data("train")
+    for model in (LinearRegression(), LinearRegression(), DummyRegressor()):
+        with store.run("fit", snapshot=snap, capture_code=False) as run:
+            run.log_model(model.fit(X, y), "diab")
+    return ds
+
+
+def test_a_regression_dataset_end_to_end(store: trenches.Store, diabetes: trenches.Dataset) -> None:
+    import numpy as np
+    from scipy.stats import wilcoxon
+
+    from trenches.comparison import compare
+    from trenches.evaluation import split_set
+    from trenches.predict import predict
+    from trenches.verdicts import Tolerance
+
+    _, validation = split_set(diabetes, "validation")
+    frame = diabetes.patterns(ids=validation.tolist())
+    severe = frame.index[frame["target"] > 200][:10].tolist()
+    mild = frame.index[frame["target"] < 100][:5].tolist()
+    store.problems.create("severe", dataset="diabetes", title="Misjudges severe progression")
+    store.problems.add("severe", positive=severe, negative=mild)
+
+    # Problem scores: right within 25 of the label, as worked out directly.
+    inputs = frame.drop(columns="target")
+    errors = {
+        v: np.abs(store.models.load(f"diab@{v}").predict(inputs) - frame["target"].to_numpy())
+        for v in (1, 3)
+    }
+    right1 = pd.Series(errors[1] <= 25, index=frame.index)
+    scores = {s.predictor: s for s in store.problems.scores("severe")}
+    assert scores["diab@1"].right == int(right1[severe + mild].sum())
+    assert scores["diab@1"].score > 0, "a regression version is right within its tolerance"
+    assert scores["diab@1"].tolerance == Tolerance(absolute=25.0)
+    assert scores["diab@1"].score == scores["diab@2"].score
+
+    # compare: Wilcoxon on the absolute errors, exactly SciPy's; flips by the tolerance.
+    for v in (1, 3):
+        predict(store, f"diab@{v}", validation)
+    result = compare(store, "diab@1", "diab@3")
+    assert result.overall.test == "wilcoxon" and result.overall.size == len(validation)
+    assert result.overall.p_value == pytest.approx(wilcoxon(errors[1], errors[3]).pvalue, rel=1e-12)
+    right3 = errors[3] <= 25
+    assert set(result.broken) == set(frame.index[right1.to_numpy() & ~right3])
+    assert set(result.fixed) == set(frame.index[~right1.to_numpy() & right3])
+    assert result.problems["severe"].tolerance == Tolerance(absolute=25.0)
+
+    # Gates: nothing production gets right may break (passes for its twin, fails for the
+    # mean), and a share right.
+    store.models.promote("diab@1", "production", reason="first")
+    Path("trenches.toml").write_text(
+        '[[gates.diab]]\nproblems = "open"\nno-break = "production"\n\n'
+        '[[gates.diab]]\nproblems = "severe"\nmin-score = 0.2\n\n'
+        '[[gates.diab]]\nmetric = "mae"\nvs = "production"\ntolerance = 100\n'
+        "significance = 0.05\n",
+        encoding="utf-8",
+    )
+    twin = store.gates.check("diab@2")
+    # Identical errors: nothing breaks, and no difference can be significant.
+    assert [r.status for r in twin.results] == ["pass", "pass", "fail"]
+    assert "Wilcoxon p = 1 (not significant)" in twin.results[2].detail
+    assert twin.results[0].tolerance == "±25" and twin.results[0].figure == 0
+    mean = store.gates.check("diab@3")
+    p = wilcoxon(errors[1], errors[3]).pvalue
+    assert f"Wilcoxon p = {p:.4g}" in mean.results[2].detail
+    no_break = mean.results[0]
+    assert no_break.status == "fail"
+    broken = [i for i in severe + mild if right1[i] and errors[3][frame.index.get_loc(i)] > 25]
+    assert broken and no_break.figure == len(broken)
+    assert all(str(i) in no_break.detail for i in broken)
+    # The check stored the tolerance with its figures.
+    stored = store.gates.latest("diab@3")
+    assert stored is not None and stored.results[0].tolerance == "±25"
+
+    # A problem's own tolerance overrides the dataset's.
+    store.problems.edit("severe", tolerance="5")
+    tight = {s.predictor: s for s in store.problems.scores("severe")}["diab@1"]
+    assert tight.tolerance == Tolerance(absolute=5.0)
+    assert tight.right == int((errors[1] <= 5)[frame.index.get_indexer(severe + mild)].sum())
+    assert tight.right <= scores["diab@1"].right
+
+
+def test_regression_without_a_tolerance_says_so_instead_of_scoring_zero(
+    store: trenches.Store, diabetes: trenches.Dataset
+) -> None:
+    from trenches.comparison import compare
+
+    diabetes.set_tolerance(None)
+    ids = diabetes.pattern_info().index[:6].tolist()
+    store.problems.create("some", dataset="diabetes", title="Some")
+    store.problems.add("some", positive=ids)
+    score = store.problems.scores("some")[0]
+    assert score.undefined is not None and "without a tolerance" in score.undefined
+    assert score.score != score.score  # NaN: not a flat line at zero
+    result = compare(store, "diab@1", "diab@3", problem="some")
+    assert result.overall.fixed == () and result.overall.undefined is not None
+    assert result.overall.test == "wilcoxon"
+    code, _, err = run_cli("--store", store.location.db_url, "problems", "show", "some")
+    assert code == 0 and "without a tolerance" in err
+    with pytest.raises(InvalidInput, match="is not a number"):
+        store.problems.create("x", dataset="diabetes", title="x", tolerance="bad")
+
+
+def test_a_classification_dataset_refuses_a_tolerance(store: trenches.Store) -> None:
+    with pytest.raises(InvalidInput, match="regression only"):
+        store.datasets.create("c", task="classification", label="y", tolerance="5")
+    ds = store.datasets.create("c", task="classification", label="y")
+    with pytest.raises(InvalidInput, match="regression only"):
+        ds.set_tolerance("10%")
+    code, _, err = run_cli("--store", store.location.db_url, "data", "tolerance", "c", "5")
+    assert code == 2 and "regression only" in err

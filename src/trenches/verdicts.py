@@ -134,6 +134,8 @@ def right(
     """Right (True) or wrong for ``found``'s predictions on ``ids`` (ascending, each
     predicted); None where right and wrong are not defined: a regression without a
     tolerance. ``truth`` spares reading the labels again (regression)."""
+    if len(ids) == 0:
+        return np.zeros(0, dtype=bool)
     rows = np.searchsorted(found.pattern_ids, ids)
     if found.correct is not None:
         return found.correct[rows]

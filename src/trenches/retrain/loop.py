@@ -279,33 +279,24 @@ class Pass:
         return figures(c, p, better, why)
 
     def tallies(self, candidate: ModelVersion, problems: list[Problem]) -> list[ProblemTally]:
-        from trenches import predictions as store_of
-        from trenches.evaluation import resolve_predictor
+        from trenches.problems.scores import Scorer
 
         if not problems:
             return []
-        found = []
-        for ref in self.refs(candidate):
-            with read(self.store.engine) as conn:
-                found.append(store_of.read(conn, resolve_predictor(self.store, ref).id))
-        if found[0].correct is None:  # regression: no right or wrong
-            return []
+        scorer = Scorer(self.store)
+        entries = [scorer.entry(self.store.models.get(ref)) for ref in self.refs(candidate)]
         out = []
         for problem in problems:
-            ids = np.asarray(sorted(problem.patterns()), dtype=np.int64)
-            rights = []
-            for predictions in found:
-                have = ids[np.isin(ids, predictions.pattern_ids)]
-                rows = np.searchsorted(predictions.pattern_ids, have)
-                correct = predictions.correct
-                rights.append(int(correct[rows].sum()) if correct is not None else 0)
+            scores = [scorer.score(problem, self.dataset, entry) for entry in entries]
+            if scores[0].undefined:  # regression without a tolerance: no right or wrong
+                return []
             out.append(
                 ProblemTally(
                     problem.slug,
                     problem.status,
-                    len(ids),
-                    rights[0],
-                    rights[1] if len(rights) > 1 else None,
+                    len(problem.patterns()),
+                    scores[0].right,
+                    scores[1].right if len(scores) > 1 else None,
                 )
             )
         return out
