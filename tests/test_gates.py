@@ -486,8 +486,11 @@ def test_a_problem_gate_measures_only_what_the_version_did_not_train_on(
     held, every, metric = check.results
     # By default, the memorised patterns are left out: its skill fails the bound ...
     assert held.status == "fail" and held.figure == pytest.approx(score.held_out_score)
-    assert held.size == score.held_out_total and held.pattern_set == "problem:corner, held out"
-    assert f"{score.trained_on} of {len(corner)} left out" in held.detail
+    assert held.size == score.held_out_total and held.pattern_set == "problem:corner (held out)"
+    assert (
+        f"{score.trained_on} of {len(corner)} left out (tree@1 trained on {score.trained_on})"
+        in held.detail
+    )
     # ... over all of them, memory passes it.
     assert every.status == "pass" and every.figure == pytest.approx(score.score)
     assert metric.status == "fail" and metric.figure == pytest.approx(score.held_out_score)

@@ -95,20 +95,49 @@ class _Context:
         self._scorer = Scorer(store)
         self._entry = self._scorer.entry(version)
 
-    def held_out(self, spec: GateSpec, name: str, ids: np.ndarray) -> tuple[str, np.ndarray, str]:
+    def held_out(
+        self,
+        spec: GateSpec,
+        base: str,
+        ids: np.ndarray,
+        qualifiers: tuple[str, ...] = (),
+        *,
+        also: str | None = None,
+    ) -> tuple[str, np.ndarray, str]:
         """Problem patterns as the gate measures them: by default only those the checked
-        version did not train on. Returns (set name, ids, a note for the detail)."""
+        version did not train on, nor ``also`` (the version it is compared with: a
+        pattern it knows by heart says nothing of its skill either). Returns (the set's
+        name, the ids, a note for the detail)."""
+        quals = list(qualifiers)
         if not spec.held_out:
-            return name, ids, ""
-        trained = self._scorer.trained(self._entry, ids)
-        if trained is None:
-            return name, ids, f"; {self.version.ref} has no snapshot, so none count as trained on"
-        note = (
-            f"; {int(trained.sum())} of {len(ids)} left out: {self.version.ref} trained on them"
-            if trained.any()
-            else ""
-        )
-        return f"{name}, held out", ids[~trained], note
+            return _set_name(base, quals), ids, ""
+        seen = np.zeros(len(ids), dtype=bool)
+        said = []
+        known = False
+        for ref in (self.version.ref, also):
+            if ref is None or "@" not in ref:  # a baseline is not trained here
+                continue
+            entry = (
+                self._entry
+                if ref == self.version.ref
+                else self._scorer.entry(self.store.models.get(ref))
+            )
+            trained = self._scorer.trained(entry, ids)
+            if trained is None:
+                said.append(f"{ref} has no snapshot, so none count as trained on by it")
+                continue
+            known = True
+            if trained.any():
+                said.append(f"{ref} trained on {int(trained.sum())}")
+            seen |= trained
+        if known:
+            quals.append("held out")
+        note = ""
+        if seen.any():
+            note = f"; {int(seen.sum())} of {len(ids)} left out ({', '.join(said)})"
+        elif said:
+            note = "; " + "; ".join(said)
+        return _set_name(base, quals), ids[~seen], note
 
     def truth(self, ids: np.ndarray) -> np.ndarray | None:
         """Regression labels of ``ids`` (read once per set)."""
@@ -146,12 +175,12 @@ class _Context:
                 self._predictions[ref] = store_of.read(conn, predictor.id)
         return self._predictions[ref]
 
-    def pattern_set(self, spec: GateSpec) -> tuple[str, np.ndarray]:
+    def pattern_set(self, spec: GateSpec, also: str | None = None) -> tuple[str, np.ndarray]:
         on = spec.on
         if on.startswith("problem:"):
             problem = self.problem(spec, on.split(":", 1)[1], key="on")
             ids = np.array(sorted(problem.patterns()), dtype=np.int64)
-            name, ids, _ = self.held_out(spec, f"problem:{problem.slug}", ids)
+            name, ids, _ = self.held_out(spec, f"problem:{problem.slug}", ids, also=also)
             return name, ids
         return split_set(self.dataset, on)
 
@@ -222,6 +251,11 @@ def run_gate(ctx: _Context, spec: GateSpec) -> list[GateResult]:
     ]
 
 
+def _set_name(base: str, qualifiers: list[str]) -> str:
+    """``problem:slug`` with what narrows it: ``problem:slug (positive, held out)``."""
+    return f"{base} ({', '.join(qualifiers)})" if qualifiers else base
+
+
 def _label(spec: GateSpec, default: str) -> str:
     return f"{spec.name}: {default}" if spec.name else default
 
@@ -281,7 +315,8 @@ def _metric_gate(ctx: _Context, spec: GateSpec) -> GateResult:
 
 
 def _relative_gate(ctx: _Context, spec: GateSpec) -> GateResult:
-    name, ids = ctx.pattern_set(spec)
+    ref = ctx.reference(spec)
+    name, ids = ctx.pattern_set(spec, also=ref)
     vs = spec.vs
     assert vs is not None
     lower = lower_is_better(spec.metric)
@@ -292,10 +327,10 @@ def _relative_gate(ctx: _Context, spec: GateSpec) -> GateResult:
         ratio = float(spec.raw["ratio"])
         shape = f"{'<=' if lower else '>='} {ratio:g} x {vs}"
     if "significance" in spec.raw:
-        shape += f", McNemar p <= {spec.raw['significance']:g}"
+        test = "Wilcoxon" if ctx.dataset.task == "regression" else "McNemar"
+        shape += f", {test} p <= {spec.raw['significance']:g}"
     label = _label(spec, f"{spec.metric} {shape} on {name}")
     common: dict[str, Any] = {"key": spec.key, "line": spec.line}
-    ref = ctx.reference(spec)
     if ref is None:
         return GateResult(
             label,
@@ -388,9 +423,15 @@ def _problem_gate(ctx: _Context, spec: GateSpec, problem: Problem) -> GateResult
     ids = np.array(
         sorted(problem.patterns(None if polarity == "all" else polarity)), dtype=np.int64
     )
-    name = f"problem:{problem.slug}" + ("" if polarity == "all" else f" ({polarity})")
     every = len(ids)
-    name, ids, note = ctx.held_out(spec, name, ids)
+    also = ctx.reference(spec) if spec.kind == "no-break" else None
+    name, ids, note = ctx.held_out(
+        spec,
+        f"problem:{problem.slug}",
+        ids,
+        () if polarity == "all" else (polarity,),
+        also=also,
+    )
     tolerance = problem.tolerance or ctx.dataset.tolerance
     common: dict[str, Any] = {
         "pattern_set": name,
@@ -404,12 +445,12 @@ def _problem_gate(ctx: _Context, spec: GateSpec, problem: Problem) -> GateResult
     return _no_break_gate(ctx, spec, name, ids, every, note, tolerance, common)
 
 
-def _nothing_to_measure(ctx: _Context, name: str, every: int) -> str:
+def _nothing_to_measure(name: str, every: int, note: str) -> str:
     if every == 0:
         return f"{name} has no patterns"
     return (
-        f"{ctx.version.ref} trained on all {every} patterns of {name.split(',')[0]}: none is "
-        "held out to measure it on (held-out = false measures them all)"
+        f"all {every} patterns of {name.split(' (')[0]} were trained on{note}: none is "
+        "held out to measure on (held-out = false measures them all)"
     )
 
 
@@ -428,7 +469,7 @@ def _score_gate(
     bound = f">= {minimum:g}"
     label = _label(spec, f"{name} score {bound}")
     if len(ids) == 0:
-        detail = _nothing_to_measure(ctx, name, every)
+        detail = _nothing_to_measure(name, every, note)
         return GateResult(label, "problem", None, bound, "skip", detail, **common)
     ctx.ensure(ctx.version.ref, ids)
     right = ctx.right(ctx.version.ref, ids, tolerance)
@@ -465,7 +506,7 @@ def _no_break_gate(
         detail = f"{ctx.version.model} has no {vs} version yet: nothing can break"
         return GateResult(label, "no-break", None, bound, "skip", detail, **common)
     if len(ids) == 0:
-        detail = _nothing_to_measure(ctx, name, every)
+        detail = _nothing_to_measure(name, every, note)
         return GateResult(label, "no-break", None, bound, "skip", detail, **common)
     ctx.ensure(ctx.version.ref, ids)
     ctx.ensure(ref, ids)
