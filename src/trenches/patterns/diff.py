@@ -363,7 +363,7 @@ def _reasons(info: pd.DataFrame, fates: pd.DataFrame, changes: pd.DataFrame) -> 
     became = fates["became"].to_numpy()
     for k in np.flatnonzero(became >= 0).tolist():
         source = info.at[int(became[k]), "source"]
-        reason[k] = f"relabelled as pattern {became[k]} ({source}; {reason[k]})"
+        reason[k] = f"relabelled as pattern {became[k]}, source {source}: {reason[k]}"
     return reason
 
 
