@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from trenches import timestamps
@@ -19,6 +21,9 @@ from trenches.cli._output import (
 from trenches.errors import CheckFailed, InvalidInput
 from trenches.names import QUALITY_KINDS as KINDS
 from trenches.names import SPLITS
+
+if TYPE_CHECKING:
+    from trenches.patterns.diff import SnapshotDiff
 
 app = typer.Typer(
     help="Datasets and their patterns: import, relabel, snapshot, check.",
@@ -312,6 +317,78 @@ def _snapshot_json(snap: object) -> dict[str, object]:
         "held_out": list(snap.held_out),
         "note": snap.note,
     }
+
+
+@app.command("diff")
+def diff(
+    a: int = typer.Argument(..., help="A snapshot id, e.g. the one version 3 trained on."),
+    b: int = typer.Argument(..., help="Another snapshot id of the same dataset."),
+    limit: int = typer.Option(
+        20, "--limit", min=0, help="Pattern ids listed per kind of change (the table only)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Every change and count, as JSON."),
+) -> None:
+    """What changed in the data from snapshot A to snapshot B: patterns added, removed
+    (deactivated, outside B's sources, or after B) and relabelled, counted by source,
+    labeller and import.
+
+    Example: `trenches data diff 3 7 --limit 50`
+    """
+    with open_store() as store:
+        result = store.snapshots.diff(a, b)
+    if as_json:
+        print_json(result.to_json())
+        return
+    console.print(
+        f"[bold]{escape(result.a.dataset)}[/]: snapshot {a} ({result.a.patterns} patterns, "
+        f"as of {result.a.as_of:%Y-%m-%d %H:%M:%S}) -> snapshot {b} ({result.b.patterns} "
+        f"patterns, as of {result.b.as_of:%Y-%m-%d %H:%M:%S})"
+    )
+    if result.empty:
+        console.print("no changes: both snapshots have the same patterns")
+        return
+    table = Table("change", "source", "labelled by", "import", "patterns")
+    for row in result.summary().itertuples(index=False):
+        table.add_row(
+            row.change,
+            escape(row.source),
+            escape(row.labelled_by or ""),
+            str(row.batch_id),
+            str(row.patterns),
+        )
+    console.print(table)
+    _print_changes(result, limit)
+
+
+def _print_changes(result: SnapshotDiff, limit: int) -> None:
+    """Up to ``limit`` pattern ids of each kind of change, with what a reader needs."""
+    lines: dict[str, list[str]] = {
+        "added": [
+            f"{i}: {label}"
+            for i, label in zip(result.added.index, result.added["label"], strict=True)
+        ],
+        "removed": [
+            f"{i}: {why}" + (f" ({reason})" if reason else "")
+            for i, why, reason in zip(
+                result.removed.index, result.removed["why"], result.removed["reason"], strict=True
+            )
+        ],
+        "relabelled": [
+            f"{r.old_id} -> {r.new_id}: {r.old_label} -> {r.new_label} ("
+            + ", ".join(str(x) for x in (r.labelled_by or r.source, r.reason) if x)
+            + ")"
+            for r in result.relabelled.itertuples(index=False)
+        ],
+        "held out in B, not A": [str(i) for i in result.held_out_added],
+        "held out in A, not B": [str(i) for i in result.held_out_removed],
+    }
+    for kind, shown in lines.items():
+        if not shown:
+            continue
+        more = f", the first {limit} shown" if len(shown) > limit else ""
+        console.print(f"[bold]{kind}[/] ({len(shown)}{more}):")
+        for line in shown[:limit]:
+            console.print(f"  {escape(line)}")
 
 
 @app.command("list")

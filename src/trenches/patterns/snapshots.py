@@ -19,6 +19,7 @@ from trenches.db import schema as t
 from trenches.db.engine import lock_patterns, read, write
 from trenches.errors import InvalidInput, NotFound
 from trenches.patterns.datasets import SPLITS, Dataset, check_source, membership, read_patterns
+from trenches.patterns.diff import SnapshotDiff, diff_snapshots
 
 if TYPE_CHECKING:
     from trenches.store import Store
@@ -389,6 +390,15 @@ class Snapshots:
                 select(t.datasets.c.name).where(t.datasets.c.id == row.dataset_id)
             ).scalar_one()
         return _snapshot(self._store, row, name)
+
+    def diff(self, a: int | Snapshot, b: int | Snapshot) -> SnapshotDiff:
+        """What changed in the data from snapshot ``a`` to snapshot ``b`` (ids or
+        snapshots of one dataset, in either order): the patterns added, removed and
+        relabelled, by source, labeller and import."""
+        first = a if isinstance(a, Snapshot) else self.get(a)
+        second = b if isinstance(b, Snapshot) else self.get(b)
+        dataset = self._store.datasets.by_id(first.dataset_id)
+        return diff_snapshots(self._store.engine, dataset, first, second)
 
 
 __all__ = ["SPLITS", "WEIGHTINGS", "Snapshot", "Snapshots", "TrainingData"]
