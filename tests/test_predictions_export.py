@@ -90,6 +90,21 @@ def test_patterns_without_a_prediction_are_kept(store: trenches.Store, classifie
     assert set(store.predictions(classifier).index) == validation
 
 
+def test_a_split_is_its_active_patterns_as_split_set_names_them(
+    store: trenches.Store, classifier: str
+) -> None:
+    ds = store.datasets.get("tumours")
+    gone = int(split_set(ds, "validation")[1][0])
+    store.patterns.deactivate([gone], reason="a duplicate")
+    for split in ("train", "validation", "test", "all"):
+        frame = store.predictions(classifier, split)
+        assert list(frame.index) == list(split_set(ds, split)[1])
+        assert split == "all" or (frame["split"] == split).all()
+        assert gone not in frame.index
+    # Named by id, a deactivated pattern is there, with its prediction.
+    assert bool(store.predictions(classifier, [gone])["predicted"].iloc[0])
+
+
 def test_pattern_ids_give_those_patterns_in_id_order(
     store: trenches.Store, classifier: str
 ) -> None:

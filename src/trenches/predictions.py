@@ -229,12 +229,23 @@ def table(
     the ``predictor`` and the ``pattern_set``.
     """
     from trenches.evaluation import resolve_predictor
+    from trenches.patterns.datasets import read_patterns
 
     predictor = resolve_predictor(store, ref)
+    ds = predictor.dataset
     with db.read(store.engine) as conn:
         found = read(conn, predictor.id)
-    name, given = _pattern_set(store, predictor, found, patterns)
-    frame = _join(store, predictor, found, given)
+    if isinstance(patterns, str) and patterns in _SPLIT_SETS:
+        # The active patterns of the split, the set split_set names, read with their
+        # inputs at once rather than listed first and read again.
+        name = f"{ds.name}:{patterns}"
+        split = None if patterns == "all" else patterns
+        inputs, info = read_patterns(ds, split=split, full_info=False)
+    else:
+        name, given = _pattern_set(store, predictor, found, patterns)
+        inputs, info = read_patterns(ds, ids=np.unique(given).tolist(), full_info=False)
+        _refuse_strangers(store, predictor, given, inputs.index.to_numpy())
+    frame = _join(predictor, found, inputs, info)
     frame.attrs.update(predictor=predictor.ref, pattern_set=name)
     return frame
 
@@ -246,14 +257,10 @@ def _pattern_set(
     patterns: Sequence[int] | np.ndarray | str | None,
 ) -> tuple[str, np.ndarray]:
     """The named set of pattern ids ``patterns`` stands for (ids in the caller's order)."""
-    from trenches.evaluation import split_set
-
     ds = predictor.dataset
     if patterns is None:
         return f"{ds.name}:predicted", found.pattern_ids
     if isinstance(patterns, str):
-        if patterns in _SPLIT_SETS:
-            return split_set(ds, patterns)
         if patterns.startswith("problem:"):
             problem = store.problems.get(patterns.split(":", 1)[1])
             if problem.dataset != ds.name:
@@ -294,17 +301,13 @@ def _refuse_strangers(
 
 
 def _join(
-    store: Store, predictor: Predictor, found: Predictions, given: np.ndarray
+    predictor: Predictor, found: Predictions, inputs: pd.DataFrame, info: pd.DataFrame
 ) -> pd.DataFrame:
-    """The patterns ``given`` (inputs, label, split, source) beside their predictions."""
+    """Patterns (their inputs and label; their split and source) beside their predictions."""
     import pandas as pd
 
-    from trenches.patterns.datasets import read_patterns
-
     ds = predictor.dataset
-    inputs, info = read_patterns(ds, ids=np.unique(given).tolist(), full_info=False)
     ids = inputs.index.to_numpy()
-    _refuse_strangers(store, predictor, given, ids)
     at = np.searchsorted(found.pattern_ids, ids)
     has = np.zeros(len(ids), dtype=bool)
     inside = at < len(found)
