@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from types import TracebackType
@@ -18,6 +18,9 @@ from trenches.db.engine import make_engine
 from trenches.errors import NotFound
 
 if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
     from trenches.baselines import Baselines
     from trenches.explain import Explanations
     from trenches.gates import Gates
@@ -155,6 +158,22 @@ class Store:
         from trenches.lineage import lineage
 
         return lineage(self, ref)
+
+    def predictions(
+        self, ref: str, patterns: Sequence[int] | np.ndarray | str | None = None
+    ) -> pd.DataFrame:
+        """The predictions of a version (``name@3``) or a baseline, with the patterns
+        they are about, indexed by ``pattern_id``: inputs, label, split, source,
+        prediction, class scores, right, loss (and error, for regression).
+
+        ``patterns``: None (every pattern it predicted), pattern ids, ``validation``,
+        ``test``, ``train``, ``all`` or ``problem:SLUG``; patterns of the set it has no
+        prediction for are kept, with ``predicted`` False. See
+        :func:`trenches.predictions.table`.
+        """
+        from trenches.predictions import table
+
+        return table(self, ref, patterns)
 
     def close(self) -> None:
         self.engine.dispose()
