@@ -80,3 +80,65 @@ def test_comparing_over_different_pattern_sets_is_refused(
     with pytest.raises(trenches.InvalidInput, match="different patterns"):
         compare(store, "clf@1", "o@1")
     assert np.isfinite(result.overall.p_value)
+
+
+def test_compare_names_the_flips_that_were_relabelled_or_added_between_the_snapshots(
+    store: trenches.Store,
+) -> None:
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from conftest import make_frame, run_cli
+
+    ds = store.datasets.create("tumours", task="classification", label="label")
+    frame = make_frame(300, seed=1).drop(columns="site")
+    ds.add(frame, source="crowd", labelled_by="vendor", created_at="2026-01-01")
+
+    def fit(snapshot: trenches.Snapshot) -> None:
+        X, y, _, _ = snapshot.training_data("train")
+        with store.run("knn", snapshot=snapshot, capture_code=False) as run:
+            # One neighbour: each version answers its training labels back exactly.
+            run.log_model(KNeighborsClassifier(n_neighbors=1).fit(X, y), "knn")
+
+    fit(ds.snapshot())
+    info = ds.pattern_info()
+    chosen = info.index[info["split"] == "train"][:3].tolist()
+    labels = ds.patterns(ids=chosen)["label"]
+    new_ids = []
+    for pid, label in labels.items():
+        flipped = "benign" if label == "malignant" else "malignant"
+        new = store.patterns.relabel(
+            pid, flipped, source="expert", labelled_by="dr.b", reason="biopsy"
+        )
+        new_ids.append(new.id)
+    more = ds.add(
+        make_frame(5, seed=9).drop(columns="site"), source="production", labelled_by="clinic"
+    )
+    fit(ds.snapshot())
+    store.problems.create("reviewed", dataset="tumours", title="Labels the expert reviewed")
+    store.problems.add("reviewed", positive=new_ids)
+
+    result = compare(store, "knn@1", "knn@2", problem="reviewed")
+    assert result.data is not None and len(result.data.relabelled) == 3
+    assert len(result.data.added) == 5 and set(result.data.added.index) == set(
+        range(more.first_id, more.last_id + 1)
+    )
+    flips = result.problems["reviewed"]
+    # knn@1 answers the old labels, knn@2 the new ones: all three fixed, by the relabel.
+    assert set(flips.fixed) == set(new_ids) and flips.broken == ()
+    assert {c.pattern_id for c in flips.changes} == set(new_ids)
+    assert all(c.kind == "relabelled" and c.labelled_by == "dr.b" for c in flips.changes)
+    assert flips.change_note().startswith(
+        "3 fixed, 3 of them relabelled by dr.b (expert) in imports"
+    )
+    assert "relabelled" in flips.changes[0].describe() and "biopsy" in flips.changes[0].describe()
+
+    code, out, _ = run_cli(
+        "--store", store.location.db_url, "compare", "knn@1", "knn@2", "--problem", "reviewed"
+    )
+    assert code == 0
+    assert "3 relabelled" in out and "reviewed: 3 fixed, 3 of them relabelled by dr.b" in out
+    code, out, _ = run_cli("--store", store.location.db_url, "compare", "knn@1", "knn@2", "--json")
+    import json
+
+    body = json.loads(out)
+    assert body["data"]["summary"] and body["problems"]["reviewed"]["change_note"]

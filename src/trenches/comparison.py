@@ -8,7 +8,7 @@ tolerance of the dataset (or the problem's own), when one is set.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -21,6 +21,7 @@ from trenches.evaluation import Evaluation, evaluate, resolve_predictor
 
 if TYPE_CHECKING:
     from trenches.patterns.datasets import Dataset
+    from trenches.patterns.diff import DataChange, SnapshotDiff
     from trenches.store import Store
     from trenches.verdicts import Tolerance
 
@@ -41,6 +42,31 @@ class Flips:
     tolerance: Tolerance | None = None
     #: Why fixed and broken are not defined (a regression without a tolerance), or None.
     undefined: str | None = None
+    #: The fixed and broken patterns that were added or relabelled (or removed) between
+    #: the snapshots the two versions trained on.
+    changes: tuple[DataChange, ...] = ()
+
+    def change_note(self) -> str:
+        """What the data changes explain, in words: ``3 fixed, 2 of them relabelled by
+        dr.house (expert) in import 7``; empty when no flipped pattern changed."""
+        parts = []
+        for word, ids in (("fixed", self.fixed), ("broken", self.broken)):
+            mine = [c for c in self.changes if c.pattern_id in set(ids)]
+            if not mine:
+                continue
+            groups: dict[str, list[int]] = {}
+            for c in mine:
+                groups.setdefault(_provenance(c), []).append(c.batch_id)
+            said = []
+            for what, batches in groups.items():
+                imports = sorted(set(batches))
+                plural = "s" if len(imports) > 1 else ""
+                said.append(
+                    f"{len(batches)} of them {what} in import{plural} "
+                    + ", ".join(map(str, imports))
+                )
+            parts.append(f"{len(ids)} {word}, " + ", ".join(said))
+        return "; ".join(parts)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -53,7 +79,22 @@ class Flips:
             f"{self.test}_p": self.p_value,
             "tolerance": None if self.tolerance is None else self.tolerance.to_json(),
             "undefined": self.undefined,
+            "changes": [
+                {"pattern_id": c.pattern_id, "kind": c.kind, "describe": c.describe()}
+                for c in self.changes
+            ],
+            "change_note": self.change_note(),
         }
+
+
+def _provenance(change: DataChange) -> str:
+    """A change without its labels and import, to count alike changes together."""
+    who = (
+        f"by {change.labelled_by} ({change.source})"
+        if change.labelled_by
+        else f"from {change.source}"
+    )
+    return f"{change.kind} {who}"
 
 
 @dataclass(frozen=True)
@@ -66,6 +107,9 @@ class Comparison:
     b_metrics: Evaluation
     overall: Flips
     problems: dict[str, Flips] = field(default_factory=dict)
+    #: What changed in the data from A's training snapshot to B's (both versions with a
+    #: snapshot, and different ones), which the flips' ``changes`` come from.
+    data: SnapshotDiff | None = None
 
     @property
     def deltas(self) -> dict[str, float]:
@@ -95,6 +139,13 @@ class Comparison:
             "deltas": self.deltas,
             "overall": self.overall.to_json(),
             "problems": {k: v.to_json() for k, v in self.problems.items()},
+            "data": None
+            if self.data is None
+            else {
+                "a": self.data.a.id,
+                "b": self.data.b.id,
+                "summary": self.data.summary().to_dict(orient="records"),
+            },
         }
 
 
@@ -234,6 +285,10 @@ def compare(store: Store, a: str, b: str, *, problem: str | None = None) -> Comp
         pids = np.array(sorted(p.patterns()), dtype=np.int64)
         if len(pids) and np.isin(pids, ids).all():
             per_problem[p.slug] = pair.flips(f"problem:{p.slug}", pids, p.tolerance or ds.tolerance)
+    data = _data_between(store, pa.ref, pb.ref)
+    if data is not None:
+        overall = _with_changes(overall, data)
+        per_problem = {k: _with_changes(v, data) for k, v in per_problem.items()}
     return Comparison(
         pa.ref,
         pb.ref,
@@ -241,4 +296,25 @@ def compare(store: Store, a: str, b: str, *, problem: str | None = None) -> Comp
         evaluate(store, pb.ref, ids, name),
         overall,
         per_problem,
+        data,
     )
+
+
+def _data_between(store: Store, a: str, b: str) -> SnapshotDiff | None:
+    """The diff of the snapshots versions ``a`` and ``b`` trained on; None for a
+    baseline, a version without a snapshot, or two versions of one snapshot."""
+    from trenches.problems.scores import Scorer
+
+    if "@" not in a or "@" not in b:
+        return None
+    scorer = Scorer(store)
+    snap_a = scorer.entry(store.models.get(a)).snapshot_id
+    snap_b = scorer.entry(store.models.get(b)).snapshot_id
+    if snap_a is None or snap_b is None or snap_a == snap_b:
+        return None
+    return store.snapshots.diff(snap_a, snap_b)
+
+
+def _with_changes(flips: Flips, data: SnapshotDiff) -> Flips:
+    found = [data.change(i) for i in (*flips.fixed, *flips.broken)]
+    return replace(flips, changes=tuple(c for c in found if c is not None))

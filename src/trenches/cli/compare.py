@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 from rich.table import Table
 
 from trenches.cli._output import console, open_store, print_json
+
+if TYPE_CHECKING:
+    from trenches.comparison import Comparison
 
 
 def compare(
@@ -18,7 +23,9 @@ def compare(
     evaluated on: metric deltas, a paired test, and the patterns that flipped (fixed: A
     wrong, B right; broken: A right, B wrong), overall and per problem. Classification:
     an exact McNemar test. Regression: a Wilcoxon signed-rank test on the absolute
-    errors, and right or wrong by the dataset's (or the problem's) tolerance.
+    errors, and right or wrong by the dataset's (or the problem's) tolerance. When both
+    versions were trained on snapshots, the flipped patterns that were added or
+    relabelled between the two snapshots are named, with who labelled them.
 
     Example: `trenches compare cancer-clf@3 cancer-clf@4 --problem small-dense`
     """
@@ -54,3 +61,28 @@ def compare(
     console.print(flips)
     if o.undefined:
         console.print(f"[yellow]{o.undefined}[/]")
+    _data_changes(result)
+
+
+def _data_changes(result: Comparison) -> None:
+    """Which flipped patterns changed between the two versions' training snapshots."""
+    from rich.markup import escape
+
+    data = result.data
+    if data is None:
+        return
+    console.print(
+        f"{result.a} trained on snapshot {data.a.id}, {result.b} on snapshot {data.b.id}: "
+        f"{len(data.added)} patterns added, {len(data.relabelled)} relabelled, "
+        f"{len(data.removed)} removed between them (trenches data diff {data.a.id} "
+        f"{data.b.id})"
+    )
+    for label, f in (("all", result.overall), *result.problems.items()):
+        note = f.change_note()
+        if not note:
+            continue
+        console.print(f"  {escape(label)}: {escape(note)}")
+        for c in f.changes[:10]:
+            console.print(f"    pattern {c.pattern_id}: {escape(c.describe())}")
+        if len(f.changes) > 10:
+            console.print(f"    ... and {len(f.changes) - 10} more (--json lists them all)")
