@@ -402,7 +402,9 @@ def _figure(result: Evaluation, metric: str) -> float | None:
 
 
 def _gate_text(r: GateResult) -> str:
-    figure = f" ({r.figure:.4f})" if r.figure is not None and r.figure == r.figure else ""
+    from trenches.gates.outputs import figure_text
+
+    figure = f" ({figure_text(r)})" if r.figure is not None and r.figure == r.figure else ""
     return f"{r.gate}{figure}"
 
 
