@@ -134,10 +134,33 @@ def test_a_model_without_an_onnx_form_says_why(store: trenches.Store) -> None:
     ).fit(X, y)
     version = store.models.register(model, "prices", X=X)
     assert version.formats == ("skops",)
-    assert "text inputs" in (version.onnx_error or "")
+    assert version.onnx_error == (
+        "no ONNX form: input city (string) is not numeric, and ONNX export here takes "
+        "numeric inputs only; the skops file is used"
+    )
     with pytest.raises(NotFound, match="no ONNX form"):
         store.models.load("prices@1", format="onnx")
     assert np.allclose(store.models.load("prices@1").predict(X), model.predict(X))
+
+
+def test_the_onnx_refusal_names_every_input_that_is_not_numeric(
+    sqlite_store: trenches.Store,
+) -> None:
+    from sklearn.compose import make_column_transformer
+    from sklearn.preprocessing import OneHotEncoder
+
+    X = pd.DataFrame({"site": ["left", "right"] * 10, "x": np.arange(20.0), "colour": ["red"] * 20})
+    model = make_pipeline(
+        make_column_transformer((OneHotEncoder(), ["site", "colour"]), remainder="passthrough"),
+        LogisticRegression(),
+    ).fit(X, np.arange(20) % 2)
+
+    version = sqlite_store.models.register(model, "sites", X=X)
+
+    assert version.onnx_error == (
+        "no ONNX form: inputs site (string), colour (string) are not numeric, and ONNX "
+        "export here takes numeric inputs only; the skops file is used"
+    )
 
 
 def test_registering_needs_a_model_and_a_signature(store: trenches.Store) -> None:

@@ -87,9 +87,10 @@ def test_no_backfill_defers_to_backfill(
     result = store.problems.add("later", positive=ids[:4], backfill=False)
     assert result.predicted == 0
     assert all(s.missing == 4 for s in store.problems.scores("later"))
-    computed, versions = store.problems.backfill()
-    assert (computed, versions) == (12, 3)
-    assert store.problems.backfill() == (0, 3)
+    done = store.problems.backfill()
+    assert (done.computed, done.versions, done.skipped) == (12, 3, ())
+    again = store.problems.backfill()
+    assert (again.computed, again.versions) == (0, 3)
     assert all(s.missing == 0 for s in store.problems.scores("later"))
 
 

@@ -20,6 +20,7 @@ from sklearn.tree import DecisionTreeClassifier
 
 import trenches
 from trenches import timestamps
+from trenches.backfill import backfill
 from trenches.cli import main
 from trenches.comparison import compare
 from trenches.evaluation import evaluate, split_set
@@ -387,6 +388,96 @@ def test_the_command_writes_the_report_and_keeps_report_problems(
     assert code == 2 and "FILE.html" in err
     code, out, _ = run_cli("report", "--help")
     assert code == 0 and "trenches report --out report.html" in out and "problems" in out
+
+
+# --- every version on the same footing ------------------------------------------------------
+
+
+def grown(store: trenches.Store) -> trenches.Dataset:
+    """:func:`build`, then new patterns: the validation split grows, and no version has
+    predicted its new patterns."""
+    ds = build(store)
+    _, before = split_set(ds, "validation")
+    more = _cancer().iloc[:150].copy()
+    more["mean_radius"] *= 1.01  # new inputs, so new patterns
+    ds.add(more, source="expert", labelled_by="dr.b", created_at="2026-02-01")
+    _, after = split_set(ds, "validation")
+    assert len(after) > len(before)
+    return ds
+
+
+def test_versions_lacking_predictions_are_named_not_dropped(
+    sqlite_store: trenches.Store, tmp_path: Path
+) -> None:
+    store = sqlite_store
+    ds = grown(store)
+    set_name, validation = split_set(ds, "validation")
+
+    metrics = text_of(
+        section(write_report(store, tmp_path / "r.html").read_text(encoding="utf-8"), "metrics")
+    )
+
+    assert f"no version has predicted all of {set_name} yet" in metrics
+    assert "Not measured (they have not predicted the whole set):" in metrics
+    for n in (1, 2, 3):
+        assert f"clf@{n}: clf@{n} has predictions for " in metrics
+        assert f"of the {len(validation)} patterns of {set_name}" in metrics
+
+    backfill(store)
+    metrics = section(
+        write_report(store, tmp_path / "r.html").read_text(encoding="utf-8"), "metrics"
+    )
+    assert "Not measured" not in metrics
+    assert all(f"<td>clf@{n}</td>" in metrics for n in (1, 2, 3))
+
+
+@pytest.mark.slow
+def test_after_a_backfill_the_charts_have_a_point_for_every_version(
+    sqlite_store: trenches.Store, tmp_path: Path
+) -> None:
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"the report's browser test needs Chromium at {CHROMIUM}: apt-get install -y "
+            "chromium (.ci/run installs it)"
+        )
+    from playwright.sync_api import sync_playwright
+
+    store = sqlite_store
+    grown(store)
+    assert backfill(store).skipped == ()
+    versions = [v.ref for v in store.models.versions("clf")]
+    assert len(versions) == 3
+    url = write_report(store, tmp_path / "report.html").as_uri()
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            page = browser.new_page()
+            page.goto(url)
+            for div in ("metric-1", "problem-graph-1"):
+                page.wait_for_selector(f"#{div} .scatterlayer .trace", timeout=20_000)
+            traces = page.evaluate(
+                """ids => Object.fromEntries(ids.map(id => [id,
+                    document.getElementById(id).data.map(t => ({
+                        name: t.name,
+                        points: t.x.filter((x, i) => t.y[i] !== null).length,
+                        text: t.text || null}))]))""",
+                ["metric-1", "problem-graph-1"],
+            )
+            drawn = page.locator("#metric-1 .scatterlayer .trace path.point").count()
+        finally:
+            browser.close()
+
+    (metric,) = traces["metric-1"]
+    assert metric["points"] == 3 and metric["text"] == versions
+    assert drawn == 3
+    assert {t["name"]: t["points"] for t in traces["problem-graph-1"]} == {
+        "small": 3,
+        "large": 3,
+        "validation accuracy": 3,
+    }
 
 
 # --- in a browser ------------------------------------------------------------------------

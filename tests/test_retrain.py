@@ -218,6 +218,26 @@ def test_a_candidate_that_fails_a_gate_is_refused_with_the_gate_named(
     assert [g.status for g in result.gates] == ["pass", "fail"]
 
 
+def test_a_failed_no_break_gate_is_named_with_its_count_of_broken_patterns(
+    sqlite_store: trenches.Store,
+) -> None:
+    ds = cancer(sqlite_store)
+    production(sqlite_store, ds, strong())
+    frame = ds.patterns()
+    malignant = frame.index[frame["target"] == 0][:6].tolist()
+    sqlite_store.problems.create("missed", dataset="cancer", title="malignant ones")
+    sqlite_store.problems.add("missed", positive=malignant)
+    project(WEAK, gates='[[gates.clf]]\nproblems = "open"\nno-break = "production"\n')
+
+    result = sqlite_store.retrains.run("clf")
+
+    (gate,) = result.gates
+    assert gate.status == "fail" and gate.figure is not None and gate.figure >= 1
+    assert result.reason is not None
+    assert f"{gate.gate} ({int(gate.figure)} broken)" in result.reason
+    assert f"{gate.figure:.4f}" not in result.reason
+
+
 def test_without_gates_a_candidate_is_not_promoted_and_the_reason_says_so(
     sqlite_store: trenches.Store,
 ) -> None:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
+import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -21,6 +23,7 @@ from rich.progress import (
 from rich.table import Table
 
 if TYPE_CHECKING:
+    from trenches.backfill import SkippedVersion
     from trenches.quality import QualityReport
     from trenches.store import Store
 
@@ -83,3 +86,20 @@ def quality_table(report: QualityReport) -> Table:
         )
         table.add_row(f"{f.kind}\n[dim]{f.summary}[/]", mark, str(len(f.pattern_ids)), examples)
     return table
+
+
+def exit_if_skipped(skipped: Sequence[SkippedVersion], *, quiet: bool = False) -> None:
+    """Name each version a backfill skipped, with why, and exit 1 if there is one."""
+    if not skipped:
+        return
+    if not quiet:
+        for s in skipped:
+            err_console.print(f"skipped {escape(s.ref)}: {escape(s.reason)}")
+    n = len(skipped)
+    err_console.print(
+        f"[bold red]{n} version{' was' if n == 1 else 's were'} skipped[/]: "
+        f"{'its' if n == 1 else 'their'} predictions are still missing; once the reason is "
+        "dealt with (--trusted for a pickled model you trust), `trenches backfill` "
+        "predicts them"
+    )
+    raise typer.Exit(1)

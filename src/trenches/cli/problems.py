@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from trenches import timestamps
-from trenches.cli._output import console, err_console, open_store, print_json, progress_bar
+from trenches.cli._output import (
+    console,
+    err_console,
+    exit_if_skipped,
+    open_store,
+    print_json,
+    progress_bar,
+)
+
+if TYPE_CHECKING:
+    from trenches.backfill import BackfillResult
+
+_TRUSTED_HELP = (
+    "Let pickled models load to predict (loading a pickle runs code from the file: "
+    "only for files you trust)."
+)
 
 app = typer.Typer(
     help="The problem database: known failure modes and every version's score on them.",
@@ -121,12 +137,17 @@ def add(
     no_backfill: bool = typer.Option(
         False, "--no-backfill", help="Do not predict them now; `trenches backfill` will."
     ),
+    trusted: bool = typer.Option(False, "--trusted", help=_TRUSTED_HELP),
 ) -> None:
     """Add positive and negative patterns to a problem, and predict them with every
     model version of its dataset.
 
+    A version that cannot be loaded (a pickled model without --trusted) is skipped and
+    named with the reason; the patterns are stored all the same, and the command exits 1.
+
     Example: `trenches problems add small-dense --positive 12,40,77 --negative 3,8`,
-    or `trenches problems add small-dense --from-file new-cases.csv --source production`
+    or `trenches problems add small-dense --from-file new-cases.csv --source production`,
+    or `trenches problems add small-dense --positive 12 --trusted` (a pickled version)
     """
     with open_store() as store, progress_bar(f"backfilling {slug}", None) as advance:
         if from_file is not None:
@@ -140,6 +161,7 @@ def add(
                 source=source,
                 polarity=polarity,
                 backfill=not no_backfill,
+                trusted=trusted,
                 progress=advance,
             )
         else:
@@ -148,6 +170,7 @@ def add(
                 positive=positive,
                 negative=negative,
                 backfill=not no_backfill,
+                trusted=trusted,
                 progress=advance,
             )
     if result.training:
@@ -167,6 +190,7 @@ def add(
             else "; not predicted yet (run `trenches backfill`)"
         )
     )
+    exit_if_skipped(result.skipped)
 
 
 @app.command("list")
@@ -334,16 +358,58 @@ def close(
 
 
 def backfill(
-    dataset: str = typer.Option(None, "--dataset", "-d", help="Only this dataset's problems."),
+    dataset: str = typer.Option(None, "--dataset", "-d", help="Only this dataset's versions."),
+    trusted: bool = typer.Option(False, "--trusted", help=_TRUSTED_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print what was done as JSON."),
 ) -> None:
-    """Predict every problem pattern with every model version that has no prediction
-    for it yet (what `problems add --no-backfill` deferred). Safe to run any time.
+    """Predict, with every model version, each active validation and test pattern and
+    each problem pattern of its dataset that it has no prediction for yet, so that
+    every version is measured on the same patterns.
 
-    Example: `trenches backfill`
+    Only what is missing is computed, and each prediction is stored once: a second run
+    does nothing and says so, and a run stopped half-way keeps what it stored. A
+    version that cannot be loaded (a pickled model without --trusted) is skipped and
+    named with the reason; the others are done, and the command exits 1.
+
+    Examples: `trenches backfill`, `trenches backfill --dataset cancer --trusted`
     """
-    with open_store() as store, progress_bar("backfilling", None) as advance:
-        computed, versions = store.problems.backfill(dataset=dataset, progress=advance)
-    if computed:
-        console.print(f"{computed} new predictions over {versions} versions")
+    from trenches.backfill import backfill as fill
+    from trenches.backfill import gaps
+
+    with open_store() as store:
+        total = sum(g.missing for g in gaps(store, dataset=dataset))
+        with progress_bar("backfilling", total) as advance:
+            result = fill(store, dataset=dataset, trusted=trusted, progress=advance)
+    if as_json:
+        print_json(result.to_json())
     else:
-        err_console.print("nothing to backfill: every version has every problem pattern")
+        _show_backfill(result, dataset)
+    exit_if_skipped(result.skipped, quiet=as_json)
+
+
+def _show_backfill(result: BackfillResult, dataset: str | None) -> None:
+    where = f"of {dataset}" if dataset is not None else "of any dataset"
+    if result.versions == 0:
+        err_console.print(f"nothing to backfill: there is no model version {where}")
+        return
+    if result.missing == 0:
+        err_console.print(
+            f"nothing to backfill: each of the {result.versions} versions has a prediction "
+            "for every validation, test and problem pattern"
+        )
+        return
+    console.print(
+        f"{result.computed} new predictions of validation, test and problem patterns; "
+        f"{result.versions} versions visited"
+    )
+    table = Table("version", "dataset", "patterns", "lacked", "predicted")
+    for v in result.per_version:
+        if v.missing:
+            table.add_row(
+                v.ref,
+                v.dataset,
+                str(v.patterns),
+                str(v.missing),
+                "skipped" if v.skipped else str(v.computed),
+            )
+    console.print(table)

@@ -9,7 +9,14 @@ import typer
 from rich.table import Table
 
 from trenches import timestamps
-from trenches.cli._output import console, err_console, open_store, print_json, progress_bar
+from trenches.cli._output import (
+    console,
+    err_console,
+    exit_if_skipped,
+    open_store,
+    print_json,
+    progress_bar,
+)
 
 app = typer.Typer(
     help="The request log of `trenches serve`: what was asked and answered, feedback on "
@@ -145,6 +152,8 @@ def to_patterns(
         )
     if as_json:
         print_json(result.to_json())
+        if result.problem_result is not None:
+            exit_if_skipped(result.problem_result.skipped, quiet=True)
         return
     datasets = ", ".join(result.dataset)
     if result.created:
@@ -164,3 +173,4 @@ def to_patterns(
             + (f" ({r.already} were there)" if r.already else "")
             + f"; {r.predicted} new predictions from {r.versions} versions"
         )
+        exit_if_skipped(r.skipped)

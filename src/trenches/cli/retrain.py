@@ -37,8 +37,10 @@ def retrain(
     One pass: take a fresh snapshot of the dataset, call the training function of
     `[retrain.NAME]` on its train split (with the recency weights configured) in a
     tracked run, register the candidate under the alias `candidate`, predict the
-    validation split and every problem with it and with production, check its gates,
-    and compare it with production on the metric configured. It is promoted to
+    validation split and every problem with it and with production, backfill every
+    version of the dataset (validation, test and problems: a version that cannot be
+    loaded is named and left out), check its gates, and compare it with production on
+    the metric configured. It is promoted to
     `production` only when every gate passes and it is better; otherwise it stays at
     `candidate` and the reason is printed and recorded.
 

@@ -114,7 +114,7 @@ def to_onnx(
     probabilities (to ``ONNX_TOLERANCE``) as the model on ``X``.
     """
     if not signature.all_numeric:
-        return None, False, "ONNX export here takes numeric inputs only; this model has text inputs"
+        return None, False, _not_numeric(signature)
     try:
         from skl2onnx import to_onnx as convert
     except ImportError as e:  # pragma: no cover - a dependency
@@ -138,6 +138,17 @@ def to_onnx(
             return data, rounds, None
         reasons.append(f"{np.dtype(dtype).name}: {gap}")
     return None, False, f"no faithful ONNX form of {type(model).__name__}: " + "; ".join(reasons)
+
+
+def _not_numeric(signature: Signature) -> str:
+    """Why a model with non-numeric inputs has no ONNX form, naming them."""
+    others = [(n, t) for n, t in signature.inputs if t not in NUMERIC]
+    named = ", ".join(f"{n} ({t})" for n, t in others)
+    inputs, are = ("inputs", "are") if len(others) > 1 else ("input", "is")
+    return (
+        f"no ONNX form: {inputs} {named} {are} not numeric, and ONNX export here takes "
+        "numeric inputs only; the skops file is used"
+    )
 
 
 def _same_answers(model: Any, a: pd.DataFrame, b: pd.DataFrame) -> bool:

@@ -27,6 +27,7 @@ from trenches.problems.scores import ProblemScore, Scorer
 from trenches.verdicts import Tolerance
 
 if TYPE_CHECKING:
+    from trenches.backfill import BackfillResult, SkippedVersion
     from trenches.patterns.datasets import Dataset
     from trenches.store import Store
 
@@ -76,6 +77,9 @@ class AddResult:
     #: The added patterns that are in the train split: versions trained before now may
     #: have seen them (their held-out score leaves them out).
     training: tuple[int, ...] = ()
+    #: Versions the backfill could not predict with (a pickled model without
+    #: ``trusted=True``, ...), each with why: the patterns are stored all the same.
+    skipped: tuple[SkippedVersion, ...] = ()
 
 
 def _parse_ids(values: Sequence[int | str]) -> list[int]:
@@ -231,10 +235,14 @@ class Problems:
         positive: Sequence[int | str] = (),
         negative: Sequence[int | str] = (),
         backfill: bool = True,
+        trusted: bool = False,
         progress: Callable[[int], None] | None = None,
     ) -> AddResult:
         """Add patterns to a problem, then predict them with every version of its
-        dataset (unless ``backfill=False``; ``trenches backfill`` does it later)."""
+        dataset (unless ``backfill=False``; ``trenches backfill`` does it later).
+
+        A version that cannot predict (a pickled model without ``trusted=True``) is
+        skipped, and named in ``result.skipped``; the patterns are added all the same."""
         problem = self.get(slug)
         pos, neg = _parse_ids(positive), _parse_ids(negative)
         if not pos and not neg:
@@ -288,10 +296,14 @@ class Problems:
             if rows:
                 conn.execute(insert(t.problem_patterns), rows)
                 added = len(rows)
-        predicted = versions = 0
-        if backfill:
-            predicted, versions = self._backfill_patterns(ds.id, sorted(wanted), progress)
-        return AddResult(added, already, predicted, versions, training)
+        if not backfill:
+            return AddResult(added, already, 0, 0, training)
+        from trenches.backfill import backfill_patterns
+
+        done = backfill_patterns(
+            self._store, {ds.name: sorted(wanted)}, trusted=trusted, progress=progress
+        )
+        return AddResult(added, already, done.computed, done.versions, training, done.skipped)
 
     def add_from_file(
         self,
@@ -302,6 +314,7 @@ class Problems:
         polarity: str = "positive",
         labelled_by: str | None = None,
         backfill: bool = True,
+        trusted: bool = False,
         progress: Callable[[int], None] | None = None,
     ) -> AddResult:
         """The tester's way: new inputs with their labels (CSV, Parquet, JSONL or a
@@ -349,6 +362,7 @@ class Problems:
             positive=[i for i, side in zip(ids, sides, strict=True) if side == "positive"],
             negative=[i for i, side in zip(ids, sides, strict=True) if side == "negative"],
             backfill=backfill,
+            trusted=trusted,
             progress=progress,
         )
 
@@ -379,38 +393,27 @@ class Problems:
             ).all()
         return [(f"{name}@{version}", timestamps.from_us(at)) for name, version, at in rows]
 
-    def _backfill_patterns(
-        self,
-        dataset_id: int,
-        pattern_ids: Sequence[int],
-        progress: Callable[[int], None] | None,
-    ) -> tuple[int, int]:
-        from trenches.predict import predict
-
-        refs = self._version_refs(dataset_id)
-        computed = 0
-        for ref, _ in refs:
-            computed += predict(self._store, ref, pattern_ids).computed
-            if progress is not None:
-                progress(1)
-        return computed, len(refs)
-
     def backfill(
-        self, *, dataset: str | None = None, progress: Callable[[int], None] | None = None
-    ) -> tuple[int, int]:
-        """Predict every problem pattern with every version that lacks a prediction.
-        Returns (predictions computed, versions visited)."""
-        problems = self.list(dataset=dataset)
+        self,
+        *,
+        dataset: str | None = None,
+        trusted: bool = False,
+        progress: Callable[[int], None] | None = None,
+    ) -> BackfillResult:
+        """Predict every problem pattern with every version that lacks a prediction;
+        a version that cannot predict is skipped, with why. ``trenches.backfill.backfill``
+        does the validation and test splits as well."""
+        from trenches.backfill import backfill_patterns
+
         by_dataset: dict[str, set[int]] = {}
-        for problem in problems:
+        for problem in self.list(dataset=dataset):
             by_dataset.setdefault(problem.dataset, set()).update(problem.patterns())
-        computed = visited = 0
-        for name, ids in by_dataset.items():
-            ds = self._store.datasets.get(name)
-            c, v = self._backfill_patterns(ds.id, sorted(ids), progress)
-            computed += c
-            visited += v
-        return computed, visited
+        return backfill_patterns(
+            self._store,
+            {name: sorted(ids) for name, ids in by_dataset.items()},
+            trusted=trusted,
+            progress=progress,
+        )
 
     def history(self, dataset: str | None = None) -> Any:
         """Each problem's score for every model version, in creation order, as a

@@ -1,8 +1,9 @@
 """The continuous-training loop: one pass takes a fresh snapshot, trains the user's
 function on it in a tracked run, registers the candidate, predicts validation and every
-problem with it and with production, checks its gates, compares it with production, and
-promotes it when it passes and is better; otherwise it waits under the alias
-``candidate`` with the reason.
+problem with it and with production, backfills every version of the dataset (validation,
+test and problems), checks its gates, compares it with production, and promotes it when
+it passes and is better; otherwise it waits under the alias ``candidate`` with the
+reason.
 
 Each pass is a row of ``retrains``: what set it off (a drift report, or a person), the
 snapshot, run, candidate, production version and check it made or used, the decision
@@ -111,6 +112,7 @@ class Retrains:
             snap = p.snapshot()
             candidate = p.train(snap)
             name, ids, problems = p.predict(candidate)
+            p.backfill()
             check = p.check(candidate)
             figures = p.compare(candidate, name, ids)
             p.body["figures"] = figures.to_json()

@@ -1,5 +1,5 @@
-"""One pass of the loop, step by step: snapshot, train, register, predict, check,
-compare, decide; a step that fails leaves the pass ``failed``."""
+"""One pass of the loop, step by step: snapshot, train, register, predict, backfill,
+check, compare, decide; a step that fails leaves the pass ``failed``."""
 
 from __future__ import annotations
 
@@ -174,6 +174,41 @@ class Pass:
             )
         self.body["predicted"] = made
         return name, ids, problems
+
+    def backfill(self) -> None:
+        """Predict, with every version of the dataset, the validation, test and problem
+        patterns it lacks, so that charts and tables cover every version. A version that
+        cannot predict is recorded with why, and the pass goes on."""
+        from trenches.backfill import backfill, gaps
+
+        name = self.dataset.name
+        total = sum(g.missing for g in gaps(self.store, dataset=name))
+        what = f"backfilling every version of {name}"
+        done = 0
+
+        def advance(n: int) -> None:
+            nonlocal done
+            done += n
+            self.say("predict", what, done, total)
+
+        if total:
+            self.say("predict", what, 0, total)
+        result = backfill(self.store, dataset=name, trusted=self.trusted, progress=advance)
+        self.body["backfill"] = result.to_json()
+        n = result.versions
+        self.say(
+            "backfill",
+            f"backfill of {name}: "
+            + (
+                f"{result.computed} new predictions of validation, test and problem "
+                f"patterns over {n} version{'s' if n != 1 else ''}"
+                if result.missing
+                else f"nothing missing, {n} version{'s' if n != 1 else ''} complete"
+            )
+            + (f", {len(result.skipped)} skipped" if result.skipped else ""),
+        )
+        for skipped in result.skipped:
+            self.say("backfill", f"skipped {skipped.ref}: {skipped.reason}")
 
     def refs(self, candidate: ModelVersion) -> list[str]:
         """The candidate, and production when it predicts the same dataset."""
@@ -358,7 +393,9 @@ def _figure(result: Evaluation, metric: str) -> float | None:
 
 
 def _gate_text(r: GateResult) -> str:
-    figure = f" ({r.figure:.4f})" if r.figure is not None and r.figure == r.figure else ""
+    from trenches.gates.outputs import figure_text
+
+    figure = f" ({figure_text(r)})" if r.figure is not None and r.figure == r.figure else ""
     return f"{r.gate}{figure}"
 
 

@@ -164,8 +164,8 @@ class RetrainStep:
     """One step of a pass as it happens, for a progress display.
 
     ``name`` is one of start, snapshot, train, candidate, predict (with ``done`` and
-    ``total`` patterns, repeated as they are predicted), predicted, check, compare,
-    decision.
+    ``total`` patterns, repeated as they are predicted), predicted, backfill, check,
+    compare, decision.
     """
 
     name: str

@@ -123,6 +123,7 @@ class ToPatterns:
                 "already": r.already,
                 "predicted": r.predicted,
                 "versions": r.versions,
+                "skipped": [v.to_json() for v in r.skipped],
             }
         return out
 

@@ -1,0 +1,258 @@
+"""Backfill: every model version of a dataset predicts every pattern it is measured on.
+
+What a version is measured on: the active validation and test patterns of its dataset,
+and every problem's patterns. A version registered before a pattern arrived (a new
+validation pattern, a problem added later) lacks a prediction for it; the backfill
+computes exactly those, so every version stands on the same patterns and the charts
+and tables cover them all (invariant 3: a prediction is stored once, and the backfill
+only fills the gaps).
+
+It goes through :func:`trenches.predict.predict`, which predicts only what is missing
+and stores each chunk in its own transaction: a backfill stopped half-way keeps what
+it stored, and the next one does the rest. A version that cannot predict (a pickled
+model without ``trusted=True``, a corrupted file, an input column the dataset lacks) is
+skipped with the reason, and the other versions are done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sqlalchemy import select
+
+from trenches.db import schema as t
+from trenches.db.engine import read
+from trenches.errors import ArtifactCorrupted, StoreError, TrenchesError
+
+if TYPE_CHECKING:
+    from trenches.patterns.datasets import Dataset
+    from trenches.store import Store
+
+#: The splits every version is measured on, beside the problem patterns.
+MEASURED_SPLITS = ("validation", "test")
+
+
+@dataclass(frozen=True)
+class SkippedVersion:
+    """A version the backfill could not predict with, and why, in one line."""
+
+    ref: str
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ref": self.ref, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Gap:
+    """What one version lacks: of the ``patterns`` it should have a prediction for,
+    the ``missing`` ones it has none for yet."""
+
+    ref: str
+    dataset: str
+    patterns: int
+    missing: int
+
+
+@dataclass(frozen=True)
+class VersionBackfill:
+    """What the backfill did for one version: it lacked ``missing`` of ``patterns``
+    predictions and ``computed`` of them (0 when it was skipped)."""
+
+    ref: str
+    dataset: str
+    patterns: int
+    missing: int
+    computed: int
+    skipped: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ref": self.ref,
+            "dataset": self.dataset,
+            "patterns": self.patterns,
+            "missing": self.missing,
+            "computed": self.computed,
+            "skipped": self.skipped,
+        }
+
+
+@dataclass(frozen=True)
+class BackfillResult:
+    """What one backfill did: the predictions it computed, the versions it visited,
+    the ones it skipped (with why), and each version's counts."""
+
+    computed: int
+    versions: int
+    skipped: tuple[SkippedVersion, ...] = ()
+    per_version: tuple[VersionBackfill, ...] = ()
+
+    @property
+    def missing(self) -> int:
+        """The predictions the versions lacked when the backfill started."""
+        return sum(v.missing for v in self.per_version)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "computed": self.computed,
+            "missing": self.missing,
+            "versions": self.versions,
+            "skipped": [s.to_json() for s in self.skipped],
+            "per_version": [v.to_json() for v in self.per_version],
+        }
+
+
+@dataclass(frozen=True)
+class _Todo:
+    ref: str
+    dataset: Dataset
+    wanted: np.ndarray
+    missing: int
+
+    def gap(self) -> Gap:
+        return Gap(self.ref, self.dataset.name, len(self.wanted), self.missing)
+
+
+def gaps(store: Store, *, dataset: str | None = None) -> tuple[Gap, ...]:
+    """What each version of every dataset (or of ``dataset``) lacks of its validation,
+    test and problem patterns, oldest version first; the total is what
+    :func:`backfill` will compute."""
+    return tuple(todo.gap() for todo in _plan(store, _measured_on(store, dataset)))
+
+
+def backfill(
+    store: Store,
+    *,
+    dataset: str | None = None,
+    trusted: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> BackfillResult:
+    """Predict, with every model version of every dataset (or of ``dataset``), each
+    active validation and test pattern and each problem pattern it has no prediction
+    for. ``progress`` is called with the number of patterns dealt with, which add up
+    to the total of :func:`gaps`.
+
+    A version that cannot predict is skipped (``result.skipped`` says why) and the
+    others are done; ``trusted=True`` lets pickled models load.
+    """
+    return _fill(store, _plan(store, _measured_on(store, dataset)), trusted, progress)
+
+
+def backfill_patterns(
+    store: Store,
+    patterns: Mapping[str, Sequence[int] | np.ndarray],
+    *,
+    trusted: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> BackfillResult:
+    """Predict the given patterns (by dataset name) with every version of their
+    dataset that lacks them: what adding patterns to a problem does. Skips as
+    :func:`backfill` does."""
+    wanted = [
+        (store.datasets.get(name), np.unique(np.asarray(ids, dtype=np.int64)))
+        for name, ids in patterns.items()
+    ]
+    return _fill(store, _plan(store, wanted), trusted, progress)
+
+
+def _measured_on(store: Store, dataset: str | None) -> list[tuple[Dataset, np.ndarray]]:
+    """Each dataset's patterns every version is measured on: the active validation and
+    test patterns, and the patterns of its problems (open or closed)."""
+    from trenches.patterns.datasets import read_patterns
+
+    datasets = [store.datasets.get(dataset)] if dataset is not None else store.datasets.list()
+    out = []
+    for ds in datasets:
+        _, info = read_patterns(ds, with_inputs=False, full_info=False)
+        splits = info.index[info["split"].isin(MEASURED_SPLITS)].to_numpy(dtype=np.int64)
+        pp, pr = t.problem_patterns.c, t.problems.c
+        with read(store.engine) as conn:
+            problem_ids = np.fromiter(
+                conn.execute(
+                    select(pp.pattern_id)
+                    .join(t.problems, pp.problem_id == pr.id)
+                    .where(pr.dataset_id == ds.id)
+                ).scalars(),
+                dtype=np.int64,
+            )
+        out.append((ds, np.union1d(splits, problem_ids)))
+    return out
+
+
+def _plan(store: Store, wanted: Iterable[tuple[Dataset, np.ndarray]]) -> list[_Todo]:
+    """Every version of each dataset, oldest first, with what it lacks of ``wanted``."""
+    from trenches import predictions as store_of
+
+    v, m, p = t.model_versions.c, t.models.c, t.predictors.c
+    todo = []
+    with read(store.engine) as conn:
+        for ds, ids in wanted:
+            rows = conn.execute(
+                select(m.name, v.version, p.id)
+                .join(t.models, v.model_id == m.id)
+                .outerjoin(t.predictors, p.version_id == v.id)
+                .where(v.dataset_id == ds.id)
+                .order_by(v.created_at, v.id)
+            ).all()
+            for name, version, predictor in rows:
+                have = (
+                    store_of.predicted_ids(conn, predictor)
+                    if predictor is not None
+                    else np.zeros(0, dtype=np.int64)
+                )
+                missing = len(np.setdiff1d(ids, have))
+                todo.append(_Todo(f"{name}@{version}", ds, ids, missing))
+    return todo
+
+
+def _fill(
+    store: Store,
+    plan: list[_Todo],
+    trusted: bool,
+    progress: Callable[[int], None] | None,
+) -> BackfillResult:
+    from trenches.predict import predict
+
+    done: list[VersionBackfill] = []
+    skipped: list[SkippedVersion] = []
+    for todo in plan:
+        counted = 0
+
+        def advance(n: int) -> None:
+            nonlocal counted
+            counted += n
+            if progress is not None:
+                progress(n)
+
+        computed, why = 0, None
+        if todo.missing:
+            try:
+                computed = predict(
+                    store, todo.ref, todo.wanted, trusted=trusted, progress=advance
+                ).computed
+            except TrenchesError as e:
+                if isinstance(e, StoreError) and not isinstance(e, ArtifactCorrupted):
+                    raise  # the store's trouble, not this version's: no use going on
+                why = " ".join(str(e).split())
+                skipped.append(SkippedVersion(todo.ref, why))
+            if progress is not None and counted < todo.missing:
+                progress(todo.missing - counted)  # a skipped version's share of the total
+        done.append(
+            VersionBackfill(
+                todo.ref,
+                todo.dataset.name,
+                len(todo.wanted),
+                todo.missing,
+                computed,
+                why is not None,
+            )
+        )
+    return BackfillResult(
+        computed=sum(d.computed for d in done),
+        versions=len(done),
+        skipped=tuple(skipped),
+        per_version=tuple(done),
+    )
