@@ -42,6 +42,7 @@ def test_the_demo_finds_what_it_planted_and_traces_its_models(
             "large-benign",
             "rough-texture",
             "production-misses",  # made from a wrong answer of the server
+            "crowd-mistakes",  # crowd labels the expert corrected (trainable)
         }
         # The backfill made the versions x problems x patterns table complete.
         assert all(s.missing == 0 for slug in problems for s in store.problems.scores(slug))
@@ -76,6 +77,37 @@ def test_the_demo_finds_what_it_planted_and_traces_its_models(
         assert retrain.report_id == moved.id and retrain.candidate == "cancer-clf@5"
         assert retrain.status in ("promoted", "candidate") and retrain.reason
         assert [r["id"] for r in moved.retrains] == [retrain.id]
+
+        # Held out: the table shows all and held-out scores; the versions trained month
+        # by month saw most problem patterns, and the retraining snapshot held every open
+        # problem's patterns out (the trainable crowd-mistakes kept in).
+        assert "held out (not trained on)" in text and " · " in text
+        scores = {s.predictor: s for s in store.problems.scores("small-malignant")}
+        assert scores["cancer-clf@4"].trained_on >= 10
+        assert scores["cancer-clf@5"].trained_on == 0
+        fresh = store.snapshots.get(retrain.snapshot_id)
+        open_ids = {
+            i for p in store.problems.list(status="open") if not p.trainable for i in p.patterns()
+        }
+        assert set(fresh.held_out) == open_ids
+        assert not set(fresh.training_data().pattern_ids) & open_ids
+        crowd = store.problems.get("crowd-mistakes")
+        assert crowd.trainable and set(crowd.positive) <= set(fresh.training_data().pattern_ids)
+
+        # The data diff of production's snapshot and the candidate's lists the planted
+        # relabels, and compare names them among the flips.
+        production_snapshot = store.lineage("cancer-clf@4").snapshot
+        assert production_snapshot is not None
+        data = store.snapshots.diff(production_snapshot["id"], retrain.snapshot_id)
+        relabels = data.relabelled
+        assert set(relabels["labelled_by"]) == {"dr.house"}
+        assert {"second opinion", "biopsy review"} == set(relabels["reason"])
+        assert set(crowd.positive) <= set(relabels["new_id"])
+        from trenches.comparison import compare
+
+        flips = compare(store, "cancer-clf@4", "cancer-clf@5").problems["crowd-mistakes"]
+        assert flips.fixed and "relabelled by dr.house (expert)" in flips.change_note()
+        assert "relabelled by dr.house (expert) in imports" in text
     assert (tmp_path / "demo" / "trenches.toml").exists()
     assert (tmp_path / "demo" / "report.html").stat().st_size > 1_000_000
     assert "is refused" in text and "passed every gate" in text
@@ -85,3 +117,43 @@ def test_the_demo_finds_what_it_planted_and_traces_its_models(
     assert "shared patterns" in text and "fixed" in text
     # The demo's git repository is its own, not the one the tests run in.
     assert (tmp_path / "demo" / "training-code" / ".git").exists()
+    # The report's charts have a point for every version, the retrained one included.
+    metric, graph = _chart_points(tmp_path / "demo" / "report.html")
+    assert metric == {"cancer-clf": 5}
+    assert {k: v for k, v in graph.items() if "(all)" in k or "accuracy" in k} == {
+        "small-malignant (all)": 5,
+        "large-benign (all)": 5,
+        "rough-texture (all)": 5,
+        "production-misses (all)": 5,
+        "crowd-mistakes (all)": 5,
+        "validation accuracy": 5,
+    }
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def _chart_points(report: Path) -> tuple[dict[str, int], dict[str, int]]:
+    """The points of the metric chart and of the problem graph, per line, as drawn."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"the demo's report test needs Chromium at {CHROMIUM} (.ci/run installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            page = browser.new_page()
+            page.goto(report.resolve().as_uri())
+            for div in ("metric-1", "problem-graph-1"):
+                page.wait_for_selector(f"#{div} .scatterlayer .trace", timeout=30_000)
+            counted = page.evaluate(
+                """ids => ids.map(id => Object.fromEntries(
+                    document.getElementById(id).data.map(t =>
+                        [t.name, t.y.filter(y => y !== null && y === y).length])))""",
+                ["metric-1", "problem-graph-1"],
+            )
+        finally:
+            browser.close()
+    return counted[0], counted[1]

@@ -473,11 +473,15 @@ def test_after_a_backfill_the_charts_have_a_point_for_every_version(
     (metric,) = traces["metric-1"]
     assert metric["points"] == 3 and metric["text"] == versions
     assert drawn == 3
-    assert {t["name"]: t["points"] for t in traces["problem-graph-1"]} == {
-        "small": 3,
-        "large": 3,
+    points = {t["name"]: t["points"] for t in traces["problem-graph-1"]}
+    # Every version is a point of each problem's line over all its patterns (the held-out
+    # line has none where a version trained on all of them).
+    assert {k: v for k, v in points.items() if "held out" not in k} == {
+        "small (all)": 3,
+        "large (all)": 3,
         "validation accuracy": 3,
     }
+    assert set(points) >= {"small (held out)", "large (held out)"}
 
 
 # --- in a browser ------------------------------------------------------------------------
@@ -551,8 +555,14 @@ def test_the_report_opens_in_chromium_draws_the_problem_graph_and_drift_and_requ
             names = page.evaluate(
                 "id => document.getElementById(id).data.map(t => t.name)", "problem-graph-1"
             )
-            assert names == ["small", "large", "validation accuracy"]
-            assert page.locator(f"{graph} .scatterlayer .trace").count() == 3
+            assert names == [
+                "small (held out)",
+                "small (all)",
+                "large (held out)",
+                "large (all)",
+                "validation accuracy",
+            ]
+            assert page.locator(f"{graph} .scatterlayer .trace").count() == 5
             # Every figure of the report is drawn.
             assert page.locator(".js-plotly-plot").count() == 5
             # The drift chart: a bar per column and one for the predictions, the drifted red.
@@ -569,8 +579,9 @@ def test_the_report_opens_in_chromium_draws_the_problem_graph_and_drift_and_requ
             assert page.locator("#drift-chart-1 .barlayer .point").count() == len(bars["y"])
 
             # Hide the other lines (their points can sit on small's), as a reader would
-            # through the legend, then click the newest version's point on "small".
-            for i in (1, 2):
+            # through the legend, then click the newest version's point on "small", held
+            # out.
+            for i in (1, 2, 3, 4):
                 page.locator(f"{graph} .legend .traces").nth(i).click()
                 page.wait_for_function(
                     "([id, i]) => document.getElementById(id).data[i].visible === 'legendonly'",

@@ -45,6 +45,25 @@ class Flips:
     #: The fixed and broken patterns that were added or relabelled (or removed) between
     #: the snapshots the two versions trained on.
     changes: tuple[DataChange, ...] = ()
+    #: The fixed and broken patterns that A (B) trained on: a flip of a pattern one side
+    #: knows by heart says more about its memory than its skill.
+    trained_a: tuple[int, ...] = ()
+    trained_b: tuple[int, ...] = ()
+
+    def training_note(self, a: str, b: str) -> str:
+        """Which flipped patterns each side trained on, in words: ``4 broken:
+        cancer-clf@4 trained on 4 of them, cancer-clf@5 on none``; empty when neither
+        trained on any."""
+        parts = []
+        for word, ids in (("fixed", self.fixed), ("broken", self.broken)):
+            on_a = len(set(ids) & set(self.trained_a))
+            on_b = len(set(ids) & set(self.trained_b))
+            if on_a or on_b:
+                parts.append(
+                    f"{len(ids)} {word}: {a} trained on {on_a or 'none'} of them, "
+                    f"{b} on {on_b or 'none'}"
+                )
+        return "; ".join(parts)
 
     def change_note(self) -> str:
         """What the data changes explain, in words: ``3 fixed, 2 of them relabelled by
@@ -84,6 +103,8 @@ class Flips:
                 for c in self.changes
             ],
             "change_note": self.change_note(),
+            "trained_a": list(self.trained_a),
+            "trained_b": list(self.trained_b),
         }
 
 
@@ -289,6 +310,9 @@ def compare(store: Store, a: str, b: str, *, problem: str | None = None) -> Comp
     if data is not None:
         overall = _with_changes(overall, data)
         per_problem = {k: _with_changes(v, data) for k, v in per_problem.items()}
+    trained = _Trained(store, pa.ref, pb.ref)
+    overall = trained.mark(overall)
+    per_problem = {k: trained.mark(v) for k, v in per_problem.items()}
     return Comparison(
         pa.ref,
         pb.ref,
@@ -313,6 +337,28 @@ def _data_between(store: Store, a: str, b: str) -> SnapshotDiff | None:
     if snap_a is None or snap_b is None or snap_a == snap_b:
         return None
     return store.snapshots.diff(snap_a, snap_b)
+
+
+class _Trained:
+    """Which flipped patterns each side trained on (versions with a snapshot)."""
+
+    def __init__(self, store: Store, a: str, b: str) -> None:
+        from trenches.problems.scores import Scorer
+
+        self.scorer = Scorer(store)
+        self.entries = [
+            self.scorer.entry(store.models.get(ref)) if "@" in ref else None for ref in (a, b)
+        ]
+
+    def mark(self, flips: Flips) -> Flips:
+        ids = np.asarray(sorted((*flips.fixed, *flips.broken)), dtype=np.int64)
+        if len(ids) == 0:
+            return flips
+        sides: list[tuple[int, ...]] = []
+        for entry in self.entries:
+            mask = None if entry is None else self.scorer.trained(entry, ids)
+            sides.append(() if mask is None else tuple(int(i) for i in ids[mask]))
+        return replace(flips, trained_a=sides[0], trained_b=sides[1])
 
 
 def _with_changes(flips: Flips, data: SnapshotDiff) -> Flips:

@@ -171,6 +171,7 @@ def run(folder: Path, console: Console) -> None:
     production = _gates(store, folder, console)
     _explain(store, console)
     _serve(store, ds, folder, console)
+    _review(store, ds, crowd_flipped, console)
     _monitor(store, ds, folder, console)
     _report(store, folder, console)
     _say(
@@ -181,7 +182,9 @@ def run(folder: Path, console: Console) -> None:
         f"small-malignant`, `trenches check {production} --junit gates.xml`, "
         f"`trenches explain {production} --problem small-malignant`, `trenches serve "
         f"{production.split('@')[0]}@production`, `trenches requests list`, `trenches monitor "
-        "history`, `trenches retrain cancer-clf --history`, open report.html, "
+        "history`, `trenches retrain cancer-clf --history`, `trenches compare "
+        f"{production} cancer-clf@5`, `trenches predictions export {production} --patterns "
+        "validation --out predictions.parquet`, open report.html, "
         f"in {folder.resolve()}",
     )
     store.close()
@@ -333,9 +336,9 @@ def _near_copies_in_other_splits(
 def _problems(store: trenches.Store, ds: trenches.Dataset, folder: Path, console: Console) -> None:
     """Three known failure modes, backfilled over every version; the per-problem table,
     a comparison of the last two versions, and the graph."""
+    from trenches.backfill import backfill
     from trenches.comparison import compare
     from trenches.evaluation import split_set
-    from trenches.predict import predict
     from trenches.report.problems import write_graph
 
     _say(
@@ -376,25 +379,38 @@ def _problems(store: trenches.Store, ds: trenches.Dataset, folder: Path, console
             f"  {slug}: {len(positive)} positive and {len(negative)} negative patterns; "
             f"{result.predicted} predictions from {result.versions} versions"
         )
+    done = backfill(store, dataset="cancer")
+    console.print(
+        f"  and on the validation and test splits: {done.computed} more predictions by "
+        f"{done.versions} versions (`trenches backfill`), so every version stands on the "
+        "same patterns"
+    )
     _, validation = split_set(ds, "validation")
-    for version in store.models.versions("cancer-clf"):
-        predict(store, version.ref, validation)
     table = store.problems.history("cancer")
-    grid = table.pivot(index="problem", columns="version", values="score")
+    versions = list(dict.fromkeys(table.sort_values("created_at")["version"]))
     shown = Table(
         "problem",
-        *grid.columns,
-        title="share of each problem's patterns right",
+        *versions,
+        title="each problem's patterns right: all of them · held out (not trained on)",
         title_justify="left",
     )
-    for slug, row in grid.iterrows():
-        shown.add_row(str(slug), *(f"{v:.0%}" for v in row))
+    for slug, rows in table.groupby("problem", sort=False):
+        by = {r.version: r for r in rows.itertuples()}
+        shown.add_row(str(slug), *(_score_cell(by[v]) for v in versions))
     accuracy = table.drop_duplicates("version").set_index("version")["validation_accuracy"]
     shown.add_row(
         f"[dim]accuracy on cancer:validation ({len(validation)})[/]",
-        *(f"{accuracy[v]:.1%}" for v in grid.columns),
+        *(f"{accuracy[v]:.1%}" for v in versions),
     )
     console.print(shown)
+    newest = table[(table["version"] == versions[-1]) & (table["problem"] == "small-malignant")]
+    row = newest.iloc[0]
+    console.print(
+        f"  {versions[-1]} trained on {int(row.trained_on)} of the {row.patterns} small-malignant "
+        f"patterns: its {row.score:.0%} over all of them is partly memory. Gates measure the "
+        "held-out ones, and new snapshots hold the open problems' patterns out of training, "
+        "so the next model is scored on what it did not see."
+    )
     versions = [v.ref for v in store.models.versions("cancer-clf")]
     diff = compare(store, versions[-2], versions[-1])
     console.print(
@@ -409,6 +425,15 @@ def _problems(store: trenches.Store, ds: trenches.Dataset, folder: Path, console
     html = write_graph(store, folder / "problems.html", "cancer")
     png = write_graph(store, folder / "problems.png", "cancer")
     console.print(f"  the graph: {html.resolve()} (click a point) and {png.name}")
+
+
+def _score_cell(row: Any) -> str:
+    """``100% · 1/1``: the share right over all of a problem's patterns, and right of
+    those held out (not trained on) by the version."""
+    trained = set(row.trained)
+    held = [i for i in (*row.right, *row.wrong) if i not in trained]
+    held_right = sum(1 for i in row.right if i not in trained)
+    return f"{row.score:.0%} · {held_right}/{len(held)}"
 
 
 GATES = """\
@@ -616,6 +641,102 @@ def _serve(store: trenches.Store, ds: trenches.Dataset, folder: Path, console: C
         )
 
 
+def _review(
+    store: trenches.Store, ds: trenches.Dataset, crowd_flipped: list[int], console: Console
+) -> None:
+    """The expert reviews crowd labels that production learnt wrong; the corrected
+    patterns make a trainable problem, so the next model may learn them."""
+    _say(
+        console,
+        "The expert reviews crowd labels in the training data that production learnt "
+        "as the crowd gave them:",
+    )
+    production = store.models.get("cancer-clf@production")
+    info = ds.pattern_info()
+    in_problems = {i for p in store.problems.list() for i in p.patterns()}
+    candidates = [
+        i
+        for i in crowd_flipped
+        if i in info.index and info.loc[i, "split"] == "train" and i not in in_problems
+    ]
+    frame = ds.patterns(ids=candidates)
+    said = store.models.load(production.ref).predict(frame.drop(columns="diagnosis"))
+    learnt = frame.index[said == frame["diagnosis"].to_numpy()][:3].tolist()
+    corrected = []
+    for pid in learnt:
+        wrong = frame.loc[pid, "diagnosis"]
+        right = "benign" if wrong == "malignant" else "malignant"
+        new = store.patterns.relabel(
+            pid, right, source="expert", labelled_by="dr.house", reason="biopsy review"
+        )
+        corrected.append(new.id)
+        console.print(
+            f"  pattern {pid}: the crowd said {wrong}, the biopsy {right}; {production.ref} "
+            f"learnt {wrong}. Relabelled as pattern {new.id}"
+        )
+    if not corrected:
+        console.print("  production learnt none of the crowd's wrong labels")
+        return
+    store.problems.create(
+        "crowd-mistakes",
+        dataset="cancer",
+        title="Crowd labels the expert corrected",
+        severity="medium",
+        trainable=True,
+    )
+    store.problems.add("crowd-mistakes", positive=corrected)
+    console.print(
+        f"  they make problem crowd-mistakes, marked trainable: unlike the other open "
+        f"problems, new snapshots keep its {len(corrected)} patterns in the training data, "
+        "so the next model can learn the right labels"
+    )
+
+
+def _after_retrain(
+    store: trenches.Store, production: str, candidate: str, console: Console
+) -> None:
+    """What changed in the data between production's snapshot and the candidate's, and
+    which flipped problem patterns it explains."""
+    from trenches.comparison import compare
+
+    result = compare(store, production, candidate)
+    data = result.data
+    if data is None:
+        return
+    _say(
+        console,
+        f"What changed in the data between {production}'s snapshot and {candidate}'s? "
+        f"(`trenches data diff {data.a.id} {data.b.id}`)",
+    )
+    counts = (
+        data.summary().groupby(["change", "source", "labelled_by"], dropna=False)["patterns"].sum()
+    )
+    for (change, source, who), n in counts.items():
+        by = f" by {who}" if isinstance(who, str) else ""
+        console.print(f"  {n} {change} ({source}{by})")
+    for r in data.relabelled.itertuples():
+        console.print(
+            f"    pattern {r.old_id} -> {r.new_id}: {r.old_label} -> {r.new_label} "
+            f"({r.labelled_by}: {r.reason})"
+        )
+    console.print(
+        f"  {len(data.b.held_out)} patterns of open problems are held out of {candidate}'s "
+        f"training data ({len(data.a.held_out)} of {production}'s)"
+    )
+    _say(
+        console,
+        f"`trenches compare {production} {candidate}`: the flips of each problem, and which "
+        "of them the data changes explain:",
+    )
+    for slug, flips in result.problems.items():
+        notes = [flips.training_note(production, candidate), flips.change_note()]
+        said = "; ".join(n for n in notes if n)
+        console.print(
+            f"  {slug}: {len(flips.fixed)} fixed, {len(flips.broken)} broken"
+            + (f" ({escape(said)})" if said else "")
+        )
+
+
 MONITOR = """
 # Drift monitoring (see docs/monitoring.md): the defaults, written out.
 [monitor]
@@ -770,9 +891,11 @@ def _monitor(store: trenches.Store, ds: trenches.Dataset, folder: Path, console:
         result = store.retrains.run("cancer-clf", report_id=found.id, path=toml)
     finally:
         os.chdir(home)
+    held = (result.details.get("snapshot") or {}).get("held_out", 0)
     console.print(
         f"  retrain #{result.id} (set off by report #{found.id}): candidate "
         f"{result.candidate}, trained on snapshot {result.snapshot_id}"
+        + (f", which holds out the {held} patterns of open problems" if held else "")
     )
     for g in result.gates:
         mark = {"pass": "[green]pass[/]", "fail": "[red]FAIL[/]", "skip": "[yellow]skip[/]"}
@@ -785,3 +908,5 @@ def _monitor(store: trenches.Store, ds: trenches.Dataset, folder: Path, console:
         console.print(
             f"  [yellow]{result.candidate} stays a candidate:[/] {escape(result.reason or '')}"
         )
+    if result.candidate is not None and result.production is not None:
+        _after_retrain(store, result.production, result.candidate, console)

@@ -61,6 +61,10 @@ def compare(
     console.print(flips)
     if o.undefined:
         console.print(f"[yellow]{o.undefined}[/]")
+    for label, f in (("all", o), *result.problems.items()):
+        note = f.training_note(result.a, result.b)
+        if note:
+            console.print(f"  {label}: {note}")
     _data_changes(result)
 
 

@@ -102,6 +102,7 @@ class _Context:
         ids: np.ndarray,
         qualifiers: tuple[str, ...] = (),
         *,
+        problem: Problem,
         also: str | None = None,
     ) -> tuple[str, np.ndarray, str]:
         """Problem patterns as the gate measures them: by default only those the checked
@@ -109,7 +110,7 @@ class _Context:
         pattern it knows by heart says nothing of its skill either). Returns (the set's
         name, the ids, a note for the detail)."""
         quals = list(qualifiers)
-        if not spec.held_out:
+        if not spec.held_out(problem.trainable):
             return _set_name(base, quals), ids, ""
         seen = np.zeros(len(ids), dtype=bool)
         said = []
@@ -180,7 +181,9 @@ class _Context:
         if on.startswith("problem:"):
             problem = self.problem(spec, on.split(":", 1)[1], key="on")
             ids = np.array(sorted(problem.patterns()), dtype=np.int64)
-            name, ids, _ = self.held_out(spec, f"problem:{problem.slug}", ids, also=also)
+            name, ids, _ = self.held_out(
+                spec, f"problem:{problem.slug}", ids, problem=problem, also=also
+            )
             return name, ids
         return split_set(self.dataset, on)
 
@@ -430,6 +433,7 @@ def _problem_gate(ctx: _Context, spec: GateSpec, problem: Problem) -> GateResult
         f"problem:{problem.slug}",
         ids,
         () if polarity == "all" else (polarity,),
+        problem=problem,
         also=also,
     )
     tolerance = problem.tolerance or ctx.dataset.tolerance

@@ -124,11 +124,11 @@ class GateSpec:
     def polarity(self) -> str:
         return str(self.raw.get("patterns", "all"))
 
-    @property
-    def held_out(self) -> bool:
-        """Over problem patterns: only those the checked version did not train on
-        (the default), or all of them (``held-out = false``)."""
-        return bool(self.raw.get("held-out", True))
+    def held_out(self, trainable: bool = False) -> bool:
+        """Over a problem's patterns: only those the checked version did not train on, or
+        all of them (``held-out = false``). By default held out, but for a problem
+        marked trainable (its patterns are meant to be trained on)."""
+        return bool(self.raw.get("held-out", not trainable))
 
     @property
     def problem_scope(self) -> str | list[str]:

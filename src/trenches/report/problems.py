@@ -281,6 +281,8 @@ def figure(
             )
         )
     fig.update_layout(
+        # A click on a legend entry hides that line alone, not its problem's pair.
+        legend={"groupclick": "toggleitem"},
         title="Problems across model versions: held out (solid) and all patterns (dotted); "
         "click a point for its patterns",
         yaxis={"range": [-0.02, 1.02], "title": "share of the problem's patterns right"},

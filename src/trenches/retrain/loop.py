@@ -87,11 +87,21 @@ class Pass:
             note += f", after drift report #{self.report_id}"
         snap = self.dataset.snapshot(sources=self.settings.sources, note=note)
         self.record(snapshot_id=snap.id)
-        self.body["snapshot"] = {"id": snap.id, "digest": snap.digest, "patterns": snap.patterns}
+        self.body["snapshot"] = {
+            "id": snap.id,
+            "digest": snap.digest,
+            "patterns": snap.patterns,
+            "held_out": len(snap.held_out),
+        }
         self.say(
             "snapshot",
             f"snapshot {snap.id} of {self.dataset.name}: {snap.patterns} patterns"
             + (f" from {', '.join(snap.sources)}" if snap.sources else "")
+            + (
+                f", {len(snap.held_out)} of open problems held out of training"
+                if snap.held_out
+                else ""
+            )
             + f" (digest {snap.digest[:12]})",
         )
         return snap
