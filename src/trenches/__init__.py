@@ -23,6 +23,8 @@ from trenches.errors import (
 )
 
 if TYPE_CHECKING:
+    from trenches.backfill import BackfillResult, SkippedVersion
+    from trenches.comparison import Comparison, Flips
     from trenches.explain import Explanation
     from trenches.gates import Check, GateResult
     from trenches.models import ModelVersion
@@ -38,12 +40,24 @@ if TYPE_CHECKING:
         Snapshot,
         TrainingData,
     )
+    from trenches.patterns.diff import DataChange, SnapshotDiff
+    from trenches.problems import Problem, ProblemScore
     from trenches.runs import Run, RunInfo
     from trenches.store import Store, open
+    from trenches.verdicts import Tolerance
 
 __version__ = "0.1.0"
 
 _LAZY = {
+    "BackfillResult": "trenches.backfill",
+    "SkippedVersion": "trenches.backfill",
+    "Comparison": "trenches.comparison",
+    "Flips": "trenches.comparison",
+    "DataChange": "trenches.patterns.diff",
+    "SnapshotDiff": "trenches.patterns.diff",
+    "Problem": "trenches.problems",
+    "ProblemScore": "trenches.problems",
+    "Tolerance": "trenches.verdicts",
     "Explanation": "trenches.explain",
     "Check": "trenches.gates",
     "GateResult": "trenches.gates",
@@ -74,11 +88,15 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "SPLITS",
+    "BackfillResult",
     "Check",
     "CheckFailed",
+    "Comparison",
     "Conflict",
+    "DataChange",
     "Dataset",
     "Explanation",
+    "Flips",
     "GateResult",
     "ImportResult",
     "InputColumn",
@@ -90,13 +108,18 @@ __all__ = [
     "Pattern",
     "PatternChange",
     "PatternHistory",
+    "Problem",
+    "ProblemScore",
     "Run",
     "RunInfo",
     "SchemaTooNew",
+    "SkippedVersion",
     "Snapshot",
+    "SnapshotDiff",
     "Store",
     "StoreBusy",
     "StoreError",
+    "Tolerance",
     "TrainingData",
     "TrenchesError",
     "UntrustedModel",
