@@ -14,7 +14,9 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -320,3 +322,38 @@ def noisy_corner(store: trenches.Store, n: int = 600) -> tuple[trenches.Dataset,
         run.log_model(DecisionTreeClassifier(random_state=0).fit(X, y), "tree")
     frame = ds.patterns()
     return ds, frame.index[frame["x2"] > 0.85].tolist()
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@contextmanager
+def chromium() -> Iterator[Any]:
+    """A headless Debian Chromium driven by Playwright (no browser is downloaded), with
+    the network chatter of a first start turned off; the test fails, saying how to
+    install it, when it is missing."""
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"the browser tests need Chromium at {CHROMIUM}: apt-get install -y chromium "
+            "(.ci/run installs it)"
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()

@@ -12,6 +12,8 @@ from rich.console import Console
 import trenches
 from trenches.demo import run
 
+from conftest import chromium
+
 
 @pytest.mark.slow
 def test_the_demo_finds_what_it_planted_and_traces_its_models(
@@ -130,30 +132,17 @@ def test_the_demo_finds_what_it_planted_and_traces_its_models(
     }
 
 
-CHROMIUM = Path("/usr/bin/chromium")
-
-
 def _chart_points(report: Path) -> tuple[dict[str, int], dict[str, int]]:
     """The points of the metric chart and of the problem graph, per line, as drawn."""
-    if not CHROMIUM.exists():
-        pytest.fail(f"the demo's report test needs Chromium at {CHROMIUM} (.ci/run installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox", "--disable-gpu"]
+    with chromium() as browser:
+        page = browser.new_page()
+        page.goto(report.resolve().as_uri())
+        for div in ("metric-1", "problem-graph-1"):
+            page.wait_for_selector(f"#{div} .scatterlayer .trace", timeout=30_000)
+        counted = page.evaluate(
+            """ids => ids.map(id => Object.fromEntries(
+                document.getElementById(id).data.map(t =>
+                    [t.name, t.y.filter(y => y !== null && y === y).length])))""",
+            ["metric-1", "problem-graph-1"],
         )
-        try:
-            page = browser.new_page()
-            page.goto(report.resolve().as_uri())
-            for div in ("metric-1", "problem-graph-1"):
-                page.wait_for_selector(f"#{div} .scatterlayer .trace", timeout=30_000)
-            counted = page.evaluate(
-                """ids => ids.map(id => Object.fromEntries(
-                    document.getElementById(id).data.map(t =>
-                        [t.name, t.y.filter(y => y !== null && y === y).length])))""",
-                ["metric-1", "problem-graph-1"],
-            )
-        finally:
-            browser.close()
     return counted[0], counted[1]

@@ -27,9 +27,8 @@ from trenches.evaluation import evaluate, split_set
 from trenches.predict import predict
 from trenches.report.html import write_report
 
-from conftest import dead_url, log_requests, tumours
+from conftest import chromium, dead_url, log_requests, tumours
 
-CHROMIUM = Path("/usr/bin/chromium")
 #: A problem title with markup in it: the report must show it as text.
 TITLE = "Misses <b>small</b> & 'odd' tumours"
 
@@ -435,13 +434,6 @@ def test_versions_lacking_predictions_are_named_not_dropped(
 def test_after_a_backfill_the_charts_have_a_point_for_every_version(
     sqlite_store: trenches.Store, tmp_path: Path
 ) -> None:
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"the report's browser test needs Chromium at {CHROMIUM}: apt-get install -y "
-            "chromium (.ci/run installs it)"
-        )
-    from playwright.sync_api import sync_playwright
-
     store = sqlite_store
     grown(store)
     assert backfill(store).skipped == ()
@@ -449,26 +441,20 @@ def test_after_a_backfill_the_charts_have_a_point_for_every_version(
     assert len(versions) == 3
     url = write_report(store, tmp_path / "report.html").as_uri()
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox", "--disable-gpu"]
+    with chromium() as browser:
+        page = browser.new_page()
+        page.goto(url)
+        for div in ("metric-1", "problem-graph-1"):
+            page.wait_for_selector(f"#{div} .scatterlayer .trace", timeout=20_000)
+        traces = page.evaluate(
+            """ids => Object.fromEntries(ids.map(id => [id,
+                document.getElementById(id).data.map(t => ({
+                    name: t.name,
+                    points: t.x.filter((x, i) => t.y[i] !== null).length,
+                    text: t.text || null}))]))""",
+            ["metric-1", "problem-graph-1"],
         )
-        try:
-            page = browser.new_page()
-            page.goto(url)
-            for div in ("metric-1", "problem-graph-1"):
-                page.wait_for_selector(f"#{div} .scatterlayer .trace", timeout=20_000)
-            traces = page.evaluate(
-                """ids => Object.fromEntries(ids.map(id => [id,
-                    document.getElementById(id).data.map(t => ({
-                        name: t.name,
-                        points: t.x.filter((x, i) => t.y[i] !== null).length,
-                        text: t.text || null}))]))""",
-                ["metric-1", "problem-graph-1"],
-            )
-            drawn = page.locator("#metric-1 .scatterlayer .trace path.point").count()
-        finally:
-            browser.close()
+        drawn = page.locator("#metric-1 .scatterlayer .trace path.point").count()
 
     (metric,) = traces["metric-1"]
     assert metric["points"] == 3 and metric["text"] == versions
@@ -491,12 +477,7 @@ def test_after_a_backfill_the_charts_have_a_point_for_every_version(
 def test_the_report_opens_in_chromium_draws_the_problem_graph_and_drift_and_requests_nothing(
     sqlite_store: trenches.Store, tmp_path: Path
 ) -> None:
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"the report's browser test needs Chromium at {CHROMIUM}: apt-get install -y "
-            "chromium (.ci/run installs it)"
-        )
-    from playwright.sync_api import Request, Route, sync_playwright
+    from playwright.sync_api import Request, Route
 
     store = sqlite_store
     ds = build(store)
@@ -523,93 +504,77 @@ def test_the_report_opens_in_chromium_draws_the_problem_graph_and_drift_and_requ
             refused.append(request.url)
             r.abort()
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
+    with chromium() as browser:
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        context.route("**/*", route)
+        page = context.new_page()
+        page.on("request", lambda r: requests.append(r.url))
+        page.on(
+            "console",
+            lambda m: (
+                problems_in_console.append(m.text) if m.type in ("error", "warning") else None
+            ),
         )
-        try:
-            context = browser.new_context(viewport={"width": 1280, "height": 900})
-            context.route("**/*", route)
-            page = context.new_page()
-            page.on("request", lambda r: requests.append(r.url))
-            page.on(
-                "console",
-                lambda m: (
-                    problems_in_console.append(m.text) if m.type in ("error", "warning") else None
-                ),
-            )
-            page.on("pageerror", lambda e: problems_in_console.append(str(e)))
-            page.goto(url)
-            graph = "#problem-graph-1"
-            page.wait_for_selector(f"{graph} .scatterlayer .trace", timeout=20_000)
-            names = page.evaluate(
-                "id => document.getElementById(id).data.map(t => t.name)", "problem-graph-1"
-            )
-            assert names == [
-                "small (held out)",
-                "small (all)",
-                "large (held out)",
-                "large (all)",
-                "validation accuracy",
-            ]
-            assert page.locator(f"{graph} .scatterlayer .trace").count() == 5
-            # Every figure of the report is drawn.
-            assert page.locator(".js-plotly-plot").count() == 5
-            # The drift chart: a bar per column and one for the predictions, the drifted red.
-            page.wait_for_selector("#drift-chart-1 .barlayer .trace", timeout=20_000)
-            bars = page.evaluate(
-                "id => { const t = document.getElementById(id).data[0];"
-                " return {y: t.y, color: t.marker.color}; }",
-                "drift-chart-1",
-            )
-            assert len(bars["y"]) == len(v.signature.columns) + 1
-            assert bars["y"][0] in monitored.report.drifted_columns
-            red = {y for y, c in zip(bars["y"], bars["color"], strict=True) if c == "#cf222e"}
-            assert red >= set(monitored.report.drifted_columns)
-            assert page.locator("#drift-chart-1 .barlayer .point").count() == len(bars["y"])
+        page.on("pageerror", lambda e: problems_in_console.append(str(e)))
+        page.goto(url)
+        graph = "#problem-graph-1"
+        page.wait_for_selector(f"{graph} .scatterlayer .trace", timeout=20_000)
+        names = page.evaluate(
+            "id => document.getElementById(id).data.map(t => t.name)", "problem-graph-1"
+        )
+        assert names == [
+            "small (held out)",
+            "small (all)",
+            "large (held out)",
+            "large (all)",
+            "validation accuracy",
+        ]
+        assert page.locator(f"{graph} .scatterlayer .trace").count() == 5
+        # Every figure of the report is drawn.
+        assert page.locator(".js-plotly-plot").count() == 5
+        # The drift chart: a bar per column and one for the predictions, the drifted red.
+        page.wait_for_selector("#drift-chart-1 .barlayer .trace", timeout=20_000)
+        bars = page.evaluate(
+            "id => { const t = document.getElementById(id).data[0];"
+            " return {y: t.y, color: t.marker.color}; }",
+            "drift-chart-1",
+        )
+        assert len(bars["y"]) == len(v.signature.columns) + 1
+        assert bars["y"][0] in monitored.report.drifted_columns
+        red = {y for y, c in zip(bars["y"], bars["color"], strict=True) if c == "#cf222e"}
+        assert red >= set(monitored.report.drifted_columns)
+        assert page.locator("#drift-chart-1 .barlayer .point").count() == len(bars["y"])
 
-            # Hide the other lines (their points can sit on small's), as a reader would
-            # through the legend, then click the newest version's point on "small", held
-            # out.
-            for i in (1, 2, 3, 4):
-                page.locator(f"{graph} .legend .traces").nth(i).click()
-                page.wait_for_function(
-                    "([id, i]) => document.getElementById(id).data[i].visible === 'legendonly'",
-                    arg=["problem-graph-1", i],
-                )
-            point = page.locator(f"{graph} .scatterlayer .trace").nth(0).locator("path.point")
-            assert point.count() == 3
-            point.nth(2).scroll_into_view_if_needed()
-            box = point.nth(2).bounding_box()
-            assert box is not None
-            x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-            page.mouse.move(x, y)
-            page.mouse.click(x, y)
-            drill = page.locator(f"{graph}-drill")
-            drill.locator("h3").wait_for(timeout=5_000)
-            assert drill.locator("h3").inner_text().startswith("small on clf@3:")
-            rows = drill.locator("tr")
-            assert rows.count() == 1 + len(small.patterns())
-            first = rows.nth(1).inner_text().split("\t")
-            assert first[0] == str(small.positive[0]) and first[1] == "positive"
-            assert rows.nth(1).locator("a").get_attribute("href") == (
-                f"#expl-{small.positive[0]}-clf-3"
+        # Hide the other lines (their points can sit on small's), as a reader would
+        # through the legend, then click the newest version's point on "small", held
+        # out.
+        for i in (1, 2, 3, 4):
+            page.locator(f"{graph} .legend .traces").nth(i).click()
+            page.wait_for_function(
+                "([id, i]) => document.getElementById(id).data[i].visible === 'legendonly'",
+                arg=["problem-graph-1", i],
             )
-            # The link stays in the page.
-            rows.nth(1).locator("a").click()
-            assert page.url == f"{url}#expl-{small.positive[0]}-clf-3"
-        finally:
-            browser.close()
+        point = page.locator(f"{graph} .scatterlayer .trace").nth(0).locator("path.point")
+        assert point.count() == 3
+        point.nth(2).scroll_into_view_if_needed()
+        box = point.nth(2).bounding_box()
+        assert box is not None
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        page.mouse.move(x, y)
+        page.mouse.click(x, y)
+        drill = page.locator(f"{graph}-drill")
+        drill.locator("h3").wait_for(timeout=5_000)
+        assert drill.locator("h3").inner_text().startswith("small on clf@3:")
+        rows = drill.locator("tr")
+        assert rows.count() == 1 + len(small.patterns())
+        first = rows.nth(1).inner_text().split("\t")
+        assert first[0] == str(small.positive[0]) and first[1] == "positive"
+        assert rows.nth(1).locator("a").get_attribute("href") == (
+            f"#expl-{small.positive[0]}-clf-3"
+        )
+        # The link stays in the page.
+        rows.nth(1).locator("a").click()
+        assert page.url == f"{url}#expl-{small.positive[0]}-clf-3"
 
     assert refused == [], f"the report tried to load {refused}"
     assert requests == [url], f"requests other than the file itself: {requests}"

@@ -244,7 +244,7 @@ def snapshot(
             note=note,
         )
     if as_json:
-        print_json(_snapshot_json(snap))
+        print_json(snap.to_json())
         return
     console.print(
         f"snapshot [bold]{snap.id}[/] of {snap.dataset}: {snap.patterns} patterns as of "
@@ -300,23 +300,6 @@ def tolerance(
     console.print(
         f"{ds.name}: right within {set_to}" if set_to else f"{ds.name}: the tolerance is cleared"
     )
-
-
-def _snapshot_json(snap: object) -> dict[str, object]:
-    from trenches.patterns.snapshots import Snapshot
-
-    assert isinstance(snap, Snapshot)
-    return {
-        "id": snap.id,
-        "dataset": snap.dataset,
-        "as_of": timestamps.iso(timestamps.to_us(snap.as_of)),
-        "sources": list(snap.sources) if snap.sources else None,
-        "patterns": snap.patterns,
-        "digest": snap.digest,
-        "max_pattern_id": snap.max_pattern_id,
-        "held_out": list(snap.held_out),
-        "note": snap.note,
-    }
 
 
 @app.command("diff")
@@ -435,7 +418,7 @@ def show(
         snaps = ds.snapshots()
     if as_json:
         out = s.to_json()
-        out["snapshot_list"] = [_snapshot_json(x) for x in snaps]
+        out["snapshot_list"] = [x.to_json() for x in snaps]
         print_json(out)
         return
     console.print(

@@ -437,100 +437,98 @@ def _problem_gate(ctx: _Context, spec: GateSpec, problem: Problem) -> GateResult
         also=also,
     )
     tolerance = problem.tolerance or ctx.dataset.tolerance
-    common: dict[str, Any] = {
-        "pattern_set": name,
-        "size": len(ids),
-        "key": spec.key,
-        "line": spec.line,
-        "tolerance": str(tolerance) if ctx.dataset.task == "regression" and tolerance else None,
-    }
-    if spec.kind == "problem":
-        return _score_gate(ctx, spec, problem, name, ids, every, note, tolerance, common)
-    return _no_break_gate(ctx, spec, name, ids, every, note, tolerance, common)
-
-
-def _nothing_to_measure(name: str, every: int, note: str) -> str:
-    if every == 0:
-        return f"{name} has no patterns"
-    return (
-        f"all {every} patterns of {name.split(' (')[0]} were trained on{note}: none is "
-        "held out to measure on (held-out = false measures them all)"
+    measured = _ProblemSet(
+        name,
+        ids,
+        every,
+        note,
+        tolerance if ctx.dataset.task == "regression" else None,
+        {"pattern_set": name, "size": len(ids), "key": spec.key, "line": spec.line},
     )
+    if spec.kind == "problem":
+        return _score_gate(ctx, spec, measured)
+    return _no_break_gate(ctx, spec, measured)
 
 
-def _score_gate(
-    ctx: _Context,
-    spec: GateSpec,
-    problem: Problem,
-    name: str,
-    ids: np.ndarray,
-    every: int,
-    note: str,
-    tolerance: Tolerance | None,
-    common: dict[str, Any],
-) -> GateResult:
+@dataclass(frozen=True)
+class _ProblemSet:
+    """A problem's patterns as a gate measures them."""
+
+    name: str
+    ids: np.ndarray
+    every: int  # how many before what was trained on was left out
+    note: str  # what was left out, for the detail
+    tolerance: Tolerance | None  # regression: right within it
+    common: dict[str, Any]  # the result's fields that every outcome shares
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        return {**self.common, "tolerance": str(self.tolerance) if self.tolerance else None}
+
+    @property
+    def within(self) -> str:
+        return f" within {self.tolerance}" if self.tolerance else ""
+
+    def nothing_to_measure(self) -> str:
+        if self.every == 0:
+            return f"{self.name} has no patterns"
+        return (
+            f"all {self.every} patterns of {self.name.split(' (')[0]} were trained on"
+            f"{self.note}: none is held out to measure on (held-out = false measures them all)"
+        )
+
+
+def _score_gate(ctx: _Context, spec: GateSpec, measured: _ProblemSet) -> GateResult:
     minimum = float(spec.raw["min-score"])
     bound = f">= {minimum:g}"
-    label = _label(spec, f"{name} score {bound}")
+    label = _label(spec, f"{measured.name} score {bound}")
+    ids, fields = measured.ids, measured.fields
     if len(ids) == 0:
-        detail = _nothing_to_measure(name, every, note)
-        return GateResult(label, "problem", None, bound, "skip", detail, **common)
+        detail = measured.nothing_to_measure()
+        return GateResult(label, "problem", None, bound, "skip", detail, **fields)
     ctx.ensure(ctx.version.ref, ids)
-    right = ctx.right(ctx.version.ref, ids, tolerance)
+    right = ctx.right(ctx.version.ref, ids, measured.tolerance)
     if right is None:
         detail = verdicts.undefined_reason(ctx.dataset)
-        return GateResult(label, "problem", None, bound, "fail", detail, **common)
+        return GateResult(label, "problem", None, bound, "fail", detail, **fields)
     score = float(right.mean())
     wrong = ids[~right]
-    detail = (
-        f"{int(right.sum())} of {len(ids)} right"
-        + (f" within {tolerance}" if common["tolerance"] else "")
-        + note
-        + (f"; wrong: {_ids(wrong)}" if len(wrong) else "")
+    detail = f"{int(right.sum())} of {len(ids)} right{measured.within}{measured.note}" + (
+        f"; wrong: {_ids(wrong)}" if len(wrong) else ""
     )
     status = "pass" if score >= minimum else "fail"
-    return GateResult(label, "problem", score, bound, status, detail, **common)
+    return GateResult(label, "problem", score, bound, status, detail, **fields)
 
 
-def _no_break_gate(
-    ctx: _Context,
-    spec: GateSpec,
-    name: str,
-    ids: np.ndarray,
-    every: int,
-    note: str,
-    tolerance: Tolerance | None,
-    common: dict[str, Any],
-) -> GateResult:
+def _no_break_gate(ctx: _Context, spec: GateSpec, measured: _ProblemSet) -> GateResult:
     vs = spec.vs
-    label = _label(spec, f"{name}: nothing {vs} gets right breaks")
+    label = _label(spec, f"{measured.name}: nothing {vs} gets right breaks")
     bound = "0 broken"
+    ids, fields = measured.ids, measured.fields
     ref = ctx.reference(spec)
     if ref is None:
         detail = f"{ctx.version.model} has no {vs} version yet: nothing can break"
-        return GateResult(label, "no-break", None, bound, "skip", detail, **common)
+        return GateResult(label, "no-break", None, bound, "skip", detail, **fields)
     if len(ids) == 0:
-        detail = _nothing_to_measure(name, every, note)
-        return GateResult(label, "no-break", None, bound, "skip", detail, **common)
+        detail = measured.nothing_to_measure()
+        return GateResult(label, "no-break", None, bound, "skip", detail, **fields)
     ctx.ensure(ctx.version.ref, ids)
     ctx.ensure(ref, ids)
     have = ids[np.isin(ids, ctx.predictions(ref).pattern_ids)]
-    right_ref = ctx.right(ref, have, tolerance)
-    right_new = ctx.right(ctx.version.ref, have, tolerance)
+    right_ref = ctx.right(ref, have, measured.tolerance)
+    right_new = ctx.right(ctx.version.ref, have, measured.tolerance)
     if right_ref is None or right_new is None:
         detail = verdicts.undefined_reason(ctx.dataset)
-        return GateResult(label, "no-break", None, bound, "fail", detail, **common)
+        return GateResult(label, "no-break", None, bound, "fail", detail, **fields)
     broken = have[right_ref & ~right_new]
     detail = (
-        f"{int(right_ref.sum())} of {len(have)} right by {ref}"
-        + (f" within {tolerance}" if common["tolerance"] else "")
-        + "; "
+        f"{int(right_ref.sum())} of {len(have)} right by {ref}{measured.within}; "
         + (f"broken: {_ids(broken)}" if len(broken) else "none broken")
-        + note
+        + measured.note
         + (f"; {len(ids) - len(have)} not predicted by {ref}" if len(have) < len(ids) else "")
     )
     status = "fail" if len(broken) else "pass"
-    return GateResult(label, "no-break", float(len(broken)), bound, status, detail, **common)
+    return GateResult(label, "no-break", float(len(broken)), bound, status, detail, **fields)
 
 
 def _ids(ids: np.ndarray, limit: int = 20) -> str:

@@ -186,8 +186,8 @@ class SnapshotDiff:
     def to_json(self) -> dict[str, Any]:
         """Every change and the counts, for ``--json``."""
         return {
-            "a": _snapshot_json(self.a),
-            "b": _snapshot_json(self.b),
+            "a": self.a.to_json(),
+            "b": self.b.to_json(),
             "counts": _records(self.summary()),
             "added": _records(self.added),
             "removed": _records(self.removed),
@@ -442,17 +442,6 @@ def _ids(values: np.ndarray) -> tuple[int, ...]:
 
 def _dtype(column: str) -> Any:
     return np.int64 if column in ("batch_id", "patterns") else object
-
-
-def _snapshot_json(snapshot: Snapshot) -> dict[str, Any]:
-    return {
-        "id": snapshot.id,
-        "dataset": snapshot.dataset,
-        "as_of": timestamps.iso(timestamps.to_us(snapshot.as_of)),
-        "sources": list(snapshot.sources) if snapshot.sources else None,
-        "patterns": snapshot.patterns,
-        "digest": snapshot.digest,
-    }
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:

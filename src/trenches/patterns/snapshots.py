@@ -159,6 +159,20 @@ class Snapshot:
             .sort_values(["split", "source", "label"], ignore_index=True)
         )
 
+    def to_json(self) -> dict[str, Any]:
+        """The snapshot as plain values, for ``--json`` output."""
+        return {
+            "id": self.id,
+            "dataset": self.dataset,
+            "as_of": timestamps.iso(self._as_of_us),
+            "sources": list(self.sources) if self.sources else None,
+            "patterns": self.patterns,
+            "digest": self.digest,
+            "max_pattern_id": self.max_pattern_id,
+            "held_out": list(self.held_out),
+            "note": self.note,
+        }
+
     def verify(self) -> bool:
         """Rebuild the membership from timestamps and check that the digest matches."""
         with read(self._store.engine) as conn:
