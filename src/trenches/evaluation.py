@@ -91,14 +91,9 @@ def resolve_predictor(store: Store, ref: str) -> Predictor:
 
 def split_set(dataset: Dataset, split: str) -> tuple[str, np.ndarray]:
     """The active patterns of one split (or ``all``), with the set's name."""
-    info = dataset.pattern_info()
-    if split == "all":
-        ids = info.index.to_numpy()
-    else:
-        if split not in ("train", "validation", "test"):
-            raise InvalidInput(f"split {split!r} must be train, validation, test or all")
-        ids = info.index[info["split"] == split].to_numpy()
-    return f"{dataset.name}:{split}", ids
+    if split != "all" and split not in ("train", "validation", "test"):
+        raise InvalidInput(f"split {split!r} must be train, validation, test or all")
+    return f"{dataset.name}:{split}", dataset.pattern_ids(None if split == "all" else split)
 
 
 def _costs() -> dict[str, dict[str, float]] | None:

@@ -18,7 +18,14 @@ from trenches import timestamps
 from trenches.db import schema as t
 from trenches.db.engine import lock_patterns, read, write
 from trenches.errors import InvalidInput, NotFound
-from trenches.patterns.datasets import SPLITS, Dataset, check_source, membership, read_patterns
+from trenches.patterns.datasets import (
+    SPLITS,
+    Dataset,
+    check_source,
+    member_ids,
+    membership,
+    read_patterns,
+)
 from trenches.patterns.diff import SnapshotDiff, diff_snapshots
 
 if TYPE_CHECKING:
@@ -86,15 +93,7 @@ class Snapshot:
 
     def pattern_ids(self, split: str | None = None) -> np.ndarray:
         """The ids of the snapshot's members (of one split), ascending."""
-        p = t.patterns.c
-        where = self._members()
-        if split is not None:
-            if split not in SPLITS:
-                raise InvalidInput(f"split {split!r} must be one of {', '.join(SPLITS)}")
-            where.append(p.split == SPLITS.index(split))
-        with read(self._store.engine) as conn:
-            rows = conn.execute(select(p.id).where(*where).order_by(p.id)).cursor.fetchall()
-        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        return member_ids(self._store.engine, self._members(), split)
 
     def training_data(
         self,

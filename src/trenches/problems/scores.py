@@ -121,6 +121,7 @@ class Scorer:
         self._found: dict[str, store_of.Predictions] = {}
         self._truth: dict[str, np.ndarray] = {}
         self._trained: dict[tuple[int, bytes], np.ndarray] = {}
+        self._every: dict[str, np.ndarray] = {}
 
     def entries(self, dataset: Dataset, *, baselines: bool = True) -> list[Entry]:
         """The versions of ``dataset``'s models in the order they were made, then its
@@ -198,8 +199,20 @@ class Scorer:
     def _trained_ids(
         self, entry: Entry, problem: Problem, ids: np.ndarray
     ) -> tuple[int, ...] | None:
-        mask = self.trained(entry, ids)
-        return None if mask is None else tuple(int(i) for i in ids[mask])
+        # One look at the snapshot for every problem pattern of the dataset, not one per
+        # problem: a report asks for every (version, problem).
+        every = self._problem_patterns(problem.dataset)
+        mask = self.trained(entry, every)
+        if mask is None:
+            return None
+        seen = set(every[mask].tolist())
+        return tuple(int(i) for i in ids if int(i) in seen)
+
+    def _problem_patterns(self, dataset: str) -> np.ndarray:
+        if dataset not in self._every:
+            ids = {i for p in self.store.problems.list(dataset=dataset) for i in p.patterns()}
+            self._every[dataset] = np.asarray(sorted(ids), dtype=np.int64)
+        return self._every[dataset]
 
     def trained(self, entry: Entry, ids: np.ndarray) -> np.ndarray | None:
         """For each of ``ids``, whether ``entry`` trained on it; None when unknown (a

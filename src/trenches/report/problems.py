@@ -33,12 +33,15 @@ def history(store: Store, dataset: str | None = None) -> pd.DataFrame:
     records: list[dict[str, Any]] = []
     scorer = Scorer(store)
     accuracy: dict[str, float] = {}
+    validation: dict[str, tuple[str, np.ndarray]] = {}
     for problem in store.problems.list(dataset=dataset):
         ds = store.datasets.get(problem.dataset)
         for entry in scorer.entries(ds, baselines=False):
             ref = entry.ref
             if ref not in accuracy:
-                name, ids = split_set(ds, "validation")
+                if ds.name not in validation:
+                    validation[ds.name] = split_set(ds, "validation")
+                name, ids = validation[ds.name]
                 try:
                     accuracy[ref] = evaluate(store, ref, ids, name).metrics.get(
                         "accuracy", float("nan")
