@@ -161,13 +161,10 @@ def backfill_patterns(
 def _measured_on(store: Store, dataset: str | None) -> list[tuple[Dataset, np.ndarray]]:
     """Each dataset's patterns every version is measured on: the active validation and
     test patterns, and the patterns of its problems (open or closed)."""
-    from trenches.patterns.datasets import read_patterns
-
     datasets = [store.datasets.get(dataset)] if dataset is not None else store.datasets.list()
     out = []
     for ds in datasets:
-        _, info = read_patterns(ds, with_inputs=False, full_info=False)
-        splits = info.index[info["split"].isin(MEASURED_SPLITS)].to_numpy(dtype=np.int64)
+        splits = np.concatenate([ds.pattern_ids(split) for split in MEASURED_SPLITS])
         pp, pr = t.problem_patterns.c, t.problems.c
         with read(store.engine) as conn:
             problem_ids = np.fromiter(
