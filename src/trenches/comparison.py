@@ -192,6 +192,29 @@ def wilcoxon_p(errors_a: np.ndarray, errors_b: np.ndarray) -> float:
     return float(wilcoxon(a, b).pvalue)
 
 
+#: How each paired test is named in words.
+TEST_NAMES = {"mcnemar": "McNemar", "wilcoxon": "Wilcoxon"}
+
+
+def paired_test(
+    a: store_of.Predictions, b: store_of.Predictions, ids: np.ndarray, truth: np.ndarray | None
+) -> tuple[str, float]:
+    """A against B on ``ids`` (both predicted): Wilcoxon signed-rank on the absolute
+    errors when ``truth`` (the regression labels of ``ids``) is given, else exact
+    McNemar on right and wrong. Returns the test's name and its p-value."""
+    if truth is not None:
+        assert a.values is not None and b.values is not None
+        err_a = np.abs(a.values[np.searchsorted(a.pattern_ids, ids)] - truth)
+        err_b = np.abs(b.values[np.searchsorted(b.pattern_ids, ids)] - truth)
+        return "wilcoxon", wilcoxon_p(err_a, err_b)
+    assert a.correct is not None and b.correct is not None
+    right_a = a.correct[np.searchsorted(a.pattern_ids, ids)]
+    right_b = b.correct[np.searchsorted(b.pattern_ids, ids)]
+    return "mcnemar", mcnemar_exact(
+        int((~right_a & right_b).sum()), int((right_a & ~right_b).sum())
+    )
+
+
 @dataclass
 class _Pair:
     """Two predictors' predictions on one dataset, with the labels read once."""
@@ -208,38 +231,20 @@ class _Pair:
         truth = None
         if self.truth is not None:
             truth = self.truth[np.searchsorted(self.ids, which)]
+        test, p = paired_test(self.a, self.b, which, truth)
         right_a = verdicts.right(self.a, which, self.dataset, tolerance, truth=truth)
         right_b = verdicts.right(self.b, which, self.dataset, tolerance, truth=truth)
-        if truth is not None:
-            assert self.a.values is not None and self.b.values is not None
-            err_a = np.abs(self.a.values[np.searchsorted(self.a.pattern_ids, which)] - truth)
-            err_b = np.abs(self.b.values[np.searchsorted(self.b.pattern_ids, which)] - truth)
-            test, p = "wilcoxon", wilcoxon_p(err_a, err_b)
-        else:
-            test, p = "mcnemar", float("nan")
         if right_a is None or right_b is None:
-            return Flips(
-                name,
-                len(which),
-                (),
-                (),
-                p,
-                test,
-                None,
-                verdicts.undefined_reason(self.dataset),
-            )
-        fixed = which[~right_a & right_b]
-        broken = which[right_a & ~right_b]
-        if test == "mcnemar":
-            p = mcnemar_exact(len(fixed), len(broken))
+            undefined = verdicts.undefined_reason(self.dataset)
+            return Flips(name, len(which), (), (), p, test, None, undefined)
         return Flips(
             name,
             len(which),
-            tuple(int(i) for i in fixed),
-            tuple(int(i) for i in broken),
+            tuple(int(i) for i in which[~right_a & right_b]),
+            tuple(int(i) for i in which[right_a & ~right_b]),
             p,
             test,
-            tolerance if self.truth is not None else None,
+            tolerance if truth is not None else None,
         )
 
 

@@ -115,6 +115,20 @@ class Tolerance:
         return " or ".join(parts)
 
 
+def tolerance_for(
+    dataset: str, task: str, value: Tolerance | str | float | None
+) -> Tolerance | None:
+    """``value`` as the tolerance of a dataset (or of a problem of it) named ``dataset``
+    for ``task``; refused for classification, where a class is right or wrong as it is."""
+    tolerance = Tolerance.of(value)
+    if tolerance is not None and task != "regression":
+        raise InvalidInput(
+            f"dataset {dataset!r} is for {task}: a tolerance applies to regression only "
+            "(a class is right or wrong as it is)"
+        )
+    return tolerance
+
+
 def labels(dataset: Dataset, ids: np.ndarray) -> np.ndarray:
     """The labels of the patterns ``ids`` (ascending), as floats (regression)."""
     from trenches.patterns.datasets import read_patterns

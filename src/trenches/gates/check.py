@@ -12,7 +12,7 @@ import numpy as np
 
 from trenches import predictions as store_of
 from trenches import verdicts
-from trenches.comparison import mcnemar_exact, wilcoxon_p
+from trenches.comparison import TEST_NAMES, paired_test
 from trenches.db.engine import read
 from trenches.errors import NotFound
 from trenches.evaluation import evaluate, resolve_predictor, split_set
@@ -330,7 +330,7 @@ def _relative_gate(ctx: _Context, spec: GateSpec) -> GateResult:
         ratio = float(spec.raw["ratio"])
         shape = f"{'<=' if lower else '>='} {ratio:g} x {vs}"
     if "significance" in spec.raw:
-        test = "Wilcoxon" if ctx.dataset.task == "regression" else "McNemar"
+        test = TEST_NAMES["wilcoxon" if ctx.dataset.task == "regression" else "mcnemar"]
         shape += f", {test} p <= {spec.raw['significance']:g}"
     label = _label(spec, f"{spec.metric} {shape} on {name}")
     common: dict[str, Any] = {"key": spec.key, "line": spec.line}
@@ -403,22 +403,11 @@ def _relative_gate(ctx: _Context, spec: GateSpec) -> GateResult:
 
 
 def _paired_test(ctx: _Context, ref: str, ids: np.ndarray) -> tuple[str, float]:
-    """The checked version against ``ref`` on ``ids``: exact McNemar on right/wrong
-    (classification), Wilcoxon signed-rank on the absolute errors (regression)."""
-    truth = ctx.truth(ids)
-    if truth is not None:
-        errors = []
-        for who in (ref, ctx.version.ref):
-            found = ctx.predictions(who)
-            assert found.values is not None
-            errors.append(np.abs(found.values[np.searchsorted(found.pattern_ids, ids)] - truth))
-        return "Wilcoxon", wilcoxon_p(errors[0], errors[1])
-    right_a = ctx.right(ref, ids, None)
-    right_b = ctx.right(ctx.version.ref, ids, None)
-    assert right_a is not None and right_b is not None
-    return "McNemar", mcnemar_exact(
-        int((~right_a & right_b).sum()), int((right_a & ~right_b).sum())
+    """The checked version against ``ref`` on ``ids``: McNemar or Wilcoxon, by task."""
+    test, p = paired_test(
+        ctx.predictions(ref), ctx.predictions(ctx.version.ref), ids, ctx.truth(ids)
     )
+    return TEST_NAMES[test], p
 
 
 def _problem_gate(ctx: _Context, spec: GateSpec, problem: Problem) -> GateResult:

@@ -27,7 +27,7 @@ from trenches.errors import Conflict, InvalidInput, NotFound
 from trenches.names import SPLITS
 from trenches.patterns import inputs as inp
 from trenches.patterns.ingest import read_file
-from trenches.verdicts import Tolerance
+from trenches.verdicts import Tolerance, tolerance_for
 
 if TYPE_CHECKING:
     from trenches.patterns.snapshots import Snapshot
@@ -579,7 +579,7 @@ class Dataset:
         """Set (or with None clear) the regression tolerance: a prediction within it of
         its label is right, for problem scores, flips and gates. ``"0.5"`` is
         absolute, ``"10%"`` relative to the label, ``"0.5 or 10%"`` the looser of both."""
-        value = _regression_tolerance(self.name, self.task, tolerance)
+        value = tolerance_for(self.name, self.task, tolerance)
         with write(self._store.engine) as conn:
             conn.execute(
                 update(t.datasets)
@@ -644,7 +644,7 @@ class Datasets:
         check_name(name)
         if task not in TASKS:
             raise InvalidInput(f"task {task!r} must be one of {', '.join(TASKS)}")
-        tol = _regression_tolerance(name, task, tolerance)
+        tol = tolerance_for(name, task, tolerance)
         if not label:
             raise InvalidInput("the label column must be named")
         if len(splits) != 3 or any(s < 0 for s in splits) or abs(sum(splits) - 1) > 1e-9:
@@ -722,18 +722,6 @@ class Datasets:
         with read(self._store.engine) as conn:
             rows = conn.execute(select(t.datasets).order_by(t.datasets.c.name)).all()
         return [Dataset(self._store, r) for r in rows]
-
-
-def _regression_tolerance(
-    name: str, task: str, tolerance: Tolerance | str | float | None
-) -> Tolerance | None:
-    value = Tolerance.of(tolerance)
-    if value is not None and task != "regression":
-        raise InvalidInput(
-            f"dataset {name!r} is for {task}: a tolerance applies to regression only "
-            "(a class is right or wrong as it is)"
-        )
-    return value
 
 
 def membership(

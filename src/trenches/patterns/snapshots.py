@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 
 from trenches import timestamps
 from trenches.db import schema as t
-from trenches.db.engine import lock_patterns, read, write
+from trenches.db.engine import id_in, lock_patterns, read, write
 from trenches.errors import InvalidInput, NotFound
 from trenches.patterns.datasets import (
     SPLITS,
@@ -200,13 +200,11 @@ class Snapshot:
             return np.zeros(0, dtype=np.int64)
         p = t.patterns.c
         with read(self._store.engine) as conn:
-            keys = _input_keys(conn, np.asarray(self.held_out, dtype=np.int64))
-            found: list[int] = []
-            for part in _chunks(keys):
-                found += conn.execute(
-                    select(p.id).where(*self._members(), p.input_key.in_(part))
-                ).scalars()
-        return np.unique(np.asarray(found, dtype=np.int64))
+            held = _keys_of(conn, self.held_out)
+            rows = conn.execute(
+                select(p.id).where(*self._members(), p.input_key.in_(held)).order_by(p.id)
+            ).scalars()
+            return np.fromiter(rows, dtype=np.int64)
 
     def trained_on(self, pattern_ids: Sequence[int] | np.ndarray) -> np.ndarray:
         """For each of ``pattern_ids``, whether a model fitted on this snapshot's train
@@ -217,50 +215,37 @@ class Snapshot:
         if len(ids) == 0:
             return np.zeros(0, dtype=bool)
         p = t.patterns.c
+        train = SPLITS.index("train")
         with read(self._store.engine) as conn:
-            key_of: dict[int, bytes] = {}
-            for part in _chunks(sorted(set(ids.tolist()))):
-                for pid, key, split in conn.execute(
-                    select(p.id, p.input_key, p.split).where(p.id.in_(part))
-                ):
-                    # The split is a function of the inputs: a pattern outside the train
-                    # split has no copy in it.
-                    if split == SPLITS.index("train"):
-                        key_of[int(pid)] = bytes(key)
-            held = set(_input_keys(conn, np.asarray(self.held_out, dtype=np.int64)))
-            wanted = sorted({k for k in key_of.values() if k not in held})
-            present: set[bytes] = set()
-            for part in _chunks(wanted):
-                present.update(
-                    bytes(k)
-                    for k in conn.execute(
-                        select(p.input_key)
-                        .where(
-                            *self._members(),
-                            p.split == SPLITS.index("train"),
-                            p.input_key.in_(part),
-                        )
-                        .distinct()
-                    ).scalars()
+            # The split is a function of the inputs: only a pattern of the train split
+            # has copies in it.
+            key_of = {
+                int(pid): bytes(key)
+                for pid, key in conn.execute(
+                    select(p.id, p.input_key).where(
+                        id_in(conn.dialect.name, p.id, ids.tolist()), p.split == train
+                    )
                 )
+            }
+            seen = select(p.input_key).where(
+                *self._members(),
+                p.split == train,
+                p.input_key.in_(_keys_of(conn, key_of)),
+                p.input_key.not_in(_keys_of(conn, self.held_out)),
+            )
+            present = {bytes(k) for k in conn.execute(seen.distinct()).scalars()}
         return np.array([key_of.get(int(i)) in present for i in ids], dtype=bool)
 
 
-def _chunks(values: Sequence[Any], size: int = 500) -> list[Sequence[Any]]:
-    return [values[i : i + size] for i in range(0, len(values), size)]
+def _keys_of(conn: Connection, ids: Iterable[int]) -> Any:
+    """The input keys of the patterns ``ids``, as a subquery."""
+    p = t.patterns.c
+    return select(p.input_key).where(id_in(conn.dialect.name, p.id, [int(i) for i in ids]))
 
 
 def _input_keys(conn: Connection, ids: np.ndarray) -> list[bytes]:
     """The distinct input keys of the patterns ``ids``, sorted."""
-    if len(ids) == 0:
-        return []
-    p = t.patterns.c
-    keys: set[bytes] = set()
-    for part in _chunks(sorted(set(ids.tolist()))):
-        keys.update(
-            bytes(k) for k in conn.execute(select(p.input_key).where(p.id.in_(part))).scalars()
-        )
-    return sorted(keys)
+    return sorted({bytes(k) for k in conn.execute(_keys_of(conn, ids.tolist())).scalars()})
 
 
 def held_out_now(conn: Connection, dataset_id: int) -> np.ndarray:

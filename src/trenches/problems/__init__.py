@@ -24,11 +24,10 @@ from trenches.db.engine import read, write
 from trenches.errors import Conflict, InvalidInput, NotFound
 from trenches.names import SPLITS
 from trenches.problems.scores import ProblemScore, Scorer
-from trenches.verdicts import Tolerance
+from trenches.verdicts import Tolerance, tolerance_for
 
 if TYPE_CHECKING:
     from trenches.backfill import BackfillResult, SkippedVersion
-    from trenches.patterns.datasets import Dataset
     from trenches.store import Store
 
 SEVERITIES = ("low", "medium", "high", "critical")
@@ -125,7 +124,7 @@ class Problems:
         if not title or not title.strip():
             raise InvalidInput("a problem needs a title")
         ds = self._store.datasets.get(dataset)
-        tol = _tolerance_for(ds, tolerance)
+        tol = tolerance_for(ds.name, ds.task, tolerance)
         with write(self._store.engine) as conn:
             if conn.execute(select(t.problems.c.id).where(t.problems.c.slug == slug)).first():
                 raise Conflict(f"a problem {slug!r} exists already")
@@ -173,7 +172,8 @@ class Problems:
         if tolerance is not None and clear_tolerance:
             raise InvalidInput("give a tolerance or clear it, not both")
         if tolerance is not None or clear_tolerance:
-            tol = _tolerance_for(self._store.datasets.get(problem.dataset), tolerance)
+            ds = self._store.datasets.get(problem.dataset)
+            tol = tolerance_for(ds.name, ds.task, tolerance)
             values["tolerance_abs"] = tol.absolute if tol else None
             values["tolerance_rel"] = tol.relative if tol else None
         if trainable is not None:
@@ -382,17 +382,6 @@ class Problems:
 
     # --- backfill and scores ------------------------------------------------------
 
-    def _version_refs(self, dataset_id: int) -> builtins.list[tuple[str, datetime]]:
-        v, m = t.model_versions.c, t.models.c
-        with read(self._store.engine) as conn:
-            rows = conn.execute(
-                select(m.name, v.version, v.created_at)
-                .join(t.models, v.model_id == m.id)
-                .where(v.dataset_id == dataset_id)
-                .order_by(v.created_at, v.id)
-            ).all()
-        return [(f"{name}@{version}", timestamps.from_us(at)) for name, version, at in rows]
-
     def backfill(
         self,
         *,
@@ -429,13 +418,3 @@ class Problems:
         ds = self._store.datasets.get(problem.dataset)
         scorer = Scorer(self._store)
         return [scorer.score(problem, ds, entry) for entry in scorer.entries(ds)]
-
-
-def _tolerance_for(dataset: Dataset, tolerance: Tolerance | str | float | None) -> Tolerance | None:
-    value = Tolerance.of(tolerance)
-    if value is not None and dataset.task != "regression":
-        raise InvalidInput(
-            f"dataset {dataset.name!r} is for {dataset.task}: a tolerance applies to "
-            "regression problems only"
-        )
-    return value
