@@ -17,7 +17,7 @@ skipped with the reason, and the other versions are done.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 #: The splits every version is measured on, beside the problem patterns.
 MEASURED_SPLITS = ("validation", "test")
+_NONE = np.zeros(0, dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -48,13 +49,14 @@ class SkippedVersion:
 
 @dataclass(frozen=True)
 class Gap:
-    """What one version lacks: of the ``patterns`` it should have a prediction for,
-    the ``missing`` ones it has none for yet."""
+    """What one version lacks: of the ``patterns`` it should have a prediction for
+    (their ids in ``wanted``), the ``missing`` ones it has none for yet."""
 
     ref: str
     dataset: str
     patterns: int
     missing: int
+    wanted: np.ndarray = field(repr=False, compare=False, default_factory=lambda: _NONE)
 
 
 @dataclass(frozen=True)
@@ -105,22 +107,11 @@ class BackfillResult:
         }
 
 
-@dataclass(frozen=True)
-class _Todo:
-    ref: str
-    dataset: Dataset
-    wanted: np.ndarray
-    missing: int
-
-    def gap(self) -> Gap:
-        return Gap(self.ref, self.dataset.name, len(self.wanted), self.missing)
-
-
 def gaps(store: Store, *, dataset: str | None = None) -> tuple[Gap, ...]:
     """What each version of every dataset (or of ``dataset``) lacks of its validation,
     test and problem patterns, oldest version first; the total is what
-    :func:`backfill` will compute."""
-    return tuple(todo.gap() for todo in _plan(store, _measured_on(store, dataset)))
+    :func:`backfill` will compute, and it can be given to it as its ``plan``."""
+    return _plan(store, _measured_on(store, dataset))
 
 
 def backfill(
@@ -129,16 +120,20 @@ def backfill(
     dataset: str | None = None,
     trusted: bool = False,
     progress: Callable[[int], None] | None = None,
+    plan: Sequence[Gap] | None = None,
 ) -> BackfillResult:
     """Predict, with every model version of every dataset (or of ``dataset``), each
     active validation and test pattern and each problem pattern it has no prediction
     for. ``progress`` is called with the number of patterns dealt with, which add up
-    to the total of :func:`gaps`.
+    to the total of :func:`gaps`; ``plan``, what :func:`gaps` gave (for a progress bar
+    that knows its total), spares working it out again.
 
     A version that cannot predict is skipped (``result.skipped`` says why) and the
     others are done; ``trusted=True`` lets pickled models load.
     """
-    return _fill(store, _plan(store, _measured_on(store, dataset)), trusted, progress)
+    if plan is None:
+        plan = gaps(store, dataset=dataset)
+    return _fill(store, plan, trusted, progress)
 
 
 def backfill_patterns(
@@ -179,12 +174,12 @@ def _measured_on(store: Store, dataset: str | None) -> list[tuple[Dataset, np.nd
     return out
 
 
-def _plan(store: Store, wanted: Iterable[tuple[Dataset, np.ndarray]]) -> list[_Todo]:
+def _plan(store: Store, wanted: Iterable[tuple[Dataset, np.ndarray]]) -> tuple[Gap, ...]:
     """Every version of each dataset, oldest first, with what it lacks of ``wanted``."""
     from trenches import predictions as store_of
 
     v, m, p = t.model_versions.c, t.models.c, t.predictors.c
-    todo = []
+    out = []
     with read(store.engine) as conn:
         for ds, ids in wanted:
             rows = conn.execute(
@@ -201,13 +196,13 @@ def _plan(store: Store, wanted: Iterable[tuple[Dataset, np.ndarray]]) -> list[_T
                     else np.zeros(0, dtype=np.int64)
                 )
                 missing = len(np.setdiff1d(ids, have))
-                todo.append(_Todo(f"{name}@{version}", ds, ids, missing))
-    return todo
+                out.append(Gap(f"{name}@{version}", ds.name, len(ids), missing, ids))
+    return tuple(out)
 
 
 def _fill(
     store: Store,
-    plan: list[_Todo],
+    plan: Sequence[Gap],
     trusted: bool,
     progress: Callable[[int], None] | None,
 ) -> BackfillResult:
@@ -215,7 +210,7 @@ def _fill(
 
     done: list[VersionBackfill] = []
     skipped: list[SkippedVersion] = []
-    for todo in plan:
+    for gap in plan:
         counted = 0
 
         def advance(n: int) -> None:
@@ -225,24 +220,24 @@ def _fill(
                 progress(n)
 
         computed, why = 0, None
-        if todo.missing:
+        if gap.missing:
             try:
                 computed = predict(
-                    store, todo.ref, todo.wanted, trusted=trusted, progress=advance
+                    store, gap.ref, gap.wanted, trusted=trusted, progress=advance
                 ).computed
             except TrenchesError as e:
                 if isinstance(e, StoreError) and not isinstance(e, ArtifactCorrupted):
                     raise  # the store's trouble, not this version's: no use going on
                 why = " ".join(str(e).split())
-                skipped.append(SkippedVersion(todo.ref, why))
-            if progress is not None and counted < todo.missing:
-                progress(todo.missing - counted)  # a skipped version's share of the total
+                skipped.append(SkippedVersion(gap.ref, why))
+            if progress is not None and counted < gap.missing:
+                progress(gap.missing - counted)  # a skipped version's share of the total
         done.append(
             VersionBackfill(
-                todo.ref,
-                todo.dataset.name,
-                len(todo.wanted),
-                todo.missing,
+                gap.ref,
+                gap.dataset,
+                gap.patterns,
+                gap.missing,
                 computed,
                 why is not None,
             )

@@ -311,11 +311,11 @@ def compare(store: Store, a: str, b: str, *, problem: str | None = None) -> Comp
         pids = np.array(sorted(p.patterns()), dtype=np.int64)
         if len(pids) and np.isin(pids, ids).all():
             per_problem[p.slug] = pair.flips(f"problem:{p.slug}", pids, p.tolerance or ds.tolerance)
-    data = _data_between(store, pa.ref, pb.ref)
+    trained = _Trained(store, pa.ref, pb.ref)
+    data = trained.data_between()
     if data is not None:
         overall = _with_changes(overall, data)
         per_problem = {k: _with_changes(v, data) for k, v in per_problem.items()}
-    trained = _Trained(store, pa.ref, pb.ref)
     overall = trained.mark(overall)
     per_problem = {k: trained.mark(v) for k, v in per_problem.items()}
     return Comparison(
@@ -329,23 +329,9 @@ def compare(store: Store, a: str, b: str, *, problem: str | None = None) -> Comp
     )
 
 
-def _data_between(store: Store, a: str, b: str) -> SnapshotDiff | None:
-    """The diff of the snapshots versions ``a`` and ``b`` trained on; None for a
-    baseline, a version without a snapshot, or two versions of one snapshot."""
-    from trenches.problems.scores import Scorer
-
-    if "@" not in a or "@" not in b:
-        return None
-    scorer = Scorer(store)
-    snap_a = scorer.entry(store.models.get(a)).snapshot_id
-    snap_b = scorer.entry(store.models.get(b)).snapshot_id
-    if snap_a is None or snap_b is None or snap_a == snap_b:
-        return None
-    return store.snapshots.diff(snap_a, snap_b)
-
-
 class _Trained:
-    """Which flipped patterns each side trained on (versions with a snapshot)."""
+    """What each side trained on (versions with a snapshot): which flipped patterns,
+    and how their snapshots differ."""
 
     def __init__(self, store: Store, a: str, b: str) -> None:
         from trenches.problems.scores import Scorer
@@ -354,6 +340,14 @@ class _Trained:
         self.entries = [
             self.scorer.entry(store.models.get(ref)) if "@" in ref else None for ref in (a, b)
         ]
+
+    def data_between(self) -> SnapshotDiff | None:
+        """The diff of the snapshots the two versions trained on; None for a baseline,
+        a version without a snapshot, or two versions of one snapshot."""
+        a, b = (None if e is None else e.snapshot_id for e in self.entries)
+        if a is None or b is None or a == b:
+            return None
+        return self.scorer.store.snapshots.diff(a, b)
 
     def mark(self, flips: Flips) -> Flips:
         ids = np.asarray(sorted((*flips.fixed, *flips.broken)), dtype=np.int64)

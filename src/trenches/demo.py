@@ -430,10 +430,7 @@ def _problems(store: trenches.Store, ds: trenches.Dataset, folder: Path, console
 def _score_cell(row: Any) -> str:
     """``100% · 1/1``: the share right over all of a problem's patterns, and right of
     those held out (not trained on) by the version."""
-    trained = set(row.trained)
-    held = [i for i in (*row.right, *row.wrong) if i not in trained]
-    held_right = sum(1 for i in row.right if i not in trained)
-    return f"{row.score:.0%} · {held_right}/{len(held)}"
+    return f"{row.score:.0%} · {row.held_out_right}/{row.held_out}"
 
 
 GATES = """\

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
-from trenches import timestamps
 from trenches.cli._output import (
     console,
     err_console,
@@ -264,26 +263,7 @@ def show(
                 "negative": list(problem.negative),
                 "trainable": problem.trainable,
                 "tolerance": None if problem.tolerance is None else problem.tolerance.to_json(),
-                "scores": [
-                    {
-                        "predictor": s.predictor,
-                        "created_at": timestamps.iso(timestamps.to_us(s.created_at)),
-                        "score": None if s.score != s.score else s.score,
-                        "held_out_score": None
-                        if s.held_out_score != s.held_out_score
-                        else s.held_out_score,
-                        "positive": [s.positive_right, s.positive_total],
-                        "negative": [s.negative_right, s.negative_total],
-                        "held_out": [s.held_out_right, s.held_out_total],
-                        "trained_on": list(s.trained_ids) if s.trained_ids is not None else None,
-                        "right": list(s.right_ids),
-                        "wrong": list(s.wrong_ids),
-                        "missing": s.missing,
-                        "tolerance": None if s.tolerance is None else s.tolerance.to_json(),
-                        "undefined": s.undefined,
-                    }
-                    for s in scores
-                ],
+                "scores": [s.to_json() for s in scores],
             }
         )
         return
@@ -377,9 +357,9 @@ def backfill(
     from trenches.backfill import gaps
 
     with open_store() as store:
-        total = sum(g.missing for g in gaps(store, dataset=dataset))
-        with progress_bar("backfilling", total) as advance:
-            result = fill(store, dataset=dataset, trusted=trusted, progress=advance)
+        plan = gaps(store, dataset=dataset)
+        with progress_bar("backfilling", sum(g.missing for g in plan)) as advance:
+            result = fill(store, trusted=trusted, progress=advance, plan=plan)
     if as_json:
         print_json(result.to_json())
     else:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import select
@@ -96,6 +96,26 @@ class ProblemScore:
     def held_out_score(self) -> float:
         """The share right of the predicted patterns it did not train on."""
         return _share(self.held_out_right, self.held_out_total, self.undefined)
+
+    def to_json(self) -> dict[str, Any]:
+        def share(x: float) -> float | None:
+            return None if x != x else x
+
+        return {
+            "predictor": self.predictor,
+            "created_at": timestamps.iso(timestamps.to_us(self.created_at)),
+            "score": share(self.score),
+            "held_out_score": share(self.held_out_score),
+            "positive": [self.positive_right, self.positive_total],
+            "negative": [self.negative_right, self.negative_total],
+            "held_out": [self.held_out_right, self.held_out_total],
+            "trained_on": None if self.trained_ids is None else list(self.trained_ids),
+            "right": list(self.right_ids),
+            "wrong": list(self.wrong_ids),
+            "missing": self.missing,
+            "tolerance": None if self.tolerance is None else self.tolerance.to_json(),
+            "undefined": self.undefined,
+        }
 
 
 def _share(right: int, total: int, undefined: str | None) -> float:

@@ -192,7 +192,8 @@ class Pass:
         from trenches.backfill import backfill, gaps
 
         name = self.dataset.name
-        total = sum(g.missing for g in gaps(self.store, dataset=name))
+        plan = gaps(self.store, dataset=name)
+        total = sum(g.missing for g in plan)
         what = f"backfilling every version of {name}"
         done = 0
 
@@ -203,7 +204,7 @@ class Pass:
 
         if total:
             self.say("predict", what, 0, total)
-        result = backfill(self.store, dataset=name, trusted=self.trusted, progress=advance)
+        result = backfill(self.store, trusted=self.trusted, progress=advance, plan=plan)
         self.body["backfill"] = result.to_json()
         n = result.versions
         self.say(
