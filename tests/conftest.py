@@ -357,3 +357,26 @@ def chromium() -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
+
+
+@contextmanager
+def full_disk(size_kib: int = 64) -> Iterator[Path]:
+    """A real, tiny filesystem (a tmpfs of ``size_kib`` KiB) to fill up: writes beyond
+    it fail with ENOSPC as on a full disk. Mounting needs root (CI runs as root); a
+    test that needs it is skipped elsewhere."""
+    if shutil.which("mount") is None or os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs to fill needs root")
+    where = Path(tempfile.mkdtemp(prefix="trenches-full-"))
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_kib}k", "tmpfs", str(where)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        where.rmdir()
+        pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+        shutil.rmtree(where, ignore_errors=True)
