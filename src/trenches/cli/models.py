@@ -49,8 +49,8 @@ def show(
     name: str = typer.Argument(..., help="A model name."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Show a model's versions (run, dataset, formats, aliases) and the history of its
-    aliases.
+    """Show a model's versions (run, dataset, formats, aliases), which of them load
+    only with --trusted and why, and the history of its aliases.
 
     Example: `trenches models show cancer-clf`
     """
@@ -70,6 +70,7 @@ def show(
                         "flavor": v.flavor,
                         "formats": list(v.formats),
                         "onnx_error": v.onnx_error,
+                        "needs_trust": list(v.needs_trust),
                         "aliases": list(v.aliases),
                         "inputs": [{"name": n, "type": t} for n, t in v.signature.inputs],
                         "classes": list(v.signature.classes)
@@ -117,6 +118,12 @@ def show(
             str(len(v.signature.inputs)),
         )
     console.print(table)
+    for v in versions:
+        if v.needs_trust:
+            console.print(
+                f"{v.ref} loads only with --trusted (it can run code): " + ", ".join(v.needs_trust),
+                markup=False,
+            )
     if history:
         moves = Table(
             "alias", "from", "to", "when", "who", "why", title="alias history", title_justify="left"

@@ -269,8 +269,10 @@ model_files = Table(
     Column("version_id", ForeignKey("model_versions.id"), primary_key=True),
     Column("format", String(20), primary_key=True),  # skops | onnx | pickle
     Column("sha256", ForeignKey("artifacts.sha256"), nullable=False),
-    # JSON. skops: "trusted_types", the types its audit does not trust by default that the
-    # file holds, recorded when trenches wrote it (its SHA-256 proves it is that file).
+    # JSON. skops: the names skops does not trust by default that the file holds, split
+    # into "trusted_types" (on trenches' fixed list) and "needs_trust" (they force
+    # trusted=True), for display only: loading checks the file's own names against the
+    # fixed list (models.trust), never this column.
     # onnx: "round_inputs", feed single-precision-rounded input (see models.formats).
     Column("details", Text),
 )

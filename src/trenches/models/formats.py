@@ -1,8 +1,10 @@
 """Model files: scikit-learn models as skops and ONNX, anything else as pickle; and
 loading them back into something that predicts.
 
-skops and ONNX load without running code from the file. Pickle (cloudpickle) runs code
-on load, so it is only read when the caller says they trust the file.
+skops and ONNX load without running code from the file: a skops file loads untrusted only
+when every name it holds is on trenches' fixed list (``trenches.models.trust``). Pickle
+(cloudpickle) runs code on load, so it is only read when the caller says they trust the
+file.
 """
 
 from __future__ import annotations
@@ -81,12 +83,23 @@ def is_sklearn(model: Any) -> bool:
 # --- writing ----------------------------------------------------------------------
 
 
-def to_skops(model: Any) -> tuple[bytes, list[str]]:
-    """The skops bytes of an estimator, and the types skops would not trust by default."""
+def to_skops(model: Any) -> tuple[bytes, dict[str, list[str]] | None]:
+    """The skops bytes of an estimator and, when it holds names skops does not trust by
+    default, which of them trenches trusts (``trusted_types``) and which force
+    ``trusted=True`` at load (``needs_trust``), for the registry to show."""
     import skops.io as sio
 
+    from trenches.models import trust
+
     data = sio.dumps(model)
-    return data, sorted(sio.get_untrusted_types(data=data))
+    untrusted = sorted(sio.get_untrusted_types(data=data))
+    if not untrusted:
+        return data, None
+    forcing = trust.needing_trust(untrusted)
+    return data, {
+        "trusted_types": [n for n in untrusted if n not in forcing],
+        "needs_trust": forcing,
+    }
 
 
 def to_pickle(model: Any) -> bytes:
@@ -180,16 +193,23 @@ def _onnx_gap(model: Any, onnx_model: OnnxModel, X: pd.DataFrame) -> str | None:
 # --- reading ----------------------------------------------------------------------
 
 
-def from_skops(data: bytes, recorded_trusted: list[str], trusted: bool) -> Any:
+def from_skops(data: bytes, trusted: bool) -> Any:
+    """The object a skops file holds. Without ``trusted``, only the names of
+    ``trenches.models.trust``'s fixed list load; the file's other names are refused,
+    named, before anything is rebuilt. What the store recorded at registration is not
+    consulted: a shared store's rows are no reason to run code."""
     import skops.io as sio
 
+    from trenches.models import trust
+
     needed = sorted(sio.get_untrusted_types(data=data))
-    unknown = [t for t in needed if t not in recorded_trusted]
-    if unknown and not trusted:
+    forcing = trust.needing_trust(needed)
+    if forcing and not trusted:
         raise UntrustedModel(
-            "this skops file holds types that could run code or read memory when used: "
-            + ", ".join(unknown)
-            + "; load it with trusted=True only if you trust where it came from"
+            "this skops file holds names that can run code or read memory when the model "
+            "is used: "
+            + ", ".join(forcing)
+            + "; load it with trusted=True (--trusted) only if you trust where it came from"
         )
     return sio.loads(data, trusted=needed)
 

@@ -15,7 +15,7 @@ from trenches import config, timestamps
 from trenches.db import schema as t
 from trenches.db.engine import insert_ignore, read, write
 from trenches.errors import CheckFailed, Conflict, InvalidInput, NotFound
-from trenches.models import formats
+from trenches.models import formats, trust
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -46,6 +46,10 @@ class ModelVersion:
     onnx_error: str | None
     aliases: tuple[str, ...]
     created_at: datetime
+    #: What makes this version load only with ``trusted=True``: the names its skops file
+    #: holds outside trenches' fixed list (``trenches.models.trust``), or ``pickle``.
+    #: Empty when it loads untrusted.
+    needs_trust: tuple[str, ...] = ()
 
     @property
     def ref(self) -> str:
@@ -63,6 +67,17 @@ class AliasMove:
     reason: str
     forced: bool
     moved_at: datetime
+
+
+def _needs_trust(details: dict[str, str | None]) -> tuple[str, ...]:
+    """What forces ``trusted=True`` on a version with these files (format -> details)."""
+    if "skops" in details:
+        recorded = orjson.loads(details["skops"]) if details["skops"] else {}
+        if "needs_trust" in recorded:
+            return tuple(recorded["needs_trust"])
+        # Written before the fixed list: every name it held was recorded as trusted.
+        return tuple(trust.needing_trust(recorded.get("trusted_types", [])))
+    return ("pickle",) if "pickle" in details else ()
 
 
 class Models:
@@ -117,8 +132,7 @@ class Models:
         onnx_error = None
         if formats.is_sklearn(model):
             flavor = "sklearn"
-            data, untrusted = formats.to_skops(model)
-            files["skops"] = (data, {"trusted_types": untrusted} if untrusted else None)
+            files["skops"] = formats.to_skops(model)
             onnx, rounds, onnx_error = formats.to_onnx(model, X, signature)
             if onnx is not None:
                 files["onnx"] = (onnx, {"round_inputs": True} if rounds else None)
@@ -211,9 +225,11 @@ class Models:
 
     def _version(self, conn: Connection, row: Any) -> ModelVersion:
         name = conn.execute(select(t.models.c.name).where(t.models.c.id == row.model_id)).scalar()
-        fmts = conn.execute(
-            select(t.model_files.c.format).where(t.model_files.c.version_id == row.id)
-        ).scalars()
+        files = conn.execute(
+            select(t.model_files.c.format, t.model_files.c.details).where(
+                t.model_files.c.version_id == row.id
+            )
+        ).all()
         aliases = conn.execute(
             select(t.aliases.c.alias)
             .where(t.aliases.c.version_id == row.id)
@@ -233,10 +249,11 @@ class Models:
             task=row.task,
             flavor=row.flavor,
             signature=formats.Signature.from_json(row.signature),
-            formats=tuple(sorted(fmts)),
+            formats=tuple(sorted(f.format for f in files)),
             onnx_error=row.onnx_error,
             aliases=tuple(aliases),
             created_at=timestamps.from_us(row.created_at),
+            needs_trust=_needs_trust({f.format: f.details for f in files}),
         )
 
     def get(self, ref: str) -> ModelVersion:
@@ -271,8 +288,10 @@ class Models:
         """A model that predicts like the registered one.
 
         ``format``: ``native`` (the scikit-learn object from skops, or the pickled
-        object) or ``onnx`` (run by ONNX Runtime). Pickles load only with
-        ``trusted=True``; skops files written by trenches load as they were saved.
+        object) or ``onnx`` (run by ONNX Runtime). Pickles, and skops files holding a
+        name outside trenches' fixed list (``trenches.models.trust``: classes of
+        scikit-learn, NumPy and SciPy, and their array functions), load only with
+        ``trusted=True``; ``ModelVersion.needs_trust`` names what forces it.
         ``threads``: ONNX Runtime's intra-op threads (a server answering one request at a
         time uses 1, with no spinning); None leaves its default.
         """
@@ -299,9 +318,8 @@ class Models:
         if format != "native":
             raise InvalidInput(f"format {format!r} must be native or onnx")
         if "skops" in files:
-            f = files["skops"]
-            recorded = (orjson.loads(f.details) if f.details else {}).get("trusted_types", [])
-            return formats.from_skops(self._store.artifacts.get_bytes(f.sha256), recorded, trusted)
+            data = self._store.artifacts.get_bytes(files["skops"].sha256)
+            return formats.from_skops(data, trusted)
         if "pickle" in files:
             return formats.from_pickle(
                 self._store.artifacts.get_bytes(files["pickle"].sha256), trusted
