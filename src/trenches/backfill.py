@@ -129,7 +129,7 @@ def backfill(
     that knows its total), spares working it out again.
 
     A version that cannot predict is skipped (``result.skipped`` says why) and the
-    others are done; ``trusted=True`` lets pickled models load.
+    others are done; ``trusted=True`` lets models that can run code load.
     """
     if plan is None:
         plan = gaps(store, dataset=dataset)

@@ -28,6 +28,13 @@ if TYPE_CHECKING:
     from trenches.store import Store
 
 # Piped output is not cut at 80 columns: tables get room, messages stay on one line.
+#: The help of every --trusted option.
+TRUSTED_HELP = (
+    "Allow loading a model file that can run code: a pickle, or a skops file holding "
+    "names outside trenches' fixed list (`trenches models show` names them; see "
+    "docs/registry.md). Only for files you trust."
+)
+
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -99,7 +106,7 @@ def exit_if_skipped(skipped: Sequence[SkippedVersion], *, quiet: bool = False) -
     err_console.print(
         f"[bold red]{n} version{' was' if n == 1 else 's were'} skipped[/]: "
         f"{'its' if n == 1 else 'their'} predictions are still missing; once the reason is "
-        "dealt with (--trusted for a pickled model you trust), `trenches backfill` "
+        "dealt with (--trusted for a model file you trust), `trenches backfill` "
         "predicts them"
     )
     raise typer.Exit(1)

@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from trenches.cli._output import console, err_console, open_store, print_json
+from trenches.cli._output import TRUSTED_HELP, console, err_console, open_store, print_json
 
 
 def check(
@@ -22,9 +22,7 @@ def check(
     config: Path = typer.Option(
         None, "--config", help="The trenches.toml to read (default: the nearest one)."
     ),
-    trusted: bool = typer.Option(
-        False, "--trusted", help="Allow loading a pickled model (it runs code on load)."
-    ),
+    trusted: bool = typer.Option(False, "--trusted", help=TRUSTED_HELP),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Check a version against the gates written for its model in trenches.toml:

@@ -6,7 +6,14 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from trenches.cli._output import console, err_console, open_store, print_json, progress_bar
+from trenches.cli._output import (
+    TRUSTED_HELP,
+    console,
+    err_console,
+    open_store,
+    print_json,
+    progress_bar,
+)
 
 
 def evaluate(
@@ -14,9 +21,7 @@ def evaluate(
     split: str = typer.Option(
         "validation", "--split", help="validation, test, train or all (active patterns)."
     ),
-    trusted: bool = typer.Option(
-        False, "--trusted", help="Allow loading a pickled model (it runs code on load)."
-    ),
+    trusted: bool = typer.Option(False, "--trusted", help=TRUSTED_HELP),
     batch_size: int = typer.Option(
         20_000,
         "--batch-size",

@@ -9,7 +9,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from trenches import timestamps
-from trenches.cli._output import console, err_console, open_store, print_json, progress_bar
+from trenches.cli._output import (
+    TRUSTED_HELP,
+    console,
+    err_console,
+    open_store,
+    print_json,
+    progress_bar,
+)
 
 if TYPE_CHECKING:
     from trenches.explain import Explanation
@@ -28,9 +35,7 @@ def explain(
     features: int = typer.Option(
         10, "--features", min=1, help="Most features (or words) in an explanation."
     ),
-    trusted: bool = typer.Option(
-        False, "--trusted", help="Allow loading a pickled model (it runs code on load)."
-    ),
+    trusted: bool = typer.Option(False, "--trusted", help=TRUSTED_HELP),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Explain the version's prediction on each pattern with LIME: the features (or

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
-from trenches.cli._output import console, err_console, open_store, print_json
+from trenches.cli._output import TRUSTED_HELP, console, err_console, open_store, print_json
 
 if TYPE_CHECKING:
     from trenches.monitoring.drift import ColumnDrift
@@ -60,9 +60,7 @@ _REFERENCE = typer.Option(
 _CONFIG = typer.Option(
     None, "--config", help="The trenches.toml with [monitor] thresholds (default: the nearest)."
 )
-_TRUSTED = typer.Option(
-    False, "--trusted", help="Allow loading a pickled model (it runs code on load)."
-)
+_TRUSTED = typer.Option(False, "--trusted", help=TRUSTED_HELP)
 
 
 def _figure(c: ColumnDrift) -> str:

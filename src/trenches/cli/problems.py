@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from trenches.cli._output import (
+    TRUSTED_HELP,
     console,
     err_console,
     exit_if_skipped,
@@ -20,10 +21,6 @@ from trenches.cli._output import (
 if TYPE_CHECKING:
     from trenches.backfill import BackfillResult
 
-_TRUSTED_HELP = (
-    "Let pickled models load to predict (loading a pickle runs code from the file: "
-    "only for files you trust)."
-)
 
 app = typer.Typer(
     help="The problem database: known failure modes and every version's score on them.",
@@ -136,12 +133,12 @@ def add(
     no_backfill: bool = typer.Option(
         False, "--no-backfill", help="Do not predict them now; `trenches backfill` will."
     ),
-    trusted: bool = typer.Option(False, "--trusted", help=_TRUSTED_HELP),
+    trusted: bool = typer.Option(False, "--trusted", help=TRUSTED_HELP),
 ) -> None:
     """Add positive and negative patterns to a problem, and predict them with every
     model version of its dataset.
 
-    A version that cannot be loaded (a pickled model without --trusted) is skipped and
+    A version that cannot be loaded (a model that can run code, without --trusted) is skipped and
     named with the reason; the patterns are stored all the same, and the command exits 1.
 
     Example: `trenches problems add small-dense --positive 12,40,77 --negative 3,8`,
@@ -339,7 +336,7 @@ def close(
 
 def backfill(
     dataset: str = typer.Option(None, "--dataset", "-d", help="Only this dataset's versions."),
-    trusted: bool = typer.Option(False, "--trusted", help=_TRUSTED_HELP),
+    trusted: bool = typer.Option(False, "--trusted", help=TRUSTED_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print what was done as JSON."),
 ) -> None:
     """Predict, with every model version, each active validation and test pattern and
@@ -348,7 +345,7 @@ def backfill(
 
     Only what is missing is computed, and each prediction is stored once: a second run
     does nothing and says so, and a run stopped half-way keeps what it stored. A
-    version that cannot be loaded (a pickled model without --trusted) is skipped and
+    version that cannot be loaded (a model that can run code, without --trusted) is skipped and
     named with the reason; the others are done, and the command exits 1.
 
     Examples: `trenches backfill`, `trenches backfill --dataset cancer --trusted`

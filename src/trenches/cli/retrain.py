@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from trenches.cli._output import console, err_console, open_store, print_json
+from trenches.cli._output import TRUSTED_HELP, console, err_console, open_store, print_json
 
 if TYPE_CHECKING:
     from trenches.retrain import Retrain, RetrainStep
@@ -23,9 +23,7 @@ def retrain(
     report: int = typer.Option(
         None, "--report", help="The drift report that set this pass off (recorded with it)."
     ),
-    trusted: bool = typer.Option(
-        False, "--trusted", help="Allow loading a pickled model (it runs code on load)."
-    ),
+    trusted: bool = typer.Option(False, "--trusted", help=TRUSTED_HELP),
     history: bool = typer.Option(
         False, "--history", help="List the past passes of NAME instead of running one."
     ),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from trenches.cli._output import err_console, state
+from trenches.cli._output import TRUSTED_HELP, err_console, state
 
 
 def serve(
@@ -31,9 +31,7 @@ def serve(
     no_log: bool = typer.Option(
         False, "--no-log", help="Do not keep the request log (feedback is then refused too)."
     ),
-    trusted: bool = typer.Option(
-        False, "--trusted", help="Allow loading a pickled model (it runs code on load)."
-    ),
+    trusted: bool = typer.Option(False, "--trusted", help=TRUSTED_HELP),
 ) -> None:
     """Serve a registered version over HTTP: the Open Inference Protocol (KServe V2:
     `/v2/models/NAME/infer`), the MLflow scoring protocol (`/invocations`, `/ping`) and

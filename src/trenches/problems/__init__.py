@@ -76,7 +76,7 @@ class AddResult:
     #: The added patterns that are in the train split: versions trained before now may
     #: have seen them (their held-out score leaves them out).
     training: tuple[int, ...] = ()
-    #: Versions the backfill could not predict with (a pickled model without
+    #: Versions the backfill could not predict with (a model that can run code, without
     #: ``trusted=True``, ...), each with why: the patterns are stored all the same.
     skipped: tuple[SkippedVersion, ...] = ()
 
@@ -241,7 +241,7 @@ class Problems:
         """Add patterns to a problem, then predict them with every version of its
         dataset (unless ``backfill=False``; ``trenches backfill`` does it later).
 
-        A version that cannot predict (a pickled model without ``trusted=True``) is
+        A version that cannot predict (a model that can run code, without ``trusted=True``) is
         skipped, and named in ``result.skipped``; the patterns are added all the same."""
         problem = self.get(slug)
         pos, neg = _parse_ids(positive), _parse_ids(negative)
