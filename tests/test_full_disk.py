@@ -128,3 +128,56 @@ def test_a_file_kept_onto_a_full_disk_is_refused_and_nothing_names_it(
             assert con.execute("SELECT COUNT(*) FROM artifacts").fetchone() == (1,)
         finally:
             con.close()
+
+
+def _store_with_a_file(folder: Path, size: int) -> str:
+    with trenches.open(folder) as store:
+        store.datasets.create("cancer", task="classification", label="label").add(
+            make_frame(200), source="expert"
+        )
+        (folder.parent / "model.bin").write_bytes(os.urandom(size))
+        with store.run("fit", capture_code=False) as run:
+            return run.log_artifact(folder.parent / "model.bin")
+
+
+@pytest.mark.parametrize("room", [20_000, 300_000], ids=["database", "artifacts"])
+def test_a_backup_onto_a_full_disk_leaves_nothing(disk: Path, tmp_path: Path, room: int) -> None:
+    store = tmp_path / "store"
+    _store_with_a_file(store, 1_000_000)
+    filler = _fill(disk, leave=room)
+    code, _, err = run_cli("--store", store, "backup", disk / "bk")
+    message = _one_line_error(code, err)
+    assert "no space left" in message
+    assert [p.name for p in disk.iterdir()] == ["filler"]
+    filler.unlink()
+    code, _, err = run_cli("--store", store, "backup", disk / "bk")
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("what", ["artifacts", "database"])
+def test_a_restore_onto_a_full_disk_leaves_the_old_store(
+    disk: Path, tmp_path: Path, what: str
+) -> None:
+    source = tmp_path / "source"
+    if what == "artifacts":
+        _store_with_a_file(source, 2_500_000)
+    else:
+        # A small file that fits, brought in first, and a database that does not.
+        _store_with_a_file(source, 100_000)
+        with trenches.open(source) as s:
+            s.datasets.create("big", task="classification", label="label").add(
+                make_frame(20_000), source="expert"
+            )
+    code, _, err = run_cli("--store", source, "backup", tmp_path / "bk")
+    assert code == 0, err
+    target = disk / "store"
+    with trenches.open(target) as s:
+        s.datasets.create("old", task="classification", label="label").add(
+            make_frame(40), source="expert"
+        )
+    before = _files(target)
+    code, _, err = run_cli("--store", target, "restore", tmp_path / "bk", "--force")
+    assert "no space left" in _one_line_error(code, err)
+    assert _files(target) == before
+    with trenches.open(target, create=False) as s:
+        assert [d.name for d in s.datasets.list()] == ["old"]

@@ -89,11 +89,13 @@ def write_file(
     *,
     what: str,
     sha256: str | None = None,
+    source: str = "the bytes given",
 ) -> tuple[str, int]:
-    """Write ``blocks`` to the local file ``path``, all or nothing: into a file beside
-    it, flushed to the disk, checked against ``sha256`` when given, then renamed over
-    ``path``. Returns the SHA-256 and size of what was written; a full disk is
-    :class:`DiskFull`, and leaves nothing behind."""
+    """Write ``blocks`` (from ``source``) to the local file ``path`` (``what``, in
+    messages), all or nothing: into a file beside it, flushed to the disk, checked
+    against ``sha256`` when given, then renamed over ``path``. Returns the SHA-256 and
+    size of what was written; a full disk is :class:`DiskFull`, and leaves nothing
+    behind."""
     target = Path(path)
     tmp = target.with_name(f".{target.name[:40]}.{uuid.uuid4().hex}.tmp")
     h = hashlib.sha256()
@@ -109,8 +111,8 @@ def write_file(
         actual = h.hexdigest()
         if sha256 is not None and actual != sha256:
             raise ArtifactCorrupted(
-                f"{what} hashes to {actual}, not {sha256}: it is damaged, or changed while "
-                "it was copied; nothing was written"
+                f"{source} hashes to {actual}, not {sha256}: it is damaged, or changed while "
+                f"it was copied; nothing was written to {what}"
             )
         os.replace(tmp, target)
         sync_folder(target.parent)
@@ -177,7 +179,7 @@ class ArtifactStore:
         sha = hashlib.sha256(data).hexdigest()
         path = self._path(sha)
         if not self._holds(path, sha, len(data)):
-            self._write(path, sha, [data])
+            self._write(path, sha, [data], "the bytes given")
         return Artifact(sha, len(data))
 
     def put_file(self, source: str | os.PathLike[str], *, sha256: str | None = None) -> Artifact:
@@ -196,7 +198,7 @@ class ArtifactStore:
         size = src.stat().st_size
         if not self._holds(path, sha256, size):
             with src.open("rb") as f:
-                size = self._write(path, sha256, blocks_of(f))
+                size = self._write(path, sha256, blocks_of(f), str(source))
         return Artifact(sha256, size)
 
     def _holds(self, path: str, sha256: str, size: int) -> bool:
@@ -210,22 +212,22 @@ class ArtifactStore:
         except FileNotFoundError:
             return False
 
-    def _write(self, path: str, sha256: str, blocks: Iterable[bytes]) -> int:
+    def _write(self, path: str, sha256: str, blocks: Iterable[bytes], source: str) -> int:
         """Write the blob ``sha256`` at ``path``, all or nothing; returns its size."""
         what = f"artifact {sha256} under {self.root}"
         try:
             self.fs.makedirs(posixpath.dirname(path), exist_ok=True)
             if self._local:
-                return write_file(path, blocks, what=what, sha256=sha256)[1]
+                return write_file(path, blocks, what=what, sha256=sha256, source=source)[1]
             if self._whole_objects:
                 # An upload shows up whole or not at all: written in place, and taken
                 # back if the bytes were not the ones named.
-                return self._write_checked(path, sha256, blocks, what)
+                return self._write_checked(path, sha256, blocks, what, source)
             # Other remote file systems (SFTP, HDFS, ...) can show half a file: aside,
             # then moved into place.
             tmp = f"{posixpath.dirname(path)}/.{uuid.uuid4().hex}.tmp"
             try:
-                size = self._write_checked(tmp, sha256, blocks, what)
+                size = self._write_checked(tmp, sha256, blocks, what, source)
                 self.fs.mv(tmp, path)
             finally:
                 with contextlib.suppress(OSError):
@@ -235,7 +237,9 @@ class ArtifactStore:
         except OSError as e:
             raise write_error(e, what) from None
 
-    def _write_checked(self, path: str, sha256: str, blocks: Iterable[bytes], what: str) -> int:
+    def _write_checked(
+        self, path: str, sha256: str, blocks: Iterable[bytes], what: str, source: str
+    ) -> int:
         h = hashlib.sha256()
         size = 0
         with self.fs.open(path, "wb") as out:
@@ -246,8 +250,8 @@ class ArtifactStore:
         if h.hexdigest() != sha256:
             self.fs.rm(path)
             raise ArtifactCorrupted(
-                f"{what}: the bytes written hash to {h.hexdigest()}: the source changed "
-                "while it was copied; nothing was kept"
+                f"{source} hashes to {h.hexdigest()}, not {sha256}: it is damaged, or "
+                f"changed while it was copied; nothing was kept of {what}"
             )
         return size
 
@@ -281,7 +285,13 @@ class ArtifactStore:
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
             with self.fs.open(path, "rb") as f:
-                write_file(out, blocks_of(f), what=f"artifact {path}", sha256=sha256)
+                write_file(
+                    out,
+                    blocks_of(f),
+                    what=str(out),
+                    sha256=sha256,
+                    source=f"artifact {path}",
+                )
         except FileNotFoundError:
             raise NotFound(f"artifact {sha256} is missing from {self.root}") from None
         except OSError as e:
