@@ -17,6 +17,7 @@ that ends leaves the new one.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -71,6 +72,11 @@ class BackupResult:
 def _sha256(path: Path) -> str:
     with path.open("rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _read_only(database: Path) -> sqlite3.Connection:
+    """A connection that cannot change ``database`` (a backup is only read)."""
+    return sqlite3.connect(database.resolve().as_uri() + "?mode=ro", uri=True)
 
 
 def _blob_path(folder: Path, sha256: str) -> Path:
@@ -166,7 +172,7 @@ def _copy_database(source: Path, copy: Path) -> str | None:
 
 def _named_artifacts(database: Path) -> dict[str, int]:
     """The artifacts a (copied) database names: SHA-256 and size."""
-    con = sqlite3.connect(database)
+    con = _read_only(database)
     try:
         has_table = con.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'artifacts'"
@@ -253,7 +259,6 @@ def restore(
             artifacts.put_file(path, sha256=sha)
         _retire(target)
         os.replace(aside, target)
-        sync_folder(target.parent)
     except BaseException as e:
         for sha in added:
             artifacts.discard(sha)
@@ -263,6 +268,9 @@ def restore(
     finally:
         for suffix in ("", "-wal", "-shm", "-journal"):
             Path(f"{aside}{suffix}").unlink(missing_ok=True)
+    # Restored: the new store stands whatever happens now.
+    with contextlib.suppress(OSError):
+        sync_folder(target.parent)
     return BackupResult(target, target.stat().st_size, len(backup.blobs), backup.schema_revision)
 
 
@@ -381,7 +389,7 @@ def _read_manifest(path: Path) -> dict[str, Any]:
 def _check_database(db_file: Path) -> str:
     """Check that the backup's database is a sound trenches store this code can open;
     returns its schema revision."""
-    con = sqlite3.connect(f"file:{db_file}?mode=ro", uri=True)
+    con = _read_only(db_file)
     try:
         ok = con.execute("PRAGMA integrity_check").fetchone()[0]
         row = con.execute("SELECT version_num FROM alembic_version").fetchone()
