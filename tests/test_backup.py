@@ -6,6 +6,7 @@ import io
 import json
 import os
 import select
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -19,6 +20,8 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import trenches
 from trenches.cli import main
@@ -126,16 +129,32 @@ def test_backup_then_restore_brings_the_store_back(cli: Any, here: Path, tmp_pat
         store.datasets.get("cancer").add(make_frame(5, seed=4), source="expert")
 
 
+def _keep_a_file(store_folder: Path, data: bytes, name: str = "weights.bin") -> str:
+    """Keep ``data`` as a file of a run in the store (an artifact); returns its SHA-256."""
+    src = store_folder.parent / name
+    src.write_bytes(data)
+    with (
+        trenches.open(store_folder, create=False) as store,
+        store.run("fit", capture_code=False) as run,
+    ):
+        return run.log_artifact(src)
+
+
+def _blob(folder: Path, sha: str) -> Path:
+    return folder / "artifacts" / "sha256" / sha[:2] / sha[2:4] / sha
+
+
 def test_backup_copies_the_artifacts(cli: Any, here: Path, tmp_path: Path) -> None:
-    blob = here / "artifacts" / "ab" / ("ab" + "0" * 62)
-    blob.parent.mkdir(parents=True)
-    blob.write_bytes(b"model bytes")
+    sha = _keep_a_file(here, b"model bytes")
     r = cli("backup", "bk")
     assert r.code == 0, r.err
-    assert (tmp_path / "bk" / "artifacts" / "ab" / blob.name).read_bytes() == b"model bytes"
+    assert _blob(tmp_path / "bk", sha).read_bytes() == b"model bytes"
+    assert json.loads((tmp_path / "bk" / "manifest.json").read_text())["artifacts"] == [sha]
     target = tmp_path / "restored"
     assert cli("--store", target, "restore", "bk").code == 0
-    assert (target / "artifacts" / "ab" / blob.name).read_bytes() == b"model bytes"
+    assert _blob(target, sha).read_bytes() == b"model bytes"
+    with trenches.open(target, create=False) as store:
+        assert store.artifacts.get_bytes(sha) == b"model bytes"
 
 
 def test_restore_into_an_empty_place_needs_no_force(cli: Any, here: Path, tmp_path: Path) -> None:
@@ -199,6 +218,276 @@ def test_backup_without_a_store_exits_2(cli: Any, tmp_path: Path) -> None:
     r = cli("backup", "bk")
     assert r.code == 2
     assert "no store" in r.err
+
+
+# --- a restore checks the whole backup before it replaces anything ---------------------
+
+
+def _fingerprint(store_folder: Path) -> dict[str, str]:
+    """Every file of a store and the SHA-256 of its bytes."""
+    import hashlib
+
+    return {
+        str(p.relative_to(store_folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(store_folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _one_line_error(r: Result) -> str:
+    assert r.code == 2, (r.code, r.out, r.err)
+    assert "Traceback" not in r.err
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1, r.err
+    return lines[0]
+
+
+@pytest.fixture
+def backed_up(cli: Any, here: Path, tmp_path: Path) -> tuple[Path, str]:
+    """``here`` with a kept file, backed up to ./bk; returns (backup folder, file SHA-256)."""
+    sha = _keep_a_file(here, bytes(range(256)) * 400)
+    assert cli("backup", "bk").code == 0
+    return tmp_path / "bk", sha
+
+
+def test_restore_refuses_a_backup_with_a_flipped_bit_in_an_artifact(
+    cli: Any, here: Path, backed_up: tuple[Path, str]
+) -> None:
+    bk, sha = backed_up
+    blob = _blob(bk, sha)
+    data = bytearray(blob.read_bytes())
+    data[5000] ^= 0x04
+    blob.write_bytes(bytes(data))
+    before = _fingerprint(here)
+    message = _one_line_error(cli("restore", "bk", "--force"))
+    assert sha in message and "damaged" in message
+    assert _fingerprint(here) == before
+
+
+def test_restore_refuses_a_backup_missing_an_artifact(
+    cli: Any, here: Path, backed_up: tuple[Path, str]
+) -> None:
+    bk, sha = backed_up
+    _blob(bk, sha).unlink()
+    before = _fingerprint(here)
+    message = _one_line_error(cli("restore", "bk", "--force"))
+    assert "counts 1 artifact files" in message
+    # Fixing up the count does not help: the database and the manifest name the file.
+    manifest = json.loads((bk / "manifest.json").read_text())
+    manifest["artifact_files"] = 0
+    (bk / "manifest.json").write_text(json.dumps(manifest))
+    message = _one_line_error(cli("restore", "bk", "--force"))
+    assert f"artifact {sha}" in message and "missing" in message
+    assert _fingerprint(here) == before
+
+
+def test_restore_refuses_a_stray_file_among_the_artifacts(
+    cli: Any, here: Path, backed_up: tuple[Path, str]
+) -> None:
+    bk, _ = backed_up
+    (bk / "artifacts" / "notes.txt").write_text("mine")
+    before = _fingerprint(here)
+    message = _one_line_error(cli("restore", "bk", "--force"))
+    assert "notes.txt is not an artifact" in message
+    assert _fingerprint(here) == before
+
+
+def test_restore_refuses_a_store_in_use_and_takes_back_what_it_brought(
+    cli: Any, here: Path, backed_up: tuple[Path, str], tmp_path: Path
+) -> None:
+    _, sha = backed_up
+    target = tmp_path / "target"
+    with trenches.open(target) as store:
+        store.datasets.create("other", task="classification", label="label").add(
+            make_frame(20, seed=3), source="crowd"
+        )
+        # A process (a server, say) has the store open while the restore runs.
+        message = _one_line_error(cli("--store", target, "restore", "bk", "--force"))
+        assert "in use by another process" in message
+        assert not _blob(target, sha).exists()
+        assert [d.name for d in store.datasets.list()] == ["other"]
+    assert cli("--store", target, "restore", "bk", "--force").code == 0
+    assert _blob(target, sha).exists()
+
+
+def test_restore_mends_an_artifact_a_killed_copy_cut_short(
+    cli: Any, here: Path, backed_up: tuple[Path, str]
+) -> None:
+    _, sha = backed_up
+    blob = _blob(here, sha)
+    whole = blob.read_bytes()
+    # What an older restore killed half way left under the file's name.
+    blob.write_bytes(whole[:1000])
+    r = cli("restore", "bk", "--force")
+    assert r.code == 0, r.err
+    assert blob.read_bytes() == whole
+    with trenches.open(here, create=False) as store:
+        assert store.artifacts.get_bytes(sha) == whole
+
+
+@pytest.mark.parametrize(
+    ("manifest", "says"),
+    [
+        ("{not json", "not JSON"),
+        ("[1, 2]", "must be a JSON object, found list"),
+        ('{"artifact_files": 1}', '"database_sha256" must be a SHA-256'),
+        ("DB_SHA_COUNT_TEXT", '"artifact_files" must be a count'),
+        ("DB_SHA_BAD_LIST", '"artifacts" must be a list'),
+        ("\udcff", "not JSON"),
+    ],
+)
+def test_restore_refuses_a_bad_manifest_naming_it(
+    cli: Any, here: Path, backed_up: tuple[Path, str], manifest: str, says: str
+) -> None:
+    bk, _ = backed_up
+    good = json.loads((bk / "manifest.json").read_text())
+    sha = good["database_sha256"]
+    text = {
+        "DB_SHA_COUNT_TEXT": json.dumps({"database_sha256": sha, "artifact_files": "1"}),
+        "DB_SHA_BAD_LIST": json.dumps(
+            {"database_sha256": sha, "artifact_files": 1, "artifacts": ["x"]}
+        ),
+    }.get(manifest, manifest)
+    (bk / "manifest.json").write_bytes(text.encode("utf-8", "surrogateescape"))
+    before = _fingerprint(here)
+    message = _one_line_error(cli("restore", "bk", "--force"))
+    assert "manifest.json" in message and says in message
+    assert _fingerprint(here) == before
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=70),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=6,
+)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+def test_any_manifest_restores_or_is_refused_in_one_line(
+    cli: Any, here: Path, backed_up: tuple[Path, str], data: st.DataObject
+) -> None:
+    bk, blob_sha = backed_up
+    # Examples share the backup: the first keeps its manifest aside.
+    kept = bk.parent / "manifest.json.orig"
+    if not kept.exists():
+        kept.write_bytes((bk / "manifest.json").read_bytes())
+    real = json.loads(kept.read_text())
+    value = st.sampled_from([real["database_sha256"], blob_sha, 1, 0, [blob_sha]]) | _JSON
+    keys = st.sampled_from(["database_sha256", "artifact_files", "artifacts", "schema_revision"])
+    manifest = data.draw(
+        st.dictionaries(keys, value).map(json.dumps).map(str.encode)
+        | _JSON.map(json.dumps).map(str.encode)
+        | st.binary(max_size=200)
+    )
+    (bk / "manifest.json").write_bytes(manifest)
+    before = _fingerprint(here)
+    r = cli("restore", "bk", "--force")
+    if r.code != 0:
+        _one_line_error(r)
+        assert _fingerprint(here) == before
+
+
+def test_restore_from_nowhere_or_a_file_is_a_clear_error(
+    cli: Any, here: Path, tmp_path: Path
+) -> None:
+    before = _fingerprint(here)
+    assert "no backup at" in _one_line_error(cli("restore", "nowhere", "--force"))
+    (tmp_path / "a-file").write_text("hello")
+    assert "is a file" in _one_line_error(cli("restore", "a-file", "--force"))
+    assert _fingerprint(here) == before
+
+
+def test_backup_onto_an_existing_file_is_refused(cli: Any, here: Path, tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("mine")
+    message = _one_line_error(cli("backup", "taken"))
+    assert "is a file" in message
+    assert (tmp_path / "taken").read_text() == "mine"
+
+
+def test_a_backup_of_a_damaged_artifact_is_refused_and_leaves_nothing(
+    cli: Any, here: Path, tmp_path: Path
+) -> None:
+    sha = _keep_a_file(here, b"the real model")
+    _blob(here, sha).write_bytes(b"the fake model")
+    message = _one_line_error(cli("backup", "bk"))
+    assert sha in message
+    assert sorted(p.name for p in tmp_path.iterdir() if "bk" in p.name) == []
+
+
+def _artifacts_whole(store_folder: Path) -> list[str]:
+    """The blobs of a store: each must hold the bytes its name says. Returns their names."""
+    import hashlib
+
+    names = []
+    for p in (store_folder / "artifacts").rglob("*"):
+        if p.is_file() and not p.name.endswith(".tmp"):
+            assert hashlib.sha256(p.read_bytes()).hexdigest() == p.name, f"{p} is cut short"
+            names.append(p.name)
+    return sorted(names)
+
+
+def test_a_restore_killed_mid_copy_leaves_the_old_store_and_a_rerun_the_new(
+    cli: Any, here: Path, tmp_path: Path
+) -> None:
+    # The backup: the store of `here`, with a large model file (long enough to copy that
+    # a kill lands in the middle of it).
+    big = _keep_a_file(here, os.urandom(48 << 20), name="big.bin")
+    with trenches.open(here, create=False) as store:
+        backed_up = _state(store)
+    assert cli("backup", "bk").code == 0
+    # The store it replaces: other data, and not that file.
+    target = tmp_path / "target"
+    with trenches.open(target) as store:
+        ds = store.datasets.create("other", task="classification", label="label")
+        ds.add(make_frame(30, seed=8), source="crowd")
+        ds.snapshot()
+        old = _state(store)
+    small = _keep_a_file(target, b"the old store's model", name="old.bin")
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("TRENCHES_DB_URL", "TRENCHES_ARTIFACTS")
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trenches", "--store", str(target), "restore", "bk", "--force"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+
+    def copying() -> list[Path]:
+        """The large file on its way: written aside, or (as restore once did) in place."""
+        return [
+            p
+            for p in (target / "artifacts").rglob("*")
+            if p.is_file() and (p.name.endswith(".tmp") or p.name == big)
+        ]
+
+    deadline = time.monotonic() + 120
+    while not copying() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    proc.kill()
+    _, err = proc.communicate()
+    assert proc.returncode == -signal.SIGKILL, f"the restore ended before the kill: {err!r}"
+    assert any(p.name.endswith(".tmp") or p.stat().st_size < 48 << 20 for p in copying()), (
+        "the kill landed after the copy of the large file"
+    )
+    # Killed in the middle of the copy: the old store, whole, and no file cut short under
+    # a name.
+    assert big not in _artifacts_whole(target)
+    with trenches.open(target, create=False) as store:
+        _assert_same_state(_state(store), old)
+        assert store.artifacts.get_bytes(small) == b"the old store's model"
+    # Run again, the restore brings the backup in whole.
+    r = cli("--store", target, "restore", "bk", "--force")
+    assert r.code == 0, r.err
+    assert big in _artifacts_whole(target)
+    with trenches.open(target, create=False) as store:
+        _assert_same_state(_state(store), backed_up)
+        assert len(store.artifacts.get_bytes(big)) == 48 << 20
 
 
 # --- PostgreSQL -----------------------------------------------------------------------

@@ -106,3 +106,100 @@ def test_snapshot_counts(store: trenches.Store, dataset: trenches.Dataset) -> No
     assert counts["patterns"].sum() == 200
     assert set(counts["split"]) <= {"train", "validation", "test"}
     assert set(counts["source"]) == {"expert"}
+
+
+# --- verify() recomputes what the digest stands for from the stored rows ---------------
+
+
+def _edit_behind_trenches_back(store: trenches.Store, sql: str, **params: object) -> None:
+    """Change a stored row with plain SQL, as a careless script or a bad migration might."""
+    from sqlalchemy import text
+
+    with store.engine.begin() as conn:
+        assert conn.execute(text(sql), params).rowcount == 1
+
+
+def _flipped(data: bytes, at: int = 0) -> bytes:
+    out = bytearray(data)
+    out[at] ^= 0x01
+    return bytes(out)
+
+
+@pytest.mark.parametrize("what", ["label", "number input", "string input", "split"])
+def test_verify_catches_a_row_edited_behind_the_store(
+    store: trenches.Store, dataset: trenches.Dataset, what: str
+) -> None:
+    snap = dataset.snapshot()
+    X, y, _, ids = snap.training_data("train")
+    pid = int(ids[0])
+    assert snap.verify()
+    if what == "label":
+        new = "benign" if y[0] == "malignant" else "malignant"
+        _edit_behind_trenches_back(
+            store, "UPDATE patterns SET label = :v WHERE id = :i", v=new, i=pid
+        )
+    elif what == "number input":
+        from sqlalchemy import text
+
+        with store.engine.connect() as conn:
+            num = bytes(
+                conn.execute(
+                    text("SELECT num FROM patterns WHERE id = :i"), {"i": pid}
+                ).scalar_one()
+            )
+        _edit_behind_trenches_back(
+            store, "UPDATE patterns SET num = :v WHERE id = :i", v=_flipped(num), i=pid
+        )
+    elif what == "string input":
+        site = X.loc[pid, "site"]
+        other = "left" if site != "left" else "right"
+        _edit_behind_trenches_back(
+            store, "UPDATE patterns SET obj = :v WHERE id = :i", v=f'["{other}"]', i=pid
+        )
+    else:
+        _edit_behind_trenches_back(store, "UPDATE patterns SET split = 2 WHERE id = :i", i=pid)
+    # The training data did change under the snapshot ...
+    X2, y2, _, ids2 = snap.training_data("train")
+    assert not (X2.equals(X) and np.array_equal(y2, y) and np.array_equal(ids2, ids)), (
+        "the edit changed nothing a model would see"
+    )
+    # ... and verify says so.
+    assert not snap.verify()
+
+
+def test_verify_holds_for_an_untouched_snapshot_with_every_column_type(
+    store: trenches.Store,
+) -> None:
+    ds = store.datasets.create("types", task="classification", label="label", text="note")
+    frame = pd.DataFrame(
+        {
+            "x": [1.5, np.nan, -0.0, 1e300],
+            "n": pd.array([1, None, -(2**62), 7], dtype="Int64"),
+            "flag": pd.array([True, None, False, True], dtype="boolean"),
+            "site": ["a", None, "Ünïcode ", "b"],
+            "note": ["Some  TEXT", "x", None, "ok"],
+            "label": ["p", "q", "p", "q"],
+        }
+    )
+    ds.add(frame, source="expert", created_at="2026-01-01")
+    store.patterns.relabel(2, "p", source="crowd", reason="second look")
+    assert ds.snapshot().verify()
+
+
+def test_verify_catches_an_edited_input_key_of_a_held_out_pattern(
+    store: trenches.Store, dataset: trenches.Dataset
+) -> None:
+    store.problems.create("odd", dataset="tumours", title="odd ones")
+    store.problems.add("odd", positive=[5])
+    snap = dataset.snapshot()
+    assert snap.held_out == (5,) and snap.verify()
+    excluded = snap.excluded_ids()
+    # Point the held-out pattern's key at another pattern's inputs: a different set of
+    # patterns would be left out of training.
+    _edit_behind_trenches_back(
+        store,
+        "UPDATE patterns SET input_key = (SELECT input_key FROM patterns WHERE id = 6) "
+        "WHERE id = 5",
+    )
+    assert not np.array_equal(snap.excluded_ids(), excluded)
+    assert not snap.verify()

@@ -12,6 +12,7 @@ from trenches._lazy import lazy_names
 from trenches.errors import (
     CheckFailed,
     Conflict,
+    DiskFull,
     InvalidConfig,
     InvalidInput,
     NotFound,
@@ -95,6 +96,7 @@ __all__ = [
     "Conflict",
     "DataChange",
     "Dataset",
+    "DiskFull",
     "Explanation",
     "Flips",
     "GateResult",

@@ -87,6 +87,10 @@ class ArtifactCorrupted(StoreError):
     """A stored file's bytes no longer match the SHA-256 it is stored under."""
 
 
+class DiskFull(StoreError):
+    """A write found no space left on its disk (or quota); what it was writing is not kept."""
+
+
 # --- models -----------------------------------------------------------------
 
 

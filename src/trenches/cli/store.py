@@ -35,7 +35,8 @@ def backup(
     dest: Path = typer.Argument(..., help="A new folder to write the backup into."),
 ) -> None:
     """Back up the embedded store (database and artifacts), consistent even while others
-    write. For PostgreSQL use pg_dump (docs/deploying.md).
+    write. The folder appears only when the backup is whole. For PostgreSQL use pg_dump
+    (docs/deploying.md).
 
     Example: `trenches backup backups/2026-11-23`
     """
@@ -52,7 +53,8 @@ def restore(
     src: Path = typer.Argument(..., help="A folder written by `trenches backup`."),
     force: bool = typer.Option(False, "--force", help="Replace the store that is there."),
 ) -> None:
-    """Restore the embedded store from a backup folder.
+    """Restore the embedded store from a backup folder. Every file of the backup is
+    checked before anything is replaced; a damaged backup is refused, naming the file.
 
     Example: `trenches restore backups/2026-11-23 --force`
     """

@@ -8,19 +8,24 @@ for high-volume rows.
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
+import sys
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, Table, create_engine, event, exc
 from sqlalchemy.engine import Connection
 
-from trenches.errors import StoreBusy, StoreError
+from trenches.errors import DiskFull, StoreBusy, StoreError
 
 #: Seconds a writer waits for another writer's lock before giving up.
 BUSY_TIMEOUT_S = 60.0
+#: Free bytes below which a disk that fails a write is taken to be full.
+_NEARLY_FULL = 1 << 20
 
 
 def normalise_url(url: str) -> str:
@@ -150,7 +155,7 @@ def is_sqlite(engine_or_conn: Engine | Connection) -> bool:
 @contextmanager
 def write(engine: Engine) -> Iterator[Connection]:
     """One write transaction: committed when the block ends, rolled back if it raises."""
-    with translate_errors(), engine.connect() as conn:
+    with translate_errors(engine), engine.connect() as conn:
         conn.execution_options(trenches_write=True)
         with conn.begin():
             yield conn
@@ -159,23 +164,59 @@ def write(engine: Engine) -> Iterator[Connection]:
 @contextmanager
 def read(engine: Engine) -> Iterator[Connection]:
     """A read-only connection with one consistent view of the data."""
-    with translate_errors(), engine.connect() as conn, conn.begin():
+    with translate_errors(engine), engine.connect() as conn, conn.begin():
         yield conn
 
 
 @contextmanager
-def translate_errors() -> Iterator[None]:
-    """Turn driver errors that a user can act on into trenches errors."""
+def translate_errors(engine: Engine | None = None) -> Iterator[None]:
+    """Turn driver errors that a user can act on into trenches errors (``engine``: the
+    database they come from, named in the message)."""
     try:
         yield
-    except exc.OperationalError as e:
-        text = str(e.orig) if e.orig is not None else str(e)
+    except _operational_errors() as e:
+        orig = e.orig if isinstance(e, exc.DBAPIError) else e
+        text = str(orig) if orig is not None else str(e)
         if "locked" in text or "busy" in text:
             raise StoreBusy(
                 f"the database stayed locked for over {BUSY_TIMEOUT_S:.0f} s by another "
                 "process; try again when it has finished"
             ) from e
+        database = engine.url.database if engine is not None else None
+        if disk_is_full(orig, database):
+            where = f"the disk holding {database}" if database else "the database's disk"
+            raise DiskFull(
+                f"{where} is full ({text.strip()}); nothing of this change was written: "
+                "free some space and try again"
+            ) from e
         raise StoreError(f"database error: {text}") from e
+
+
+def _operational_errors() -> tuple[type[Exception], ...]:
+    """SQLAlchemy's OperationalError, and the drivers' own: the bulk paths run on the
+    driver's cursor, whose errors SQLAlchemy does not wrap."""
+    found: list[type[Exception]] = [exc.OperationalError, sqlite3.OperationalError]
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is not None:
+        found.append(psycopg.OperationalError)
+    return tuple(found)
+
+
+def disk_is_full(error: BaseException | None, database: str | None = None) -> bool:
+    """Whether a driver error means the database's disk is full: SQLite says so
+    (SQLITE_FULL), or fails to write (an I/O error, as when it cannot grow its shared
+    memory file) with the disk holding ``database`` full; PostgreSQL's disk_full."""
+    if getattr(error, "sqlstate", None) == "53100":
+        return True
+    name = getattr(error, "sqlite_errorname", "") or ""
+    if name == "SQLITE_FULL":
+        return True
+    if not name.startswith("SQLITE_IOERR") or not database or database == ":memory:":
+        return False
+    try:
+        return shutil.disk_usage(Path(database).parent).free < _NEARLY_FULL
+    except OSError:
+        return False
 
 
 def insert_ignore(conn: Connection, table: Table, values: dict[str, Any]) -> None:

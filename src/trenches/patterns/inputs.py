@@ -395,10 +395,8 @@ def encode(
 ) -> EncodedInputs:
     """Encode a chunk of coerced columns and compute each pattern's input key."""
     numeric = schema.numeric
-    strings = schema.strings
     num: list[bytearray] | None = None
     stored_words: np.ndarray | None = None
-    key_words: list[np.ndarray] = []
     if numeric:
         k = len(numeric)
         block = _numeric_block(schema, cols, n)
@@ -409,9 +407,25 @@ def encode(
         # adapter, which is a third of the cost of a row on the bulk path.
         num = list(map(bytearray, _rows_as_bytes(stored)))
         stored_words = _as_words(stored)
+    obj: list[str] | None = None
+    if schema.strings:
+        columns = [cols[c.name].values for c in schema.strings]
+        dumps = orjson.dumps
+        obj = [dumps(list(row)).decode() for row in zip(*columns, strict=True)]
+    hashes = _key_hashes(schema, cols, n, salt)
+    return EncodedInputs(num, obj, _hash_bytes(hashes), hashes[:, 0], stored_words)
 
-        # The key: every slot as float64, mantissa rounded, missing canonical.
-        floats = np.empty((n, k), dtype="<f8")
+
+def _key_hashes(
+    schema: InputSchema, cols: dict[str, CoercedColumn], n: int, salt: bytes
+) -> np.ndarray:
+    """The input key of each of ``n`` patterns, as (n, 2) uint64."""
+    numeric = schema.numeric
+    key_words: list[np.ndarray] = []
+    if numeric:
+        # Every slot as float64, mantissa rounded, missing canonical.
+        missing = np.column_stack([cols[c.name].missing for c in numeric])
+        floats = np.empty((n, len(numeric)), dtype="<f8")
         for j, col in enumerate(numeric):
             floats[:, j] = cols[col.name].values.astype("<f8")
         floats[floats == 0] = 0.0  # -0.0 -> 0.0
@@ -423,24 +437,11 @@ def encode(
         bits[~finite & ~missing] = floats[~finite & ~missing].view("<u8")
         bits[missing | np.isnan(floats)] = _CANONICAL_MISSING
         key_words.append(bits)
-
-    obj: list[str] | None = None
-    if strings:
-        columns = [cols[c.name].values for c in strings]
-        dumps = orjson.dumps
-        obj = [dumps(list(row)).decode() for row in zip(*columns, strict=True)]
-        for values in columns:
-            key_words.append(
-                np.fromiter(
-                    (0 if v is None else _text_word(_normalise_text(v)) for v in values),
-                    dtype=np.uint64,
-                    count=n,
-                )
-            )
+    for col in schema.strings:
+        key_words.append(_text_words(cols[col.name].values, n, normalise=True))
     assert key_words, "a dataset has at least one input column"
     words = np.column_stack(key_words)
-    hashes = row_hash(words, (int.from_bytes(salt[:8], "big"), int.from_bytes(salt[8:16], "big")))
-    return EncodedInputs(num, obj, _hash_bytes(hashes), hashes[:, 0], stored_words)
+    return row_hash(words, (int.from_bytes(salt[:8], "big"), int.from_bytes(salt[8:16], "big")))
 
 
 def splits_of(
@@ -464,19 +465,37 @@ def splits_of(
 # --- decoding -----------------------------------------------------------------
 
 
+def _stored_slots(
+    schema: InputSchema, num: Sequence[bytes | None]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The numeric columns of stored patterns: (n, k) uint64 slots and the missing mask."""
+    n, k = len(num), len(schema.numeric)
+    raw = np.frombuffer(b"".join(num), dtype=np.uint8).reshape(n, schema.num_width)  # type: ignore[arg-type]
+    slots = np.ascontiguousarray(raw[:, : 8 * k]).view("<u8").reshape(n, k)
+    missing = np.unpackbits(raw[:, 8 * k :], axis=1, bitorder="little", count=k).astype(bool)
+    return slots, missing
+
+
+def _stored_strings(schema: InputSchema, obj: Sequence[str | None]) -> list[np.ndarray]:
+    """The string columns of stored patterns, each an object array (``None``: missing)."""
+    # One parse for the whole block: a JSON array of the rows' arrays.
+    rows = orjson.loads("[" + ",".join(obj) + "]")  # type: ignore[arg-type]
+    if len(rows) != len(obj) or not all(isinstance(r, list) for r in rows):
+        raise ValueError("a stored row of string inputs is not one JSON array")
+    cols = list(zip(*rows, strict=True)) if rows else [() for _ in schema.strings]
+    if len(cols) != len(schema.strings):
+        raise ValueError(f"{len(cols)} string columns stored, {len(schema.strings)} expected")
+    return [np.array(values, dtype=object) for values in cols]
+
+
 def decode(
     schema: InputSchema, num: Sequence[bytes | None], obj: Sequence[str | None]
 ) -> pd.DataFrame:
     """Rebuild the input columns of many patterns, in schema order."""
-    n = len(num)
     out: dict[str, Any] = {}
     numeric = schema.numeric
     if numeric:
-        k = len(numeric)
-        width = schema.num_width
-        raw = np.frombuffer(b"".join(num), dtype=np.uint8).reshape(n, width)  # type: ignore[arg-type]
-        slots = np.ascontiguousarray(raw[:, : 8 * k]).view("<u8").reshape(n, k)
-        missing = np.unpackbits(raw[:, 8 * k :], axis=1, bitorder="little", count=k).astype(bool)
+        slots, missing = _stored_slots(schema, num)
         for j, col in enumerate(numeric):
             m = missing[:, j]
             if col.type == "number":
@@ -489,14 +508,39 @@ def decode(
             else:
                 bools = slots[:, j].astype(bool)
                 out[col.name] = pd.arrays.BooleanArray(bools, m) if m.any() else bools
-    strings = schema.strings
-    if strings:
-        loads = orjson.loads
-        rows = [loads(s) for s in obj]  # type: ignore[arg-type]
-        cols = list(zip(*rows, strict=True)) if rows else [() for _ in strings]
-        for col, values in zip(strings, cols, strict=True):
-            out[col.name] = np.array(values, dtype=object)
+    if schema.strings:
+        for col, values in zip(schema.strings, _stored_strings(schema, obj), strict=True):
+            out[col.name] = values
     return pd.DataFrame({c: out[c] for c in schema.names}, copy=False)
+
+
+def recode(
+    schema: InputSchema, num: Sequence[bytes | None], obj: Sequence[str | None], salt: bytes
+) -> EncodedInputs:
+    """The input keys of stored inputs, worked out again as their import did (only
+    ``keys`` and ``key_head`` are set): a snapshot's ``verify`` compares them with the
+    stored ones. Raises ``ValueError`` or ``TypeError`` for inputs no import could have
+    stored."""
+    cols: dict[str, CoercedColumn] = {}
+    numeric = schema.numeric
+    if numeric:
+        slots, missing = _stored_slots(schema, num)
+        for j, col in enumerate(numeric):
+            slot = slots[:, j]
+            if col.type == "number":
+                values = slot.view("<f8")
+            elif col.type == "integer":
+                values = slot.view("<i8")
+            else:
+                values = slot.astype(bool)
+            cols[col.name] = CoercedColumn(values, missing[:, j])
+    if schema.strings:
+        for col, values in zip(schema.strings, _stored_strings(schema, obj), strict=True):
+            if values.ndim != 1 or not all(v is None or isinstance(v, str) for v in values):
+                raise TypeError(f"stored column {col.name!r} holds something else than text")
+            cols[col.name] = CoercedColumn(values, np.array([v is None for v in values]))
+    hashes = _key_hashes(schema, cols, len(num) if numeric else len(obj), salt)
+    return EncodedInputs(None, None, _hash_bytes(hashes), hashes[:, 0], None)
 
 
 def label_to_text(values: np.ndarray, typ: str) -> list[str]:
@@ -524,15 +568,16 @@ def content_hashes(
     num: Sequence[bytes | bytearray | None] | np.ndarray | None,
     obj: Sequence[str | None] | None,
     labels: Sequence[str],
-    source: str,
-    created_at: int,
+    source: str | Sequence[str],
+    created_at: int | np.ndarray,
 ) -> list[bytearray]:
     """A 128-bit hash of what a training run sees of each pattern: its exact stored
     inputs, label, source and time.
 
     ``num`` is the stored numeric blobs, or the same as 64-bit words (n, w); ``obj`` the
     stored JSON of the string columns. Either may be ``None`` when the dataset has no
-    such columns.
+    such columns. ``source`` and ``created_at`` are one value for every pattern (an
+    import) or one per pattern (stored rows checked again).
     """
     n = len(labels)
     parts: list[np.ndarray] = []
@@ -543,10 +588,28 @@ def content_hashes(
             block = np.frombuffer(b"".join(bytes(b or b"") for b in num), dtype=np.uint8)
             parts.append(_as_words(block.reshape(n, -1)))
     if obj is not None:
-        parts.append(np.fromiter((_text_word(o) for o in obj), dtype=np.uint64, count=n))
-    uniques, inverse = np.unique(np.asarray(labels, dtype=object), return_inverse=True)
-    label_words = np.array([_text_word(str(u)) for u in uniques], dtype=np.uint64)
-    parts.append(label_words[inverse.reshape(-1)])
-    parts.append(np.full(n, _text_word(source), dtype=np.uint64))
-    parts.append(np.full(n, np.uint64(created_at), dtype=np.uint64))
+        parts.append(_text_words(obj, n))
+    parts.append(_text_words(labels, n))
+    parts.append(_text_words(source, n))
+    if isinstance(created_at, np.ndarray):
+        parts.append(created_at.astype(np.int64).view(np.uint64))
+    else:
+        parts.append(np.full(n, np.uint64(created_at), dtype=np.uint64))
     return _hash_bytes(row_hash(np.column_stack(parts), _CONTENT_SEEDS))
+
+
+def _text_words(
+    texts: str | Sequence[str | None] | np.ndarray, n: int, *, normalise: bool = False
+) -> np.ndarray:
+    """:func:`_text_word` of one text for ``n`` rows, or of each of ``n`` texts (missing:
+    0), each distinct text hashed once; ``normalise``: of the normalised texts."""
+
+    def word(text: str) -> int:
+        return _text_word(_normalise_text(text) if normalise else text)
+
+    if isinstance(texts, str):
+        return np.full(n, word(texts), dtype=np.uint64)
+    codes, uniques = pd.factorize(np.asarray(texts, dtype=object))
+    # A missing text has code -1: the 0 appended last.
+    words = np.array([*(word(str(u)) for u in uniques), 0], dtype=np.uint64)
+    return words[codes]

@@ -18,6 +18,7 @@ from trenches import timestamps
 from trenches.db import schema as t
 from trenches.db.engine import id_in, lock_patterns, read, write
 from trenches.errors import InvalidInput, NotFound
+from trenches.patterns import inputs as inp
 from trenches.patterns.datasets import (
     SPLITS,
     Dataset,
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
 
 WEIGHTINGS = ("none", "exponential", "inverse-age")
 _DAY_US = 86_400 * 1_000_000
+#: Rows checked at a time by ``Snapshot.verify``: bounds its memory on big snapshots.
+_RECHECK_ROWS = 50_000
 
 
 class TrainingData(NamedTuple):
@@ -173,17 +176,25 @@ class Snapshot:
         }
 
     def verify(self) -> bool:
-        """Rebuild the membership from timestamps and check that the digest matches."""
+        """Check the snapshot against the stored rows: rebuild its membership from
+        timestamps; work out each member's content hash again from its stored inputs,
+        label, source and time, and its input key and split from its inputs; and check
+        those, and the digest over them, against what is stored. ``False`` when a row
+        was changed behind trenches' back (plain SQL, a damaged file) or the membership
+        moved."""
+        dataset = self._dataset()
+        held_out = np.asarray(self.held_out, dtype=np.int64)
         with read(self._store.engine) as conn:
-            digest, _ = _digest(
-                conn,
-                self.dataset_id,
-                self._as_of_us,
-                self.max_pattern_id,
-                self.sources,
-                np.asarray(self.held_out, dtype=np.int64),
-            )
-        return digest == self.digest
+            hashes = _rechecked_hashes(conn, dataset, self._members())
+            if hashes is None or len(hashes) != self.patterns:
+                return False
+            if len(held_out):
+                # The held-out inputs are part of the digest: their keys must hold too.
+                where = [t.patterns.c.dataset_id == self.dataset_id]
+                where.append(id_in(conn.dialect.name, t.patterns.c.id, held_out.tolist()))
+                if _rechecked_hashes(conn, dataset, where) is None:
+                    return False
+            return _digest_of(hashes, _input_keys(conn, held_out)) == self.digest
 
     def _members(self) -> list[Any]:
         return membership(
@@ -279,18 +290,63 @@ def _digest(
         .scalars()
         .all()
     )
-    # Sorted, so the digest depends on the content, not on ids or insertion order.
     arr = np.array([bytes(h) for h in hashes], dtype="V16")
-    arr.sort()
+    held_keys = _input_keys(conn, held_out) if len(held_out) else []
+    return _digest_of(arr, held_keys), len(arr)
+
+
+def _digest_of(hashes: np.ndarray, held_out_keys: list[bytes]) -> str:
+    """The digest of a snapshot: SHA-256 over its members' content hashes (``V16``)."""
+    # Sorted, so the digest depends on the content, not on ids or insertion order.
+    arr = np.sort(hashes)
     h = hashlib.sha256()
     h.update(arr.tobytes())
-    if len(held_out):
+    if held_out_keys:
         # What is held out changes what a model trains on, so the digest covers it: the
         # inputs held out (every pattern with them is left out), sorted. A snapshot that
         # holds nothing out keeps the digest it had before held-out sets existed.
         h.update(b"\x00held-out\x00")
-        h.update(b"".join(_input_keys(conn, held_out)))
-    return h.hexdigest(), len(arr)
+        h.update(b"".join(held_out_keys))
+    return h.hexdigest()
+
+
+def _rechecked_hashes(conn: Connection, dataset: Dataset, where: list[Any]) -> np.ndarray | None:
+    """The content hashes (``V16``) of the patterns ``where`` selects, each worked out
+    again from the stored inputs, label, source and time; ``None`` as soon as one of
+    them, or a stored input key or split, is not what the stored content makes."""
+    p = t.patterns.c
+    query = select(
+        p.num, p.obj, p.label, p.source, p.created_at, p.content_hash, p.input_key, p.split
+    ).where(*where)
+    schema = dataset.schema
+    if schema is None:
+        return np.zeros(0, dtype="V16")
+    cursor = conn.execute(query).cursor
+    found: list[bytes] = []
+    while rows := cursor.fetchmany(_RECHECK_ROWS):
+        num, obj, label, source, created_at, content, key, split = zip(*rows, strict=True)
+        stored = b"".join(map(bytes, content))
+        try:
+            again = b"".join(
+                inp.content_hashes(
+                    num if schema.numeric else None,
+                    obj if schema.strings else None,
+                    label,
+                    source,
+                    np.array(created_at, dtype=np.int64),
+                )
+            )
+            if again != stored:
+                return None
+            encoded = inp.recode(schema, num, obj, dataset.salt)
+        except (ValueError, TypeError, orjson.JSONDecodeError):
+            return None  # inputs no import could have stored
+        if b"".join(encoded.keys) != b"".join(map(bytes, key)):
+            return None
+        if not np.array_equal(inp.splits_of(encoded.key_head, dataset.split_ratios), split):
+            return None
+        found.append(stored)
+    return np.frombuffer(b"".join(found), dtype="V16")
 
 
 def _snapshot(store: Store, row: Any, dataset_name: str) -> Snapshot:
