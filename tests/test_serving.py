@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import orjson
 import pandas as pd
 import pytest
 import uvicorn
@@ -100,6 +101,9 @@ def settings(project: dict[str, Any], tmp_path: Path, **kw: Any) -> Settings:
         log_requests=kw.pop("log_requests", False),
         **kw,
     )
+
+
+JSON = {"content-type": "application/json"}
 
 
 def _split(X: pd.DataFrame) -> dict[str, Any]:
@@ -259,6 +263,91 @@ def test_bad_payloads_get_a_4xx_that_names_the_field_and_the_server_goes_on(
         big = _split(project["X"].iloc[:200])
         assert c.post("/invocations", json=big).status_code == 413
         assert c.post("/invocations", json=_split(X)).status_code == 200
+
+
+#: Stands for a value nested 1,000 deep, which no JSON encoder of ours would write.
+DEEP = "<deep>"
+
+
+def _content(body: Any) -> bytes:
+    """``body`` as JSON, with each ``DEEP`` written out as ``[[[...1.0...]]]``."""
+    deep = b"[" * 1000 + b"1.0" + b"]" * 1000
+    return orjson.dumps(body).replace(orjson.dumps(DEEP), deep)
+
+
+def _tensors(X: pd.DataFrame, **change: Any) -> list[dict[str, Any]]:
+    """One V2 tensor per column; ``change`` replaces keys of the first tensor."""
+    tensors = [
+        {"name": k, "shape": [len(X)], "datatype": "FP64", "data": X[k].tolist()} for k in X.columns
+    ]
+    tensors[0] = {**tensors[0], **change}
+    return tensors
+
+
+def test_values_of_the_wrong_shape_get_a_4xx_naming_the_field_on_the_same_connection(
+    project: dict[str, Any], tmp_path: Path
+) -> None:
+    X = project["X"].iloc[:2]
+    columns = list(X.columns)
+    first = columns[0]
+    record = X.iloc[0].to_dict()
+    rows = X.to_numpy().tolist()
+    deep = DEEP
+    ragged = [*rows[0][:3], [1, 2], *rows[0][4:]]
+    v2 = "/v2/models/clf/infer"
+    matrix = {
+        "name": "input-0",
+        "shape": [2, len(columns)],
+        "datatype": "FP64",
+        "data": X.to_numpy().ravel().tolist(),
+    }
+    cases: list[tuple[str, Any, str]] = [
+        ("/predict", [{**record, first: [1.0, 2.0]}], first),
+        ("/predict", [{**record, first: deep}], first),
+        ("/predict", [{**record, first: {"a": 1}}], first),
+        ("/predict", [{**record, first: True}], first),
+        ("/predict", {**record, columns[3]: False}, columns[3]),
+        ("/invocations", {"dataframe_split": {"columns": columns, "data": [[[1.0]] * 30]}}, first),
+        (
+            "/invocations",
+            {"dataframe_split": {"columns": columns, "data": [ragged]}},
+            columns[3],
+        ),
+        ("/invocations", {"instances": [[True, *rows[0][1:]]]}, first),
+        ("/invocations", {"dataframe_records": [{**record, first: deep}]}, first),
+        ("/invocations", {"inputs": {c: [deep] if c == first else [1.0] for c in columns}}, first),
+        (v2, {"inputs": _tensors(X, name=["mean_radius"])}, "inputs[0].name"),
+        (v2, {"inputs": _tensors(X, name={"a": 1})}, "inputs[0].name"),
+        (v2, {"inputs": _tensors(X, datatype=["FP64"])}, "inputs[0].datatype"),
+        (v2, {"inputs": _tensors(X, datatype={"a": 1})}, "inputs[0].datatype"),
+        (v2, {"inputs": _tensors(X, shape=[True])}, "inputs[0].shape"),
+        (v2, {"inputs": _tensors(X, data=deep)}, first),
+        (v2, {"inputs": _tensors(X, data=[deep, 1.0])}, first),
+        (v2, {"inputs": [{**matrix, "shape": [True, 30]}]}, "inputs[0].shape"),
+        (v2, {"inputs": [{**matrix, "shape": [2**64 - 1, 30]}]}, "inputs[0].shape"),
+        (v2, {"inputs": [{**matrix, "data": [True] * 60}]}, first),
+        (v2, {"id": deep, "inputs": [matrix]}, "id"),
+    ]
+    with (
+        LiveServer(settings(project, tmp_path)) as live,
+        httpx.Client(base_url=live.url) as c,
+    ):
+        wrong = []
+        for path, body, field in cases:
+            try:
+                r = c.post(path, content=_content(body), headers=JSON)
+            except httpx.TransportError as e:  # the connection was dropped
+                wrong.append((path, field, 0, repr(e)))
+                continue
+            if not (
+                400 <= r.status_code < 500
+                and r.headers["content-type"] == "application/json"
+                and r.json().get("field") == field
+                and r.headers.get("connection") != "close"
+            ):
+                wrong.append((path, field, r.status_code, r.text[:200]))
+        assert not wrong, wrong
+        assert c.post("/predict", json=[record]).status_code == 200
 
 
 # --- the alias moves under load ---------------------------------------------------------

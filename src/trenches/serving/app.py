@@ -225,6 +225,59 @@ class Server:
         return latency_us
 
 
+def _read(parse: Any, schema: Schema, body: Any, endpoint: str) -> Rows:
+    """``parse(schema, body)``; an exception no check foresaw is still the body's doing
+    (parsing is a function of the body alone): a 400, and a traceback in the log."""
+    try:
+        rows: Rows = parse(schema, body)
+    except PayloadError:
+        raise
+    except Exception as e:
+        log.exception("%s: a request body the checks did not foresee", endpoint)
+        raise PayloadError(400, f"the body could not be read ({type(e).__name__})") from None
+    return rows
+
+
+class _JsonErrors:
+    """ASGI middleware: an exception that escapes a route is answered with a JSON 500
+    and logged, and the connection stays open. (Starlette's own handler answers, then
+    raises again, and uvicorn closes a keep-alive connection on an exception.)"""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Any) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception:
+            if started:
+                raise
+            log.exception("%s %s failed", scope.get("method"), scope.get("path"))
+            body = b'{"error":"the server failed to answer; it is logged"}'
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [
+                        (b"content-type", JSON.encode()),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+
+
 def _error(e: PayloadError, endpoint: str, server: Server) -> Response:
     server.metrics.request(endpoint, e.status)
     return Response(e.body(), status_code=e.status, media_type=JSON)
@@ -258,6 +311,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.server = server
+    app.add_middleware(_JsonErrors)
 
     def headers(rid: str, served: Served) -> dict[str, str]:
         return {"x-request-id": rid, "x-model-version": served.model.ref}
@@ -274,7 +328,7 @@ def create_app(settings: Settings) -> FastAPI:
         served = server.served
         try:
             body = protocols.loads(await server.body(request))
-            rows = parse(served.schema, body)
+            rows = _read(parse, served.schema, body, endpoint)
             answer = server.answer(served, rows)
         except PayloadError as e:
             return _error(e, endpoint, server)
