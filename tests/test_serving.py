@@ -203,6 +203,52 @@ def test_a_token_is_needed_when_one_is_set(project: dict[str, Any], tmp_path: Pa
         assert c.get("/ping").status_code == 200
 
 
+#: What answers without the token: liveness and readiness probes, nothing else.
+OPEN = ("/ping", "/health", "/v2/health/live", "/v2/health/ready")
+
+
+def test_with_a_token_only_the_probes_answer_without_it(
+    project: dict[str, Any], tmp_path: Path
+) -> None:
+    closed_get = [
+        "/version",
+        "/v2",
+        "/v2/models/clf",
+        "/v2/models/clf/ready",
+        "/v2/models/other/ready",
+        "/docs",
+        "/docs/oauth2-redirect",
+        "/redoc",
+        "/openapi.json",
+        "/metrics",
+        "/no-such-page",
+    ]
+    closed_post = [
+        "/predict",
+        "/invocations",
+        "/feedback",
+        "/v2/models/clf/infer",
+        "/v2/models/clf/versions/1/infer",
+    ]
+    token = {"Authorization": "Bearer s3cret"}
+    with (
+        LiveServer(settings(project, tmp_path, token="s3cret")) as live,
+        httpx.Client(base_url=live.url) as c,
+    ):
+        for path in OPEN:
+            assert c.get(path).status_code == 200, path
+        told = []
+        for method, path in [("GET", p) for p in closed_get] + [("POST", p) for p in closed_post]:
+            r = c.request(method, path, content=b"{}", headers=JSON)
+            if r.status_code != 401 or "clf" in r.text or r.json().get("error") is None:
+                told.append((method, path, r.status_code, r.text[:80]))
+        assert not told, told
+        for path in closed_get[:-4]:
+            assert c.get(path, headers=token).status_code in (200, 404), path
+        assert c.get("/openapi.json", headers=token).json()["paths"]
+        assert c.get("/version", headers=token).json() == "clf@1"
+
+
 def test_bad_payloads_get_a_4xx_that_names_the_field_and_the_server_goes_on(
     project: dict[str, Any], tmp_path: Path
 ) -> None:

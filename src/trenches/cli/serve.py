@@ -20,7 +20,8 @@ def serve(
         None,
         "--token-file",
         help="A file holding the bearer token every request must carry "
-        "(Authorization: Bearer TOKEN); health checks need none.",
+        "(Authorization: Bearer TOKEN); only the probes /ping, /health, /v2/health/live "
+        "and /v2/health/ready answer without it.",
     ),
     max_body: int = typer.Option(
         16 * 1024 * 1024, "--max-body", min=1, help="Largest request body, in bytes (413 above)."

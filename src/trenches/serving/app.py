@@ -11,7 +11,6 @@ flight finishes on the model it started with.
 from __future__ import annotations
 
 import gc
-import hmac
 import logging
 import os
 import threading
@@ -30,6 +29,7 @@ from fastapi.responses import Response
 from trenches import timestamps
 from trenches.serving import protocols
 from trenches.serving.metrics import Metrics
+from trenches.serving.middleware import BearerToken, JsonErrors
 from trenches.serving.model import Answer, ServedModel
 from trenches.serving.protocols import PayloadError, Rows, Schema
 
@@ -97,7 +97,6 @@ class Server:
         self.served = Served.of(self._load(self.ref))
         self.metrics = Metrics()
         self.metrics.served(self.served.model.ref)
-        self._token = settings.token.encode() if settings.token else None
         spool = Path(settings.spool_dir) if settings.spool_dir else self._default_spool()
         self.requests: RequestLog | None = None
         if settings.log_requests:
@@ -165,15 +164,6 @@ class Server:
 
     # --- the request path ----------------------------------------------------------
 
-    def authorised(self, request: Request) -> bool:
-        if self._token is None:
-            return True
-        header = request.headers.get("authorization", "")
-        scheme, _, given = header.partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(
-            given.strip().encode(), self._token
-        )
-
     async def body(self, request: Request) -> bytes:
         limit = self.settings.max_body
         length = request.headers.get("content-length")
@@ -238,59 +228,9 @@ def _read(parse: Any, schema: Schema, body: Any, endpoint: str) -> Rows:
     return rows
 
 
-class _JsonErrors:
-    """ASGI middleware: an exception that escapes a route is answered with a JSON 500
-    and logged, and the connection stays open. (Starlette's own handler answers, then
-    raises again, and uvicorn closes a keep-alive connection on an exception.)"""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def watch(message: Any) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, receive, watch)
-        except Exception:
-            if started:
-                raise
-            log.exception("%s %s failed", scope.get("method"), scope.get("path"))
-            body = b'{"error":"the server failed to answer; it is logged"}'
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 500,
-                    "headers": [
-                        (b"content-type", JSON.encode()),
-                        (b"content-length", str(len(body)).encode()),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
-
-
 def _error(e: PayloadError, endpoint: str, server: Server) -> Response:
     server.metrics.request(endpoint, e.status)
     return Response(e.body(), status_code=e.status, media_type=JSON)
-
-
-def _unauthorised(endpoint: str, server: Server) -> Response:
-    server.metrics.request(endpoint, 401)
-    return Response(
-        b'{"error":"a valid bearer token is needed (Authorization: Bearer TOKEN)"}',
-        status_code=401,
-        media_type=JSON,
-        headers={"www-authenticate": "Bearer"},
-    )
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -311,7 +251,9 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.server = server
-    app.add_middleware(_JsonErrors)
+    app.add_middleware(JsonErrors)
+    if settings.token:  # outermost: nothing else runs for a request without it
+        app.add_middleware(BearerToken, token=settings.token, counted=server.metrics.request)
 
     def headers(rid: str, served: Served) -> dict[str, str]:
         return {"x-request-id": rid, "x-model-version": served.model.ref}
@@ -323,8 +265,6 @@ def create_app(settings: Settings) -> FastAPI:
         render: Any,
     ) -> Response:
         start = time.perf_counter_ns()
-        if not server.authorised(request):
-            return _unauthorised(endpoint, server)
         served = server.served
         try:
             body = protocols.loads(await server.body(request))
@@ -459,8 +399,6 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/v2/models/{name}", tags=["V2"])
     async def model_metadata(name: str, request: Request) -> Response:
-        if not server.authorised(request):
-            return _unauthorised("v2-metadata", server)
         found = _model_or_404(name, request)
         if isinstance(found, Response):
             return found
@@ -496,9 +434,6 @@ def create_app(settings: Settings) -> FastAPI:
         return Response(orjson.dumps({"name": name, "ready": True}), media_type=JSON)
 
     async def v2_infer(name: str, version: str | None, request: Request) -> Response:
-        # The token first: without it, not even which models exist is told.
-        if not server.authorised(request):
-            return _unauthorised("v2", server)
         found = _model_or_404(name, request)
         if not isinstance(found, Response) and version not in (None, found.version):
             found = Response(
@@ -526,8 +461,6 @@ def create_app(settings: Settings) -> FastAPI:
     async def feedback(request: Request) -> Response:
         """`{"request_id": "...", "label": "malignant"}` (or `"rating": 4`, `"row": 2`,
         `"comment"`): stored with the request log, asynchronously (202)."""
-        if not server.authorised(request):
-            return _unauthorised("feedback", server)
         try:
             body = protocols.loads(await server.body(request))
             item = _feedback(body)
@@ -543,9 +476,7 @@ def create_app(settings: Settings) -> FastAPI:
         )
 
     @app.get("/metrics", tags=["trenches"])
-    async def metrics(request: Request) -> Response:
-        if not server.authorised(request):
-            return _unauthorised("metrics", server)
+    async def metrics() -> Response:
         content, media_type = server.metrics.render()
         return Response(content, media_type=media_type)
 
