@@ -19,11 +19,12 @@ import pytest
 import uvicorn
 from sklearn.datasets import load_breast_cancer
 from sklearn.ensemble import RandomForestClassifier
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import trenches
+from trenches.errors import InvalidInput
 from trenches.serving.app import Settings, create_app
 
 pytestmark = pytest.mark.sqlite_only
@@ -70,7 +71,8 @@ class LiveServer:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """A store with clf@1 (logistic, production) and clf@2 (forest), and the data."""
+    """A store with clf@1 (logistic, production) and clf@2 (forest), reg@1 (a linear
+    regression of the worst area, on dataset "area"), and the data."""
     folder = tmp_path_factory.mktemp("serving")
     path = folder / "store"
     data = load_breast_cancer(as_frame=True)
@@ -88,6 +90,12 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
             )
             run.log_model(RandomForestClassifier(n_estimators=20, random_state=0).fit(X, y), "clf")
         store.models.promote("clf@1", "production", reason="first")
+        area = store.datasets.create("area", task="regression", label="worst_area")
+        area.add(frame.drop(columns="diagnosis"), source="expert", created_at="2026-01-01")
+        snap = area.snapshot()
+        X, y, _, _ = snap.training_data("train")
+        with store.run("fit-area", snapshot=snap, capture_code=False) as run:
+            run.log_model(LinearRegression().fit(X, y), "reg")
         native = {ref: store.models.load(ref) for ref in ("clf@1", "clf@2")}
     yield {"path": str(path), "X": frame.drop(columns="diagnosis"), "native": native}
 
@@ -470,6 +478,114 @@ def test_every_request_of_a_burst_is_in_the_log_after_a_graceful_stop(
     new = logged[~logged["request_id"].isin(before)]
     assert sorted(new["request_id"]) == sorted(ids)
     assert (new["endpoint"] == "predict").all() and (new["n"] == 1).all()
+
+
+def _feedback_cases(rid: str) -> list[tuple[dict[str, Any], int, str]]:
+    """Feedback on ``rid`` (a request of two rows, answered by clf) that is refused."""
+    return [
+        ({"request_id": rid, "row": 2**63, "label": "benign"}, 422, "row"),
+        ({"request_id": rid, "row": 2**64 - 1, "label": "benign"}, 422, "row"),
+        ({"request_id": rid, "row": True, "label": "benign"}, 422, "row"),
+        ({"request_id": rid, "row": 1.0, "label": "benign"}, 422, "row"),
+        ({"request_id": rid, "row": 2, "label": "benign"}, 422, "row"),
+        ({"request_id": rid, "label": "maybe"}, 422, "label"),
+        ({"request_id": rid, "label": ["benign"]}, 422, "label"),
+        ({"request_id": rid, "label": DEEP}, 422, "label"),
+        ({"request_id": rid, "label": 1}, 422, "label"),
+        ({"request_id": rid, "rating": True}, 422, "rating"),
+        ({"request_id": rid, "rating": DEEP}, 422, "rating"),
+        ({"request_id": rid, "label": "benign", "comment": DEEP}, 422, "comment"),
+        ({"request_id": DEEP, "label": "benign"}, 422, "request_id"),
+        ({"request_id": "f" * 32, "label": "benign"}, 404, "request_id"),
+    ]
+
+
+def _refused(c: httpx.Client, cases: list[tuple[dict[str, Any], int, str]]) -> list[Any]:
+    wrong = []
+    for body, status, field in cases:
+        r = c.post("/feedback", content=_content(body), headers=JSON)
+        if r.status_code != status or r.json().get("field") != field:
+            wrong.append((body, r.status_code, r.text[:200]))
+    return wrong
+
+
+def _feedback_on(project: dict[str, Any], rid: str) -> list[tuple[int, Any, Any]]:
+    with trenches.open(project["path"], create=False) as store:
+        return [(f.row, f.label, f.rating) for f in store.requests.get_feedback(rid)]
+
+
+def test_feedback_is_checked_against_the_request_at_once(
+    project: dict[str, Any], tmp_path: Path
+) -> None:
+    records = project["X"].iloc[:2].to_dict(orient="records")
+    live = LiveServer(settings(project, tmp_path, log_requests=True))
+    with live, httpx.Client(base_url=live.url) as c:
+        rid = c.post("/predict", json=records).json()["request_id"]
+        assert not (wrong := _refused(c, _feedback_cases(rid))), wrong
+        ok = c.post("/feedback", json={"request_id": rid, "row": 1, "label": "malignant"})
+        assert ok.status_code == 202, ok.text
+        live.stop()
+    assert _feedback_on(project, rid) == [(1, "malignant", None)]
+
+
+def test_feedback_on_a_request_of_an_earlier_server_is_checked_against_the_store(
+    project: dict[str, Any], tmp_path: Path
+) -> None:
+    records = project["X"].iloc[:2].to_dict(orient="records")
+    first = LiveServer(settings(project, tmp_path, log_requests=True))
+    with first, httpx.Client(base_url=first.url) as c:
+        rid = c.post("/predict", json=records).json()["request_id"]
+        first.stop()
+    second = LiveServer(settings(project, tmp_path, ref="clf@2", log_requests=True))
+    with second, httpx.Client(base_url=second.url) as c:
+        assert not (wrong := _refused(c, _feedback_cases(rid))), wrong
+        ok = c.post("/feedback", json={"request_id": rid, "label": "benign", "rating": 3})
+        assert ok.status_code == 202, ok.text
+        second.stop()
+    assert _feedback_on(project, rid) == [(0, "benign", 3.0)]
+
+
+def test_feedback_from_python_is_held_to_the_same_labels(
+    project: dict[str, Any], tmp_path: Path
+) -> None:
+    live = LiveServer(settings(project, tmp_path, log_requests=True))
+    with live, httpx.Client(base_url=live.url) as c:
+        rid = c.post("/predict", json=project["X"].iloc[:1].to_dict(orient="records")).json()
+        live.stop()
+    with trenches.open(project["path"], create=False) as store:
+        with pytest.raises(InvalidInput, match="not one of the model's labels"):
+            store.requests.feedback(rid["request_id"], label="maybe")
+        done = store.requests.feedback(rid["request_id"], label="benign")
+    assert done.label == "benign"
+
+
+def test_feedback_on_a_regressor_is_a_finite_number(
+    project: dict[str, Any], tmp_path: Path
+) -> None:
+    records = project["X"].drop(columns="worst_area").iloc[:1].to_dict(orient="records")
+    live = LiveServer(settings(project, tmp_path, ref="reg@1", log_requests=True))
+    with live, httpx.Client(base_url=live.url) as c:
+        rid = c.post("/predict", json=records).json()["request_id"]
+        cases = [
+            ({"request_id": rid, "label": "big"}, 422, "label"),
+            ({"request_id": rid, "label": True}, 422, "label"),
+            ({"request_id": rid, "label": [711.2]}, 422, "label"),
+            ({"request_id": rid, "row": 1, "label": 711.2}, 422, "row"),
+        ]
+        assert not (wrong := _refused(c, cases)), wrong
+        assert c.post("/feedback", json={"request_id": rid, "label": 711.2}).status_code == 202
+        live.stop()
+    assert _feedback_on(project, rid) == [(0, 711.2, None)]
+
+
+def test_a_server_without_a_request_log_refuses_feedback(
+    project: dict[str, Any], tmp_path: Path
+) -> None:
+    records = project["X"].iloc[:1].to_dict(orient="records")
+    with LiveServer(settings(project, tmp_path)) as live, httpx.Client(base_url=live.url) as c:
+        rid = c.post("/predict", json=records).json()["request_id"]
+        r = c.post("/feedback", json={"request_id": rid, "label": "benign"})
+        assert r.status_code == 409 and "--no-log" in r.json()["error"], r.text
 
 
 def test_a_locked_database_delays_the_log_not_the_answers(

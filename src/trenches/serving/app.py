@@ -10,6 +10,7 @@ flight finishes on the model it started with.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import os
@@ -25,20 +26,31 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from trenches import timestamps
 from trenches.serving import protocols
+from trenches.serving.feedback import Answered, Feedback, Labels, Recent, lookup
 from trenches.serving.metrics import Metrics
 from trenches.serving.middleware import BearerToken, JsonErrors
 from trenches.serving.model import Answer, ServedModel
 from trenches.serving.protocols import PayloadError, Rows, Schema
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
     from trenches.serving.requestlog import LoggedFeedback, RequestLog
 
 log = logging.getLogger("trenches.serve")
 
 JSON = "application/json"
+#: Looks in the store for a request feedback is about, with other workers: the log
+#: of the one that answered it writes it within a batch interval (a quarter second).
+FEEDBACK_TRIES = 9
+FEEDBACK_WAIT = 0.25
+NO_LOG = PayloadError(
+    409, "this server keeps no request log (it was started with --no-log): no feedback"
+)
 #: Largest request body accepted by default (bytes).
 MAX_BODY = 16 * 1024 * 1024
 
@@ -55,6 +67,7 @@ class Settings:
     trusted: bool = False
     spool_dir: str | None = None
     log_requests: bool = True
+    workers: int = 1  # worker processes serving together (feedback may be another's)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
@@ -73,14 +86,16 @@ class Served:
     schema: Schema
     name: str  # the registered model's name
     version: str  # its version number, as text
+    labels: Labels  # what feedback on its answers may say
 
     @classmethod
-    def of(cls, model: ServedModel) -> Served:
+    def of(cls, model: ServedModel, engine: Engine) -> Served:
         return cls(
             model,
             Schema(tuple(model.columns), dict(model.types)),
             model.version.model,
             str(model.version.version),
+            Labels.of(engine, model.version),
         )
 
 
@@ -94,15 +109,17 @@ class Server:
         self.store = trenches.open(settings.store, create=False)
         self.ref = settings.ref
         self.follows_alias = not self.ref.split("@", 1)[1].isdigit() if "@" in self.ref else False
-        self.served = Served.of(self._load(self.ref))
+        self.served = Served.of(self._load(self.ref), self.store.engine)
         self.metrics = Metrics()
         self.metrics.served(self.served.model.ref)
         spool = Path(settings.spool_dir) if settings.spool_dir else self._default_spool()
         self.requests: RequestLog | None = None
+        self.recent = Recent()
         if settings.log_requests:
             from trenches.serving import requestlog
 
             self._logged = requestlog.LoggedRequest
+            self._feedback = requestlog.LoggedFeedback
             self.requests = requestlog.RequestLog(self.store.location.db_url, spool)
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -147,7 +164,8 @@ class Server:
                 if version.id != self.served.model.version_id:
                     started = time.perf_counter()
                     fresh = Served.of(
-                        ServedModel(self.store, version, trusted=self.settings.trusted)
+                        ServedModel(self.store, version, trusted=self.settings.trusted),
+                        self.store.engine,
                     )
                     old = self.served.model.ref
                     self.served = fresh  # one reference: requests in flight keep the old one
@@ -194,6 +212,7 @@ class Server:
         latency_us = (time.perf_counter_ns() - start) // 1000
         if self.requests is not None:
             schema = served.schema
+            self.recent.add(rid, Answered(rows.n, served.labels))
             self.requests.put(
                 self._logged(
                     request_id=rid,
@@ -213,6 +232,43 @@ class Server:
         if answer.labels is not None:
             self.metrics.predicted(answer.labels)
         return latency_us
+
+    async def answered(self, request_id: str) -> Answered:
+        """The request feedback is about: remembered by this worker, else read from the
+        store. With other workers, a request not there yet is waited for a moment (the
+        log of the worker that answered it writes it within its next batch)."""
+        found = self.recent.get(request_id)
+        tries = 1 if self.settings.workers == 1 else FEEDBACK_TRIES
+        for attempt in range(tries):
+            if found is not None:
+                return found
+            if attempt:
+                await asyncio.sleep(FEEDBACK_WAIT)
+            try:
+                found = await run_in_threadpool(lookup, self.store.engine, request_id)
+            except Exception as e:
+                log.warning("feedback: cannot look up request %s: %s", request_id, e)
+                raise PayloadError(
+                    503, f"cannot look up request {request_id} now ({type(e).__name__}); retry"
+                ) from None
+        if found is not None:
+            return found
+        raise PayloadError(
+            404,
+            f"no request {request_id} was answered by this server (or it is not in the "
+            "request log yet: retry in a few seconds)",
+            "request_id",
+        )
+
+    def feedback(self, checked: Feedback) -> LoggedFeedback:
+        return self._feedback(
+            request_id=checked.request_id,
+            row=checked.row,
+            label=checked.label,
+            rating=checked.rating,
+            comment=checked.comment,
+            created_at=timestamps.now_us(),
+        )
 
 
 def _read(parse: Any, schema: Schema, body: Any, endpoint: str) -> Rows:
@@ -461,13 +517,14 @@ def create_app(settings: Settings) -> FastAPI:
     async def feedback(request: Request) -> Response:
         """`{"request_id": "...", "label": "malignant"}` (or `"rating": 4`, `"row": 2`,
         `"comment"`): stored with the request log, asynchronously (202)."""
+        if server.requests is None:
+            return _error(NO_LOG, "feedback", server)
         try:
-            body = protocols.loads(await server.body(request))
-            item = _feedback(body)
+            given = Feedback.parse(protocols.loads(await server.body(request)))
+            item = server.feedback(given.checked(await server.answered(given.request_id)))
         except PayloadError as e:
             return _error(e, "feedback", server)
-        if server.requests is not None:
-            server.requests.put(item)
+        server.requests.put(item)
         server.metrics.request("feedback", 202)
         return Response(
             orjson.dumps({"accepted": True, "request_id": item.request_id, "row": item.row}),
@@ -481,40 +538,6 @@ def create_app(settings: Settings) -> FastAPI:
         return Response(content, media_type=media_type)
 
     return app
-
-
-def _feedback(body: Any) -> LoggedFeedback:
-    from trenches.serving.requestlog import LoggedFeedback
-
-    if not isinstance(body, dict):
-        raise PayloadError(400, "expected an object with request_id and a label or a rating")
-    rid = body.get("request_id")
-    if not isinstance(rid, str) or not rid or len(rid) > 64:
-        raise PayloadError(
-            422, "request_id must be the id a prediction answered with", "request_id"
-        )
-    unknown = set(body) - {"request_id", "row", "label", "rating", "comment"}
-    if unknown:
-        raise PayloadError(422, f"unknown field {sorted(unknown)[0]!r}", sorted(unknown)[0])
-    row = body.get("row", 0)
-    if isinstance(row, bool) or not isinstance(row, int) or row < 0:
-        raise PayloadError(422, "row must be a row number of the request (0, 1, ...)", "row")
-    rating = body.get("rating")
-    if rating is not None and (isinstance(rating, bool) or not isinstance(rating, int | float)):
-        raise PayloadError(422, "rating must be a number", "rating")
-    comment = body.get("comment")
-    if comment is not None and not isinstance(comment, str):
-        raise PayloadError(422, "comment must be a string", "comment")
-    if body.get("label") is None and rating is None:
-        raise PayloadError(422, "give a label (the true answer) or a rating", "label")
-    return LoggedFeedback(
-        request_id=rid,
-        row=row,
-        label=body.get("label"),
-        rating=None if rating is None else float(rating),
-        comment=comment,
-        created_at=timestamps.now_us(),
-    )
 
 
 def app_from_env() -> FastAPI:

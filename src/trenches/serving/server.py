@@ -3,6 +3,7 @@ worker process calls (``--workers N``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from collections.abc import Callable
@@ -43,6 +44,7 @@ def run(
         return
     # Each worker builds its own app from the environment; metrics are shared through
     # prometheus_client's multiprocess folder.
+    settings = dataclasses.replace(settings, workers=workers)
     os.environ["TRENCHES_SERVE_SETTINGS"] = settings.to_json()
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="trenches-metrics-"))
     say(f"serving {settings.ref} at http://{host}:{port} with {workers} workers")
