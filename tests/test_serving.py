@@ -3,8 +3,13 @@ switching under load, the request log through a graceful stop and a locked datab
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import socket
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -629,3 +634,77 @@ def test_metrics_count_requests_and_predictions(project: dict[str, Any], tmp_pat
         if line.startswith("trenches_predictions_total{")
     )
     assert counted == 6
+
+
+# --- worker processes die with their parent ------------------------------------------
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (Linux: /proc's children lists)."""
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for task in Path(f"/proc/{todo.pop()}/task").glob("*"):
+            try:
+                children = (task / "children").read_text().split()
+            except OSError:
+                continue
+            for child in map(int, children):
+                if child not in found:
+                    found.add(child)
+                    todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Running, not a zombie waiting for a parent that is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc (Linux)")
+def test_workers_stop_when_their_parent_is_killed(project: dict[str, Any], tmp_path: Path) -> None:
+    port = _free_port()
+    before = set(_logged(project)["request_id"])
+    records = project["X"].iloc[:1].to_dict(orient="records")
+    command = ["--store", project["path"], "serve", "clf@1", "--port", str(port)]
+    errors = (tmp_path / "stderr.txt").open("wb")
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "trenches", *command, "--workers", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=errors,
+        start_new_session=True,  # the whole group is cleaned up below, whatever happens
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert parent.poll() is None, (tmp_path / "stderr.txt").read_text()
+            assert time.monotonic() < deadline, "the server did not start"
+            try:
+                if httpx.get(f"{url}/ping").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        workers = _descendants(parent.pid)
+        assert len(workers) >= 2
+        ids = [httpx.post(f"{url}/predict", json=records).json()["request_id"] for _ in range(20)]
+
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 30
+        while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [p for p in workers if _alive(p)], "workers outlived their parent"
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"{url}/ping", timeout=2)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(parent.pid, signal.SIGKILL)
+        parent.wait(timeout=10)
+        errors.close()
+    # They stopped as on SIGTERM: what they had answered was written to the log first.
+    assert set(ids) <= set(_logged(project)["request_id"]) - before

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import os
 import threading
 import time
 import uuid
@@ -538,9 +537,3 @@ def create_app(settings: Settings) -> FastAPI:
         return Response(content, media_type=media_type)
 
     return app
-
-
-def app_from_env() -> FastAPI:
-    """The app of a uvicorn worker process (``--workers N``): settings from the
-    environment, as ``trenches serve`` put them there."""
-    return create_app(Settings.from_json(os.environ["TRENCHES_SERVE_SETTINGS"]))
