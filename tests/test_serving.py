@@ -260,6 +260,10 @@ def test_with_a_token_only_the_probes_answer_without_it(
             assert c.get(path, headers=token).status_code in (200, 404), path
         assert c.get("/openapi.json", headers=token).json()["paths"]
         assert c.get("/version", headers=token).json() == "clf@1"
+        # With it, the router's own errors are JSON like every other.
+        r = c.get("/no-such-page", headers=token)
+        assert r.status_code == 404 and "/no-such-page" in r.json()["error"]
+        assert c.delete("/predict", headers=token).json()["error"]
 
 
 def test_bad_payloads_get_a_4xx_that_names_the_field_and_the_server_goes_on(
@@ -407,6 +411,34 @@ def test_values_of_the_wrong_shape_get_a_4xx_naming_the_field_on_the_same_connec
                 wrong.append((path, field, r.status_code, r.text[:200]))
         assert not wrong, wrong
         assert c.post("/predict", json=[record]).status_code == 200
+
+
+def test_a_fault_of_the_server_is_a_json_500_that_keeps_the_connection(tmp_path: Path) -> None:
+    from trenches.serving.middleware import JsonErrors
+
+    async def faulty(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == "/fault":
+            raise RuntimeError("a bug")
+        if scope["type"] == "http":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+
+    port = _free_port()
+    config = uvicorn.Config(JsonErrors(faulty), port=port, log_level="critical", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.02)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as c:
+            r = c.get("/fault")
+            assert r.status_code == 500 and r.json()["error"]
+            assert r.headers.get("connection") != "close"
+            assert c.get("/").text == "ok"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 # --- the alias moves under load ---------------------------------------------------------

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
 
 from trenches import timestamps
 from trenches.serving import protocols
@@ -283,6 +283,46 @@ def _read(parse: Any, schema: Schema, body: Any, endpoint: str) -> Rows:
     return rows
 
 
+def _openapi(app: FastAPI, server: Server) -> dict[str, Any]:
+    """The OpenAPI document, with each protocol's request body for the version being
+    served (its columns, its name, its labels); made again when the alias moves."""
+    from fastapi.openapi.utils import get_openapi
+
+    served = server.served
+    cached = app.openapi_schema
+    if cached is not None and cached.get("x-model-version") == served.model.ref:
+        return cached
+    doc = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    doc["x-model-version"] = served.model.ref
+    bodies = protocols.openapi_bodies(served.schema, served.model.classes)
+    for path, item in doc["paths"].items():
+        for operation in item.values():
+            if path in bodies and "requestBody" not in operation:
+                operation["requestBody"] = bodies[path]
+            for p in operation.get("parameters", []):
+                if p["name"] == "name":
+                    p["schema"] = {"type": "string", "enum": [served.name]}
+                elif p["name"] == "version":
+                    p["schema"] = {"type": "string", "enum": [served.version]}
+    app.openapi_schema = doc
+    return doc
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """The router's own errors (no such path, a method not allowed) in our JSON shape."""
+    status = int(getattr(exc, "status_code", 404))
+    return Response(
+        orjson.dumps(
+            {"error": f"{request.method} {request.url.path}: {getattr(exc, 'detail', '')}"}
+        ),
+        status_code=status,
+        media_type=JSON,
+        headers=getattr(exc, "headers", None),
+    )
+
+
 def _error(e: PayloadError, endpoint: str, server: Server) -> Response:
     server.metrics.request(endpoint, e.status)
     return Response(e.body(), status_code=e.status, media_type=JSON)
@@ -306,6 +346,9 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.server = server
+    app.openapi = lambda: _openapi(app, server)  # type: ignore[method-assign]
+    for status in (404, 405):  # the router's own errors
+        app.exception_handler(status)(_http_error)
     app.add_middleware(JsonErrors)
     if settings.token:  # outermost: nothing else runs for a request without it
         app.add_middleware(BearerToken, token=settings.token, counted=server.metrics.request)
