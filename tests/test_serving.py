@@ -32,6 +32,8 @@ import trenches
 from trenches.errors import InvalidInput
 from trenches.serving.app import Settings, create_app
 
+from conftest import run_cli
+
 pytestmark = pytest.mark.sqlite_only
 
 
@@ -723,7 +725,14 @@ def test_workers_stop_when_their_parent_is_killed(project: dict[str, Any], tmp_p
                 time.sleep(0.1)
         workers = _descendants(parent.pid)
         assert len(workers) >= 2
-        ids = [httpx.post(f"{url}/predict", json=records).json()["request_id"] for _ in range(20)]
+        ids = []
+        for _ in range(20):
+            ids.append(httpx.post(f"{url}/predict", json=records).json()["request_id"])
+            # Feedback at once, on a new connection: often to the worker that did not
+            # answer the request, which finds it in the store (after the other's log
+            # has written it).
+            r = httpx.post(f"{url}/feedback", json={"request_id": ids[-1], "label": "benign"})
+            assert r.status_code == 202, r.text
 
         os.kill(parent.pid, signal.SIGKILL)
         parent.wait(timeout=10)
@@ -739,4 +748,30 @@ def test_workers_stop_when_their_parent_is_killed(project: dict[str, Any], tmp_p
         parent.wait(timeout=10)
         errors.close()
     # They stopped as on SIGTERM: what they had answered was written to the log first.
-    assert set(ids) <= set(_logged(project)["request_id"]) - before
+    logged = _logged(project)
+    assert set(ids) <= set(logged["request_id"]) - before
+    feedback = logged.set_index("request_id").loc[ids, "feedback"]
+    assert all(f is not None and [x["label"] for x in f] == ["benign"] for f in feedback)
+
+
+# --- the command's options --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        ["--port", "70000"],
+        ["--port", "99999999999999999999"],
+        ["--port", "0"],
+        ["--workers", "100000000000000000000"],
+        ["--workers", "0"],
+        ["--poll", "1e308"],
+        ["--max-body", "99999999999999999999999"],
+    ],
+)
+def test_serve_refuses_options_out_of_range_before_serving(
+    project: dict[str, Any], option: list[str]
+) -> None:
+    code, out, err = run_cli("--store", project["path"], "serve", "clf@1", *option)
+    assert code == 2, (option, out, err)
+    assert "Traceback" not in err and "serving" not in err
