@@ -33,7 +33,7 @@ from trenches.serving.feedback import Answered, Feedback, Labels, Recent, lookup
 from trenches.serving.metrics import Metrics
 from trenches.serving.middleware import BearerToken, JsonErrors
 from trenches.serving.model import Answer, ServedModel
-from trenches.serving.protocols import PayloadError, Rows, Schema
+from trenches.serving.protocols import PayloadError, Rows, Schema, shown
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -184,7 +184,7 @@ class Server:
     async def body(self, request: Request) -> bytes:
         limit = self.settings.max_body
         length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > limit:
+        if length is not None and length.isascii() and length.isdigit() and int(length) > limit:
             raise PayloadError(413, f"the body is larger than the limit of {limit} bytes")
         chunks = []
         size = 0
@@ -488,7 +488,7 @@ def create_app(settings: Settings) -> FastAPI:
         if name != served.name:
             return Response(
                 orjson.dumps(
-                    {"error": f"no model {name!r} here; this server serves {served.name!r}"}
+                    {"error": f"no model {shown(name)} here; this server serves {served.name!r}"}
                 ),
                 status_code=404,
                 media_type=JSON,

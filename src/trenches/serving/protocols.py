@@ -147,12 +147,12 @@ def _check_columns(schema: Schema, given: list[str], where: str) -> None:
                 422, f"{where}: column names must be strings, not {shown(c)}", f"columns[{i}]"
             )
         if c in seen:
-            raise PayloadError(422, f"{where}: column {c!r} is given twice", field=c)
+            raise PayloadError(422, f"{where}: column {shown(c)} is given twice", field=c)
         seen.add(c)
         if c not in schema.types:
             raise PayloadError(
                 422,
-                f"{where}: unknown column {c!r}; the model takes {', '.join(schema.columns)}",
+                f"{where}: unknown column {shown(c)}; the model takes {', '.join(schema.columns)}",
                 field=c,
             )
     for c in schema.columns:
@@ -461,7 +461,9 @@ def _check_datatype(schema: Schema, tensor: dict[str, Any], columns: list[str]) 
         return
     want = "a numeric datatype (FP64, FP32, INT64, BOOL, ...)" if numeric else "BYTES"
     raise PayloadError(
-        422, f"{tensor['name']} has datatype {datatype!r}; it needs {want}", field=tensor["name"]
+        422,
+        f"{tensor['name']} has datatype {shown(datatype)}; it needs {want}",
+        field=tensor["name"],
     )
 
 
