@@ -8,25 +8,42 @@ import typer
 
 from trenches.cli._output import TRUSTED_HELP, err_console, state
 
+#: Bounds of the options: beyond them a typo, not a setting (a million workers, a poll
+#: longer than a day, a body limit past 1 TiB).
+MAX_WORKERS = 256
+MAX_POLL = 86_400.0
+MAX_BODY = 2**40
+
 
 def serve(
     ref: str = typer.Argument(
         ..., help="The version to serve: name@production follows the alias, name@3 is fixed."
     ),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
-    port: int = typer.Option(8080, "--port", help="Port to listen on."),
-    workers: int = typer.Option(1, "--workers", min=1, help="Worker processes."),
+    port: int = typer.Option(8080, "--port", min=1, max=65535, help="Port to listen on."),
+    workers: int = typer.Option(
+        1, "--workers", min=1, max=MAX_WORKERS, help="Worker processes (each loads the model)."
+    ),
     token_file: Path = typer.Option(
         None,
         "--token-file",
         help="A file holding the bearer token every request must carry "
-        "(Authorization: Bearer TOKEN); health checks need none.",
+        "(Authorization: Bearer TOKEN); only the probes /ping, /health, /v2/health/live "
+        "and /v2/health/ready answer without it.",
     ),
     max_body: int = typer.Option(
-        16 * 1024 * 1024, "--max-body", min=1, help="Largest request body, in bytes (413 above)."
+        16 * 1024 * 1024,
+        "--max-body",
+        min=1,
+        max=MAX_BODY,
+        help="Largest request body, in bytes (413 above).",
     ),
     poll: float = typer.Option(
-        2.0, "--poll", min=0.1, help="Seconds between looks at the alias for a new version."
+        2.0,
+        "--poll",
+        min=0.1,
+        max=MAX_POLL,
+        help="Seconds between looks at the alias for a new version.",
     ),
     no_log: bool = typer.Option(
         False, "--no-log", help="Do not keep the request log (feedback is then refused too)."

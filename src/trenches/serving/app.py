@@ -10,10 +10,9 @@ flight finishes on the model it started with.
 
 from __future__ import annotations
 
+import asyncio
 import gc
-import hmac
 import logging
-import os
 import threading
 import time
 import uuid
@@ -25,20 +24,32 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from trenches import timestamps
 from trenches.serving import protocols
+from trenches.serving.feedback import Answered, Feedback, Labels, Recent, lookup
 from trenches.serving.metrics import Metrics
+from trenches.serving.middleware import BearerToken, JsonErrors
 from trenches.serving.model import Answer, ServedModel
-from trenches.serving.protocols import PayloadError, Rows, Schema
+from trenches.serving.protocols import PayloadError, Rows, Schema, shown
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
     from trenches.serving.requestlog import LoggedFeedback, RequestLog
 
 log = logging.getLogger("trenches.serve")
 
 JSON = "application/json"
+#: Looks in the store for a request feedback is about, with other workers: the log
+#: of the one that answered it writes it within a batch interval (a quarter second).
+FEEDBACK_TRIES = 9
+FEEDBACK_WAIT = 0.25
+NO_LOG = PayloadError(
+    409, "this server keeps no request log (it was started with --no-log): no feedback"
+)
 #: Largest request body accepted by default (bytes).
 MAX_BODY = 16 * 1024 * 1024
 
@@ -55,6 +66,7 @@ class Settings:
     trusted: bool = False
     spool_dir: str | None = None
     log_requests: bool = True
+    workers: int = 1  # worker processes serving together (feedback may be another's)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
@@ -73,14 +85,16 @@ class Served:
     schema: Schema
     name: str  # the registered model's name
     version: str  # its version number, as text
+    labels: Labels  # what feedback on its answers may say
 
     @classmethod
-    def of(cls, model: ServedModel) -> Served:
+    def of(cls, model: ServedModel, engine: Engine) -> Served:
         return cls(
             model,
             Schema(tuple(model.columns), dict(model.types)),
             model.version.model,
             str(model.version.version),
+            Labels.of(engine, model.version),
         )
 
 
@@ -94,16 +108,17 @@ class Server:
         self.store = trenches.open(settings.store, create=False)
         self.ref = settings.ref
         self.follows_alias = not self.ref.split("@", 1)[1].isdigit() if "@" in self.ref else False
-        self.served = Served.of(self._load(self.ref))
+        self.served = Served.of(self._load(self.ref), self.store.engine)
         self.metrics = Metrics()
         self.metrics.served(self.served.model.ref)
-        self._token = settings.token.encode() if settings.token else None
         spool = Path(settings.spool_dir) if settings.spool_dir else self._default_spool()
         self.requests: RequestLog | None = None
+        self.recent = Recent()
         if settings.log_requests:
             from trenches.serving import requestlog
 
             self._logged = requestlog.LoggedRequest
+            self._feedback = requestlog.LoggedFeedback
             self.requests = requestlog.RequestLog(self.store.location.db_url, spool)
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -148,7 +163,8 @@ class Server:
                 if version.id != self.served.model.version_id:
                     started = time.perf_counter()
                     fresh = Served.of(
-                        ServedModel(self.store, version, trusted=self.settings.trusted)
+                        ServedModel(self.store, version, trusted=self.settings.trusted),
+                        self.store.engine,
                     )
                     old = self.served.model.ref
                     self.served = fresh  # one reference: requests in flight keep the old one
@@ -165,19 +181,10 @@ class Server:
 
     # --- the request path ----------------------------------------------------------
 
-    def authorised(self, request: Request) -> bool:
-        if self._token is None:
-            return True
-        header = request.headers.get("authorization", "")
-        scheme, _, given = header.partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(
-            given.strip().encode(), self._token
-        )
-
     async def body(self, request: Request) -> bytes:
         limit = self.settings.max_body
         length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > limit:
+        if length is not None and length.isascii() and length.isdigit() and int(length) > limit:
             raise PayloadError(413, f"the body is larger than the limit of {limit} bytes")
         chunks = []
         size = 0
@@ -204,6 +211,7 @@ class Server:
         latency_us = (time.perf_counter_ns() - start) // 1000
         if self.requests is not None:
             schema = served.schema
+            self.recent.add(rid, Answered(rows.n, served.labels))
             self.requests.put(
                 self._logged(
                     request_id=rid,
@@ -224,20 +232,100 @@ class Server:
             self.metrics.predicted(answer.labels)
         return latency_us
 
+    async def answered(self, request_id: str) -> Answered:
+        """The request feedback is about: remembered by this worker, else read from the
+        store. With other workers, a request not there yet is waited for a moment (the
+        log of the worker that answered it writes it within its next batch)."""
+        found = self.recent.get(request_id)
+        tries = 1 if self.settings.workers == 1 else FEEDBACK_TRIES
+        for attempt in range(tries):
+            if found is not None:
+                return found
+            if attempt:
+                await asyncio.sleep(FEEDBACK_WAIT)
+            try:
+                found = await run_in_threadpool(lookup, self.store.engine, request_id)
+            except Exception as e:
+                log.warning("feedback: cannot look up request %s: %s", request_id, e)
+                raise PayloadError(
+                    503, f"cannot look up request {request_id} now ({type(e).__name__}); retry"
+                ) from None
+        if found is not None:
+            return found
+        raise PayloadError(
+            404,
+            f"no request {request_id} was answered by this server (or it is not in the "
+            "request log yet: retry in a few seconds)",
+            "request_id",
+        )
+
+    def feedback(self, checked: Feedback) -> LoggedFeedback:
+        return self._feedback(
+            request_id=checked.request_id,
+            row=checked.row,
+            label=checked.label,
+            rating=checked.rating,
+            comment=checked.comment,
+            created_at=timestamps.now_us(),
+        )
+
+
+def _read(parse: Any, schema: Schema, body: Any, endpoint: str) -> Rows:
+    """``parse(schema, body)``; an exception no check foresaw is still the body's doing
+    (parsing is a function of the body alone): a 400, and a traceback in the log."""
+    try:
+        rows: Rows = parse(schema, body)
+    except PayloadError:
+        raise
+    except Exception as e:
+        log.exception("%s: a request body the checks did not foresee", endpoint)
+        raise PayloadError(400, f"the body could not be read ({type(e).__name__})") from None
+    return rows
+
+
+def _openapi(app: FastAPI, server: Server) -> dict[str, Any]:
+    """The OpenAPI document, with each protocol's request body for the version being
+    served (its columns, its name, its labels); made again when the alias moves."""
+    from fastapi.openapi.utils import get_openapi
+
+    served = server.served
+    cached = app.openapi_schema
+    if cached is not None and cached.get("x-model-version") == served.model.ref:
+        return cached
+    doc = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    doc["x-model-version"] = served.model.ref
+    bodies = protocols.openapi_bodies(served.schema, served.model.classes)
+    for path, item in doc["paths"].items():
+        for operation in item.values():
+            if path in bodies and "requestBody" not in operation:
+                operation["requestBody"] = bodies[path]
+            for p in operation.get("parameters", []):
+                if p["name"] == "name":
+                    p["schema"] = {"type": "string", "enum": [served.name]}
+                elif p["name"] == "version":
+                    p["schema"] = {"type": "string", "enum": [served.version]}
+    app.openapi_schema = doc
+    return doc
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """The router's own errors (no such path, a method not allowed) in our JSON shape."""
+    status = int(getattr(exc, "status_code", 404))
+    return Response(
+        orjson.dumps(
+            {"error": f"{request.method} {request.url.path}: {getattr(exc, 'detail', '')}"}
+        ),
+        status_code=status,
+        media_type=JSON,
+        headers=getattr(exc, "headers", None),
+    )
+
 
 def _error(e: PayloadError, endpoint: str, server: Server) -> Response:
     server.metrics.request(endpoint, e.status)
     return Response(e.body(), status_code=e.status, media_type=JSON)
-
-
-def _unauthorised(endpoint: str, server: Server) -> Response:
-    server.metrics.request(endpoint, 401)
-    return Response(
-        b'{"error":"a valid bearer token is needed (Authorization: Bearer TOKEN)"}',
-        status_code=401,
-        media_type=JSON,
-        headers={"www-authenticate": "Bearer"},
-    )
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -258,6 +346,12 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.server = server
+    app.openapi = lambda: _openapi(app, server)  # type: ignore[method-assign]
+    for status in (404, 405):  # the router's own errors
+        app.exception_handler(status)(_http_error)
+    app.add_middleware(JsonErrors)
+    if settings.token:  # outermost: nothing else runs for a request without it
+        app.add_middleware(BearerToken, token=settings.token, counted=server.metrics.request)
 
     def headers(rid: str, served: Served) -> dict[str, str]:
         return {"x-request-id": rid, "x-model-version": served.model.ref}
@@ -269,12 +363,10 @@ def create_app(settings: Settings) -> FastAPI:
         render: Any,
     ) -> Response:
         start = time.perf_counter_ns()
-        if not server.authorised(request):
-            return _unauthorised(endpoint, server)
         served = server.served
         try:
             body = protocols.loads(await server.body(request))
-            rows = parse(served.schema, body)
+            rows = _read(parse, served.schema, body, endpoint)
             answer = server.answer(served, rows)
         except PayloadError as e:
             return _error(e, endpoint, server)
@@ -396,7 +488,7 @@ def create_app(settings: Settings) -> FastAPI:
         if name != served.name:
             return Response(
                 orjson.dumps(
-                    {"error": f"no model {name!r} here; this server serves {served.name!r}"}
+                    {"error": f"no model {shown(name)} here; this server serves {served.name!r}"}
                 ),
                 status_code=404,
                 media_type=JSON,
@@ -405,8 +497,6 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/v2/models/{name}", tags=["V2"])
     async def model_metadata(name: str, request: Request) -> Response:
-        if not server.authorised(request):
-            return _unauthorised("v2-metadata", server)
         found = _model_or_404(name, request)
         if isinstance(found, Response):
             return found
@@ -442,9 +532,6 @@ def create_app(settings: Settings) -> FastAPI:
         return Response(orjson.dumps({"name": name, "ready": True}), media_type=JSON)
 
     async def v2_infer(name: str, version: str | None, request: Request) -> Response:
-        # The token first: without it, not even which models exist is told.
-        if not server.authorised(request):
-            return _unauthorised("v2", server)
         found = _model_or_404(name, request)
         if not isinstance(found, Response) and version not in (None, found.version):
             found = Response(
@@ -472,15 +559,14 @@ def create_app(settings: Settings) -> FastAPI:
     async def feedback(request: Request) -> Response:
         """`{"request_id": "...", "label": "malignant"}` (or `"rating": 4`, `"row": 2`,
         `"comment"`): stored with the request log, asynchronously (202)."""
-        if not server.authorised(request):
-            return _unauthorised("feedback", server)
+        if server.requests is None:
+            return _error(NO_LOG, "feedback", server)
         try:
-            body = protocols.loads(await server.body(request))
-            item = _feedback(body)
+            given = Feedback.parse(protocols.loads(await server.body(request)))
+            item = server.feedback(given.checked(await server.answered(given.request_id)))
         except PayloadError as e:
             return _error(e, "feedback", server)
-        if server.requests is not None:
-            server.requests.put(item)
+        server.requests.put(item)
         server.metrics.request("feedback", 202)
         return Response(
             orjson.dumps({"accepted": True, "request_id": item.request_id, "row": item.row}),
@@ -489,50 +575,8 @@ def create_app(settings: Settings) -> FastAPI:
         )
 
     @app.get("/metrics", tags=["trenches"])
-    async def metrics(request: Request) -> Response:
-        if not server.authorised(request):
-            return _unauthorised("metrics", server)
+    async def metrics() -> Response:
         content, media_type = server.metrics.render()
         return Response(content, media_type=media_type)
 
     return app
-
-
-def _feedback(body: Any) -> LoggedFeedback:
-    from trenches.serving.requestlog import LoggedFeedback
-
-    if not isinstance(body, dict):
-        raise PayloadError(400, "expected an object with request_id and a label or a rating")
-    rid = body.get("request_id")
-    if not isinstance(rid, str) or not rid or len(rid) > 64:
-        raise PayloadError(
-            422, "request_id must be the id a prediction answered with", "request_id"
-        )
-    unknown = set(body) - {"request_id", "row", "label", "rating", "comment"}
-    if unknown:
-        raise PayloadError(422, f"unknown field {sorted(unknown)[0]!r}", sorted(unknown)[0])
-    row = body.get("row", 0)
-    if isinstance(row, bool) or not isinstance(row, int) or row < 0:
-        raise PayloadError(422, "row must be a row number of the request (0, 1, ...)", "row")
-    rating = body.get("rating")
-    if rating is not None and (isinstance(rating, bool) or not isinstance(rating, int | float)):
-        raise PayloadError(422, "rating must be a number", "rating")
-    comment = body.get("comment")
-    if comment is not None and not isinstance(comment, str):
-        raise PayloadError(422, "comment must be a string", "comment")
-    if body.get("label") is None and rating is None:
-        raise PayloadError(422, "give a label (the true answer) or a rating", "label")
-    return LoggedFeedback(
-        request_id=rid,
-        row=row,
-        label=body.get("label"),
-        rating=None if rating is None else float(rating),
-        comment=comment,
-        created_at=timestamps.now_us(),
-    )
-
-
-def app_from_env() -> FastAPI:
-    """The app of a uvicorn worker process (``--workers N``): settings from the
-    environment, as ``trenches serve`` put them there."""
-    return create_app(Settings.from_json(os.environ["TRENCHES_SERVE_SETTINGS"]))

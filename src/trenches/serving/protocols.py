@@ -9,11 +9,16 @@ answers each protocol expects.
 - ``POST /predict``: a JSON list of records (or one record).
 
 A malformed body, a missing or extra column, or a wrong type is a ``PayloadError``
-(a 4xx answer that names the field); nothing of it reaches the model.
+(a 4xx answer that names the field); nothing of it reaches the model. Types are strict
+(JSON's ``true`` is not a number, a list is not a value) and checked before anything
+descends into a value: a container where a value belongs is refused by its place, never
+walked, printed or stored, however deep it is nested (orjson refuses nesting past
+1,024 levels while parsing).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -25,6 +30,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
 NUMERIC = ("number", "integer", "boolean")
+#: Integers the server takes: what a 64-bit signed integer holds.
+INT64 = (-(2**63), 2**63 - 1)
+#: The most values a V2 tensor's shape may declare in one dimension.
+MAX_SIZE = 2**31 - 1
 _V2_NUMERIC = {
     "BOOL",
     "UINT8",
@@ -91,6 +100,33 @@ class Rows:
         return {"columns": list(schema.columns), "data": data}
 
 
+def shown(value: Any) -> str:
+    """A JSON value as an error message shows it: short, and containers by their kind
+    only (one nested 1,000 deep has no printable repr)."""
+    if value is None or isinstance(value, bool):
+        return orjson.dumps(value).decode()
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def is_number(value: Any) -> bool:
+    """A JSON number (never ``true``/``false``), finite."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return True
+    return isinstance(value, float) and math.isfinite(value)
+
+
+def is_int(value: Any, low: int = INT64[0], high: int = INT64[1]) -> bool:
+    """A JSON integer (never ``true``/``false``) in ``[low, high]``."""
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
 def loads(body: bytes) -> Any:
     if not body:
         raise PayloadError(400, "the request has no body; send JSON")
@@ -105,16 +141,18 @@ def loads(body: bytes) -> Any:
 
 def _check_columns(schema: Schema, given: list[str], where: str) -> None:
     seen = set()
-    for c in given:
+    for i, c in enumerate(given):
         if not isinstance(c, str):
-            raise PayloadError(422, f"{where}: column names must be strings, not {c!r}")
+            raise PayloadError(
+                422, f"{where}: column names must be strings, not {shown(c)}", f"columns[{i}]"
+            )
         if c in seen:
-            raise PayloadError(422, f"{where}: column {c!r} is given twice", field=c)
+            raise PayloadError(422, f"{where}: column {shown(c)} is given twice", field=c)
         seen.add(c)
         if c not in schema.types:
             raise PayloadError(
                 422,
-                f"{where}: unknown column {c!r}; the model takes {', '.join(schema.columns)}",
+                f"{where}: unknown column {shown(c)}; the model takes {', '.join(schema.columns)}",
                 field=c,
             )
     for c in schema.columns:
@@ -122,29 +160,39 @@ def _check_columns(schema: Schema, given: list[str], where: str) -> None:
             raise PayloadError(422, f"{where}: the column {c!r} is missing", field=c)
 
 
+_KINDS = {
+    "number": "a number",
+    "integer": "an integer (a whole number from -2^63 to 2^63)",
+    "boolean": "a boolean (true, false, 0 or 1)",
+}
+
+
 def _bad_value(schema: Schema, column: str, row: int, value: Any) -> PayloadError:
     kind = schema.types[column]
     return PayloadError(
         422,
-        f"row {row}, column {column!r}: {value!r} is not a {kind}"
+        f"row {row}, column {column!r}: {shown(value)} is not {_KINDS.get(kind, 'a ' + kind)}"
         + (" (null is allowed for a missing value)" if kind in NUMERIC else ""),
         field=column,
     )
 
 
+def _fits(kind: str, v: Any) -> bool:
+    """``v`` (not null) is a value of a column of type ``kind``."""
+    if kind == "boolean":
+        return isinstance(v, bool) or (is_number(v) and v in (0, 1))
+    if kind == "integer":
+        # As the float matrix will hold it, and the int64 the model is given.
+        return is_number(v) and float(v).is_integer() and -(2.0**63) <= float(v) < 2.0**63
+    return is_number(v)
+
+
 def _numeric_column(schema: Schema, column: str, values: list[Any]) -> np.ndarray:
-    """One column's values as float64 (null -> NaN); strings and objects refused."""
+    """One column's values as float64 (null -> NaN); strings, lists, objects, and
+    ``true``/``false`` outside a boolean column refused."""
     kind = schema.types[column]
     for row, v in enumerate(values):
-        if v is None:
-            continue
-        if kind == "boolean":
-            ok = isinstance(v, bool) or v in (0, 1)
-        else:
-            ok = isinstance(v, int | float) and not isinstance(v, bool)
-            if ok and kind == "integer" and isinstance(v, float):
-                ok = v.is_integer()
-        if not ok:
+        if v is not None and not _fits(kind, v):
             raise _bad_value(schema, column, row, v)
     return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
 
@@ -160,12 +208,19 @@ def _check_rows(data: Any, k: int, where: str) -> None:
             )
 
 
+#: The Python types of values NumPy may turn into a float matrix at once: with any
+#: other (``true`` among numbers would become 1.0, a list a third dimension), every
+#: value is looked at.
+_PLAIN = {float, int}
+
+
 def _matrix(schema: Schema, data: Any, columns: list[str], where: str) -> np.ndarray:
     """Rows in ``columns`` order as a float matrix in the schema's order; a fast path
     for well-typed numbers, and a careful one that names the first bad value."""
     _check_rows(data, len(columns), where)
-    arr = np.array(data)
-    if arr.dtype.kind not in "fiub" or (arr.dtype.kind == "b" and not _all_bool(schema, columns)):
+    plain = set(map(type, itertools.chain.from_iterable(data))) <= _PLAIN
+    arr = np.array(data) if plain else None
+    if arr is None or arr.dtype.kind not in "fiu":
         arr = np.column_stack(
             [_numeric_column(schema, c, [r[j] for r in data]) for j, c in enumerate(columns)]
         )
@@ -178,17 +233,15 @@ def _matrix(schema: Schema, data: Any, columns: list[str], where: str) -> np.nda
     return arr
 
 
-def _all_bool(schema: Schema, columns: list[str]) -> bool:
-    return all(schema.types[c] == "boolean" for c in columns)
-
-
 def _check_integers(schema: Schema, columns: list[str], arr: np.ndarray, data: list[Any]) -> None:
     for j, c in enumerate(columns):
         kind = schema.types[c]
         col = arr[:, j]
-        if kind == "integer" and not np.all(col == np.round(col)):
-            row = int(np.flatnonzero(col != np.round(col))[0])
-            raise _bad_value(schema, c, row, data[row][j])
+        if kind == "integer":
+            bad = (col != np.round(col)) | (col < -(2.0**63)) | (col >= 2.0**63)
+            if bad.any():
+                row = int(np.flatnonzero(bad)[0])
+                raise _bad_value(schema, c, row, data[row][j])
         if kind == "boolean" and not np.all((col == 0) | (col == 1)):
             row = int(np.flatnonzero((col != 0) & (col != 1))[0])
             raise _bad_value(schema, c, row, data[row][j])
@@ -313,13 +366,7 @@ def v2(schema: Schema, body: Any) -> Rows:
     if client_id is not None and not isinstance(client_id, str):
         raise PayloadError(422, "id must be a string", field="id")
     for i, t in enumerate(tensors):
-        if not isinstance(t, dict) or not {"name", "shape", "datatype", "data"} <= t.keys():
-            raise PayloadError(
-                422, f"inputs[{i}] must have name, shape, datatype and data", field=f"inputs[{i}]"
-            )
-        shape = t["shape"]
-        if not isinstance(shape, list) or not all(isinstance(s, int) and s >= 0 for s in shape):
-            raise PayloadError(422, f"inputs[{i}].shape must be a list of sizes", field=t["name"])
+        _check_tensor(t, i)
     names = [t["name"] for t in tensors]
     if len(tensors) == 1 and names[0] not in schema.types and len(tensors[0]["shape"]) == 2:
         # One tensor of every column, rows x columns, in the signature's order.
@@ -360,12 +407,42 @@ def v2(schema: Schema, body: Any) -> Rows:
     return out
 
 
+def _check_tensor(t: Any, i: int) -> None:
+    """The types of a V2 tensor's name, shape and datatype: before any of them is used."""
+    where = f"inputs[{i}]"
+    if not isinstance(t, dict) or not {"name", "shape", "datatype", "data"} <= t.keys():
+        raise PayloadError(422, f"{where} must have name, shape, datatype and data", field=where)
+    if not isinstance(t["name"], str) or not t["name"]:
+        raise PayloadError(
+            422, f"{where}.name must be a string, not {shown(t['name'])}", field=f"{where}.name"
+        )
+    if not isinstance(t["datatype"], str):
+        raise PayloadError(
+            422,
+            f"{where}.datatype must be a string such as FP64 or BYTES, not {shown(t['datatype'])}",
+            field=f"{where}.datatype",
+        )
+    shape = t["shape"]
+    if not isinstance(shape, list):
+        raise PayloadError(
+            422, f"{where}.shape must be a list of sizes, not {shown(shape)}", f"{where}.shape"
+        )
+    for j, size in enumerate(shape):
+        if not is_int(size, 0, MAX_SIZE):
+            raise PayloadError(
+                422,
+                f"{where}.shape[{j}] is {shown(size)}; a size is a whole number from 0 to "
+                f"{MAX_SIZE}",
+                f"{where}.shape",
+            )
+
+
 def _flat(tensor: dict[str, Any], size: int) -> list[Any]:
     data = tensor["data"]
     if not isinstance(data, list):
         raise PayloadError(422, f"{tensor['name']}.data must be a list", field=tensor["name"])
-    if data and isinstance(data[0], list):
-        data = [v for row in data for v in (row if isinstance(row, list) else [row])]
+    if data and all(isinstance(row, list) for row in data):  # nested as its shape says
+        data = [v for row in data for v in row]
     if len(data) != size:
         raise PayloadError(
             422,
@@ -384,7 +461,9 @@ def _check_datatype(schema: Schema, tensor: dict[str, Any], columns: list[str]) 
         return
     want = "a numeric datatype (FP64, FP32, INT64, BOOL, ...)" if numeric else "BYTES"
     raise PayloadError(
-        422, f"{tensor['name']} has datatype {datatype!r}; it needs {want}", field=tensor["name"]
+        422,
+        f"{tensor['name']} has datatype {shown(datatype)}; it needs {want}",
+        field=tensor["name"],
     )
 
 
@@ -399,3 +478,109 @@ def v2_datatype(values: list[Any]) -> str:
     if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
         return "FP64"
     return "BYTES"
+
+
+# --- the OpenAPI document's request bodies ----------------------------------------------
+
+_JSON_TYPES = {"number": "number", "integer": "integer", "boolean": "boolean"}
+
+
+def _value_schema(kind: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": [_JSON_TYPES.get(kind, "string"), "null"]}
+    if kind == "integer":
+        out.update(minimum=INT64[0], maximum=2**63 - 1024)  # what float64 holds below 2^63
+    return out
+
+
+def openapi_bodies(schema: Schema, classes: list[Any] | None) -> dict[str, dict[str, Any]]:
+    """The request body of each POST path, as JSON Schema for the OpenAPI document: the
+    columns of the version served (``classes``: its labels; None for a regressor)."""
+    columns = list(schema.columns)
+    value = {c: _value_schema(schema.types[c]) for c in columns}
+    record = {
+        "type": "object",
+        "properties": value,
+        "required": columns,
+        "additionalProperties": False,
+    }
+    records = {"type": "array", "items": record, "minItems": 1}
+    rows = {
+        "type": "array",
+        "minItems": 1,
+        "items": {
+            "type": "array",
+            "prefixItems": list(value.values()),
+            "minItems": len(columns),
+            "maxItems": len(columns),
+        },
+    }
+    by_column = {
+        "type": "object",
+        "properties": {c: {"type": "array", "items": v} for c, v in value.items()},
+        "required": columns,
+        "additionalProperties": False,
+    }
+    tensor = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "enum": columns},
+            "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}, "maxItems": 2},
+            "datatype": {"type": "string", "enum": ["FP64", "FP32", "INT64", "BOOL", "BYTES"]},
+            "data": {"type": "array"},
+        },
+        "required": ["name", "shape", "datatype", "data"],
+    }
+    split = {
+        "type": "object",
+        "properties": {"columns": {"type": "array", "items": {"type": "string"}}, "data": rows},
+        "required": ["data"],
+    }
+    mlflow = {
+        "oneOf": [
+            _one("dataframe_split", split),
+            _one("dataframe_records", records),
+            _one("instances", {"oneOf": [rows, records]}),
+            _one("inputs", by_column),
+        ]
+    }
+    v2 = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "inputs": {"type": "array", "items": tensor, "minItems": 1},
+        },
+        "required": ["inputs"],
+    }
+    label: dict[str, Any] = {"enum": classes} if classes is not None else {"type": "number"}
+    feedback = {
+        "type": "object",
+        "properties": {
+            "request_id": {"type": "string", "minLength": 1, "maxLength": 64},
+            "row": {"type": "integer", "minimum": 0, "maximum": MAX_SIZE},
+            "label": label,
+            "rating": {"type": "number"},
+            "comment": {"type": "string"},
+        },
+        "required": ["request_id"],
+        "additionalProperties": False,
+    }
+    return {
+        "/predict": _body({"oneOf": [record, records]}),
+        "/invocations": _body(mlflow),
+        "/v2/models/{name}/infer": _body(v2),
+        "/v2/models/{name}/versions/{version}/infer": _body(v2),
+        "/feedback": _body(feedback),
+    }
+
+
+def _one(key: str, value: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {key: value},
+        "required": [key],
+        "additionalProperties": False,
+    }
+
+
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}

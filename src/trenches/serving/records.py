@@ -24,8 +24,11 @@ from trenches import timestamps
 from trenches.db import schema as t
 from trenches.db.engine import read, write
 from trenches.errors import Conflict, InvalidInput, NotFound
+from trenches.models import formats
 from trenches.patterns.datasets import check_source
 from trenches.problems import POLARITIES, AddResult
+from trenches.serving.feedback import Labels
+from trenches.serving.protocols import PayloadError
 
 if TYPE_CHECKING:
     from trenches.store import Store
@@ -269,7 +272,9 @@ class Requests:
     ) -> Feedback:
         """Attach a true label or a rating (and a comment) to row ``row`` of a logged
         request. The label is checked against the dataset of the version that served
-        the request, and stored as that dataset's label type."""
+        the request, and stored as that dataset's label type; it must be one of that
+        version's classes (a classifier) or a finite number (a regressor), as the
+        server's ``POST /feedback`` asks."""
         if isinstance(row, bool) or not isinstance(row, int | np.integer) or row < 0:
             raise InvalidInput(f"row {row!r} must be a row number of the request (0, 1, ...)")
         if label is None and rating is None:
@@ -284,7 +289,7 @@ class Requests:
         r, v = t.served_requests.c, t.model_versions.c
         with read(self._store.engine) as conn:
             found = conn.execute(
-                select(r.n, v.dataset_id)
+                select(r.n, v.dataset_id, v.signature)
                 .join(t.model_versions, r.version_id == v.id)
                 .where(r.request_id == request_id)
             ).first()
@@ -298,8 +303,10 @@ class Requests:
                 f"request {request_id} has {found.n} row{'s' if found.n != 1 else ''}; "
                 f"there is no row {row}"
             )
+        label_type = None
         if label is not None and found.dataset_id is not None:
             ds = self._store.datasets.by_id(found.dataset_id)
+            label_type = ds.label_type
             if ds.label_type is not None:
                 try:
                     label = _plain(ds.coerce_label(label))
@@ -308,6 +315,12 @@ class Requests:
                         f"the label {label!r} does not fit dataset {ds.name!r} "
                         f"({ds.label_type} labels): {e.reason}"
                     ) from None
+        if label is not None:
+            classes = formats.Signature.from_json(found.signature).classes
+            try:
+                label = Labels(classes, label_type).check(label)
+            except PayloadError as e:
+                raise InvalidInput(f"request {request_id}: {e.message}") from None
         created = timestamps.now_us()
         with write(self._store.engine) as conn:
             fid = conn.execute(

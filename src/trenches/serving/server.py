@@ -1,14 +1,35 @@
 """Starting uvicorn: the app in this process (one worker), or a factory that each
-worker process calls (``--workers N``)."""
+worker process calls (``--workers N``).
+
+Workers end with their parent: uvicorn's parent stops its workers when it is asked to
+stop, but a parent that is SIGKILLed (or crashes) cannot, and its workers would go on
+serving, holding the port, with nobody to stop them. Each worker therefore asks Linux
+to send it SIGTERM when its parent dies (``prctl(PR_SET_PDEATHSIG)``) and, on any
+system, watches its parent's pid; either way it stops as on SIGTERM: requests in flight
+finish and the request log is written.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
+import signal
+import sys
 import tempfile
+import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trenches.serving.app import Settings, create_app
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+#: Seconds between a worker's looks at its parent's pid.
+PARENT_POLL = 0.5
+_SETTINGS = "TRENCHES_SERVE_SETTINGS"
+_PARENT = "TRENCHES_SERVE_PARENT"
 
 
 def run(
@@ -43,7 +64,34 @@ def run(
         return
     # Each worker builds its own app from the environment; metrics are shared through
     # prometheus_client's multiprocess folder.
-    os.environ["TRENCHES_SERVE_SETTINGS"] = settings.to_json()
+    settings = dataclasses.replace(settings, workers=workers)
+    os.environ[_SETTINGS] = settings.to_json()
+    os.environ[_PARENT] = str(os.getpid())
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="trenches-metrics-"))
     say(f"serving {settings.ref} at http://{host}:{port} with {workers} workers")
-    uvicorn.run("trenches.serving.app:app_from_env", factory=True, workers=workers, **options)
+    uvicorn.run("trenches.serving.server:app_from_env", factory=True, workers=workers, **options)
+
+
+def app_from_env() -> FastAPI:
+    """The app of a uvicorn worker process (``--workers N``): settings from the
+    environment, as ``trenches serve`` put them there; the worker ends with its parent."""
+    stop_with_parent(int(os.environ[_PARENT]))
+    return create_app(Settings.from_json(os.environ[_SETTINGS]))
+
+
+def stop_with_parent(parent: int) -> None:
+    """SIGTERM this process when process ``parent`` is no longer its parent."""
+    if sys.platform == "linux":
+        import ctypes
+
+        # PR_SET_PDEATHSIG = 1: from the kernel, at once; without prctl, the watch does it.
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+
+    def watch() -> None:
+        # Also covers a parent that died before prctl was called, and other systems.
+        while os.getppid() == parent:
+            threading.Event().wait(PARENT_POLL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="trenches-parent-watch", daemon=True).start()
