@@ -33,7 +33,7 @@ from trenches.db.engine import write
 from trenches.errors import UntrustedModel
 from trenches.models import trust
 
-from conftest import run_cli
+from conftest import _free_port, run_cli
 
 SALT = "74727573742d74657374732d30303031"
 FORCING = ("builtins.eval", "functools.partial")
@@ -171,7 +171,7 @@ def test_every_command_that_loads_a_model_refuses_it_and_runs_nothing(
 def test_serve_refuses_it_before_answering_anything(
     evil_store: trenches.Store, marker: Path
 ) -> None:
-    serve = ["serve", "cancer@production", "--port", "0"]
+    serve = ["serve", "cancer@production", "--port", str(_free_port())]
     done = subprocess.run(
         [sys.executable, "-m", "trenches", "--store", evil_store.location.db_url, *serve],
         capture_output=True,
