@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import shutil
 import sqlite3
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, cast
 
@@ -27,9 +28,10 @@ from trenches import timestamps
 from trenches.db import schema as t
 from trenches.db.engine import read, write
 from trenches.errors import InvalidInput, NotFound
+from trenches.serving.metrics import Metrics
 from trenches.serving.requestlog import LoggedFeedback, LoggedRequest, RequestLog
 
-from conftest import make_frame
+from conftest import full_disk, make_frame
 from conftest import run_cli as cli
 
 COLUMNS = ["radius", "texture", "grade"]
@@ -123,6 +125,7 @@ def test_every_request_of_a_burst_is_stored_after_a_graceful_stop(
         "spilled": 0,
         "loaded_back": 0,
         "rejected": 0,
+        "dropped": 0,
         "failures": 0,
     }
     with read(store.engine) as conn:
@@ -496,6 +499,141 @@ def test_spool_files_of_a_live_server_or_another_store_are_left_alone(
         log.stop()
     assert other.exists() and live.exists()
     assert log.stats["loaded_back"] == 0
+
+
+# --- a full disk ---------------------------------------------------------------------------
+
+
+def fill(folder: Path) -> Path:
+    """Fill the disk ``folder`` is on with one file, to the last byte it takes."""
+    filler = folder / "filler"
+    with filler.open("wb", buffering=0) as fh:
+        for size in (1 << 16, 512, 1):
+            with suppress(OSError):
+                while True:
+                    fh.write(b"\0" * size)
+    return filler
+
+
+def lost(metrics: Metrics, reason: str) -> float:
+    """The value of trenches_request_log_lost_total for ``reason`` in /metrics' text."""
+    text = metrics.render()[0].decode()
+    for line in text.splitlines():
+        if line.startswith(f'trenches_request_log_lost_total{{reason="{reason}"}}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_with_the_database_locked_and_the_spool_disk_full_memory_stays_bounded(
+    store: trenches.Store,
+    versions: list[trenches.ModelVersion],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="trenches.serve.requests")
+    metrics = Metrics()
+    v = versions[0].id
+    with full_disk() as disk:
+        fill(disk)
+        with locked(store):
+            log = RequestLog(
+                store.location.db_url,
+                disk / "spool",
+                batch=20,
+                interval=0.02,
+                max_queue=100,
+                busy_timeout=0.2,
+                on_lost=metrics.log_lost,
+            )
+            log.start()
+            most = 0
+            for i in range(600):
+                log.put(request(v, i))
+                most = max(most, log.stats["queued"])
+                if i % 100 == 0:
+                    time.sleep(0.05)  # the writer takes its batches meanwhile
+            held = log.stats
+        assert most <= 100
+        assert held["written"] == held["spilled"] == 0
+        assert held["dropped"] == 600 - held["queued"] > 0
+        assert lost(metrics, "dropped") == held["dropped"]
+        drops = [r for r in caplog.records if "dropped, and counted" in r.getMessage()]
+        assert len(drops) == 1 and drops[0].levelno == logging.WARNING
+        # The database is back: what memory held is stored, and logging goes on.
+        wait_for(lambda: log.stats["written"] == held["queued"])
+        log.put(request(v, 1000))
+        log.stop()
+    assert count(store, t.served_requests) == held["queued"] + 1
+    messages = [r.getMessage() for r in caplog.records]
+    assert f"logging again; {held['dropped']} were dropped meanwhile" in "\n".join(messages)
+    assert any(
+        f"stopped; {held['dropped']} requests and feedback were dropped" in m for m in messages
+    )
+
+
+def test_stopping_on_a_full_disk_spools_whole_records_and_counts_the_rest(
+    store: trenches.Store,
+    versions: list[trenches.ModelVersion],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="trenches.serve.requests")
+    v = versions[0].id
+    with full_disk(64) as disk:
+        spool = disk / "spool"
+        with locked(store):
+            log = RequestLog(store.location.db_url, spool, interval=0.05, busy_timeout=0.2)
+            log.start()
+            for i in range(600):  # about 150 kB of records: more than the disk holds
+                log.put(request(v, i))
+            log.stop(timeout=0.5)  # no traceback: the disk is full
+        done = log.stats
+        assert done["spilled"] > 0 and done["dropped"] > 0
+        assert done["spilled"] + done["dropped"] == 600 and done["queued"] == 0
+        assert any(
+            f"stopped; {done['dropped']} requests and feedback were dropped" in r.getMessage()
+            and r.levelno == logging.ERROR
+            for r in caplog.records
+        )
+        [path] = spool.glob("requests-*.jsonl")
+        assert path.read_bytes().endswith(b"\n")  # whole records only
+        again = RequestLog(store.location.db_url, spool)
+        again.start()
+        again.stop()
+    assert again.stats["loaded_back"] == done["spilled"] and again.stats["rejected"] == 0
+    assert count(store, t.served_requests) == done["spilled"]
+
+
+@pytest.mark.sqlite_only
+def test_a_database_on_a_full_disk_keeps_the_rows_and_stores_them_when_there_is_room(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRENCHES_ARTIFACTS", str(tmp_path / "artifacts"))
+    with full_disk(2048) as disk, trenches.open(disk / "store") as store:
+        ds = store.datasets.create("tumours", task="classification", label="label")
+        ds.add(make_frame(60).drop(columns=["site"]), source="expert")
+        X = ds.patterns().drop(columns="label")
+        version = store.models.register(
+            LogisticRegression().fit(X, ds.patterns()["label"]), "clf", X=X, dataset="tumours"
+        )
+        with sqlite3.connect(store.location.sqlite_path) as db:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # a write must grow the files
+        filler = fill(disk)
+        spool = tmp_path / "spool"
+        log = RequestLog(
+            store.location.db_url, spool, batch=20, interval=0.02, max_queue=50, busy_timeout=0.2
+        )
+        log.start()
+        for i in range(200):
+            log.put(request(version.id, i))
+        wait_for(lambda: log.stats["failures"] >= 3)  # "database or disk is full", retried
+        held = log.stats
+        assert held["written"] == held["rejected"] == held["dropped"] == 0
+        assert held["queued"] <= 50 and held["queued"] + held["spilled"] == 200
+        assert not list(spool.glob("rejected-*"))
+        filler.unlink()
+        wait_for(lambda: log.stats["written"] == 200)
+        log.stop()
+        assert count(store, t.served_requests) == 200
+        assert log.stats["rejected"] == log.stats["dropped"] == 0
 
 
 # --- store.requests ------------------------------------------------------------------------

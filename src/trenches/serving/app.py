@@ -104,7 +104,9 @@ class Server:
             from trenches.serving import requestlog
 
             self._logged = requestlog.LoggedRequest
-            self.requests = requestlog.RequestLog(self.store.location.db_url, spool)
+            self.requests = requestlog.RequestLog(
+                self.store.location.db_url, spool, on_lost=self.metrics.log_lost
+            )
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
 

@@ -6,15 +6,17 @@ batches and writes each batch in one transaction, through an engine of its own w
 busy timeout is short: a locked or unreachable database makes a batch fail within
 about a second; the batch is kept and retried with backoff, never dropped.
 
-Memory is bounded: while the database stays away the queue fills to ``max_queue``;
-past that, ``put`` appends to a JSON-lines spool file of this process
-(``requests-<pid>-<start>.jsonl`` under ``spool_dir``; see :mod:`.spool`). Spool files
+Memory is bounded: while the database stays away the queue fills to ``max_queue``
+items (those the writer holds included); past that, ``put`` appends to a JSON-lines
+spool file of this process (``requests-<pid>-<start>.jsonl`` under ``spool_dir``; see
+:mod:`.spool`), and when that cannot be written either (a full disk), drops the item:
+drops are counted (``stats``, the ``on_lost`` callback) and logged once a burst. Spool files
 are loaded back (written to the database, then deleted) when the database answers
 again, by the next log that starts, and at a graceful stop. Loading back
 inserts-or-ignores on ``request_id`` (and on request, row and time for feedback), so a
 file loaded twice, or a crash between the insert and the delete, stores nothing twice.
 ``stop`` writes everything; what it cannot write before its timeout goes to the spool
-file.
+file, and what does not fit there is counted and logged as dropped.
 
 A row that cannot be written is set aside in ``rejected-<pid>-<start>.jsonl`` with the
 reason, so that one bad row neither blocks the log nor is lost, whatever the error:
@@ -183,7 +185,9 @@ class RequestLog:
     ``url``: the store's database (anything :func:`trenches.open` takes). ``batch``:
     rows per transaction; ``interval``: seconds the writer waits for a batch to fill;
     ``max_queue``: items held in memory before ``put`` spills to the spool file;
-    ``busy_timeout``: seconds a write waits for a lock before it fails and is retried.
+    ``busy_timeout``: seconds a write waits for a lock before it fails and is retried;
+    ``on_lost(reason, n)``: called when ``n`` items are ``"dropped"`` (no room in memory
+    nor in the spool) or ``"rejected"`` (set aside), e.g. to count them in a metric.
     """
 
     def __init__(
@@ -195,6 +199,7 @@ class RequestLog:
         interval: float = 0.25,
         max_queue: int = 50_000,
         busy_timeout: float = 1.0,
+        on_lost: Callable[[str, int], None] | None = None,
     ) -> None:
         self._engine = make_engine(config.resolve(url).db_url, busy_timeout=busy_timeout)
         self._spool_dir = Path(spool_dir)
@@ -211,7 +216,9 @@ class RequestLog:
         self._rejected_lock = threading.Lock()  # the writer and request threads set aside
 
         self._queue: deque[LoggedRequest | LoggedFeedback] = deque()
+        self._room = threading.Lock()  # puts check the bound and append as one
         self._pending: _Batch | None = None  # taken off the queue, not yet stored
+        self._taking = 0  # items between the queue and the pending batch
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._deadline = float("inf")
@@ -219,7 +226,9 @@ class RequestLog:
         self._thread: threading.Thread | None = None
 
         self._spool_lock = threading.Lock()
-        self._spool_fh: IO[bytes] | None = None
+        self._spool_fd: int | None = None
+        self._spool_size = 0  # bytes of whole records in this process's spool file
+        self._spool_waiting = 0  # records in it not yet stored
         self._spool_loaded = 0  # bytes of this process's spool file already stored
         self._spool_due = True  # look for spool files (from before, or spilled since)
         self._outage = False
@@ -230,6 +239,11 @@ class RequestLog:
         self._loaded_back = 0
         self._rejected = 0
         self._failures = 0
+        self._on_lost = on_lost
+        self._lost_lock = threading.Lock()
+        self._dropped = 0
+        self._burst = -1  # dropped since the warning of this burst; -1: no burst
+        self._drop_error: BaseException | None = None
 
     # --- the interface the server uses ----------------------------------------------------
 
@@ -243,18 +257,23 @@ class RequestLog:
 
     def put(self, item: LoggedRequest | LoggedFeedback) -> None:
         """Log one request or feedback: an append to the queue; never blocks on the
-        database and never raises because of it."""
-        if self._closed or len(self._queue) >= self._max_queue:
-            try:
-                self._spill([item])
-            except Exception:  # never the caller's problem; memory still holds it
-                log.exception("request log: cannot spool a request")
-                self._failures += 1
+        database and never raises because of it. Past ``max_queue`` items in memory
+        it goes to the spool file, and if that cannot be written, it is dropped."""
+        with self._room:
+            fits = not self._closed and self._held() < self._max_queue
+            if fits:
                 self._queue.append(item)
+        if not fits:
+            self._spill([item])
             return
-        self._queue.append(item)
+        if self._burst >= 0:
+            self._resume()
         if len(self._queue) >= self._batch and not self._wake.is_set():
             self._wake.set()
+
+    def _held(self) -> int:
+        pending = self._pending
+        return len(self._queue) + self._taking + (len(pending) if pending is not None else 0)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Write everything to the database, waiting up to ``timeout`` seconds; what
@@ -277,27 +296,52 @@ class RequestLog:
             if pending is not None:
                 leftover.add(pending)
         self._spill_queue(leftover)
-        with self._spool_lock:
-            if self._spool_fh is not None:
-                self._spool_fh.flush()
-                os.fsync(self._spool_fh.fileno())
-                self._spool_fh.close()
-                self._spool_fh = None
+        self._close_spool()
         self._engine.dispose()
+        if self._dropped:
+            log.error(
+                "request log: stopped; %d requests and feedback were dropped, neither "
+                "stored nor spooled in %s (%s)",
+                self._dropped,
+                self._spool_dir,
+                self._drop_error,
+            )
+
+    def _close_spool(self) -> None:
+        with self._spool_lock:
+            fd, self._spool_fd = self._spool_fd, None
+            if fd is None:
+                return
+            try:
+                os.fsync(fd)
+            except OSError as e:
+                log.error("request log: cannot sync the spool file %s: %s", self._spool_path, e)
+            finally:
+                os.close(fd)
+            if not self._spool_waiting:  # a first line, and no room for more
+                self._spool_path.unlink(missing_ok=True)
+                return
+        log.warning(
+            "request log: %d requests and feedback wait in %s; the next server of this "
+            "store loads them",
+            self._spool_waiting,
+            self._spool_path,
+        )
 
     @property
     def stats(self) -> dict[str, int]:
         """Counts since start: queued (in memory now), written (rows stored), spilled
         (rows sent to the spool file), loaded_back (spooled rows stored), rejected
-        (rows and spool lines set aside in the rejected file), failures (failed
-        writes, retried)."""
-        pending = self._pending
+        (rows and spool lines set aside in the rejected file), dropped (neither stored
+        nor spooled: no room in memory nor on disk), failures (failed writes,
+        retried)."""
         return {
-            "queued": len(self._queue) + (len(pending) if pending is not None else 0),
+            "queued": self._held(),
             "written": self._written,
             "spilled": self._spilled,
             "loaded_back": self._loaded_back,
             "rejected": self._rejected,
+            "dropped": self._dropped,
             "failures": self._failures,
         }
 
@@ -347,6 +391,7 @@ class RequestLog:
             more = self._take(self._batch - len(pending))
             if more is not None:
                 pending.add(more)
+        self._taking = 0
         if pending is not None:
             self._pending = self._store(pending)
             return self._pending is not None
@@ -373,6 +418,7 @@ class RequestLog:
         items: list[LoggedRequest | LoggedFeedback] = []
         while self._queue and len(items) < most:
             items.append(self._queue.popleft())
+            self._taking += 1
         batch = self._to_batch(items, polite=True)
         return batch if len(batch) else None
 
@@ -556,20 +602,52 @@ class RequestLog:
         self._set_aside([spool.encode_anything(kind, fields)], reason)
 
     def _set_aside(self, records: list[bytes], reason: str) -> None:
-        self._rejected += len(records)
         lines = [spool.rejected_line(r, reason) for r in records]
-        try:
-            with self._rejected_lock:
-                self._spool_dir.mkdir(parents=True, exist_ok=True)
-                with self._rejected_path.open("ab") as fh:
-                    fh.writelines(lines)
-        except OSError as oe:
-            log.error("request log: cannot write %s: %s", self._rejected_path, oe)
+        with self._rejected_lock:
+            error = spool.append_to(self._rejected_path, lines)
+        if error is not None:
+            log.error("request log: cannot write %s: %s", self._rejected_path, error)
+            self._drop(len(records), error)
+            return
+        self._rejected += len(records)
+        if self._on_lost is not None:
+            self._on_lost("rejected", len(records))
+
+    # --- dropping what there is no room for -----------------------------------------------
+
+    def _drop(self, n: int, error: BaseException) -> None:
+        """Count ``n`` items lost for want of room; warn once a burst."""
+        with self._lost_lock:
+            self._dropped += n
+            self._drop_error = error
+            first = self._burst < 0
+            self._burst = max(self._burst, 0) + n
+        if first and not self._stopping.is_set():  # when stopping, stop() says how many
+            log.warning(
+                "request log: memory holds the most it may (%d requests) and the spool "
+                "file %s cannot be written (%s): requests and feedback are dropped, and "
+                "counted, until there is room",
+                self._max_queue,
+                self._spool_path,
+                error,
+            )
+        if self._on_lost is not None:
+            self._on_lost("dropped", n)
+
+    def _resume(self) -> None:
+        with self._lost_lock:
+            burst, self._burst = self._burst, -1
+        if burst > 0:
+            log.warning("request log: logging again; %d were dropped meanwhile", burst)
 
     # --- spilling and loading back ----------------------------------------------------------
 
     def _spill(self, items: list[LoggedRequest | LoggedFeedback]) -> None:
-        self._spill_batch(self._to_batch(items), items)
+        try:
+            self._spill_batch(self._to_batch(items))
+        except Exception as e:  # a bug: never the caller's problem
+            log.exception("request log: cannot spool a request")
+            self._drop(len(items), e)
 
     def _encode(self, batch: _Batch) -> list[bytes]:
         """Spool lines of ``batch``; a row JSON lines cannot carry is set aside."""
@@ -583,32 +661,45 @@ class RequestLog:
                 self._reject(one, e)
         return lines
 
-    def _spill_batch(
-        self, batch: _Batch, items: list[LoggedRequest | LoggedFeedback] | None = None
-    ) -> None:
+    def _spill_batch(self, batch: _Batch) -> None:
+        """Append ``batch`` to this process's spool file: whole records, as many as
+        there is room for; the rest is dropped."""
         lines = self._encode(batch)
         if not lines:
             return
-        try:
-            with self._spool_lock:
-                if self._spool_fh is None:
-                    self._spool_dir.mkdir(parents=True, exist_ok=True)
-                    fh = self._spool_path.open("ab")
-                    spool.claim(fh.fileno())
-                    if fh.tell() == 0:
-                        fh.write(spool.header(self._store_url))
-                    self._spool_fh = fh
-                self._spool_fh.writelines(lines)
-                self._spool_fh.flush()
-        except OSError as e:
-            # No room on disk either: memory is the last place that loses nothing.
-            self._failures += 1
-            log.error("request log: cannot write the spool file %s: %s", self._spool_path, e)
-            if items is not None and not self._closed:
-                self._queue.extend(items)
-            return
-        self._spilled += len(lines)
-        self._spool_due = True
+        with self._spool_lock:
+            try:
+                if self._spool_fd is None:
+                    self._open_spool()
+                assert self._spool_fd is not None
+                done, self._spool_size, error = spool.append(
+                    self._spool_fd, lines, self._spool_size
+                )
+            except OSError as e:
+                done, error = 0, e
+        with self._spool_lock:
+            self._spool_waiting += done
+        self._spilled += done
+        if done:
+            self._spool_due = True
+        if error is not None:
+            self._drop(len(lines) - done, error)
+        elif self._burst >= 0:
+            self._resume()
+
+    def _open_spool(self) -> None:
+        """Open (and claim) this process's spool file, with its first line written."""
+        self._spool_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self._spool_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        spool.claim(fd)
+        size = os.fstat(fd).st_size
+        if size == 0:
+            _, size, error = spool.append(fd, [spool.header(self._store_url)], 0)
+            if error is not None:
+                os.close(fd)
+                self._spool_path.unlink(missing_ok=True)
+                raise error
+        self._spool_fd, self._spool_size = fd, size
 
     def _load_spools(self) -> bool:
         """Store the spool files in ``spool_dir``: this process's, and those no live
@@ -648,23 +739,25 @@ class RequestLog:
 
     def _load_own(self) -> bool:
         with self._spool_lock:
-            if self._spool_fh is None:
+            if self._spool_fd is None:
                 return True
-            end = self._spool_fh.tell()
+            end = self._spool_size
         with self._spool_path.open("rb") as fh:
             fh.seek(self._spool_loaded)
             for batch, position, bad in self._read_batches(fh, end):
                 assert batch is not None
                 if self._past_deadline() or not self._load_batch(batch, bad):
                     return False
-                self._spool_loaded = position
+                with self._spool_lock:
+                    self._spool_loaded = position
+                    self._spool_waiting -= len(batch) + len(bad)
         with self._spool_lock:
-            assert self._spool_fh is not None
-            if self._spool_fh.tell() == self._spool_loaded:
+            assert self._spool_fd is not None
+            if self._spool_size == self._spool_loaded:
                 self._spool_path.unlink(missing_ok=True)
-                self._spool_fh.close()
-                self._spool_fh = None
-                self._spool_loaded = 0
+                os.close(self._spool_fd)
+                self._spool_fd = None
+                self._spool_loaded = self._spool_waiting = 0
             else:
                 self._spool_due = True  # spilled to meanwhile
         return True

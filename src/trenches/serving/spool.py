@@ -6,15 +6,18 @@ then one record a line: ``{"kind": "request", ...}`` or ``{"kind": "feedback", .
 with the columns of ``served_requests`` and ``feedback``. A rejected file holds the
 same records, each followed by a tab and ``{"error": "the reason"}``.
 
-A file that ends in half a record (its process was killed while writing it) is read
-up to its last whole record; the tail is set aside.
+Records are appended whole: a write that fails part-way (a full disk) is cut back to
+the end of the last whole record, so a file ends in half a record only if its process
+was killed while writing it; a reader sets such a tail aside.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -40,6 +43,8 @@ COLUMNS = {
     "feedback": ("request_id", "row", "label", "rating", "comment", "created_at"),
 }
 _JSON_FIELDS = frozenset({"inputs", "outputs", "label"})
+#: Bytes written at once when appending many records.
+_CHUNK = 256 * 1024
 
 
 def encode(kind: str, row: Sequence[Any]) -> bytes:
@@ -137,3 +142,69 @@ def claim(fd: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def _chunks(lines: Sequence[bytes]) -> Iterator[list[bytes]]:
+    chunk: list[bytes] = []
+    size = 0
+    for line in lines:
+        chunk.append(line)
+        size += len(line)
+        if size >= _CHUNK:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
+def append(fd: int, lines: Sequence[bytes], size: int) -> tuple[int, int, OSError | None]:
+    """Append whole ``lines`` to the file open (``O_APPEND``) at ``fd``, now ``size``
+    bytes long: as many as there is room for. A write that fails part-way (a full disk)
+    is cut back to the end of the last whole line. Returns the number of lines written,
+    the file's new size, and the error that stopped the rest, if one did."""
+    done = 0
+    for chunk in _chunks(lines):
+        if _write_whole(fd, b"".join(chunk), size) is None:
+            size += sum(map(len, chunk))
+            done += len(chunk)
+            continue
+        for line in chunk:  # no room for all: for how many?
+            error = _write_whole(fd, line, size)
+            if error is not None:
+                return done, size, error
+            size += len(line)
+            done += 1
+    return done, size, None
+
+
+def _write_whole(fd: int, data: bytes, size: int) -> OSError | None:
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[os.write(fd, view) :]
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, size)
+        return e
+    return None
+
+
+def append_to(path: Path, lines: Sequence[bytes]) -> OSError | None:
+    """Append whole ``lines`` to the file at ``path`` (made if missing, with its
+    folder): all of them, or (on an error, returned) none."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    except OSError as e:
+        return e
+    try:
+        size = os.fstat(fd).st_size
+        done, _, error = append(fd, lines, size)
+        if error is not None and done:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)
+    finally:
+        os.close(fd)
+    if error is not None and size == 0:
+        path.unlink(missing_ok=True)
+    return error
