@@ -614,8 +614,9 @@ def test_a_database_on_a_full_disk_keeps_the_rows_and_stores_them_when_there_is_
         version = store.models.register(
             LogisticRegression().fit(X, ds.patterns()["label"]), "clf", X=X, dataset="tumours"
         )
-        with sqlite3.connect(store.location.sqlite_path) as db:
-            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # a write must grow the files
+        db = sqlite3.connect(store.location.sqlite_path)
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # a write must grow the files
+        db.close()
         filler = fill(disk)
         spool = tmp_path / "spool"
         log = RequestLog(

@@ -508,7 +508,8 @@ class RequestLog:
             else:
                 left.add(part)
         if len(left):
-            self._failures += 1
+            if not self._outage:  # else counted as the database's failure
+                self._failures += 1
             return left
         self._recovered()
         return None
