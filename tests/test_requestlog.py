@@ -421,6 +421,35 @@ def test_a_row_that_keeps_failing_while_others_are_stored_is_set_aside(
     assert log.stats["rejected"] == 1
 
 
+def test_a_spool_row_that_keeps_failing_after_an_outage_is_set_aside_and_the_rest_loaded(
+    store: trenches.Store, versions: list[trenches.ModelVersion], tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool"
+    v = versions[0].id
+    with locked(store):
+        log = RequestLog(store.location.db_url, spool, interval=0.05, busy_timeout=0.2)
+        log.start()
+        for i in range(40):
+            log.put(request(v, i))
+            if i == 20:
+                poison = request(v, 0)
+                poison.request_id = "req-poison"
+                log.put(poison)
+        log.stop(timeout=0.5)
+    [path] = spool.glob("requests-*.jsonl")
+    dead = path.rename(spool / "requests-1-1.jsonl")  # as if left by a server that died
+    with poisoned(store, "req-poison"):
+        # A quiet server starts while the database is away, which comes back later.
+        with locked(store):
+            again = RequestLog(store.location.db_url, spool, interval=0.05, busy_timeout=0.2)
+            again.start()
+            wait_for(lambda: again.stats["failures"] >= 1)
+        wait_for(lambda: not dead.exists(), seconds=15)
+        again.stop(timeout=5)
+    assert count(store, t.served_requests) == 40
+    assert [orjson.loads(r)["request_id"] for r, _ in set_aside(spool)] == ["req-poison"]
+
+
 def test_a_spool_with_bad_lines_loads_everything_else(
     store: trenches.Store, versions: list[trenches.ModelVersion], tmp_path: Path
 ) -> None:

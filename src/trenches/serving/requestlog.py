@@ -232,6 +232,7 @@ class RequestLog:
         self._spool_loaded = 0  # bytes of this process's spool file already stored
         self._spool_due = True  # look for spool files (from before, or spilled since)
         self._outage = False
+        self._away_now = False  # the last write failed for the database's fault
         self._stored_at = 0.0  # monotonic time of the last write that went through
 
         self._written = 0
@@ -450,6 +451,7 @@ class RequestLog:
     def _store(self, batch: _Batch) -> _Batch | None:
         """Write ``batch`` in one transaction; returns what is left to write (None when
         every row is stored or set aside)."""
+        self._away_now = False
         try:
             self._write(batch)
         except Exception as e:
@@ -560,6 +562,7 @@ class RequestLog:
                 self._spool_dir,
             )
         self._outage = True
+        self._away_now = True
 
     def _recovered(self) -> None:
         if self._outage:
@@ -710,12 +713,15 @@ class RequestLog:
             paths = sorted(self._spool_dir.glob("requests-*.jsonl"))
         except OSError:
             paths = []
+        done = True
         for path in paths:
-            ok = self._load_own() if path == self._spool_path else self._load_other(path)
-            if not ok:
-                self._spool_due = True
-                return False
-        return True
+            if self._load_own() if path == self._spool_path else self._load_other(path):
+                continue
+            self._spool_due = True
+            done = False
+            if self._away_now or self._past_deadline():
+                break  # else a row of that file is not settled yet: on to the next file
+        return done
 
     def _load_batch(self, batch: _Batch, bad: list[tuple[bytes, str]]) -> bool:
         """Store one batch read from a spool file, and set aside its file's ``bad``
@@ -724,7 +730,7 @@ class RequestLog:
         before = self._written
         left = self._store(batch) if len(batch) else None
         backoff = _MIN_BACKOFF
-        while left is not None and not self._outage and left.tries < _TRIES:
+        while left is not None and not self._away_now and left.tries < _TRIES:
             if self._past_deadline():
                 break
             self._sleep(backoff)
