@@ -3,19 +3,23 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import logging
 import shutil
 import sqlite3
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import orjson
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sklearn.linear_model import LogisticRegression
 from sqlalchemy import func, select, update
 
@@ -24,9 +28,10 @@ from trenches import timestamps
 from trenches.db import schema as t
 from trenches.db.engine import read, write
 from trenches.errors import InvalidInput, NotFound
+from trenches.serving.metrics import Metrics
 from trenches.serving.requestlog import LoggedFeedback, LoggedRequest, RequestLog
 
-from conftest import make_frame
+from conftest import full_disk, make_frame
 from conftest import run_cli as cli
 
 COLUMNS = ["radius", "texture", "grade"]
@@ -119,6 +124,8 @@ def test_every_request_of_a_burst_is_stored_after_a_graceful_stop(
         "written": 5001,
         "spilled": 0,
         "loaded_back": 0,
+        "rejected": 0,
+        "dropped": 0,
         "failures": 0,
     }
     with read(store.engine) as conn:
@@ -240,7 +247,250 @@ def test_a_row_the_database_refuses_is_set_aside_and_the_rest_stored(
     assert len(rejected) == 1
     line = rejected[0].read_text().strip()
     assert '"request_id":"req-5"' in line and "FOREIGN KEY" in line
-    assert log.stats["failures"] == 1
+    assert log.stats["rejected"] == 1
+
+
+#: One past the largest integer a database column holds (SQLite INTEGER, PostgreSQL BIGINT).
+BIG = 2**63
+
+
+def set_aside(spool: Path) -> list[tuple[bytes, str]]:
+    """The records in the spool folder's rejected files, each with the reason given."""
+    out = []
+    for path in sorted(spool.glob("rejected-*.jsonl")):
+        for line in path.read_bytes().splitlines():
+            record, _, reason = line.rpartition(b"\t")
+            out.append((record, orjson.loads(reason)["error"]))
+    return out
+
+
+def test_rows_that_cannot_be_written_are_set_aside_and_the_rest_stored(
+    store: trenches.Store, versions: list[trenches.ModelVersion], tmp_path: Path
+) -> None:
+    # Whatever the database or its driver raises for a row (SQLite's OverflowError for
+    # an integer past 64 bits, PostgreSQL's type errors, a value that is no number at
+    # all), the row is set aside with the reason and the writer goes on.
+    spool = tmp_path / "spool"
+    log = RequestLog(store.location.db_url, spool, batch=50, interval=0.05)
+    log.start()
+    v = versions[0].id
+    now = timestamps.now_us()
+    slow = request(v, 1000)
+    slow.latency_us = 2**64
+    bad = [
+        LoggedFeedback("req-3", BIG, "malignant", None, None, now),
+        slow,
+        LoggedFeedback("req-4", cast(Any, "two"), "malignant", None, None, now),
+        LoggedFeedback("req-5", -BIG - 1, "malignant", None, None, now),
+    ]
+    for i in range(120):
+        log.put(request(v, i))
+        if i % 30 == 10:
+            log.put(bad[i // 30])
+    for i in range(3):
+        log.put(LoggedFeedback(f"req-{i}", 0, "benign", None, None, now))
+    wait_for(lambda: log.stats["written"] == 123, seconds=15)  # nothing waits behind them
+    log.stop(timeout=5)
+    assert count(store, t.served_requests) == 120
+    assert count(store, t.feedback) == 3
+    aside = set_aside(spool)
+    assert sorted(orjson.loads(r)["request_id"] for r, _ in aside) == [
+        "req-1000",
+        "req-3",
+        "req-4",
+        "req-5",
+    ]
+    assert all(reason for _, reason in aside)
+    assert log.stats["rejected"] == 4 and log.stats["queued"] == 0
+    assert not list(spool.glob("requests-*.jsonl"))
+
+
+_EDGES = [0, 1, 2**31 - 1, 2**31, 2**63 - 1, BIG, 2**64 - 1, 2**64, -1, -BIG, -BIG - 1]
+_IDS = itertools.count()
+
+
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    odd=st.lists(
+        st.tuples(
+            st.sampled_from(["row", "n", "latency_us", "received_at", "version_id"]),
+            st.one_of(st.sampled_from(_EDGES), st.integers(-(2**70), 2**70)),
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_any_integer_is_stored_or_set_aside_and_the_log_goes_on(
+    store: trenches.Store,
+    versions: list[trenches.ModelVersion],
+    tmp_path: Path,
+    odd: list[tuple[str, int]],
+) -> None:
+    k = next(_IDS)
+    spool = tmp_path / f"spool-{k}"
+    log = RequestLog(store.location.db_url, spool, batch=20, interval=0.02)
+    log.start()
+    v = versions[0].id
+    odd_ids, good_ids = [], []
+    for j, (name, value) in enumerate(odd):
+        item: LoggedRequest | LoggedFeedback
+        if name == "row":
+            item = LoggedFeedback(f"odd-{k}-{j}", value, "benign", None, None, 1)
+        else:
+            item = request(v, j)
+            setattr(item, name, value)
+        item.request_id = f"odd-{k}-{j}"
+        log.put(item)
+        odd_ids.append(item.request_id)
+        good = request(v, j)
+        good.request_id = f"good-{k}-{j}"
+        log.put(good)
+        good_ids.append(good.request_id)
+    log.stop(timeout=10)
+    with read(store.engine) as conn:
+        stored = set(conn.execute(select(t.served_requests.c.request_id)).scalars())
+        stored |= set(conn.execute(select(t.feedback.c.request_id)).scalars())
+    aside = [orjson.loads(r)["request_id"] for r, _ in set_aside(spool)]
+    assert set(good_ids) <= stored
+    # Each odd row is in the database or in the rejected file: one of the two, once.
+    assert sorted([i for i in odd_ids if i in stored] + aside) == sorted(odd_ids)
+    assert log.stats["queued"] == 0 and log.stats["spilled"] == 0
+
+
+@contextmanager
+def poisoned(store: trenches.Store, request_id: str) -> Iterator[None]:
+    """Inserting request ``request_id`` fails with an operational error, the kind a
+    locked or unreachable database raises too (a trigger: JSON SQLite cannot parse; a
+    program limit on PostgreSQL); every other row is stored as usual."""
+    if store.location.sqlite_path is not None:
+        db = sqlite3.connect(store.location.sqlite_path, isolation_level=None)
+        db.execute(
+            "CREATE TRIGGER poison BEFORE INSERT ON served_requests "
+            f"WHEN NEW.request_id = '{request_id}' BEGIN SELECT json('{{'); END"
+        )
+        try:
+            yield
+        finally:
+            db.execute("DROP TRIGGER poison")
+            db.close()
+        return
+    import psycopg
+
+    url = store.location.db_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE FUNCTION poison() RETURNS trigger AS $$ BEGIN "
+            f"IF NEW.request_id = '{request_id}' THEN "
+            "RAISE EXCEPTION 'row too big' USING ERRCODE = 'program_limit_exceeded'; "
+            "END IF; RETURN NEW; END $$ LANGUAGE plpgsql"
+        )
+        conn.execute(
+            "CREATE TRIGGER poison BEFORE INSERT ON served_requests "
+            "FOR EACH ROW EXECUTE FUNCTION poison()"
+        )
+        try:
+            yield
+        finally:
+            conn.execute("DROP TRIGGER poison ON served_requests")
+            conn.execute("DROP FUNCTION poison()")
+
+
+def test_a_row_that_keeps_failing_while_others_are_stored_is_set_aside(
+    store: trenches.Store, versions: list[trenches.ModelVersion], tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool"
+    v = versions[0].id
+    with poisoned(store, "req-poison"):
+        log = RequestLog(store.location.db_url, spool, batch=20, interval=0.05)
+        log.start()
+        for i in range(60):
+            log.put(request(v, i))
+            if i == 25:
+                poison = request(v, 0)
+                poison.request_id = "req-poison"
+                log.put(poison)
+        wait_for(lambda: log.stats["written"] == 60, seconds=15)
+        log.stop(timeout=5)
+    assert count(store, t.served_requests) == 60
+    aside = set_aside(spool)
+    assert [orjson.loads(r)["request_id"] for r, _ in aside] == ["req-poison"]
+    assert log.stats["rejected"] == 1
+
+
+def test_a_spool_row_that_keeps_failing_after_an_outage_is_set_aside_and_the_rest_loaded(
+    store: trenches.Store, versions: list[trenches.ModelVersion], tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool"
+    v = versions[0].id
+    with locked(store):
+        log = RequestLog(store.location.db_url, spool, interval=0.05, busy_timeout=0.2)
+        log.start()
+        for i in range(40):
+            log.put(request(v, i))
+            if i == 20:
+                poison = request(v, 0)
+                poison.request_id = "req-poison"
+                log.put(poison)
+        log.stop(timeout=0.5)
+    [path] = spool.glob("requests-*.jsonl")
+    dead = path.rename(spool / "requests-1-1.jsonl")  # as if left by a server that died
+    with poisoned(store, "req-poison"):
+        # A quiet server starts while the database is away, which comes back later.
+        with locked(store):
+            again = RequestLog(store.location.db_url, spool, interval=0.05, busy_timeout=0.2)
+            again.start()
+            wait_for(lambda: again.stats["failures"] >= 1)
+        wait_for(lambda: not dead.exists(), seconds=15)
+        again.stop(timeout=5)
+    assert count(store, t.served_requests) == 40
+    assert [orjson.loads(r)["request_id"] for r, _ in set_aside(spool)] == ["req-poison"]
+
+
+def test_a_spool_with_bad_lines_loads_everything_else(
+    store: trenches.Store, versions: list[trenches.ModelVersion], tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool"
+    v = versions[0].id
+    now = timestamps.now_us()
+    with locked(store):
+        log = RequestLog(store.location.db_url, spool, interval=0.05, busy_timeout=0.2)
+        log.start()
+        for i in range(40):
+            log.put(request(v, i))
+            if i == 20:
+                log.put(LoggedFeedback("req-3", BIG, "malignant", None, None, now))
+        log.put(LoggedFeedback("req-1", 0, "benign", None, None, now))
+        log.stop(timeout=0.5)
+    assert log.stats["spilled"] == 42
+    [path] = spool.glob("requests-*.jsonl")
+    lines = path.read_bytes().splitlines(keepends=True)
+    # A line mangled in the middle, one with an integer past 64 bits, and a tail cut
+    # short by a crash.
+    huge = orjson.loads(lines[5])
+    huge["request_id"] = "req-huge"
+    lines.insert(10, orjson.dumps(huge).replace(b'"n":1', b'"n":18446744073709551616') + b"\n")
+    lines.insert(30, b'{"kind":"request","request_id":"req-x",,}\n')
+    lines.append(lines[3][:45])
+    dead = spool / "requests-1-1.jsonl"  # as if left by a server that died
+    dead.write_bytes(b"".join(lines))
+    path.unlink()
+
+    again = RequestLog(store.location.db_url, spool, batch=10)
+    again.start()
+    again.stop(timeout=5)
+    assert count(store, t.served_requests) == 40
+    assert count(store, t.feedback) == 1
+    assert not dead.exists()
+    aside = set_aside(spool)
+    reasons = {r.split(b'"request_id":"')[1].split(b'"')[0]: why for r, why in aside}
+    assert sorted(reasons) == [b"req-2", b"req-3", b"req-huge", b"req-x"]
+    assert "cut short" in reasons[b"req-2"] and "cannot be read" in reasons[b"req-x"]
+    assert all(reasons.values())
+    assert again.stats["rejected"] == 4 and again.stats["loaded_back"] == 41
 
 
 @pytest.mark.sqlite_only
@@ -278,6 +528,142 @@ def test_spool_files_of_a_live_server_or_another_store_are_left_alone(
         log.stop()
     assert other.exists() and live.exists()
     assert log.stats["loaded_back"] == 0
+
+
+# --- a full disk ---------------------------------------------------------------------------
+
+
+def fill(folder: Path) -> Path:
+    """Fill the disk ``folder`` is on with one file, to the last byte it takes."""
+    filler = folder / "filler"
+    with filler.open("wb", buffering=0) as fh:
+        for size in (1 << 16, 512, 1):
+            with suppress(OSError):
+                while True:
+                    fh.write(b"\0" * size)
+    return filler
+
+
+def lost(metrics: Metrics, reason: str) -> float:
+    """The value of trenches_request_log_lost_total for ``reason`` in /metrics' text."""
+    text = metrics.render()[0].decode()
+    for line in text.splitlines():
+        if line.startswith(f'trenches_request_log_lost_total{{reason="{reason}"}}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_with_the_database_locked_and_the_spool_disk_full_memory_stays_bounded(
+    store: trenches.Store,
+    versions: list[trenches.ModelVersion],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="trenches.serve.requests")
+    metrics = Metrics()
+    v = versions[0].id
+    with full_disk() as disk:
+        fill(disk)
+        with locked(store):
+            log = RequestLog(
+                store.location.db_url,
+                disk / "spool",
+                batch=20,
+                interval=0.02,
+                max_queue=100,
+                busy_timeout=0.2,
+                on_lost=metrics.log_lost,
+            )
+            log.start()
+            most = 0
+            for i in range(600):
+                log.put(request(v, i))
+                most = max(most, log.stats["queued"])
+                if i % 100 == 0:
+                    time.sleep(0.05)  # the writer takes its batches meanwhile
+            held = log.stats
+        assert most <= 100
+        assert held["written"] == held["spilled"] == 0
+        assert held["dropped"] == 600 - held["queued"] > 0
+        assert lost(metrics, "dropped") == held["dropped"]
+        drops = [r for r in caplog.records if "dropped, and counted" in r.getMessage()]
+        assert len(drops) == 1 and drops[0].levelno == logging.WARNING
+        # The database is back: what memory held is stored, and logging goes on.
+        wait_for(lambda: log.stats["written"] == held["queued"])
+        log.put(request(v, 1000))
+        log.stop()
+    assert count(store, t.served_requests) == held["queued"] + 1
+    messages = [r.getMessage() for r in caplog.records]
+    assert f"logging again; {held['dropped']} were dropped meanwhile" in "\n".join(messages)
+    assert any(
+        f"stopped; {held['dropped']} requests and feedback were dropped" in m for m in messages
+    )
+
+
+def test_stopping_on_a_full_disk_spools_whole_records_and_counts_the_rest(
+    store: trenches.Store,
+    versions: list[trenches.ModelVersion],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="trenches.serve.requests")
+    v = versions[0].id
+    with full_disk(64) as disk:
+        spool = disk / "spool"
+        with locked(store):
+            log = RequestLog(store.location.db_url, spool, interval=0.05, busy_timeout=0.2)
+            log.start()
+            for i in range(600):  # about 150 kB of records: more than the disk holds
+                log.put(request(v, i))
+            log.stop(timeout=0.5)  # no traceback: the disk is full
+        done = log.stats
+        assert done["spilled"] > 0 and done["dropped"] > 0
+        assert done["spilled"] + done["dropped"] == 600 and done["queued"] == 0
+        assert any(
+            f"stopped; {done['dropped']} requests and feedback were dropped" in r.getMessage()
+            and r.levelno == logging.ERROR
+            for r in caplog.records
+        )
+        [path] = spool.glob("requests-*.jsonl")
+        assert path.read_bytes().endswith(b"\n")  # whole records only
+        again = RequestLog(store.location.db_url, spool)
+        again.start()
+        again.stop()
+    assert again.stats["loaded_back"] == done["spilled"] and again.stats["rejected"] == 0
+    assert count(store, t.served_requests) == done["spilled"]
+
+
+@pytest.mark.sqlite_only
+def test_a_database_on_a_full_disk_keeps_the_rows_and_stores_them_when_there_is_room(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRENCHES_ARTIFACTS", str(tmp_path / "artifacts"))
+    with full_disk(2048) as disk, trenches.open(disk / "store") as store:
+        ds = store.datasets.create("tumours", task="classification", label="label")
+        ds.add(make_frame(60).drop(columns=["site"]), source="expert")
+        X = ds.patterns().drop(columns="label")
+        version = store.models.register(
+            LogisticRegression().fit(X, ds.patterns()["label"]), "clf", X=X, dataset="tumours"
+        )
+        db = sqlite3.connect(store.location.sqlite_path)
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # a write must grow the files
+        db.close()
+        filler = fill(disk)
+        spool = tmp_path / "spool"
+        log = RequestLog(
+            store.location.db_url, spool, batch=20, interval=0.02, max_queue=50, busy_timeout=0.2
+        )
+        log.start()
+        for i in range(200):
+            log.put(request(version.id, i))
+        wait_for(lambda: log.stats["failures"] >= 3)  # "database or disk is full", retried
+        held = log.stats
+        assert held["written"] == held["rejected"] == held["dropped"] == 0
+        assert held["queued"] <= 50 and held["queued"] + held["spilled"] == 200
+        assert not list(spool.glob("rejected-*"))
+        filler.unlink()
+        wait_for(lambda: log.stats["written"] == 200)
+        log.stop()
+        assert count(store, t.served_requests) == 200
+        assert log.stats["rejected"] == log.stats["dropped"] == 0
 
 
 # --- store.requests ------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """Prometheus metrics of the model server: requests and latency by endpoint and
-status, predictions by class, and the version served.
+status, predictions by class, the version served, and request-log records lost.
 
 With several worker processes (``--workers N``) every worker writes to the folder
 named by ``PROMETHEUS_MULTIPROC_DIR`` (``trenches serve`` sets it), and ``/metrics``
@@ -56,6 +56,13 @@ class Metrics:
             registry=self.registry,
             multiprocess_mode="liveall",
         )
+        self._log_lost = PromCounter(
+            "trenches_request_log_lost",
+            "Requests and feedback the request log did not store: dropped (no room in "
+            "memory nor in the spool) or rejected (refused; kept in the rejected file).",
+            ["reason"],
+            registry=self.registry,
+        )
         self._current: str | None = None
         # Counting classes in Python per request is cheaper than a labelled inc per row.
         self._children: dict[tuple[str, int], Any] = {}
@@ -85,6 +92,10 @@ class Metrics:
             self._version.labels(self._current).set(0)
         self._version.labels(ref).set(1)
         self._current = ref
+
+    def log_lost(self, reason: str, n: int) -> None:
+        """``n`` records of the request log ``"dropped"`` or ``"rejected"``."""
+        self._log_lost.labels(reason).inc(n)
 
     def render(self) -> tuple[bytes, str]:
         if self.multiprocess:
