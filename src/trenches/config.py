@@ -45,6 +45,10 @@ def resolve(path_or_url: str | os.PathLike[str] | None = None) -> Location:
         env_url = os.environ.get(ENV_DB_URL)
         path_or_url = env_url or Path.cwd() / DEFAULT_DIR
     text = os.fspath(path_or_url)
+    if "\x00" in text:
+        from trenches.errors import InvalidInput
+
+        raise InvalidInput(f"the store location {text!r} holds a NUL character")
     if "://" in text:
         url = text
         sqlite_path = None

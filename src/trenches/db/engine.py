@@ -41,6 +41,13 @@ def make_engine(url: str, *, busy_timeout: float | None = None) -> Engine:
     """
     url = normalise_url(url)
     if url.startswith("sqlite"):
+        if _in_memory(url):
+            # Each connection of the pool would get a database of its own, and all of
+            # it would be gone at exit.
+            raise StoreError(
+                f"{url!r} is an in-memory database, which forgets everything when the "
+                "program ends; name a store folder or a .db file"
+            )
         timeout = BUSY_TIMEOUT_S if busy_timeout is None else busy_timeout
         engine = create_engine(
             url,
@@ -71,6 +78,12 @@ def make_engine(url: str, *, busy_timeout: float | None = None) -> Engine:
         raise StoreError(f"cannot use database URL {url!r}: {e}{hint}") from e
     except (exc.ArgumentError, exc.NoSuchModuleError) as e:
         raise StoreError(f"cannot use database URL {url!r}: {e}") from e
+
+
+def _in_memory(url: str) -> bool:
+    rest = url.split("://", 1)[1] if "://" in url else ""
+    path = rest[1:].split("?", 1)[0] if rest.startswith("/") else rest.split("?", 1)[0]
+    return path in ("", ":memory:") or "mode=memory" in url
 
 
 def _forget_pool_after_fork(engine: Engine) -> None:
@@ -150,7 +163,7 @@ def is_sqlite(engine_or_conn: Engine | Connection) -> bool:
 @contextmanager
 def write(engine: Engine) -> Iterator[Connection]:
     """One write transaction: committed when the block ends, rolled back if it raises."""
-    with translate_errors(), engine.connect() as conn:
+    with translate_errors(engine), engine.connect() as conn:
         conn.execution_options(trenches_write=True)
         with conn.begin():
             yield conn
@@ -159,23 +172,51 @@ def write(engine: Engine) -> Iterator[Connection]:
 @contextmanager
 def read(engine: Engine) -> Iterator[Connection]:
     """A read-only connection with one consistent view of the data."""
-    with translate_errors(), engine.connect() as conn, conn.begin():
+    with translate_errors(engine), engine.connect() as conn, conn.begin():
         yield conn
 
 
+def database_name(engine: Engine) -> str:
+    """The SQLite file, or the server URL without its password: what a message names."""
+    if engine.dialect.name == "sqlite":
+        return str(engine.url.database)
+    return engine.url.render_as_string(hide_password=True)
+
+
 @contextmanager
-def translate_errors() -> Iterator[None]:
-    """Turn driver errors that a user can act on into trenches errors."""
+def translate_errors(engine: Engine | None = None) -> Iterator[None]:
+    """Turn driver errors that a user can act on into trenches errors, on one line
+    (drivers' messages span several), naming the database when ``engine`` is given."""
     try:
         yield
     except exc.OperationalError as e:
-        text = str(e.orig) if e.orig is not None else str(e)
+        text = _one_line(e)
         if "locked" in text or "busy" in text:
             raise StoreBusy(
                 f"the database stayed locked for over {BUSY_TIMEOUT_S:.0f} s by another "
                 "process; try again when it has finished"
             ) from e
-        raise StoreError(f"database error: {text}") from e
+        where = f" ({database_name(engine)})" if engine is not None else ""
+        raise StoreError(f"database error{where}: {text}") from e
+    except exc.DatabaseError as e:
+        # Only the bare class: its subclasses (IntegrityError, DataError) are refusals
+        # of a row that callers handle themselves. SQLite raises this one for a file
+        # that is not a database, or one cut short or overwritten.
+        if type(e) is not exc.DatabaseError:
+            raise
+        where = database_name(engine) if engine is not None else "the database"
+        text = _one_line(e)
+        if "not a database" in text:
+            raise StoreError(f"{where} is not a trenches store: {text}") from e
+        if "malformed" in text or "corrupt" in text:
+            raise StoreError(
+                f"{where} is damaged ({text}); restore it from a backup (trenches restore)"
+            ) from e
+        raise StoreError(f"database error ({where}): {text}") from e
+
+
+def _one_line(e: exc.DBAPIError) -> str:
+    return " ".join(str(e.orig if e.orig is not None else e).split())
 
 
 def insert_ignore(conn: Connection, table: Table, values: dict[str, Any]) -> None:

@@ -92,5 +92,5 @@ def upgrade(engine: Engine) -> bool:
 
 
 def schema_exists(engine: Engine) -> bool:
-    with engine.connect() as conn:
+    with read(engine) as conn:
         return current_revision(conn) is not None
