@@ -465,6 +465,14 @@ def test_check_passes_on_clean_data(cli: Any, cancer: pd.DataFrame) -> None:
     assert kinds["duplicates"]["found"] is False
 
 
+@pytest.mark.parametrize("precision", ["0", "-3", "18"])
+def test_check_refuses_a_precision_a_float_cannot_have(
+    cli: Any, cancer: pd.DataFrame, precision: str
+) -> None:
+    r = cli("data", "check", "cancer", f"--precision={precision}")
+    assert r.code == 2 and "precision" in r.err and "17" in r.err
+
+
 def test_check_refuses_an_unknown_kind(cli: Any, cancer: pd.DataFrame) -> None:
     r = cli("data", "check", "cancer", "--fail-on", "dupes")
     assert r.code == 2
@@ -866,3 +874,95 @@ def test_evaluate_also_predicts_every_problems_patterns(cli: Any, tmp_path: Path
     assert out["computed"] == out["size"] + 4  # the split and the problem's 4 patterns
     with trenches.open(tmp_path / ".trenches") as store:
         assert [s.missing for s in store.problems.scores("p")] == [0]
+
+
+# --- numbers beyond the store's 64-bit integers --------------------------------------
+
+BEYOND = str(2**63)
+
+
+def _parameters(command: tuple[str, ...]) -> list[Any]:
+    found: Any = typer.main.get_command(app)
+    for word in command:
+        found = found.commands[word]
+    return list(found.params)
+
+
+def _is_integer(param: Any) -> bool:
+    annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+    if annotation is not None:
+        return annotation is int or annotation == list[int]
+    return getattr(getattr(param, "type", None), "name", "") in ("integer", "integer range")
+
+
+@pytest.mark.parametrize("command", list(_commands()), ids=" ".join)
+def test_every_integer_parameter_is_bounded_to_64_bits(command: tuple[str, ...]) -> None:
+    from trenches.cli._output import int64
+    from trenches.names import INT64_MAX
+
+    for param in _parameters(command):
+        if _is_integer(param):
+            bound = getattr(param, "max", None)
+            callback = getattr(param.callback, "__wrapped__", param.callback)
+            assert callback is int64 or (bound is not None and bound <= INT64_MAX), (
+                f"trenches {' '.join(command)} {param.name}: bound it with callback=int64"
+            )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("data", "history", BEYOND),
+        ("data", "relabel", BEYOND, "benign", "--source", "expert", "--reason", "r"),
+        ("data", "deactivate", "1", BEYOND, "--reason", "r"),
+        ("data", "diff", "1", BEYOND),
+        ("data", "diff", "1", "1", "--limit", BEYOND),
+        ("data", "check", "d", "--snapshot", BEYOND),
+        ("data", "check", "d", "--precision", BEYOND),
+        ("runs", "show", BEYOND),
+        ("data", "check", "d", "--snapshot", f"-{2**63 + 1}"),
+        ("runs", "list", "--limit", BEYOND),
+        ("monitor", "history", "--limit", BEYOND),
+        ("monitor", "outliers", "clf@1", "--top", BEYOND),
+        ("monitor", "outliers", "clf@1", "--seed", BEYOND),
+        ("predictions", "show", "clf@1", "--limit", BEYOND),
+        ("explain", "clf@1", BEYOND),
+        ("explain", "clf@1", "1", "--samples", BEYOND),
+        ("evaluate", "clf@1", "--batch-size", BEYOND),
+        ("requests", "feedback", "r-1", "--row", BEYOND, "--rating", "1"),
+        ("retrain", "clf", "--report", BEYOND),
+    ],
+    ids=lambda a: " ".join(w for w in a if w != BEYOND),
+)
+def test_an_integer_beyond_64_bits_is_a_usage_error_naming_the_parameter(
+    cli: Any, tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    assert cli("init").code == 0
+    _trained(tmp_path, 60, seed=1)
+    r = cli(*args)
+    assert r.code == 2, r.err
+    said = _flat(r.err)
+    assert "Traceback" not in said and ("out of range" in said or "less than or equal" in said)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("lineage", f"clf@{BEYOND}"),
+        ("models", "promote", f"clf@{BEYOND}", "production", "--reason", "r"),
+        ("evaluate", f"clf@{2**64}"),
+        ("predictions", "show", "clf@1", "--patterns", f"1,{BEYOND}"),
+        ("problems", "add", "p", "--positive", f"1,{BEYOND}"),
+        ("monitor", "drift", "clf@1", "--reference", f"{BEYOND}:train"),
+    ],
+    ids=lambda a: " ".join(w.replace(BEYOND, "2^63").replace(str(2**64), "2^64") for w in a),
+)
+def test_an_id_beyond_64_bits_in_a_reference_or_list_exits_2_with_a_message(
+    cli: Any, tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    assert cli("init").code == 0
+    _trained(tmp_path, 60, seed=1)
+    assert cli("problems", "create", "p", "--dataset", "d", "--title", "P").code == 0
+    r = cli(*args)
+    assert r.code == 2, r.err
+    assert r.err.startswith("error:") and "Traceback" not in r.err

@@ -13,6 +13,7 @@ from trenches import timestamps
 from trenches.cli._output import (
     console,
     err_console,
+    int64,
     open_store,
     print_json,
     progress_bar,
@@ -128,7 +129,7 @@ def add(
 
 @app.command("relabel")
 def relabel(
-    pattern_id: int = typer.Argument(..., help="The pattern to relabel."),
+    pattern_id: int = typer.Argument(..., help="The pattern to relabel.", callback=int64),
     label: str = typer.Argument(..., help="The new label."),
     source: str = typer.Option(..., "--source", help="Who decided: expert, crowd, ..."),
     reason: str = typer.Option(..., "--reason", help="Why the label changes."),
@@ -151,7 +152,7 @@ def relabel(
 
 @app.command("deactivate")
 def deactivate(
-    pattern_ids: list[int] = typer.Argument(..., help="Pattern ids."),
+    pattern_ids: list[int] = typer.Argument(..., help="Pattern ids.", callback=int64),
     reason: str = typer.Option(..., "--reason", help="Why they leave the data."),
 ) -> None:
     """Take patterns out of later snapshots. They stay stored; earlier snapshots keep them.
@@ -165,7 +166,7 @@ def deactivate(
 
 @app.command("history")
 def history(
-    pattern_id: int = typer.Argument(..., help="Any version of the pattern."),
+    pattern_id: int = typer.Argument(..., help="Any version of the pattern.", callback=int64),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Show every version of a pattern: labels, sources, times, and the reasons for changes.
@@ -304,10 +305,16 @@ def tolerance(
 
 @app.command("diff")
 def diff(
-    a: int = typer.Argument(..., help="A snapshot id, e.g. the one version 3 trained on."),
-    b: int = typer.Argument(..., help="Another snapshot id of the same dataset."),
+    a: int = typer.Argument(
+        ..., help="A snapshot id, e.g. the one version 3 trained on.", callback=int64
+    ),
+    b: int = typer.Argument(..., help="Another snapshot id of the same dataset.", callback=int64),
     limit: int = typer.Option(
-        20, "--limit", min=0, help="Pattern ids listed per kind of change (the table only)."
+        20,
+        "--limit",
+        min=0,
+        callback=int64,
+        help="Pattern ids listed per kind of change (the table only).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Every change and count, as JSON."),
 ) -> None:
@@ -461,7 +468,9 @@ def show(
 @app.command("check")
 def check(
     name: str = typer.Argument(..., help="The dataset."),
-    snapshot: int = typer.Option(None, "--snapshot", help="Check this snapshot's patterns."),
+    snapshot: int = typer.Option(
+        None, "--snapshot", callback=int64, help="Check this snapshot's patterns."
+    ),
     fail_on: str = typer.Option(
         None,
         "--fail-on",
@@ -470,7 +479,10 @@ def check(
         + ", or all.",
     ),
     precision: int = typer.Option(
-        4, "--precision", help="Significant digits numbers are compared at for leakage."
+        4,
+        "--precision",
+        callback=int64,
+        help="Significant digits numbers are compared at for leakage (1 to 17).",
     ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from trenches.cli._output import console, err_console, open_store, print_json, progress_bar
+from trenches.cli._output import console, err_console, int64, open_store, print_json, progress_bar
 
 
 def evaluate(
@@ -21,6 +21,7 @@ def evaluate(
         20_000,
         "--batch-size",
         min=1,
+        callback=int64,
         help="Patterns predicted and stored per transaction: the work a kill can lose.",
     ),
     as_json: bool = typer.Option(False, "--json"),

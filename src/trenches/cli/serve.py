@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from trenches.cli._output import err_console, state
+from trenches.cli._output import err_console, int64, state
 
 
 def serve(
@@ -14,8 +14,8 @@ def serve(
         ..., help="The version to serve: name@production follows the alias, name@3 is fixed."
     ),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
-    port: int = typer.Option(8080, "--port", help="Port to listen on."),
-    workers: int = typer.Option(1, "--workers", min=1, help="Worker processes."),
+    port: int = typer.Option(8080, "--port", min=0, max=65535, help="Port to listen on."),
+    workers: int = typer.Option(1, "--workers", min=1, callback=int64, help="Worker processes."),
     token_file: Path = typer.Option(
         None,
         "--token-file",
@@ -23,7 +23,11 @@ def serve(
         "(Authorization: Bearer TOKEN); health checks need none.",
     ),
     max_body: int = typer.Option(
-        16 * 1024 * 1024, "--max-body", min=1, help="Largest request body, in bytes (413 above)."
+        16 * 1024 * 1024,
+        "--max-body",
+        min=1,
+        callback=int64,
+        help="Largest request body, in bytes (413 above).",
     ),
     poll: float = typer.Option(
         2.0, "--poll", min=0.1, help="Seconds between looks at the alias for a new version."

@@ -17,7 +17,8 @@ from typing import Any
 from sqlalchemy import Engine, Table, create_engine, event, exc
 from sqlalchemy.engine import Connection
 
-from trenches.errors import StoreBusy, StoreError
+from trenches.errors import InvalidInput, StoreBusy, StoreError
+from trenches.names import in_int64
 
 #: Seconds a writer waits for another writer's lock before giving up.
 BUSY_TIMEOUT_S = 60.0
@@ -146,6 +147,9 @@ def id_in(dialect: str, column: Any, ids: Sequence[int]) -> Any:
     from sqlalchemy.dialects.postgresql import ARRAY
 
     values = [int(i) for i in ids]
+    if values and not (in_int64(min(values)) and in_int64(max(values))):
+        wrong = next(v for v in values if not in_int64(v))
+        raise InvalidInput(f"id {wrong} is out of range: the store's ids are 64-bit integers")
     if dialect == "sqlite":
         import orjson
 
