@@ -966,3 +966,33 @@ def test_an_id_beyond_64_bits_in_a_reference_or_list_exits_2_with_a_message(
     r = cli(*args)
     assert r.code == 2, r.err
     assert r.err.startswith("error:") and "Traceback" not in r.err
+
+
+# --- trenches.toml that cannot be read ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        ("missing.toml", None),
+        ("folder.toml", "folder"),
+        ("latin1.toml", b"[monitor]\nalpha = 0.05 # \xe9\n"),
+        ("broken.toml", b"[[gates.clf]\nmetric =\n"),
+    ],
+    ids=["missing", "a-folder", "not-utf8", "not-toml"],
+)
+def test_a_config_that_cannot_be_read_exits_2_naming_it(
+    cli: Any, tmp_path: Path, config: tuple[str, Any]
+) -> None:
+    assert cli("init").code == 0
+    _trained(tmp_path, 60, seed=1)
+    name, content = config
+    if content == "folder":
+        (tmp_path / name).mkdir()
+    elif content is not None:
+        (tmp_path / name).write_bytes(content)
+    for command in (("check", "clf@1"), ("retrain", "clf"), ("monitor", "drift", "clf@1")):
+        r = cli(*command, "--config", name)
+        assert r.code == 2, r.err
+        assert r.err.startswith("error:") and name in r.err and len(r.err.splitlines()) == 1
+
