@@ -996,3 +996,37 @@ def test_a_config_that_cannot_be_read_exits_2_naming_it(
         assert r.code == 2, r.err
         assert r.err.startswith("error:") and name in r.err and len(r.err.splitlines()) == 1
 
+
+# --- long text fields -------------------------------------------------------------------
+
+LONG = "a long report " * (200 * 1024 // 14)
+
+
+def test_every_file_import_reads_a_200_kib_text_field(cli: Any, tmp_path: Path) -> None:
+    """data add, problems add --from-file, models add-baseline and monitor --current all
+    read files through one reader; the csv module's 128 KiB field limit stopped each."""
+    assert cli("init").code == 0
+    _trained(tmp_path, 60, seed=1)
+    notes = tmp_path / "notes.csv"
+    pd.DataFrame({"note": [LONG, "short"], "label": ["a", "b"]}).to_csv(notes, index=False)
+    assert cli("data", "create", "notes", "--task", "classification", "--label", "label").code == 0
+    added = cli("data", "add", notes, "--dataset", "notes", "--source", "expert")
+    assert added.code == 0, added.err
+    with trenches.open(tmp_path / ".trenches") as store:
+        assert LONG in set(store.datasets.get("notes").patterns()["note"])
+    assert cli("problems", "create", "long", "--dataset", "notes", "--title", "Long").code == 0
+    problem = cli("problems", "add", "long", "--from-file", notes)
+    assert problem.code == 0, problem.err
+    predictions = tmp_path / "predictions.csv"
+    pd.DataFrame(
+        {"pattern_id": [1, 2], "prediction": ["benign", "benign"], "comment": [LONG, ""]}
+    ).to_csv(predictions, index=False)
+    baseline = cli("models", "add-baseline", "rule", "--dataset", "d", "--predictions", predictions)
+    assert baseline.code == 0, baseline.err
+    current = tmp_path / "current.csv"
+    make_frame(40, seed=9).drop(columns=["site", "label"]).assign(comment=LONG).to_csv(
+        current, index=False
+    )
+    for command in ("drift", "outliers"):
+        r = cli("monitor", command, "clf@1", "--current", current)
+        assert r.code in (0, 1) and not r.err.startswith("error"), r.err

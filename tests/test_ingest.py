@@ -1112,6 +1112,39 @@ def test_free_text_with_commas_quotes_and_newlines_round_trips(
     assert list(out["label"]) == [r["label"] for r in records]
 
 
+LONG_TEXT = "word " * (200 * 1024 // 5) + 'end, with a comma and "quotes"\nand a line'
+
+
+def test_a_200_kib_text_field_in_a_csv_round_trips(
+    sqlite_store: trenches.Store, tmp_path: Path
+) -> None:
+    """The csv module refuses fields over 128 KiB unless told otherwise; a long text is
+    a normal text."""
+    path = tmp_path / "long.csv"
+    write_csv(path, [{"review": LONG_TEXT, "label": "pos"}, {"review": "short", "label": "neg"}])
+    limit = csv.field_size_limit()
+    ds = sqlite_store.datasets.create(
+        "reviews", task="classification", label="label", text="review"
+    )
+    ds.add_file(path, source="crowd")
+    assert list(ds.patterns()["review"]) == [LONG_TEXT, "short"]
+    assert csv.field_size_limit() == limit  # the csv module's limit is put back
+
+
+def test_a_short_row_after_a_200_kib_field_is_still_named(
+    sqlite_store: trenches.Store, tmp_path: Path
+) -> None:
+    path = tmp_path / "long.csv"
+    quoted = LONG_TEXT.replace('"', '""')
+    path.write_text(f'review,label\n"{quoted}",pos\nshort\n', encoding="utf-8")
+    ds = sqlite_store.datasets.create(
+        "reviews", task="classification", label="label", text="review"
+    )
+    with pytest.raises(InvalidInput) as caught:
+        ds.add_file(path, source="crowd")
+    assert caught.value.row == 2 and "expected 2 fields, found 1" in str(caught.value)
+
+
 def test_text_dataset_round_trips_a_dataframe(store: trenches.Store) -> None:
     frame = pd.DataFrame.from_records(review_records())
     ds = store.datasets.create("reviews", task="classification", label="label", text="review")

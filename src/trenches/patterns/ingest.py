@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +57,25 @@ def read_file(path: str | os.PathLike[str], string_columns: set[str] | None = No
     return df
 
 
+@contextmanager
+def _fields_as_long_as(p: Path) -> Iterator[None]:
+    """Let the csv module read fields as long as the file itself: by default it refuses
+    any field over 128 KiB, and a long text is a normal text. The limit is the module's
+    (the process's) own, so it is put back afterwards."""
+    before = csv.field_size_limit()
+    csv.field_size_limit(max(before, min(p.stat().st_size + 1, 2**62)))
+    try:
+        yield
+    finally:
+        csv.field_size_limit(before)
+
+
 def _read_csv(p: Path, name: str, string_columns: set[str]) -> pd.DataFrame:
+    with _fields_as_long_as(p):
+        return _read_csv_fields(p, name, string_columns)
+
+
+def _read_csv_fields(p: Path, name: str, string_columns: set[str]) -> pd.DataFrame:
     with p.open("rb") as fb:
         first = fb.readline()
     try:
