@@ -37,19 +37,24 @@ def read_file(path: str | os.PathLike[str], string_columns: set[str] | None = No
     so that codes like "007" keep their zeros."""
     p = Path(path)
     name = str(path)
-    if not p.exists():
-        raise InvalidInput("no such file", file=name)
-    if p.is_dir():
-        raise InvalidInput("is a folder, not a file", file=name)
-    fmt = file_format(p)
-    if p.stat().st_size == 0:
-        raise InvalidInput("the file is empty", file=name)
-    if fmt == "csv":
-        df = _read_csv(p, name, string_columns or set())
-    elif fmt == "parquet":
-        df = _read_parquet(p, name)
-    else:
-        df = _read_jsonl(p, name)
+    try:
+        if not p.exists():
+            raise InvalidInput("no such file", file=name)
+        if p.is_dir():
+            raise InvalidInput("is a folder, not a file", file=name)
+        fmt = file_format(p)
+        if p.stat().st_size == 0:
+            raise InvalidInput("the file is empty", file=name)
+        if fmt == "csv":
+            df = _read_csv(p, name, string_columns or set())
+        elif fmt == "parquet":
+            df = _read_parquet(p, name)
+        else:
+            df = _read_jsonl(p, name)
+    except OSError as e:
+        # A name too long, no permission, a device that fails: the file is not there
+        # to be read, whatever the reason.
+        raise InvalidInput(f"cannot read it: {e.strerror or e}", file=name) from None
     if len(df.columns) == 0:
         raise InvalidInput("the file has no columns", file=name)
     if len(df) == 0:
