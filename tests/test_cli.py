@@ -200,6 +200,30 @@ def test_data_create_then_list_shows_the_dataset(cli: Any) -> None:
     assert listed["active"] == 0
 
 
+@pytest.mark.parametrize(
+    ("schema", "said"),
+    [
+        ("radius:number,grade:integer,radius:integer", "column 'radius' appears twice"),
+        ("radius:number,:string", "':string' names no column"),
+        ("radius:number, :integer", "':integer' names no column"),
+    ],
+)
+def test_data_create_refuses_a_schema_with_a_twice_named_or_unnamed_column(
+    cli: Any, schema: str, said: str
+) -> None:
+    assert cli("init").code == 0
+    r = cli("data", "create", "d", "--task", "classification", "--label", "y", "--schema", schema)
+    assert r.code == 2 and said in r.err, r.err
+    assert cli("data", "list", "--json").json() == []
+
+
+def test_a_schema_object_with_a_twice_named_column_is_refused() -> None:
+    from trenches.patterns.inputs import InputColumn, InputSchema
+
+    with pytest.raises(trenches.InvalidInput, match="'x' appears twice"):
+        InputSchema((InputColumn("x", "number"), InputColumn("x", "string")))
+
+
 def test_data_create_a_taken_name_exits_2(cli: Any) -> None:
     assert cli("init").code == 0
     assert cli("data", "create", "cancer", "--task", "classification", "--label", "y").code == 0

@@ -73,6 +73,15 @@ class InputSchema:
 
     columns: tuple[InputColumn, ...]
 
+    def __post_init__(self) -> None:
+        seen: set[str] = set()
+        for c in self.columns:
+            if not c.name.strip():
+                raise InvalidInput("a column of the schema has no name")
+            if c.name in seen:
+                raise InvalidInput(f"column {c.name!r} appears twice in the schema")
+            seen.add(c.name)
+
     @property
     def names(self) -> list[str]:
         return [c.name for c in self.columns]
@@ -107,6 +116,8 @@ class InputSchema:
                 continue
             name, sep, typ = part.partition(":")
             typ = typ.strip()
+            if sep and not name.strip():
+                raise InvalidInput(f"schema entry {part.strip()!r} names no column")
             if not sep or typ not in COLUMN_TYPES:
                 raise InvalidInput(
                     f"schema entry {part.strip()!r} is not NAME:TYPE with TYPE one of "
