@@ -1147,6 +1147,36 @@ def test_a_short_row_after_a_200_kib_field_is_still_named(
     assert caught.value.row == 2 and "expected 2 fields, found 1" in str(caught.value)
 
 
+def test_a_csv_of_40000_unknown_columns_is_refused_from_its_header(
+    sqlite_store: trenches.Store, tmp_path: Path
+) -> None:
+    """The header is checked against the dataset's columns before any row is parsed:
+    the rows here are broken too, and the refusal names the columns, not a row."""
+    ds = sqlite_store.datasets.create("d", task="classification", label="label")
+    ds.add(pd.DataFrame({"a": [1.0, 2.0], "label": ["x", "y"]}), source="expert")
+    path = tmp_path / "wide.csv"
+    header = ",".join(f"c{i}" for i in range(40_000)) + ",label\n"
+    path.write_bytes(header.encode() + b"1,2\n\xff\xfe,3\n")
+    with pytest.raises(InvalidInput) as caught:
+        ds.add_file(path, source="expert")
+    assert caught.value.field == "c0" and caught.value.row is None
+    assert "unknown column 'c0' (and 39,999 more unknown)" in str(caught.value)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_file_without_an_input_column_is_refused_from_its_header(
+    sqlite_store: trenches.Store, tmp_path: Path, fmt: str
+) -> None:
+    ds = sqlite_store.datasets.create("d", task="classification", label="label")
+    ds.add(pd.DataFrame({"a": [1.0, 2.0], "b": [1, 2], "label": ["x", "y"]}), source="expert")
+    frame = pd.DataFrame({"a": [3.0], "label": ["x"]})
+    path = tmp_path / f"narrow.{fmt}"
+    frame.to_csv(path, index=False) if fmt == "csv" else frame.to_parquet(path)
+    with pytest.raises(InvalidInput) as caught:
+        ds.add_file(path, source="expert")
+    assert caught.value.field == "b" and "missing" in str(caught.value)
+
+
 def test_text_dataset_round_trips_a_dataframe(store: trenches.Store) -> None:
     frame = pd.DataFrame.from_records(review_records())
     ds = store.datasets.create("reviews", task="classification", label="label", text="review")

@@ -26,7 +26,7 @@ from trenches.db.engine import bulk_insert, id_in, lock_patterns, read, write
 from trenches.errors import Conflict, InvalidInput, NotFound
 from trenches.names import SPLITS
 from trenches.patterns import inputs as inp
-from trenches.patterns.ingest import read_file
+from trenches.patterns.ingest import file_columns, read_file
 from trenches.verdicts import Tolerance, tolerance_for
 
 if TYPE_CHECKING:
@@ -197,6 +197,11 @@ class Dataset:
             strings.add(self.label_column)
         if self.text_column:
             strings.add(self.text_column)
+        # The header alone can show that the columns are wrong: say so before the work
+        # of parsing every row (a file of 40,000 unknown columns took 44 s to refuse).
+        header = file_columns(path)
+        if header is not None:
+            self._check_columns(header, str(path))
         frame = read_file(path, string_columns=strings)
         text_file = Path(path).suffix.lower() == ".csv"
         return self._add(
@@ -263,6 +268,20 @@ class Dataset:
 
     def _resolve_schema(self, frame: pd.DataFrame, file: str | None) -> inp.InputSchema:
         columns = [str(c) for c in frame.columns]
+        input_names = self._check_columns(columns, file)
+        if self.schema is None:
+            return inp.InputSchema(
+                tuple(
+                    inp.InputColumn(c, inp.infer_type(frame[c], is_text=c == self.text_column))
+                    for c in input_names
+                )
+            )
+        return self.schema
+
+    def _check_columns(self, columns: list[str], file: str | None) -> list[str]:
+        """The input columns among ``columns``, or ``InvalidInput`` when the label, the
+        text column or (once the dataset has a schema) an input column is missing, or a
+        column is not one of the dataset's."""
         if self.label_column not in columns:
             raise InvalidInput(
                 f"the label column {self.label_column!r} is missing "
@@ -280,25 +299,22 @@ class Dataset:
         if not input_names:
             raise InvalidInput("there are no input columns besides the label", file=file)
         if self.schema is None:
-            return inp.InputSchema(
-                tuple(
-                    inp.InputColumn(c, inp.infer_type(frame[c], is_text=c == self.text_column))
-                    for c in input_names
-                )
-            )
+            return input_names
         known = set(self.schema.names)
-        for c in input_names:
-            if c not in known:
-                raise InvalidInput(
-                    f"unknown column {c!r}; the dataset's input columns are "
-                    + ", ".join(self.schema.names),
-                    file=file,
-                    field=c,
-                )
+        unknown = [c for c in input_names if c not in known]
+        if unknown:
+            more = f" (and {len(unknown) - 1:,} more unknown)" if len(unknown) > 1 else ""
+            raise InvalidInput(
+                f"unknown column {unknown[0]!r}{more}; the dataset's input columns are "
+                + ", ".join(self.schema.names),
+                file=file,
+                field=unknown[0],
+            )
+        given = set(input_names)
         for c in self.schema.names:
-            if c not in input_names:
+            if c not in given:
                 raise InvalidInput("this input column is missing", file=file, field=c)
-        return self.schema
+        return input_names
 
     def _add(
         self,
