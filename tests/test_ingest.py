@@ -1258,6 +1258,19 @@ def test_created_at_defaults_to_the_time_of_import(store: trenches.Store) -> Non
     assert ((created >= before - pd.Timedelta("1s")) & (created <= after)).all()
 
 
+def test_patterns_from_before_1970_are_stored_and_snapshotted(
+    sqlite_store: trenches.Store,
+) -> None:
+    ds = sqlite_store.datasets.create("old", task="classification", label="y")
+    ds.add(
+        pd.DataFrame({"x": [1.0, 2.0], "y": ["a", "b"]}), source="expert", created_at="1960-01-01"
+    )
+    info = ds.pattern_info()
+    assert list(info["created_at"].dt.year) == [1960, 1960]
+    snap = ds.snapshot(as_of="1961-01-01")
+    assert snap.patterns == 2 and snap.verify()
+
+
 @pytest.mark.parametrize(
     "when",
     [

@@ -559,5 +559,6 @@ def content_hashes(
     label_words = np.array([_text_word(str(u)) for u in uniques], dtype=np.uint64)
     parts.append(label_words[inverse.reshape(-1)])
     parts.append(np.full(n, _text_word(source), dtype=np.uint64))
-    parts.append(np.full(n, np.uint64(created_at), dtype=np.uint64))
+    # A time before 1970 is negative: hashed as its 64-bit two's complement.
+    parts.append(np.full(n, np.uint64(created_at % 2**64), dtype=np.uint64))
     return _hash_bytes(row_hash(np.column_stack(parts), _CONTENT_SEEDS))
