@@ -249,6 +249,26 @@ def test_data_add_reports_rows_ids_and_splits(cli: Any, tmp_path: Path) -> None:
     assert "added 80 patterns" in _flat(human.out)
 
 
+def test_data_add_of_a_file_imported_before_warns_and_skip_existing_adds_nothing(
+    cli: Any, cancer: pd.DataFrame, tmp_path: Path
+) -> None:
+    # `cancer` imported jan.csv (60 rows) from expert; some of it comes again, with news.
+    again = pd.concat([cancer.iloc[:25], numeric_frame(5, seed=7)], ignore_index=True)
+    path = write_csv(tmp_path / "again.csv", again)
+    twice = cli("data", "add", path, "-d", "cancer", "--source", "expert")
+    assert twice.code == 0
+    assert "warning: 25 of these 30 patterns were in cancer already" in _flat(twice.err)
+    assert "--skip-existing" in twice.err
+    assert _show(cli)["active"] == 90
+    skipped = cli("data", "add", path, "-d", "cancer", "--source", "expert", "--skip-existing")
+    assert skipped.code == 0 and "warning" not in skipped.err
+    assert "nothing added to cancer" in _flat(skipped.out) and "all 30" in _flat(skipped.out)
+    fresh = write_csv(tmp_path / "fresh.csv", pd.concat([again, numeric_frame(3, seed=8)]))
+    some = cli("data", "add", fresh, "-d", "cancer", "--source", "expert", "--skip-existing")
+    assert "added 3 patterns" in _flat(some.out) and "30 stored already, skipped" in some.out
+    assert _show(cli)["active"] == 93
+
+
 def test_data_add_csv_with_a_string_column(cli: Any, tmp_path: Path) -> None:
     """A CSV with a categorical column (``site``) imports; the strings come back as is."""
     assert cli("init").code == 0

@@ -1310,3 +1310,94 @@ def test_bad_provenance_is_refused(
     with pytest.raises(InvalidInput):
         dataset.add(pd.DataFrame.from_records(good_records(3)), **kwargs)
     assert_unchanged(store, before)
+
+
+# --- importing what is stored already --------------------------------------------------
+
+
+def _frame(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "radius": rng.normal(10, 2, n),
+            "site": rng.choice(["left", "right"], n),
+            "label": rng.choice(["benign", "malignant"], n),
+        }
+    )
+
+
+def test_the_same_rows_imported_again_are_stored_twice_and_counted(
+    store: trenches.Store, tmp_path: Path
+) -> None:
+    ds = store.datasets.create("d", task="classification", label="label")
+    frame = _frame(40, seed=1)
+    first = ds.add(frame, source="expert", created_at="2026-01-01")
+    assert first.already_stored == 0
+    path = tmp_path / "again.csv"
+    frame.to_csv(path, index=False)
+    again = ds.add_file(path, source="expert")  # another time: only the time differs
+    assert (again.rows, again.already_stored, again.skipped) == (40, 40, 0)
+    assert len(ds.patterns()) == 80
+
+
+def test_skip_existing_stores_nothing_when_every_row_is_stored(
+    store: trenches.Store, tmp_path: Path
+) -> None:
+    ds = store.datasets.create("d", task="classification", label="label")
+    frame = _frame(40, seed=1)
+    ds.add(frame, source="expert")
+    before = fingerprint(store)
+    again = ds.add(frame, source="expert", skip_existing=True)
+    assert (again.rows, again.already_stored, again.skipped) == (0, 40, 40)
+    assert again.batch_id is None and list(again.pattern_ids) == []
+    assert_unchanged(store, before)  # not even an empty import is recorded
+
+
+@pytest.mark.parametrize("chunk", [50_000, 7], ids=["one-chunk", "chunks-of-7"])
+def test_skip_existing_stores_only_the_new_rows(
+    store: trenches.Store, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    monkeypatch.setattr(datasets_module, "CHUNK_ROWS", chunk)
+    ds = store.datasets.create("d", task="classification", label="label")
+    old, new = _frame(30, seed=1), _frame(20, seed=2)
+    ds.add(old, source="expert")
+    mixed = pd.concat([new.iloc[:10], old, new.iloc[10:]], ignore_index=True)
+    result = ds.add(mixed, source="expert", skip_existing=True)
+    assert (result.rows, result.already_stored, result.skipped) == (20, 30, 30)
+    assert sum(result.by_split.values()) == 20
+    stored = ds.patterns(ids=list(result.pattern_ids))
+    pd.testing.assert_frame_equal(
+        stored.reset_index(drop=True), new, check_dtype=False, check_exact=True
+    )
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            select(t.import_batches.c.rows).where(t.import_batches.c.id == result.batch_id)
+        ).scalar_one()
+    assert rows == 20
+
+
+def test_another_label_or_source_is_new_content(store: trenches.Store) -> None:
+    ds = store.datasets.create("d", task="classification", label="label")
+    frame = _frame(10, seed=1)
+    ds.add(frame, source="expert")
+    flipped = frame.assign(label=frame["label"].map({"benign": "malignant", "malignant": "benign"}))
+    assert ds.add(flipped, source="expert", skip_existing=True).rows == 10
+    assert ds.add(frame, source="crowd", skip_existing=True).rows == 10
+    copies = pd.concat([frame, frame], ignore_index=True)
+    fresh = store.datasets.create("e", task="classification", label="label")
+    # Copies inside one file are not "stored already": nothing was, before it.
+    assert fresh.add(copies, source="expert", skip_existing=True).rows == 20
+
+
+def test_a_relabelled_pattern_is_not_brought_back_by_importing_its_file_again(
+    store: trenches.Store,
+) -> None:
+    ds = store.datasets.create("d", task="classification", label="label")
+    frame = _frame(10, seed=1)
+    first = ds.add(frame, source="expert")
+    pid = first.pattern_ids[0]
+    other = "malignant" if frame["label"][0] == "benign" else "benign"
+    store.patterns.relabel(pid, other, source="expert", reason="biopsy")
+    again = ds.add(frame, source="expert", skip_existing=True)
+    assert (again.rows, again.already_stored) == (0, 10)
+    assert len(ds.patterns()) == 10

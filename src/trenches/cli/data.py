@@ -99,9 +99,17 @@ def add(
         None, "--created-at", help="When these patterns arrived (default now), ISO 8601."
     ),
     tag: list[str] = typer.Option([], "--tag", help="A tag for every pattern (repeatable)."),
+    skip_existing: bool = typer.Option(
+        False,
+        "--skip-existing",
+        help="Store only the rows the dataset does not hold yet (the same inputs, label and "
+        "source count as held, active or not): importing a file again adds nothing twice.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Import patterns from a file: one transaction, all rows or none.
+    """Import patterns from a file: one transaction, all rows or none. A row the dataset
+    holds already (the same inputs, label and source) is stored again, with a warning
+    saying how many; `--skip-existing` stores only the new ones.
 
     Example: `trenches data add batch1.csv --dataset cancer --source expert --labelled-by dr.who`
     """
@@ -116,14 +124,32 @@ def add(
                 created_at=created_at,
                 tags=tag,
                 progress=advance,
+                skip_existing=skip_existing,
             )
+    if result.already_stored and not skip_existing:
+        n = result.already_stored
+        was, are = ("was", "is") if n == 1 else ("were", "are")
+        err_console.print(
+            f"[yellow]warning:[/] {n} of these {result.rows} patterns {was} in "
+            f"{escape(result.dataset)} already (the same inputs, label and source) and {are} "
+            "now stored twice; `--skip-existing` stores only the new ones (`trenches data "
+            "deactivate` takes copies out)"
+        )
     if as_json:
         print_json(result.__dict__)
         return
+    skipped = f"; {result.skipped} stored already, skipped" if result.skipped else ""
+    if not result.rows:
+        console.print(
+            f"nothing added to [bold]{escape(result.dataset)}[/] from {escape(str(file))}: "
+            f"all {result.skipped} patterns are stored already"
+        )
+        return
     splits = ", ".join(f"{k} {v}" for k, v in result.by_split.items())
     console.print(
-        f"added {result.rows} patterns to [bold]{result.dataset}[/] from {file} "
-        f"(ids {result.first_id}-{result.last_id}, import {result.batch_id}; {splits})"
+        f"added {result.rows} patterns to [bold]{escape(result.dataset)}[/] from "
+        f"{escape(str(file))} (ids {result.first_id}-{result.last_id}, import "
+        f"{result.batch_id}; {splits}){skipped}"
     )
 
 

@@ -359,7 +359,7 @@ class Problems:
             )
         else:
             imported = ds.add(frame, source=source, labelled_by=labelled_by, note=f"problem {slug}")
-        ids = list(range(imported.first_id, imported.last_id + 1))
+        ids = list(imported.pattern_ids)
         return self.add(
             slug,
             positive=[i for i, side in zip(ids, sides, strict=True) if side == "positive"],
