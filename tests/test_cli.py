@@ -602,6 +602,26 @@ def test_bad_input_in_a_real_process_is_one_line_without_traceback(tmp_path: Pat
     assert lines[0].startswith('error: bad.csv, row 2, column "texture"')
 
 
+def test_an_unexpected_exception_is_one_line_calling_itself_a_bug_with_status_70(
+    cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last resort: a bug (here planted in the run search) is not a user's mistake,
+    so it is neither a traceback nor exit 2; --debug shows the traceback."""
+    from trenches.runs.search import Runs
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ZeroDivisionError("division by zero\nsecond line")
+
+    assert cli("init").code == 0
+    monkeypatch.setattr(Runs, "list", broken)
+    r = cli("runs", "list")
+    assert r.code == 70 and "Traceback" not in r.err
+    assert len(r.err.strip().splitlines()) == 1
+    assert "ZeroDivisionError: division by zero second line" in r.err and "bug" in r.err
+    with pytest.raises(ZeroDivisionError):
+        main(["--debug", "runs", "list"])
+
+
 def test_an_error_naming_a_long_path_stays_on_one_line(tmp_path: Path) -> None:
     """Scripts read the error line by line: it must not be wrapped at 80 columns."""
     _store_with_schema(tmp_path)
