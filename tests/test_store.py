@@ -125,9 +125,10 @@ def _damaged(tmp_path: Path) -> Path:
         lambda p: (p / "notes.txt").write_text("hello\n") and p / "notes.txt",
         lambda p: (p / "empty.csv").write_bytes(b"") or p / "empty.csv",
         lambda p: (p / "f.txt").write_text("x") and p / "f.txt" / "inside",
+        lambda p: (p / "folder.db").mkdir() or p / "folder.db",
         _damaged,
     ],
-    ids=["text-as-db", "text-file", "empty-file", "below-a-file", "truncated"],
+    ids=["text-as-db", "text-file", "empty-file", "below-a-file", "folder-as-db", "truncated"],
 )
 def test_a_path_that_is_not_a_store_is_a_store_error_naming_it(
     tmp_path: Path, make: Any, create: bool
