@@ -200,6 +200,30 @@ def test_data_create_then_list_shows_the_dataset(cli: Any) -> None:
     assert listed["active"] == 0
 
 
+@pytest.mark.parametrize(
+    ("schema", "said"),
+    [
+        ("radius:number,grade:integer,radius:integer", "column 'radius' appears twice"),
+        ("radius:number,:string", "':string' names no column"),
+        ("radius:number, :integer", "':integer' names no column"),
+    ],
+)
+def test_data_create_refuses_a_schema_with_a_twice_named_or_unnamed_column(
+    cli: Any, schema: str, said: str
+) -> None:
+    assert cli("init").code == 0
+    r = cli("data", "create", "d", "--task", "classification", "--label", "y", "--schema", schema)
+    assert r.code == 2 and said in r.err, r.err
+    assert cli("data", "list", "--json").json() == []
+
+
+def test_a_schema_object_with_a_twice_named_column_is_refused() -> None:
+    from trenches.patterns.inputs import InputColumn, InputSchema
+
+    with pytest.raises(trenches.InvalidInput, match="'x' appears twice"):
+        InputSchema((InputColumn("x", "number"), InputColumn("x", "string")))
+
+
 def test_data_create_a_taken_name_exits_2(cli: Any) -> None:
     assert cli("init").code == 0
     assert cli("data", "create", "cancer", "--task", "classification", "--label", "y").code == 0
@@ -223,6 +247,26 @@ def test_data_add_reports_rows_ids_and_splits(cli: Any, tmp_path: Path) -> None:
     human = cli("data", "add", csv, "-d", "cancer", "--source", "crowd")
     assert human.code == 0
     assert "added 80 patterns" in _flat(human.out)
+
+
+def test_data_add_of_a_file_imported_before_warns_and_skip_existing_adds_nothing(
+    cli: Any, cancer: pd.DataFrame, tmp_path: Path
+) -> None:
+    # `cancer` imported jan.csv (60 rows) from expert; some of it comes again, with news.
+    again = pd.concat([cancer.iloc[:25], numeric_frame(5, seed=7)], ignore_index=True)
+    path = write_csv(tmp_path / "again.csv", again)
+    twice = cli("data", "add", path, "-d", "cancer", "--source", "expert")
+    assert twice.code == 0
+    assert "warning: 25 of these 30 patterns were in cancer already" in _flat(twice.err)
+    assert "--skip-existing" in twice.err
+    assert _show(cli)["active"] == 90
+    skipped = cli("data", "add", path, "-d", "cancer", "--source", "expert", "--skip-existing")
+    assert skipped.code == 0 and "warning" not in skipped.err
+    assert "nothing added to cancer" in _flat(skipped.out) and "all 30" in _flat(skipped.out)
+    fresh = write_csv(tmp_path / "fresh.csv", pd.concat([again, numeric_frame(3, seed=8)]))
+    some = cli("data", "add", fresh, "-d", "cancer", "--source", "expert", "--skip-existing")
+    assert "added 3 patterns" in _flat(some.out) and "30 stored already, skipped" in some.out
+    assert _show(cli)["active"] == 93
 
 
 def test_data_add_csv_with_a_string_column(cli: Any, tmp_path: Path) -> None:
@@ -465,6 +509,14 @@ def test_check_passes_on_clean_data(cli: Any, cancer: pd.DataFrame) -> None:
     assert kinds["duplicates"]["found"] is False
 
 
+@pytest.mark.parametrize("precision", ["0", "-3", "18"])
+def test_check_refuses_a_precision_a_float_cannot_have(
+    cli: Any, cancer: pd.DataFrame, precision: str
+) -> None:
+    r = cli("data", "check", "cancer", f"--precision={precision}")
+    assert r.code == 2 and "precision" in r.err and "17" in r.err
+
+
 def test_check_refuses_an_unknown_kind(cli: Any, cancer: pd.DataFrame) -> None:
     r = cli("data", "check", "cancer", "--fail-on", "dupes")
     assert r.code == 2
@@ -548,6 +600,26 @@ def test_bad_input_in_a_real_process_is_one_line_without_traceback(tmp_path: Pat
     lines = r.err.strip().splitlines()
     assert len(lines) == 1, r.err
     assert lines[0].startswith('error: bad.csv, row 2, column "texture"')
+
+
+def test_an_unexpected_exception_is_one_line_calling_itself_a_bug_with_status_70(
+    cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last resort: a bug (here planted in the run search) is not a user's mistake,
+    so it is neither a traceback nor exit 2; --debug shows the traceback."""
+    from trenches.runs.search import Runs
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise ZeroDivisionError("division by zero\nsecond line")
+
+    assert cli("init").code == 0
+    monkeypatch.setattr(Runs, "list", broken)
+    r = cli("runs", "list")
+    assert r.code == 70 and "Traceback" not in r.err
+    assert len(r.err.strip().splitlines()) == 1
+    assert "ZeroDivisionError: division by zero second line" in r.err and "bug" in r.err
+    with pytest.raises(ZeroDivisionError):
+        main(["--debug", "runs", "list"])
 
 
 def test_an_error_naming_a_long_path_stays_on_one_line(tmp_path: Path) -> None:
@@ -866,3 +938,159 @@ def test_evaluate_also_predicts_every_problems_patterns(cli: Any, tmp_path: Path
     assert out["computed"] == out["size"] + 4  # the split and the problem's 4 patterns
     with trenches.open(tmp_path / ".trenches") as store:
         assert [s.missing for s in store.problems.scores("p")] == [0]
+
+
+# --- numbers beyond the store's 64-bit integers --------------------------------------
+
+BEYOND = str(2**63)
+
+
+def _parameters(command: tuple[str, ...]) -> list[Any]:
+    found: Any = typer.main.get_command(app)
+    for word in command:
+        found = found.commands[word]
+    return list(found.params)
+
+
+def _is_integer(param: Any) -> bool:
+    annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+    if annotation is not None:
+        return annotation is int or annotation == list[int]
+    return getattr(getattr(param, "type", None), "name", "") in ("integer", "integer range")
+
+
+@pytest.mark.parametrize("command", list(_commands()), ids=" ".join)
+def test_every_integer_parameter_is_bounded_to_64_bits(command: tuple[str, ...]) -> None:
+    from trenches.cli._output import int64
+    from trenches.names import INT64_MAX
+
+    for param in _parameters(command):
+        if _is_integer(param):
+            bound = getattr(param, "max", None)
+            callback = getattr(param.callback, "__wrapped__", param.callback)
+            assert callback is int64 or (bound is not None and bound <= INT64_MAX), (
+                f"trenches {' '.join(command)} {param.name}: bound it with callback=int64"
+            )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("data", "history", BEYOND),
+        ("data", "relabel", BEYOND, "benign", "--source", "expert", "--reason", "r"),
+        ("data", "deactivate", "1", BEYOND, "--reason", "r"),
+        ("data", "diff", "1", BEYOND),
+        ("data", "diff", "1", "1", "--limit", BEYOND),
+        ("data", "check", "d", "--snapshot", BEYOND),
+        ("data", "check", "d", "--precision", BEYOND),
+        ("runs", "show", BEYOND),
+        ("data", "check", "d", "--snapshot", f"-{2**63 + 1}"),
+        ("runs", "list", "--limit", BEYOND),
+        ("monitor", "history", "--limit", BEYOND),
+        ("monitor", "outliers", "clf@1", "--top", BEYOND),
+        ("monitor", "outliers", "clf@1", "--seed", BEYOND),
+        ("predictions", "show", "clf@1", "--limit", BEYOND),
+        ("explain", "clf@1", BEYOND),
+        ("explain", "clf@1", "1", "--samples", BEYOND),
+        ("evaluate", "clf@1", "--batch-size", BEYOND),
+        ("requests", "feedback", "r-1", "--row", BEYOND, "--rating", "1"),
+        ("retrain", "clf", "--report", BEYOND),
+    ],
+    ids=lambda a: " ".join(w for w in a if w != BEYOND),
+)
+def test_an_integer_beyond_64_bits_is_a_usage_error_naming_the_parameter(
+    cli: Any, tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    assert cli("init").code == 0
+    _trained(tmp_path, 60, seed=1)
+    r = cli(*args)
+    assert r.code == 2, r.err
+    said = _flat(r.err)
+    assert "Traceback" not in said and ("out of range" in said or "less than or equal" in said)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("lineage", f"clf@{BEYOND}"),
+        ("models", "promote", f"clf@{BEYOND}", "production", "--reason", "r"),
+        ("evaluate", f"clf@{2**64}"),
+        ("predictions", "show", "clf@1", "--patterns", f"1,{BEYOND}"),
+        ("problems", "add", "p", "--positive", f"1,{BEYOND}"),
+        ("monitor", "drift", "clf@1", "--reference", f"{BEYOND}:train"),
+    ],
+    ids=lambda a: " ".join(w.replace(BEYOND, "2^63").replace(str(2**64), "2^64") for w in a),
+)
+def test_an_id_beyond_64_bits_in_a_reference_or_list_exits_2_with_a_message(
+    cli: Any, tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    assert cli("init").code == 0
+    _trained(tmp_path, 60, seed=1)
+    assert cli("problems", "create", "p", "--dataset", "d", "--title", "P").code == 0
+    r = cli(*args)
+    assert r.code == 2, r.err
+    assert r.err.startswith("error:") and "Traceback" not in r.err
+
+
+# --- trenches.toml that cannot be read ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        ("missing.toml", None),
+        ("folder.toml", "folder"),
+        ("latin1.toml", b"[monitor]\nalpha = 0.05 # \xe9\n"),
+        ("broken.toml", b"[[gates.clf]\nmetric =\n"),
+    ],
+    ids=["missing", "a-folder", "not-utf8", "not-toml"],
+)
+def test_a_config_that_cannot_be_read_exits_2_naming_it(
+    cli: Any, tmp_path: Path, config: tuple[str, Any]
+) -> None:
+    assert cli("init").code == 0
+    _trained(tmp_path, 60, seed=1)
+    name, content = config
+    if content == "folder":
+        (tmp_path / name).mkdir()
+    elif content is not None:
+        (tmp_path / name).write_bytes(content)
+    for command in (("check", "clf@1"), ("retrain", "clf"), ("monitor", "drift", "clf@1")):
+        r = cli(*command, "--config", name)
+        assert r.code == 2, r.err
+        assert r.err.startswith("error:") and name in r.err and len(r.err.splitlines()) == 1
+
+
+# --- long text fields -------------------------------------------------------------------
+
+LONG = "a long report " * (200 * 1024 // 14)
+
+
+def test_every_file_import_reads_a_200_kib_text_field(cli: Any, tmp_path: Path) -> None:
+    """data add, problems add --from-file, models add-baseline and monitor --current all
+    read files through one reader; the csv module's 128 KiB field limit stopped each."""
+    assert cli("init").code == 0
+    _trained(tmp_path, 60, seed=1)
+    notes = tmp_path / "notes.csv"
+    pd.DataFrame({"note": [LONG, "short"], "label": ["a", "b"]}).to_csv(notes, index=False)
+    assert cli("data", "create", "notes", "--task", "classification", "--label", "label").code == 0
+    added = cli("data", "add", notes, "--dataset", "notes", "--source", "expert")
+    assert added.code == 0, added.err
+    with trenches.open(tmp_path / ".trenches") as store:
+        assert LONG in set(store.datasets.get("notes").patterns()["note"])
+    assert cli("problems", "create", "long", "--dataset", "notes", "--title", "Long").code == 0
+    problem = cli("problems", "add", "long", "--from-file", notes)
+    assert problem.code == 0, problem.err
+    predictions = tmp_path / "predictions.csv"
+    pd.DataFrame(
+        {"pattern_id": [1, 2], "prediction": ["benign", "benign"], "comment": [LONG, ""]}
+    ).to_csv(predictions, index=False)
+    baseline = cli("models", "add-baseline", "rule", "--dataset", "d", "--predictions", predictions)
+    assert baseline.code == 0, baseline.err
+    current = tmp_path / "current.csv"
+    make_frame(40, seed=9).drop(columns=["site", "label"]).assign(comment=LONG).to_csv(
+        current, index=False
+    )
+    for command in ("drift", "outliers"):
+        r = cli("monitor", command, "clf@1", "--current", current)
+        assert r.code in (0, 1) and not r.err.startswith("error"), r.err

@@ -371,6 +371,8 @@ BAD_FILES = [
     ),
     BadFile("nonexistent.csv", lambda p: None, None, None, "no such file", first_import=True),
     BadFile("folder.csv", lambda p: p.mkdir(), None, None, "folder", first_import=True),
+    # Longer than a file name may be: the check whether it exists raised an OSError.
+    BadFile("n" * 300 + ".csv", lambda p: None, None, None, "name too long", first_import=True),
 ]
 
 
@@ -388,7 +390,7 @@ def assert_names_the_place(err: InvalidInput, file: str | None, bad: BadFile) ->
         assert f'column "{bad.field}"' in message
 
 
-@pytest.mark.parametrize("bad", BAD_FILES, ids=lambda b: b.name)
+@pytest.mark.parametrize("bad", BAD_FILES, ids=lambda b: b.name[:40])
 def test_bad_file_is_refused_naming_the_place_and_changes_nothing(
     store: trenches.Store, dataset: trenches.Dataset, tmp_path: Path, bad: BadFile
 ) -> None:
@@ -401,7 +403,7 @@ def test_bad_file_is_refused_naming_the_place_and_changes_nothing(
     assert_unchanged(store, before)
 
 
-@pytest.mark.parametrize("bad", [b for b in BAD_FILES if b.first_import], ids=lambda b: b.name)
+@pytest.mark.parametrize("bad", [b for b in BAD_FILES if b.first_import], ids=lambda b: b.name[:40])
 def test_bad_first_import_leaves_the_dataset_without_schema(
     store: trenches.Store, tmp_path: Path, bad: BadFile
 ) -> None:
@@ -1112,6 +1114,69 @@ def test_free_text_with_commas_quotes_and_newlines_round_trips(
     assert list(out["label"]) == [r["label"] for r in records]
 
 
+LONG_TEXT = "word " * (200 * 1024 // 5) + 'end, with a comma and "quotes"\nand a line'
+
+
+def test_a_200_kib_text_field_in_a_csv_round_trips(
+    sqlite_store: trenches.Store, tmp_path: Path
+) -> None:
+    """The csv module refuses fields over 128 KiB unless told otherwise; a long text is
+    a normal text."""
+    path = tmp_path / "long.csv"
+    write_csv(path, [{"review": LONG_TEXT, "label": "pos"}, {"review": "short", "label": "neg"}])
+    limit = csv.field_size_limit()
+    ds = sqlite_store.datasets.create(
+        "reviews", task="classification", label="label", text="review"
+    )
+    ds.add_file(path, source="crowd")
+    assert list(ds.patterns()["review"]) == [LONG_TEXT, "short"]
+    assert csv.field_size_limit() == limit  # the csv module's limit is put back
+
+
+def test_a_short_row_after_a_200_kib_field_is_still_named(
+    sqlite_store: trenches.Store, tmp_path: Path
+) -> None:
+    path = tmp_path / "long.csv"
+    quoted = LONG_TEXT.replace('"', '""')
+    path.write_text(f'review,label\n"{quoted}",pos\nshort\n', encoding="utf-8")
+    ds = sqlite_store.datasets.create(
+        "reviews", task="classification", label="label", text="review"
+    )
+    with pytest.raises(InvalidInput) as caught:
+        ds.add_file(path, source="crowd")
+    assert caught.value.row == 2 and "expected 2 fields, found 1" in str(caught.value)
+
+
+def test_a_csv_of_40000_unknown_columns_is_refused_from_its_header(
+    sqlite_store: trenches.Store, tmp_path: Path
+) -> None:
+    """The header is checked against the dataset's columns before any row is parsed:
+    the rows here are broken too, and the refusal names the columns, not a row."""
+    ds = sqlite_store.datasets.create("d", task="classification", label="label")
+    ds.add(pd.DataFrame({"a": [1.0, 2.0], "label": ["x", "y"]}), source="expert")
+    path = tmp_path / "wide.csv"
+    header = ",".join(f"c{i}" for i in range(40_000)) + ",label\n"
+    path.write_bytes(header.encode() + b"1,2\n\xff\xfe,3\n")
+    with pytest.raises(InvalidInput) as caught:
+        ds.add_file(path, source="expert")
+    assert caught.value.field == "c0" and caught.value.row is None
+    assert "unknown column 'c0' (and 39,999 more unknown)" in str(caught.value)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_a_file_without_an_input_column_is_refused_from_its_header(
+    sqlite_store: trenches.Store, tmp_path: Path, fmt: str
+) -> None:
+    ds = sqlite_store.datasets.create("d", task="classification", label="label")
+    ds.add(pd.DataFrame({"a": [1.0, 2.0], "b": [1, 2], "label": ["x", "y"]}), source="expert")
+    frame = pd.DataFrame({"a": [3.0], "label": ["x"]})
+    path = tmp_path / f"narrow.{fmt}"
+    frame.to_csv(path, index=False) if fmt == "csv" else frame.to_parquet(path)
+    with pytest.raises(InvalidInput) as caught:
+        ds.add_file(path, source="expert")
+    assert caught.value.field == "b" and "missing" in str(caught.value)
+
+
 def test_text_dataset_round_trips_a_dataframe(store: trenches.Store) -> None:
     frame = pd.DataFrame.from_records(review_records())
     ds = store.datasets.create("reviews", task="classification", label="label", text="review")
@@ -1193,6 +1258,19 @@ def test_created_at_defaults_to_the_time_of_import(store: trenches.Store) -> Non
     assert ((created >= before - pd.Timedelta("1s")) & (created <= after)).all()
 
 
+def test_patterns_from_before_1970_are_stored_and_snapshotted(
+    sqlite_store: trenches.Store,
+) -> None:
+    ds = sqlite_store.datasets.create("old", task="classification", label="y")
+    ds.add(
+        pd.DataFrame({"x": [1.0, 2.0], "y": ["a", "b"]}), source="expert", created_at="1960-01-01"
+    )
+    info = ds.pattern_info()
+    assert list(info["created_at"].dt.year) == [1960, 1960]
+    snap = ds.snapshot(as_of="1961-01-01")
+    assert snap.patterns == 2 and snap.verify()
+
+
 @pytest.mark.parametrize(
     "when",
     [
@@ -1232,3 +1310,94 @@ def test_bad_provenance_is_refused(
     with pytest.raises(InvalidInput):
         dataset.add(pd.DataFrame.from_records(good_records(3)), **kwargs)
     assert_unchanged(store, before)
+
+
+# --- importing what is stored already --------------------------------------------------
+
+
+def _frame(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "radius": rng.normal(10, 2, n),
+            "site": rng.choice(["left", "right"], n),
+            "label": rng.choice(["benign", "malignant"], n),
+        }
+    )
+
+
+def test_the_same_rows_imported_again_are_stored_twice_and_counted(
+    store: trenches.Store, tmp_path: Path
+) -> None:
+    ds = store.datasets.create("d", task="classification", label="label")
+    frame = _frame(40, seed=1)
+    first = ds.add(frame, source="expert", created_at="2026-01-01")
+    assert first.already_stored == 0
+    path = tmp_path / "again.csv"
+    frame.to_csv(path, index=False)
+    again = ds.add_file(path, source="expert")  # another time: only the time differs
+    assert (again.rows, again.already_stored, again.skipped) == (40, 40, 0)
+    assert len(ds.patterns()) == 80
+
+
+def test_skip_existing_stores_nothing_when_every_row_is_stored(
+    store: trenches.Store, tmp_path: Path
+) -> None:
+    ds = store.datasets.create("d", task="classification", label="label")
+    frame = _frame(40, seed=1)
+    ds.add(frame, source="expert")
+    before = fingerprint(store)
+    again = ds.add(frame, source="expert", skip_existing=True)
+    assert (again.rows, again.already_stored, again.skipped) == (0, 40, 40)
+    assert again.batch_id is None and list(again.pattern_ids) == []
+    assert_unchanged(store, before)  # not even an empty import is recorded
+
+
+@pytest.mark.parametrize("chunk", [50_000, 7], ids=["one-chunk", "chunks-of-7"])
+def test_skip_existing_stores_only_the_new_rows(
+    store: trenches.Store, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    monkeypatch.setattr(datasets_module, "CHUNK_ROWS", chunk)
+    ds = store.datasets.create("d", task="classification", label="label")
+    old, new = _frame(30, seed=1), _frame(20, seed=2)
+    ds.add(old, source="expert")
+    mixed = pd.concat([new.iloc[:10], old, new.iloc[10:]], ignore_index=True)
+    result = ds.add(mixed, source="expert", skip_existing=True)
+    assert (result.rows, result.already_stored, result.skipped) == (20, 30, 30)
+    assert sum(result.by_split.values()) == 20
+    stored = ds.patterns(ids=list(result.pattern_ids))
+    pd.testing.assert_frame_equal(
+        stored.reset_index(drop=True), new, check_dtype=False, check_exact=True
+    )
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            select(t.import_batches.c.rows).where(t.import_batches.c.id == result.batch_id)
+        ).scalar_one()
+    assert rows == 20
+
+
+def test_another_label_or_source_is_new_content(store: trenches.Store) -> None:
+    ds = store.datasets.create("d", task="classification", label="label")
+    frame = _frame(10, seed=1)
+    ds.add(frame, source="expert")
+    flipped = frame.assign(label=frame["label"].map({"benign": "malignant", "malignant": "benign"}))
+    assert ds.add(flipped, source="expert", skip_existing=True).rows == 10
+    assert ds.add(frame, source="crowd", skip_existing=True).rows == 10
+    copies = pd.concat([frame, frame], ignore_index=True)
+    fresh = store.datasets.create("e", task="classification", label="label")
+    # Copies inside one file are not "stored already": nothing was, before it.
+    assert fresh.add(copies, source="expert", skip_existing=True).rows == 20
+
+
+def test_a_relabelled_pattern_is_not_brought_back_by_importing_its_file_again(
+    store: trenches.Store,
+) -> None:
+    ds = store.datasets.create("d", task="classification", label="label")
+    frame = _frame(10, seed=1)
+    first = ds.add(frame, source="expert")
+    pid = first.pattern_ids[0]
+    other = "malignant" if frame["label"][0] == "benign" else "benign"
+    store.patterns.relabel(pid, other, source="expert", reason="biopsy")
+    again = ds.add(frame, source="expert", skip_existing=True)
+    assert (again.rows, again.already_stored) == (0, 10)
+    assert len(ds.patterns()) == 10

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -187,6 +188,28 @@ def test_search_filters_and_orders(store: trenches.Store) -> None:
     assert len(store.runs.list("params.model != 'lr'")) == 1
     with pytest.raises(InvalidInput, match="cannot read"):
         store.runs.list("accuracy is high")
+
+
+@pytest.mark.parametrize(
+    "clause",
+    [
+        "metrics.acc > 1.2.3",
+        "metrics.acc > .",
+        "params.lr < 1..5",
+        "attributes.id = 1e400",
+        "metrics.acc > -1e999",
+    ],
+)
+def test_a_filter_with_a_malformed_number_is_invalid_input_naming_it(
+    sqlite_store: trenches.Store, clause: str
+) -> None:
+    with pytest.raises(InvalidInput, match=re.escape(repr(clause))):
+        sqlite_store.runs.list(clause)
+
+
+def test_a_negative_limit_is_invalid_input(sqlite_store: trenches.Store) -> None:
+    with pytest.raises(InvalidInput, match="limit -1"):
+        sqlite_store.runs.list(limit=-1)
 
 
 _KILLED = textwrap.dedent(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -97,3 +98,66 @@ def test_url_without_driver_uses_psycopg(postgres) -> None:  # type: ignore[no-u
             assert store.engine.dialect.driver == "psycopg"
     finally:
         postgres.drop_database(name)
+
+
+# --- what is not a store ----------------------------------------------------------------
+
+
+def _damaged(tmp_path: Path) -> Path:
+    """A real store's database cut short, as a failed copy leaves it."""
+    with trenches.open(tmp_path / "good") as store:
+        ds = store.datasets.create("d", task="classification", label="y")
+        ds.add(
+            __import__("pandas").DataFrame({"x": range(3000), "y": ["a", "b"] * 1500}),
+            source="expert",
+        )
+    whole = (tmp_path / "good" / "trenches.db").read_bytes()
+    cut = tmp_path / "cut.db"
+    cut.write_bytes(whole[: len(whole) // 3])
+    return cut
+
+
+@pytest.mark.parametrize("create", [True, False], ids=["create", "open"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda p: (p / "notes.db").write_text("hello, I am not SQLite\n") and p / "notes.db",
+        lambda p: (p / "notes.txt").write_text("hello\n") and p / "notes.txt",
+        lambda p: (p / "empty.csv").write_bytes(b"") or p / "empty.csv",
+        lambda p: (p / "f.txt").write_text("x") and p / "f.txt" / "inside",
+        lambda p: (p / "folder.db").mkdir() or p / "folder.db",
+        _damaged,
+    ],
+    ids=["text-as-db", "text-file", "empty-file", "below-a-file", "folder-as-db", "truncated"],
+)
+def test_a_path_that_is_not_a_store_is_a_store_error_naming_it(
+    tmp_path: Path, make: Any, create: bool
+) -> None:
+    path = make(tmp_path)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    with pytest.raises((trenches.StoreError, trenches.NotFound)) as e:
+        trenches.open(path, create=create).close()
+    message = str(e.value)
+    named = next(p for p in (path, *path.parents) if p.exists())
+    assert str(named) in message and "\n" not in message
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:", "sqlite:///"])
+def test_an_in_memory_database_is_refused_it_would_forget_everything(url: str) -> None:
+    with pytest.raises(trenches.StoreError, match="memory"):
+        trenches.open(url)
+
+
+def test_a_path_with_a_nul_character_is_invalid_input() -> None:
+    with pytest.raises(trenches.InvalidInput, match="NUL"):
+        trenches.open("a\x00b")
+
+
+def test_a_server_that_does_not_answer_is_a_one_line_store_error() -> None:
+    from conftest import dead_url
+
+    port = dead_url().split(":")[2].split("/")[0]
+    with pytest.raises(trenches.StoreError) as e:
+        trenches.open(f"postgresql://nobody@127.0.0.1:{port}/x")
+    assert "\n" not in str(e.value) and port in str(e.value)

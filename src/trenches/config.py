@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 DEFAULT_DIR = ".trenches"
 DB_FILE = "trenches.db"
@@ -45,6 +46,10 @@ def resolve(path_or_url: str | os.PathLike[str] | None = None) -> Location:
         env_url = os.environ.get(ENV_DB_URL)
         path_or_url = env_url or Path.cwd() / DEFAULT_DIR
     text = os.fspath(path_or_url)
+    if "\x00" in text:
+        from trenches.errors import InvalidInput
+
+        raise InvalidInput(f"the store location {text!r} holds a NUL character")
     if "://" in text:
         url = text
         sqlite_path = None
@@ -79,19 +84,33 @@ def find_project_file(start: Path | None = None) -> Path | None:
     return None
 
 
-def project_settings(start: Path | None = None) -> dict[str, object]:
-    """The parsed ``trenches.toml``, or an empty dict when there is none."""
+def read_project_file(path: str | os.PathLike[str]) -> tuple[str, dict[str, Any]]:
+    """The text of a ``trenches.toml`` and its parsed TOML. Whatever keeps it from being
+    read (no such file, a folder, no permission, not UTF-8, not TOML) is an
+    ``InvalidInput`` naming the file."""
     import tomllib
 
     from trenches.errors import InvalidInput
 
+    name = os.fspath(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise InvalidInput(f"not UTF-8 text ({e.reason})", file=name) from None
+    except OSError as e:
+        raise InvalidInput(f"cannot read it: {e.strerror or e}", file=name) from None
+    try:
+        return text, tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise InvalidInput(str(e), file=name) from None
+
+
+def project_settings(start: Path | None = None) -> dict[str, Any]:
+    """The parsed ``trenches.toml``, or an empty dict when there is none."""
     path = find_project_file(start)
     if path is None:
         return {}
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as e:
-        raise InvalidInput(f"{path}: {e}") from None
+    return read_project_file(path)[1]
 
 
 def current_user() -> str | None:

@@ -79,7 +79,7 @@ def run(folder: Path, console: Console) -> None:
         when = datetime.fromisoformat(month).replace(tzinfo=UTC)
         r1 = ds.add(expert, source="expert", labelled_by="dr.house", created_at=when)
         r2 = ds.add(crowd, source="crowd", labelled_by="crowd-vendor", created_at=when)
-        crowd_flipped += [r2.first_id + int(i) for i in np.flatnonzero(flip)]
+        crowd_flipped += [r2.pattern_ids[int(i)] for i in np.flatnonzero(flip)]
         console.print(
             f"  {month}: {r1.rows} expert + {r2.rows} crowd patterns "
             f"(ids {r1.first_id}-{r2.last_id})"

@@ -5,6 +5,17 @@ from __future__ import annotations
 
 SPLITS = ("train", "validation", "test")
 
+#: The store keeps ids, versions and counts as signed 64-bit integers: a number outside
+#: these bounds names nothing that can be stored, and the database driver cannot even
+#: send it.
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+
+def in_int64(value: int) -> bool:
+    return INT64_MIN <= value <= INT64_MAX
+
+
 #: The kinds a data check reports, in the order they are shown. ``source-mix`` is a
 #: summary and never "found".
 QUALITY_KINDS = (

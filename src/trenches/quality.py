@@ -124,6 +124,12 @@ def check_dataset(
     store: Store, dataset: Dataset, *, snapshot_id: int | None = None, precision: int = 4
 ) -> QualityReport:
     """Check the active patterns of ``dataset`` (or those of a snapshot)."""
+    if not 1 <= precision <= 17:
+        from trenches.errors import InvalidInput
+
+        raise InvalidInput(
+            f"precision {precision} must be from 1 to 17 significant digits (a float holds 17)"
+        )
     if snapshot_id is not None:
         snap = store.snapshots.get(snapshot_id)
         if snap.dataset_id != dataset.id:

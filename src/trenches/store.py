@@ -15,7 +15,7 @@ from trenches import config
 from trenches.artifacts import ArtifactStore
 from trenches.db import migrate
 from trenches.db.engine import make_engine
-from trenches.errors import NotFound
+from trenches.errors import NotFound, StoreError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -193,6 +193,29 @@ class Store:
         return f"<Store {self.url}>"
 
 
+def _check_sqlite_path(path: Path, *, create: bool) -> None:
+    """Refuse, naming it, a database path that cannot be a store: a folder, or a path
+    below a file (``--store notes.txt`` is read as the folder ``notes.txt/``)."""
+    if path.is_dir():
+        raise StoreError(f"{path} is a folder, not a database file")
+    blocker = next((p for p in path.parents if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise StoreError(
+            f"{blocker} is a file, not a store folder; name a store folder, a .db or "
+            ".sqlite file, or a database URL"
+        )
+    if path.exists():
+        return
+    if not create:
+        raise NotFound(
+            f"no trenches store at {path}; run `trenches init` first, or set {config.ENV_DB_URL}"
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StoreError(f"cannot make the store folder {path.parent}: {e.strerror}") from None
+
+
 def open(path_or_url: str | os.PathLike[str] | None = None, *, create: bool = True) -> Store:
     """Open a store, creating it (and upgrading its schema) as needed.
 
@@ -201,20 +224,18 @@ def open(path_or_url: str | os.PathLike[str] | None = None, *, create: bool = Tr
     With ``create=False``, a store that does not exist yet is an error.
     """
     location = config.resolve(path_or_url)
-    if location.sqlite_path is not None and not location.sqlite_path.exists():
-        if not create:
-            raise NotFound(
-                f"no trenches store at {location.sqlite_path}; run `trenches init` "
-                f"first, or set {config.ENV_DB_URL}"
-            )
-        location.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+    if location.sqlite_path is not None:
+        _check_sqlite_path(location.sqlite_path, create=create)
     engine = make_engine(location.db_url)
-    if not create and not migrate.schema_exists(engine):
+    try:
+        if not create and not migrate.schema_exists(engine):
+            raise NotFound(
+                f"the database {location.db_url} holds no trenches store; run `trenches init`"
+            )
+        migrate.upgrade(engine)
+    except BaseException:
         engine.dispose()
-        raise NotFound(
-            f"the database {location.db_url} holds no trenches store; run `trenches init`"
-        )
-    migrate.upgrade(engine)
+        raise
     if "://" not in location.artifacts:
         Path(location.artifacts).mkdir(parents=True, exist_ok=True)
     store = Store(location, engine)

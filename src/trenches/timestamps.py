@@ -12,6 +12,16 @@ _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*(?:ago)?\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
+def _us(moment: datetime) -> int:
+    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+#: The times a ``datetime`` can show, as microseconds: a parsed time stays between them.
+EARLIEST_US = _us(datetime.min.replace(tzinfo=UTC))
+LATEST_US = _us(datetime.max.replace(tzinfo=UTC))
+
+
 def now_us() -> int:
     return time.time_ns() // 1000
 
@@ -44,11 +54,17 @@ def parse(value: str | datetime | int | None, *, what: str = "time") -> int | No
     if isinstance(value, datetime):
         return to_us(value)
     if isinstance(value, int):
+        if not EARLIEST_US <= value <= LATEST_US:
+            raise InvalidInput(f"{what} {value} is not a time from year 1 to 9999 (microseconds)")
         return value
     text = value.strip()
     m = _RELATIVE.match(text)
     if m:
-        return now_us() - int(float(m.group(1)) * _UNITS[m.group(2)] * 1_000_000)
+        span = float(m.group(1)) * _UNITS[m.group(2)] * 1_000_000
+        now = now_us()
+        if not now - span >= EARLIEST_US:  # also an infinite span
+            raise InvalidInput(f"{what} {value!r} reaches back before the year 1")
+        return now - int(span)
     if text.lower() == "now":
         return now_us()
     try:

@@ -1,6 +1,7 @@
 """The ``trenches`` command: ``trenches NOUN VERB``, plus top-level jobs.
 
-Exit statuses: 0 ok, 1 a check failed, 2 bad usage or input.
+Exit statuses: 0 ok, 1 a check failed, 2 bad usage or input, 70 a bug in trenches (an
+exception that is not a trenches error: one line saying so, the traceback with --debug).
 
 ``trenches serve`` is assembled on its own, without the other commands' modules: a
 server has to answer within a second and a half of starting.
@@ -13,6 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import typer
+
+#: The exit status of an unexpected exception: a bug, not the user's doing (sysexits.h's
+#: EX_SOFTWARE).
+BUG_EXIT_STATUS = 70
 
 #: Root options that take a value, to find the command word after them.
 _VALUED = ("--store",)
@@ -65,6 +70,20 @@ def main(argv: list[str] | None = None) -> None:
 
         err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
         sys.exit(e.exit_code)
+    except Exception as e:
+        # Every user mistake and environment fault is a TrenchesError with a message;
+        # anything else is a bug. Say so in one line rather than with a traceback.
+        if state.debug:
+            raise
+        from rich.markup import escape
+
+        what = " ".join(f"{type(e).__name__}: {e}".split())[:300]
+        err_console.print(
+            f"[bold red]error:[/] {escape(what)} -- this is a bug in trenches; please report "
+            "it with the output of the same command run with --debug (trenches --debug ...)",
+            highlight=False,
+        )
+        sys.exit(BUG_EXIT_STATUS)
 
 
 def __getattr__(name: str) -> Any:

@@ -55,6 +55,20 @@ def open_store(*, create: bool = False) -> Store:
     return trenches.open(state.store, create=create)
 
 
+def int64(value: Any) -> Any:
+    """Typer callback of every integer parameter: a number the store's 64-bit integers
+    cannot hold is a usage error naming the parameter (exit 2), not an overflow deep in
+    the database driver."""
+    from trenches.names import INT64_MAX, in_int64
+
+    for v in value if isinstance(value, list | tuple) else [value]:
+        if isinstance(v, int) and not in_int64(v):
+            raise typer.BadParameter(
+                f"{v} is out of range: the store's integers are 64-bit, up to {INT64_MAX}"
+            )
+    return value
+
+
 def print_json(value: Any) -> None:
     sys.stdout.write(
         orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode() + "\n"

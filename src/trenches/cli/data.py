@@ -13,6 +13,7 @@ from trenches import timestamps
 from trenches.cli._output import (
     console,
     err_console,
+    int64,
     open_store,
     print_json,
     progress_bar,
@@ -98,9 +99,17 @@ def add(
         None, "--created-at", help="When these patterns arrived (default now), ISO 8601."
     ),
     tag: list[str] = typer.Option([], "--tag", help="A tag for every pattern (repeatable)."),
+    skip_existing: bool = typer.Option(
+        False,
+        "--skip-existing",
+        help="Store only the rows the dataset does not hold yet (the same inputs, label and "
+        "source count as held, active or not): importing a file again adds nothing twice.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Import patterns from a file: one transaction, all rows or none.
+    """Import patterns from a file: one transaction, all rows or none. A row the dataset
+    holds already (the same inputs, label and source) is stored again, with a warning
+    saying how many; `--skip-existing` stores only the new ones.
 
     Example: `trenches data add batch1.csv --dataset cancer --source expert --labelled-by dr.who`
     """
@@ -115,20 +124,38 @@ def add(
                 created_at=created_at,
                 tags=tag,
                 progress=advance,
+                skip_existing=skip_existing,
             )
+    if result.already_stored and not skip_existing:
+        n = result.already_stored
+        was, are = ("was", "is") if n == 1 else ("were", "are")
+        err_console.print(
+            f"[yellow]warning:[/] {n} of these {result.rows} patterns {was} in "
+            f"{escape(result.dataset)} already (the same inputs, label and source) and {are} "
+            "now stored twice; `--skip-existing` stores only the new ones (`trenches data "
+            "deactivate` takes copies out)"
+        )
     if as_json:
         print_json(result.__dict__)
         return
+    skipped = f"; {result.skipped} stored already, skipped" if result.skipped else ""
+    if not result.rows:
+        console.print(
+            f"nothing added to [bold]{escape(result.dataset)}[/] from {escape(str(file))}: "
+            f"all {result.skipped} patterns are stored already"
+        )
+        return
     splits = ", ".join(f"{k} {v}" for k, v in result.by_split.items())
     console.print(
-        f"added {result.rows} patterns to [bold]{result.dataset}[/] from {file} "
-        f"(ids {result.first_id}-{result.last_id}, import {result.batch_id}; {splits})"
+        f"added {result.rows} patterns to [bold]{escape(result.dataset)}[/] from "
+        f"{escape(str(file))} (ids {result.first_id}-{result.last_id}, import "
+        f"{result.batch_id}; {splits}){skipped}"
     )
 
 
 @app.command("relabel")
 def relabel(
-    pattern_id: int = typer.Argument(..., help="The pattern to relabel."),
+    pattern_id: int = typer.Argument(..., help="The pattern to relabel.", callback=int64),
     label: str = typer.Argument(..., help="The new label."),
     source: str = typer.Option(..., "--source", help="Who decided: expert, crowd, ..."),
     reason: str = typer.Option(..., "--reason", help="Why the label changes."),
@@ -151,7 +178,7 @@ def relabel(
 
 @app.command("deactivate")
 def deactivate(
-    pattern_ids: list[int] = typer.Argument(..., help="Pattern ids."),
+    pattern_ids: list[int] = typer.Argument(..., help="Pattern ids.", callback=int64),
     reason: str = typer.Option(..., "--reason", help="Why they leave the data."),
 ) -> None:
     """Take patterns out of later snapshots. They stay stored; earlier snapshots keep them.
@@ -165,7 +192,7 @@ def deactivate(
 
 @app.command("history")
 def history(
-    pattern_id: int = typer.Argument(..., help="Any version of the pattern."),
+    pattern_id: int = typer.Argument(..., help="Any version of the pattern.", callback=int64),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Show every version of a pattern: labels, sources, times, and the reasons for changes.
@@ -304,10 +331,16 @@ def tolerance(
 
 @app.command("diff")
 def diff(
-    a: int = typer.Argument(..., help="A snapshot id, e.g. the one version 3 trained on."),
-    b: int = typer.Argument(..., help="Another snapshot id of the same dataset."),
+    a: int = typer.Argument(
+        ..., help="A snapshot id, e.g. the one version 3 trained on.", callback=int64
+    ),
+    b: int = typer.Argument(..., help="Another snapshot id of the same dataset.", callback=int64),
     limit: int = typer.Option(
-        20, "--limit", min=0, help="Pattern ids listed per kind of change (the table only)."
+        20,
+        "--limit",
+        min=0,
+        callback=int64,
+        help="Pattern ids listed per kind of change (the table only).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Every change and count, as JSON."),
 ) -> None:
@@ -461,7 +494,9 @@ def show(
 @app.command("check")
 def check(
     name: str = typer.Argument(..., help="The dataset."),
-    snapshot: int = typer.Option(None, "--snapshot", help="Check this snapshot's patterns."),
+    snapshot: int = typer.Option(
+        None, "--snapshot", callback=int64, help="Check this snapshot's patterns."
+    ),
     fail_on: str = typer.Option(
         None,
         "--fail-on",
@@ -470,7 +505,10 @@ def check(
         + ", or all.",
     ),
     precision: int = typer.Option(
-        4, "--precision", help="Significant digits numbers are compared at for leakage."
+        4,
+        "--precision",
+        callback=int64,
+        help="Significant digits numbers are compared at for leakage (1 to 17).",
     ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:

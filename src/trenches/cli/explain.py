@@ -13,6 +13,7 @@ from trenches.cli._output import (
     TRUSTED_HELP,
     console,
     err_console,
+    int64,
     open_store,
     print_json,
     progress_bar,
@@ -24,16 +25,28 @@ if TYPE_CHECKING:
 
 def explain(
     ref: str = typer.Argument(..., help="A model version: name@3, name@production."),
-    pattern_ids: list[int] = typer.Argument(None, help="Patterns to explain, by id."),
+    pattern_ids: list[int] = typer.Argument(
+        None, help="Patterns to explain, by id.", callback=int64
+    ),
     problem: str = typer.Option(
         None, "--problem", help="Explain every pattern (positive and negative) of a problem."
     ),
-    seed: int = typer.Option(0, "--seed", min=0, help="Seed of LIME's random perturbations."),
+    seed: int = typer.Option(
+        0, "--seed", min=0, max=2**32 - 1, help="Seed of LIME's random perturbations."
+    ),
     samples: int = typer.Option(
-        5000, "--samples", min=10, help="Perturbed copies of each pattern the model is asked."
+        5000,
+        "--samples",
+        min=10,
+        callback=int64,
+        help="Perturbed copies of each pattern the model is asked.",
     ),
     features: int = typer.Option(
-        10, "--features", min=1, help="Most features (or words) in an explanation."
+        10,
+        "--features",
+        min=1,
+        callback=int64,
+        help="Most features (or words) in an explanation.",
     ),
     trusted: bool = typer.Option(False, "--trusted", help=TRUSTED_HELP),
     as_json: bool = typer.Option(False, "--json"),

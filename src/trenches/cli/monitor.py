@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
-from trenches.cli._output import TRUSTED_HELP, console, err_console, open_store, print_json
+from trenches.cli._output import TRUSTED_HELP, console, err_console, int64, open_store, print_json
 
 if TYPE_CHECKING:
     from trenches.monitoring.drift import ColumnDrift
@@ -232,7 +232,9 @@ def drift_command(
 @app.command("history")
 def history(
     model: str = typer.Argument(None, help="A model name or version (default: every model)."),
-    limit: int = typer.Option(50, "--limit", help="At most this many reports, newest first."),
+    limit: int = typer.Option(
+        50, "--limit", min=0, callback=int64, help="At most this many reports, newest first."
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """The drift reports over time, newest first: the window, what drifted, the alert,
@@ -287,8 +289,10 @@ def outliers(
     until: str = _UNTIL,
     current: Path = _CURRENT,
     reference: str = _REFERENCE,
-    top: int = typer.Option(20, "--top", help="How many rows to show."),
-    seed: int = typer.Option(0, "--seed", help="The isolation forest's random seed."),
+    top: int = typer.Option(20, "--top", min=1, callback=int64, help="How many rows to show."),
+    seed: int = typer.Option(
+        0, "--seed", min=0, max=2**32 - 1, help="The isolation forest's random seed."
+    ),
     trusted: bool = _TRUSTED,
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:

@@ -11,7 +11,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from trenches.cli._output import console, err_console, open_store, print_json
+from trenches.cli._output import console, err_console, int64, open_store, print_json
+from trenches.errors import InvalidInput
+from trenches.names import in_int64
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,7 +35,11 @@ def _pattern_set(value: str | None) -> str | list[int] | None:
     """``--patterns`` as the API takes it: a set's name, or a list of pattern ids."""
     if value is None or not _IDS.match(value):
         return value
-    return [int(part) for part in re.split(r"[,\s]+", value.strip(" ,")) if part]
+    ids = [int(part) for part in re.split(r"[,\s]+", value.strip(" ,")) if part]
+    beyond = [i for i in ids if not in_int64(i)]
+    if beyond:
+        raise InvalidInput(f"--patterns: pattern id {beyond[0]} is out of range (beyond 64 bits)")
+    return ids
 
 
 def _unpredicted(frame: pd.DataFrame) -> int:
@@ -72,7 +78,9 @@ def export(
 def show(
     ref: str = typer.Argument(..., help=_REF_HELP),
     patterns: str = typer.Option(None, "--patterns", help=_PATTERNS_HELP),
-    limit: int = typer.Option(20, "--limit", min=1, help="Show at most this many rows."),
+    limit: int = typer.Option(
+        20, "--limit", min=1, callback=int64, help="Show at most this many rows."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Rows as JSON, inputs included."),
 ) -> None:
     """Show a version's (or a baseline's) predictions, pattern by pattern, in pattern id

@@ -13,6 +13,7 @@ from trenches.cli._output import (
     console,
     err_console,
     exit_if_skipped,
+    int64,
     open_store,
     print_json,
     progress_bar,
@@ -65,7 +66,7 @@ def list_(
         None, "--version", help="Only this version (name@3, name@production) or model (name)."
     ),
     limit: int = typer.Option(
-        50, "--limit", min=0, help="Show the newest N requests (0: all of them)."
+        50, "--limit", min=0, callback=int64, help="Show the newest N requests (0: all of them)."
     ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -105,7 +106,9 @@ def list_(
 @app.command("feedback")
 def feedback(
     request_id: str = typer.Argument(..., help="The request id the server answered with."),
-    row: int = typer.Option(0, "--row", min=0, help="Which row of the request (from 0)."),
+    row: int = typer.Option(
+        0, "--row", min=0, callback=int64, help="Which row of the request (from 0)."
+    ),
     label: str = typer.Option(None, "--label", help="The true answer."),
     rating: float = typer.Option(None, "--rating", help="A rating of the answer."),
     comment: str = typer.Option(None, "--comment"),

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from trenches.cli._output import TRUSTED_HELP, console, err_console, open_store, print_json
+from trenches.cli._output import TRUSTED_HELP, console, err_console, int64, open_store, print_json
 
 if TYPE_CHECKING:
     from trenches.retrain import Retrain, RetrainStep
@@ -21,7 +21,10 @@ def retrain(
         None, "--config", help="The trenches.toml to read (default: the nearest one)."
     ),
     report: int = typer.Option(
-        None, "--report", help="The drift report that set this pass off (recorded with it)."
+        None,
+        "--report",
+        callback=int64,
+        help="The drift report that set this pass off (recorded with it).",
     ),
     trusted: bool = typer.Option(False, "--trusted", help=TRUSTED_HELP),
     history: bool = typer.Option(

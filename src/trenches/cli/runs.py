@@ -6,7 +6,7 @@ import typer
 from rich.table import Table
 
 from trenches import timestamps
-from trenches.cli._output import console, open_store, print_json
+from trenches.cli._output import console, int64, open_store, print_json
 
 app = typer.Typer(help="Training runs: params, metrics, code and data.", no_args_is_help=True)
 
@@ -22,7 +22,9 @@ def list_(
     order_by: list[str] = typer.Option(
         [], "--order-by", help="e.g. 'metrics.acc DESC' (repeatable). Default: newest first."
     ),
-    limit: int = typer.Option(None, "--limit", help="At most this many runs."),
+    limit: int = typer.Option(
+        None, "--limit", min=0, callback=int64, help="At most this many runs."
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """List runs, filtered and ordered.
@@ -56,7 +58,7 @@ def list_(
 
 @app.command("show")
 def show(
-    run_id: int = typer.Argument(..., help="The run's id."),
+    run_id: int = typer.Argument(..., help="The run's id.", callback=int64),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Show one run: status, times, params, tags, last metric values, code and data.

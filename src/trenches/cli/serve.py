@@ -69,7 +69,7 @@ def serve(
     if token_file is not None:
         try:
             token = token_file.read_text(encoding="utf-8").strip()
-        except OSError as e:
+        except (OSError, UnicodeDecodeError) as e:
             raise InvalidInput(f"cannot read the token file: {e}", file=str(token_file)) from None
         if not token:
             raise InvalidInput("the token file is empty", file=str(token_file))

@@ -20,7 +20,8 @@ from typing import Any
 from sqlalchemy import Engine, Table, create_engine, event, exc
 from sqlalchemy.engine import Connection
 
-from trenches.errors import DiskFull, StoreBusy, StoreError
+from trenches.errors import DiskFull, InvalidInput, StoreBusy, StoreError
+from trenches.names import in_int64
 
 #: Seconds a writer waits for another writer's lock before giving up.
 BUSY_TIMEOUT_S = 60.0
@@ -46,6 +47,13 @@ def make_engine(url: str, *, busy_timeout: float | None = None) -> Engine:
     """
     url = normalise_url(url)
     if url.startswith("sqlite"):
+        if _in_memory(url):
+            # Each connection of the pool would get a database of its own, and all of
+            # it would be gone at exit.
+            raise StoreError(
+                f"{url!r} is an in-memory database, which forgets everything when the "
+                "program ends; name a store folder or a .db file"
+            )
         timeout = BUSY_TIMEOUT_S if busy_timeout is None else busy_timeout
         engine = create_engine(
             url,
@@ -76,6 +84,12 @@ def make_engine(url: str, *, busy_timeout: float | None = None) -> Engine:
         raise StoreError(f"cannot use database URL {url!r}: {e}{hint}") from e
     except (exc.ArgumentError, exc.NoSuchModuleError) as e:
         raise StoreError(f"cannot use database URL {url!r}: {e}") from e
+
+
+def _in_memory(url: str) -> bool:
+    rest = url.split("://", 1)[1] if "://" in url else ""
+    path = rest[1:].split("?", 1)[0] if rest.startswith("/") else rest.split("?", 1)[0]
+    return path in ("", ":memory:") or "mode=memory" in url
 
 
 def _forget_pool_after_fork(engine: Engine) -> None:
@@ -138,6 +152,9 @@ def id_in(dialect: str, column: Any, ids: Sequence[int]) -> Any:
     from sqlalchemy.dialects.postgresql import ARRAY
 
     values = [int(i) for i in ids]
+    if values and not (in_int64(min(values)) and in_int64(max(values))):
+        wrong = next(v for v in values if not in_int64(v))
+        raise InvalidInput(f"id {wrong} is out of range: the store's ids are 64-bit integers")
     if dialect == "sqlite":
         import orjson
 
@@ -168,15 +185,22 @@ def read(engine: Engine) -> Iterator[Connection]:
         yield conn
 
 
+def database_name(engine: Engine) -> str:
+    """The SQLite file, or the server URL without its password: what a message names."""
+    if engine.dialect.name == "sqlite":
+        return str(engine.url.database)
+    return engine.url.render_as_string(hide_password=True)
+
+
 @contextmanager
 def translate_errors(engine: Engine | None = None) -> Iterator[None]:
-    """Turn driver errors that a user can act on into trenches errors (``engine``: the
-    database they come from, named in the message)."""
+    """Turn driver errors that a user can act on into trenches errors, on one line
+    (drivers' messages span several), naming the database when ``engine`` is given."""
     try:
         yield
     except _operational_errors() as e:
         orig = e.orig if isinstance(e, exc.DBAPIError) else e
-        text = str(orig) if orig is not None else str(e)
+        text = " ".join(str(orig if orig is not None else e).split())
         if "locked" in text or "busy" in text:
             raise StoreBusy(
                 f"the database stayed locked for over {BUSY_TIMEOUT_S:.0f} s by another "
@@ -186,10 +210,30 @@ def translate_errors(engine: Engine | None = None) -> Iterator[None]:
         if disk_is_full(orig, database):
             where = f"the disk holding {database}" if database else "the database's disk"
             raise DiskFull(
-                f"{where} is full ({text.strip()}); nothing of this change was written: "
+                f"{where} is full ({text}); nothing of this change was written: "
                 "free some space and try again"
             ) from e
-        raise StoreError(f"database error: {text}") from e
+        where = f" ({database_name(engine)})" if engine is not None else ""
+        raise StoreError(f"database error{where}: {text}") from e
+    except exc.DatabaseError as e:
+        # Only the bare class: its subclasses (IntegrityError, DataError) are refusals
+        # of a row that callers handle themselves. SQLite raises this one for a file
+        # that is not a database, or one cut short or overwritten.
+        if type(e) is not exc.DatabaseError:
+            raise
+        where = database_name(engine) if engine is not None else "the database"
+        text = _one_line(e)
+        if "not a database" in text:
+            raise StoreError(f"{where} is not a trenches store: {text}") from e
+        if "malformed" in text or "corrupt" in text:
+            raise StoreError(
+                f"{where} is damaged ({text}); restore it from a backup (trenches restore)"
+            ) from e
+        raise StoreError(f"database error ({where}): {text}") from e
+
+
+def _one_line(e: exc.DBAPIError) -> str:
+    return " ".join(str(e.orig if e.orig is not None else e).split())
 
 
 def _operational_errors() -> tuple[type[Exception], ...]:

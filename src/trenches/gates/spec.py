@@ -168,8 +168,6 @@ def lower_is_better(metric: str) -> bool:
 
 def load(model: str, path: Path | None = None) -> Criteria:
     """The gates of ``model`` from ``path`` (default: the nearest trenches.toml)."""
-    import tomllib
-
     from trenches.errors import InvalidInput
 
     found = path or config.find_project_file()
@@ -179,11 +177,7 @@ def load(model: str, path: Path | None = None) -> Criteria:
             f"{model!r} there as [[gates.{_toml_key(model)}]] tables (see docs/gates.md)"
         )
     file = str(found)
-    text = found.read_text(encoding="utf-8")
-    try:
-        settings = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise InvalidInput(f"{file}: {e}") from None
+    text, settings = config.read_project_file(found)
     gates = settings.get("gates")
     if gates is None:
         raise InvalidConfig(

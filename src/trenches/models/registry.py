@@ -16,6 +16,7 @@ from trenches.db import schema as t
 from trenches.db.engine import insert_ignore, read, write
 from trenches.errors import CheckFailed, Conflict, InvalidInput, NotFound
 from trenches.models import formats, trust
+from trenches.names import in_int64
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -201,7 +202,9 @@ class Models:
         name, which = m["name"], m["which"]
         model_id = self._model_id(conn, name, create=False)
         v = t.model_versions.c
-        if which.isdigit():
+        if which.isascii() and which.isdigit():
+            if not in_int64(int(which)):
+                raise NotFound(f"{ref}: model {name!r} has no version {which}")
             row = conn.execute(
                 select(t.model_versions).where(v.model_id == model_id, v.version == int(which))
             ).first()

@@ -22,6 +22,7 @@ from trenches.monitoring import settings as monitor_settings
 from trenches.monitoring.drift import drift
 from trenches.monitoring.reports import Alert, Monitored, alert_from_row, finite, report_from_row
 from trenches.monitoring.window import Current, from_requests, is_nan, kinds_of, typed
+from trenches.names import in_int64
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -252,6 +253,8 @@ class Monitoring:
                 snapshot_id = int(head)
             except ValueError:
                 raise InvalidInput(f"reference {reference!r}: not a snapshot id") from None
+            if not in_int64(snapshot_id):
+                raise InvalidInput(f"reference {reference!r}: no such snapshot")
             split = tail or "train"
         if split not in REFERENCE_SPLITS:
             raise InvalidInput(

@@ -64,17 +64,10 @@ def load(path: Path | None = None) -> MonitorSettings:
     """The ``[monitor]`` settings of ``path`` (default: the nearest trenches.toml); the
     defaults when there is no file or no table. A bad setting is an ``InvalidConfig``
     naming the file, the line and the key."""
-    import tomllib
-
     file = path if path is not None else config.find_project_file()
     if file is None:
         return MonitorSettings(DriftSettings())
-    try:
-        data = tomllib.loads(Path(file).read_text(encoding="utf-8"))
-    except OSError as e:
-        raise InvalidConfig(str(e), file=str(file), key="monitor", line=None) from None
-    except tomllib.TOMLDecodeError as e:
-        raise InvalidConfig(str(e), file=str(file), key="monitor", line=None) from None
+    _, data = config.read_project_file(file)
     raw = data.get("monitor", {})
     name = Path(file).name
 

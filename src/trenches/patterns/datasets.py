@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import orjson
 import pandas as pd
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from trenches import timestamps
@@ -26,7 +26,8 @@ from trenches.db.engine import bulk_insert, id_in, lock_patterns, read, write
 from trenches.errors import Conflict, InvalidInput, NotFound
 from trenches.names import SPLITS
 from trenches.patterns import inputs as inp
-from trenches.patterns.ingest import read_file
+from trenches.patterns.existing import StoredContent
+from trenches.patterns.ingest import file_columns, read_file
 from trenches.verdicts import Tolerance, tolerance_for
 
 if TYPE_CHECKING:
@@ -68,13 +69,28 @@ class ImportResult:
     """What one import stored."""
 
     dataset: str
-    batch_id: int
+    #: The import's id; ``None`` when ``skip_existing`` left nothing to store.
+    batch_id: int | None
+    #: Patterns stored by this import.
     rows: int
-    first_id: int
-    last_id: int
+    #: Their ids run from ``first_id`` to ``last_id`` (``None`` when none was stored).
+    first_id: int | None
+    last_id: int | None
     by_split: dict[str, int]
     source: str
     file: str | None
+    #: Rows the dataset held already, with the same inputs, label and source (active or
+    #: not): stored again, or with ``skip_existing`` left out.
+    already_stored: int = 0
+    #: Rows left out because they were stored already (``skip_existing``).
+    skipped: int = 0
+
+    @property
+    def pattern_ids(self) -> range:
+        """The ids of the patterns this import stored (consecutive)."""
+        if self.first_id is None or self.last_id is None:
+            return range(0)
+        return range(self.first_id, self.last_id + 1)
 
 
 @dataclass(frozen=True)
@@ -133,6 +149,27 @@ class DatasetSummary:
         }
 
 
+@dataclass(frozen=True)
+class _Chunks:
+    """What every chunk of one import is encoded from."""
+
+    schema: inp.InputSchema
+    cols: dict[str, inp.CoercedColumn]
+    label_text: list[str]
+    source: str
+    when: int
+    #: The dataset's patterns at the import's lock (None for a first import).
+    stored: StoredContent | None
+    skip_existing: bool
+
+
+@dataclass
+class _Written:
+    rows: int
+    already: int
+    by_split: np.ndarray
+
+
 @contextmanager
 def _no_gc() -> Iterator[None]:
     # Building millions of small objects triggers the cyclic collector over and over;
@@ -188,8 +225,13 @@ class Dataset:
         created_at: str | datetime | int | None = None,
         tags: Sequence[str] = (),
         progress: ProgressCallback | None = None,
+        skip_existing: bool = False,
     ) -> ImportResult:
-        """Import a CSV, Parquet or JSONL file; one transaction, all or nothing."""
+        """Import a CSV, Parquet or JSONL file; one transaction, all or nothing.
+
+        A row the dataset holds already (the same inputs, label and source) is stored
+        again, and counted in ``already_stored``, unless ``skip_existing``: then only
+        the new rows are."""
         strings: set[str] = set()
         if self.schema is not None:
             strings = {c.name for c in self.schema.strings}
@@ -197,6 +239,11 @@ class Dataset:
             strings.add(self.label_column)
         if self.text_column:
             strings.add(self.text_column)
+        # The header alone can show that the columns are wrong: say so before the work
+        # of parsing every row (a file of 40,000 unknown columns took 44 s to refuse).
+        header = file_columns(path)
+        if header is not None:
+            self._check_columns(header, str(path))
         frame = read_file(path, string_columns=strings)
         text_file = Path(path).suffix.lower() == ".csv"
         return self._add(
@@ -209,6 +256,7 @@ class Dataset:
             file=str(path),
             text_file=text_file,
             progress=progress,
+            skip_existing=skip_existing,
         )
 
     def add_file_frame(
@@ -231,6 +279,7 @@ class Dataset:
             file=file,
             text_file=file.lower().endswith(".csv"),
             progress=None,
+            skip_existing=False,
         )
 
     def add(
@@ -243,8 +292,13 @@ class Dataset:
         created_at: str | datetime | int | None = None,
         tags: Sequence[str] = (),
         progress: ProgressCallback | None = None,
+        skip_existing: bool = False,
     ) -> ImportResult:
-        """Import the rows of a DataFrame (inputs and the label column) as patterns."""
+        """Import the rows of a DataFrame (inputs and the label column) as patterns.
+
+        A row the dataset holds already (the same inputs, label and source) is stored
+        again, and counted in ``already_stored``, unless ``skip_existing``: then only
+        the new rows are."""
         if not isinstance(frame, pd.DataFrame):
             raise InvalidInput(f"expected a pandas DataFrame, got {type(frame).__name__}")
         if len(frame) == 0:
@@ -259,10 +313,25 @@ class Dataset:
             file=None,
             text_file=False,
             progress=progress,
+            skip_existing=skip_existing,
         )
 
     def _resolve_schema(self, frame: pd.DataFrame, file: str | None) -> inp.InputSchema:
         columns = [str(c) for c in frame.columns]
+        input_names = self._check_columns(columns, file)
+        if self.schema is None:
+            return inp.InputSchema(
+                tuple(
+                    inp.InputColumn(c, inp.infer_type(frame[c], is_text=c == self.text_column))
+                    for c in input_names
+                )
+            )
+        return self.schema
+
+    def _check_columns(self, columns: list[str], file: str | None) -> list[str]:
+        """The input columns among ``columns``, or ``InvalidInput`` when the label, the
+        text column or (once the dataset has a schema) an input column is missing, or a
+        column is not one of the dataset's."""
         if self.label_column not in columns:
             raise InvalidInput(
                 f"the label column {self.label_column!r} is missing "
@@ -280,25 +349,22 @@ class Dataset:
         if not input_names:
             raise InvalidInput("there are no input columns besides the label", file=file)
         if self.schema is None:
-            return inp.InputSchema(
-                tuple(
-                    inp.InputColumn(c, inp.infer_type(frame[c], is_text=c == self.text_column))
-                    for c in input_names
-                )
-            )
+            return input_names
         known = set(self.schema.names)
-        for c in input_names:
-            if c not in known:
-                raise InvalidInput(
-                    f"unknown column {c!r}; the dataset's input columns are "
-                    + ", ".join(self.schema.names),
-                    file=file,
-                    field=c,
-                )
+        unknown = [c for c in input_names if c not in known]
+        if unknown:
+            more = f" (and {len(unknown) - 1:,} more unknown)" if len(unknown) > 1 else ""
+            raise InvalidInput(
+                f"unknown column {unknown[0]!r}{more}; the dataset's input columns are "
+                + ", ".join(self.schema.names),
+                file=file,
+                field=unknown[0],
+            )
+        given = set(input_names)
         for c in self.schema.names:
-            if c not in input_names:
+            if c not in given:
                 raise InvalidInput("this input column is missing", file=file, field=c)
-        return self.schema
+        return input_names
 
     def _add(
         self,
@@ -312,6 +378,7 @@ class Dataset:
         file: str | None,
         text_file: bool,
         progress: ProgressCallback | None,
+        skip_existing: bool,
     ) -> ImportResult:
         check_source(source)
         frame.columns = [str(c) for c in frame.columns]
@@ -339,7 +406,6 @@ class Dataset:
         label_text = inp.label_to_text(labels, label_type)
         tags_json = orjson.dumps(sorted(set(tags))).decode() if tags else None
 
-        by_split = np.zeros(3, dtype=np.int64)
         with write(self._store.engine) as conn, _no_gc():
             lock_patterns(conn)
             now = timestamps.now_us()  # after the lock: see lock_patterns
@@ -357,7 +423,7 @@ class Dataset:
                         f"dataset {self.name!r} got its schema from another import meanwhile; "
                         "run the import again"
                     )
-            batch_id = conn.execute(
+            batch_id: int | None = conn.execute(
                 insert(t.import_batches).values(
                     dataset_id=self.id,
                     kind="import",
@@ -377,71 +443,111 @@ class Dataset:
                 "tags": tags_json,
                 "created_at": when,
             }
-
-            def write_chunk(names: list[str], rows: list[tuple[Any, ...]]) -> int:
-                bulk_insert(conn, t.patterns, names, rows, constants=constants)
-                return len(rows)
-
-            # Chunk k+1 is encoded while chunk k is written: the driver lets go of the
-            # GIL inside the database, so the two overlap on two cores. Only the writer
-            # thread touches the connection while a write is pending.
-            with ThreadPoolExecutor(1, thread_name_prefix="trenches-import") as writer:
-                pending: Future[int] | None = None
-                for start in range(0, n, CHUNK_ROWS):
-                    stop = min(n, start + CHUNK_ROWS)
-                    names, rows, split = self._encode_chunk(
-                        schema, cols, label_text, start, stop, source, when
+            chunks = _Chunks(
+                schema=schema,
+                cols=cols,
+                label_text=label_text,
+                source=source,
+                when=when,
+                stored=None if first_import else StoredContent(conn, self.id),
+                skip_existing=skip_existing,
+            )
+            written = self._write_chunks(conn, constants, chunks, progress)
+            if written.rows < n:
+                batches = t.import_batches
+                if written.rows == 0:
+                    conn.execute(delete(batches).where(batches.c.id == batch_id))
+                    batch_id = None
+                else:
+                    conn.execute(
+                        update(batches).where(batches.c.id == batch_id).values(rows=written.rows)
                     )
-                    by_split += np.bincount(split, minlength=3)
-                    if pending is not None:
-                        done = pending.result()
-                        if progress is not None:
-                            progress(done)
-                    pending = writer.submit(write_chunk, names, rows)
-                if pending is not None:
-                    done = pending.result()
-                    if progress is not None:
-                        progress(done)
             first_id, last_id = conn.execute(
                 select(func.min(t.patterns.c.id), func.max(t.patterns.c.id)).where(
                     t.patterns.c.batch_id == batch_id
                 )
             ).one()
-            assert first_id > before
+            assert first_id is None or first_id > before
         if first_import:
             self.schema = schema
             self.label_type = label_type
         return ImportResult(
             dataset=self.name,
-            batch_id=int(batch_id),
-            rows=n,
-            first_id=int(first_id),
-            last_id=int(last_id),
-            by_split=dict(zip(SPLITS, (int(x) for x in by_split), strict=True)),
+            batch_id=None if batch_id is None else int(batch_id),
+            rows=written.rows,
+            first_id=None if first_id is None else int(first_id),
+            last_id=None if last_id is None else int(last_id),
+            by_split=dict(zip(SPLITS, (int(x) for x in written.by_split), strict=True)),
             source=source,
             file=file,
+            already_stored=written.already,
+            skipped=written.already if skip_existing else 0,
         )
 
-    def _encode_chunk(
+    def _write_chunks(
         self,
-        schema: inp.InputSchema,
-        cols: dict[str, inp.CoercedColumn],
-        label_text: list[str],
-        start: int,
-        stop: int,
-        source: str,
-        when: int,
-    ) -> tuple[list[str], list[tuple[Any, ...]], np.ndarray]:
+        conn: Connection,
+        constants: dict[str, Any],
+        chunks: _Chunks,
+        progress: ProgressCallback | None,
+    ) -> _Written:
+        """Encode and write the rows chunk by chunk, counting those stored already (and
+        leaving them out with ``skip_existing``)."""
+        n = len(chunks.label_text)
+        out = _Written(rows=0, already=0, by_split=np.zeros(3, dtype=np.int64))
+
+        def write_chunk(names: list[str], rows: list[tuple[Any, ...]]) -> int:
+            if rows:
+                bulk_insert(conn, t.patterns, names, rows, constants=constants)
+            return len(rows)
+
+        def wait(pending: Future[int]) -> None:
+            done = pending.result()
+            out.rows += done
+            if progress is not None:
+                progress(done)
+
+        # Chunk k+1 is encoded while chunk k is written: the driver lets go of the GIL
+        # inside the database, so the two overlap on two cores. Only the writer thread
+        # touches the connection while a write is pending.
+        with ThreadPoolExecutor(1, thread_name_prefix="trenches-import") as writer:
+            pending: Future[int] | None = None
+            for start in range(0, n, CHUNK_ROWS):
+                stop = min(n, start + CHUNK_ROWS)
+                names, rows, split, enc = self._encode_chunk(chunks, start, stop)
+                if pending is not None:
+                    wait(pending)
+                if chunks.stored is not None:  # the connection is free to read now
+                    seen = chunks.stored.stored(
+                        enc.key_head,
+                        enc.num_words,
+                        enc.obj,
+                        chunks.label_text[start:stop],
+                        chunks.source,
+                    )
+                    out.already += int(seen.sum())
+                    if chunks.skip_existing and seen.any():
+                        rows = [r for r, old in zip(rows, seen.tolist(), strict=True) if not old]
+                        split = split[~seen]
+                out.by_split += np.bincount(split, minlength=3)
+                pending = writer.submit(write_chunk, names, rows)
+            if pending is not None:
+                wait(pending)
+        return out
+
+    def _encode_chunk(
+        self, chunks: _Chunks, start: int, stop: int
+    ) -> tuple[list[str], list[tuple[Any, ...]], np.ndarray, inp.EncodedInputs]:
         """Rows ``start:stop`` as the columns and tuples the bulk insert takes."""
         chunk = {
             name: inp.CoercedColumn(c.values[start:stop], c.missing[start:stop])
-            for name, c in cols.items()
+            for name, c in chunks.cols.items()
         }
         m = stop - start
-        enc = inp.encode(schema, chunk, m, self.salt)
+        enc = inp.encode(chunks.schema, chunk, m, self.salt)
         split = inp.splits_of(enc.key_head, self.split_ratios)
-        labs = label_text[start:stop]
-        content = inp.content_hashes(enc.num_words, enc.obj, labs, source, when)
+        labs = chunks.label_text[start:stop]
+        content = inp.content_hashes(enc.num_words, enc.obj, labs, chunks.source, chunks.when)
         # Columns that would be NULL in every row are left out of the statement.
         names = ["split", "input_key", "content_hash", "label"]
         columns: list[Any] = [split.tolist(), enc.keys, content, labs]
@@ -451,7 +557,7 @@ class Dataset:
         if enc.obj is not None:
             names.append("obj")
             columns.append(enc.obj)
-        return names, list(zip(*columns, strict=True)), split
+        return names, list(zip(*columns, strict=True)), split, enc
 
     def _coerce_labels(
         self, series: pd.Series, label_type: str, file: str | None, text_file: bool = False

@@ -6,6 +6,9 @@ from __future__ import annotations
 import csv
 import os
 import re
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +36,55 @@ def file_format(path: Path) -> str:
 def read_file(path: str | os.PathLike[str], string_columns: set[str] | None = None) -> pd.DataFrame:
     """Read a whole pattern file. ``string_columns`` are read as text, never as numbers,
     so that codes like "007" keep their zeros."""
+    name = str(path)
+    with _reading(name):
+        p, fmt = _readable(path)
+        if fmt == "csv":
+            df = _read_csv(p, name, string_columns or set())
+        elif fmt == "parquet":
+            df = _read_parquet(p, name)
+        else:
+            df = _read_jsonl(p, name)
+    if len(df.columns) == 0:
+        raise InvalidInput("the file has no columns", file=name)
+    if len(df) == 0:
+        raise InvalidInput("the file has a header but no data rows", file=name)
+    return df
+
+
+def file_columns(path: str | os.PathLike[str]) -> list[str] | None:
+    """The column names of a CSV file (its header) or a Parquet file (its schema), read
+    without reading a row: a file whose columns are wrong is refused before the work of
+    parsing it. ``None`` for JSON lines, whose keys only the whole file tells."""
+    name = str(path)
+    with _reading(name):
+        p, fmt = _readable(path)
+        if fmt == "csv":
+            with _fields_as_long_as(p):
+                return _csv_header(p, name)
+        if fmt == "parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            try:
+                return list(pq.read_schema(p).names)
+            except (pa.ArrowInvalid, OSError) as e:
+                raise InvalidInput(f"not a readable Parquet file: {e}", file=name) from None
+        return None
+
+
+@contextmanager
+def _reading(name: str) -> Iterator[None]:
+    try:
+        yield
+    except OSError as e:
+        # A name too long, no permission, a device that fails: the file is not there
+        # to be read, whatever the reason.
+        raise InvalidInput(f"cannot read it: {e.strerror or e}", file=name) from None
+
+
+def _readable(path: str | os.PathLike[str]) -> tuple[Path, str]:
+    """The file and its format, or ``InvalidInput`` when it is not there to read."""
     p = Path(path)
     name = str(path)
     if not p.exists():
@@ -42,20 +94,28 @@ def read_file(path: str | os.PathLike[str], string_columns: set[str] | None = No
     fmt = file_format(p)
     if p.stat().st_size == 0:
         raise InvalidInput("the file is empty", file=name)
-    if fmt == "csv":
-        df = _read_csv(p, name, string_columns or set())
-    elif fmt == "parquet":
-        df = _read_parquet(p, name)
-    else:
-        df = _read_jsonl(p, name)
-    if len(df.columns) == 0:
-        raise InvalidInput("the file has no columns", file=name)
-    if len(df) == 0:
-        raise InvalidInput("the file has a header but no data rows", file=name)
-    return df
+    return p, fmt
+
+
+@contextmanager
+def _fields_as_long_as(p: Path) -> Iterator[None]:
+    """Let the csv module read fields as long as the file itself: by default it refuses
+    any field over 128 KiB, and a long text is a normal text. The limit is the module's
+    (the process's) own, so it is put back afterwards."""
+    before = csv.field_size_limit()
+    csv.field_size_limit(max(before, min(p.stat().st_size + 1, 2**62)))
+    try:
+        yield
+    finally:
+        csv.field_size_limit(before)
 
 
 def _read_csv(p: Path, name: str, string_columns: set[str]) -> pd.DataFrame:
+    with _fields_as_long_as(p):
+        return _read_csv_fields(p, name, string_columns)
+
+
+def _csv_header(p: Path, name: str) -> list[str]:
     with p.open("rb") as fb:
         first = fb.readline()
     try:
@@ -66,9 +126,15 @@ def _read_csv(p: Path, name: str, string_columns: set[str]) -> pd.DataFrame:
         raise InvalidInput(f"cannot read the header: {e}", file=name) from None
     if not header or all(h.strip() == "" for h in header):
         raise InvalidInput("the file is empty", file=name)
-    dupes = sorted({h for h in header if header.count(h) > 1})
+    counts = Counter(header)
+    dupes = sorted(h for h, n in counts.items() if n > 1)
     if dupes:
         raise InvalidInput(f"column {dupes[0]!r} appears more than once in the header", file=name)
+    return header
+
+
+def _read_csv_fields(p: Path, name: str, string_columns: set[str]) -> pd.DataFrame:
+    header = _csv_header(p, name)
     try:
         # Everything is read as text and typed here: pandas' own float parser is not
         # always correctly rounded, and a number must read back bit for bit. Only an

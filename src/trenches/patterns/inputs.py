@@ -73,6 +73,15 @@ class InputSchema:
 
     columns: tuple[InputColumn, ...]
 
+    def __post_init__(self) -> None:
+        seen: set[str] = set()
+        for c in self.columns:
+            if not c.name.strip():
+                raise InvalidInput("a column of the schema has no name")
+            if c.name in seen:
+                raise InvalidInput(f"column {c.name!r} appears twice in the schema")
+            seen.add(c.name)
+
     @property
     def names(self) -> list[str]:
         return [c.name for c in self.columns]
@@ -107,6 +116,8 @@ class InputSchema:
                 continue
             name, sep, typ = part.partition(":")
             typ = typ.strip()
+            if sep and not name.strip():
+                raise InvalidInput(f"schema entry {part.strip()!r} names no column")
             if not sep or typ not in COLUMN_TYPES:
                 raise InvalidInput(
                     f"schema entry {part.strip()!r} is not NAME:TYPE with TYPE one of "
@@ -594,7 +605,8 @@ def content_hashes(
     if isinstance(created_at, np.ndarray):
         parts.append(created_at.astype(np.int64).view(np.uint64))
     else:
-        parts.append(np.full(n, np.uint64(created_at), dtype=np.uint64))
+        # A time before 1970 is negative: hashed as its 64-bit two's complement.
+        parts.append(np.full(n, np.uint64(created_at % 2**64), dtype=np.uint64))
     return _hash_bytes(row_hash(np.column_stack(parts), _CONTENT_SEEDS))
 
 

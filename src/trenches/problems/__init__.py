@@ -22,7 +22,7 @@ from trenches import timestamps
 from trenches.db import schema as t
 from trenches.db.engine import read, write
 from trenches.errors import Conflict, InvalidInput, NotFound
-from trenches.names import SPLITS
+from trenches.names import SPLITS, in_int64
 from trenches.problems.scores import ProblemScore, Scorer
 from trenches.verdicts import Tolerance, tolerance_for
 
@@ -86,9 +86,12 @@ def _parse_ids(values: Sequence[int | str]) -> list[int]:
     for v in values:
         for part in str(v).replace(",", " ").split():
             try:
-                out.append(int(part))
+                pid = int(part)
             except ValueError:
                 raise InvalidInput(f"{part!r} is not a pattern id") from None
+            if not in_int64(pid):
+                raise InvalidInput(f"pattern id {part} is out of range (beyond 64 bits)")
+            out.append(pid)
     return out
 
 
@@ -356,7 +359,7 @@ class Problems:
             )
         else:
             imported = ds.add(frame, source=source, labelled_by=labelled_by, note=f"problem {slug}")
-        ids = list(range(imported.first_id, imported.last_id + 1))
+        ids = list(imported.pattern_ids)
         return self.add(
             slug,
             positive=[i for i, side in zip(ids, sides, strict=True) if side == "positive"],

@@ -133,22 +133,13 @@ def _number(file: Path, model: str, raw: dict[str, Any], key: str, default: floa
 def load_settings(model: str, path: str | Path | None = None) -> RetrainSettings:
     """The ``[retrain.MODEL]`` table of ``path`` (default: the nearest trenches.toml),
     checked key by key; a mistake is an :class:`InvalidConfig` naming the line."""
-    import tomllib
-
     found = Path(path) if path is not None else config.find_project_file()
     if found is None:
         raise InvalidInput(
             f"no {config.PROJECT_FILE} here or in a folder above: write a [retrain.{model}] "
             'table there with train = "module:function" (see docs/retraining.md)'
         )
-    try:
-        text = found.read_text(encoding="utf-8")
-    except OSError as e:
-        raise InvalidInput(f"cannot read {found}: {e.strerror or e}") from None
-    try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise InvalidInput(f"{found}: {e}") from None
+    text, document = config.read_project_file(found)
     section = document.get("retrain")
     if section is not None and not isinstance(section, dict):
         raise InvalidConfig(

@@ -160,11 +160,11 @@ def parse_filter(text: str) -> list[ColumnElement[bool]]:
         if numeric:
             if quoted:
                 raise InvalidInput(f"{part.strip()!r}: compare a metric with a number")
-            value = float(value)
+            value = _number(value, part)
         elif kind.startswith("param") and not quoted:
             # Params are stored as text; compare numbers as numbers.
             operand = cast(operand, Float)
-            value = float(value)
+            value = _number(value, part)
         op = m["op"].lower()
         if op in ("=", "=="):
             condition = operand == value
@@ -186,6 +186,17 @@ def parse_filter(text: str) -> list[ColumnElement[bool]]:
         else:
             conditions.append(condition)
     return conditions
+
+
+def _number(text: str, clause: str) -> float:
+    # The pattern lets "1.2.3" and "." through: digits and dots in any order.
+    try:
+        value = float(text)
+    except ValueError:
+        raise InvalidInput(f"{clause.strip()!r}: {text!r} is not a number") from None
+    if not np.isfinite(value):
+        raise InvalidInput(f"{clause.strip()!r}: {text} is too large a number")
+    return value
 
 
 def parse_order(items: Sequence[str]) -> list[Any]:
@@ -230,6 +241,8 @@ class Runs:
         orders = [order_by] if isinstance(order_by, str) else list(order_by or [])
         query = query.order_by(*parse_order(orders), r.id.desc())
         if limit is not None:
+            if limit < 0:
+                raise InvalidInput(f"limit {limit} must be 0 or more")
             query = query.limit(limit)
         with read(self._store.engine) as conn:
             ids = [row[0] for row in conn.execute(query).cursor.fetchall()]

@@ -474,7 +474,7 @@ class Requests:
                 raise InvalidInput(
                     f"request {rid}, row {row}{where}: {e.reason}; nothing was stored"
                 ) from None
-            for k, pid in zip(rows, range(done.first_id, done.last_id + 1), strict=True):
+            for k, pid in zip(rows, done.pattern_ids, strict=True):
                 new[k] = pid
         if new:
             with write(self._store.engine) as conn:

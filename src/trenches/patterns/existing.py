@@ -1,0 +1,90 @@
+"""Which rows of an import a dataset holds already: the same inputs, label and source.
+
+Patterns are immutable and an import adds every row it is given, so the same file
+imported twice stores each pattern twice. A row is *stored already* when a pattern of
+the dataset (active or not) would have the content hash it has, had the row been
+imported at that pattern's time: the hash covers the exact stored inputs, the label,
+the source and the time, and only the time may differ between two imports of one file.
+Candidates are found by the first 64 bits of the input key, the salted hash of the
+inputs every stored pattern carries, so only a few hashes are computed however large
+the dataset.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from trenches.db import schema as t
+from trenches.db.engine import id_in
+from trenches.patterns import inputs as inp
+
+
+class StoredContent:
+    """The patterns of one dataset as they were when an import took its write lock."""
+
+    def __init__(self, conn: Connection, dataset_id: int) -> None:
+        p = t.patterns.c
+        rows = conn.execute(
+            select(p.id, p.input_key).where(p.dataset_id == dataset_id)
+        ).cursor.fetchall()
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        heads = np.frombuffer(b"".join(bytes(r[1][:8]) for r in rows), dtype=">u8")
+        heads = heads.astype(np.uint64)
+        order = np.argsort(heads)
+        self._conn = conn
+        self._ids = ids[order]
+        self._heads = heads[order]
+
+    def stored(
+        self,
+        key_head: np.ndarray,
+        num_words: np.ndarray | None,
+        obj: list[str] | None,
+        labels: list[str],
+        source: str,
+    ) -> np.ndarray:
+        """For each row of an encoded chunk: is a pattern with its content stored?"""
+        found = np.zeros(len(labels), dtype=bool)
+        if not len(self._heads):
+            return found
+        lo = np.searchsorted(self._heads, key_head, side="left")
+        counts = np.searchsorted(self._heads, key_head, side="right") - lo
+        rows = np.flatnonzero(counts)
+        if not len(rows):
+            return found
+        lo, counts = lo[rows], counts[rows]
+        # Every (row, stored pattern) pair with the same key head, without a loop.
+        pair_rows = np.repeat(rows, counts)
+        starts = np.repeat(lo - (np.cumsum(counts) - counts), counts)
+        pair_ids = self._ids[starts + np.arange(len(pair_rows))]
+        times, hashes = self._times_and_hashes(pair_ids)
+        for when in np.unique(times):
+            at = np.flatnonzero(times == when)
+            r = pair_rows[at]
+            content = inp.content_hashes(
+                num_words[r] if num_words is not None else None,
+                [obj[i] for i in r.tolist()] if obj is not None else None,
+                [labels[i] for i in r.tolist()],
+                source,
+                int(when),
+            )
+            mine = np.frombuffer(b"".join(content), dtype=np.uint8).reshape(-1, 16)
+            found[r[(mine == hashes[at]).all(axis=1)]] = True
+        return found
+
+    def _times_and_hashes(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The created_at and the content hash (n, 16) of each of ``ids``."""
+        p = t.patterns.c
+        wanted = np.unique(ids)
+        query = (
+            select(p.id, p.created_at, p.content_hash)
+            .where(id_in(self._conn.dialect.name, p.id, wanted.tolist()))
+            .order_by(p.id)
+        )
+        rows = self._conn.execute(query).cursor.fetchall()
+        at = np.searchsorted(np.fromiter((r[0] for r in rows), dtype=np.int64), ids)
+        times = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
+        hashes = np.frombuffer(b"".join(bytes(r[2]) for r in rows), dtype=np.uint8)
+        return times[at], hashes.reshape(-1, 16)[at]
