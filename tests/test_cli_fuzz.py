@@ -46,10 +46,6 @@ EXCLUDED = {
     ("serve",),
     # Builds a whole project (half a minute); test_demo runs it.
     ("demo",),
-    # Their messages (backup onto an existing file, a bad manifest.json) are fixed with
-    # the restore checks of issue 13, in a change of their own: fuzz them here after it.
-    ("backup",),
-    ("restore",),
 }
 
 GATES = """\
