@@ -140,6 +140,32 @@ def test_a_tester_adds_new_inputs_from_a_file(
     assert set(info.loc[list(problem.patterns()), "source"]) == {"production"}
 
 
+def test_the_same_file_added_twice_says_its_rows_were_there(
+    store: trenches.Store, three_versions: trenches.Dataset, tmp_path: Path
+) -> None:
+    frame = three_versions.patterns().iloc[:4].copy()
+    path = tmp_path / "new-cases.csv"
+    frame.to_csv(path, index=False)
+    store.problems.create("edge", dataset="cancer", title="Edge cases")
+    first = store.problems.add_from_file("edge", path, source="production", backfill=False)
+    assert first.already_stored == 0
+    where = store.location.db_url
+    code, _, err = run_cli(
+        "--store",
+        where,
+        "problems",
+        "add",
+        "edge",
+        "--from-file",
+        path,
+        "--source",
+        "production",
+        "--no-backfill",
+    )
+    assert code == 0, err
+    assert "4 of the file's rows were in the dataset already" in " ".join(err.split())
+
+
 def test_a_bad_polarity_in_the_file_stores_nothing(
     store: trenches.Store, three_versions: trenches.Dataset, tmp_path: Path
 ) -> None:

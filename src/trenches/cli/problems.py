@@ -169,6 +169,15 @@ def add(
                 trusted=trusted,
                 progress=advance,
             )
+    if result.already_stored:
+        n = result.already_stored
+        was = "was" if n == 1 else "were"
+        err_console.print(
+            f"[yellow]warning:[/] {n} of the file's rows {was} in the dataset already (the "
+            "same inputs, label and source) and now each has a second pattern in this "
+            "problem; `trenches problems show` lists them, `trenches data deactivate` takes "
+            "copies out"
+        )
     if result.training:
         n = len(result.training)
         err_console.print(

@@ -8,6 +8,7 @@ Adding a problem's patterns predicts them with every version of the dataset at o
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -79,6 +80,9 @@ class AddResult:
     #: Versions the backfill could not predict with (a model that can run code, without
     #: ``trusted=True``, ...), each with why: the patterns are stored all the same.
     skipped: tuple[SkippedVersion, ...] = ()
+    #: From a file: its rows that the dataset held already (the same inputs, label and
+    #: source), stored again as new patterns of the problem.
+    already_stored: int = 0
 
 
 def _parse_ids(values: Sequence[int | str]) -> list[int]:
@@ -360,7 +364,7 @@ class Problems:
         else:
             imported = ds.add(frame, source=source, labelled_by=labelled_by, note=f"problem {slug}")
         ids = list(imported.pattern_ids)
-        return self.add(
+        added = self.add(
             slug,
             positive=[i for i, side in zip(ids, sides, strict=True) if side == "positive"],
             negative=[i for i, side in zip(ids, sides, strict=True) if side == "negative"],
@@ -368,6 +372,7 @@ class Problems:
             trusted=trusted,
             progress=progress,
         )
+        return dataclasses.replace(added, already_stored=imported.already_stored)
 
     def close(self, slug: str, *, reason: str) -> Problem:
         if not reason or not reason.strip():
