@@ -1163,6 +1163,19 @@ def test_a_csv_of_40000_unknown_columns_is_refused_from_its_header(
     assert "unknown column 'c0' (and 39,999 more unknown)" in str(caught.value)
 
 
+def test_a_wide_file_without_the_label_lists_a_few_columns_and_counts_the_rest(
+    sqlite_store: trenches.Store, tmp_path: Path
+) -> None:
+    """The refusal is one readable line, not the names of all 40,000 columns."""
+    ds = sqlite_store.datasets.create("d", task="classification", label="label")
+    path = tmp_path / "wide.csv"
+    path.write_text(",".join(f"c{i}" for i in range(40_000)) + "\n", encoding="utf-8")
+    with pytest.raises(InvalidInput) as caught:
+        ds.add_file(path, source="expert")
+    assert "c0, c1," in str(caught.value) and "and 39,980 more" in str(caught.value)
+    assert len(str(caught.value)) < 500
+
+
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_a_file_without_an_input_column_is_refused_from_its_header(
     sqlite_store: trenches.Store, tmp_path: Path, fmt: str

@@ -64,6 +64,10 @@ def check_source(source: str) -> str:
     return source
 
 
+#: Columns a message lists before it counts the rest (a file may have 40,000).
+_COLUMNS_SHOWN = 20
+
+
 @dataclass(frozen=True)
 class ImportResult:
     """What one import stored."""
@@ -333,9 +337,11 @@ class Dataset:
         text column or (once the dataset has a schema) an input column is missing, or a
         column is not one of the dataset's."""
         if self.label_column not in columns:
+            shown = ", ".join(columns[:_COLUMNS_SHOWN])
+            if len(columns) > _COLUMNS_SHOWN:
+                shown += f" and {len(columns) - _COLUMNS_SHOWN:,} more"
             raise InvalidInput(
-                f"the label column {self.label_column!r} is missing "
-                f"(columns found: {', '.join(columns)})",
+                f"the label column {self.label_column!r} is missing (columns found: {shown})",
                 file=file,
                 field=self.label_column,
             )
