@@ -24,11 +24,20 @@ from trenches.errors import (
 )
 
 if TYPE_CHECKING:
-    from trenches.backfill import BackfillResult, SkippedVersion
+    # Types the store and what it returns hand out.
+    from trenches.backfill import BackfillResult, SkippedVersion, VersionBackfill
+    from trenches.baselines import Baseline, Baselines
     from trenches.comparison import Comparison, Flips
-    from trenches.explain import Explanation
-    from trenches.gates import Check, GateResult
+    from trenches.explain import Explanation, Explanations
+    from trenches.gates import Check, GateResult, Gates
+    from trenches.gates.spec import Criteria, GateSpec
+    from trenches.lineage import Lineage
     from trenches.models import ModelVersion
+    from trenches.models.formats import Signature
+    from trenches.models.registry import AliasMove, Models
+    from trenches.monitoring.monitor import Monitoring
+    from trenches.monitoring.reports import Alert, Monitored
+    from trenches.monitoring.results import ColumnDrift, ColumnSettings, DriftReport, DriftSettings
     from trenches.patterns import (
         SPLITS,
         Dataset,
@@ -41,9 +50,18 @@ if TYPE_CHECKING:
         Snapshot,
         TrainingData,
     )
+    from trenches.patterns.datasets import Datasets, DatasetSummary
     from trenches.patterns.diff import DataChange, SnapshotDiff
-    from trenches.problems import Problem, ProblemScore
+    from trenches.patterns.history import Patterns
+    from trenches.patterns.snapshots import Snapshots
+    from trenches.problems import AddResult, Problem, Problems, ProblemScore
+    from trenches.quality import Finding, QualityReport
+    from trenches.retrain import Retrains
+    from trenches.retrain.record import Figures, ProblemTally, Retrain
+    from trenches.retrain.settings import RetrainSettings
     from trenches.runs import Run, RunInfo
+    from trenches.runs.search import Runs
+    from trenches.serving.records import Feedback, RequestPattern, Requests, ToPatterns
     from trenches.store import Store, open
     from trenches.verdicts import Tolerance
 
@@ -77,6 +95,42 @@ _LAZY = {
     "RunInfo": "trenches.runs",
     "Store": "trenches.store",
     "open": "trenches.store",
+    "VersionBackfill": "trenches.backfill",
+    "Baselines": "trenches.baselines",
+    "Baseline": "trenches.baselines",
+    "Explanations": "trenches.explain",
+    "Gates": "trenches.gates",
+    "Criteria": "trenches.gates.spec",
+    "GateSpec": "trenches.gates.spec",
+    "Lineage": "trenches.lineage",
+    "Signature": "trenches.models.formats",
+    "Models": "trenches.models.registry",
+    "AliasMove": "trenches.models.registry",
+    "Monitoring": "trenches.monitoring.monitor",
+    "Monitored": "trenches.monitoring.reports",
+    "Alert": "trenches.monitoring.reports",
+    "DriftReport": "trenches.monitoring.results",
+    "ColumnDrift": "trenches.monitoring.results",
+    "DriftSettings": "trenches.monitoring.results",
+    "ColumnSettings": "trenches.monitoring.results",
+    "Datasets": "trenches.patterns.datasets",
+    "DatasetSummary": "trenches.patterns.datasets",
+    "Patterns": "trenches.patterns.history",
+    "Snapshots": "trenches.patterns.snapshots",
+    "Problems": "trenches.problems",
+    "AddResult": "trenches.problems",
+    "QualityReport": "trenches.quality",
+    "Finding": "trenches.quality",
+    "Retrains": "trenches.retrain",
+    "Retrain": "trenches.retrain.record",
+    "Figures": "trenches.retrain.record",
+    "ProblemTally": "trenches.retrain.record",
+    "RetrainSettings": "trenches.retrain.settings",
+    "Runs": "trenches.runs.search",
+    "Requests": "trenches.serving.records",
+    "Feedback": "trenches.serving.records",
+    "ToPatterns": "trenches.serving.records",
+    "RequestPattern": "trenches.serving.records",
 }
 
 
@@ -89,42 +143,78 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "SPLITS",
+    "AddResult",
+    "Alert",
+    "AliasMove",
     "BackfillResult",
+    "Baseline",
+    "Baselines",
     "Check",
     "CheckFailed",
+    "ColumnDrift",
+    "ColumnSettings",
     "Comparison",
     "Conflict",
+    "Criteria",
     "DataChange",
     "Dataset",
+    "DatasetSummary",
+    "Datasets",
     "DiskFull",
+    "DriftReport",
+    "DriftSettings",
     "Explanation",
+    "Explanations",
+    "Feedback",
+    "Figures",
+    "Finding",
     "Flips",
     "GateResult",
+    "GateSpec",
+    "Gates",
     "ImportResult",
     "InputColumn",
     "InputSchema",
     "InvalidConfig",
     "InvalidInput",
+    "Lineage",
     "ModelVersion",
+    "Models",
+    "Monitored",
+    "Monitoring",
     "NotFound",
     "Pattern",
     "PatternChange",
     "PatternHistory",
+    "Patterns",
     "Problem",
     "ProblemScore",
+    "ProblemTally",
+    "Problems",
+    "QualityReport",
+    "RequestPattern",
+    "Requests",
+    "Retrain",
+    "RetrainSettings",
+    "Retrains",
     "Run",
     "RunInfo",
+    "Runs",
     "SchemaTooNew",
+    "Signature",
     "SkippedVersion",
     "Snapshot",
     "SnapshotDiff",
+    "Snapshots",
     "Store",
     "StoreBusy",
     "StoreError",
+    "ToPatterns",
     "Tolerance",
     "TrainingData",
     "TrenchesError",
     "UntrustedModel",
+    "VersionBackfill",
     "__version__",
     "open",
 ]
