@@ -10,7 +10,9 @@ server has to answer within a second and a half of starting.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from trenches._lazy import lazy_names
 
 if TYPE_CHECKING:
     import typer
@@ -86,9 +88,5 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(BUG_EXIT_STATUS)
 
 
-def __getattr__(name: str) -> Any:
-    if name == "app":
-        from trenches.cli.commands import app
-
-        return app
-    raise AttributeError(f"module 'trenches.cli' has no attribute {name!r}")
+#: The Typer app loads on first use: ``trenches serve`` builds a smaller one.
+__getattr__ = lazy_names(__name__, {"app": "trenches.cli.commands"})

@@ -6,6 +6,7 @@ a window of served requests against a version's training data and keeps the repo
 
 from __future__ import annotations
 
+from trenches._lazy import lazy_names
 from trenches.monitoring.drift import (
     ColumnDrift,
     ColumnSettings,
@@ -26,9 +27,5 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    if name == "Monitoring":
-        from trenches.monitoring.monitor import Monitoring
-
-        return Monitoring
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+#: Loaded on first use: the monitor brings in the store.
+__getattr__ = lazy_names(__name__, {"Monitoring": "trenches.monitoring.monitor"})
