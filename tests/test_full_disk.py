@@ -4,6 +4,7 @@ exit 2, and nothing half-written (issue 13, item 7). Each test fills a real, tin
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import sqlite3
@@ -40,8 +41,9 @@ def _fill(disk: Path, leave: int = 0) -> Path:
             while os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize > leave + 4096:
                 f.write(b"\0" * 4096)
                 f.flush()
-        except OSError:
-            pass
+        except OSError as e:
+            if e.errno != errno.ENOSPC:  # full is where filling ends; anything else is not
+                raise
     return filler
 
 

@@ -39,7 +39,8 @@ from trenches.artifacts import (
     write_file,
 )
 from trenches.db import migrate
-from trenches.db.engine import BUSY_TIMEOUT_S, disk_is_full, make_engine
+from trenches.db.engine import BUSY_TIMEOUT_S, make_engine
+from trenches.db.faults import disk_is_full
 from trenches.errors import (
     ArtifactCorrupted,
     Conflict,
@@ -306,15 +307,14 @@ def _retire(target: Path) -> None:
         con = sqlite3.connect(target, timeout=_IN_USE_WAIT_S)
         try:
             con.execute("PRAGMA journal_mode=DELETE").fetchone()
-        except sqlite3.OperationalError as e:
+        except sqlite3.DatabaseError as e:
+            # Locked: someone uses it. Anything else: a store too damaged to open,
+            # which is replaced as it is.
             if "locked" in str(e) or "busy" in str(e):
                 raise StoreBusy(
                     f"the store at {target} is in use by another process (a server, an "
                     "import); stop it, then restore"
                 ) from None
-            # A store too damaged to open is replaced as it is.
-        except sqlite3.DatabaseError:
-            pass
         finally:
             con.close()
     for suffix in ("-wal", "-shm", "-journal"):

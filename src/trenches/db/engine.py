@@ -8,25 +8,22 @@ for high-volume rows.
 from __future__ import annotations
 
 import os
-import shutil
 import sqlite3
 import sys
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, Table, create_engine, event, exc
 from sqlalchemy.engine import Connection
 
+from trenches.db.faults import disk_is_full
 from trenches.errors import DiskFull, InvalidInput, StoreBusy, StoreError
 from trenches.names import in_int64
 
 #: Seconds a writer waits for another writer's lock before giving up.
 BUSY_TIMEOUT_S = 60.0
-#: Free bytes below which a disk that fails a write is taken to be full.
-_NEARLY_FULL = 1 << 20
 
 
 def normalise_url(url: str) -> str:
@@ -244,23 +241,6 @@ def _operational_errors() -> tuple[type[Exception], ...]:
     if psycopg is not None:
         found.append(psycopg.OperationalError)
     return tuple(found)
-
-
-def disk_is_full(error: BaseException | None, database: str | None = None) -> bool:
-    """Whether a driver error means the database's disk is full: SQLite says so
-    (SQLITE_FULL), or fails to write (an I/O error, as when it cannot grow its shared
-    memory file) with the disk holding ``database`` full; PostgreSQL's disk_full."""
-    if getattr(error, "sqlstate", None) == "53100":
-        return True
-    name = getattr(error, "sqlite_errorname", "") or ""
-    if name == "SQLITE_FULL":
-        return True
-    if not name.startswith("SQLITE_IOERR") or not database or database == ":memory:":
-        return False
-    try:
-        return shutil.disk_usage(Path(database).parent).free < _NEARLY_FULL
-    except OSError:
-        return False
 
 
 def insert_ignore(conn: Connection, table: Table, values: dict[str, Any]) -> None:

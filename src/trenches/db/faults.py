@@ -1,6 +1,7 @@
-"""Whose fault a failed write is: the database's (locked, unreachable, its disk full),
-which retrying mends, or the row's (a constraint, a value its column cannot hold),
-which it never does.
+"""What a driver's error means: whether the database's disk is full (every write
+reports it as ``DiskFull``), and whose fault a failed write is: the database's (locked,
+unreachable, its disk full), which retrying mends, or the row's (a constraint, a value
+its column cannot hold), which it never does.
 
 Writers that must not lose rows nor stall on one (the request log) retry the first
 and set the second aside. The driver's own error is looked for under SQLAlchemy's and
@@ -9,7 +10,9 @@ trenches' wrappers; SQLite's result codes and PostgreSQL's SQLSTATEs say which i
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Literal
 
 from sqlalchemy import exc
@@ -17,6 +20,9 @@ from sqlalchemy import exc
 from trenches.errors import StoreBusy
 
 Fault = Literal["away", "row", "unsure"]
+
+#: Free bytes below which a disk that fails a write is taken to be full.
+_NEARLY_FULL = 1 << 20
 
 #: SQLite's primary result codes that say the database or its disk is away: busy,
 #: locked, out of memory, read-only, I/O error, corrupt, full, cannot open, locking
@@ -80,6 +86,23 @@ def whose(e: BaseException) -> Fault:
     if any(_about_a_value(c) for c in causes):
         return "row"
     return "unsure"
+
+
+def disk_is_full(error: BaseException | None, database: str | None = None) -> bool:
+    """Whether a driver error means the database's disk is full: SQLite says so
+    (SQLITE_FULL), or fails to write (an I/O error, as when it cannot grow its shared
+    memory file) with the disk holding ``database`` full; PostgreSQL's disk_full."""
+    if getattr(error, "sqlstate", None) == "53100":
+        return True
+    name = getattr(error, "sqlite_errorname", "") or ""
+    if name == "SQLITE_FULL":
+        return True
+    if not name.startswith("SQLITE_IOERR") or not database or database == ":memory:":
+        return False
+    try:
+        return shutil.disk_usage(Path(database).parent).free < _NEARLY_FULL
+    except OSError:
+        return False
 
 
 def reason(e: BaseException) -> str:

@@ -32,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import math
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -499,29 +499,44 @@ def _stored_strings(schema: InputSchema, obj: Sequence[str | None]) -> list[np.n
     return [np.array(values, dtype=object) for values in cols]
 
 
+def _stored_numbers(
+    schema: InputSchema, num: Sequence[bytes | None]
+) -> Iterator[tuple[InputColumn, np.ndarray, np.ndarray]]:
+    """Each numeric input column of many stored patterns, in schema order: the column,
+    its values as stored (views of the slots: float64, int64 or bool) and which are
+    missing."""
+    if not schema.numeric:
+        return
+    slots, missing = _stored_slots(schema, num)
+    for j, col in enumerate(schema.numeric):
+        slot = slots[:, j]
+        if col.type == "number":
+            values = slot.view("<f8")
+        elif col.type == "integer":
+            values = slot.view("<i8")
+        else:
+            values = slot.astype(bool)
+        yield col, values, missing[:, j]
+
+
 def decode(
     schema: InputSchema, num: Sequence[bytes | None], obj: Sequence[str | None]
 ) -> pd.DataFrame:
     """Rebuild the input columns of many patterns, in schema order."""
     out: dict[str, Any] = {}
-    numeric = schema.numeric
-    if numeric:
-        slots, missing = _stored_slots(schema, num)
-        for j, col in enumerate(numeric):
-            m = missing[:, j]
-            if col.type == "number":
-                v = slots[:, j].view("<f8").copy()
-                v[m] = np.nan
-                out[col.name] = v
-            elif col.type == "integer":
-                ints = slots[:, j].view("<i8").copy()
-                out[col.name] = pd.arrays.IntegerArray(ints, m) if m.any() else ints
-            else:
-                bools = slots[:, j].astype(bool)
-                out[col.name] = pd.arrays.BooleanArray(bools, m) if m.any() else bools
+    for col, values, m in _stored_numbers(schema, num):
+        if col.type == "number":
+            v = values.copy()
+            v[m] = np.nan
+            out[col.name] = v
+        elif col.type == "integer":
+            ints = values.copy()
+            out[col.name] = pd.arrays.IntegerArray(ints, m) if m.any() else ints
+        else:
+            out[col.name] = pd.arrays.BooleanArray(values, m) if m.any() else values
     if schema.strings:
-        for col, values in zip(schema.strings, _stored_strings(schema, obj), strict=True):
-            out[col.name] = values
+        for col, strings in zip(schema.strings, _stored_strings(schema, obj), strict=True):
+            out[col.name] = strings
     return pd.DataFrame({c: out[c] for c in schema.names}, copy=False)
 
 
@@ -532,25 +547,16 @@ def recode(
     ``keys`` and ``key_head`` are set): a snapshot's ``verify`` compares them with the
     stored ones. Raises ``ValueError`` or ``TypeError`` for inputs no import could have
     stored."""
-    cols: dict[str, CoercedColumn] = {}
-    numeric = schema.numeric
-    if numeric:
-        slots, missing = _stored_slots(schema, num)
-        for j, col in enumerate(numeric):
-            slot = slots[:, j]
-            if col.type == "number":
-                values = slot.view("<f8")
-            elif col.type == "integer":
-                values = slot.view("<i8")
-            else:
-                values = slot.astype(bool)
-            cols[col.name] = CoercedColumn(values, missing[:, j])
+    cols = {
+        col.name: CoercedColumn(values, missing)
+        for col, values, missing in _stored_numbers(schema, num)
+    }
     if schema.strings:
         for col, values in zip(schema.strings, _stored_strings(schema, obj), strict=True):
             if values.ndim != 1 or not all(v is None or isinstance(v, str) for v in values):
                 raise TypeError(f"stored column {col.name!r} holds something else than text")
             cols[col.name] = CoercedColumn(values, np.array([v is None for v in values]))
-    hashes = _key_hashes(schema, cols, len(num) if numeric else len(obj), salt)
+    hashes = _key_hashes(schema, cols, len(num) if schema.numeric else len(obj), salt)
     return EncodedInputs(None, None, _hash_bytes(hashes), hashes[:, 0], None)
 
 

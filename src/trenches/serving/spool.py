@@ -71,10 +71,8 @@ def encode_anything(kind: str, fields: dict[str, Any]) -> bytes:
 def encode_anyhow(kind: str, row: Sequence[Any]) -> bytes:
     """One record as a line of a rejected file: as a spool line if it can be one, else
     with :func:`encode_anything`."""
-    try:
+    with contextlib.suppress(TypeError):  # not a spool line: written field by field
         return encode(kind, row)
-    except TypeError:
-        pass
     fields = {}
     for name, value in zip(COLUMNS[kind], row, strict=False):
         if name in _JSON_FIELDS and isinstance(value, str):
