@@ -113,8 +113,6 @@ def evaluate(
     store: Store, ref: str, pattern_ids: Sequence[int] | np.ndarray, pattern_set: str
 ) -> Evaluation:
     """Metrics of ``ref`` over exactly the patterns ``pattern_ids`` (named ``pattern_set``)."""
-    from sklearn import metrics as m
-
     predictor = resolve_predictor(store, ref)
     wanted = np.unique(np.asarray(pattern_ids, dtype=np.int64))
     if len(wanted) == 0:
@@ -135,61 +133,78 @@ def evaluate(
     ds = predictor.dataset
     if ds.task == "regression":
         assert found.values is not None
-        y_pred = found.values[rows]
-        y = truth.astype(np.float64)
-        values = {
-            "mae": float(m.mean_absolute_error(y, y_pred)),
-            "rmse": float(math.sqrt(m.mean_squared_error(y, y_pred))),
-            "r2": float(m.r2_score(y, y_pred)) if len(y) > 1 else float("nan"),
-        }
+        values = regression_metrics(truth.astype(np.float64), found.values[rows])
         return Evaluation(predictor.ref, pattern_set, len(wanted), ds.task, values)
+    y_true = np.asarray(inp.label_to_text(truth, ds.label_type or "string"), dtype=object)
+    assert found.labels is not None and found.classes is not None
+    values, per_class, confusion = classification_metrics(
+        y_true,
+        found.labels[rows],
+        list(found.classes),
+        scores=None if found.scores is None else found.scores[rows],
+        costs=_costs(),
+    )
+    return Evaluation(
+        predictor.ref, pattern_set, len(wanted), ds.task, values, per_class, confusion
+    )
 
-    y_true_text = np.asarray(inp.label_to_text(truth, ds.label_type or "string"), dtype=object)
-    labels = found.labels
-    assert labels is not None and found.classes is not None
-    y_pred_text = labels[rows]
-    classes = list(found.classes)
-    every = sorted(set(classes) | set(y_true_text.tolist()))
+
+def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """MAE, RMSE and R² of predicted values against true ones (R² needs two values)."""
+    from sklearn import metrics as m
+
+    y, said = np.asarray(y_true, dtype=np.float64), np.asarray(y_pred, dtype=np.float64)
+    return {
+        "mae": float(m.mean_absolute_error(y, said)),
+        "rmse": float(math.sqrt(m.mean_squared_error(y, said))),
+        "r2": float(m.r2_score(y, said)) if len(y) > 1 else float("nan"),
+    }
+
+
+def classification_metrics(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    classes: Sequence[str],
+    *,
+    scores: np.ndarray | None = None,
+    costs: dict[str, dict[str, float]] | None = None,
+) -> tuple[dict[str, float], pd.DataFrame, pd.DataFrame]:
+    """Metrics of predicted labels against true ones (both as text), with the per-class
+    table and the confusion matrix. ``scores`` (one column per class of ``classes``)
+    adds log loss and ROC AUC; ``costs`` (true class -> predicted class -> cost) adds
+    the total and per-pattern cost."""
+    from sklearn import metrics as m
+
+    y_true_text = np.asarray(y_true, dtype=object)
+    every = sorted(set(classes) | set(y_true_text.tolist()) | set(np.asarray(y_pred).tolist()))
     # scikit-learn is given integer codes: sorting object arrays of strings is most of its
     # time, and the figures are the same.
     code = {c: i for i, c in enumerate(every)}
-    y_true = np.array([code[c] for c in y_true_text], dtype=np.int64)
-    y_pred = np.array([code[c] for c in y_pred_text], dtype=np.int64)
+    truth = np.array([code[c] for c in y_true_text], dtype=np.int64)
+    said = np.array([code[c] for c in y_pred], dtype=np.int64)
     codes = list(range(len(every)))
-    values = {"accuracy": float(m.accuracy_score(y_true, y_pred))}
+    values = {"accuracy": float(m.accuracy_score(truth, said))}
     for average in ("macro", "weighted"):
         p, r, f, _ = m.precision_recall_fscore_support(
-            y_true, y_pred, labels=codes, average=average, zero_division=0
+            truth, said, labels=codes, average=average, zero_division=0
         )
         values[f"precision_{average}"] = float(p)
         values[f"recall_{average}"] = float(r)
         values[f"f1_{average}"] = float(f)
     p, r, f, support = m.precision_recall_fscore_support(
-        y_true, y_pred, labels=codes, average=None, zero_division=0
+        truth, said, labels=codes, average=None, zero_division=0
     )
     per_class = pd.DataFrame(
         {"precision": p, "recall": r, "f1": f, "support": support},
         index=pd.Index(every, name="class"),
     )
     confusion = pd.DataFrame(
-        m.confusion_matrix(y_true, y_pred, labels=codes),
+        m.confusion_matrix(truth, said, labels=codes),
         index=pd.Index(every, name="true"),
         columns=pd.Index(every, name="predicted"),
     )
-    scores = None if found.scores is None else found.scores[rows]
-    if scores is not None and not np.isnan(scores).any() and set(y_true_text) <= set(classes):
-        # ONNX Runtime sums in single precision for some models: rows can be 1 +- 1e-7.
-        norm = scores / scores.sum(axis=1, keepdims=True)
-        in_classes = np.array([classes.index(c) for c in y_true_text], dtype=np.int64)
-        values["log_loss"] = float(m.log_loss(in_classes, norm, labels=range(len(classes))))
-        present = sorted(set(in_classes.tolist()))
-        if len(present) == 2 and len(classes) == 2:
-            values["roc_auc"] = float(m.roc_auc_score(in_classes == 1, scores[:, 1]))
-        elif len(present) > 2 and len(present) == len(classes):
-            values["roc_auc"] = float(
-                m.roc_auc_score(in_classes, norm, multi_class="ovr", labels=range(len(classes)))
-            )
-    costs = _costs()
+    if scores is not None:
+        values.update(_score_metrics(y_true_text, list(classes), scores))
     if costs is not None:
         total = sum(
             int(confusion.loc[truth_class, pred_class])
@@ -198,7 +213,28 @@ def evaluate(
             for pred_class in every
         )
         values["cost"] = float(total)
-        values["cost_per_pattern"] = float(total) / len(wanted)
-    return Evaluation(
-        predictor.ref, pattern_set, len(wanted), ds.task, values, per_class, confusion
-    )
+        values["cost_per_pattern"] = float(total) / len(y_true_text)
+    return values, per_class, confusion
+
+
+def _score_metrics(
+    y_true_text: np.ndarray, classes: list[str], scores: np.ndarray
+) -> dict[str, float]:
+    """Log loss and ROC AUC from class scores, when every score is known and every true
+    class is one the model knows."""
+    from sklearn import metrics as m
+
+    if np.isnan(scores).any() or not set(y_true_text) <= set(classes):
+        return {}
+    # ONNX Runtime sums in single precision for some models: rows can be 1 +- 1e-7.
+    norm = scores / scores.sum(axis=1, keepdims=True)
+    in_classes = np.array([classes.index(c) for c in y_true_text], dtype=np.int64)
+    values = {"log_loss": float(m.log_loss(in_classes, norm, labels=range(len(classes))))}
+    present = sorted(set(in_classes.tolist()))
+    if len(present) == 2 and len(classes) == 2:
+        values["roc_auc"] = float(m.roc_auc_score(in_classes == 1, scores[:, 1]))
+    elif len(present) > 2 and len(present) == len(classes):
+        values["roc_auc"] = float(
+            m.roc_auc_score(in_classes, norm, multi_class="ovr", labels=range(len(classes)))
+        )
+    return values

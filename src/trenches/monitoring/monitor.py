@@ -17,6 +17,7 @@ from trenches import config, timestamps
 from trenches.db import schema as t
 from trenches.db.engine import read, write
 from trenches.errors import InvalidInput, NotFound
+from trenches.evaluation import classification_metrics, regression_metrics
 from trenches.monitoring import alerts as alerting
 from trenches.monitoring import settings as monitor_settings
 from trenches.monitoring.drift import drift
@@ -386,30 +387,26 @@ class Monitoring:
         rows = np.searchsorted(found.pattern_ids, ref_ids)
         truth = np.asarray(cur.labels[have])
         said = np.asarray(cur.predictions[have])
+        labelled = int(have.sum())
+        ref_fig: dict[str, Any] | None = None
         if dataset.task == "classification":
-            right = np.array([str(a) == str(b) for a, b in zip(said, truth, strict=True)])
-            window = {"accuracy": float(right.mean()), "labelled": int(have.sum())}
-            ref_fig = (
-                {"accuracy": float(found.correct[rows].mean()), "patterns": len(rows)}
-                if found.correct is not None
-                else None
+            truth_text = np.array([str(v) for v in truth], dtype=object)
+            said_text = np.array([str(v) for v in said], dtype=object)
+            figures, _, _ = classification_metrics(
+                truth_text, said_text, sorted(set(truth_text) | set(said_text))
             )
+            window: dict[str, Any] = {"accuracy": figures["accuracy"], "labelled": labelled}
+            if found.correct is not None:
+                ref_fig = {"accuracy": float(found.correct[rows].mean()), "patterns": len(rows)}
         else:
-            err = np.asarray(said, dtype=float) - np.asarray(truth, dtype=float)
-            window = {
-                "mae": float(np.mean(np.abs(err))),
-                "rmse": float(np.sqrt(np.mean(err**2))),
-                "labelled": int(have.sum()),
-            }
-            ref_fig = None
+            figures = regression_metrics(truth.astype(float), said.astype(float))
+            window = {"mae": figures["mae"], "rmse": figures["rmse"], "labelled": labelled}
             if found.values is not None:
                 ref_frame = dataset.patterns(ids=ref_ids.tolist())
-                ref_err = found.values[rows] - ref_frame[dataset.label_column].to_numpy(dtype=float)
-                ref_fig = {
-                    "mae": float(np.mean(np.abs(ref_err))),
-                    "rmse": float(np.sqrt(np.mean(ref_err**2))),
-                    "patterns": len(rows),
-                }
+                ref = regression_metrics(
+                    ref_frame[dataset.label_column].to_numpy(dtype=float), found.values[rows]
+                )
+                ref_fig = {"mae": ref["mae"], "rmse": ref["rmse"], "patterns": len(rows)}
         return {"window": window, "reference": ref_fig, "reference_set": ref_text}
 
     # --- history -----------------------------------------------------------------------
