@@ -21,7 +21,7 @@ import trenches
 from trenches import predictions as store_of
 from trenches.backfill import BackfillResult, SkippedVersion, backfill, gaps
 from trenches.db import schema as t
-from trenches.evaluation import resolve_predictor, split_set
+from trenches.predictors import resolve, split
 
 from conftest import run_cli
 
@@ -52,7 +52,7 @@ def three_versions(store: trenches.Store) -> trenches.Dataset:
     for c in (0.01, 0.1, 1.0):
         with store.run(f"c={c}", snapshot=snap, capture_code=False) as run:
             run.log_model(make_pipeline(StandardScaler(), LogisticRegression(C=c)).fit(X, y), "clf")
-    _, train = split_set(ds, "train")
+    train = split(ds, "train").ids
     store.problems.create("hard", dataset="cancer", title="Hard cases")
     store.problems.add("hard", positive=train[:3], negative=train[3:4], backfill=False)
     return ds
@@ -60,15 +60,15 @@ def three_versions(store: trenches.Store) -> trenches.Dataset:
 
 def measured_on(store: trenches.Store, ds: trenches.Dataset) -> np.ndarray:
     """The validation, test and problem patterns of ``ds``."""
-    _, validation = split_set(ds, "validation")
-    _, test = split_set(ds, "test")
+    validation = split(ds, "validation").ids
+    test = split(ds, "test").ids
     problems = [i for p in store.problems.list(dataset=ds.name) for i in p.patterns()]
     return np.union1d(np.union1d(validation, test), np.asarray(problems, dtype=np.int64))
 
 
 def predicted(store: trenches.Store, ref: str) -> np.ndarray:
     with store.engine.connect() as conn:
-        return store_of.predicted_ids(conn, resolve_predictor(store, ref).id)
+        return store_of.predicted_ids(conn, resolve(store, ref).id)
 
 
 def prediction_count(store: trenches.Store) -> int:
@@ -105,7 +105,7 @@ def test_one_backfill_predicts_every_version_on_validation_test_and_problems(
     for n in (1, 2, 3):
         assert np.array_equal(predicted(store, f"clf@{n}"), wanted)
     # Not the train split: no version is measured on it.
-    _, train = split_set(three_versions, "train")
+    train = split(three_versions, "train").ids
     problem = set(store.problems.get("hard").patterns())
     assert not set(predicted(store, "clf@1")) & (set(train.tolist()) - problem)
 
@@ -127,11 +127,11 @@ def test_validation_patterns_added_later_are_filled_for_every_version(
     store: trenches.Store, three_versions: trenches.Dataset
 ) -> None:
     backfill(store)
-    _, validation_before = split_set(three_versions, "validation")
+    validation_before = split(three_versions, "validation").ids
     more = load_breast_cancer(as_frame=True).frame.iloc[:120].copy()
     more["mean radius"] *= 1.01  # new inputs, so new patterns (in any split)
     three_versions.add(more, source="expert", created_at="2026-02-01")
-    _, validation = split_set(three_versions, "validation")
+    validation = split(three_versions, "validation").ids
     assert len(validation) > len(validation_before)
     new = np.setdiff1d(measured_on(store, three_versions), predicted(store, "clf@1"))
 
@@ -200,7 +200,7 @@ def test_adding_problem_patterns_skips_a_pickled_version_and_stores_them(
     store: trenches.Store, three_versions: trenches.Dataset
 ) -> None:
     register_rule(store, three_versions)
-    _, train = split_set(three_versions, "train")
+    train = split(three_versions, "train").ids
     store.problems.create("more", dataset="cancer", title="More")
 
     result = store.problems.add("more", positive=train[10:14])
@@ -258,7 +258,7 @@ def test_problems_add_stores_the_patterns_names_the_skipped_version_and_exits_1(
     store: trenches.Store, store_url: str, three_versions: trenches.Dataset
 ) -> None:
     register_rule(store, three_versions)
-    _, train = split_set(three_versions, "train")
+    train = split(three_versions, "train").ids
     store.problems.create("more", dataset="cancer", title="More")
     ids = ",".join(str(i) for i in train[20:23])
 

@@ -10,8 +10,8 @@ from sklearn.linear_model import LogisticRegression
 
 import trenches
 from trenches.comparison import compare, mcnemar_exact
-from trenches.evaluation import split_set
 from trenches.predict import predict
+from trenches.predictors import split
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def two_versions(store: trenches.Store) -> trenches.Dataset:
 def test_flips_equal_a_direct_computation(
     store: trenches.Store, two_versions: trenches.Dataset
 ) -> None:
-    _, ids = split_set(two_versions, "all")
+    ids = split(two_versions, "all").ids
     for ref in ("clf@1", "clf@2"):
         predict(store, ref, ids)
     result = compare(store, "clf@1", "clf@2")
@@ -57,7 +57,7 @@ def test_mcnemar_exact_is_the_two_sided_binomial() -> None:
 def test_comparing_over_different_pattern_sets_is_refused(
     store: trenches.Store, two_versions: trenches.Dataset
 ) -> None:
-    _, ids = split_set(two_versions, "validation")
+    ids = split(two_versions, "validation").ids
     store.problems.create("p", dataset="cancer", title="P")
     store.problems.add("p", positive=ids[:6], backfill=False)
     predict(store, "clf@1", ids[:6])

@@ -16,8 +16,9 @@ from sklearn.preprocessing import StandardScaler
 import trenches
 from trenches import predictions
 from trenches.db.engine import read
-from trenches.evaluation import evaluate, split_set
+from trenches.evaluation import evaluate
 from trenches.predict import predict
+from trenches.predictors import PatternSet, split
 
 
 @pytest.fixture
@@ -35,8 +36,8 @@ def model_ref(store: trenches.Store) -> str:
 
 def test_prediction_is_incremental_and_stored_once(store: trenches.Store, model_ref: str) -> None:
     ds = store.datasets.get("cancer")
-    _, validation = split_set(ds, "validation")
-    _, test = split_set(ds, "test")
+    validation = split(ds, "validation").ids
+    test = split(ds, "test").ids
     first = predict(store, model_ref, validation)
     assert first.computed == len(validation)
     again = predict(store, model_ref, validation)
@@ -47,7 +48,7 @@ def test_prediction_is_incremental_and_stored_once(store: trenches.Store, model_
 
 def test_stored_predictions_are_the_models(store: trenches.Store, model_ref: str) -> None:
     ds = store.datasets.get("cancer")
-    _, ids = split_set(ds, "all")
+    ids = split(ds, "all").ids
     result = predict(store, model_ref, ids)
     with read(store.engine) as conn:
         stored = predictions.read(conn, result.predictor_id)
@@ -64,7 +65,7 @@ def test_an_interrupted_evaluation_resumes_to_the_same_predictions(
     store: trenches.Store, model_ref: str
 ) -> None:
     ds = store.datasets.get("cancer")
-    _, ids = split_set(ds, "all")
+    ids = split(ds, "all").ids
     done = []
 
     def stop_after_two_chunks(n: int) -> None:
@@ -85,12 +86,13 @@ def test_an_interrupted_evaluation_resumes_to_the_same_predictions(
 
 def test_metrics_need_every_pattern_of_the_set(store: trenches.Store, model_ref: str) -> None:
     ds = store.datasets.get("cancer")
-    name, ids = split_set(ds, "validation")
+    chosen = split(ds, "validation")
+    name, ids = chosen.name, chosen.ids
     predict(store, model_ref, ids[:10])
     with pytest.raises(trenches.InvalidInput, match=f"10 of the {len(ids)} patterns"):
-        evaluate(store, model_ref, ids, name)
+        evaluate(store, model_ref, PatternSet(name, ids))
     predict(store, model_ref, ids)
-    result = evaluate(store, model_ref, ids, name)
+    result = evaluate(store, model_ref, PatternSet(name, ids))
     assert result.pattern_set == "cancer:validation" and result.size == len(ids)
 
 
@@ -121,7 +123,7 @@ def test_classification_metrics_equal_scikit_learns(
     for j, c in enumerate(classes):
         frame[f"proba_{c}"] = probs[:, j]
     store.baselines.add(f"b-{name}", dataset=name, predictions=frame)
-    result = evaluate(store, f"b-{name}", ids, "all")
+    result = evaluate(store, f"b-{name}", PatternSet("all", ids))
     m = result.metrics
     assert m["accuracy"] == pytest.approx(skm.accuracy_score(truth, predicted))
     assert m["f1_macro"] == pytest.approx(
@@ -147,7 +149,7 @@ def test_regression_metrics_equal_scikit_learns(store: trenches.Store) -> None:
     store.baselines.add(
         "guess", dataset="r", predictions=pd.DataFrame({"pattern_id": ids, "prediction": guess})
     )
-    m = evaluate(store, "guess", ids, "r:all").metrics
+    m = evaluate(store, "guess", PatternSet("r:all", ids)).metrics
     assert m["mae"] == pytest.approx(skm.mean_absolute_error(y, guess))
     assert m["rmse"] == pytest.approx(np.sqrt(skm.mean_squared_error(y, guess)))
     assert m["r2"] == pytest.approx(skm.r2_score(y, guess))

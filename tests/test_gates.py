@@ -21,9 +21,10 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
 import trenches
-from trenches.evaluation import evaluate, split_set
+from trenches.evaluation import evaluate
 from trenches.gates.spec import load
 from trenches.predict import predict
+from trenches.predictors import PatternSet, split
 
 from conftest import run_cli as run
 
@@ -42,7 +43,7 @@ def versions(store: trenches.Store) -> trenches.Dataset:
     strong = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y)
     for model in (DecisionTreeClassifier(max_depth=1, random_state=0).fit(X, y), strong, strong):
         store.models.register(model, "clf", X=X.iloc[:100], dataset="cancer")
-    _, ids = split_set(ds, "all")
+    ids = split(ds, "all").ids
     for ref in ("clf@1", "clf@2", "clf@3"):
         predict(store, ref, ids)
     return ds
@@ -59,10 +60,10 @@ def gates(*tables: str) -> Path:
 def right(store: trenches.Store, ref: str, ds: trenches.Dataset) -> pd.Series:
     from trenches import predictions
     from trenches.db.engine import read
-    from trenches.evaluation import resolve_predictor
+    from trenches.predictors import resolve
 
     with read(store.engine) as conn:
-        found = predictions.read(conn, resolve_predictor(store, ref).id)
+        found = predictions.read(conn, resolve(store, ref).id)
     assert found.correct is not None
     return pd.Series(found.correct, index=found.pattern_ids)
 
@@ -77,7 +78,8 @@ def statuses(check: Any) -> list[str]:
 def test_an_absolute_gate_passes_and_fails_on_its_bound(
     store: trenches.Store, versions: trenches.Dataset
 ) -> None:
-    name, ids = split_set(versions, "validation")
+    chosen = split(versions, "validation")
+    name, ids = chosen.name, chosen.ids
     accuracy = float(right(store, "clf@2", versions).loc[ids].mean())
     gates(
         f'metric = "accuracy"\nmin = {accuracy - 0.001}',
@@ -172,7 +174,7 @@ def test_no_break_fails_on_exactly_the_patterns_production_got_right(
 def test_no_worse_than_production_by_more_than_a_tolerance(
     store: trenches.Store, versions: trenches.Dataset
 ) -> None:
-    _, ids = split_set(versions, "validation")
+    ids = split(versions, "validation").ids
     a1 = float(right(store, "clf@1", versions).loc[ids].mean())
     a2 = float(right(store, "clf@2", versions).loc[ids].mean())
     assert a2 > a1 + 0.02
@@ -188,7 +190,8 @@ def test_no_worse_than_production_by_more_than_a_tolerance(
 
 
 def test_a_ratio_of_a_baselines_figure(store: trenches.Store, versions: trenches.Dataset) -> None:
-    name, ids = split_set(versions, "validation")
+    chosen = split(versions, "validation")
+    name, ids = chosen.name, chosen.ids
     frame = versions.patterns(ids=ids)
     # People who read half the validation patterns and got them all right.
     half = frame.iloc[: len(frame) // 2]
@@ -226,8 +229,12 @@ def test_significance_demands_mcnemar(store: trenches.Store, versions: trenches.
 def test_a_lower_is_better_metric_bounds_from_above(
     store: trenches.Store, versions: trenches.Dataset
 ) -> None:
-    name, ids = split_set(versions, "validation")
-    loss = {ref: evaluate(store, ref, ids, name).metrics["log_loss"] for ref in ("clf@1", "clf@2")}
+    chosen = split(versions, "validation")
+    name, ids = chosen.name, chosen.ids
+    loss = {
+        ref: evaluate(store, ref, PatternSet(name, ids)).metrics["log_loss"]
+        for ref in ("clf@1", "clf@2")
+    }
     better, worse = sorted(loss, key=loss.__getitem__)
     store.models.promote(better, "production", reason="lower loss")
     half = (loss[worse] - loss[better]) / 2

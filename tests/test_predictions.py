@@ -24,7 +24,7 @@ def predictor(store: trenches.Store) -> int:
         baseline = insert_returning_id(
             conn, t.baselines, {"name": "b", "dataset_id": ds.id, "created_at": 0}
         )
-        return predictions.predictor_id(conn, baseline_id=baseline, classes=["no", "yes"])
+        return predictions.make_predictor(conn, baseline_id=baseline, classes=["no", "yes"])
 
 
 def test_blocks_read_back_as_arrays_by_pattern_id(store: trenches.Store, predictor: int) -> None:

@@ -13,8 +13,8 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 
 import trenches
 from trenches.errors import InvalidInput
-from trenches.evaluation import split_set
 from trenches.predict import predict
+from trenches.predictors import split as split_of
 
 from conftest import run_cli, tumours
 
@@ -29,7 +29,7 @@ def classifier(store: trenches.Store) -> str:
     frame = ds.patterns()
     model = LogisticRegression().fit(frame[INPUTS], frame["label"])
     version = store.models.register(model, "clf", X=frame[INPUTS], dataset="tumours")
-    predict(store, version.ref, split_set(ds, "validation")[1])
+    predict(store, version.ref, split_of(ds, "validation").ids)
     return version.ref
 
 
@@ -49,7 +49,7 @@ def _prices(store: trenches.Store, tolerance: str | None) -> tuple[trenches.Data
 def test_a_versions_predictions_are_the_models_own(store: trenches.Store, classifier: str) -> None:
     frame = store.predictions(classifier, "validation")
     ds = store.datasets.get("tumours")
-    assert list(frame.index) == list(split_set(ds, "validation")[1])
+    assert list(frame.index) == list(split_of(ds, "validation").ids)
     assert frame.index.name == "pattern_id" and frame.index.is_monotonic_increasing
     assert list(frame.columns) == [
         *INPUTS,
@@ -79,8 +79,8 @@ def test_a_versions_predictions_are_the_models_own(store: trenches.Store, classi
 def test_patterns_without_a_prediction_are_kept(store: trenches.Store, classifier: str) -> None:
     ds = store.datasets.get("tumours")
     frame = store.predictions(classifier, "all")
-    assert list(frame.index) == list(split_set(ds, "all")[1])
-    validation = set(split_set(ds, "validation")[1].tolist())
+    assert list(frame.index) == list(split_of(ds, "all").ids)
+    validation = set(split_of(ds, "validation").ids.tolist())
     assert frame["predicted"].tolist() == [i in validation for i in frame.index]
     missing = frame[~frame["predicted"]]
     assert len(missing) == len(frame) - len(validation) > 0
@@ -90,15 +90,15 @@ def test_patterns_without_a_prediction_are_kept(store: trenches.Store, classifie
     assert set(store.predictions(classifier).index) == validation
 
 
-def test_a_split_is_its_active_patterns_as_split_set_names_them(
+def test_a_split_is_its_active_patterns_as_split_names_them(
     store: trenches.Store, classifier: str
 ) -> None:
     ds = store.datasets.get("tumours")
-    gone = int(split_set(ds, "validation")[1][0])
+    gone = int(split_of(ds, "validation").ids[0])
     store.patterns.deactivate([gone], reason="a duplicate")
     for split in ("train", "validation", "test", "all"):
         frame = store.predictions(classifier, split)
-        assert list(frame.index) == list(split_set(ds, split)[1])
+        assert list(frame.index) == list(split_of(ds, split).ids)
         assert split == "all" or (frame["split"] == split).all()
         assert gone not in frame.index
     # Named by id, a deactivated pattern is there, with its prediction.
@@ -108,7 +108,7 @@ def test_a_split_is_its_active_patterns_as_split_set_names_them(
 def test_pattern_ids_give_those_patterns_in_id_order(
     store: trenches.Store, classifier: str
 ) -> None:
-    validation = split_set(store.datasets.get("tumours"), "validation")[1]
+    validation = split_of(store.datasets.get("tumours"), "validation").ids
     wanted = [int(validation[3]), int(validation[0]), 1, int(validation[3])]
     frame = store.predictions(classifier, wanted)
     assert list(frame.index) == sorted({*wanted})
@@ -116,7 +116,7 @@ def test_pattern_ids_give_those_patterns_in_id_order(
 
 
 def test_a_problem_gives_its_patterns(store: trenches.Store, classifier: str) -> None:
-    train = split_set(store.datasets.get("tumours"), "train")[1]
+    train = split_of(store.datasets.get("tumours"), "train").ids
     store.problems.create("big", dataset="tumours", title="Big and benign")
     store.problems.add("big", positive=train[:6], negative=train[6:9])  # backfilled
     frame = store.predictions(classifier, "problem:big")
@@ -292,7 +292,7 @@ def test_show_json_gives_the_first_rows_and_the_counts(
 def test_show_prints_a_table_of_ids_given(
     store: trenches.Store, store_url: str, classifier: str
 ) -> None:
-    ids = split_set(store.datasets.get("tumours"), "validation")[1][:3]
+    ids = split_of(store.datasets.get("tumours"), "validation").ids[:3]
     code, stdout, err = run_cli(
         "--store", store_url, "predictions", "show", classifier, "--patterns",
         ",".join(map(str, ids)),

@@ -43,14 +43,14 @@ def _prediction_count(store: trenches.Store) -> int:
 def test_a_new_problem_is_backfilled_over_every_version_once(
     store: trenches.Store, three_versions: trenches.Dataset
 ) -> None:
-    from trenches.evaluation import split_set
     from trenches.predict import predict
+    from trenches.predictors import split
 
-    _, validation = split_set(three_versions, "validation")
+    validation = split(three_versions, "validation").ids
     for v in (1, 2, 3):
         predict(store, f"clf@{v}", validation)
     before = _prediction_count(store)
-    _, train = split_set(three_versions, "train")
+    train = split(three_versions, "train").ids
     store.problems.create("hard", dataset="cancer", title="Hard cases")
     result = store.problems.add("hard", positive=train[:8], negative=train[8:12])
     assert (result.added, result.predicted, result.versions) == (12, 36, 3)
@@ -317,11 +317,11 @@ def test_a_regression_dataset_end_to_end(store: trenches.Store, diabetes: trench
     from scipy.stats import wilcoxon
 
     from trenches.comparison import compare
-    from trenches.evaluation import split_set
     from trenches.predict import predict
+    from trenches.predictors import split
     from trenches.verdicts import Tolerance
 
-    _, validation = split_set(diabetes, "validation")
+    validation = split(diabetes, "validation").ids
     frame = diabetes.patterns(ids=validation.tolist())
     severe = frame.index[frame["target"] > 200][:10].tolist()
     mild = frame.index[frame["target"] < 100][:5].tolist()

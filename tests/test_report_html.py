@@ -23,8 +23,9 @@ from trenches import timestamps
 from trenches.backfill import backfill
 from trenches.cli import main
 from trenches.comparison import compare
-from trenches.evaluation import evaluate, split_set
+from trenches.evaluation import evaluate
 from trenches.predict import predict
+from trenches.predictors import PatternSet, split
 from trenches.report.html import write_report
 
 from conftest import chromium, dead_url, log_requests, tumours
@@ -56,7 +57,7 @@ def build(store: trenches.Store, *, versions: int = 3, problems: bool = True) ->
     for i, model in enumerate(models[:versions], 1):
         with store.run(f"train-{i}", snapshot=snap, capture_code=False) as run:
             run.log_model(model.fit(X, y), "clf")
-    _, validation = split_set(ds, "validation")
+    validation = split(ds, "validation").ids
     for v in store.models.versions("clf"):
         predict(store, v.ref, validation)
     if problems:
@@ -102,13 +103,15 @@ def test_the_report_shows_every_section_from_the_store(
 
     page = write_report(store, tmp_path / "report.html").read_text(encoding="utf-8")
 
-    set_name, validation = split_set(ds, "validation")
+    chosen = split(ds, "validation")
+
+    set_name, validation = chosen.name, chosen.ids
     metrics = section(page, "metrics")
     assert f"{set_name}</code>, the current validation split ({len(validation)} patterns)" in (
         metrics
     )
     for v in store.models.versions("clf"):
-        accuracy = evaluate(store, v.ref, validation, set_name).metrics["accuracy"]
+        accuracy = evaluate(store, v.ref, PatternSet(set_name, validation)).metrics["accuracy"]
         assert f"<td>{v.ref}</td>" in metrics and f"{accuracy:.4g}" in metrics
     assert 'id="metric-1"' in metrics
 
@@ -396,11 +399,11 @@ def grown(store: trenches.Store) -> trenches.Dataset:
     """:func:`build`, then new patterns: the validation split grows, and no version has
     predicted its new patterns."""
     ds = build(store)
-    _, before = split_set(ds, "validation")
+    before = split(ds, "validation").ids
     more = _cancer().iloc[:150].copy()
     more["mean_radius"] *= 1.01  # new inputs, so new patterns
     ds.add(more, source="expert", labelled_by="dr.b", created_at="2026-02-01")
-    _, after = split_set(ds, "validation")
+    after = split(ds, "validation").ids
     assert len(after) > len(before)
     return ds
 
@@ -410,7 +413,8 @@ def test_versions_lacking_predictions_are_named_not_dropped(
 ) -> None:
     store = sqlite_store
     ds = grown(store)
-    set_name, validation = split_set(ds, "validation")
+    chosen = split(ds, "validation")
+    set_name, validation = chosen.name, chosen.ids
 
     metrics = text_of(
         section(write_report(store, tmp_path / "r.html").read_text(encoding="utf-8"), "metrics")

@@ -22,7 +22,8 @@ from trenches import timestamps
 from trenches.db import schema as t
 from trenches.db.engine import insert_returning_id, read, write
 from trenches.errors import InvalidConfig, NotFound
-from trenches.evaluation import evaluate, split_set
+from trenches.evaluation import evaluate
+from trenches.predictors import PatternSet, split
 from trenches.retrain import RetrainFailed
 
 from conftest import run_cli as cli
@@ -89,8 +90,9 @@ def strong() -> object:
 
 
 def accuracy(store: trenches.Store, ref: str, ds: trenches.Dataset) -> float:
-    name, ids = split_set(ds, "validation")
-    return evaluate(store, ref, ids, name).metrics["accuracy"]
+    chosen = split(ds, "validation")
+    name, ids = chosen.name, chosen.ids
+    return evaluate(store, ref, PatternSet(name, ids)).metrics["accuracy"]
 
 
 # --- promotion and refusal ---------------------------------------------------------------
@@ -102,7 +104,7 @@ def test_a_better_candidate_is_promoted_and_every_step_is_recorded(
     ds = cancer(store)
     weak = production(store, ds, DummyClassifier(strategy="most_frequent"))
     store.problems.create("hard", dataset="cancer", title="hard cases")
-    _, val = split_set(ds, "validation")
+    val = split(ds, "validation").ids
     store.problems.add("hard", positive=val[:5].tolist(), negative=val[5:8].tolist())
     snapshots_before = len(ds.snapshots())
     project(STRONG)
@@ -165,7 +167,7 @@ def test_a_worse_candidate_is_refused_and_left_at_candidate(store: trenches.Stor
     figures = result.figures
     assert figures is not None and not figures.better
     c, p = accuracy(store, "clf@2", ds), accuracy(store, strong_ref, ds)
-    _, val = split_set(ds, "validation")
+    val = split(ds, "validation").ids
     assert result.reason is not None
     assert (
         f"accuracy {c:.4f} is not better than production's {p:.4f} (clf@1) on "

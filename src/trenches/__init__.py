@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from trenches.backfill import BackfillResult, SkippedVersion, VersionBackfill
     from trenches.baselines import Baseline, Baselines
     from trenches.comparison import Comparison, Flips
+    from trenches.evaluation import EvaluateResult, Evaluation
     from trenches.explain import Explanation, Explanations
     from trenches.gates import Check, GateResult, Gates
     from trenches.gates.spec import Criteria, GateSpec
@@ -54,6 +55,8 @@ if TYPE_CHECKING:
     from trenches.patterns.diff import DataChange, SnapshotDiff
     from trenches.patterns.history import Patterns
     from trenches.patterns.snapshots import Snapshots
+    from trenches.predict import PredictResult
+    from trenches.predictors import PatternSet, Predictor
     from trenches.problems import AddResult, Problem, Problems, ProblemScore
     from trenches.quality import Finding, QualityReport
     from trenches.retrain import Retrains
@@ -131,6 +134,11 @@ _LAZY = {
     "Feedback": "trenches.serving.records",
     "ToPatterns": "trenches.serving.records",
     "RequestPattern": "trenches.serving.records",
+    "Evaluation": "trenches.evaluation",
+    "EvaluateResult": "trenches.evaluation",
+    "PredictResult": "trenches.predict",
+    "Predictor": "trenches.predictors",
+    "PatternSet": "trenches.predictors",
 }
 
 
@@ -163,6 +171,8 @@ __all__ = [
     "DiskFull",
     "DriftReport",
     "DriftSettings",
+    "EvaluateResult",
+    "Evaluation",
     "Explanation",
     "Explanations",
     "Feedback",
@@ -186,7 +196,10 @@ __all__ = [
     "Pattern",
     "PatternChange",
     "PatternHistory",
+    "PatternSet",
     "Patterns",
+    "PredictResult",
+    "Predictor",
     "Problem",
     "ProblemScore",
     "ProblemTally",

@@ -161,7 +161,7 @@ class Baselines:
                 t.baselines,
                 {"name": name, "dataset_id": ds.id, "description": description, "created_at": now},
             )
-            predictor = predictions_store.predictor_id(
+            predictor = predictions_store.make_predictor(
                 conn, baseline_id=baseline_id, classes=classes
             )
             predictions_store.write_block(

@@ -17,7 +17,8 @@ from trenches import predictions as store_of
 from trenches import verdicts
 from trenches.db.engine import read
 from trenches.errors import InvalidInput
-from trenches.evaluation import Evaluation, evaluate, resolve_predictor
+from trenches.evaluation import Evaluation, evaluate
+from trenches.predictors import PatternSet, Predictor, resolve
 
 if TYPE_CHECKING:
     from trenches.patterns.datasets import Dataset
@@ -255,10 +256,10 @@ def _pair(
     return _Pair(dataset, a, b, ids, truth)
 
 
-def flips(store: Store, a: str, b: str) -> Flips:
+def flips(store: Store, a: str | Predictor, b: str | Predictor) -> Flips:
     """Only the flips of ``a`` and ``b`` over the patterns both predicted: the quick
     query ("which patterns does A get right and B wrong?"), without metrics."""
-    pa, pb = resolve_predictor(store, a), resolve_predictor(store, b)
+    pa, pb = resolve(store, a), resolve(store, b)
     with read(store.engine) as conn:
         fa, fb = store_of.read(conn, pa.id), store_of.read(conn, pb.id)
     ids = np.intersect1d(fa.pattern_ids, fb.pattern_ids)
@@ -266,10 +267,12 @@ def flips(store: Store, a: str, b: str) -> Flips:
     return pair.flips(f"{pa.dataset.name}: patterns both predicted", ids, pa.dataset.tolerance)
 
 
-def compare(store: Store, a: str, b: str, *, problem: str | None = None) -> Comparison:
+def compare(
+    store: Store, a: str | Predictor, b: str | Predictor, *, problem: str | None = None
+) -> Comparison:
     """Compare ``a`` and ``b`` (versions ``name@V`` or baseline names) on the patterns
     both predicted, or on a problem's patterns, which both must have predicted."""
-    pa, pb = resolve_predictor(store, a), resolve_predictor(store, b)
+    pa, pb = resolve(store, a), resolve(store, b)
     if pa.dataset.id != pb.dataset.id:
         raise InvalidInput(
             f"{pa.ref} predicts for dataset {pa.dataset.name!r} and {pb.ref} for "
@@ -321,8 +324,8 @@ def compare(store: Store, a: str, b: str, *, problem: str | None = None) -> Comp
     return Comparison(
         pa.ref,
         pb.ref,
-        evaluate(store, pa.ref, ids, name),
-        evaluate(store, pb.ref, ids, name),
+        evaluate(store, pa, PatternSet(name, ids)),
+        evaluate(store, pb, PatternSet(name, ids)),
         overall,
         per_problem,
         data,

@@ -338,7 +338,6 @@ def _problems(store: trenches.Store, ds: trenches.Dataset, folder: Path, console
     a comparison of the last two versions, and the graph."""
     from trenches.backfill import backfill
     from trenches.comparison import compare
-    from trenches.evaluation import split_set
     from trenches.report.problems import write_graph
 
     _say(
@@ -385,7 +384,7 @@ def _problems(store: trenches.Store, ds: trenches.Dataset, folder: Path, console
         f"{done.versions} versions (`trenches backfill`), so every version stands on the "
         "same patterns"
     )
-    _, validation = split_set(ds, "validation")
+    validation = ds.pattern_ids("validation")
     table = store.problems.history("cancer")
     versions = list(dict.fromkeys(table.sort_values("created_at")["version"]))
     shown = Table(
@@ -567,14 +566,12 @@ def _serve(store: trenches.Store, ds: trenches.Dataset, folder: Path, console: C
     feedback on a wrong answer, and make that answer a problem pattern."""
     import httpx
 
-    from trenches.evaluation import split_set
-
     _say(
         console,
         "Production is served over HTTP for a few seconds: the Open Inference Protocol, "
         "MLflow's /invocations and /predict; each request is logged.",
     )
-    _, test = split_set(ds, "test")
+    test = ds.pattern_ids("test")
     frame = ds.patterns(ids=test.tolist())
     truth = frame.pop("diagnosis")
     with _serving(store) as url, httpx.Client(base_url=url, timeout=30) as client:
@@ -772,7 +769,6 @@ def _monitor(store: trenches.Store, ds: trenches.Dataset, folder: Path, console:
     import httpx
 
     from trenches import timestamps
-    from trenches.evaluation import split_set
 
     # The demo prints the alert itself; `trenches monitor` also logs it to stderr.
     logging.getLogger("trenches.monitoring").addHandler(logging.NullHandler())
@@ -804,9 +800,9 @@ def _monitor(store: trenches.Store, ds: trenches.Dataset, folder: Path, console:
         "A new imaging device goes live: it reads textures a third higher. Its traffic, "
         "and the biopsy results a week later:",
     )
-    _, ids = split_set(ds, "validation")
+    ids = ds.pattern_ids("validation")
     frame = ds.patterns(ids=ids.tolist()).sample(frac=1.0, random_state=3)
-    _, more = split_set(ds, "test")
+    more = ds.pattern_ids("test")
     frame = pd.concat([frame, ds.patterns(ids=more.tolist())]).reset_index(drop=True)
     truth = frame.pop("diagnosis")
     for column in DRIFTED:

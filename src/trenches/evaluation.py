@@ -7,24 +7,24 @@ predicted every pattern of the set is refused rather than measured on part of it
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import select
 
-from trenches import config
+from trenches import config, predictors
 from trenches import predictions as store_of
-from trenches.db import schema as t
 from trenches.db.engine import read
-from trenches.errors import InvalidInput, NotFound
+from trenches.errors import InvalidInput
 from trenches.patterns import inputs as inp
 from trenches.patterns.datasets import read_patterns
 
 if TYPE_CHECKING:
-    from trenches.patterns.datasets import Dataset
+    from trenches.models.registry import ModelVersion
+    from trenches.predict import PredictResult
+    from trenches.predictors import PatternSet, Predictor
     from trenches.store import Store
 
 
@@ -59,43 +59,6 @@ class Evaluation:
         }
 
 
-@dataclass(frozen=True)
-class Predictor:
-    """A model version or a baseline, as the prediction store knows it."""
-
-    ref: str
-    id: int
-    dataset: Dataset
-
-
-def resolve_predictor(store: Store, ref: str) -> Predictor:
-    """``name@3`` / ``name@alias`` is a model version; a bare name is a baseline."""
-    if "@" in ref:
-        from trenches.predict import version_predictor
-
-        version = store.models.get(ref)
-        if version.dataset is None:
-            raise InvalidInput(f"{version.ref} has no dataset; its patterns are unknown")
-        return Predictor(
-            version.ref, version_predictor(store, version), store.datasets.get(version.dataset)
-        )
-    baseline = store.baselines.get(ref)
-    with read(store.engine) as conn:
-        pid = conn.execute(
-            select(t.predictors.c.id).where(t.predictors.c.baseline_id == baseline.id)
-        ).scalar()
-    if pid is None:
-        raise NotFound(f"baseline {ref!r} has no predictions")
-    return Predictor(baseline.name, int(pid), store.datasets.get(baseline.dataset))
-
-
-def split_set(dataset: Dataset, split: str) -> tuple[str, np.ndarray]:
-    """The active patterns of one split (or ``all``), with the set's name."""
-    if split != "all" and split not in ("train", "validation", "test"):
-        raise InvalidInput(f"split {split!r} must be train, validation, test or all")
-    return f"{dataset.name}:{split}", dataset.pattern_ids(None if split == "all" else split)
-
-
 def _costs() -> dict[str, dict[str, float]] | None:
     table = config.project_settings().get("evaluation", {})
     if not isinstance(table, dict) or "cost" not in table:
@@ -110,11 +73,15 @@ def _costs() -> dict[str, dict[str, float]] | None:
 
 
 def evaluate(
-    store: Store, ref: str, pattern_ids: Sequence[int] | np.ndarray, pattern_set: str
+    store: Store,
+    ref: str | ModelVersion | Predictor,
+    patterns: PatternSet,
 ) -> Evaluation:
-    """Metrics of ``ref`` over exactly the patterns ``pattern_ids`` (named ``pattern_set``)."""
-    predictor = resolve_predictor(store, ref)
-    wanted = np.unique(np.asarray(pattern_ids, dtype=np.int64))
+    """Metrics of ``ref`` over exactly the patterns of ``patterns``; a predictor without
+    a prediction for every one of them is refused, not measured on part of the set."""
+    predictor = predictors.resolve(store, ref)
+    wanted = np.unique(np.asarray(patterns.ids, dtype=np.int64))
+    pattern_set = patterns.name
     if len(wanted) == 0:
         raise InvalidInput(f"the pattern set {pattern_set!r} is empty")
     with read(store.engine) as conn:
@@ -238,3 +205,47 @@ def _score_metrics(
             m.roc_auc_score(in_classes, norm, multi_class="ovr", labels=range(len(classes)))
         )
     return values
+
+
+@dataclass(frozen=True)
+class EvaluateResult:
+    """What :meth:`Store.evaluate` did: the predictions it made, and the metrics."""
+
+    evaluation: Evaluation
+    predicted: PredictResult
+
+
+def evaluate_split(
+    store: Store,
+    ref: str | ModelVersion | Predictor,
+    split: str = "validation",
+    *,
+    with_problems: bool = True,
+    trusted: bool = False,
+    batch_size: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> EvaluateResult:
+    """Predict what a version has not predicted of a split (and, ``with_problems``, of
+    every problem of its dataset, so the problem table stays complete), then measure it
+    over the whole split. The reference is resolved once; each batch of predictions is
+    stored in its own transaction. ``progress(done, total)`` is told of each batch."""
+    from trenches.predict import CHUNK, predict
+
+    predictor = predictors.resolve(store, ref)
+    chosen = predictors.split(predictor.dataset, split)
+    wanted = chosen.ids
+    if with_problems:
+        problem_ids = [
+            i for p in store.problems.list(dataset=predictor.dataset.name) for i in p.patterns()
+        ]
+        wanted = np.union1d(wanted, np.asarray(problem_ids, dtype=np.int64))
+    total = len(wanted)
+    done = predict(
+        store,
+        predictor,
+        wanted,
+        trusted=trusted,
+        progress=None if progress is None else (lambda n: progress(n, total)),
+        chunk=batch_size or CHUNK,
+    )
+    return EvaluateResult(evaluate(store, predictor, chosen), done)

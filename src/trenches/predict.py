@@ -13,11 +13,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import orjson
-from sqlalchemy import select
 
 from trenches import predictions as store_of
-from trenches.db import schema as t
+from trenches import predictors
 from trenches.db.engine import read, write
 from trenches.errors import InvalidInput
 from trenches.patterns import inputs as inp
@@ -26,6 +24,7 @@ from trenches.patterns.datasets import read_patterns
 if TYPE_CHECKING:
     from trenches.models.registry import ModelVersion
     from trenches.patterns.datasets import Dataset
+    from trenches.predictors import Predictor
     from trenches.store import Store
 
 CHUNK = 20_000
@@ -47,20 +46,9 @@ class PredictResult:
         return self.requested - self.computed
 
 
-def version_predictor(store: Store, version: ModelVersion) -> int:
-    """The predictor row of a model version (made on first use)."""
-    ds = store.datasets.get(version.dataset) if version.dataset else None
-    classes = None
-    if version.signature.classes is not None:
-        label_type = ds.label_type if ds is not None and ds.label_type else "string"
-        classes = inp.label_to_text(np.asarray(version.signature.classes), label_type)
-    with write(store.engine) as conn:
-        return store_of.predictor_id(conn, version_id=version.id, classes=classes)
-
-
 def predict(
     store: Store,
-    ref: str,
+    ref: str | ModelVersion | Predictor,
     pattern_ids: Sequence[int] | np.ndarray,
     *,
     trusted: bool = False,
@@ -73,26 +61,21 @@ def predict(
     to give the native model's labels and probabilities to 1e-5, and far quicker to
     load); otherwise through its native form.
     """
-    version = store.models.get(ref)
-    if version.dataset is None:
+    predictor = predictors.resolve(store, ref)
+    version = predictor.version
+    if version is None:
         raise InvalidInput(
-            f"{version.ref} was registered without a dataset, so its patterns are unknown; "
-            "register it in a run with a snapshot, or with dataset="
+            f"{predictor.ref} is a baseline: its predictions were given, it cannot predict"
         )
-    dataset = store.datasets.get(version.dataset)
-    predictor = version_predictor(store, version)
+    dataset = predictor.dataset
     wanted = np.unique(np.asarray(pattern_ids, dtype=np.int64))
     with read(store.engine) as conn:
-        todo = np.setdiff1d(wanted, store_of.predicted_ids(conn, predictor))
+        todo = np.setdiff1d(wanted, store_of.predicted_ids(conn, predictor.id))
     if len(todo) == 0:
-        return PredictResult(version.ref, predictor, len(wanted), 0)
+        return PredictResult(version.ref, predictor.id, len(wanted), 0)
     fmt = "onnx" if "onnx" in version.formats else "native"
-    model = store.models.load(version.ref, format=fmt, trusted=trusted)
-    with read(store.engine) as conn:
-        classes_json = conn.execute(
-            select(t.predictors.c.classes).where(t.predictors.c.id == predictor)
-        ).scalar()
-    classes = orjson.loads(classes_json) if classes_json else None
+    model = store.models.load(version, format=fmt, trusted=trusted)
+    classes = None if predictor.classes is None else list(predictor.classes)
     computed = 0
     for start in range(0, len(todo), chunk):
         ids = todo[start : start + chunk]
@@ -104,10 +87,10 @@ def predict(
             model, X, truth, dataset.label_type or "string", classes, dataset.task
         )
         with write(store.engine) as conn:
-            computed += store_of.write_block(conn, predictor, found, skip_existing=True, **block)
+            computed += store_of.write_block(conn, predictor.id, found, skip_existing=True, **block)
         if progress is not None:
             progress(len(ids))
-    return PredictResult(version.ref, predictor, len(wanted), computed)
+    return PredictResult(version.ref, predictor.id, len(wanted), computed)
 
 
 def model_inputs(version: ModelVersion, dataset: Dataset, frame: Any) -> Any:

@@ -32,7 +32,7 @@ from trenches.errors import Conflict, InvalidInput
 if TYPE_CHECKING:
     import pandas as pd
 
-    from trenches.evaluation import Predictor
+    from trenches.predictors import Predictor
     from trenches.store import Store
 
 
@@ -65,19 +65,15 @@ def _bytes(a: np.ndarray | None, dtype: str) -> bytes | None:
     return np.ascontiguousarray(a, dtype=dtype).tobytes()
 
 
-def predictor_id(
+def make_predictor(
     conn: Connection,
     *,
     version_id: int | None = None,
     baseline_id: int | None = None,
-    classes: list[str] | None = None,
+    classes: Sequence[str] | None = None,
 ) -> int:
-    """The predictor row of a model version or a baseline, made on first use."""
-    c = t.predictors.c
-    where = c.version_id == version_id if version_id is not None else c.baseline_id == baseline_id
-    found = conn.execute(select(c.id).where(where)).scalar()
-    if found is not None:
-        return int(found)
+    """Make the predictor row of a version or baseline being registered (in its
+    registration's transaction): readers only ever find it."""
     return insert_returning_id(
         conn,
         t.predictors,
@@ -85,7 +81,7 @@ def predictor_id(
             "kind": "version" if version_id is not None else "baseline",
             "version_id": version_id,
             "baseline_id": baseline_id,
-            "classes": orjson.dumps(classes).decode() if classes is not None else None,
+            "classes": orjson.dumps(list(classes)).decode() if classes is not None else None,
             "created_at": timestamps.now_us(),
         },
     )
@@ -204,15 +200,16 @@ def read(conn: Connection, predictor: int) -> Predictions:
 
 # --- the predictions table ---------------------------------------------------------
 
-#: Pattern sets ``table`` takes by name: the active patterns of a split, or all of them.
-_SPLIT_SETS = ("validation", "test", "train", "all")
+#: The pattern sets a split's name stands for: its active patterns, or all of them.
+SPLIT_SETS = ("validation", "test", "train", "all")
+
 #: Rows of a JSON lines file encoded at a time: bounds the memory of a big export.
 _JSON_ROWS = 50_000
 
 
 def table(
     store: Store,
-    ref: str,
+    ref: str | Predictor,
     patterns: Sequence[int] | np.ndarray | str | None = None,
 ) -> pd.DataFrame:
     """A predictor's predictions with the patterns they are about, by ``pattern_id``.
@@ -228,14 +225,14 @@ def table(
     dataset column named like one of these is renamed ``data_<name>``. ``attrs`` holds
     the ``predictor`` and the ``pattern_set``.
     """
-    from trenches.evaluation import resolve_predictor
     from trenches.patterns.datasets import read_patterns
+    from trenches.predictors import resolve
 
-    predictor = resolve_predictor(store, ref)
+    predictor = resolve(store, ref)
     ds = predictor.dataset
     with db.read(store.engine) as conn:
         found = read(conn, predictor.id)
-    if isinstance(patterns, str) and patterns in _SPLIT_SETS:
+    if isinstance(patterns, str) and patterns in SPLIT_SETS:
         # The active patterns of the split, the set split_set names, read with their
         # inputs at once rather than listed first and read again.
         name = f"{ds.name}:{patterns}"
@@ -270,7 +267,7 @@ def _pattern_set(
                 )
             return f"problem:{problem.slug}", np.asarray(problem.patterns(), dtype=np.int64)
         raise InvalidInput(
-            f"patterns {patterns!r} must be {', '.join(_SPLIT_SETS)}, problem:SLUG or pattern ids"
+            f"patterns {patterns!r} must be {', '.join(SPLIT_SETS)}, problem:SLUG or pattern ids"
         )
     ids = np.asarray(patterns)
     if ids.size and (ids.ndim != 1 or ids.dtype.kind not in "iu"):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from types import TracebackType
@@ -22,10 +22,12 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from trenches.baselines import Baselines
+    from trenches.evaluation import EvaluateResult
     from trenches.explain import Explanations
     from trenches.gates import Gates
     from trenches.lineage import Lineage
     from trenches.models import Models
+    from trenches.models.registry import ModelVersion
     from trenches.monitoring.monitor import Monitoring
     from trenches.patterns.datasets import Datasets
     from trenches.patterns.history import Patterns
@@ -79,7 +81,11 @@ class Store:
     def models(self) -> Models:
         from trenches.models import Models
 
-        return Models(self)
+        # Promotion policy lives with the gates; the registry is told it, not reaching
+        # for it (the gates load only when an alias moves).
+        return Models(
+            self, guard=lambda ref, alias, force: self.gates.guard_promotion(ref, alias, force)
+        )
 
     @cached_property
     def baselines(self) -> Baselines:
@@ -158,6 +164,33 @@ class Store:
         from trenches.lineage import lineage
 
         return lineage(self, ref)
+
+    def evaluate(
+        self,
+        ref: str | ModelVersion,
+        split: str = "validation",
+        *,
+        with_problems: bool = True,
+        trusted: bool = False,
+        batch_size: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> EvaluateResult:
+        """Predict what the version ``ref`` (``name@3``, ``name@production``) has not
+        yet predicted of ``split`` (``validation``, ``test``, ``train``, ``all``) and,
+        ``with_problems``, of every problem's patterns; then measure it over the whole
+        split. Each prediction is stored once, each batch in its own transaction, so a
+        killed run loses at most one batch. ``progress(done, total)`` hears of each."""
+        from trenches.evaluation import evaluate_split
+
+        return evaluate_split(
+            self,
+            ref,
+            split,
+            with_problems=with_problems,
+            trusted=trusted,
+            batch_size=batch_size,
+            progress=progress,
+        )
 
     def predictions(
         self, ref: str, patterns: Sequence[int] | np.ndarray | str | None = None

@@ -77,7 +77,8 @@ def print_json(value: Any) -> None:
 
 @contextmanager
 def progress_bar(description: str, total: int | None) -> Iterator[Any]:
-    """A Rich progress bar on stderr; yields a callback taking the number of items done."""
+    """A Rich progress bar on stderr; yields a callback taking the number of items done
+    (and, when it is first known or changes, the ``total``)."""
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -90,7 +91,7 @@ def progress_bar(description: str, total: int | None) -> Iterator[Any]:
     )
     with progress:
         task = progress.add_task(description, total=total)
-        yield lambda n: progress.advance(task, n)
+        yield lambda n, total=None: progress.update(task, advance=n, total=total)
 
 
 def quality_table(report: QualityReport) -> Table:

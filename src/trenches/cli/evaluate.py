@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import typer
 from rich.table import Table
 
@@ -39,32 +38,16 @@ def evaluate(
 
     Example: `trenches evaluate cancer-clf@3 --split test`
     """
-    from trenches.evaluation import evaluate as measure
-    from trenches.evaluation import split_set
-    from trenches.predict import predict
-
-    with open_store() as store:
-        version = store.models.get(ref)
-        if version.dataset is None:
-            from trenches.errors import InvalidInput
-
-            raise InvalidInput(f"{version.ref} has no dataset to evaluate on")
-        name, ids = split_set(store.datasets.get(version.dataset), split)
-        # Every problem's patterns too, so the problem table stays complete.
-        problem_ids = [
-            i for p in store.problems.list(dataset=version.dataset) for i in p.patterns()
-        ]
-        wanted = np.union1d(ids, np.asarray(problem_ids, dtype=np.int64))
-        with progress_bar(f"predicting {name} and the problems", len(wanted)) as advance:
-            done = predict(
-                store,
-                version.ref,
-                wanted,
-                trusted=trusted,
-                progress=advance,
-                chunk=batch_size,
-            )
-        result = measure(store, version.ref, ids, name)
+    with open_store() as store, progress_bar(f"predicting {split} and the problems", None) as bar:
+        found = store.evaluate(
+            ref,
+            split,
+            with_problems=True,
+            trusted=trusted,
+            batch_size=batch_size,
+            progress=lambda n, total: bar(n, total=total),
+        )
+    result, done = found.evaluation, found.predicted
     if as_json:
         out = result.to_json()
         out["computed"] = done.computed

@@ -20,7 +20,7 @@ from sqlalchemy import insert, select
 from trenches import config, timestamps
 from trenches.db import schema as t
 from trenches.db.engine import read, write
-from trenches.errors import InvalidInput
+from trenches.errors import CheckFailed, InvalidInput
 from trenches.gates.check import GateResult, check_version
 from trenches.gates.spec import Criteria, GateSpec, load
 
@@ -148,3 +148,20 @@ class Gates:
         """The newest check of the version ``ref``, or None if it was never checked."""
         found = self.history(ref)
         return found[-1] if found else None
+
+    def guard_promotion(self, ref: str, alias: str, force: bool) -> None:
+        """Refuse to move ``alias`` to a version whose latest gate check failed, unless
+        forced (the force and its reason are kept in the alias history). The registry
+        asks this before every move but to ``candidate``."""
+        latest = self.latest(ref)
+        if latest is None or latest.passed or force:
+            return
+        failed = latest.failed
+        names = "; ".join(r.gate for r in failed[:3]) + ("; ..." if len(failed) > 3 else "")
+        raise CheckFailed(
+            f"{latest.version}'s latest check (#{latest.id}, "
+            f"{latest.created_at:%Y-%m-%d %H:%M}) failed {len(failed)} of "
+            f"{len(latest.results)} gates ({names}); it cannot become {alias}. Run "
+            f"`trenches check {latest.version}` again after fixing, or promote with "
+            "--force --reason TEXT (recorded in the alias history)"
+        )

@@ -15,9 +15,10 @@ from trenches import verdicts
 from trenches.comparison import TEST_NAMES, paired_test
 from trenches.db.engine import read
 from trenches.errors import NotFound
-from trenches.evaluation import evaluate, resolve_predictor, split_set
+from trenches.evaluation import evaluate
 from trenches.gates.spec import Criteria, GateSpec, lower_is_better, metric_parts
 from trenches.predict import predict
+from trenches.predictors import PatternSet, resolve, split
 
 if TYPE_CHECKING:
     from trenches.models.registry import ModelVersion
@@ -171,7 +172,7 @@ class _Context:
 
     def predictions(self, ref: str) -> store_of.Predictions:
         if ref not in self._predictions:
-            predictor = resolve_predictor(self.store, ref)
+            predictor = resolve(self.store, ref)
             with read(self.store.engine) as conn:
                 self._predictions[ref] = store_of.read(conn, predictor.id)
         return self._predictions[ref]
@@ -185,7 +186,8 @@ class _Context:
                 spec, f"problem:{problem.slug}", ids, problem=problem, also=also
             )
             return name, ids
-        return split_set(self.dataset, on)
+        chosen = split(self.dataset, on)
+        return chosen.name, chosen.ids
 
     def problem(self, spec: GateSpec, slug: str, *, key: str = "problems") -> Problem:
         try:
@@ -264,7 +266,7 @@ def _label(spec: GateSpec, default: str) -> str:
 
 
 def _figure(ctx: _Context, spec: GateSpec, ref: str, ids: np.ndarray, name: str) -> float:
-    result = evaluate(ctx.store, ref, ids, name)
+    result = evaluate(ctx.store, ref, PatternSet(name, ids))
     base, cls = metric_parts(spec.metric)
     if cls is None:
         if base not in result.metrics:

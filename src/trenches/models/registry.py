@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import orjson
 from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Connection
@@ -14,15 +16,20 @@ from sqlalchemy.engine import Connection
 from trenches import config, timestamps
 from trenches.db import schema as t
 from trenches.db.engine import insert_ignore, read, write
-from trenches.errors import CheckFailed, Conflict, InvalidInput, NotFound
+from trenches.errors import Conflict, InvalidInput, NotFound
 from trenches.models import formats, trust
 from trenches.names import in_int64
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from trenches.patterns.datasets import Dataset
     from trenches.runs.tracking import Run
     from trenches.store import Store
+
+#: Called before an alias other than ``candidate`` moves, with the reference, the alias
+#: and whether the move is forced; raises to refuse it.
+PromotionGuard = Callable[[str, str, bool], None]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$")
 _ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,99}$")
@@ -84,8 +91,11 @@ def _needs_trust(details: dict[str, str | None]) -> tuple[str, ...]:
 class Models:
     """The registry of a store: ``store.models``."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, guard: PromotionGuard | None = None) -> None:
         self._store = store
+        # What promotion policy refuses (a version whose latest check failed), given
+        # by whoever owns the policy: the registry only moves aliases.
+        self._guard = guard
 
     # --- registering ------------------------------------------------------------
 
@@ -141,6 +151,8 @@ class Models:
             flavor = "python"
             files["pickle"] = (formats.to_pickle(model), None)
             onnx_error = "not a scikit-learn model"
+        from trenches.predictions import make_predictor
+
         stored = {fmt: self._store.artifacts.put_bytes(data) for fmt, (data, _) in files.items()}
         now = timestamps.now_us()
         with write(self._store.engine) as conn:
@@ -167,6 +179,8 @@ class Models:
                     created_at=now,
                 )
             ).inserted_primary_key[0]  # type: ignore[index]
+            # Its predictor row now, so that reading its predictions never writes.
+            make_predictor(conn, version_id=version_id, classes=_class_text(signature, ds))
             for fmt, art in stored.items():
                 insert_ignore(
                     conn, t.artifacts, {"sha256": art.sha256, "size": art.size, "created_at": now}
@@ -282,7 +296,7 @@ class Models:
 
     def load(
         self,
-        ref: str,
+        ref: str | ModelVersion,
         *,
         format: str = "native",
         trusted: bool = False,
@@ -299,17 +313,23 @@ class Models:
         time uses 1, with no spinning); None leaves its default.
         """
         with read(self._store.engine) as conn:
-            row = self._resolve(conn, ref)
+            version = (
+                ref
+                if isinstance(ref, ModelVersion)
+                else self._version(conn, self._resolve(conn, ref))
+            )
             files = {
                 f.format: f
                 for f in conn.execute(
-                    select(t.model_files).where(t.model_files.c.version_id == row.id)
+                    select(t.model_files).where(t.model_files.c.version_id == version.id)
                 )
             }
-        signature = formats.Signature.from_json(row.signature)
+        signature = version.signature
         if format == "onnx":
             if "onnx" not in files:
-                raise NotFound(f"{ref} has no ONNX form: {row.onnx_error or 'not converted'}")
+                raise NotFound(
+                    f"{version.ref} has no ONNX form: {version.onnx_error or 'not converted'}"
+                )
             onnx_file = files["onnx"]
             details = orjson.loads(onnx_file.details) if onnx_file.details else {}
             return formats.OnnxModel(
@@ -327,7 +347,7 @@ class Models:
             return formats.from_pickle(
                 self._store.artifacts.get_bytes(files["pickle"].sha256), trusted
             )
-        raise NotFound(f"{ref} has no model file")
+        raise NotFound(f"{version.ref} has no model file")
 
     # --- aliases ----------------------------------------------------------------
 
@@ -339,8 +359,8 @@ class Models:
             )
         if not reason or not reason.strip():
             raise InvalidInput("moving an alias needs a reason (--reason)")
-        if alias not in UNGUARDED_ALIASES:
-            self._refuse_failed_check(ref, alias, force=force)
+        if alias not in UNGUARDED_ALIASES and self._guard is not None:
+            self._guard(ref, alias, force)
         now = timestamps.now_us()
         with write(self._store.engine) as conn:
             row = self._resolve(conn, ref)
@@ -374,22 +394,6 @@ class Models:
             )
         return self.alias_history(ref.split("@")[0], alias)[-1]
 
-    def _refuse_failed_check(self, ref: str, alias: str, *, force: bool) -> None:
-        """A version whose latest gate check failed goes nowhere but ``candidate``,
-        unless forced (the force and its reason are kept in the alias history)."""
-        latest = self._store.gates.latest(ref)
-        if latest is None or latest.passed or force:
-            return
-        failed = latest.failed
-        names = "; ".join(r.gate for r in failed[:3]) + ("; ..." if len(failed) > 3 else "")
-        raise CheckFailed(
-            f"{latest.version}'s latest check (#{latest.id}, "
-            f"{latest.created_at:%Y-%m-%d %H:%M}) failed {len(failed)} of "
-            f"{len(latest.results)} gates ({names}); it cannot become {alias}. Run "
-            f"`trenches check {latest.version}` again after fixing, or promote with "
-            "--force --reason TEXT (recorded in the alias history)"
-        )
-
     def alias_history(self, name: str, alias: str | None = None) -> list[AliasMove]:
         """Every move of the model's aliases (or of one), oldest first."""
         with read(self._store.engine) as conn:
@@ -418,3 +422,13 @@ class Models:
             )
             for r in rows
         ]
+
+
+def _class_text(signature: formats.Signature, dataset: Dataset | None) -> list[str] | None:
+    """The class order of a version's stored scores, as label text of its dataset."""
+    if signature.classes is None:
+        return None
+    from trenches.patterns.inputs import label_to_text
+
+    label_type = dataset.label_type if dataset is not None and dataset.label_type else "string"
+    return label_to_text(np.asarray(signature.classes), label_type)

@@ -352,11 +352,13 @@ class Monitoring:
         """The version's predictions on the reference patterns (stored once, made where
         missing), as labels or values."""
         from trenches import predictions as store_of
-        from trenches.predict import predict, version_predictor
+        from trenches.predict import predict
+        from trenches.predictors import resolve
 
-        predict(self._store, version.ref, ids, trusted=trusted)
+        predictor = resolve(self._store, version)
+        predict(self._store, predictor, ids, trusted=trusted)
         with read(self._store.engine) as conn:
-            found = store_of.read(conn, version_predictor(self._store, version))
+            found = store_of.read(conn, predictor.id)
         rows = np.searchsorted(found.pattern_ids, ids)
         if found.labels is not None:
             return np.asarray(found.labels[rows], dtype=object)
@@ -375,15 +377,16 @@ class Monitoring:
         """Real metrics of the window where feedback gave labels, next to the
         reference's."""
         from trenches import predictions as store_of
-        from trenches.predict import version_predictor
+        from trenches.predictors import resolve
 
         if cur.labels is None or cur.predictions is None:
             return None
         have = np.array([v is not None and not is_nan(v) for v in cur.labels], dtype=bool)
         if not have.any():
             return None
+        predictor = resolve(self._store, version)
         with read(self._store.engine) as conn:
-            found = store_of.read(conn, version_predictor(self._store, version))
+            found = store_of.read(conn, predictor.id)
         rows = np.searchsorted(found.pattern_ids, ref_ids)
         truth = np.asarray(cur.labels[have])
         said = np.asarray(cur.predictions[have])

@@ -170,9 +170,9 @@ class Scorer:
 
     def predictions(self, ref: str) -> store_of.Predictions:
         if ref not in self._found:
-            from trenches.evaluation import resolve_predictor
+            from trenches.predictors import resolve
 
-            predictor = resolve_predictor(self.store, ref)
+            predictor = resolve(self.store, ref)
             with read(self.store.engine) as conn:
                 self._found[ref] = store_of.read(conn, predictor.id)
         return self._found[ref]

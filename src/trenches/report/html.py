@@ -83,7 +83,8 @@ _REGRESSION_COLUMNS = ("rmse", "mae", "r2")
 
 
 def _metrics(store: Store, scope: _Scope) -> str:
-    from trenches.evaluation import evaluate, split_set
+    from trenches.evaluation import evaluate
+    from trenches.predictors import split
 
     parts: list[str] = []
     for index, ds in enumerate(scope.datasets, 1):
@@ -92,7 +93,8 @@ def _metrics(store: Store, scope: _Scope) -> str:
         if not versions:
             parts.append(_empty(f"no model version of {_e(ds.name)} yet"))
             continue
-        set_name, ids = split_set(ds, "validation")
+        validation = split(ds, "validation")
+        set_name, ids = validation.name, validation.ids
         if len(ids) == 0:
             parts.append(_empty(f"{_e(ds.name)} has no validation pattern to measure on"))
             continue
@@ -104,7 +106,7 @@ def _metrics(store: Store, scope: _Scope) -> str:
         missing: list[str] = []
         for v in versions:
             try:
-                found = evaluate(store, v.ref, ids, set_name)
+                found = evaluate(store, v, validation)
             except InvalidInput as e:
                 missing.append(f"<li>{_e(v.ref)}: {_e(e)}</li>")
                 continue

@@ -17,6 +17,7 @@ import pandas as pd
 from trenches import predictions as store_of
 from trenches.db.engine import read
 from trenches.errors import InvalidInput
+from trenches.predictors import resolve
 
 if TYPE_CHECKING:
     from trenches.store import Store
@@ -27,23 +28,23 @@ def history(store: Store, dataset: str | None = None) -> pd.DataFrame:
     over those the version did not train on (held out), counts, the patterns right,
     wrong and trained on, and the version's validation accuracy when it has predicted
     the whole split."""
-    from trenches.evaluation import evaluate, split_set
+    from trenches.evaluation import evaluate
+    from trenches.predictors import PatternSet, split
     from trenches.problems.scores import Scorer
 
     records: list[dict[str, Any]] = []
     scorer = Scorer(store)
     accuracy: dict[str, float] = {}
-    validation: dict[str, tuple[str, np.ndarray]] = {}
+    validation: dict[str, PatternSet] = {}
     for problem in store.problems.list(dataset=dataset):
         ds = store.datasets.get(problem.dataset)
         for entry in scorer.entries(ds, baselines=False):
             ref = entry.ref
             if ref not in accuracy:
                 if ds.name not in validation:
-                    validation[ds.name] = split_set(ds, "validation")
-                name, ids = validation[ds.name]
+                    validation[ds.name] = split(ds, "validation")
                 try:
-                    accuracy[ref] = evaluate(store, ref, ids, name).metrics.get(
+                    accuracy[ref] = evaluate(store, ref, validation[ds.name]).metrics.get(
                         "accuracy", float("nan")
                     )
                 except InvalidInput:
@@ -166,7 +167,6 @@ def drill_rows(store: Store, table: pd.DataFrame) -> dict[tuple[str, str], list[
     ``table`` (from :func:`history`), one row per pattern of the problem with its
     polarity, its label, the version's prediction, whether it was right, and whether
     the version trained on it."""
-    from trenches.evaluation import resolve_predictor
     from trenches.patterns import inputs as inp
     from trenches.patterns.datasets import read_patterns
 
@@ -187,7 +187,7 @@ def drill_rows(store: Store, table: pd.DataFrame) -> dict[tuple[str, str], list[
         for record in rows.itertuples():
             ref = str(record.version)
             if ref not in found_by_ref:
-                predictor = resolve_predictor(store, ref)
+                predictor = resolve(store, ref)
                 with read(store.engine) as conn:
                     found_by_ref[ref] = store_of.read(conn, predictor.id)
             found = found_by_ref[ref]

@@ -157,10 +157,11 @@ class Pass:
     def predict(self, candidate: ModelVersion) -> tuple[str, np.ndarray, list[Problem]]:
         """Predict the validation split and every problem's patterns with the candidate
         and production (only what is not stored yet)."""
-        from trenches.evaluation import split_set
         from trenches.predict import predict
+        from trenches.predictors import split
 
-        name, ids = split_set(self.dataset, "validation")
+        validation = split(self.dataset, "validation")
+        name, ids = validation.name, validation.ids
         problems = self.store.problems.list(dataset=self.dataset.name)
         problem_ids = np.asarray(sorted({i for p in problems for i in p.patterns()}), np.int64)
         wanted = np.union1d(ids, problem_ids)
@@ -258,6 +259,7 @@ class Pass:
 
     def compare(self, candidate: ModelVersion, name: str, ids: np.ndarray) -> Figures:
         from trenches.evaluation import evaluate
+        from trenches.predictors import PatternSet
 
         metric, lower = self.metric, lower_is_better(self.metric)
         gain = self.settings.min_improvement
@@ -274,7 +276,7 @@ class Pass:
                 f"the validation split of {self.dataset.name} is empty: the candidate cannot "
                 "be judged better",
             )
-        c = _figure(evaluate(self.store, candidate.ref, ids, name), metric)
+        c = _figure(evaluate(self.store, candidate, PatternSet(name, ids)), metric)
         if self.production is None:
             why = (
                 f"there is no production version of {self.settings.model} yet, so the "
@@ -301,7 +303,7 @@ class Pass:
                 "figures are over different patterns",
             )
         assert prod_ref is not None
-        p = _figure(evaluate(self.store, prod_ref, ids, name), metric)
+        p = _figure(evaluate(self.store, prod_ref, PatternSet(name, ids)), metric)
         if c is None or p is None:
             whose = "the candidate" if c is None else f"production ({prod_ref})"
             return figures(
