@@ -21,7 +21,7 @@ from rich.table import Table
 
 import trenches
 from trenches.cli._output import quality_table
-from trenches.patterns.inputs import splits_of
+from trenches.patterns.codec import splits_of
 
 MONTHS = ["2026-01-15", "2026-02-15", "2026-03-15", "2026-04-15"]
 
@@ -310,6 +310,7 @@ def _near_copies_in_other_splits(
     ds: trenches.Dataset, candidates: pd.DataFrame, want: int
 ) -> pd.DataFrame:
     """Copies of candidates nudged in the 9th digit that the split hash puts elsewhere."""
+    from trenches.patterns import codec
     from trenches.patterns import inputs as inp
 
     assert ds.schema is not None
@@ -324,7 +325,7 @@ def _near_copies_in_other_splits(
                 c.name: inp.coerce(f[c.name], c.type, file=None, offset=0, field=c.name)
                 for c in ds.schema.columns
             }
-            keys.append(inp.encode(ds.schema, cols, 1, ds.salt).keys[0])
+            keys.append(codec.encode(ds.schema, cols, 1, ds.salt).keys[0])
         a, b = splits_of(keys, ds.split_ratios)
         if a != b:
             out.append(copy)

@@ -25,6 +25,7 @@ from trenches.db import schema as t
 from trenches.db.engine import bulk_insert, id_in, lock_patterns, read, write
 from trenches.errors import Conflict, InvalidInput, NotFound
 from trenches.names import SPLITS
+from trenches.patterns import codec
 from trenches.patterns import inputs as inp
 from trenches.patterns.existing import StoredContent
 from trenches.patterns.ingest import file_columns, read_file
@@ -543,17 +544,17 @@ class Dataset:
 
     def _encode_chunk(
         self, chunks: _Chunks, start: int, stop: int
-    ) -> tuple[list[str], list[tuple[Any, ...]], np.ndarray, inp.EncodedInputs]:
+    ) -> tuple[list[str], list[tuple[Any, ...]], np.ndarray, codec.EncodedInputs]:
         """Rows ``start:stop`` as the columns and tuples the bulk insert takes."""
         chunk = {
             name: inp.CoercedColumn(c.values[start:stop], c.missing[start:stop])
             for name, c in chunks.cols.items()
         }
         m = stop - start
-        enc = inp.encode(chunks.schema, chunk, m, self.salt)
-        split = inp.splits_of(enc.key_head, self.split_ratios)
+        enc = codec.encode(chunks.schema, chunk, m, self.salt)
+        split = codec.splits_of(enc.key_head, self.split_ratios)
         labs = chunks.label_text[start:stop]
-        content = inp.content_hashes(enc.num_words, enc.obj, labs, chunks.source, chunks.when)
+        content = codec.content_hashes(enc.num_words, enc.obj, labs, chunks.source, chunks.when)
         # Columns that would be NULL in every row are left out of the statement.
         names = ["split", "input_key", "content_hash", "label"]
         columns: list[Any] = [split.tolist(), enc.keys, content, labs]
@@ -978,7 +979,7 @@ def read_patterns(
     if dataset.schema is None:
         frame = pd.DataFrame(index=index)
     else:
-        frame = inp.decode(dataset.schema, columns["num"], columns["obj"])
+        frame = codec.decode(dataset.schema, columns["num"], columns["obj"])
         frame.index = index
     frame[dataset.label_column] = inp.labels_from_text(list(columns["label"]), dataset.label_type)
     return frame, info

@@ -16,6 +16,7 @@ from trenches import config, timestamps
 from trenches.db import schema as t
 from trenches.db.engine import lock_patterns, read, write
 from trenches.errors import Conflict, InvalidInput, NotFound
+from trenches.patterns import codec
 from trenches.patterns import inputs as inp
 from trenches.patterns.datasets import SPLITS, Dataset, Pattern, check_source
 
@@ -67,7 +68,7 @@ class Patterns:
     def _pattern(self, conn: Connection, row: Any) -> Pattern:
         dataset = self._store.datasets.by_id(row.dataset_id, conn)
         assert dataset.schema is not None
-        frame = inp.decode(dataset.schema, [row.num], [row.obj])
+        frame = codec.decode(dataset.schema, [row.num], [row.obj])
         inputs = {c: _plain(frame[c].iloc[0]) for c in frame.columns}
         label = inp.labels_from_text([row.label], dataset.label_type)[0]
         return Pattern(
@@ -134,7 +135,7 @@ class Patterns:
                     created_at=now,
                 )
             ).inserted_primary_key[0]  # type: ignore[index]
-            content = inp.content_hashes(
+            content = codec.content_hashes(
                 [old.num] if old.num is not None else None,
                 [old.obj] if old.obj is not None else None,
                 [text],
