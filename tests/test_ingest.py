@@ -30,7 +30,7 @@ from sqlalchemy import func, select
 import trenches
 from trenches import InvalidInput
 from trenches.db import schema as t
-from trenches.patterns import datasets as datasets_module
+from trenches.patterns import imports as imports_module
 
 TABLES = (t.datasets, t.import_batches, t.patterns, t.pattern_changes, t.snapshots)
 COLUMNS = ("radius", "texture", "grade", "site", "label")
@@ -580,7 +580,7 @@ def test_import_failing_after_some_chunks_were_written_stores_nothing(
 ) -> None:
     # A crash in the middle of the write phase (here: the progress callback raising
     # after the second of ten chunks) must roll the whole import back, schema included.
-    monkeypatch.setattr(datasets_module, "CHUNK_ROWS", 100)
+    monkeypatch.setattr(imports_module, "CHUNK_ROWS", 100)
     ds = store.datasets.create("chunked", task="classification", label="label")
     frame = pd.DataFrame.from_records(good_records(1000))
     calls = []
@@ -1370,7 +1370,7 @@ def test_skip_existing_stores_nothing_when_every_row_is_stored(
 def test_skip_existing_stores_only_the_new_rows(
     store: trenches.Store, monkeypatch: pytest.MonkeyPatch, chunk: int
 ) -> None:
-    monkeypatch.setattr(datasets_module, "CHUNK_ROWS", chunk)
+    monkeypatch.setattr(imports_module, "CHUNK_ROWS", chunk)
     ds = store.datasets.create("d", task="classification", label="label")
     old, new = _frame(30, seed=1), _frame(20, seed=2)
     ds.add(old, source="expert")

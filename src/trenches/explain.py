@@ -47,7 +47,7 @@ from trenches.db import schema as t
 from trenches.db.engine import id_in, insert_ignore, read, write
 from trenches.errors import InvalidInput, NotFound
 from trenches.patterns import inputs as inp
-from trenches.patterns.datasets import read_patterns
+from trenches.patterns.frames import read_patterns
 from trenches.predict import model_inputs
 
 if TYPE_CHECKING:

@@ -16,12 +16,36 @@ from trenches import config, timestamps
 from trenches.db import schema as t
 from trenches.db.engine import lock_patterns, read, write
 from trenches.errors import Conflict, InvalidInput, NotFound
+from trenches.names import SPLITS
 from trenches.patterns import codec
 from trenches.patterns import inputs as inp
-from trenches.patterns.datasets import SPLITS, Dataset, Pattern, check_source
+from trenches.patterns.datasets import Dataset
+from trenches.patterns.imports import check_source
 
 if TYPE_CHECKING:
     from trenches.store import Store
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """One stored example, exactly as imported. Immutable: see ``Store.patterns``."""
+
+    id: int
+    dataset: str
+    inputs: dict[str, Any]
+    label: Any
+    split: str
+    source: str
+    labelled_by: str | None
+    batch_id: int
+    created_at: datetime
+    deactivated_at: datetime | None
+    replaces_id: int | None
+    tags: tuple[str, ...]
+
+    @property
+    def active(self) -> bool:
+        return self.deactivated_at is None
 
 
 @dataclass(frozen=True)

@@ -18,16 +18,12 @@ from trenches import timestamps
 from trenches.db import schema as t
 from trenches.db.engine import id_in, lock_patterns, read, write
 from trenches.errors import InvalidInput, NotFound
+from trenches.names import SPLITS
 from trenches.patterns import codec
-from trenches.patterns.datasets import (
-    SPLITS,
-    Dataset,
-    check_source,
-    member_ids,
-    membership,
-    read_patterns,
-)
+from trenches.patterns.datasets import Dataset
 from trenches.patterns.diff import SnapshotDiff, diff_snapshots
+from trenches.patterns.frames import member_ids, membership, read_patterns
+from trenches.patterns.imports import check_source
 
 if TYPE_CHECKING:
     from trenches.store import Store
