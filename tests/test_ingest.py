@@ -978,6 +978,26 @@ def test_same_inputs_land_in_the_same_split_in_every_import(store: trenches.Stor
     assert len(set(first.values())) == 3
 
 
+def test_split_of_says_where_rows_land_before_they_are_imported(store: trenches.Store) -> None:
+    ds = store.datasets.create("ahead", task="classification", label="label", salt=SALT)
+    with pytest.raises(trenches.Conflict, match="no patterns yet"):
+        ds.split_of(inputs_frame(5))
+    ds.add(inputs_frame(50, seed=6).assign(label="a"), source="expert")
+    later = inputs_frame(300, seed=7).set_index(pd.RangeIndex(1000, 1300))
+
+    ahead = ds.split_of(later)
+
+    assert list(ahead.index) == list(later.index) and set(ahead) == set(trenches.SPLITS)
+    stored = ds.add(later.assign(label="b"), source="crowd")
+    landed = ds.pattern_info().loc[list(stored.pattern_ids), "split"].astype(str)
+    assert list(landed) == list(ahead)
+    # Nothing was stored by asking.
+    assert len(ds.pattern_ids()) == 350
+    with pytest.raises(InvalidInput, match="missing") as missing:
+        ds.split_of(later.drop(columns="site"))
+    assert missing.value.field == "site"
+
+
 def test_same_salt_gives_the_same_splits(store: trenches.Store) -> None:
     inputs = inputs_frame(300, seed=3).assign(label="a")
     splits = {}

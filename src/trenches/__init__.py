@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from trenches.backfill import BackfillResult, SkippedVersion, VersionBackfill
     from trenches.baselines import Baseline, Baselines
     from trenches.comparison import Comparison, Flips
+    from trenches.evaluation import Evaluation
     from trenches.explain import Explanation, Explanations
     from trenches.gates import Check, GateResult, Gates
     from trenches.gates.spec import Criteria, GateSpec
@@ -72,6 +73,7 @@ _LAZY = {
     "SkippedVersion": "trenches.backfill",
     "Comparison": "trenches.comparison",
     "Flips": "trenches.comparison",
+    "Evaluation": "trenches.evaluation",
     "DataChange": "trenches.patterns.diff",
     "SnapshotDiff": "trenches.patterns.diff",
     "Problem": "trenches.problems",
@@ -163,6 +165,7 @@ __all__ = [
     "DiskFull",
     "DriftReport",
     "DriftSettings",
+    "Evaluation",
     "Explanation",
     "Explanations",
     "Feedback",

@@ -209,6 +209,13 @@ class Dataset:
             skip_existing=skip_existing,
         )
 
+    def split_of(self, frame: pd.DataFrame) -> pd.Series:
+        """The split each row of ``frame`` lands in when imported (train, validation or
+        test), indexed as ``frame``. It depends on the inputs and the dataset's salt
+        alone: copies, and inputs equal to about 11 significant digits, land together.
+        Nothing is stored."""
+        return imports.split_of(self, frame)
+
     def coerce_label(self, value: Any) -> Any:
         """One label converted to this dataset's label type, or ``InvalidInput``."""
         if self.label_type is None:

@@ -404,6 +404,25 @@ def _encode_chunk(
     return names, list(zip(*columns, strict=True)), split, enc
 
 
+def split_of(dataset: Dataset, frame: pd.DataFrame) -> pd.Series:
+    """``Dataset.split_of``: each row's inputs keyed as an import keys them."""
+    if dataset.schema is None:
+        raise Conflict(
+            f"dataset {dataset.name!r} has no patterns yet: its first import sets the "
+            "input columns the split is worked out from"
+        )
+    for c in dataset.schema.names:
+        if c not in frame.columns:
+            raise InvalidInput("this input column is missing", field=c)
+    cols = {
+        c.name: inp.coerce(frame[c.name], c.type, file=None, offset=0, field=c.name)
+        for c in dataset.schema.columns
+    }
+    enc = codec.encode(dataset.schema, cols, len(frame), dataset.salt)
+    codes = codec.splits_of(enc.key_head, dataset.split_ratios)
+    return pd.Series(np.asarray(SPLITS, dtype=object)[codes], index=frame.index, name="split")
+
+
 def coerce_labels(
     dataset: Dataset, series: pd.Series, label_type: str, file: str | None, text_file: bool = False
 ) -> np.ndarray:
