@@ -50,7 +50,8 @@ from trenches import predictions
 from trenches.comparison import flips
 from trenches.db.engine import write
 from trenches.evaluation import evaluate
-from trenches.predict import predict, version_predictor
+from trenches.predict import predict
+from trenches.predictors import resolve
 
 PEERS = Path(__file__).resolve().parent.parent.parent / "shared" / "bench-peers"
 
@@ -121,7 +122,7 @@ def ours(folder: Path, rows: int, versions: int) -> dict[str, Any]:
     label_index = proba.argmax(axis=1).astype(np.int32)
     correct = label_index == yev
     loss = -np.log(np.maximum(proba[np.arange(rows), yev], 1e-15))
-    predictor = version_predictor(store, store.models.get(a.ref))
+    predictor = resolve(store, a.ref).id
     settle()
     t = time.perf_counter()
     with write(store.engine) as conn:

@@ -66,7 +66,7 @@ import trenches
 
 SEED = 20_240_601
 #: Rows turned into tuples and handed to ``executemany`` at a time in the raw run; the
-#: same chunk size as trenches' own import (``trenches.patterns.datasets.CHUNK_ROWS``).
+#: same chunk size as trenches' own import (``trenches.patterns.imports.CHUNK_ROWS``).
 RAW_CHUNK_ROWS = 50_000
 TARGET_RATE = 100_000.0
 TARGET_RATIO = 0.5
@@ -166,7 +166,7 @@ def _timed_raw_load(parquet: Path, names: Sequence[str], insert: Any) -> None:
     """Read the file and feed its rows to ``insert(chunk)``; the caller commits."""
     table = pq.read_table(parquet)
     # trenches pauses the cyclic GC while it builds and inserts its rows (see
-    # trenches.patterns.datasets._no_gc); for a fair comparison the raw run pauses it
+    # trenches.patterns.frames.no_gc); for a fair comparison the raw run pauses it
     # around the same steps. Both read the Parquet file with the GC running.
     with gc_paused():
         for chunk in row_tuples(table, [*names, "label"]):

@@ -123,6 +123,20 @@ def test_a_second_backfill_computes_nothing(
     assert prediction_count(store) == before
 
 
+def test_the_store_backfills_a_dataset_in_one_call_and_again_computes_nothing(
+    store: trenches.Store, three_versions: trenches.Dataset
+) -> None:
+    wanted = measured_on(store, three_versions)
+
+    first = store.backfill(dataset="cancer")
+    again = store.backfill(dataset="cancer")
+
+    assert (first.computed, first.versions) == (3 * len(wanted), 3)
+    assert (again.computed, again.missing) == (0, 0)
+    for n in (1, 2, 3):
+        assert np.array_equal(predicted(store, f"clf@{n}"), wanted)
+
+
 def test_validation_patterns_added_later_are_filled_for_every_version(
     store: trenches.Store, three_versions: trenches.Dataset
 ) -> None:

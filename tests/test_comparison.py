@@ -9,7 +9,7 @@ from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
 
 import trenches
-from trenches.comparison import compare, mcnemar_exact
+from trenches.comparison import mcnemar_exact
 from trenches.predict import predict
 from trenches.predictors import split
 
@@ -36,7 +36,7 @@ def test_flips_equal_a_direct_computation(
     ids = split(two_versions, "all").ids
     for ref in ("clf@1", "clf@2"):
         predict(store, ref, ids)
-    result = compare(store, "clf@1", "clf@2")
+    result = store.compare("clf@1", "clf@2")
     frame = two_versions.patterns(ids=ids)
     X, y = frame.drop(columns="target"), frame["target"].to_numpy()
     right_a = store.models.load("clf@1").predict(X) == y
@@ -63,9 +63,9 @@ def test_comparing_over_different_pattern_sets_is_refused(
     predict(store, "clf@1", ids[:6])
     predict(store, "clf@2", ids[:3])
     with pytest.raises(trenches.InvalidInput, match="3 of the 6 patterns of problem:p"):
-        compare(store, "clf@1", "clf@2", problem="p")
+        store.compare("clf@1", "clf@2", problem="p")
     predict(store, "clf@2", ids[:6])
-    result = compare(store, "clf@1", "clf@2", problem="p")
+    result = store.compare("clf@1", "clf@2", problem="p")
     assert result.overall.size == 6 and "p" in result.problems
     other = store.datasets.create("other", task="classification", label="target")
     other.add(load_breast_cancer(as_frame=True).frame.iloc[:50], source="expert")
@@ -78,7 +78,7 @@ def test_comparing_over_different_pattern_sets_is_refused(
     )
     predict(store, "o@1", other.pattern_info().index.to_numpy())
     with pytest.raises(trenches.InvalidInput, match="different patterns"):
-        compare(store, "clf@1", "o@1")
+        store.compare("clf@1", "o@1")
     assert np.isfinite(result.overall.p_value)
 
 
@@ -117,7 +117,7 @@ def test_compare_names_the_flips_that_were_relabelled_or_added_between_the_snaps
     store.problems.create("reviewed", dataset="tumours", title="Labels the expert reviewed")
     store.problems.add("reviewed", positive=new_ids)
 
-    result = compare(store, "knn@1", "knn@2", problem="reviewed")
+    result = store.compare("knn@1", "knn@2", problem="reviewed")
     assert result.data is not None and len(result.data.relabelled) == 3
     assert len(result.data.added) == 5 and set(result.data.added.index) == set(
         range(more.first_id, more.last_id + 1)

@@ -1,7 +1,8 @@
-"""The demo tells its story end to end on a fresh folder."""
+"""The demo tells its story end to end on a fresh folder, through the public API only."""
 
 from __future__ import annotations
 
+import ast
 import io
 import re
 from pathlib import Path
@@ -146,3 +147,80 @@ def _chart_points(report: Path) -> tuple[dict[str, int], dict[str, int]]:
             ["metric-1", "problem-graph-1"],
         )
     return counted[0], counted[1]
+
+
+# --- only the public API ------------------------------------------------------------------
+
+
+def private_uses(source: str, where: str) -> list[str]:
+    """Each use in ``source`` of trenches beyond ``import trenches`` and the names of
+    ``trenches.__all__``: an import of a trenches module other than the demo's own, a
+    name imported from trenches that it does not export, or ``trenches.NAME`` for such a
+    name (also through ``import trenches as alias``)."""
+    public = set(trenches.__all__)
+    found: list[str] = []
+    aliases = {"trenches"}
+
+    def own(module: str) -> bool:
+        return module == "trenches.demo" or module.startswith("trenches.demo.")
+
+    for node in ast.walk(ast.parse(source)):
+        at = f"{where}:{getattr(node, 'lineno', 0)}"
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name == "trenches":
+                    aliases.add(alias.asname or "trenches")
+                elif alias.name.startswith("trenches.") and not own(alias.name):
+                    found.append(f"{at}: import {alias.name}")
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module == "trenches":
+                found += [
+                    f"{at}: from trenches import {a.name}"
+                    for a in node.names
+                    if a.name not in public
+                ]
+            elif node.module.startswith("trenches.") and not own(node.module):
+                found.append(f"{at}: from {node.module} import ...")
+    for node in ast.walk(ast.parse(source)):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in aliases
+            and node.attr not in public
+            and node.attr != "demo"
+        ):
+            found.append(f"{where}:{node.lineno}: {node.value.id}.{node.attr}")
+    return found
+
+
+def test_the_demo_imports_only_what_trenches_exports() -> None:
+    import trenches.demo
+
+    folder = Path(trenches.demo.__file__).parent
+    files = sorted(folder.glob("*.py"))
+    assert len(files) > 1, "the demo is a package of chapters"
+    found = [u for f in files for u in private_uses(f.read_text(encoding="utf-8"), f.name)]
+    assert found == []
+
+
+def test_the_check_names_every_way_past_the_public_api() -> None:
+    source = """
+import trenches
+import trenches as t
+import trenches.evaluation
+from trenches.cli._output import quality_table
+from trenches import Store, timestamps
+from trenches.demo.narration import say
+
+def f(store: trenches.Store) -> None:
+    trenches.open("x")
+    trenches.timestamps.now_us()
+    t.backfill.backfill(store)
+"""
+    assert private_uses(source, "bad.py") == [
+        "bad.py:4: import trenches.evaluation",
+        "bad.py:5: from trenches.cli._output import ...",
+        "bad.py:6: from trenches import timestamps",
+        "bad.py:11: trenches.timestamps",
+        "bad.py:12: t.backfill",
+    ]

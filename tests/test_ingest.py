@@ -30,7 +30,7 @@ from sqlalchemy import func, select
 import trenches
 from trenches import InvalidInput
 from trenches.db import schema as t
-from trenches.patterns import datasets as datasets_module
+from trenches.patterns import imports as imports_module
 
 TABLES = (t.datasets, t.import_batches, t.patterns, t.pattern_changes, t.snapshots)
 COLUMNS = ("radius", "texture", "grade", "site", "label")
@@ -580,7 +580,7 @@ def test_import_failing_after_some_chunks_were_written_stores_nothing(
 ) -> None:
     # A crash in the middle of the write phase (here: the progress callback raising
     # after the second of ten chunks) must roll the whole import back, schema included.
-    monkeypatch.setattr(datasets_module, "CHUNK_ROWS", 100)
+    monkeypatch.setattr(imports_module, "CHUNK_ROWS", 100)
     ds = store.datasets.create("chunked", task="classification", label="label")
     frame = pd.DataFrame.from_records(good_records(1000))
     calls = []
@@ -978,6 +978,26 @@ def test_same_inputs_land_in_the_same_split_in_every_import(store: trenches.Stor
     assert len(set(first.values())) == 3
 
 
+def test_split_of_says_where_rows_land_before_they_are_imported(store: trenches.Store) -> None:
+    ds = store.datasets.create("ahead", task="classification", label="label", salt=SALT)
+    with pytest.raises(trenches.Conflict, match="no patterns yet"):
+        ds.split_of(inputs_frame(5))
+    ds.add(inputs_frame(50, seed=6).assign(label="a"), source="expert")
+    later = inputs_frame(300, seed=7).set_index(pd.RangeIndex(1000, 1300))
+
+    ahead = ds.split_of(later)
+
+    assert list(ahead.index) == list(later.index) and set(ahead) == set(trenches.SPLITS)
+    stored = ds.add(later.assign(label="b"), source="crowd")
+    landed = ds.pattern_info().loc[list(stored.pattern_ids), "split"].astype(str)
+    assert list(landed) == list(ahead)
+    # Nothing was stored by asking.
+    assert len(ds.pattern_ids()) == 350
+    with pytest.raises(InvalidInput, match="missing") as missing:
+        ds.split_of(later.drop(columns="site"))
+    assert missing.value.field == "site"
+
+
 def test_same_salt_gives_the_same_splits(store: trenches.Store) -> None:
     inputs = inputs_frame(300, seed=3).assign(label="a")
     splits = {}
@@ -1370,7 +1390,7 @@ def test_skip_existing_stores_nothing_when_every_row_is_stored(
 def test_skip_existing_stores_only_the_new_rows(
     store: trenches.Store, monkeypatch: pytest.MonkeyPatch, chunk: int
 ) -> None:
-    monkeypatch.setattr(datasets_module, "CHUNK_ROWS", chunk)
+    monkeypatch.setattr(imports_module, "CHUNK_ROWS", chunk)
     ds = store.datasets.create("d", task="classification", label="label")
     old, new = _frame(30, seed=1), _frame(20, seed=2)
     ds.add(old, source="expert")

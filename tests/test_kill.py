@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 import trenches
-from trenches.patterns.datasets import CHUNK_ROWS
+from trenches.patterns.imports import CHUNK_ROWS
 
 from conftest import PostgresServer
 

@@ -26,7 +26,6 @@ from trenches.comparison import compare
 from trenches.evaluation import evaluate
 from trenches.predict import predict
 from trenches.predictors import PatternSet, split
-from trenches.report.html import write_report
 
 from conftest import chromium, dead_url, log_requests, tumours
 
@@ -101,7 +100,7 @@ def test_the_report_shows_every_section_from_the_store(
     small = store.problems.get("small")
     (explained,) = store.explanations.explain("clf@3", [small.positive[0]], num_samples=300)
 
-    page = write_report(store, tmp_path / "report.html").read_text(encoding="utf-8")
+    page = store.write_report(tmp_path / "report.html").read_text(encoding="utf-8")
 
     chosen = split(ds, "validation")
 
@@ -152,14 +151,14 @@ def test_a_stored_string_is_shown_as_text_never_as_markup(
     sqlite_store: trenches.Store, tmp_path: Path
 ) -> None:
     build(sqlite_store, versions=2)
-    page = write_report(sqlite_store, tmp_path / "r.html").read_text(encoding="utf-8")
+    page = sqlite_store.write_report(tmp_path / "r.html").read_text(encoding="utf-8")
     assert "Misses &lt;b&gt;small&lt;/b&gt; &amp; &#x27;odd&#x27; tumours" in page
     assert TITLE not in page
 
 
 def test_sections_with_nothing_to_show_say_so(sqlite_store: trenches.Store, tmp_path: Path) -> None:
     store = sqlite_store
-    empty = write_report(store, tmp_path / "empty.html").read_text(encoding="utf-8")
+    empty = store.write_report(tmp_path / "empty.html").read_text(encoding="utf-8")
     for sid in ("metrics", "problems", "quality", "explanations"):
         assert "no dataset in the store yet" in section(empty, sid)
     for sid in ("gates", "comparison", "production"):
@@ -172,7 +171,7 @@ def test_sections_with_nothing_to_show_say_so(sqlite_store: trenches.Store, tmp_
     store.models.register(
         DecisionTreeClassifier(max_depth=2).fit(X, y), "clf", X=X.iloc[:50], dataset="cancer"
     )
-    page = write_report(store, tmp_path / "r.html").read_text(encoding="utf-8")
+    page = store.write_report(tmp_path / "r.html").read_text(encoding="utf-8")
     assert "clf@1: clf@1 has predictions for 0 of the" in text_of(section(page, "metrics"))
     assert "no problem recorded for cancer" in section(page, "problems")
     assert (
@@ -193,7 +192,7 @@ def test_sections_with_nothing_to_show_say_so(sqlite_store: trenches.Store, tmp_
 
     store.problems.create("odd", dataset="cancer", title="odd ones")
     store.problems.add("odd", positive=[1, 2, 3])
-    page = write_report(store, tmp_path / "r.html").read_text(encoding="utf-8")
+    page = store.write_report(tmp_path / "r.html").read_text(encoding="utf-8")
     assert (
         "no explanation stored for a problem pattern yet: run "
         "<code>trenches explain clf@1 --problem odd</code>" in section(page, "explanations")
@@ -215,23 +214,23 @@ def test_the_report_covers_only_the_model_and_dataset_asked(
     extra = store.datasets.create("extra", task="regression", label="y")
     extra.add(pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "y": [2.0, 4.0, 6.0, 8.0]}), source="s")
 
-    everything = write_report(store, tmp_path / "all.html").read_text(encoding="utf-8")
+    everything = store.write_report(tmp_path / "all.html").read_text(encoding="utf-8")
     assert "<h3>other</h3>" in section(everything, "gates")
     assert "<h3>extra</h3>" in section(everything, "quality")
 
-    page = write_report(store, tmp_path / "clf.html", model="clf").read_text(encoding="utf-8")
+    page = store.write_report(tmp_path / "clf.html", model="clf").read_text(encoding="utf-8")
     assert "other" not in text_of(page.split("<section", 1)[1])
     assert "<h3>extra</h3>" not in page
     assert "clf@1" in section(page, "metrics")
 
-    page = write_report(store, tmp_path / "extra.html", dataset="extra").read_text(encoding="utf-8")
+    page = store.write_report(tmp_path / "extra.html", dataset="extra").read_text(encoding="utf-8")
     assert "<h3>cancer</h3>" not in page and "<h3>extra</h3>" in section(page, "quality")
     assert "no model in the store yet" in section(page, "gates")
 
     with pytest.raises(trenches.NotFound):
-        write_report(store, tmp_path / "x.html", model="nope")
+        store.write_report(tmp_path / "x.html", model="nope")
     with pytest.raises(trenches.InvalidInput, match=r"FILE\.html"):
-        write_report(store, tmp_path / "x.pdf")
+        store.write_report(tmp_path / "x.pdf")
 
 
 TRAINING = """
@@ -277,7 +276,7 @@ def test_production_shows_the_drift_reports_the_drifted_columns_and_the_retraini
     retrain = store.retrains.run("clf", path=toml, report_id=moved.id)
     assert retrain.status == "candidate" and retrain.candidate == "clf@2"
 
-    page = write_report(store, tmp_path / "r.html").read_text(encoding="utf-8")
+    page = store.write_report(tmp_path / "r.html").read_text(encoding="utf-8")
     assert page.index("<section id='quality'>") < page.index("<section id='production'>")
     assert "Production: drift and retraining" in page.split("<section", 1)[0]  # in the contents
     production = section(page, "production")
@@ -338,7 +337,7 @@ def test_the_file_refers_to_nothing_outside_itself(
     from plotly.offline import get_plotlyjs
 
     build(sqlite_store, versions=2)
-    page = write_report(sqlite_store, tmp_path / "r.html").read_text(encoding="utf-8")
+    page = sqlite_store.write_report(tmp_path / "r.html").read_text(encoding="utf-8")
     bundle = get_plotlyjs()
     assert page.count(bundle) == 1, "Plotly's JavaScript is embedded once"
     ours = page.replace(bundle, "")
@@ -417,7 +416,7 @@ def test_versions_lacking_predictions_are_named_not_dropped(
     set_name, validation = chosen.name, chosen.ids
 
     metrics = text_of(
-        section(write_report(store, tmp_path / "r.html").read_text(encoding="utf-8"), "metrics")
+        section(store.write_report(tmp_path / "r.html").read_text(encoding="utf-8"), "metrics")
     )
 
     assert f"no version has predicted all of {set_name} yet" in metrics
@@ -428,7 +427,7 @@ def test_versions_lacking_predictions_are_named_not_dropped(
 
     backfill(store)
     metrics = section(
-        write_report(store, tmp_path / "r.html").read_text(encoding="utf-8"), "metrics"
+        store.write_report(tmp_path / "r.html").read_text(encoding="utf-8"), "metrics"
     )
     assert "Not measured" not in metrics
     assert all(f"<td>clf@{n}</td>" in metrics for n in (1, 2, 3))
@@ -443,7 +442,7 @@ def test_after_a_backfill_the_charts_have_a_point_for_every_version(
     assert backfill(store).skipped == ()
     versions = [v.ref for v in store.models.versions("clf")]
     assert len(versions) == 3
-    url = write_report(store, tmp_path / "report.html").as_uri()
+    url = store.write_report(tmp_path / "report.html").as_uri()
 
     with chromium() as browser:
         page = browser.new_page()
@@ -494,7 +493,7 @@ def test_the_report_opens_in_chromium_draws_the_problem_graph_and_drift_and_requ
     log_requests(store, v, served, list(v.signature.columns), prefix="moved")
     monitored = store.monitoring.run(v.ref)
     assert "mean_radius" in monitored.report.drifted_columns
-    path = write_report(store, tmp_path / "report.html")
+    path = store.write_report(tmp_path / "report.html")
     url = path.as_uri()
 
     requests: list[str] = []

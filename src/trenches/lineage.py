@@ -15,7 +15,8 @@ from sqlalchemy import func, select
 from trenches import timestamps
 from trenches.db import schema as t
 from trenches.db.engine import read
-from trenches.patterns.datasets import SPLITS, membership
+from trenches.names import SPLITS
+from trenches.patterns.frames import membership
 
 if TYPE_CHECKING:
     from trenches.store import Store

@@ -19,7 +19,7 @@ from trenches import predictors
 from trenches.db.engine import read, write
 from trenches.errors import InvalidInput
 from trenches.patterns import inputs as inp
-from trenches.patterns.datasets import read_patterns
+from trenches.patterns.frames import read_patterns
 
 if TYPE_CHECKING:
     from trenches.models.registry import ModelVersion

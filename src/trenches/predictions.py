@@ -233,7 +233,7 @@ def table(
     with db.read(store.engine) as conn:
         found = read(conn, predictor.id)
     if isinstance(patterns, str) and patterns in SPLIT_SETS:
-        # The active patterns of the split, the set split_set names, read with their
+        # The active patterns of the split, the set predictors.split names, read with their
         # inputs at once rather than listed first and read again.
         name = f"{ds.name}:{patterns}"
         split = None if patterns == "all" else patterns

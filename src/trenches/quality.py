@@ -13,7 +13,8 @@ import pandas as pd
 
 from trenches import timestamps
 from trenches.names import QUALITY_KINDS
-from trenches.patterns.datasets import Dataset, read_patterns
+from trenches.patterns.datasets import Dataset
+from trenches.patterns.frames import read_patterns
 
 if TYPE_CHECKING:
     from trenches.store import Store

@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
+    from trenches.backfill import BackfillResult
     from trenches.baselines import Baselines
+    from trenches.comparison import Comparison
     from trenches.evaluation import EvaluateResult
     from trenches.explain import Explanations
     from trenches.gates import Gates
@@ -207,6 +209,42 @@ class Store:
         from trenches.predictions import table
 
         return table(self, ref, patterns)
+
+    def compare(self, a: str, b: str, *, problem: str | None = None) -> Comparison:
+        """Compare ``a`` and ``b`` (versions ``name@V`` or baseline names) on the patterns
+        both predicted, or on a problem's patterns: what each fixed and broke, McNemar's
+        test, the metric deltas and what changed in the data (``trenches compare``)."""
+        from trenches.comparison import compare
+
+        return compare(self, a, b, problem=problem)
+
+    def backfill(
+        self,
+        *,
+        dataset: str | None = None,
+        trusted: bool = False,
+        progress: Callable[[int], None] | None = None,
+    ) -> BackfillResult:
+        """Predict, with every model version (of ``dataset``), each active validation and
+        test pattern and each problem pattern it has no prediction for, so that every
+        version stands on the same patterns (``trenches backfill``). A version that
+        cannot predict is skipped, with why. See :func:`trenches.backfill.backfill`."""
+        from trenches.backfill import backfill
+
+        return backfill(self, dataset=dataset, trusted=trusted, progress=progress)
+
+    def write_report(
+        self,
+        out: str | os.PathLike[str],
+        *,
+        dataset: str | None = None,
+        model: str | None = None,
+    ) -> Path:
+        """Write the HTML report (only ``dataset``'s, or only ``model``'s, when given) to
+        ``out``; it opens offline (``trenches report``). Returns the path written."""
+        from trenches.report.html import write_report
+
+        return write_report(self, out, dataset=dataset, model=model)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -131,7 +131,7 @@ def tolerance_for(
 
 def labels(dataset: Dataset, ids: np.ndarray) -> np.ndarray:
     """The labels of the patterns ``ids`` (ascending), as floats (regression)."""
-    from trenches.patterns.datasets import read_patterns
+    from trenches.patterns.frames import read_patterns
 
     frame, _ = read_patterns(dataset, ids=ids.tolist(), full_info=False, with_inputs=False)
     return frame[dataset.label_column].to_numpy(dtype=np.float64)

@@ -89,7 +89,7 @@ patterns = Table(
     Column("content_hash", LargeBinary(16), nullable=False),
     Column("label", Text, nullable=False),
     # Inputs: numeric columns packed as 8-byte little-endian slots plus a missing-value
-    # bitmap (see trenches.patterns.inputs); string columns as a JSON array.
+    # bitmap (see trenches.patterns.codec); string columns as a JSON array.
     Column("num", LargeBinary),
     Column("obj", Text),
     Column("tags", Text),

@@ -275,7 +275,7 @@ class Monitoring:
             frame, _ = snap.data(chosen, full_info=False)
             what = f"{split} split of snapshot {snapshot_id}"
         else:
-            from trenches.patterns.datasets import read_patterns
+            from trenches.patterns.frames import read_patterns
 
             frame, _ = read_patterns(dataset, split=chosen, full_info=False)
             what = f"{split} split of dataset {dataset.name} (the version has no snapshot)"

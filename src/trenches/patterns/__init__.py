@@ -1,7 +1,9 @@
 """Datasets, patterns, imports, splits, history and snapshots."""
 
-from trenches.patterns.datasets import SPLITS, Dataset, ImportResult, Pattern
-from trenches.patterns.history import PatternChange, PatternHistory
+from trenches.names import SPLITS
+from trenches.patterns.datasets import Dataset
+from trenches.patterns.history import Pattern, PatternChange, PatternHistory
+from trenches.patterns.imports import ImportResult
 from trenches.patterns.inputs import InputColumn, InputSchema
 from trenches.patterns.snapshots import Snapshot, TrainingData
 

@@ -16,7 +16,8 @@ from trenches.db import schema as t
 from trenches.db.engine import id_in, read
 from trenches.errors import InvalidInput
 from trenches.patterns import inputs as inp
-from trenches.patterns.datasets import Dataset, read_patterns
+from trenches.patterns.datasets import Dataset
+from trenches.patterns.frames import read_patterns
 
 if TYPE_CHECKING:
     from trenches.patterns.snapshots import Snapshot

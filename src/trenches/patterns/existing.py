@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 
 from trenches.db import schema as t
 from trenches.db.engine import id_in
-from trenches.patterns import inputs as inp
+from trenches.patterns import codec
 
 
 class StoredContent:
@@ -63,7 +63,7 @@ class StoredContent:
         for when in np.unique(times):
             at = np.flatnonzero(times == when)
             r = pair_rows[at]
-            content = inp.content_hashes(
+            content = codec.content_hashes(
                 num_words[r] if num_words is not None else None,
                 [obj[i] for i in r.tolist()] if obj is not None else None,
                 [labels[i] for i in r.tolist()],

@@ -16,11 +16,36 @@ from trenches import config, timestamps
 from trenches.db import schema as t
 from trenches.db.engine import lock_patterns, read, write
 from trenches.errors import Conflict, InvalidInput, NotFound
+from trenches.names import SPLITS
+from trenches.patterns import codec
 from trenches.patterns import inputs as inp
-from trenches.patterns.datasets import SPLITS, Dataset, Pattern, check_source
+from trenches.patterns.datasets import Dataset
+from trenches.patterns.imports import check_source
 
 if TYPE_CHECKING:
     from trenches.store import Store
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """One stored example, exactly as imported. Immutable: see ``Store.patterns``."""
+
+    id: int
+    dataset: str
+    inputs: dict[str, Any]
+    label: Any
+    split: str
+    source: str
+    labelled_by: str | None
+    batch_id: int
+    created_at: datetime
+    deactivated_at: datetime | None
+    replaces_id: int | None
+    tags: tuple[str, ...]
+
+    @property
+    def active(self) -> bool:
+        return self.deactivated_at is None
 
 
 @dataclass(frozen=True)
@@ -67,7 +92,7 @@ class Patterns:
     def _pattern(self, conn: Connection, row: Any) -> Pattern:
         dataset = self._store.datasets.by_id(row.dataset_id, conn)
         assert dataset.schema is not None
-        frame = inp.decode(dataset.schema, [row.num], [row.obj])
+        frame = codec.decode(dataset.schema, [row.num], [row.obj])
         inputs = {c: _plain(frame[c].iloc[0]) for c in frame.columns}
         label = inp.labels_from_text([row.label], dataset.label_type)[0]
         return Pattern(
@@ -134,7 +159,7 @@ class Patterns:
                     created_at=now,
                 )
             ).inserted_primary_key[0]  # type: ignore[index]
-            content = inp.content_hashes(
+            content = codec.content_hashes(
                 [old.num] if old.num is not None else None,
                 [old.obj] if old.obj is not None else None,
                 [text],

@@ -18,16 +18,12 @@ from trenches import timestamps
 from trenches.db import schema as t
 from trenches.db.engine import id_in, lock_patterns, read, write
 from trenches.errors import InvalidInput, NotFound
-from trenches.patterns import inputs as inp
-from trenches.patterns.datasets import (
-    SPLITS,
-    Dataset,
-    check_source,
-    member_ids,
-    membership,
-    read_patterns,
-)
+from trenches.names import SPLITS
+from trenches.patterns import codec
+from trenches.patterns.datasets import Dataset
 from trenches.patterns.diff import SnapshotDiff, diff_snapshots
+from trenches.patterns.frames import member_ids, membership, read_patterns
+from trenches.patterns.imports import check_source
 
 if TYPE_CHECKING:
     from trenches.store import Store
@@ -328,7 +324,7 @@ def _rechecked_hashes(conn: Connection, dataset: Dataset, where: list[Any]) -> n
         stored = b"".join(map(bytes, content))
         try:
             again = b"".join(
-                inp.content_hashes(
+                codec.content_hashes(
                     num if schema.numeric else None,
                     obj if schema.strings else None,
                     label,
@@ -338,12 +334,12 @@ def _rechecked_hashes(conn: Connection, dataset: Dataset, where: list[Any]) -> n
             )
             if again != stored:
                 return None
-            encoded = inp.recode(schema, num, obj, dataset.salt)
+            encoded = codec.recode(schema, num, obj, dataset.salt)
         except (ValueError, TypeError, orjson.JSONDecodeError):
             return None  # inputs no import could have stored
         if b"".join(encoded.keys) != b"".join(map(bytes, key)):
             return None
-        if not np.array_equal(inp.splits_of(encoded.key_head, dataset.split_ratios), split):
+        if not np.array_equal(codec.splits_of(encoded.key_head, dataset.split_ratios), split):
             return None
         found.append(stored)
     return np.frombuffer(b"".join(found), dtype="V16")

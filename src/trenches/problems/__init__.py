@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -418,6 +419,14 @@ class Problems:
         from trenches.report.problems import history
 
         return history(self._store, dataset)
+
+    def write_graph(self, out: str | Path, dataset: str | None = None) -> Path:
+        """Draw each problem's score across model versions to ``out`` (``.png``, or
+        ``.html`` where clicking a point lists its patterns): ``trenches report
+        problems``. Returns the path written."""
+        from trenches.report.problems import write_graph
+
+        return write_graph(self._store, out, dataset)
 
     def scores(self, slug: str) -> builtins.list[ProblemScore]:
         """Every version's (and baseline's) score on the problem, oldest version first:

@@ -168,7 +168,7 @@ def drill_rows(store: Store, table: pd.DataFrame) -> dict[tuple[str, str], list[
     polarity, its label, the version's prediction, whether it was right, and whether
     the version trained on it."""
     from trenches.patterns import inputs as inp
-    from trenches.patterns.datasets import read_patterns
+    from trenches.patterns.frames import read_patterns
 
     out: dict[tuple[str, str], list[dict[str, Any]]] = {}
     if table.empty:

@@ -6,6 +6,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
+from trenches.patterns import codec
 from trenches.patterns import inputs as inp
 
 SALT = bytes.fromhex("00112233445566778899aabbccddeeff")
@@ -18,7 +19,7 @@ SCHEMA = inp.InputSchema(
 )
 
 
-def _encode(xs: list[float], ns: list[int | None], ss: list[str | None]) -> inp.EncodedInputs:
+def _encode(xs: list[float], ns: list[int | None], ss: list[str | None]) -> codec.EncodedInputs:
     cols = {
         "x": inp.CoercedColumn(np.array(xs, dtype=float), np.isnan(np.array(xs, dtype=float))),
         "n": inp.CoercedColumn(
@@ -27,7 +28,7 @@ def _encode(xs: list[float], ns: list[int | None], ss: list[str | None]) -> inp.
         ),
         "s": inp.CoercedColumn(np.array(ss, dtype=object), np.array([v is None for v in ss])),
     }
-    return inp.encode(SCHEMA, cols, len(xs), SALT)
+    return codec.encode(SCHEMA, cols, len(xs), SALT)
 
 
 def test_input_keys_and_content_hashes_never_change() -> None:
@@ -38,7 +39,7 @@ def test_input_keys_and_content_hashes_never_change() -> None:
         "8195961ae397bdfea71edecd8d756275",
         "dbe0e25f5f8c509a0619e07fd3568e36",
     ]
-    content = inp.content_hashes(e.num_words, e.obj, ["a", "b"], "expert", 1767225600000000)
+    content = codec.content_hashes(e.num_words, e.obj, ["a", "b"], "expert", 1767225600000000)
     assert [bytes(c).hex() for c in content] == [
         "909c04a3b01f3b71590e05b2c13c6a73",
         "22b89f4d9eedbf7c0534ccdbdaefb638",
@@ -48,7 +49,7 @@ def test_input_keys_and_content_hashes_never_change() -> None:
 def test_content_hash_from_stored_blobs_equals_the_one_at_import() -> None:
     e = _encode([1.5, 2.5], [3, 4], ["a", "b"])
     args = (e.obj, ["x", "y"], "crowd", 42)
-    assert inp.content_hashes(e.num, *args) == inp.content_hashes(e.num_words, *args)
+    assert codec.content_hashes(e.num, *args) == codec.content_hashes(e.num_words, *args)
 
 
 def test_near_copies_share_a_key_and_real_changes_do_not() -> None:
@@ -72,7 +73,7 @@ def test_the_key_is_a_function_of_the_inputs_alone(xs: list[float]) -> None:
 def test_splits_are_spread_as_the_ratios_say() -> None:
     n = 20_000
     e = _encode(list(np.arange(n, dtype=float)), [0] * n, [None] * n)
-    split = inp.splits_of(e.key_head, (0.7, 0.2, 0.1))
+    split = codec.splits_of(e.key_head, (0.7, 0.2, 0.1))
     share = np.bincount(split, minlength=3) / n
     assert np.allclose(share, [0.7, 0.2, 0.1], atol=0.015)
-    assert (inp.splits_of(e.keys, (0.7, 0.2, 0.1)) == split).all()
+    assert (codec.splits_of(e.keys, (0.7, 0.2, 0.1)) == split).all()

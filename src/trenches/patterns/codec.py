@@ -1,0 +1,338 @@
+"""How a pattern's checked inputs are stored and keyed.
+
+Storage, per pattern: the numeric columns (number, integer, boolean) are packed
+as 8-byte little-endian slots followed by a missing-value bitmap (one bit a slot,
+set when missing) in ``patterns.num``; the string and text columns are a JSON
+array in ``patterns.obj``. Both encode and decode a whole column block at a time
+with NumPy, which is what makes imports and training-data reads fast.
+
+The *input key* is a salted 128-bit hash of the normalised inputs: text is NFKC
+normalised, case-folded and its white space collapsed; numbers are rounded to 36
+bits of mantissa (about 11 significant digits) and -0.0 becomes 0.0. The split of
+a pattern is a pure function of its input key, so exact and near-exact duplicates
+always land in the same split. This normalisation and the hash (:func:`row_hash`)
+are part of the stored data's meaning and must never change.
+
+The row hash works on 64-bit words, column by column over a whole chunk with NumPy:
+two lanes with different seeds, each folding every word in with the SplitMix64
+finaliser. Strings enter as their 64-bit BLAKE2b digests. It is built to spread
+accidental differences, not to resist an adversary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from trenches.patterns.inputs import CoercedColumn, InputColumn, InputSchema
+
+_KEY_MANTISSA_BITS_DROPPED = 52 - 36
+_CANONICAL_MISSING = np.uint64(0x7FF8_0000_0000_0001)
+
+# --- encoding -----------------------------------------------------------------
+
+
+@dataclass
+class EncodedInputs:
+    """Inputs of a chunk of patterns, ready to store and key."""
+
+    num: list[bytearray] | None
+    obj: list[str] | None
+    keys: list[bytearray]
+    #: The first 64 bits of each key, which decide the split.
+    key_head: np.ndarray
+    #: ``num`` as 64-bit words, for the content hash.
+    num_words: np.ndarray | None
+
+
+def _rows_as_bytes(block: np.ndarray) -> list[bytes]:
+    """Each row of a 2-D uint8 array as one bytes object."""
+    block = np.ascontiguousarray(block)
+    rows = block.view(np.dtype((np.void, block.shape[1]))).ravel().tolist()
+    return rows  # type: ignore[return-value]
+
+
+def _normalise_text(s: str) -> str:
+    return " ".join(unicodedata.normalize("NFKC", s).casefold().split())
+
+
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_GOLDEN_INT = 0x9E3779B97F4A7C15
+_MASK64 = (1 << 64) - 1
+#: Seeds of the two lanes of the content hash (the input key takes its from the salt).
+_CONTENT_SEEDS = (0x74726E6368657331, 0x74726E6368657332)
+
+
+def _mix(z: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser, element-wise on uint64 (wrapping arithmetic)."""
+    z = (z ^ (z >> np.uint64(30))) * _M1
+    z = (z ^ (z >> np.uint64(27))) * _M2
+    return z ^ (z >> np.uint64(31))
+
+
+def row_hash(words: np.ndarray, seeds: tuple[int, int]) -> np.ndarray:
+    """A 128-bit hash of each row of ``words`` (n, k) uint64, as (n, 2) uint64."""
+    n, k = words.shape
+    out = np.empty((n, 2), dtype=np.uint64)
+    for lane, seed in enumerate(seeds):
+        h = np.full(n, np.uint64(seed), dtype=np.uint64)
+        for j in range(k):
+            offset = np.uint64((_GOLDEN_INT * (j + 1)) & _MASK64)
+            h = _mix(h ^ _mix(words[:, j] + offset))
+        out[:, lane] = _mix(h ^ np.uint64(k))
+    return out
+
+
+def _text_word(text: str | None) -> int:
+    """A string as one 64-bit word (its BLAKE2b digest); a missing one as 0."""
+    if text is None:
+        return 0
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+
+
+def _as_words(block: np.ndarray) -> np.ndarray:
+    """Rows of a (n, w) uint8 array as (n, ceil(w / 8)) little-endian uint64 words."""
+    n, w = block.shape
+    pad = (-w) % 8
+    if pad:
+        block = np.concatenate([block, np.zeros((n, pad), dtype=np.uint8)], axis=1)
+    return np.ascontiguousarray(block).view("<u8").reshape(n, (w + pad) // 8)
+
+
+def _hash_bytes(hashes: np.ndarray) -> list[bytearray]:
+    """(n, 2) uint64 hashes as 16-byte big-endian keys; bytearray binds fastest."""
+    raw = np.ascontiguousarray(hashes.astype(">u8")).view(np.uint8).reshape(len(hashes), 16)
+    return list(map(bytearray, _rows_as_bytes(raw)))
+
+
+def _numeric_block(schema: InputSchema, cols: dict[str, CoercedColumn], n: int) -> np.ndarray:
+    """(n, k) little-endian 8-byte slots as uint64, and missing slots zeroed."""
+    numeric = schema.numeric
+    block = np.zeros((n, len(numeric)), dtype="<u8")
+    for j, col in enumerate(numeric):
+        c = cols[col.name]
+        if col.type == "number":
+            block[:, j] = np.ascontiguousarray(c.values, dtype="<f8").view("<u8")
+        else:
+            block[:, j] = np.ascontiguousarray(c.values, dtype="<i8").view("<u8")
+        block[c.missing, j] = 0
+    return block
+
+
+def encode(
+    schema: InputSchema, cols: dict[str, CoercedColumn], n: int, salt: bytes
+) -> EncodedInputs:
+    """Encode a chunk of coerced columns and compute each pattern's input key."""
+    numeric = schema.numeric
+    num: list[bytearray] | None = None
+    stored_words: np.ndarray | None = None
+    if numeric:
+        k = len(numeric)
+        block = _numeric_block(schema, cols, n)
+        missing = np.column_stack([cols[c.name].missing for c in numeric])
+        bitmap = np.packbits(missing, axis=1, bitorder="little")
+        stored = np.concatenate([block.view(np.uint8).reshape(n, 8 * k), bitmap], axis=1)
+        # bytearray, not bytes: Python's sqlite3 binds a bytearray without looking for an
+        # adapter, which is a third of the cost of a row on the bulk path.
+        num = list(map(bytearray, _rows_as_bytes(stored)))
+        stored_words = _as_words(stored)
+    obj: list[str] | None = None
+    if schema.strings:
+        columns = [cols[c.name].values for c in schema.strings]
+        dumps = orjson.dumps
+        obj = [dumps(list(row)).decode() for row in zip(*columns, strict=True)]
+    hashes = _key_hashes(schema, cols, n, salt)
+    return EncodedInputs(num, obj, _hash_bytes(hashes), hashes[:, 0], stored_words)
+
+
+def _key_hashes(
+    schema: InputSchema, cols: dict[str, CoercedColumn], n: int, salt: bytes
+) -> np.ndarray:
+    """The input key of each of ``n`` patterns, as (n, 2) uint64."""
+    numeric = schema.numeric
+    key_words: list[np.ndarray] = []
+    if numeric:
+        # Every slot as float64, mantissa rounded, missing canonical.
+        missing = np.column_stack([cols[c.name].missing for c in numeric])
+        floats = np.empty((n, len(numeric)), dtype="<f8")
+        for j, col in enumerate(numeric):
+            floats[:, j] = cols[col.name].values.astype("<f8")
+        floats[floats == 0] = 0.0  # -0.0 -> 0.0
+        bits = floats.view("<u8")
+        half = np.uint64(1 << (_KEY_MANTISSA_BITS_DROPPED - 1))
+        mask = ~np.uint64((1 << _KEY_MANTISSA_BITS_DROPPED) - 1)
+        finite = np.isfinite(floats)
+        bits[finite] = (bits[finite] + half) & mask
+        bits[~finite & ~missing] = floats[~finite & ~missing].view("<u8")
+        bits[missing | np.isnan(floats)] = _CANONICAL_MISSING
+        key_words.append(bits)
+    for col in schema.strings:
+        key_words.append(_text_words(cols[col.name].values, n, normalise=True))
+    assert key_words, "a dataset has at least one input column"
+    words = np.column_stack(key_words)
+    return row_hash(words, (int.from_bytes(salt[:8], "big"), int.from_bytes(salt[8:16], "big")))
+
+
+def splits_of(
+    keys: Sequence[bytes | bytearray] | np.ndarray, ratios: tuple[float, float, float]
+) -> np.ndarray:
+    """0 train, 1 validation, 2 test: a pure function of each key and the ratios.
+
+    ``keys`` are 16-byte keys or their first 64 bits (``EncodedInputs.key_head``).
+    """
+    if isinstance(keys, np.ndarray):
+        head = keys.astype(np.uint64)
+    elif not keys:
+        return np.zeros(0, dtype=np.int8)
+    else:
+        head = np.frombuffer(b"".join(bytes(k[:8]) for k in keys), dtype=">u8")
+    u = head.astype(np.float64) / 2.0**64
+    train, validation, _ = ratios
+    return np.where(u < train, 0, np.where(u < train + validation, 1, 2)).astype(np.int8)
+
+
+# --- decoding -----------------------------------------------------------------
+
+
+def _stored_slots(
+    schema: InputSchema, num: Sequence[bytes | None]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The numeric columns of stored patterns: (n, k) uint64 slots and the missing mask."""
+    n, k = len(num), len(schema.numeric)
+    raw = np.frombuffer(b"".join(num), dtype=np.uint8).reshape(n, schema.num_width)  # type: ignore[arg-type]
+    slots = np.ascontiguousarray(raw[:, : 8 * k]).view("<u8").reshape(n, k)
+    missing = np.unpackbits(raw[:, 8 * k :], axis=1, bitorder="little", count=k).astype(bool)
+    return slots, missing
+
+
+def _stored_strings(schema: InputSchema, obj: Sequence[str | None]) -> list[np.ndarray]:
+    """The string columns of stored patterns, each an object array (``None``: missing)."""
+    # One parse for the whole block: a JSON array of the rows' arrays.
+    rows = orjson.loads("[" + ",".join(obj) + "]")  # type: ignore[arg-type]
+    if len(rows) != len(obj) or not all(isinstance(r, list) for r in rows):
+        raise ValueError("a stored row of string inputs is not one JSON array")
+    cols = list(zip(*rows, strict=True)) if rows else [() for _ in schema.strings]
+    if len(cols) != len(schema.strings):
+        raise ValueError(f"{len(cols)} string columns stored, {len(schema.strings)} expected")
+    return [np.array(values, dtype=object) for values in cols]
+
+
+def _stored_numbers(
+    schema: InputSchema, num: Sequence[bytes | None]
+) -> Iterator[tuple[InputColumn, np.ndarray, np.ndarray]]:
+    """Each numeric input column of many stored patterns, in schema order: the column,
+    its values as stored (views of the slots: float64, int64 or bool) and which are
+    missing."""
+    if not schema.numeric:
+        return
+    slots, missing = _stored_slots(schema, num)
+    for j, col in enumerate(schema.numeric):
+        slot = slots[:, j]
+        if col.type == "number":
+            values = slot.view("<f8")
+        elif col.type == "integer":
+            values = slot.view("<i8")
+        else:
+            values = slot.astype(bool)
+        yield col, values, missing[:, j]
+
+
+def decode(
+    schema: InputSchema, num: Sequence[bytes | None], obj: Sequence[str | None]
+) -> pd.DataFrame:
+    """Rebuild the input columns of many patterns, in schema order."""
+    out: dict[str, Any] = {}
+    for col, values, m in _stored_numbers(schema, num):
+        if col.type == "number":
+            v = values.copy()
+            v[m] = np.nan
+            out[col.name] = v
+        elif col.type == "integer":
+            ints = values.copy()
+            out[col.name] = pd.arrays.IntegerArray(ints, m) if m.any() else ints
+        else:
+            out[col.name] = pd.arrays.BooleanArray(values, m) if m.any() else values
+    if schema.strings:
+        for col, strings in zip(schema.strings, _stored_strings(schema, obj), strict=True):
+            out[col.name] = strings
+    return pd.DataFrame({c: out[c] for c in schema.names}, copy=False)
+
+
+def recode(
+    schema: InputSchema, num: Sequence[bytes | None], obj: Sequence[str | None], salt: bytes
+) -> EncodedInputs:
+    """The input keys of stored inputs, worked out again as their import did (only
+    ``keys`` and ``key_head`` are set): a snapshot's ``verify`` compares them with the
+    stored ones. Raises ``ValueError`` or ``TypeError`` for inputs no import could have
+    stored."""
+    cols = {
+        col.name: CoercedColumn(values, missing)
+        for col, values, missing in _stored_numbers(schema, num)
+    }
+    if schema.strings:
+        for col, values in zip(schema.strings, _stored_strings(schema, obj), strict=True):
+            if values.ndim != 1 or not all(v is None or isinstance(v, str) for v in values):
+                raise TypeError(f"stored column {col.name!r} holds something else than text")
+            cols[col.name] = CoercedColumn(values, np.array([v is None for v in values]))
+    hashes = _key_hashes(schema, cols, len(num) if schema.numeric else len(obj), salt)
+    return EncodedInputs(None, None, _hash_bytes(hashes), hashes[:, 0], None)
+
+
+def content_hashes(
+    num: Sequence[bytes | bytearray | None] | np.ndarray | None,
+    obj: Sequence[str | None] | None,
+    labels: Sequence[str],
+    source: str | Sequence[str],
+    created_at: int | np.ndarray,
+) -> list[bytearray]:
+    """A 128-bit hash of what a training run sees of each pattern: its exact stored
+    inputs, label, source and time.
+
+    ``num`` is the stored numeric blobs, or the same as 64-bit words (n, w); ``obj`` the
+    stored JSON of the string columns. Either may be ``None`` when the dataset has no
+    such columns. ``source`` and ``created_at`` are one value for every pattern (an
+    import) or one per pattern (stored rows checked again).
+    """
+    n = len(labels)
+    parts: list[np.ndarray] = []
+    if num is not None:
+        if isinstance(num, np.ndarray):
+            parts.append(num)
+        else:
+            block = np.frombuffer(b"".join(bytes(b or b"") for b in num), dtype=np.uint8)
+            parts.append(_as_words(block.reshape(n, -1)))
+    if obj is not None:
+        parts.append(_text_words(obj, n))
+    parts.append(_text_words(labels, n))
+    parts.append(_text_words(source, n))
+    if isinstance(created_at, np.ndarray):
+        parts.append(created_at.astype(np.int64).view(np.uint64))
+    else:
+        # A time before 1970 is negative: hashed as its 64-bit two's complement.
+        parts.append(np.full(n, np.uint64(created_at % 2**64), dtype=np.uint64))
+    return _hash_bytes(row_hash(np.column_stack(parts), _CONTENT_SEEDS))
+
+
+def _text_words(
+    texts: str | Sequence[str | None] | np.ndarray, n: int, *, normalise: bool = False
+) -> np.ndarray:
+    """:func:`_text_word` of one text for ``n`` rows, or of each of ``n`` texts (missing:
+    0), each distinct text hashed once; ``normalise``: of the normalised texts."""
+
+    def word(text: str) -> int:
+        return _text_word(_normalise_text(text) if normalise else text)
+
+    if isinstance(texts, str):
+        return np.full(n, word(texts), dtype=np.uint64)
+    codes, uniques = pd.factorize(np.asarray(texts, dtype=object))
+    # A missing text has code -1: the 0 appended last.
+    words = np.array([*(word(str(u)) for u in uniques), 0], dtype=np.uint64)
+    return words[codes]

@@ -1,0 +1,449 @@
+"""The import of rows into a dataset: checked and converted whole before the write
+lock, then encoded and written chunk by chunk in one transaction."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import orjson
+import pandas as pd
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.engine import Connection, Engine
+
+from trenches import timestamps
+from trenches.db import schema as t
+from trenches.db.engine import bulk_insert, lock_patterns, write
+from trenches.errors import Conflict, InvalidInput
+from trenches.names import SPLITS
+from trenches.patterns import codec
+from trenches.patterns import inputs as inp
+from trenches.patterns.existing import StoredContent
+from trenches.patterns.frames import no_gc
+from trenches.patterns.ingest import file_columns, read_file
+
+if TYPE_CHECKING:
+    from trenches.patterns.datasets import Dataset
+
+
+_SOURCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
+#: Rows encoded and written per step of an import; bounds memory on big files.
+CHUNK_ROWS = 50_000
+#: Tolerated clock skew for a given created_at in the future, in microseconds.
+_FUTURE_SLACK_US = 5 * 60 * 1_000_000
+
+ProgressCallback = Callable[[int], None]
+
+
+def check_source(source: str) -> str:
+    if not _SOURCE.match(source or ""):
+        raise InvalidInput(
+            f"source {source!r} must be a short name (letters, digits, '_', '.', '-'), "
+            "such as expert, crowd, production, contrived or synthetic"
+        )
+    return source
+
+
+#: Columns a message lists before it counts the rest (a file may have 40,000).
+_COLUMNS_SHOWN = 20
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What one import stored."""
+
+    dataset: str
+    #: The import's id; ``None`` when ``skip_existing`` left nothing to store.
+    batch_id: int | None
+    #: Patterns stored by this import.
+    rows: int
+    #: Their ids run from ``first_id`` to ``last_id`` (``None`` when none was stored).
+    first_id: int | None
+    last_id: int | None
+    by_split: dict[str, int]
+    source: str
+    file: str | None
+    #: Rows the dataset held already, with the same inputs, label and source (active or
+    #: not): stored again, or with ``skip_existing`` left out.
+    already_stored: int = 0
+    #: Rows left out because they were stored already (``skip_existing``).
+    skipped: int = 0
+
+    @property
+    def pattern_ids(self) -> range:
+        """The ids of the patterns this import stored (consecutive)."""
+        if self.first_id is None or self.last_id is None:
+            return range(0)
+        return range(self.first_id, self.last_id + 1)
+
+
+@dataclass(frozen=True)
+class _Chunks:
+    """What every chunk of one import is encoded from."""
+
+    schema: inp.InputSchema
+    cols: dict[str, inp.CoercedColumn]
+    label_text: list[str]
+    source: str
+    when: int
+    #: The dataset's patterns at the import's lock (None for a first import).
+    stored: StoredContent | None
+    skip_existing: bool
+
+
+@dataclass
+class _Written:
+    rows: int
+    already: int
+    by_split: np.ndarray
+
+
+def add_file(
+    engine: Engine,
+    dataset: Dataset,
+    path: str | os.PathLike[str],
+    *,
+    source: str,
+    labelled_by: str | None = None,
+    note: str | None = None,
+    created_at: str | datetime | int | None = None,
+    tags: Sequence[str] = (),
+    progress: ProgressCallback | None = None,
+    skip_existing: bool = False,
+) -> ImportResult:
+    """``Dataset.add_file``: the header checked first, then every row read and imported."""
+    strings: set[str] = set()
+    if dataset.schema is not None:
+        strings = {c.name for c in dataset.schema.strings}
+    if dataset.label_type == "string":
+        strings.add(dataset.label_column)
+    if dataset.text_column:
+        strings.add(dataset.text_column)
+    # The header alone can show that the columns are wrong: say so before the work
+    # of parsing every row (a file of 40,000 unknown columns took 44 s to refuse).
+    header = file_columns(path)
+    if header is not None:
+        check_columns(dataset, header, str(path))
+    frame = read_file(path, string_columns=strings)
+    text_file = Path(path).suffix.lower() == ".csv"
+    return add_frame(
+        engine,
+        dataset,
+        frame,
+        source=source,
+        labelled_by=labelled_by,
+        note=note,
+        created_at=created_at,
+        tags=tags,
+        file=str(path),
+        text_file=text_file,
+        progress=progress,
+        skip_existing=skip_existing,
+    )
+
+
+def _resolve_schema(dataset: Dataset, frame: pd.DataFrame, file: str | None) -> inp.InputSchema:
+    columns = [str(c) for c in frame.columns]
+    input_names = check_columns(dataset, columns, file)
+    if dataset.schema is None:
+        return inp.InputSchema(
+            tuple(
+                inp.InputColumn(c, inp.infer_type(frame[c], is_text=c == dataset.text_column))
+                for c in input_names
+            )
+        )
+    return dataset.schema
+
+
+def check_columns(dataset: Dataset, columns: list[str], file: str | None) -> list[str]:
+    """The input columns among ``columns``, or ``InvalidInput`` when the label, the
+    text column or (once the dataset has a schema) an input column is missing, or a
+    column is not one of the dataset's."""
+    if dataset.label_column not in columns:
+        shown = ", ".join(columns[:_COLUMNS_SHOWN])
+        if len(columns) > _COLUMNS_SHOWN:
+            shown += f" and {len(columns) - _COLUMNS_SHOWN:,} more"
+        raise InvalidInput(
+            f"the label column {dataset.label_column!r} is missing (columns found: {shown})",
+            file=file,
+            field=dataset.label_column,
+        )
+    if dataset.text_column and dataset.text_column not in columns:
+        raise InvalidInput(
+            f"the text column {dataset.text_column!r} is missing",
+            file=file,
+            field=dataset.text_column,
+        )
+    input_names = [c for c in columns if c != dataset.label_column]
+    if not input_names:
+        raise InvalidInput("there are no input columns besides the label", file=file)
+    if dataset.schema is None:
+        return input_names
+    known = set(dataset.schema.names)
+    unknown = [c for c in input_names if c not in known]
+    if unknown:
+        more = f" (and {len(unknown) - 1:,} more unknown)" if len(unknown) > 1 else ""
+        raise InvalidInput(
+            f"unknown column {unknown[0]!r}{more}; the dataset's input columns are "
+            + ", ".join(dataset.schema.names),
+            file=file,
+            field=unknown[0],
+        )
+    given = set(input_names)
+    for c in dataset.schema.names:
+        if c not in given:
+            raise InvalidInput("this input column is missing", file=file, field=c)
+    return input_names
+
+
+def add_frame(
+    engine: Engine,
+    dataset: Dataset,
+    frame: pd.DataFrame,
+    *,
+    source: str,
+    labelled_by: str | None,
+    note: str | None,
+    created_at: str | datetime | int | None,
+    tags: Sequence[str],
+    file: str | None,
+    text_file: bool,
+    progress: ProgressCallback | None,
+    skip_existing: bool,
+) -> ImportResult:
+    """Import the rows of ``frame`` into ``dataset`` in one transaction: every row checked
+    and converted before the write lock, then encoded and written chunk by chunk."""
+    check_source(source)
+    frame.columns = [str(c) for c in frame.columns]
+    if len(set(frame.columns)) != len(frame.columns):
+        raise InvalidInput("a column name appears twice", file=file)
+    schema = _resolve_schema(dataset, frame, file)
+    when = timestamps.parse(created_at, what="created_at")
+    now = timestamps.now_us()
+    if when is None:
+        when = now
+    elif when > now + _FUTURE_SLACK_US:
+        raise InvalidInput(f"created_at {timestamps.iso(when)} is in the future")
+    n = len(frame)
+
+    # Check and convert everything before taking the write lock: bad input never
+    # touches the store.
+    cols = {
+        c.name: inp.coerce(
+            frame[c.name], c.type, file=file, offset=0, field=c.name, text_file=text_file
+        )
+        for c in schema.columns
+    }
+    label_type = dataset.label_type or inp.infer_label_type(
+        frame[dataset.label_column], dataset.task
+    )
+    labels = coerce_labels(dataset, frame[dataset.label_column], label_type, file, text_file)
+    label_text = inp.label_to_text(labels, label_type)
+    tags_json = orjson.dumps(sorted(set(tags))).decode() if tags else None
+
+    with write(engine) as conn, no_gc():
+        lock_patterns(conn)
+        now = timestamps.now_us()  # after the lock: see lock_patterns
+        if created_at is None:
+            when = now
+        first_import = dataset.schema is None
+        if first_import:
+            updated = conn.execute(
+                update(t.datasets)
+                .where(t.datasets.c.id == dataset.id, t.datasets.c.input_schema.is_(None))
+                .values(input_schema=schema.to_json(), label_type=label_type)
+            ).rowcount
+            if updated != 1:
+                raise Conflict(
+                    f"dataset {dataset.name!r} got its schema from another import meanwhile; "
+                    "run the import again"
+                )
+        batch_id: int | None = conn.execute(
+            insert(t.import_batches).values(
+                dataset_id=dataset.id,
+                kind="import",
+                source=source,
+                labelled_by=labelled_by,
+                note=note,
+                file=file,
+                rows=n,
+                created_at=now,
+            )
+        ).inserted_primary_key[0]  # type: ignore[index]
+        before = conn.execute(select(func.max(t.patterns.c.id))).scalar() or 0
+        constants = {
+            "dataset_id": dataset.id,
+            "batch_id": batch_id,
+            "source": source,
+            "tags": tags_json,
+            "created_at": when,
+        }
+        chunks = _Chunks(
+            schema=schema,
+            cols=cols,
+            label_text=label_text,
+            source=source,
+            when=when,
+            stored=None if first_import else StoredContent(conn, dataset.id),
+            skip_existing=skip_existing,
+        )
+        written = _write_chunks(conn, dataset, constants, chunks, progress)
+        if written.rows < n:
+            batches = t.import_batches
+            if written.rows == 0:
+                conn.execute(delete(batches).where(batches.c.id == batch_id))
+                batch_id = None
+            else:
+                conn.execute(
+                    update(batches).where(batches.c.id == batch_id).values(rows=written.rows)
+                )
+        first_id, last_id = conn.execute(
+            select(func.min(t.patterns.c.id), func.max(t.patterns.c.id)).where(
+                t.patterns.c.batch_id == batch_id
+            )
+        ).one()
+        assert first_id is None or first_id > before
+    if first_import:
+        dataset.schema = schema
+        dataset.label_type = label_type
+    return ImportResult(
+        dataset=dataset.name,
+        batch_id=None if batch_id is None else int(batch_id),
+        rows=written.rows,
+        first_id=None if first_id is None else int(first_id),
+        last_id=None if last_id is None else int(last_id),
+        by_split=dict(zip(SPLITS, (int(x) for x in written.by_split), strict=True)),
+        source=source,
+        file=file,
+        already_stored=written.already,
+        skipped=written.already if skip_existing else 0,
+    )
+
+
+def _write_chunks(
+    conn: Connection,
+    dataset: Dataset,
+    constants: dict[str, Any],
+    chunks: _Chunks,
+    progress: ProgressCallback | None,
+) -> _Written:
+    """Encode and write the rows chunk by chunk, counting those stored already (and
+    leaving them out with ``skip_existing``)."""
+    n = len(chunks.label_text)
+    out = _Written(rows=0, already=0, by_split=np.zeros(3, dtype=np.int64))
+
+    def write_chunk(names: list[str], rows: list[tuple[Any, ...]]) -> int:
+        if rows:
+            bulk_insert(conn, t.patterns, names, rows, constants=constants)
+        return len(rows)
+
+    def wait(pending: Future[int]) -> None:
+        done = pending.result()
+        out.rows += done
+        if progress is not None:
+            progress(done)
+
+    # Chunk k+1 is encoded while chunk k is written: the driver lets go of the GIL
+    # inside the database, so the two overlap on two cores. Only the writer thread
+    # touches the connection while a write is pending.
+    with ThreadPoolExecutor(1, thread_name_prefix="trenches-import") as writer:
+        pending: Future[int] | None = None
+        for start in range(0, n, CHUNK_ROWS):
+            stop = min(n, start + CHUNK_ROWS)
+            names, rows, split, enc = _encode_chunk(dataset, chunks, start, stop)
+            if pending is not None:
+                wait(pending)
+            if chunks.stored is not None:  # the connection is free to read now
+                seen = chunks.stored.stored(
+                    enc.key_head,
+                    enc.num_words,
+                    enc.obj,
+                    chunks.label_text[start:stop],
+                    chunks.source,
+                )
+                out.already += int(seen.sum())
+                if chunks.skip_existing and seen.any():
+                    rows = [r for r, old in zip(rows, seen.tolist(), strict=True) if not old]
+                    split = split[~seen]
+            out.by_split += np.bincount(split, minlength=3)
+            pending = writer.submit(write_chunk, names, rows)
+        if pending is not None:
+            wait(pending)
+    return out
+
+
+def _encode_chunk(
+    dataset: Dataset, chunks: _Chunks, start: int, stop: int
+) -> tuple[list[str], list[tuple[Any, ...]], np.ndarray, codec.EncodedInputs]:
+    """Rows ``start:stop`` as the columns and tuples the bulk insert takes."""
+    chunk = {
+        name: inp.CoercedColumn(c.values[start:stop], c.missing[start:stop])
+        for name, c in chunks.cols.items()
+    }
+    m = stop - start
+    enc = codec.encode(chunks.schema, chunk, m, dataset.salt)
+    split = codec.splits_of(enc.key_head, dataset.split_ratios)
+    labs = chunks.label_text[start:stop]
+    content = codec.content_hashes(enc.num_words, enc.obj, labs, chunks.source, chunks.when)
+    # Columns that would be NULL in every row are left out of the statement.
+    names = ["split", "input_key", "content_hash", "label"]
+    columns: list[Any] = [split.tolist(), enc.keys, content, labs]
+    if enc.num is not None:
+        names.append("num")
+        columns.append(enc.num)
+    if enc.obj is not None:
+        names.append("obj")
+        columns.append(enc.obj)
+    return names, list(zip(*columns, strict=True)), split, enc
+
+
+def split_of(dataset: Dataset, frame: pd.DataFrame) -> pd.Series:
+    """``Dataset.split_of``: each row's inputs keyed as an import keys them."""
+    if dataset.schema is None:
+        raise Conflict(
+            f"dataset {dataset.name!r} has no patterns yet: its first import sets the "
+            "input columns the split is worked out from"
+        )
+    for c in dataset.schema.names:
+        if c not in frame.columns:
+            raise InvalidInput("this input column is missing", field=c)
+    cols = {
+        c.name: inp.coerce(frame[c.name], c.type, file=None, offset=0, field=c.name)
+        for c in dataset.schema.columns
+    }
+    enc = codec.encode(dataset.schema, cols, len(frame), dataset.salt)
+    codes = codec.splits_of(enc.key_head, dataset.split_ratios)
+    return pd.Series(np.asarray(SPLITS, dtype=object)[codes], index=frame.index, name="split")
+
+
+def coerce_labels(
+    dataset: Dataset, series: pd.Series, label_type: str, file: str | None, text_file: bool = False
+) -> np.ndarray:
+    """The labels of ``series`` as ``label_type``, or ``InvalidInput`` naming the first
+    missing or bad one."""
+    field = dataset.label_column
+    missing = pd.isna(series).to_numpy().copy()
+    if not (
+        pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype)
+    ):
+        # An empty string is no label; in a text file (CSV) neither is a word that
+        # stands for "missing" there (NaN, null, None, NA).
+        words = inp.MISSING_WORDS if text_file else frozenset({""})
+        missing |= series.map(lambda v: isinstance(v, str) and v.strip().lower() in words).to_numpy(
+            dtype=bool
+        )
+    if missing.any():
+        i = int(np.flatnonzero(missing)[0])
+        raise InvalidInput("the label is missing or empty", file=file, row=i + 1, field=field)
+    c = inp.coerce(series, label_type, file=file, offset=0, field=field)
+    if label_type == "number" and not np.isfinite(c.values).all():
+        i = int(np.flatnonzero(~np.isfinite(c.values))[0])
+        raise InvalidInput("the label is not a finite number", file=file, row=i + 1, field=field)
+    return c.values
