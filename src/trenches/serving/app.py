@@ -28,12 +28,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from trenches import timestamps
-from trenches.serving import protocols
+from trenches.serving import openapi, protocols
 from trenches.serving.feedback import Answered, Feedback, Labels, Recent, lookup
 from trenches.serving.metrics import Metrics
 from trenches.serving.middleware import BearerToken, JsonErrors
 from trenches.serving.model import Answer, ServedModel
-from trenches.serving.protocols import PayloadError, Rows, Schema, shown
+from trenches.serving.payloads import PayloadError, Rows, Schema, loads, shown
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -298,7 +298,7 @@ def _openapi(app: FastAPI, server: Server) -> dict[str, Any]:
         title=app.title, version=app.version, description=app.description, routes=app.routes
     )
     doc["x-model-version"] = served.model.ref
-    bodies = protocols.openapi_bodies(served.schema, served.model.classes)
+    bodies = openapi.openapi_bodies(served.schema, served.model.classes)
     for path, item in doc["paths"].items():
         for operation in item.values():
             if path in bodies and "requestBody" not in operation:
@@ -367,7 +367,7 @@ def create_app(settings: Settings) -> FastAPI:
         start = time.perf_counter_ns()
         served = server.served
         try:
-            body = protocols.loads(await server.body(request))
+            body = loads(await server.body(request))
             rows = _read(parse, served.schema, body, endpoint)
             answer = server.answer(served, rows)
         except PayloadError as e:
@@ -564,7 +564,7 @@ def create_app(settings: Settings) -> FastAPI:
         if server.requests is None:
             return _error(NO_LOG, "feedback", server)
         try:
-            given = Feedback.parse(protocols.loads(await server.body(request)))
+            given = Feedback.parse(loads(await server.body(request)))
             item = server.feedback(given.checked(await server.answered(given.request_id)))
         except PayloadError as e:
             return _error(e, "feedback", server)
