@@ -1,11 +1,45 @@
-"""The request bodies of the server's OpenAPI document, as JSON Schema for the version
-being served: its columns with their JSON types, and its labels for ``/feedback``."""
+"""The OpenAPI document of the server: FastAPI's, with each protocol's request body for
+the version being served (its columns with their JSON types, its name in the V2 paths,
+its labels for ``/feedback``), made again when the alias moves."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trenches.serving.payloads import INT64, MAX_SIZE, Schema
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from trenches.serving.state import Served
+
+
+def document(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document of ``app`` for the version it serves now (``app.openapi``);
+    kept until the alias moves."""
+    from fastapi.openapi.utils import get_openapi
+
+    served: Served = app.state.server.served
+    cached = app.openapi_schema
+    if cached is not None and cached.get("x-model-version") == served.model.ref:
+        return cached
+    doc = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    doc["x-model-version"] = served.model.ref
+    bodies = openapi_bodies(served.schema, served.model.classes)
+    for path, item in doc["paths"].items():
+        for operation in item.values():
+            if path in bodies and "requestBody" not in operation:
+                operation["requestBody"] = bodies[path]
+            for p in operation.get("parameters", []):
+                if p["name"] == "name":
+                    p["schema"] = {"type": "string", "enum": [served.name]}
+                elif p["name"] == "version":
+                    p["schema"] = {"type": "string", "enum": [served.version]}
+    app.openapi_schema = doc
+    return doc
+
 
 _JSON_TYPES = {"number": "number", "integer": "integer", "boolean": "boolean"}
 

@@ -15,7 +15,9 @@ A malformed body, a missing or extra column, or a wrong type is a ``PayloadError
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from trenches.serving.payloads import (
     MAX_SIZE,
@@ -30,6 +32,10 @@ from trenches.serving.payloads import (
     is_int,
     shown,
 )
+
+if TYPE_CHECKING:
+    from trenches.serving.model import Answer
+    from trenches.serving.state import Served
 
 _V2_NUMERIC = {
     "BOOL",
@@ -201,6 +207,75 @@ def _check_datatype(schema: Schema, tensor: dict[str, Any], columns: list[str]) 
 # --- answers --------------------------------------------------------------------------
 
 
+def mlflow_answer(served: Served, rows: Rows, answer: Answer, rid: str) -> bytes:
+    """MLflow's ``{"predictions": [...]}``: the labels, or a regressor's values."""
+    predictions = answer.labels if answer.labels is not None else answer.values
+    return orjson.dumps(
+        {"predictions": predictions, "request_id": rid, "model_version": served.model.ref}
+    )
+
+
+def predict_answer(served: Served, rows: Rows, answer: Answer, rid: str) -> bytes:
+    """``/predict``'s answer: a label and its scores by class per row, or a value."""
+    if answer.labels is not None:
+        classes = served.model.classes or []
+        scores = answer.scores
+        predictions: list[Any] = [
+            {
+                "label": label,
+                "scores": None
+                if scores is None
+                else {str(c): float(p) for c, p in zip(classes, scores[i], strict=True)},
+            }
+            for i, label in enumerate(answer.labels)
+        ]
+    else:
+        predictions = [{"value": v} for v in answer.values or []]
+    return orjson.dumps(
+        {"request_id": rid, "model_version": served.model.ref, "predictions": predictions}
+    )
+
+
+def v2_answer(served: Served, rows: Rows, answer: Answer, rid: str) -> bytes:
+    """An Open Inference Protocol inference response: the labels and the probabilities
+    by class, or a regressor's predictions, as tensors."""
+    n = rows.n
+    outputs: list[dict[str, Any]] = []
+    if answer.labels is not None:
+        outputs.append(
+            {
+                "name": "label",
+                "shape": [n],
+                "datatype": v2_datatype(answer.labels),
+                "data": answer.labels,
+            }
+        )
+        if answer.scores is not None:
+            outputs.append(
+                {
+                    "name": "probabilities",
+                    "shape": [n, int(answer.scores.shape[1])],
+                    "datatype": "FP64",
+                    "data": answer.scores.ravel(),
+                    "parameters": {"classes": [str(c) for c in served.model.classes or []]},
+                }
+            )
+    else:
+        outputs.append(
+            {"name": "predictions", "shape": [n], "datatype": "FP64", "data": answer.values}
+        )
+    return orjson.dumps(
+        {
+            "model_name": served.name,
+            "model_version": served.version,
+            "id": rows.client_id or rid,
+            "parameters": {"request_id": rid, "model_version": served.model.ref},
+            "outputs": outputs,
+        },
+        option=orjson.OPT_SERIALIZE_NUMPY,
+    )
+
+
 def v2_datatype(values: list[Any]) -> str:
     """The V2 datatype of a list of labels."""
     if all(isinstance(v, bool) for v in values):
@@ -210,3 +285,31 @@ def v2_datatype(values: list[Any]) -> str:
     if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
         return "FP64"
     return "BYTES"
+
+
+_V2_TYPES = {"number": "FP64", "integer": "INT64", "boolean": "BOOL"}
+
+
+def v2_metadata(served: Served) -> dict[str, Any]:
+    """The Open Inference Protocol's model metadata of the version served."""
+    m = served.model
+    return {
+        "name": served.name,
+        "versions": [served.version],
+        "platform": "onnxruntime" if m.format == "onnx" else "scikit-learn",
+        "inputs": [
+            {"name": c, "datatype": _V2_TYPES.get(m.types[c], "BYTES"), "shape": [-1]}
+            for c in m.columns
+        ],
+        "outputs": (
+            [{"name": "label", "datatype": "BYTES", "shape": [-1]}]
+            + (
+                [{"name": "probabilities", "datatype": "FP64", "shape": [-1, len(m.classes)]}]
+                if m.has_scores and m.classes
+                else []
+            )
+            if m.classes is not None
+            else [{"name": "predictions", "datatype": "FP64", "shape": [-1]}]
+        ),
+        "parameters": {"model_version": m.ref, "classes": m.classes},
+    }
