@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trenches.serving import protocols
-from trenches.serving.protocols import PayloadError, Rows, Schema
+from trenches.serving.payloads import PayloadError, Rows, Schema
 
 NUMERIC = Schema(
     ("radius", "count", "flag"), {"radius": "number", "count": "integer", "flag": "boolean"}

@@ -19,7 +19,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from trenches.serving.protocols import MAX_SIZE, PayloadError, is_int, is_number, shown
+from trenches.serving.payloads import MAX_SIZE, PayloadError, is_int, is_number, shown
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine

@@ -25,6 +25,14 @@ from prometheus_client import Counter as PromCounter
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
+def endpoint_of(path: str) -> str:
+    """The ``endpoint`` label a path is counted under in the metrics."""
+    if path.startswith("/v2/models/"):
+        return "v2" if path.endswith("/infer") else "v2-metadata"
+    name = path.strip("/").split("/", 1)[0]
+    return name if name in ("invocations", "predict", "feedback", "metrics") else "other"
+
+
 class Metrics:
     def __init__(self) -> None:
         self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))

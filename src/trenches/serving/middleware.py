@@ -1,13 +1,15 @@
-"""ASGI middleware around the server's routes: the bearer token, asked for on every
-path but the probes, and a JSON 500 for an exception that escapes a route.
+"""The server's one middleware: a JSON 500 for an exception that escapes a route.
 
-Both sit in front of the router, so a route added later is guarded without a line of
-its own, and so is everything FastAPI adds (``/docs``, ``/redoc``, ``/openapi.json``).
+Everything else a route may raise is answered by the one exception handler
+(:mod:`trenches.serving.errors`), and the token is a dependency
+(:mod:`trenches.serving.auth`). This one cannot be either: an exception that no handler
+knows goes to Starlette's ServerErrorMiddleware, which answers it and then raises it
+again, and uvicorn closes a keep-alive connection on an exception; only a middleware
+inside it can answer and keep the connection.
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -19,10 +21,6 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-#: What answers without the token: liveness and readiness probes (an orchestrator
-#: has no token), which say nothing about the model.
-OPEN_PATHS = frozenset({"/ping", "/health", "/v2/health/live", "/v2/health/ready"})
 
 
 async def _json(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
@@ -38,48 +36,6 @@ async def _json(send: Send, status: int, body: bytes, headers: list[tuple[bytes,
         }
     )
     await send({"type": "http.response.body", "body": body})
-
-
-def endpoint_of(path: str) -> str:
-    """The ``endpoint`` label a path is counted under in the metrics."""
-    if path.startswith("/v2/models/"):
-        return "v2" if path.endswith("/infer") else "v2-metadata"
-    name = path.strip("/").split("/", 1)[0]
-    return name if name in ("invocations", "predict", "feedback", "metrics") else "other"
-
-
-class BearerToken:
-    """Every request but the probes must carry ``Authorization: Bearer TOKEN``; one
-    without gets a 401 that says nothing about what is served (not even a 404)."""
-
-    def __init__(
-        self, app: ASGIApp, token: str, counted: Callable[[str, int], None] | None = None
-    ) -> None:
-        self.app = app
-        self._token = token.encode()
-        self._counted = counted
-
-    def authorised(self, scope: Scope) -> bool:
-        for name, value in scope.get("headers", ()):
-            if name == b"authorization":
-                scheme, _, given = value.partition(b" ")
-                return scheme.lower() == b"bearer" and hmac.compare_digest(
-                    given.strip(), self._token
-                )
-        return False
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or self.authorised(scope):
-            await self.app(scope, receive, send)
-            return
-        if self._counted is not None:
-            self._counted(endpoint_of(scope["path"]), 401)
-        await _json(
-            send,
-            401,
-            b'{"error":"a valid bearer token is needed (Authorization: Bearer TOKEN)"}',
-            [(b"www-authenticate", b"Bearer")],
-        )
 
 
 class JsonErrors:

@@ -1,0 +1,61 @@
+"""One prediction request, the same under every protocol: the body read (within the
+limit) and parsed by the protocol, answered by the version served when the request
+arrived, logged, counted, and answered in the protocol's form with the request's id
+and version in the headers. A refusal is raised, and answered by the one exception
+handler (:mod:`trenches.serving.errors`)."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from fastapi import Request
+from fastapi.responses import Response
+
+from trenches.serving.payloads import PayloadError, Rows, Schema, loads
+
+if TYPE_CHECKING:
+    from trenches.serving.model import Answer
+    from trenches.serving.state import Served, Server
+
+log = logging.getLogger("trenches.serve")
+
+JSON = "application/json"
+#: A protocol's parser: the body (parsed JSON) into rows, or a PayloadError.
+Parse = Callable[[Schema, Any], Rows]
+#: A protocol's answer: the version, the rows, what it said, and the request id.
+Render = Callable[["Served", Rows, "Answer", str], bytes]
+
+
+async def predicted(
+    request: Request, server: Server, served: Served, endpoint: str, parse: Parse, render: Render
+) -> Response:
+    """The answer to one prediction request at ``endpoint`` (its metrics label)."""
+    start = time.perf_counter_ns()
+    body = loads(await server.body(request))
+    rows = _read(parse, served.schema, body, endpoint)
+    answer = server.answer(served, rows)
+    rid = uuid.uuid4().hex
+    content = render(served, rows, answer, rid)
+    seconds = server.record(endpoint, served, rows, answer, rid, start) / 1e6
+    server.metrics.request(endpoint, 200, seconds)
+    return Response(
+        content,
+        media_type=JSON,
+        headers={"x-request-id": rid, "x-model-version": served.model.ref},
+    )
+
+
+def _read(parse: Parse, schema: Schema, body: Any, endpoint: str) -> Rows:
+    """``parse(schema, body)``; an exception no check foresaw is still the body's doing
+    (parsing is a function of the body alone): a 400, and a traceback in the log."""
+    try:
+        return parse(schema, body)
+    except PayloadError:
+        raise
+    except Exception as e:
+        log.exception("%s: a request body the checks did not foresee", endpoint)
+        raise PayloadError(400, f"the body could not be read ({type(e).__name__})") from None

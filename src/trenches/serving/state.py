@@ -1,0 +1,270 @@
+"""What the routes of one worker process share: the settings it serves by, the model
+answering now, the request log, the metrics, and the watcher that swaps the model when
+the alias moves. A route reaches it through :data:`ServerDep` (``app.state.server``).
+
+The served version is one reference that the watcher swaps, so a request in flight
+finishes on the model it started with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import orjson
+from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
+
+from trenches import timestamps
+from trenches.serving.feedback import Answered, Feedback, Labels, Recent, lookup
+from trenches.serving.metrics import Metrics
+from trenches.serving.model import Answer, ServedModel
+from trenches.serving.payloads import PayloadError, Rows, Schema
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from trenches.serving.requestlog import LoggedFeedback, RequestLog
+
+log = logging.getLogger("trenches.serve")
+
+#: Looks in the store for a request feedback is about, with other workers: the log
+#: of the one that answered it writes it within a batch interval (a quarter second).
+FEEDBACK_TRIES = 9
+FEEDBACK_WAIT = 0.25
+#: Largest request body accepted by default (bytes).
+MAX_BODY = 16 * 1024 * 1024
+
+
+@dataclass
+class Settings:
+    """How to serve: which version (or alias), from which store, with what limits."""
+
+    ref: str  # name@production (follows the alias) or name@3 (fixed)
+    store: str | None = None  # folder, file or URL; None: .trenches here / $TRENCHES_DB_URL
+    token: str | None = None  # bearer token; None: no auth
+    max_body: int = MAX_BODY
+    poll: float = 2.0  # seconds between looks at the alias
+    trusted: bool = False
+    spool_dir: str | None = None
+    log_requests: bool = True
+    workers: int = 1  # worker processes serving together (feedback may be another's)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return orjson.dumps(self.__dict__).decode()
+
+    @classmethod
+    def from_json(cls, text: str) -> Settings:
+        return cls(**orjson.loads(text))
+
+
+@dataclass
+class Served:
+    """The model answering now, with what the hot path needs of it."""
+
+    model: ServedModel
+    schema: Schema
+    name: str  # the registered model's name
+    version: str  # its version number, as text
+    labels: Labels  # what feedback on its answers may say
+
+    @classmethod
+    def of(cls, model: ServedModel, engine: Engine) -> Served:
+        return cls(
+            model,
+            Schema(tuple(model.columns), dict(model.types)),
+            model.version.model,
+            str(model.version.version),
+            Labels.of(engine, model.version),
+        )
+
+
+class Server:
+    """State shared by the routes of one worker process."""
+
+    def __init__(self, settings: Settings) -> None:
+        import trenches
+
+        self.settings = settings
+        self.store = trenches.open(settings.store, create=False)
+        self.ref = settings.ref
+        self.follows_alias = not self.ref.split("@", 1)[1].isdigit() if "@" in self.ref else False
+        self.served = Served.of(self._load(self.ref), self.store.engine)
+        self.metrics = Metrics()
+        self.metrics.served(self.served.model.ref)
+        spool = Path(settings.spool_dir) if settings.spool_dir else self._default_spool()
+        self.requests: RequestLog | None = None
+        self.recent = Recent()
+        if settings.log_requests:
+            from trenches.serving import requestlog
+
+            self._logged = requestlog.LoggedRequest
+            self._feedback = requestlog.LoggedFeedback
+            self.requests = requestlog.RequestLog(
+                self.store.location.db_url, spool, on_lost=self.metrics.log_lost
+            )
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    def _default_spool(self) -> Path:
+        if self.store.location.sqlite_path is not None:
+            return Path(self.store.location.sqlite_path).parent / "spool"
+        return Path.cwd() / ".trenches" / "spool"
+
+    def _load(self, ref: str) -> ServedModel:
+        version = self.store.models.get(ref)
+        return ServedModel(self.store, version, trusted=self.settings.trusted)
+
+    # --- life -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        # Everything loaded so far (modules, the model) lives as long as the server:
+        # out of the collector's reach, full collections stay short and so does p99.
+        gc.collect()
+        gc.freeze()
+        if self.requests is not None:
+            self.requests.start()
+        if self.follows_alias:
+            self._watcher = threading.Thread(
+                target=self._watch, name="trenches-alias-watch", daemon=True
+            )
+            self._watcher.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
+        if self.requests is not None:
+            self.requests.stop()
+        self.store.close()
+
+    def _watch(self) -> None:
+        """Follow the alias: load the version it moves to, then swap it in."""
+        while not self._stop.wait(self.settings.poll):
+            try:
+                version = self.store.models.get(self.ref)
+                if version.id != self.served.model.version_id:
+                    started = time.perf_counter()
+                    fresh = Served.of(
+                        ServedModel(self.store, version, trusted=self.settings.trusted),
+                        self.store.engine,
+                    )
+                    old = self.served.model.ref
+                    self.served = fresh  # one reference: requests in flight keep the old one
+                    self.metrics.served(fresh.model.ref)
+                    log.warning(
+                        "%s moved: now serving %s (was %s), loaded in %.2f s",
+                        self.ref,
+                        fresh.model.ref,
+                        old,
+                        time.perf_counter() - started,
+                    )
+            except Exception:  # a database hiccup must not stop the watcher
+                log.exception("could not look at %s; serving %s", self.ref, self.served.model.ref)
+
+    # --- the request path ----------------------------------------------------------
+
+    async def body(self, request: Request) -> bytes:
+        limit = self.settings.max_body
+        length = request.headers.get("content-length")
+        if length is not None and length.isascii() and length.isdigit() and int(length) > limit:
+            raise PayloadError(413, f"the body is larger than the limit of {limit} bytes")
+        chunks = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadError(413, f"the body is larger than the limit of {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def answer(self, served: Served, rows: Rows) -> Answer:
+        try:
+            return served.model.answer(rows.data)
+        except PayloadError:
+            raise
+        except Exception as e:
+            raise PayloadError(
+                422, f"{served.model.ref} could not predict these rows: {type(e).__name__}: {e}"
+            ) from None
+
+    def record(
+        self, endpoint: str, served: Served, rows: Rows, answer: Answer, rid: str, start: int
+    ) -> int:
+        latency_us = (time.perf_counter_ns() - start) // 1000
+        if self.requests is not None:
+            schema = served.schema
+            self.recent.add(rid, Answered(rows.n, served.labels))
+            self.requests.put(
+                self._logged(
+                    request_id=rid,
+                    version_id=served.model.version_id,
+                    endpoint=endpoint,
+                    n=rows.n,
+                    inputs=lambda: rows.records(schema),
+                    outputs={
+                        "labels": answer.labels,
+                        "scores": answer.scores,
+                        "values": answer.values,
+                    },
+                    latency_us=latency_us,
+                    received_at=timestamps.now_us(),
+                )
+            )
+        if answer.labels is not None:
+            self.metrics.predicted(answer.labels)
+        return latency_us
+
+    async def answered(self, request_id: str) -> Answered:
+        """The request feedback is about: remembered by this worker, else read from the
+        store. With other workers, a request not there yet is waited for a moment (the
+        log of the worker that answered it writes it within its next batch)."""
+        found = self.recent.get(request_id)
+        tries = 1 if self.settings.workers == 1 else FEEDBACK_TRIES
+        for attempt in range(tries):
+            if found is not None:
+                return found
+            if attempt:
+                await asyncio.sleep(FEEDBACK_WAIT)
+            try:
+                found = await run_in_threadpool(lookup, self.store.engine, request_id)
+            except Exception as e:
+                log.warning("feedback: cannot look up request %s: %s", request_id, e)
+                raise PayloadError(
+                    503, f"cannot look up request {request_id} now ({type(e).__name__}); retry"
+                ) from None
+        if found is not None:
+            return found
+        raise PayloadError(
+            404,
+            f"no request {request_id} was answered by this server (or it is not in the "
+            "request log yet: retry in a few seconds)",
+            "request_id",
+        )
+
+    def feedback(self, checked: Feedback) -> LoggedFeedback:
+        return self._feedback(
+            request_id=checked.request_id,
+            row=checked.row,
+            label=checked.label,
+            rating=checked.rating,
+            comment=checked.comment,
+            created_at=timestamps.now_us(),
+        )
+
+
+async def _server(request: Request) -> Server:
+    # async: FastAPI runs a plain ``def`` dependency in its thread pool, a hop per request.
+    server: Server = request.app.state.server
+    return server
+
+
+#: The worker's state, as a route's parameter: ``server: ServerDep``.
+ServerDep = Annotated[Server, Depends(_server)]
