@@ -54,11 +54,11 @@ if TYPE_CHECKING:
     from trenches.patterns.datasets import Datasets, DatasetSummary
     from trenches.patterns.diff import DataChange, SnapshotDiff
     from trenches.patterns.history import Patterns
+    from trenches.patterns.quality import Finding, QualityReport
     from trenches.patterns.snapshots import Snapshots
     from trenches.predict import PredictResult
     from trenches.predictors import PatternSet, Predictor
     from trenches.problems import AddResult, Problem, Problems, ProblemScore
-    from trenches.quality import Finding, QualityReport
     from trenches.retrain import Retrains
     from trenches.retrain.record import Figures, ProblemTally, Retrain
     from trenches.retrain.settings import RetrainSettings
@@ -123,8 +123,8 @@ _LAZY = {
     "Snapshots": "trenches.patterns.snapshots",
     "Problems": "trenches.problems",
     "AddResult": "trenches.problems",
-    "QualityReport": "trenches.quality",
-    "Finding": "trenches.quality",
+    "QualityReport": "trenches.patterns.quality",
+    "Finding": "trenches.patterns.quality",
     "Retrains": "trenches.retrain",
     "Retrain": "trenches.retrain.record",
     "Figures": "trenches.retrain.record",

@@ -23,7 +23,9 @@ from trenches.patterns import inputs as inp
 from trenches.patterns.ingest import read_file
 
 if TYPE_CHECKING:
-    from trenches.store import Store
+    from sqlalchemy.engine import Engine
+
+    from trenches.patterns.datasets import Datasets
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$")
 _EPS = 1e-15
@@ -44,8 +46,9 @@ class Baseline:
 class Baselines:
     """The baselines of a store: ``store.baselines``."""
 
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    def __init__(self, engine: Engine, datasets: Datasets) -> None:
+        self._engine = engine
+        self._datasets = datasets
 
     def add(
         self,
@@ -63,7 +66,7 @@ class Baselines:
                 f"baseline name {name!r} must start with a letter or digit and hold only "
                 "letters, digits, '_', '.' and '-'"
             )
-        ds = self._store.datasets.get(dataset)
+        ds = self._datasets.get(dataset)
         if ds.label_type is None:
             raise InvalidInput(f"dataset {dataset!r} has no patterns yet")
         file = None
@@ -153,7 +156,7 @@ class Baselines:
             label_index = np.array([position[x] for x in texts], dtype=np.int32)
             correct = np.array([x == y for x, y in zip(texts, truth_text, strict=True)])
         now = timestamps.now_us()
-        with write(self._store.engine) as conn:
+        with write(self._engine) as conn:
             if conn.execute(select(t.baselines.c.id).where(t.baselines.c.name == name)).first():
                 raise Conflict(f"a baseline named {name!r} exists already; choose another name")
             baseline_id = insert_returning_id(
@@ -182,7 +185,7 @@ class Baselines:
         p = t.patterns.c
         found: dict[int, tuple[int, str]] = {}
         wanted = pattern_ids.tolist()
-        with read(self._store.engine) as conn:
+        with read(self._engine) as conn:
             for start in range(0, len(wanted), 10_000):
                 part = wanted[start : start + 10_000]
                 for pid, ds_id, label in conn.execute(
@@ -205,7 +208,7 @@ class Baselines:
 
     def get(self, name: str) -> Baseline:
         b = t.baselines.c
-        with read(self._store.engine) as conn:
+        with read(self._engine) as conn:
             row = conn.execute(select(t.baselines).where(b.name == name)).first()
             if row is None:
                 raise NotFound(f"no baseline named {name!r}")
@@ -228,7 +231,7 @@ class Baselines:
         )
 
     def list(self) -> list[Baseline]:
-        with read(self._store.engine) as conn:
+        with read(self._engine) as conn:
             names = list(
                 conn.execute(select(t.baselines.c.name).order_by(t.baselines.c.name)).scalars()
             )
@@ -237,7 +240,7 @@ class Baselines:
     def predictions(self, name: str) -> pd.DataFrame:
         """The baseline's predictions by pattern id: label (or value), correct, loss."""
         baseline = self.get(name)
-        with read(self._store.engine) as conn:
+        with read(self._engine) as conn:
             predictor = conn.execute(
                 select(t.predictors.c.id).where(t.predictors.c.baseline_id == baseline.id)
             ).scalar_one()

@@ -59,25 +59,25 @@ class Store:
     def datasets(self) -> Datasets:
         from trenches.patterns.datasets import Datasets
 
-        return Datasets(self)
+        return Datasets(self.engine)
 
     @cached_property
     def patterns(self) -> Patterns:
         from trenches.patterns.history import Patterns
 
-        return Patterns(self)
+        return Patterns(self.engine)
 
     @cached_property
     def snapshots(self) -> Snapshots:
         from trenches.patterns.snapshots import Snapshots
 
-        return Snapshots(self)
+        return Snapshots(self.engine)
 
     @cached_property
     def runs(self) -> Runs:
         from trenches.runs import Runs
 
-        return Runs(self)
+        return Runs(self.engine)
 
     @cached_property
     def models(self) -> Models:
@@ -86,14 +86,17 @@ class Store:
         # Promotion policy lives with the gates; the registry is told it, not reaching
         # for it (the gates load only when an alias moves).
         return Models(
-            self, guard=lambda ref, alias, force: self.gates.guard_promotion(ref, alias, force)
+            self.engine,
+            self.artifacts,
+            self.datasets,
+            guard=lambda ref, alias, force: self.gates.guard_promotion(ref, alias, force),
         )
 
     @cached_property
     def baselines(self) -> Baselines:
         from trenches.baselines import Baselines
 
-        return Baselines(self)
+        return Baselines(self.engine, self.datasets)
 
     @cached_property
     def problems(self) -> Problems:
@@ -158,7 +161,14 @@ class Store:
         from trenches.runs import Run
 
         return Run(
-            self, name, snapshot=snapshot, params=params, tags=tags, capture_code=capture_code
+            self.engine,
+            self.artifacts,
+            self.models,
+            name,
+            snapshot=snapshot,
+            params=params,
+            tags=tags,
+            capture_code=capture_code,
         )
 
     def lineage(self, ref: str) -> Lineage:
@@ -312,5 +322,5 @@ def open(path_or_url: str | os.PathLike[str] | None = None, *, create: bool = Tr
     store = Store(location, engine)
     from trenches.runs.tracking import reap_killed_runs
 
-    reap_killed_runs(store)
+    reap_killed_runs(engine)
     return store

@@ -24,7 +24,7 @@ from rich.table import Table
 
 if TYPE_CHECKING:
     from trenches.backfill import SkippedVersion
-    from trenches.quality import QualityReport
+    from trenches.patterns.quality import QualityReport
     from trenches.store import Store
 
 # Piped output is not cut at 80 columns: tables get room, messages stay on one line.

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import orjson
 from sqlalchemy import func, insert, select
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from trenches import config, timestamps
 from trenches.db import schema as t
@@ -23,9 +23,9 @@ from trenches.names import in_int64
 if TYPE_CHECKING:
     import pandas as pd
 
-    from trenches.patterns.datasets import Dataset
+    from trenches.artifacts import ArtifactStore
+    from trenches.patterns.datasets import Dataset, Datasets
     from trenches.runs.tracking import Run
-    from trenches.store import Store
 
 #: Called before an alias other than ``candidate`` moves, with the reference, the alias
 #: and whether the move is forced; raises to refuse it.
@@ -91,8 +91,17 @@ def _needs_trust(details: dict[str, str | None]) -> tuple[str, ...]:
 class Models:
     """The registry of a store: ``store.models``."""
 
-    def __init__(self, store: Store, *, guard: PromotionGuard | None = None) -> None:
-        self._store = store
+    def __init__(
+        self,
+        engine: Engine,
+        artifacts: ArtifactStore,
+        datasets: Datasets,
+        *,
+        guard: PromotionGuard | None = None,
+    ) -> None:
+        self._engine = engine
+        self._artifacts = artifacts
+        self._datasets = datasets
         # What promotion policy refuses (a version whose latest check failed), given
         # by whoever owns the policy: the registry only moves aliases.
         self._guard = guard
@@ -126,9 +135,9 @@ class Models:
             raise InvalidInput(f"a {type(model).__name__} has no predict method; not a model")
         ds = None
         if dataset is not None:
-            ds = self._store.datasets.get(dataset)
+            ds = self._datasets.get(dataset)
         elif run is not None and run.snapshot is not None:
-            ds = self._store.datasets.by_id(run.snapshot.dataset_id)
+            ds = self._datasets.by_id(run.snapshot.dataset_id)
         if X is None:
             if run is None or run.snapshot is None:
                 raise InvalidInput(
@@ -153,9 +162,9 @@ class Models:
             onnx_error = "not a scikit-learn model"
         from trenches.predictions import make_predictor
 
-        stored = {fmt: self._store.artifacts.put_bytes(data) for fmt, (data, _) in files.items()}
+        stored = {fmt: self._artifacts.put_bytes(data) for fmt, (data, _) in files.items()}
         now = timestamps.now_us()
-        with write(self._store.engine) as conn:
+        with write(self._engine) as conn:
             model_id = self._model_id(conn, name, create=True, now=now)
             version = (
                 conn.execute(
@@ -275,11 +284,11 @@ class Models:
 
     def get(self, ref: str) -> ModelVersion:
         """A version by reference: ``name@3``, ``name@production``, ``name@latest``."""
-        with read(self._store.engine) as conn:
+        with read(self._engine) as conn:
             return self._version(conn, self._resolve(conn, ref))
 
     def versions(self, name: str) -> list[ModelVersion]:
-        with read(self._store.engine) as conn:
+        with read(self._engine) as conn:
             model_id = self._model_id(conn, name, create=False)
             rows = conn.execute(
                 select(t.model_versions)
@@ -289,7 +298,7 @@ class Models:
             return [self._version(conn, r) for r in rows]
 
     def names(self) -> list[str]:
-        with read(self._store.engine) as conn:
+        with read(self._engine) as conn:
             return list(conn.execute(select(t.models.c.name).order_by(t.models.c.name)).scalars())
 
     # --- loading ----------------------------------------------------------------
@@ -312,7 +321,7 @@ class Models:
         ``threads``: ONNX Runtime's intra-op threads (a server answering one request at a
         time uses 1, with no spinning); None leaves its default.
         """
-        with read(self._store.engine) as conn:
+        with read(self._engine) as conn:
             version = (
                 ref
                 if isinstance(ref, ModelVersion)
@@ -333,7 +342,7 @@ class Models:
             onnx_file = files["onnx"]
             details = orjson.loads(onnx_file.details) if onnx_file.details else {}
             return formats.OnnxModel(
-                self._store.artifacts.get_bytes(onnx_file.sha256),
+                self._artifacts.get_bytes(onnx_file.sha256),
                 signature,
                 round_inputs=bool(details.get("round_inputs")),
                 threads=threads,
@@ -341,12 +350,10 @@ class Models:
         if format != "native":
             raise InvalidInput(f"format {format!r} must be native or onnx")
         if "skops" in files:
-            data = self._store.artifacts.get_bytes(files["skops"].sha256)
+            data = self._artifacts.get_bytes(files["skops"].sha256)
             return formats.from_skops(data, trusted)
         if "pickle" in files:
-            return formats.from_pickle(
-                self._store.artifacts.get_bytes(files["pickle"].sha256), trusted
-            )
+            return formats.from_pickle(self._artifacts.get_bytes(files["pickle"].sha256), trusted)
         raise NotFound(f"{version.ref} has no model file")
 
     # --- aliases ----------------------------------------------------------------
@@ -362,7 +369,7 @@ class Models:
         if alias not in UNGUARDED_ALIASES and self._guard is not None:
             self._guard(ref, alias, force)
         now = timestamps.now_us()
-        with write(self._store.engine) as conn:
+        with write(self._engine) as conn:
             row = self._resolve(conn, ref)
             a = t.aliases.c
             current = conn.execute(
@@ -396,7 +403,7 @@ class Models:
 
     def alias_history(self, name: str, alias: str | None = None) -> list[AliasMove]:
         """Every move of the model's aliases (or of one), oldest first."""
-        with read(self._store.engine) as conn:
+        with read(self._engine) as conn:
             model_id = self._model_id(conn, name, create=False)
             h = t.alias_history.c
             query = select(t.alias_history).where(h.model_id == model_id).order_by(h.id)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from trenches import timestamps
 from trenches.db import schema as t
@@ -31,9 +31,8 @@ from trenches.patterns.imports import check_source as check_source
 from trenches.verdicts import Tolerance, tolerance_for
 
 if TYPE_CHECKING:
+    from trenches.patterns.quality import QualityReport
     from trenches.patterns.snapshots import Snapshot
-    from trenches.quality import QualityReport
-    from trenches.store import Store
 
 # read_patterns and check_source are imported "as" themselves: they lived here before
 # frames.py and imports.py were split out, and modules outside patterns/ still import
@@ -89,8 +88,8 @@ class DatasetSummary:
 class Dataset:
     """A named collection of patterns for one task, with an input schema and a label."""
 
-    def __init__(self, store: Store, row: Any) -> None:
-        self._store = store
+    def __init__(self, engine: Engine, row: Any) -> None:
+        self._engine = engine
         self.id: int = row.id
         self.name: str = row.name
         self.task: str = row.task
@@ -116,6 +115,11 @@ class Dataset:
     def __repr__(self) -> str:
         return f"<Dataset {self.name!r} {self.task} label={self.label_column!r}>"
 
+    @property
+    def engine(self) -> Engine:
+        """The database the dataset lives in."""
+        return self._engine
+
     # --- import ---------------------------------------------------------------
 
     def add_file(
@@ -136,7 +140,7 @@ class Dataset:
         again, and counted in ``already_stored``, unless ``skip_existing``: then only
         the new rows are."""
         return imports.add_file(
-            self._store.engine,
+            self._engine,
             self,
             path,
             source=source,
@@ -159,7 +163,7 @@ class Dataset:
     ) -> ImportResult:
         """Import rows read from ``file`` (errors name the file; CSV rules for missing)."""
         return imports.add_frame(
-            self._store.engine,
+            self._engine,
             self,
             frame.reset_index(drop=True),
             source=source,
@@ -195,7 +199,7 @@ class Dataset:
         if len(frame) == 0:
             raise InvalidInput("the DataFrame has no rows")
         return imports.add_frame(
-            self._store.engine,
+            self._engine,
             self,
             frame.reset_index(drop=True),
             source=source,
@@ -248,7 +252,7 @@ class Dataset:
 
     def pattern_ids(self, split: str | None = None) -> np.ndarray:
         """The ids of the active patterns (of one split), ascending."""
-        return member_ids(self._store.engine, membership(self.id, as_of=None), split)
+        return member_ids(self._engine, membership(self.id, as_of=None), split)
 
     def pattern_info(
         self,
@@ -274,13 +278,13 @@ class Dataset:
         active = [p.dataset_id == self.id, p.deactivated_at.is_(None)]
 
         def counts(column: Any) -> dict[Any, int]:
-            with read(self._store.engine) as conn:
+            with read(self._engine) as conn:
                 rows = conn.execute(
                     select(column, func.count()).where(*active).group_by(column).order_by(column)
                 ).all()
             return {k: int(n) for k, n in rows}
 
-        with read(self._store.engine) as conn:
+        with read(self._engine) as conn:
             total, inactive = conn.execute(
                 select(
                     func.count(),
@@ -320,7 +324,7 @@ class Dataset:
         its label is right, for problem scores, flips and gates. ``"0.5"`` is
         absolute, ``"10%"`` relative to the label, ``"0.5 or 10%"`` the looser of both."""
         value = tolerance_for(self.name, self.task, tolerance)
-        with write(self._store.engine) as conn:
+        with write(self._engine) as conn:
             conn.execute(
                 update(t.datasets)
                 .where(t.datasets.c.id == self.id)
@@ -344,25 +348,36 @@ class Dataset:
         """Freeze the patterns active at ``as_of`` (default now) into a snapshot."""
         from trenches.patterns.snapshots import take_snapshot
 
-        return take_snapshot(self._store, self, as_of=as_of, sources=sources, note=note)
+        return take_snapshot(self._engine, self, as_of=as_of, sources=sources, note=note)
 
     def snapshots(self) -> list[Snapshot]:
         from trenches.patterns.snapshots import list_snapshots
 
-        return list_snapshots(self._store, self)
+        return list_snapshots(self._engine, self)
 
     def check(self, *, snapshot: int | None = None, precision: int = 4) -> QualityReport:
         """Run the data quality checks on the active patterns, or on a snapshot."""
-        from trenches.quality import check_dataset
+        from trenches.patterns.quality import check_dataset
 
-        return check_dataset(self._store, self, snapshot_id=snapshot, precision=precision)
+        return check_dataset(self._engine, self, snapshot_id=snapshot, precision=precision)
+
+
+def dataset_by_id(engine: Engine, dataset_id: int, conn: Connection | None = None) -> Dataset:
+    """The dataset with id ``dataset_id`` (read on ``conn`` when given)."""
+    if conn is None:
+        with read(engine) as c:
+            return dataset_by_id(engine, dataset_id, c)
+    row = conn.execute(select(t.datasets).where(t.datasets.c.id == dataset_id)).first()
+    if row is None:
+        raise NotFound(f"no dataset with id {dataset_id}")
+    return Dataset(engine, row)
 
 
 class Datasets:
     """The datasets of a store: ``store.datasets``."""
 
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
 
     def create(
         self,
@@ -407,7 +422,7 @@ class Datasets:
                 )
         if salt is not None and not re.fullmatch(r"[0-9a-f]{32}", salt):
             raise InvalidInput("salt must be 32 hexadecimal digits")
-        with write(self._store.engine) as conn:
+        with write(self._engine) as conn:
             if conn.execute(select(t.datasets.c.id).where(t.datasets.c.name == name)).first():
                 raise Conflict(f"a dataset named {name!r} exists already")
             conn.execute(
@@ -431,34 +446,28 @@ class Datasets:
         return self.get(name)
 
     def get(self, name: str) -> Dataset:
-        with read(self._store.engine) as conn:
+        with read(self._engine) as conn:
             row = conn.execute(select(t.datasets).where(t.datasets.c.name == name)).first()
         if row is None:
             known = [d.name for d in self.list()]
             hint = f"; datasets here: {', '.join(known)}" if known else "; there are none yet"
             raise NotFound(f"no dataset named {name!r}{hint}")
-        return Dataset(self._store, row)
+        return Dataset(self._engine, row)
 
     def by_id(self, dataset_id: int, conn: Connection | None = None) -> Dataset:
-        if conn is None:
-            with read(self._store.engine) as c:
-                return self.by_id(dataset_id, c)
-        row = conn.execute(select(t.datasets).where(t.datasets.c.id == dataset_id)).first()
-        if row is None:
-            raise NotFound(f"no dataset with id {dataset_id}")
-        return Dataset(self._store, row)
+        return dataset_by_id(self._engine, dataset_id, conn)
 
     def __getitem__(self, name: str) -> Dataset:
         return self.get(name)
 
     def __contains__(self, name: object) -> bool:
-        with read(self._store.engine) as conn:
+        with read(self._engine) as conn:
             return (
                 conn.execute(select(t.datasets.c.id).where(t.datasets.c.name == name)).first()
                 is not None
             )
 
     def list(self) -> list[Dataset]:
-        with read(self._store.engine) as conn:
+        with read(self._engine) as conn:
             rows = conn.execute(select(t.datasets).order_by(t.datasets.c.name)).all()
-        return [Dataset(self._store, r) for r in rows]
+        return [Dataset(self._engine, r) for r in rows]

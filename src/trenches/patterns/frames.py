@@ -124,7 +124,7 @@ def read_patterns(
     query = select(*cols).select_from(source_table).where(*where).order_by(p.id)
     rows: list[Any] = []
     # Many small objects and no cycles: the collector would only rescan the caller's heap.
-    with read(dataset._store.engine) as conn, no_gc():
+    with read(dataset.engine) as conn, no_gc():
         # Rows come straight from the driver's cursor: the values need no conversion,
         # and building a SQLAlchemy Row for each of a million patterns is half the read.
         if ids is not None:

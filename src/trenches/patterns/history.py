@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from sqlalchemy import insert, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from trenches import config, timestamps
 from trenches.db import schema as t
@@ -19,11 +19,8 @@ from trenches.errors import Conflict, InvalidInput, NotFound
 from trenches.names import SPLITS
 from trenches.patterns import codec
 from trenches.patterns import inputs as inp
-from trenches.patterns.datasets import Dataset
+from trenches.patterns.datasets import Dataset, dataset_by_id
 from trenches.patterns.imports import check_source
-
-if TYPE_CHECKING:
-    from trenches.store import Store
 
 
 @dataclass(frozen=True)
@@ -75,8 +72,8 @@ class PatternHistory:
 class Patterns:
     """Every pattern of a store by id: ``store.patterns``."""
 
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
 
     def _row(self, conn: Connection, pattern_id: int) -> Any:
         p = t.patterns.c
@@ -90,7 +87,7 @@ class Patterns:
         return row
 
     def _pattern(self, conn: Connection, row: Any) -> Pattern:
-        dataset = self._store.datasets.by_id(row.dataset_id, conn)
+        dataset = dataset_by_id(self._engine, row.dataset_id, conn)
         assert dataset.schema is not None
         frame = codec.decode(dataset.schema, [row.num], [row.obj])
         inputs = {c: _plain(frame[c].iloc[0]) for c in frame.columns}
@@ -114,7 +111,7 @@ class Patterns:
 
     def get(self, pattern_id: int) -> Pattern:
         """One pattern by id, active or not."""
-        with read(self._store.engine) as conn:
+        with read(self._engine) as conn:
             return self._pattern(conn, self._row(conn, pattern_id))
 
     def relabel(
@@ -132,7 +129,7 @@ class Patterns:
         if not reason or not reason.strip():
             raise InvalidInput("a relabel needs a reason (--reason)")
         p = t.patterns.c
-        with write(self._store.engine) as conn:
+        with write(self._engine) as conn:
             lock_patterns(conn)
             now = timestamps.now_us()  # after the lock: see lock_patterns
             old = self._row(conn, pattern_id)
@@ -142,7 +139,7 @@ class Patterns:
                     f"{timestamps.iso(old.deactivated_at)}); relabel its current version "
                     "(see trenches data history)"
                 )
-            dataset: Dataset = self._store.datasets.by_id(old.dataset_id, conn)
+            dataset: Dataset = dataset_by_id(self._engine, old.dataset_id, conn)
             value = dataset.coerce_label(label)
             text = inp.label_to_text(_array(value), dataset.label_type or "string")[0]
             if text == old.label:
@@ -204,7 +201,7 @@ class Patterns:
             raise InvalidInput("name at least one pattern id")
         p = t.patterns.c
         user = config.current_user()
-        with write(self._store.engine) as conn:
+        with write(self._engine) as conn:
             lock_patterns(conn)
             now = timestamps.now_us()  # after the lock: see lock_patterns
             found = {
@@ -239,7 +236,7 @@ class Patterns:
     def history(self, pattern_id: int) -> PatternHistory:
         """Every version of the example that ``pattern_id`` is one version of."""
         p = t.patterns.c
-        with read(self._store.engine) as conn:
+        with read(self._engine) as conn:
             row = self._row(conn, pattern_id)
             # Back to the first version ...
             while row.replaces_id is not None:

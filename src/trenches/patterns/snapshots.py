@@ -6,13 +6,13 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
 import pandas as pd
 from sqlalchemy import func, insert, select
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from trenches import timestamps
 from trenches.db import schema as t
@@ -20,13 +20,10 @@ from trenches.db.engine import id_in, lock_patterns, read, write
 from trenches.errors import InvalidInput, NotFound
 from trenches.names import SPLITS
 from trenches.patterns import codec
-from trenches.patterns.datasets import Dataset
+from trenches.patterns.datasets import Dataset, dataset_by_id
 from trenches.patterns.diff import SnapshotDiff, diff_snapshots
 from trenches.patterns.frames import member_ids, membership, read_patterns
 from trenches.patterns.imports import check_source
-
-if TYPE_CHECKING:
-    from trenches.store import Store
 
 WEIGHTINGS = ("none", "exponential", "inverse-age")
 _DAY_US = 86_400 * 1_000_000
@@ -66,7 +63,7 @@ class Snapshot:
     patterns: int
     note: str | None
     created_at: datetime
-    _store: Store = field(repr=False, compare=False)
+    _engine: Engine = field(repr=False, compare=False)
     #: Pattern ids held out of the training data (problem patterns), ascending.
     held_out: tuple[int, ...] = ()
 
@@ -75,7 +72,7 @@ class Snapshot:
         return timestamps.to_us(self.as_of)
 
     def _dataset(self) -> Dataset:
-        return self._store.datasets.by_id(self.dataset_id)
+        return dataset_by_id(self._engine, self.dataset_id)
 
     def data(
         self, split: str | None = None, *, full_info: bool = True
@@ -92,7 +89,7 @@ class Snapshot:
 
     def pattern_ids(self, split: str | None = None) -> np.ndarray:
         """The ids of the snapshot's members (of one split), ascending."""
-        return member_ids(self._store.engine, self._members(), split)
+        return member_ids(self._engine, self._members(), split)
 
     def training_data(
         self,
@@ -180,7 +177,7 @@ class Snapshot:
         moved."""
         dataset = self._dataset()
         held_out = np.asarray(self.held_out, dtype=np.int64)
-        with read(self._store.engine) as conn:
+        with read(self._engine) as conn:
             hashes = _rechecked_hashes(conn, dataset, self._members())
             if hashes is None or len(hashes) != self.patterns:
                 return False
@@ -206,7 +203,7 @@ class Snapshot:
         if not self.held_out:
             return np.zeros(0, dtype=np.int64)
         p = t.patterns.c
-        with read(self._store.engine) as conn:
+        with read(self._engine) as conn:
             held = _keys_of(conn, self.held_out)
             rows = conn.execute(
                 select(p.id).where(*self._members(), p.input_key.in_(held)).order_by(p.id)
@@ -223,7 +220,7 @@ class Snapshot:
             return np.zeros(0, dtype=bool)
         p = t.patterns.c
         train = SPLITS.index("train")
-        with read(self._store.engine) as conn:
+        with read(self._engine) as conn:
             # The split is a function of the inputs: only a pattern of the train split
             # has copies in it.
             key_of = {
@@ -345,7 +342,7 @@ def _rechecked_hashes(conn: Connection, dataset: Dataset, where: list[Any]) -> n
     return np.frombuffer(b"".join(found), dtype="V16")
 
 
-def _snapshot(store: Store, row: Any, dataset_name: str) -> Snapshot:
+def _snapshot(engine: Engine, row: Any, dataset_name: str) -> Snapshot:
     return Snapshot(
         id=row.id,
         dataset=dataset_name,
@@ -357,13 +354,13 @@ def _snapshot(store: Store, row: Any, dataset_name: str) -> Snapshot:
         patterns=row.patterns,
         note=row.note,
         created_at=timestamps.from_us(row.created_at),
-        _store=store,
+        _engine=engine,
         held_out=tuple(np.frombuffer(row.held_out, dtype="<i8").tolist()) if row.held_out else (),
     )
 
 
 def take_snapshot(
-    store: Store,
+    engine: Engine,
     dataset: Dataset,
     *,
     as_of: str | datetime | int | None = None,
@@ -380,7 +377,7 @@ def take_snapshot(
             "what has happened"
         )
     src = sorted({check_source(s) for s in sources}) if sources else None
-    with write(store.engine) as conn:
+    with write(engine) as conn:
         lock_patterns(conn, for_snapshot=True)
         now = timestamps.now_us()  # after the lock: see lock_patterns
         if as_of is None:
@@ -413,34 +410,39 @@ def take_snapshot(
             )
         ).inserted_primary_key[0]  # type: ignore[index]
         row = conn.execute(select(t.snapshots).where(t.snapshots.c.id == snapshot_id)).one()
-    return _snapshot(store, row, dataset.name)
+    return _snapshot(engine, row, dataset.name)
 
 
-def list_snapshots(store: Store, dataset: Dataset) -> list[Snapshot]:
-    with read(store.engine) as conn:
+def list_snapshots(engine: Engine, dataset: Dataset) -> list[Snapshot]:
+    with read(engine) as conn:
         rows = conn.execute(
             select(t.snapshots)
             .where(t.snapshots.c.dataset_id == dataset.id)
             .order_by(t.snapshots.c.id)
         ).all()
-    return [_snapshot(store, r, dataset.name) for r in rows]
+    return [_snapshot(engine, r, dataset.name) for r in rows]
+
+
+def snapshot_by_id(engine: Engine, snapshot_id: int) -> Snapshot:
+    """The snapshot with id ``snapshot_id``."""
+    with read(engine) as conn:
+        row = conn.execute(select(t.snapshots).where(t.snapshots.c.id == snapshot_id)).first()
+        if row is None:
+            raise NotFound(f"no snapshot with id {snapshot_id}")
+        name = conn.execute(
+            select(t.datasets.c.name).where(t.datasets.c.id == row.dataset_id)
+        ).scalar_one()
+    return _snapshot(engine, row, name)
 
 
 class Snapshots:
     """Snapshots by id: ``store.snapshots``."""
 
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
 
     def get(self, snapshot_id: int) -> Snapshot:
-        with read(self._store.engine) as conn:
-            row = conn.execute(select(t.snapshots).where(t.snapshots.c.id == snapshot_id)).first()
-            if row is None:
-                raise NotFound(f"no snapshot with id {snapshot_id}")
-            name = conn.execute(
-                select(t.datasets.c.name).where(t.datasets.c.id == row.dataset_id)
-            ).scalar_one()
-        return _snapshot(self._store, row, name)
+        return snapshot_by_id(self._engine, snapshot_id)
 
     def diff(self, a: int | Snapshot, b: int | Snapshot) -> SnapshotDiff:
         """What changed in the data from snapshot ``a`` to snapshot ``b`` (ids or
@@ -448,8 +450,8 @@ class Snapshots:
         relabelled, by source, labeller and import."""
         first = a if isinstance(a, Snapshot) else self.get(a)
         second = b if isinstance(b, Snapshot) else self.get(b)
-        dataset = self._store.datasets.by_id(first.dataset_id)
-        return diff_snapshots(self._store.engine, dataset, first, second)
+        dataset = dataset_by_id(self._engine, first.dataset_id)
+        return diff_snapshots(self._engine, dataset, first, second)
 
 
 __all__ = ["SPLITS", "WEIGHTINGS", "Snapshot", "Snapshots", "TrainingData"]

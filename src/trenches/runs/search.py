@@ -20,7 +20,7 @@ from trenches.db.engine import read
 from trenches.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
-    from trenches.store import Store
+    from sqlalchemy.engine import Engine
 
 _CLAUSE = re.compile(
     r"""^\s*(?P<kind>params|param|metrics|metric|tags|tag|attributes|attribute|run)
@@ -218,8 +218,8 @@ def parse_order(items: Sequence[str]) -> list[Any]:
 class Runs:
     """The runs of a store: ``store.runs``."""
 
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
 
     def get(self, run_id: int) -> RunInfo:
         found = self._load([run_id])
@@ -244,7 +244,7 @@ class Runs:
             if limit < 0:
                 raise InvalidInput(f"limit {limit} must be 0 or more")
             query = query.limit(limit)
-        with read(self._store.engine) as conn:
+        with read(self._engine) as conn:
             ids = [row[0] for row in conn.execute(query).cursor.fetchall()]
             return self._load(ids, conn)
 
@@ -252,7 +252,7 @@ class Runs:
         if not ids:
             return []
         if conn is None:
-            with read(self._store.engine) as c:
+            with read(self._engine) as c:
                 return self._load(ids, c)
         wanted = [int(i) for i in ids]
         params: dict[int, dict[str, str]] = {i: {} for i in wanted}
@@ -310,7 +310,7 @@ class Runs:
     def metric_history(self, run_id: int, key: str) -> pd.DataFrame:
         """Every point of one metric of a run: step, value, logged_at, by step."""
         m = t.metric_points.c
-        with read(self._store.engine) as conn:
+        with read(self._engine) as conn:
             rows = conn.execute(
                 select(m.step, m.value, m.logged_at)
                 .where(m.run_id == run_id, m.key == key)

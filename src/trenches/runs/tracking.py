@@ -42,9 +42,11 @@ from trenches.runs.code import (
 )
 
 if TYPE_CHECKING:
-    from trenches.models.registry import ModelVersion
+    from sqlalchemy.engine import Engine
+
+    from trenches.artifacts import ArtifactStore
+    from trenches.models.registry import Models, ModelVersion
     from trenches.patterns.snapshots import Snapshot
-    from trenches.store import Store
 
 STATUSES = ("running", "finished", "failed", "killed")
 _KEY = re.compile(r"^[A-Za-z0-9_.\-/ :@\[\]]{1,250}$")
@@ -100,7 +102,9 @@ class Run:
 
     def __init__(
         self,
-        store: Store,
+        engine: Engine,
+        artifacts: ArtifactStore,
+        models: Models,
         name: str,
         *,
         snapshot: Snapshot | None = None,
@@ -110,7 +114,9 @@ class Run:
     ) -> None:
         if not name or len(name) > 200:
             raise InvalidInput("a run needs a name of 1-200 characters")
-        self._store = store
+        self._engine = engine
+        self._artifacts = artifacts
+        self._models = models
         self.name = name
         self.snapshot = snapshot
         self.status = "running"
@@ -120,17 +126,19 @@ class Run:
         self.code = capture_git() if capture_code else CodeState("unknown", detail="not captured")
         diff_sha = None
         if self.code.diff is not None:
-            diff_sha = store.artifacts.put_bytes(self.code.diff).sha256
+            diff_sha = artifacts.put_bytes(self.code.diff).sha256
         env = capture_environment()
         now = timestamps.now_us()
-        with write(store.engine) as conn:
+        with write(engine) as conn:
             if diff_sha is not None:
                 insert_ignore(
                     conn,
                     t.artifacts,
                     {"sha256": diff_sha, "size": len(self.code.diff or b""), "created_at": now},
                 )
-            env_id = _environment_ids.get((store.url, env.digest))
+            env_id = _environment_ids.get(
+                (engine.url.render_as_string(hide_password=True), env.digest)
+            )
             if env_id is None:
                 insert_ignore(
                     conn,
@@ -146,7 +154,9 @@ class Run:
                 env_id = conn.execute(
                     select(t.environments.c.id).where(t.environments.c.digest == env.digest)
                 ).scalar_one()
-                _environment_ids[(store.url, env.digest)] = env_id
+                _environment_ids[(engine.url.render_as_string(hide_password=True), env.digest)] = (
+                    env_id
+                )
             self.id: int = insert_returning_id(
                 conn,
                 t.runs,
@@ -212,7 +222,7 @@ class Run:
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Record parameters; logging a different value for a key again is refused."""
-        with write(self._store.engine) as conn:
+        with write(self._engine) as conn:
             self._write_params(conn, params)
 
     def set_tag(self, key: str, value: Any) -> None:
@@ -220,7 +230,7 @@ class Run:
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         """Set tags; unlike params, a tag can be set again."""
-        with write(self._store.engine) as conn:
+        with write(self._engine) as conn:
             self._write_tags(conn, tags)
 
     # --- metrics -----------------------------------------------------------------
@@ -255,7 +265,7 @@ class Run:
             return
         points, self._buffer = self._buffer, []
         try:
-            with write(self._store.engine) as conn:
+            with write(self._engine) as conn:
                 self._write_points(conn, points)
         except BaseException:
             self._buffer = points + self._buffer  # keep them for the next try
@@ -287,8 +297,8 @@ class Run:
     def log_artifact(self, path: str | os.PathLike[str], name: str | None = None) -> str:
         """Keep a file with the run (stored once by content); returns its SHA-256."""
         name = safe_name(name or Path(path).name)
-        art = self._store.artifacts.put_file(path)
-        with write(self._store.engine) as conn:
+        art = self._artifacts.put_file(path)
+        with write(self._engine) as conn:
             insert_ignore(
                 conn,
                 t.artifacts,
@@ -315,7 +325,7 @@ class Run:
         """Register ``model`` as a new version of ``name``, made by this run (see
         ``store.models.register``)."""
         self.flush()
-        return self._store.models.register(model, name, X=X, run=self, description=description)
+        return self._models.register(model, name, X=X, run=self, description=description)
 
     # --- ending ------------------------------------------------------------------
 
@@ -339,7 +349,7 @@ class Run:
         # The last points and the end are one transaction: a run that ended has all its
         # points.
         try:
-            with write(self._store.engine) as conn:
+            with write(self._engine) as conn:
                 self._write_points(conn, points)
                 execute_raw(
                     conn,
@@ -367,17 +377,17 @@ class Run:
         self.end("failed", error=text[:10_000])
 
 
-def reap_killed_runs(store: Store) -> int:
+def reap_killed_runs(engine: Engine) -> int:
     """Mark runs of this host whose process is gone as killed. Returns how many."""
     r = t.runs.c
     host = socket.gethostname()
-    with read(store.engine) as conn:
+    with read(engine) as conn:
         running = conn.execute(
             select(r.id, r.pid, r.process_started).where(r.status == "running", r.host == host)
         ).all()
     gone = [row.id for row in running if not process_alive(row.pid, row.process_started)]
     if gone:
-        with write(store.engine) as conn:
+        with write(engine) as conn:
             conn.execute(
                 update(t.runs)
                 .where(r.id.in_(gone), r.status == "running")

@@ -17,7 +17,7 @@ from trenches.patterns.datasets import Dataset
 from trenches.patterns.frames import read_patterns
 
 if TYPE_CHECKING:
-    from trenches.store import Store
+    from sqlalchemy.engine import Engine
 
 KINDS = QUALITY_KINDS
 #: A class smaller than this share of the largest class is an imbalance.
@@ -122,7 +122,7 @@ def _near(frame: pd.DataFrame, dataset: Dataset, precision: int) -> pd.DataFrame
 
 
 def check_dataset(
-    store: Store, dataset: Dataset, *, snapshot_id: int | None = None, precision: int = 4
+    engine: Engine, dataset: Dataset, *, snapshot_id: int | None = None, precision: int = 4
 ) -> QualityReport:
     """Check the active patterns of ``dataset`` (or those of a snapshot)."""
     if not 1 <= precision <= 17:
@@ -132,7 +132,9 @@ def check_dataset(
             f"precision {precision} must be from 1 to 17 significant digits (a float holds 17)"
         )
     if snapshot_id is not None:
-        snap = store.snapshots.get(snapshot_id)
+        from trenches.patterns.snapshots import snapshot_by_id
+
+        snap = snapshot_by_id(engine, snapshot_id)
         if snap.dataset_id != dataset.id:
             from trenches.errors import InvalidInput
 
