@@ -321,8 +321,8 @@ def compare(store: Store, a: str, b: str, *, problem: str | None = None) -> Comp
     return Comparison(
         pa.ref,
         pb.ref,
-        evaluate(store, pa.ref, ids, name),
-        evaluate(store, pb.ref, ids, name),
+        evaluate(store, pa.ref, ids, name, costs=store.settings.costs),
+        evaluate(store, pb.ref, ids, name, costs=store.settings.costs),
         overall,
         per_problem,
         data,

@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import select
 
-from trenches import config
 from trenches import predictions as store_of
 from trenches.db import schema as t
 from trenches.db.engine import read
@@ -25,6 +24,7 @@ from trenches.patterns.datasets import read_patterns
 
 if TYPE_CHECKING:
     from trenches.patterns.datasets import Dataset
+    from trenches.settings import Costs
     from trenches.store import Store
 
 
@@ -96,23 +96,17 @@ def split_set(dataset: Dataset, split: str) -> tuple[str, np.ndarray]:
     return f"{dataset.name}:{split}", dataset.pattern_ids(None if split == "all" else split)
 
 
-def _costs() -> dict[str, dict[str, float]] | None:
-    table = config.project_settings().get("evaluation", {})
-    if not isinstance(table, dict) or "cost" not in table:
-        return None
-    cost = table["cost"]
-    if not isinstance(cost, dict) or not all(isinstance(v, dict) for v in cost.values()):
-        raise InvalidInput(
-            f"{config.PROJECT_FILE}: [evaluation.cost] must map each true class to a table "
-            "of predicted class = cost, e.g. malignant = {{ benign = 10.0 }}"
-        )
-    return {str(k): {str(p): float(c) for p, c in v.items()} for k, v in cost.items()}
-
-
 def evaluate(
-    store: Store, ref: str, pattern_ids: Sequence[int] | np.ndarray, pattern_set: str
+    store: Store,
+    ref: str,
+    pattern_ids: Sequence[int] | np.ndarray,
+    pattern_set: str,
+    *,
+    costs: Costs | None = None,
 ) -> Evaluation:
-    """Metrics of ``ref`` over exactly the patterns ``pattern_ids`` (named ``pattern_set``)."""
+    """Metrics of ``ref`` over exactly the patterns ``pattern_ids`` (named ``pattern_set``);
+    with ``costs`` (``[evaluation.cost]``: true class -> predicted class -> cost, as in
+    ``store.settings.costs``), also ``cost`` and ``cost_per_pattern``."""
     from sklearn import metrics as m
 
     predictor = resolve_predictor(store, ref)
@@ -189,7 +183,6 @@ def evaluate(
             values["roc_auc"] = float(
                 m.roc_auc_score(in_classes, norm, multi_class="ovr", labels=range(len(classes)))
             )
-    costs = _costs()
     if costs is not None:
         total = sum(
             int(confusion.loc[truth_class, pred_class])

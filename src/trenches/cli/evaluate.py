@@ -49,6 +49,7 @@ def evaluate(
             from trenches.errors import InvalidInput
 
             raise InvalidInput(f"{version.ref} has no dataset to evaluate on")
+        costs = store.settings.costs  # a mistake in trenches.toml stops it before predicting
         name, ids = split_set(store.datasets.get(version.dataset), split)
         # Every problem's patterns too, so the problem table stays complete.
         problem_ids = [
@@ -64,7 +65,7 @@ def evaluate(
                 progress=advance,
                 chunk=batch_size,
             )
-        result = measure(store, version.ref, ids, name)
+        result = measure(store, version.ref, ids, name, costs=costs)
     if as_json:
         out = result.to_json()
         out["computed"] = done.computed
