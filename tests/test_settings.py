@@ -1,6 +1,6 @@
 """trenches.toml: one declaration of every key, one loader, one error naming the file,
-the line and the key; and library code that reads only the settings it is given, never
-the working directory."""
+the line and the key; the reference in docs/ made from the declaration; and library
+code that reads only the settings it is given, never the working directory."""
 
 from __future__ import annotations
 
@@ -23,15 +23,92 @@ from trenches.predict import predict
 from trenches.settings import Settings, load, parse
 from trenches.settings import keys as declared
 from trenches.settings.lines import line_of, locate
+from trenches.settings.reference import BEGIN, END, rewrite, section
 
 from conftest import make_frame
 from conftest import run_cli as run
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]
 
 
 def write(text: str, name: str = "trenches.toml") -> Path:
     path = Path(name).resolve()
     path.write_text(textwrap.dedent(text), encoding="utf-8")
     return path
+
+
+# --- the reference in docs/ ---------------------------------------------------------------
+
+
+def test_the_configuration_reference_is_generated_and_current() -> None:
+    page = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    assert section() in page, (
+        "docs/configuration.md is stale: run `make docs` "
+        "(python -m trenches.settings --markdown docs/configuration.md)"
+    )
+    for table in declared.TABLES:
+        assert f"### `{table.header}`" in page
+    for key in declared.KEYS:
+        assert f"| `{key.name}` |" in page
+
+
+def test_rewriting_the_reference_keeps_the_rest_of_the_page() -> None:
+    page = f"# Title\n\nwritten by hand\n\n{BEGIN}\nSTALE TEXT\n{END}\n\nafter\n"
+    new = rewrite(page)
+    assert new.startswith("# Title\n\nwritten by hand\n\n") and new.endswith(f"{END}\n\nafter\n")
+    assert "### `[monitor]`" in new and "STALE TEXT" not in new
+    assert rewrite(new) == new
+    with pytest.raises(ValueError, match="markers"):
+        rewrite("# no markers")
+
+
+def test_the_module_prints_the_reference(capsys: pytest.CaptureFixture[str]) -> None:
+    from trenches.settings.__main__ import main
+
+    assert main(["--markdown"]) == 0
+    assert "### `[[gates.MODEL]]`" in capsys.readouterr().out
+
+
+def _doc_examples() -> list[tuple[str, str]]:
+    found = []
+    for page in DOCS:
+        text = page.read_text(encoding="utf-8")
+        for block in re.findall(r"```toml\n(.*?)```", text, re.S):
+            found.append((page.name, block))
+    return found
+
+
+def test_every_key_the_docs_write_is_declared_and_their_examples_load() -> None:
+    """Each ```toml block of docs/ and the README loads as it is (the loader refuses a
+    key it does not declare); each `key = value` in their prose is a declared key (or
+    a row of [evaluation.cost]); each key of the table in docs/retraining.md too."""
+    examples = _doc_examples()
+    assert {page for page, _ in examples} >= {
+        "gates.md",
+        "monitoring.md",
+        "retraining.md",
+        "evaluation.md",
+        "runs.md",
+    }
+    for page, block in examples:
+        parse(block, page)
+    names = {k.name for k in declared.KEYS}
+    for page in DOCS:
+        for mention in re.findall(r"`([a-z_][a-z_-]* = [^`]+)`", page.read_text("utf-8")):
+            name = mention.split(" = ")[0]
+            assert name in names or parse(f"[evaluation.cost]\n{mention}", page.name).costs
+    retraining = (ROOT / "docs" / "retraining.md").read_text(encoding="utf-8")
+    table = retraining.split("## Settings", 1)[1].split("## ", 1)[0]
+    written = re.findall(r"^\| `([a-z-]+)` \|", table, re.M)
+    assert set(written) == {k.name for k in declared.keys_of("retrain.MODEL")}
+
+
+def test_every_page_that_mentions_trenches_toml_links_the_reference() -> None:
+    for page in DOCS:
+        text = page.read_text(encoding="utf-8")
+        if "trenches.toml" in text and page.name != "configuration.md":
+            assert "configuration.md" in text, page.name
 
 
 # --- one error: file, line, key ----------------------------------------------------------
