@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP_BASE := $(VENV)/.installed-base
 STAMP_TEST := $(VENV)/.installed-test
 
-.PHONY: demo test lint typecheck clean bench
+.PHONY: demo test lint typecheck clean bench docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ typecheck: $(STAMP_TEST)
 
 test: $(STAMP_TEST) lint typecheck
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q --durations=15
+
+# The trenches.toml reference in docs/configuration.md, from the declaration of its keys.
+docs: $(STAMP_BASE)
+	$(BIN)/python -m trenches.settings --markdown docs/configuration.md
 
 bench: $(STAMP_TEST)
 	$(BIN)/python bench/import_patterns.py

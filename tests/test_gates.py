@@ -22,9 +22,9 @@ from sklearn.tree import DecisionTreeClassifier
 
 import trenches
 from trenches.evaluation import evaluate
-from trenches.gates.spec import load
 from trenches.predict import predict
 from trenches.predictors import PatternSet, split
+from trenches.settings import load
 
 from conftest import run_cli as run
 
@@ -458,7 +458,7 @@ def test_an_unknown_key_is_located_in_any_gate(
     path = tmp_path / "trenches.toml"
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(trenches.InvalidInput) as e:
-        load("clf", path)
+        load(path).criteria("clf")
     assert f"line {expected}: gates.clf[{bad_gate + 1}].threshold" in str(e.value)
 
 
@@ -466,8 +466,8 @@ def test_the_criteria_digest_ignores_layout(tmp_path: Path) -> None:
     a, b = tmp_path / "a.toml", tmp_path / "b.toml"
     a.write_text('[[gates.clf]]\nmetric = "accuracy"\nmin = 0.5\n')
     b.write_text("# same gate\n[[gates.clf]]\nmin = 0.5   # floor\nmetric = 'accuracy'\n")
-    assert load("clf", a).digest == load("clf", b).digest
-    assert np.array_equal([g.kind for g in load("clf", a).gates], ["metric"])
+    assert load(a).criteria("clf").digest == load(b).criteria("clf").digest
+    assert np.array_equal([g.kind for g in load(a).criteria("clf").gates], ["metric"])
 
 
 # --- held out: gates over problem patterns measure what the version did not see ---------
@@ -509,8 +509,8 @@ def test_held_out_applies_to_problem_patterns_only(tmp_path: Path) -> None:
     path = tmp_path / "trenches.toml"
     path.write_text('[[gates.m]]\nmetric = "accuracy"\nmin = 0.9\nheld-out = false\n')
     with pytest.raises(InvalidConfig, match="problem patterns only") as err:
-        load("m", path)
+        load(path).criteria("m")
     assert err.value.line == 4
     path.write_text('[[gates.m]]\nproblems = "open"\nmin-score = 0.9\nheld-out = "no"\n')
     with pytest.raises(InvalidConfig, match="must be true"):
-        load("m", path)
+        load(path).criteria("m")

@@ -136,7 +136,8 @@ def test_a_dirty_tree_stores_its_diff(store: trenches.Store, repo: Path) -> None
     assert "untracked idea" in diff
 
 
-def test_tags_can_be_switched_off_in_trenches_toml(store: trenches.Store, repo: Path) -> None:
+def test_tags_can_be_switched_off_in_trenches_toml(repo: Path, store: trenches.Store) -> None:
+    # The store is opened in the project (repo comes first), and so reads its trenches.toml.
     (repo / "trenches.toml").write_text("[runs]\ngit_tag = false\n")
     with store.run("untagged") as run:
         pass

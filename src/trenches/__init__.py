@@ -31,14 +31,13 @@ if TYPE_CHECKING:
     from trenches.evaluation import EvaluateResult, Evaluation
     from trenches.explain import Explanation, Explanations
     from trenches.gates import Check, GateResult, Gates
-    from trenches.gates.spec import Criteria, GateSpec
     from trenches.lineage import Lineage
     from trenches.models import ModelVersion
     from trenches.models.formats import Signature
     from trenches.models.registry import AliasMove, Models
     from trenches.monitoring.monitor import Monitoring
     from trenches.monitoring.reports import Alert, Monitored
-    from trenches.monitoring.results import ColumnDrift, ColumnSettings, DriftReport, DriftSettings
+    from trenches.monitoring.results import ColumnDrift, DriftReport
     from trenches.patterns import (
         SPLITS,
         Dataset,
@@ -61,10 +60,18 @@ if TYPE_CHECKING:
     from trenches.problems import AddResult, Problem, Problems, ProblemScore
     from trenches.retrain import Retrains
     from trenches.retrain.record import Figures, ProblemTally, Retrain
-    from trenches.retrain.settings import RetrainSettings
     from trenches.runs import Run, RunInfo
     from trenches.runs.search import Runs
     from trenches.serving.records import Feedback, RequestPattern, Requests, ToPatterns
+    from trenches.settings import (
+        ColumnSettings,
+        Criteria,
+        DriftSettings,
+        GateSpec,
+        MonitorSettings,
+        RetrainSettings,
+        Settings,
+    )
     from trenches.store import Store, open
     from trenches.verdicts import Tolerance
 
@@ -104,8 +111,6 @@ _LAZY = {
     "Baseline": "trenches.baselines",
     "Explanations": "trenches.explain",
     "Gates": "trenches.gates",
-    "Criteria": "trenches.gates.spec",
-    "GateSpec": "trenches.gates.spec",
     "Lineage": "trenches.lineage",
     "Signature": "trenches.models.formats",
     "Models": "trenches.models.registry",
@@ -115,8 +120,6 @@ _LAZY = {
     "Alert": "trenches.monitoring.reports",
     "DriftReport": "trenches.monitoring.results",
     "ColumnDrift": "trenches.monitoring.results",
-    "DriftSettings": "trenches.monitoring.results",
-    "ColumnSettings": "trenches.monitoring.results",
     "Datasets": "trenches.patterns.datasets",
     "DatasetSummary": "trenches.patterns.datasets",
     "Patterns": "trenches.patterns.history",
@@ -129,7 +132,6 @@ _LAZY = {
     "Retrain": "trenches.retrain.record",
     "Figures": "trenches.retrain.record",
     "ProblemTally": "trenches.retrain.record",
-    "RetrainSettings": "trenches.retrain.settings",
     "Runs": "trenches.runs.search",
     "Requests": "trenches.serving.records",
     "Feedback": "trenches.serving.records",
@@ -139,6 +141,13 @@ _LAZY = {
     "PredictResult": "trenches.predict",
     "Predictor": "trenches.predictors",
     "PatternSet": "trenches.predictors",
+    "Settings": "trenches.settings",
+    "MonitorSettings": "trenches.settings",
+    "RetrainSettings": "trenches.settings",
+    "Criteria": "trenches.settings",
+    "GateSpec": "trenches.settings",
+    "DriftSettings": "trenches.settings",
+    "ColumnSettings": "trenches.settings",
 }
 
 
@@ -190,6 +199,7 @@ __all__ = [
     "Lineage",
     "ModelVersion",
     "Models",
+    "MonitorSettings",
     "Monitored",
     "Monitoring",
     "NotFound",
@@ -214,6 +224,7 @@ __all__ = [
     "RunInfo",
     "Runs",
     "SchemaTooNew",
+    "Settings",
     "Signature",
     "SkippedVersion",
     "Snapshot",

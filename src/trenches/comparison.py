@@ -324,8 +324,8 @@ def compare(
     return Comparison(
         pa.ref,
         pb.ref,
-        evaluate(store, pa, PatternSet(name, ids)),
-        evaluate(store, pb, PatternSet(name, ids)),
+        evaluate(store, pa, PatternSet(name, ids), costs=store.settings.costs),
+        evaluate(store, pb, PatternSet(name, ids), costs=store.settings.costs),
         overall,
         per_problem,
         data,

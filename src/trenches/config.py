@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 DEFAULT_DIR = ".trenches"
 DB_FILE = "trenches.db"
@@ -70,49 +69,6 @@ def resolve(path_or_url: str | os.PathLike[str] | None = None) -> Location:
     )
 
 
-PROJECT_FILE = "trenches.toml"
-
-
-def find_project_file(start: Path | None = None) -> Path | None:
-    """The nearest ``trenches.toml`` in ``start`` (default: the working directory) or
-    a folder above it."""
-    here = (start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        candidate = folder / PROJECT_FILE
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def read_project_file(path: str | os.PathLike[str]) -> tuple[str, dict[str, Any]]:
-    """The text of a ``trenches.toml`` and its parsed TOML. Whatever keeps it from being
-    read (no such file, a folder, no permission, not UTF-8, not TOML) is an
-    ``InvalidInput`` naming the file."""
-    import tomllib
-
-    from trenches.errors import InvalidInput
-
-    name = os.fspath(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise InvalidInput(f"not UTF-8 text ({e.reason})", file=name) from None
-    except OSError as e:
-        raise InvalidInput(f"cannot read it: {e.strerror or e}", file=name) from None
-    try:
-        return text, tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise InvalidInput(str(e), file=name) from None
-
-
-def project_settings(start: Path | None = None) -> dict[str, Any]:
-    """The parsed ``trenches.toml``, or an empty dict when there is none."""
-    path = find_project_file(start)
-    if path is None:
-        return {}
-    return read_project_file(path)[1]
-
-
 def current_user() -> str | None:
     """Who is running this (recorded as who labelled, moved an alias, checked gates)."""
     import getpass
@@ -121,36 +77,3 @@ def current_user() -> str | None:
         return getpass.getuser()
     except (KeyError, OSError):  # no user name in some containers
         return None
-
-
-def setting_line(path: Path, table: str, key: str | None = None) -> int | None:
-    """The 1-based line of ``key`` under the ``[table]`` header of a TOML file (of the
-    header itself when ``key`` is None), or None. tomllib gives values, not lines, and
-    an error in ``trenches.toml`` should say where it is.
-
-    ``table`` is dotted, as in the header: ``"monitor"``, ``"monitor.columns.age"``.
-    Quoted parts of a header are compared without their quotes.
-    """
-    import re
-
-    want = [part.strip() for part in table.split(".")]
-    header = re.compile(r"^\s*\[(?!\[)(?P<name>[^\]]+)\]\s*(?:#.*)?$")
-    assign = re.compile(r"""^\s*(?:"(?P<dq>[^"]+)"|'(?P<sq>[^']+)'|(?P<bare>[A-Za-z0-9_-]+))\s*=""")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return None
-    inside = False
-    for number, text in enumerate(lines, start=1):
-        if text.lstrip().startswith("["):
-            match = header.match(text)
-            parts = [p.strip().strip("\"'") for p in match["name"].split(".")] if match else None
-            inside = parts == want
-            if inside and key is None:
-                return number
-            continue
-        if inside and key is not None:
-            found = assign.match(text)
-            if found and (found["dq"] or found["sq"] or found["bare"]) == key:
-                return number
-    return None

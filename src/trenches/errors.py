@@ -58,13 +58,17 @@ class InvalidInput(TrenchesError):
 
 
 class InvalidConfig(InvalidInput):
-    """A setting in ``trenches.toml`` is malformed; names the key and its line."""
+    """``trenches.toml`` cannot be read, or a setting in it is malformed; names the
+    file, and the line and the key when there are (``trenches.toml, line 5:
+    monitor.alpha: 2 must be between 1e-12 and 1``)."""
 
-    def __init__(self, message: str, *, file: str, key: str, line: int | None) -> None:
+    def __init__(
+        self, message: str, *, file: str, key: str | None = None, line: int | None = None
+    ) -> None:
         self.key = key
         self.line = line
         where = f"{file}, line {line}" if line is not None else file
-        super().__init__(f"{where}: {key}: {message}")
+        super().__init__(f"{where}: {key}: {message}" if key else f"{where}: {message}")
         self.file = file
 
 

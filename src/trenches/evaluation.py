@@ -7,15 +7,15 @@ predicted every pattern of the set is refused rather than measured on part of it
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from trenches import config, predictors
 from trenches import predictions as store_of
+from trenches import predictors
 from trenches.db.engine import read
 from trenches.errors import InvalidInput
 from trenches.patterns import inputs as inp
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from trenches.models.registry import ModelVersion
     from trenches.predict import PredictResult
     from trenches.predictors import PatternSet, Predictor
+    from trenches.settings import Costs
     from trenches.store import Store
 
 
@@ -59,26 +60,17 @@ class Evaluation:
         }
 
 
-def _costs() -> dict[str, dict[str, float]] | None:
-    table = config.project_settings().get("evaluation", {})
-    if not isinstance(table, dict) or "cost" not in table:
-        return None
-    cost = table["cost"]
-    if not isinstance(cost, dict) or not all(isinstance(v, dict) for v in cost.values()):
-        raise InvalidInput(
-            f"{config.PROJECT_FILE}: [evaluation.cost] must map each true class to a table "
-            "of predicted class = cost, e.g. malignant = {{ benign = 10.0 }}"
-        )
-    return {str(k): {str(p): float(c) for p, c in v.items()} for k, v in cost.items()}
-
-
 def evaluate(
     store: Store,
     ref: str | ModelVersion | Predictor,
     patterns: PatternSet,
+    *,
+    costs: Costs | None = None,
 ) -> Evaluation:
     """Metrics of ``ref`` over exactly the patterns of ``patterns``; a predictor without
-    a prediction for every one of them is refused, not measured on part of the set."""
+    a prediction for every one of them is refused, not measured on part of the set.
+    With ``costs`` (``[evaluation.cost]``: true class -> predicted class -> cost, as in
+    ``store.settings.costs``), also ``cost`` and ``cost_per_pattern``."""
     predictor = predictors.resolve(store, ref)
     wanted = np.unique(np.asarray(patterns.ids, dtype=np.int64))
     pattern_set = patterns.name
@@ -109,7 +101,7 @@ def evaluate(
         found.labels[rows],
         list(found.classes),
         scores=None if found.scores is None else found.scores[rows],
-        costs=_costs(),
+        costs=costs,
     )
     return Evaluation(
         predictor.ref, pattern_set, len(wanted), ds.task, values, per_class, confusion
@@ -134,7 +126,7 @@ def classification_metrics(
     classes: Sequence[str],
     *,
     scores: np.ndarray | None = None,
-    costs: dict[str, dict[str, float]] | None = None,
+    costs: Mapping[str, Mapping[str, float]] | None = None,
 ) -> tuple[dict[str, float], pd.DataFrame, pd.DataFrame]:
     """Metrics of predicted labels against true ones (both as text), with the per-class
     table and the confusion matrix. ``scores`` (one column per class of ``classes``)
@@ -231,6 +223,7 @@ def evaluate_split(
     stored in its own transaction. ``progress(done, total)`` is told of each batch."""
     from trenches.predict import CHUNK, predict
 
+    costs = store.settings.costs  # a mistake in trenches.toml stops it before predicting
     predictor = predictors.resolve(store, ref)
     chosen = predictors.split(predictor.dataset, split)
     wanted = chosen.ids
@@ -248,4 +241,4 @@ def evaluate_split(
         progress=None if progress is None else (lambda n: progress(n, total)),
         chunk=batch_size or CHUNK,
     )
-    return EvaluateResult(evaluate(store, predictor, chosen), done)
+    return EvaluateResult(evaluate(store, predictor, chosen, costs=costs), done)

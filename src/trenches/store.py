@@ -16,6 +16,7 @@ from trenches.artifacts import ArtifactStore
 from trenches.db import migrate
 from trenches.db.engine import make_engine
 from trenches.errors import NotFound, StoreError
+from trenches.settings import Settings, Source
 
 if TYPE_CHECKING:
     import numpy as np
@@ -46,11 +47,20 @@ class Store:
     Open one with :func:`trenches.open`.
     """
 
-    def __init__(self, location: config.Location, engine: Engine) -> None:
+    def __init__(
+        self, location: config.Location, engine: Engine, settings: Source | None = None
+    ) -> None:
         self.location = location
         self.engine = engine
         #: Content-addressed files (model files, diffs, environments) by SHA-256.
         self.artifacts = ArtifactStore(location.artifacts)
+        self._settings = settings or Source(Settings())
+
+    @property
+    def settings(self) -> Settings:
+        """The project's ``trenches.toml``, checked (see :func:`trenches.open`): read on
+        first use, and again only when the file changes."""
+        return self._settings.current()
 
     # Each part of the store loads its code on first use: a server or a short command
     # pays only for what it touches.
@@ -169,6 +179,8 @@ class Store:
             params=params,
             tags=tags,
             capture_code=capture_code,
+            # Asked only in a git repository, as the run starts.
+            git_tag=lambda: self.settings.git_tag,
         )
 
     def lineage(self, ref: str) -> Lineage:
@@ -297,13 +309,24 @@ def _check_sqlite_path(path: Path, *, create: bool) -> None:
         raise StoreError(f"cannot make the store folder {path.parent}: {e.strerror}") from None
 
 
-def open(path_or_url: str | os.PathLike[str] | None = None, *, create: bool = True) -> Store:
+def open(
+    path_or_url: str | os.PathLike[str] | None = None,
+    *,
+    create: bool = True,
+    settings: Settings | str | os.PathLike[str] | None = None,
+) -> Store:
     """Open a store, creating it (and upgrading its schema) as needed.
 
     ``path_or_url``: see :func:`trenches.config.resolve`; by default
     ``$TRENCHES_DB_URL`` or ``.trenches/trenches.db`` in the working directory.
     With ``create=False``, a store that does not exist yet is an error.
+
+    ``settings``: the project's ``trenches.toml`` as ``store.settings`` gives it to
+    gates, monitoring, retraining, evaluation and runs: a :class:`trenches.Settings`,
+    the path of a file, or by default the nearest ``trenches.toml`` in the working
+    directory (as it is now) or a folder above it.
     """
+    source = Source(settings, Path.cwd())
     location = config.resolve(path_or_url)
     if location.sqlite_path is not None:
         _check_sqlite_path(location.sqlite_path, create=create)
@@ -319,7 +342,7 @@ def open(path_or_url: str | os.PathLike[str] | None = None, *, create: bool = Tr
         raise
     if "://" not in location.artifacts:
         Path(location.artifacts).mkdir(parents=True, exist_ok=True)
-    store = Store(location, engine)
+    store = Store(location, engine, source)
     from trenches.runs.tracking import reap_killed_runs
 
     reap_killed_runs(engine)

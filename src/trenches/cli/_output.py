@@ -6,6 +6,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -48,11 +49,13 @@ class _State:
 state = _State()
 
 
-def open_store(*, create: bool = False) -> Store:
-    """The store named by --store / $TRENCHES_DB_URL, or .trenches/ here."""
+def open_store(*, create: bool = False, settings: Path | None = None) -> Store:
+    """The store named by --store / $TRENCHES_DB_URL, or .trenches/ here, with the
+    trenches.toml of --config (``settings``) or the nearest one as ``store.settings``:
+    a command reads it once, and hands it down."""
     import trenches
 
-    return trenches.open(state.store, create=create)
+    return trenches.open(state.store, create=create, settings=settings)
 
 
 def int64(value: Any) -> Any:

@@ -37,13 +37,13 @@ def check(
     """
     from trenches.gates.outputs import figure_text, write_junit, write_markdown
 
-    with open_store() as store:
+    with open_store(settings=config) as store:
 
         def progress(ref: str, n: int) -> None:
             if not as_json:
                 err_console.print(f"[dim]predicted {n} patterns the gates need with {ref}[/]")
 
-        result = store.gates.check(ref, path=config, trusted=trusted, progress=progress)
+        result = store.gates.check(ref, trusted=trusted, progress=progress)
     if junit is not None:
         write_junit(result, junit)
     if markdown is not None:

@@ -189,12 +189,12 @@ def drift_command(
     cancer-clf@production --current week-46.parquet --json`
     """
     model = ref.split("@")[0]
-    with open_store() as store:
+    with open_store(settings=config) as store:
         if retrain:
             from trenches.retrain import load_function
 
             # A mistake in [retrain] is found before anything is measured or stored.
-            load_function(store.retrains.settings(model, config))
+            load_function(store.retrains.settings(model))
         found = store.monitoring.run(
             ref,
             window=window,
@@ -202,7 +202,6 @@ def drift_command(
             until=until,
             current=current,
             reference=reference,
-            path=config,
             trusted=trusted,
         )
         if not as_json:
@@ -216,7 +215,7 @@ def drift_command(
                 console.print(f"\nretraining {model}, set off by report #{found.id}")
             with _Display(quiet=as_json) as display:
                 retrained = store.retrains.run(
-                    model, report_id=found.id, path=config, trusted=trusted, progress=display
+                    model, report_id=found.id, trusted=trusted, progress=display
                 )
             if not as_json:
                 show_retrain(retrained)

@@ -55,11 +55,9 @@ def retrain(
         return
     from trenches.retrain import RetrainFailed
 
-    with open_store() as store, _Display(quiet=as_json) as display:
+    with open_store(settings=config) as store, _Display(quiet=as_json) as display:
         try:
-            result = store.retrains.run(
-                name, path=config, report_id=report, trusted=trusted, progress=display
-            )
+            result = store.retrains.run(name, report_id=report, trusted=trusted, progress=display)
         except RetrainFailed as e:
             if not as_json or e.retrain is None:
                 raise

@@ -8,10 +8,10 @@ a version whose latest check failed unless forced with a recorded reason.
 from __future__ import annotations
 
 import builtins
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -22,9 +22,11 @@ from trenches.db import schema as t
 from trenches.db.engine import read, write
 from trenches.errors import CheckFailed, InvalidInput
 from trenches.gates.check import GateResult, check_version
-from trenches.gates.spec import Criteria, GateSpec, load
+from trenches.settings import given
+from trenches.settings.gates import Criteria, GateSpec
 
 if TYPE_CHECKING:
+    from trenches.settings import Settings
     from trenches.store import Store
 
 __all__ = ["Check", "Criteria", "GateResult", "GateSpec", "Gates"]
@@ -71,28 +73,40 @@ class Gates:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    def criteria(self, model: str, path: str | Path | None = None) -> Criteria:
-        """The gates of ``model`` in ``path`` (default: the nearest trenches.toml)."""
-        return load(model, Path(path) if path is not None else None)
+    def criteria(
+        self,
+        model: str,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        settings: Settings | None = None,
+    ) -> Criteria:
+        """The gates of ``model`` in ``settings``, else in the trenches.toml at ``path``,
+        else in the store's (``store.settings``)."""
+        return (given(settings, path) or self._store.settings).criteria(model)
 
     def check(
         self,
         ref: str,
         *,
-        path: str | Path | None = None,
+        path: str | os.PathLike[str] | None = None,
+        settings: Settings | None = None,
         trusted: bool = False,
         progress: Callable[[str, int], None] | None = None,
     ) -> Check:
         """Check the version ``ref`` against its gates, predicting whatever they need
-        that is not stored yet, and store the result."""
+        that is not stored yet, and store the result. The gates and the error costs are
+        those of ``settings``, else of the trenches.toml at ``path``, else the store's."""
         version = self._store.models.get(ref)
-        criteria = self.criteria(version.model, path)
+        project = given(settings, path) or self._store.settings
+        criteria = project.criteria(version.model)
         if version.dataset is None:
             raise InvalidInput(
                 f"{version.ref} was registered without a dataset: gates are figures over "
                 "its patterns, so it cannot be checked"
             )
-        results = check_version(self._store, version, criteria, trusted=trusted, progress=progress)
+        results = check_version(
+            self._store, version, criteria, costs=project.costs, trusted=trusted, progress=progress
+        )
         passed = all(r.passed for r in results)
         now = timestamps.now_us()
         user = config.current_user()

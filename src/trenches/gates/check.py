@@ -16,13 +16,14 @@ from trenches.comparison import TEST_NAMES, paired_test
 from trenches.db.engine import read
 from trenches.errors import NotFound
 from trenches.evaluation import evaluate
-from trenches.gates.spec import Criteria, GateSpec, lower_is_better, metric_parts
 from trenches.predict import predict
 from trenches.predictors import PatternSet, resolve, split
+from trenches.settings.gates import Criteria, GateSpec, lower_is_better, metric_parts
 
 if TYPE_CHECKING:
     from trenches.models.registry import ModelVersion
     from trenches.problems import Problem
+    from trenches.settings import Costs
     from trenches.store import Store
     from trenches.verdicts import Tolerance
 
@@ -81,11 +82,13 @@ class _Context:
         version: ModelVersion,
         trusted: bool,
         progress: Callable[[str, int], None] | None,
+        costs: Costs | None,
     ) -> None:
         self.store = store
         self.version = version
         self.trusted = trusted
         self.progress = progress
+        self.costs = costs
         assert version.dataset is not None
         self.dataset = store.datasets.get(version.dataset)
         self._predictions: dict[str, store_of.Predictions] = {}
@@ -266,7 +269,7 @@ def _label(spec: GateSpec, default: str) -> str:
 
 
 def _figure(ctx: _Context, spec: GateSpec, ref: str, ids: np.ndarray, name: str) -> float:
-    result = evaluate(ctx.store, ref, PatternSet(name, ids))
+    result = evaluate(ctx.store, ref, PatternSet(name, ids), costs=ctx.costs)
     base, cls = metric_parts(spec.metric)
     if cls is None:
         if base not in result.metrics:
@@ -532,10 +535,13 @@ def check_version(
     version: ModelVersion,
     criteria: Criteria,
     *,
+    costs: Costs | None = None,
     trusted: bool = False,
     progress: Callable[[str, int], None] | None = None,
 ) -> list[GateResult]:
-    ctx = _Context(store, version, trusted, progress)
+    """The results of every gate of ``criteria`` on ``version``; ``costs`` are the
+    error costs the metrics ``cost`` and ``cost_per_pattern`` need."""
+    ctx = _Context(store, version, trusted, progress, costs)
     results: list[GateResult] = []
     for spec in criteria.gates:
         results.extend(run_gate(ctx, spec))

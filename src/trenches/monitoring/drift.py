@@ -21,12 +21,12 @@ import numpy as np
 
 from trenches.errors import InvalidInput
 from trenches.monitoring import stats
-from trenches.monitoring.results import ColumnDrift, ColumnSettings, DriftReport, DriftSettings
+from trenches.monitoring.results import ColumnDrift, DriftReport
+from trenches.settings.monitor import KINDS, ColumnSettings, DriftSettings
 
 if TYPE_CHECKING:
     import pandas as pd
 
-KINDS = ("numeric", "categorical", "text")
 #: The statistic for each kind: (small samples, large samples).
 TESTS = {
     "numeric": ("ks", "wasserstein"),

@@ -5,6 +5,7 @@ reference (outliers)."""
 from __future__ import annotations
 
 import builtins
+import os
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,17 +20,18 @@ from trenches.db.engine import read, write
 from trenches.errors import InvalidInput, NotFound
 from trenches.evaluation import classification_metrics, regression_metrics
 from trenches.monitoring import alerts as alerting
-from trenches.monitoring import settings as monitor_settings
 from trenches.monitoring.drift import drift
 from trenches.monitoring.reports import Alert, Monitored, alert_from_row, finite, report_from_row
 from trenches.monitoring.window import Current, from_requests, is_nan, kinds_of, typed
 from trenches.names import in_int64
+from trenches.settings import given
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from trenches.models.registry import ModelVersion
     from trenches.patterns.datasets import Dataset
+    from trenches.settings import MonitorSettings, Settings
     from trenches.store import Store
 
 REFERENCE_SPLITS = ("train", "validation", "test", "all")
@@ -52,9 +54,10 @@ class Monitoring:
         until: str | datetime | int | None = None,
         current: pd.DataFrame | str | Path | None = None,
         reference: str = "train",
-        path: str | Path | None = None,
+        path: str | os.PathLike[str] | None = None,
         trusted: bool = False,
         keep: bool = True,
+        settings: Settings | None = None,
     ) -> Monitored:
         """Compare a window of production inputs with ``ref``'s reference and store the
         report (``keep=False``: do not), raising an alert when drift is found.
@@ -64,8 +67,10 @@ class Monitoring:
         logged), or ``current``: a DataFrame, or a CSV / Parquet / JSON-lines file.
         ``reference``: ``train`` (default), ``validation``, ``test`` or ``all`` of the
         snapshot the version was trained on, or ``SNAPSHOT_ID[:split]``.
+        The thresholds and the webhook are the ``[monitor]`` table of ``settings``, else
+        of the trenches.toml at ``path``, else of the store's (``store.settings``).
         """
-        settings = monitor_settings.load(Path(path) if path is not None else None)
+        thresholds = (given(settings, path) or self._store.settings).monitor
         version = self._store.models.get(ref)
         dataset = self._dataset(version)
         ref_frame, ref_ids, ref_text = self._reference(version, dataset, reference)
@@ -80,7 +85,7 @@ class Monitoring:
         report = drift(
             ref_frame,
             cur.frame.reindex(columns=ref_frame.columns) if len(cur.frame.columns) else cur.frame,
-            settings=settings.drift,
+            settings=thresholds.drift,
             kinds=kinds,
             prediction=prediction,
             prediction_kind="categorical" if dataset.task == "classification" else "numeric",
@@ -121,14 +126,14 @@ class Monitoring:
                         until=cur.until,
                         drifted=report.drifted,
                         drifted_columns=len(report.drifted_columns),
-                        settings=orjson.dumps(settings.drift.to_json()).decode(),
+                        settings=orjson.dumps(thresholds.drift.to_json()).decode(),
                         body=orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY).decode(),
                         created_by=config.current_user(),
                         created_at=now,
                     )
                 ).inserted_primary_key[0]  # type: ignore[index]
             )
-        alert = self._alert(report_id, monitored, settings) if report.drifted else None
+        alert = self._alert(report_id, monitored, thresholds) if report.drifted else None
         return Monitored(
             id=report_id,
             version=monitored.version,
@@ -142,9 +147,7 @@ class Monitoring:
             created_at=monitored.created_at,
         )
 
-    def _alert(
-        self, report_id: int, monitored: Monitored, s: monitor_settings.MonitorSettings
-    ) -> Alert:
+    def _alert(self, report_id: int, monitored: Monitored, s: MonitorSettings) -> Alert:
         report = monitored.report
         parts = []
         if report.drifted_columns:

@@ -1,84 +1,15 @@
-"""What a drift check is configured with and what it finds: thresholds, one column's
-verdict with every figure behind it, and the report."""
+"""What a drift check finds: one column's verdict with every figure behind it, and the
+report (what it is configured with, ``DriftSettings``, is declared with the ``[monitor]``
+keys of trenches.toml in ``trenches.settings.monitor``)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
-
-@dataclass(frozen=True)
-class ColumnSettings:
-    """Thresholds for one column; ``None`` keeps the default."""
-
-    wasserstein: float | None = None
-    jensen_shannon: float | None = None
-    psi: float | None = None
-    missing: float | None = None
-    unseen: float | None = None
-    oov: float | None = None
-    kind: str | None = None
-    ignore: bool = False
-
-
-@dataclass(frozen=True)
-class DriftSettings:
-    """The thresholds of a drift check; every field has a sound default.
-
-    - ``alpha``: the false discovery rate of the p-value tests, taken over all columns
-      at once (Benjamini-Hochberg);
-    - ``small``: when either sample has at most this many values, p-value tests are
-      used (Kolmogorov-Smirnov, chi-square); above it, distances (normalised
-      Wasserstein, Jensen-Shannon), since with many rows any difference is
-      "significant" and what matters is its size;
-    - ``wasserstein``: normalised Wasserstein distance ``W1 / std(reference)`` at which
-      a numeric column drifts (0.1: a tenth of a standard deviation);
-    - ``jensen_shannon``: Jensen-Shannon distance (natural log) at which a categorical
-      column drifts;
-    - ``psi``: population stability index at which a column drifts, on large samples
-      only (on small ones PSI is noisy, and is shown without deciding);
-    - ``missing``: change in the missing rate (0.05: five points) that counts as drift
-      (on small samples Fisher's exact test must agree);
-    - ``unseen``: share of current values in categories the reference never had, beyond
-      the share the reference itself predicts (its rate of categories seen once);
-    - ``oov``: rise of the out-of-vocabulary rate of a text column;
-    - ``categorical_below``: a numeric column with at most this many distinct values in
-      the reference is treated as categorical;
-    - ``prediction``: whether drift of the predictions counts as drift.
-    """
-
-    alpha: float = 0.05
-    small: int = 1000
-    wasserstein: float = 0.1
-    jensen_shannon: float = 0.1
-    psi: float = 0.25
-    missing: float = 0.05
-    unseen: float = 0.01
-    oov: float = 0.1
-    categorical_below: int = 5
-    prediction: bool = True
-    columns: Mapping[str, ColumnSettings] = field(default_factory=dict)
-
-    def threshold(self, column: str, name: str) -> float:
-        own = self.columns.get(column)
-        value = getattr(own, name, None) if own is not None else None
-        return float(value if value is not None else getattr(self, name))
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            f.name: getattr(self, f.name) for f in fields(self) if f.name != "columns"
-        }
-        out["columns"] = {
-            name: {
-                f.name: getattr(c, f.name)
-                for f in fields(c)
-                if getattr(c, f.name) not in (None, False)
-            }
-            for name, c in sorted(self.columns.items())
-        }
-        return out
+from trenches.settings.monitor import DriftSettings
 
 
 @dataclass(frozen=True)

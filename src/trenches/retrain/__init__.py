@@ -20,7 +20,7 @@ The settings are one table per model in ``trenches.toml``::
 from __future__ import annotations
 
 import builtins
-from pathlib import Path
+import os
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -30,6 +30,7 @@ from trenches import timestamps
 from trenches.db import schema as t
 from trenches.db.engine import read
 from trenches.errors import NotFound
+from trenches.retrain.function import load_function
 from trenches.retrain.loop import Pass, decide, failing, reap_killed
 from trenches.retrain.record import (
     Figures,
@@ -40,16 +41,13 @@ from trenches.retrain.record import (
     RetrainStep,
     retrain_from_row,
 )
-from trenches.retrain.settings import (
-    WEIGHTINGS,
-    RetrainSettings,
-    load_function,
-    load_settings,
-)
+from trenches.settings import given
+from trenches.settings.retrain import WEIGHTINGS, RetrainSettings
 
 if TYPE_CHECKING:
     from trenches.models.registry import ModelVersion
     from trenches.patterns.datasets import Dataset
+    from trenches.settings import Settings
     from trenches.store import Store
 
 __all__ = [
@@ -62,7 +60,6 @@ __all__ = [
     "RetrainStep",
     "Retrains",
     "load_function",
-    "load_settings",
 ]
 
 
@@ -72,16 +69,23 @@ class Retrains:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    def settings(self, model: str, path: str | Path | None = None) -> RetrainSettings:
-        """The ``[retrain.MODEL]`` settings of ``path`` (default: the nearest
-        trenches.toml), checked."""
-        return load_settings(model, path)
+    def settings(
+        self,
+        model: str,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        settings: Settings | None = None,
+    ) -> RetrainSettings:
+        """The ``[retrain.MODEL]`` settings of ``settings``, else of the trenches.toml at
+        ``path``, else of the store's (``store.settings``), checked."""
+        return (given(settings, path) or self._store.settings).retraining(model)
 
     def run(
         self,
         model: str,
         *,
-        path: str | Path | None = None,
+        path: str | os.PathLike[str] | None = None,
+        settings: Settings | None = None,
         report_id: int | None = None,
         trusted: bool = False,
         progress: Progress | None = None,
@@ -90,23 +94,23 @@ class Retrains:
         the gates, compare with production, and promote the candidate when it passes
         and is better (else leave it at ``candidate``, with the reason).
 
-        The settings, the training function and the gates are read first: a mistake is
+        The settings (``settings``, else the trenches.toml at ``path``, else the
+        store's), the training function and the gates are read first: a mistake is
         an :class:`InvalidConfig` and nothing is written. Once the pass is recorded, a
         failure leaves it ``failed`` with the error and raises :class:`RetrainFailed`.
         ``report_id`` is the drift report that set the pass off, if one did.
         ``progress`` is called with a :class:`RetrainStep` as each step happens.
         """
         store = self._store
-        settings = load_settings(model, path)
-        function = load_function(settings)
+        project = given(settings, path) or self._store.settings
+        table = project.retraining(model)
+        function = load_function(table)
         production = self._production(model)
-        dataset = self._dataset(settings, production)
-        settings.check_task(dataset.name, dataset.task)
-        if settings.has_gates:
-            store.gates.criteria(model, settings.file)  # a bad gate fails here, not later
+        dataset = self._dataset(table, production)
+        table.check_task(dataset.name, dataset.task)
         if report_id is not None:
             self._check_report(report_id)
-        p = Pass(store, settings, function, dataset, production, report_id, trusted, progress)
+        p = Pass(store, table, function, dataset, production, report_id, trusted, progress, project)
         p.start()
         with failing(p):
             snap = p.snapshot()

@@ -16,7 +16,6 @@ from trenches import config, timestamps
 from trenches.db import schema as t
 from trenches.db.engine import insert_returning_id, read, write
 from trenches.errors import Conflict, InvalidInput, TrenchesError
-from trenches.gates.spec import lower_is_better, metric_parts
 from trenches.retrain.record import (
     Figures,
     ProblemTally,
@@ -24,7 +23,8 @@ from trenches.retrain.record import (
     RetrainFailed,
     RetrainStep,
 )
-from trenches.retrain.settings import RetrainSettings
+from trenches.settings.gates import lower_is_better, metric_parts
+from trenches.settings.retrain import RetrainSettings
 
 if TYPE_CHECKING:
     from trenches.evaluation import Evaluation
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from trenches.patterns.datasets import Dataset
     from trenches.patterns.snapshots import Snapshot, TrainingData
     from trenches.problems import Problem
+    from trenches.settings import Settings
     from trenches.store import Store
 
 
@@ -49,9 +50,12 @@ class Pass:
         report_id: int | None,
         trusted: bool,
         progress: Progress | None,
+        project: Settings,
     ) -> None:
         self.store = store
         self.settings = settings
+        #: The whole trenches.toml the pass read: its gates and error costs.
+        self.project = project
         self.function = function
         self.dataset = dataset
         self.production = production
@@ -237,7 +241,7 @@ class Pass:
             self.say("predicted", f"{ref}: {n} new predictions the gates need")
 
         check = self.store.gates.check(
-            candidate.ref, path=self.settings.file, trusted=self.trusted, progress=told
+            candidate.ref, settings=self.project, trusted=self.trusted, progress=told
         )
         self.record(check_id=check.id)
         self.body["gates"] = {
@@ -276,7 +280,8 @@ class Pass:
                 f"the validation split of {self.dataset.name} is empty: the candidate cannot "
                 "be judged better",
             )
-        c = _figure(evaluate(self.store, candidate, PatternSet(name, ids)), metric)
+        costs = self.project.costs
+        c = _figure(evaluate(self.store, candidate, PatternSet(name, ids), costs=costs), metric)
         if self.production is None:
             why = (
                 f"there is no production version of {self.settings.model} yet, so the "
@@ -303,7 +308,7 @@ class Pass:
                 "figures are over different patterns",
             )
         assert prod_ref is not None
-        p = _figure(evaluate(self.store, prod_ref, PatternSet(name, ids)), metric)
+        p = _figure(evaluate(self.store, prod_ref, PatternSet(name, ids), costs=costs), metric)
         if c is None or p is None:
             whose = "the candidate" if c is None else f"production ({prod_ref})"
             return figures(

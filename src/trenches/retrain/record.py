@@ -12,7 +12,7 @@ import orjson
 
 from trenches import timestamps
 from trenches.errors import TrenchesError
-from trenches.retrain.settings import RetrainSettings
+from trenches.settings.retrain import RetrainSettings
 
 if TYPE_CHECKING:
     from trenches.gates.check import GateResult

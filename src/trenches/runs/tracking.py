@@ -12,14 +12,14 @@ import re
 import socket
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select, update
 
-from trenches import config, timestamps
+from trenches import timestamps
 from trenches.artifacts import safe_name
 from trenches.db import schema as t
 from trenches.db.engine import (
@@ -87,16 +87,6 @@ def _param_text(value: Any) -> str:
     return str(value)
 
 
-def git_tags_enabled() -> bool:
-    runs = config.project_settings().get("runs", {})
-    if not isinstance(runs, dict):
-        raise InvalidInput(f"{config.PROJECT_FILE}: [runs] must be a table")
-    value = runs.get("git_tag", True)
-    if not isinstance(value, bool):
-        raise InvalidInput(f"{config.PROJECT_FILE}: [runs] git_tag must be true or false")
-    return value
-
-
 class Run:
     """A run in progress. Use as ``with store.run("name", snapshot=snap) as run:``."""
 
@@ -111,6 +101,7 @@ class Run:
         params: Mapping[str, Any] | None = None,
         tags: Mapping[str, Any] | None = None,
         capture_code: bool = True,
+        git_tag: Callable[[], bool] = lambda: False,
     ) -> None:
         if not name or len(name) > 200:
             raise InvalidInput("a run needs a name of 1-200 characters")
@@ -124,6 +115,8 @@ class Run:
         self._steps: dict[str, int] = {}
         self._last_flush = time.monotonic()
         self.code = capture_git() if capture_code else CodeState("unknown", detail="not captured")
+        # Read when the run starts: a mistake in trenches.toml stops it before the work.
+        self._tag = bool(self.code.commit and self.code.root) and git_tag()
         diff_sha = None
         if self.code.diff is not None:
             diff_sha = artifacts.put_bytes(self.code.diff).sha256
@@ -336,7 +329,7 @@ class Run:
         if status not in STATUSES:
             raise InvalidInput(f"status {status!r} must be one of {', '.join(STATUSES)}")
         tag = None
-        if self.code.commit and self.code.root and git_tags_enabled():
+        if self._tag and self.code.commit and self.code.root:
             digest = self.snapshot.digest if self.snapshot is not None else "none"
             message = (
                 f"trenches run {self.id} {self.name!r} ({status})\n\n"
