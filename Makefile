@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP_BASE := $(VENV)/.installed-base
 STAMP_TEST := $(VENV)/.installed-test
 
-.PHONY: demo test lint typecheck clean bench docs
+.PHONY: demo test lint typecheck layers clean bench docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,11 @@ lint: $(STAMP_TEST)
 typecheck: $(STAMP_TEST)
 	$(BIN)/mypy
 
-test: $(STAMP_TEST) lint typecheck
+# The layers of docs/architecture.md, as contracts in .importlinter.
+layers: $(STAMP_TEST)
+	$(BIN)/lint-imports
+
+test: $(STAMP_TEST) lint typecheck layers
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q --durations=15
 
 # The trenches.toml reference in docs/configuration.md, from the declaration of its keys.
