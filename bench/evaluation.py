@@ -49,9 +49,7 @@ import trenches
 from trenches import predictions
 from trenches.comparison import flips
 from trenches.db.engine import write
-from trenches.evaluation import evaluate
-from trenches.predict import predict
-from trenches.predictors import resolve
+from trenches.patterns.sets import PatternSet
 
 PEERS = Path(__file__).resolve().parent.parent.parent / "shared" / "bench-peers"
 
@@ -122,7 +120,7 @@ def ours(folder: Path, rows: int, versions: int) -> dict[str, Any]:
     label_index = proba.argmax(axis=1).astype(np.int32)
     correct = label_index == yev
     loss = -np.log(np.maximum(proba[np.arange(rows), yev], 1e-15))
-    predictor = resolve(store, a.ref).id
+    predictor = store.predictors.resolve(a.ref).id
     settle()
     t = time.perf_counter()
     with write(store.engine) as conn:
@@ -132,7 +130,7 @@ def ours(folder: Path, rows: int, versions: int) -> dict[str, Any]:
     out["store_s"] = time.perf_counter() - t
 
     # right A, wrong B: B predicts through the store's own path (not timed), then the query.
-    predict(store, b.ref, ids)
+    store.predict(b.ref, ids)
     settle()
     times = []
     for _ in range(5):
@@ -147,8 +145,7 @@ def ours(folder: Path, rows: int, versions: int) -> dict[str, Any]:
     some = ids[:10_000]
     settle()
     t = time.perf_counter()
-    predict(store, fresh.ref, some)
-    result = evaluate(store, fresh.ref, some, "bench:first-10000")
+    result = store.evaluate(fresh.ref, PatternSet("bench:first-10000", some)).evaluation
     out["evaluate_10k_s"] = time.perf_counter() - t
     out["evaluate_accuracy"] = result.metrics["accuracy"]
 

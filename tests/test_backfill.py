@@ -21,7 +21,7 @@ import trenches
 from trenches import predictions as store_of
 from trenches.backfill import BackfillResult, SkippedVersion, backfill, gaps
 from trenches.db import schema as t
-from trenches.predictors import resolve, split
+from trenches.predictors import split
 
 from conftest import run_cli
 
@@ -68,7 +68,7 @@ def measured_on(store: trenches.Store, ds: trenches.Dataset) -> np.ndarray:
 
 def predicted(store: trenches.Store, ref: str) -> np.ndarray:
     with store.engine.connect() as conn:
-        return store_of.predicted_ids(conn, resolve(store, ref).id)
+        return store_of.predicted_ids(conn, store.predictors.resolve(ref).id)
 
 
 def prediction_count(store: trenches.Store) -> int:

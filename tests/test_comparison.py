@@ -10,8 +10,7 @@ from sklearn.linear_model import LogisticRegression
 
 import trenches
 from trenches.comparison import mcnemar_exact
-from trenches.predict import predict
-from trenches.predictors import split
+from trenches.patterns.sets import split
 
 
 @pytest.fixture
@@ -35,7 +34,7 @@ def test_flips_equal_a_direct_computation(
 ) -> None:
     ids = split(two_versions, "all").ids
     for ref in ("clf@1", "clf@2"):
-        predict(store, ref, ids)
+        store.predict(ref, ids)
     result = store.compare("clf@1", "clf@2")
     frame = two_versions.patterns(ids=ids)
     X, y = frame.drop(columns="target"), frame["target"].to_numpy()
@@ -60,11 +59,11 @@ def test_comparing_over_different_pattern_sets_is_refused(
     ids = split(two_versions, "validation").ids
     store.problems.create("p", dataset="cancer", title="P")
     store.problems.add("p", positive=ids[:6], backfill=False)
-    predict(store, "clf@1", ids[:6])
-    predict(store, "clf@2", ids[:3])
+    store.predict("clf@1", ids[:6])
+    store.predict("clf@2", ids[:3])
     with pytest.raises(trenches.InvalidInput, match="3 of the 6 patterns of problem:p"):
         store.compare("clf@1", "clf@2", problem="p")
-    predict(store, "clf@2", ids[:6])
+    store.predict("clf@2", ids[:6])
     result = store.compare("clf@1", "clf@2", problem="p")
     assert result.overall.size == 6 and "p" in result.problems
     other = store.datasets.create("other", task="classification", label="target")
@@ -76,7 +75,7 @@ def test_comparing_over_different_pattern_sets_is_refused(
         X=X,
         dataset="other",
     )
-    predict(store, "o@1", other.pattern_info().index.to_numpy())
+    store.predict("o@1", other.pattern_info().index.to_numpy())
     with pytest.raises(trenches.InvalidInput, match="different patterns"):
         store.compare("clf@1", "o@1")
     assert np.isfinite(result.overall.p_value)

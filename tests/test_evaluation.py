@@ -16,9 +16,7 @@ from sklearn.preprocessing import StandardScaler
 import trenches
 from trenches import predictions
 from trenches.db.engine import read
-from trenches.evaluation import evaluate
-from trenches.predict import predict
-from trenches.predictors import PatternSet, split
+from trenches.patterns.sets import PatternSet, split
 
 
 @pytest.fixture
@@ -38,18 +36,18 @@ def test_prediction_is_incremental_and_stored_once(store: trenches.Store, model_
     ds = store.datasets.get("cancer")
     validation = split(ds, "validation").ids
     test = split(ds, "test").ids
-    first = predict(store, model_ref, validation)
+    first = store.predict(model_ref, validation)
     assert first.computed == len(validation)
-    again = predict(store, model_ref, validation)
+    again = store.predict(model_ref, validation)
     assert again.computed == 0 and again.already == len(validation)
-    both = predict(store, model_ref, np.concatenate([validation, test]))
+    both = store.predict(model_ref, np.concatenate([validation, test]))
     assert both.computed == len(test)
 
 
 def test_stored_predictions_are_the_models(store: trenches.Store, model_ref: str) -> None:
     ds = store.datasets.get("cancer")
     ids = split(ds, "all").ids
-    result = predict(store, model_ref, ids)
+    result = store.predict(model_ref, ids)
     with read(store.engine) as conn:
         stored = predictions.read(conn, result.predictor_id)
     frame = ds.patterns(ids=ids)
@@ -74,8 +72,8 @@ def test_an_interrupted_evaluation_resumes_to_the_same_predictions(
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        predict(store, model_ref, ids, chunk=100, progress=stop_after_two_chunks)
-    resumed = predict(store, model_ref, ids, chunk=100)
+        store.predict(model_ref, ids, batch_size=100, progress=stop_after_two_chunks)
+    resumed = store.predict(model_ref, ids, batch_size=100)
     assert resumed.computed == len(ids) - 200
     with read(store.engine) as conn:
         stored = predictions.read(conn, resumed.predictor_id)
@@ -88,11 +86,11 @@ def test_metrics_need_every_pattern_of_the_set(store: trenches.Store, model_ref:
     ds = store.datasets.get("cancer")
     chosen = split(ds, "validation")
     name, ids = chosen.name, chosen.ids
-    predict(store, model_ref, ids[:10])
+    store.predict(model_ref, ids[:10])
     with pytest.raises(trenches.InvalidInput, match=f"10 of the {len(ids)} patterns"):
-        evaluate(store, model_ref, PatternSet(name, ids))
-    predict(store, model_ref, ids)
-    result = evaluate(store, model_ref, PatternSet(name, ids))
+        store.evaluate(model_ref, PatternSet(name, ids), predict=False)
+    store.predict(model_ref, ids)
+    result = store.evaluate(model_ref, PatternSet(name, ids), predict=False).evaluation
     assert result.pattern_set == "cancer:validation" and result.size == len(ids)
 
 
@@ -123,7 +121,7 @@ def test_classification_metrics_equal_scikit_learns(
     for j, c in enumerate(classes):
         frame[f"proba_{c}"] = probs[:, j]
     store.baselines.add(f"b-{name}", dataset=name, predictions=frame)
-    result = evaluate(store, f"b-{name}", PatternSet("all", ids))
+    result = store.evaluate(f"b-{name}", PatternSet("all", ids), predict=False).evaluation
     m = result.metrics
     assert m["accuracy"] == pytest.approx(skm.accuracy_score(truth, predicted))
     assert m["f1_macro"] == pytest.approx(
@@ -149,7 +147,7 @@ def test_regression_metrics_equal_scikit_learns(store: trenches.Store) -> None:
     store.baselines.add(
         "guess", dataset="r", predictions=pd.DataFrame({"pattern_id": ids, "prediction": guess})
     )
-    m = evaluate(store, "guess", PatternSet("r:all", ids)).metrics
+    m = store.evaluate("guess", PatternSet("r:all", ids), predict=False).evaluation.metrics
     assert m["mae"] == pytest.approx(skm.mean_absolute_error(y, guess))
     assert m["rmse"] == pytest.approx(np.sqrt(skm.mean_squared_error(y, guess)))
     assert m["r2"] == pytest.approx(skm.r2_score(y, guess))

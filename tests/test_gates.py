@@ -21,9 +21,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
 import trenches
-from trenches.evaluation import evaluate
-from trenches.predict import predict
-from trenches.predictors import PatternSet, split
+from trenches.patterns.sets import PatternSet, split
 from trenches.settings import load
 
 from conftest import run_cli as run
@@ -45,7 +43,7 @@ def versions(store: trenches.Store) -> trenches.Dataset:
         store.models.register(model, "clf", X=X.iloc[:100], dataset="cancer")
     ids = split(ds, "all").ids
     for ref in ("clf@1", "clf@2", "clf@3"):
-        predict(store, ref, ids)
+        store.predict(ref, ids)
     return ds
 
 
@@ -60,10 +58,9 @@ def gates(*tables: str) -> Path:
 def right(store: trenches.Store, ref: str, ds: trenches.Dataset) -> pd.Series:
     from trenches import predictions
     from trenches.db.engine import read
-    from trenches.predictors import resolve
 
     with read(store.engine) as conn:
-        found = predictions.read(conn, resolve(store, ref).id)
+        found = predictions.read(conn, store.predictors.resolve(ref).id)
     assert found.correct is not None
     return pd.Series(found.correct, index=found.pattern_ids)
 
@@ -232,7 +229,9 @@ def test_a_lower_is_better_metric_bounds_from_above(
     chosen = split(versions, "validation")
     name, ids = chosen.name, chosen.ids
     loss = {
-        ref: evaluate(store, ref, PatternSet(name, ids)).metrics["log_loss"]
+        ref: store.evaluate(ref, PatternSet(name, ids), predict=False).evaluation.metrics[
+            "log_loss"
+        ]
         for ref in ("clf@1", "clf@2")
     }
     better, worse = sorted(loss, key=loss.__getitem__)

@@ -13,8 +13,7 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 
 import trenches
 from trenches.errors import InvalidInput
-from trenches.predict import predict
-from trenches.predictors import split as split_of
+from trenches.patterns.sets import split as split_of
 
 from conftest import run_cli, tumours
 
@@ -29,7 +28,7 @@ def classifier(store: trenches.Store) -> str:
     frame = ds.patterns()
     model = LogisticRegression().fit(frame[INPUTS], frame["label"])
     version = store.models.register(model, "clf", X=frame[INPUTS], dataset="tumours")
-    predict(store, version.ref, split_of(ds, "validation").ids)
+    store.predict(version.ref, split_of(ds, "validation").ids)
     return version.ref
 
 
@@ -42,7 +41,7 @@ def _prices(store: trenches.Store, tolerance: str | None) -> tuple[trenches.Data
     ds.add(frame, source="expert")
     model = LinearRegression().fit(frame[["x"]], frame["y"])
     version = store.models.register(model, "price", X=frame[["x"]], dataset="prices")
-    predict(store, version.ref, ds.pattern_info().index.to_numpy())
+    store.predict(version.ref, ds.pattern_info().index.to_numpy())
     return ds, version.ref
 
 

@@ -16,7 +16,6 @@ from sqlalchemy import delete, event, select, text
 import trenches
 from trenches.comparison import flips
 from trenches.db import schema as t
-from trenches.predictors import resolve
 
 from conftest import tumours
 
@@ -75,7 +74,7 @@ def test_registering_a_version_makes_its_predictor_row_with_its_classes(
             select(t.predictors.c.classes).where(t.predictors.c.version_id == version.id)
         ).scalar_one()
     assert orjson.loads(classes) == ["benign", "malignant"]
-    found = resolve(store, "clf@production")
+    found = store.predictors.resolve("clf@production")
     assert found.classes == ("benign", "malignant")
     assert found.version is not None and found.version.id == version.id
     assert found.dataset.name == "tumours" and not found.is_baseline
@@ -89,7 +88,7 @@ def test_reading_predictions_and_comparing_write_nothing(
     with traffic(store) as seen:
         store.predictions("clf@1", "validation")
         flips(store, "clf@1", "clf@production")
-        resolve(store, "clf@production")
+        store.predictors.resolve("clf@production")
     assert seen.changes() == []
     assert seen.write_transactions == 0
 
@@ -155,6 +154,6 @@ def test_an_older_store_gets_its_versions_predictor_rows_when_upgraded(
             conn.execute(delete(t.predictors).where(t.predictors.c.version_id == v.id))
             conn.execute(text("UPDATE alembic_version SET version_num = '0009'"))
     with trenches.open(store_url) as store:
-        found = resolve(store, "clf@1")
+        found = store.predictors.resolve("clf@1")
         assert found.classes == ("benign", "malignant")
         assert store.evaluate("clf@1").evaluation.size > 0

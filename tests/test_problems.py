@@ -43,12 +43,11 @@ def _prediction_count(store: trenches.Store) -> int:
 def test_a_new_problem_is_backfilled_over_every_version_once(
     store: trenches.Store, three_versions: trenches.Dataset
 ) -> None:
-    from trenches.predict import predict
-    from trenches.predictors import split
+    from trenches.patterns.sets import split
 
     validation = split(three_versions, "validation").ids
     for v in (1, 2, 3):
-        predict(store, f"clf@{v}", validation)
+        store.predict(f"clf@{v}", validation)
     before = _prediction_count(store)
     train = split(three_versions, "train").ids
     store.problems.create("hard", dataset="cancer", title="Hard cases")
@@ -317,8 +316,7 @@ def test_a_regression_dataset_end_to_end(store: trenches.Store, diabetes: trench
     from scipy.stats import wilcoxon
 
     from trenches.comparison import compare
-    from trenches.predict import predict
-    from trenches.predictors import split
+    from trenches.patterns.sets import split
     from trenches.verdicts import Tolerance
 
     validation = split(diabetes, "validation").ids
@@ -343,7 +341,7 @@ def test_a_regression_dataset_end_to_end(store: trenches.Store, diabetes: trench
 
     # compare: Wilcoxon on the absolute errors, exactly SciPy's; flips by the tolerance.
     for v in (1, 3):
-        predict(store, f"diab@{v}", validation)
+        store.predict(f"diab@{v}", validation)
     result = compare(store, "diab@1", "diab@3")
     assert result.overall.test == "wilcoxon" and result.overall.size == len(validation)
     assert result.overall.p_value == pytest.approx(wilcoxon(errors[1], errors[3]).pvalue, rel=1e-12)

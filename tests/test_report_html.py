@@ -23,9 +23,7 @@ from trenches import timestamps
 from trenches.backfill import backfill
 from trenches.cli import main
 from trenches.comparison import compare
-from trenches.evaluation import evaluate
-from trenches.predict import predict
-from trenches.predictors import PatternSet, split
+from trenches.patterns.sets import PatternSet, split
 
 from conftest import chromium, dead_url, log_requests, tumours
 
@@ -58,7 +56,7 @@ def build(store: trenches.Store, *, versions: int = 3, problems: bool = True) ->
             run.log_model(model.fit(X, y), "clf")
     validation = split(ds, "validation").ids
     for v in store.models.versions("clf"):
-        predict(store, v.ref, validation)
+        store.predict(v.ref, validation)
     if problems:
         info = ds.pattern_info()
         ids = info.index[info["split"] == "test"].tolist()
@@ -110,7 +108,8 @@ def test_the_report_shows_every_section_from_the_store(
         metrics
     )
     for v in store.models.versions("clf"):
-        accuracy = evaluate(store, v.ref, PatternSet(set_name, validation)).metrics["accuracy"]
+        found = store.evaluate(v.ref, PatternSet(set_name, validation), predict=False)
+        accuracy = found.evaluation.metrics["accuracy"]
         assert f"<td>{v.ref}</td>" in metrics and f"{accuracy:.4g}" in metrics
     assert 'id="metric-1"' in metrics
 

@@ -22,8 +22,7 @@ from trenches import timestamps
 from trenches.db import schema as t
 from trenches.db.engine import insert_returning_id, read, write
 from trenches.errors import InvalidConfig, NotFound
-from trenches.evaluation import evaluate
-from trenches.predictors import PatternSet, split
+from trenches.patterns.sets import PatternSet, split
 from trenches.retrain import RetrainFailed
 
 from conftest import run_cli as cli
@@ -92,7 +91,7 @@ def strong() -> object:
 def accuracy(store: trenches.Store, ref: str, ds: trenches.Dataset) -> float:
     chosen = split(ds, "validation")
     name, ids = chosen.name, chosen.ids
-    return evaluate(store, ref, PatternSet(name, ids)).metrics["accuracy"]
+    return store.evaluate(ref, PatternSet(name, ids), predict=False).evaluation.metrics["accuracy"]
 
 
 # --- promotion and refusal ---------------------------------------------------------------

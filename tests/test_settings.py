@@ -19,8 +19,7 @@ from sklearn.linear_model import LogisticRegression
 import trenches
 from trenches.errors import InvalidConfig
 from trenches.evaluation import evaluate
-from trenches.predict import predict
-from trenches.predictors import PatternSet, split
+from trenches.patterns.sets import PatternSet, split
 from trenches.settings import Settings, load, parse
 from trenches.settings import keys as declared
 from trenches.settings.lines import line_of, locate
@@ -348,7 +347,7 @@ def _version(store: trenches.Store) -> tuple[str, np.ndarray, str]:
     store.models.register(LogisticRegression().fit(X, y), "clf", X=X.iloc[:20], dataset="tumours")
     chosen = split(ds, "validation")
     name, ids = chosen.name, chosen.ids
-    predict(store, "clf@1", ids)
+    store.predict("clf@1", ids)
     return "clf@1", ids, name
 
 
@@ -363,9 +362,10 @@ def test_evaluate_uses_the_costs_it_is_given_not_the_working_directory(
     elsewhere.mkdir()
     (elsewhere / "trenches.toml").write_text("[evaluation.cost]\nmalignant = 'broken'\n")
     monkeypatch.chdir(elsewhere)
-    assert "cost" not in evaluate(store, ref, PatternSet(name, ids)).metrics
+    clf = store.predictors.resolve(ref)
+    assert "cost" not in evaluate(store.engine, clf, PatternSet(name, ids)).metrics
     costs = load(write(COSTS, str(tmp_path / "costs.toml"))).costs
-    result = evaluate(store, ref, PatternSet(name, ids), costs=costs)
+    result = evaluate(store.engine, clf, PatternSet(name, ids), costs=costs)
     confusion = result.confusion
     assert confusion is not None
     expected = 10.0 * confusion.loc["malignant", "benign"] + confusion.loc["benign", "malignant"]

@@ -54,10 +54,12 @@ if TYPE_CHECKING:
     from trenches.patterns.diff import DataChange, SnapshotDiff
     from trenches.patterns.history import Patterns
     from trenches.patterns.quality import Finding, QualityReport
+    from trenches.patterns.sets import PatternSet
     from trenches.patterns.snapshots import Snapshots
     from trenches.predict import PredictResult
-    from trenches.predictors import PatternSet, Predictor
-    from trenches.problems import AddResult, Problem, Problems, ProblemScore
+    from trenches.predictors import Predictor, Predictors
+    from trenches.problems import AddResult, Problem, Problems
+    from trenches.problems.scores import ProblemScore
     from trenches.retrain import Retrains
     from trenches.retrain.record import Figures, ProblemTally, Retrain
     from trenches.runs import Run, RunInfo
@@ -140,7 +142,8 @@ _LAZY = {
     "EvaluateResult": "trenches.evaluation",
     "PredictResult": "trenches.predict",
     "Predictor": "trenches.predictors",
-    "PatternSet": "trenches.predictors",
+    "Predictors": "trenches.predictors",
+    "PatternSet": "trenches.patterns.sets",
     "Settings": "trenches.settings",
     "MonitorSettings": "trenches.settings",
     "RetrainSettings": "trenches.settings",
@@ -210,6 +213,7 @@ __all__ = [
     "Patterns",
     "PredictResult",
     "Predictor",
+    "Predictors",
     "Problem",
     "ProblemScore",
     "ProblemTally",

@@ -206,7 +206,6 @@ def _fill(
     trusted: bool,
     progress: Callable[[int], None] | None,
 ) -> BackfillResult:
-    from trenches.predict import predict
 
     done: list[VersionBackfill] = []
     skipped: list[SkippedVersion] = []
@@ -222,8 +221,8 @@ def _fill(
         computed, why = 0, None
         if gap.missing:
             try:
-                computed = predict(
-                    store, gap.ref, gap.wanted, trusted=trusted, progress=advance
+                computed = store.predict(
+                    gap.ref, gap.wanted, trusted=trusted, progress=advance
                 ).computed
             except TrenchesError as e:
                 if isinstance(e, StoreError) and not isinstance(e, ArtifactCorrupted):

@@ -18,7 +18,8 @@ from trenches import verdicts
 from trenches.db.engine import read
 from trenches.errors import InvalidInput
 from trenches.evaluation import Evaluation, evaluate
-from trenches.predictors import PatternSet, Predictor, resolve
+from trenches.patterns.sets import PatternSet
+from trenches.predictors import Predictor
 
 if TYPE_CHECKING:
     from trenches.patterns.datasets import Dataset
@@ -259,7 +260,7 @@ def _pair(
 def flips(store: Store, a: str | Predictor, b: str | Predictor) -> Flips:
     """Only the flips of ``a`` and ``b`` over the patterns both predicted: the quick
     query ("which patterns does A get right and B wrong?"), without metrics."""
-    pa, pb = resolve(store, a), resolve(store, b)
+    pa, pb = store.predictors.resolve(a), store.predictors.resolve(b)
     with read(store.engine) as conn:
         fa, fb = store_of.read(conn, pa.id), store_of.read(conn, pb.id)
     ids = np.intersect1d(fa.pattern_ids, fb.pattern_ids)
@@ -272,7 +273,7 @@ def compare(
 ) -> Comparison:
     """Compare ``a`` and ``b`` (versions ``name@V`` or baseline names) on the patterns
     both predicted, or on a problem's patterns, which both must have predicted."""
-    pa, pb = resolve(store, a), resolve(store, b)
+    pa, pb = store.predictors.resolve(a), store.predictors.resolve(b)
     if pa.dataset.id != pb.dataset.id:
         raise InvalidInput(
             f"{pa.ref} predicts for dataset {pa.dataset.name!r} and {pb.ref} for "
@@ -324,8 +325,8 @@ def compare(
     return Comparison(
         pa.ref,
         pb.ref,
-        evaluate(store, pa, PatternSet(name, ids), costs=store.settings.costs),
-        evaluate(store, pb, PatternSet(name, ids), costs=store.settings.costs),
+        evaluate(store.engine, pa, PatternSet(name, ids), costs=store.settings.costs),
+        evaluate(store.engine, pb, PatternSet(name, ids), costs=store.settings.costs),
         overall,
         per_problem,
         data,

@@ -7,7 +7,7 @@ predicted every pattern of the set is refused rather than measured on part of it
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -15,18 +15,18 @@ import numpy as np
 import pandas as pd
 
 from trenches import predictions as store_of
-from trenches import predictors
 from trenches.db.engine import read
 from trenches.errors import InvalidInput
 from trenches.patterns import inputs as inp
 from trenches.patterns.datasets import read_patterns
 
 if TYPE_CHECKING:
-    from trenches.models.registry import ModelVersion
+    from sqlalchemy.engine import Engine
+
+    from trenches.patterns.sets import PatternSet
     from trenches.predict import PredictResult
-    from trenches.predictors import PatternSet, Predictor
+    from trenches.predictors import Predictor
     from trenches.settings import Costs
-    from trenches.store import Store
 
 
 @dataclass(frozen=True)
@@ -61,22 +61,21 @@ class Evaluation:
 
 
 def evaluate(
-    store: Store,
-    ref: str | ModelVersion | Predictor,
+    engine: Engine,
+    predictor: Predictor,
     patterns: PatternSet,
     *,
     costs: Costs | None = None,
 ) -> Evaluation:
-    """Metrics of ``ref`` over exactly the patterns of ``patterns``; a predictor without
+    """Metrics of ``predictor`` over exactly the patterns of ``patterns``; one without
     a prediction for every one of them is refused, not measured on part of the set.
     With ``costs`` (``[evaluation.cost]``: true class -> predicted class -> cost, as in
     ``store.settings.costs``), also ``cost`` and ``cost_per_pattern``."""
-    predictor = predictors.resolve(store, ref)
     wanted = np.unique(np.asarray(patterns.ids, dtype=np.int64))
     pattern_set = patterns.name
     if len(wanted) == 0:
         raise InvalidInput(f"the pattern set {pattern_set!r} is empty")
-    with read(store.engine) as conn:
+    with read(engine) as conn:
         found = store_of.read(conn, predictor.id)
     have = np.isin(wanted, found.pattern_ids)
     if not have.all():
@@ -205,40 +204,3 @@ class EvaluateResult:
 
     evaluation: Evaluation
     predicted: PredictResult
-
-
-def evaluate_split(
-    store: Store,
-    ref: str | ModelVersion | Predictor,
-    split: str = "validation",
-    *,
-    with_problems: bool = True,
-    trusted: bool = False,
-    batch_size: int | None = None,
-    progress: Callable[[int, int], None] | None = None,
-) -> EvaluateResult:
-    """Predict what a version has not predicted of a split (and, ``with_problems``, of
-    every problem of its dataset, so the problem table stays complete), then measure it
-    over the whole split. The reference is resolved once; each batch of predictions is
-    stored in its own transaction. ``progress(done, total)`` is told of each batch."""
-    from trenches.predict import CHUNK, predict
-
-    costs = store.settings.costs  # a mistake in trenches.toml stops it before predicting
-    predictor = predictors.resolve(store, ref)
-    chosen = predictors.split(predictor.dataset, split)
-    wanted = chosen.ids
-    if with_problems:
-        problem_ids = [
-            i for p in store.problems.list(dataset=predictor.dataset.name) for i in p.patterns()
-        ]
-        wanted = np.union1d(wanted, np.asarray(problem_ids, dtype=np.int64))
-    total = len(wanted)
-    done = predict(
-        store,
-        predictor,
-        wanted,
-        trusted=trusted,
-        progress=None if progress is None else (lambda n: progress(n, total)),
-        chunk=batch_size or CHUNK,
-    )
-    return EvaluateResult(evaluate(store, predictor, chosen, costs=costs), done)

@@ -17,9 +17,13 @@ from trenches.db import schema as t
 from trenches.db.engine import read
 from trenches.names import SPLITS
 from trenches.patterns.frames import membership
+from trenches.patterns.snapshots import snapshot_by_id
 
 if TYPE_CHECKING:
-    from trenches.store import Store
+    from sqlalchemy.engine import Engine
+
+    from trenches.models.registry import ModelVersion
+    from trenches.runs.search import Runs
 
 
 @dataclass(frozen=True)
@@ -47,9 +51,9 @@ class Lineage:
         }
 
 
-def lineage(store: Store, ref: str) -> Lineage:
-    """The lineage of the version ``ref`` (``name@3``, ``name@production``)."""
-    version = store.models.get(ref)
+def lineage(version: ModelVersion, *, engine: Engine, runs: Runs) -> Lineage:
+    """The lineage of ``version``: its run (read from ``runs``), code, snapshot, data
+    and environment."""
     model = {
         "ref": version.ref,
         "version": version.version,
@@ -60,7 +64,7 @@ def lineage(store: Store, ref: str) -> Lineage:
     }
     if version.run_id is None:
         return Lineage(model, None, None, None, None, None)
-    run = store.runs.get(version.run_id)
+    run = runs.get(version.run_id)
     run_info = {
         "id": run.id,
         "name": run.name,
@@ -79,7 +83,7 @@ def lineage(store: Store, ref: str) -> Lineage:
     }
     snapshot = data = None
     if run.snapshot_id is not None:
-        snap = store.snapshots.get(run.snapshot_id)
+        snap = snapshot_by_id(engine, run.snapshot_id)
         snapshot = {
             "id": snap.id,
             "dataset": snap.dataset,
@@ -95,7 +99,7 @@ def lineage(store: Store, ref: str) -> Lineage:
             max_id=snap.max_pattern_id,
             sources=snap.sources,
         )
-        with read(store.engine) as conn:
+        with read(engine) as conn:
             rows = conn.execute(
                 select(p.source, p.split, func.count()).where(*where).group_by(p.source, p.split)
             ).all()
@@ -109,7 +113,7 @@ def lineage(store: Store, ref: str) -> Lineage:
         data = {"by_source": by_source, "by_split": by_split, "by_source_and_split": cells}
     environment = None
     if run.environment_id is not None:
-        with read(store.engine) as conn:
+        with read(engine) as conn:
             env = conn.execute(
                 select(t.environments).where(t.environments.c.id == run.environment_id)
             ).one()

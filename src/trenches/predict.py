@@ -15,17 +15,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from trenches import predictions as store_of
-from trenches import predictors
 from trenches.db.engine import read, write
 from trenches.errors import InvalidInput
 from trenches.patterns import inputs as inp
 from trenches.patterns.frames import read_patterns
 
 if TYPE_CHECKING:
-    from trenches.models.registry import ModelVersion
+    from sqlalchemy.engine import Engine
+
+    from trenches.models.registry import Models, ModelVersion
     from trenches.patterns.datasets import Dataset
     from trenches.predictors import Predictor
-    from trenches.store import Store
 
 CHUNK = 20_000
 _EPS = 1e-15
@@ -47,21 +47,22 @@ class PredictResult:
 
 
 def predict(
-    store: Store,
-    ref: str | ModelVersion | Predictor,
+    engine: Engine,
+    models: Models,
+    predictor: Predictor,
     pattern_ids: Sequence[int] | np.ndarray,
     *,
     trusted: bool = False,
     progress: Callable[[int], None] | None = None,
     chunk: int = CHUNK,
 ) -> PredictResult:
-    """Predict the patterns ``pattern_ids`` with the version ``ref`` where it has not.
+    """Predict the patterns ``pattern_ids`` with the version ``predictor`` where it has
+    not, loading it from ``models``.
 
     A version with an ONNX form predicts through ONNX Runtime (verified at registration
     to give the native model's labels and probabilities to 1e-5, and far quicker to
     load); otherwise through its native form.
     """
-    predictor = predictors.resolve(store, ref)
     version = predictor.version
     if version is None:
         raise InvalidInput(
@@ -69,12 +70,12 @@ def predict(
         )
     dataset = predictor.dataset
     wanted = np.unique(np.asarray(pattern_ids, dtype=np.int64))
-    with read(store.engine) as conn:
+    with read(engine) as conn:
         todo = np.setdiff1d(wanted, store_of.predicted_ids(conn, predictor.id))
     if len(todo) == 0:
         return PredictResult(version.ref, predictor.id, len(wanted), 0)
     fmt = "onnx" if "onnx" in version.formats else "native"
-    model = store.models.load(version, format=fmt, trusted=trusted)
+    model = models.load(version, format=fmt, trusted=trusted)
     classes = None if predictor.classes is None else list(predictor.classes)
     computed = 0
     for start in range(0, len(todo), chunk):
@@ -86,7 +87,7 @@ def predict(
         block = _predict_block(
             model, X, truth, dataset.label_type or "string", classes, dataset.task
         )
-        with write(store.engine) as conn:
+        with write(engine) as conn:
             computed += store_of.write_block(conn, predictor.id, found, skip_existing=True, **block)
         if progress is not None:
             progress(len(ids))

@@ -28,12 +28,13 @@ from trenches.db import engine as db
 from trenches.db import schema as t
 from trenches.db.engine import insert_returning_id
 from trenches.errors import Conflict, InvalidInput
+from trenches.patterns.sets import SPLIT_SETS, PatternSet
 
 if TYPE_CHECKING:
     import pandas as pd
+    from sqlalchemy.engine import Engine
 
     from trenches.predictors import Predictor
-    from trenches.store import Store
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class Predictions:
         """Predicted labels as text (classification)."""
         if self.label_index is None or self.classes is None:
             return None
-        return np.asarray(self.classes, dtype=object)[self.label_index]
+        return np.asarray(np.asarray(self.classes, dtype=object)[self.label_index])
 
 
 def _bytes(a: np.ndarray | None, dtype: str) -> bytes | None:
@@ -200,37 +201,33 @@ def read(conn: Connection, predictor: int) -> Predictions:
 
 # --- the predictions table ---------------------------------------------------------
 
-#: The pattern sets a split's name stands for: its active patterns, or all of them.
-SPLIT_SETS = ("validation", "test", "train", "all")
 
 #: Rows of a JSON lines file encoded at a time: bounds the memory of a big export.
 _JSON_ROWS = 50_000
 
 
 def table(
-    store: Store,
-    ref: str | Predictor,
-    patterns: Sequence[int] | np.ndarray | str | None = None,
+    engine: Engine,
+    predictor: Predictor,
+    patterns: Sequence[int] | np.ndarray | str | PatternSet | None = None,
 ) -> pd.DataFrame:
     """A predictor's predictions with the patterns they are about, by ``pattern_id``.
 
-    ``ref`` is a model version (``name@3``, ``name@production``) or a baseline's name.
     ``patterns``: None (every pattern it has a prediction for), pattern ids, a split
-    (``validation``, ``test``, ``train``, ``all``: the active patterns) or
-    ``problem:SLUG``. Columns: the inputs and the label, ``split``, ``source``,
-    ``predicted``, ``prediction`` (the class as text, or the value), ``p_<class>`` when
-    class scores were stored, ``right`` (null where undefined: a regression without a
-    tolerance), ``loss`` and, for regression, ``error`` (prediction - label). A pattern
-    of the set without a prediction is kept, with ``predicted`` False and nulls. A
-    dataset column named like one of these is renamed ``data_<name>``. ``attrs`` holds
-    the ``predictor`` and the ``pattern_set``.
+    (``validation``, ``test``, ``train``, ``all``: the active patterns) or a
+    :class:`~trenches.PatternSet` (``Store.predictions`` makes one of ``problem:SLUG``).
+    Columns: the inputs and the label, ``split``, ``source``, ``predicted``,
+    ``prediction`` (the class as text, or the value), ``p_<class>`` when class scores
+    were stored, ``right`` (null where undefined: a regression without a tolerance),
+    ``loss`` and, for regression, ``error`` (prediction - label). A pattern of the set
+    without a prediction is kept, with ``predicted`` False and nulls. A dataset column
+    named like one of these is renamed ``data_<name>``. ``attrs`` holds the
+    ``predictor`` and the ``pattern_set``.
     """
     from trenches.patterns.datasets import read_patterns
-    from trenches.predictors import resolve
 
-    predictor = resolve(store, ref)
     ds = predictor.dataset
-    with db.read(store.engine) as conn:
+    with db.read(engine) as conn:
         found = read(conn, predictor.id)
     if isinstance(patterns, str) and patterns in SPLIT_SETS:
         # The active patterns of the split, the set predictors.split names, read with their
@@ -239,36 +236,29 @@ def table(
         split = None if patterns == "all" else patterns
         inputs, info = read_patterns(ds, split=split, full_info=False)
     else:
-        name, given = _pattern_set(store, predictor, found, patterns)
+        name, given = _pattern_set(predictor, found, patterns)
         inputs, info = read_patterns(ds, ids=np.unique(given).tolist(), full_info=False)
-        _refuse_strangers(store, predictor, given, inputs.index.to_numpy())
+        _refuse_strangers(engine, predictor, given, inputs.index.to_numpy())
     frame = _join(predictor, found, inputs, info)
     frame.attrs.update(predictor=predictor.ref, pattern_set=name)
     return frame
 
 
 def _pattern_set(
-    store: Store,
     predictor: Predictor,
     found: Predictions,
-    patterns: Sequence[int] | np.ndarray | str | None,
+    patterns: Sequence[int] | np.ndarray | str | PatternSet | None,
 ) -> tuple[str, np.ndarray]:
     """The named set of pattern ids ``patterns`` stands for (ids in the caller's order)."""
     ds = predictor.dataset
     if patterns is None:
         return f"{ds.name}:predicted", found.pattern_ids
     if isinstance(patterns, str):
-        if patterns.startswith("problem:"):
-            problem = store.problems.get(patterns.split(":", 1)[1])
-            if problem.dataset != ds.name:
-                raise InvalidInput(
-                    f"problem {problem.slug!r} is about dataset {problem.dataset!r}, and "
-                    f"{predictor.ref} about {ds.name!r}"
-                )
-            return f"problem:{problem.slug}", np.asarray(problem.patterns(), dtype=np.int64)
         raise InvalidInput(
             f"patterns {patterns!r} must be {', '.join(SPLIT_SETS)}, problem:SLUG or pattern ids"
         )
+    if isinstance(patterns, PatternSet):
+        return patterns.name, np.asarray(patterns.ids, dtype=np.int64)
     ids = np.asarray(patterns)
     if ids.size and (ids.ndim != 1 or ids.dtype.kind not in "iu"):
         raise InvalidInput("patterns must be a sequence of pattern ids (integers)")
@@ -276,14 +266,14 @@ def _pattern_set(
 
 
 def _refuse_strangers(
-    store: Store, predictor: Predictor, given: np.ndarray, have: np.ndarray
+    engine: Engine, predictor: Predictor, given: np.ndarray, have: np.ndarray
 ) -> None:
     """Name the first of ``given`` that is not a pattern of the predictor's dataset."""
     strangers = given[~np.isin(given, have)]
     if len(strangers) == 0:
         return
     first = int(strangers[0])
-    with db.read(store.engine) as conn:
+    with db.read(engine) as conn:
         other = conn.execute(
             select(t.datasets.c.name)
             .select_from(t.patterns.join(t.datasets, t.patterns.c.dataset_id == t.datasets.c.id))
@@ -347,7 +337,7 @@ def _predicted(found: Predictions, rows: np.ndarray, regression: bool) -> np.nda
     index = found.label_index[rows]
     out = np.asarray(found.classes, dtype=object)[np.maximum(index, 0)]
     out[index < 0] = None
-    return out
+    return np.asarray(out)
 
 
 def _spread(has: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -34,7 +34,10 @@ if TYPE_CHECKING:
     from trenches.monitoring.monitor import Monitoring
     from trenches.patterns.datasets import Datasets
     from trenches.patterns.history import Patterns
+    from trenches.patterns.sets import PatternSet
     from trenches.patterns.snapshots import Snapshot, Snapshots
+    from trenches.predict import PredictResult
+    from trenches.predictors import Predictor, Predictors
     from trenches.problems import Problems
     from trenches.retrain import Retrains
     from trenches.runs import Run, Runs
@@ -107,6 +110,12 @@ class Store:
         from trenches.baselines import Baselines
 
         return Baselines(self.engine, self.datasets)
+
+    @cached_property
+    def predictors(self) -> Predictors:
+        from trenches.predictors import Predictors
+
+        return Predictors(self.engine, self.models, self.baselines, self.datasets)
 
     @cached_property
     def problems(self) -> Problems:
@@ -187,50 +196,114 @@ class Store:
         """What made the model version ``ref``: run, code, snapshot, data, environment."""
         from trenches.lineage import lineage
 
-        return lineage(self, ref)
+        return lineage(self.models.get(ref), engine=self.engine, runs=self.runs)
+
+    def predict(
+        self,
+        ref: str | ModelVersion | Predictor,
+        patterns: Sequence[int] | np.ndarray | PatternSet,
+        *,
+        trusted: bool = False,
+        batch_size: int | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> PredictResult:
+        """Predict ``patterns`` (ids, or a :class:`~trenches.PatternSet`) with the version
+        ``ref`` where it has no prediction yet; each batch is stored in its own
+        transaction. ``progress(n)`` hears of each batch."""
+        from trenches.patterns.sets import PatternSet
+        from trenches.predict import CHUNK, predict
+
+        ids = patterns.ids if isinstance(patterns, PatternSet) else patterns
+        return predict(
+            self.engine,
+            self.models,
+            self.predictors.resolve(ref),
+            ids,
+            trusted=trusted,
+            progress=progress,
+            chunk=batch_size or CHUNK,
+        )
 
     def evaluate(
         self,
-        ref: str | ModelVersion,
-        split: str = "validation",
+        ref: str | ModelVersion | Predictor,
+        patterns: str | PatternSet = "validation",
         *,
+        predict: bool = True,
         with_problems: bool = True,
         trusted: bool = False,
         batch_size: int | None = None,
         progress: Callable[[int, int], None] | None = None,
     ) -> EvaluateResult:
-        """Predict what the version ``ref`` (``name@3``, ``name@production``) has not
-        yet predicted of ``split`` (``validation``, ``test``, ``train``, ``all``) and,
-        ``with_problems``, of every problem's patterns; then measure it over the whole
-        split. Each prediction is stored once, each batch in its own transaction, so a
-        killed run loses at most one batch. ``progress(done, total)`` hears of each."""
-        from trenches.evaluation import evaluate_split
+        """Measure the version (or baseline) ``ref`` over ``patterns``: a split
+        (``validation``, ``test``, ``train``, ``all``) or a :class:`~trenches.PatternSet`.
 
-        return evaluate_split(
-            self,
-            ref,
-            split,
-            with_problems=with_problems,
-            trusted=trusted,
-            batch_size=batch_size,
-            progress=progress,
-        )
+        First, unless ``predict=False``, it predicts what it has not yet predicted of the
+        set and, ``with_problems``, of every problem's patterns, so the problem table
+        stays complete; each prediction is stored once, each batch in its own
+        transaction, so a killed run loses at most one batch. ``progress(done, total)``
+        hears of each batch. The reference is resolved once. A predictor without a
+        prediction for every pattern of the set is refused, never measured on part."""
+        import numpy as np
+
+        from trenches.evaluation import EvaluateResult, evaluate
+        from trenches.patterns.sets import split
+        from trenches.predict import PredictResult
+
+        costs = self.settings.costs  # a mistake in trenches.toml stops it before predicting
+        predictor = self.predictors.resolve(ref)
+        chosen = patterns if not isinstance(patterns, str) else split(predictor.dataset, patterns)
+        done = PredictResult(predictor.ref, predictor.id, len(chosen), 0)
+        if predict and predictor.version is not None:
+            wanted = chosen.ids
+            if with_problems:
+                problem_ids = [
+                    i
+                    for p in self.problems.list(dataset=predictor.dataset.name)
+                    for i in p.patterns()
+                ]
+                wanted = np.union1d(wanted, np.asarray(problem_ids, dtype=np.int64))
+            total = len(wanted)
+            done = self.predict(
+                predictor,
+                wanted,
+                trusted=trusted,
+                batch_size=batch_size,
+                progress=None if progress is None else (lambda n: progress(n, total)),
+            )
+        return EvaluateResult(evaluate(self.engine, predictor, chosen, costs=costs), done)
 
     def predictions(
-        self, ref: str, patterns: Sequence[int] | np.ndarray | str | None = None
+        self,
+        ref: str | Predictor,
+        patterns: Sequence[int] | np.ndarray | str | PatternSet | None = None,
     ) -> pd.DataFrame:
         """The predictions of a version (``name@3``) or a baseline, with the patterns
         they are about, indexed by ``pattern_id``: inputs, label, split, source,
         prediction, class scores, right, loss (and error, for regression).
 
         ``patterns``: None (every pattern it predicted), pattern ids, ``validation``,
-        ``test``, ``train``, ``all`` or ``problem:SLUG``; patterns of the set it has no
-        prediction for are kept, with ``predicted`` False. See
-        :func:`trenches.predictions.table`.
+        ``test``, ``train``, ``all``, ``problem:SLUG`` or a
+        :class:`~trenches.PatternSet`; patterns of the set it has no prediction for are
+        kept, with ``predicted`` False. See :func:`trenches.predictions.table`.
         """
+        import numpy as np
+
+        from trenches.errors import InvalidInput
+        from trenches.patterns.sets import PatternSet
         from trenches.predictions import table
 
-        return table(self, ref, patterns)
+        predictor = self.predictors.resolve(ref)
+        if isinstance(patterns, str) and patterns.startswith("problem:"):
+            problem = self.problems.get(patterns.split(":", 1)[1])
+            if problem.dataset != predictor.dataset.name:
+                raise InvalidInput(
+                    f"problem {problem.slug!r} is about dataset {problem.dataset!r}, and "
+                    f"{predictor.ref} about {predictor.dataset.name!r}"
+                )
+            ids = np.asarray(problem.patterns(), dtype=np.int64)
+            patterns = PatternSet(f"problem:{problem.slug}", ids)
+        return table(self.engine, predictor, patterns)
 
     def compare(self, a: str, b: str, *, problem: str | None = None) -> Comparison:
         """Compare ``a`` and ``b`` (versions ``name@V`` or baseline names) on the patterns

@@ -134,7 +134,7 @@ def labels(dataset: Dataset, ids: np.ndarray) -> np.ndarray:
     from trenches.patterns.frames import read_patterns
 
     frame, _ = read_patterns(dataset, ids=ids.tolist(), full_info=False, with_inputs=False)
-    return frame[dataset.label_column].to_numpy(dtype=np.float64)
+    return np.asarray(frame[dataset.label_column].to_numpy(dtype=np.float64))
 
 
 def right(

@@ -16,10 +16,9 @@ def lineage(
 
     Example: `trenches lineage cancer-clf@production`
     """
-    from trenches.lineage import lineage as walk
 
     with open_store() as store:
-        found = walk(store, ref)
+        found = store.lineage(ref)
     if as_json:
         print_json(found.to_json())
         return

@@ -15,7 +15,7 @@ from trenches.cli._output import TRUSTED_HELP, console, err_console, int64, open
 
 if TYPE_CHECKING:
     from trenches.monitoring.drift import ColumnDrift
-    from trenches.monitoring.monitor import Monitored
+    from trenches.monitoring.reports import Monitored
 
 
 class _DefaultDrift(TyperGroup):

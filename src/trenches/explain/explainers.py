@@ -257,7 +257,7 @@ def _quartiles() -> type:
     takes seconds to import, and most commands never explain)."""
     from lime.discretize import QuartileDiscretizer
 
-    class Quartiles(QuartileDiscretizer):
+    class Quartiles(QuartileDiscretizer):  # type: ignore[misc]  # lime ships no types
         """Bins at the quartiles, as LIME's, with two differences when a binned value
         is perturbed: an integer column draws a training value of its bin, so the
         model only sees whole numbers that lie in the bin; and a bin holding one value

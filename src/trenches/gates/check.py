@@ -16,8 +16,7 @@ from trenches.comparison import TEST_NAMES, paired_test
 from trenches.db.engine import read
 from trenches.errors import NotFound
 from trenches.evaluation import evaluate
-from trenches.predict import predict
-from trenches.predictors import PatternSet, resolve, split
+from trenches.patterns.sets import PatternSet, split
 from trenches.settings.gates import Criteria, GateSpec, lower_is_better, metric_parts
 
 if TYPE_CHECKING:
@@ -166,7 +165,7 @@ class _Context:
         key = (ref, ids.tobytes())
         if key in self._predicted:
             return
-        done = predict(self.store, ref, ids, trusted=self.trusted)
+        done = self.store.predict(ref, ids, trusted=self.trusted)
         if done.computed:
             self._predictions.pop(ref, None)
             if self.progress is not None:
@@ -175,7 +174,7 @@ class _Context:
 
     def predictions(self, ref: str) -> store_of.Predictions:
         if ref not in self._predictions:
-            predictor = resolve(self.store, ref)
+            predictor = self.store.predictors.resolve(ref)
             with read(self.store.engine) as conn:
                 self._predictions[ref] = store_of.read(conn, predictor.id)
         return self._predictions[ref]
@@ -269,7 +268,9 @@ def _label(spec: GateSpec, default: str) -> str:
 
 
 def _figure(ctx: _Context, spec: GateSpec, ref: str, ids: np.ndarray, name: str) -> float:
-    result = evaluate(ctx.store, ref, PatternSet(name, ids), costs=ctx.costs)
+    result = evaluate(
+        ctx.store.engine, ctx.store.predictors.resolve(ref), PatternSet(name, ids), costs=ctx.costs
+    )
     base, cls = metric_parts(spec.metric)
     if cls is None:
         if base not in result.metrics:

@@ -284,7 +284,7 @@ class OnnxModel:
         if self.classes_ is not None and len(outs) >= 2:
             proba = np.asarray(outs[1], dtype=np.float64)
             best = proba >= proba.max(axis=1, keepdims=True) - self.TIE
-            return np.asarray(self.classes_)[best.argmax(axis=1)]
+            return np.asarray(np.asarray(self.classes_)[best.argmax(axis=1)])
         out = np.asarray(outs[0])
         return out.ravel() if out.ndim > 1 and out.shape[1] == 1 else out
 

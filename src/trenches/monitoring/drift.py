@@ -75,7 +75,7 @@ def _floats(series: pd.Series) -> np.ndarray:
     import pandas as pd
 
     if series.dtype == bool:
-        return series.to_numpy(dtype=np.float64)
+        return np.asarray(series.to_numpy(dtype=np.float64))
     values = pd.to_numeric(series, errors="coerce")
     return np.asarray(values, dtype=np.float64)
 

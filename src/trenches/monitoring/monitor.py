@@ -356,10 +356,9 @@ class Monitoring:
         missing), as labels or values."""
         from trenches import predictions as store_of
         from trenches.predict import predict
-        from trenches.predictors import resolve
 
-        predictor = resolve(self._store, version)
-        predict(self._store, predictor, ids, trusted=trusted)
+        predictor = self._store.predictors.resolve(version)
+        predict(self._store.engine, self._store.models, predictor, ids, trusted=trusted)
         with read(self._store.engine) as conn:
             found = store_of.read(conn, predictor.id)
         rows = np.searchsorted(found.pattern_ids, ids)
@@ -380,14 +379,13 @@ class Monitoring:
         """Real metrics of the window where feedback gave labels, next to the
         reference's."""
         from trenches import predictions as store_of
-        from trenches.predictors import resolve
 
         if cur.labels is None or cur.predictions is None:
             return None
         have = np.array([v is not None and not is_nan(v) for v in cur.labels], dtype=bool)
         if not have.any():
             return None
-        predictor = resolve(self._store, version)
+        predictor = self._store.predictors.resolve(version)
         with read(self._store.engine) as conn:
             found = store_of.read(conn, predictor.id)
         rows = np.searchsorted(found.pattern_ids, ref_ids)

@@ -11,7 +11,8 @@ from typing import Any
 import orjson
 
 from trenches import timestamps
-from trenches.monitoring.results import ColumnDrift, DriftReport, DriftSettings
+from trenches.monitoring.results import ColumnDrift, DriftReport
+from trenches.settings.monitor import DriftSettings
 
 
 def finite(x: float | None) -> float | None:

@@ -75,7 +75,7 @@ def _mix(z: np.ndarray) -> np.ndarray:
     """SplitMix64's finaliser, element-wise on uint64 (wrapping arithmetic)."""
     z = (z ^ (z >> np.uint64(30))) * _M1
     z = (z ^ (z >> np.uint64(27))) * _M2
-    return z ^ (z >> np.uint64(31))
+    return np.asarray(z ^ (z >> np.uint64(31)))
 
 
 def row_hash(words: np.ndarray, seeds: tuple[int, int]) -> np.ndarray:
@@ -335,4 +335,4 @@ def _text_words(
     codes, uniques = pd.factorize(np.asarray(texts, dtype=object))
     # A missing text has code -1: the 0 appended last.
     words = np.array([*(word(str(u)) for u in uniques), 0], dtype=np.uint64)
-    return words[codes]
+    return np.asarray(words[codes])

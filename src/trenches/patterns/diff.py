@@ -365,7 +365,7 @@ def _reasons(info: pd.DataFrame, fates: pd.DataFrame, changes: pd.DataFrame) -> 
     for k in np.flatnonzero(became >= 0).tolist():
         source = info.at[int(became[k]), "source"]
         reason[k] = f"relabelled as pattern {became[k]}, source {source}: {reason[k]}"
-    return reason
+    return np.asarray(reason)
 
 
 def _pattern_frame(info: pd.DataFrame, text: _LabelText, ids: np.ndarray) -> pd.DataFrame:

@@ -93,7 +93,7 @@ def _groups(keys: np.ndarray, ids: np.ndarray) -> list[np.ndarray]:
 def _row_keys(frame: pd.DataFrame) -> np.ndarray:
     if frame.shape[1] == 0:
         return np.zeros(len(frame), dtype=np.uint64)
-    return pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    return np.asarray(pd.util.hash_pandas_object(frame, index=False).to_numpy())
 
 
 def _near(frame: pd.DataFrame, dataset: Dataset, precision: int) -> pd.DataFrame:

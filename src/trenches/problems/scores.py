@@ -170,9 +170,7 @@ class Scorer:
 
     def predictions(self, ref: str) -> store_of.Predictions:
         if ref not in self._found:
-            from trenches.predictors import resolve
-
-            predictor = resolve(self.store, ref)
+            predictor = self.store.predictors.resolve(ref)
             with read(self.store.engine) as conn:
                 self._found[ref] = store_of.read(conn, predictor.id)
         return self._found[ref]

@@ -84,7 +84,7 @@ _REGRESSION_COLUMNS = ("rmse", "mae", "r2")
 
 def _metrics(store: Store, scope: _Scope) -> str:
     from trenches.evaluation import evaluate
-    from trenches.predictors import split
+    from trenches.patterns.sets import split
 
     parts: list[str] = []
     for index, ds in enumerate(scope.datasets, 1):
@@ -106,7 +106,7 @@ def _metrics(store: Store, scope: _Scope) -> str:
         missing: list[str] = []
         for v in versions:
             try:
-                found = evaluate(store, v, validation)
+                found = evaluate(store.engine, store.predictors.resolve(v), validation)
             except InvalidInput as e:
                 missing.append(f"<li>{_e(v.ref)}: {_e(e)}</li>")
                 continue

@@ -17,7 +17,6 @@ import pandas as pd
 from trenches import predictions as store_of
 from trenches.db.engine import read
 from trenches.errors import InvalidInput
-from trenches.predictors import resolve
 
 if TYPE_CHECKING:
     from trenches.store import Store
@@ -29,7 +28,7 @@ def history(store: Store, dataset: str | None = None) -> pd.DataFrame:
     wrong and trained on, and the version's validation accuracy when it has predicted
     the whole split."""
     from trenches.evaluation import evaluate
-    from trenches.predictors import PatternSet, split
+    from trenches.patterns.sets import PatternSet, split
     from trenches.problems.scores import Scorer
 
     records: list[dict[str, Any]] = []
@@ -44,9 +43,9 @@ def history(store: Store, dataset: str | None = None) -> pd.DataFrame:
                 if ds.name not in validation:
                     validation[ds.name] = split(ds, "validation")
                 try:
-                    accuracy[ref] = evaluate(store, ref, validation[ds.name]).metrics.get(
-                        "accuracy", float("nan")
-                    )
+                    accuracy[ref] = evaluate(
+                        store.engine, store.predictors.resolve(ref), validation[ds.name]
+                    ).metrics.get("accuracy", float("nan"))
                 except InvalidInput:
                     accuracy[ref] = float("nan")  # not evaluated on validation (yet)
             s = scorer.score(problem, ds, entry)
@@ -187,7 +186,7 @@ def drill_rows(store: Store, table: pd.DataFrame) -> dict[tuple[str, str], list[
         for record in rows.itertuples():
             ref = str(record.version)
             if ref not in found_by_ref:
-                predictor = resolve(store, ref)
+                predictor = store.predictors.resolve(ref)
                 with read(store.engine) as conn:
                     found_by_ref[ref] = store_of.read(conn, predictor.id)
             found = found_by_ref[ref]

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from trenches.monitoring.drift import ColumnDrift
-    from trenches.monitoring.monitor import Alert, Monitored
+    from trenches.monitoring.reports import Alert, Monitored
     from trenches.retrain.record import Retrain
     from trenches.store import Store
 

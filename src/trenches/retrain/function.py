@@ -9,7 +9,7 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from trenches.patterns.snapshots import TrainingData
@@ -53,4 +53,4 @@ def load_function(settings: RetrainSettings) -> Callable[[TrainingData], Any]:
         raise settings.error(
             "train", f"{settings.train} is a {type(function).__name__}, not a function"
         )
-    return function
+    return cast("Callable[[TrainingData], Any]", function)

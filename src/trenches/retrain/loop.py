@@ -161,8 +161,7 @@ class Pass:
     def predict(self, candidate: ModelVersion) -> tuple[str, np.ndarray, list[Problem]]:
         """Predict the validation split and every problem's patterns with the candidate
         and production (only what is not stored yet)."""
-        from trenches.predict import predict
-        from trenches.predictors import split
+        from trenches.patterns.sets import split
 
         validation = split(self.dataset, "validation")
         name, ids = validation.name, validation.ids
@@ -180,7 +179,7 @@ class Pass:
                 self.say("predict", f"predicting {what} with {ref}", done, len(wanted))
 
             self.say("predict", f"predicting {what} with {ref}", 0, len(wanted))
-            result = predict(self.store, ref, wanted, trusted=self.trusted, progress=advance)
+            result = self.store.predict(ref, wanted, trusted=self.trusted, progress=advance)
             made[ref] = result.computed
             self.say(
                 "predicted",
@@ -263,7 +262,7 @@ class Pass:
 
     def compare(self, candidate: ModelVersion, name: str, ids: np.ndarray) -> Figures:
         from trenches.evaluation import evaluate
-        from trenches.predictors import PatternSet
+        from trenches.patterns.sets import PatternSet
 
         metric, lower = self.metric, lower_is_better(self.metric)
         gain = self.settings.min_improvement
@@ -281,7 +280,15 @@ class Pass:
                 "be judged better",
             )
         costs = self.project.costs
-        c = _figure(evaluate(self.store, candidate, PatternSet(name, ids), costs=costs), metric)
+        c = _figure(
+            evaluate(
+                self.store.engine,
+                self.store.predictors.resolve(candidate),
+                PatternSet(name, ids),
+                costs=costs,
+            ),
+            metric,
+        )
         if self.production is None:
             why = (
                 f"there is no production version of {self.settings.model} yet, so the "
@@ -308,7 +315,15 @@ class Pass:
                 "figures are over different patterns",
             )
         assert prod_ref is not None
-        p = _figure(evaluate(self.store, prod_ref, PatternSet(name, ids), costs=costs), metric)
+        p = _figure(
+            evaluate(
+                self.store.engine,
+                self.store.predictors.resolve(prod_ref),
+                PatternSet(name, ids),
+                costs=costs,
+            ),
+            metric,
+        )
         if c is None or p is None:
             whose = "the candidate" if c is None else f"production ({prod_ref})"
             return figures(

@@ -91,7 +91,7 @@ class ServedModel:
 
 def _plain(labels: np.ndarray) -> list[Any]:
     """Labels as JSON-ready Python values (numpy ints and strings made plain)."""
-    return np.asarray(labels).tolist()
+    return list(np.asarray(labels).tolist())
 
 
 def load_served(store: Store, ref: str, *, trusted: bool = False) -> ServedModel:

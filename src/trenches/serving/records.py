@@ -28,7 +28,7 @@ from trenches.models import formats
 from trenches.patterns.datasets import check_source
 from trenches.problems import POLARITIES, AddResult
 from trenches.serving.feedback import Labels
-from trenches.serving.protocols import PayloadError
+from trenches.serving.payloads import PayloadError
 
 if TYPE_CHECKING:
     from trenches.store import Store

@@ -1,0 +1,38 @@
+"""Named sets of patterns: a split's active patterns, a problem's, any ids with a name.
+Every figure trenches gives is over one of these, and says which."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from trenches.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from trenches.patterns.datasets import Dataset
+
+#: The pattern sets a split's name stands for: its active patterns, or all of them.
+SPLIT_SETS = ("validation", "test", "train", "all")
+
+
+@dataclass(frozen=True)
+class PatternSet:
+    """A named set of pattern ids of one dataset, ascending: ``cancer:validation``,
+    ``problem:thin-margins``."""
+
+    name: str
+    ids: np.ndarray = field(compare=False, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def split(dataset: Dataset, name: str) -> PatternSet:
+    """The active patterns of one split of ``dataset`` (or ``all``)."""
+    if name not in SPLIT_SETS:
+        raise InvalidInput(f"split {name!r} must be train, validation, test or all")
+    return PatternSet(
+        f"{dataset.name}:{name}", dataset.pattern_ids(None if name == "all" else name)
+    )
