@@ -21,7 +21,7 @@ import trenches
 from trenches import predictions as store_of
 from trenches.backfill import BackfillResult, SkippedVersion, backfill, gaps
 from trenches.db import schema as t
-from trenches.predictors import split
+from trenches.patterns.sets import split
 
 from conftest import run_cli
 

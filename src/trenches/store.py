@@ -101,7 +101,7 @@ class Store:
         return Models(
             self.engine,
             self.artifacts,
-            self.datasets,
+            lambda: self.datasets,
             guard=lambda ref, alias, force: self.gates.guard_promotion(ref, alias, force),
         )
 

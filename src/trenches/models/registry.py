@@ -95,12 +95,14 @@ class Models:
         self,
         engine: Engine,
         artifacts: ArtifactStore,
-        datasets: Datasets,
+        datasets: Callable[[], Datasets],
         *,
         guard: PromotionGuard | None = None,
     ) -> None:
         self._engine = engine
         self._artifacts = artifacts
+        # Asked for only when a version is registered: a server that loads a model
+        # never loads the datasets' code (pandas, pyarrow).
         self._datasets = datasets
         # What promotion policy refuses (a version whose latest check failed), given
         # by whoever owns the policy: the registry only moves aliases.
@@ -135,9 +137,9 @@ class Models:
             raise InvalidInput(f"a {type(model).__name__} has no predict method; not a model")
         ds = None
         if dataset is not None:
-            ds = self._datasets.get(dataset)
+            ds = self._datasets().get(dataset)
         elif run is not None and run.snapshot is not None:
-            ds = self._datasets.by_id(run.snapshot.dataset_id)
+            ds = self._datasets().by_id(run.snapshot.dataset_id)
         if X is None:
             if run is None or run.snapshot is None:
                 raise InvalidInput(
