@@ -1,6 +1,6 @@
 """The request log's records (``trenches.requests.records``): one codec for a served
 request and a feedback, between the record the server logs, the row the database
-stores and the line a spool file holds."""
+stores and the line a spool file holds; and reading a window of the log as columns."""
 
 from __future__ import annotations
 
@@ -236,3 +236,107 @@ def test_a_record_written_by_the_log_reads_back_the_same(
     assert [
         (f.row, f.label, f.rating, f.comment, timestamps.to_us(f.created_at)) for f in back
     ] == [(f.row, f.label, f.rating, f.comment, f.created_at) for f in expected]
+
+
+# --- a window as columns ------------------------------------------------------------------
+
+
+def _window_row_by_row(store: trenches.Store) -> dict[str, Any]:
+    """What a window is, computed the slow way from ``store.requests.list()``, one
+    entry per input row, as monitoring read it before windows were columns: requests
+    with the same columns make one frame, sliced back into the order received."""
+    listed = store.requests.list()
+    out: dict[str, list[Any]] = {k: [] for k in ("request_id", "row", "version", "answer", "label")}
+    blocks: dict[tuple[str, ...], list[list[Any]]] = {}
+    order: list[tuple[tuple[str, ...], int]] = []
+    for r in listed.itertuples(index=False):
+        columns, data = tuple(r.inputs.get("columns") or ()), r.inputs.get("data") or []
+        if not columns or not data:
+            continue
+        blocks.setdefault(columns, []).extend(data)
+        order.append((columns, len(data)))
+        answer = r.outputs.get("labels") or r.outputs.get("values") or []
+        given = {f["row"]: f["label"] for f in r.feedback or () if f["label"] is not None}
+        for k in range(len(data)):
+            out["request_id"].append(r.request_id)
+            out["row"].append(k)
+            out["version"].append(r.version)
+            out["answer"].append(answer[k] if len(answer) == len(data) else None)
+            out["label"].append(given.get(k))
+    built = {c: pd.DataFrame(data, columns=list(c)) for c, data in blocks.items()}
+    offsets = dict.fromkeys(built, 0)
+    parts = []
+    for c, n in order:
+        parts.append(built[c].iloc[offsets[c] : offsets[c] + n])
+        offsets[c] += n
+    return {"inputs": pd.concat(parts, ignore_index=True), **out}
+
+
+def test_a_window_is_the_rows_of_its_requests_as_columns(
+    store: trenches.Store, version: trenches.ModelVersion, tmp_path: Path
+) -> None:
+    X = pd.DataFrame({"a": [0.0, 1.0]})
+    other = store.models.register(LogisticRegression().fit(X, ["x", "y"]), "other", X=X)
+    now = timestamps.now_us()
+    logged = [
+        # id, version, columns, data, labels
+        ("a", version, ["radius", "grade"], [[1.5, 2], [2.5, 3]], ["benign", "malignant"]),
+        ("b", other, ["radius", "grade"], [[3.5, 1]], ["x"]),
+        ("c", version, ["grade", "radius", "extra"], [[4, 4.5, "z"]], ["benign"]),
+        ("d", version, [], [], None),  # inputs not logged
+        ("e", version, ["radius", "grade"], [[5.5, None], [6.5, 2]], ["benign"]),  # one label short
+    ]
+    log = RequestLog(store.location.db_url, tmp_path / "spool")
+    log.start()
+    for k, (rid, by, columns, data, labels) in enumerate(logged):
+        inputs = {"columns": columns, "data": data}
+        if not columns:
+            inputs["error"] = "TypeError: not logged"
+        log.put(
+            LoggedRequest(
+                rid,
+                by.id,
+                "predict",
+                len(data),
+                lambda inputs=inputs: inputs,
+                {"labels": labels, "scores": None, "values": None},
+                100,
+                now + k,
+            )
+        )
+    for rid, row, label, at in [
+        ("a", 1, "benign", 1),
+        ("a", 1, "malignant", 2),  # the newest counts
+        ("a", 0, None, 3),  # a rating only
+        ("c", 0, "malignant", 4),
+        ("e", 7, "benign", 5),  # no such row
+    ]:
+        log.put(LoggedFeedback(rid, row, label, 1.0, None, now + at))
+    log.stop()
+
+    window = store.requests.window()
+    assert isinstance(window, trenches.RequestWindow)
+    expected = _window_row_by_row(store)
+    assert window.requests == 5 and len(window) == 6
+    pd.testing.assert_frame_equal(window.inputs, expected["inputs"])
+    assert list(window.request_id) == expected["request_id"] == ["a", "a", "b", "c", "e", "e"]
+    assert list(window.row) == expected["row"] == [0, 1, 0, 0, 0, 1]
+    versions = {version.id: version.ref, other.id: other.ref}
+    assert [versions[v] for v in window.version_id] == expected["version"]
+    assert (
+        list(window.answer)
+        == expected["answer"]
+        == ["benign", "malignant", "x", "benign", None, None]
+    )
+    assert (
+        list(window.label)
+        == expected["label"]
+        == [None, "malignant", None, "malignant", None, None]
+    )
+    assert list(window.received_at) == [now, now, now + 1, now + 2, now + 4, now + 4]
+
+    only = store.requests.window(version="clf@1", since=now + 1)
+    assert only.requests == 3 and list(only.request_id) == ["c", "e", "e"]
+    assert list(only.inputs.columns) == ["grade", "radius", "extra"]
+    empty = store.requests.window(until=now)
+    assert (empty.requests, len(empty), len(empty.inputs.columns)) == (0, 0, 0)

@@ -56,12 +56,15 @@ if TYPE_CHECKING:
     from trenches.patterns.snapshots import Snapshots
     from trenches.problems import AddResult, Problem, Problems, ProblemScore
     from trenches.quality import Finding, QualityReport
+    from trenches.requests.feedback import Feedback
+    from trenches.requests.log import Requests
+    from trenches.requests.patterns import RequestPattern, ToPatterns
+    from trenches.requests.window import RequestWindow
     from trenches.retrain import Retrains
     from trenches.retrain.record import Figures, ProblemTally, Retrain
     from trenches.retrain.settings import RetrainSettings
     from trenches.runs import Run, RunInfo
     from trenches.runs.search import Runs
-    from trenches.serving.records import Feedback, RequestPattern, Requests, ToPatterns
     from trenches.store import Store, open
     from trenches.verdicts import Tolerance
 
@@ -127,10 +130,11 @@ _LAZY = {
     "ProblemTally": "trenches.retrain.record",
     "RetrainSettings": "trenches.retrain.settings",
     "Runs": "trenches.runs.search",
-    "Requests": "trenches.serving.records",
-    "Feedback": "trenches.serving.records",
-    "ToPatterns": "trenches.serving.records",
-    "RequestPattern": "trenches.serving.records",
+    "Requests": "trenches.requests.log",
+    "Feedback": "trenches.requests.feedback",
+    "ToPatterns": "trenches.requests.patterns",
+    "RequestPattern": "trenches.requests.patterns",
+    "RequestWindow": "trenches.requests.window",
 }
 
 
@@ -193,6 +197,7 @@ __all__ = [
     "Problems",
     "QualityReport",
     "RequestPattern",
+    "RequestWindow",
     "Requests",
     "Retrain",
     "RetrainSettings",

@@ -31,9 +31,9 @@ if TYPE_CHECKING:
     from trenches.patterns.history import Patterns
     from trenches.patterns.snapshots import Snapshot, Snapshots
     from trenches.problems import Problems
+    from trenches.requests.log import Requests
     from trenches.retrain import Retrains
     from trenches.runs import Run, Runs
-    from trenches.serving.records import Requests
 
 
 class Store:
@@ -107,7 +107,7 @@ class Store:
 
     @cached_property
     def requests(self) -> Requests:
-        from trenches.serving.records import Requests
+        from trenches.requests.log import Requests
 
         return Requests(self)
 
