@@ -60,11 +60,14 @@ if TYPE_CHECKING:
     from trenches.predictors import Predictor, Predictors
     from trenches.problems import AddResult, Problem, Problems
     from trenches.problems.scores import ProblemScore
+    from trenches.requests.feedback import Feedback
+    from trenches.requests.log import Requests
+    from trenches.requests.patterns import RequestPattern, ToPatterns
+    from trenches.requests.window import RequestWindow
     from trenches.retrain import Retrains
     from trenches.retrain.record import Figures, ProblemTally, Retrain
     from trenches.runs import Run, RunInfo
     from trenches.runs.search import Runs
-    from trenches.serving.records import Feedback, RequestPattern, Requests, ToPatterns
     from trenches.settings import (
         ColumnSettings,
         Criteria,
@@ -135,10 +138,6 @@ _LAZY = {
     "Figures": "trenches.retrain.record",
     "ProblemTally": "trenches.retrain.record",
     "Runs": "trenches.runs.search",
-    "Requests": "trenches.serving.records",
-    "Feedback": "trenches.serving.records",
-    "ToPatterns": "trenches.serving.records",
-    "RequestPattern": "trenches.serving.records",
     "EvaluateResult": "trenches.evaluation",
     "PredictResult": "trenches.predict",
     "Predictor": "trenches.predictors",
@@ -151,6 +150,11 @@ _LAZY = {
     "GateSpec": "trenches.settings",
     "DriftSettings": "trenches.settings",
     "ColumnSettings": "trenches.settings",
+    "Requests": "trenches.requests.log",
+    "Feedback": "trenches.requests.feedback",
+    "ToPatterns": "trenches.requests.patterns",
+    "RequestPattern": "trenches.requests.patterns",
+    "RequestWindow": "trenches.requests.window",
 }
 
 
@@ -220,6 +224,7 @@ __all__ = [
     "Problems",
     "QualityReport",
     "RequestPattern",
+    "RequestWindow",
     "Requests",
     "Retrain",
     "RetrainSettings",

@@ -39,9 +39,9 @@ if TYPE_CHECKING:
     from trenches.predict import PredictResult
     from trenches.predictors import Predictor, Predictors
     from trenches.problems import Problems
+    from trenches.requests.log import Requests
     from trenches.retrain import Retrains
     from trenches.runs import Run, Runs
-    from trenches.serving.records import Requests
 
 
 class Store:
@@ -137,7 +137,7 @@ class Store:
 
     @cached_property
     def requests(self) -> Requests:
-        from trenches.serving.records import Requests
+        from trenches.requests.log import Requests
 
         return Requests(self)
 

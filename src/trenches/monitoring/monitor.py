@@ -22,7 +22,7 @@ from trenches.evaluation import classification_metrics, regression_metrics
 from trenches.monitoring import alerts as alerting
 from trenches.monitoring.drift import drift
 from trenches.monitoring.reports import Alert, Monitored, alert_from_row, finite, report_from_row
-from trenches.monitoring.window import Current, from_requests, is_nan, kinds_of, typed
+from trenches.monitoring.window import Current, from_window, is_nan, kinds_of, typed
 from trenches.names import in_int64
 from trenches.settings import given
 
@@ -346,8 +346,8 @@ class Monitoring:
         else:
             start = timestamps.parse(since, what="since")
             end = timestamps.parse(until, what="until")
-        requests = self._store.requests.list(since=start, until=end, version=version.model)
-        return from_requests(dataset, version, requests, start, end)
+        logged = self._store.requests.window(since=start, until=end, version=version.model)
+        return from_window(dataset, version, logged, start, end)
 
     def _reference_predictions(
         self, version: ModelVersion, ids: np.ndarray, *, trusted: bool

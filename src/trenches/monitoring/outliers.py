@@ -97,7 +97,8 @@ def rank(
     rows: np.ndarray | None = None,
     received_at: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """The ``top`` rows of ``cur`` least like ``ref``, most unusual first."""
+    """The ``top`` rows of ``cur`` least like ``ref``, most unusual first.
+    ``received_at``: when each row was received, µs since the epoch."""
     import pandas as pd
     from sklearn.ensemble import IsolationForest
 
@@ -121,7 +122,11 @@ def rank(
             "request_id": request_ids[order] if request_ids is not None else [None] * len(order),
             "row": rows[order] if rows is not None else order,
             "score": score[order],
-            "received_at": received_at[order] if received_at is not None else [None] * len(order),
+            "received_at": (
+                np.asarray(pd.to_datetime(received_at[order], unit="us", utc=True), dtype=object)
+                if received_at is not None
+                else [None] * len(order)
+            ),
             "unusual": [_why(x_cur[i], cur.iloc[i], usual) for i in order],
             "inputs": [cur.iloc[i].to_dict() for i in order],
         },

@@ -3,7 +3,6 @@ the served answers, the newest labelled feedback of each row), with the dataset'
 
 from __future__ import annotations
 
-import builtins
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -17,6 +16,7 @@ if TYPE_CHECKING:
 
     from trenches.models.registry import ModelVersion
     from trenches.patterns.datasets import Dataset
+    from trenches.requests.window import RequestWindow
 
 #: Dataset column types and the drift kind they are compared as (None: from values).
 KIND_OF_TYPE = {
@@ -37,7 +37,7 @@ class Current:
     predictions: np.ndarray | None
     request_ids: np.ndarray | None  # one per row, for outliers
     rows: np.ndarray | None
-    received_at: np.ndarray | None
+    received_at: np.ndarray | None  # µs since the epoch (int64), for outliers
     labels: np.ndarray | None  # feedback labels, None where there is none
 
 
@@ -73,15 +73,15 @@ def typed(dataset: Dataset, frame: pd.DataFrame, what: str) -> pd.DataFrame:
     return frame
 
 
-def from_requests(
+def from_window(
     dataset: Dataset,
     version: ModelVersion,
-    requests: pd.DataFrame,
+    window: RequestWindow,
     start: int | None,
     end: int | None,
 ) -> Current:
-    """The rows of a window of logged requests: inputs, the answers of ``version``, the
-    newest labelled feedback of each row."""
+    """The rows of a window of logged requests (read as columns): inputs, the answers
+    of ``version``, the newest labelled feedback of each row."""
     import pandas as pd
 
     if start is None and end is None:
@@ -92,61 +92,16 @@ def from_requests(
         span = f"before {timestamps.iso(end)}"
     else:
         span = f"{timestamps.iso(start)} to {timestamps.iso(end)}"
-    parts: builtins.list[pd.DataFrame] = []
-    request_ids: builtins.list[str] = []
-    rows: builtins.list[int] = []
-    received: builtins.list[Any] = []
-    predictions: builtins.list[Any] = []
-    labels: builtins.list[Any] = []
-    served_here = 0
-    # Requests with the same columns are one block: the frame is built per block, not
-    # per row.
-    blocks: dict[tuple[str, ...], builtins.list[builtins.list[Any]]] = {}
-    order: builtins.list[tuple[tuple[str, ...], int]] = []
-    for rid, served_by, inputs, outputs, at, feedback in zip(
-        requests["request_id"],
-        requests["version"],
-        requests["inputs"],
-        requests["outputs"],
-        requests["received_at"],
-        requests["feedback"],
-        strict=True,
-    ):
-        columns = tuple(inputs.get("columns") or ())
-        data = inputs.get("data") or []
-        if not columns or not data:
-            continue
-        block = blocks.setdefault(columns, [])
-        order.append((columns, len(data)))
-        block.extend(data)
-        n = len(data)
-        request_ids.extend([rid] * n)
-        rows.extend(range(n))
-        received.extend([at] * n)
-        mine = served_by == version.ref
-        served_here += n if mine else 0
-        answer = outputs.get("labels") or outputs.get("values") or []
-        predictions.extend(answer if mine and len(answer) == n else [None] * n)
-        given: dict[int, Any] = {}
-        for fb in feedback or ():
-            if fb.get("label") is not None:
-                given[int(fb["row"])] = fb["label"]
-        labels.extend(given.get(k) for k in range(n))
-    if blocks:
-        built = {cols: pd.DataFrame(data, columns=list(cols)) for cols, data in blocks.items()}
-        offsets = dict.fromkeys(built, 0)
-        for cols, n in order:
-            parts.append(built[cols].iloc[offsets[cols] : offsets[cols] + n])
-            offsets[cols] += n
-        frame = (
-            pd.concat(parts, ignore_index=True) if len(built) > 1 else next(iter(built.values()))
-        )
-    else:
+    frame = window.inputs
+    if not len(frame):
         frame = pd.DataFrame(columns=list(version.signature.columns))
     frame = typed(dataset, frame.reset_index(drop=True), "the request log")
-    preds = np.asarray(predictions, dtype=object)
-    keep = np.array([p is not None for p in predictions], dtype=bool)
-    description = f"{len(requests):,} requests ({len(frame):,} rows) to {version.model}, {span}"
+    mine = window.version_id == version.id
+    served_here = int(mine.sum())
+    # Answers of other versions are not this version's predictions. (JSON has no NaN:
+    # an answer not logged is None.)
+    keep = mine & pd.notna(window.answer)
+    description = f"{window.requests:,} requests ({len(frame):,} rows) to {version.model}, {span}"
     if served_here != len(frame):
         description += f"; {served_here:,} rows answered by {version.ref}"
     return Current(
@@ -154,9 +109,9 @@ def from_requests(
         description,
         start,
         end,
-        preds[keep] if keep.any() else None,
-        np.asarray(request_ids, dtype=object),
-        np.asarray(rows, dtype=np.int64),
-        np.asarray(received, dtype=object),
-        np.asarray(labels, dtype=object)[keep] if keep.any() else None,
+        window.answer[keep] if keep.any() else None,
+        window.request_id,
+        window.row,
+        window.received_at,
+        window.label[keep] if keep.any() else None,
     )

@@ -2,9 +2,10 @@
 rejected files (records set aside, each with the reason), one JSON object a line.
 
 A spool file starts with a line naming its database (``{"kind": "store", "url": ...}``),
-then one record a line: ``{"kind": "request", ...}`` or ``{"kind": "feedback", ...}``,
-with the columns of ``served_requests`` and ``feedback``. A rejected file holds the
-same records, each followed by a tab and ``{"error": "the reason"}``.
+then one record a line, as :mod:`trenches.requests.records` encodes it:
+``{"kind": "request", ...}`` or ``{"kind": "feedback", ...}``, with the fields of
+``served_requests`` and ``feedback``. A rejected file holds the same records, each
+followed by a tab and ``{"error": "the reason"}``.
 
 Records are appended whole: a write that fails part-way (a full disk) is cut back to
 the end of the last whole record, so a file ends in half a record only if its process
@@ -14,101 +15,27 @@ was killed while writing it; a reader sets such a tail aside.
 from __future__ import annotations
 
 import contextlib
-import json
+import logging
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO
 
 import orjson
+
+from trenches.requests import records
+from trenches.serving.batches import Batch
 
 try:  # POSIX: a spool file is claimed with a lock its writer holds while alive
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-#: The columns of a record of each kind, in the order of its row tuple; the fields
-#: holding JSON text are written as JSON, not as a string.
-COLUMNS = {
-    "request": (
-        "request_id",
-        "version_id",
-        "endpoint",
-        "n",
-        "inputs",
-        "outputs",
-        "latency_us",
-        "received_at",
-    ),
-    "feedback": ("request_id", "row", "label", "rating", "comment", "created_at"),
-}
-_JSON_FIELDS = frozenset({"inputs", "outputs", "label"})
+log = logging.getLogger("trenches.serve.requests")
+
 #: Bytes written at once when appending many records.
 _CHUNK = 256 * 1024
-
-
-def encode(kind: str, row: Sequence[Any]) -> bytes:
-    """One record as a spool line. Raises TypeError for a value JSON lines cannot
-    carry back exactly (an integer beyond 64 bits)."""
-    record: dict[str, Any] = {"kind": kind}
-    for name, value in zip(COLUMNS[kind], row, strict=True):
-        as_json = name in _JSON_FIELDS and value is not None
-        record[name] = orjson.Fragment(value) if as_json else value
-    return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
-
-
-def encode_anything(kind: str, fields: dict[str, Any]) -> bytes:
-    """A record as a line of a rejected file, whatever its values: what orjson cannot
-    write (an integer beyond 64 bits, an object) the standard library writes, or as
-    text. ``fields`` hold values, JSON fields included (not JSON text)."""
-    record = {"kind": kind, **fields}
-    try:
-        return orjson.dumps(record, default=str)
-    except TypeError:
-        return json.dumps(record, default=str, separators=(",", ":")).encode()
-
-
-def encode_anyhow(kind: str, row: Sequence[Any]) -> bytes:
-    """One record as a line of a rejected file: as a spool line if it can be one, else
-    with :func:`encode_anything`."""
-    with contextlib.suppress(TypeError):  # not a spool line: written field by field
-        return encode(kind, row)
-    fields = {}
-    for name, value in zip(COLUMNS[kind], row, strict=False):
-        if name in _JSON_FIELDS and isinstance(value, str):
-            with contextlib.suppress(ValueError):
-                value = orjson.loads(value)
-        fields[name] = value
-    return encode_anything(kind, fields)
-
-
-def parse(line: bytes) -> tuple[str, tuple[Any, ...]]:
-    """A spool line back as (kind, row tuple); raises ValueError, KeyError or TypeError
-    if it is malformed."""
-    d = orjson.loads(line)
-    kind = d["kind"]
-    if kind == "request":
-        return kind, (
-            str(d["request_id"]),
-            int(d["version_id"]),
-            str(d["endpoint"]),
-            int(d["n"]),
-            orjson.dumps(d["inputs"]).decode(),
-            orjson.dumps(d["outputs"]).decode(),
-            int(d["latency_us"]),
-            int(d["received_at"]),
-        )
-    if kind == "feedback":
-        label = d["label"]
-        return kind, (
-            str(d["request_id"]),
-            int(d["row"]),
-            None if label is None else orjson.dumps(label).decode(),
-            None if d["rating"] is None else float(d["rating"]),
-            d["comment"],
-            int(d["created_at"]),
-        )
-    raise ValueError(f"unknown kind {kind!r}")
 
 
 def header(url: str) -> bytes:
@@ -206,3 +133,129 @@ def append_to(path: Path, lines: Sequence[bytes]) -> OSError | None:
     if error is not None and size == 0:
         path.unlink(missing_ok=True)
     return error
+
+
+class SpoolFile:
+    """This process's spool file (``path``): records wait in it for the database.
+
+    Opened and claimed on the first append, with a first line naming its database
+    (``store_url``); loaded back by this process from where its last loading stopped.
+    Appends come from request threads and the writer; loading, from the writer.
+    """
+
+    def __init__(self, path: Path, store_url: str) -> None:
+        self.path = path
+        self._store_url = store_url
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._size = 0  # bytes of whole records
+        self._loaded = 0  # bytes already stored
+        #: Records in it not yet stored.
+        self.waiting = 0
+
+    def append(self, lines: Sequence[bytes]) -> tuple[int, OSError | None]:
+        """Append whole ``lines``, as many as there is room for: the number appended,
+        and the error that stopped the rest, if one did."""
+        with self._lock:
+            try:
+                fd = self._fd if self._fd is not None else self._open()
+                done, self._size, error = append(fd, lines, self._size)
+            except OSError as e:
+                done, error = 0, e
+            self.waiting += done
+        return done, error
+
+    def _open(self) -> int:
+        """Open (and claim) the file, with its first line written."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        claim(fd)
+        size = os.fstat(fd).st_size
+        if size == 0:
+            _, size, error = append(fd, [header(self._store_url)], 0)
+            if error is not None:
+                os.close(fd)
+                self.path.unlink(missing_ok=True)
+                raise error
+        self._fd, self._size = fd, size
+        return fd
+
+    def close(self) -> int:
+        """Sync and close the file, deleted if no record waits in it; the number of
+        records that wait in it."""
+        with self._lock:
+            fd, self._fd = self._fd, None
+            if fd is None:
+                return 0
+            try:
+                os.fsync(fd)
+            except OSError as e:
+                log.error("request log: cannot sync the spool file %s: %s", self.path, e)
+            finally:
+                os.close(fd)
+            if not self.waiting:  # a first line, and no room for more
+                self.path.unlink(missing_ok=True)
+            return self.waiting
+
+    def unloaded(self) -> tuple[int, int] | None:
+        """The bytes not loaded back yet (from, to), or None when the file is closed."""
+        with self._lock:
+            return None if self._fd is None else (self._loaded, self._size)
+
+    def stored(self, position: int, n: int) -> None:
+        """``n`` records, up to byte ``position``, are stored (or set aside)."""
+        with self._lock:
+            self._loaded = position
+            self.waiting -= n
+
+    def finish(self) -> bool:
+        """After loading back: close and delete the file if everything in it is stored;
+        False when records were appended meanwhile (it stays open)."""
+        with self._lock:
+            assert self._fd is not None
+            if self._size != self._loaded:
+                return False
+            self.path.unlink(missing_ok=True)
+            os.close(self._fd)
+            self._fd = None
+            self._loaded = self.waiting = 0
+            return True
+
+
+Read = tuple[Batch | None, int, list[tuple[bytes, str]]]
+
+
+def read_batches(fh: IO[bytes], end: int | None, store_url: str, size: int) -> Iterator[Read]:
+    """Batches of up to ``size`` records of the spool file ``fh``, read up to byte
+    ``end``: each with the position after its last line and the lines among them that
+    cannot be read (with the reason). A single None batch if the file belongs to
+    another database than ``store_url``."""
+    batch, bad = Batch(), []
+    number = 0
+    name = Path(str(fh.name)).name
+    while end is None or fh.tell() < end:
+        line = fh.readline()
+        if not line:
+            break
+        number += 1
+        if not line.endswith(b"\n"):
+            why = "cut short (its process stopped while writing it)"
+            bad.append((line, f"{name}, line {number}: {why}"))
+            break
+        if not line.strip():
+            continue
+        url = header_url(line) if number == 1 else None
+        if url is not None:
+            if url != store_url:
+                yield None, fh.tell(), []
+                return
+            continue
+        try:
+            batch.append(*records.decode(line))
+        except Exception as e:
+            bad.append((line, f"{name}, line {number} cannot be read: {e}"))
+        if len(batch) >= size:
+            yield batch, fh.tell(), bad
+            batch, bad = Batch(), []
+    if len(batch) or bad:
+        yield batch, fh.tell(), bad

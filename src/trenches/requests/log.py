@@ -1,0 +1,236 @@
+"""The request log as the rest of trenches reads it: ``store.requests``.
+
+Served requests and feedback are written by the server's
+:class:`~trenches.serving.requestlog.RequestLog`, in the records of
+:mod:`trenches.requests.records`; here they are listed (a DataFrame of requests, for
+people), read as a window of columns (for monitoring), given feedback by hand, and
+made patterns.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sqlalchemy import Select, select
+
+from trenches import timestamps
+from trenches.db import schema as t
+from trenches.db.engine import read
+from trenches.errors import InvalidInput, NotFound
+from trenches.requests import feedback as feedback_of
+from trenches.requests import window as windows
+from trenches.requests.records import collector_paused, json_column
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from trenches.requests.feedback import Feedback
+    from trenches.requests.patterns import ToPatterns
+    from trenches.requests.window import RequestWindow
+    from trenches.store import Store
+
+LIST_COLUMNS = (
+    "request_id",
+    "version",
+    "endpoint",
+    "n",
+    "inputs",
+    "outputs",
+    "latency_ms",
+    "received_at",
+    "feedback",
+)
+
+
+class Requests:
+    """The request log of a store: ``store.requests``."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    # --- reading ----------------------------------------------------------------------
+
+    def _query(
+        self,
+        since: str | datetime | int | None,
+        until: str | datetime | int | None,
+        version: str | None,
+    ) -> Select[Any]:
+        """The served requests received in ``[since, until)`` by ``version`` (a
+        version, or a model name: all its versions), joined to their versions and
+        models; no columns chosen, no order."""
+        r, v, m = t.served_requests.c, t.model_versions.c, t.models.c
+        where: builtins.list[Any] = []
+        start = timestamps.parse(since, what="since")
+        end = timestamps.parse(until, what="until")
+        if start is not None:
+            where.append(r.received_at >= start)
+        if end is not None:
+            where.append(r.received_at < end)
+        if version is not None:
+            if "@" in version:
+                where.append(r.version_id == self._store.models.get(version).id)
+            else:
+                if version not in self._store.models.names():
+                    raise NotFound(f"no model named {version!r}")
+                where.append(m.name == version)
+        joined = t.served_requests.join(t.model_versions, r.version_id == v.id).join(
+            t.models, v.model_id == m.id
+        )
+        return select(r.id).select_from(joined).where(*where)
+
+    def list(
+        self,
+        *,
+        since: str | datetime | int | None = None,
+        until: str | datetime | int | None = None,
+        version: str | None = None,
+        limit: int | None = None,
+    ) -> pd.DataFrame:
+        """Served requests received in ``[since, until)``, oldest first (with ``limit``,
+        the newest ``limit`` of them): request_id, version (name@V), endpoint, n (input
+        rows), inputs ({"columns", "data"}), outputs ({"labels", "scores", "values"}),
+        latency_ms, received_at (UTC), and feedback (a list of dicts, or None).
+
+        ``version``: a version (``name@3``, ``name@production``) or a model name (all
+        its versions).
+        """
+        r, v, m = t.served_requests.c, t.model_versions.c, t.models.c
+        chosen = self._query(since, until, version)
+        if limit is not None and limit < 0:
+            raise InvalidInput(f"limit {limit} must be 0 or more")
+        query = chosen.with_only_columns(
+            r.request_id,
+            m.name,
+            v.version,
+            r.endpoint,
+            r.n,
+            r.inputs,
+            r.outputs,
+            r.latency_us,
+            r.received_at,
+        ).order_by(r.received_at.desc(), r.id.desc())
+        if limit is not None:
+            query = query.limit(limit)
+        f = t.feedback.c
+        with read(self._store.engine) as conn:
+            rows = builtins.list(conn.execute(query).cursor.fetchall())
+            ids = query.with_only_columns(r.request_id).subquery()
+            feedback = conn.execute(
+                select(*(f[c] for c in feedback_of.COLUMNS))
+                .where(f.request_id.in_(select(ids.c.request_id)))
+                .order_by(f.created_at, f.id)
+            ).all()
+        rows.reverse()
+        return _listed(rows, feedback)
+
+    def window(
+        self,
+        *,
+        since: str | datetime | int | None = None,
+        until: str | datetime | int | None = None,
+        version: str | None = None,
+    ) -> RequestWindow:
+        """The requests received in ``[since, until)`` (by ``version``: a version, or a
+        model name for all its versions) as columns, one entry per input row, oldest
+        first: the inputs as one DataFrame, and for each row its request, its number in
+        the request, the version that answered, when, the answer, and the label of its
+        newest labelled feedback. What monitoring reads; ``list`` is for people."""
+        r = t.served_requests.c
+        query = self._query(since, until, version).order_by(r.received_at, r.id)
+        with read(self._store.engine) as conn:
+            return windows.read_window(conn, query)
+
+    def get_feedback(self, request_id: str) -> builtins.list[Feedback]:
+        """The feedback on a request, oldest first."""
+        return feedback_of.of_request(self._store, request_id)
+
+    # --- feedback ---------------------------------------------------------------------
+
+    def feedback(
+        self,
+        request_id: str,
+        *,
+        row: int = 0,
+        label: Any = None,
+        rating: float | None = None,
+        comment: str | None = None,
+    ) -> Feedback:
+        """Attach a true label or a rating (and a comment) to row ``row`` of a logged
+        request. The label is checked against the dataset of the version that served
+        the request, and stored as that dataset's label type; it must be one of that
+        version's classes (a classifier) or a finite number (a regressor), as the
+        server's ``POST /feedback`` asks."""
+        return feedback_of.add(
+            self._store, request_id, row=row, label=label, rating=rating, comment=comment
+        )
+
+    # --- feedback into data -----------------------------------------------------------
+
+    def to_patterns(
+        self,
+        request_ids: Sequence[str],
+        *,
+        problem: str | None = None,
+        polarity: str = "positive",
+        source: str = "production",
+        labelled_by: str | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> ToPatterns:
+        """Make each row of these requests that has a labelled feedback (the newest
+        one counts) a pattern of the dataset of the version that served it: the logged
+        inputs with the feedback's label, source ``production``. With ``problem``, the
+        patterns join that problem (as ``polarity``) and every version predicts them.
+
+        All or nothing: an unknown request id, or a request without a labelled
+        feedback, raises ``InvalidInput`` naming them, and nothing is stored. Rows that
+        are patterns already are skipped (and reported), so running it twice adds
+        nothing the second time.
+        """
+        from trenches.requests.patterns import to_patterns
+
+        return to_patterns(
+            self._store,
+            request_ids,
+            problem=problem,
+            polarity=polarity,
+            source=source,
+            labelled_by=labelled_by,
+            progress=progress,
+        )
+
+
+def _listed(rows: Sequence[Any], feedback: Sequence[Any]) -> pd.DataFrame:
+    """The frame ``list`` returns, of requests rows (oldest first) and their feedback."""
+    import pandas as pd
+
+    columns: builtins.list[Any] = builtins.list(zip(*rows, strict=True)) if rows else [()] * 9
+    rid, name, number, endpoint, n, inputs, outputs, latency, received = columns
+    by_request: dict[str, builtins.list[dict[str, Any]]] = {}
+    for fb in feedback_of.from_rows(feedback):
+        entry = fb.to_json()
+        del entry["request_id"]
+        by_request.setdefault(fb.request_id, []).append(entry)
+    with collector_paused():
+        return pd.DataFrame(
+            {
+                "request_id": np.array(rid, dtype=object),
+                "version": np.array(
+                    [f"{a}@{b}" for a, b in zip(name, number, strict=True)], dtype=object
+                ),
+                "endpoint": np.array(endpoint, dtype=object),
+                "n": np.array(n, dtype=np.int64),
+                "inputs": json_column(inputs),
+                "outputs": json_column(outputs),
+                "latency_ms": np.array(latency, dtype=np.int64) / 1000.0,
+                "received_at": pd.to_datetime(
+                    np.array(received, dtype=np.int64), unit="us", utc=True
+                ),
+                "feedback": [by_request.get(x) for x in rid],
+            },
+            columns=builtins.list(LIST_COLUMNS),
+        )
