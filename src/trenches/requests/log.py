@@ -23,7 +23,7 @@ from trenches.db.engine import read
 from trenches.errors import InvalidInput, NotFound
 from trenches.requests import feedback as feedback_of
 from trenches.requests import window as windows
-from trenches.requests.records import collector_paused, json_column
+from trenches.requests.records import json_column
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -215,7 +215,9 @@ def _listed(rows: Sequence[Any], feedback: Sequence[Any]) -> pd.DataFrame:
         entry = fb.to_json()
         del entry["request_id"]
         by_request.setdefault(fb.request_id, []).append(entry)
-    with collector_paused():
+    from trenches.patterns.frames import no_gc
+
+    with no_gc():
         return pd.DataFrame(
             {
                 "request_id": np.array(rid, dtype=object),

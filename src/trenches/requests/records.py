@@ -20,10 +20,9 @@ shape reaches every one of them.
 from __future__ import annotations
 
 import contextlib
-import gc
 import json
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -332,27 +331,15 @@ def insert(conn: Connection, requests: Sequence[Row], feedback: Sequence[Row]) -
     bulk_insert(conn, FEEDBACK.table, FEEDBACK.columns, fresh)
 
 
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector paused: reading many records makes millions of
-    small lists and numbers, which set it off over and over (it took half the time of
-    reading a window), and none of them forms a cycle."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def json_column(texts: Iterable[str | None]) -> list[Any]:
     """JSON texts of a column decoded at once (one parse of the whole column, not one a
     row); None (NULL) stays None."""
     given = [x if x is not None else "null" for x in texts]
     if not given:
         return []
-    with collector_paused():
+    from trenches.patterns.frames import no_gc
+
+    with no_gc():
         values: list[Any] = orjson.loads("[" + ",".join(given) + "]")
         if len(values) != len(given):  # a text that was not one JSON value
             values = [orjson.loads(x) for x in given]

@@ -18,7 +18,7 @@ import numpy as np
 from sqlalchemy import Connection, Select, select
 
 from trenches.db import schema as t
-from trenches.requests.records import collector_paused, json_column
+from trenches.requests.records import json_column
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -64,7 +64,9 @@ def read_window(conn: Connection, query: Select[Any]) -> RequestWindow:
         .where(f.request_id.in_(select(chosen.c.request_id)), f.label.is_not(None))
         .order_by(f.created_at, f.id)
     ).cursor.fetchall()
-    with collector_paused():
+    from trenches.patterns.frames import no_gc
+
+    with no_gc():
         columns = list(zip(*rows, strict=True)) if rows else [()] * 5
         ids, versions, inputs, outputs, received = columns
         blocks, counts = _blocks(json_column(inputs))
