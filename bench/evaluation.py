@@ -47,7 +47,6 @@ import pandas as pd
 
 import trenches
 from trenches import predictions
-from trenches.comparison import flips
 from trenches.db.engine import write
 from trenches.patterns.sets import PatternSet
 
@@ -135,7 +134,7 @@ def ours(folder: Path, rows: int, versions: int) -> dict[str, Any]:
     times = []
     for _ in range(5):
         t = time.perf_counter()
-        found = flips(store, a.ref, b.ref)
+        found = store.flips(a.ref, b.ref)
         times.append(time.perf_counter() - t)
     out["a_right_b_wrong_s"] = float(np.median(times))
     out["a_right_b_wrong"] = len(found.broken)

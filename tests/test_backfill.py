@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 import trenches
 from trenches import predictions as store_of
-from trenches.backfill import BackfillResult, SkippedVersion, backfill, gaps
+from trenches.backfill import BackfillResult, SkippedVersion
 from trenches.db import schema as t
 from trenches.patterns.sets import split
 
@@ -93,9 +93,9 @@ def test_one_backfill_predicts_every_version_on_validation_test_and_problems(
 ) -> None:
     wanted = measured_on(store, three_versions)
     told: list[int] = []
-    total = sum(g.missing for g in gaps(store))
+    total = sum(g.missing for g in store.backfill.gaps())
 
-    result = backfill(store, progress=told.append)
+    result = store.backfill(progress=told.append)
 
     assert total == 3 * len(wanted) == result.computed == result.missing == sum(told)
     assert result.versions == 3 and result.skipped == ()
@@ -113,13 +113,13 @@ def test_one_backfill_predicts_every_version_on_validation_test_and_problems(
 def test_a_second_backfill_computes_nothing(
     store: trenches.Store, three_versions: trenches.Dataset
 ) -> None:
-    backfill(store)
+    store.backfill()
     before = prediction_count(store)
 
-    again = backfill(store)
+    again = store.backfill()
 
     assert (again.computed, again.missing, again.versions) == (0, 0, 3)
-    assert all(g.missing == 0 for g in gaps(store))
+    assert all(g.missing == 0 for g in store.backfill.gaps())
     assert prediction_count(store) == before
 
 
@@ -140,7 +140,7 @@ def test_the_store_backfills_a_dataset_in_one_call_and_again_computes_nothing(
 def test_validation_patterns_added_later_are_filled_for_every_version(
     store: trenches.Store, three_versions: trenches.Dataset
 ) -> None:
-    backfill(store)
+    store.backfill()
     validation_before = split(three_versions, "validation").ids
     more = load_breast_cancer(as_frame=True).frame.iloc[:120].copy()
     more["mean radius"] *= 1.01  # new inputs, so new patterns (in any split)
@@ -149,7 +149,7 @@ def test_validation_patterns_added_later_are_filled_for_every_version(
     assert len(validation) > len(validation_before)
     new = np.setdiff1d(measured_on(store, three_versions), predicted(store, "clf@1"))
 
-    result = backfill(store, dataset="cancer")
+    result = store.backfill(dataset="cancer")
 
     assert result.computed == 3 * len(new) and result.skipped == ()
     for n in (1, 2, 3):
@@ -162,7 +162,7 @@ def test_a_pickled_version_is_skipped_with_its_reason_and_the_others_done(
     register_rule(store, three_versions)
     wanted = measured_on(store, three_versions)
 
-    result = backfill(store)
+    result = store.backfill()
 
     assert result.computed == 3 * len(wanted) and result.versions == 4
     (skipped,) = result.skipped
@@ -173,7 +173,7 @@ def test_a_pickled_version_is_skipped_with_its_reason_and_the_others_done(
     for n in (1, 2, 3):
         assert np.array_equal(predicted(store, f"clf@{n}"), wanted)
 
-    trusted = backfill(store, trusted=True)
+    trusted = store.backfill(trusted=True)
 
     assert (trusted.computed, trusted.skipped) == (len(wanted), ())
     assert np.array_equal(predicted(store, "rule@1"), wanted)
@@ -188,7 +188,7 @@ def test_a_version_whose_input_the_dataset_lacks_is_skipped(
     y = np.arange(20) % 2
     store.models.register(LogisticRegression().fit(X, y), "odd", X=X, dataset="cancer")
 
-    result = backfill(store)
+    result = store.backfill()
 
     assert result.skipped == (
         SkippedVersion(

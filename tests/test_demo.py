@@ -106,9 +106,8 @@ def test_the_demo_finds_what_it_planted_and_traces_its_models(
         assert set(relabels["labelled_by"]) == {"dr.house"}
         assert {"second opinion", "biopsy review"} == set(relabels["reason"])
         assert set(crowd.positive) <= set(relabels["new_id"])
-        from trenches.comparison import compare
 
-        flips = compare(store, "cancer-clf@4", "cancer-clf@5").problems["crowd-mistakes"]
+        flips = store.compare("cancer-clf@4", "cancer-clf@5").problems["crowd-mistakes"]
         assert flips.fixed and "relabelled by dr.house (expert)" in flips.change_note()
         assert "relabelled by dr.house (expert) in imports" in text
     assert (tmp_path / "demo" / "trenches.toml").exists()

@@ -454,6 +454,33 @@ def test_monitor_retrain_runs_a_pass_set_off_by_the_report(
     assert [r["id"] for r in stored.retrains] == [found["retrain"]["id"]]
 
 
+@pytest.mark.sqlite_only
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+def test_on_drift_watches_and_retrains_in_one_call(
+    store: trenches.Store, version: trenches.ModelVersion, tmp_path: Path
+) -> None:
+    (tmp_path / "train_clf.py").write_text(TRAINING, encoding="utf-8")
+    toml = tmp_path / "trenches.toml"
+    toml.write_text(
+        '[retrain.clf]\ntrain = "train_clf:fit"\n\n[[gates.clf]]\nmetric = "accuracy"\nmin = 0.5\n',
+        encoding="utf-8",
+    )
+    heard: list[int | None] = []
+    with trenches.open(store.location.sqlite_path, settings=toml) as watched:
+        log_requests(watched, version, tumours(200, 8), COLUMNS, prefix="a")
+        calm = watched.retrains.on_drift("clf@production", on_report=lambda r: heard.append(r.id))
+        assert not calm.report.drifted and calm.retrain is None
+        since = timestamps.iso(timestamps.now_us())
+        log_requests(watched, version, tumours(200, 9, shift=3.0), COLUMNS, prefix="b")
+        moved = watched.retrains.on_drift(
+            "clf@production", since=since, on_report=lambda r: heard.append(r.id)
+        )
+    assert moved.report.drifted and moved.retrain is not None
+    assert moved.retrain.report_id == moved.report.id
+    assert heard == [calm.report.id, moved.report.id]
+    assert [r.id for r in store.retrains.history("clf")] == [moved.retrain.id]
+
+
 @settings(max_examples=100, deadline=None)
 @given(
     st.lists(st.integers(0, 1000), min_size=2, max_size=12).flatmap(

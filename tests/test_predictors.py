@@ -14,7 +14,6 @@ from sklearn.linear_model import LogisticRegression
 from sqlalchemy import delete, event, select, text
 
 import trenches
-from trenches.comparison import flips
 from trenches.db import schema as t
 
 from conftest import tumours
@@ -87,7 +86,7 @@ def test_reading_predictions_and_comparing_write_nothing(
     store.evaluate("clf@production")
     with traffic(store) as seen:
         store.predictions("clf@1", "validation")
-        flips(store, "clf@1", "clf@production")
+        store.flips("clf@1", "clf@production")
         store.predictors.resolve("clf@production")
     assert seen.changes() == []
     assert seen.write_transactions == 0

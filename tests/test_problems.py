@@ -315,7 +315,6 @@ def test_a_regression_dataset_end_to_end(store: trenches.Store, diabetes: trench
     import numpy as np
     from scipy.stats import wilcoxon
 
-    from trenches.comparison import compare
     from trenches.patterns.sets import split
     from trenches.verdicts import Tolerance
 
@@ -342,7 +341,7 @@ def test_a_regression_dataset_end_to_end(store: trenches.Store, diabetes: trench
     # compare: Wilcoxon on the absolute errors, exactly SciPy's; flips by the tolerance.
     for v in (1, 3):
         store.predict(f"diab@{v}", validation)
-    result = compare(store, "diab@1", "diab@3")
+    result = store.compare("diab@1", "diab@3")
     assert result.overall.test == "wilcoxon" and result.overall.size == len(validation)
     assert result.overall.p_value == pytest.approx(wilcoxon(errors[1], errors[3]).pvalue, rel=1e-12)
     right3 = errors[3] <= 25
@@ -388,7 +387,6 @@ def test_a_regression_dataset_end_to_end(store: trenches.Store, diabetes: trench
 def test_regression_without_a_tolerance_says_so_instead_of_scoring_zero(
     store: trenches.Store, diabetes: trenches.Dataset
 ) -> None:
-    from trenches.comparison import compare
 
     diabetes.set_tolerance(None)
     ids = diabetes.pattern_info().index[:6].tolist()
@@ -397,7 +395,7 @@ def test_regression_without_a_tolerance_says_so_instead_of_scoring_zero(
     score = store.problems.scores("some")[0]
     assert score.undefined is not None and "without a tolerance" in score.undefined
     assert score.score != score.score  # NaN: not a flat line at zero
-    result = compare(store, "diab@1", "diab@3", problem="some")
+    result = store.compare("diab@1", "diab@3", problem="some")
     assert result.overall.fixed == () and result.overall.undefined is not None
     assert result.overall.test == "wilcoxon"
     code, _, err = run_cli("--store", store.location.db_url, "problems", "show", "some")

@@ -50,11 +50,11 @@ def test_history_has_a_row_per_problem_and_version(scored: trenches.Store) -> No
 def test_the_graph_is_written_as_png_and_as_offline_html(
     scored: trenches.Store, tmp_path: Path
 ) -> None:
-    png = scored.problems.write_graph(tmp_path / "g.png")
+    png = trenches.write_problem_graph(scored, tmp_path / "g.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    page = scored.problems.write_graph(tmp_path / "g.html").read_text()
+    page = trenches.write_problem_graph(scored, tmp_path / "g.html").read_text()
     assert "plotly_click" in page and "first" in page and "second" in page
     # Plotly's JavaScript is embedded: the page loads nothing from the network.
     assert not re.search(r"<script[^>]+src=[\"']https?://", page)
     with pytest.raises(trenches.InvalidInput, match=r"\.png or \.html"):
-        scored.problems.write_graph(tmp_path / "g.svg")
+        trenches.write_problem_graph(scored, tmp_path / "g.svg")

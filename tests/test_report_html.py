@@ -20,9 +20,7 @@ from sklearn.tree import DecisionTreeClassifier
 
 import trenches
 from trenches import timestamps
-from trenches.backfill import backfill
 from trenches.cli import main
-from trenches.comparison import compare
 from trenches.patterns.sets import PatternSet, split
 
 from conftest import chromium, dead_url, log_requests, tumours
@@ -98,7 +96,7 @@ def test_the_report_shows_every_section_from_the_store(
     small = store.problems.get("small")
     (explained,) = store.explanations.explain("clf@3", [small.positive[0]], num_samples=300)
 
-    page = store.write_report(tmp_path / "report.html").read_text(encoding="utf-8")
+    page = trenches.write_report(store, tmp_path / "report.html").read_text(encoding="utf-8")
 
     chosen = split(ds, "validation")
 
@@ -122,7 +120,7 @@ def test_the_report_shows_every_section_from_the_store(
     assert "<span class='fail'>failed</span>" in gates
     assert "no gate check yet: run <code>trenches check clf@2</code>" in gates
 
-    diff = compare(store, "clf@2", "clf@3")
+    diff = store.compare("clf@2", "clf@3")
     shown = text_of(section(page, "comparison"))
     assert f"clf@2 → clf@3 over cancer: patterns both predicted ({diff.overall.size} patterns)" in (
         shown
@@ -150,14 +148,14 @@ def test_a_stored_string_is_shown_as_text_never_as_markup(
     sqlite_store: trenches.Store, tmp_path: Path
 ) -> None:
     build(sqlite_store, versions=2)
-    page = sqlite_store.write_report(tmp_path / "r.html").read_text(encoding="utf-8")
+    page = trenches.write_report(sqlite_store, tmp_path / "r.html").read_text(encoding="utf-8")
     assert "Misses &lt;b&gt;small&lt;/b&gt; &amp; &#x27;odd&#x27; tumours" in page
     assert TITLE not in page
 
 
 def test_sections_with_nothing_to_show_say_so(sqlite_store: trenches.Store, tmp_path: Path) -> None:
     store = sqlite_store
-    empty = store.write_report(tmp_path / "empty.html").read_text(encoding="utf-8")
+    empty = trenches.write_report(store, tmp_path / "empty.html").read_text(encoding="utf-8")
     for sid in ("metrics", "problems", "quality", "explanations"):
         assert "no dataset in the store yet" in section(empty, sid)
     for sid in ("gates", "comparison", "production"):
@@ -170,7 +168,7 @@ def test_sections_with_nothing_to_show_say_so(sqlite_store: trenches.Store, tmp_
     store.models.register(
         DecisionTreeClassifier(max_depth=2).fit(X, y), "clf", X=X.iloc[:50], dataset="cancer"
     )
-    page = store.write_report(tmp_path / "r.html").read_text(encoding="utf-8")
+    page = trenches.write_report(store, tmp_path / "r.html").read_text(encoding="utf-8")
     assert "clf@1: clf@1 has predictions for 0 of the" in text_of(section(page, "metrics"))
     assert "no problem recorded for cancer" in section(page, "problems")
     assert (
@@ -191,7 +189,7 @@ def test_sections_with_nothing_to_show_say_so(sqlite_store: trenches.Store, tmp_
 
     store.problems.create("odd", dataset="cancer", title="odd ones")
     store.problems.add("odd", positive=[1, 2, 3])
-    page = store.write_report(tmp_path / "r.html").read_text(encoding="utf-8")
+    page = trenches.write_report(store, tmp_path / "r.html").read_text(encoding="utf-8")
     assert (
         "no explanation stored for a problem pattern yet: run "
         "<code>trenches explain clf@1 --problem odd</code>" in section(page, "explanations")
@@ -213,23 +211,27 @@ def test_the_report_covers_only_the_model_and_dataset_asked(
     extra = store.datasets.create("extra", task="regression", label="y")
     extra.add(pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "y": [2.0, 4.0, 6.0, 8.0]}), source="s")
 
-    everything = store.write_report(tmp_path / "all.html").read_text(encoding="utf-8")
+    everything = trenches.write_report(store, tmp_path / "all.html").read_text(encoding="utf-8")
     assert "<h3>other</h3>" in section(everything, "gates")
     assert "<h3>extra</h3>" in section(everything, "quality")
 
-    page = store.write_report(tmp_path / "clf.html", model="clf").read_text(encoding="utf-8")
+    page = trenches.write_report(store, tmp_path / "clf.html", model="clf").read_text(
+        encoding="utf-8"
+    )
     assert "other" not in text_of(page.split("<section", 1)[1])
     assert "<h3>extra</h3>" not in page
     assert "clf@1" in section(page, "metrics")
 
-    page = store.write_report(tmp_path / "extra.html", dataset="extra").read_text(encoding="utf-8")
+    page = trenches.write_report(store, tmp_path / "extra.html", dataset="extra").read_text(
+        encoding="utf-8"
+    )
     assert "<h3>cancer</h3>" not in page and "<h3>extra</h3>" in section(page, "quality")
     assert "no model in the store yet" in section(page, "gates")
 
     with pytest.raises(trenches.NotFound):
-        store.write_report(tmp_path / "x.html", model="nope")
+        trenches.write_report(store, tmp_path / "x.html", model="nope")
     with pytest.raises(trenches.InvalidInput, match=r"FILE\.html"):
-        store.write_report(tmp_path / "x.pdf")
+        trenches.write_report(store, tmp_path / "x.pdf")
 
 
 TRAINING = """
@@ -275,7 +277,7 @@ def test_production_shows_the_drift_reports_the_drifted_columns_and_the_retraini
     retrain = store.retrains.run("clf", path=toml, report_id=moved.id)
     assert retrain.status == "candidate" and retrain.candidate == "clf@2"
 
-    page = store.write_report(tmp_path / "r.html").read_text(encoding="utf-8")
+    page = trenches.write_report(store, tmp_path / "r.html").read_text(encoding="utf-8")
     assert page.index("<section id='quality'>") < page.index("<section id='production'>")
     assert "Production: drift and retraining" in page.split("<section", 1)[0]  # in the contents
     production = section(page, "production")
@@ -336,7 +338,7 @@ def test_the_file_refers_to_nothing_outside_itself(
     from plotly.offline import get_plotlyjs
 
     build(sqlite_store, versions=2)
-    page = sqlite_store.write_report(tmp_path / "r.html").read_text(encoding="utf-8")
+    page = trenches.write_report(sqlite_store, tmp_path / "r.html").read_text(encoding="utf-8")
     bundle = get_plotlyjs()
     assert page.count(bundle) == 1, "Plotly's JavaScript is embedded once"
     ours = page.replace(bundle, "")
@@ -415,7 +417,9 @@ def test_versions_lacking_predictions_are_named_not_dropped(
     set_name, validation = chosen.name, chosen.ids
 
     metrics = text_of(
-        section(store.write_report(tmp_path / "r.html").read_text(encoding="utf-8"), "metrics")
+        section(
+            trenches.write_report(store, tmp_path / "r.html").read_text(encoding="utf-8"), "metrics"
+        )
     )
 
     assert f"no version has predicted all of {set_name} yet" in metrics
@@ -424,9 +428,9 @@ def test_versions_lacking_predictions_are_named_not_dropped(
         assert f"clf@{n}: clf@{n} has predictions for " in metrics
         assert f"of the {len(validation)} patterns of {set_name}" in metrics
 
-    backfill(store)
+    store.backfill()
     metrics = section(
-        store.write_report(tmp_path / "r.html").read_text(encoding="utf-8"), "metrics"
+        trenches.write_report(store, tmp_path / "r.html").read_text(encoding="utf-8"), "metrics"
     )
     assert "Not measured" not in metrics
     assert all(f"<td>clf@{n}</td>" in metrics for n in (1, 2, 3))
@@ -438,10 +442,10 @@ def test_after_a_backfill_the_charts_have_a_point_for_every_version(
 ) -> None:
     store = sqlite_store
     grown(store)
-    assert backfill(store).skipped == ()
+    assert store.backfill().skipped == ()
     versions = [v.ref for v in store.models.versions("clf")]
     assert len(versions) == 3
-    url = store.write_report(tmp_path / "report.html").as_uri()
+    url = trenches.write_report(store, tmp_path / "report.html").as_uri()
 
     with chromium() as browser:
         page = browser.new_page()
@@ -492,7 +496,7 @@ def test_the_report_opens_in_chromium_draws_the_problem_graph_and_drift_and_requ
     log_requests(store, v, served, list(v.signature.columns), prefix="moved")
     monitored = store.monitoring.run(v.ref)
     assert "mean_radius" in monitored.report.drifted_columns
-    path = store.write_report(tmp_path / "report.html")
+    path = trenches.write_report(store, tmp_path / "report.html")
     url = path.as_uri()
 
     requests: list[str] = []

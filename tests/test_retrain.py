@@ -695,7 +695,7 @@ def test_one_pass_of_a_model_at_a_time(sqlite_store: trenches.Store) -> None:
     from trenches.db import schema as t
     from trenches.db.engine import write
     from trenches.errors import Conflict
-    from trenches.retrain.loop import this_process
+    from trenches.retrain.record import this_process
 
     ds = cancer(sqlite_store)
     production(sqlite_store, ds, strong())

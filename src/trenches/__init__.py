@@ -25,7 +25,7 @@ from trenches.errors import (
 
 if TYPE_CHECKING:
     # Types the store and what it returns hand out.
-    from trenches.backfill import BackfillResult, SkippedVersion, VersionBackfill
+    from trenches.backfill import Backfill, BackfillResult, Gap, SkippedVersion, VersionBackfill
     from trenches.baselines import Baseline, Baselines
     from trenches.comparison import Comparison, Flips
     from trenches.evaluation import EvaluateResult, Evaluation
@@ -60,11 +60,13 @@ if TYPE_CHECKING:
     from trenches.predictors import Predictor, Predictors
     from trenches.problems import AddResult, Problem, Problems
     from trenches.problems.scores import ProblemScore
+    from trenches.report.html import write_report
+    from trenches.report.problems import write_problem_graph
     from trenches.requests.feedback import Feedback
     from trenches.requests.log import Requests
     from trenches.requests.patterns import RequestPattern, ToPatterns
     from trenches.requests.window import RequestWindow
-    from trenches.retrain import Retrains
+    from trenches.retrain import OnDrift, Retrains
     from trenches.retrain.record import Figures, ProblemTally, Retrain
     from trenches.runs import Run, RunInfo
     from trenches.runs.search import Runs
@@ -112,6 +114,8 @@ _LAZY = {
     "Store": "trenches.store",
     "open": "trenches.store",
     "VersionBackfill": "trenches.backfill",
+    "Backfill": "trenches.backfill",
+    "Gap": "trenches.backfill",
     "Baselines": "trenches.baselines",
     "Baseline": "trenches.baselines",
     "Explanations": "trenches.explain",
@@ -135,6 +139,7 @@ _LAZY = {
     "Finding": "trenches.patterns.quality",
     "Retrains": "trenches.retrain",
     "Retrain": "trenches.retrain.record",
+    "OnDrift": "trenches.retrain",
     "Figures": "trenches.retrain.record",
     "ProblemTally": "trenches.retrain.record",
     "Runs": "trenches.runs.search",
@@ -155,6 +160,8 @@ _LAZY = {
     "ToPatterns": "trenches.requests.patterns",
     "RequestPattern": "trenches.requests.patterns",
     "RequestWindow": "trenches.requests.window",
+    "write_report": "trenches.report.html",
+    "write_problem_graph": "trenches.report.problems",
 }
 
 
@@ -170,6 +177,7 @@ __all__ = [
     "AddResult",
     "Alert",
     "AliasMove",
+    "Backfill",
     "BackfillResult",
     "Baseline",
     "Baselines",
@@ -195,6 +203,7 @@ __all__ = [
     "Figures",
     "Finding",
     "Flips",
+    "Gap",
     "GateResult",
     "GateSpec",
     "Gates",
@@ -210,6 +219,7 @@ __all__ = [
     "Monitored",
     "Monitoring",
     "NotFound",
+    "OnDrift",
     "Pattern",
     "PatternChange",
     "PatternHistory",
@@ -250,4 +260,6 @@ __all__ = [
     "VersionBackfill",
     "__version__",
     "open",
+    "write_problem_graph",
+    "write_report",
 ]

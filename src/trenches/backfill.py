@@ -26,10 +26,14 @@ from sqlalchemy import select
 from trenches.db import schema as t
 from trenches.db.engine import read
 from trenches.errors import ArtifactCorrupted, StoreError, TrenchesError
+from trenches.predict import predict
 
 if TYPE_CHECKING:
-    from trenches.patterns.datasets import Dataset
-    from trenches.store import Store
+    from sqlalchemy.engine import Engine
+
+    from trenches.models.registry import Models
+    from trenches.patterns.datasets import Dataset, Datasets
+    from trenches.predictors import Predictors
 
 #: The splits every version is measured on, beside the problem patterns.
 MEASURED_SPLITS = ("validation", "test")
@@ -107,61 +111,128 @@ class BackfillResult:
         }
 
 
-def gaps(store: Store, *, dataset: str | None = None) -> tuple[Gap, ...]:
-    """What each version of every dataset (or of ``dataset``) lacks of its validation,
-    test and problem patterns, oldest version first; the total is what
-    :func:`backfill` will compute, and it can be given to it as its ``plan``."""
-    return _plan(store, _measured_on(store, dataset))
+class Backfill:
+    """``store.backfill``: every model version predicts every pattern it is measured on.
+
+    ``store.backfill(dataset=...)`` runs it; :meth:`gaps` says first what it will do."""
+
+    def __init__(
+        self, engine: Engine, models: Models, datasets: Datasets, predictors: Predictors
+    ) -> None:
+        self._engine = engine
+        self._models = models
+        self._datasets = datasets
+        self._predictors = predictors
+
+    def gaps(self, *, dataset: str | None = None) -> tuple[Gap, ...]:
+        """What each version of every dataset (or of ``dataset``) lacks of its
+        validation, test and problem patterns, oldest version first; the total is what
+        the backfill will compute, and it can be given to it as its ``plan``."""
+        return _plan(self._engine, _measured_on(self._engine, self._datasets, dataset))
+
+    def __call__(
+        self,
+        *,
+        dataset: str | None = None,
+        trusted: bool = False,
+        progress: Callable[[int], None] | None = None,
+        plan: Sequence[Gap] | None = None,
+    ) -> BackfillResult:
+        """Predict, with every model version of every dataset (or of ``dataset``), each
+        active validation and test pattern and each problem pattern it has no
+        prediction for. ``progress`` is called with the number of patterns dealt with,
+        which add up to the total of :meth:`gaps`; ``plan``, what :meth:`gaps` gave
+        (for a progress bar that knows its total), spares working it out again.
+
+        A version that cannot predict is skipped (``result.skipped`` says why) and the
+        others are done; ``trusted=True`` lets models that can run code load.
+        """
+        if plan is None:
+            plan = self.gaps(dataset=dataset)
+        return self._fill(plan, trusted, progress)
+
+    def patterns(
+        self,
+        patterns: Mapping[str, Sequence[int] | np.ndarray],
+        *,
+        trusted: bool = False,
+        progress: Callable[[int], None] | None = None,
+    ) -> BackfillResult:
+        """Predict the given patterns (by dataset name) with every version of their
+        dataset that lacks them: what adding patterns to a problem does. Skips as the
+        backfill does."""
+        wanted = [
+            (self._datasets.get(name), np.unique(np.asarray(ids, dtype=np.int64)))
+            for name, ids in patterns.items()
+        ]
+        return self._fill(_plan(self._engine, wanted), trusted, progress)
+
+    def _fill(
+        self,
+        plan: Sequence[Gap],
+        trusted: bool,
+        progress: Callable[[int], None] | None,
+    ) -> BackfillResult:
+
+        done: list[VersionBackfill] = []
+        skipped: list[SkippedVersion] = []
+        for gap in plan:
+            counted = 0
+
+            def advance(n: int) -> None:
+                nonlocal counted
+                counted += n
+                if progress is not None:
+                    progress(n)
+
+            computed, why = 0, None
+            if gap.missing:
+                try:
+                    predictor = self._predictors.resolve(gap.ref)
+                    computed = predict(
+                        self._engine,
+                        self._models,
+                        predictor,
+                        gap.wanted,
+                        trusted=trusted,
+                        progress=advance,
+                    ).computed
+                except TrenchesError as e:
+                    if isinstance(e, StoreError) and not isinstance(e, ArtifactCorrupted):
+                        raise  # the store's trouble, not this version's: no use going on
+                    why = " ".join(str(e).split())
+                    skipped.append(SkippedVersion(gap.ref, why))
+                if progress is not None and counted < gap.missing:
+                    progress(gap.missing - counted)  # a skipped version's share of the total
+            done.append(
+                VersionBackfill(
+                    gap.ref,
+                    gap.dataset,
+                    gap.patterns,
+                    gap.missing,
+                    computed,
+                    why is not None,
+                )
+            )
+        return BackfillResult(
+            computed=sum(d.computed for d in done),
+            versions=len(done),
+            skipped=tuple(skipped),
+            per_version=tuple(done),
+        )
 
 
-def backfill(
-    store: Store,
-    *,
-    dataset: str | None = None,
-    trusted: bool = False,
-    progress: Callable[[int], None] | None = None,
-    plan: Sequence[Gap] | None = None,
-) -> BackfillResult:
-    """Predict, with every model version of every dataset (or of ``dataset``), each
-    active validation and test pattern and each problem pattern it has no prediction
-    for. ``progress`` is called with the number of patterns dealt with, which add up
-    to the total of :func:`gaps`; ``plan``, what :func:`gaps` gave (for a progress bar
-    that knows its total), spares working it out again.
-
-    A version that cannot predict is skipped (``result.skipped`` says why) and the
-    others are done; ``trusted=True`` lets models that can run code load.
-    """
-    if plan is None:
-        plan = gaps(store, dataset=dataset)
-    return _fill(store, plan, trusted, progress)
-
-
-def backfill_patterns(
-    store: Store,
-    patterns: Mapping[str, Sequence[int] | np.ndarray],
-    *,
-    trusted: bool = False,
-    progress: Callable[[int], None] | None = None,
-) -> BackfillResult:
-    """Predict the given patterns (by dataset name) with every version of their
-    dataset that lacks them: what adding patterns to a problem does. Skips as
-    :func:`backfill` does."""
-    wanted = [
-        (store.datasets.get(name), np.unique(np.asarray(ids, dtype=np.int64)))
-        for name, ids in patterns.items()
-    ]
-    return _fill(store, _plan(store, wanted), trusted, progress)
-
-
-def _measured_on(store: Store, dataset: str | None) -> list[tuple[Dataset, np.ndarray]]:
+def _measured_on(
+    engine: Engine, datasets: Datasets, dataset: str | None
+) -> list[tuple[Dataset, np.ndarray]]:
     """Each dataset's patterns every version is measured on: the active validation and
     test patterns, and the patterns of its problems (open or closed)."""
-    datasets = [store.datasets.get(dataset)] if dataset is not None else store.datasets.list()
+    chosen = [datasets.get(dataset)] if dataset is not None else datasets.list()
     out = []
-    for ds in datasets:
+    for ds in chosen:
         splits = np.concatenate([ds.pattern_ids(split) for split in MEASURED_SPLITS])
         pp, pr = t.problem_patterns.c, t.problems.c
-        with read(store.engine) as conn:
+        with read(engine) as conn:
             problem_ids = np.fromiter(
                 conn.execute(
                     select(pp.pattern_id)
@@ -174,13 +245,13 @@ def _measured_on(store: Store, dataset: str | None) -> list[tuple[Dataset, np.nd
     return out
 
 
-def _plan(store: Store, wanted: Iterable[tuple[Dataset, np.ndarray]]) -> tuple[Gap, ...]:
+def _plan(engine: Engine, wanted: Iterable[tuple[Dataset, np.ndarray]]) -> tuple[Gap, ...]:
     """Every version of each dataset, oldest first, with what it lacks of ``wanted``."""
     from trenches import predictions as store_of
 
     v, m, p = t.model_versions.c, t.models.c, t.predictors.c
     out = []
-    with read(store.engine) as conn:
+    with read(engine) as conn:
         for ds, ids in wanted:
             rows = conn.execute(
                 select(m.name, v.version, p.id)
@@ -198,52 +269,3 @@ def _plan(store: Store, wanted: Iterable[tuple[Dataset, np.ndarray]]) -> tuple[G
                 missing = len(np.setdiff1d(ids, have))
                 out.append(Gap(f"{name}@{version}", ds.name, len(ids), missing, ids))
     return tuple(out)
-
-
-def _fill(
-    store: Store,
-    plan: Sequence[Gap],
-    trusted: bool,
-    progress: Callable[[int], None] | None,
-) -> BackfillResult:
-
-    done: list[VersionBackfill] = []
-    skipped: list[SkippedVersion] = []
-    for gap in plan:
-        counted = 0
-
-        def advance(n: int) -> None:
-            nonlocal counted
-            counted += n
-            if progress is not None:
-                progress(n)
-
-        computed, why = 0, None
-        if gap.missing:
-            try:
-                computed = store.predict(
-                    gap.ref, gap.wanted, trusted=trusted, progress=advance
-                ).computed
-            except TrenchesError as e:
-                if isinstance(e, StoreError) and not isinstance(e, ArtifactCorrupted):
-                    raise  # the store's trouble, not this version's: no use going on
-                why = " ".join(str(e).split())
-                skipped.append(SkippedVersion(gap.ref, why))
-            if progress is not None and counted < gap.missing:
-                progress(gap.missing - counted)  # a skipped version's share of the total
-        done.append(
-            VersionBackfill(
-                gap.ref,
-                gap.dataset,
-                gap.patterns,
-                gap.missing,
-                computed,
-                why is not None,
-            )
-        )
-    return BackfillResult(
-        computed=sum(d.computed for d in done),
-        versions=len(done),
-        skipped=tuple(skipped),
-        per_version=tuple(done),
-    )

@@ -8,6 +8,7 @@ tolerance of the dataset (or the problem's own), when one is set.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -22,9 +23,14 @@ from trenches.patterns.sets import PatternSet
 from trenches.predictors import Predictor
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
     from trenches.patterns.datasets import Dataset
     from trenches.patterns.diff import DataChange, SnapshotDiff
-    from trenches.store import Store
+    from trenches.predictors import Predictors
+    from trenches.problems import Problems
+    from trenches.problems.scores import Scorer
+    from trenches.settings import Costs
     from trenches.verdicts import Tolerance
 
 
@@ -257,92 +263,122 @@ def _pair(
     return _Pair(dataset, a, b, ids, truth)
 
 
-def flips(store: Store, a: str | Predictor, b: str | Predictor) -> Flips:
-    """Only the flips of ``a`` and ``b`` over the patterns both predicted: the quick
-    query ("which patterns does A get right and B wrong?"), without metrics."""
-    pa, pb = store.predictors.resolve(a), store.predictors.resolve(b)
-    with read(store.engine) as conn:
-        fa, fb = store_of.read(conn, pa.id), store_of.read(conn, pb.id)
-    ids = np.intersect1d(fa.pattern_ids, fb.pattern_ids)
-    pair = _pair(pa.dataset, fa, fb, ids)
-    return pair.flips(f"{pa.dataset.name}: patterns both predicted", ids, pa.dataset.tolerance)
+class Comparisons:
+    """Compares predictors (``store.compare``, ``store.flips``): given the prediction
+    store, the references, the problems and the snapshots, and the error costs of the
+    project's settings (asked for each comparison)."""
 
+    def __init__(
+        self,
+        engine: Engine,
+        predictors: Predictors,
+        problems: Problems,
+        scorer: Callable[[], Scorer],
+        costs: Callable[[], Costs | None] = lambda: None,
+    ) -> None:
+        self._engine = engine
+        self._predictors = predictors
+        self._problems = problems
+        self._scorer = scorer
+        self._costs = costs
 
-def compare(
-    store: Store, a: str | Predictor, b: str | Predictor, *, problem: str | None = None
-) -> Comparison:
-    """Compare ``a`` and ``b`` (versions ``name@V`` or baseline names) on the patterns
-    both predicted, or on a problem's patterns, which both must have predicted."""
-    pa, pb = store.predictors.resolve(a), store.predictors.resolve(b)
-    if pa.dataset.id != pb.dataset.id:
-        raise InvalidInput(
-            f"{pa.ref} predicts for dataset {pa.dataset.name!r} and {pb.ref} for "
-            f"{pb.dataset.name!r}: their figures are over different patterns"
-        )
-    with read(store.engine) as conn:
-        fa, fb = store_of.read(conn, pa.id), store_of.read(conn, pb.id)
-    ds = pa.dataset
-    problems = store.problems.list(dataset=ds.name)
-    tolerance = ds.tolerance
-    if problem is not None:
-        chosen = store.problems.get(problem)
-        if chosen.dataset != ds.name:
-            raise InvalidInput(
-                f"problem {problem!r} is about dataset {chosen.dataset!r}, and {pa.ref} "
-                f"about {ds.name!r}"
-            )
-        ids = np.array(sorted(chosen.patterns()), dtype=np.int64)
-        name = f"problem:{problem}"
-        for ref, found in ((pa.ref, fa), (pb.ref, fb)):
-            lacking = np.setdiff1d(ids, found.pattern_ids)
-            if len(lacking):
-                raise InvalidInput(
-                    f"{ref} has no prediction for {len(lacking)} of the {len(ids)} patterns of "
-                    f"{name} (e.g. pattern {int(lacking[0])}); comparing over different pattern "
-                    "sets is refused: run `trenches backfill`"
-                )
-        problems = [chosen]
-        tolerance = chosen.tolerance or ds.tolerance
-    else:
+    def _read(self, a: str | Predictor, b: str | Predictor) -> tuple[_Side, _Side]:
+        pa, pb = self._predictors.resolve(a), self._predictors.resolve(b)
+        with read(self._engine) as conn:
+            return (pa, store_of.read(conn, pa.id)), (pb, store_of.read(conn, pb.id))
+
+    def flips(self, a: str | Predictor, b: str | Predictor) -> Flips:
+        """Only the flips of ``a`` and ``b`` over the patterns both predicted: the quick
+        query ("which patterns does A get right and B wrong?"), without metrics."""
+        (pa, fa), (_, fb) = self._read(a, b)
         ids = np.intersect1d(fa.pattern_ids, fb.pattern_ids)
-        name = f"{ds.name}: patterns both predicted"
-        if len(ids) == 0:
-            raise InvalidInput(f"{pa.ref} and {pb.ref} have no predicted pattern in common")
-    pair = _pair(ds, fa, fb, ids)
-    overall = pair.flips(name, ids, tolerance)
-    per_problem = {}
-    for p in problems:
-        pids = np.array(sorted(p.patterns()), dtype=np.int64)
-        if len(pids) and np.isin(pids, ids).all():
-            per_problem[p.slug] = pair.flips(f"problem:{p.slug}", pids, p.tolerance or ds.tolerance)
-    trained = _Trained(store, pa.ref, pb.ref)
-    data = trained.data_between()
-    if data is not None:
-        overall = _with_changes(overall, data)
-        per_problem = {k: _with_changes(v, data) for k, v in per_problem.items()}
-    overall = trained.mark(overall)
-    per_problem = {k: trained.mark(v) for k, v in per_problem.items()}
-    return Comparison(
-        pa.ref,
-        pb.ref,
-        evaluate(store.engine, pa, PatternSet(name, ids), costs=store.settings.costs),
-        evaluate(store.engine, pb, PatternSet(name, ids), costs=store.settings.costs),
-        overall,
-        per_problem,
-        data,
-    )
+        pair = _pair(pa.dataset, fa, fb, ids)
+        return pair.flips(f"{pa.dataset.name}: patterns both predicted", ids, pa.dataset.tolerance)
+
+    def compare(
+        self, a: str | Predictor, b: str | Predictor, *, problem: str | None = None
+    ) -> Comparison:
+        """Compare ``a`` and ``b`` (versions ``name@V`` or baseline names) on the patterns
+        both predicted, or on a problem's patterns, which both must have predicted."""
+        (pa, fa), (pb, fb) = self._read(a, b)
+        if pa.dataset.id != pb.dataset.id:
+            raise InvalidInput(
+                f"{pa.ref} predicts for dataset {pa.dataset.name!r} and {pb.ref} for "
+                f"{pb.dataset.name!r}: their figures are over different patterns"
+            )
+        ds = pa.dataset
+        problems = self._problems.list(dataset=ds.name)
+        tolerance = ds.tolerance
+        if problem is not None:
+            chosen = self._problems.get(problem)
+            if chosen.dataset != ds.name:
+                raise InvalidInput(
+                    f"problem {problem!r} is about dataset {chosen.dataset!r}, and {pa.ref} "
+                    f"about {ds.name!r}"
+                )
+            ids = np.array(sorted(chosen.patterns()), dtype=np.int64)
+            name = f"problem:{problem}"
+            _refuse_lacking(name, ids, ((pa.ref, fa), (pb.ref, fb)))
+            problems = [chosen]
+            tolerance = chosen.tolerance or ds.tolerance
+        else:
+            ids = np.intersect1d(fa.pattern_ids, fb.pattern_ids)
+            name = f"{ds.name}: patterns both predicted"
+            if len(ids) == 0:
+                raise InvalidInput(f"{pa.ref} and {pb.ref} have no predicted pattern in common")
+        pair = _pair(ds, fa, fb, ids)
+        overall = pair.flips(name, ids, tolerance)
+        per_problem = {}
+        for p in problems:
+            pids = np.array(sorted(p.patterns()), dtype=np.int64)
+            if len(pids) and np.isin(pids, ids).all():
+                per_problem[p.slug] = pair.flips(
+                    f"problem:{p.slug}", pids, p.tolerance or ds.tolerance
+                )
+        trained = _Trained(self._scorer(), pa, pb)
+        data = trained.data_between()
+        if data is not None:
+            overall = _with_changes(overall, data)
+            per_problem = {k: _with_changes(v, data) for k, v in per_problem.items()}
+        overall = trained.mark(overall)
+        per_problem = {k: trained.mark(v) for k, v in per_problem.items()}
+        costs = self._costs()
+        return Comparison(
+            pa.ref,
+            pb.ref,
+            evaluate(self._engine, pa, PatternSet(name, ids), costs=costs),
+            evaluate(self._engine, pb, PatternSet(name, ids), costs=costs),
+            overall,
+            per_problem,
+            data,
+        )
+
+
+_Side = tuple[Predictor, store_of.Predictions]
+
+
+def _refuse_lacking(
+    name: str, ids: np.ndarray, sides: tuple[tuple[str, store_of.Predictions], ...]
+) -> None:
+    """Refuse to compare over a set one side has not wholly predicted."""
+    for ref, found in sides:
+        lacking = np.setdiff1d(ids, found.pattern_ids)
+        if len(lacking):
+            raise InvalidInput(
+                f"{ref} has no prediction for {len(lacking)} of the {len(ids)} patterns of "
+                f"{name} (e.g. pattern {int(lacking[0])}); comparing over different pattern "
+                "sets is refused: run `trenches backfill`"
+            )
 
 
 class _Trained:
     """What each side trained on (versions with a snapshot): which flipped patterns,
     and how their snapshots differ."""
 
-    def __init__(self, store: Store, a: str, b: str) -> None:
-        from trenches.problems.scores import Scorer
-
-        self.scorer = Scorer(store)
+    def __init__(self, scorer: Scorer, a: Predictor, b: Predictor) -> None:
+        self.scorer = scorer
         self.entries = [
-            self.scorer.entry(store.models.get(ref)) if "@" in ref else None for ref in (a, b)
+            None if side.version is None else scorer.entry(side.version) for side in (a, b)
         ]
 
     def data_between(self) -> SnapshotDiff | None:
@@ -351,7 +387,7 @@ class _Trained:
         a, b = (None if e is None else e.snapshot_id for e in self.entries)
         if a is None or b is None or a == b:
             return None
-        return self.scorer.store.snapshots.diff(a, b)
+        return self.scorer.snapshots.diff(a, b)
 
     def mark(self, flips: Flips) -> Flips:
         ids = np.asarray(sorted((*flips.fixed, *flips.broken)), dtype=np.int64)

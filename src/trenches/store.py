@@ -22,9 +22,9 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from trenches.backfill import BackfillResult
+    from trenches.backfill import Backfill
     from trenches.baselines import Baselines
-    from trenches.comparison import Comparison
+    from trenches.comparison import Comparison, Comparisons, Flips
     from trenches.evaluation import EvaluateResult
     from trenches.explain import Explanations
     from trenches.gates import Gates
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from trenches.predict import PredictResult
     from trenches.predictors import Predictor, Predictors
     from trenches.problems import Problems
+    from trenches.problems.scores import Scorer
     from trenches.requests.log import Requests
     from trenches.retrain import Retrains
     from trenches.runs import Run, Runs
@@ -118,40 +119,105 @@ class Store:
         return Predictors(self.engine, self.models, self.baselines, self.datasets)
 
     @cached_property
+    def backfill(self) -> Backfill:
+        """Every version predicts every pattern it is measured on: ``store.backfill(...)``
+        (``trenches backfill``); ``store.backfill.gaps()`` says first what it will do.
+        See :class:`trenches.backfill.Backfill`."""
+        from trenches.backfill import Backfill
+
+        return Backfill(self.engine, self.models, self.datasets, self.predictors)
+
+    @cached_property
     def problems(self) -> Problems:
         from trenches.problems import Problems
 
-        return Problems(self)
+        return Problems(
+            self.engine,
+            self.datasets,
+            self.predictors,
+            self.baselines,
+            self.snapshots,
+            self.backfill,
+        )
 
     @cached_property
     def gates(self) -> Gates:
-        from trenches.gates import Gates
+        from trenches.gates import Gates, Parts
 
-        return Gates(self)
+        parts = Parts(
+            self.engine,
+            self.models,
+            self.datasets,
+            self.predictors,
+            self.problems,
+            self.baselines,
+            self._scorer,
+        )
+        return Gates(parts, lambda: self.settings)
 
     @cached_property
     def explanations(self) -> Explanations:
         from trenches.explain import Explanations
 
-        return Explanations(self)
+        return Explanations(self.engine, self.models, self.datasets, self.runs, self.snapshots)
 
     @cached_property
     def requests(self) -> Requests:
         from trenches.requests.log import Requests
 
-        return Requests(self)
+        return Requests(self.engine, self.models, self.datasets, lambda: self.problems)
 
     @cached_property
     def monitoring(self) -> Monitoring:
-        from trenches.monitoring.monitor import Monitoring
+        from trenches.monitoring.monitor import Monitoring, Parts
 
-        return Monitoring(self)
+        parts = Parts(
+            self.engine,
+            self.models,
+            self.datasets,
+            self.runs,
+            self.snapshots,
+            self.predictors,
+            self.requests,
+        )
+        return Monitoring(parts, lambda: self.settings)
 
     @cached_property
     def retrains(self) -> Retrains:
         from trenches.retrain import Retrains
+        from trenches.retrain.loop import Parts
 
-        return Retrains(self)
+        parts = Parts(
+            self.engine,
+            self.models,
+            self.datasets,
+            self.predictors,
+            self.problems,
+            self.backfill,
+            self.gates,
+            self.monitoring,
+            self.run,
+            self._scorer,
+        )
+        return Retrains(parts, lambda: self.settings)
+
+    @cached_property
+    def _comparisons(self) -> Comparisons:
+        from trenches.comparison import Comparisons
+
+        return Comparisons(
+            self.engine,
+            self.predictors,
+            self.problems,
+            self._scorer,
+            lambda: self.settings.costs,
+        )
+
+    def _scorer(self) -> Scorer:
+        """A new scorer of the problems, for a check, a comparison or a pass."""
+        from trenches.problems.scores import Scorer
+
+        return Scorer(self.engine, self.problems, self.predictors, self.baselines, self.snapshots)
 
     @property
     def url(self) -> str:
@@ -285,13 +351,13 @@ class Store:
         ``patterns``: None (every pattern it predicted), pattern ids, ``validation``,
         ``test``, ``train``, ``all``, ``problem:SLUG`` or a
         :class:`~trenches.PatternSet`; patterns of the set it has no prediction for are
-        kept, with ``predicted`` False. See :func:`trenches.predictions.table`.
+        kept, with ``predicted`` False. See :func:`trenches.prediction_table.table`.
         """
         import numpy as np
 
         from trenches.errors import InvalidInput
         from trenches.patterns.sets import PatternSet
-        from trenches.predictions import table
+        from trenches.prediction_table import table
 
         predictor = self.predictors.resolve(ref)
         if isinstance(patterns, str) and patterns.startswith("problem:"):
@@ -305,41 +371,19 @@ class Store:
             patterns = PatternSet(f"problem:{problem.slug}", ids)
         return table(self.engine, predictor, patterns)
 
-    def compare(self, a: str, b: str, *, problem: str | None = None) -> Comparison:
+    def compare(
+        self, a: str | Predictor, b: str | Predictor, *, problem: str | None = None
+    ) -> Comparison:
         """Compare ``a`` and ``b`` (versions ``name@V`` or baseline names) on the patterns
         both predicted, or on a problem's patterns: what each fixed and broke, McNemar's
         test, the metric deltas and what changed in the data (``trenches compare``)."""
-        from trenches.comparison import compare
+        return self._comparisons.compare(a, b, problem=problem)
 
-        return compare(self, a, b, problem=problem)
-
-    def backfill(
-        self,
-        *,
-        dataset: str | None = None,
-        trusted: bool = False,
-        progress: Callable[[int], None] | None = None,
-    ) -> BackfillResult:
-        """Predict, with every model version (of ``dataset``), each active validation and
-        test pattern and each problem pattern it has no prediction for, so that every
-        version stands on the same patterns (``trenches backfill``). A version that
-        cannot predict is skipped, with why. See :func:`trenches.backfill.backfill`."""
-        from trenches.backfill import backfill
-
-        return backfill(self, dataset=dataset, trusted=trusted, progress=progress)
-
-    def write_report(
-        self,
-        out: str | os.PathLike[str],
-        *,
-        dataset: str | None = None,
-        model: str | None = None,
-    ) -> Path:
-        """Write the HTML report (only ``dataset``'s, or only ``model``'s, when given) to
-        ``out``; it opens offline (``trenches report``). Returns the path written."""
-        from trenches.report.html import write_report
-
-        return write_report(self, out, dataset=dataset, model=model)
+    def flips(self, a: str | Predictor, b: str | Predictor) -> Flips:
+        """Only which patterns ``a`` and ``b`` disagree on (right for one, wrong for the
+        other) over the patterns both predicted, with the paired test: the quick query
+        behind :meth:`compare`, without its metrics."""
+        return self._comparisons.flips(a, b)
 
     def close(self) -> None:
         self.engine.dispose()

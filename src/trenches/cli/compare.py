@@ -29,10 +29,8 @@ def compare(
 
     Example: `trenches compare cancer-clf@3 cancer-clf@4 --problem small-dense`
     """
-    from trenches.comparison import compare as run
-
     with open_store() as store:
-        result = run(store, a, b, problem=problem)
+        result = store.compare(a, b, problem=problem)
     if as_json:
         print_json(result.to_json())
         return

@@ -188,36 +188,36 @@ def drift_command(
     `trenches monitor cancer-clf@production --window 24h`), `trenches monitor
     cancer-clf@production --current week-46.parquet --json`
     """
-    model = ref.split("@")[0]
     with open_store(settings=config) as store:
-        if retrain:
-            from trenches.retrain import load_function
-
-            # A mistake in [retrain] is found before anything is measured or stored.
-            load_function(store.retrains.settings(model))
-        found = store.monitoring.run(
-            ref,
-            window=window,
-            since=since,
-            until=until,
-            current=current,
-            reference=reference,
-            trusted=trusted,
-        )
-        if not as_json:
-            _show(found)
+        window_of: dict[str, Any] = {
+            "window": window,
+            "since": since,
+            "until": until,
+            "current": current,
+            "reference": reference,
+            "trusted": trusted,
+        }
         retrained: Any = None
-        if retrain and found.drifted:
+        if not retrain:
+            found = store.monitoring.run(ref, **window_of)
+            if not as_json:
+                _show(found)
+        else:
             from trenches.cli.retrain import _Display
             from trenches.cli.retrain import _show as show_retrain
 
-            if not as_json:
-                console.print(f"\nretraining {model}, set off by report #{found.id}")
+            def heard(report: Monitored) -> None:
+                if not as_json:
+                    _show(report)
+                    if report.drifted:
+                        console.print(
+                            f"\nretraining {ref.split('@')[0]}, set off by report #{report.id}"
+                        )
+
             with _Display(quiet=as_json) as display:
-                retrained = store.retrains.run(
-                    model, report_id=found.id, trusted=trusted, progress=display
-                )
-            if not as_json:
+                done = store.retrains.on_drift(ref, **window_of, on_report=heard, progress=display)
+            found, retrained = done.report, done.retrain
+            if retrained is not None and not as_json:
                 show_retrain(retrained)
     if as_json:
         out = found.to_json()

@@ -61,7 +61,7 @@ def export(
     Example: `trenches predictions export cancer-clf@3 --out test.parquet --patterns test`
     """
     from trenches.patterns.ingest import file_format
-    from trenches.predictions import write_file
+    from trenches.prediction_table import write_file
 
     file_format(out)  # a suffix it cannot write is refused before any work
     with open_store() as store:

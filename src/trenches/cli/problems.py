@@ -359,13 +359,10 @@ def backfill(
 
     Examples: `trenches backfill`, `trenches backfill --dataset cancer --trusted`
     """
-    from trenches.backfill import backfill as fill
-    from trenches.backfill import gaps
-
     with open_store() as store:
-        plan = gaps(store, dataset=dataset)
+        plan = store.backfill.gaps(dataset=dataset)
         with progress_bar("backfilling", sum(g.missing for g in plan)) as advance:
-            result = fill(store, trusted=trusted, progress=advance, plan=plan)
+            result = store.backfill(trusted=trusted, progress=advance, plan=plan)
     if as_json:
         print_json(result.to_json())
     else:

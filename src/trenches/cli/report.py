@@ -60,8 +60,8 @@ def problems(
 
     Example: `trenches report problems --out problems.html`
     """
-    from trenches.report.problems import write_graph
+    from trenches.report.problems import write_problem_graph
 
     with open_store() as store:
-        path = write_graph(store, out, dataset)
+        path = write_problem_graph(store, out, dataset)
     console.print(f"wrote {path}")

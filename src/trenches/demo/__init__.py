@@ -66,7 +66,7 @@ def run(folder: Path, console: Console) -> None:
 def _report(store: trenches.Store, folder: Path, console: Console) -> None:
     """The report: everything above in one HTML file."""
     say(console, "Everything above in one file that opens offline: the report.")
-    path = store.write_report(folder / "report.html")
+    path = trenches.write_report(store, folder / "report.html")
     console.print(
         f"  {path.resolve()} ({path.stat().st_size / 1e6:.1f} MB, Plotly embedded): metric "
         "over time, problems with drill-down, gate checks, the two newest versions "

@@ -98,8 +98,8 @@ def problems(store: trenches.Store, ds: trenches.Dataset, folder: Path, console:
     for slug, flips in diff.problems.items():
         if flips.fixed or flips.broken:
             console.print(f"    {slug}: fixed {list(flips.fixed)}, broken {list(flips.broken)}")
-    html = store.problems.write_graph(folder / "problems.html", "cancer")
-    png = store.problems.write_graph(folder / "problems.png", "cancer")
+    html = trenches.write_problem_graph(store, folder / "problems.html", "cancer")
+    png = trenches.write_problem_graph(store, folder / "problems.png", "cancer")
     console.print(f"  the graph: {html.resolve()} (click a point) and {png.name}")
 
 

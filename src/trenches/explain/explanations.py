@@ -25,9 +25,12 @@ from trenches.patterns.frames import read_patterns
 from trenches.predict import model_inputs
 
 if TYPE_CHECKING:
-    from trenches.models.registry import ModelVersion
-    from trenches.patterns.datasets import Dataset
-    from trenches.store import Store
+    from sqlalchemy.engine import Engine
+
+    from trenches.models.registry import Models, ModelVersion
+    from trenches.patterns.datasets import Dataset, Datasets
+    from trenches.patterns.snapshots import Snapshots
+    from trenches.runs import Runs
 
 METHODS = ("lime-tabular", "lime-text")
 #: Most training patterns the tabular explainer learns its bins and frequencies from.
@@ -110,8 +113,14 @@ class Explanations:
     """``store.explanations``: explain a version's prediction on a pattern, and read
     the explanations stored."""
 
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    def __init__(
+        self, engine: Engine, models: Models, datasets: Datasets, runs: Runs, snapshots: Snapshots
+    ) -> None:
+        self._engine = engine
+        self._models = models
+        self._datasets = datasets
+        self._runs = runs
+        self._snapshots = snapshots
 
     def explain(
         self,
@@ -136,13 +145,13 @@ class Explanations:
                 f"num_samples ({num_samples}) must be 10 or more, num_features "
                 f"({num_features}) 1 or more and seed ({seed}) 0 or more"
             )
-        version = self._store.models.get(ref)
+        version = self._models.get(ref)
         if version.dataset is None:
             raise InvalidInput(
                 f"{version.ref} was registered without a dataset, so its patterns are "
                 "unknown; register it in a run with a snapshot, or with dataset="
             )
-        dataset = self._store.datasets.get(version.dataset)
+        dataset = self._datasets.get(version.dataset)
         ids = list(dict.fromkeys(int(i) for i in pattern_ids))
         if not ids:
             return []
@@ -160,7 +169,7 @@ class Explanations:
         }
         snapshot_id = None
         if not text and version.run_id is not None:
-            snapshot_id = self._store.runs.get(version.run_id).snapshot_id
+            snapshot_id = self._runs.get(version.run_id).snapshot_id
         if not text:
             settings["training_data"] = (
                 f"snapshot {snapshot_id}, train split"
@@ -176,7 +185,7 @@ class Explanations:
         todo = [i for i in ids if i not in done]
         if todo:
             fmt = "onnx" if "onnx" in version.formats else "native"
-            model = self._store.models.load(version.ref, format=fmt, trusted=trusted)
+            model = self._models.load(version.ref, format=fmt, trusted=trusted)
             task = version.task or dataset.task
             if task != "regression" and not hasattr(model, "predict_proba"):
                 raise InvalidInput(
@@ -197,7 +206,7 @@ class Explanations:
             for pid in todo:
                 row = frame.loc[[pid]]
                 label, body = explainer.explain(pid, row, classes, label_type)
-                with write(self._store.engine) as conn:
+                with write(self._engine) as conn:
                     insert_ignore(
                         conn,
                         t.explanations,
@@ -235,10 +244,10 @@ class Explanations:
             .order_by(e.version_id, e.pattern_id, e.id)
         )
         if ref is not None:
-            query = query.where(e.version_id == self._store.models.get(ref).id)
+            query = query.where(e.version_id == self._models.get(ref).id)
         if dataset is not None:
-            query = query.where(v.dataset_id == self._store.datasets.get(dataset).id)
-        with read(self._store.engine) as conn:
+            query = query.where(v.dataset_id == self._datasets.get(dataset).id)
+        with read(self._engine) as conn:
             if pattern_ids is not None:
                 query = query.where(id_in(conn.dialect.name, e.pattern_id, list(pattern_ids)))
             rows = conn.execute(query).all()
@@ -248,7 +257,7 @@ class Explanations:
 
     def _check_patterns(self, version: ModelVersion, dataset: Dataset, ids: Sequence[int]) -> None:
         p = t.patterns.c
-        with read(self._store.engine) as conn:
+        with read(self._engine) as conn:
             found = dict(
                 conn.execute(
                     select(p.id, p.dataset_id).where(id_in(conn.dialect.name, p.id, ids))
@@ -258,7 +267,7 @@ class Explanations:
             if i not in found:
                 raise NotFound(f"no pattern with id {i}; give patterns of {dataset.name!r}")
             if found[i] != dataset.id:
-                other = self._store.datasets.by_id(found[i]).name
+                other = self._datasets.by_id(found[i]).name
                 raise InvalidInput(
                     f"pattern {i} belongs to dataset {other!r}, but {version.ref} predicts "
                     f"dataset {dataset.name!r}; explain patterns of {dataset.name!r}"
@@ -268,7 +277,7 @@ class Explanations:
         self, version: ModelVersion, ids: Sequence[int], method: str, digest: str
     ) -> dict[int, Explanation]:
         e = t.explanations.c
-        with read(self._store.engine) as conn:
+        with read(self._engine) as conn:
             rows = conn.execute(
                 select(t.explanations).where(
                     e.version_id == version.id,
@@ -285,7 +294,7 @@ class Explanations:
         """Up to TRAINING_SAMPLE patterns of the training split the version learnt from
         (its snapshot's), else of the dataset's active training patterns."""
         if snapshot_id is not None:
-            ids = self._store.snapshots.get(snapshot_id).pattern_ids("train")
+            ids = self._snapshots.get(snapshot_id).pattern_ids("train")
         else:
             _, info = read_patterns(dataset, split="train", with_inputs=False, full_info=False)
             ids = info.index.to_numpy()

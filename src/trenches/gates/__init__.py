@@ -21,15 +21,14 @@ from trenches import config, timestamps
 from trenches.db import schema as t
 from trenches.db.engine import read, write
 from trenches.errors import CheckFailed, InvalidInput
-from trenches.gates.check import GateResult, check_version
+from trenches.gates.check import GateResult, Parts, check_version
 from trenches.settings import given
 from trenches.settings.gates import Criteria, GateSpec
 
 if TYPE_CHECKING:
     from trenches.settings import Settings
-    from trenches.store import Store
 
-__all__ = ["Check", "Criteria", "GateResult", "GateSpec", "Gates"]
+__all__ = ["Check", "Criteria", "GateResult", "GateSpec", "Gates", "Parts"]
 
 
 @dataclass(frozen=True)
@@ -70,8 +69,9 @@ class Check:
 class Gates:
     """``store.gates``: check a version against its model's gates, and read checks."""
 
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    def __init__(self, parts: Parts, settings: Callable[[], Settings]) -> None:
+        self._parts = parts
+        self._settings = settings
 
     def criteria(
         self,
@@ -82,7 +82,7 @@ class Gates:
     ) -> Criteria:
         """The gates of ``model`` in ``settings``, else in the trenches.toml at ``path``,
         else in the store's (``store.settings``)."""
-        return (given(settings, path) or self._store.settings).criteria(model)
+        return (given(settings, path) or self._settings()).criteria(model)
 
     def check(
         self,
@@ -96,8 +96,8 @@ class Gates:
         """Check the version ``ref`` against its gates, predicting whatever they need
         that is not stored yet, and store the result. The gates and the error costs are
         those of ``settings``, else of the trenches.toml at ``path``, else the store's."""
-        version = self._store.models.get(ref)
-        project = given(settings, path) or self._store.settings
+        version = self._parts.models.get(ref)
+        project = given(settings, path) or self._settings()
         criteria = project.criteria(version.model)
         if version.dataset is None:
             raise InvalidInput(
@@ -105,12 +105,12 @@ class Gates:
                 "its patterns, so it cannot be checked"
             )
         results = check_version(
-            self._store, version, criteria, costs=project.costs, trusted=trusted, progress=progress
+            self._parts, version, criteria, costs=project.costs, trusted=trusted, progress=progress
         )
         passed = all(r.passed for r in results)
         now = timestamps.now_us()
         user = config.current_user()
-        with write(self._store.engine) as conn:
+        with write(self._parts.engine) as conn:
             check_id = conn.execute(
                 insert(t.checks).values(
                     version_id=version.id,
@@ -137,9 +137,9 @@ class Gates:
 
     def history(self, ref: str) -> builtins.list[Check]:
         """Every check of the version ``ref``, oldest first."""
-        version = self._store.models.get(ref)
+        version = self._parts.models.get(ref)
         c = t.checks.c
-        with read(self._store.engine) as conn:
+        with read(self._parts.engine) as conn:
             rows = conn.execute(
                 select(t.checks).where(c.version_id == version.id).order_by(c.id)
             ).all()

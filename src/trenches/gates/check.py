@@ -17,13 +17,19 @@ from trenches.db.engine import read
 from trenches.errors import NotFound
 from trenches.evaluation import evaluate
 from trenches.patterns.sets import PatternSet, split
+from trenches.predict import predict
 from trenches.settings.gates import Criteria, GateSpec, lower_is_better, metric_parts
 
 if TYPE_CHECKING:
-    from trenches.models.registry import ModelVersion
-    from trenches.problems import Problem
+    from sqlalchemy.engine import Engine
+
+    from trenches.baselines import Baselines
+    from trenches.models.registry import Models, ModelVersion
+    from trenches.patterns.datasets import Datasets
+    from trenches.predictors import Predictors
+    from trenches.problems import Problem, Problems
+    from trenches.problems.scores import Scorer
     from trenches.settings import Costs
-    from trenches.store import Store
     from trenches.verdicts import Tolerance
 
 STATUSES = ("pass", "fail", "skip")
@@ -72,30 +78,43 @@ class GateResult:
         return cls(**fields)
 
 
+@dataclass(frozen=True)
+class Parts:
+    """What a check reads: the prediction store, and the parts that name what it
+    predicts and what it is measured on (``store.gates`` is given them)."""
+
+    engine: Engine
+    models: Models
+    datasets: Datasets
+    predictors: Predictors
+    problems: Problems
+    baselines: Baselines
+    #: A new scorer of the problems (it reads each thing it needs once).
+    scorer: Callable[[], Scorer]
+
+
 class _Context:
     """What a check reads more than once: predictions by predictor, problems, sets."""
 
     def __init__(
         self,
-        store: Store,
+        parts: Parts,
         version: ModelVersion,
         trusted: bool,
         progress: Callable[[str, int], None] | None,
         costs: Costs | None,
     ) -> None:
-        self.store = store
+        self.parts = parts
         self.version = version
         self.trusted = trusted
         self.progress = progress
         self.costs = costs
         assert version.dataset is not None
-        self.dataset = store.datasets.get(version.dataset)
+        self.dataset = parts.datasets.get(version.dataset)
         self._predictions: dict[str, store_of.Predictions] = {}
         self._predicted: set[tuple[str, bytes]] = set()
         self._truth: dict[bytes, np.ndarray] = {}
-        from trenches.problems.scores import Scorer
-
-        self._scorer = Scorer(store)
+        self._scorer = parts.scorer()
         self._entry = self._scorer.entry(version)
 
     def held_out(
@@ -124,7 +143,7 @@ class _Context:
             entry = (
                 self._entry
                 if ref == self.version.ref
-                else self._scorer.entry(self.store.models.get(ref))
+                else self._scorer.entry(self.parts.models.get(ref))
             )
             trained = self._scorer.trained(entry, ids)
             if trained is None:
@@ -165,7 +184,9 @@ class _Context:
         key = (ref, ids.tobytes())
         if key in self._predicted:
             return
-        done = self.store.predict(ref, ids, trusted=self.trusted)
+        parts = self.parts
+        predictor = parts.predictors.resolve(ref)
+        done = predict(parts.engine, parts.models, predictor, ids, trusted=self.trusted)
         if done.computed:
             self._predictions.pop(ref, None)
             if self.progress is not None:
@@ -174,8 +195,8 @@ class _Context:
 
     def predictions(self, ref: str) -> store_of.Predictions:
         if ref not in self._predictions:
-            predictor = self.store.predictors.resolve(ref)
-            with read(self.store.engine) as conn:
+            predictor = self.parts.predictors.resolve(ref)
+            with read(self.parts.engine) as conn:
                 self._predictions[ref] = store_of.read(conn, predictor.id)
         return self._predictions[ref]
 
@@ -193,7 +214,7 @@ class _Context:
 
     def problem(self, spec: GateSpec, slug: str, *, key: str = "problems") -> Problem:
         try:
-            problem = self.store.problems.get(slug)
+            problem = self.parts.problems.get(slug)
         except NotFound:
             raise spec.error(key, f"no problem {slug!r}") from None
         if problem.dataset != self.dataset.name:
@@ -208,7 +229,7 @@ class _Context:
         scope = spec.problem_scope
         if scope in ("open", "all"):
             status = "open" if scope == "open" else None
-            return self.store.problems.list(dataset=self.dataset.name, status=status)
+            return self.parts.problems.list(dataset=self.dataset.name, status=status)
         slugs = [scope] if isinstance(scope, str) else scope
         return [self.problem(spec, s) for s in slugs]
 
@@ -221,14 +242,14 @@ class _Context:
         if "@" in vs:
             ref = vs if not vs.startswith("@") else f"{self.version.model}{vs}"
         else:
-            names = {b.name: b for b in self.store.baselines.list()}
+            names = {b.name: b for b in self.parts.baselines.list()}
             if vs in names:
                 if names[vs].dataset != self.dataset.name:
                     raise spec.error(key, f"baseline {vs!r} predicts dataset {names[vs].dataset!r}")
                 return vs
             ref = f"{self.version.model}@{vs}"
         try:
-            version = self.store.models.get(ref)
+            version = self.parts.models.get(ref)
         except NotFound:
             if ref.startswith(f"{self.version.model}@") and not ref.split("@")[1].isdigit():
                 return None
@@ -269,7 +290,10 @@ def _label(spec: GateSpec, default: str) -> str:
 
 def _figure(ctx: _Context, spec: GateSpec, ref: str, ids: np.ndarray, name: str) -> float:
     result = evaluate(
-        ctx.store.engine, ctx.store.predictors.resolve(ref), PatternSet(name, ids), costs=ctx.costs
+        ctx.parts.engine,
+        ctx.parts.predictors.resolve(ref),
+        PatternSet(name, ids),
+        costs=ctx.costs,
     )
     base, cls = metric_parts(spec.metric)
     if cls is None:
@@ -532,7 +556,7 @@ def _ids(ids: np.ndarray, limit: int = 20) -> str:
 
 
 def check_version(
-    store: Store,
+    parts: Parts,
     version: ModelVersion,
     criteria: Criteria,
     *,
@@ -542,7 +566,7 @@ def check_version(
 ) -> list[GateResult]:
     """The results of every gate of ``criteria`` on ``version``; ``costs`` are the
     error costs the metrics ``cost`` and ``cost_per_pattern`` need."""
-    ctx = _Context(store, version, trusted, progress, costs)
+    ctx = _Context(parts, version, trusted, progress, costs)
     results: list[GateResult] = []
     for spec in criteria.gates:
         results.extend(run_gate(ctx, spec))

@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import orjson
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from trenches.artifacts import ArtifactStore
     from trenches.patterns.datasets import Dataset, Datasets
-    from trenches.runs.tracking import Run
+    from trenches.patterns.snapshots import Snapshot
 
 #: Called before an alias other than ``candidate`` moves, with the reference, the alias
 #: and whether the move is forced; raises to refuse it.
@@ -36,6 +36,16 @@ _ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,99}$")
 _REF = re.compile(r"^(?P<name>[^@]+)@(?P<which>.+)$")
 #: Aliases any version may move to without a passing check: where versions wait.
 UNGUARDED_ALIASES = frozenset({"candidate"})
+
+
+class MadeBy(Protocol):
+    """What the registry reads of the run a version comes from (a
+    :class:`trenches.Run` is one): its id, and the snapshot it trained on."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def snapshot(self) -> Snapshot | None: ...
 
 
 @dataclass(frozen=True)
@@ -116,7 +126,7 @@ class Models:
         name: str,
         *,
         X: pd.DataFrame | None = None,
-        run: Run | None = None,
+        run: MadeBy | None = None,
         dataset: str | None = None,
         description: str | None = None,
     ) -> ModelVersion:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import builtins
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,20 +30,39 @@ from trenches.settings import given
 
 if TYPE_CHECKING:
     import pandas as pd
+    from sqlalchemy.engine import Engine
 
-    from trenches.models.registry import ModelVersion
-    from trenches.patterns.datasets import Dataset
+    from trenches.models.registry import Models, ModelVersion
+    from trenches.patterns.datasets import Dataset, Datasets
+    from trenches.patterns.snapshots import Snapshots
+    from trenches.predictors import Predictors
+    from trenches.requests.log import Requests
+    from trenches.runs import Runs
     from trenches.settings import MonitorSettings, Settings
-    from trenches.store import Store
 
 REFERENCE_SPLITS = ("train", "validation", "test", "all")
+
+
+@dataclass(frozen=True)
+class Parts:
+    """What monitoring reads: the versions and their data, the predictions, the
+    request log (``store.monitoring`` is given them)."""
+
+    engine: Engine
+    models: Models
+    datasets: Datasets
+    runs: Runs
+    snapshots: Snapshots
+    predictors: Predictors
+    requests: Requests
 
 
 class Monitoring:
     """``store.monitoring``."""
 
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    def __init__(self, parts: Parts, settings: Callable[[], Settings]) -> None:
+        self._parts = parts
+        self._settings = settings
 
     # --- drift -------------------------------------------------------------------------
 
@@ -70,8 +91,8 @@ class Monitoring:
         The thresholds and the webhook are the ``[monitor]`` table of ``settings``, else
         of the trenches.toml at ``path``, else of the store's (``store.settings``).
         """
-        thresholds = (given(settings, path) or self._store.settings).monitor
-        version = self._store.models.get(ref)
+        thresholds = (given(settings, path) or self._settings()).monitor
+        version = self._parts.models.get(ref)
         dataset = self._dataset(version)
         ref_frame, ref_ids, ref_text = self._reference(version, dataset, reference)
         cur = self._current(version, dataset, window, since, until, current, trusted=trusted)
@@ -113,7 +134,7 @@ class Monitoring:
             "ignored": list(report.ignored),
             "extra": list(report.extra),
         }
-        with write(self._store.engine) as conn:
+        with write(self._parts.engine) as conn:
             report_id = int(
                 conn.execute(
                     insert(t.drift_reports).values(
@@ -164,7 +185,7 @@ class Monitoring:
         )
         alerting.log.warning(message)
         now = timestamps.now_us()
-        with write(self._store.engine) as conn:
+        with write(self._parts.engine) as conn:
             alert_id = int(
                 conn.execute(
                     insert(t.alerts).values(
@@ -211,7 +232,7 @@ class Monitoring:
                 retries=s.webhook_retries,
                 backoff=s.webhook_backoff,
             )
-            with write(self._store.engine) as conn:
+            with write(self._parts.engine) as conn:
                 conn.execute(
                     update(t.alerts)
                     .where(t.alerts.c.id == alert_id)
@@ -240,7 +261,7 @@ class Monitoring:
                 f"{version.ref} was registered without a dataset: there is no reference to "
                 "compare production with"
             )
-        return self._store.datasets.get(version.dataset)
+        return self._parts.datasets.get(version.dataset)
 
     def _reference(
         self, version: ModelVersion, dataset: Dataset, reference: str
@@ -266,10 +287,10 @@ class Monitoring:
                 "a snapshot id (SNAPSHOT or SNAPSHOT:split)"
             )
         if snapshot_id is None and version.run_id is not None:
-            snapshot_id = self._store.runs.get(version.run_id).snapshot_id
+            snapshot_id = self._parts.runs.get(version.run_id).snapshot_id
         chosen = None if split == "all" else split
         if snapshot_id is not None:
-            snap = self._store.snapshots.get(snapshot_id)
+            snap = self._parts.snapshots.get(snapshot_id)
             if snap.dataset_id != dataset.id:
                 raise InvalidInput(
                     f"snapshot {snapshot_id} is of dataset {snap.dataset!r}, but {version.ref} "
@@ -318,7 +339,7 @@ class Monitoring:
             missing = [c for c in columns if c not in frame.columns]
             predictions = None
             if not missing and len(frame):
-                model = self._store.models.load(
+                model = self._parts.models.load(
                     version.ref,
                     format="onnx" if "onnx" in version.formats else "native",
                     trusted=trusted,
@@ -346,7 +367,7 @@ class Monitoring:
         else:
             start = timestamps.parse(since, what="since")
             end = timestamps.parse(until, what="until")
-        logged = self._store.requests.window(since=start, until=end, version=version.model)
+        logged = self._parts.requests.window(since=start, until=end, version=version.model)
         return from_window(dataset, version, logged, start, end)
 
     def _reference_predictions(
@@ -357,9 +378,9 @@ class Monitoring:
         from trenches import predictions as store_of
         from trenches.predict import predict
 
-        predictor = self._store.predictors.resolve(version)
-        predict(self._store.engine, self._store.models, predictor, ids, trusted=trusted)
-        with read(self._store.engine) as conn:
+        predictor = self._parts.predictors.resolve(version)
+        predict(self._parts.engine, self._parts.models, predictor, ids, trusted=trusted)
+        with read(self._parts.engine) as conn:
             found = store_of.read(conn, predictor.id)
         rows = np.searchsorted(found.pattern_ids, ids)
         if found.labels is not None:
@@ -385,8 +406,8 @@ class Monitoring:
         have = np.array([v is not None and not is_nan(v) for v in cur.labels], dtype=bool)
         if not have.any():
             return None
-        predictor = self._store.predictors.resolve(version)
-        with read(self._store.engine) as conn:
+        predictor = self._parts.predictors.resolve(version)
+        with read(self._parts.engine) as conn:
             found = store_of.read(conn, predictor.id)
         rows = np.searchsorted(found.pattern_ids, ref_ids)
         truth = np.asarray(cur.labels[have])
@@ -422,9 +443,9 @@ class Monitoring:
         where = None
         if model is not None:
             if "@" in model:
-                where = d.version_id == self._store.models.get(model).id
+                where = d.version_id == self._parts.models.get(model).id
             else:
-                if model not in self._store.models.names():
+                if model not in self._parts.models.names():
                     raise NotFound(f"no model named {model!r}")
                 where = m.name == model
         return self._read(where, limit)
@@ -448,7 +469,7 @@ class Monitoring:
             query = query.where(where)
         if limit is not None:
             query = query.limit(limit)
-        with read(self._store.engine) as conn:
+        with read(self._parts.engine) as conn:
             rows = conn.execute(query).all()
             ids = [r.id for r in rows]
             alerts = conn.execute(select(t.alerts).where(t.alerts.c.report_id.in_(ids))).all()
@@ -498,7 +519,7 @@ class Monitoring:
 
         if top < 1:
             raise InvalidInput(f"--top {top} must be at least 1")
-        version = self._store.models.get(ref)
+        version = self._parts.models.get(ref)
         dataset = self._dataset(version)
         ref_frame, _, _ = self._reference(version, dataset, reference)
         cur = self._current(version, dataset, window, since, until, current, trusted=trusted)

@@ -22,13 +22,13 @@ from trenches.db import schema as t
 from trenches.db.engine import read, write
 from trenches.errors import Conflict, InvalidInput, NotFound
 from trenches.names import SPLITS
+from trenches.names import check_source as check_source
 from trenches.patterns import imports
 from trenches.patterns import inputs as inp
 from trenches.patterns.frames import member_ids, membership
 from trenches.patterns.frames import read_patterns as read_patterns
 from trenches.patterns.imports import ImportResult, ProgressCallback
-from trenches.patterns.imports import check_source as check_source
-from trenches.verdicts import Tolerance, tolerance_for
+from trenches.patterns.tolerance import Tolerance, tolerance_for
 
 if TYPE_CHECKING:
     from trenches.patterns.quality import QualityReport

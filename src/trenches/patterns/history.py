@@ -16,11 +16,10 @@ from trenches import config, timestamps
 from trenches.db import schema as t
 from trenches.db.engine import lock_patterns, read, write
 from trenches.errors import Conflict, InvalidInput, NotFound
-from trenches.names import SPLITS
+from trenches.names import SPLITS, check_source
 from trenches.patterns import codec
 from trenches.patterns import inputs as inp
 from trenches.patterns.datasets import Dataset, dataset_by_id
-from trenches.patterns.imports import check_source
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ lock, then encoded and written chunk by chunk in one transaction."""
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from trenches import timestamps
 from trenches.db import schema as t
 from trenches.db.engine import bulk_insert, lock_patterns, write
 from trenches.errors import Conflict, InvalidInput
-from trenches.names import SPLITS
+from trenches.names import SPLITS, check_source
 from trenches.patterns import codec
 from trenches.patterns import inputs as inp
 from trenches.patterns.existing import StoredContent
@@ -33,22 +32,12 @@ if TYPE_CHECKING:
     from trenches.patterns.datasets import Dataset
 
 
-_SOURCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 #: Rows encoded and written per step of an import; bounds memory on big files.
 CHUNK_ROWS = 50_000
 #: Tolerated clock skew for a given created_at in the future, in microseconds.
 _FUTURE_SLACK_US = 5 * 60 * 1_000_000
 
 ProgressCallback = Callable[[int], None]
-
-
-def check_source(source: str) -> str:
-    if not _SOURCE.match(source or ""):
-        raise InvalidInput(
-            f"source {source!r} must be a short name (letters, digits, '_', '.', '-'), "
-            "such as expert, crowd, production, contrived or synthetic"
-        )
-    return source
 
 
 #: Columns a message lists before it counts the rest (a file may have 40,000).

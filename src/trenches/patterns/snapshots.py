@@ -18,12 +18,11 @@ from trenches import timestamps
 from trenches.db import schema as t
 from trenches.db.engine import id_in, lock_patterns, read, write
 from trenches.errors import InvalidInput, NotFound
-from trenches.names import SPLITS
+from trenches.names import SPLITS, check_source
 from trenches.patterns import codec
 from trenches.patterns.datasets import Dataset, dataset_by_id
 from trenches.patterns.diff import SnapshotDiff, diff_snapshots
 from trenches.patterns.frames import member_ids, membership, read_patterns
-from trenches.patterns.imports import check_source
 
 WEIGHTINGS = ("none", "exponential", "inverse-age")
 _DAY_US = 86_400 * 1_000_000

@@ -14,7 +14,6 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -29,8 +28,13 @@ from trenches.problems.scores import ProblemScore, Scorer
 from trenches.verdicts import Tolerance, tolerance_for
 
 if TYPE_CHECKING:
-    from trenches.backfill import BackfillResult, SkippedVersion
-    from trenches.store import Store
+    from sqlalchemy.engine import Engine
+
+    from trenches.backfill import Backfill, BackfillResult, SkippedVersion
+    from trenches.baselines import Baselines
+    from trenches.patterns.datasets import Datasets
+    from trenches.patterns.snapshots import Snapshots
+    from trenches.predictors import Predictors
 
 SEVERITIES = ("low", "medium", "high", "critical")
 POLARITIES = ("positive", "negative")
@@ -103,8 +107,24 @@ def _parse_ids(values: Sequence[int | str]) -> list[int]:
 class Problems:
     """The problem database of a store: ``store.problems``."""
 
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    def __init__(
+        self,
+        engine: Engine,
+        datasets: Datasets,
+        predictors: Predictors,
+        baselines: Baselines,
+        snapshots: Snapshots,
+        backfill: Backfill,
+    ) -> None:
+        self._engine = engine
+        self._datasets = datasets
+        self._predictors = predictors
+        self._baselines = baselines
+        self._snapshots = snapshots
+        self._backfill = backfill
+
+    def _scorer(self) -> Scorer:
+        return Scorer(self._engine, self, self._predictors, self._baselines, self._snapshots)
 
     def create(
         self,
@@ -131,9 +151,9 @@ class Problems:
             raise InvalidInput(f"severity {severity!r} must be one of {', '.join(SEVERITIES)}")
         if not title or not title.strip():
             raise InvalidInput("a problem needs a title")
-        ds = self._store.datasets.get(dataset)
+        ds = self._datasets.get(dataset)
         tol = tolerance_for(ds.name, ds.task, tolerance)
-        with write(self._store.engine) as conn:
+        with write(self._engine) as conn:
             if conn.execute(select(t.problems.c.id).where(t.problems.c.slug == slug)).first():
                 raise Conflict(f"a problem {slug!r} exists already")
             conn.execute(
@@ -180,7 +200,7 @@ class Problems:
         if tolerance is not None and clear_tolerance:
             raise InvalidInput("give a tolerance or clear it, not both")
         if tolerance is not None or clear_tolerance:
-            ds = self._store.datasets.get(problem.dataset)
+            ds = self._datasets.get(problem.dataset)
             tol = tolerance_for(ds.name, ds.task, tolerance)
             values["tolerance_abs"] = tol.absolute if tol else None
             values["tolerance_rel"] = tol.relative if tol else None
@@ -188,12 +208,12 @@ class Problems:
             values["trainable"] = bool(trainable)
         if not values:
             raise InvalidInput("nothing to change: give what to edit")
-        with write(self._store.engine) as conn:
+        with write(self._engine) as conn:
             conn.execute(update(t.problems).where(t.problems.c.id == problem.id).values(**values))
         return self.get(slug)
 
     def get(self, slug: str) -> Problem:
-        with read(self._store.engine) as conn:
+        with read(self._engine) as conn:
             row = conn.execute(select(t.problems).where(t.problems.c.slug == slug)).first()
             if row is None:
                 raise NotFound(f"no problem {slug!r}")
@@ -231,8 +251,8 @@ class Problems:
         if status is not None:
             query = query.where(c.status == status)
         if dataset is not None:
-            query = query.where(c.dataset_id == self._store.datasets.get(dataset).id)
-        with read(self._store.engine) as conn:
+            query = query.where(c.dataset_id == self._datasets.get(dataset).id)
+        with read(self._engine) as conn:
             slugs = list(conn.execute(query).scalars())
         return [self.get(s) for s in slugs]
 
@@ -259,10 +279,10 @@ class Problems:
         if both:
             raise InvalidInput(f"pattern {min(both)} cannot be both positive and negative")
         wanted = {p: "positive" for p in pos} | {p: "negative" for p in neg}
-        ds = self._store.datasets.get(problem.dataset)
+        ds = self._datasets.get(problem.dataset)
         now = timestamps.now_us()
         added = already = 0
-        with write(self._store.engine) as conn:
+        with write(self._engine) as conn:
             p = t.patterns.c
             rows_found = conn.execute(
                 select(p.id, p.dataset_id, p.split).where(p.id.in_(list(wanted)))
@@ -306,10 +326,8 @@ class Problems:
                 added = len(rows)
         if not backfill:
             return AddResult(added, already, 0, 0, training)
-        from trenches.backfill import backfill_patterns
-
-        done = backfill_patterns(
-            self._store, {ds.name: sorted(wanted)}, trusted=trusted, progress=progress
+        done = self._backfill.patterns(
+            {ds.name: sorted(wanted)}, trusted=trusted, progress=progress
         )
         return AddResult(added, already, done.computed, done.versions, training, done.skipped)
 
@@ -337,7 +355,7 @@ class Problems:
         if polarity not in POLARITIES:
             raise InvalidInput(f"polarity {polarity!r} must be positive or negative")
         problem = self.get(slug)
-        ds = self._store.datasets.get(problem.dataset)
+        ds = self._datasets.get(problem.dataset)
         file = None
         if isinstance(path, pd.DataFrame):
             frame = path.reset_index(drop=True)
@@ -381,7 +399,7 @@ class Problems:
         problem = self.get(slug)
         if problem.status == "closed":
             raise Conflict(f"problem {slug!r} is closed already")
-        with write(self._store.engine) as conn:
+        with write(self._engine) as conn:
             conn.execute(
                 update(t.problems)
                 .where(t.problems.c.id == problem.id)
@@ -401,37 +419,26 @@ class Problems:
         """Predict every problem pattern with every version that lacks a prediction;
         a version that cannot predict is skipped, with why. ``trenches.backfill.backfill``
         does the validation and test splits as well."""
-        from trenches.backfill import backfill_patterns
-
         by_dataset: dict[str, set[int]] = {}
         for problem in self.list(dataset=dataset):
             by_dataset.setdefault(problem.dataset, set()).update(problem.patterns())
-        return backfill_patterns(
-            self._store,
+        return self._backfill.patterns(
             {name: sorted(ids) for name, ids in by_dataset.items()},
             trusted=trusted,
             progress=progress,
         )
 
-    def history(self, dataset: str | None = None) -> Any:
+    def history(self, dataset: str | None = None) -> pd.DataFrame:
         """Each problem's score for every model version, in creation order, as a
         DataFrame (the table behind ``trenches report problems``)."""
-        from trenches.report.problems import history
+        from trenches.problems.history import history
 
-        return history(self._store, dataset)
-
-    def write_graph(self, out: str | Path, dataset: str | None = None) -> Path:
-        """Draw each problem's score across model versions to ``out`` (``.png``, or
-        ``.html`` where clicking a point lists its patterns): ``trenches report
-        problems``. Returns the path written."""
-        from trenches.report.problems import write_graph
-
-        return write_graph(self._store, out, dataset)
+        return history(self, self._datasets, self._predictors, self._scorer(), dataset)
 
     def scores(self, slug: str) -> builtins.list[ProblemScore]:
         """Every version's (and baseline's) score on the problem, oldest version first:
         over all its patterns, and over those each version did not train on."""
         problem = self.get(slug)
-        ds = self._store.datasets.get(problem.dataset)
-        scorer = Scorer(self._store)
+        ds = self._datasets.get(problem.dataset)
+        scorer = self._scorer()
         return [scorer.score(problem, ds, entry) for entry in scorer.entries(ds)]

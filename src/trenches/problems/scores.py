@@ -24,10 +24,14 @@ from trenches.db import schema as t
 from trenches.db.engine import read
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from trenches.baselines import Baselines
     from trenches.models.registry import ModelVersion
     from trenches.patterns.datasets import Dataset
-    from trenches.problems import Problem
-    from trenches.store import Store
+    from trenches.patterns.snapshots import Snapshots
+    from trenches.predictors import Predictors
+    from trenches.problems import Problem, Problems
     from trenches.verdicts import Tolerance
 
 
@@ -136,8 +140,19 @@ class Scorer:
     """Scores problems for many predictors, reading each predictor's predictions, each
     problem's labels and each snapshot's training set once."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(
+        self,
+        engine: Engine,
+        problems: Problems,
+        predictors: Predictors,
+        baselines: Baselines,
+        snapshots: Snapshots,
+    ) -> None:
+        self.engine = engine
+        self.snapshots = snapshots
+        self._problems = problems
+        self._predictors = predictors
+        self._baselines = baselines
         self._found: dict[str, store_of.Predictions] = {}
         self._truth: dict[str, np.ndarray] = {}
         self._trained: dict[tuple[int, bytes], np.ndarray] = {}
@@ -147,7 +162,7 @@ class Scorer:
         """The versions of ``dataset``'s models in the order they were made, then its
         baselines."""
         v, m, r = t.model_versions.c, t.models.c, t.runs.c
-        with read(self.store.engine) as conn:
+        with read(self.engine) as conn:
             rows = conn.execute(
                 select(m.name, v.version, v.created_at, v.id, r.snapshot_id)
                 .select_from(
@@ -163,15 +178,15 @@ class Scorer:
             for name, version, at, vid, snap in rows
         ]
         if baselines:
-            for b in self.store.baselines.list():
+            for b in self._baselines.list():
                 if b.dataset == dataset.name:
                     out.append(Entry(b.name, b.created_at, None, None))
         return out
 
     def predictions(self, ref: str) -> store_of.Predictions:
         if ref not in self._found:
-            predictor = self.store.predictors.resolve(ref)
-            with read(self.store.engine) as conn:
+            predictor = self._predictors.resolve(ref)
+            with read(self.engine) as conn:
                 self._found[ref] = store_of.read(conn, predictor.id)
         return self._found[ref]
 
@@ -228,7 +243,7 @@ class Scorer:
 
     def _problem_patterns(self, dataset: str) -> np.ndarray:
         if dataset not in self._every:
-            ids = {i for p in self.store.problems.list(dataset=dataset) for i in p.patterns()}
+            ids = {i for p in self._problems.list(dataset=dataset) for i in p.patterns()}
             self._every[dataset] = np.asarray(sorted(ids), dtype=np.int64)
         return self._every[dataset]
 
@@ -239,7 +254,7 @@ class Scorer:
             return None
         key = (entry.snapshot_id, ids.tobytes())
         if key not in self._trained:
-            snapshot = self.store.snapshots.get(entry.snapshot_id)
+            snapshot = self.snapshots.get(entry.snapshot_id)
             self._trained[key] = snapshot.trained_on(ids)
         return self._trained[key]
 
@@ -247,7 +262,7 @@ class Scorer:
         """A model version as an :class:`Entry`, with the snapshot its run trained on."""
         snapshot_id = None
         if version.run_id is not None:
-            with read(self.store.engine) as conn:
+            with read(self.engine) as conn:
                 snapshot_id = conn.execute(
                     select(t.runs.c.snapshot_id).where(t.runs.c.id == version.run_id)
                 ).scalar()

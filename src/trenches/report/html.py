@@ -332,8 +332,6 @@ def _gates(store: Store, scope: _Scope) -> str:
 
 
 def _comparison(store: Store, scope: _Scope) -> str:
-    from trenches.comparison import compare
-
     parts: list[str] = []
     for name, versions in scope.models.items():
         parts.append(f"<h3>{_e(name)}</h3>")
@@ -342,7 +340,7 @@ def _comparison(store: Store, scope: _Scope) -> str:
             continue
         a, b = versions[-2].ref, versions[-1].ref
         try:
-            diff = compare(store, a, b)
+            diff = store.compare(a, b)
         except InvalidInput as e:
             parts.append(
                 _empty(

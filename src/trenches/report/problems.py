@@ -23,83 +23,14 @@ if TYPE_CHECKING:
 
 
 def history(store: Store, dataset: str | None = None) -> pd.DataFrame:
-    """One row per (problem, model version): scores over all the problem's patterns and
-    over those the version did not train on (held out), counts, the patterns right,
-    wrong and trained on, and the version's validation accuracy when it has predicted
-    the whole split."""
-    from trenches.evaluation import evaluate
-    from trenches.patterns.sets import PatternSet, split
-    from trenches.problems.scores import Scorer
-
-    records: list[dict[str, Any]] = []
-    scorer = Scorer(store)
-    accuracy: dict[str, float] = {}
-    validation: dict[str, PatternSet] = {}
-    for problem in store.problems.list(dataset=dataset):
-        ds = store.datasets.get(problem.dataset)
-        for entry in scorer.entries(ds, baselines=False):
-            ref = entry.ref
-            if ref not in accuracy:
-                if ds.name not in validation:
-                    validation[ds.name] = split(ds, "validation")
-                try:
-                    accuracy[ref] = evaluate(
-                        store.engine, store.predictors.resolve(ref), validation[ds.name]
-                    ).metrics.get("accuracy", float("nan"))
-                except InvalidInput:
-                    accuracy[ref] = float("nan")  # not evaluated on validation (yet)
-            s = scorer.score(problem, ds, entry)
-            records.append(
-                {
-                    "problem": problem.slug,
-                    "title": problem.title,
-                    "status": problem.status,
-                    "version": ref,
-                    "created_at": pd.Timestamp(entry.created_at),
-                    "score": s.score,
-                    "positive_score": s.positive_score,
-                    "negative_score": s.negative_score,
-                    "held_out_score": s.held_out_score,
-                    "patterns": len(problem.patterns()),
-                    "predicted": s.total,
-                    "held_out": s.held_out_total,
-                    "held_out_right": s.held_out_right,
-                    "trained_on": s.trained_on,
-                    "right": list(s.right_ids),
-                    "wrong": list(s.wrong_ids),
-                    "trained": list(s.trained_ids or ()),
-                    "tolerance": None if s.tolerance is None else str(s.tolerance),
-                    "undefined": s.undefined,
-                    "validation_accuracy": accuracy[ref],
-                }
-            )
-    columns = [
-        "problem",
-        "title",
-        "status",
-        "version",
-        "created_at",
-        "score",
-        "positive_score",
-        "negative_score",
-        "held_out_score",
-        "patterns",
-        "predicted",
-        "held_out",
-        "held_out_right",
-        "trained_on",
-        "right",
-        "wrong",
-        "trained",
-        "tolerance",
-        "undefined",
-        "validation_accuracy",
-    ]
-    return pd.DataFrame.from_records(records, columns=columns)
+    """The table the graph draws: :meth:`trenches.Problems.history`."""
+    return store.problems.history(dataset)
 
 
-def write_graph(store: Store, out: str | Path, dataset: str | None = None) -> Path:
-    """Write the graph to ``out`` (``.png`` or ``.html``)."""
+def write_problem_graph(store: Store, out: str | Path, dataset: str | None = None) -> Path:
+    """Draw each problem's score across model versions (of ``dataset``, when given) to
+    ``out``: ``.png``, or ``.html`` where clicking a point lists its patterns
+    (``trenches report problems``). Returns the path written."""
     path = Path(out)
     table = history(store, dataset)
     if table.empty:

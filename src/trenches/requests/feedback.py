@@ -20,7 +20,9 @@ from trenches.errors import InvalidInput, NotFound
 from trenches.requests.records import FEEDBACK, LoggedFeedback, json_column
 
 if TYPE_CHECKING:
-    from trenches.store import Store
+    from sqlalchemy.engine import Engine
+
+    from trenches.patterns.datasets import Datasets
 
 #: The columns a stored feedback is read with: its record's, then the store's own.
 COLUMNS = ("id", *FEEDBACK.columns, "pattern_id")
@@ -82,10 +84,10 @@ def from_rows(rows: Sequence[Sequence[Any]]) -> list[Feedback]:
     ]
 
 
-def of_request(store: Store, request_id: str) -> list[Feedback]:
+def of_request(engine: Engine, request_id: str) -> list[Feedback]:
     """The feedback on a request, oldest first."""
     f = t.feedback.c
-    with read(store.engine) as conn:
+    with read(engine) as conn:
         rows = conn.execute(
             select(*(f[c] for c in COLUMNS))
             .where(f.request_id == request_id)
@@ -112,11 +114,11 @@ def _checked_rating(rating: Any) -> float | None:
     return float(rating)
 
 
-def _served(store: Store, request_id: str, row: int) -> Any:
+def _served(engine: Engine, request_id: str, row: int) -> Any:
     """The logged request ``request_id`` (its rows, the dataset and signature of the
     version that answered it), if it has a row ``row``."""
     r, v = t.served_requests.c, t.model_versions.c
-    with read(store.engine) as conn:
+    with read(engine) as conn:
         found = conn.execute(
             select(r.n, v.dataset_id, v.signature)
             .join(t.model_versions, r.version_id == v.id)
@@ -135,16 +137,15 @@ def _served(store: Store, request_id: str, row: int) -> Any:
     return found
 
 
-def _label_as_stored(store: Store, request_id: str, served: Any, label: Any) -> Any:
+def _label_as_stored(datasets: Datasets, request_id: str, served: Any, label: Any) -> Any:
     """``label`` as the dataset of the version that answered stores it, if it is one
     of that version's answers (a class; a finite number for a regressor)."""
     from trenches.models import formats
-    from trenches.serving.feedback import Labels
-    from trenches.serving.payloads import PayloadError
+    from trenches.requests.labels import Labels
 
     label_type = None
     if served.dataset_id is not None:
-        ds = store.datasets.by_id(served.dataset_id)
+        ds = datasets.by_id(served.dataset_id)
         label_type = ds.label_type
         if ds.label_type is not None:
             try:
@@ -157,12 +158,13 @@ def _label_as_stored(store: Store, request_id: str, served: Any, label: Any) -> 
     classes = formats.Signature.from_json(served.signature).classes
     try:
         return Labels(classes, label_type).check(label)
-    except PayloadError as e:
-        raise InvalidInput(f"request {request_id}: {e.message}") from None
+    except InvalidInput as e:
+        raise InvalidInput(f"request {request_id}: {e.reason}") from None
 
 
 def add(
-    store: Store,
+    engine: Engine,
+    datasets: Datasets,
     request_id: str,
     *,
     row: int,
@@ -177,12 +179,12 @@ def add(
     if label is None and rating is None:
         raise InvalidInput("give a label (the true answer) or a rating")
     rating = _checked_rating(rating)
-    served = _served(store, request_id, int(row))
+    served = _served(engine, request_id, int(row))
     if label is not None:
-        label = _label_as_stored(store, request_id, served, label)
+        label = _label_as_stored(datasets, request_id, served, label)
     record = LoggedFeedback(request_id, int(row), label, rating, comment, timestamps.now_us())
     values = dict(zip(FEEDBACK.columns, record.to_row(), strict=True))
-    with write(store.engine) as conn:
+    with write(engine) as conn:
         fid = conn.execute(insert(t.feedback).values(values)).inserted_primary_key[0]  # type: ignore[index]
     return Feedback(
         int(fid),

@@ -27,11 +27,14 @@ from trenches.requests.records import json_column
 
 if TYPE_CHECKING:
     import pandas as pd
+    from sqlalchemy.engine import Engine
 
+    from trenches.models.registry import Models
+    from trenches.patterns.datasets import Datasets
+    from trenches.problems import Problems
     from trenches.requests.feedback import Feedback
     from trenches.requests.patterns import ToPatterns
     from trenches.requests.window import RequestWindow
-    from trenches.store import Store
 
 LIST_COLUMNS = (
     "request_id",
@@ -49,8 +52,15 @@ LIST_COLUMNS = (
 class Requests:
     """The request log of a store: ``store.requests``."""
 
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    def __init__(
+        self, engine: Engine, models: Models, datasets: Datasets, problems: Callable[[], Problems]
+    ) -> None:
+        self._engine = engine
+        self._models = models
+        self._datasets = datasets
+        # Asked only when requests become patterns of a problem: a server reading its
+        # log loads no problem database.
+        self._problems = problems
 
     # --- reading ----------------------------------------------------------------------
 
@@ -73,9 +83,9 @@ class Requests:
             where.append(r.received_at < end)
         if version is not None:
             if "@" in version:
-                where.append(r.version_id == self._store.models.get(version).id)
+                where.append(r.version_id == self._models.get(version).id)
             else:
-                if version not in self._store.models.names():
+                if version not in self._models.names():
                     raise NotFound(f"no model named {version!r}")
                 where.append(m.name == version)
         joined = t.served_requests.join(t.model_versions, r.version_id == v.id).join(
@@ -117,7 +127,7 @@ class Requests:
         if limit is not None:
             query = query.limit(limit)
         f = t.feedback.c
-        with read(self._store.engine) as conn:
+        with read(self._engine) as conn:
             rows = builtins.list(conn.execute(query).cursor.fetchall())
             ids = query.with_only_columns(r.request_id).subquery()
             feedback = conn.execute(
@@ -142,12 +152,12 @@ class Requests:
         newest labelled feedback. What monitoring reads; ``list`` is for people."""
         r = t.served_requests.c
         query = self._query(since, until, version).order_by(r.received_at, r.id)
-        with read(self._store.engine) as conn:
+        with read(self._engine) as conn:
             return windows.read_window(conn, query)
 
     def get_feedback(self, request_id: str) -> builtins.list[Feedback]:
         """The feedback on a request, oldest first."""
-        return feedback_of.of_request(self._store, request_id)
+        return feedback_of.of_request(self._engine, request_id)
 
     # --- feedback ---------------------------------------------------------------------
 
@@ -166,7 +176,13 @@ class Requests:
         version's classes (a classifier) or a finite number (a regressor), as the
         server's ``POST /feedback`` asks."""
         return feedback_of.add(
-            self._store, request_id, row=row, label=label, rating=rating, comment=comment
+            self._engine,
+            self._datasets,
+            request_id,
+            row=row,
+            label=label,
+            rating=rating,
+            comment=comment,
         )
 
     # --- feedback into data -----------------------------------------------------------
@@ -194,7 +210,9 @@ class Requests:
         from trenches.requests.patterns import to_patterns
 
         return to_patterns(
-            self._store,
+            self._engine,
+            self._datasets,
+            self._problems(),
             request_ids,
             problem=problem,
             polarity=polarity,

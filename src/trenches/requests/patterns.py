@@ -18,16 +18,16 @@ from sqlalchemy import bindparam, select, update
 from trenches.db import schema as t
 from trenches.db.engine import read, write
 from trenches.errors import Conflict, InvalidInput
-from trenches.patterns.datasets import check_source
+from trenches.names import check_source
 from trenches.problems import POLARITIES, AddResult
 from trenches.requests.records import json_column
 
 if TYPE_CHECKING:
     import pandas as pd
+    from sqlalchemy.engine import Engine
 
-    from trenches.patterns.datasets import Dataset
-    from trenches.problems import Problem
-    from trenches.store import Store
+    from trenches.patterns.datasets import Dataset, Datasets
+    from trenches.problems import Problem, Problems
 
 #: Import notes of patterns made from requests start with this, then a JSON list of
 #: [request_id, row] in pattern order: a run cut short between the import and the
@@ -121,9 +121,9 @@ class _Asked:
         return sorted(self.labelled, key=lambda k: (order[k[0]], k[1]))
 
 
-def _read(store: Store, ids: list[str]) -> _Asked:
+def _read(engine: Engine, ids: list[str]) -> _Asked:
     r, f, v = t.served_requests.c, t.feedback.c, t.model_versions.c
-    with read(store.engine) as conn:
+    with read(engine) as conn:
         requests = {
             row.request_id: row
             for row in conn.execute(
@@ -182,10 +182,10 @@ def _check(asked: _Asked) -> None:
 
 
 def _the_problem(
-    store: Store, problem: str, polarity: str, datasets: dict[int, Dataset], asked: _Asked
+    problems: Problems, problem: str, polarity: str, datasets: dict[int, Dataset], asked: _Asked
 ) -> Problem:
     """Problem ``problem``, if the patterns can join it as ``polarity``."""
-    the_problem = store.problems.get(problem)
+    the_problem = problems.get(problem)
     other = [d.name for d in datasets.values() if d.name != the_problem.dataset]
     if other:
         raise InvalidInput(
@@ -204,7 +204,9 @@ def _the_problem(
 
 
 def to_patterns(
-    store: Store,
+    engine: Engine,
+    known: Datasets,
+    problems: Problems,
     request_ids: Sequence[str],
     *,
     problem: str | None,
@@ -220,18 +222,16 @@ def to_patterns(
     if polarity not in POLARITIES:
         raise InvalidInput(f"polarity {polarity!r} must be positive or negative")
     check_source(source)
-    asked = _read(store, ids)
+    asked = _read(engine, ids)
     _check(asked)
-    datasets = {
-        d: store.datasets.by_id(d) for d in sorted({x.dataset_id for x in asked.requests.values()})
-    }
+    datasets = {d: known.by_id(d) for d in sorted({x.dataset_id for x in asked.requests.values()})}
     the_problem = None
     if problem is not None:
-        the_problem = _the_problem(store, problem, polarity, datasets, asked)
-    new = _import(store, asked, datasets, source, labelled_by)
+        the_problem = _the_problem(problems, problem, polarity, datasets, asked)
+    new = _import(engine, asked, datasets, source, labelled_by)
     if new:
         f = t.feedback.c
-        with write(store.engine) as conn:
+        with write(engine) as conn:
             conn.execute(
                 update(t.feedback)
                 .where(f.id == bindparam("fid"))
@@ -250,7 +250,7 @@ def to_patterns(
     problem_result = None
     if the_problem is not None:
         pids = [p.pattern_id for p in patterns]
-        problem_result = store.problems.add(
+        problem_result = problems.add(
             the_problem.slug,
             positive=pids if polarity == "positive" else (),
             negative=pids if polarity == "negative" else (),
@@ -260,7 +260,7 @@ def to_patterns(
 
 
 def _import(
-    store: Store,
+    engine: Engine,
     asked: _Asked,
     datasets: dict[int, Dataset],
     source: str,
@@ -269,7 +269,7 @@ def _import(
     """Import the labelled rows that are no pattern yet, one import per dataset (all
     checked first); returns the pattern of each (imported now, or by a run cut short)."""
     pending = [k for k in asked.keys if k not in asked.made]
-    new = _imported_before(store, pending, [d.id for d in datasets.values()], source)
+    new = _imported_before(engine, pending, [d.id for d in datasets.values()], source)
     to_import = [k for k in pending if k not in new]
     frames = {
         d: _frame(ds, [k for k in to_import if asked.requests[k[0]].dataset_id == d], asked)
@@ -347,7 +347,7 @@ def _columns(dataset: Dataset, rid: str, inputs: dict[str, Any]) -> list[str]:
 
 
 def _imported_before(
-    store: Store, keys: list[Key], dataset_ids: list[int], source: str
+    engine: Engine, keys: list[Key], dataset_ids: list[int], source: str
 ) -> dict[Key, int]:
     """Rows imported by an earlier run that stopped before linking them to their
     feedback: found by the note on the import."""
@@ -356,7 +356,7 @@ def _imported_before(
     b, p = t.import_batches.c, t.patterns.c
     wanted = set(keys)
     out: dict[Key, int] = {}
-    with read(store.engine) as conn:
+    with read(engine) as conn:
         batches = conn.execute(
             select(b.id, b.note).where(
                 b.dataset_id.in_(dataset_ids),

@@ -21,6 +21,10 @@ from __future__ import annotations
 
 import builtins
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -31,7 +35,7 @@ from trenches.db import schema as t
 from trenches.db.engine import read
 from trenches.errors import NotFound
 from trenches.retrain.function import load_function
-from trenches.retrain.loop import Pass, decide, failing, reap_killed
+from trenches.retrain.loop import Parts, Pass, decide, failing
 from trenches.retrain.record import (
     Figures,
     ProblemTally,
@@ -39,20 +43,23 @@ from trenches.retrain.record import (
     Retrain,
     RetrainFailed,
     RetrainStep,
-    retrain_from_row,
+    read_passes,
 )
 from trenches.settings import given
 from trenches.settings.retrain import WEIGHTINGS, RetrainSettings
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from trenches.models.registry import ModelVersion
+    from trenches.monitoring.reports import Monitored
     from trenches.patterns.datasets import Dataset
     from trenches.settings import Settings
-    from trenches.store import Store
 
 __all__ = [
     "WEIGHTINGS",
     "Figures",
+    "OnDrift",
     "ProblemTally",
     "Retrain",
     "RetrainFailed",
@@ -63,11 +70,21 @@ __all__ = [
 ]
 
 
+@dataclass(frozen=True)
+class OnDrift:
+    """What :meth:`Retrains.on_drift` did: the drift report it stored, and the pass it
+    set off (None when nothing drifted)."""
+
+    report: Monitored
+    retrain: Retrain | None
+
+
 class Retrains:
     """``store.retrains``: run a retraining pass, and read the passes made."""
 
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    def __init__(self, parts: Parts, settings: Callable[[], Settings]) -> None:
+        self._parts = parts
+        self._settings = settings
 
     def settings(
         self,
@@ -78,7 +95,46 @@ class Retrains:
     ) -> RetrainSettings:
         """The ``[retrain.MODEL]`` settings of ``settings``, else of the trenches.toml at
         ``path``, else of the store's (``store.settings``), checked."""
-        return (given(settings, path) or self._store.settings).retraining(model)
+        return (given(settings, path) or self._settings()).retraining(model)
+
+    def on_drift(
+        self,
+        ref: str,
+        *,
+        window: str | None = None,
+        since: str | datetime | int | None = None,
+        until: str | datetime | int | None = None,
+        current: pd.DataFrame | str | Path | None = None,
+        reference: str = "train",
+        trusted: bool = False,
+        on_report: Callable[[Monitored], None] | None = None,
+        progress: Progress | None = None,
+    ) -> OnDrift:
+        """Watch ``ref`` and retrain its model when production drifted: what
+        ``trenches monitor drift REF --retrain`` does, in one call.
+
+        The ``[retrain.MODEL]`` settings and the training function are read first (a
+        mistake there stops it before anything is measured); then the window is
+        compared with the reference (see :meth:`trenches.Monitoring.run`) and the
+        report stored; ``on_report`` hears of it at once. When it drifted, one pass
+        runs, set off by that report (see :meth:`run`)."""
+        model = ref.split("@")[0]
+        load_function(self.settings(model))
+        report = self._parts.monitoring.run(
+            ref,
+            window=window,
+            since=since,
+            until=until,
+            current=current,
+            reference=reference,
+            trusted=trusted,
+        )
+        if on_report is not None:
+            on_report(report)
+        if not report.drifted:
+            return OnDrift(report, None)
+        passed = self.run(model, report_id=report.id, trusted=trusted, progress=progress)
+        return OnDrift(report, passed)
 
     def run(
         self,
@@ -101,8 +157,7 @@ class Retrains:
         ``report_id`` is the drift report that set the pass off, if one did.
         ``progress`` is called with a :class:`RetrainStep` as each step happens.
         """
-        store = self._store
-        project = given(settings, path) or self._store.settings
+        project = given(settings, path) or self._settings()
         table = project.retraining(model)
         function = load_function(table)
         production = self._production(model)
@@ -110,7 +165,9 @@ class Retrains:
         table.check_task(dataset.name, dataset.task)
         if report_id is not None:
             self._check_report(report_id)
-        p = Pass(store, table, function, dataset, production, report_id, trusted, progress, project)
+        p = Pass(
+            self._parts, table, function, dataset, production, report_id, trusted, progress, project
+        )
         p.start()
         with failing(p):
             snap = p.snapshot()
@@ -124,7 +181,7 @@ class Retrains:
             p.say("compare", figures.why)
             promote, reason = decide(p, check, figures)
             if promote:
-                store.models.promote(candidate.ref, "production", reason=reason)
+                self._parts.models.promote(candidate.ref, "production", reason=reason)
             p.record(
                 status="promoted" if promote else "candidate",
                 reason=reason,
@@ -141,7 +198,7 @@ class Retrains:
 
     def _production(self, model: str) -> ModelVersion | None:
         try:
-            return self._store.models.get(f"{model}@production")
+            return self._parts.models.get(f"{model}@production")
         except NotFound:
             return None
 
@@ -151,7 +208,7 @@ class Retrains:
             version = production
             if version is None:
                 try:
-                    found = self._store.models.versions(settings.model)
+                    found = self._parts.models.versions(settings.model)
                 except NotFound:
                     found = []
                 version = found[-1] if found else None
@@ -163,14 +220,14 @@ class Retrains:
                 )
             name = version.dataset
         try:
-            return self._store.datasets.get(name)
+            return self._parts.datasets.get(name)
         except NotFound:
             if settings.dataset is None:
                 raise
             raise settings.error("dataset", f"there is no dataset {name!r}") from None
 
     def _check_report(self, report_id: int) -> None:
-        with read(self._store.engine) as conn:
+        with read(self._parts.engine) as conn:
             found = conn.execute(
                 select(t.drift_reports.c.id).where(t.drift_reports.c.id == report_id)
             ).first()
@@ -189,22 +246,4 @@ class Retrains:
         return self._read(t.retrains.c.model == model if model is not None else None)
 
     def _read(self, where: Any) -> builtins.list[Retrain]:
-        reap_killed(self._store)
-        r, v, m = t.retrains.c, t.model_versions.c, t.models.c
-        query = select(t.retrains).order_by(r.id.desc())
-        if where is not None:
-            query = query.where(where)
-        with read(self._store.engine) as conn:
-            rows = conn.execute(query).all()
-            ids = {i for row in rows for i in (row.version_id, row.production_id) if i}
-            refs = {}
-            if ids:
-                refs = {
-                    vid: f"{name}@{number}"
-                    for vid, name, number in conn.execute(
-                        select(v.id, m.name, v.version)
-                        .join(t.models, m.id == v.model_id)
-                        .where(v.id.in_(sorted(ids)))
-                    )
-                }
-        return [retrain_from_row(row, refs) for row in rows]
+        return read_passes(self._parts.engine, where)

@@ -6,35 +6,68 @@ from __future__ import annotations
 import contextlib
 import traceback
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
-from sqlalchemy import select, update
+from sqlalchemy import update
 
-from trenches import config, timestamps
+from trenches import timestamps
 from trenches.db import schema as t
-from trenches.db.engine import insert_returning_id, read, write
-from trenches.errors import Conflict, InvalidInput, TrenchesError
+from trenches.db.engine import write
+from trenches.errors import InvalidInput, TrenchesError
+from trenches.predict import predict
 from trenches.retrain.record import (
     Figures,
     ProblemTally,
     Progress,
     RetrainFailed,
     RetrainStep,
+    insert_pass,
+    read_passes,
 )
 from trenches.settings.gates import lower_is_better, metric_parts
 from trenches.settings.retrain import RetrainSettings
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from trenches.backfill import Backfill
     from trenches.evaluation import Evaluation
-    from trenches.gates import Check, GateResult
-    from trenches.models.registry import ModelVersion
-    from trenches.patterns.datasets import Dataset
+    from trenches.gates import Check, GateResult, Gates
+    from trenches.models.registry import Models, ModelVersion
+    from trenches.monitoring.monitor import Monitoring
+    from trenches.patterns.datasets import Dataset, Datasets
     from trenches.patterns.snapshots import Snapshot, TrainingData
-    from trenches.problems import Problem
+    from trenches.predictors import Predictors
+    from trenches.problems import Problem, Problems
+    from trenches.problems.scores import Scorer
+    from trenches.runs.tracking import Run
     from trenches.settings import Settings
-    from trenches.store import Store
+
+
+#: Starts a tracked run, as :meth:`trenches.Store.run` does.
+RunStarter = Callable[..., "Run"]
+
+
+@dataclass(frozen=True)
+class Parts:
+    """What a pass uses: the registry and the data, the predictions and the problems,
+    the backfill and the gates, and a way to start a tracked run (``store.retrains`` is
+    given them)."""
+
+    engine: Engine
+    models: Models
+    datasets: Datasets
+    predictors: Predictors
+    problems: Problems
+    backfill: Backfill
+    gates: Gates
+    monitoring: Monitoring
+    run: RunStarter
+    #: A new scorer of the problems (it reads each thing it needs once).
+    scorer: Callable[[], Scorer]
 
 
 class Pass:
@@ -42,7 +75,7 @@ class Pass:
 
     def __init__(
         self,
-        store: Store,
+        parts: Parts,
         settings: RetrainSettings,
         function: Callable[[TrainingData], Any],
         dataset: Dataset,
@@ -52,7 +85,7 @@ class Pass:
         progress: Progress | None,
         project: Settings,
     ) -> None:
-        self.store = store
+        self.parts = parts
         self.settings = settings
         #: The whole trenches.toml the pass read: its gates and error costs.
         self.project = project
@@ -73,11 +106,13 @@ class Pass:
             self.progress(RetrainStep(name, message, done, total))
 
     def record(self, **values: Any) -> None:
-        with write(self.store.engine) as conn:
+        with write(self.parts.engine) as conn:
             conn.execute(update(t.retrains).where(t.retrains.c.id == self.id).values(**values))
 
     def start(self) -> None:
-        self.id = _insert(self.store, self.settings.model, self.report_id, self.production)
+        self.id = insert_pass(
+            self.parts.engine, self.settings.model, self.report_id, self.production
+        )
         self.say(
             "start",
             f"retrain #{self.id} of {self.settings.model} ("
@@ -134,7 +169,7 @@ class Pass:
         if self.report_id is not None:
             tags["trenches.drift_report"] = self.report_id
         weights = _weights_text(s)
-        with self.store.run(
+        with self.parts.run(
             f"retrain-{s.model}"[:200], snapshot=snap, params=params, tags=tags
         ) as run:
             self.record(run_id=run.id)
@@ -150,7 +185,7 @@ class Pass:
             fitted = _call(s, self.function, data)
             version = run.log_model(fitted, s.model)
         self.record(version_id=version.id)
-        self.store.models.promote(
+        self.parts.models.promote(
             version.ref,
             "candidate",
             reason=f"retrain #{self.id}: trained by run {run.id} on snapshot {snap.id}",
@@ -165,7 +200,7 @@ class Pass:
 
         validation = split(self.dataset, "validation")
         name, ids = validation.name, validation.ids
-        problems = self.store.problems.list(dataset=self.dataset.name)
+        problems = self.parts.problems.list(dataset=self.dataset.name)
         problem_ids = np.asarray(sorted({i for p in problems for i in p.patterns()}), np.int64)
         wanted = np.union1d(ids, problem_ids)
         what = f"{name} and {len(problems)} problem{'s' if len(problems) != 1 else ''}"
@@ -179,7 +214,14 @@ class Pass:
                 self.say("predict", f"predicting {what} with {ref}", done, len(wanted))
 
             self.say("predict", f"predicting {what} with {ref}", 0, len(wanted))
-            result = self.store.predict(ref, wanted, trusted=self.trusted, progress=advance)
+            result = predict(
+                self.parts.engine,
+                self.parts.models,
+                self.parts.predictors.resolve(ref),
+                wanted,
+                trusted=self.trusted,
+                progress=advance,
+            )
             made[ref] = result.computed
             self.say(
                 "predicted",
@@ -193,10 +235,8 @@ class Pass:
         """Predict, with every version of the dataset, the validation, test and problem
         patterns it lacks, so that charts and tables cover every version. A version that
         cannot predict is recorded with why, and the pass goes on."""
-        from trenches.backfill import backfill, gaps
-
         name = self.dataset.name
-        plan = gaps(self.store, dataset=name)
+        plan = self.parts.backfill.gaps(dataset=name)
         total = sum(g.missing for g in plan)
         what = f"backfilling every version of {name}"
         done = 0
@@ -208,7 +248,7 @@ class Pass:
 
         if total:
             self.say("predict", what, 0, total)
-        result = backfill(self.store, trusted=self.trusted, progress=advance, plan=plan)
+        result = self.parts.backfill(trusted=self.trusted, progress=advance, plan=plan)
         self.body["backfill"] = result.to_json()
         n = result.versions
         self.say(
@@ -239,7 +279,7 @@ class Pass:
         def told(ref: str, n: int) -> None:
             self.say("predicted", f"{ref}: {n} new predictions the gates need")
 
-        check = self.store.gates.check(
+        check = self.parts.gates.check(
             candidate.ref, settings=self.project, trusted=self.trusted, progress=told
         )
         self.record(check_id=check.id)
@@ -282,8 +322,8 @@ class Pass:
         costs = self.project.costs
         c = _figure(
             evaluate(
-                self.store.engine,
-                self.store.predictors.resolve(candidate),
+                self.parts.engine,
+                self.parts.predictors.resolve(candidate),
                 PatternSet(name, ids),
                 costs=costs,
             ),
@@ -317,8 +357,8 @@ class Pass:
         assert prod_ref is not None
         p = _figure(
             evaluate(
-                self.store.engine,
-                self.store.predictors.resolve(prod_ref),
+                self.parts.engine,
+                self.parts.predictors.resolve(prod_ref),
                 PatternSet(name, ids),
                 costs=costs,
             ),
@@ -347,12 +387,10 @@ class Pass:
         return figures(c, p, better, why)
 
     def tallies(self, candidate: ModelVersion, problems: list[Problem]) -> list[ProblemTally]:
-        from trenches.problems.scores import Scorer
-
         if not problems:
             return []
-        scorer = Scorer(self.store)
-        entries = [scorer.entry(self.store.models.get(ref)) for ref in self.refs(candidate)]
+        scorer = self.parts.scorer()
+        entries = [scorer.entry(self.parts.models.get(ref)) for ref in self.refs(candidate)]
         out = []
         for problem in problems:
             scores = [scorer.score(problem, self.dataset, entry) for entry in entries]
@@ -459,84 +497,6 @@ def decide(p: Pass, check: Check | None, figures: Figures) -> tuple[bool, str]:
     return False, f"retrain #{p.id}: " + "; ".join(why) + after
 
 
-def _insert(
-    store: Store, model: str, report_id: int | None, production: ModelVersion | None
-) -> int:
-    reap_killed(store)
-    with write(store.engine) as conn:
-        busy = conn.execute(
-            select(t.retrains.c.id).where(
-                t.retrains.c.model == model, t.retrains.c.status == "running"
-            )
-        ).first()
-        if busy is not None:
-            raise Conflict(
-                f"retrain #{busy.id} of {model} is running; one pass at a time (a pass whose "
-                "process died is marked failed when the passes are next read)"
-            )
-        return insert_returning_id(
-            conn,
-            t.retrains,
-            {
-                "model": model,
-                "report_id": report_id,
-                "production_id": production.id if production is not None else None,
-                "status": "running",
-                # Who is running it: a pass whose process is gone is reaped as failed.
-                "body": orjson.dumps({"process": this_process()}).decode(),
-                "started_by": config.current_user(),
-                "started_at": timestamps.now_us(),
-            },
-        )
-
-
-def this_process() -> dict[str, Any]:
-    import os
-    import socket
-
-    from trenches.runs.code import process_started
-
-    return {
-        "host": socket.gethostname(),
-        "pid": os.getpid(),
-        "started": process_started(os.getpid()),
-    }
-
-
-def reap_killed(store: Store) -> int:
-    """Mark passes of this host whose process is gone as failed. Returns how many."""
-    import socket
-
-    from trenches.runs.code import process_alive
-
-    r = t.retrains.c
-    with read(store.engine) as conn:
-        running = conn.execute(select(r.id, r.body).where(r.status == "running")).all()
-    host = socket.gethostname()
-    gone = []
-    for row in running:
-        process = (orjson.loads(row.body) if row.body else {}).get("process") or {}
-        pid = process.get("pid")
-        if (
-            process.get("host") == host
-            and isinstance(pid, int)
-            and not process_alive(pid, process.get("started"))
-        ):
-            gone.append(row.id)
-    if gone:
-        with write(store.engine) as conn:
-            conn.execute(
-                update(t.retrains)
-                .where(r.id.in_(gone), r.status == "running")
-                .values(
-                    status="failed",
-                    reason="the process running the pass ended before the pass did (killed?)",
-                    ended_at=timestamps.now_us(),
-                )
-            )
-    return len(gone)
-
-
 @contextlib.contextmanager
 def failing(p: Pass) -> Iterator[None]:
     """Record the pass as failed when a step raises, and raise a RetrainFailed."""
@@ -558,7 +518,7 @@ def failing(p: Pass) -> Iterator[None]:
         )
         if not isinstance(e, Exception):
             raise
-        recorded = p.store.retrains.get(p.id)
+        [recorded] = read_passes(p.parts.engine, t.retrains.c.id == p.id)
         raise RetrainFailed(
             f"retrain #{p.id} of {p.settings.model} failed: {message}; nothing was promoted",
             recorded,

@@ -9,13 +9,19 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from sqlalchemy import select, update
 
-from trenches import timestamps
-from trenches.errors import TrenchesError
+from trenches import config, timestamps
+from trenches.db import schema as t
+from trenches.db.engine import insert_returning_id, read, write
+from trenches.errors import Conflict, TrenchesError
 from trenches.settings.retrain import RetrainSettings
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
     from trenches.gates.check import GateResult
+    from trenches.models.registry import ModelVersion
 
 STATUSES = ("running", "promoted", "candidate", "failed")
 
@@ -208,3 +214,108 @@ def retrain_from_row(row: Any, refs: dict[int, str]) -> Retrain:
         gates=tuple(GateResult.from_json(g) for g in gates.get("results", [])),
         details=details,
     )
+
+
+# --- the passes as rows: started, reaped when their process died, read back ------
+
+
+def insert_pass(
+    engine: Engine, model: str, report_id: int | None, production: ModelVersion | None
+) -> int:
+    reap_killed(engine)
+    with write(engine) as conn:
+        busy = conn.execute(
+            select(t.retrains.c.id).where(
+                t.retrains.c.model == model, t.retrains.c.status == "running"
+            )
+        ).first()
+        if busy is not None:
+            raise Conflict(
+                f"retrain #{busy.id} of {model} is running; one pass at a time (a pass whose "
+                "process died is marked failed when the passes are next read)"
+            )
+        return insert_returning_id(
+            conn,
+            t.retrains,
+            {
+                "model": model,
+                "report_id": report_id,
+                "production_id": production.id if production is not None else None,
+                "status": "running",
+                # Who is running it: a pass whose process is gone is reaped as failed.
+                "body": orjson.dumps({"process": this_process()}).decode(),
+                "started_by": config.current_user(),
+                "started_at": timestamps.now_us(),
+            },
+        )
+
+
+def this_process() -> dict[str, Any]:
+    import os
+    import socket
+
+    from trenches.runs.code import process_started
+
+    return {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "started": process_started(os.getpid()),
+    }
+
+
+def reap_killed(engine: Engine) -> int:
+    """Mark passes of this host whose process is gone as failed. Returns how many."""
+    import socket
+
+    from trenches.runs.code import process_alive
+
+    r = t.retrains.c
+    with read(engine) as conn:
+        running = conn.execute(select(r.id, r.body).where(r.status == "running")).all()
+    host = socket.gethostname()
+    gone = []
+    for row in running:
+        process = (orjson.loads(row.body) if row.body else {}).get("process") or {}
+        pid = process.get("pid")
+        if (
+            process.get("host") == host
+            and isinstance(pid, int)
+            and not process_alive(pid, process.get("started"))
+        ):
+            gone.append(row.id)
+    if gone:
+        with write(engine) as conn:
+            conn.execute(
+                update(t.retrains)
+                .where(r.id.in_(gone), r.status == "running")
+                .values(
+                    status="failed",
+                    reason="the process running the pass ended before the pass did (killed?)",
+                    ended_at=timestamps.now_us(),
+                )
+            )
+    return len(gone)
+
+
+def read_passes(engine: Engine, where: Any) -> list[Retrain]:
+    """The passes ``where`` picks (every pass when None), newest first; passes of this
+    host whose process died are marked failed first."""
+    reap_killed(engine)
+    r, v, m = t.retrains.c, t.model_versions.c, t.models.c
+    query = select(t.retrains).order_by(r.id.desc())
+    if where is not None:
+        query = query.where(where)
+    with read(engine) as conn:
+        rows = conn.execute(query).all()
+        ids = {i for row in rows for i in (row.version_id, row.production_id) if i}
+        refs = {}
+        if ids:
+            refs = {
+                vid: f"{name}@{number}"
+                for vid, name, number in conn.execute(
+                    select(v.id, m.name, v.version)
+                    .join(t.models, m.id == v.model_id)
+                    .where(v.id.in_(sorted(ids)))
+                )
+            }
+    return [retrain_from_row(row, refs) for row in rows]

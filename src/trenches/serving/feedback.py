@@ -19,66 +19,19 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from trenches.errors import InvalidInput
+from trenches.requests.labels import Labels
 from trenches.serving.payloads import MAX_SIZE, PayloadError, is_int, is_number, shown
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-    from trenches.models.registry import ModelVersion
 
 #: Requests a worker remembers (about 250 bytes each): more than the request log holds
 #: in memory before it spools, so a request not yet written is always remembered.
 RECENT = 60_000
 #: The longest request id (the column's size).
 MAX_ID = 64
-
-
-@dataclass(frozen=True)
-class Labels:
-    """What a feedback label on a version's answers may be."""
-
-    classes: tuple[Any, ...] | None  # a classifier's classes; None: a regressor
-    label_type: str | None  # the dataset's label type (integer, number, ...), if known
-
-    def check(self, label: Any) -> Any:
-        """``label`` as stored: the class it names, or the number; a 422 otherwise."""
-        if self.classes is not None:
-            for c in self.classes:
-                if label == c and isinstance(label, bool) == isinstance(c, bool):
-                    return c
-            listed = ", ".join(shown(c) for c in self.classes[:20])
-            more = f" and {len(self.classes) - 20} more" if len(self.classes) > 20 else ""
-            raise PayloadError(
-                422,
-                f"label {shown(label)} is not one of the model's labels: {listed}{more}",
-                "label",
-            )
-        if not is_number(label):
-            raise PayloadError(
-                422, f"label {shown(label)} is not a number (the model is a regressor)", "label"
-            )
-        if self.label_type == "integer" and not (
-            float(label).is_integer() and -(2.0**63) <= float(label) < 2.0**63
-        ):
-            raise PayloadError(422, f"label {shown(label)} is not an integer", "label")
-        return label
-
-    @classmethod
-    def of(cls, engine: Engine, version: ModelVersion) -> Labels:
-        """The labels of ``version``'s answers (one light query: no pandas)."""
-        from sqlalchemy import select
-
-        from trenches.db import schema as t
-        from trenches.db.engine import read
-
-        label_type = None
-        if version.dataset is not None:
-            d = t.datasets.c
-            with read(engine) as conn:
-                label_type = conn.execute(
-                    select(d.label_type).where(d.name == version.dataset)
-                ).scalar()
-        return cls(version.signature.classes, label_type)
 
 
 @dataclass(frozen=True)
@@ -179,5 +132,10 @@ class Feedback:
                 f"row{'s' if answered.n != 1 else ''} (0 to {answered.n - 1})",
                 "row",
             )
-        label = self.label if self.label is None else answered.labels.check(self.label)
+        label = self.label
+        if label is not None:
+            try:
+                label = answered.labels.check(label)
+            except InvalidInput as e:
+                raise PayloadError(422, e.reason, "label") from None
         return Feedback(self.request_id, self.row, label, self.rating, self.comment)

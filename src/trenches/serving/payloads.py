@@ -22,6 +22,10 @@ import orjson
 
 from trenches.errors import TrenchesError
 
+# How a JSON value shows in a message, and what a number is, are the request log's too.
+from trenches.requests.labels import is_number as is_number
+from trenches.requests.labels import shown as shown
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -83,28 +87,6 @@ class Rows:
             for row in self.data[list(schema.columns)].itertuples(index=False, name=None)
         ]
         return {"columns": list(schema.columns), "data": data}
-
-
-def shown(value: Any) -> str:
-    """A JSON value as an error message shows it: short, and containers by their kind
-    only (one nested 1,000 deep has no printable repr)."""
-    if value is None or isinstance(value, bool):
-        return orjson.dumps(value).decode()
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def is_number(value: Any) -> bool:
-    """A JSON number (never ``true``/``false``), finite."""
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, int):
-        return True
-    return isinstance(value, float) and math.isfinite(value)
 
 
 def is_int(value: Any, low: int = INT64[0], high: int = INT64[1]) -> bool:

@@ -22,7 +22,8 @@ from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 
 from trenches import timestamps
-from trenches.serving.feedback import Answered, Feedback, Labels, Recent, lookup
+from trenches.requests.labels import Labels
+from trenches.serving.feedback import Answered, Feedback, Recent, lookup
 from trenches.serving.metrics import Metrics
 from trenches.serving.model import Answer, ServedModel
 from trenches.serving.payloads import PayloadError, Rows, Schema

@@ -132,7 +132,7 @@ def _one(doc: Document, model: str, raw: dict[str, Any], has_gates: bool) -> Ret
             )
     sources = None
     if "sources" in raw:
-        from trenches.patterns.datasets import check_source
+        from trenches.names import check_source
 
         for s in raw["sources"]:
             try:
