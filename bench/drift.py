@@ -529,70 +529,11 @@ def main() -> None:
         child(args.rows[0], args.profile)
         return
 
-    python = peers_venv() / "bin" / "python"
     peers = not args.skip_peers
-    if peers and not python.exists():
-        sys.exit(
-            f"no peers venv at {peers_venv()} (Evidently and NannyML run there): make it with\n"
-            f"  python3 -m venv {peers_venv()} && {peers_venv()}/bin/pip install "
-            f"-r {PEERS / 'requirements-observed.txt'}\n"
-            "or run trenches alone with --skip-peers"
-        )
-    try:
-        check = same_data_as_peers()
-    except FileNotFoundError:
-        check = f"not checked (no {PEERS / PEER_SCRIPTS['evidently']})"
-    except AssertionError as e:
-        sys.exit(f"this copy of make_drift_data differs from the peers': {e}")
+    check = _check_peers(peers)
     code = measured_code()
-
-    failed: list[str] = []
-    raw: dict[int, dict[str, list[dict[str, Any]]]] = {
-        rows: {t: [] for t in TOOLS} for rows in args.rows
-    }
-    for rows in args.rows:
-        for i in range(args.repeats):
-            # One of each per round, so a slow spell of the machine hits all three.
-            for tool in TOOLS if peers else ("trenches",):
-                print(
-                    f"{rows:,} rows, round {i + 1}/{args.repeats}: {tool}",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                if tool == "trenches":
-                    result = run_trenches(rows, args.budget)
-                    if not result.get("completed"):
-                        failed.append(f"{rows:,} rows: {result.get('error')}")
-                        print(f"trenches failed, left out: {result['error']}", file=sys.stderr)
-                        continue
-                else:
-                    got = run_peer(tool, rows, args.budget)
-                    if got is None:
-                        continue
-                    result = got
-                raw[rows][tool].append(result)
-
-    def version(tool: str, package: str) -> str:
-        for per_size in raw.values():
-            for r in per_size[tool]:
-                if package in r.get("versions", {}):
-                    return str(r["versions"][package])
-        return "(not run)"
-
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    print(
-        f"\ndata drift, 20 numeric + 5 categorical columns, 5 shifted: trenches "
-        f"{version('trenches', 'trenches')} ({code}) against Evidently "
-        f"{version('evidently', 'evidently')} and NannyML {version('nannyml', 'nannyml')}"
-    )
-    print(
-        f"  python {platform.python_version()}, cpu_count {os.cpu_count()}, {mem:.0f} GiB RAM, "
-        f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())}; pandas "
-        f"{version('trenches', 'pandas')} / numpy {version('trenches', 'numpy')} (trenches), "
-        f"pandas {version('evidently', 'pandas')} / numpy {version('evidently', 'numpy')} "
-        f"(peers' venv, {peers_venv()})"
-    )
-    print(f"  data: {check}")
+    raw, failed = _measure(args.rows, args.repeats, args.budget, peers)
+    _print_setting(raw, code, check)
     cold = cold_import()
     if cold is not None:
         print(
@@ -635,6 +576,81 @@ def main() -> None:
         )
     if failed:
         sys.exit(1)
+
+
+def _check_peers(peers: bool) -> str:
+    """Stop when the peers are wanted and their venv is missing, or when this copy of
+    the data differs from theirs; what the data check found."""
+    python = peers_venv() / "bin" / "python"
+    if peers and not python.exists():
+        sys.exit(
+            f"no peers venv at {peers_venv()} (Evidently and NannyML run there): make it with\n"
+            f"  python3 -m venv {peers_venv()} && {peers_venv()}/bin/pip install "
+            f"-r {PEERS / 'requirements-observed.txt'}\n"
+            "or run trenches alone with --skip-peers"
+        )
+    try:
+        return same_data_as_peers()
+    except FileNotFoundError:
+        return f"not checked (no {PEERS / PEER_SCRIPTS['evidently']})"
+    except AssertionError as e:
+        sys.exit(f"this copy of make_drift_data differs from the peers': {e}")
+
+
+def _measure(
+    sizes: list[int], repeats: int, budget: float, peers: bool
+) -> tuple[dict[int, dict[str, list[dict[str, Any]]]], list[str]]:
+    """Each tool's runs by size, and why trenches failed where it did."""
+    failed: list[str] = []
+    raw: dict[int, dict[str, list[dict[str, Any]]]] = {
+        rows: {t: [] for t in TOOLS} for rows in sizes
+    }
+    for rows in sizes:
+        for i in range(repeats):
+            # One of each per round, so a slow spell of the machine hits all three.
+            for tool in TOOLS if peers else ("trenches",):
+                print(
+                    f"{rows:,} rows, round {i + 1}/{repeats}: {tool}", file=sys.stderr, flush=True
+                )
+                if tool == "trenches":
+                    result = run_trenches(rows, budget)
+                    if not result.get("completed"):
+                        failed.append(f"{rows:,} rows: {result.get('error')}")
+                        print(f"trenches failed, left out: {result['error']}", file=sys.stderr)
+                        continue
+                else:
+                    got = run_peer(tool, rows, budget)
+                    if got is None:
+                        continue
+                    result = got
+                raw[rows][tool].append(result)
+    return raw, failed
+
+
+def _print_setting(raw: dict[int, dict[str, list[dict[str, Any]]]], code: str, check: str) -> None:
+    """The versions measured, the machine and the data check."""
+
+    def version(tool: str, package: str) -> str:
+        for per_size in raw.values():
+            for r in per_size[tool]:
+                if package in r.get("versions", {}):
+                    return str(r["versions"][package])
+        return "(not run)"
+
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    print(
+        f"\ndata drift, 20 numeric + 5 categorical columns, 5 shifted: trenches "
+        f"{version('trenches', 'trenches')} ({code}) against Evidently "
+        f"{version('evidently', 'evidently')} and NannyML {version('nannyml', 'nannyml')}"
+    )
+    print(
+        f"  python {platform.python_version()}, cpu_count {os.cpu_count()}, {mem:.0f} GiB RAM, "
+        f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())}; pandas "
+        f"{version('trenches', 'pandas')} / numpy {version('trenches', 'numpy')} (trenches), "
+        f"pandas {version('evidently', 'pandas')} / numpy {version('evidently', 'numpy')} "
+        f"(peers' venv, {peers_venv()})"
+    )
+    print(f"  data: {check}")
 
 
 if __name__ == "__main__":

@@ -61,6 +61,7 @@ import time
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -523,43 +524,16 @@ def main() -> None:
         )
     code = measured_code()
     tmp = Path(tempfile.mkdtemp(prefix="trenches-bench-serving-"))
-    raw: dict[str, list[dict[str, Any]]] = {"trenches": [], "mlflow": [], "ceiling": []}
     try:
-        t = time.perf_counter()
-        store = prepare(tmp)
-        prepared_s = time.perf_counter() - t
-        runs: list[tuple[str, Any]] = [
-            ("trenches", lambda: run_trenches(tmp, store, not args.no_log))
-        ]
-        if not args.no_peer:
-            runs.append(("mlflow", run_mlflow))
-        if not args.no_ceiling:
-            runs.append(("ceiling", lambda: run_ceiling(tmp)))
-        for i in range(args.repeats):
-            # One of each server per round, so a slow spell of the machine hits all three.
-            for name, run in runs:
-                print(f"round {i + 1}/{args.repeats}: {name}", file=sys.stderr, flush=True)
-                with Bystanders() as others:
-                    try:
-                        result = run()
-                    except RuntimeError as e:
-                        if name == "trenches":
-                            raise
-                        print(f"{name} failed, left out: {e}", file=sys.stderr)
-                        continue
-                result["bystanders"] = others.report()
-                raw[name].append(result)
+        raw, prepared_s = _measure(tmp, args)
     finally:
         if args.keep:
             print(f"kept {tmp}", file=sys.stderr)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    each = {name: [figures(r) for r in results] for name, results in raw.items()}
-    med = {name: summary(f, statistics.median) for name, f in each.items()}
-    low = {name: summary(f, min) for name, f in each.items()}
-    high = {name: summary(f, max) for name, f in each.items()}
-    rows = compare(med["trenches"], med["mlflow"])
+    stats = _Stats.of(raw, args.repeats)
+    rows = compare(stats.med["trenches"], stats.med["mlflow"])
     logs = [r["request_log"] for r in raw["trenches"]]
     n = args.repeats
 
@@ -575,17 +549,88 @@ def main() -> None:
         f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())}, store prepared in "
         f"{prepared_s:.1f} s\n"
     )
+    _print_table(rows, stats)
+    _print_notes(raw, stats.med, logs)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "code": code,
+                    "request_log_on": not args.no_log,
+                    "median": stats.med,
+                    "min": stats.low,
+                    "max": stats.high,
+                    "results": rows,
+                    "request_log": logs,
+                    "runs": raw,
+                }
+            )
+        )
 
-    def cell(name: str, phase: str, key: str) -> str:
-        if not each[name]:
+
+def _measure(tmp: Path, args: argparse.Namespace) -> tuple[dict[str, list[dict[str, Any]]], float]:
+    """Each server's runs, and the seconds the store took to prepare."""
+    raw: dict[str, list[dict[str, Any]]] = {"trenches": [], "mlflow": [], "ceiling": []}
+    t = time.perf_counter()
+    store = prepare(tmp)
+    prepared_s = time.perf_counter() - t
+    runs: list[tuple[str, Any]] = [("trenches", lambda: run_trenches(tmp, store, not args.no_log))]
+    if not args.no_peer:
+        runs.append(("mlflow", run_mlflow))
+    if not args.no_ceiling:
+        runs.append(("ceiling", lambda: run_ceiling(tmp)))
+    for i in range(args.repeats):
+        # One of each server per round, so a slow spell of the machine hits all three.
+        for name, run in runs:
+            print(f"round {i + 1}/{args.repeats}: {name}", file=sys.stderr, flush=True)
+            with Bystanders() as others:
+                try:
+                    result = run()
+                except RuntimeError as e:
+                    if name == "trenches":
+                        raise
+                    print(f"{name} failed, left out: {e}", file=sys.stderr)
+                    continue
+            result["bystanders"] = others.report()
+            raw[name].append(result)
+    return raw, prepared_s
+
+
+@dataclass(frozen=True)
+class _Stats:
+    """Each server's figures run by run, and their median, min and max."""
+
+    each: dict[str, list[dict[str, Any]]]
+    med: dict[str, dict[str, Any]]
+    low: dict[str, dict[str, Any]]
+    high: dict[str, dict[str, Any]]
+    #: Runs of each server.
+    n: int
+
+    @classmethod
+    def of(cls, raw: dict[str, list[dict[str, Any]]], n: int) -> _Stats:
+        each = {name: [figures(r) for r in results] for name, results in raw.items()}
+        return cls(
+            each,
+            {name: summary(f, statistics.median) for name, f in each.items()},
+            {name: summary(f, min) for name, f in each.items()},
+            {name: summary(f, max) for name, f in each.items()},
+            n,
+        )
+
+    def cell(self, name: str, phase: str, key: str) -> str:
+        if not self.each[name]:
             return "-"
+        med, low, high = self.med[name], self.low[name], self.high[name]
         if phase == "start":
-            m, lo, hi = med[name][key], low[name][key], high[name][key]
+            m, lo, hi = med[key], low[key], high[key]
         else:
-            m, lo, hi = med[name][phase][key], low[name][phase][key], high[name][phase][key]
-        return number(m) + (f" [{number(lo)}-{number(hi)}]" if n > 1 else "")
+            m, lo, hi = med[phase][key], low[phase][key], high[phase][key]
+        return number(m) + (f" [{number(lo)}-{number(hi)}]" if self.n > 1 else "")
 
-    width = 24 if n > 1 else 10
+
+def _print_table(rows: list[dict[str, Any]], stats: _Stats) -> None:
+    width = 24 if stats.n > 1 else 10
     print(
         f"  {'phase':<9} {'figure':<25} {'trenches':>{width}} {'mlflow':>{width}} "
         f"{'ratio':>7} {'ceiling':>{width}}  target"
@@ -601,11 +646,18 @@ def main() -> None:
             how = "less" if key.endswith("_ms") else "more"
             goal = f">= {r['target']}x {how}: {'holds' if r['holds'] else 'MISSED'}"
         print(
-            f"  {phase:<9} {label:<25} {cell('trenches', phase, key):>{width}} "
-            f"{cell('mlflow', phase, key):>{width}} {ratio:>7} "
-            f"{cell('ceiling', phase, key):>{width}}  {goal}"
+            f"  {phase:<9} {label:<25} {stats.cell('trenches', phase, key):>{width}} "
+            f"{stats.cell('mlflow', phase, key):>{width}} {ratio:>7} "
+            f"{stats.cell('ceiling', phase, key):>{width}}  {goal}"
         )
 
+
+def _print_notes(
+    raw: dict[str, list[dict[str, Any]]],
+    med: dict[str, dict[str, Any]],
+    logs: list[dict[str, Any]],
+) -> None:
+    """The ceiling, the verified answers, the request log and the other processes."""
     ceiling = med["ceiling"]
     if ceiling:
         c8 = ceiling["single_c8"]["requests_per_s"]
@@ -643,21 +695,6 @@ def main() -> None:
                 f"{b['seconds']:.0f} s ({busy:.0%} of a core), hypervisor steal "
                 f"{b['steal_s']:.1f} s" + (f"; most: {b['top']}" if busy > 0.05 else "")
             )
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "code": code,
-                    "request_log_on": not args.no_log,
-                    "median": med,
-                    "min": low,
-                    "max": high,
-                    "results": rows,
-                    "request_log": logs,
-                    "runs": raw,
-                }
-            )
-        )
 
 
 if __name__ == "__main__":

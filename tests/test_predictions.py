@@ -32,18 +32,18 @@ def test_blocks_read_back_as_arrays_by_pattern_id(store: trenches.Store, predict
         predictions.write_block(
             conn,
             predictor,
-            np.array([5, 2, 9]),
-            label_index=np.array([1, 0, 1]),
-            scores=np.array([[0.2, 0.8], [0.6, 0.4], [0.1, 0.9]]),
-            correct=np.array([True, False, True]),
-            loss=np.array([0.22, 0.51, 0.1]),
+            predictions.Block(
+                np.array([5, 2, 9]),
+                label_index=np.array([1, 0, 1]),
+                scores=np.array([[0.2, 0.8], [0.6, 0.4], [0.1, 0.9]]),
+                correct=np.array([True, False, True]),
+                loss=np.array([0.22, 0.51, 0.1]),
+            ),
         )
         predictions.write_block(
             conn,
             predictor,
-            np.array([1]),
-            label_index=np.array([0]),
-            correct=np.array([True]),
+            predictions.Block(np.array([1]), label_index=np.array([0]), correct=np.array([True])),
         )
     with read(store.engine) as conn:
         found = predictions.read(conn, predictor)
@@ -58,9 +58,13 @@ def test_blocks_read_back_as_arrays_by_pattern_id(store: trenches.Store, predict
 
 def test_a_prediction_is_stored_once(store: trenches.Store, predictor: int) -> None:
     with write(store.engine) as conn:
-        predictions.write_block(conn, predictor, np.array([3, 4]), label_index=np.array([0, 1]))
+        predictions.write_block(
+            conn, predictor, predictions.Block(np.array([3, 4]), label_index=np.array([0, 1]))
+        )
     with pytest.raises(Conflict, match="pattern 4 has a prediction"), write(store.engine) as conn:
-        predictions.write_block(conn, predictor, np.array([4, 5]), label_index=np.array([0, 1]))
+        predictions.write_block(
+            conn, predictor, predictions.Block(np.array([4, 5]), label_index=np.array([0, 1]))
+        )
     with read(store.engine) as conn:
         assert list(predictions.predicted_ids(conn, predictor)) == [3, 4]
 

@@ -8,6 +8,7 @@ import re
 import textwrap
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,9 @@ from trenches.cli import main
 from trenches.patterns.sets import PatternSet, split
 
 from conftest import chromium, dead_url, log_requests, tumours
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 #: A problem title with markup in it: the report must show it as text.
 TITLE = "Misses <b>small</b> & 'odd' tumours"
@@ -538,50 +542,55 @@ def test_the_report_opens_in_chromium_draws_the_problem_graph_and_drift_and_requ
         assert page.locator(f"{graph} .scatterlayer .trace").count() == 5
         # Every figure of the report is drawn.
         assert page.locator(".js-plotly-plot").count() == 5
-        # The drift chart: a bar per column and one for the predictions, the drifted red.
-        page.wait_for_selector("#drift-chart-1 .barlayer .trace", timeout=20_000)
-        bars = page.evaluate(
-            "id => { const t = document.getElementById(id).data[0];"
-            " return {y: t.y, color: t.marker.color}; }",
-            "drift-chart-1",
-        )
-        assert len(bars["y"]) == len(v.signature.columns) + 1
-        assert bars["y"][0] in monitored.report.drifted_columns
-        red = {y for y, c in zip(bars["y"], bars["color"], strict=True) if c == "#cf222e"}
-        assert red >= set(monitored.report.drifted_columns)
-        assert page.locator("#drift-chart-1 .barlayer .point").count() == len(bars["y"])
-
-        # Hide the other lines (their points can sit on small's), as a reader would
-        # through the legend, then click the newest version's point on "small", held
-        # out.
-        for i in (1, 2, 3, 4):
-            page.locator(f"{graph} .legend .traces").nth(i).click()
-            page.wait_for_function(
-                "([id, i]) => document.getElementById(id).data[i].visible === 'legendonly'",
-                arg=["problem-graph-1", i],
-            )
-        point = page.locator(f"{graph} .scatterlayer .trace").nth(0).locator("path.point")
-        assert point.count() == 3
-        point.nth(2).scroll_into_view_if_needed()
-        box = point.nth(2).bounding_box()
-        assert box is not None
-        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-        page.mouse.move(x, y)
-        page.mouse.click(x, y)
-        drill = page.locator(f"{graph}-drill")
-        drill.locator("h3").wait_for(timeout=5_000)
-        assert drill.locator("h3").inner_text().startswith("small on clf@3:")
-        rows = drill.locator("tr")
-        assert rows.count() == 1 + len(small.patterns())
-        first = rows.nth(1).inner_text().split("\t")
-        assert first[0] == str(small.positive[0]) and first[1] == "positive"
-        assert rows.nth(1).locator("a").get_attribute("href") == (
-            f"#expl-{small.positive[0]}-clf-3"
-        )
-        # The link stays in the page.
-        rows.nth(1).locator("a").click()
-        assert page.url == f"{url}#expl-{small.positive[0]}-clf-3"
+        _assert_drift_chart(page, len(v.signature.columns), monitored.report.drifted_columns)
+        _assert_drill_down(page, graph, small, url)
 
     assert refused == [], f"the report tried to load {refused}"
     assert requests == [url], f"requests other than the file itself: {requests}"
     assert problems_in_console == [], problems_in_console
+
+
+def _assert_drift_chart(page: Page, columns: int, drifted: list[str]) -> None:
+    """A bar per column and one for the predictions, the drifted red."""
+    page.wait_for_selector("#drift-chart-1 .barlayer .trace", timeout=20_000)
+    bars = page.evaluate(
+        "id => { const t = document.getElementById(id).data[0];"
+        " return {y: t.y, color: t.marker.color}; }",
+        "drift-chart-1",
+    )
+    assert len(bars["y"]) == columns + 1
+    assert bars["y"][0] in drifted
+    red = {y for y, c in zip(bars["y"], bars["color"], strict=True) if c == "#cf222e"}
+    assert red >= set(drifted)
+    assert page.locator("#drift-chart-1 .barlayer .point").count() == len(bars["y"])
+
+
+def _assert_drill_down(page: Page, graph: str, small: trenches.Problem, url: str) -> None:
+    """Hide the other lines (their points can sit on small's), as a reader would
+    through the legend, then click the newest version's point on "small", held out:
+    its patterns are listed, each linking to its explanation in the page."""
+    for i in (1, 2, 3, 4):
+        page.locator(f"{graph} .legend .traces").nth(i).click()
+        page.wait_for_function(
+            "([id, i]) => document.getElementById(id).data[i].visible === 'legendonly'",
+            arg=["problem-graph-1", i],
+        )
+    point = page.locator(f"{graph} .scatterlayer .trace").nth(0).locator("path.point")
+    assert point.count() == 3
+    point.nth(2).scroll_into_view_if_needed()
+    box = point.nth(2).bounding_box()
+    assert box is not None
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.click(x, y)
+    drill = page.locator(f"{graph}-drill")
+    drill.locator("h3").wait_for(timeout=5_000)
+    assert drill.locator("h3").inner_text().startswith("small on clf@3:")
+    rows = drill.locator("tr")
+    assert rows.count() == 1 + len(small.patterns())
+    first = rows.nth(1).inner_text().split("\t")
+    assert first[0] == str(small.positive[0]) and first[1] == "positive"
+    assert rows.nth(1).locator("a").get_attribute("href") == (f"#expl-{small.positive[0]}-clf-3")
+    # The link stays in the page.
+    rows.nth(1).locator("a").click()
+    assert page.url == f"{url}#expl-{small.positive[0]}-clf-3"

@@ -8,7 +8,7 @@ import os
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -69,92 +69,19 @@ class Baselines:
         ds = self._datasets.get(dataset)
         if ds.label_type is None:
             raise InvalidInput(f"dataset {dataset!r} has no patterns yet")
-        file = None
-        if isinstance(predictions, pd.DataFrame):
-            frame = predictions.reset_index(drop=True)
-        else:
-            file = str(predictions)
-            frame = read_file(
-                predictions, string_columns={"prediction"} if ds.label_type == "string" else set()
-            )
-        for column in ("pattern_id", "prediction"):
-            if column not in frame.columns:
-                raise InvalidInput("this column is missing", file=file, field=column)
-        ids = inp.coerce(frame["pattern_id"], "integer", file=file, offset=0, field="pattern_id")
-        if ids.missing.any():
-            row = int(np.flatnonzero(ids.missing)[0]) + 1
-            raise InvalidInput("the pattern id is missing", file=file, row=row, field="pattern_id")
-        pattern_ids = ids.values.astype(np.int64)
-        seen: dict[int, int] = {}
-        for row, pid in enumerate(pattern_ids.tolist(), start=1):
-            if pid in seen:
-                raise InvalidInput(
-                    f"pattern {pid} appears twice (first in row {seen[pid]})",
-                    file=file,
-                    row=row,
-                    field="pattern_id",
-                )
-            seen[pid] = row
+        frame, file = _read_predictions(predictions, ds.label_type)
+        pattern_ids = _pattern_ids(frame, file)
         labels = self._pattern_labels(ds.id, pattern_ids, file)
-        pred = inp.coerce(
-            frame["prediction"],
-            ds.label_type,
-            file=file,
-            offset=0,
-            field="prediction",
-            text_file=file is not None and file.lower().endswith(".csv"),
-        )
-        if pred.missing.any():
-            row = int(np.flatnonzero(pred.missing)[0]) + 1
-            raise InvalidInput("the prediction is missing", file=file, row=row, field="prediction")
-        n = len(frame)
-        label_index = values = scores = correct = None
-        loss = np.full(n, np.nan)
-        classes: list[str] | None = None
+        pred = _predicted(frame, ds.label_type, file)
         truth_text = [labels[p] for p in pattern_ids.tolist()]
+        classes: list[str] | None = None
         if ds.task == "regression":
             values = pred.values.astype(np.float64)
             loss = (values - np.array(truth_text, dtype=object).astype(np.float64)) ** 2
+            block = predictions_store.Block(pattern_ids, values=values, loss=loss)
         else:
             texts = inp.label_to_text(pred.values, ds.label_type)
-            proba_cols = [c for c in frame.columns if str(c).startswith("proba_")]
-            if proba_cols:
-                classes = [str(c)[len("proba_") :] for c in proba_cols]
-                for row, text in enumerate(texts, start=1):
-                    if text not in classes:
-                        raise InvalidInput(
-                            f"{text!r} has no proba_{text} column",
-                            file=file,
-                            row=row,
-                            field="prediction",
-                        )
-                probs = np.column_stack(
-                    [
-                        inp.coerce(frame[c], "number", file=file, offset=0, field=str(c)).values
-                        for c in proba_cols
-                    ]
-                )
-                bad = (
-                    np.isnan(probs).any(axis=1) | (probs < 0).any(axis=1) | (probs > 1).any(axis=1)
-                )
-                if bad.any():
-                    raise InvalidInput(
-                        "probabilities must be numbers from 0 to 1",
-                        file=file,
-                        row=int(np.flatnonzero(bad)[0]) + 1,
-                        field=str(proba_cols[0]),
-                    )
-                scores = probs
-                index = {c: j for j, c in enumerate(classes)}
-                p_true = np.array(
-                    [probs[i, index[y]] if y in index else 0.0 for i, y in enumerate(truth_text)]
-                )
-                loss = -np.log(np.maximum(p_true, _EPS))
-            else:
-                classes = sorted(set(texts) | set(truth_text))
-            position = {c: j for j, c in enumerate(classes)}
-            label_index = np.array([position[x] for x in texts], dtype=np.int32)
-            correct = np.array([x == y for x, y in zip(texts, truth_text, strict=True)])
+            classes, block = _classification_block(frame, pattern_ids, texts, truth_text, file)
         now = timestamps.now_us()
         with write(self._engine) as conn:
             if conn.execute(select(t.baselines.c.id).where(t.baselines.c.name == name)).first():
@@ -167,16 +94,7 @@ class Baselines:
             predictor = predictions_store.make_predictor(
                 conn, baseline_id=baseline_id, classes=classes
             )
-            predictions_store.write_block(
-                conn,
-                predictor,
-                pattern_ids,
-                label_index=label_index,
-                values=values,
-                scores=scores,
-                correct=correct,
-                loss=loss,
-            )
+            predictions_store.write_block(conn, predictor, block)
         return self.get(name)
 
     def _pattern_labels(
@@ -256,3 +174,123 @@ class Baselines:
             },
             index=pd.Index(found.pattern_ids, name="pattern_id"),
         )
+
+
+def _read_predictions(
+    predictions: pd.DataFrame | str | os.PathLike[str], label_type: str
+) -> tuple[pd.DataFrame, str | None]:
+    """The baseline's rows, and the file they were read from (``None`` for a frame)."""
+    if isinstance(predictions, pd.DataFrame):
+        frame, file = predictions.reset_index(drop=True), None
+    else:
+        file = str(predictions)
+        frame = read_file(
+            predictions, string_columns={"prediction"} if label_type == "string" else set()
+        )
+    for column in ("pattern_id", "prediction"):
+        if column not in frame.columns:
+            raise InvalidInput("this column is missing", file=file, field=column)
+    return frame, file
+
+
+def _pattern_ids(frame: pd.DataFrame, file: str | None) -> np.ndarray:
+    """The ``pattern_id`` column, each given once."""
+    ids = inp.coerce(frame["pattern_id"], "integer", file=file, offset=0, field="pattern_id")
+    if ids.missing.any():
+        row = int(np.flatnonzero(ids.missing)[0]) + 1
+        raise InvalidInput("the pattern id is missing", file=file, row=row, field="pattern_id")
+    pattern_ids = ids.values.astype(np.int64)
+    seen: dict[int, int] = {}
+    for row, pid in enumerate(pattern_ids.tolist(), start=1):
+        if pid in seen:
+            raise InvalidInput(
+                f"pattern {pid} appears twice (first in row {seen[pid]})",
+                file=file,
+                row=row,
+                field="pattern_id",
+            )
+        seen[pid] = row
+    return pattern_ids
+
+
+def _predicted(frame: pd.DataFrame, label_type: str, file: str | None) -> inp.CoercedColumn:
+    """The ``prediction`` column as the dataset's labels are typed, none missing."""
+    pred = inp.coerce(
+        frame["prediction"],
+        label_type,
+        file=file,
+        offset=0,
+        field="prediction",
+        text_file=file is not None and file.lower().endswith(".csv"),
+    )
+    if pred.missing.any():
+        row = int(np.flatnonzero(pred.missing)[0]) + 1
+        raise InvalidInput("the prediction is missing", file=file, row=row, field="prediction")
+    return pred
+
+
+def _classification_block(
+    frame: pd.DataFrame,
+    pattern_ids: np.ndarray,
+    texts: list[str],
+    truth_text: list[str],
+    file: str | None,
+) -> tuple[list[str], predictions_store.Block]:
+    """The classes and the block of a classifier's predicted labels ``texts``: with
+    the ``proba_<class>`` columns when given (their log loss), else the classes seen."""
+    scores = None
+    loss = np.full(len(frame), np.nan)
+    proba_cols = [c for c in frame.columns if str(c).startswith("proba_")]
+    if proba_cols:
+        classes = [str(c)[len("proba_") :] for c in proba_cols]
+        scores = _probabilities(frame, proba_cols, classes, texts, file)
+        index = {c: j for j, c in enumerate(classes)}
+        p_true = np.array(
+            [scores[i, index[y]] if y in index else 0.0 for i, y in enumerate(truth_text)]
+        )
+        loss = -np.log(np.maximum(p_true, _EPS))
+    else:
+        classes = sorted(set(texts) | set(truth_text))
+    position = {c: j for j, c in enumerate(classes)}
+    block = predictions_store.Block(
+        pattern_ids,
+        label_index=np.array([position[x] for x in texts], dtype=np.int32),
+        scores=scores,
+        correct=np.array([x == y for x, y in zip(texts, truth_text, strict=True)]),
+        loss=loss,
+    )
+    return classes, block
+
+
+def _probabilities(
+    frame: pd.DataFrame,
+    proba_cols: list[Any],
+    classes: list[str],
+    texts: list[str],
+    file: str | None,
+) -> np.ndarray:
+    """The ``proba_<class>`` columns as one array, each a number from 0 to 1, with a
+    column for every predicted class."""
+    for row, text in enumerate(texts, start=1):
+        if text not in classes:
+            raise InvalidInput(
+                f"{text!r} has no proba_{text} column",
+                file=file,
+                row=row,
+                field="prediction",
+            )
+    probs = np.column_stack(
+        [
+            inp.coerce(frame[c], "number", file=file, offset=0, field=str(c)).values
+            for c in proba_cols
+        ]
+    )
+    bad = np.isnan(probs).any(axis=1) | (probs < 0).any(axis=1) | (probs > 1).any(axis=1)
+    if bad.any():
+        raise InvalidInput(
+            "probabilities must be numbers from 0 to 1",
+            file=file,
+            row=int(np.flatnonzero(bad)[0]) + 1,
+            field=str(proba_cols[0]),
+        )
+    return probs

@@ -85,10 +85,10 @@ def predict(
         truth = frame[dataset.label_column].to_numpy()
         found = frame.index.to_numpy()
         block = _predict_block(
-            model, X, truth, dataset.label_type or "string", classes, dataset.task
+            model, X, found, truth, dataset.label_type or "string", classes, dataset.task
         )
         with write(engine) as conn:
-            computed += store_of.write_block(conn, predictor.id, found, skip_existing=True, **block)
+            computed += store_of.write_block(conn, predictor.id, block, skip_existing=True)
         if progress is not None:
             progress(len(ids))
     return PredictResult(version.ref, predictor.id, len(wanted), computed)
@@ -111,16 +111,19 @@ def model_inputs(version: ModelVersion, dataset: Dataset, frame: Any) -> Any:
 def _predict_block(
     model: Any,
     X: Any,
+    pattern_ids: np.ndarray,
     truth: np.ndarray,
     label_type: str,
     classes: list[str] | None,
     task: str,
-) -> dict[str, Any]:
+) -> store_of.Block:
+    """The block of ``model``'s predictions on the patterns ``pattern_ids`` (inputs
+    ``X``, labels ``truth``)."""
     predicted = np.asarray(model.predict(X))
     if task == "regression" or classes is None:
         values = predicted.astype(np.float64).ravel()
         y = truth.astype(np.float64)
-        return {"values": values, "loss": (values - y) ** 2}
+        return store_of.Block(pattern_ids, values=values, loss=(values - y) ** 2)
     truth_text = inp.label_to_text(np.asarray(truth), label_type)
     predicted_text = inp.label_to_text(predicted, label_type)
     position = {c: j for j, c in enumerate(classes)}
@@ -135,4 +138,6 @@ def _predict_block(
             true_index >= 0, scores[np.arange(len(scores)), np.maximum(true_index, 0)], 0.0
         )
         loss = -np.log(np.maximum(p_true, _EPS))
-    return {"label_index": label_index, "scores": scores, "correct": correct, "loss": loss}
+    return store_of.Block(
+        pattern_ids, label_index=label_index, scores=scores, correct=correct, loss=loss
+    )

@@ -89,23 +89,28 @@ def predicted_ids(conn: Connection, predictor: int) -> np.ndarray:
     return np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
 
 
+@dataclass(frozen=True)
+class Block:
+    """One block of predictions to store, each array in the order of ``pattern_ids``:
+    class indexes, scores and correctness (classification) or values (regression), and
+    the loss (NaN where none is given)."""
+
+    pattern_ids: np.ndarray
+    label_index: np.ndarray | None = None
+    values: np.ndarray | None = None
+    scores: np.ndarray | None = None
+    correct: np.ndarray | None = None
+    loss: np.ndarray | None = None
+
+
 def write_block(
-    conn: Connection,
-    predictor: int,
-    pattern_ids: np.ndarray,
-    *,
-    label_index: np.ndarray | None = None,
-    values: np.ndarray | None = None,
-    scores: np.ndarray | None = None,
-    correct: np.ndarray | None = None,
-    loss: np.ndarray | None = None,
-    skip_existing: bool = False,
+    conn: Connection, predictor: int, block: Block, *, skip_existing: bool = False
 ) -> int:
     """Store one block of predictions; returns how many were stored.
 
     A pattern the predictor has a prediction for already is refused, or with
     ``skip_existing`` left out (another process got there first)."""
-    ids = np.asarray(pattern_ids, dtype=np.int64)
+    ids = np.asarray(block.pattern_ids, dtype=np.int64)
     if len(ids) == 0:
         return 0
     order = np.argsort(ids, kind="stable")
@@ -133,11 +138,11 @@ def write_block(
             predictor_id=predictor,
             n=n,
             pattern_ids=_bytes(ids, "<i8"),
-            label_index=_bytes(sort(label_index), "<i4"),
-            value=_bytes(sort(values), "<f8"),
-            scores=_bytes(sort(scores), "<f8"),
-            correct=_bytes(sort(correct), "u1"),
-            loss=_bytes(sort(loss) if loss is not None else np.full(n, np.nan), "<f8"),
+            label_index=_bytes(sort(block.label_index), "<i4"),
+            value=_bytes(sort(block.values), "<f8"),
+            scores=_bytes(sort(block.scores), "<f8"),
+            correct=_bytes(sort(block.correct), "u1"),
+            loss=_bytes(sort(block.loss) if block.loss is not None else np.full(n, np.nan), "<f8"),
             created_at=timestamps.now_us(),
         )
     )

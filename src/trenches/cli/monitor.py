@@ -15,7 +15,7 @@ from trenches.cli._output import TRUSTED_HELP, console, err_console, int64, open
 
 if TYPE_CHECKING:
     from trenches.monitoring.drift import ColumnDrift
-    from trenches.monitoring.reports import Monitored
+    from trenches.monitoring.reports import Alert, Monitored
 
 
 class _DefaultDrift(TyperGroup):
@@ -80,6 +80,33 @@ def _missing(c: ColumnDrift) -> str:
 
 def _show(found: Monitored) -> None:
     report = found.report
+    rows = [*report.columns, *([report.prediction] if report.prediction else [])]
+    console.print(_drift_table(found, rows))
+    _show_notes(found, rows)
+    if found.metrics:
+        _show_feedback_metrics(found.metrics)
+    if report.drifted:
+        console.print(
+            f"[bold red]drift: {len(report.drifted_columns)} of {len(report.columns)} columns"
+            + (
+                ", and the predictions"
+                if report.prediction is not None and report.prediction.drifted
+                else ""
+            )
+            + "[/]"
+        )
+    else:
+        console.print(f"[green]no drift in {len(report.columns)} columns[/]")
+    if found.alert is not None:
+        _show_alert(found.alert)
+    if found.id is not None:
+        console.print(f"[dim]report #{found.id}[/]")
+
+
+def _drift_table(found: Monitored, rows: list[ColumnDrift]) -> Table:
+    """A row per column (and the predictions): the test, its figure and bound, PSI,
+    missing rates and the verdict."""
+    alpha = found.report.settings.alpha
     table = Table(
         "column",
         "kind",
@@ -94,9 +121,8 @@ def _show(found: Monitored) -> None:
         title_justify="left",
         caption_justify="left",
     )
-    rows = [*report.columns, *([report.prediction] if report.prediction else [])]
     for c in rows:
-        bound = f"p < {report.settings.alpha:g}" if c.test in ("ks", "chi2") else f"{c.threshold:g}"
+        bound = f"p < {alpha:g}" if c.test in ("ks", "chi2") else f"{c.threshold:g}"
         table.add_row(
             escape(c.name),
             c.kind,
@@ -107,7 +133,13 @@ def _show(found: Monitored) -> None:
             _missing(c),
             "[bold red]DRIFT[/]" if c.drifted else "[green]ok[/]",
         )
-    console.print(table)
+    return table
+
+
+def _show_notes(found: Monitored, rows: list[ColumnDrift]) -> None:
+    """Why each test was chosen, what drifted and why, unseen categories, and the
+    columns not compared."""
+    report = found.report
     tests = sorted({c.why for c in rows if c.test != "none"})
     for why in tests:
         console.print(f"  [dim]{escape(why)}[/]")
@@ -123,43 +155,32 @@ def _show(found: Monitored) -> None:
         console.print(f"  [dim]not in the reference, not compared: {', '.join(report.extra)}[/]")
     if report.ignored:
         console.print(f"  [dim]ignored by trenches.toml: {', '.join(report.ignored)}[/]")
-    if found.metrics:
-        window = found.metrics["window"]
-        ref = found.metrics.get("reference") or {}
-        shown = ", ".join(
-            f"{k} {v:.3f}" + (f" (reference {ref[k]:.3f})" if k in ref else "")
-            for k, v in window.items()
-            if k != "labelled"
-        )
-        console.print(
-            f"  with feedback labels on {window['labelled']} rows: {shown}; reference: "
-            f"{escape(found.metrics['reference_set'])}"
-        )
-    if report.drifted:
-        console.print(
-            f"[bold red]drift: {len(report.drifted_columns)} of {len(report.columns)} columns"
-            + (
-                ", and the predictions"
-                if report.prediction is not None and report.prediction.drifted
-                else ""
-            )
-            + "[/]"
-        )
+
+
+def _show_feedback_metrics(metrics: dict[str, Any]) -> None:
+    window = metrics["window"]
+    ref = metrics.get("reference") or {}
+    shown = ", ".join(
+        f"{k} {v:.3f}" + (f" (reference {ref[k]:.3f})" if k in ref else "")
+        for k, v in window.items()
+        if k != "labelled"
+    )
+    console.print(
+        f"  with feedback labels on {window['labelled']} rows: {shown}; reference: "
+        f"{escape(metrics['reference_set'])}"
+    )
+
+
+def _show_alert(a: Alert) -> None:
+    if a.webhook is None:
+        console.print("  alert logged (no webhook in trenches.toml)")
+    elif a.delivered:
+        console.print(f"  alert posted to {escape(a.webhook)}")
     else:
-        console.print(f"[green]no drift in {len(report.columns)} columns[/]")
-    if found.alert is not None:
-        a = found.alert
-        if a.webhook is None:
-            console.print("  alert logged (no webhook in trenches.toml)")
-        elif a.delivered:
-            console.print(f"  alert posted to {escape(a.webhook)}")
-        else:
-            console.print(
-                f"  [yellow]alert not delivered to {escape(a.webhook)} after {a.attempts} "
-                f"attempts: {escape(a.error or '')}[/] (kept with the report)"
-            )
-    if found.id is not None:
-        console.print(f"[dim]report #{found.id}[/]")
+        console.print(
+            f"  [yellow]alert not delivered to {escape(a.webhook)} after {a.attempts} "
+            f"attempts: {escape(a.error or '')}[/] (kept with the report)"
+        )
 
 
 @app.command("drift")

@@ -59,52 +59,10 @@ def grow(store: trenches.Store, console: Console) -> Data:
     )
 
     say(console, "Patterns arrive over four months: most from an expert, some from a noisy crowd.")
-    batches = np.array_split(np.arange(len(frame)), len(MONTHS))
-    crowd_flipped: list[int] = []
-    for month, rows in zip(MONTHS, batches, strict=True):
-        part = frame.iloc[rows]
-        n_crowd = len(part) // 4
-        expert, crowd = part.iloc[n_crowd:], part.iloc[:n_crowd].copy()
-        # The crowd gets about one label in eight wrong.
-        flip = rng.random(len(crowd)) < 0.12
-        crowd.loc[flip, "diagnosis"] = crowd.loc[flip, "diagnosis"].map(
-            {"malignant": "benign", "benign": "malignant"}
-        )
-        when = datetime.fromisoformat(month).replace(tzinfo=UTC)
-        r1 = ds.add(expert, source="expert", labelled_by="dr.house", created_at=when)
-        r2 = ds.add(crowd, source="crowd", labelled_by="crowd-vendor", created_at=when)
-        crowd_flipped += [r2.pattern_ids[int(i)] for i in np.flatnonzero(flip)]
-        console.print(
-            f"  {month}: {r1.rows} expert + {r2.rows} crowd patterns "
-            f"(ids {r1.first_id}-{r2.last_id})"
-        )
+    crowd_flipped = _arrive(ds, frame, rng, console)
 
     say(console, "Some mistakes creep in, as they do: we plant them to see them found.")
-    planted_at = datetime.fromisoformat("2026-05-15").replace(tzinfo=UTC)
-    # Rows 200-260 came from the expert in February (the crowd's share comes first).
-    dupes = frame.iloc[200:204]
-    conflicts = frame.iloc[210:213].copy()
-    conflicts["diagnosis"] = conflicts["diagnosis"].map(
-        {"malignant": "benign", "benign": "malignant"}
-    )
-    # Near-copies (the 9th significant digit differs) that the split hash sends to another
-    # split than their original: leakage a plain duplicate check would miss.
-    near = _near_copies_in_other_splits(ds, frame.iloc[220:400], want=3)
-    ds.add(
-        dupes,
-        source="expert",
-        labelled_by="dr.house",
-        created_at=planted_at,
-        note="re-sent by the hospital",
-    )
-    ds.add(conflicts, source="crowd", labelled_by="crowd-vendor", created_at=planted_at)
-    ds.add(
-        near, source="crowd", labelled_by="crowd-vendor", created_at=planted_at, note="re-measured"
-    )
-    console.print(
-        f"  {len(dupes)} exact duplicates, {len(conflicts)} inputs with a conflicting label, "
-        f"{len(near)} near-copies in another split"
-    )
+    _plant_mistakes(ds, frame, console)
 
     say(
         console,
@@ -161,6 +119,62 @@ def grow(store: trenches.Store, console: Console) -> Data:
         f"got wrong on purpose; {len(label_errors) - caught} more are worth a look"
     )
     return Data(ds, crowd_flipped, new.id)
+
+
+def _arrive(
+    ds: trenches.Dataset, frame: pd.DataFrame, rng: np.random.Generator, console: Console
+) -> list[int]:
+    """Import ``frame`` month by month, a quarter from the crowd with about one label in
+    eight flipped: the ids of the flipped ones."""
+    batches = np.array_split(np.arange(len(frame)), len(MONTHS))
+    crowd_flipped: list[int] = []
+    for month, rows in zip(MONTHS, batches, strict=True):
+        part = frame.iloc[rows]
+        n_crowd = len(part) // 4
+        expert, crowd = part.iloc[n_crowd:], part.iloc[:n_crowd].copy()
+        # The crowd gets about one label in eight wrong.
+        flip = rng.random(len(crowd)) < 0.12
+        crowd.loc[flip, "diagnosis"] = crowd.loc[flip, "diagnosis"].map(
+            {"malignant": "benign", "benign": "malignant"}
+        )
+        when = datetime.fromisoformat(month).replace(tzinfo=UTC)
+        r1 = ds.add(expert, source="expert", labelled_by="dr.house", created_at=when)
+        r2 = ds.add(crowd, source="crowd", labelled_by="crowd-vendor", created_at=when)
+        crowd_flipped += [r2.pattern_ids[int(i)] for i in np.flatnonzero(flip)]
+        console.print(
+            f"  {month}: {r1.rows} expert + {r2.rows} crowd patterns "
+            f"(ids {r1.first_id}-{r2.last_id})"
+        )
+    return crowd_flipped
+
+
+def _plant_mistakes(ds: trenches.Dataset, frame: pd.DataFrame, console: Console) -> None:
+    """Exact duplicates, conflicting labels and near-copies across splits."""
+    planted_at = datetime.fromisoformat("2026-05-15").replace(tzinfo=UTC)
+    # Rows 200-260 came from the expert in February (the crowd's share comes first).
+    dupes = frame.iloc[200:204]
+    conflicts = frame.iloc[210:213].copy()
+    conflicts["diagnosis"] = conflicts["diagnosis"].map(
+        {"malignant": "benign", "benign": "malignant"}
+    )
+    # Near-copies (the 9th significant digit differs) that the split hash sends to another
+    # split than their original: leakage a plain duplicate check would miss.
+    near = _near_copies_in_other_splits(ds, frame.iloc[220:400], want=3)
+    ds.add(
+        dupes,
+        source="expert",
+        labelled_by="dr.house",
+        created_at=planted_at,
+        note="re-sent by the hospital",
+    )
+    ds.add(conflicts, source="crowd", labelled_by="crowd-vendor", created_at=planted_at)
+    ds.add(
+        near, source="crowd", labelled_by="crowd-vendor", created_at=planted_at, note="re-measured"
+    )
+    console.print(
+        f"  {len(dupes)} exact duplicates, {len(conflicts)} inputs with a conflicting label, "
+        f"{len(near)} near-copies in another split"
+    )
 
 
 def _near_copies_in_other_splits(

@@ -50,8 +50,6 @@ def monitor(store: trenches.Store, ds: trenches.Dataset, folder: Path, console: 
     with recency weights and let the gates decide."""
     import logging
 
-    import httpx
-
     # The demo prints the alert itself; `trenches monitor` also logs it to stderr.
     logging.getLogger("trenches.monitoring").addHandler(logging.NullHandler())
 
@@ -64,7 +62,48 @@ def monitor(store: trenches.Store, ds: trenches.Dataset, folder: Path, console: 
     with toml.open("a", encoding="utf-8") as f:
         f.write(MONITOR)
     (folder / "retrain_cancer.py").write_text(TRAINING_MODULE, encoding="utf-8")
-    quiet = store.monitoring.run("cancer-clf@production", path=toml)
+    _show_quiet(store.monitoring.run("cancer-clf@production", path=toml), console)
+
+    say(
+        console,
+        "A new imaging device goes live: it reads textures a third higher. Its traffic, "
+        "and the biopsy results a week later:",
+    )
+    since, sent, rows = _send_drifted(store, ds)
+    console.print(f"  {len(sent)} requests, {rows} rows, each with its biopsy result")
+    found = store.monitoring.run("cancer-clf@production", since=since, path=toml)
+    _show_drift(found, console)
+    unusual = store.monitoring.outliers("cancer-clf@production", since=since, top=3)
+    console.print("  the three least usual rows (trenches monitor outliers):")
+    for r in unusual.itertuples():
+        console.print(f"    {r.request_id} row {r.row}: {escape(r.unusual)}")
+
+    say(
+        console,
+        "The labelled drifted rows become patterns (source production); the loop retrains "
+        "with recency weights (half-life 90 days), checks the gates and compares with "
+        "production:",
+    )
+    made = store.requests.to_patterns(sent)
+    console.print(f"  {len(made.created)} new production patterns in dataset cancer")
+    import os
+
+    home = Path.cwd()
+    repo = folder / "training-code"
+    try:
+        # The run records (and tags) the training code's repository, not the folder the
+        # demo was started from.
+        if (repo / ".git").exists():
+            os.chdir(repo)
+        result = store.retrains.run("cancer-clf", report_id=found.id, path=toml)
+    finally:
+        os.chdir(home)
+    _show_retrain(result, found.id, console)
+    if result.candidate is not None and result.production is not None:
+        _after_retrain(store, result.production, result.candidate, console)
+
+
+def _show_quiet(quiet: trenches.Monitored, console: Console) -> None:
     console.print(
         f"  report #{quiet.id}: {quiet.current}; "
         + (
@@ -77,11 +116,13 @@ def monitor(store: trenches.Store, ds: trenches.Dataset, folder: Path, console: 
         )
     )
 
-    say(
-        console,
-        "A new imaging device goes live: it reads textures a third higher. Its traffic, "
-        "and the biopsy results a week later:",
-    )
+
+def _send_drifted(store: trenches.Store, ds: trenches.Dataset) -> tuple[datetime, list[str], int]:
+    """Serve the validation and test patterns with the textures drifted, each request
+    followed by its rows' labels as feedback: when the traffic began, the request ids,
+    and how many rows they held."""
+    import httpx
+
     ids = ds.pattern_ids("validation")
     frame = ds.patterns(ids=ids.tolist()).sample(frac=1.0, random_state=3)
     more = ds.pattern_ids("test")
@@ -101,8 +142,11 @@ def monitor(store: trenches.Store, ds: trenches.Dataset, folder: Path, console: 
                     "/feedback",
                     json={"request_id": answer["request_id"], "row": row, "label": label},
                 )
-    console.print(f"  {len(sent)} requests, {len(frame)} rows, each with its biopsy result")
-    found = store.monitoring.run("cancer-clf@production", since=since, path=toml)
+    return since, sent, len(frame)
+
+
+def _show_drift(found: trenches.Monitored, console: Console) -> None:
+    """The drifted columns, the predictions, the real accuracy and the alert."""
     report = found.report
     table = Table(
         "column",
@@ -141,34 +185,13 @@ def monitor(store: trenches.Store, ds: trenches.Dataset, folder: Path, console: 
         )
     if found.alert is not None:
         console.print(f"  alert: {escape(found.alert.message)}")
-    unusual = store.monitoring.outliers("cancer-clf@production", since=since, top=3)
-    console.print("  the three least usual rows (trenches monitor outliers):")
-    for r in unusual.itertuples():
-        console.print(f"    {r.request_id} row {r.row}: {escape(r.unusual)}")
 
-    say(
-        console,
-        "The labelled drifted rows become patterns (source production); the loop retrains "
-        "with recency weights (half-life 90 days), checks the gates and compares with "
-        "production:",
-    )
-    made = store.requests.to_patterns(sent)
-    console.print(f"  {len(made.created)} new production patterns in dataset cancer")
-    import os
 
-    home = Path.cwd()
-    repo = folder / "training-code"
-    try:
-        # The run records (and tags) the training code's repository, not the folder the
-        # demo was started from.
-        if (repo / ".git").exists():
-            os.chdir(repo)
-        result = store.retrains.run("cancer-clf", report_id=found.id, path=toml)
-    finally:
-        os.chdir(home)
+def _show_retrain(result: trenches.Retrain, report_id: int | None, console: Console) -> None:
+    """The candidate, its snapshot, each gate, and whether it was promoted."""
     held = (result.details.get("snapshot") or {}).get("held_out", 0)
     console.print(
-        f"  retrain #{result.id} (set off by report #{found.id}): candidate "
+        f"  retrain #{result.id} (set off by report #{report_id}): candidate "
         f"{result.candidate}, trained on snapshot {result.snapshot_id}"
         + (f", which holds out the {held} patterns of open problems" if held else "")
     )
@@ -183,8 +206,6 @@ def monitor(store: trenches.Store, ds: trenches.Dataset, folder: Path, console: 
         console.print(
             f"  [yellow]{result.candidate} stays a candidate:[/] {escape(result.reason or '')}"
         )
-    if result.candidate is not None and result.production is not None:
-        _after_retrain(store, result.production, result.candidate, console)
 
 
 def _after_retrain(

@@ -90,28 +90,32 @@ def _choose(kind: str, n_ref: int, n_cur: int, small: int) -> tuple[str, bool, s
     return test, True, f"{what}, both samples > {small:,} values: {test} distance"
 
 
+@dataclass(frozen=True)
+class _Sample:
+    """One side of a numeric comparison: its values sorted, the missing left out, and
+    how many rows it had and how many of them were missing."""
+
+    values: np.ndarray
+    rows: int
+    missing: int
+
+    @classmethod
+    def of(cls, x: np.ndarray) -> _Sample:
+        nan = np.isnan(x)
+        values = np.sort(x[~nan]) if nan.any() else np.sort(x)
+        return cls(values, len(x), int(nan.sum()))
+
+
 def _numeric(
     name: str, kind: str, ref: np.ndarray, cur: np.ndarray, settings: DriftSettings
 ) -> _Raw:
-    ref_nan, cur_nan = np.isnan(ref), np.isnan(cur)
-    a = np.sort(ref[~ref_nan]) if ref_nan.any() else np.sort(ref)
-    b = np.sort(cur[~cur_nan]) if cur_nan.any() else np.sort(cur)
-    return _numeric_sorted(
-        name, kind, a, b, len(ref), len(cur), int(ref_nan.sum()), int(cur_nan.sum()), settings
-    )
+    return _numeric_sorted(name, kind, _Sample.of(ref), _Sample.of(cur), settings)
 
 
 def _numeric_sorted(
-    name: str,
-    kind: str,
-    a: np.ndarray,
-    b: np.ndarray,
-    n_ref: int,
-    n_cur: int,
-    ref_missing: int,
-    cur_missing: int,
-    settings: DriftSettings,
+    name: str, kind: str, ref: _Sample, cur: _Sample, settings: DriftSettings
 ) -> _Raw:
+    a, b = ref.values, cur.values
     test, large, why = _choose(kind, len(a), len(b), settings.small)
     p_value = None
     statistic = float("nan")
@@ -135,11 +139,11 @@ def _numeric_sorted(
         p_value,
         psi,
         large,
-        n_ref,
-        n_cur,
-        ref_missing / max(n_ref, 1),
-        cur_missing / max(n_cur, 1),
-        _missing_p(ref_missing, n_ref, cur_missing, n_cur, large, settings),
+        ref.rows,
+        cur.rows,
+        ref.missing / max(ref.rows, 1),
+        cur.missing / max(cur.rows, 1),
+        _missing_p(ref.missing, ref.rows, cur.missing, cur.rows, large, settings),
     )
 
 

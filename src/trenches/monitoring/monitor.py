@@ -66,7 +66,8 @@ class Monitoring:
 
     # --- drift -------------------------------------------------------------------------
 
-    def run(
+    # The keyword options of a public method are its API (``store.monitoring.run``).
+    def run(  # noqa: PLR0913
         self,
         ref: str,
         *,
@@ -498,7 +499,8 @@ class Monitoring:
 
     # --- outliers ------------------------------------------------------------------------
 
-    def outliers(
+    # The keyword options of a public method are its API.
+    def outliers(  # noqa: PLR0913
         self,
         ref: str,
         *,

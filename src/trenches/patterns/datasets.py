@@ -25,7 +25,7 @@ from trenches.names import SPLITS
 from trenches.names import check_source as check_source
 from trenches.patterns import imports
 from trenches.patterns import inputs as inp
-from trenches.patterns.frames import member_ids, membership
+from trenches.patterns.frames import Members, member_ids, membership
 from trenches.patterns.frames import read_patterns as read_patterns
 from trenches.patterns.imports import ImportResult, ProgressCallback
 from trenches.patterns.tolerance import Tolerance, tolerance_for
@@ -143,11 +143,9 @@ class Dataset:
             self._engine,
             self,
             path,
-            source=source,
-            labelled_by=labelled_by,
-            note=note,
-            created_at=created_at,
-            tags=tags,
+            imports.Provenance(
+                source, labelled_by=labelled_by, note=note, created_at=created_at, tags=tags
+            ),
             progress=progress,
             skip_existing=skip_existing,
         )
@@ -166,11 +164,7 @@ class Dataset:
             self._engine,
             self,
             frame.reset_index(drop=True),
-            source=source,
-            labelled_by=labelled_by,
-            note=note,
-            created_at=None,
-            tags=(),
+            imports.Provenance(source, labelled_by=labelled_by, note=note),
             file=file,
             text_file=file.lower().endswith(".csv"),
             progress=None,
@@ -202,11 +196,9 @@ class Dataset:
             self._engine,
             self,
             frame.reset_index(drop=True),
-            source=source,
-            labelled_by=labelled_by,
-            note=note,
-            created_at=created_at,
-            tags=tags,
+            imports.Provenance(
+                source, labelled_by=labelled_by, note=note, created_at=created_at, tags=tags
+            ),
             file=None,
             text_file=False,
             progress=progress,
@@ -243,9 +235,8 @@ class Dataset:
         label column, exactly as imported. ``as_of`` selects those active at a time."""
         frame, _ = read_patterns(
             self,
-            as_of=timestamps.parse(as_of, what="as_of"),
+            Members(timestamps.parse(as_of, what="as_of"), include_inactive=include_inactive),
             split=split,
-            include_inactive=include_inactive,
             ids=ids,
         )
         return frame
@@ -264,10 +255,7 @@ class Dataset:
         labeller, batch, created_at, deactivated_at, replaces_id."""
         _, info = read_patterns(
             self,
-            as_of=timestamps.parse(as_of, what="as_of"),
-            split=None,
-            include_inactive=include_inactive,
-            ids=None,
+            Members(timestamps.parse(as_of, what="as_of"), include_inactive=include_inactive),
             with_inputs=False,
         )
         return info
@@ -379,7 +367,8 @@ class Datasets:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def create(
+    # The keyword options of a public method are its API (``store.datasets.create``).
+    def create(  # noqa: PLR0913
         self,
         name: str,
         *,

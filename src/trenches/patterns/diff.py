@@ -17,7 +17,7 @@ from trenches.db.engine import id_in, read
 from trenches.errors import InvalidInput
 from trenches.patterns import inputs as inp
 from trenches.patterns.datasets import Dataset
-from trenches.patterns.frames import read_patterns
+from trenches.patterns.frames import Members, read_patterns
 
 if TYPE_CHECKING:
     from trenches.patterns.snapshots import Snapshot
@@ -210,7 +210,7 @@ def diff_snapshots(engine: Engine, dataset: Dataset, a: Snapshot, b: Snapshot) -
         )
     in_a, in_b = a.pattern_ids(), b.pattern_ids()
     # Read after the memberships, so every member is in it (patterns are never deleted).
-    labels, info = read_patterns(dataset, include_inactive=True, with_inputs=False)
+    labels, info = read_patterns(dataset, Members(include_inactive=True), with_inputs=False)
     text = _LabelText(labels[dataset.label_column], dataset.label_type or "string")
     only_a = np.setdiff1d(in_a, in_b, assume_unique=True)
     only_b = np.setdiff1d(in_b, in_a, assume_unique=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -80,31 +81,43 @@ def member_ids(engine: Any, where: list[Any], split: str | None = None) -> np.nd
     return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
 
+@dataclass(frozen=True)
+class Members:
+    """Which of a dataset's patterns a read takes (the clauses of :func:`membership`):
+    those active now, or at ``as_of``; with ``include_inactive`` the deactivated too;
+    a snapshot's members also by ``max_id`` and ``sources``."""
+
+    as_of: int | None = None
+    include_inactive: bool = False
+    max_id: int | None = None
+    sources: Sequence[str] | None = None
+
+
 def read_patterns(
     dataset: Dataset,
+    members: Members | None = None,
     *,
-    as_of: int | None = None,
     split: str | None = None,
-    include_inactive: bool = False,
     ids: Sequence[int] | None = None,
-    max_id: int | None = None,
-    sources: Sequence[str] | None = None,
     with_inputs: bool = True,
     full_info: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Read patterns column-wise: (inputs and label, provenance), both by pattern id.
 
-    With ``full_info=False`` the provenance holds only split, source and created_at,
-    which is all training needs, and the read skips the join with the imports.
+    ``members`` selects them (default: the active ones; ``ids`` picks some, active or
+    not). With ``full_info=False`` the provenance holds only split, source and
+    created_at, which is all training needs, and the read skips the join with the
+    imports.
     """
     p = t.patterns.c
     b = t.import_batches.c
+    members = members or Members()
     where = membership(
         dataset.id,
-        as_of=as_of,
-        include_inactive=include_inactive or ids is not None,
-        max_id=max_id,
-        sources=sources,
+        as_of=members.as_of,
+        include_inactive=members.include_inactive or ids is not None,
+        max_id=members.max_id,
+        sources=members.sources,
     )
     if split is not None:
         if split not in SPLITS:

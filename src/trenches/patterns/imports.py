@@ -94,16 +94,24 @@ class _Written:
     by_split: np.ndarray
 
 
+@dataclass(frozen=True)
+class Provenance:
+    """Where an import's rows come from: stored with its batch and each pattern."""
+
+    source: str
+    labelled_by: str | None = None
+    note: str | None = None
+    #: When the rows were made (a time or ISO text); ``None``: the time of the import.
+    created_at: str | datetime | int | None = None
+    tags: Sequence[str] = ()
+
+
 def add_file(
     engine: Engine,
     dataset: Dataset,
     path: str | os.PathLike[str],
+    provenance: Provenance,
     *,
-    source: str,
-    labelled_by: str | None = None,
-    note: str | None = None,
-    created_at: str | datetime | int | None = None,
-    tags: Sequence[str] = (),
     progress: ProgressCallback | None = None,
     skip_existing: bool = False,
 ) -> ImportResult:
@@ -126,11 +134,7 @@ def add_file(
         engine,
         dataset,
         frame,
-        source=source,
-        labelled_by=labelled_by,
-        note=note,
-        created_at=created_at,
-        tags=tags,
+        provenance,
         file=str(path),
         text_file=text_file,
         progress=progress,
@@ -196,12 +200,8 @@ def add_frame(
     engine: Engine,
     dataset: Dataset,
     frame: pd.DataFrame,
+    provenance: Provenance,
     *,
-    source: str,
-    labelled_by: str | None,
-    note: str | None,
-    created_at: str | datetime | int | None,
-    tags: Sequence[str],
     file: str | None,
     text_file: bool,
     progress: ProgressCallback | None,
@@ -209,17 +209,12 @@ def add_frame(
 ) -> ImportResult:
     """Import the rows of ``frame`` into ``dataset`` in one transaction: every row checked
     and converted before the write lock, then encoded and written chunk by chunk."""
-    check_source(source)
+    source = check_source(provenance.source)
     frame.columns = [str(c) for c in frame.columns]
     if len(set(frame.columns)) != len(frame.columns):
         raise InvalidInput("a column name appears twice", file=file)
     schema = _resolve_schema(dataset, frame, file)
-    when = timestamps.parse(created_at, what="created_at")
-    now = timestamps.now_us()
-    if when is None:
-        when = now
-    elif when > now + _FUTURE_SLACK_US:
-        raise InvalidInput(f"created_at {timestamps.iso(when)} is in the future")
+    when = _given_time(provenance.created_at)
     n = len(frame)
 
     # Check and convert everything before taking the write lock: bad input never
@@ -235,37 +230,18 @@ def add_frame(
     )
     labels = coerce_labels(dataset, frame[dataset.label_column], label_type, file, text_file)
     label_text = inp.label_to_text(labels, label_type)
+    tags = provenance.tags
     tags_json = orjson.dumps(sorted(set(tags))).decode() if tags else None
 
     with write(engine) as conn, no_gc():
         lock_patterns(conn)
         now = timestamps.now_us()  # after the lock: see lock_patterns
-        if created_at is None:
+        if provenance.created_at is None:
             when = now
         first_import = dataset.schema is None
         if first_import:
-            updated = conn.execute(
-                update(t.datasets)
-                .where(t.datasets.c.id == dataset.id, t.datasets.c.input_schema.is_(None))
-                .values(input_schema=schema.to_json(), label_type=label_type)
-            ).rowcount
-            if updated != 1:
-                raise Conflict(
-                    f"dataset {dataset.name!r} got its schema from another import meanwhile; "
-                    "run the import again"
-                )
-        batch_id: int | None = conn.execute(
-            insert(t.import_batches).values(
-                dataset_id=dataset.id,
-                kind="import",
-                source=source,
-                labelled_by=labelled_by,
-                note=note,
-                file=file,
-                rows=n,
-                created_at=now,
-            )
-        ).inserted_primary_key[0]  # type: ignore[index]
+            _claim_schema(conn, dataset, schema, label_type)
+        batch_id: int | None = _insert_batch(conn, dataset, provenance, file, n, now)
         before = conn.execute(select(func.max(t.patterns.c.id))).scalar() or 0
         constants = {
             "dataset_id": dataset.id,
@@ -285,14 +261,7 @@ def add_frame(
         )
         written = _write_chunks(conn, dataset, constants, chunks, progress)
         if written.rows < n:
-            batches = t.import_batches
-            if written.rows == 0:
-                conn.execute(delete(batches).where(batches.c.id == batch_id))
-                batch_id = None
-            else:
-                conn.execute(
-                    update(batches).where(batches.c.id == batch_id).values(rows=written.rows)
-                )
+            batch_id = _shrink_batch(conn, batch_id, written.rows)
         first_id, last_id = conn.execute(
             select(func.min(t.patterns.c.id), func.max(t.patterns.c.id)).where(
                 t.patterns.c.batch_id == batch_id
@@ -314,6 +283,68 @@ def add_frame(
         already_stored=written.already,
         skipped=written.already if skip_existing else 0,
     )
+
+
+def _given_time(created_at: str | datetime | int | None) -> int:
+    """``created_at`` in microseconds (now when not given), refused in the future."""
+    when = timestamps.parse(created_at, what="created_at")
+    now = timestamps.now_us()
+    if when is None:
+        return now
+    if when > now + _FUTURE_SLACK_US:
+        raise InvalidInput(f"created_at {timestamps.iso(when)} is in the future")
+    return when
+
+
+def _claim_schema(
+    conn: Connection, dataset: Dataset, schema: inp.InputSchema, label_type: str
+) -> None:
+    """Give a dataset its first import's schema, unless another import did meanwhile."""
+    updated = conn.execute(
+        update(t.datasets)
+        .where(t.datasets.c.id == dataset.id, t.datasets.c.input_schema.is_(None))
+        .values(input_schema=schema.to_json(), label_type=label_type)
+    ).rowcount
+    if updated != 1:
+        raise Conflict(
+            f"dataset {dataset.name!r} got its schema from another import meanwhile; "
+            "run the import again"
+        )
+
+
+def _insert_batch(
+    conn: Connection,
+    dataset: Dataset,
+    provenance: Provenance,
+    file: str | None,
+    rows: int,
+    now: int,
+) -> int:
+    """The import's row in ``import_batches``; its id."""
+    batch_id: int = conn.execute(
+        insert(t.import_batches).values(
+            dataset_id=dataset.id,
+            kind="import",
+            source=provenance.source,
+            labelled_by=provenance.labelled_by,
+            note=provenance.note,
+            file=file,
+            rows=rows,
+            created_at=now,
+        )
+    ).inserted_primary_key[0]  # type: ignore[index]
+    return batch_id
+
+
+def _shrink_batch(conn: Connection, batch_id: int | None, rows: int) -> int | None:
+    """The batch counts only the ``rows`` written (``skip_existing`` left the others
+    out); a batch that wrote none is removed, and ``None`` returned."""
+    batches = t.import_batches
+    if rows == 0:
+        conn.execute(delete(batches).where(batches.c.id == batch_id))
+        return None
+    conn.execute(update(batches).where(batches.c.id == batch_id).values(rows=rows))
+    return batch_id
 
 
 def _write_chunks(

@@ -14,7 +14,7 @@ How checked inputs are stored and keyed is :mod:`trenches.patterns.codec`.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -150,8 +150,17 @@ class CoercedColumn:
     missing: np.ndarray  # bool
 
 
-def _fail(file: str | None, offset: int, idx: int, field: str, message: str) -> InvalidInput:
-    return InvalidInput(message, file=file, row=offset + idx + 1, field=field)
+@dataclass(frozen=True)
+class _Where:
+    """Where a column's values came from, for the message naming a bad one."""
+
+    file: str | None
+    #: Data rows before this chunk, so that rows are counted across a whole file.
+    offset: int
+    field: str
+
+    def fail(self, idx: int, message: str) -> InvalidInput:
+        return InvalidInput(message, file=self.file, row=self.offset + idx + 1, field=self.field)
 
 
 def _first(mask: np.ndarray) -> int:
@@ -181,112 +190,145 @@ def coerce(
     counted across a whole file. ``text_file`` is set for CSV: there an empty field
     is a missing value even in a string column.
     """
-    n = len(series)
+    where = _Where(file, offset, field)
     if typ in ("string", "text"):
-        obj = series.to_numpy(dtype=object, na_value=None)
-        missing = pd.isna(series).to_numpy().copy()
-        if text_file:
-            missing |= np.fromiter((v == "" for v in obj), dtype=bool, count=n)
-        out = np.empty(n, dtype=object)
-        for i, v in enumerate(obj):
-            if missing[i]:
-                out[i] = None
-            elif isinstance(v, str):
-                if "\x00" in v:
-                    raise _fail(file, offset, i, field, "the text holds a NUL character (\\x00)")
-                out[i] = v
-            elif isinstance(v, bool | np.bool_):
-                out[i] = "true" if v else "false"
-            elif isinstance(v, int | np.integer):
-                out[i] = str(int(v))
-            elif isinstance(v, float | np.floating):
-                out[i] = repr(float(v))
-            else:
-                raise _fail(file, offset, i, field, f"{v!r} is not a string")
-        return CoercedColumn(out, missing)
+        return _coerce_strings(series, where, text_file)
+    convert = _COERCE_NUMERIC.get(typ)
+    if convert is None:
+        raise InvalidInput(f"unknown column type {typ!r}", field=field)
+    return convert(series, where)
 
+
+def _coerce_strings(series: pd.Series, where: _Where, text_file: bool) -> CoercedColumn:
+    n = len(series)
+    obj = series.to_numpy(dtype=object, na_value=None)
+    missing = pd.isna(series).to_numpy().copy()
+    if text_file:
+        missing |= np.fromiter((v == "" for v in obj), dtype=bool, count=n)
+    out = np.empty(n, dtype=object)
+    for i, v in enumerate(obj):
+        out[i] = None if missing[i] else _as_string(v, where, i)
+    return CoercedColumn(out, missing)
+
+
+def _as_string(v: Any, where: _Where, i: int) -> str:
+    """A string column's value ``v`` (row ``i``) as the string stored."""
+    if isinstance(v, str):
+        if "\x00" in v:
+            raise where.fail(i, "the text holds a NUL character (\\x00)")
+        return v
+    if isinstance(v, bool | np.bool_):
+        return "true" if v else "false"
+    if isinstance(v, int | np.integer):
+        return str(int(v))
+    if isinstance(v, float | np.floating):
+        return repr(float(v))
+    raise where.fail(i, f"{v!r} is not a string")
+
+
+def _coerce_numbers(series: pd.Series, where: _Where) -> CoercedColumn:
     dtype = series.dtype
-    if typ == "number":
-        if pd.api.types.is_bool_dtype(dtype):
-            raise _fail(file, offset, 0, field, "a boolean is not a number")
-        if pd.api.types.is_numeric_dtype(dtype):
-            values = series.to_numpy(dtype="float64", na_value=np.nan)
-            return CoercedColumn(values, np.isnan(values))
-        obj = series.to_numpy(dtype=object)
-        values = np.empty(n, dtype="float64")
-        missing = np.zeros(n, dtype=bool)
-        for i, v in enumerate(obj):
-            if _is_missing_scalar(v):
-                values[i] = np.nan
-                missing[i] = True
-            elif isinstance(v, bool | np.bool_):
-                raise _fail(file, offset, i, field, f"{v!r} is a boolean, not a number")
-            else:
-                try:
-                    values[i] = float(v.strip() if isinstance(v, str) else v)
-                except (TypeError, ValueError):
-                    raise _fail(file, offset, i, field, f"{v!r} is not a number") from None
-        return CoercedColumn(values, missing)
+    if pd.api.types.is_bool_dtype(dtype):
+        raise where.fail(0, "a boolean is not a number")
+    if pd.api.types.is_numeric_dtype(dtype):
+        values = series.to_numpy(dtype="float64", na_value=np.nan)
+        return CoercedColumn(values, np.isnan(values))
+    obj = series.to_numpy(dtype=object)
+    n = len(series)
+    values = np.empty(n, dtype="float64")
+    missing = np.zeros(n, dtype=bool)
+    for i, v in enumerate(obj):
+        if _is_missing_scalar(v):
+            values[i] = np.nan
+            missing[i] = True
+        elif isinstance(v, bool | np.bool_):
+            raise where.fail(i, f"{v!r} is a boolean, not a number")
+        else:
+            try:
+                values[i] = float(v.strip() if isinstance(v, str) else v)
+            except (TypeError, ValueError):
+                raise where.fail(i, f"{v!r} is not a number") from None
+    return CoercedColumn(values, missing)
 
-    if typ == "integer":
-        if pd.api.types.is_bool_dtype(dtype):
-            raise _fail(file, offset, 0, field, "a boolean is not an integer")
-        if pd.api.types.is_integer_dtype(dtype):
-            missing = pd.isna(series).to_numpy()
-            ints = series.to_numpy(dtype="int64", na_value=0)
-            return CoercedColumn(ints, missing)
-        floats = coerce(series, "number", file=file, offset=offset, field=field)
-        values, missing = floats.values, floats.missing
-        bad = ~missing & ((values != np.floor(values)) | ~np.isfinite(values))
-        if bad.any():
-            row = _first(bad)
-            raise _fail(file, offset, row, field, f"{series.iloc[row]!r} is not an integer")
-        obj = series.to_numpy(dtype=object)
-        exact: dict[int, int] = {}
-        if not pd.api.types.is_numeric_dtype(dtype):
-            # Python ints and digit strings beyond 2**53 are kept exact, not via float.
-            for j in np.flatnonzero(~missing & (np.abs(values) >= 2.0**53)):
-                given = obj[j]
-                try:
-                    exact[int(j)] = int(given.strip() if isinstance(given, str) else given)
-                except (TypeError, ValueError):
-                    exact[int(j)] = int(values[j])
-        too_big = ~missing & (np.abs(values) >= 2.0**63)
-        for k, big in exact.items():
-            too_big[k] = not -(2**63) <= big < 2**63
-        if too_big.any():
-            row = _first(too_big)
-            raise _fail(
-                file, offset, row, field, f"{series.iloc[row]!r} is out of the 64-bit range"
-            )
-        ints = np.where(missing | (np.abs(values) >= 2.0**63), 0, values).astype("int64")
-        for k, big in exact.items():
-            ints[k] = big
+
+def _coerce_integers(series: pd.Series, where: _Where) -> CoercedColumn:
+    dtype = series.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        raise where.fail(0, "a boolean is not an integer")
+    if pd.api.types.is_integer_dtype(dtype):
+        missing = pd.isna(series).to_numpy()
+        ints = series.to_numpy(dtype="int64", na_value=0)
         return CoercedColumn(ints, missing)
+    floats = _coerce_numbers(series, where)
+    values, missing = floats.values, floats.missing
+    bad = ~missing & ((values != np.floor(values)) | ~np.isfinite(values))
+    if bad.any():
+        row = _first(bad)
+        raise where.fail(row, f"{series.iloc[row]!r} is not an integer")
+    exact: dict[int, int] = {}
+    if not pd.api.types.is_numeric_dtype(dtype):
+        exact = _exact_big_integers(series.to_numpy(dtype=object), values, missing)
+    too_big = ~missing & (np.abs(values) >= 2.0**63)
+    for k, big in exact.items():
+        too_big[k] = not -(2**63) <= big < 2**63
+    if too_big.any():
+        row = _first(too_big)
+        raise where.fail(row, f"{series.iloc[row]!r} is out of the 64-bit range")
+    ints = np.where(missing | (np.abs(values) >= 2.0**63), 0, values).astype("int64")
+    for k, big in exact.items():
+        ints[k] = big
+    return CoercedColumn(ints, missing)
 
-    if typ == "boolean":
-        if pd.api.types.is_bool_dtype(dtype):
-            missing = pd.isna(series).to_numpy()
-            return CoercedColumn(series.to_numpy(dtype=bool, na_value=False), missing)
-        obj = series.to_numpy(dtype=object)
-        values = np.zeros(n, dtype=bool)
-        missing = np.zeros(n, dtype=bool)
-        for i, v in enumerate(obj):
-            if _is_missing_scalar(v):
-                missing[i] = True
-            elif isinstance(v, bool | np.bool_) or (
-                isinstance(v, int | float | np.integer | np.floating) and v in (0, 1)
-            ):
-                values[i] = bool(v)
-            elif isinstance(v, str) and v.strip().lower() in _TRUE:
-                values[i] = True
-            elif isinstance(v, str) and v.strip().lower() in _FALSE:
-                values[i] = False
-            else:
-                raise _fail(file, offset, i, field, f"{v!r} is not true or false")
-        return CoercedColumn(values, missing)
 
-    raise InvalidInput(f"unknown column type {typ!r}", field=field)
+def _exact_big_integers(obj: np.ndarray, values: np.ndarray, missing: np.ndarray) -> dict[int, int]:
+    """Python ints and digit strings beyond 2**53, by row, kept exact rather than via
+    float."""
+    exact: dict[int, int] = {}
+    for j in np.flatnonzero(~missing & (np.abs(values) >= 2.0**53)):
+        given = obj[j]
+        try:
+            exact[int(j)] = int(given.strip() if isinstance(given, str) else given)
+        except (TypeError, ValueError):
+            exact[int(j)] = int(values[j])
+    return exact
+
+
+def _coerce_booleans(series: pd.Series, where: _Where) -> CoercedColumn:
+    if pd.api.types.is_bool_dtype(series.dtype):
+        missing = pd.isna(series).to_numpy()
+        return CoercedColumn(series.to_numpy(dtype=bool, na_value=False), missing)
+    obj = series.to_numpy(dtype=object)
+    n = len(series)
+    values = np.zeros(n, dtype=bool)
+    missing = np.zeros(n, dtype=bool)
+    for i, v in enumerate(obj):
+        if _is_missing_scalar(v):
+            missing[i] = True
+        else:
+            values[i] = _as_boolean(v, where, i)
+    return CoercedColumn(values, missing)
+
+
+def _as_boolean(v: Any, where: _Where, i: int) -> bool:
+    """A boolean column's value ``v`` (row ``i``, not missing) as true or false."""
+    if isinstance(v, bool | np.bool_) or (
+        isinstance(v, int | float | np.integer | np.floating) and v in (0, 1)
+    ):
+        return bool(v)
+    word = v.strip().lower() if isinstance(v, str) else None
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise where.fail(i, f"{v!r} is not true or false")
+
+
+#: How a numeric or boolean column is converted, by its type.
+_COERCE_NUMERIC: dict[str, Callable[[pd.Series, _Where], CoercedColumn]] = {
+    "number": _coerce_numbers,
+    "integer": _coerce_integers,
+    "boolean": _coerce_booleans,
+}
 
 
 def label_to_text(values: np.ndarray, typ: str) -> list[str]:

@@ -22,7 +22,7 @@ from trenches.names import SPLITS, check_source
 from trenches.patterns import codec
 from trenches.patterns.datasets import Dataset, dataset_by_id
 from trenches.patterns.diff import SnapshotDiff, diff_snapshots
-from trenches.patterns.frames import member_ids, membership, read_patterns
+from trenches.patterns.frames import Members, member_ids, membership, read_patterns
 
 WEIGHTINGS = ("none", "exponential", "inverse-age")
 _DAY_US = 86_400 * 1_000_000
@@ -79,9 +79,7 @@ class Snapshot:
         """(inputs and label, provenance) of the snapshot's patterns, by pattern id."""
         return read_patterns(
             self._dataset(),
-            as_of=self._as_of_us,
-            max_id=self.max_pattern_id,
-            sources=self.sources,
+            Members(as_of=self._as_of_us, max_id=self.max_pattern_id, sources=self.sources),
             split=split,
             full_info=full_info,
         )

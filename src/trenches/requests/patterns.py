@@ -203,7 +203,8 @@ def _the_problem(
     return the_problem
 
 
-def to_patterns(
+# The parts it reads and writes, then the options of ``store.requests.to_patterns``.
+def to_patterns(  # noqa: PLR0913
     engine: Engine,
     known: Datasets,
     problems: Problems,

@@ -35,7 +35,7 @@ from trenches.db import schema as t
 from trenches.db.engine import read
 from trenches.errors import NotFound
 from trenches.retrain.function import load_function
-from trenches.retrain.loop import Parts, Pass, decide, failing
+from trenches.retrain.loop import Asked, Parts, Pass, decide, failing
 from trenches.retrain.record import (
     Figures,
     ProblemTally,
@@ -97,7 +97,8 @@ class Retrains:
         ``path``, else of the store's (``store.settings``), checked."""
         return (given(settings, path) or self._settings()).retraining(model)
 
-    def on_drift(
+    # The keyword options of a public method are its API.
+    def on_drift(  # noqa: PLR0913
         self,
         ref: str,
         *,
@@ -165,9 +166,8 @@ class Retrains:
         table.check_task(dataset.name, dataset.task)
         if report_id is not None:
             self._check_report(report_id)
-        p = Pass(
-            self._parts, table, function, dataset, production, report_id, trusted, progress, project
-        )
+        asked = Asked(report_id, trusted, progress)
+        p = Pass(self._parts, table, function, dataset, production, asked, project)
         p.start()
         with failing(p):
             snap = p.snapshot()

@@ -70,6 +70,16 @@ class Parts:
     scorer: Callable[[], Scorer]
 
 
+@dataclass(frozen=True)
+class Asked:
+    """How a pass was asked for: the drift report that set it off (None: by hand),
+    whether models that can run code may load, and who hears of each step."""
+
+    report_id: int | None = None
+    trusted: bool = False
+    progress: Progress | None = None
+
+
 class Pass:
     """The state of one pass while it runs, and its steps."""
 
@@ -80,9 +90,7 @@ class Pass:
         function: Callable[[TrainingData], Any],
         dataset: Dataset,
         production: ModelVersion | None,
-        report_id: int | None,
-        trusted: bool,
-        progress: Progress | None,
+        asked: Asked,
         project: Settings,
     ) -> None:
         self.parts = parts
@@ -92,9 +100,9 @@ class Pass:
         self.function = function
         self.dataset = dataset
         self.production = production
-        self.report_id = report_id
-        self.trusted = trusted
-        self.progress = progress
+        self.report_id = asked.report_id
+        self.trusted = asked.trusted
+        self.progress = asked.progress
         self.metric = settings.metric_for(dataset.task)
         self.body: dict[str, Any] = {"settings": settings.to_json(), "metric": self.metric}
         self.id = 0

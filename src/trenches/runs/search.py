@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import builtins
+import operator
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -128,64 +129,68 @@ def _operand(kind: str, key: str) -> tuple[Any, bool]:
     return column, key in ("id", "started_at", "ended_at", "snapshot")
 
 
+#: The tables of keyed values a clause's kind names (the others name attributes).
+_KEYED_TABLES = {"metric": t.latest_metrics, "param": t.run_params, "tag": t.run_tags}
+
+#: A clause's comparison, by its operator (lower case).
+_COMPARISONS: dict[str, Callable[[Any, Any], ColumnElement[bool]]] = {
+    "=": operator.eq,
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<>": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "like": lambda operand, value: operand.like(value),
+}
+
+
 def parse_filter(text: str) -> list[ColumnElement[bool]]:
     """``params.model = 'lr' and metrics.acc > 0.9`` as SQL conditions on runs."""
-    conditions: list[ColumnElement[bool]] = []
-    for part in re.split(r"\s+and\s+", text.strip(), flags=re.IGNORECASE):
-        if not part.strip():
-            continue
-        m = _CLAUSE.match(part)
-        if m is None:
-            raise InvalidInput(
-                f"cannot read the filter clause {part.strip()!r}; write clauses like "
-                "params.model = 'lr', metrics.acc > 0.9, tags.team != 'x', "
-                "attributes.status = 'finished', joined by 'and'"
-            )
-        kind, key = m["kind"], _unquote(m["key"])
-        operand, numeric = _operand(kind, key)
-        table = None
-        if kind.startswith("metric"):
-            table = t.latest_metrics
-        elif kind.startswith("param"):
-            table = t.run_params
-        elif kind.startswith("tag"):
-            table = t.run_tags
-        if table is not None:
-            # "run id IN (rows of this key whose value compares)": an index on (key, value)
-            # finds them without visiting every run.
-            operand = table.c.value
-        raw = m["value"]
-        quoted = raw[:1] in "'\""
-        value: Any = _unquote(raw) if quoted else raw
-        if numeric:
-            if quoted:
-                raise InvalidInput(f"{part.strip()!r}: compare a metric with a number")
-            value = _number(value, part)
-        elif kind.startswith("param") and not quoted:
-            # Params are stored as text; compare numbers as numbers.
-            operand = cast(operand, Float)
-            value = _number(value, part)
-        op = m["op"].lower()
-        if op in ("=", "=="):
-            condition = operand == value
-        elif op in ("!=", "<>"):
-            condition = operand != value
-        elif op == "<":
-            condition = operand < value
-        elif op == "<=":
-            condition = operand <= value
-        elif op == ">":
-            condition = operand > value
-        elif op == ">=":
-            condition = operand >= value
-        else:
-            condition = operand.like(value)
-        if table is not None:
-            matching = select(table.c.run_id).where(table.c.key == key, condition)
-            conditions.append(t.runs.c.id.in_(matching))
-        else:
-            conditions.append(condition)
-    return conditions
+    return [
+        _condition(part)
+        for part in re.split(r"\s+and\s+", text.strip(), flags=re.IGNORECASE)
+        if part.strip()
+    ]
+
+
+def _condition(part: str) -> ColumnElement[bool]:
+    """One clause of a filter as a SQL condition on runs."""
+    m = _CLAUSE.match(part)
+    if m is None:
+        raise InvalidInput(
+            f"cannot read the filter clause {part.strip()!r}; write clauses like "
+            "params.model = 'lr', metrics.acc > 0.9, tags.team != 'x', "
+            "attributes.status = 'finished', joined by 'and'"
+        )
+    kind, key = m["kind"], _unquote(m["key"])
+    operand, numeric = _operand(kind, key)
+    table = _KEYED_TABLES.get(kind.rstrip("s"))
+    if table is not None:
+        # "run id IN (rows of this key whose value compares)": an index on (key, value)
+        # finds them without visiting every run.
+        operand = table.c.value
+    operand, value = _compared(operand, m["value"], numeric, kind, part)
+    condition = _COMPARISONS[m["op"].lower()](operand, value)
+    if table is None:
+        return condition
+    matching = select(table.c.run_id).where(table.c.key == key, condition)
+    return t.runs.c.id.in_(matching)
+
+
+def _compared(operand: Any, raw: str, numeric: bool, kind: str, part: str) -> tuple[Any, Any]:
+    """The operand and the value a clause compares, given the value as written."""
+    quoted = raw[:1] in "'\""
+    value: Any = _unquote(raw) if quoted else raw
+    if numeric:
+        if quoted:
+            raise InvalidInput(f"{part.strip()!r}: compare a metric with a number")
+        return operand, _number(value, part)
+    if kind.startswith("param") and not quoted:
+        # Params are stored as text; compare numbers as numbers.
+        return cast(operand, Float), _number(value, part)
+    return operand, value
 
 
 def _number(text: str, clause: str) -> float:

@@ -90,7 +90,8 @@ def _param_text(value: Any) -> str:
 class Run:
     """A run in progress. Use as ``with store.run("name", snapshot=snap) as run:``."""
 
-    def __init__(
+    # The parts a run writes through, then the options of ``store.run``, passed through.
+    def __init__(  # noqa: PLR0913
         self,
         engine: Engine,
         artifacts: ArtifactStore,

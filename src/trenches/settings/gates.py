@@ -192,9 +192,34 @@ def _checked(draft: GateSpec) -> GateSpec:
     raw = draft.raw
     if "problems" in raw:
         return _problem_gate(draft)
-    for key in ("min-score", "patterns", "no-break"):
-        if key in raw:
-            raise draft.error(key, "only applies to a problem gate (problems = ...)")
+    _refuse(
+        draft,
+        ("min-score", "patterns", "no-break"),
+        "only applies to a problem gate (problems = ...)",
+    )
+    _check_measure(draft)
+    if "vs" in raw:
+        return _relative_gate(draft)
+    _refuse(
+        draft,
+        ("tolerance", "ratio", "significance"),
+        "only applies to a relative gate (vs = ...)",
+    )
+    if "min" not in raw and "max" not in raw:
+        raise draft.error("metric", "needs a bound: min = ..., max = ..., or vs = ...")
+    return _kind(draft, "metric")
+
+
+def _refuse(draft: GateSpec, keys: tuple[str, ...], message: str) -> None:
+    """Refuse the first of ``keys`` the gate gives: it does not go with its kind."""
+    for key in keys:
+        if key in draft.raw:
+            raise draft.error(key, message)
+
+
+def _check_measure(draft: GateSpec) -> None:
+    """A metric gate's metric and the patterns it is measured on."""
+    raw = draft.raw
     if "metric" not in raw:
         raise draft.error("metric", "missing: a gate names a metric (or problems = ...)")
     wrong = unknown_metric(raw["metric"])
@@ -209,23 +234,18 @@ def _checked(draft: GateSpec) -> GateSpec:
             'applies to problem patterns only (problems = ... or on = "problem:SLUG"); a '
             "split is not trained on by definition",
         )
-    if "vs" in raw:
-        if len([k for k in ("tolerance", "ratio") if k in raw]) != 1:
-            raise draft.error(
-                "vs",
-                "a relative gate takes exactly one of tolerance (no worse by more "
-                "than) or ratio (at least this share of the reference's figure)",
-            )
-        for key in ("min", "max"):
-            if key in raw:
-                raise draft.error(key, "an absolute bound does not go with vs")
-        return _kind(draft, "relative")
-    for key in ("tolerance", "ratio", "significance"):
-        if key in raw:
-            raise draft.error(key, "only applies to a relative gate (vs = ...)")
-    if "min" not in raw and "max" not in raw:
-        raise draft.error("metric", "needs a bound: min = ..., max = ..., or vs = ...")
-    return _kind(draft, "metric")
+
+
+def _relative_gate(draft: GateSpec) -> GateSpec:
+    raw = draft.raw
+    if len([k for k in ("tolerance", "ratio") if k in raw]) != 1:
+        raise draft.error(
+            "vs",
+            "a relative gate takes exactly one of tolerance (no worse by more "
+            "than) or ratio (at least this share of the reference's figure)",
+        )
+    _refuse(draft, ("min", "max"), "an absolute bound does not go with vs")
+    return _kind(draft, "relative")
 
 
 def _problem_gate(draft: GateSpec) -> GateSpec:
