@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from trenches.evaluation import EvaluateResult, Evaluation
     from trenches.explain import Explanation, Explanations
     from trenches.gates import Check, GateResult, Gates
+    from trenches.json_form import from_json, to_json
     from trenches.lineage import Lineage
     from trenches.models import ModelVersion
     from trenches.models.formats import Signature
@@ -155,6 +156,8 @@ _LAZY = {
     "ToPatterns": "trenches.requests.patterns",
     "RequestPattern": "trenches.requests.patterns",
     "RequestWindow": "trenches.requests.window",
+    "to_json": "trenches.json_form",
+    "from_json": "trenches.json_form",
 }
 
 
@@ -249,5 +252,7 @@ __all__ = [
     "UntrustedModel",
     "VersionBackfill",
     "__version__",
+    "from_json",
     "open",
+    "to_json",
 ]
