@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -102,9 +102,6 @@ class Tolerance:
         """Whether each prediction is within the tolerance of its label (NaN is wrong)."""
         error = np.abs(np.asarray(predicted, dtype=np.float64) - np.asarray(truth, np.float64))
         return np.asarray(error <= self.bound(truth), dtype=bool)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"absolute": self.absolute, "relative": self.relative}
 
     def __str__(self) -> str:
         parts = []

@@ -22,6 +22,7 @@ from trenches import timestamps
 from trenches.db import schema as t
 from trenches.db.engine import bulk_insert, lock_patterns, write
 from trenches.errors import Conflict, InvalidInput
+from trenches.json_form import to_json
 from trenches.names import SPLITS
 from trenches.patterns import codec
 from trenches.patterns import inputs as inp
@@ -258,7 +259,7 @@ def add_frame(
             updated = conn.execute(
                 update(t.datasets)
                 .where(t.datasets.c.id == dataset.id, t.datasets.c.input_schema.is_(None))
-                .values(input_schema=schema.to_json(), label_type=label_type)
+                .values(input_schema=orjson.dumps(to_json(schema)).decode(), label_type=label_type)
             ).rowcount
             if updated != 1:
                 raise Conflict(

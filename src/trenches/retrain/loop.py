@@ -16,6 +16,7 @@ from trenches import config, timestamps
 from trenches.db import schema as t
 from trenches.db.engine import insert_returning_id, read, write
 from trenches.errors import Conflict, InvalidInput, TrenchesError
+from trenches.json_form import to_json
 from trenches.retrain.record import (
     Figures,
     ProblemTally,
@@ -63,7 +64,7 @@ class Pass:
         self.trusted = trusted
         self.progress = progress
         self.metric = settings.metric_for(dataset.task)
-        self.body: dict[str, Any] = {"settings": settings.to_json(), "metric": self.metric}
+        self.body: dict[str, Any] = {"settings": to_json(settings), "metric": self.metric}
         self.id = 0
 
     def say(
@@ -209,7 +210,7 @@ class Pass:
         if total:
             self.say("predict", what, 0, total)
         result = backfill(self.store, trusted=self.trusted, progress=advance, plan=plan)
-        self.body["backfill"] = result.to_json()
+        self.body["backfill"] = to_json(result)
         n = result.versions
         self.say(
             "backfill",
@@ -246,7 +247,7 @@ class Pass:
         self.body["gates"] = {
             "check_id": check.id,
             "passed": check.passed,
-            "results": [r.to_json() for r in check.results],
+            "results": to_json(check.results),
         }
         n, failed = len(check.results), len(check.failed)
         self.say(
