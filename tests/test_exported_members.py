@@ -38,6 +38,13 @@ def test_the_types_the_problem_database_hands_out_are_exported() -> None:
         assert name in trenches.__all__
 
 
+def test_the_json_form_is_one_pair_of_exported_functions() -> None:
+    """``to_json`` / ``from_json`` are the JSON form of every exported type."""
+    for name in ("to_json", "from_json"):
+        assert name in trenches.__all__
+        assert getattr(trenches, name).__module__ == "trenches.json_form"
+
+
 def _namespace() -> dict[str, Any]:
     """Every class of every trenches module by name, for resolving annotations written
     under ``TYPE_CHECKING`` (which ``typing.get_type_hints`` cannot see)."""

@@ -66,7 +66,7 @@ _IMPORTER = textwrap.dedent(
 def _snapshot_of(store: trenches.Store) -> dict[str, Any]:
     ds = store.datasets.get("wide")
     return {
-        "summary": ds.summary().to_json(),
+        "summary": trenches.to_json(ds.summary()),
         "patterns": ds.patterns(include_inactive=True),
         "info": ds.pattern_info(include_inactive=True),
     }

@@ -527,7 +527,7 @@ def test_the_drift_report_that_set_a_pass_off_is_recorded(store: trenches.Store)
     result = store.retrains.run("clf", report_id=report)
 
     assert result.report_id == report and result.trigger == f"drift report #{report}"
-    assert result.to_json()["report_id"] == report
+    assert trenches.to_json(result)["report_id"] == report
     run = store.runs.get(result.run_id or 0)
     assert run.tags["trenches.drift_report"] == str(report)
     snapshot = store.snapshots.get(result.snapshot_id or 0)

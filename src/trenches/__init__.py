@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from trenches.evaluation import EvaluateResult, Evaluation
     from trenches.explain import Explanation, Explanations
     from trenches.gates import Check, GateResult, Gates
+    from trenches.json_form import from_json, to_json
     from trenches.lineage import Lineage
     from trenches.models import ModelVersion
     from trenches.models.formats import Signature
@@ -162,6 +163,8 @@ _LAZY = {
     "RequestWindow": "trenches.requests.window",
     "write_report": "trenches.report.html",
     "write_problem_graph": "trenches.report.problems",
+    "to_json": "trenches.json_form",
+    "from_json": "trenches.json_form",
 }
 
 
@@ -259,7 +262,9 @@ __all__ = [
     "UntrustedModel",
     "VersionBackfill",
     "__version__",
+    "from_json",
     "open",
+    "to_json",
     "write_problem_graph",
     "write_report",
 ]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlalchemy import select
@@ -26,6 +26,7 @@ from sqlalchemy import select
 from trenches.db import schema as t
 from trenches.db.engine import read
 from trenches.errors import ArtifactCorrupted, StoreError, TrenchesError
+from trenches.json_form import json_shape
 from trenches.predict import predict
 
 if TYPE_CHECKING:
@@ -46,9 +47,6 @@ class SkippedVersion:
 
     ref: str
     reason: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {"ref": self.ref, "reason": self.reason}
 
 
 @dataclass(frozen=True)
@@ -75,17 +73,8 @@ class VersionBackfill:
     computed: int
     skipped: bool = False
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "ref": self.ref,
-            "dataset": self.dataset,
-            "patterns": self.patterns,
-            "missing": self.missing,
-            "computed": self.computed,
-            "skipped": self.skipped,
-        }
 
-
+@json_shape(computed=("missing",), order=("computed", "missing"))
 @dataclass(frozen=True)
 class BackfillResult:
     """What one backfill did: the predictions it computed, the versions it visited,
@@ -100,15 +89,6 @@ class BackfillResult:
     def missing(self) -> int:
         """The predictions the versions lacked when the backfill started."""
         return sum(v.missing for v in self.per_version)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "computed": self.computed,
-            "missing": self.missing,
-            "versions": self.versions,
-            "skipped": [s.to_json() for s in self.skipped],
-            "per_version": [v.to_json() for v in self.per_version],
-        }
 
 
 class Backfill:

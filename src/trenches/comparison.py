@@ -19,6 +19,7 @@ from trenches import verdicts
 from trenches.db.engine import read
 from trenches.errors import InvalidInput
 from trenches.evaluation import Evaluation, evaluate
+from trenches.json_form import json_shape
 from trenches.patterns.sets import PatternSet
 from trenches.predictors import Predictor
 
@@ -34,6 +35,23 @@ if TYPE_CHECKING:
     from trenches.verdicts import Tolerance
 
 
+def _changes(changes: tuple[DataChange, ...]) -> list[dict[str, Any]]:
+    return [{"pattern_id": c.pattern_id, "kind": c.kind, "describe": c.describe()} for c in changes]
+
+
+@json_shape(
+    # The p-value also under its test's name: "mcnemar_p" or "wilcoxon_p".
+    computed={
+        "{test}_p": lambda f: {f"{f.test}_p": f.p_value},
+        "change_note": lambda f: f.change_note(),
+    },
+    flatten=("{test}_p",),
+    encode={"changes": _changes},
+    order=(
+        *("pattern_set", "size", "fixed", "broken", "test", "p_value", "{test}_p"),
+        *("tolerance", "undefined", "changes", "change_note", "trained_a", "trained_b"),
+    ),
+)
 @dataclass(frozen=True)
 class Flips:
     """Patterns on which A and B disagree about being right, and a paired test: exact
@@ -95,26 +113,6 @@ class Flips:
             parts.append(f"{len(ids)} {word}, " + ", ".join(said))
         return "; ".join(parts)
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "pattern_set": self.pattern_set,
-            "size": self.size,
-            "fixed": list(self.fixed),
-            "broken": list(self.broken),
-            "test": self.test,
-            "p_value": self.p_value,
-            f"{self.test}_p": self.p_value,
-            "tolerance": None if self.tolerance is None else self.tolerance.to_json(),
-            "undefined": self.undefined,
-            "changes": [
-                {"pattern_id": c.pattern_id, "kind": c.kind, "describe": c.describe()}
-                for c in self.changes
-            ],
-            "change_note": self.change_note(),
-            "trained_a": list(self.trained_a),
-            "trained_b": list(self.trained_b),
-        }
-
 
 def _provenance(change: DataChange) -> str:
     """A change without its labels and import, to count alike changes together."""
@@ -126,6 +124,19 @@ def _provenance(change: DataChange) -> str:
     return f"{change.kind} {who}"
 
 
+def _data(diff: SnapshotDiff) -> dict[str, Any]:
+    return {"a": diff.a.id, "b": diff.b.id, "summary": diff.summary().to_dict(orient="records")}
+
+
+@json_shape(
+    computed={
+        "pattern_set": lambda c: c.overall.pattern_set,
+        "size": lambda c: c.overall.size,
+        "deltas": lambda c: c.deltas,
+    },
+    encode={"a_metrics": lambda e: e.metrics, "b_metrics": lambda e: e.metrics, "data": _data},
+    order=("a", "b", "pattern_set", "size", "a_metrics", "b_metrics", "deltas"),
+)
 @dataclass(frozen=True)
 class Comparison:
     """A against B over the patterns both predicted."""
@@ -156,26 +167,6 @@ class Comparison:
     @property
     def broken(self) -> tuple[int, ...]:
         return self.overall.broken
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "a": self.a,
-            "b": self.b,
-            "pattern_set": self.overall.pattern_set,
-            "size": self.overall.size,
-            "a_metrics": self.a_metrics.metrics,
-            "b_metrics": self.b_metrics.metrics,
-            "deltas": self.deltas,
-            "overall": self.overall.to_json(),
-            "problems": {k: v.to_json() for k, v in self.problems.items()},
-            "data": None
-            if self.data is None
-            else {
-                "a": self.data.a.id,
-                "b": self.data.b.id,
-                "summary": self.data.summary().to_dict(orient="records"),
-            },
-        }
 
 
 def mcnemar_exact(b: int, c: int) -> float:

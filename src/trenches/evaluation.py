@@ -17,6 +17,7 @@ import pandas as pd
 from trenches import predictions as store_of
 from trenches.db.engine import read
 from trenches.errors import InvalidInput
+from trenches.json_form import json_shape
 from trenches.patterns import inputs as inp
 from trenches.patterns.datasets import read_patterns
 
@@ -29,6 +30,16 @@ if TYPE_CHECKING:
     from trenches.settings import Costs
 
 
+def _per_class(frame: pd.DataFrame) -> list[dict[Any, Any]]:
+    records: list[dict[Any, Any]] = frame.reset_index().to_dict(orient="records")
+    return records
+
+
+def _confusion(frame: pd.DataFrame) -> dict[str, dict[str, int]]:
+    return {str(k): {str(c): int(v) for c, v in row.items()} for k, row in frame.iterrows()}
+
+
+@json_shape(encode={"per_class": _per_class, "confusion": _confusion})
 @dataclass(frozen=True)
 class Evaluation:
     """Metrics of one predictor over one named pattern set."""
@@ -40,24 +51,6 @@ class Evaluation:
     metrics: dict[str, float]
     per_class: pd.DataFrame | None = None
     confusion: pd.DataFrame | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "predictor": self.predictor,
-            "pattern_set": self.pattern_set,
-            "size": self.size,
-            "task": self.task,
-            "metrics": {k: (None if v != v else v) for k, v in self.metrics.items()},
-            "per_class": None
-            if self.per_class is None
-            else self.per_class.reset_index().to_dict(orient="records"),
-            "confusion": None
-            if self.confusion is None
-            else {
-                str(k): {str(c): int(v) for c, v in row.items()}
-                for k, row in self.confusion.iterrows()
-            },
-        }
 
 
 def evaluate(

@@ -7,7 +7,7 @@ snapshot's patterns by source and split -> the environment.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 from sqlalchemy import func, select
@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from trenches import timestamps
 from trenches.db import schema as t
 from trenches.db.engine import read
+from trenches.json_form import to_json
 from trenches.names import SPLITS
 from trenches.patterns.frames import membership
 from trenches.patterns.snapshots import snapshot_by_id
@@ -41,14 +42,8 @@ class Lineage:
     environment: dict[str, Any] | None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "run": self.run,
-            "code": self.code,
-            "snapshot": self.snapshot,
-            "data": self.data,
-            "environment": self.environment,
-        }
+        """The lineage as plain JSON values: ``trenches.to_json(lineage)``."""
+        return cast(dict[str, Any], to_json(self))
 
 
 def lineage(version: ModelVersion, *, engine: Engine, runs: Runs) -> Lineage:

@@ -9,6 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from trenches.cli._output import TRUSTED_HELP, console, err_console, open_store, print_json
+from trenches.json_form import to_json
 
 
 def check(
@@ -49,7 +50,7 @@ def check(
     if markdown is not None:
         write_markdown(result, markdown)
     if as_json:
-        print_json(result.to_json())
+        print_json(to_json(result))
     else:
         table = Table("gate", "figure", "bound", "result", title=f"gates of {result.version}")
         style = {"pass": "[green]pass[/]", "fail": "[bold red]FAIL[/]", "skip": "[yellow]skip[/]"}

@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from trenches.cli._output import console, open_store, print_json
+from trenches.json_form import to_json
 
 if TYPE_CHECKING:
     from trenches.comparison import Comparison
@@ -32,7 +33,7 @@ def compare(
     with open_store() as store:
         result = store.compare(a, b, problem=problem)
     if as_json:
-        print_json(result.to_json())
+        print_json(to_json(result))
         return
     o = result.overall
     console.print(

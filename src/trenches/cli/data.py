@@ -20,6 +20,7 @@ from trenches.cli._output import (
     quality_table,
 )
 from trenches.errors import CheckFailed, InvalidInput
+from trenches.json_form import to_json
 from trenches.names import QUALITY_KINDS as KINDS
 from trenches.names import SPLITS
 
@@ -271,7 +272,7 @@ def snapshot(
             note=note,
         )
     if as_json:
-        print_json(snap.to_json())
+        print_json(to_json(snap))
         return
     console.print(
         f"snapshot [bold]{snap.id}[/] of {snap.dataset}: {snap.patterns} patterns as of "
@@ -353,7 +354,7 @@ def diff(
     with open_store() as store:
         result = store.snapshots.diff(a, b)
     if as_json:
-        print_json(result.to_json())
+        print_json(to_json(result))
         return
     console.print(
         f"[bold]{escape(result.a.dataset)}[/]: snapshot {a} ({result.a.patterns} patterns, "
@@ -416,7 +417,7 @@ def list_(as_json: bool = typer.Option(False, "--json")) -> None:
     with open_store() as store:
         summaries = [d.summary() for d in store.datasets.list()]
     if as_json:
-        print_json([s.to_json() for s in summaries])
+        print_json(to_json(summaries))
         return
     if not summaries:
         console.print("no datasets yet; create one with `trenches data create`")
@@ -450,8 +451,8 @@ def show(
         s = ds.summary()
         snaps = ds.snapshots()
     if as_json:
-        out = s.to_json()
-        out["snapshot_list"] = [x.to_json() for x in snaps]
+        out = to_json(s)
+        out["snapshot_list"] = to_json(snaps)
         print_json(out)
         return
     console.print(
@@ -532,7 +533,7 @@ def check(
         report = store.datasets.get(name).check(snapshot=snapshot, precision=precision)
     found = report.found(kinds)
     if as_json:
-        out = report.to_json()
+        out = to_json(report)
         out["failed_on"] = found
         print_json(out)
     else:

@@ -14,6 +14,7 @@ from trenches.cli._output import (
     print_json,
     progress_bar,
 )
+from trenches.json_form import to_json
 
 
 def evaluate(
@@ -49,7 +50,7 @@ def evaluate(
         )
     result, done = found.evaluation, found.predicted
     if as_json:
-        out = result.to_json()
+        out = to_json(result)
         out["computed"] = done.computed
         print_json(out)
         return

@@ -18,6 +18,7 @@ from trenches.cli._output import (
     print_json,
     progress_bar,
 )
+from trenches.json_form import to_json
 
 if TYPE_CHECKING:
     from trenches.explain import Explanation
@@ -84,7 +85,7 @@ def explain(
             {
                 "version": found[0].version,
                 "computed": computed,
-                "explanations": [e.to_json() for e in found],
+                "explanations": to_json(found),
             }
         )
         return

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from trenches.cli._output import console, open_store, print_json
+from trenches.json_form import to_json
 
 
 def lineage(
@@ -20,7 +21,7 @@ def lineage(
     with open_store() as store:
         found = store.lineage(ref)
     if as_json:
-        print_json(found.to_json())
+        print_json(to_json(found))
         return
     m = found.model
     console.print(

@@ -12,6 +12,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from trenches.cli._output import TRUSTED_HELP, console, err_console, int64, open_store, print_json
+from trenches.json_form import to_json
 
 if TYPE_CHECKING:
     from trenches.monitoring.drift import ColumnDrift
@@ -241,9 +242,9 @@ def drift_command(
             if retrained is not None and not as_json:
                 show_retrain(retrained)
     if as_json:
-        out = found.to_json()
+        out = to_json(found)
         if retrained is not None:
-            out["retrain"] = retrained.to_json()
+            out["retrain"] = to_json(retrained)
         print_json(out)
     if found.drifted:
         raise typer.Exit(1)
@@ -265,7 +266,7 @@ def history(
     with open_store() as store:
         found = store.monitoring.history(model, limit=limit)
     if as_json:
-        print_json([f.to_json() for f in found])
+        print_json(to_json(found))
         return
     if not found:
         console.print("no drift reports yet; run `trenches monitor name@production`")

@@ -17,6 +17,7 @@ from trenches.cli._output import (
     print_json,
     progress_bar,
 )
+from trenches.json_form import to_json
 
 if TYPE_CHECKING:
     from trenches.backfill import BackfillResult
@@ -268,8 +269,8 @@ def show(
                 "positive": list(problem.positive),
                 "negative": list(problem.negative),
                 "trainable": problem.trainable,
-                "tolerance": None if problem.tolerance is None else problem.tolerance.to_json(),
-                "scores": [s.to_json() for s in scores],
+                "tolerance": to_json(problem.tolerance),
+                "scores": to_json(scores),
             }
         )
         return
@@ -364,7 +365,7 @@ def backfill(
         with progress_bar("backfilling", sum(g.missing for g in plan)) as advance:
             result = store.backfill(trusted=trusted, progress=advance, plan=plan)
     if as_json:
-        print_json(result.to_json())
+        print_json(to_json(result))
     else:
         _show_backfill(result, dataset)
     exit_if_skipped(result.skipped, quiet=as_json)

@@ -18,6 +18,7 @@ from trenches.cli._output import (
     print_json,
     progress_bar,
 )
+from trenches.json_form import to_json
 
 app = typer.Typer(
     help="The request log of `trenches serve`: what was asked and answered, feedback on "
@@ -154,7 +155,7 @@ def to_patterns(
             request_ids, problem=problem, polarity=polarity, progress=advance
         )
     if as_json:
-        print_json(result.to_json())
+        print_json(to_json(result))
         if result.problem_result is not None:
             exit_if_skipped(result.problem_result.skipped, quiet=True)
         return

@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from trenches.cli._output import TRUSTED_HELP, console, err_console, int64, open_store, print_json
+from trenches.json_form import to_json
 
 if TYPE_CHECKING:
     from trenches.retrain import Retrain, RetrainStep
@@ -61,11 +62,11 @@ def retrain(
         except RetrainFailed as e:
             if not as_json or e.retrain is None:
                 raise
-            print_json(e.retrain.to_json())
+            print_json(to_json(e.retrain))
             err_console.print(f"[bold red]error:[/] {escape(str(e))}")
             raise typer.Exit(1) from None
     if as_json:
-        print_json(result.to_json())
+        print_json(to_json(result))
     else:
         _show(result)
     if not result.promoted:
@@ -160,7 +161,7 @@ def _history(name: str, as_json: bool) -> None:
     with open_store() as store:
         passes = store.retrains.history(name)
     if as_json:
-        print_json([p.to_json() for p in passes])
+        print_json(to_json(passes))
         return
     if not passes:
         console.print(f"no retraining passes of {name} yet; run `trenches retrain {name}`")

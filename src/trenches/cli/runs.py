@@ -7,6 +7,7 @@ from rich.table import Table
 
 from trenches import timestamps
 from trenches.cli._output import console, int64, open_store, print_json
+from trenches.json_form import to_json
 
 app = typer.Typer(help="Training runs: params, metrics, code and data.", no_args_is_help=True)
 
@@ -35,7 +36,7 @@ def list_(
     with open_store() as store:
         runs = store.runs.list(filter_, order_by=order_by, limit=limit)
     if as_json:
-        print_json([r.to_json() for r in runs])
+        print_json(to_json(runs))
         return
     if not runs:
         console.print("no runs match" if filter_ else "no runs yet")
@@ -69,7 +70,7 @@ def show(
         run = store.runs.get(run_id)
         snapshot = store.snapshots.get(run.snapshot_id) if run.snapshot_id else None
     if as_json:
-        out = run.to_json()
+        out = to_json(run)
         out["snapshot_digest"] = snapshot.digest if snapshot else None
         print_json(out)
         return

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from importlib.metadata import version as package_version
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import orjson
@@ -21,6 +21,7 @@ from trenches.db import schema as t
 from trenches.db.engine import id_in, insert_ignore, read, write
 from trenches.errors import InvalidInput, NotFound
 from trenches.explain.explainers import TabularExplainer, TextExplainer
+from trenches.json_form import json_shape, to_json
 from trenches.patterns.frames import read_patterns
 from trenches.predict import model_inputs
 
@@ -37,8 +38,14 @@ METHODS = ("lime-tabular", "lime-text")
 TRAINING_SAMPLE = 5_000
 
 Weight = tuple[str, str, float]
+#: The keys of a weight in the JSON form.
+_WEIGHT = ("feature", "condition", "weight")
 
 
+@json_shape(
+    encode={"weights": lambda weights: [dict(zip(_WEIGHT, w, strict=True)) for w in weights]},
+    decode={"weights": lambda weights: tuple(tuple(w[k] for k in _WEIGHT) for w in weights)},
+)
 @dataclass(frozen=True)
 class Explanation:
     """Why a model version predicted what it did on one pattern, by LIME."""
@@ -71,20 +78,8 @@ class Explanation:
         return [w for w in self.weights if w[2] < 0]
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "version": self.version,
-            "pattern_id": self.pattern_id,
-            "method": self.method,
-            "label": self.label,
-            "prediction": self.prediction,
-            "probability": self.probability,
-            "intercept": self.intercept,
-            "local_prediction": self.local_prediction,
-            "score": self.score,
-            "weights": [{"feature": f, "condition": c, "weight": w} for f, c, w in self.weights],
-            "settings": self.settings,
-            "created_at": timestamps.iso(timestamps.to_us(self.created_at)),
-        }
+        """The explanation as plain JSON values: ``trenches.to_json(explanation)``."""
+        return cast(dict[str, Any], to_json(self))
 
 
 def _digest(settings: dict[str, Any]) -> str:

@@ -22,6 +22,7 @@ from trenches.db import schema as t
 from trenches.db.engine import read, write
 from trenches.errors import CheckFailed, InvalidInput
 from trenches.gates.check import GateResult, Parts, check_version
+from trenches.json_form import from_json, json_shape, to_json
 from trenches.settings import given
 from trenches.settings.gates import Criteria, GateSpec
 
@@ -31,6 +32,11 @@ if TYPE_CHECKING:
 __all__ = ["Check", "Criteria", "GateResult", "GateSpec", "Gates", "Parts"]
 
 
+@json_shape(
+    omit=("criteria",),
+    encode={"created_at": datetime.isoformat},
+    order=("id", "version", "passed", "criteria_digest", "source", "checked_by", "created_at"),
+)
 @dataclass(frozen=True)
 class Check:
     """One stored check of a version against its model's gates."""
@@ -52,18 +58,6 @@ class Check:
     @property
     def skipped(self) -> list[GateResult]:
         return [r for r in self.results if r.status == "skip"]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "version": self.version,
-            "passed": self.passed,
-            "criteria_digest": self.criteria_digest,
-            "source": self.source,
-            "checked_by": self.checked_by,
-            "created_at": self.created_at.isoformat(),
-            "results": [r.to_json() for r in self.results],
-        }
 
 
 class Gates:
@@ -118,7 +112,7 @@ class Gates:
                     criteria=orjson.dumps(criteria.raw, option=orjson.OPT_SORT_KEYS).decode(),
                     source=criteria.file,
                     passed=passed,
-                    results=orjson.dumps([r.to_json() for r in results]).decode(),
+                    results=orjson.dumps(to_json(results)).decode(),
                     checked_by=user,
                     created_at=now,
                 )
@@ -151,7 +145,7 @@ class Gates:
                 criteria_digest=r.criteria_digest,
                 criteria=orjson.loads(r.criteria),
                 source=r.source,
-                results=[GateResult.from_json(d) for d in orjson.loads(r.results)],
+                results=[from_json(GateResult, d) for d in orjson.loads(r.results)],
                 checked_by=r.checked_by,
                 created_at=timestamps.from_us(r.created_at),
             )

@@ -3,7 +3,6 @@ gate's figure over its pattern set, and decide pass, fail or skip."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -55,27 +54,6 @@ class GateResult:
     @property
     def passed(self) -> bool:
         return self.status != "fail"
-
-    def to_json(self) -> dict[str, Any]:
-        figure = self.figure
-        return {
-            "gate": self.gate,
-            "kind": self.kind,
-            "figure": None if figure is None or math.isnan(figure) else figure,
-            "bound": self.bound,
-            "status": self.status,
-            "detail": self.detail,
-            "pattern_set": self.pattern_set,
-            "size": self.size,
-            "key": self.key,
-            "line": self.line,
-            "tolerance": self.tolerance,
-        }
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> GateResult:
-        fields: dict[str, Any] = {k: d.get(k) for k in cls.__dataclass_fields__}
-        return cls(**fields)
 
 
 @dataclass(frozen=True)

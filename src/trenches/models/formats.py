@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import orjson
 
 from trenches.errors import InvalidInput, UntrustedModel
+from trenches.json_form import json_shape
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -25,30 +25,16 @@ if TYPE_CHECKING:
 NUMERIC = ("number", "integer", "boolean")
 
 
+@json_shape(
+    encode={"inputs": lambda inputs: [{"name": n, "type": t} for n, t in inputs]},
+    decode={"inputs": lambda inputs: tuple((c["name"], c["type"]) for c in inputs)},
+)
 @dataclass(frozen=True)
 class Signature:
     """What a model takes and gives: input columns with types, and its classes."""
 
     inputs: tuple[tuple[str, str], ...]
     classes: tuple[Any, ...] | None
-
-    def to_json(self) -> str:
-        return orjson.dumps(
-            {
-                "inputs": [{"name": n, "type": t} for n, t in self.inputs],
-                "classes": list(self.classes) if self.classes is not None else None,
-            },
-            option=orjson.OPT_SERIALIZE_NUMPY,
-        ).decode()
-
-    @classmethod
-    def from_json(cls, text: str) -> Signature:
-        d = orjson.loads(text)
-        classes = d.get("classes")
-        return cls(
-            tuple((c["name"], c["type"]) for c in d["inputs"]),
-            tuple(classes) if classes is not None else None,
-        )
 
     @property
     def columns(self) -> list[str]:

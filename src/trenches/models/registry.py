@@ -17,6 +17,7 @@ from trenches import config, timestamps
 from trenches.db import schema as t
 from trenches.db.engine import insert_ignore, read, write
 from trenches.errors import Conflict, InvalidInput, NotFound
+from trenches.json_form import from_json, to_json
 from trenches.models import formats, trust
 from trenches.names import in_int64
 
@@ -194,7 +195,7 @@ class Models:
                     dataset_id=ds.id if ds is not None else None,
                     task=ds.task if ds is not None else None,
                     flavor=flavor,
-                    signature=signature.to_json(),
+                    signature=orjson.dumps(to_json(signature)).decode(),
                     onnx_error=onnx_error,
                     description=description,
                     created_at=now,
@@ -286,7 +287,7 @@ class Models:
             dataset=dataset,
             task=row.task,
             flavor=row.flavor,
-            signature=formats.Signature.from_json(row.signature),
+            signature=from_json(formats.Signature, orjson.loads(row.signature)),
             formats=tuple(sorted(f.format for f in files)),
             onnx_error=row.onnx_error,
             aliases=tuple(aliases),

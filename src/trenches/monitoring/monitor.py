@@ -21,6 +21,7 @@ from trenches.db import schema as t
 from trenches.db.engine import read, write
 from trenches.errors import InvalidInput, NotFound
 from trenches.evaluation import classification_metrics, regression_metrics
+from trenches.json_form import to_json
 from trenches.monitoring import alerts as alerting
 from trenches.monitoring.drift import drift
 from trenches.monitoring.reports import Alert, Monitored, alert_from_row, finite, report_from_row
@@ -129,8 +130,8 @@ class Monitoring:
         if not keep:
             return monitored
         body = {
-            "columns": [c.to_json() for c in report.columns],
-            "prediction": report.prediction.to_json() if report.prediction else None,
+            "columns": to_json(report.columns),
+            "prediction": to_json(report.prediction),
             "metrics": metrics,
             "ignored": list(report.ignored),
             "extra": list(report.extra),
@@ -148,7 +149,7 @@ class Monitoring:
                         until=cur.until,
                         drifted=report.drifted,
                         drifted_columns=len(report.drifted_columns),
-                        settings=orjson.dumps(thresholds.drift.to_json()).decode(),
+                        settings=orjson.dumps(to_json(thresholds.drift)).decode(),
                         body=orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY).decode(),
                         created_by=config.current_user(),
                         created_at=now,

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from trenches import timestamps
+from trenches.json_form import from_json, json_shape
 from trenches.monitoring.results import ColumnDrift, DriftReport
 from trenches.settings.monitor import DriftSettings
 
@@ -19,6 +20,7 @@ def finite(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else x
 
 
+@json_shape(encode={"created_at": datetime.isoformat})
 @dataclass(frozen=True)
 class Alert:
     id: int
@@ -30,19 +32,16 @@ class Alert:
     error: str | None
     created_at: datetime
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "report_id": self.report_id,
-            "message": self.message,
-            "webhook": self.webhook,
-            "delivered": self.delivered,
-            "attempts": self.attempts,
-            "error": self.error,
-            "created_at": self.created_at.isoformat(),
-        }
 
-
+@json_shape(
+    flatten=("report",),
+    encode={
+        "since": datetime.isoformat,
+        "until": datetime.isoformat,
+        "created_at": datetime.isoformat,
+    },
+    order=("id", "version", "reference", "current", "since", "until", "created_at"),
+)
 @dataclass(frozen=True)
 class Monitored:
     """A drift report of one window, as stored (``id`` is None when not stored)."""
@@ -63,21 +62,6 @@ class Monitored:
     def drifted(self) -> bool:
         return self.report.drifted
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "version": self.version,
-            "reference": self.reference,
-            "current": self.current,
-            "since": self.since.isoformat() if self.since else None,
-            "until": self.until.isoformat() if self.until else None,
-            "created_at": self.created_at.isoformat(),
-            **self.report.to_json(),
-            "metrics": self.metrics,
-            "alert": self.alert.to_json() if self.alert else None,
-            "retrains": list(self.retrains),
-        }
-
 
 def alert_from_row(row: Any) -> Alert:
     return Alert(
@@ -97,8 +81,8 @@ def report_from_row(
 ) -> Monitored:
     body = orjson.loads(row.body)
     settings = orjson.loads(row.settings)
-    columns = tuple(ColumnDrift.from_json(c) for c in body["columns"])
-    prediction = ColumnDrift.from_json(body["prediction"]) if body.get("prediction") else None
+    columns = tuple(from_json(ColumnDrift, c) for c in body["columns"])
+    prediction = from_json(ColumnDrift, body["prediction"]) if body.get("prediction") else None
     drift_settings = DriftSettings(
         **{
             k: v

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import orjson
 import pandas as pd
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
@@ -21,6 +22,7 @@ from trenches import timestamps
 from trenches.db import schema as t
 from trenches.db.engine import read, write
 from trenches.errors import Conflict, InvalidInput, NotFound
+from trenches.json_form import from_json, json_shape, to_json
 from trenches.names import SPLITS
 from trenches.names import check_source as check_source
 from trenches.patterns import imports
@@ -51,6 +53,7 @@ def check_name(name: str, what: str = "dataset name") -> str:
     return name
 
 
+@json_shape(rename={"label_column": "label"})
 @dataclass(frozen=True)
 class DatasetSummary:
     """What ``trenches data show`` prints."""
@@ -68,22 +71,6 @@ class DatasetSummary:
     by_label: dict[str, int]
     by_month: dict[str, int]
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "task": self.task,
-            "label": self.label_column,
-            "schema": [c.to_json() for c in self.schema.columns] if self.schema else None,
-            "active": self.active,
-            "inactive": self.inactive,
-            "imports": self.imports,
-            "snapshots": self.snapshots,
-            "by_split": self.by_split,
-            "by_source": self.by_source,
-            "by_label": self.by_label,
-            "by_month": self.by_month,
-        }
-
 
 class Dataset:
     """A named collection of patterns for one task, with an input schema and a label."""
@@ -97,7 +84,7 @@ class Dataset:
         self.label_type: str | None = row.label_type
         self.text_column: str | None = row.text_column
         self.schema: inp.InputSchema | None = (
-            inp.InputSchema.from_json(row.input_schema) if row.input_schema else None
+            from_json(inp.InputSchema, orjson.loads(row.input_schema)) if row.input_schema else None
         )
         self.salt: bytes = bytes.fromhex(row.salt)
         self.split_ratios: tuple[float, float, float] = (
@@ -421,7 +408,7 @@ class Datasets:
                     label_column=label,
                     label_type="number" if task == "regression" else None,
                     text_column=text,
-                    input_schema=schema.to_json() if schema is not None else None,
+                    input_schema=None if schema is None else orjson.dumps(to_json(schema)).decode(),
                     salt=salt or secrets.token_hex(16),
                     split_train=splits[0],
                     split_validation=splits[1],

@@ -15,6 +15,7 @@ from trenches import timestamps
 from trenches.db import schema as t
 from trenches.db.engine import id_in, read
 from trenches.errors import InvalidInput
+from trenches.json_form import json_shape
 from trenches.patterns import inputs as inp
 from trenches.patterns.datasets import Dataset
 from trenches.patterns.frames import Members, read_patterns
@@ -86,6 +87,15 @@ class DataChange:
         return f"relabelled {self.old_label} -> {self.new_label} {where}{why}"
 
 
+@json_shape(
+    computed={"counts": lambda diff: _records(diff.summary())},
+    encode={
+        "added": lambda frame: _records(frame),
+        "removed": lambda frame: _records(frame),
+        "relabelled": lambda frame: _records(frame),
+    },
+    order=("a", "b", "counts"),
+)
 @dataclass(frozen=True, eq=False, repr=False)
 class SnapshotDiff:
     """What changed in a dataset's patterns from snapshot ``a`` to snapshot ``b``.
@@ -183,19 +193,6 @@ class SnapshotDiff:
                 reason=row["reason"],
             )
         return None
-
-    def to_json(self) -> dict[str, Any]:
-        """Every change and the counts, for ``--json``."""
-        return {
-            "a": self.a.to_json(),
-            "b": self.b.to_json(),
-            "counts": _records(self.summary()),
-            "added": _records(self.added),
-            "removed": _records(self.removed),
-            "relabelled": _records(self.relabelled),
-            "held_out_added": list(self.held_out_added),
-            "held_out_removed": list(self.held_out_removed),
-        }
 
     def _frames(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         return self.added, self.removed, self.relabelled

@@ -21,6 +21,7 @@ from trenches import timestamps
 from trenches.db import schema as t
 from trenches.db.engine import bulk_insert, lock_patterns, write
 from trenches.errors import Conflict, InvalidInput
+from trenches.json_form import to_json
 from trenches.names import SPLITS, check_source
 from trenches.patterns import codec
 from trenches.patterns import inputs as inp
@@ -303,7 +304,7 @@ def _claim_schema(
     updated = conn.execute(
         update(t.datasets)
         .where(t.datasets.c.id == dataset.id, t.datasets.c.input_schema.is_(None))
-        .values(input_schema=schema.to_json(), label_type=label_type)
+        .values(input_schema=orjson.dumps(to_json(schema)).decode(), label_type=label_type)
     ).rowcount
     if updated != 1:
         raise Conflict(

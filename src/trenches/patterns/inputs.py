@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-import orjson
 import pandas as pd
 
 from trenches.errors import InvalidInput
+from trenches.json_form import json_shape
 
 ColumnType = Literal["number", "integer", "boolean", "string", "text"]
 COLUMN_TYPES: tuple[str, ...] = ("number", "integer", "boolean", "string", "text")
@@ -42,13 +42,12 @@ class InputColumn:
     name: str
     type: ColumnType
 
-    def to_json(self) -> dict[str, str]:
-        return {"name": self.name, "type": self.type}
 
-
+@json_shape(transparent=True)
 @dataclass(frozen=True)
 class InputSchema:
-    """The input columns of a dataset, in storage order."""
+    """The input columns of a dataset, in storage order; its JSON form is the list of
+    its columns."""
 
     columns: tuple[InputColumn, ...]
 
@@ -78,13 +77,6 @@ class InputSchema:
         """Bytes per pattern in ``patterns.num``."""
         k = len(self.numeric)
         return 8 * k + (k + 7) // 8
-
-    def to_json(self) -> str:
-        return orjson.dumps([c.to_json() for c in self.columns]).decode()
-
-    @classmethod
-    def from_json(cls, text: str) -> InputSchema:
-        return cls(tuple(InputColumn(d["name"], d["type"]) for d in orjson.loads(text)))
 
     @classmethod
     def parse(cls, spec: str) -> InputSchema:

@@ -6,12 +6,13 @@ from __future__ import annotations
 import unicodedata
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
 
 from trenches import timestamps
+from trenches.json_form import json_shape, to_json
 from trenches.names import QUALITY_KINDS
 from trenches.patterns.datasets import Dataset
 from trenches.patterns.frames import read_patterns
@@ -26,6 +27,10 @@ IMBALANCE_RATIO = 0.2
 LABEL_ERROR_MAX_ROWS = 100_000
 
 
+@json_shape(
+    computed={"count": lambda f: len(f.pattern_ids)},
+    order=("kind", "found", "summary", "count"),
+)
 @dataclass(frozen=True)
 class Finding:
     """One kind of problem in the data, with the patterns involved.
@@ -41,18 +46,8 @@ class Finding:
     groups: tuple[tuple[int, ...], ...] = ()
     details: dict[str, Any] = field(default_factory=dict)
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "found": self.found,
-            "summary": self.summary,
-            "count": len(self.pattern_ids),
-            "pattern_ids": list(self.pattern_ids),
-            "groups": [list(g) for g in self.groups],
-            "details": self.details,
-        }
 
-
+@json_shape(rename={"snapshot_id": "snapshot"})
 @dataclass(frozen=True)
 class QualityReport:
     """The result of ``Dataset.check()``: one finding per kind."""
@@ -73,12 +68,8 @@ class QualityReport:
         return [k for k in kinds if self.finding(k).found]
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "dataset": self.dataset,
-            "snapshot": self.snapshot_id,
-            "patterns": self.patterns,
-            "findings": [f.to_json() for f in self.findings],
-        }
+        """The report as plain JSON values: ``trenches.to_json(report)``."""
+        return cast(dict[str, Any], to_json(self))
 
 
 def _groups(keys: np.ndarray, ids: np.ndarray) -> list[np.ndarray]:

@@ -18,6 +18,7 @@ from trenches import timestamps
 from trenches.db import schema as t
 from trenches.db.engine import id_in, lock_patterns, read, write
 from trenches.errors import InvalidInput, NotFound
+from trenches.json_form import json_shape
 from trenches.names import SPLITS, check_source
 from trenches.patterns import codec
 from trenches.patterns.datasets import Dataset, dataset_by_id
@@ -40,6 +41,10 @@ class TrainingData(NamedTuple):
     pattern_ids: np.ndarray
 
 
+@json_shape(
+    omit=("dataset_id", "created_at"),
+    order=("id", "dataset", "as_of", "sources", "patterns", "digest", "max_pattern_id", "held_out"),
+)
 @dataclass(frozen=True)
 class Snapshot:
     """The patterns of a dataset active at ``as_of``, frozen by their digest.
@@ -150,20 +155,6 @@ class Snapshot:
             .reset_index()
             .sort_values(["split", "source", "label"], ignore_index=True)
         )
-
-    def to_json(self) -> dict[str, Any]:
-        """The snapshot as plain values, for ``--json`` output."""
-        return {
-            "id": self.id,
-            "dataset": self.dataset,
-            "as_of": timestamps.iso(self._as_of_us),
-            "sources": list(self.sources) if self.sources else None,
-            "patterns": self.patterns,
-            "digest": self.digest,
-            "max_pattern_id": self.max_pattern_id,
-            "held_out": list(self.held_out),
-            "note": self.note,
-        }
 
     def verify(self) -> bool:
         """Check the snapshot against the stored rows: rebuild its membership from

@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -93,9 +92,6 @@ class Tolerance:
         """Whether each prediction is within the tolerance of its label (NaN is wrong)."""
         error = np.abs(np.asarray(predicted, dtype=np.float64) - np.asarray(truth, np.float64))
         return np.asarray(error <= self.bound(truth), dtype=bool)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"absolute": self.absolute, "relative": self.relative}
 
     def __str__(self) -> str:
         parts = []

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlalchemy import select
@@ -22,6 +22,7 @@ from trenches import timestamps
 from trenches import verdicts as verdict
 from trenches.db import schema as t
 from trenches.db.engine import read
+from trenches.json_form import json_shape
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -35,6 +36,21 @@ if TYPE_CHECKING:
     from trenches.verdicts import Tolerance
 
 
+@json_shape(
+    rename={"trained_ids": "trained_on", "right_ids": "right", "wrong_ids": "wrong"},
+    omit=("problem", "positive_right", "positive_total", "negative_right", "negative_total"),
+    computed={
+        "score": lambda s: s.score,
+        "held_out_score": lambda s: s.held_out_score,
+        "positive": lambda s: [s.positive_right, s.positive_total],
+        "negative": lambda s: [s.negative_right, s.negative_total],
+        "held_out": lambda s: [s.held_out_right, s.held_out_total],
+    },
+    order=(
+        *("predictor", "created_at", "score", "held_out_score", "positive", "negative"),
+        *("held_out", "trained_on", "right", "wrong", "missing"),
+    ),
+)
 @dataclass(frozen=True)
 class ProblemScore:
     """How one predictor does on one problem: the share of its patterns it gets right,
@@ -100,26 +116,6 @@ class ProblemScore:
     def held_out_score(self) -> float:
         """The share right of the predicted patterns it did not train on."""
         return _share(self.held_out_right, self.held_out_total, self.undefined)
-
-    def to_json(self) -> dict[str, Any]:
-        def share(x: float) -> float | None:
-            return None if x != x else x
-
-        return {
-            "predictor": self.predictor,
-            "created_at": timestamps.iso(timestamps.to_us(self.created_at)),
-            "score": share(self.score),
-            "held_out_score": share(self.held_out_score),
-            "positive": [self.positive_right, self.positive_total],
-            "negative": [self.negative_right, self.negative_total],
-            "held_out": [self.held_out_right, self.held_out_total],
-            "trained_on": None if self.trained_ids is None else list(self.trained_ids),
-            "right": list(self.right_ids),
-            "wrong": list(self.wrong_ids),
-            "missing": self.missing,
-            "tolerance": None if self.tolerance is None else self.tolerance.to_json(),
-            "undefined": self.undefined,
-        }
 
 
 def _share(right: int, total: int, undefined: str | None) -> float:

@@ -11,12 +11,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import orjson
 from sqlalchemy import insert, select
 
 from trenches import timestamps
 from trenches.db import schema as t
 from trenches.db.engine import read, write
 from trenches.errors import InvalidInput, NotFound
+from trenches.json_form import from_json, json_shape
 from trenches.requests.records import FEEDBACK, LoggedFeedback, json_column
 
 if TYPE_CHECKING:
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
 COLUMNS = ("id", *FEEDBACK.columns, "pattern_id")
 
 
+@json_shape(omit=("id",))
 @dataclass(frozen=True)
 class Feedback:
     """A true label or a rating for one row of a served request."""
@@ -41,17 +44,6 @@ class Feedback:
     created_at: datetime
     #: The pattern this feedback became (``to_patterns``), once it has.
     pattern_id: int | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "request_id": self.request_id,
-            "row": self.row,
-            "label": self.label,
-            "rating": self.rating,
-            "comment": self.comment,
-            "created_at": timestamps.iso(timestamps.to_us(self.created_at)),
-            "pattern_id": self.pattern_id,
-        }
 
 
 def from_rows(rows: Sequence[Sequence[Any]]) -> list[Feedback]:
@@ -155,7 +147,7 @@ def _label_as_stored(datasets: Datasets, request_id: str, served: Any, label: An
                     f"the label {label!r} does not fit dataset {ds.name!r} "
                     f"({ds.label_type} labels): {e.reason}"
                 ) from None
-    classes = formats.Signature.from_json(served.signature).classes
+    classes = from_json(formats.Signature, orjson.loads(served.signature)).classes
     try:
         return Labels(classes, label_type).check(label)
     except InvalidInput as e:

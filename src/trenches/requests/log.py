@@ -21,6 +21,7 @@ from trenches import timestamps
 from trenches.db import schema as t
 from trenches.db.engine import read
 from trenches.errors import InvalidInput, NotFound
+from trenches.json_form import to_json
 from trenches.requests import feedback as feedback_of
 from trenches.requests import window as windows
 from trenches.requests.records import json_column
@@ -230,7 +231,7 @@ def _listed(rows: Sequence[Any], feedback: Sequence[Any]) -> pd.DataFrame:
     rid, name, number, endpoint, n, inputs, outputs, latency, received = columns
     by_request: dict[str, builtins.list[dict[str, Any]]] = {}
     for fb in feedback_of.from_rows(feedback):
-        entry = fb.to_json()
+        entry = to_json(fb)
         del entry["request_id"]
         by_request.setdefault(fb.request_id, []).append(entry)
     from trenches.patterns.frames import no_gc

@@ -18,6 +18,7 @@ from sqlalchemy import bindparam, select, update
 from trenches.db import schema as t
 from trenches.db.engine import read, write
 from trenches.errors import Conflict, InvalidInput
+from trenches.json_form import json_shape
 from trenches.names import check_source
 from trenches.problems import POLARITIES, AddResult
 from trenches.requests.records import json_column
@@ -48,6 +49,30 @@ class RequestPattern:
     new: bool
 
 
+def _rows(patterns: Sequence[RequestPattern]) -> list[dict[str, Any]]:
+    return [
+        {"request_id": p.request_id, "row": p.row, "pattern_id": p.pattern_id} for p in patterns
+    ]
+
+
+def _added(r: AddResult) -> dict[str, Any]:
+    return {
+        "added": r.added,
+        "already": r.already,
+        "predicted": r.predicted,
+        "versions": r.versions,
+        "skipped": r.skipped,
+    }
+
+
+@json_shape(
+    rename={"dataset": "datasets", "problem_result": "problem_added"},
+    omit=("patterns",),
+    omit_defaults=("problem_result",),
+    computed={"created": lambda r: _rows(r.created), "skipped": lambda r: _rows(r.skipped)},
+    encode={"problem_result": _added},
+    order=("datasets", "created", "skipped", "problem"),
+)
 @dataclass(frozen=True)
 class ToPatterns:
     """What ``to_patterns`` did: the pattern of each labelled row, and the problem."""
@@ -55,8 +80,9 @@ class ToPatterns:
     dataset: tuple[str, ...]
     patterns: tuple[RequestPattern, ...]
     problem: str | None
-    #: Adding the patterns to the problem, and the backfill that followed.
-    problem_result: AddResult | None
+    #: Adding the patterns to the problem, and the backfill that followed (None, and
+    #: left out of the JSON form, without a problem).
+    problem_result: AddResult | None = None
 
     @property
     def created(self) -> tuple[RequestPattern, ...]:
@@ -65,30 +91,6 @@ class ToPatterns:
     @property
     def skipped(self) -> tuple[RequestPattern, ...]:
         return tuple(p for p in self.patterns if not p.new)
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "datasets": list(self.dataset),
-            "created": [
-                {"request_id": p.request_id, "row": p.row, "pattern_id": p.pattern_id}
-                for p in self.created
-            ],
-            "skipped": [
-                {"request_id": p.request_id, "row": p.row, "pattern_id": p.pattern_id}
-                for p in self.skipped
-            ],
-            "problem": self.problem,
-        }
-        if self.problem_result is not None:
-            r = self.problem_result
-            out["problem_added"] = {
-                "added": r.added,
-                "already": r.already,
-                "predicted": r.predicted,
-                "versions": r.versions,
-                "skipped": [v.to_json() for v in r.skipped],
-            }
-        return out
 
 
 def _named(ids: Sequence[str], most: int = 5) -> str:

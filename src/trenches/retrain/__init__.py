@@ -34,6 +34,7 @@ from trenches import timestamps
 from trenches.db import schema as t
 from trenches.db.engine import read
 from trenches.errors import NotFound
+from trenches.json_form import to_json
 from trenches.retrain.function import load_function
 from trenches.retrain.loop import Asked, Parts, Pass, decide, failing
 from trenches.retrain.record import (
@@ -176,8 +177,8 @@ class Retrains:
             p.backfill()
             check = p.check(candidate)
             figures = p.compare(candidate, name, ids)
-            p.body["figures"] = figures.to_json()
-            p.body["problems"] = [x.to_json() for x in p.tallies(candidate, problems)]
+            p.body["figures"] = to_json(figures)
+            p.body["problems"] = to_json(p.tallies(candidate, problems))
             p.say("compare", figures.why)
             promote, reason = decide(p, check, figures)
             if promote:

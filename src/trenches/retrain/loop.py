@@ -17,6 +17,7 @@ from trenches import timestamps
 from trenches.db import schema as t
 from trenches.db.engine import write
 from trenches.errors import InvalidInput, TrenchesError
+from trenches.json_form import to_json
 from trenches.predict import predict
 from trenches.retrain.record import (
     Figures,
@@ -104,7 +105,7 @@ class Pass:
         self.trusted = asked.trusted
         self.progress = asked.progress
         self.metric = settings.metric_for(dataset.task)
-        self.body: dict[str, Any] = {"settings": settings.to_json(), "metric": self.metric}
+        self.body: dict[str, Any] = {"settings": to_json(settings), "metric": self.metric}
         self.id = 0
 
     def say(
@@ -257,7 +258,7 @@ class Pass:
         if total:
             self.say("predict", what, 0, total)
         result = self.parts.backfill(trusted=self.trusted, progress=advance, plan=plan)
-        self.body["backfill"] = result.to_json()
+        self.body["backfill"] = to_json(result)
         n = result.versions
         self.say(
             "backfill",
@@ -294,7 +295,7 @@ class Pass:
         self.body["gates"] = {
             "check_id": check.id,
             "passed": check.passed,
-            "results": [r.to_json() for r in check.results],
+            "results": to_json(check.results),
         }
         n, failed = len(check.results), len(check.failed)
         self.say(

@@ -15,6 +15,7 @@ from trenches import config, timestamps
 from trenches.db import schema as t
 from trenches.db.engine import insert_returning_id, read, write
 from trenches.errors import Conflict, TrenchesError
+from trenches.json_form import from_json, json_shape
 from trenches.settings.retrain import RetrainSettings
 
 if TYPE_CHECKING:
@@ -38,6 +39,10 @@ class RetrainFailed(TrenchesError):
         self.retrain = retrain
 
 
+@json_shape(
+    computed=("delta",),
+    order=("metric", "pattern_set", "size", "candidate", "production", "production_ref", "delta"),
+)
 @dataclass(frozen=True)
 class Figures:
     """The candidate against production on the validation patterns both predicted."""
@@ -60,26 +65,6 @@ class Figures:
             return None
         return self.candidate - self.production
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "metric": self.metric,
-            "pattern_set": self.pattern_set,
-            "size": self.size,
-            "candidate": self.candidate,
-            "production": self.production,
-            "production_ref": self.production_ref,
-            "delta": self.delta,
-            "lower_is_better": self.lower_is_better,
-            "min_improvement": self.min_improvement,
-            "better": self.better,
-            "why": self.why,
-        }
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> Figures:
-        fields: dict[str, Any] = {k: d.get(k) for k in cls.__dataclass_fields__}
-        return cls(**fields)
-
 
 @dataclass(frozen=True)
 class ProblemTally:
@@ -91,21 +76,12 @@ class ProblemTally:
     candidate_right: int
     production_right: int | None  # None: no production version to compare with
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "problem": self.problem,
-            "status": self.status,
-            "patterns": self.patterns,
-            "candidate_right": self.candidate_right,
-            "production_right": self.production_right,
-        }
 
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> ProblemTally:
-        fields: dict[str, Any] = {k: d.get(k) for k in cls.__dataclass_fields__}
-        return cls(**fields)
-
-
+@json_shape(
+    computed=("trigger",),
+    encode={"started_at": datetime.isoformat, "ended_at": datetime.isoformat},
+    order=("id", "model", "status", "reason", "trigger"),
+)
 @dataclass(frozen=True)
 class Retrain:
     """One pass of the continuous-training loop, as recorded."""
@@ -140,29 +116,6 @@ class Retrain:
     def trigger(self) -> str:
         """``drift report #7``, or ``by hand``."""
         return f"drift report #{self.report_id}" if self.report_id is not None else "by hand"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "model": self.model,
-            "status": self.status,
-            "reason": self.reason,
-            "trigger": self.trigger,
-            "report_id": self.report_id,
-            "snapshot_id": self.snapshot_id,
-            "run_id": self.run_id,
-            "candidate": self.candidate,
-            "production": self.production,
-            "check_id": self.check_id,
-            "started_by": self.started_by,
-            "started_at": self.started_at.isoformat(),
-            "ended_at": self.ended_at.isoformat() if self.ended_at else None,
-            "settings": self.settings.to_json() if self.settings else None,
-            "figures": self.figures.to_json() if self.figures else None,
-            "problems": [p.to_json() for p in self.problems],
-            "gates": [g.to_json() for g in self.gates],
-            "details": self.details,
-        }
 
 
 @dataclass(frozen=True)
@@ -208,10 +161,10 @@ def retrain_from_row(row: Any, refs: dict[int, str]) -> Retrain:
         started_by=row.started_by,
         started_at=timestamps.from_us(row.started_at),
         ended_at=timestamps.from_us(row.ended_at) if row.ended_at else None,
-        settings=RetrainSettings.from_json(row.model, settings) if settings else None,
-        figures=Figures.from_json(figures) if figures else None,
-        problems=tuple(ProblemTally.from_json(p) for p in body.get("problems", [])),
-        gates=tuple(GateResult.from_json(g) for g in gates.get("results", [])),
+        settings=from_json(RetrainSettings, {**settings, "model": row.model}) if settings else None,
+        figures=from_json(Figures, figures) if figures else None,
+        problems=tuple(from_json(ProblemTally, p) for p in body.get("problems", [])),
+        gates=tuple(from_json(GateResult, g) for g in gates.get("results", [])),
         details=details,
     )
 

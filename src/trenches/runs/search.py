@@ -19,6 +19,7 @@ from trenches import timestamps
 from trenches.db import schema as t
 from trenches.db.engine import read
 from trenches.errors import InvalidInput, NotFound
+from trenches.json_form import json_shape
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -42,6 +43,22 @@ _ATTRIBUTES = {
 }
 
 
+def _git(run: RunInfo) -> dict[str, str | None]:
+    return {
+        "state": run.git_state,
+        "commit": run.git_commit,
+        "branch": run.git_branch,
+        "tag": run.git_tag,
+        "diff_sha256": run.git_diff_sha256,
+    }
+
+
+@json_shape(
+    rename={"snapshot_id": "snapshot", "environment_id": "environment"},
+    omit=("git_state", "git_commit", "git_branch", "git_tag", "git_diff_sha256"),
+    computed={"git": _git},
+    order=("id", "name", "status", "started_at", "ended_at", "snapshot", "error", "git"),
+)
 @dataclass(frozen=True)
 class RunInfo:
     """A stored run: what it was given, what it measured, what it ran with."""
@@ -69,28 +86,6 @@ class RunInfo:
         if self.ended_at is None:
             return None
         return (self.ended_at - self.started_at).total_seconds()
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "status": self.status,
-            "started_at": timestamps.iso(timestamps.to_us(self.started_at)),
-            "ended_at": timestamps.iso(timestamps.to_us(self.ended_at)) if self.ended_at else None,
-            "snapshot": self.snapshot_id,
-            "error": self.error,
-            "git": {
-                "state": self.git_state,
-                "commit": self.git_commit,
-                "branch": self.git_branch,
-                "tag": self.git_tag,
-                "diff_sha256": self.git_diff_sha256,
-            },
-            "environment": self.environment_id,
-            "params": self.params,
-            "tags": self.tags,
-            "metrics": {k: (None if v != v else v) for k, v in self.metrics.items()},
-        }
 
 
 def _unquote(text: str) -> str:

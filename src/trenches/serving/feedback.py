@@ -19,6 +19,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from trenches.errors import InvalidInput
 from trenches.requests.labels import Labels
 from trenches.serving.payloads import MAX_SIZE, PayloadError, is_int, is_number, shown
@@ -64,6 +66,7 @@ def lookup(engine: Engine, request_id: str) -> Answered | None:
 
     from trenches.db import schema as t
     from trenches.db.engine import read
+    from trenches.json_form import from_json
     from trenches.models.formats import Signature
 
     r, v, d = t.served_requests.c, t.model_versions.c, t.datasets.c
@@ -79,7 +82,8 @@ def lookup(engine: Engine, request_id: str) -> Answered | None:
         ).first()
     if row is None:
         return None
-    return Answered(int(row.n), Labels(Signature.from_json(row.signature).classes, row.label_type))
+    classes = from_json(Signature, orjson.loads(row.signature)).classes
+    return Answered(int(row.n), Labels(classes, row.label_type))
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,9 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
+from trenches.json_form import from_json, to_json
 from trenches.serving.app import Settings, create_app
 
 if TYPE_CHECKING:
@@ -65,7 +68,7 @@ def run(
     # Each worker builds its own app from the environment; metrics are shared through
     # prometheus_client's multiprocess folder.
     settings = dataclasses.replace(settings, workers=workers)
-    os.environ[_SETTINGS] = settings.to_json()
+    os.environ[_SETTINGS] = orjson.dumps(to_json(settings)).decode()
     os.environ[_PARENT] = str(os.getpid())
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="trenches-metrics-"))
     say(f"serving {settings.ref} at http://{host}:{port} with {workers} workers")
@@ -76,7 +79,7 @@ def app_from_env() -> FastAPI:
     """The app of a uvicorn worker process (``--workers N``): settings from the
     environment, as ``trenches serve`` put them there; the worker ends with its parent."""
     stop_with_parent(int(os.environ[_PARENT]))
-    return create_app(Settings.from_json(os.environ[_SETTINGS]))
+    return create_app(from_json(Settings, orjson.loads(os.environ[_SETTINGS])))
 
 
 def stop_with_parent(parent: int) -> None:

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import orjson
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 
@@ -57,13 +56,6 @@ class Settings:
     log_requests: bool = True
     workers: int = 1  # worker processes serving together (feedback may be another's)
     extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> str:
-        return orjson.dumps(self.__dict__).decode()
-
-    @classmethod
-    def from_json(cls, text: str) -> Settings:
-        return cls(**orjson.loads(text))
 
 
 @dataclass

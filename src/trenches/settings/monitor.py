@@ -17,9 +17,10 @@ ignore = true
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
+from trenches.json_form import json_shape
 from trenches.settings.keys import default, key
 
 #: How a column's drift is measured.
@@ -32,9 +33,10 @@ def _attr(name: str) -> str:
     return name.replace("-", "_")
 
 
+@json_shape(omit_defaults=True)
 @dataclass(frozen=True)
 class ColumnSettings:
-    """Thresholds for one column; ``None`` keeps the default."""
+    """Thresholds for one column; ``None`` keeps the default (and is not written)."""
 
     wasserstein: float | None = None
     jensen_shannon: float | None = None
@@ -46,6 +48,7 @@ class ColumnSettings:
     ignore: bool = False
 
 
+@json_shape(encode={"columns": lambda columns: dict(sorted(columns.items()))})
 @dataclass(frozen=True)
 class DriftSettings:
     """The thresholds of a drift check; every field has a sound default (declared with
@@ -89,20 +92,6 @@ class DriftSettings:
         own = self.columns.get(column)
         value = getattr(own, name, None) if own is not None else None
         return float(value if value is not None else getattr(self, name))
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            f.name: getattr(self, f.name) for f in fields(self) if f.name != "columns"
-        }
-        out["columns"] = {
-            name: {
-                f.name: getattr(c, f.name)
-                for f in fields(c)
-                if getattr(c, f.name) not in (None, False)
-            }
-            for name, c in sorted(self.columns.items())
-        }
-        return out
 
 
 @dataclass(frozen=True)

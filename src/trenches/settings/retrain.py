@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from trenches.errors import InvalidConfig, InvalidInput
+from trenches.json_form import json_shape
 from trenches.settings.gates import metric_parts, unknown_metric
 from trenches.settings.keys import default, key
 
@@ -22,6 +23,7 @@ REGRESSION_METRICS = frozenset({"mae", "rmse", "r2"})
 _ENTRY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
 
 
+@json_shape(omit=("model", "lines"))
 @dataclass(frozen=True)
 class RetrainSettings:
     """One model's ``[retrain.NAME]`` table of ``trenches.toml``, checked."""
@@ -54,37 +56,6 @@ class RetrainSettings:
 
     def metric_for(self, task: str) -> str:
         return self.metric or ("rmse" if task == "regression" else "accuracy")
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "file": self.file,
-            "train": self.train,
-            "dataset": self.dataset,
-            "weighting": self.weighting,
-            "half_life_days": self.half_life_days,
-            "age_offset_days": self.age_offset_days,
-            "sources": list(self.sources) if self.sources is not None else None,
-            "metric": self.metric,
-            "min_improvement": self.min_improvement,
-            "has_gates": self.has_gates,
-        }
-
-    @classmethod
-    def from_json(cls, model: str, d: dict[str, Any]) -> RetrainSettings:
-        sources = d.get("sources")
-        return cls(
-            model=model,
-            file=d["file"],
-            train=d["train"],
-            dataset=d.get("dataset"),
-            weighting=d["weighting"],
-            half_life_days=float(d["half_life_days"]),
-            age_offset_days=float(d["age_offset_days"]),
-            sources=tuple(sources) if sources is not None else None,
-            metric=d.get("metric"),
-            min_improvement=float(d["min_improvement"]),
-            has_gates=bool(d["has_gates"]),
-        )
 
     def check_task(self, dataset: str, task: str) -> str:
         """The metric that judges "better" for a model of ``task``; one of the other
