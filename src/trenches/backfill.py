@@ -246,6 +246,6 @@ def _plan(engine: Engine, wanted: Iterable[tuple[Dataset, np.ndarray]]) -> tuple
                     if predictor is not None
                     else np.zeros(0, dtype=np.int64)
                 )
-                missing = len(np.setdiff1d(ids, have))
+                missing = len(np.setdiff1d(ids, have, assume_unique=True))
                 out.append(Gap(f"{name}@{version}", ds.name, len(ids), missing, ids))
     return tuple(out)

@@ -282,7 +282,7 @@ class Comparisons:
         """Only the flips of ``a`` and ``b`` over the patterns both predicted: the quick
         query ("which patterns does A get right and B wrong?"), without metrics."""
         (pa, fa), (_, fb) = self._read(a, b)
-        ids = np.intersect1d(fa.pattern_ids, fb.pattern_ids)
+        ids = np.intersect1d(fa.pattern_ids, fb.pattern_ids, assume_unique=True)
         pair = _pair(pa.dataset, fa, fb, ids)
         return pair.flips(f"{pa.dataset.name}: patterns both predicted", ids, pa.dataset.tolerance)
 
@@ -313,7 +313,7 @@ class Comparisons:
             problems = [chosen]
             tolerance = chosen.tolerance or ds.tolerance
         else:
-            ids = np.intersect1d(fa.pattern_ids, fb.pattern_ids)
+            ids = np.intersect1d(fa.pattern_ids, fb.pattern_ids, assume_unique=True)
             name = f"{ds.name}: patterns both predicted"
             if len(ids) == 0:
                 raise InvalidInput(f"{pa.ref} and {pb.ref} have no predicted pattern in common")
@@ -353,7 +353,7 @@ def _refuse_lacking(
 ) -> None:
     """Refuse to compare over a set one side has not wholly predicted."""
     for ref, found in sides:
-        lacking = np.setdiff1d(ids, found.pattern_ids)
+        lacking = np.setdiff1d(ids, found.pattern_ids, assume_unique=True)
         if len(lacking):
             raise InvalidInput(
                 f"{ref} has no prediction for {len(lacking)} of the {len(ids)} patterns of "

@@ -71,7 +71,7 @@ def predict(
     dataset = predictor.dataset
     wanted = np.unique(np.asarray(pattern_ids, dtype=np.int64))
     with read(engine) as conn:
-        todo = np.setdiff1d(wanted, store_of.predicted_ids(conn, predictor.id))
+        todo = np.setdiff1d(wanted, store_of.predicted_ids(conn, predictor.id), assume_unique=True)
     if len(todo) == 0:
         return PredictResult(version.ref, predictor.id, len(wanted), 0)
     fmt = "onnx" if "onnx" in version.formats else "native"

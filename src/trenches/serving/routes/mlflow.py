@@ -8,15 +8,16 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from trenches.serving import protocols
-from trenches.serving.routes.prediction import JSON, predicted
+from trenches.serving.routes.prediction import JSON, hot_server, predicted
 from trenches.serving.state import ServerDep
 
 router = APIRouter(tags=["MLflow"])
 
 
 @router.post("/invocations", response_class=Response)
-async def invocations(request: Request, server: ServerDep) -> Response:
+async def invocations(request: Request) -> Response:
     """MLflow scoring: dataframe_split, dataframe_records, instances or inputs."""
+    server = hot_server(request)
     return await predicted(
         request, server, server.served, "invocations", protocols.mlflow, protocols.mlflow_answer
     )
