@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import getpass
 import hashlib
+import io
 import json
 import os
+import pty
+import select
 import statistics
-import subprocess
 import sys
+import termios
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -474,19 +477,59 @@ def test_users_are_added_listed_disabled_and_given_passwords(cli_store: Path) ->
     assert code == 2 and "at least 12 characters" in err
 
 
-def test_a_password_is_asked_for_unseen_and_twice(cli_store: Path) -> None:
-    script = Path(sys.executable).parent / "trenches"
-    done = subprocess.run(
-        [str(script), "users", "add", "ada"],
-        input=f"{PASSWORD}\n{PASSWORD}\n",
-        capture_output=True,
-        text=True,
-        env={**os.environ, "TRENCHES_DB_URL": str(cli_store)},
-        start_new_session=True,  # no terminal: the prompt reads the piped input
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    assert PASSWORD not in done.stdout + done.stderr
+def _until(fd: int, marker: bytes, seen: bytearray) -> None:
+    """Read the terminal's output into ``seen`` until ``marker`` shows (or it ends)."""
+    deadline = time.monotonic() + 120
+    while marker not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 1)
+        if not ready:
+            continue
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # the other end closed
+            return
+        if not chunk:
+            return
+        seen += chunk
+
+
+def _echo_off(fd: int) -> None:
+    """Wait until the terminal stops echoing: the prompt reads unseen from then on (and
+    drops what was typed before)."""
+    deadline = time.monotonic() + 60
+    while termios.tcgetattr(fd)[3] & termios.ECHO and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def test_a_password_is_asked_for_at_the_terminal_twice_and_not_shown(cli_store: Path) -> None:
+    script = str(Path(sys.executable).parent / "trenches")
+    env = {**os.environ, "TRENCHES_DB_URL": str(cli_store)}
+    pid, fd = pty.fork()  # the command gets a terminal of its own
+    if pid == 0:
+        os.execve(script, [script, "users", "add", "ada"], env)
+    seen = bytearray()
+    try:
+        for prompt in (b"password:", b"confirmation:"):
+            _until(fd, prompt, seen)
+            _echo_off(fd)
+            os.write(fd, PASSWORD.encode() + b"\n")
+        _until(fd, b"\x00never", seen)  # to the end
+    finally:
+        os.close(fd)  # a command still waiting for input ends on the hang-up
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, seen.decode(errors="replace")
+    assert b"added (id 1)" in seen and PASSWORD.encode() not in seen
+    with trenches.open(cli_store) as store:
+        assert store.accounts.verify("ada", PASSWORD).name == "ada"
+
+
+def test_without_a_terminal_the_password_comes_from_a_file_or_stdin(
+    cli_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, _, err = run_cli("users", "add", "ada")
+    assert code == 2 and "no terminal" in err and "--password-file" in err
+    monkeypatch.setattr(sys, "stdin", io.StringIO(PASSWORD + "\n"))
+    assert run_cli("users", "add", "ada", "--password-file", "-")[0] == 0
     with trenches.open(cli_store) as store:
         assert store.accounts.verify("ada", PASSWORD).name == "ada"
 

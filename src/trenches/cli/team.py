@@ -8,6 +8,7 @@ database can run them. Their changes are recorded in the audit log as the local 
 from __future__ import annotations
 
 import re
+import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -50,15 +51,32 @@ def _when(moment: datetime | None) -> str:
 
 
 def _password(password_file: Path | None) -> str:
-    """The first line of ``password_file``, or what the user types (twice, unseen)."""
-    if password_file is None:
-        return str(typer.prompt("password", hide_input=True, confirmation_prompt=True))
+    """The first line of ``password_file`` (``-``: standard input), or what the user
+    types at the terminal, twice, unseen."""
+    if password_file is not None:
+        where = "standard input" if str(password_file) == "-" else str(password_file)
+        try:
+            if str(password_file) == "-":
+                text = sys.stdin.readline()
+            else:
+                text = password_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise InvalidInput(f"cannot read the password from {where}: {e}") from None
+        lines = text.splitlines()
+        return lines[0] if lines else ""
+    if not _at_a_terminal():
+        raise InvalidInput(
+            "there is no terminal to ask for the password on: give --password-file FILE "
+            "(- for standard input), or --no-password"
+        )
+    return str(typer.prompt("password", hide_input=True, confirmation_prompt=True))
+
+
+def _at_a_terminal() -> bool:
     try:
-        text = password_file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise InvalidInput(f"cannot read the password from {password_file}: {e}") from None
-    lines = text.splitlines()
-    return lines[0] if lines else ""
+        return sys.stdin is not None and sys.stdin.isatty()
+    except (OSError, ValueError):  # closed, or replaced by something without a terminal
+        return False
 
 
 def parse_lifetime(text: str) -> timedelta | None:
@@ -77,8 +95,8 @@ def parse_lifetime(text: str) -> timedelta | None:
 
 
 _PASSWORD_FILE_HELP = (
-    "Read the password from the first line of this file, instead of a hidden prompt "
-    "(at least 12 characters)."
+    "Read the password from the first line of this file (- for standard input) instead "
+    "of a hidden prompt. At least 12 characters."
 )
 
 
