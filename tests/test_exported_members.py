@@ -38,6 +38,27 @@ def test_the_types_the_problem_database_hands_out_are_exported() -> None:
         assert name in trenches.__all__
 
 
+def test_the_team_types_and_errors_are_exported() -> None:
+    """What ``store.accounts``, ``store.tokens``, ``store.grants`` and ``store.audit``
+    hand out, the roles, and the errors of signing in and of being refused."""
+    for name in (
+        "Accounts",
+        "User",
+        "Tokens",
+        "Token",
+        "NewToken",
+        "Grants",
+        "Grant",
+        "ROLES",
+        "Audit",
+        "AuditEntry",
+        "NotAuthenticated",
+        "Forbidden",
+    ):
+        assert name in trenches.__all__
+    assert trenches.ROLES[0] == "viewer" and trenches.ROLES[-1] == "admin"
+
+
 def test_the_json_form_is_one_pair_of_exported_functions() -> None:
     """``to_json`` / ``from_json`` are the JSON form of every exported type."""
     for name in ("to_json", "from_json"):

@@ -13,8 +13,10 @@ from trenches.errors import (
     CheckFailed,
     Conflict,
     DiskFull,
+    Forbidden,
     InvalidConfig,
     InvalidInput,
+    NotAuthenticated,
     NotFound,
     SchemaTooNew,
     StoreBusy,
@@ -81,6 +83,10 @@ if TYPE_CHECKING:
         Settings,
     )
     from trenches.store import Store, open
+    from trenches.team.accounts import Accounts, User
+    from trenches.team.audit import Audit, AuditEntry
+    from trenches.team.roles import ROLES, Grant, Grants
+    from trenches.team.tokens import NewToken, Token, Tokens
     from trenches.verdicts import Tolerance
 
 __version__ = "0.1.0"
@@ -164,6 +170,16 @@ _LAZY = {
     "write_report": "trenches.report.html",
     "write_problem_graph": "trenches.report.problems",
     "to_json": "trenches.json_form",
+    "Accounts": "trenches.team.accounts",
+    "User": "trenches.team.accounts",
+    "Audit": "trenches.team.audit",
+    "AuditEntry": "trenches.team.audit",
+    "ROLES": "trenches.team.roles",
+    "Grant": "trenches.team.roles",
+    "Grants": "trenches.team.roles",
+    "NewToken": "trenches.team.tokens",
+    "Token": "trenches.team.tokens",
+    "Tokens": "trenches.team.tokens",
     "from_json": "trenches.json_form",
 }
 
@@ -176,10 +192,14 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "ROLES",
     "SPLITS",
+    "Accounts",
     "AddResult",
     "Alert",
     "AliasMove",
+    "Audit",
+    "AuditEntry",
     "Backfill",
     "BackfillResult",
     "Baseline",
@@ -206,10 +226,13 @@ __all__ = [
     "Figures",
     "Finding",
     "Flips",
+    "Forbidden",
     "Gap",
     "GateResult",
     "GateSpec",
     "Gates",
+    "Grant",
+    "Grants",
     "ImportResult",
     "InputColumn",
     "InputSchema",
@@ -221,6 +244,8 @@ __all__ = [
     "MonitorSettings",
     "Monitored",
     "Monitoring",
+    "NewToken",
+    "NotAuthenticated",
     "NotFound",
     "OnDrift",
     "Pattern",
@@ -256,10 +281,13 @@ __all__ = [
     "StoreBusy",
     "StoreError",
     "ToPatterns",
+    "Token",
+    "Tokens",
     "Tolerance",
     "TrainingData",
     "TrenchesError",
     "UntrustedModel",
+    "User",
     "VersionBackfill",
     "__version__",
     "from_json",

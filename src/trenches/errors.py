@@ -25,6 +25,18 @@ class Conflict(TrenchesError):
     """The request contradicts what is stored (a name taken, a pattern already inactive)."""
 
 
+# --- who is asking -----------------------------------------------------------
+
+
+class NotAuthenticated(TrenchesError):
+    """A name and password, or a token, lets no one in: unknown, wrong, revoked, expired
+    or of a disabled user, all alike, so that the message tells nothing of which."""
+
+
+class Forbidden(TrenchesError):
+    """A signed-in user asked for what their roles do not allow."""
+
+
 # --- input ------------------------------------------------------------------
 
 

@@ -43,6 +43,10 @@ if TYPE_CHECKING:
     from trenches.requests.log import Requests
     from trenches.retrain import Retrains
     from trenches.runs import Run, Runs
+    from trenches.team.accounts import Accounts
+    from trenches.team.audit import Audit
+    from trenches.team.roles import Grants
+    from trenches.team.tokens import Tokens
 
 
 class Store:
@@ -200,6 +204,36 @@ class Store:
             self._scorer,
         )
         return Retrains(parts, lambda: self.settings)
+
+    # The team: who may sign in, with what, to do what; and who did what.
+
+    @cached_property
+    def accounts(self) -> Accounts:
+        """User accounts: ``store.accounts.create("ada", password=...)``."""
+        from trenches.team.accounts import Accounts
+
+        return Accounts(self.engine)
+
+    @cached_property
+    def tokens(self) -> Tokens:
+        """API tokens, each shown once and stored as SHA-256."""
+        from trenches.team.tokens import Tokens
+
+        return Tokens(self.engine)
+
+    @cached_property
+    def grants(self) -> Grants:
+        """Roles per namespace, and what each allows (``store.grants.allowed``)."""
+        from trenches.team.roles import Grants
+
+        return Grants(self.engine)
+
+    @cached_property
+    def audit(self) -> Audit:
+        """The audit log: every marked change, who made it, when and from where."""
+        from trenches.team.audit import Audit
+
+        return Audit(self.engine)
 
     @cached_property
     def _comparisons(self) -> Comparisons:

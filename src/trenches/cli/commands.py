@@ -20,6 +20,7 @@ from trenches.cli import retrain as retrain_cli
 from trenches.cli import runs as runs_cli
 from trenches.cli import serve as serve_cli
 from trenches.cli import store as store_cli
+from trenches.cli import team as team_cli
 from trenches.cli._root import HELP, SETTINGS, root
 
 app = typer.Typer(help=HELP, **SETTINGS)
@@ -45,3 +46,7 @@ app.command("serve")(serve_cli.serve)
 app.add_typer(monitor_cli.app, name="monitor")
 app.command("retrain")(retrain_cli.retrain)
 store_cli.register(app)
+app.add_typer(team_cli.users_app, name="users")
+app.add_typer(team_cli.tokens_app, name="tokens")
+app.add_typer(team_cli.grants_app, name="grants")
+app.command("audit")(team_cli.audit)

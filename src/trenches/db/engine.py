@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Engine, Table, create_engine, event, exc
 from sqlalchemy.engine import Connection
 
+from trenches.db import audit
 from trenches.db.faults import disk_is_full
 from trenches.errors import DiskFull, InvalidInput, StoreBusy, StoreError
 from trenches.names import in_int64
@@ -167,12 +168,20 @@ def is_sqlite(engine_or_conn: Engine | Connection) -> bool:
 
 
 @contextmanager
-def write(engine: Engine) -> Iterator[Connection]:
-    """One write transaction: committed when the block ends, rolled back if it raises."""
+def write(engine: Engine, *, audited: bool = True) -> Iterator[Connection]:
+    """One write transaction: committed when the block ends, rolled back if it raises.
+
+    When a change is marked (:func:`trenches.db.audit.change`) and its audit row is not
+    written yet, the row goes into this transaction just before it commits. Bookkeeping
+    that is no part of any change (a token's last use) passes ``audited=False``.
+    """
     with translate_errors(engine), engine.connect() as conn:
         conn.execution_options(trenches_write=True)
         with conn.begin():
             yield conn
+            marked = audit.write_pending(conn) if audited else None
+        if marked is not None:
+            marked.recorded = True  # only now: a failed commit leaves it to the next one
 
 
 @contextmanager

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from trenches import config, timestamps
 from trenches.db import schema as t
+from trenches.db.audit import change
 from trenches.db.engine import insert_ignore, read, write
 from trenches.errors import Conflict, InvalidInput, NotFound
 from trenches.json_form import from_json, to_json
@@ -382,8 +383,11 @@ class Models:
         if alias not in UNGUARDED_ALIASES and self._guard is not None:
             self._guard(ref, alias, force)
         now = timestamps.now_us()
-        with write(self._engine) as conn:
+        detail = {"alias": alias, "reason": reason, "force": force}
+        marking = change("models.promote", f"model:{ref}", detail)
+        with marking as marked, write(self._engine) as conn:
             row = self._resolve(conn, ref)
+            marked.target = f"model:{ref.split('@')[0]}@{row.version}"
             a = t.aliases.c
             current = conn.execute(
                 select(a.version_id).where(a.model_id == row.model_id, a.alias == alias)

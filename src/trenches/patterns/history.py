@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from trenches import config, timestamps
 from trenches.db import schema as t
+from trenches.db.audit import change
 from trenches.db.engine import lock_patterns, read, write
 from trenches.errors import Conflict, InvalidInput, NotFound
 from trenches.names import SPLITS, check_source
@@ -128,7 +129,8 @@ class Patterns:
         if not reason or not reason.strip():
             raise InvalidInput("a relabel needs a reason (--reason)")
         p = t.patterns.c
-        with write(self._engine) as conn:
+        marking = change("patterns.relabel", f"pattern:{pattern_id}", {"reason": reason})
+        with marking as marked, write(self._engine) as conn:
             lock_patterns(conn)
             now = timestamps.now_us()  # after the lock: see lock_patterns
             old = self._row(conn, pattern_id)
@@ -179,6 +181,9 @@ class Patterns:
                 )
             ).inserted_primary_key[0]  # type: ignore[index]
             conn.execute(update(t.patterns).where(p.id == old.id).values(deactivated_at=now))
+            marked.detail.update(
+                dataset=dataset.name, label=text, was=old.label, new_pattern=int(new_id)
+            )
             conn.execute(
                 insert(t.pattern_changes).values(
                     pattern_id=old.id,

@@ -21,6 +21,7 @@ from sqlalchemy import insert, select, update
 
 from trenches import timestamps
 from trenches.db import schema as t
+from trenches.db.audit import change
 from trenches.db.engine import read, write
 from trenches.errors import Conflict, InvalidInput, NotFound
 from trenches.names import SPLITS, in_int64
@@ -282,7 +283,8 @@ class Problems:
         ds = self._datasets.get(problem.dataset)
         now = timestamps.now_us()
         added = already = 0
-        with write(self._engine) as conn:
+        detail = {"positive": pos, "negative": neg}
+        with change("problems.add", f"problem:{slug}", detail), write(self._engine) as conn:
             p = t.patterns.c
             rows_found = conn.execute(
                 select(p.id, p.dataset_id, p.split).where(p.id.in_(list(wanted)))
@@ -350,6 +352,32 @@ class Problems:
         A ``polarity`` column (positive / negative) sets each row's side; without one,
         every row takes ``polarity``.
         """
+        given = {"rows": len(path)} if isinstance(path, pd.DataFrame) else {"file": str(path)}
+        with change("problems.add", f"problem:{slug}", given):
+            return self._add_from_file(
+                slug,
+                path,
+                source=source,
+                polarity=polarity,
+                labelled_by=labelled_by,
+                backfill=backfill,
+                trusted=trusted,
+                progress=progress,
+            )
+
+    def _add_from_file(
+        self,
+        slug: str,
+        path: str | os.PathLike[str] | pd.DataFrame,
+        *,
+        source: str,
+        polarity: str,
+        labelled_by: str | None,
+        backfill: bool,
+        trusted: bool,
+        progress: Callable[[int], None] | None,
+    ) -> AddResult:
+        # The patterns' import is the change's first transaction: its audit row goes there.
         from trenches.patterns.ingest import read_file
 
         if polarity not in POLARITIES:
