@@ -44,6 +44,8 @@ from conftest import log_requests, run_cli, tumours
 EXCLUDED = {
     # Runs a server until it is stopped; its arguments are covered by test_serving.
     ("serve",),
+    # Runs the team server until it is stopped; test_api covers it and its arguments.
+    ("server",),
     # Builds a whole project (half a minute); test_demo runs it.
     ("demo",),
 }

@@ -1,0 +1,188 @@
+"""The team server's application: the routers of :mod:`trenches.api.routes` under
+``/api/v1``, ``/health``, one exception handler answering problem details, security
+headers on every answer, and a body limit.
+
+Deny by default: :func:`create_app` refuses to build an app with a route under
+``/api/v1`` that does not declare its rule (:class:`trenches.api.access.Allow`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
+
+from trenches.api import errors
+from trenches.api.access import Allow
+from trenches.api.routes import audit, datasets, health, me, models, problems
+from trenches.store import Store
+
+PREFIX = "/api/v1"
+#: Routers under ``/api/v1``, every route of which declares its rule.
+GUARDED = (me.router, datasets.router, problems.router, models.router, audit.router)
+#: Routers that answer without a token.
+OPEN = (health.router,)
+#: Largest request body by default, in bytes.
+MAX_BODY = 64 * 1024 * 1024
+
+#: Sent with every answer: no sniffing, no framing, no referrer, nothing cached.
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How to serve the store: which store, and the largest body a request may send."""
+
+    store: str | None = None  # folder, file or URL; None: .trenches here / $TRENCHES_DB_URL
+    max_body: int = MAX_BODY
+
+
+def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
+    """The application over the store of ``settings`` (or over ``store``, already open,
+    which the app then does not close)."""
+    import trenches
+
+    owned = store is None
+    opened = store if store is not None else trenches.open(settings.store, create=False)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if owned:
+                opened.close()
+
+    app = FastAPI(
+        title="trenches team server",
+        description="One trenches store shared by a team: datasets, problems, models, "
+        "checks and the audit log, each route allowed by the caller's roles.",
+        version="1",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=f"{PREFIX}/openapi.json",
+    )
+    app.state.store = opened
+    check_rules(GUARDED)
+    for router in GUARDED:
+        app.include_router(router, prefix=PREFIX)
+    for router in OPEN:
+        app.include_router(router)
+    for kind in errors.HANDLED:
+        app.add_exception_handler(kind, errors.answer)
+    app.add_middleware(Guard, max_body=settings.max_body)
+    return app
+
+
+def rule_of(route: APIRoute) -> Allow | None:
+    """The rule a route declares (its :class:`Allow` dependency), or None."""
+    found = [d.call for d in route.dependant.dependencies if isinstance(d.call, Allow)]
+    for dependency in route.dependant.dependencies:
+        found += [d.call for d in dependency.dependencies if isinstance(d.call, Allow)]
+    return found[0] if len(found) == 1 else None
+
+
+def guarded_routes(
+    routers: Iterable[APIRouter] = GUARDED,
+) -> list[tuple[str, str, APIRoute]]:
+    """Every (method, path under ``/api/v1``, route) of ``routers``."""
+    return [
+        (method, PREFIX + route.path, route)
+        for router in routers
+        for route in router.routes
+        if isinstance(route, APIRoute)
+        for method in sorted(route.methods or ())
+    ]
+
+
+def check_rules(routers: Iterable[APIRouter]) -> None:
+    """Refuse routers with a route that does not declare exactly one rule."""
+    bare = [f"{m} {p}" for m, p, route in guarded_routes(routers) if rule_of(route) is None]
+    if bare:
+        raise RuntimeError(f"routes without a rule (trenches.api.access.Allow): {bare}")
+
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class Guard:
+    """Security headers on every answer, a body limit (413 past it, read or declared),
+    and a JSON 500 for what escapes a route (the connection stays open)."""
+
+    def __init__(self, app: ASGIApp, *, max_body: int) -> None:
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(
+        self,
+        scope: Scope,
+        receive: Callable[[], Awaitable[Message]],
+        send: Callable[[Message], Awaitable[None]],
+    ) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_guarded(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+            await send(message)
+
+        declared = dict(scope.get("headers", ())).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+            await _answer(send_guarded, 413, f"the body is over {self.max_body} bytes")
+            return
+        seen = 0
+
+        async def receive_limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_body:
+                raise _TooLarge()
+            return message
+
+        try:
+            await self.app(scope, receive_limited, send_guarded)
+        except _TooLarge:
+            if not started:
+                await _answer(send_guarded, 413, f"the body is over {self.max_body} bytes")
+        except Exception:
+            if started:
+                raise
+            errors.log.exception("%s %s failed", scope.get("method"), scope.get("path"))
+            await _answer(send_guarded, 500, "the server failed to answer; the failure is logged")
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _answer(send: Callable[[Message], Awaitable[None]], status: int, detail: str) -> None:
+    response = errors.problem(status, detail)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(k.encode(), v.encode()) for k, v in response.headers.items()],
+        }
+    )
+    await send({"type": "http.response.body", "body": response.body})

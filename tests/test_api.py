@@ -1,0 +1,290 @@
+"""The team server over loopback, on SQLite and PostgreSQL: a real uvicorn, real tokens
+and grants, and every route of /api/v1 tried by every role."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
+from sklearn.linear_model import LogisticRegression
+
+import trenches
+from trenches.api.app import PREFIX, Settings, check_rules, create_app, guarded_routes, rule_of
+from trenches.team.roles import ACTIONS, ROLES, includes
+
+from conftest import _free_port, make_frame, run_cli
+
+#: The only routes that answer without a token.
+OPEN_PATHS = {"/health"}
+#: What a path parameter is filled with when every route is tried.
+PARAMS = {
+    "dataset": "tumours",
+    "slug": "small",
+    "model": "clf",
+    "alias": "candidate",
+    "version": "1",
+    "pattern_id": "1",
+}
+
+
+class Live:
+    """``create_app`` over ``store``, served by uvicorn in a thread on a free port."""
+
+    def __init__(self, store: trenches.Store, **settings: Any) -> None:
+        self.app = create_app(Settings(**settings), store=store)
+        self.url = f"http://127.0.0.1:{_free_port()}"
+        port = int(self.url.rsplit(":", 1)[1])
+        self.server = uvicorn.Server(
+            uvicorn.Config(self.app, host="127.0.0.1", port=port, log_level="warning")
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> Live:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            assert self.thread.is_alive() and time.monotonic() < deadline
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+@pytest.fixture
+def team(store: trenches.Store) -> dict[str, str]:
+    """A dataset ``tumours`` with a problem and a model ``clf@1``; one user per role
+    granted on ``tumours`` and ``clf`` (the admin: an admin account); their tokens."""
+    frame = make_frame()
+    ds = store.datasets.create("tumours", task="classification", label="label")
+    ds.add(frame, source="expert", created_at="2026-01-01")
+    X = frame[["radius", "texture", "grade"]]
+    store.models.register(
+        LogisticRegression(max_iter=500).fit(X, frame["label"]), "clf", X=X, dataset="tumours"
+    )
+    store.problems.create("small", dataset="tumours", title="small tumours")
+    tokens = {}
+    for role in ROLES:
+        user = store.accounts.create(f"{role}-user", admin=role == "admin")
+        if role != "admin":
+            store.grants.grant(user, role, "tumours")
+            store.grants.grant(user, role, "clf")
+        tokens[role] = store.tokens.create(user, "tests", expires_in=None).secret
+    stranger = store.accounts.create("stranger")
+    tokens["stranger"] = store.tokens.create(stranger, "tests", expires_in=None).secret
+    return tokens
+
+
+def _routes(app: FastAPI) -> list[tuple[str, str, APIRoute]]:
+    """Every operation of the app's OpenAPI document under /api/v1, with its route (a
+    route with no rule has none, and fails here), its path parameters filled in."""
+    ruled = {(m, p): route for m, p, route in guarded_routes()}
+    out = []
+    for path, operations in app.openapi()["paths"].items():
+        if not path.startswith(PREFIX):
+            assert path in OPEN_PATHS, f"{path} is outside /api/v1 and not one of the open routes"
+            continue
+        for method in operations:
+            key = (method.upper(), path)
+            assert key in ruled, f"{key} declares no rule (trenches.api.access.Allow)"
+            out.append((method.upper(), path.format(**PARAMS), ruled[key]))
+    return out
+
+
+def _required(route: APIRoute, method: str) -> str | None:
+    rule = rule_of(route)
+    assert rule is not None
+    if rule.action is None:
+        return None  # any signed-in user
+    if isinstance(rule.action, str):
+        return ACTIONS[rule.action]
+    assert "{alias}" in route.path  # a promotion: PARAMS move "candidate"
+    return ACTIONS["models.promote.candidate"]
+
+
+def test_every_route_gives_each_role_what_the_table_says(
+    store: trenches.Store, team: dict[str, str]
+) -> None:
+    with Live(store) as live, httpx.Client(base_url=live.url, timeout=60) as client:
+        routes = _routes(live.app)
+        assert len(routes) >= 15
+        wrong = []
+        for method, url, route in routes:
+            required = _required(route, method)
+            for who, token in team.items():
+                role = None if who == "stranger" else who
+                allowed = required is None or (role is not None and includes(role, required))
+                answer = client.request(
+                    method, url, json={}, headers={"Authorization": f"Bearer {token}"}
+                )
+                refused = answer.status_code == 403
+                if refused == allowed or answer.status_code in (401, 500):
+                    wrong.append(f"{who} {method} {url}: {answer.status_code} {answer.text[:200]}")
+                if refused:
+                    assert answer.headers["content-type"] == "application/problem+json"
+        assert wrong == []
+
+
+def test_a_route_without_a_rule_stops_the_app_from_being_built() -> None:
+    bare = APIRouter()
+
+    @bare.get("/datasets/secret")
+    def secret() -> str:
+        return "everyone may read this"
+
+    with pytest.raises(RuntimeError, match=r"without a rule.*datasets/secret"):
+        check_rules([bare])
+
+
+def test_without_a_valid_token_every_route_is_401(
+    store: trenches.Store, team: dict[str, str]
+) -> None:
+    admin = store.accounts.get("admin-user")
+    later = store.tokens.create(admin, "soon gone", expires_in=timedelta(seconds=1))
+    revoked = store.tokens.create(admin, "revoked", expires_in=None)
+    store.tokens.revoke(revoked.token.id)
+    with Live(store) as live, httpx.Client(base_url=live.url, timeout=60) as client:
+        assert client.get(f"{PREFIX}/me", headers=_bearer(later.secret)).status_code == 200
+        time.sleep(1.1)
+        for headers in ({}, _bearer("trn_nope"), _bearer(revoked.secret), _bearer(later.secret)):
+            for method, url, _ in _routes(live.app):
+                answer = client.request(method, url, json={}, headers=headers)
+                assert answer.status_code == 401, (method, url, headers, answer.text)
+                assert answer.headers["www-authenticate"] == "Bearer"
+                body = answer.json()
+                assert body["status"] == 401 and body["title"] == "Unauthorized"
+        assert client.get("/health").json() == {"status": "ok"}
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_each_change_is_audited_once_with_who_and_from_where(
+    store: trenches.Store, team: dict[str, str]
+) -> None:
+    with Live(store) as live, httpx.Client(base_url=live.url, timeout=60) as client:
+        added = client.post(
+            f"{PREFIX}/problems/small/patterns",
+            json={"positive": [1, 2], "negative": [3]},
+            headers=_bearer(team["tester"]),
+        )
+        assert added.status_code == 200, added.text
+        moved = client.post(
+            f"{PREFIX}/models/clf/aliases/candidate",
+            json={"version": 1, "reason": "first"},
+            headers=_bearer(team["maintainer"]),
+        )
+        assert moved.status_code == 200, moved.text
+        refused = client.post(
+            f"{PREFIX}/models/clf/aliases/production",
+            json={"version": 1, "reason": "release"},
+            headers=_bearer(team["maintainer"]),
+        )
+        assert refused.status_code == 403
+        log = client.get(f"{PREFIX}/audit", headers=_bearer(team["admin"])).json()
+    by_action = {e["action"]: e for e in log}
+    assert by_action["problems.add"]["actor"] == "tester-user"
+    assert by_action["problems.add"]["remote"] == "127.0.0.1"
+    assert by_action["problems.add"]["target"] == "problem:small"
+    assert by_action["models.promote"]["actor"] == "maintainer-user"
+    assert [e["action"] for e in log].count("problems.add") == 1
+    assert not any(e["target"].endswith("@production") for e in log)
+
+
+def test_bodies_are_bounded_and_answers_carry_security_headers(
+    store: trenches.Store, team: dict[str, str]
+) -> None:
+    with Live(store, max_body=1_000) as live, httpx.Client(base_url=live.url, timeout=60) as c:
+        big = c.post(
+            f"{PREFIX}/problems/small/patterns",
+            content=b"[" + b"1," * 2_000 + b"1]",
+            headers={**_bearer(team["tester"]), "content-type": "application/json"},
+        )
+        assert big.status_code == 413 and big.json()["status"] == 413
+        answer = c.get(f"{PREFIX}/me", headers=_bearer(team["viewer"]))
+        assert answer.json()["user"]["name"] == "viewer-user"
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["x-frame-options"] == "DENY"
+        bad = c.post(
+            f"{PREFIX}/problems/small/patterns",
+            json={"positive": "one"},
+            headers=_bearer(team["tester"]),
+        )
+        assert bad.status_code == 422 and bad.json()["field"] == "positive"
+
+
+def test_the_openapi_document_lists_every_route(
+    store: trenches.Store, team: dict[str, str]
+) -> None:
+    with Live(store) as live, httpx.Client(base_url=live.url, timeout=60) as client:
+        doc = client.get(f"{PREFIX}/openapi.json").json()
+    for method, path, _ in guarded_routes():
+        assert method.lower() in doc["paths"][path], (method, path)
+
+
+def test_lists_show_only_what_the_caller_may_read_and_the_log_needs_the_whole_store(
+    store: trenches.Store, team: dict[str, str]
+) -> None:
+    other = store.datasets.create("secret", task="classification", label="label")
+    other.add(make_frame(20, seed=1), source="expert")
+    local_admin = store.accounts.create("tumours-admin")
+    store.grants.grant(local_admin, "admin", "tumours")
+    token = store.tokens.create(local_admin, "t", expires_in=None).secret
+    with Live(store) as live, httpx.Client(base_url=live.url, timeout=60) as client:
+        seen = client.get(f"{PREFIX}/datasets", headers=_bearer(team["viewer"])).json()
+        assert [d["name"] for d in seen] == ["tumours"]
+        everything = client.get(f"{PREFIX}/datasets", headers=_bearer(team["admin"])).json()
+        assert {d["name"] for d in everything} == {"tumours", "secret"}
+        hidden = client.get(f"{PREFIX}/datasets/secret", headers=_bearer(team["viewer"]))
+        assert hidden.status_code == 403
+        assert client.get(f"{PREFIX}/audit", headers=_bearer(token)).status_code == 403
+        stranger = client.get(f"{PREFIX}/datasets", headers=_bearer(team["stranger"]))
+        assert stranger.status_code == 403
+
+
+def test_the_command_serves_with_two_workers_until_sigterm(
+    sqlite_store: trenches.Store, tmp_path: Path
+) -> None:
+    admin = sqlite_store.accounts.create("root", admin=True)
+    token = sqlite_store.tokens.create(admin, "t", expires_in=None).secret
+    where = str(sqlite_store.location.sqlite_path)
+    port = _free_port()
+    command = [sys.executable, "-m", "trenches", "--store", where, "server"]
+    proc = subprocess.Popen(
+        [*command, "--port", str(port), "--workers", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout
+            time.sleep(0.2)
+        me = httpx.get(f"{url}{PREFIX}/me", headers=_bearer(token), timeout=10)
+        assert me.json()["user"]["name"] == "root"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert b"trenches team server at http://127.0.0.1" in out
+    code, _, err = run_cli("--store", where, "server", "--ssl-certfile", str(tmp_path / "c"))
+    assert code == 2 and "--ssl-keyfile" in err
