@@ -25,8 +25,8 @@ from trenches.team.roles import ACTIONS, ROLES, includes
 
 from conftest import _free_port, make_frame, run_cli
 
-#: The only routes that answer without a token.
-OPEN_PATHS = {"/health"}
+#: The only routes that answer without a token: the probe, and signing in.
+OPEN_PATHS = {"/health", f"{PREFIX}/sessions"}
 #: What a path parameter is filled with when every route is tried.
 PARAMS = {
     "dataset": "tumours",
@@ -93,8 +93,7 @@ def _routes(app: FastAPI) -> list[tuple[str, str, APIRoute]]:
     ruled = {(m, p): route for m, p, route in guarded_routes()}
     out = []
     for path, operations in app.openapi()["paths"].items():
-        if not path.startswith(PREFIX):
-            assert path in OPEN_PATHS, f"{path} is outside /api/v1 and not one of the open routes"
+        if path in OPEN_PATHS:
             continue
         for method in operations:
             key = (method.upper(), path)
@@ -288,3 +287,51 @@ def test_the_command_serves_with_two_workers_until_sigterm(
     assert b"trenches team server at http://127.0.0.1" in out
     code, _, err = run_cli("--store", where, "server", "--ssl-certfile", str(tmp_path / "c"))
     assert code == 2 and "--ssl-keyfile" in err
+
+
+PASSWORD = "correct horse battery staple"
+
+
+def test_a_browser_signs_in_and_its_changes_need_the_csrf_token(
+    store: trenches.Store, team: dict[str, str]
+) -> None:
+    store.accounts.set_password("tester-user", PASSWORD)
+    with Live(store) as live, httpx.Client(base_url=live.url, timeout=60) as browser:
+        wrong = browser.post(f"{PREFIX}/sessions", json={"name": "tester-user", "password": "x"})
+        assert wrong.status_code == 401 and "trenches_session" not in browser.cookies
+        signed = browser.post(
+            f"{PREFIX}/sessions", json={"name": "tester-user", "password": PASSWORD}
+        )
+        assert signed.status_code == 201, signed.text
+        cookie = signed.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=strict" in cookie
+        csrf = signed.json()["csrf"]
+        assert browser.get(f"{PREFIX}/me").json()["user"]["name"] == "tester-user"
+        url = f"{PREFIX}/problems/small/patterns"
+        forged = browser.post(url, json={"positive": [5]})
+        assert forged.status_code == 403 and "CSRF" in forged.json()["detail"]
+        done = browser.post(url, json={"positive": [5]}, headers={"X-CSRF-Token": csrf})
+        assert done.status_code == 200, done.text
+        out = browser.delete(f"{PREFIX}/sessions/current", headers={"X-CSRF-Token": csrf})
+        assert out.status_code == 204
+        assert browser.get(f"{PREFIX}/me").status_code == 401
+    [entry] = [e for e in store.audit.list(action="problems.add") if e.target == "problem:small"]
+    assert entry.actor == "tester-user"
+    assert store.sessions.list("tester-user") == []
+
+
+def test_sign_in_is_rate_limited_by_name_and_address(
+    store: trenches.Store, team: dict[str, str]
+) -> None:
+    store.accounts.set_password("viewer-user", PASSWORD)
+    with Live(store) as live, httpx.Client(base_url=live.url, timeout=60) as client:
+        for _ in range(5):
+            bad = {"name": "viewer-user", "password": "not it at all"}
+            assert client.post(f"{PREFIX}/sessions", json=bad).status_code == 401
+        good = {"name": "viewer-user", "password": PASSWORD}
+        blocked = client.post(f"{PREFIX}/sessions", json=good)
+        assert blocked.status_code == 429
+        assert 1 <= int(blocked.headers["retry-after"]) <= 300
+        assert blocked.headers["content-type"] == "application/problem+json"
+        other = client.post(f"{PREFIX}/sessions", json={"name": "tester-user", "password": "x"})
+        assert other.status_code == 401  # another name from here still gets its answer

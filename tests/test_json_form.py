@@ -42,6 +42,7 @@ NOT_ROUND_TRIPPED = {
     "Gap": "holds a NumPy array of the ids it lacks",
     "ImportResult": "holds NumPy arrays of ids",
     "Monitored": "holds a DriftReport",
+    "NewSession": "leaves out its secrets (the cookie's and the CSRF token)",
     "OnDrift": "holds a Monitored",
     "PatternHistory": "holds DataFrames",
     "PatternSet": "holds a NumPy array of ids",

@@ -599,3 +599,38 @@ def test_every_team_command_explains_itself() -> None:
         assert code == 0 and "Example:" in out
     code, out, _ = run_cli("grants", "--help")
     assert "approver (promotion to production" in out
+
+
+# --- browser sessions ---------------------------------------------------------------
+
+
+def test_a_session_keeps_only_hashes_and_ends_by_sign_out_expiry_or_disabling(
+    store: trenches.Store,
+) -> None:
+    store.accounts.create("ada", password="a few words make a password")
+    with pytest.raises(NotAuthenticated):
+        store.sessions.sign_in("ada", "not the password")
+    made = store.sessions.sign_in("ada", "a few words make a password", remote="10.0.0.7")
+    assert made.secret not in repr(made) and "csrf" not in trenches.to_json(made)
+    with store.engine.connect() as conn:
+        stored = " ".join(str(v) for row in conn.execute(t.sessions.select()) for v in row)
+    assert made.secret not in stored and made.csrf not in stored
+    assert hashlib.sha256(made.secret.encode()).hexdigest() in stored
+    signed = store.sessions.verify(made.secret)
+    assert signed.user.name == "ada" and signed.csrf_matches(made.csrf)
+    assert not signed.csrf_matches("forged") and not signed.csrf_matches(None)
+    assert [s.remote for s in store.sessions.list("ada")] == ["10.0.0.7"]
+    store.sessions.sign_out(made.secret)
+    with pytest.raises(NotAuthenticated):
+        store.sessions.verify(made.secret)
+    short = store.sessions.sign_in(
+        "ada", "a few words make a password", lifetime=timedelta(seconds=1)
+    )
+    time.sleep(1.1)
+    with pytest.raises(NotAuthenticated):
+        store.sessions.verify(short.secret)
+    live = store.sessions.sign_in("ada", "a few words make a password")
+    store.accounts.disable("ada")
+    with pytest.raises(NotAuthenticated):
+        store.sessions.verify(live.secret)
+    assert [e.action for e in store.audit.list(action="sessions")].count("sessions.start") == 3

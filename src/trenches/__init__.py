@@ -86,6 +86,7 @@ if TYPE_CHECKING:
     from trenches.team.accounts import Accounts, User
     from trenches.team.audit import Audit, AuditEntry
     from trenches.team.roles import ROLES, Grant, Grants
+    from trenches.team.sessions import NewSession, Session, Sessions, SignedIn
     from trenches.team.tokens import NewToken, Token, Tokens
     from trenches.verdicts import Tolerance
 
@@ -180,6 +181,10 @@ _LAZY = {
     "NewToken": "trenches.team.tokens",
     "Token": "trenches.team.tokens",
     "Tokens": "trenches.team.tokens",
+    "Session": "trenches.team.sessions",
+    "Sessions": "trenches.team.sessions",
+    "NewSession": "trenches.team.sessions",
+    "SignedIn": "trenches.team.sessions",
     "from_json": "trenches.json_form",
 }
 
@@ -244,6 +249,7 @@ __all__ = [
     "MonitorSettings",
     "Monitored",
     "Monitoring",
+    "NewSession",
     "NewToken",
     "NotAuthenticated",
     "NotFound",
@@ -271,8 +277,11 @@ __all__ = [
     "RunInfo",
     "Runs",
     "SchemaTooNew",
+    "Session",
+    "Sessions",
     "Settings",
     "Signature",
+    "SignedIn",
     "SkippedVersion",
     "Snapshot",
     "SnapshotDiff",

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from trenches.team.accounts import Accounts
     from trenches.team.audit import Audit
     from trenches.team.roles import Grants
+    from trenches.team.sessions import Sessions
     from trenches.team.tokens import Tokens
 
 
@@ -220,6 +221,13 @@ class Store:
         from trenches.team.tokens import Tokens
 
         return Tokens(self.engine)
+
+    @cached_property
+    def sessions(self) -> Sessions:
+        """Browser sessions of the team server: sign in with a password, a cookie after."""
+        from trenches.team.sessions import Sessions
+
+        return Sessions(self.engine, self.accounts)
 
     @cached_property
     def grants(self) -> Grants:

@@ -2,7 +2,8 @@
 with :class:`Allow` as a dependency, and the app refuses to start with a route that
 declares none (deny by default; :func:`trenches.api.app.create_app`).
 
-A caller shows a token (``Authorization: Bearer trn_...``, never in a URL or a cookie);
+A caller shows a token (``Authorization: Bearer trn_...``, never in a URL), or a
+browser its session cookie (and, for a change, the session's CSRF token);
 the rule names the action (an entry of :data:`trenches.team.roles.ACTIONS`) and how to
 find the namespace the request is about (a dataset or model name), and the caller's
 grants must allow that action there. The dependency hands the route a :class:`Caller`:
@@ -87,6 +88,32 @@ class Caller:
             yield
 
 
+#: The cookie of a browser's session, and the header its changes must carry.
+SESSION_COOKIE = "trenches_session"
+CSRF_HEADER = "x-csrf-token"
+#: Methods that change nothing: a session's request needs no CSRF token for them.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def signed_in_user(request: Request, store: Store) -> User:
+    """Who is calling: the user of the bearer token, else of the session cookie (whose
+    changes must show the session's CSRF token); else :class:`NotAuthenticated`."""
+    if "authorization" in request.headers:
+        return store.tokens.verify(_bearer(request))
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        raise NotAuthenticated(
+            "sign in with a token (Authorization: Bearer TOKEN) or a session "
+            "(POST /api/v1/sessions)"
+        )
+    session = store.sessions.verify(cookie)
+    if request.method not in SAFE_METHODS and not session.csrf_matches(
+        request.headers.get(CSRF_HEADER)
+    ):
+        raise Forbidden("a change made with a session needs its CSRF token in X-CSRF-Token")
+    return session.user
+
+
 class Allow:
     """The rule of a route: ``caller: Annotated[Caller, Depends(Allow("problems.add",
     problem_dataset))]``. ``action`` is an action of the roles table, or a function of
@@ -115,7 +142,7 @@ class Allow:
     # A plain ``def``: FastAPI runs it in its thread pool, as it reads the database.
     def __call__(self, request: Request) -> Caller:
         store: Store = request.app.state.store
-        user = store.tokens.verify(_bearer(request))
+        user = signed_in_user(request, store)
         client = request.client
         actor = Actor(
             user.name,

@@ -18,14 +18,23 @@ from fastapi.routing import APIRoute
 
 from trenches.api import errors
 from trenches.api.access import Allow
-from trenches.api.routes import audit, datasets, health, me, models, problems
+from trenches.api.limits import SignInLimits
+from trenches.api.routes import audit, datasets, health, me, models, problems, sessions
 from trenches.store import Store
 
 PREFIX = "/api/v1"
 #: Routers under ``/api/v1``, every route of which declares its rule.
-GUARDED = (me.router, datasets.router, problems.router, models.router, audit.router)
-#: Routers that answer without a token.
+GUARDED = (
+    me.router,
+    sessions.signed_in,
+    datasets.router,
+    problems.router,
+    models.router,
+    audit.router,
+)
+#: Routers that answer without a token: the probe, and signing in.
 OPEN = (health.router,)
+OPEN_API = (sessions.router,)
 #: Largest request body by default, in bytes.
 MAX_BODY = 64 * 1024 * 1024
 
@@ -74,11 +83,14 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
         openapi_url=f"{PREFIX}/openapi.json",
     )
     app.state.store = opened
+    app.state.sign_in_limits = SignInLimits()
     check_rules(GUARDED)
     for router in GUARDED:
         app.include_router(router, prefix=PREFIX)
     for router in OPEN:
         app.include_router(router)
+    for router in OPEN_API:
+        app.include_router(router, prefix=PREFIX)
     for kind in errors.HANDLED:
         app.add_exception_handler(kind, errors.answer)
     app.add_middleware(Guard, max_body=settings.max_body)

@@ -20,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
+from trenches.api.limits import TooManyAttempts
 from trenches.errors import (
     Conflict,
     Forbidden,
@@ -46,6 +47,7 @@ STATUS: dict[type[TrenchesError], int] = {
     Conflict: 409,
     UntrustedModel: 422,
     InvalidInput: 422,
+    TooManyAttempts: 429,
     StoreBusy: 503,
 }
 #: What :func:`answer` answers; ``create_app`` registers it for each.
@@ -87,6 +89,8 @@ async def answer(request: Request, exc: Exception) -> Response:
         status = STATUS[kind]
         field = exc.field if isinstance(exc, InvalidInput) else None
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        if isinstance(exc, TooManyAttempts):
+            headers = {"Retry-After": str(exc.retry_after)}
         return problem(status, str(exc), field=field, headers=headers)
     return internal(request, exc)
 

@@ -550,6 +550,21 @@ api_tokens = Table(
     Column("revoked_at", BigInteger),
 )
 
+# A browser's signed-in session: its secret lives in an HttpOnly cookie and, like its CSRF
+# token, is stored only as SHA-256. Ended by signing out, or by its expiry.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("user_id", ForeignKey("users.id"), nullable=False, index=True),
+    Column("secret_hash", String(64), nullable=False, unique=True),
+    Column("csrf_hash", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("ended_at", BigInteger),
+    Column("remote", String(100)),
+)
+
 # A role of a user on a namespace: a dataset or model name, an fnmatch pattern of them,
 # or "*" for all. One grant per user and namespace.
 role_grants = Table(

@@ -17,7 +17,7 @@ from trenches.db import schema as t
 from trenches.db.audit import change
 from trenches.db.engine import lock_patterns, read, write
 from trenches.errors import Conflict, InvalidInput, NotFound
-from trenches.names import SPLITS, check_source
+from trenches.names import SPLITS, check_source, in_int64
 from trenches.patterns import codec
 from trenches.patterns import inputs as inp
 from trenches.patterns.datasets import Dataset, dataset_by_id
@@ -76,6 +76,8 @@ class Patterns:
         self._engine = engine
 
     def _row(self, conn: Connection, pattern_id: int) -> Any:
+        if not in_int64(pattern_id):  # names nothing stored; the driver could not send it
+            raise NotFound(f"no pattern with id {pattern_id}")
         p = t.patterns.c
         row = conn.execute(
             select(t.patterns, t.import_batches.c.labelled_by)
