@@ -380,3 +380,56 @@ def full_disk(size_kib: int = 64) -> Iterator[Path]:
     finally:
         subprocess.run(["umount", "-l", str(where)], check=False)
         shutil.rmtree(where, ignore_errors=True)
+
+
+# --- object storage: moto's S3 server on loopback ----------------------------------------
+
+
+@pytest.fixture(scope="session")
+def moto_s3() -> Iterator[str]:
+    """moto's S3 server on a free loopback port, for the whole session: its URL. fsspec's
+    s3 file systems (s3fs) are pointed at it, with moto's dummy credentials."""
+    import fsspec
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    url = f"http://127.0.0.1:{port}"
+    saved = {k: os.environ.get(k) for k in _S3_ENV}
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "FSSPEC_S3_ENDPOINT_URL": url,  # for servers started in another process
+        }
+    )
+    fsspec.config.conf.setdefault("s3", {})["endpoint_url"] = url
+    try:
+        yield url
+    finally:
+        fsspec.config.conf.get("s3", {}).pop("endpoint_url", None)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        server.stop()
+
+
+_S3_ENV = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_DEFAULT_REGION",
+    "FSSPEC_S3_ENDPOINT_URL",
+)
+
+
+def s3_bucket(endpoint: str) -> str:
+    """A new, empty bucket on moto's server: its name."""
+    import boto3
+
+    name = f"trenches-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=name)
+    return name

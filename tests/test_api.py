@@ -3,11 +3,13 @@ and grants, and every route of /api/v1 tried by every role."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ import trenches
 from trenches.api.app import PREFIX, Settings, check_rules, create_app, guarded_routes, rule_of
 from trenches.team.roles import ACTIONS, ROLES, includes
 
-from conftest import _free_port, make_frame, run_cli
+from conftest import _free_port, make_frame, run_cli, s3_bucket
 
 #: The only routes that answer without a token: the probe, and signing in.
 OPEN_PATHS = {"/health", f"{PREFIX}/sessions"}
@@ -61,6 +63,24 @@ class Live:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=30)
+
+
+@pytest.fixture
+def store(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Iterator[trenches.Store]:
+    """As a team runs it: PostgreSQL with its artifacts on S3 (moto's server), and the
+    embedded SQLite store with its artifacts in a folder."""
+    if store_url.startswith("postgresql"):
+        bucket = s3_bucket(request.getfixturevalue("moto_s3"))
+        monkeypatch.setenv("TRENCHES_ARTIFACTS", f"s3://{bucket}/artifacts")
+    else:
+        monkeypatch.setenv("TRENCHES_ARTIFACTS", str(tmp_path / "artifacts"))
+    opened = trenches.open(store_url)
+    try:
+        yield opened
+    finally:
+        opened.close()
 
 
 @pytest.fixture
@@ -335,3 +355,22 @@ def test_sign_in_is_rate_limited_by_name_and_address(
         assert blocked.headers["content-type"] == "application/problem+json"
         other = client.post(f"{PREFIX}/sessions", json={"name": "tester-user", "password": "x"})
         assert other.status_code == 401  # another name from here still gets its answer
+
+
+def test_on_postgresql_the_model_files_live_on_s3_and_load_from_there(
+    store: trenches.Store, team: dict[str, str]
+) -> None:
+    import boto3
+
+    version = store.models.get("clf@1")
+    if store.location.sqlite_path is None:
+        assert store.artifacts.root.startswith("s3://")
+        bucket = store.artifacts.root.removeprefix("s3://").split("/")[0]
+        s3 = boto3.client("s3", endpoint_url=os.environ["FSSPEC_S3_ENDPOINT_URL"])
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+        assert len(keys) >= 2  # the skops and the ONNX forms
+    model = store.models.load(version.ref, format="onnx")
+    assert len(model.predict(make_frame(5)[["radius", "texture", "grade"]])) == 5
+    with Live(store) as live, httpx.Client(base_url=live.url, timeout=60) as client:
+        shown = client.get(f"{PREFIX}/models/clf/versions/1", headers=_bearer(team["viewer"]))
+        assert shown.status_code == 200 and shown.json()["formats"]
