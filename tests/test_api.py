@@ -221,6 +221,9 @@ def test_each_change_is_audited_once_with_who_and_from_where(
     assert by_action["models.promote"]["actor"] == "maintainer-user"
     assert [e["action"] for e in log].count("problems.add") == 1
     assert not any(e["target"].endswith("@production") for e in log)
+    # The records' own "by" columns name the caller, not the server's OS user.
+    [move] = store.models.alias_history("clf", "candidate")
+    assert move.moved_by == "maintainer-user"
 
 
 def test_bodies_are_bounded_and_answers_carry_security_headers(

@@ -68,6 +68,13 @@ def local_actor() -> Actor:
     return Actor(LOCAL_PREFIX + (config.current_user() or "unknown"))
 
 
+def acting_name() -> str | None:
+    """The name a record's ``..._by`` column keeps (who relabelled, promoted, checked):
+    the signed-in user acting here (the team server's caller), else the OS user."""
+    actor = _actor.get()
+    return actor.name if actor is not None else config.current_user()
+
+
 def current_actor() -> Actor:
     """Who is acting here: the actor of the enclosing :func:`acting_as`, or the local
     OS user."""

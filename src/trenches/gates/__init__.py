@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from sqlalchemy import insert, select
 
-from trenches import config, timestamps
+from trenches import timestamps
 from trenches.db import schema as t
+from trenches.db.audit import acting_name
 from trenches.db.engine import read, write
 from trenches.errors import CheckFailed, InvalidInput
 from trenches.gates.check import GateResult, Parts, check_version
@@ -103,7 +104,7 @@ class Gates:
         )
         passed = all(r.passed for r in results)
         now = timestamps.now_us()
-        user = config.current_user()
+        user = acting_name()
         with write(self._parts.engine) as conn:
             check_id = conn.execute(
                 insert(t.checks).values(

@@ -13,9 +13,9 @@ import orjson
 from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Connection, Engine
 
-from trenches import config, timestamps
+from trenches import timestamps
 from trenches.db import schema as t
-from trenches.db.audit import change
+from trenches.db.audit import acting_name, change
 from trenches.db.engine import insert_ignore, read, write
 from trenches.errors import Conflict, InvalidInput, NotFound
 from trenches.json_form import from_json, to_json
@@ -410,7 +410,7 @@ class Models:
                     alias=alias,
                     from_version_id=current,
                     to_version_id=row.id,
-                    moved_by=config.current_user(),
+                    moved_by=acting_name(),
                     reason=reason,
                     forced=force,
                     moved_at=now,

@@ -16,8 +16,9 @@ import numpy as np
 import orjson
 from sqlalchemy import insert, select, update
 
-from trenches import config, timestamps
+from trenches import timestamps
 from trenches.db import schema as t
+from trenches.db.audit import acting_name
 from trenches.db.engine import read, write
 from trenches.errors import InvalidInput, NotFound
 from trenches.evaluation import classification_metrics, regression_metrics
@@ -151,7 +152,7 @@ class Monitoring:
                         drifted_columns=len(report.drifted_columns),
                         settings=orjson.dumps(to_json(thresholds.drift)).decode(),
                         body=orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY).decode(),
-                        created_by=config.current_user(),
+                        created_by=acting_name(),
                         created_at=now,
                     )
                 ).inserted_primary_key[0]  # type: ignore[index]

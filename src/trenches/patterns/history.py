@@ -12,9 +12,9 @@ import orjson
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
-from trenches import config, timestamps
+from trenches import timestamps
 from trenches.db import schema as t
-from trenches.db.audit import change
+from trenches.db.audit import acting_name, change
 from trenches.db.engine import lock_patterns, read, write
 from trenches.errors import Conflict, InvalidInput, NotFound
 from trenches.names import SPLITS, check_source, in_int64
@@ -152,7 +152,7 @@ class Patterns:
                     dataset_id=old.dataset_id,
                     kind="relabel",
                     source=source,
-                    labelled_by=labelled_by or config.current_user(),
+                    labelled_by=labelled_by or acting_name(),
                     note=reason,
                     file=None,
                     rows=1,
@@ -192,7 +192,7 @@ class Patterns:
                     kind="relabel",
                     new_pattern_id=new_id,
                     reason=reason,
-                    changed_by=labelled_by or config.current_user(),
+                    changed_by=labelled_by or acting_name(),
                     changed_at=now,
                 )
             )
@@ -206,7 +206,7 @@ class Patterns:
         if not ids:
             raise InvalidInput("name at least one pattern id")
         p = t.patterns.c
-        user = config.current_user()
+        user = acting_name()
         with write(self._engine) as conn:
             lock_patterns(conn)
             now = timestamps.now_us()  # after the lock: see lock_patterns

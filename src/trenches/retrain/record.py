@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from sqlalchemy import select, update
 
-from trenches import config, timestamps
+from trenches import timestamps
 from trenches.db import schema as t
+from trenches.db.audit import acting_name
 from trenches.db.engine import insert_returning_id, read, write
 from trenches.errors import Conflict, TrenchesError
 from trenches.json_form import from_json, json_shape
@@ -197,7 +198,7 @@ def insert_pass(
                 "status": "running",
                 # Who is running it: a pass whose process is gone is reaped as failed.
                 "body": orjson.dumps({"process": this_process()}).decode(),
-                "started_by": config.current_user(),
+                "started_by": acting_name(),
                 "started_at": timestamps.now_us(),
             },
         )
