@@ -134,6 +134,8 @@ def _required(route: APIRoute, method: str) -> str | None:
         return None  # any signed-in user
     if isinstance(rule.action, str):
         return ACTIONS[rule.action]
+    if route.path.endswith("/file"):  # a download: PARAMS ask for no pickle
+        return ACTIONS["models.read"]
     assert "{alias}" in route.path  # a promotion: PARAMS move "candidate"
     return ACTIONS["models.promote.candidate"]
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import orjson
 import pandas as pd
 import pytest
@@ -21,6 +22,7 @@ import test_api
 import trenches
 from test_api import Live
 from trenches.api.app import PREFIX
+from trenches.gates.outputs import junit
 from trenches.json_form import to_json
 from trenches.team.roles import ROLES
 
@@ -320,3 +322,124 @@ def test_runs_are_listed_as_the_library_lists_them_but_only_where_the_caller_may
     bad = team.call("viewer", "GET", "/runs", params={"filter": "params.C ~ 1"})
     assert bad.status_code == 422 and "filter" in bad.json()["detail"]
     assert team.call("stranger", "GET", "/runs").status_code == 403
+
+
+# --- models, predictions, comparisons -----------------------------------------------------
+
+
+class Rule:
+    """Not a scikit-learn model: stored as a pickle, which runs code when loaded."""
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return np.where(X["radius"] > 10, "malignant", "benign")
+
+
+def test_a_model_file_downloads_byte_for_byte_and_a_pickle_only_for_admins(team: Team) -> None:
+    for fmt in ("skops", "onnx"):
+        got = team.call("viewer", "GET", "/models/clf/versions/2/file", params={"format": fmt})
+        assert got.status_code == 200
+        assert got.content == team.store.models.file_bytes("clf@2", fmt)
+        assert got.headers["content-disposition"] == f'attachment; filename="clf-2.{fmt}"'
+    X = team.store.datasets.get("tumours").patterns()[INPUTS]
+    team.store.models.register(Rule(), "clf", X=X, dataset="tumours")
+    pickled = {"format": "pickle"}
+    refused = team.call("maintainer", "GET", "/models/clf/versions/3/file", params=pickled)
+    assert refused.status_code == 403 and "models.trust" in refused.json()["detail"]
+    got = team.call("admin", "GET", "/models/clf/versions/3/file", params=pickled)
+    assert got.status_code == 200 and got.content == team.store.models.file_bytes("clf@3", "pickle")
+    missing = team.call("admin", "GET", "/models/clf/versions/3/file", params={"format": "onnx"})
+    assert missing.status_code == 404
+
+
+def test_a_page_of_predictions_is_the_librarys(team: Team) -> None:
+    local = team.store.predictions("clf@1", "validation")
+    page = team.get(
+        "viewer",
+        "/models/clf/versions/1/predictions",
+        params={"patterns": "validation", "limit": 5, "offset": 3},
+    )
+    assert page["total"] == len(local) and page["pattern_set"] == local.attrs["pattern_set"]
+    expected = json_of(local.iloc[3:8].reset_index().to_dict(orient="records"))
+    assert page["items"] == expected
+    assert [r["pattern_id"] for r in page["items"]] == local.index[3:8].tolist()
+    problem = team.get(
+        "viewer", "/models/clf/versions/1/predictions", params={"patterns": "problem:small"}
+    )
+    assert [r["pattern_id"] for r in problem["items"]] == [1, 2, 3, 4]
+    unknown = team.call(
+        "viewer", "GET", "/models/clf/versions/1/predictions", params={"patterns": "nope"}
+    )
+    assert unknown.status_code == 422
+
+
+def test_evaluating_over_http_predicts_and_measures_as_the_library_does(team: Team) -> None:
+    body = {"patterns": "test"}
+    assert (
+        team.call("tester", "POST", "/models/clf/versions/2/evaluate", json=body).status_code == 403
+    )
+    done = team.call("maintainer", "POST", "/models/clf/versions/2/evaluate", json=body)
+    assert done.status_code == 200, done.text
+    result = done.json()
+    assert result["predicted"]["computed"] > 0
+    local = team.store.evaluate("clf@2", "test")
+    assert local.predicted.computed == 0  # the server stored every prediction
+    assert result["evaluation"] == json_of(local.evaluation)
+    [row] = team.store.audit.list(action="predictions.create")
+    assert (row.actor, row.target) == ("maintainer-user", "model:clf@2")
+
+
+def test_a_comparison_over_http_is_the_librarys(team: Team) -> None:
+    remote = team.get("viewer", "/models/clf/compare", params={"a": "1", "b": "2"})
+    local = team.store.compare("clf@1", "clf@2")
+    assert remote == json_of(local)
+    assert local.overall.fixed or local.overall.broken  # the two versions disagree somewhere
+    on_problem = team.get(
+        "viewer", "/models/clf/compare", params={"a": 1, "b": 2, "problem": "small"}
+    )
+    assert on_problem == json_of(team.store.compare("clf@1", "clf@2", problem="small"))
+    assert (
+        team.call("stranger", "GET", "/models/clf/compare", params={"a": 1, "b": 2}).status_code
+        == 403
+    )
+
+
+# --- gate checks and explanations ---------------------------------------------------------
+
+
+def test_a_gate_check_over_http_is_stored_and_read_as_the_library_does(team: Team) -> None:
+    Path("trenches.toml").write_text(
+        '[[gates.clf]]\nmetric = "accuracy"\nmin = 0.1\n\n'
+        '[[gates.clf]]\nname = "perfect"\nmetric = "accuracy"\nmin = 1.0\n'
+    )
+    assert team.call("tester", "POST", "/models/clf/versions/2/checks").status_code == 403
+    ran = team.call("maintainer", "POST", "/models/clf/versions/2/checks")
+    assert ran.status_code == 201, ran.text
+    latest = team.store.gates.latest("clf@2")
+    assert latest is not None and ran.json() == json_of(latest)
+    assert ran.json()["passed"] is False and ran.json()["checked_by"] == "maintainer-user"
+    assert [r["status"] for r in ran.json()["results"]] == ["pass", "fail"]
+    listed = team.get("viewer", "/models/clf/versions/2/checks")
+    assert listed == json_of(team.store.gates.history("clf@2"))
+    xml = team.call("viewer", "GET", "/models/clf/versions/2/checks/latest/junit")
+    assert xml.status_code == 200 and xml.headers["content-type"] == "application/xml"
+    assert xml.content == junit(latest)
+    never = team.call("viewer", "GET", "/models/clf/versions/1/checks/latest/junit")
+    assert never.status_code == 404
+    [row] = team.store.audit.list(action="checks.run")
+    assert row.actor == "maintainer-user"
+
+
+def test_explanations_over_http_are_the_librarys(team: Team) -> None:
+    body = {"patterns": [1, 2], "num_samples": 60, "num_features": 3, "seed": 1}
+    refused = team.call("tester", "POST", "/models/clf/versions/1/explanations", json=body)
+    assert refused.status_code == 403
+    made = team.call("maintainer", "POST", "/models/clf/versions/1/explanations", json=body)
+    assert made.status_code == 200, made.text
+    stored = team.store.explanations.list("clf@1")
+    assert made.json() == json_of(stored)
+    assert [e["pattern_id"] for e in made.json()] == [1, 2]
+    assert team.get("viewer", "/models/clf/versions/1/explanations") == json_of(stored)
+    few = team.call(
+        "maintainer", "POST", "/models/clf/versions/1/explanations", json={**body, "num_samples": 2}
+    )
+    assert few.status_code == 422 and few.json()["field"] == "num_samples"

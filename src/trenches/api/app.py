@@ -22,10 +22,13 @@ from trenches.api.access import Allow
 from trenches.api.limits import SignInLimits
 from trenches.api.routes import (
     audit,
+    checks,
     datasets,
+    explanations,
     health,
     me,
     models,
+    predictions,
     problems,
     runs,
     sessions,
@@ -43,6 +46,9 @@ GUARDED = (
     problems.router,
     runs.router,
     models.router,
+    predictions.router,
+    checks.router,
+    explanations.router,
     audit.router,
 )
 #: Routers that answer without a token: the probe, and signing in.
