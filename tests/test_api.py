@@ -39,6 +39,7 @@ PARAMS = {
     "pattern_id": "1",
     "snapshot_id": "1",
     "run_id": "1",
+    "request_id": "r-0",
 }
 
 

@@ -443,3 +443,57 @@ def test_explanations_over_http_are_the_librarys(team: Team) -> None:
         "maintainer", "POST", "/models/clf/versions/1/explanations", json={**body, "num_samples": 2}
     )
     assert few.status_code == 422 and few.json()["field"] == "num_samples"
+
+
+# --- the request log, feedback, drift, retraining ------------------------------------------
+
+
+def test_the_request_log_pages_back_from_the_newest_as_the_library_lists_it(team: Team) -> None:
+    log = team.store.requests
+    first = team.get("viewer", "/models/clf/requests", params={"limit": 3})
+    newest = log.list(version="clf", limit=3).iloc[::-1]
+    assert first["total"] == 4
+    assert first["items"] == json_of(newest.to_dict(orient="records"))
+    assert [r["request_id"] for r in first["items"]] == ["r-15", "r-10", "r-5"]
+    rest = team.client.get(
+        first["next"], headers={"Authorization": f"Bearer {team.tokens['viewer']}"}
+    ).json()
+    assert [r["request_id"] for r in rest["items"]] == ["r-0"] and rest["next"] is None
+    assert rest["items"][0]["feedback"] == json_of(log.list(version="clf")["feedback"].iloc[0])
+    later = team.get("viewer", "/models/clf/requests", params={"since": "2999-01-01"})
+    assert later == {"items": [], "total": 0, "next": None}
+    assert team.call("viewer", "GET", "/models/nope/requests").status_code == 403
+    assert team.call("admin", "GET", "/models/nope/requests").status_code == 404
+
+
+def test_feedback_over_http_is_stored_on_the_model_that_answered(team: Team) -> None:
+    body = {"row": 2, "label": "benign", "comment": "biopsy"}
+    assert team.call("viewer", "POST", "/requests/r-5/feedback", json=body).status_code == 403
+    given = team.call("labeller", "POST", "/requests/r-5/feedback", json=body)
+    assert given.status_code == 201, given.text
+    stored = team.store.requests.get_feedback("r-5")
+    assert given.json() == json_of(stored[-1])
+    assert team.get("viewer", "/requests/r-5/feedback") == json_of(stored)
+    assert team.call("labeller", "POST", "/requests/zzz/feedback", json=body).status_code == 404
+    wrong = team.call("labeller", "POST", "/requests/r-5/feedback", json={"label": "huge"})
+    assert wrong.status_code == 422 and "huge" in wrong.json()["detail"]
+    [row] = team.store.audit.list(action="feedback.add")
+    assert (row.actor, row.target) == ("labeller-user", "request:r-5")
+    # A request answered by a model the caller has no grant on is not theirs to label.
+    frame = make_frame(40, seed=8)
+    fitted = LogisticRegression(max_iter=500).fit(frame[INPUTS], frame["label"])
+    other = team.store.models.register(fitted, "other", X=frame[INPUTS])
+    log_requests(team.store, other, make_frame(5), INPUTS, prefix="o")
+    assert team.call("labeller", "POST", "/requests/o-0/feedback", json=body).status_code == 403
+    assert team.call("viewer", "GET", "/requests/o-0/feedback").status_code == 403
+
+
+def test_drift_reports_and_retraining_passes_are_the_librarys(team: Team) -> None:
+    report = team.store.monitoring.run("clf@1")
+    remote = team.get("viewer", "/models/clf/drift")
+    assert remote["total"] == 1
+    assert remote["items"] == json_of(team.store.monitoring.history("clf"))
+    assert remote["items"][0]["id"] == report.id
+    assert team.get("viewer", "/models/clf/retrains") == {"items": [], "total": 0, "next": None}
+    assert team.call("admin", "GET", "/models/nope/retrains").status_code == 404
+    assert team.call("stranger", "GET", "/models/clf/drift").status_code == 403

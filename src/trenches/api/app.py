@@ -28,8 +28,10 @@ from trenches.api.routes import (
     health,
     me,
     models,
+    monitoring,
     predictions,
     problems,
+    requests,
     runs,
     sessions,
     snapshots,
@@ -49,6 +51,8 @@ GUARDED = (
     predictions.router,
     checks.router,
     explanations.router,
+    requests.router,
+    monitoring.router,
     audit.router,
 )
 #: Routers that answer without a token: the probe, and signing in.
