@@ -166,6 +166,16 @@ def test_a_dataset_made_and_filled_over_http_is_the_librarys(team: Team) -> None
     assert _upload(team, "viewer", _csv(rows), "batch.csv").status_code == 403
 
 
+def test_a_page_of_patterns_holds_their_values_exactly(team: Team) -> None:
+    ds = team.store.datasets.get("tumours")
+    page = team.get("viewer", "/datasets/tumours/patterns", params={"split": "test", "limit": 7})
+    ids = ds.pattern_ids("test")[:7].tolist()
+    assert [r["pattern_id"] for r in page["items"]] == ids
+    local = ds.patterns(ids=ids).reset_index()
+    assert page["items"] == json_of(local.to_dict(orient="records"))
+    assert [r["radius"] for r in page["items"]] == local["radius"].tolist()
+
+
 def test_a_bad_row_of_an_upload_is_a_422_naming_row_and_field_and_nothing_is_stored(
     team: Team,
 ) -> None:

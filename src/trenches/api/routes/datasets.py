@@ -7,7 +7,6 @@ import shutil
 import tempfile
 from typing import Annotated, Any, Literal
 
-import orjson
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
 from pydantic import BaseModel, Field
 
@@ -105,7 +104,8 @@ def list_patterns(
     ids = ds.pattern_ids(split)
     chosen = ids[offset : offset + limit]
     frame = ds.patterns(ids=chosen.tolist()) if len(chosen) else None
-    rows = [] if frame is None else orjson.loads(frame.reset_index().to_json(orient="records"))
+    # Values as stored: pandas' own JSON would round floats to 10 digits.
+    rows = [] if frame is None else to_json(frame.reset_index().to_dict(orient="records"))
     out = page(request, range(len(ids)), limit=limit, offset=offset)
     out["items"] = rows
     return out
