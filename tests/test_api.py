@@ -25,7 +25,7 @@ import trenches
 from trenches.api.app import PREFIX, Settings, check_rules, create_app, guarded_routes, rule_of
 from trenches.team.roles import ACTIONS, ROLES, includes
 
-from conftest import _free_port, make_frame, run_cli, s3_bucket
+from conftest import _free_port, log_requests, make_frame, run_cli, s3_bucket
 
 #: The only routes that answer without a token: the probe, and signing in.
 OPEN_PATHS = {"/health", f"{PREFIX}/sessions"}
@@ -37,6 +37,9 @@ PARAMS = {
     "alias": "candidate",
     "version": "1",
     "pattern_id": "1",
+    "snapshot_id": "1",
+    "run_id": "1",
+    "request_id": "r-0",
 }
 
 
@@ -85,15 +88,18 @@ def store(
 
 @pytest.fixture
 def team(store: trenches.Store) -> dict[str, str]:
-    """A dataset ``tumours`` with a problem and a model ``clf@1``; one user per role
-    granted on ``tumours`` and ``clf`` (the admin: an admin account); their tokens."""
+    """A dataset ``tumours`` with a problem and a snapshot; a model ``clf@1`` fitted in
+    run 1 on that snapshot, and requests it answered (``r-0``, ...) with feedback; one
+    user per role granted on ``tumours`` and ``clf`` (the admin: an admin account); their
+    tokens."""
     frame = make_frame()
     ds = store.datasets.create("tumours", task="classification", label="label")
     ds.add(frame, source="expert", created_at="2026-01-01")
     X = frame[["radius", "texture", "grade"]]
-    store.models.register(
-        LogisticRegression(max_iter=500).fit(X, frame["label"]), "clf", X=X, dataset="tumours"
-    )
+    with store.run("train", snapshot=ds.snapshot(), capture_code=False) as run:
+        run.log_metric("accuracy", 0.5)
+        version = run.log_model(LogisticRegression(max_iter=500).fit(X, frame["label"]), "clf", X=X)
+    log_requests(store, version, frame.head(10), list(X.columns), label="label")
     store.problems.create("small", dataset="tumours", title="small tumours")
     tokens = {}
     for role in ROLES:
@@ -129,6 +135,8 @@ def _required(route: APIRoute, method: str) -> str | None:
         return None  # any signed-in user
     if isinstance(rule.action, str):
         return ACTIONS[rule.action]
+    if route.path.endswith("/file"):  # a download: PARAMS ask for no pickle
+        return ACTIONS["models.read"]
     assert "{alias}" in route.path  # a promotion: PARAMS move "candidate"
     return ACTIONS["models.promote.candidate"]
 

@@ -71,6 +71,21 @@ def test_deactivate_is_all_or_nothing(store: trenches.Store, dataset: trenches.D
     assert len(dataset.patterns(include_inactive=True)) == 200
 
 
+def test_deactivate_in_a_dataset_finds_only_its_patterns(
+    store: trenches.Store, dataset: trenches.Dataset
+) -> None:
+    other = store.datasets.create("other", task="classification", label="label")
+    with pytest.raises(trenches.NotFound, match="no pattern with id 3 in dataset 'other'"):
+        store.patterns.deactivate([3], reason="cleanup", dataset="other")
+    assert store.patterns.get(3).active
+    with pytest.raises(trenches.NotFound, match="no dataset named 'nope'"):
+        store.patterns.deactivate([3], reason="cleanup", dataset="nope")
+    assert other.name == "other"
+    assert store.patterns.deactivate([3], reason="cleanup", dataset="tumours") == 1
+    [change] = store.patterns.history(3).changes
+    assert (change.kind, change.reason) == ("deactivate", "cleanup")
+
+
 def test_a_change_needs_a_reason(store: trenches.Store, dataset: trenches.Dataset) -> None:
     with pytest.raises(trenches.InvalidInput, match="reason"):
         store.patterns.deactivate([1], reason=" ")

@@ -1282,6 +1282,29 @@ def test_file_import_records_its_file_and_provenance(store: trenches.Store, tmp_
     assert tuple(stored) == (str(path), 10)
 
 
+def test_a_file_can_go_by_the_name_its_sender_gave_it(
+    store: trenches.Store, dataset: trenches.Dataset, tmp_path: Path
+) -> None:
+    """A server reads an upload from a path of its own: errors and the import's record
+    name the file as the client did, and that name is never opened."""
+    bad = write_csv(tmp_path / "upload.csv", with_value(good_records(9), 3, radius="oops"))
+    with pytest.raises(InvalidInput) as caught:
+        dataset.add_file(bad, source="expert", file_name="../../etc/passwd")
+    assert str(caught.value) == "../../etc/passwd, row 3, column \"radius\": 'oops' is not a number"
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("radius,texture,grade,site,label\n1,2,3\n")
+    with pytest.raises(InvalidInput, match=r"^sent\.csv, row 1: expected 5 fields"):
+        dataset.add_file(ragged, source="expert", file_name="sent.csv")
+    good = write_csv(tmp_path / "upload2.csv", good_records(4))
+    result = dataset.add_file(good, source="expert", file_name="C:\\data\\batch 7.csv")
+    assert result.file == "C:\\data\\batch 7.csv"
+    with store.engine.connect() as conn:
+        stored = conn.execute(
+            select(t.import_batches.c.file).where(t.import_batches.c.id == result.batch_id)
+        ).scalar_one()
+    assert stored == "C:\\data\\batch 7.csv"
+
+
 def test_created_at_defaults_to_the_time_of_import(store: trenches.Store) -> None:
     ds = store.datasets.create("now", task="classification", label="label")
     before = pd.Timestamp.now(tz="UTC")

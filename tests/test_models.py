@@ -96,6 +96,25 @@ def test_alias_moves_keep_their_history(store: trenches.Store, cancer: trenches.
     assert store.models.get("m@2").aliases == ("production",)
 
 
+def test_a_versions_files_are_given_byte_for_byte_and_load_as_stored(
+    store: trenches.Store, cancer: trenches.Snapshot
+) -> None:
+    from trenches.models import formats
+
+    X, y, _, _ = cancer.training_data()
+    with store.run("lr", snapshot=cancer, capture_code=False) as run:
+        v = run.log_model(make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y), "lr")
+    skops = store.models.file_bytes("lr@1", "skops")
+    again = formats.from_skops(skops, trusted=False)
+    assert (again.predict(X) == store.models.load(v).predict(X)).all()
+    onnx = store.models.file_bytes(v, "onnx")
+    assert onnx != skops and len(onnx) > 100
+    with pytest.raises(NotFound, match=r"lr@1 has no pickle file \(its files: onnx, skops\)"):
+        store.models.file_bytes("lr@1", "pickle")
+    with pytest.raises(NotFound):
+        store.models.file_bytes("lr@2", "skops")
+
+
 def test_a_pickled_model_loads_only_when_trusted(
     store: trenches.Store, cancer: trenches.Snapshot
 ) -> None:

@@ -740,6 +740,22 @@ def test_list_reads_requests_with_versions_times_and_feedback(
     ]
 
 
+def test_pages_of_the_log_go_back_from_the_newest_and_a_request_names_its_version(
+    store: trenches.Store, logged: dict[str, Any]
+) -> None:
+    assert store.requests.count() == 3
+    assert store.requests.count(version="clf@1") == 2
+    assert store.requests.count(since="2026-03-01T00:30Z") == 2
+    assert list(store.requests.list(limit=2, offset=1)["request_id"]) == ["a", "b"]
+    assert list(store.requests.list(limit=1, offset=2)["request_id"]) == ["a"]
+    assert store.requests.list(limit=5, offset=3).empty
+    assert store.requests.served_by("b") == "clf@2"
+    with pytest.raises(NotFound, match="no request 'zzz'"):
+        store.requests.served_by("zzz")
+    with pytest.raises(InvalidInput, match="offset -1"):
+        store.requests.list(offset=-1)
+
+
 def test_feedback_is_checked_before_it_is_stored(
     store: trenches.Store, logged: dict[str, Any]
 ) -> None:

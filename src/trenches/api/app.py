@@ -15,11 +15,27 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
 
 from trenches.api import errors
 from trenches.api.access import Allow
 from trenches.api.limits import SignInLimits
-from trenches.api.routes import audit, datasets, health, me, models, problems, sessions
+from trenches.api.routes import (
+    audit,
+    checks,
+    datasets,
+    explanations,
+    health,
+    me,
+    models,
+    monitoring,
+    predictions,
+    problems,
+    requests,
+    runs,
+    sessions,
+    snapshots,
+)
 from trenches.store import Store
 
 PREFIX = "/api/v1"
@@ -28,8 +44,15 @@ GUARDED = (
     me.router,
     sessions.signed_in,
     datasets.router,
+    snapshots.router,
     problems.router,
+    runs.router,
     models.router,
+    predictions.router,
+    checks.router,
+    explanations.router,
+    requests.router,
+    monitoring.router,
     audit.router,
 )
 #: Routers that answer without a token: the probe, and signing in.
@@ -169,7 +192,7 @@ class Guard:
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.max_body:
-                raise _TooLarge()
+                raise _TooLarge(self.max_body)
             return message
 
         try:
@@ -184,8 +207,12 @@ class Guard:
             await _answer(send_guarded, 500, "the server failed to answer; the failure is logged")
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(HTTPException):
+    """A body past the limit. An HTTPException, so that FastAPI, reading a form, passes
+    it on as it is (any other error there becomes a 400)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the body is over {limit} bytes")
 
 
 async def _answer(send: Callable[[Message], Awaitable[None]], status: int, detail: str) -> None:

@@ -3,6 +3,7 @@ summary fit for a pull-request comment."""
 
 from __future__ import annotations
 
+import io
 import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -23,8 +24,16 @@ def figure_text(result: GateResult) -> str:
 
 
 def write_junit(check: Check, path: str | Path) -> Path:
-    """JUnit XML: a test suite for the check, a test case per gate; a failed gate is a
-    ``<failure>``, a skipped one ``<skipped>``."""
+    """Write the check's :func:`junit` XML to ``path``."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(junit(check))
+    return target
+
+
+def junit(check: Check) -> bytes:
+    """JUnit XML (UTF-8, with its declaration): a test suite for the check, a test case
+    per gate; a failed gate is a ``<failure>``, a skipped one ``<skipped>``."""
     model = check.version.split("@")[0]
     failures = len(check.failed)
     skipped = len(check.skipped)
@@ -66,10 +75,9 @@ def write_junit(check: Check, path: str | Path) -> Path:
         out = ET.SubElement(case, "system-out")
         out.text = r.detail
     ET.indent(root)
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    ET.ElementTree(root).write(target, encoding="utf-8", xml_declaration=True)
-    return target
+    text = io.BytesIO()
+    ET.ElementTree(root).write(text, encoding="utf-8", xml_declaration=True)
+    return text.getvalue()
 
 
 def _cell(text: str) -> str:

@@ -317,6 +317,26 @@ class Models:
 
     # --- loading ----------------------------------------------------------------
 
+    def file_bytes(self, ref: str | ModelVersion, format: str) -> bytes:
+        """The bytes of the version's stored file in ``format`` (``skops``, ``onnx`` or
+        ``pickle``), checked against their SHA-256; nothing is loaded, so nothing runs.
+        ``ModelVersion.formats`` says which files a version has."""
+        with read(self._engine) as conn:
+            version = (
+                ref
+                if isinstance(ref, ModelVersion)
+                else self._version(conn, self._resolve(conn, ref))
+            )
+            sha256 = conn.execute(
+                select(t.model_files.c.sha256).where(
+                    t.model_files.c.version_id == version.id, t.model_files.c.format == format
+                )
+            ).scalar()
+        if sha256 is None:
+            has = ", ".join(version.formats) or "none"
+            raise NotFound(f"{version.ref} has no {format} file (its files: {has})")
+        return self._artifacts.get_bytes(sha256)
+
     def load(
         self,
         ref: str | ModelVersion,

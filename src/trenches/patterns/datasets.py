@@ -109,7 +109,8 @@ class Dataset:
 
     # --- import ---------------------------------------------------------------
 
-    def add_file(
+    # The keyword options of a public method are its API (``Dataset.add_file``).
+    def add_file(  # noqa: PLR0913
         self,
         path: str | os.PathLike[str],
         *,
@@ -120,12 +121,15 @@ class Dataset:
         tags: Sequence[str] = (),
         progress: ProgressCallback | None = None,
         skip_existing: bool = False,
+        file_name: str | None = None,
     ) -> ImportResult:
         """Import a CSV, Parquet or JSONL file; one transaction, all or nothing.
 
         A row the dataset holds already (the same inputs, label and source) is stored
         again, and counted in ``already_stored``, unless ``skip_existing``: then only
-        the new rows are."""
+        the new rows are. ``file_name`` is what errors and the import's record call the
+        file (by default its path): a server gives the name a client sent, as text, and
+        reads the upload from a path of its own."""
         return imports.add_file(
             self._engine,
             self,
@@ -135,6 +139,7 @@ class Dataset:
             ),
             progress=progress,
             skip_existing=skip_existing,
+            file_name=file_name,
         )
 
     def add_file_frame(

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql import ColumnElement
 
 from trenches import timestamps
 from trenches.db import schema as t
@@ -198,8 +199,17 @@ class Patterns:
             )
             return self._pattern(conn, self._row(conn, new_id))
 
-    def deactivate(self, pattern_ids: Sequence[int], *, reason: str) -> int:
-        """Take patterns out of every later snapshot; they stay stored. All or nothing."""
+    def deactivate(
+        self,
+        pattern_ids: Sequence[int],
+        *,
+        reason: str,
+        dataset: str | None = None,
+    ) -> int:
+        """Take patterns out of every later snapshot; they stay stored. All or nothing.
+
+        ``dataset``: every pattern must be one of its own (a pattern of another dataset
+        is not found)."""
         if not reason or not reason.strip():
             raise InvalidInput("a deactivation needs a reason (--reason)")
         ids = list(dict.fromkeys(int(i) for i in pattern_ids))
@@ -207,16 +217,20 @@ class Patterns:
             raise InvalidInput("name at least one pattern id")
         p = t.patterns.c
         user = acting_name()
+        where: list[ColumnElement[bool]] = [p.id.in_(ids)]
+        if dataset is not None:
+            where.append(p.dataset_id == self._dataset_id(dataset))
         with write(self._engine) as conn:
             lock_patterns(conn)
             now = timestamps.now_us()  # after the lock: see lock_patterns
             found = {
                 r.id: r.deactivated_at
-                for r in conn.execute(select(p.id, p.deactivated_at).where(p.id.in_(ids)))
+                for r in conn.execute(select(p.id, p.deactivated_at).where(*where))
             }
             for i in ids:
                 if i not in found:
-                    raise NotFound(f"no pattern with id {i}; nothing was deactivated")
+                    whose = "" if dataset is None else f" in dataset {dataset!r}"
+                    raise NotFound(f"no pattern with id {i}{whose}; nothing was deactivated")
                 if found[i] is not None:
                     raise Conflict(
                         f"pattern {i} is inactive already (since {timestamps.iso(found[i])}); "
@@ -238,6 +252,13 @@ class Patterns:
                 ],
             )
         return len(ids)
+
+    def _dataset_id(self, name: str) -> int:
+        with read(self._engine) as conn:
+            found = conn.execute(select(t.datasets.c.id).where(t.datasets.c.name == name)).first()
+        if found is None:
+            raise NotFound(f"no dataset named {name!r}")
+        return int(found.id)
 
     def history(self, pattern_id: int) -> PatternHistory:
         """Every version of the example that ``pattern_id`` is one version of."""

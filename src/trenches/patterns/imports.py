@@ -115,8 +115,10 @@ def add_file(
     *,
     progress: ProgressCallback | None = None,
     skip_existing: bool = False,
+    file_name: str | None = None,
 ) -> ImportResult:
-    """``Dataset.add_file``: the header checked first, then every row read and imported."""
+    """``Dataset.add_file``: the header checked first, then every row read and imported.
+    ``file_name`` stands for ``path`` in errors and in the import's record."""
     strings: set[str] = set()
     if dataset.schema is not None:
         strings = {c.name for c in dataset.schema.strings}
@@ -124,19 +126,25 @@ def add_file(
         strings.add(dataset.label_column)
     if dataset.text_column:
         strings.add(dataset.text_column)
-    # The header alone can show that the columns are wrong: say so before the work
-    # of parsing every row (a file of 40,000 unknown columns took 44 s to refuse).
-    header = file_columns(path)
-    if header is not None:
-        check_columns(dataset, header, str(path))
-    frame = read_file(path, string_columns=strings)
+    name = str(path) if file_name is None else file_name
+    try:
+        # The header alone can show that the columns are wrong: say so before the work
+        # of parsing every row (a file of 40,000 unknown columns took 44 s to refuse).
+        header = file_columns(path)
+        if header is not None:
+            check_columns(dataset, header, name)
+        frame = read_file(path, string_columns=strings)
+    except InvalidInput as e:
+        if e.file != str(path) or name == e.file:
+            raise
+        raise InvalidInput(e.reason, file=name, row=e.row, field=e.field) from None
     text_file = Path(path).suffix.lower() == ".csv"
     return add_frame(
         engine,
         dataset,
         frame,
         provenance,
-        file=str(path),
+        file=name,
         text_file=text_file,
         progress=progress,
         skip_existing=skip_existing,

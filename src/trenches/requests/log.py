@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 
 from trenches import timestamps
 from trenches.db import schema as t
@@ -101,11 +101,13 @@ class Requests:
         until: str | datetime | int | None = None,
         version: str | None = None,
         limit: int | None = None,
+        offset: int = 0,
     ) -> pd.DataFrame:
         """Served requests received in ``[since, until)``, oldest first (with ``limit``,
-        the newest ``limit`` of them): request_id, version (name@V), endpoint, n (input
-        rows), inputs ({"columns", "data"}), outputs ({"labels", "scores", "values"}),
-        latency_ms, received_at (UTC), and feedback (a list of dicts, or None).
+        the newest ``limit`` of them, past the newest ``offset``): request_id, version
+        (name@V), endpoint, n (input rows), inputs ({"columns", "data"}), outputs
+        ({"labels", "scores", "values"}), latency_ms, received_at (UTC), and feedback (a
+        list of dicts, or None).
 
         ``version``: a version (``name@3``, ``name@production``) or a model name (all
         its versions).
@@ -114,6 +116,8 @@ class Requests:
         chosen = self._query(since, until, version)
         if limit is not None and limit < 0:
             raise InvalidInput(f"limit {limit} must be 0 or more")
+        if offset < 0:
+            raise InvalidInput(f"offset {offset} must be 0 or more")
         query = chosen.with_only_columns(
             r.request_id,
             m.name,
@@ -127,6 +131,8 @@ class Requests:
         ).order_by(r.received_at.desc(), r.id.desc())
         if limit is not None:
             query = query.limit(limit)
+        if offset:
+            query = query.offset(offset)
         f = t.feedback.c
         with read(self._engine) as conn:
             rows = builtins.list(conn.execute(query).cursor.fetchall())
@@ -138,6 +144,38 @@ class Requests:
             ).all()
         rows.reverse()
         return _listed(rows, feedback)
+
+    def count(
+        self,
+        *,
+        since: str | datetime | int | None = None,
+        until: str | datetime | int | None = None,
+        version: str | None = None,
+    ) -> int:
+        """How many requests :meth:`list` would list without a limit."""
+        chosen = self._query(since, until, version).subquery()
+        with read(self._engine) as conn:
+            return int(conn.execute(select(func.count()).select_from(chosen)).scalar_one())
+
+    def served_by(self, request_id: str) -> str:
+        """The version (``name@V``) that answered ``request_id``."""
+        r, v, m = t.served_requests.c, t.model_versions.c, t.models.c
+        with read(self._engine) as conn:
+            found = conn.execute(
+                select(m.name, v.version)
+                .select_from(
+                    t.served_requests.join(t.model_versions, r.version_id == v.id).join(
+                        t.models, v.model_id == m.id
+                    )
+                )
+                .where(r.request_id == request_id)
+            ).first()
+        if found is None:
+            raise NotFound(
+                f"no request {request_id!r} in the log (a request answered a moment ago may "
+                "still be on its way to the store)"
+            )
+        return f"{found.name}@{found.version}"
 
     def window(
         self,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from trenches.api.access import Allow, Caller, path
@@ -54,6 +54,41 @@ def list_versions(model: str, caller: ReadingOne) -> Any:
 def show_version(model: str, version: str, caller: ReadingOne) -> Any:
     """One version: ``3``, or an alias (``production``)."""
     return to_json(caller.store.models.get(f"{model}@{version}"))
+
+
+def _download(request: Request) -> str:
+    """A pickle runs code when loaded: only those who may trust one download it."""
+    pickled = request.query_params.get("format") == "pickle"
+    return "models.trust" if pickled else "models.read"
+
+
+Downloading = Annotated[
+    Caller, Depends(Allow(_download, path("model"), actions=("models.read", "models.trust")))
+]
+BYTES = "application/octet-stream"
+
+
+@router.get(
+    "/{model}/versions/{version}/file",
+    response_class=Response,
+    responses={200: {"content": {BYTES: {}}}},
+)
+def download(
+    model: str,
+    version: str,
+    caller: Downloading,
+    format: Annotated[Literal["skops", "onnx", "pickle"], Query()] = "skops",
+) -> Response:
+    """The version's stored file, byte for byte: ``skops`` or ``onnx`` (which load
+    without running code), or ``pickle`` (admins only: it runs code when loaded)."""
+    found = caller.store.models.get(f"{model}@{version}")
+    data = caller.store.models.file_bytes(found, format)
+    name = f"{found.model}-{found.version}.{format}"
+    return Response(
+        data,
+        media_type=BYTES,
+        headers={"content-disposition": f'attachment; filename="{name}"'},
+    )
 
 
 @router.get("/{model}/versions/{version}/lineage")
