@@ -73,6 +73,8 @@ def _wrong(response: Any, method: str, path: str) -> str | None:
     if status >= 400:
         kind = response.headers.get("content-type")
         kind = kind[0] if isinstance(kind, list) else kind
+        if status == 400 and response.text == "Invalid HTTP request received.":
+            return None  # refused by uvicorn's HTTP parser, before any app sees it
         if kind != "application/problem+json":
             return f"{method} {path}: {status} as {kind}"
         body = response.json()
