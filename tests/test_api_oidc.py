@@ -25,6 +25,7 @@ from joserfc.jwk import RSAKey
 import trenches
 from trenches.api.app import PREFIX, Settings, create_app
 from trenches.api.oidc import OidcSettings
+from trenches.errors import InvalidInput
 
 from conftest import _free_port, run_cli
 
@@ -299,3 +300,26 @@ def test_a_server_without_a_provider_has_no_oidc_sign_in(store: trenches.Store) 
     finally:
         server.should_exit = True
         thread.join(30)
+
+
+def test_the_server_command_wants_all_the_provider_settings(store_url: str) -> None:
+    code, _, err = run_cli("--store", store_url, "server", "--oidc-issuer", "https://id.x")
+    assert code == 2
+    assert "--oidc-client-id" in err and "--oidc-redirect-url" in err
+
+
+def test_the_client_secret_is_read_from_a_file_or_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = OidcSettings("https://id.x", "c", "https://t.x/api/v1/oidc/callback")
+    monkeypatch.delenv("TRENCHES_OIDC_CLIENT_SECRET", raising=False)
+    with pytest.raises(InvalidInput, match="TRENCHES_OIDC_CLIENT_SECRET"):
+        settings.client_secret()
+    monkeypatch.setenv("TRENCHES_OIDC_CLIENT_SECRET", "from the environment")
+    assert settings.client_secret() == "from the environment"
+    (tmp_path / "secret").write_text("from a file\n")
+    in_file = OidcSettings(**{**settings.__dict__, "client_secret_file": str(tmp_path / "secret")})
+    assert in_file.client_secret() == "from a file"
+    missing = OidcSettings(**{**settings.__dict__, "client_secret_file": str(tmp_path / "no")})
+    with pytest.raises(InvalidInput, match="cannot read the OIDC client secret file"):
+        missing.client_secret()
