@@ -28,7 +28,7 @@ from trenches.team.roles import ACTIONS, ROLES, includes
 from conftest import _free_port, log_requests, make_frame, run_cli, s3_bucket
 
 #: The only routes that answer without a token: the probe, and signing in.
-OPEN_PATHS = {"/health", f"{PREFIX}/sessions"}
+OPEN_PATHS = {"/health", f"{PREFIX}/sessions", f"{PREFIX}/oidc/login", f"{PREFIX}/oidc/callback"}
 #: What a path parameter is filled with when every route is tried.
 PARAMS = {
     "dataset": "tumours",

@@ -144,6 +144,30 @@ def test_a_disabled_account_stays_listed_and_can_be_enabled_again(store: trenche
 # --- tokens --------------------------------------------------------------------------
 
 
+def test_an_identity_is_linked_to_one_account_only(store: trenches.Store) -> None:
+    store.accounts.create("ada")
+    store.accounts.create("bob")
+    linked = store.accounts.link("ada", issuer="https://id.example.com", subject="s-1")
+    assert (linked.oidc_issuer, linked.oidc_subject) == ("https://id.example.com", "s-1")
+    with pytest.raises(Conflict, match="'ada' is linked to subject 's-1'"):
+        store.accounts.link("bob", issuer="https://id.example.com", subject="s-1")
+    assert store.accounts.find_identity("https://id.example.com", "s-1") == linked
+    assert store.accounts.find_identity("https://other.example.com", "s-1") is None
+    assert [e.target for e in store.audit.list(action="users.link")] == ["user:ada"]
+
+
+def test_a_new_identity_is_named_from_its_claims_or_refused(store: trenches.Store) -> None:
+    from trenches.team.accounts import Identity
+
+    issuer = "https://id.example.com"
+    by_email = store.accounts.for_identity(Identity(issuer, "s-2", "no spaces!", "al@x.org"))
+    assert (by_email.name, by_email.admin, by_email.has_password) == ("al@x.org", False, False)
+    with pytest.raises(NotAuthenticated, match="no usable user name"):
+        store.accounts.for_identity(Identity(issuer, "s-3", None, None))
+    with pytest.raises(NotAuthenticated, match="trenches users link al@x"):
+        store.accounts.for_identity(Identity("https://other.example.com", "s-2", "al@x.org"))
+
+
 def test_a_token_secret_is_shown_once_and_stored_only_as_its_sha256(
     store: trenches.Store,
 ) -> None:

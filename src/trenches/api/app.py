@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException
 from trenches.api import errors
 from trenches.api.access import Allow
 from trenches.api.limits import SignInLimits
+from trenches.api.oidc import OidcSettings, Provider
 from trenches.api.routes import (
     audit,
     checks,
@@ -29,6 +30,7 @@ from trenches.api.routes import (
     me,
     models,
     monitoring,
+    oidc,
     predictions,
     problems,
     requests,
@@ -57,7 +59,7 @@ GUARDED = (
 )
 #: Routers that answer without a token: the probe, and signing in.
 OPEN = (health.router,)
-OPEN_API = (sessions.router,)
+OPEN_API = (sessions.router, oidc.router)
 #: Largest request body by default, in bytes.
 MAX_BODY = 64 * 1024 * 1024
 
@@ -73,10 +75,12 @@ SECURITY_HEADERS = [
 
 @dataclass(frozen=True)
 class Settings:
-    """How to serve the store: which store, and the largest body a request may send."""
+    """How to serve the store: which store, the largest body a request may send, and
+    the identity provider users may sign in through (none: passwords and tokens only)."""
 
     store: str | None = None  # folder, file or URL; None: .trenches here / $TRENCHES_DB_URL
     max_body: int = MAX_BODY
+    oidc: OidcSettings | None = None
 
 
 def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
@@ -107,6 +111,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
     )
     app.state.store = opened
     app.state.sign_in_limits = SignInLimits()
+    app.state.oidc = None if settings.oidc is None else Provider.from_settings(settings.oidc)
     check_rules(GUARDED)
     for router in GUARDED:
         app.include_router(router, prefix=PREFIX)

@@ -173,6 +173,22 @@ def users_enable(name: str = typer.Argument(..., help="The user.")) -> None:
     console.print(f"user [bold]{name}[/] enabled")
 
 
+@users_app.command("link")
+def users_link(
+    name: str = typer.Argument(..., help="The user."),
+    issuer: str = typer.Option(..., "--issuer", help="The identity provider's issuer URL."),
+    subject: str = typer.Option(..., "--subject", help="The user's subject (sub) there."),
+) -> None:
+    """Let an account sign in through an identity provider (docs/team.md, "Sign in
+    with OpenID Connect"): a first sign-in never takes over an account by its name.
+
+    Example: `trenches users link ada --issuer https://id.example.com --subject 4f2a`
+    """
+    with open_store() as store:
+        store.accounts.link(name, issuer=issuer, subject=subject)
+    console.print(f"user [bold]{name}[/] signs in as {subject} of {issuer}")
+
+
 @users_app.command("password")
 def users_password(
     name: str = typer.Argument(..., help="The user."),

@@ -18,7 +18,7 @@ from sqlalchemy import Engine, exc, select, update
 
 from trenches import timestamps
 from trenches.db import schema as t
-from trenches.db.audit import change
+from trenches.db.audit import Actor, acting_as, change
 from trenches.db.engine import read, write
 from trenches.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
 
@@ -55,6 +55,26 @@ class User:
     @property
     def disabled(self) -> bool:
         return self.disabled_at is not None
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who an identity provider says signed in: its ``issuer`` and the ``subject`` it
+    names them by (never reused), and the names it offers for a new account."""
+
+    issuer: str
+    subject: str
+    preferred_username: str | None = None
+    email: str | None = None
+
+    @property
+    def account_name(self) -> str | None:
+        """The name of a new account: ``preferred_username`` if it is a valid user
+        name, else ``email`` if it is one, else None."""
+        for name in (self.preferred_username, self.email):
+            if isinstance(name, str) and _NAME.match(name):
+                return name
+        return None
 
 
 def user_from_row(row: Any) -> User:
@@ -204,3 +224,76 @@ class Accounts:
                     .values(password_hash=self._hasher.hash(password))
                 )
         return user_from_row(row)
+
+    def link(self, name: str, *, issuer: str, subject: str) -> User:
+        """Let the account ``name`` sign in through the identity provider ``issuer`` as
+        ``subject`` (an admin's decision: a first sign-in never links by name)."""
+        if not issuer or not subject or len(issuer) > 500 or len(subject) > 255:
+            raise InvalidInput("give the provider's issuer URL and the user's subject (sub)")
+        user = self.get(name)
+        linked = self.find_identity(issuer, subject)
+        if linked is not None and linked.id != user.id:
+            raise Conflict(
+                f"user {linked.name!r} is linked to subject {subject!r} of {issuer} already"
+            )
+        with change("users.link", f"user:{name}", {"issuer": issuer, "subject": subject}):
+            self._update(name, oidc_issuer=issuer, oidc_subject=subject)
+        return self.get(name)
+
+    def find_identity(self, issuer: str, subject: str) -> User | None:
+        """The account linked to ``subject`` of ``issuer``, or None."""
+        u = t.users.c
+        with read(self._engine) as conn:
+            row = conn.execute(
+                select(t.users).where(u.oidc_issuer == issuer, u.oidc_subject == subject)
+            ).first()
+        return None if row is None else user_from_row(row)
+
+    def for_identity(self, identity: Identity, *, remote: str | None = None) -> User:
+        """The account of an identity the provider vouched for: the one linked to it,
+        else a new account (named from its claims) with no roles, linked to it. An
+        account of the same name that is not linked is never taken over; a disabled
+        account is refused."""
+        user = self.find_identity(identity.issuer, identity.subject)
+        if user is None:
+            user = self._create_for(identity, remote)
+        if user.disabled:
+            raise NotAuthenticated(REFUSED)
+        return user
+
+    def _create_for(self, identity: Identity, remote: str | None) -> User:
+        name = identity.account_name
+        if name is None:
+            raise NotAuthenticated(
+                "the identity provider gave no usable user name (preferred_username or "
+                "email); an admin can create an account and link it (trenches users link)"
+            )
+        detail = {"admin": False, "password": False, "issuer": identity.issuer}
+        with (
+            acting_as(Actor(name, remote=remote)),
+            change("users.create", f"user:{name}", detail),
+        ):
+            try:
+                with write(self._engine) as conn:
+                    if conn.execute(select(t.users.c.id).where(t.users.c.name == name)).first():
+                        raise _Taken()
+                    conn.execute(
+                        t.users.insert().values(
+                            name=name,
+                            admin=False,
+                            created_at=timestamps.now_us(),
+                            oidc_issuer=identity.issuer,
+                            oidc_subject=identity.subject,
+                        )
+                    )
+            except (_Taken, exc.IntegrityError):
+                raise NotAuthenticated(
+                    f"an account named {name!r} exists and is not linked to this sign-in; "
+                    f"an admin links it: trenches users link {name} --issuer "
+                    f"{identity.issuer} --subject {identity.subject}"
+                ) from None
+        return self.get(name)
+
+
+class _Taken(Exception):
+    """The name of a new account is taken."""

@@ -20,11 +20,11 @@ from sqlalchemy import select, update
 
 from trenches import timestamps
 from trenches.db import schema as t
-from trenches.db.audit import change
+from trenches.db.audit import Actor, acting_as, change
 from trenches.db.engine import read, write
 from trenches.errors import InvalidInput, NotAuthenticated
 from trenches.json_form import json_shape
-from trenches.team.accounts import Accounts, User, user_from_row
+from trenches.team.accounts import Accounts, Identity, User, user_from_row
 from trenches.team.tokens import digest
 
 if TYPE_CHECKING:
@@ -94,11 +94,45 @@ class Sessions:
         if lifetime <= timedelta(0) or lifetime > timedelta(days=30):
             raise InvalidInput(f"a session lasts between a moment and 30 days, not {lifetime}")
         user = self._accounts.verify(name, password)
+        return self.start(user, lifetime=lifetime, remote=remote)
+
+    def sign_in_oidc(
+        self,
+        identity: Identity,
+        *,
+        lifetime: timedelta = LIFETIME,
+        remote: str | None = None,
+    ) -> NewSession:
+        """Start a session for the account of an identity the provider vouched for
+        (its ID token checked by the caller): the account linked to its issuer and
+        subject, else a new one without roles (:meth:`Accounts.for_identity`)."""
+        user = self._accounts.for_identity(identity, remote=remote)
+        with acting_as(Actor(user.name, user.id, remote=remote)):
+            return self.start(
+                user, lifetime=lifetime, remote=remote, detail={"issuer": identity.issuer}
+            )
+
+    def start(
+        self,
+        user: User,
+        *,
+        lifetime: timedelta = LIFETIME,
+        remote: str | None = None,
+        detail: dict[str, str] | None = None,
+    ) -> NewSession:
+        """Start a session for ``user``, who has proved who they are (a password, an
+        identity provider); a disabled account is refused."""
+        if lifetime <= timedelta(0) or lifetime > timedelta(days=30):
+            raise InvalidInput(f"a session lasts between a moment and 30 days, not {lifetime}")
+        if user.disabled:
+            raise NotAuthenticated(REFUSED)
         secret, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         now = timestamps.now_us()
         expires = now + lifetime // timedelta(microseconds=1)
         with (
-            change("sessions.start", f"user:{user.name}", {"remote": remote}) as marked,
+            change(
+                "sessions.start", f"user:{user.name}", {"remote": remote, **(detail or {})}
+            ) as marked,
             write(self._engine) as conn,
         ):
             session_id = conn.execute(
