@@ -348,6 +348,8 @@ def test_a_browser_signs_in_and_its_changes_need_the_csrf_token(
         assert browser.get(f"{PREFIX}/me").status_code == 401
     [entry] = [e for e in store.audit.list(action="problems.add") if e.target == "problem:small"]
     assert entry.actor == "tester-user"
+    [signed_in] = store.audit.list(action="sessions.start")
+    assert signed_in.actor == "tester-user" and signed_in.remote == "127.0.0.1"
     assert store.sessions.list("tester-user") == []
 
 

@@ -129,7 +129,9 @@ class Sessions:
         secret, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         now = timestamps.now_us()
         expires = now + lifetime // timedelta(microseconds=1)
+        # Who signs in is the one acting: the row names them, not the server's OS user.
         with (
+            acting_as(Actor(user.name, user.id, remote=remote)),
             change(
                 "sessions.start", f"user:{user.name}", {"remote": remote, **(detail or {})}
             ) as marked,
