@@ -12,10 +12,9 @@ from typing import Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
-from trenches.api.access import SESSION_COOKIE
 from trenches.api.oidc import FLOW_LIFETIME, Provider
+from trenches.api.routes.sessions import signed_in_as
 from trenches.errors import NotFound
-from trenches.json_form import to_json
 
 router = APIRouter(tags=["sessions"])
 
@@ -66,13 +65,4 @@ def oidc_callback(
     identity = provider.finish(request.cookies.get(FLOW_COOKIE), code=code, state=state)
     address = request.client.host if request.client is not None else None
     made = request.app.state.store.sessions.sign_in_oidc(identity, remote=address)
-    response.set_cookie(
-        SESSION_COOKIE,
-        made.secret,
-        max_age=int((made.session.expires_at - made.session.created_at).total_seconds()),
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-        path="/",
-    )
-    return {"session": to_json(made.session), "csrf": made.csrf}
+    return signed_in_as(made, request, response)

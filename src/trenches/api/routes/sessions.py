@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from trenches.api.access import SESSION_COOKIE, Allow, Caller
 from trenches.errors import NotAuthenticated
 from trenches.json_form import to_json
+from trenches.team.sessions import NewSession
 
 #: Open: how a browser gets its credentials.
 router = APIRouter(tags=["sessions"])
@@ -39,6 +40,12 @@ def sign_in(body: SignIn, request: Request, response: Response) -> Any:
         limits.failed(address, body.name)
         raise
     limits.succeeded(address, body.name)
+    return signed_in_as(made, request, response)
+
+
+def signed_in_as(made: NewSession, request: Request, response: Response) -> dict[str, Any]:
+    """Hand a browser its new session: the secret in an HttpOnly, SameSite=Strict cookie
+    (Secure over HTTPS), and the answer holding the CSRF token its changes must show."""
     response.set_cookie(
         SESSION_COOKIE,
         made.secret,
