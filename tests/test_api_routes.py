@@ -507,3 +507,32 @@ def test_drift_reports_and_retraining_passes_are_the_librarys(team: Team) -> Non
     assert team.get("viewer", "/models/clf/retrains") == {"items": [], "total": 0, "next": None}
     assert team.call("admin", "GET", "/models/nope/retrains").status_code == 404
     assert team.call("stranger", "GET", "/models/clf/drift").status_code == 403
+
+
+# --- what no client should send ---------------------------------------------------------
+
+
+def test_a_nul_character_in_a_name_or_a_text_is_refused_not_a_crash(team: Team) -> None:
+    """PostgreSQL text cannot hold a NUL, not even to look one up: on either backend,
+    a request carrying one in a path, a query or a body is answered (SQLite finds no
+    such name), or refused with problem details (PostgreSQL), never a 500."""
+    asked = [
+        ("GET", "/problems/a%00b", {}),
+        ("GET", "/datasets/tumours%00/snapshots", {}),
+        ("GET", "/models/clf/versions/1%00/checks", {}),
+        ("GET", "/requests/r-0%00/feedback", {}),
+        ("GET", "/runs", {"params": {"filter": "params.C = 'a\x00'"}}),
+        ("GET", "/models/clf/versions/1/predictions", {"params": {"patterns": "problem:a\x00"}}),
+        ("POST", "/datasets/tumours/snapshots", {"json": {"sources": ["ex\x00pert"]}}),
+    ]
+    for method, url, kwargs in asked:
+        answer = team.call("admin", method, url, **kwargs)
+        assert answer.status_code < 500, (url, answer.status_code, answer.text)
+        if answer.status_code >= 400:
+            assert answer.headers["content-type"] == "application/problem+json"
+    made = team.call("maintainer", "POST", "/datasets/tumours/snapshots", json={"note": "n\x00te"})
+    if team.store.location.sqlite_path is None:
+        assert made.status_code == 422 and "NUL" in made.json()["detail"]
+        assert len(team.store.datasets.get("tumours").snapshots()) == 1
+    else:
+        assert made.status_code == 201  # SQLite keeps the text as it is

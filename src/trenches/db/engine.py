@@ -222,6 +222,12 @@ def translate_errors(engine: Engine | None = None) -> Iterator[None]:
         where = f" ({database_name(engine)})" if engine is not None else ""
         raise StoreError(f"database error{where}: {text}") from e
     except exc.DatabaseError as e:
+        if _nul_in_text(e):
+            # PostgreSQL text cannot hold one, not even to look it up: a name or a
+            # reason from a user (a team server's request) is refused, not a crash.
+            raise InvalidInput(
+                "text with a NUL character (\\x00) cannot be stored or looked up; remove it"
+            ) from e
         # Only the bare class: its subclasses (IntegrityError, DataError) are refusals
         # of a row that callers handle themselves. SQLite raises this one for a file
         # that is not a database, or one cut short or overwritten.
@@ -236,6 +242,11 @@ def translate_errors(engine: Engine | None = None) -> Iterator[None]:
                 f"{where} is damaged ({text}); restore it from a backup (trenches restore)"
             ) from e
         raise StoreError(f"database error ({where}): {text}") from e
+
+
+def _nul_in_text(e: exc.DatabaseError) -> bool:
+    """psycopg's refusal of a NUL character in a text parameter."""
+    return isinstance(e, exc.DataError) and "NUL (0x00)" in _one_line(e)
 
 
 def _one_line(e: exc.DBAPIError) -> str:
