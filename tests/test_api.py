@@ -46,10 +46,10 @@ PARAMS = {
 class Live:
     """``create_app`` over ``store``, served by uvicorn in a thread on a free port."""
 
-    def __init__(self, store: trenches.Store, **settings: Any) -> None:
+    def __init__(self, store: trenches.Store, *, port: int | None = None, **settings: Any) -> None:
         self.app = create_app(Settings(**settings), store=store)
-        self.url = f"http://127.0.0.1:{_free_port()}"
-        port = int(self.url.rsplit(":", 1)[1])
+        port = port or _free_port()
+        self.url = f"http://127.0.0.1:{port}"
         self.server = uvicorn.Server(
             uvicorn.Config(self.app, host="127.0.0.1", port=port, log_level="warning")
         )

@@ -23,6 +23,7 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 
 import trenches
+from test_api import Live
 from trenches.api.app import PREFIX, Settings, create_app
 from trenches.api.oidc import OidcSettings
 from trenches.errors import InvalidInput
@@ -73,42 +74,25 @@ def _untampered() -> Iterator[None]:
     TAMPER.clear()
 
 
-class Live:
-    """A team server signing in through ``issuer``, served by uvicorn in a thread."""
-
-    def __init__(self, store: trenches.Store, issuer: str, secret_file: Path) -> None:
-        port = _free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        oidc = OidcSettings(
-            issuer=issuer,
-            client_id=CLIENT_ID,
-            redirect_url=f"{self.url}{PREFIX}/oidc/callback",
-            client_secret_file=str(secret_file),
-        )
-        app = create_app(Settings(oidc=oidc), store=store)
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> Live:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert self.thread.is_alive() and time.monotonic() < deadline
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
+def live(store: trenches.Store, issuer: str, secret_file: Path) -> Live:
+    """A team server signing in through ``issuer``, on a port known before its settings
+    (the provider redirects back to it)."""
+    port = _free_port()
+    oidc = OidcSettings(
+        issuer=issuer,
+        client_id=CLIENT_ID,
+        redirect_url=f"http://127.0.0.1:{port}{PREFIX}/oidc/callback",
+        client_secret_file=str(secret_file),
+    )
+    return Live(store, port=port, oidc=oidc)
 
 
 @pytest.fixture
 def server(store: trenches.Store, provider: str, tmp_path: Path) -> Iterator[Live]:
     secret = tmp_path / "oidc-secret"
     secret.write_text("a client secret\n")
-    with Live(store, provider, secret) as live:
-        yield live
+    with live(store, provider, secret) as served:
+        yield served
 
 
 @pytest.fixture
