@@ -37,6 +37,11 @@ class Forbidden(TrenchesError):
     """A signed-in user asked for what their roles do not allow."""
 
 
+class NotOfferedRemotely(TrenchesError):
+    """A store opened over the team server (``trenches.open("https://...")``) was asked
+    for what the server does not offer; the message says what to do instead."""
+
+
 # --- input ------------------------------------------------------------------
 
 

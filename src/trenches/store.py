@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Engine
 
@@ -473,6 +473,7 @@ def open(
     *,
     create: bool = True,
     settings: Settings | str | os.PathLike[str] | None = None,
+    token: str | None = None,
 ) -> Store:
     """Open a store, creating it (and upgrading its schema) as needed.
 
@@ -480,11 +481,26 @@ def open(
     ``$TRENCHES_DB_URL`` or ``.trenches/trenches.db`` in the working directory.
     With ``create=False``, a store that does not exist yet is an error.
 
+    A team server's URL (``https://trenches.example``) opens its store over HTTP: a
+    :class:`~trenches.client.RemoteStore`, which offers this API for a team member's
+    day-to-day work with the server's settings, and raises
+    :class:`~trenches.NotOfferedRemotely` for the rest. Its token is ``token``, else
+    ``$TRENCHES_TOKEN``, else the token file (``$TRENCHES_TOKEN_FILE``, or
+    ``~/.config/trenches/token``, readable by its owner alone).
+
     ``settings``: the project's ``trenches.toml`` as ``store.settings`` gives it to
     gates, monitoring, retraining, evaluation and runs: a :class:`trenches.Settings`,
     the path of a file, or by default the nearest ``trenches.toml`` in the working
     directory (as it is now) or a folder above it.
     """
+    from trenches.client.http import is_remote
+
+    given = path_or_url if path_or_url is not None else os.environ.get(config.ENV_DB_URL)
+    if is_remote(given):
+        from trenches.client import connect
+
+        # Duck-typed: the remote store answers the part of the Store API it offers.
+        return cast("Store", connect(str(given), token=token, settings=settings))
     source = Source(settings, Path.cwd())
     location = config.resolve(path_or_url)
     if location.sqlite_path is not None:

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Request
 
 from trenches.db.audit import Actor, Change, acting_as, change
-from trenches.errors import Forbidden, NotAuthenticated
+from trenches.errors import Forbidden, InvalidInput, NotAuthenticated
+from trenches.names import INT64_MAX
 from trenches.team.roles import ACTIONS
 
 if TYPE_CHECKING:
@@ -63,6 +64,24 @@ def path(name: str) -> Namespace:
 def problem_dataset(request: Request, store: Store) -> str:
     """The dataset of the problem named by the path parameter ``slug``."""
     return store.problems.get(str(request.path_params["slug"])).dataset
+
+
+def id_param(request: Request, name: str) -> int:
+    """The path parameter ``name`` as a stored id (a whole number, 1 to 2**63 - 1)."""
+    text = str(request.path_params[name])
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= INT64_MAX:
+        raise InvalidInput(f"{name} {text!r} must be a whole number from 1", field=name)
+    return int(text)
+
+
+def pattern_dataset(request: Request, store: Store) -> str:
+    """The dataset of the pattern named by the path parameter ``pattern_id``."""
+    return store.patterns.get(id_param(request, "pattern_id")).dataset
+
+
+def snapshot_dataset(request: Request, store: Store) -> str:
+    """The dataset of the snapshot named by the path parameter ``snapshot_id``."""
+    return store.snapshots.get(id_param(request, "snapshot_id")).dataset
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,7 @@
 """Every refusal of the team server as RFC 9457 problem details: a JSON body of
-``type``, ``title``, ``status`` and ``detail`` (plus ``field`` when one field is at fault),
+``type``, ``title``, ``status`` and ``detail`` (plus ``field`` when one field is at fault,
+and for trenches' own errors ``kind``, the error's class, with ``reason``, ``file`` and
+``row`` for bad input, so that a client raises the same error),
 served as ``application/problem+json``.
 
 trenches' own errors map to a status by kind (:data:`STATUS`); a body or parameter
@@ -60,8 +62,10 @@ def problem(
     *,
     field: str | None = None,
     headers: Mapping[str, str] | None = None,
+    more: Mapping[str, Any] | None = None,
 ) -> Response:
-    """A problem-details answer with ``status`` and ``detail``."""
+    """A problem-details answer with ``status`` and ``detail`` (and the extension
+    members ``more``)."""
     body: dict[str, Any] = {
         "type": "about:blank",
         "title": http.HTTPStatus(status).phrase,
@@ -70,6 +74,7 @@ def problem(
     }
     if field is not None:
         body["field"] = field
+    body.update({k: v for k, v in (more or {}).items() if v is not None})
     return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM, headers=headers)
 
 
@@ -91,8 +96,17 @@ async def answer(request: Request, exc: Exception) -> Response:
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         if isinstance(exc, TooManyAttempts):
             headers = {"Retry-After": str(exc.retry_after)}
-        return problem(status, str(exc), field=field, headers=headers)
+        return problem(status, str(exc), field=field, headers=headers, more=_members(exc))
     return internal(request, exc)
+
+
+def _members(exc: TrenchesError) -> dict[str, Any]:
+    """What a client needs to raise the same error again: its kind (the class name in
+    ``trenches.errors``) and, for bad input, the reason, file and row apart."""
+    members: dict[str, Any] = {"kind": type(exc).__name__}
+    if isinstance(exc, InvalidInput):
+        members.update(reason=exc.reason, file=exc.file, row=exc.row)
+    return members
 
 
 def internal(request: Request, exc: BaseException) -> Response:

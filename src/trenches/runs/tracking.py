@@ -122,7 +122,7 @@ class Origin:
     killed when a store is next opened (:func:`reap_killed_runs`)."""
 
     host: str
-    pid: int | None = None
+    pid: int = 0
     process_started: int | None = None
 
     @classmethod

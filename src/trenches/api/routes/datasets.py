@@ -63,6 +63,9 @@ class NewDataset(BaseModel):
     splits: tuple[float, float, float] = (0.7, 0.15, 0.15)
     description: str | None = Field(None, max_length=100_000)
     tolerance: str | float | None = Field(None, description="Regression: '0.5', '10%'.")
+    salt: str | None = Field(
+        None, pattern="^[0-9a-f]{32}$", description="The split hash's salt (default: random)."
+    )
 
 
 @router.post("/{dataset}", status_code=201)
@@ -78,6 +81,7 @@ def create_dataset(dataset: str, body: NewDataset, caller: Creating) -> Any:
             splits=body.splits,
             description=body.description,
             tolerance=body.tolerance,
+            salt=body.salt,
         )
     return _dataset(made)
 
@@ -123,11 +127,15 @@ class Relabel(BaseModel):
 def relabel(dataset: str, pattern_id: int, body: Relabel, caller: Relabelling) -> Any:
     """Relabel a pattern: the old one is deactivated and a new one points back to it
     (``trenches data relabel``). Recorded in the audit log as the caller's."""
-    store = caller.store
-    if store.patterns.get(pattern_id).dataset != dataset:
+    if caller.store.patterns.get(pattern_id).dataset != dataset:
         raise NotFound(f"dataset {dataset!r} has no pattern {pattern_id}")
+    return relabelled(caller, pattern_id, body)
+
+
+def relabelled(caller: Caller, pattern_id: int, body: Relabel) -> Any:
+    """Relabel ``pattern_id`` as the caller, recorded in the audit log."""
     with caller.changing("patterns.relabel", f"pattern:{pattern_id}", {"reason": body.reason}):
-        new = store.patterns.relabel(
+        new = caller.store.patterns.relabel(
             pattern_id,
             body.label,
             source=body.source,

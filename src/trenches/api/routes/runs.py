@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from trenches import timestamps
-from trenches.api.access import Allow, Caller
+from trenches.api.access import Allow, Caller, id_param
 from trenches.api.pages import Limit, Offset, page
 from trenches.errors import InvalidInput
 from trenches.json_form import to_json
@@ -44,10 +44,7 @@ def namespace_of(store: Store, snapshot_id: int | None) -> str:
 
 def run_dataset(request: Request, store: Store) -> str:
     """The namespace of the run named by the path parameter ``run_id``."""
-    text = str(request.path_params["run_id"])
-    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= INT64_MAX:
-        raise InvalidInput(f"run id {text!r} must be a whole number from 1", field="run_id")
-    return namespace_of(store, store.runs.get(int(text)).snapshot_id)
+    return namespace_of(store, store.runs.get(id_param(request, "run_id")).snapshot_id)
 
 
 Reading = Annotated[Caller, Depends(Allow("runs.read"))]
@@ -138,7 +135,8 @@ class NewRun(BaseModel):
     code: Code | None = None
     environment: Env | None = None
     host: str | None = Field(None, max_length=255)
-    pid: int | None = Field(None, ge=1, le=2**31 - 1)
+    #: The client's process id (0: not said; a run is reaped only by its own host).
+    pid: int = Field(0, ge=0, le=2**31 - 1)
 
 
 @router.post("", status_code=201)
