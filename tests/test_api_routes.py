@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import pickle
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,10 @@ import numpy as np
 import orjson
 import pandas as pd
 import pytest
+import skops.io as sio
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
 from sklearn.tree import DecisionTreeClassifier
 
 import test_api
@@ -24,6 +28,7 @@ from test_api import Live
 from trenches.api.app import PREFIX
 from trenches.gates.outputs import junit
 from trenches.json_form import to_json
+from trenches.patterns.snapshots import TrainingData
 from trenches.team.roles import ROLES
 
 from conftest import log_requests, make_frame
@@ -307,6 +312,68 @@ def test_snapshots_over_http_are_the_librarys(team: Team) -> None:
     assert row.actor == "maintainer-user"
 
 
+def _training_data(answer: httpx.Response, label: str = "label") -> TrainingData:
+    """A Parquet answer rebuilt as the route's docstring tells a client to."""
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"] == "application/vnd.apache.parquet"
+    X = pd.read_parquet(io.BytesIO(answer.content))
+    y = X.pop(label).to_numpy()
+    weights = X.pop("sample_weight").to_numpy()
+    return TrainingData(X, y, weights, X.index.to_numpy())
+
+
+def _assert_same(remote: TrainingData, local: TrainingData) -> None:
+    pd.testing.assert_frame_equal(remote.X, local.X)
+    for got, wanted in zip(remote[1:], local[1:], strict=True):
+        assert got.dtype == wanted.dtype
+        np.testing.assert_array_equal(got, wanted)
+
+
+def test_training_data_over_http_is_the_snapshots(team: Team) -> None:
+    first = team.store.snapshots.get(1)
+    url = "/datasets/tumours/snapshots/1/training-data"
+    _assert_same(_training_data(team.call("viewer", "GET", url)), first.training_data())
+    weighted = {"split": "all", "weighting": "exponential", "half_life_days": 7}
+    _assert_same(
+        _training_data(team.call("viewer", "GET", url, params=weighted)),
+        first.training_data(None, weighting="exponential", half_life_days=7.0),
+    )
+    by_age = {"split": "test", "weighting": "inverse-age", "age_offset_days": 2}
+    _assert_same(
+        _training_data(team.call("viewer", "GET", url, params=by_age)),
+        first.training_data("test", weighting="inverse-age", age_offset_days=2.0),
+    )
+    # A snapshot made while the problem is open holds its patterns out, over HTTP too.
+    held = team.store.datasets.get("tumours").snapshot(note="problems held out")
+    assert set(held.held_out) >= {1, 2, 3, 4}
+    url = f"/datasets/tumours/snapshots/{held.id}/training-data"
+    every = {"split": "all"}
+    left = _training_data(team.call("viewer", "GET", url, params=every))
+    _assert_same(left, held.training_data(None))
+    assert not set(held.held_out) & set(left.pattern_ids.tolist())
+    kept = _training_data(
+        team.call("viewer", "GET", url, params={**every, "include_held_out": "true"})
+    )
+    _assert_same(kept, held.training_data(None, include_held_out=True))
+    assert set(held.held_out) <= set(kept.pattern_ids.tolist())
+    secret = team.store.datasets.get("secret").snapshots()[0]
+    elsewhere = f"/datasets/tumours/snapshots/{secret.id}/training-data"
+    assert team.call("viewer", "GET", elsewhere).status_code == 404
+    hidden = f"/datasets/secret/snapshots/{secret.id}/training-data"
+    assert team.call("viewer", "GET", hidden).status_code == 403
+    bad = team.call("viewer", "GET", url, params={"split": "everything"})
+    assert bad.status_code == 422 and bad.json()["field"] == "split"
+    zero = {"weighting": "exponential", "half_life_days": 0}
+    never = team.call("viewer", "GET", url, params=zero)
+    assert never.status_code == 422 and "half_life_days" in never.json()["detail"]
+    # An input column the Parquet form would shadow is refused, not silently renamed.
+    odd = team.store.datasets.create("odd", task="regression", label="y")
+    odd.add(pd.DataFrame({"sample_weight": [1.0, 2.0], "y": [0.5, 1.5]}), source="expert")
+    shadowed = f"/datasets/odd/snapshots/{odd.snapshot().id}/training-data"
+    clash = team.call("admin", "GET", shadowed, params=every)
+    assert clash.status_code == 409 and "'sample_weight'" in clash.json()["detail"]
+
+
 def test_runs_are_listed_as_the_library_lists_them_but_only_where_the_caller_may_read(
     team: Team,
 ) -> None:
@@ -359,6 +426,103 @@ def test_a_model_file_downloads_byte_for_byte_and_a_pickle_only_for_admins(team:
     assert got.status_code == 200 and got.content == team.store.models.file_bytes("clf@3", "pickle")
     missing = team.call("admin", "GET", "/models/clf/versions/3/file", params={"format": "onnx"})
     assert missing.status_code == 404
+
+
+class Doubling(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+    """A transformer of the tests' own: a skops file that names it runs this module."""
+
+    def fit(self, X: Any, y: Any = None) -> Doubling:
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        return np.asarray(X, dtype=float) * 2
+
+
+def _register(team: Team, who: str, model: bytes, **form: Any) -> httpx.Response:
+    files = {"file": ("model.skops", model, "application/octet-stream")}
+    if "sample" in form:
+        files["sample"] = ("x.parquet", form.pop("sample"), "application/vnd.apache.parquet")
+    return team.call(who, "POST", "/models/clf/versions", files=files, data=form)
+
+
+def _parquet(frame: pd.DataFrame) -> bytes:
+    out = io.BytesIO()
+    frame.to_parquet(out)
+    return out.getvalue()
+
+
+def test_a_model_registered_over_http_predicts_like_the_local_one_and_records_its_run(
+    team: Team,
+) -> None:
+    X, y, weights, _ = team.store.snapshots.get(1).training_data()
+    X = X[INPUTS]
+    model = DecisionTreeClassifier(max_depth=3, random_state=0).fit(X, y, sample_weight=weights)
+    sample = _parquet(X.head(5))
+    refused = _register(team, "tester", sio.dumps(model), run_id="1", sample=sample)
+    assert refused.status_code == 403
+    made = _register(
+        team, "maintainer", sio.dumps(model), run_id="1", sample=sample, description="shallow"
+    )
+    assert made.status_code == 201, made.text
+    version = team.store.models.get("clf@3")
+    assert made.json() == json_of(version)
+    assert (version.run_id, version.dataset, version.needs_trust) == (1, "tumours", ())
+    assert set(version.formats) == {"skops", "onnx"}
+    np.testing.assert_array_equal(team.store.models.load(version).predict(X), model.predict(X))
+    lineage = team.store.lineage("clf@3")
+    assert lineage.run is not None and lineage.run["id"] == 1
+    assert lineage.snapshot is not None and lineage.snapshot["id"] == 1
+    [row] = team.store.audit.list(action="models.register")
+    assert (row.actor, row.target, row.detail["run_id"]) == ("maintainer-user", "model:clf", 1)
+    # The run and the dataset named must be the caller's to read, and must exist.
+    hidden = team.store.runs.list(filter="attributes.name = 'hidden'")[0]
+    other = _register(team, "maintainer", sio.dumps(model), run_id=str(hidden.id), sample=sample)
+    assert other.status_code == 403 and "runs.read" in other.json()["detail"]
+    elsewhere = _register(team, "maintainer", sio.dumps(model), dataset="secret", sample=sample)
+    assert elsewhere.status_code == 403 and "datasets.read" in elsewhere.json()["detail"]
+    lost = _register(team, "maintainer", sio.dumps(model), run_id="999", sample=sample)
+    assert lost.status_code == 404
+    assert [v.version for v in team.store.models.versions("clf")] == [1, 2, 3]
+
+
+def test_an_untrusted_or_unreadable_model_file_is_refused_and_nothing_is_stored(
+    team: Team,
+) -> None:
+    X, y, _, _ = team.store.snapshots.get(1).training_data()
+    X = X[INPUTS]
+    own = make_pipeline(Doubling(), LogisticRegression()).fit(X, y)
+    sample = _parquet(X.head(5))
+    before = team.store.models.versions("clf")
+    untrusted = _register(team, "maintainer", sio.dumps(own), sample=sample, dataset="tumours")
+    assert untrusted.status_code == 422, untrusted.text
+    assert untrusted.headers["content-type"] == "application/problem+json"
+    assert "test_api_routes.Doubling" in untrusted.json()["detail"]
+    pickled = _register(team, "admin", pickle.dumps(LogisticRegression()), sample=sample)
+    assert pickled.status_code == 422 and pickled.json()["field"] == "file"
+    good = sio.dumps(LogisticRegression().fit(X, y))
+    broken = _register(team, "maintainer", good, sample=b"not parquet", dataset="tumours")
+    assert broken.status_code == 422 and broken.json()["field"] == "sample"
+    assert team.store.models.versions("clf") == before
+    assert team.store.audit.list(action="models.register") == []
+
+
+def test_a_model_upload_over_the_body_limit_is_a_413_and_stores_nothing(
+    store: trenches.Store,
+) -> None:
+    _house(store)
+    admin = store.accounts.create("root", admin=True)
+    token = store.tokens.create(admin, "t", expires_in=None).secret
+    X, y, _, _ = store.snapshots.get(1).training_data()
+    big = sio.dumps(DecisionTreeClassifier(random_state=0).fit(X[INPUTS], y))
+    with Live(store, max_body=len(big) // 2) as live, httpx.Client(base_url=live.url) as client:
+        answer = client.post(
+            f"{PREFIX}/models/clf/versions",
+            files={"file": ("model.skops", big, "application/octet-stream")},
+            data={"run_id": "1"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    assert answer.status_code == 413, answer.text
+    assert [v.version for v in store.models.versions("clf")] == [1, 2]
 
 
 def test_a_page_of_predictions_is_the_librarys(team: Team) -> None:
