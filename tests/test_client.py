@@ -24,52 +24,41 @@ from test_api import Live
 from trenches.client.http import ENV_TOKEN, ENV_TOKEN_FILE
 from trenches.json_form import to_json
 
-from conftest import log_requests, make_frame
+from conftest import log_requests, make_frame, run_cli
 
 store = test_api.store
 
 INPUTS = ["radius", "texture", "grade"]
 SALT = b"client-test-salt".hex()
 #: Keys whose values differ between two stores made at different times or by
-#: different users: when, who, where from, and the ids of rows only one store has.
-VOLATILE = {
-    "created_at",
-    "started_at",
-    "ended_at",
-    "moved_at",
-    "checked_at",
-    "logged_at",
-    "received_at",
-    "at",
-    "moved_by",
-    "labelled_by",
-    "checked_by",
-    "environment",
-    "git",
-    "duration_s",
-    "source_file",
-}
+#: different users: when (``..._at``), who (``..._by``), what ran it and where from.
+VOLATILE = {"at", "environment", "git", "duration_s"}
 
+DATASET = ("name", "task", "label_column", "label_type", "description")
 GATES = """
-[models.clf]
-dataset = "tumours"
-
-[[models.clf.gates]]
+[[gates.clf]]
 metric = "accuracy"
-patterns = "validation"
+on = "validation"
 min = 0.1
 """
 
 
 def plain(value: Any) -> Any:
-    """``value``'s JSON form without what :data:`VOLATILE` names, floats to 9 digits."""
+    """``value``'s JSON form without what :data:`VOLATILE` names (and when and who),
+    floats to 9 digits."""
     if isinstance(value, pd.DataFrame):
         return plain(value.reset_index().to_dict(orient="list"))
     if isinstance(value, np.ndarray):
         return plain(value.tolist())
+    if isinstance(value, tuple) and not hasattr(value, "_fields"):
+        return [plain(v) for v in value]
     value = to_json(value)
     if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items() if k not in VOLATILE}
+        return {
+            k: plain(v)
+            for k, v in value.items()
+            if k not in VOLATILE and not k.endswith(("_at", "_by"))
+        }
     if isinstance(value, list):
         return [plain(v) for v in value]
     if isinstance(value, float):
@@ -81,11 +70,11 @@ def day(store: trenches.Store, log: Callable[[trenches.ModelVersion], None]) -> 
     """A team member's day, through ``store``: every call's answer, by name."""
     out: dict[str, Any] = {}
     frame = make_frame(300)
-    ds = out["datasets.create"] = store.datasets.create(
-        "tumours", task="classification", label="label", salt=SALT
-    )
+    ds = store.datasets.create("tumours", task="classification", label="label", salt=SALT)
+    out["datasets.create"] = {k: getattr(ds, k) for k in DATASET}
     out["dataset.add"] = ds.add(frame, source="expert", created_at="2026-01-01")
     out["dataset.summary"] = ds.summary()
+    out["datasets.get"] = {k: getattr(store.datasets.get("tumours"), k) for k in DATASET}
     out["dataset.patterns"] = ds.patterns(split="validation")
     snap = ds.snapshot(as_of="2026-02-01", note="for the day")
     out["snapshot"] = {k: getattr(snap, k) for k in ("id", "dataset", "digest", "patterns")}
@@ -124,7 +113,9 @@ def day(store: trenches.Store, log: Callable[[trenches.ModelVersion], None]) -> 
     out["gates.check"] = store.gates.check("clf@2")
     out["gates.latest"] = store.gates.latest("clf@2")
     out["promote"] = store.models.promote("clf@2", "candidate", reason="passes its gates")
-    relabelled = store.patterns.relabel(int(ids[0]), "benign", source="expert", reason="seen")
+    was = out["patterns.get"] = store.patterns.get(int(ids[0]))
+    label = "malignant" if was.label == "benign" else "benign"
+    relabelled = store.patterns.relabel(was.id, label, source="expert", reason="seen again")
     out["relabel"] = relabelled
     out["patterns.history"] = store.patterns.history(relabelled.id)
     out["patterns.deactivate"] = store.patterns.deactivate(
@@ -159,7 +150,8 @@ def answers(
         with Live(served) as live, trenches.open(live.url, token=token) as remote:
 
             def log(version: trenches.ModelVersion) -> None:
-                log_requests(served, served.models.get(version.ref), make_frame(5), INPUTS)
+                version = served.models.get(version.ref)
+                log_requests(served, version, make_frame(5), INPUTS, label="label")
 
             yield local, day(remote, log)
     finally:
@@ -183,7 +175,7 @@ def test_what_is_not_offered_remotely_says_so(
     with Live(sqlite_store) as live:
         monkeypatch.setenv(ENV_TOKEN, token)
         with trenches.open(live.url) as remote:
-            assert remote.me()["name"] == "ada"
+            assert remote.me()["user"]["name"] == "ada"
             with pytest.raises(trenches.NotOfferedRemotely, match="store.backup"):
                 remote.backup  # noqa: B018
             with pytest.raises(trenches.NotOfferedRemotely, match="store.problems.history"):
@@ -211,9 +203,37 @@ def test_what_is_not_offered_remotely_says_so(
         os.chmod(file, 0o600)
         monkeypatch.setenv("TRENCHES_DB_URL", live.url)
         with trenches.open() as remote:
-            assert remote.me()["name"] == "ada"
+            assert remote.me()["user"]["name"] == "ada"
 
 
 def test_an_unreachable_server_is_named() -> None:
     with pytest.raises(trenches.StoreError, match="cannot reach the team server at http://127.0.0.1:9"):
         trenches.open("http://127.0.0.1:9", token="trn_x")
+
+
+def test_trenches_check_in_ci_runs_against_the_shared_store(
+    sqlite_store: trenches.Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``trenches --store URL check`` with ``$TRENCHES_TOKEN``: the gates of the server's
+    trenches.toml, the JUnit file written here, the check stored there as the CI user's."""
+    (tmp_path / "trenches.toml").write_text(GATES)
+    frame = make_frame(200)
+    ds = sqlite_store.datasets.create("tumours", task="classification", label="label", salt=SALT)
+    ds.add(frame, source="expert")
+    X = frame[INPUTS]
+    model = LogisticRegression().fit(X, frame["label"])
+    sqlite_store.models.register(model, "clf", X=X, dataset="tumours")
+    ci = sqlite_store.accounts.create("ci")
+    sqlite_store.grants.grant(ci, "maintainer", "clf")
+    sqlite_store.grants.grant(ci, "viewer", "tumours")
+    monkeypatch.setenv(ENV_TOKEN, sqlite_store.tokens.create(ci, "ci", expires_in=None).secret)
+    with Live(sqlite_store) as live:
+        code, out, err = run_cli("--store", live.url, "check", "clf@1", "--junit", "gates.xml")
+        assert code == 0, out + err
+        assert "clf@1 passes 1 of 1 gates" in out
+        assert 'tests="1"' in (tmp_path / "gates.xml").read_text()
+        code, out, err = run_cli("--store", live.url, "check", "clf@1", "--trusted")
+        assert code == 2 and "not offered over the team server" in out + err
+        code, out, err = run_cli("--store", live.url, "data", "check", "tumours")
+        assert code == 2 and "not offered over the team server" in out + err
+    assert sqlite_store.gates.latest("clf@1").checked_by == "ci"  # type: ignore[union-attr]

@@ -39,7 +39,19 @@ def _confusion(frame: pd.DataFrame) -> dict[str, dict[str, int]]:
     return {str(k): {str(c): int(v) for c, v in row.items()} for k, row in frame.iterrows()}
 
 
-@json_shape(encode={"per_class": _per_class, "confusion": _confusion})
+def _per_class_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    return pd.DataFrame.from_records(records).set_index("class")
+
+
+def _confusion_frame(rows: dict[str, dict[str, int]]) -> pd.DataFrame:
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    return frame.rename_axis(index="true", columns="predicted")
+
+
+@json_shape(
+    encode={"per_class": _per_class, "confusion": _confusion},
+    decode={"per_class": _per_class_frame, "confusion": _confusion_frame},
+)
 @dataclass(frozen=True)
 class Evaluation:
     """Metrics of one predictor over one named pattern set."""

@@ -170,6 +170,7 @@ class RemoteDataset:
             created_at=created_at,
             format="parquet",
             skip_existing=skip_existing,
+            from_frame=True,
         )
 
     def _upload(self, name: str, data: Any, **fields: Any) -> ImportResult:
@@ -301,7 +302,7 @@ class Datasets(Part):
         return found[0]
 
     # The keyword options are those of ``store.datasets.create``.
-    def create(
+    def create(  # noqa: PLR0913
         self,
         name: str,
         *,
@@ -455,19 +456,40 @@ class Problems(Part):
         from trenches.problems.scores import ProblemScore
 
         found = self._server.get(f"/problems/{segment(slug)}/scores")
-        return [from_json(ProblemScore, s) for s in found]
+        return [
+            from_json(
+                ProblemScore,
+                {
+                    **score,
+                    "problem": slug,
+                    "positive_right": score["positive"][0],
+                    "positive_total": score["positive"][1],
+                    "negative_right": score["negative"][0],
+                    "negative_total": score["negative"][1],
+                },
+            )
+            for score in found
+        ]
 
 
 # --- runs and models -----------------------------------------------------------------
+
+
+def run_info(data: dict[str, Any]) -> RunInfo:
+    """A run from its JSON form, whose ``git`` object holds the code state's fields."""
+    from trenches.runs import RunInfo
+
+    git = data.get("git") or {}
+    fields = {f"git_{k}": git.get(k) for k in ("state", "commit", "branch", "tag", "diff_sha256")}
+    return from_json(RunInfo, {**data, **fields})
 
 
 class Runs(Part):
     name = "runs"
 
     def get(self, run_id: int) -> RunInfo:
-        from trenches.runs import RunInfo
 
-        return from_json(RunInfo, self._server.get(f"/runs/{int(run_id)}"))
+        return run_info(self._server.get(f"/runs/{int(run_id)}"))
 
     def list(
         self,
@@ -475,7 +497,6 @@ class Runs(Part):
         order_by: Sequence[str] | str | None = None,
         limit: int | None = None,
     ) -> builtins.list[RunInfo]:
-        from trenches.runs import RunInfo
 
         orders = [order_by] if isinstance(order_by, str) else list(order_by or [])
         params = {"filter": filter, "order_by": orders or None}
@@ -483,7 +504,7 @@ class Runs(Part):
         for item in self._server.pages("/runs", params):
             if limit is not None and len(out) >= limit:
                 break
-            out.append(from_json(RunInfo, item))
+            out.append(run_info(item))
         return out
 
 
@@ -572,6 +593,13 @@ class Models(Part):
         return from_json(AliasMove, moved)
 
 
+def check_of(data: dict[str, Any]) -> Check:
+    """A check from its JSON form (which leaves out the criteria: see its digest)."""
+    from trenches.gates import Check
+
+    return from_json(Check, {**data, "criteria": []})
+
+
 class Gates(Part):
     name = "gates"
 
@@ -584,16 +612,14 @@ class Gates(Part):
     ) -> Check:
         """Check the version against its model's gates in the server's trenches.toml
         (the team's gates, not a local file's); the check is stored."""
-        from trenches.gates import Check
 
         if trusted:
             raise not_offered("check(trusted=True)", "no model that runs code loads on the server")
-        return from_json(Check, self._server.post(f"{version_path(ref)}/checks"))
+        return check_of(self._server.post(f"{version_path(ref)}/checks"))
 
     def history(self, ref: str) -> builtins.list[Check]:
-        from trenches.gates import Check
 
-        return [from_json(Check, c) for c in self._server.get(f"{version_path(ref)}/checks")]
+        return [check_of(c) for c in self._server.get(f"{version_path(ref)}/checks")]
 
     def latest(self, ref: str) -> Check | None:
         found = self.history(ref)

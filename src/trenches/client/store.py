@@ -346,7 +346,8 @@ class RemoteStore:
 
     def compare(self, a: str, b: str, *, problem: str | None = None) -> Comparison:
         """Compare two versions of one model (``trenches compare``)."""
-        from trenches.comparison import Comparison
+        from trenches.comparison import Comparison, Flips
+        from trenches.evaluation import Evaluation
 
         model_a, version_a = split_ref(a)
         model_b, version_b = split_ref(b)
@@ -356,7 +357,25 @@ class RemoteStore:
             )
         params = {"a": version_a, "b": version_b, "problem": problem}
         found = self._server.get(f"/models/{segment(model_a)}/compare", params)
-        return from_json(Comparison, found)
+        if found.get("data") is not None:
+            raise not_offered(
+                f"compare({a!r}, {b!r}) of versions trained on different snapshots",
+                "the data changes between them are in `trenches compare --json` on the server",
+            )
+        task = self.models.get(a).task or ""
+
+        def metrics(side: str, ref: str) -> Evaluation:
+            figures = {k: float("nan") if v is None else v for k, v in found[side].items()}
+            return Evaluation(ref, found["pattern_set"], found["size"], task, figures)
+
+        return Comparison(
+            found["a"],
+            found["b"],
+            metrics("a_metrics", a),
+            metrics("b_metrics", b),
+            from_json(Flips, found["overall"]),
+            {slug: from_json(Flips, f) for slug, f in found.get("problems", {}).items()},
+        )
 
     def close(self) -> None:
         self._server.close()

@@ -18,7 +18,7 @@ from trenches import timestamps
 from trenches.db import schema as t
 from trenches.db.engine import read, write
 from trenches.errors import InvalidInput, NotFound
-from trenches.json_form import from_json, json_shape
+from trenches.json_form import from_json
 from trenches.requests.records import FEEDBACK, LoggedFeedback, json_column
 
 if TYPE_CHECKING:
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 COLUMNS = ("id", *FEEDBACK.columns, "pattern_id")
 
 
-@json_shape(omit=("id",))
 @dataclass(frozen=True)
 class Feedback:
     """A true label or a rating for one row of a served request."""

@@ -195,6 +195,9 @@ def import_file(  # noqa: PLR0913 (a form's fields are its arguments)
         Form(description="Default: told by the file name's suffix."),
     ] = None,
     skip_existing: Annotated[bool, Form()] = False,
+    from_frame: Annotated[
+        bool, Form(description="The rows are a client's DataFrame: no file name is kept.")
+    ] = False,
 ) -> Any:
     """Import a file of patterns, all rows or none (``trenches data add``). The upload
     is written to a file the server names; the name the client gave is kept only as
@@ -212,17 +215,31 @@ def import_file(  # noqa: PLR0913 (a form's fields are its arguments)
         upload = pathlib.Path(folder) / f"upload.{fmt}"
         with upload.open("wb") as out:
             shutil.copyfileobj(file.file, out, 1 << 20)
+        options: dict[str, Any] = {
+            "source": source,
+            "labelled_by": labelled_by or caller.user.name,
+            "note": note,
+            "created_at": created_at,
+            "skip_existing": skip_existing,
+        }
         with caller.changing("patterns.add", f"dataset:{dataset}", detail):
-            done = ds.add_file(
-                upload,
-                source=source,
-                labelled_by=labelled_by or caller.user.name,
-                note=note,
-                created_at=created_at,
-                skip_existing=skip_existing,
-                file_name=name,
-            )
+            if from_frame:
+                done = ds.add(_frame(upload, fmt), **options)
+            else:
+                done = ds.add_file(upload, file_name=name, **options)
     return to_json(done)
+
+
+def _frame(upload: pathlib.Path, fmt: str) -> Any:
+    """A client's DataFrame, sent as Parquet."""
+    import pandas as pd
+
+    if fmt != "parquet":
+        raise InvalidInput("a DataFrame is sent as Parquet (format=parquet)", field="format")
+    try:
+        return pd.read_parquet(upload)
+    except (OSError, ValueError) as e:
+        raise InvalidInput(f"the DataFrame sent is not Parquet: {e}", field="file") from None
 
 
 def _client_name(given: str | None) -> str:
