@@ -176,9 +176,9 @@ def test_what_is_not_offered_remotely_says_so(
         monkeypatch.setenv(ENV_TOKEN, token)
         with trenches.open(live.url) as remote:
             assert remote.me()["user"]["name"] == "ada"
-            with pytest.raises(trenches.NotOfferedRemotely, match="store.backup"):
+            with pytest.raises(trenches.NotOfferedRemotely, match=r"store\.backup"):
                 remote.backup  # noqa: B018
-            with pytest.raises(trenches.NotOfferedRemotely, match="store.problems.history"):
+            with pytest.raises(trenches.NotOfferedRemotely, match=r"store\.problems\.history"):
                 remote.problems.history("tumours")
             with pytest.raises(trenches.NotOfferedRemotely, match="trusted=True"):
                 remote.gates.check("clf@1", trusted=True)
@@ -187,7 +187,7 @@ def test_what_is_not_offered_remotely_says_so(
                 remote.datasets.create("x", task="classification", label="y")
             with pytest.raises(trenches.NotFound, match="no problem"):
                 remote.problems.get("nothing")
-        with pytest.raises(trenches.InvalidInput, match="server's trenches.toml"):
+        with pytest.raises(trenches.InvalidInput, match=r"server's trenches\.toml"):
             trenches.open(live.url, settings=tmp_path / "trenches.toml")
         monkeypatch.setenv(ENV_TOKEN, "trn_not-a-token")
         with pytest.raises(trenches.NotAuthenticated):
@@ -207,7 +207,9 @@ def test_what_is_not_offered_remotely_says_so(
 
 
 def test_an_unreachable_server_is_named() -> None:
-    with pytest.raises(trenches.StoreError, match="cannot reach the team server at http://127.0.0.1:9"):
+    with pytest.raises(
+        trenches.StoreError, match=r"cannot reach the team server at http://127\.0\.0\.1:9"
+    ):
         trenches.open("http://127.0.0.1:9", token="trn_x")
 
 
