@@ -425,7 +425,23 @@ def test_promotion_problem_additions_and_relabels_are_recorded(store: trenches.S
     store.problems.add("corner", positive=corner[:3], backfill=False)
     relabelled = store.patterns.relabel(corner[0], "a", source="expert", reason="looked again")
     entries = {e.action: e for e in store.audit.list()}
-    assert set(entries) == {"models.promote", "problems.add", "patterns.relabel"}
+    assert set(entries) == {
+        "datasets.create",
+        "patterns.add",
+        "snapshots.create",
+        "runs.create",
+        "models.register",
+        "models.promote",
+        "problems.add",
+        "patterns.relabel",
+    }
+    assert (
+        entries["datasets.create"].target == entries["patterns.add"].target == f"dataset:{ds.name}"
+    )
+    run = store.runs.list()[0]
+    assert entries["runs.create"].target == f"run:{run.id}"
+    assert entries["models.register"].target == "model:tree@1"
+    assert entries["models.register"].detail["run"] == run.id
     promote = entries["models.promote"]
     assert promote.target == "model:tree@1"
     assert promote.detail == {

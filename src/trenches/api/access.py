@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
 
-from trenches.db.audit import Actor, acting_as, change
+from trenches.db.audit import Actor, Change, acting_as, change
 from trenches.errors import Forbidden, NotAuthenticated
 from trenches.team.roles import ACTIONS
 
@@ -81,11 +81,11 @@ class Caller:
     @contextmanager
     def changing(
         self, action: str, target: str, detail: Mapping[str, Any] | None = None
-    ) -> Iterator[None]:
+    ) -> Iterator[Change]:
         """The block makes one change: its audit row names the caller, the request's
         address and id, and is written in the change's own transaction."""
-        with acting_as(self.actor), change(action, target, detail):
-            yield
+        with acting_as(self.actor), change(action, target, detail) as marked:
+            yield marked
 
 
 #: The cookie of a browser's session, and the header its changes must carry.

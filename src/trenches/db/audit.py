@@ -96,12 +96,15 @@ def change(action: str, target: str, detail: Mapping[str, Any] | None = None) ->
     """Mark the block as one change: ``with change("problems.add", "problem:slug"):``.
 
     Its audit row is written in the first write transaction that commits inside the
-    block. Inside another change, the block is part of that one and records nothing.
+    block. Inside another change, the block is part of that one and records nothing;
+    inside a change of the same action, it yields that change.
     """
     outer = _change.get()
     marked = Change(action, target, dict(detail or {}), outermost=outer is None)
     if outer is not None:
-        yield marked
+        # The same action marked again (a route's change, then the library's) is that
+        # change: what the inner block learns (a new id) makes its target precise.
+        yield outer if outer.action == action and not outer.recorded else marked
         return
     token = _change.set(marked)
     try:

@@ -178,7 +178,11 @@ class Models:
 
         stored = {fmt: self._artifacts.put_bytes(data) for fmt, (data, _) in files.items()}
         now = timestamps.now_us()
-        with write(self._engine) as conn:
+        detail = {"run": run.id if run is not None else None, "flavor": flavor}
+        with (
+            change("models.register", f"model:{name}", detail) as marked,
+            write(self._engine) as conn,
+        ):
             model_id = self._model_id(conn, name, create=True, now=now)
             version = (
                 conn.execute(
@@ -202,6 +206,7 @@ class Models:
                     created_at=now,
                 )
             ).inserted_primary_key[0]  # type: ignore[index]
+            marked.target = f"model:{name}@{version}"
             # Its predictor row now, so that reading its predictions never writes.
             make_predictor(conn, version_id=version_id, classes=_class_text(signature, ds))
             for fmt, art in stored.items():

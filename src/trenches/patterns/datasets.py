@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from trenches import timestamps
 from trenches.db import schema as t
+from trenches.db.audit import change
 from trenches.db.engine import read, write
 from trenches.errors import Conflict, InvalidInput, NotFound
 from trenches.json_form import from_json, json_shape, to_json
@@ -403,7 +404,8 @@ class Datasets:
                 )
         if salt is not None and not re.fullmatch(r"[0-9a-f]{32}", salt):
             raise InvalidInput("salt must be 32 hexadecimal digits")
-        with write(self._engine) as conn:
+        marking = change("datasets.create", f"dataset:{name}", {"task": task})
+        with marking, write(self._engine) as conn:
             if conn.execute(select(t.datasets.c.id).where(t.datasets.c.name == name)).first():
                 raise Conflict(f"a dataset named {name!r} exists already")
             conn.execute(

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from trenches import timestamps
 from trenches.db import schema as t
+from trenches.db.audit import change
 from trenches.db.engine import bulk_insert, lock_patterns, write
 from trenches.errors import Conflict, InvalidInput
 from trenches.json_form import to_json
@@ -242,7 +243,8 @@ def add_frame(
     tags = provenance.tags
     tags_json = orjson.dumps(sorted(set(tags))).decode() if tags else None
 
-    with write(engine) as conn, no_gc():
+    marking = change("patterns.add", f"dataset:{dataset.name}", {"rows": len(frame)})
+    with marking, write(engine) as conn, no_gc():
         lock_patterns(conn)
         now = timestamps.now_us()  # after the lock: see lock_patterns
         if provenance.created_at is None:

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from trenches import timestamps
 from trenches.db import schema as t
+from trenches.db.audit import change
 from trenches.db.engine import id_in, lock_patterns, read, write
 from trenches.errors import InvalidInput, NotFound
 from trenches.json_form import json_shape
@@ -365,7 +366,8 @@ def take_snapshot(
             "what has happened"
         )
     src = sorted({check_source(s) for s in sources}) if sources else None
-    with write(engine) as conn:
+    marking = change("snapshots.create", f"dataset:{dataset.name}")
+    with marking, write(engine) as conn:
         lock_patterns(conn, for_snapshot=True)
         now = timestamps.now_us()  # after the lock: see lock_patterns
         if as_of is None:

@@ -12,7 +12,8 @@ import re
 import socket
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,7 @@ from sqlalchemy import insert, select, update
 from trenches import timestamps
 from trenches.artifacts import safe_name
 from trenches.db import schema as t
+from trenches.db.audit import change
 from trenches.db.engine import (
     bulk_insert,
     execute_raw,
@@ -31,9 +33,10 @@ from trenches.db.engine import (
     upsert_latest,
     write,
 )
-from trenches.errors import Conflict, InvalidInput
+from trenches.errors import Conflict, InvalidInput, NotFound
 from trenches.runs.code import (
     CodeState,
+    Environment,
     capture_environment,
     capture_git,
     process_alive,
@@ -54,6 +57,10 @@ FLUSH_POINTS = 10_000
 FLUSH_SECONDS = 2.0
 _HOST = socket.gethostname()
 _started: dict[int, int | None] = {}
+
+
+#: One metric point as stored: key, step, value (None for NaN), logged at (µs).
+Point = tuple[str, int, float | None, int]
 
 
 def _this_process_started() -> int | None:
@@ -87,6 +94,231 @@ def _param_text(value: Any) -> str:
     return str(value)
 
 
+def buffer_points(
+    buffer: list[Point],
+    steps: dict[str, int],
+    metrics: Mapping[str, float],
+    step: int | None,
+) -> None:
+    """Append one point of each metric to ``buffer``, at ``step`` or each metric's next
+    one (``steps`` keeps the last step of each key; a new key is checked)."""
+    now = timestamps.now_us()
+    append = buffer.append
+    for key, value in metrics.items():
+        last = steps.get(key)
+        if last is None:
+            check_key(key, "metric")
+            last = -1
+        at = last + 1 if step is None else int(step)
+        if at > last:
+            steps[key] = at
+        v = float(value)
+        append((key, at, None if v != v else v, now))
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a run's process runs: a run of this host whose process has gone is marked
+    killed when a store is next opened (:func:`reap_killed_runs`)."""
+
+    host: str
+    pid: int | None = None
+    process_started: int | None = None
+
+    @classmethod
+    def here(cls) -> Origin:
+        return cls(_HOST, os.getpid(), _this_process_started())
+
+
+# What a run is started with: the store's parts, then the run's own facts.
+def start_run(  # noqa: PLR0913
+    engine: Engine,
+    artifacts: ArtifactStore,
+    name: str,
+    *,
+    snapshot_id: int | None,
+    params: Mapping[str, Any] | None,
+    tags: Mapping[str, Any] | None,
+    code: CodeState,
+    environment: Environment,
+    origin: Origin,
+) -> int:
+    """Store a new running run, in one transaction, and return its id: the code state
+    and environment are given, captured where the run runs (this process for
+    ``store.run``, a client's for the team server)."""
+    if not isinstance(name, str) or not name or len(name) > 200:
+        raise InvalidInput("a run needs a name of 1-200 characters")
+    param_rows = [(check_key(k, "param"), _param_text(v)) for k, v in (params or {}).items()]
+    for key in tags or {}:
+        check_key(key, "tag")
+    diff_sha = None
+    if code.diff is not None:
+        diff_sha = artifacts.put_bytes(code.diff).sha256
+    now = timestamps.now_us()
+    detail = {"name": name, "snapshot": snapshot_id}
+    with change("runs.create", "run:", detail) as marked, write(engine) as conn:
+        if diff_sha is not None:
+            insert_ignore(
+                conn,
+                t.artifacts,
+                {"sha256": diff_sha, "size": len(code.diff or b""), "created_at": now},
+            )
+        run_id = insert_returning_id(
+            conn,
+            t.runs,
+            {
+                "name": name,
+                "status": "running",
+                "snapshot_id": snapshot_id,
+                "started_at": now,
+                "host": origin.host,
+                "pid": origin.pid,
+                "process_started": origin.process_started,
+                "git_state": code.state,
+                "git_commit": code.commit,
+                "git_branch": code.branch,
+                "git_root": code.root,
+                "git_diff_sha256": diff_sha,
+                "environment_id": _environment_id(engine, conn, environment, now),
+            },
+        )
+        marked.target = f"run:{run_id}"
+        if param_rows:
+            # A new run has no params yet: nothing to check them against.
+            bulk_insert(
+                conn, t.run_params, ("key", "value"), param_rows, constants={"run_id": run_id}
+            )
+        if tags:
+            RunRecord(engine, run_id).write_tags(conn, tags)
+    return run_id
+
+
+def _environment_id(engine: Engine, conn: Any, env: Environment, now: int) -> int:
+    """The row of ``env``, stored once per store and looked up once per process."""
+    key = (engine.url.render_as_string(hide_password=True), env.digest)
+    env_id = _environment_ids.get(key)
+    if env_id is None:
+        insert_ignore(
+            conn,
+            t.environments,
+            {
+                "digest": env.digest,
+                "python": env.python,
+                "platform": env.platform,
+                "packages": env.packages_json(),
+                "created_at": now,
+            },
+        )
+        env_id = conn.execute(
+            select(t.environments.c.id).where(t.environments.c.digest == env.digest)
+        ).scalar_one()
+        _environment_ids[key] = env_id
+    return int(env_id)
+
+
+class RunRecord:
+    """The stored record of one run, written by id: what a :class:`Run` writes through,
+    and what the team server writes for a client's run."""
+
+    def __init__(self, engine: Engine, run_id: int) -> None:
+        self._engine = engine
+        self.id = run_id
+
+    @classmethod
+    def running(cls, engine: Engine, run_id: int) -> RunRecord:
+        """The record of run ``run_id``, which must be running: an ended run's record
+        is closed."""
+        with read(engine) as conn:
+            status = conn.execute(select(t.runs.c.status).where(t.runs.c.id == run_id)).scalar()
+        if status is None:
+            raise NotFound(f"no run with id {run_id}")
+        if status != "running":
+            raise Conflict(f"run {run_id} has ended ({status}); an ended run's record is closed")
+        return cls(engine, run_id)
+
+    def write_params(self, conn: Any, params: Mapping[str, Any]) -> None:
+        c = t.run_params.c
+        items = {check_key(k, "param"): _param_text(v) for k, v in params.items()}
+        existing = dict(
+            conn.execute(
+                select(c.key, c.value).where(c.run_id == self.id, c.key.in_(list(items)))
+            ).all()
+        )
+        for k, v in items.items():
+            if k in existing and existing[k] != v:
+                raise Conflict(
+                    f"param {k!r} of run {self.id} is {existing[k]!r} already; params are "
+                    "facts of a run and do not change (use a tag for what does)"
+                )
+        new = [
+            {"run_id": self.id, "key": k, "value": v} for k, v in items.items() if k not in existing
+        ]
+        if new:
+            conn.execute(insert(t.run_params), new)
+
+    def write_tags(self, conn: Any, tags: Mapping[str, Any]) -> None:
+        c = t.run_tags.c
+        for k, v in tags.items():
+            check_key(k, "tag")
+            conn.execute(t.run_tags.delete().where(c.run_id == self.id, c.key == k))
+            conn.execute(insert(t.run_tags).values(run_id=self.id, key=k, value=_param_text(v)))
+
+    def write_points(self, conn: Any, points: Sequence[Point]) -> None:
+        if not points:
+            return
+        bulk_insert(
+            conn,
+            t.metric_points,
+            ("key", "step", "value", "logged_at"),
+            points,
+            constants={"run_id": self.id},
+        )
+        latest: dict[str, Point] = {}
+        for point in points:
+            seen = latest.get(point[0])
+            if seen is None or (point[1], point[3]) >= (seen[1], seen[3]):
+                latest[point[0]] = point
+        upsert_latest(
+            conn,
+            t.latest_metrics,
+            [(self.id, k, st, v, at) for k, st, v, at in latest.values()],
+        )
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        with write(self._engine) as conn:
+            self.write_params(conn, params)
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        with write(self._engine) as conn:
+            self.write_tags(conn, tags)
+
+    def log_points(self, points: Sequence[Point]) -> None:
+        """Store metric points in one transaction (their keys checked)."""
+        for key in {p[0] for p in points}:
+            check_key(key, "metric")
+        with write(self._engine) as conn:
+            self.write_points(conn, points)
+
+    def end(
+        self,
+        status: str,
+        error: str | None = None,
+        tag: str | None = None,
+        points: Sequence[Point] = (),
+    ) -> None:
+        """The last points and the end, in one transaction: a run that ended has all its
+        points."""
+        if status not in STATUSES or status == "running":
+            raise InvalidInput(f"status {status!r} must be one of {', '.join(STATUSES[1:])}")
+        with write(self._engine) as conn:
+            self.write_points(conn, points)
+            execute_raw(
+                conn,
+                "UPDATE runs SET status = ?, ended_at = ?, error = ?, git_tag = ? WHERE id = ?",
+                (status, timestamps.now_us(), error, tag, self.id),
+            )
+
+
 class Run:
     """A run in progress. Use as ``with store.run("name", snapshot=snap) as run:``."""
 
@@ -112,120 +344,43 @@ class Run:
         self.name = name
         self.snapshot = snapshot
         self.status = "running"
-        self._buffer: list[tuple[str, int, float | None, int]] = []
+        self._buffer: list[Point] = []
         self._steps: dict[str, int] = {}
         self._last_flush = time.monotonic()
         self.code = capture_git() if capture_code else CodeState("unknown", detail="not captured")
         # Read when the run starts: a mistake in trenches.toml stops it before the work.
         self._tag = bool(self.code.commit and self.code.root) and git_tag()
-        diff_sha = None
-        if self.code.diff is not None:
-            diff_sha = artifacts.put_bytes(self.code.diff).sha256
-        env = capture_environment()
-        now = timestamps.now_us()
-        with write(engine) as conn:
-            if diff_sha is not None:
-                insert_ignore(
-                    conn,
-                    t.artifacts,
-                    {"sha256": diff_sha, "size": len(self.code.diff or b""), "created_at": now},
-                )
-            env_id = _environment_ids.get(
-                (engine.url.render_as_string(hide_password=True), env.digest)
-            )
-            if env_id is None:
-                insert_ignore(
-                    conn,
-                    t.environments,
-                    {
-                        "digest": env.digest,
-                        "python": env.python,
-                        "platform": env.platform,
-                        "packages": env.packages_json(),
-                        "created_at": now,
-                    },
-                )
-                env_id = conn.execute(
-                    select(t.environments.c.id).where(t.environments.c.digest == env.digest)
-                ).scalar_one()
-                _environment_ids[(engine.url.render_as_string(hide_password=True), env.digest)] = (
-                    env_id
-                )
-            self.id: int = insert_returning_id(
-                conn,
-                t.runs,
-                {
-                    "name": name,
-                    "status": "running",
-                    "snapshot_id": snapshot.id if snapshot is not None else None,
-                    "started_at": now,
-                    "host": _HOST,
-                    "pid": os.getpid(),
-                    "process_started": _this_process_started(),
-                    "git_state": self.code.state,
-                    "git_commit": self.code.commit,
-                    "git_branch": self.code.branch,
-                    "git_root": self.code.root,
-                    "git_diff_sha256": diff_sha,
-                    "environment_id": env_id,
-                },
-            )
-            if params:
-                # A new run has no params yet: nothing to check them against.
-                rows = [(check_key(k, "param"), _param_text(v)) for k, v in params.items()]
-                bulk_insert(
-                    conn, t.run_params, ("key", "value"), rows, constants={"run_id": self.id}
-                )
-            if tags:
-                self._write_tags(conn, tags)
+        self.id: int = start_run(
+            engine,
+            artifacts,
+            name,
+            snapshot_id=snapshot.id if snapshot is not None else None,
+            params=params,
+            tags=tags,
+            code=self.code,
+            environment=capture_environment(),
+            origin=Origin.here(),
+        )
+        self._record = RunRecord(engine, self.id)
 
     def __repr__(self) -> str:
         return f"<Run {self.id} {self.name!r} {self.status}>"
 
     # --- params and tags ---------------------------------------------------------
 
-    def _write_params(self, conn: Any, params: Mapping[str, Any]) -> None:
-        c = t.run_params.c
-        items = {check_key(k, "param"): _param_text(v) for k, v in params.items()}
-        existing = dict(
-            conn.execute(
-                select(c.key, c.value).where(c.run_id == self.id, c.key.in_(list(items)))
-            ).all()
-        )
-        for k, v in items.items():
-            if k in existing and existing[k] != v:
-                raise Conflict(
-                    f"param {k!r} of run {self.id} is {existing[k]!r} already; params are "
-                    "facts of a run and do not change (use a tag for what does)"
-                )
-        new = [
-            {"run_id": self.id, "key": k, "value": v} for k, v in items.items() if k not in existing
-        ]
-        if new:
-            conn.execute(insert(t.run_params), new)
-
-    def _write_tags(self, conn: Any, tags: Mapping[str, Any]) -> None:
-        c = t.run_tags.c
-        for k, v in tags.items():
-            check_key(k, "tag")
-            conn.execute(t.run_tags.delete().where(c.run_id == self.id, c.key == k))
-            conn.execute(insert(t.run_tags).values(run_id=self.id, key=k, value=_param_text(v)))
-
     def log_param(self, key: str, value: Any) -> None:
         self.log_params({key: value})
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Record parameters; logging a different value for a key again is refused."""
-        with write(self._engine) as conn:
-            self._write_params(conn, params)
+        self._record.log_params(params)
 
     def set_tag(self, key: str, value: Any) -> None:
         self.set_tags({key: value})
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         """Set tags; unlike params, a tag can be set again."""
-        with write(self._engine) as conn:
-            self._write_tags(conn, tags)
+        self._record.set_tags(tags)
 
     # --- metrics -----------------------------------------------------------------
 
@@ -236,19 +391,7 @@ class Run:
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         """Record one point of several metrics at once, at the same step (by default the
         next step of each)."""
-        now = timestamps.now_us()
-        steps = self._steps
-        append = self._buffer.append
-        for key, value in metrics.items():
-            last = steps.get(key)
-            if last is None:
-                check_key(key, "metric")
-                last = -1
-            at = last + 1 if step is None else int(step)
-            if at > last:
-                steps[key] = at
-            v = float(value)
-            append((key, at, None if v != v else v, now))
+        buffer_points(self._buffer, self._steps, metrics, step)
         if len(self._buffer) >= FLUSH_POINTS or time.monotonic() - self._last_flush > FLUSH_SECONDS:
             self.flush()
 
@@ -260,31 +403,10 @@ class Run:
         points, self._buffer = self._buffer, []
         try:
             with write(self._engine) as conn:
-                self._write_points(conn, points)
+                self._record.write_points(conn, points)
         except BaseException:
             self._buffer = points + self._buffer  # keep them for the next try
             raise
-
-    def _write_points(self, conn: Any, points: list[tuple[str, int, float | None, int]]) -> None:
-        if not points:
-            return
-        bulk_insert(
-            conn,
-            t.metric_points,
-            ("key", "step", "value", "logged_at"),
-            points,
-            constants={"run_id": self.id},
-        )
-        latest: dict[str, tuple[str, int, float | None, int]] = {}
-        for point in points:
-            seen = latest.get(point[0])
-            if seen is None or (point[1], point[3]) >= (seen[1], seen[3]):
-                latest[point[0]] = point
-        upsert_latest(
-            conn,
-            t.latest_metrics,
-            [(self.id, k, st, v, at) for k, st, v, at in latest.values()],
-        )
 
     # --- files -------------------------------------------------------------------
 
@@ -329,27 +451,11 @@ class Run:
             return
         if status not in STATUSES:
             raise InvalidInput(f"status {status!r} must be one of {', '.join(STATUSES)}")
-        tag = None
-        if self._tag and self.code.commit and self.code.root:
-            digest = self.snapshot.digest if self.snapshot is not None else "none"
-            message = (
-                f"trenches run {self.id} {self.name!r} ({status})\n\n"
-                f"snapshot: {self.snapshot.id if self.snapshot else 'none'} "
-                f"digest {digest}\n"
-                f"git state: {self.code.state}"
-            )
-            tag = tag_run(self.code.root, self.code.commit, self.id, message)
+        snap = None if self.snapshot is None else (self.snapshot.id, self.snapshot.digest)
+        tag = tag_commit(self.code, self.id, self.name, status, snap) if self._tag else None
         points, self._buffer = self._buffer, []
-        # The last points and the end are one transaction: a run that ended has all its
-        # points.
         try:
-            with write(self._engine) as conn:
-                self._write_points(conn, points)
-                execute_raw(
-                    conn,
-                    "UPDATE runs SET status = ?, ended_at = ?, error = ?, git_tag = ? WHERE id = ?",
-                    (status, timestamps.now_us(), error, tag, self.id),
-                )
+            self._record.end(status, error, tag, points)
         except BaseException:
             self._buffer = points + self._buffer
             raise
@@ -369,6 +475,22 @@ class Run:
             return
         text = "".join(traceback.format_exception_only(exc_type, exc)).strip()
         self.end("failed", error=text[:10_000])
+
+
+def tag_commit(
+    code: CodeState, run_id: int, name: str, status: str, snapshot: tuple[int, str] | None
+) -> str | None:
+    """Tag the commit a run started from with the run's id, status and ``snapshot``
+    (its id and digest); the tag's name, or None outside git."""
+    if not (code.commit and code.root):
+        return None
+    snapshot_id, digest = snapshot if snapshot is not None else ("none", "none")
+    message = (
+        f"trenches run {run_id} {name!r} ({status})\n\n"
+        f"snapshot: {snapshot_id} digest {digest}\n"
+        f"git state: {code.state}"
+    )
+    return tag_run(code.root, code.commit, run_id, message)
 
 
 def reap_killed_runs(engine: Engine) -> int:
