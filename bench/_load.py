@@ -13,6 +13,7 @@ in the audit log afterwards.
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 import traceback
@@ -45,13 +46,14 @@ ROLES = ("maintainer", "approver")
 #: The params, tags and metric points of every run, on both tools.
 PARAMS = {"optimizer": "adam", "layers": "3"}
 METRICS = [("loss", 0.9, 0), ("loss", 0.5, 1), ("loss", 0.3, 2), ("accuracy", 0.8, 2)]
-#: The audit log's action for each kind of trenches write.
+#: The audit log's action for each kind of trenches write (every write to a run is a
+#: ``runs.create``: the run is made by its start, its points and its end).
 ACTIONS = {
     "import": "patterns.add",
     "feedback": "feedback.add",
     "run.create": "runs.create",
-    "run.metrics": "runs.log",
-    "run.end": "runs.end",
+    "run.metrics": "runs.create",
+    "run.end": "runs.create",
 }
 
 
@@ -220,7 +222,16 @@ def make_run(
         writer.user,
         marker,
         f"{PREFIX}/runs",
-        json={"name": marker, "snapshot_id": snapshot_id, "params": PARAMS, "tags": {"by": "load"}},
+        json={
+            "name": marker,
+            "snapshot_id": snapshot_id,
+            "params": PARAMS,
+            "tags": {"by": "load"},
+            # Where the run runs, as a client says it (a start without a pid is a 500 at
+            # beed49d: runs.pid is NOT NULL).
+            "host": f"load {writer.user}",
+            "pid": os.getpid(),
+        },
     )
     if made is None:
         return
