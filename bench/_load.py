@@ -211,10 +211,9 @@ def give_feedback(client: httpx.Client, writer: Writer, i: int, tally: Tally) ->
 
 
 def make_run(
-    client: httpx.Client, writer: Writer, i: int, tally: Tally, snapshot_id: int | None
+    client: httpx.Client, writer: Writer, marker: str, tally: Tally, snapshot_id: int | None
 ) -> None:
-    """A run: created with its params and tags, its metric points, ended."""
-    marker = f"{writer.user}/{i}"
+    """A run named ``marker``: created with its params and tags, its points, ended."""
     t = time.perf_counter()
     made = tally.post(
         client,
@@ -264,7 +263,7 @@ def _mixed(
         return False
     add_patterns(client, writer, i, tally, dataset)
     give_feedback(client, writer, i, tally)
-    make_run(client, writer, i, tally, snapshot_id)
+    make_run(client, writer, f"{writer.user}/{i}", tally, snapshot_id)
     return True
 
 
@@ -276,12 +275,12 @@ def mixed(dataset: str, snapshot_id: int) -> Iteration:
 def _runs_only(
     client: httpx.Client, writer: Writer, i: int, tally: Tally, snapshot_id: int
 ) -> bool:
-    make_run(client, writer, i, tally, snapshot_id)
+    make_run(client, writer, f"{writer.user}/runs/{i}", tally, snapshot_id)
     return True
 
 
 def runs_only(snapshot_id: int) -> Iteration:
-    """Runs alone: the writes MLflow is given too."""
+    """Runs alone, named apart from the mixed load's: the writes MLflow is given too."""
     return partial(_runs_only, snapshot_id=snapshot_id)
 
 
