@@ -74,10 +74,12 @@ def runtime_imports(folder: Path) -> dict[str, list[str]]:
     return found
 
 
-def undeclared(folder: Path, base: set[str]) -> list[str]:
-    """What ``folder`` imports that no base dependency provides, one line each."""
+def undeclared(folder: Path, base: set[str], *, beside: tuple[Path, ...] = ()) -> list[str]:
+    """What ``folder`` imports that no base dependency provides, one line each (the
+    modules of ``folder`` and of the folders ``beside`` it are its own)."""
     providers = importlib.metadata.packages_distributions()
-    local = {p.stem for p in folder.glob("*.py")} | {"trenches", "__future__"}
+    local = {p.stem for f in (folder, *beside) for p in f.glob("*.py")}
+    local |= {"trenches", "__future__"}
     problems = []
     for module, places in sorted(runtime_imports(folder).items()):
         if module in sys.stdlib_module_names or module in local:
@@ -117,5 +119,5 @@ def test_the_scan_finds_an_import_only_the_test_extras_provide(tmp_path: Path) -
 
 def test_the_test_extras_hold_what_the_tests_import() -> None:
     base, extras = declared()
-    problems = undeclared(ROOT / "tests", base | extras["test"])
+    problems = undeclared(ROOT / "tests", base | extras["test"], beside=(ROOT / "bench",))
     assert problems == []

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import builtins
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -27,17 +27,12 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from trenches.client.http import Server
-    from trenches.gates import Check
     from trenches.models.registry import AliasMove, ModelVersion
-    from trenches.monitoring.reports import Monitored
     from trenches.patterns import ImportResult, Pattern, PatternHistory, TrainingData
     from trenches.patterns.datasets import DatasetSummary
     from trenches.problems import AddResult, Problem
     from trenches.problems.scores import ProblemScore
-    from trenches.requests.feedback import Feedback
-    from trenches.retrain.record import Retrain
     from trenches.runs import RunInfo
-    from trenches.team.audit import AuditEntry
 
 PARQUET = "application/vnd.apache.parquet"
 
@@ -287,7 +282,7 @@ class RemoteSnapshot:
         return TrainingData(frame, y, weights, frame.index.to_numpy())
 
 
-class Datasets(Part):
+class RemoteDatasets(Part):
     name = "datasets"
 
     def list(self) -> builtins.list[RemoteDataset]:
@@ -340,7 +335,7 @@ class Datasets(Part):
         )
 
 
-class Patterns(Part):
+class RemotePatterns(Part):
     name = "patterns"
 
     def get(self, pattern_id: int) -> Pattern:
@@ -378,7 +373,7 @@ class Patterns(Part):
         return from_json(PatternHistory, self._server.get(f"/patterns/{int(pattern_id)}/history"))
 
 
-class Snapshots(Part):
+class RemoteSnapshots(Part):
     name = "snapshots"
 
     def get(self, snapshot_id: int) -> RemoteSnapshot:
@@ -388,7 +383,7 @@ class Snapshots(Part):
 # --- the problem database ---------------------------------------------------------
 
 
-class Problems(Part):
+class RemoteProblems(Part):
     name = "problems"
 
     def list(
@@ -484,7 +479,7 @@ def run_info(data: dict[str, Any]) -> RunInfo:
     return from_json(RunInfo, {**data, **fields})
 
 
-class Runs(Part):
+class RemoteRuns(Part):
     name = "runs"
 
     def get(self, run_id: int) -> RunInfo:
@@ -508,7 +503,7 @@ class Runs(Part):
         return out
 
 
-class Models(Part):
+class RemoteModels(Part):
     name = "models"
 
     def names(self) -> builtins.list[str]:
@@ -591,111 +586,3 @@ class Models(Part):
             params={"force": "true"} if force else None,
         )
         return from_json(AliasMove, moved)
-
-
-def check_of(data: dict[str, Any]) -> Check:
-    """A check from its JSON form (which leaves out the criteria: see its digest)."""
-    from trenches.gates import Check
-
-    return from_json(Check, {**data, "criteria": []})
-
-
-class Gates(Part):
-    name = "gates"
-
-    def check(
-        self,
-        ref: str,
-        *,
-        trusted: bool = False,
-        progress: Callable[[str, int], None] | None = None,
-    ) -> Check:
-        """Check the version against its model's gates in the server's trenches.toml
-        (the team's gates, not a local file's); the check is stored."""
-
-        if trusted:
-            raise not_offered("check(trusted=True)", "no model that runs code loads on the server")
-        return check_of(self._server.post(f"{version_path(ref)}/checks"))
-
-    def history(self, ref: str) -> builtins.list[Check]:
-
-        return [check_of(c) for c in self._server.get(f"{version_path(ref)}/checks")]
-
-    def latest(self, ref: str) -> Check | None:
-        found = self.history(ref)
-        return found[-1] if found else None
-
-
-# --- production ----------------------------------------------------------------------
-
-
-class Requests(Part):
-    name = "requests"
-
-    def feedback(
-        self,
-        request_id: str,
-        *,
-        row: int = 0,
-        label: Any = None,
-        rating: float | None = None,
-        comment: str | None = None,
-    ) -> Feedback:
-        from trenches.requests.feedback import Feedback
-
-        body = {"row": row, "label": to_json(label), "rating": rating, "comment": comment}
-        made = self._server.post(f"/requests/{segment(request_id)}/feedback", body)
-        return from_json(Feedback, made)
-
-    def get_feedback(self, request_id: str) -> builtins.list[Feedback]:
-        from trenches.requests.feedback import Feedback
-
-        found = self._server.get(f"/requests/{segment(request_id)}/feedback")
-        return [from_json(Feedback, f) for f in found]
-
-
-class Monitoring(Part):
-    name = "monitoring"
-
-    def history(self, model: str | None = None, *, limit: int | None = 50) -> list[Monitored]:
-        from trenches.monitoring.reports import Monitored
-
-        if model is None:
-            raise InvalidInput("over the team server, history(MODEL) names the model")
-        out: list[Monitored] = []
-        for item in self._server.pages(f"/models/{segment(model)}/drift"):
-            if limit is not None and len(out) >= limit:
-                break
-            out.append(from_json(Monitored, item))
-        return out
-
-
-class Retrains(Part):
-    name = "retrains"
-
-    def history(self, model: str | None = None) -> builtins.list[Retrain]:
-        from trenches.retrain.record import Retrain
-
-        if model is None:
-            raise InvalidInput("over the team server, history(MODEL) names the model")
-        return [
-            from_json(Retrain, r) for r in self._server.pages(f"/models/{segment(model)}/retrains")
-        ]
-
-
-class Audit(Part):
-    name = "audit"
-
-    def list(
-        self,
-        *,
-        user: str | None = None,
-        action: str | None = None,
-        since: str | datetime | None = None,
-        limit: int = 100,
-    ) -> builtins.list[AuditEntry]:
-        from trenches.team.audit import AuditEntry
-
-        when = since.isoformat() if isinstance(since, datetime) else since
-        params = {"user": user, "action": action, "since": when, "limit": limit}
-        return [from_json(AuditEntry, e) for e in self._server.get("/audit", params)]

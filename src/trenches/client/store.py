@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from trenches import timestamps
-from trenches.client import parts
+from trenches.client import oversight, parts
 from trenches.client.parts import (
     Part,
     RemoteSnapshot,
@@ -48,7 +48,7 @@ FLUSH_POINTS = 10_000
 FLUSH_SECONDS = 2.0
 
 
-class Explanations(Part):
+class RemoteExplanations(Part):
     name = "explanations"
 
     def explain(
@@ -92,7 +92,7 @@ class RemoteRun:
     def __init__(
         self,
         server: Server,
-        models: parts.Models,
+        models: parts.RemoteModels,
         name: str,
         *,
         snapshot: RemoteSnapshot | None = None,
@@ -247,18 +247,18 @@ class RemoteStore:
 
     def __init__(self, server: Server) -> None:
         self._server = server
-        self.datasets = parts.Datasets(server)
-        self.patterns = parts.Patterns(server)
-        self.snapshots = parts.Snapshots(server)
-        self.problems = parts.Problems(server)
-        self.runs = parts.Runs(server)
-        self.models = parts.Models(server)
-        self.gates = parts.Gates(server)
-        self.explanations = Explanations(server)
-        self.requests = parts.Requests(server)
-        self.monitoring = parts.Monitoring(server)
-        self.retrains = parts.Retrains(server)
-        self.audit = parts.Audit(server)
+        self.datasets = parts.RemoteDatasets(server)
+        self.patterns = parts.RemotePatterns(server)
+        self.snapshots = parts.RemoteSnapshots(server)
+        self.problems = parts.RemoteProblems(server)
+        self.runs = parts.RemoteRuns(server)
+        self.models = parts.RemoteModels(server)
+        self.gates = oversight.RemoteGates(server)
+        self.explanations = RemoteExplanations(server)
+        self.requests = oversight.RemoteRequests(server)
+        self.monitoring = oversight.RemoteMonitoring(server)
+        self.retrains = oversight.RemoteRetrains(server)
+        self.audit = oversight.RemoteAudit(server)
 
     @property
     def url(self) -> str:

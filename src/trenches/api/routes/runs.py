@@ -174,7 +174,7 @@ def _code(code: Code | None) -> CodeState:
     if code.diff is not None:
         try:
             diff = base64.b64decode(code.diff, validate=True)
-        except binascii.Error:
+        except (binascii.Error, ValueError):  # ValueError: not ASCII
             raise InvalidInput("code.diff must be base64", field="code.diff") from None
     return CodeState(code.state, code.commit, code.branch, None, diff, code.detail)
 
