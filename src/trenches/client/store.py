@@ -13,7 +13,6 @@ import builtins
 import os
 import socket
 import time
-import traceback
 from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -30,6 +29,7 @@ from trenches.client.parts import (
 )
 from trenches.errors import InvalidInput
 from trenches.json_form import from_json, to_json
+from trenches.runs.tracking import EndsWithItsBlock
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -83,7 +83,7 @@ class RemoteExplanations(Part):
         return [from_json(Explanation, e) for e in found]
 
 
-class RemoteRun:
+class RemoteRun(EndsWithItsBlock):
     """A run whose process is here and whose record is on the server: ``with
     store.run("train", snapshot=snap) as run:`` as on a local store. The code state and
     environment are captured here; metric points are sent in batches."""
@@ -199,21 +199,6 @@ class RemoteRun:
         self._server.post(f"/runs/{self.id}/end", body)
         self._buffer = []
         self.status = status
-
-    def __enter__(self) -> RemoteRun:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc is None:
-            self.end("finished")
-            return
-        text = "".join(traceback.format_exception_only(exc_type, exc)).strip()
-        self.end("failed", error=text[:10_000])
 
 
 def _git_tag() -> bool:

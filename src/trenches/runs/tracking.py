@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from sqlalchemy import insert, select, update
 
@@ -319,7 +319,30 @@ class RunRecord:
             )
 
 
-class Run:
+class EndsWithItsBlock:
+    """A run used as ``with ... as run:`` ends with its block: finished, or failed with
+    the exception's text when the block raises."""
+
+    def end(self, status: str = "finished", error: str | None = None) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            self.end("finished")
+            return
+        text = "".join(traceback.format_exception_only(exc_type, exc)).strip()
+        self.end("failed", error=text[:10_000])
+
+
+class Run(EndsWithItsBlock):
     """A run in progress. Use as ``with store.run("name", snapshot=snap) as run:``."""
 
     # The parts a run writes through, then the options of ``store.run``, passed through.
@@ -460,21 +483,6 @@ class Run:
             self._buffer = points + self._buffer
             raise
         self.status = status
-
-    def __enter__(self) -> Run:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc is None:
-            self.end("finished")
-            return
-        text = "".join(traceback.format_exception_only(exc_type, exc)).strip()
-        self.end("failed", error=text[:10_000])
 
 
 def tag_commit(
