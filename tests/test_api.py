@@ -27,8 +27,14 @@ from trenches.team.roles import ACTIONS, ROLES, includes
 
 from conftest import _free_port, log_requests, make_frame, run_cli, s3_bucket
 
-#: The only routes that answer without a token: the probe, and signing in.
-OPEN_PATHS = {"/health", f"{PREFIX}/sessions", f"{PREFIX}/oidc/login", f"{PREFIX}/oidc/callback"}
+#: The only routes that answer without a token: the probes, and signing in.
+OPEN_PATHS = {
+    "/health",
+    "/metrics",
+    f"{PREFIX}/sessions",
+    f"{PREFIX}/oidc/login",
+    f"{PREFIX}/oidc/callback",
+}
 #: What a path parameter is filled with when every route is tried.
 PARAMS = {
     "dataset": "tumours",
@@ -309,8 +315,16 @@ def test_the_command_serves_with_two_workers_until_sigterm(
                 pass
             assert proc.poll() is None and time.monotonic() < deadline, proc.stdout
             time.sleep(0.2)
-        me = httpx.get(f"{url}{PREFIX}/me", headers=_bearer(token), timeout=10)
-        assert me.json()["user"]["name"] == "root"
+        for _ in range(4):  # both workers answer some
+            me = httpx.get(f"{url}{PREFIX}/me", headers=_bearer(token), timeout=10)
+            assert me.json()["user"]["name"] == "root"
+        assert httpx.get(f"{url}{PREFIX}/problems/none", headers=_bearer(token)).status_code == 404
+        # Prometheus sees the two workers' counts added up, by route template, not path.
+        metrics = httpx.get(f"{url}/metrics", timeout=10).text
+        assert 'trenches_api_requests_total{method="GET",route="/api/v1/me",status="200"} 4.0' in (
+            metrics
+        )
+        assert 'route="/api/v1/problems/{slug}",status="404"} 1.0' in metrics
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=60)

@@ -8,6 +8,7 @@ Deny by default: :func:`create_app` refuses to build an app with a route under
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -17,9 +18,10 @@ from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
-from trenches.api import errors
+from trenches.api import errors, metrics
 from trenches.api.access import Allow
 from trenches.api.limits import SignInLimits
+from trenches.api.metrics import UNMATCHED, ApiMetrics
 from trenches.api.oidc import OidcSettings, Provider
 from trenches.api.routes import (
     audit,
@@ -60,7 +62,7 @@ GUARDED = (
     audit.router,
 )
 #: Routers that answer without a token: the probe, and signing in.
-OPEN = (health.router,)
+OPEN = (health.router, metrics.router)
 OPEN_API = (sessions.router, oidc.router)
 #: Largest request body by default, in bytes.
 MAX_BODY = 64 * 1024 * 1024
@@ -113,6 +115,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
     )
     app.state.store = opened
     app.state.sign_in_limits = SignInLimits()
+    app.state.metrics = ApiMetrics()
     app.state.oidc = None if settings.oidc is None else Provider.from_settings(settings.oidc)
     check_rules(GUARDED)
     for router in GUARDED:
@@ -123,7 +126,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
         app.include_router(router, prefix=PREFIX)
     for kind in errors.HANDLED:
         app.add_exception_handler(kind, errors.answer)
-    app.add_middleware(Guard, max_body=settings.max_body)
+    app.add_middleware(Guard, max_body=settings.max_body, metrics=app.state.metrics)
     return app
 
 
@@ -166,9 +169,10 @@ class Guard:
     """Security headers on every answer, a body limit (413 past it, read or declared),
     and a JSON 500 for what escapes a route (the connection stays open)."""
 
-    def __init__(self, app: ASGIApp, *, max_body: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_body: int, metrics: ApiMetrics) -> None:
         self.app = app
         self.max_body = max_body
+        self.metrics = metrics
 
     async def __call__(
         self,
@@ -180,12 +184,19 @@ class Guard:
             await self.app(scope, receive, send)
             return
         started = False
+        began = time.perf_counter()
 
         async def send_guarded(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
                 message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+                self.metrics.request(
+                    _route_of(scope),
+                    str(scope.get("method")),
+                    int(message["status"]),
+                    time.perf_counter() - began,
+                )
             await send(message)
 
         declared = dict(scope.get("headers", ())).get(b"content-length")
@@ -212,6 +223,18 @@ class Guard:
                 raise
             errors.log.exception("%s %s failed", scope.get("method"), scope.get("path"))
             await _answer(send_guarded, 500, "the server failed to answer; the failure is logged")
+
+
+def _route_of(scope: Scope) -> str:
+    """The route template a request matched (``/api/v1/problems/{slug}``), the label it
+    is counted under: never the path itself, which holds names and ids."""
+    route = getattr(scope.get("route"), "path_format", None)
+    if route is None:
+        return UNMATCHED
+    path = str(scope.get("path", ""))
+    return (
+        PREFIX + route if path.startswith(PREFIX + "/") and not route.startswith(PREFIX) else route
+    )
 
 
 class _TooLarge(HTTPException):

@@ -5,6 +5,7 @@ the model server's do."""
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +51,8 @@ def run(
         return
     os.environ[_SETTINGS] = orjson.dumps(to_json(settings)).decode()
     os.environ[_PARENT] = str(os.getpid())
+    # Each worker counts in prometheus_client's multiprocess folder; /metrics adds them up.
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="trenches-metrics-"))
     uvicorn.run("trenches.api.server:app_from_env", factory=True, workers=workers, **options)
 
 
