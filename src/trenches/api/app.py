@@ -229,7 +229,7 @@ def _route_of(scope: Scope) -> str:
     """The route template a request matched (``/api/v1/problems/{slug}``), the label it
     is counted under: never the path itself, which holds names and ids."""
     route = getattr(scope.get("route"), "path_format", None)
-    if route is None:
+    if not isinstance(route, str):
         return UNMATCHED
     path = str(scope.get("path", ""))
     return (

@@ -109,8 +109,24 @@ def register(
     return to_json(made)
 
 
+#: The most a skops file (a zip) may unpack to: a small upload must not unpack to gigabytes.
+MOST_UNPACKED = 1 << 30
+
+
 def _fitted(data: bytes) -> Any:
     """The model a skops file holds, loaded untrusted (:func:`formats.from_skops`)."""
+    import io
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as packed:
+            unpacked = sum(entry.file_size for entry in packed.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError) as e:
+        raise InvalidInput(f"not a skops file (skops.io.dumps(model)): {e}", field="file") from e
+    if unpacked > MOST_UNPACKED:
+        raise InvalidInput(
+            f"the skops file unpacks to {unpacked:,} bytes, over {MOST_UNPACKED:,}", field="file"
+        )
     try:
         return formats.from_skops(data, trusted=False)
     except TrenchesError:
