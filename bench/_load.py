@@ -226,8 +226,7 @@ def make_run(
             "snapshot_id": snapshot_id,
             "params": PARAMS,
             "tags": {"by": "load"},
-            # Where the run runs, as a client says it (a start without a pid is a 500 at
-            # beed49d: runs.pid is NOT NULL).
+            # Where the run runs, as a client says it (as trenches' own client does).
             "host": f"load {writer.user}",
             "pid": os.getpid(),
         },

@@ -163,6 +163,7 @@ def start_run(  # noqa: PLR0913
                 t.artifacts,
                 {"sha256": diff_sha, "size": len(code.diff or b""), "created_at": now},
             )
+        env_id = _environment_id(engine, conn, environment, now)
         run_id = insert_returning_id(
             conn,
             t.runs,
@@ -179,7 +180,7 @@ def start_run(  # noqa: PLR0913
                 "git_branch": code.branch,
                 "git_root": code.root,
                 "git_diff_sha256": diff_sha,
-                "environment_id": _environment_id(engine, conn, environment, now),
+                "environment_id": env_id,
             },
         )
         marked.target = f"run:{run_id}"
@@ -190,13 +191,16 @@ def start_run(  # noqa: PLR0913
             )
         if tags:
             RunRecord(engine, run_id).write_tags(conn, tags)
+    # Remembered once committed: a thread that took the id of a row still uncommitted
+    # (or rolled back) would insert a run its foreign key refuses (PostgreSQL).
+    _environment_ids[_environment_key(engine, environment)] = env_id
     return run_id
 
 
 def _environment_id(engine: Engine, conn: Any, env: Environment, now: int) -> int:
-    """The row of ``env``, stored once per store and looked up once per process."""
-    key = (engine.url.render_as_string(hide_password=True), env.digest)
-    env_id = _environment_ids.get(key)
+    """The row of ``env``, stored once per store and looked up once per process (the
+    caller remembers it, once its transaction has committed)."""
+    env_id = _environment_ids.get(_environment_key(engine, env))
     if env_id is None:
         insert_ignore(
             conn,
@@ -212,8 +216,11 @@ def _environment_id(engine: Engine, conn: Any, env: Environment, now: int) -> in
         env_id = conn.execute(
             select(t.environments.c.id).where(t.environments.c.digest == env.digest)
         ).scalar_one()
-        _environment_ids[key] = env_id
     return int(env_id)
+
+
+def _environment_key(engine: Engine, env: Environment) -> tuple[str, str]:
+    return (engine.url.render_as_string(hide_password=True), env.digest)
 
 
 class RunRecord:
