@@ -161,3 +161,49 @@ def test_a_server_that_does_not_answer_is_a_one_line_store_error() -> None:
     with pytest.raises(trenches.StoreError) as e:
         trenches.open(f"postgresql://nobody@127.0.0.1:{port}/x")
     assert "\n" not in str(e.value) and port in str(e.value)
+
+
+def test_writers_of_one_process_take_turns_and_one_that_waits_too_long_is_told(
+    tmp_path: Path,
+) -> None:
+    """Threads writing one SQLite store queue for its one write lock: every write lands,
+    and one kept waiting past the busy timeout gets StoreBusy, changing nothing."""
+    import threading
+
+    from trenches.db.engine import make_engine, write
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'w.db'}", busy_timeout=0.5)
+    with write(engine) as conn:
+        conn.execute(text("CREATE TABLE t (n INTEGER)"))
+
+    def add(n: int) -> None:
+        with write(engine) as conn:
+            conn.execute(text("INSERT INTO t VALUES (:n)"), {"n": n})
+
+    threads = [threading.Thread(target=add, args=(n,)) for n in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    holding, done = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with write(engine) as conn:
+            conn.execute(text("INSERT INTO t VALUES (-1)"))
+            holding.set()
+            done.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    holding.wait(10)
+    try:
+        with pytest.raises(trenches.StoreBusy, match=r"locked for over 0\.5 s by other writers"):
+            add(100)
+    finally:
+        done.set()
+        holder.join()
+    add(101)  # the lock is free again
+    with engine.connect() as conn:
+        stored = sorted(n for (n,) in conn.execute(text("SELECT n FROM t")))
+    assert stored == [-1, *range(40), 101]
+    engine.dispose()

@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 import sqlite3
 import sys
+import threading
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from sqlalchemy import Engine, Table, create_engine, event, exc
@@ -62,6 +63,7 @@ def make_engine(url: str, *, busy_timeout: float | None = None) -> Engine:
             max_overflow=10,
         )
         _configure_sqlite(engine, timeout)
+        _writers[engine] = _Writers(timeout)
         _forget_pool_after_fork(engine)
         return engine
     connect_args: dict[str, Any] = {}
@@ -98,6 +100,9 @@ def _forget_pool_after_fork(engine: Engine) -> None:
         e = ref()
         if e is not None:
             e.dispose(close=False)
+            writers = _writers.get(e)
+            if writers is not None:  # a parent's thread may have held it at the fork
+                writers.lock = threading.RLock()
 
     os.register_at_fork(after_in_child=_after_fork)
 
@@ -167,6 +172,37 @@ def is_sqlite(engine_or_conn: Engine | Connection) -> bool:
     return engine_or_conn.dialect.name == "sqlite"
 
 
+class _Writers:
+    """The writers of one SQLite store in this process, queued on a lock.
+
+    SQLite has one writer at a time. Left to itself, a writer that finds the lock taken
+    sleeps and retries (its busy handler: 1 ms, 2 ms, ... up to 100 ms a sleep), so
+    under many writers of one process (the team server's threads) the lock stays free
+    between sleepers and the slowest wait seconds. Here they wait on a lock that hands
+    over at once, first come first served; other processes still meet the busy timeout.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.lock = threading.RLock()  # reentrant: a write inside a write waits as before
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        if not self.lock.acquire(timeout=self.timeout):
+            raise StoreBusy(
+                f"the database stayed locked for over {self.timeout:g} s by other writers "
+                "of this process; try again when they have finished"
+            )
+        try:
+            yield
+        finally:
+            self.lock.release()
+
+
+#: The writers' queue of each SQLite engine (none for PostgreSQL, whose rows lock).
+_writers: weakref.WeakKeyDictionary[Engine, _Writers] = weakref.WeakKeyDictionary()
+
+
 @contextmanager
 def write(engine: Engine, *, audited: bool = True) -> Iterator[Connection]:
     """One write transaction: committed when the block ends, rolled back if it raises.
@@ -175,7 +211,12 @@ def write(engine: Engine, *, audited: bool = True) -> Iterator[Connection]:
     written yet, the row goes into this transaction just before it commits. Bookkeeping
     that is no part of any change (a token's last use) passes ``audited=False``.
     """
-    with translate_errors(engine), engine.connect() as conn:
+    writers = _writers.get(engine)
+    with (
+        writers.turn() if writers is not None else nullcontext(),
+        translate_errors(engine),
+        engine.connect() as conn,
+    ):
         conn.execution_options(trenches_write=True)
         with conn.begin():
             yield conn
