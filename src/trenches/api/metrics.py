@@ -13,8 +13,10 @@ import os
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client import Counter as PromCounter
+
+from trenches.serving.metrics import exposition
 
 #: Latency buckets, seconds: a read is milliseconds, an evaluation or a check minutes.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0, 600.0)
@@ -47,14 +49,7 @@ class ApiMetrics:
         self._latency.labels(route, method).observe(seconds)
 
     def render(self) -> tuple[bytes, str]:
-        if self.multiprocess:
-            from prometheus_client import multiprocess
-
-            registry = CollectorRegistry()
-            # prometheus_client ships no annotations for its collectors.
-            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-            return generate_latest(registry), CONTENT_TYPE_LATEST
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        return exposition(self.registry, multiprocess=self.multiprocess)
 
 
 router = APIRouter(tags=["health"])

@@ -106,11 +106,16 @@ class Metrics:
         self._log_lost.labels(reason).inc(n)
 
     def render(self) -> tuple[bytes, str]:
-        if self.multiprocess:
-            from prometheus_client import multiprocess
+        return exposition(self.registry, multiprocess=self.multiprocess)
 
-            registry = CollectorRegistry()
-            # prometheus_client ships no annotations for its collectors.
-            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-            return generate_latest(registry), CONTENT_TYPE_LATEST
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+def exposition(registry: CollectorRegistry, *, multiprocess: bool) -> tuple[bytes, str]:
+    """The text a scrape reads and its media type: of ``registry``, or with several
+    worker processes, of every worker's counts added up."""
+    if multiprocess:
+        from prometheus_client import multiprocess as shared
+
+        registry = CollectorRegistry()
+        # prometheus_client ships no annotations for its collectors.
+        shared.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return generate_latest(registry), CONTENT_TYPE_LATEST
