@@ -36,7 +36,8 @@ def root(
         "--store",
         envvar="TRENCHES_DB_URL",
         show_envvar=True,
-        help="Store folder, SQLite file or database URL (default: .trenches/ here).",
+        help="Store folder, SQLite file, database URL, or a team server's https:// URL "
+        "(its token from $TRENCHES_TOKEN or ~/.config/trenches/token; default: .trenches/ here).",
     ),
 ) -> None:
     state.debug = debug
