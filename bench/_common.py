@@ -1,4 +1,4 @@
-"""What every bench script says about the code it measured."""
+"""What every bench script shares: the code it measured, and how its tables print figures."""
 
 from __future__ import annotations
 
@@ -21,3 +21,13 @@ def measured_code() -> str:
     except (OSError, subprocess.CalledProcessError):
         return "(not a git checkout)"
     return head + (" with uncommitted changes in src/" if dirty else "")
+
+
+def number(v: float | None) -> str:
+    """A figure as the tables print it: thousands with commas, three significant digits
+    below 10, one decimal below 100; ``-`` for none."""
+    if v is None:
+        return "-"
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    return f"{v:.3g}" if abs(v) < 10 else f"{v:.1f}" if abs(v) < 100 else f"{v:.0f}"

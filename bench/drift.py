@@ -57,7 +57,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from _common import measured_code  # bench/ is on sys.path when a script runs
+from _common import measured_code, number  # bench/ is on sys.path when a script runs
 
 HERE = Path(__file__).resolve().parent
 PEERS = HERE.parent.parent / "shared" / "bench-peers"
@@ -351,14 +351,6 @@ def spread(results: list[dict[str, Any]], *keys: str) -> str:
             v = v[k]
         values.append(float(v))
     return f"{number(m)} [{number(min(values))}-{number(max(values))}]"
-
-
-def number(v: float | None) -> str:
-    if v is None:
-        return "-"
-    if abs(v) >= 1000:
-        return f"{v:,.0f}"
-    return f"{v:.3g}" if abs(v) < 10 else f"{v:.1f}" if abs(v) < 100 else f"{v:.0f}"
 
 
 def found(results: list[dict[str, Any]], tool: str) -> str:

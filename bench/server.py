@@ -55,7 +55,7 @@ from typing import Any
 
 import _load  # bench/ is on sys.path when a script runs
 import httpx
-from _common import measured_code
+from _common import measured_code, number
 from serving import Bystanders, free_port, peers_venv, server_group
 
 import trenches
@@ -241,14 +241,6 @@ def check_mlflow(db: Path, tally: _load.Tally) -> list[str]:
 
 
 # --- the table ---------------------------------------------------------------------------
-
-
-def number(v: float | None) -> str:
-    if v is None:
-        return "-"
-    if abs(v) >= 1000:
-        return f"{v:,.0f}"
-    return f"{v:.3g}" if abs(v) < 10 else f"{v:.1f}" if abs(v) < 100 else f"{v:.0f}"
 
 
 def _print_table(phases: dict[str, dict[str, Any]]) -> None:

@@ -67,7 +67,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from _common import measured_code  # bench/ is on sys.path when a script runs
+from _common import measured_code, number  # bench/ is on sys.path when a script runs
 
 import trenches
 
@@ -493,14 +493,6 @@ def compare(ours: dict[str, Any], theirs: dict[str, Any]) -> list[dict[str, Any]
         }
     )
     return out
-
-
-def number(v: float | None) -> str:
-    if v is None:
-        return "-"
-    if abs(v) >= 1000:
-        return f"{v:,.0f}"
-    return f"{v:.3g}" if abs(v) < 10 else f"{v:.1f}" if abs(v) < 100 else f"{v:.0f}"
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -433,3 +434,22 @@ def s3_bucket(endpoint: str) -> str:
     name = f"trenches-{uuid.uuid4().hex[:12]}"
     boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=name)
     return name
+
+
+def wait_until_answering(
+    proc: subprocess.Popen[Any], url: str, *, seconds: float = 60, log: Path | None = None
+) -> None:
+    """Wait until a server started as ``proc`` answers ``url`` with 200; fail, showing
+    its ``log``, if it ends or takes longer than ``seconds``."""
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while True:
+        said = log.read_text() if log is not None and log.exists() else ""
+        assert proc.poll() is None, f"the server ended: {said}"
+        assert time.monotonic() < deadline, f"the server did not start: {said}"
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)

@@ -25,7 +25,14 @@ import trenches
 from trenches.api.app import PREFIX, Settings, check_rules, create_app, guarded_routes, rule_of
 from trenches.team.roles import ACTIONS, ROLES, includes
 
-from conftest import _free_port, log_requests, make_frame, run_cli, s3_bucket
+from conftest import (
+    _free_port,
+    log_requests,
+    make_frame,
+    run_cli,
+    s3_bucket,
+    wait_until_answering,
+)
 
 #: The only routes that answer without a token: the probes, and signing in.
 OPEN_PATHS = {
@@ -107,6 +114,12 @@ def team(store: trenches.Store) -> dict[str, str]:
         version = run.log_model(LogisticRegression(max_iter=500).fit(X, frame["label"]), "clf", X=X)
     log_requests(store, version, frame.head(10), list(X.columns), label="label")
     store.problems.create("small", dataset="tumours", title="small tumours")
+    return role_tokens(store)
+
+
+def role_tokens(store: trenches.Store) -> dict[str, str]:
+    """A token per role, its user granted it on ``tumours`` and ``clf`` (``admin``: an
+    admin account), and one for ``stranger``, a user with no grant."""
     tokens = {}
     for role in ROLES:
         user = store.accounts.create(f"{role}-user", admin=role == "admin")
@@ -306,15 +319,7 @@ def test_the_command_serves_with_two_workers_until_sigterm(
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout
-            time.sleep(0.2)
+        wait_until_answering(proc, f"{url}/health")
         for _ in range(4):  # both workers answer some
             me = httpx.get(f"{url}{PREFIX}/me", headers=_bearer(token), timeout=10)
             assert me.json()["user"]["name"] == "root"

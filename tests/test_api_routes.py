@@ -30,7 +30,6 @@ from trenches.api.routes import models as model_routes
 from trenches.gates.outputs import junit
 from trenches.json_form import to_json
 from trenches.patterns.snapshots import TrainingData
-from trenches.team.roles import ROLES
 
 from conftest import log_requests, make_frame
 
@@ -106,15 +105,7 @@ def _house(store: trenches.Store) -> None:
 @pytest.fixture
 def team(store: trenches.Store) -> Any:
     _house(store)
-    tokens = {}
-    for role in ROLES:
-        user = store.accounts.create(f"{role}-user", admin=role == "admin")
-        if role != "admin":
-            store.grants.grant(user, role, "tumours")
-            store.grants.grant(user, role, "clf")
-        tokens[role] = store.tokens.create(user, "tests", expires_in=None).secret
-    stranger = store.accounts.create("stranger")
-    tokens["stranger"] = store.tokens.create(stranger, "tests", expires_in=None).secret
+    tokens = test_api.role_tokens(store)
     with Live(store) as live:
         t = Team(store, live, tokens)
         yield t

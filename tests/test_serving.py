@@ -32,7 +32,7 @@ import trenches
 from trenches.errors import InvalidInput
 from trenches.serving.app import Settings, create_app
 
-from conftest import run_cli
+from conftest import run_cli, wait_until_answering
 
 pytestmark = pytest.mark.sqlite_only
 
@@ -714,15 +714,7 @@ def test_workers_stop_when_their_parent_is_killed(project: dict[str, Any], tmp_p
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert parent.poll() is None, (tmp_path / "stderr.txt").read_text()
-            assert time.monotonic() < deadline, "the server did not start"
-            try:
-                if httpx.get(f"{url}/ping").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        wait_until_answering(parent, f"{url}/ping", log=tmp_path / "stderr.txt")
         workers = _descendants(parent.pid)
         assert len(workers) >= 2
         ids = []

@@ -12,6 +12,7 @@ import re
 import socket
 import time
 import traceback
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -326,12 +327,14 @@ class RunRecord:
             )
 
 
-class EndsWithItsBlock:
+class EndsWithItsBlock(ABC):
     """A run used as ``with ... as run:`` ends with its block: finished, or failed with
-    the exception's text when the block raises."""
+    the exception's text when the block raises. A run here (:class:`Run`) and a run on
+    a team server (``trenches.client``) say how they end."""
 
+    @abstractmethod
     def end(self, status: str = "finished", error: str | None = None) -> None:
-        raise NotImplementedError
+        """Record the run's end: its last points, its status and error."""
 
     def __enter__(self) -> Self:
         return self
