@@ -4,6 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP_BASE := $(VENV)/.installed-base
 STAMP_TEST := $(VENV)/.installed-test
+# axe-core, the accessibility checker the web UI's browser tests inject into each page,
+# from the npm registry (checked against its integrity digest; no Node.js needed)
+AXE_VERSION := 4.14.1
+AXE_INTEGRITY := sha512-FHfa+lmNjQZfJz1q8wKqIDwC6DExcHt/pkjNQb09a3NPjCKg2rhu5qb2S4r76ASyFNNtuFooJpZe37OgudVGtQ==
+AXE := .cache/npm/axe-core-$(AXE_VERSION)/axe.min.js
 
 .PHONY: demo test lint typecheck layers clean bench docs
 
@@ -35,7 +40,10 @@ typecheck: $(STAMP_TEST)
 layers: $(STAMP_TEST)
 	$(BIN)/lint-imports
 
-test: $(STAMP_TEST) lint typecheck layers
+$(AXE): | $(BIN)/python
+	$(BIN)/python tests/tools/npm_fetch.py axe-core $(AXE_VERSION) $(AXE_INTEGRITY) axe.min.js
+
+test: $(STAMP_TEST) $(AXE) lint typecheck layers
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q --durations=15
 
 # The trenches.toml reference in docs/configuration.md, from the declaration of its keys.

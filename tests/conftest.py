@@ -25,6 +25,9 @@ import pytest
 
 import trenches
 
+#: The web UI's browser-test fixtures (demo_folder, team_store, ui, browser).
+pytest_plugins = ("webui",)
+
 
 @pytest.fixture(autouse=True)
 def _work_in_a_temporary_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -57,10 +57,18 @@ PARAMS = {
 
 
 class Live:
-    """``create_app`` over ``store``, served by uvicorn in a thread on a free port."""
+    """``create_app`` (or ``make``) over ``store``, served by uvicorn in a thread on a
+    free port."""
 
-    def __init__(self, store: trenches.Store, *, port: int | None = None, **settings: Any) -> None:
-        self.app = create_app(Settings(**settings), store=store)
+    def __init__(
+        self,
+        store: trenches.Store,
+        *,
+        port: int | None = None,
+        make: Callable[..., Any] = create_app,
+        **settings: Any,
+    ) -> None:
+        self.app = make(Settings(**settings), store=store)
         port = port or _free_port()
         self.url = f"http://127.0.0.1:{port}"
         self.server = uvicorn.Server(

@@ -110,6 +110,8 @@ class Caller:
 #: The cookie of a browser's session, and the header its changes must carry.
 SESSION_COOKIE = "trenches_session"
 CSRF_HEADER = "x-csrf-token"
+#: The cookie that keeps a session's CSRF token for the web UI's pages to show.
+CSRF_COOKIE = "trenches_csrf"
 #: Methods that change nothing: a session's request needs no CSRF token for them.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 

@@ -190,7 +190,7 @@ class Guard:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+                message["headers"] = with_security_headers(message.get("headers", []))
                 self.metrics.request(
                     _route_of(scope),
                     str(scope.get("method")),
@@ -223,6 +223,14 @@ class Guard:
                 raise
             errors.log.exception("%s %s failed", scope.get("method"), scope.get("path"))
             await _answer(send_guarded, 500, "the server failed to answer; the failure is logged")
+
+
+def with_security_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """``headers`` with each of :data:`SECURITY_HEADERS` the answer did not set itself
+    (a web page sets its own content security policy, a static asset its caching)."""
+    given = list(headers)
+    named = {name.lower() for name, _ in given}
+    return given + [(name, value) for name, value in SECURITY_HEADERS if name not in named]
 
 
 def _route_of(scope: Scope) -> str:

@@ -58,8 +58,8 @@ def server(
     """
     from trenches.api.app import Settings
     from trenches.api.oidc import OidcSettings
-    from trenches.api.server import run
     from trenches.errors import InvalidInput
+    from trenches.web.server import run
 
     if (certfile is None) != (keyfile is None):
         raise InvalidInput("give both --ssl-certfile and --ssl-keyfile, or neither")

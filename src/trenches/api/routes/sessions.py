@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 
-from trenches.api.access import SESSION_COOKIE, Allow, Caller
+from trenches.api.access import CSRF_COOKIE, SESSION_COOKIE, Allow, Caller
 from trenches.errors import NotAuthenticated
 from trenches.json_form import to_json
 from trenches.team.sessions import NewSession
@@ -45,16 +45,22 @@ def sign_in(body: SignIn, request: Request, response: Response) -> Any:
 
 def signed_in_as(made: NewSession, request: Request, response: Response) -> dict[str, Any]:
     """Hand a browser its new session: the secret in an HttpOnly, SameSite=Strict cookie
-    (Secure over HTTPS), and the answer holding the CSRF token its changes must show."""
-    response.set_cookie(
-        SESSION_COOKIE,
-        made.secret,
-        max_age=int((made.session.expires_at - made.session.created_at).total_seconds()),
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-        path="/",
-    )
+    (Secure over HTTPS), and the answer holding the CSRF token its changes must show.
+
+    The CSRF token also goes to a cookie of its own (as HttpOnly), so that the web UI's
+    pages can show it to their scripts: a page of another site can make the browser send
+    both cookies, but never read a page, so it never learns the token."""
+    lifetime = int((made.session.expires_at - made.session.created_at).total_seconds())
+    for name, value in ((SESSION_COOKIE, made.secret), (CSRF_COOKIE, made.csrf)):
+        response.set_cookie(
+            name,
+            value,
+            max_age=lifetime,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+            path="/",
+        )
     return {"session": to_json(made.session), "csrf": made.csrf}
 
 
@@ -66,4 +72,5 @@ def sign_out(request: Request, caller: Annotated[Caller, Depends(Allow.signed_in
         caller.store.sessions.sign_out(secret)
     answer = Response(status_code=204)
     answer.delete_cookie(SESSION_COOKIE, path="/")
+    answer.delete_cookie(CSRF_COOKIE, path="/")
     return answer

@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from trenches.api.app import Settings, create_app
+from trenches.api.app import Settings
 from trenches.json_form import from_json, to_json
 from trenches.serving.server import stop_with_parent
+from trenches.web.app import create_app
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -45,7 +46,10 @@ def run(
     if tls is not None:
         options["ssl_certfile"], options["ssl_keyfile"] = tls
     scheme = "https" if tls is not None else "http"
-    say(f"trenches team server at {scheme}://{host}:{port}/api/v1 ({workers} worker(s))")
+    say(
+        f"trenches team server at {scheme}://{host}:{port}/ ({workers} worker(s)): "
+        "the web UI, and the API under /api/v1"
+    )
     if workers == 1:
         uvicorn.run(create_app(settings), **options)
         return
@@ -53,7 +57,7 @@ def run(
     os.environ[_PARENT] = str(os.getpid())
     # Each worker counts in prometheus_client's multiprocess folder; /metrics adds them up.
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="trenches-metrics-"))
-    uvicorn.run("trenches.api.server:app_from_env", factory=True, workers=workers, **options)
+    uvicorn.run("trenches.web.server:app_from_env", factory=True, workers=workers, **options)
 
 
 def app_from_env() -> FastAPI:
