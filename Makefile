@@ -10,7 +10,7 @@ AXE_VERSION := 4.14.1
 AXE_INTEGRITY := sha512-FHfa+lmNjQZfJz1q8wKqIDwC6DExcHt/pkjNQb09a3NPjCKg2rhu5qb2S4r76ASyFNNtuFooJpZe37OgudVGtQ==
 AXE := .cache/npm/axe-core-$(AXE_VERSION)/axe.min.js
 
-.PHONY: demo test lint typecheck layers clean bench docs
+.PHONY: demo test lint typecheck layers clean bench docs screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,11 @@ test: $(STAMP_TEST) $(AXE) lint typecheck layers
 # The trenches.toml reference in docs/configuration.md, from the declaration of its keys.
 docs: $(STAMP_BASE)
 	$(BIN)/python -m trenches.settings --markdown docs/configuration.md
+
+# Every page of the web UI at 1280x800, into docs/images/ (docs/ui.md shows them);
+# needs Chromium at /usr/bin/chromium (apt-get install chromium).
+screenshots: $(STAMP_TEST) $(AXE)
+	$(BIN)/python tests/tools/screenshots.py docs/images
 
 bench: $(STAMP_TEST)
 	$(BIN)/python bench/import_patterns.py
