@@ -68,6 +68,8 @@ def test_pages_carry_their_own_policy_and_assets_are_cached(ui: str) -> None:
     policy = page.headers["content-security-policy"]
     assert "script-src 'self'" in policy and "default-src 'self'" in policy
     assert page.headers["x-frame-options"] == "DENY"
+    # The server's own time, for the browser's tools and bench/ui.py.
+    assert page.headers["server-timing"].startswith("app;dur=")
     for name in assets.MEDIA:
         url = assets.url(name)
         got = client.get(url)

@@ -43,8 +43,9 @@ def server(
         help="The server's callback, as registered: https://HOST/api/v1/oidc/callback.",
     ),
 ) -> None:
-    """Serve the store to a team over HTTP: the API under `/api/v1` (its OpenAPI
-    document at `/api/v1/openapi.json`) and `/health`. Every call needs a token
+    """Serve the store to a team over HTTP: the web UI at `/` (sign in at `/sign-in`
+    with an account of `trenches users add`; docs/ui.md), the API under `/api/v1` (its
+    OpenAPI document at `/api/v1/openapi.json`) and `/health`. Every API call needs a token
     (`Authorization: Bearer TOKEN`, made with `trenches tokens create`), and the
     caller's roles (`trenches grants`) decide what it may do; every change is recorded
     in the audit log (`trenches audit`). With `--oidc-issuer`, browsers sign in through

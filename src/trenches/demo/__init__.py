@@ -58,7 +58,8 @@ def run(folder: Path, console: Console) -> None:
         "history`, `trenches retrain cancer-clf --history`, `trenches compare "
         f"{production} cancer-clf@5`, `trenches predictions export {production} --patterns "
         "validation --out predictions.parquet`, open report.html, "
-        f"in {folder.resolve()}",
+        f"in {folder.resolve()}. To see it all in a browser: `trenches users add me "
+        "--admin`, then `trenches server` and open http://127.0.0.1:8000/ (docs/ui.md).",
     )
     store.close()
 
