@@ -140,6 +140,19 @@ def test_first_sign_in_makes_an_account_without_roles(
     assert ("users.create", "grace") in actions and ("sessions.start", "grace") in actions
 
 
+def test_a_browser_goes_on_to_the_web_ui_signed_in(
+    store: trenches.Store, provider: str, browser: httpx.Client
+) -> None:
+    back = _to_provider(browser, provider, "u-9", {"preferred_username": "lovelace"})
+    answer = browser.get(back, headers={"accept": "text/html,application/xhtml+xml"})
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"].startswith("text/html")
+    # A page of this site moves on (a redirect would go without the Strict cookies).
+    assert '<meta http-equiv="refresh" content="0;url=/">' in answer.text
+    assert {"trenches_session", "trenches_csrf"} <= set(browser.cookies.keys())
+    assert browser.get(f"{PREFIX}/me").json()["user"]["name"] == "lovelace"
+
+
 def test_a_second_sign_in_finds_the_same_account(
     store: trenches.Store, provider: str, browser: httpx.Client
 ) -> None:

@@ -2,15 +2,16 @@
 /api/v1/oidc/login`` sends the browser to the provider; ``GET /api/v1/oidc/callback``
 takes it back, checks who the provider says it is, and starts a session as
 ``POST /api/v1/sessions`` does: the same HttpOnly session cookie, and a JSON answer
-holding the CSRF token. Both are open (no token), and 404 on a server without a
-provider (``trenches server --oidc-issuer``)."""
+holding the CSRF token (a browser asking for HTML gets a page that goes on to the web
+UI). Both are open (no token), and 404 on a server without a provider
+(``trenches server --oidc-issuer``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 
 from trenches.api.oidc import FLOW_LIFETIME, Provider
 from trenches.api.routes.sessions import signed_in_as
@@ -65,4 +66,19 @@ def oidc_callback(
     identity = provider.finish(request.cookies.get(FLOW_COOKIE), code=code, state=state)
     address = request.client.host if request.client is not None else None
     made = request.app.state.store.sessions.sign_in_oidc(identity, remote=address)
-    return signed_in_as(made, request, response)
+    if "text/html" not in request.headers.get("accept", ""):
+        return signed_in_as(made, request, response)
+    # A browser: on to the web UI. Not by a redirect: the session's cookies are
+    # SameSite=Strict, and a redirect would still be the provider's navigation, sent
+    # without them; a page of this site that moves on is this site's own.
+    page = HTMLResponse(_SIGNED_IN)
+    page.delete_cookie(FLOW_COOKIE, path=_FLOW_PATH)
+    signed_in_as(made, request, page)
+    return page
+
+
+_SIGNED_IN = (
+    '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+    '<meta http-equiv="refresh" content="0;url=/"><title>Signed in</title></head>'
+    '<body><p>Signed in. <a href="/">Go on to trenches</a>.</p></body></html>'
+)
