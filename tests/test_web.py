@@ -10,9 +10,12 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import APIRouter
+from hypothesis import given
+from hypothesis import strategies as st
 
 from trenches.web import assets
 from trenches.web.app import PAGES, check_pages, page_routes
+from trenches.web.routes.signin import local_path
 from webui import PASSWORD, ROLES, browsing
 
 pytestmark = pytest.mark.xdist_group("browser")
@@ -59,6 +62,15 @@ def test_a_page_sends_a_stranger_to_sign_in_and_back(ui: str) -> None:
                 "/sign-in", data={"name": "viewer", "password": PASSWORD, "next": elsewhere}
             )
             assert answer.headers["location"] == "/"
+
+
+@given(st.one_of(st.text(), st.from_regex(r"\A[/\\]{1,3}[a-z.:@/\\]{0,20}\Z")))
+def test_where_a_sign_in_goes_on_to_is_always_a_path_of_this_server(target: str) -> None:
+    went = local_path(target)
+    assert went.startswith("/")
+    # Not another host: no scheme-relative //host, no backslash browsers read as one.
+    assert not went.startswith("//") and "\\" not in went
+    assert went in (target, "/")
 
 
 def test_pages_carry_their_own_policy_and_assets_are_cached(ui: str) -> None:

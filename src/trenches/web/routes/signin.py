@@ -20,7 +20,7 @@ router = APIRouter(include_in_schema=False)
 signed_in = APIRouter(include_in_schema=False)
 
 
-def _local(target: str | None) -> str:
+def local_path(target: str | None) -> str:
     """``target`` if it is a path of this server, else the home page: a sign-in link
     cannot send the browser to another site."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
@@ -34,7 +34,7 @@ def sign_in_page(
 ) -> HTMLResponse:
     """The sign-in form."""
     oidc = request.app.state.oidc is not None
-    return render.html(request, None, "sign_in.html", next=_local(next), oidc=oidc, failed=None)
+    return render.html(request, None, "sign_in.html", next=local_path(next), oidc=oidc, failed=None)
 
 
 @router.post("/sign-in")
@@ -59,12 +59,12 @@ def sign_in(
             None,
             "sign_in.html",
             status=401,
-            next=_local(next),
+            next=local_path(next),
             oidc=oidc,
             failed=str(refused),
         )
     limits.succeeded(address, name)
-    answer = RedirectResponse(_local(next), status_code=303)
+    answer = RedirectResponse(local_path(next), status_code=303)
     signed_in_as(made, request, answer)
     return answer
 
