@@ -65,3 +65,18 @@ def test_a_review_names_its_decision_and_subject(store: trenches.Store) -> None:
     sent = store.reviews.record("pattern:5", "sent", problem="p", pattern_id=5)
     assert (sent.problem, sent.pattern_id) == ("p", 5)
     assert store.reviews.reviewed(["pattern:5", "pattern:6"]) == {"pattern:5"}
+
+
+def test_rows_of_the_log_come_with_their_answer_and_newest_label(
+    store: trenches.Store,
+    logged: dict[str, Any],  # noqa: F811
+) -> None:
+    store.requests.feedback("b", row=0, label="malignant")
+    found = store.reviews.rows([("b", 0), ("c", 0), ("nope", 0)])
+    assert [(w.request_id, w.row, w.label, w.predicted) for w in found] == [
+        ("b", 0, "malignant", "benign"),
+        ("c", 0, None, "benign"),
+    ]
+    assert found[1].feedback_id is None
+    assert found[1].inputs == logged["rows"]["c"].iloc[0].to_dict()
+    assert store.reviews.rows([]) == []

@@ -64,7 +64,8 @@ class Review:
 
 @dataclass(frozen=True)
 class WaitingRow:
-    """A row of a served request whose labelled feedback waits for a review."""
+    """A row of a served request, as the labelling queue shows it: its inputs, the
+    answer, and the label of its newest labelled feedback (None without one)."""
 
     request_id: str
     row: int
@@ -73,7 +74,7 @@ class WaitingRow:
     predicted: Any
     label: Any
     comment: str | None
-    feedback_id: int
+    feedback_id: int | None
     received_at: datetime
 
     @property
@@ -161,25 +162,9 @@ class Reviews:
         that became no pattern, with the row's inputs and the answer."""
         if limit < 1:
             raise InvalidInput(f"limit {limit} must be 1 or more")
-        f, r, v, m = t.feedback.c, t.served_requests.c, t.model_versions.c, t.models.c
+        f = t.feedback.c
         query = (
-            select(
-                f.id,
-                f.request_id,
-                f.row,
-                f.label,
-                f.comment,
-                r.inputs,
-                r.outputs,
-                r.received_at,
-                m.name,
-                v.version,
-            )
-            .select_from(
-                t.feedback.join(t.served_requests, r.request_id == f.request_id)
-                .join(t.model_versions, r.version_id == v.id)
-                .join(t.models, v.model_id == m.id)
-            )
+            _with_request(select(f.id, f.request_id, f.row, f.label, f.comment))
             .where(f.label.is_not(None), f.pattern_id.is_(None), ~_has_review())
             .order_by(f.id.desc())
             .limit(MOST_WAITING)
@@ -189,6 +174,67 @@ class Reviews:
         found = _newest_per_row(rows)
         found.sort(key=lambda w: not w.disagrees)  # stable: newest first within each
         return found[:limit]
+
+    def rows(self, keys: Sequence[tuple[str, int]]) -> builtins.list[WaitingRow]:
+        """The rows ``keys`` (request id, row) of the log, in that order, each with the
+        label of its newest labelled feedback if it has one (rows the log does not
+        hold are left out): what the queue shows of a flagged outlier."""
+        ids = builtins.list(dict.fromkeys(rid for rid, _ in keys))
+        if not ids:
+            return []
+        f, r = t.feedback.c, t.served_requests.c
+        with read(self._engine) as conn:
+            requests = {
+                row.request_id: row
+                for row in conn.execute(
+                    _with_request(select()).add_columns(r.request_id).where(r.request_id.in_(ids))
+                )
+            }
+            labelled = conn.execute(
+                select(f.id, f.request_id, f.row, f.label, f.comment)
+                .where(f.request_id.in_(ids), f.label.is_not(None))
+                .order_by(f.id.desc())
+            ).all()
+        newest: dict[tuple[str, int], Any] = {}
+        for fb in labelled:
+            newest.setdefault((fb.request_id, int(fb.row)), fb)
+        merged = [
+            _Merged(requests[rid], rid, int(row), newest.get((rid, int(row))))
+            for rid, row in keys
+            if rid in requests
+        ]
+        return _newest_per_row(merged)
+
+
+class _Merged:
+    """A logged request's row with its newest labelled feedback (or none), shaped as
+    the rows :func:`_newest_per_row` reads."""
+
+    def __init__(self, request: Any, request_id: str, row: int, feedback: Any) -> None:
+        self.request_id, self.row = request_id, row
+        self.id = None if feedback is None else feedback.id
+        self.label = None if feedback is None else feedback.label
+        self.comment = None if feedback is None else feedback.comment
+        self.inputs, self.outputs = request.inputs, request.outputs
+        self.received_at, self.name, self.version = (
+            request.received_at,
+            request.name,
+            request.version,
+        )
+
+
+def _with_request(query: Any) -> Any:
+    """``query`` (of feedback, or of nothing) with the columns of the served request,
+    its version and its model."""
+    f, r, v, m = t.feedback.c, t.served_requests.c, t.model_versions.c, t.models.c
+    joined = t.served_requests.join(t.model_versions, r.version_id == v.id).join(
+        t.models, v.model_id == m.id
+    )
+    if query.selected_columns:
+        joined = t.feedback.join(joined, r.request_id == f.request_id)
+    return query.add_columns(r.inputs, r.outputs, r.received_at, m.name, v.version).select_from(
+        joined
+    )
 
 
 def _has_review() -> Any:
@@ -224,7 +270,7 @@ def _newest_per_row(rows: Sequence[Any]) -> builtins.list[WaitingRow]:
                 predicted=predicted,
                 label=label,
                 comment=row.comment,
-                feedback_id=int(row.id),
+                feedback_id=None if row.id is None else int(row.id),
                 received_at=timestamps.from_us(row.received_at),
             )
         )
