@@ -101,7 +101,7 @@ def test_production_rows_with_feedback_wait_disagreeing_first_and_leave_when_dec
         first = rows.first
         assert first.get_attribute("id") == f"item-request-{request_id}-0"
         assert "disagrees" in first.inner_text()
-        assert f"Model's answer\n{answer}" in first.inner_text()
+        assert f"Model's answer {answer}" in first.inner_text()
         assert visit.serious_violations() == []
         # j moves to the second row; a keeps its label.
         first.focus()

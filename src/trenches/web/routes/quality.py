@@ -107,7 +107,7 @@ def snapshot_report(request: Request, snapshot_id: int, caller: Reading) -> HTML
 def _shown(snap: Snapshot, report: QualityReport | None) -> dict[str, Any]:
     """What the templates show of ``report`` (None: not computed yet)."""
     if report is None:
-        return {"report": None, "findings": [], "balance": None}
+        return {"report": None, "findings": [], "balance": None, "counts": []}
     findings = [
         {
             "finding": f,
@@ -120,7 +120,13 @@ def _shown(snap: Snapshot, report: QualityReport | None) -> dict[str, Any]:
         }
         for f in report.findings
     ]
-    return {"report": report, "findings": findings, "balance": _balance(snap, report)}
+    counts = report.finding("class-imbalance").details.get("counts") or {}
+    return {
+        "report": report,
+        "findings": findings,
+        "balance": _balance(snap, report),
+        "counts": [f"{label}: {n}" for label, n in counts.items()],
+    }
 
 
 def _balance(snap: Snapshot, report: QualityReport) -> dict[str, Any] | None:

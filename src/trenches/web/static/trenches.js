@@ -121,6 +121,26 @@
   });
   document.addEventListener("DOMContentLoaded", firstCurrent);
 
+  // --- Charts in htmx answers (the data quality report) -------------------------------
+  // htmx drops <script> blocks from what it swaps in (allowScriptTags is off), so a
+  // fragment passes its figure in a data-figure attribute; it becomes the
+  // <script type="application/json" data-plot> block drawPlots reads.
+  function liftFigures(root) {
+    root.querySelectorAll("[data-figure]").forEach(function (target) {
+      var block = document.createElement("script");
+      block.type = "application/json";
+      block.dataset.plot = target.id;
+      block.textContent = target.getAttribute("data-figure");
+      target.removeAttribute("data-figure");
+      target.after(block);
+    });
+  }
+  document.addEventListener("htmx:afterSettle", function (event) {
+    liftFigures(event.target);
+    drawPlots(event.target);
+  });
+  document.addEventListener("DOMContentLoaded", function () { liftFigures(document); });
+
   document.addEventListener("DOMContentLoaded", function () { drawPlots(document); });
   document.addEventListener("htmx:afterSettle", function (event) { drawPlots(event.target); });
 })();
