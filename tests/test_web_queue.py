@@ -187,3 +187,12 @@ def test_a_viewer_has_no_queue_and_its_actions_are_refused(
     answer = labeller.post("/queue/patterns/120/relabel", data={"label": "benign"})
     assert answer.status_code == 422
     assert team_store.patterns.get(120).active
+
+
+def test_a_row_the_log_does_not_hold_is_not_found(ui: str, team_store: trenches.Store) -> None:
+    labeller = signed_in(ui, "labeller")
+    request_id = str(team_store.requests.list(limit=1).iloc[0]["request_id"])
+    assert labeller.post(f"/queue/requests/{request_id}/999/accept").status_code == 404
+    assert labeller.post("/queue/requests/nope/0/accept").status_code == 404
+    assert labeller.post("/queue/patterns/99999999/accept").status_code == 404
+    assert team_store.reviews.reviewed([f"request:{request_id}:999"]) == set()

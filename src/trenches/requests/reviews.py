@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 #: What a labeller may decide about an item of the queue.
 DECISIONS = ("kept", "relabelled", "sent")
 #: Waiting production rows read at most, to put the disagreeing ones first.
-MOST_WAITING = 1000
+MOST_WAITING = 500
 
 
 def pattern_subject(pattern_id: int) -> str:
@@ -162,18 +162,24 @@ class Reviews:
         that became no pattern, with the row's inputs and the answer."""
         if limit < 1:
             raise InvalidInput(f"limit {limit} must be 1 or more")
-        f = t.feedback.c
+        f, r = t.feedback.c, t.served_requests.c
+        # First which rows, from the answers alone; then the inputs of those shown.
         query = (
-            _with_request(select(f.id, f.request_id, f.row, f.label, f.comment))
+            select(f.request_id, f.row, f.label, r.outputs)
+            .join(t.served_requests, r.request_id == f.request_id)
             .where(f.label.is_not(None), f.pattern_id.is_(None), ~_has_review())
             .order_by(f.id.desc())
             .limit(MOST_WAITING)
         )
         with read(self._engine) as conn:
-            rows = conn.execute(query).all()
-        found = _newest_per_row(rows)
-        found.sort(key=lambda w: not w.disagrees)  # stable: newest first within each
-        return found[:limit]
+            found = conn.execute(query).all()
+        disagreeing: dict[tuple[str, int], bool] = {}
+        labels = json_column(x.label for x in found)
+        outputs = json_column(x.outputs for x in found)
+        for x, label, answered in zip(found, labels, outputs, strict=True):
+            disagreeing.setdefault((x.request_id, int(x.row)), label != _answer(answered, x.row))
+        keys = sorted(disagreeing, key=lambda k: not disagreeing[k])  # stable: newest first
+        return self.rows(keys[:limit])
 
     def rows(self, keys: Sequence[tuple[str, int]]) -> builtins.list[WaitingRow]:
         """The rows ``keys`` (request id, row) of the log, in that order, each with the
@@ -185,10 +191,7 @@ class Reviews:
         f, r = t.feedback.c, t.served_requests.c
         with read(self._engine) as conn:
             requests = {
-                row.request_id: row
-                for row in conn.execute(
-                    _with_request(select()).add_columns(r.request_id).where(r.request_id.in_(ids))
-                )
+                row.request_id: row for row in conn.execute(_served().where(r.request_id.in_(ids)))
             }
             labelled = conn.execute(
                 select(f.id, f.request_id, f.row, f.label, f.comment)
@@ -223,16 +226,13 @@ class _Merged:
         )
 
 
-def _with_request(query: Any) -> Any:
-    """``query`` (of feedback, or of nothing) with the columns of the served request,
-    its version and its model."""
-    f, r, v, m = t.feedback.c, t.served_requests.c, t.model_versions.c, t.models.c
+def _served() -> Any:
+    """The served requests with the columns the queue shows, their versions and models."""
+    r, v, m = t.served_requests.c, t.model_versions.c, t.models.c
     joined = t.served_requests.join(t.model_versions, r.version_id == v.id).join(
         t.models, v.model_id == m.id
     )
-    if query.selected_columns:
-        joined = t.feedback.join(joined, r.request_id == f.request_id)
-    return query.add_columns(r.inputs, r.outputs, r.received_at, m.name, v.version).select_from(
+    return select(r.request_id, r.inputs, r.outputs, r.received_at, m.name, v.version).select_from(
         joined
     )
 
@@ -245,7 +245,7 @@ def _has_review() -> Any:
 
 
 def _newest_per_row(rows: Sequence[Any]) -> builtins.list[WaitingRow]:
-    """One waiting row per (request, row): its newest feedback (rows come newest first)."""
+    """The rows as the queue shows them, each (request, row) once."""
     labels = json_column(row.label for row in rows)
     inputs = json_column(row.inputs for row in rows)
     outputs = json_column(row.outputs for row in rows)
@@ -259,8 +259,7 @@ def _newest_per_row(rows: Sequence[Any]) -> builtins.list[WaitingRow]:
         columns = given.get("columns") or []
         data = given.get("data") or []
         values = data[row.row] if row.row < len(data) else []
-        answers = answered.get("labels") or answered.get("values") or []
-        predicted = answers[row.row] if row.row < len(answers) else None
+        predicted = _answer(answered, row.row)
         out.append(
             WaitingRow(
                 request_id=row.request_id,
@@ -275,6 +274,12 @@ def _newest_per_row(rows: Sequence[Any]) -> builtins.list[WaitingRow]:
             )
         )
     return out
+
+
+def _answer(outputs: dict[str, Any], row: int) -> Any:
+    """The answer to row ``row`` in a logged request's outputs (a label, or a value)."""
+    answers = outputs.get("labels") or outputs.get("values") or []
+    return answers[row] if row < len(answers) else None
 
 
 def _review(row: Any) -> Review:

@@ -124,12 +124,12 @@ def _shown(snap: Snapshot, report: QualityReport | None) -> dict[str, Any]:
     return {
         "report": report,
         "findings": findings,
-        "balance": _balance(snap, report),
+        "balance": _balance(report),
         "counts": [f"{label}: {n}" for label, n in counts.items()],
     }
 
 
-def _balance(snap: Snapshot, report: QualityReport) -> dict[str, Any] | None:
+def _balance(report: QualityReport) -> dict[str, Any] | None:
     """A bar chart of the patterns per class (classification only)."""
     counts = report.finding("class-imbalance").details.get("counts")
     if not counts:

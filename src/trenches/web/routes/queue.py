@@ -23,7 +23,7 @@ from fastapi.responses import HTMLResponse
 
 from trenches.api.access import Allow, Caller, path, pattern_dataset
 from trenches.api.routes.requests import request_model
-from trenches.errors import TrenchesError
+from trenches.errors import NotFound, TrenchesError
 from trenches.names import INT64_MAX
 from trenches.requests.reviews import pattern_subject, row_subject
 from trenches.web import render
@@ -282,10 +282,10 @@ def _model(version: str) -> str:
 
 def _production_row(caller: Caller, request_id: str, row: int) -> WaitingRow:
     found = caller.store.reviews.rows([(request_id, row)])
-    if not found or found[0].inputs == {}:
-        from trenches.errors import NotFound
-
-        raise NotFound(f"request {request_id} has no row {row} in the log")
+    if not found:
+        raise NotFound(f"no request {request_id} in the log")
+    if not found[0].inputs:
+        raise NotFound(f"request {request_id} has no row {row} with logged inputs")
     return found[0]
 
 
