@@ -108,6 +108,7 @@ def test_production_rows_with_feedback_wait_disagreeing_first_and_leave_when_dec
         page.keyboard.press("j")
         page.keyboard.press("a")
         page.locator(f"#item-request-{kept_id}-0.decided").wait_for()
+        assert page.inner_text("#waiting-count") == "1 waiting"
         # Back to the first, relabelled: it becomes a production pattern.
         page.locator(f"#item-request-{request_id}-0").focus()
         page.keyboard.press("r")

@@ -339,6 +339,7 @@ def _decided(
         item_id=item_id(subject),
         text=text,
         pattern_id=pattern_id,
+        waiting=caller.store.reviews.count_waiting_rows(),
     )
 
 
