@@ -69,6 +69,7 @@ if TYPE_CHECKING:
     from trenches.requests.feedback import Feedback
     from trenches.requests.log import Requests
     from trenches.requests.patterns import RequestPattern, ToPatterns
+    from trenches.requests.reviews import Review, Reviews, WaitingRow
     from trenches.requests.window import RequestWindow
     from trenches.retrain import OnDrift, Retrains
     from trenches.retrain.record import Figures, ProblemTally, Retrain
@@ -167,6 +168,9 @@ _LAZY = {
     "Requests": "trenches.requests.log",
     "Feedback": "trenches.requests.feedback",
     "ToPatterns": "trenches.requests.patterns",
+    "Review": "trenches.requests.reviews",
+    "Reviews": "trenches.requests.reviews",
+    "WaitingRow": "trenches.requests.reviews",
     "RequestPattern": "trenches.requests.patterns",
     "RequestWindow": "trenches.requests.window",
     "write_report": "trenches.report.html",
@@ -275,6 +279,8 @@ __all__ = [
     "Retrain",
     "RetrainSettings",
     "Retrains",
+    "Review",
+    "Reviews",
     "Run",
     "RunInfo",
     "Runs",
@@ -300,6 +306,7 @@ __all__ = [
     "UntrustedModel",
     "User",
     "VersionBackfill",
+    "WaitingRow",
     "__version__",
     "from_json",
     "open",

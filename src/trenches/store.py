@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from trenches.problems import Problems
     from trenches.problems.scores import Scorer
     from trenches.requests.log import Requests
+    from trenches.requests.reviews import Reviews
     from trenches.retrain import Retrains
     from trenches.runs import Run, Runs
     from trenches.team.accounts import Accounts
@@ -171,6 +172,13 @@ class Store:
         from trenches.requests.log import Requests
 
         return Requests(self.engine, self.models, self.datasets, lambda: self.problems)
+
+    @cached_property
+    def reviews(self) -> Reviews:
+        """The labelling queue's reviews: what was kept, relabelled or sent."""
+        from trenches.requests.reviews import Reviews
+
+        return Reviews(self.engine)
 
     @cached_property
     def monitoring(self) -> Monitoring:

@@ -32,6 +32,9 @@ def home(request: Request, caller: SignedIn) -> HTMLResponse:
         models=_models(caller, rights),
         problems=_open_problems(caller, rights),
         reports=_drift(caller, rights),
+        waiting=caller.store.reviews.count_waiting_rows()
+        if rights.anywhere("patterns.relabel")
+        else None,
     )
 
 

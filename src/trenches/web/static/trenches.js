@@ -69,6 +69,78 @@
     row.classList.add("current");
   });
 
+  // --- The labelling queue (/queue) -------------------------------------------------
+  // Its items are rows ([data-rows][data-queue] [data-row]). A <details data-opens-form>
+  // (opened by its summary's shortcut) puts the focus in its form's first field, and
+  // Escape closes it again. When an item is decided, its element is swapped for a note
+  // marked data-decided, and the next item waiting becomes current.
+  function queueRows() {
+    return Array.prototype.slice.call(document.querySelectorAll("[data-queue] [data-row]"));
+  }
+  function makeCurrent(row, focus) {
+    document.querySelectorAll("[data-rows] .current").forEach(function (r) { r.classList.remove("current"); });
+    if (!row) return;
+    row.classList.add("current");
+    if (focus) row.focus();
+  }
+  function firstCurrent() {
+    if (!document.querySelector("[data-queue]") || currentRow()) return;
+    makeCurrent(queueRows()[0], false);
+  }
+  document.addEventListener("toggle", function (event) {
+    var box = event.target;
+    if (!(box instanceof HTMLDetailsElement) || !box.hasAttribute("data-opens-form") || !box.open) return;
+    var row = box.closest("[data-row]");
+    if (row) {
+      row.querySelectorAll("details[data-opens-form][open]").forEach(function (other) {
+        if (other !== box) other.open = false;
+      });
+    }
+    var field = box.querySelector("select, input, textarea");
+    if (field) field.focus();
+  }, true);
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") return;
+    var box = event.target.closest && event.target.closest("details[data-opens-form][open]");
+    if (!box) return;
+    box.open = false;
+    var row = box.closest("[data-row]");
+    if (row) row.focus();
+  });
+  document.addEventListener("htmx:afterSettle", function () {
+    document.querySelectorAll("[data-decided]:not([data-moved-on])").forEach(function (done) {
+      done.setAttribute("data-moved-on", "1");
+      var rows = queueRows();
+      var next = rows.filter(function (r) {
+        return done.compareDocumentPosition(r) & Node.DOCUMENT_POSITION_FOLLOWING;
+      })[0] || rows[rows.length - 1];
+      if (next) makeCurrent(next, true);
+      else done.focus();
+    });
+    firstCurrent();
+  });
+  document.addEventListener("DOMContentLoaded", firstCurrent);
+
+  // --- Charts in htmx answers (the data quality report) -------------------------------
+  // htmx drops <script> blocks from what it swaps in (allowScriptTags is off), so a
+  // fragment passes its figure in a data-figure attribute; it becomes the
+  // <script type="application/json" data-plot> block drawPlots reads.
+  function liftFigures(root) {
+    root.querySelectorAll("[data-figure]").forEach(function (target) {
+      var block = document.createElement("script");
+      block.type = "application/json";
+      block.dataset.plot = target.id;
+      block.textContent = target.getAttribute("data-figure");
+      target.removeAttribute("data-figure");
+      target.after(block);
+    });
+  }
+  document.addEventListener("htmx:afterSettle", function (event) {
+    liftFigures(event.target);
+    drawPlots(event.target);
+  });
+  document.addEventListener("DOMContentLoaded", function () { liftFigures(document); });
+
   document.addEventListener("DOMContentLoaded", function () { drawPlots(document); });
   document.addEventListener("htmx:afterSettle", function (event) { drawPlots(event.target); });
 })();

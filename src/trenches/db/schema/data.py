@@ -1,9 +1,5 @@
-"""The tables, in SQLAlchemy Core. Every change here comes with an Alembic migration.
-
-Times are integers: microseconds since the Unix epoch, UTC. They are exact (a
-snapshot rebuilt from timestamps must select the very same patterns), compare
-the same on every backend, and read into NumPy without parsing.
-"""
+"""The tables of the data, the models and production: patterns, runs, the registry,
+predictions, problems, checks, the request log and monitoring (migrations 0001-0010)."""
 
 from __future__ import annotations
 
@@ -16,7 +12,6 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
-    MetaData,
     SmallInteger,
     String,
     Table,
@@ -25,17 +20,7 @@ from sqlalchemy import (
     false,
 )
 
-# Autoincrementing 64-bit ids; SQLite only autoincrements INTEGER PRIMARY KEY.
-Id = BigInteger().with_variant(Integer(), "sqlite")
-
-metadata = MetaData(
-    naming_convention={
-        "ix": "ix_%(column_0_label)s",
-        "uq": "uq_%(table_name)s_%(column_0_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    }
-)
+from trenches.db.schema.columns import Id, metadata
 
 datasets = Table(
     "datasets",
@@ -512,84 +497,4 @@ retrains = Table(
     Column("started_by", String(200)),
     Column("started_at", BigInteger, nullable=False),
     Column("ended_at", BigInteger),
-)
-
-# --- the team: accounts, tokens, roles and the audit log (migration 0011) ---------
-
-# A person or a robot (CI) who signs in to a shared store. Never deleted: disabled, so
-# that the audit log keeps naming them.
-users = Table(
-    "users",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
-    Column("name", String(100), nullable=False, unique=True),
-    # argon2id, in its own PHC string form (parameters and salt included); null for an
-    # account that signs in only with tokens or through an identity provider.
-    Column("password_hash", Text),
-    Column("admin", Boolean, nullable=False, server_default=false()),
-    Column("created_at", BigInteger, nullable=False),
-    Column("disabled_at", BigInteger),
-    # Who the identity provider says this is (OpenID Connect's iss and sub), once linked.
-    Column("oidc_issuer", String(500)),
-    Column("oidc_subject", String(255)),
-    UniqueConstraint("oidc_issuer", "oidc_subject"),
-)
-
-# An API token: its secret is shown once and stored only as SHA-256.
-api_tokens = Table(
-    "api_tokens",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
-    Column("user_id", ForeignKey("users.id"), nullable=False, index=True),
-    Column("name", String(100), nullable=False),
-    Column("token_hash", String(64), nullable=False, unique=True),
-    Column("prefix", String(20), nullable=False),  # the secret's start, shown in lists
-    Column("created_at", BigInteger, nullable=False),
-    Column("expires_at", BigInteger),
-    Column("last_used_at", BigInteger),
-    Column("revoked_at", BigInteger),
-)
-
-# A browser's signed-in session: its secret lives in an HttpOnly cookie and, like its CSRF
-# token, is stored only as SHA-256. Ended by signing out, or by its expiry.
-sessions = Table(
-    "sessions",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
-    Column("user_id", ForeignKey("users.id"), nullable=False, index=True),
-    Column("secret_hash", String(64), nullable=False, unique=True),
-    Column("csrf_hash", String(64), nullable=False),
-    Column("created_at", BigInteger, nullable=False),
-    Column("expires_at", BigInteger, nullable=False),
-    Column("ended_at", BigInteger),
-    Column("remote", String(100)),
-)
-
-# A role of a user on a namespace: a dataset or model name, an fnmatch pattern of them,
-# or "*" for all. One grant per user and namespace.
-role_grants = Table(
-    "role_grants",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
-    Column("user_id", ForeignKey("users.id"), nullable=False),
-    Column("role", String(20), nullable=False),
-    Column("namespace", String(200), nullable=False),
-    Column("created_at", BigInteger, nullable=False),
-    UniqueConstraint("user_id", "namespace"),
-)
-
-# Who changed what, when, from where: one row per change, written in the change's own
-# transaction. Nothing in trenches updates or deletes a row of it.
-audit_log = Table(
-    "audit_log",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
-    Column("at", BigInteger, nullable=False, index=True),
-    Column("user_id", ForeignKey("users.id"), index=True),  # null: not a signed-in user
-    Column("actor", String(200), nullable=False),  # user name, or local:<os user>
-    Column("action", String(100), nullable=False, index=True),  # e.g. problems.add
-    Column("target", String(500), nullable=False),  # e.g. problem:small-dense
-    Column("detail", Text),  # JSON object
-    Column("remote", String(100)),  # the client's address, when over the network
-    Column("request_id", String(64)),
 )
