@@ -219,7 +219,7 @@ def promote(
     """Move ``alias`` to this version, with a reason kept in the alias history; refused
     (409) when the version's latest gate check failed."""
     ref = f"{model}@{version}"
-    detail = {"version": version, "reason": reason, "force": False}
+    detail = {"alias": alias, "version": version, "reason": reason, "force": False}
     try:
         with caller.changing("models.promote", f"model:{model}@{alias}", detail):
             moved = caller.store.models.promote(ref, alias, reason=reason)
