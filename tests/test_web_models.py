@@ -116,3 +116,12 @@ def test_who_may_move_which_alias(ui: str, team_store: trenches.Store) -> None:
     assert refused.status_code == 409 and "cannot become production" in refused.text
     assert approver.get(f"/models/{MODEL}/99").status_code == 404
     assert approver.get("/models/nope").status_code == 404
+
+
+def test_a_comparison_takes_numbers_or_references(ui: str) -> None:
+    client = signed_in(ui, "viewer")
+    by_number = client.get(f"/models/{MODEL}/compare?a=4&b=5")
+    by_ref = client.get(f"/models/{MODEL}/compare?a={MODEL}@4&b={MODEL}@5")
+    assert by_number.status_code == by_ref.status_code == 200
+    assert "v4 against v5" in by_ref.text
+    assert client.get(f"/models/{MODEL}/compare?a=other@4&b=5").status_code == 422

@@ -30,7 +30,8 @@ router = APIRouter(include_in_schema=False)
 Reading = Annotated[Caller, Depends(Allow("models.read"))]
 ReadingOne = Annotated[Caller, Depends(Allow("models.read", path("model")))]
 Version = Annotated[int, PathParam(ge=1, le=INT64_MAX)]
-Other = Annotated[int | None, Query(ge=1, le=INT64_MAX)]
+#: One side of a comparison: a version number, or ``name@V``.
+Side = Annotated[str | None, Query(max_length=300)]
 #: The aliases the version page offers to move, each with its button's words.
 OFFERED = (("candidate", "Make candidate"), ("production", "Promote to production"))
 #: Flipped pattern ids listed on the comparison page (the rest are counted).
@@ -147,19 +148,20 @@ def _metric_figure(
 
 @router.get("/models/{model}/compare")
 def compare(
-    request: Request, model: str, caller: ReadingOne, a: Other = None, b: Other = None
+    request: Request, model: str, caller: ReadingOne, a: Side = None, b: Side = None
 ) -> HTMLResponse:
     """Two versions compared on the patterns both predicted: metric deltas, the paired
     test, what B fixed and broke (overall and per problem), and the data changes
     between their training snapshots."""
     versions = caller.store.models.versions(model)
-    if a is None or b is None:
-        a = versions[-2].version if len(versions) > 1 else versions[0].version
-        b = versions[-1].version
+    one, other = _side(model, a, "a"), _side(model, b, "b")
+    if one is None or other is None:
+        one = versions[-2].version if len(versions) > 1 else versions[0].version
+        other = versions[-1].version
     refused = None
     found = None
     try:
-        found = caller.store.compare(f"{model}@{a}", f"{model}@{b}")
+        found = caller.store.compare(f"{model}@{one}", f"{model}@{other}")
     except InvalidInput as e:
         refused = str(e)
     return render.html(
@@ -168,13 +170,23 @@ def compare(
         "models_compare.html",
         name=model,
         versions=versions,
-        a=a,
-        b=b,
+        a=one,
+        b=other,
         comparison=found,
         refused=refused,
         shown=SHOWN_IDS,
         data=_data_changes(found),
     )
+
+
+def _side(model: str, given: str | None, name: str) -> int | None:
+    """A side of a comparison as a version number: ``3`` or ``model@3``."""
+    if not given:
+        return None
+    number = given.removeprefix(f"{model}@")
+    if not number.isascii() or not number.isdigit() or not 1 <= int(number) <= INT64_MAX:
+        raise InvalidInput(f"{name} {given!r} must be a version of {model}: 3 or {model}@3")
+    return int(number)
 
 
 def _data_changes(found: Any) -> list[dict[str, Any]]:
@@ -200,7 +212,7 @@ def version(request: Request, model: str, version: Version, caller: ReadingOne) 
         "models_version.html",
         name=model,
         v=found,
-        lineage=store.lineage(found.ref).to_json(),
+        lineage=store.lineage(found.ref, data=False).to_json(),
         checks=list(reversed(checks)),
         offered=OFFERED,
         message=None,
