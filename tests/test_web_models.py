@@ -46,6 +46,8 @@ def test_the_models_pages_in_chromium(ui: str, browser: Any, role: str) -> None:
         promotes = page.get_by_role("button", name="Promote to production")
         assert promotes.count() == (0 if role == "viewer" else 1)
         assert page.get_by_role("link", name="Its problems on the board").is_visible()
+        # Each problem of its dataset links to what this version gets right and wrong.
+        assert page.locator('a[href^="/problems/small-malignant/versions/cancer-clf%405"]').count()
         assert visit.serious_violations() == []
 
         visit.go(f"/models/{MODEL}")

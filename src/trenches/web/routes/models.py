@@ -203,9 +203,11 @@ def version(request: Request, model: str, version: Version, caller: ReadingOne) 
     each gate's figure, and (for who may) the promotion form."""
     store = caller.store
     found = store.models.get(f"{model}@{version}")
-    checks = (
-        store.gates.history(found.ref) if render.Rights(caller).may("checks.read", model) else []
-    )
+    rights = render.Rights(caller)
+    checks = store.gates.history(found.ref) if rights.may("checks.read", model) else []
+    problems = []
+    if found.dataset is not None and rights.may("problems.read", found.dataset):
+        problems = store.problems.list(dataset=found.dataset)
     return render.html(
         request,
         caller,
@@ -214,6 +216,7 @@ def version(request: Request, model: str, version: Version, caller: ReadingOne) 
         v=found,
         lineage=store.lineage(found.ref, data=False).to_json(),
         checks=list(reversed(checks)),
+        problems=problems,
         offered=OFFERED,
         message=None,
     )
