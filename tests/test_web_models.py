@@ -116,6 +116,16 @@ def test_who_may_move_which_alias(ui: str, team_store: trenches.Store) -> None:
     )
     refused = approver.post(f"/models/{MODEL}/{failed}/aliases/production", data=reason)
     assert refused.status_code == 409 and "cannot become production" in refused.text
+    # Forced past the failed check (approvers), and the force is kept.
+    assert (
+        maintainer.post(
+            f"/models/{MODEL}/{failed}/aliases/production?force=1", data=reason
+        ).status_code
+        == 403
+    )
+    forced = approver.post(f"/models/{MODEL}/{failed}/aliases/production?force=1", data=reason)
+    assert forced.status_code == 200 and "(forced)" in forced.text
+    assert team_store.models.alias_history(MODEL, "production")[-1].forced
     assert approver.get(f"/models/{MODEL}/99").status_code == 404
     assert approver.get("/models/nope").status_code == 404
 

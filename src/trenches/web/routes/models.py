@@ -38,8 +38,12 @@ OFFERED = (("candidate", "Make candidate"), ("production", "Promote to productio
 SHOWN_IDS = 60
 
 
+def _forced(request: Request) -> bool:
+    return request.query_params.get("force", "").lower() in ("1", "true", "yes")
+
+
 def _promotion(request: Request) -> str:
-    return promotion_action(str(request.path_params["alias"]), force=False)
+    return promotion_action(str(request.path_params["alias"]), force=_forced(request))
 
 
 Promoting = Annotated[
@@ -48,7 +52,11 @@ Promoting = Annotated[
         Allow(
             _promotion,
             path("model"),
-            actions=("models.promote.candidate", "models.promote.production"),
+            actions=(
+                "models.promote.candidate",
+                "models.promote.production",
+                "models.promote.force",
+            ),
         )
     ),
 ]
@@ -232,12 +240,14 @@ def promote(
     reason: Annotated[str, Form(min_length=1, max_length=10_000)],
 ) -> HTMLResponse:
     """Move ``alias`` to this version, with a reason kept in the alias history; refused
-    (409) when the version's latest gate check failed."""
+    (409) when the version's latest gate check failed, unless forced (``?force=1``,
+    approvers: the force is kept in the alias history with the reason)."""
     ref = f"{model}@{version}"
-    detail = {"alias": alias, "version": version, "reason": reason, "force": False}
+    force = _forced(request)
+    detail = {"alias": alias, "version": version, "reason": reason, "force": force}
     try:
         with caller.changing("models.promote", f"model:{model}@{alias}", detail):
-            moved = caller.store.models.promote(ref, alias, reason=reason)
+            moved = caller.store.models.promote(ref, alias, reason=reason, force=force)
     except CheckFailed as refused:
         raise Conflict(str(refused)) from refused
     found = caller.store.models.get(ref)
@@ -248,5 +258,8 @@ def promote(
         name=model,
         v=found,
         offered=OFFERED,
-        message=f"{moved.alias} now points at {ref} (moved by {moved.moved_by}: {moved.reason})",
+        message=(
+            f"{moved.alias} now points at {ref}{' (forced)' if moved.forced else ''} "
+            f"(moved by {moved.moved_by}: {moved.reason})"
+        ),
     )
