@@ -130,7 +130,9 @@ def _over_time(model: str, reports: list[Monitored]) -> dict[str, Any] | None:
     if not reports:
         return None
     ordered = list(reversed(reports))
-    x = [m.created_at.isoformat() for m in ordered]
+    # One place per report, in order: reports come at uneven times, and a time axis
+    # would draw two of them as a wall of a bar.
+    x = [f"#{m.id} {m.created_at:%m-%d %H:%M}" for m in ordered]
     links = [[f"/production/{model}?report={m.id}"] for m in ordered]
     smallest = [
         _minus_log10(
@@ -164,6 +166,7 @@ def _over_time(model: str, reports: list[Monitored]) -> dict[str, Any] | None:
         ],
         "layout": {
             "title": {"text": f"Drift of {model}'s production inputs, report by report"},
+            "xaxis": {"type": "category", "title": {"text": "report"}},
             "yaxis": {"title": {"text": "drifted columns"}, "rangemode": "tozero"},
             "yaxis2": {
                 "title": {"text": "−log10 smallest adjusted p"},
