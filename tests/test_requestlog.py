@@ -756,6 +756,37 @@ def test_pages_of_the_log_go_back_from_the_newest_and_a_request_names_its_versio
         store.requests.list(offset=-1)
 
 
+def test_traffic_counts_requests_rows_and_latency_per_bucket(
+    store: trenches.Store, logged: dict[str, Any]
+) -> None:
+    hour = 3_600_000_000
+    frame = store.requests.traffic(every=hour)
+    assert list(frame.columns) == [
+        "start",
+        "requests",
+        "rows",
+        "latency_ms_mean",
+        "latency_ms_max",
+    ]
+    assert frame["start"].tolist() == [
+        pd.Timestamp("2026-03-01T00:00", tz="UTC"),
+        pd.Timestamp("2026-03-01T01:00", tz="UTC"),
+        pd.Timestamp("2026-03-01T02:00", tz="UTC"),
+    ]
+    assert frame["rows"].tolist() == [1, 2, 1]
+    assert frame["latency_ms_max"].tolist() == [1.5, 1.5, 1.5]
+    # One bucket of a day holds them all; one version's only its own.
+    (day,) = store.requests.traffic(every=24 * hour).itertuples()
+    assert (day.requests, day.rows, day.latency_ms_mean) == (3, 4, 1.5)
+    assert store.requests.traffic(version="clf@1", every=24 * hour)["requests"].tolist() == [2]
+    # Without a width, the two hours of the log are cut into at most 48 buckets.
+    chosen = store.requests.traffic()
+    assert chosen["requests"].sum() == 3 and len(chosen) == 3
+    assert store.requests.traffic(since="2999-01-01").empty
+    with pytest.raises(InvalidInput, match="every 0"):
+        store.requests.traffic(every=0)
+
+
 def test_feedback_is_checked_before_it_is_stored(
     store: trenches.Store, logged: dict[str, Any]
 ) -> None:

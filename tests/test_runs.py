@@ -307,6 +307,9 @@ def test_lineage_walks_version_run_code_data_and_environment(
     assert sum(found.data["by_split"].values()) == 40
     assert found.environment is not None
     assert found.environment["key_packages"]["scikit-learn"]
+    # Without the counts, the rest is the same.
+    quick = store.lineage(version.ref, data=False)
+    assert quick.data is None and quick.snapshot == found.snapshot and quick.run == found.run
 
 
 def test_lineage_of_a_version_registered_outside_a_run(store: trenches.Store) -> None:

@@ -475,6 +475,20 @@ def test_the_log_is_read_newest_first_by_actor_action_and_time(store: trenches.S
     assert [n for n in dir(store.audit) if not n.startswith("_")] == ["list"]
 
 
+def test_the_log_pages_on_from_an_id_and_filters_by_target_prefix(
+    store: trenches.Store,
+) -> None:
+    for name in ("ada", "adam", "bob"):
+        store.accounts.create(name)
+    newest = store.audit.list(limit=2)
+    assert [e.target for e in newest] == ["user:bob", "user:adam"]
+    older = store.audit.list(limit=2, before=newest[-1].id)
+    assert [e.target for e in older] == ["user:ada"]
+    assert [e.target for e in store.audit.list(target="user:ada")] == ["user:adam", "user:ada"]
+    # The prefix is taken as it is written, not as a LIKE pattern.
+    assert store.audit.list(target="user:_d") == []
+
+
 def test_the_audit_log_reads_back_as_json(store: trenches.Store) -> None:
     store.accounts.create("ada")
     (entry,) = store.audit.list()

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from trenches.models.registry import ModelVersion
+    from trenches.patterns.snapshots import Snapshot
     from trenches.runs.search import Runs
 
 
@@ -46,9 +47,10 @@ class Lineage:
         return cast(dict[str, Any], to_json(self))
 
 
-def lineage(version: ModelVersion, *, engine: Engine, runs: Runs) -> Lineage:
+def lineage(version: ModelVersion, *, engine: Engine, runs: Runs, data: bool = True) -> Lineage:
     """The lineage of ``version``: its run (read from ``runs``), code, snapshot, data
-    and environment."""
+    (unless ``data`` is False: its patterns counted by source and split) and
+    environment."""
     model = {
         "ref": version.ref,
         "version": version.version,
@@ -76,7 +78,7 @@ def lineage(version: ModelVersion, *, engine: Engine, runs: Runs) -> Lineage:
         "tag": run.git_tag,
         "dirty_diff_sha256": run.git_diff_sha256,
     }
-    snapshot = data = None
+    snapshot = counts = None
     if run.snapshot_id is not None:
         snap = snapshot_by_id(engine, run.snapshot_id)
         snapshot = {
@@ -87,25 +89,8 @@ def lineage(version: ModelVersion, *, engine: Engine, runs: Runs) -> Lineage:
             "digest": snap.digest,
             "patterns": snap.patterns,
         }
-        p = t.patterns.c
-        where = membership(
-            snap.dataset_id,
-            as_of=timestamps.to_us(snap.as_of),
-            max_id=snap.max_pattern_id,
-            sources=snap.sources,
-        )
-        with read(engine) as conn:
-            rows = conn.execute(
-                select(p.source, p.split, func.count()).where(*where).group_by(p.source, p.split)
-            ).all()
-        by_source: dict[str, int] = {}
-        by_split: dict[str, int] = {}
-        cells: dict[str, dict[str, int]] = {}
-        for source, split, n in rows:
-            by_source[source] = by_source.get(source, 0) + int(n)
-            by_split[SPLITS[split]] = by_split.get(SPLITS[split], 0) + int(n)
-            cells.setdefault(source, {})[SPLITS[split]] = int(n)
-        data = {"by_source": by_source, "by_split": by_split, "by_source_and_split": cells}
+    if snapshot is not None and data:
+        counts = _counts(engine, snap)
     environment = None
     if run.environment_id is not None:
         with read(engine) as conn:
@@ -124,4 +109,27 @@ def lineage(version: ModelVersion, *, engine: Engine, runs: Runs) -> Lineage:
                 if k in packages
             },
         }
-    return Lineage(model, run_info, code, snapshot, data, environment)
+    return Lineage(model, run_info, code, snapshot, counts, environment)
+
+
+def _counts(engine: Engine, snap: Snapshot) -> dict[str, Any]:
+    """The snapshot's patterns counted by source, by split, and by both."""
+    p = t.patterns.c
+    where = membership(
+        snap.dataset_id,
+        as_of=timestamps.to_us(snap.as_of),
+        max_id=snap.max_pattern_id,
+        sources=snap.sources,
+    )
+    with read(engine) as conn:
+        rows = conn.execute(
+            select(p.source, p.split, func.count()).where(*where).group_by(p.source, p.split)
+        ).all()
+    by_source: dict[str, int] = {}
+    by_split: dict[str, int] = {}
+    cells: dict[str, dict[str, int]] = {}
+    for source, split, n in rows:
+        by_source[source] = by_source.get(source, 0) + int(n)
+        by_split[SPLITS[split]] = by_split.get(SPLITS[split], 0) + int(n)
+        cells.setdefault(source, {})[SPLITS[split]] = int(n)
+    return {"by_source": by_source, "by_split": by_split, "by_source_and_split": cells}

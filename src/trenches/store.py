@@ -308,11 +308,14 @@ class Store:
             git_tag=lambda: self.settings.git_tag,
         )
 
-    def lineage(self, ref: str) -> Lineage:
-        """What made the model version ``ref``: run, code, snapshot, data, environment."""
+    def lineage(self, ref: str, *, data: bool = True) -> Lineage:
+        """What made the model version ``ref``: run, code, snapshot, data, environment.
+        ``data=False`` leaves out the snapshot's patterns counted by source and split
+        (``Lineage.data`` None): a count over the whole snapshot, which a page shown
+        often does without."""
         from trenches.lineage import lineage
 
-        return lineage(self.models.get(ref), engine=self.engine, runs=self.runs)
+        return lineage(self.models.get(ref), engine=self.engine, runs=self.runs, data=data)
 
     def predict(
         self,

@@ -270,7 +270,7 @@ def _drift_detail(m: Monitored, div_id: str) -> str:
             )
             + "</p>"
         )
-    figure = _drift_figure(m)
+    figure = drift_figure(m)
     if figure is not None:
         parts.append(
             "<p class='muted'>Each column's statistic over its bound, on a log scale: 1 is the "
@@ -303,7 +303,7 @@ def _minus_log10(p: float | None) -> float:
     return -math.log10(min(max(p if p is not None else 1.0, 1e-300), 1.0))
 
 
-def _drift_figure(m: Monitored) -> Any:
+def drift_figure(m: Monitored) -> Any:
     """A bar for each column: its statistic relative to its bound, on a log scale so
     that a column ten times past the bound does not flatten the others; the drifted in
     red."""

@@ -49,6 +49,12 @@ LIST_COLUMNS = (
     "feedback",
 )
 
+_SECOND = 1_000_000
+#: The widths of :meth:`Requests.traffic`'s buckets it chooses from (microseconds).
+TRAFFIC_WIDTHS = tuple(
+    n * _SECOND for n in (1, 10, 60, 300, 900, 3600, 6 * 3600, 86400, 7 * 86400, 30 * 86400)
+)
+
 
 class Requests:
     """The request log of a store: ``store.requests``."""
@@ -156,6 +162,56 @@ class Requests:
         chosen = self._query(since, until, version).subquery()
         with read(self._engine) as conn:
             return int(conn.execute(select(func.count()).select_from(chosen)).scalar_one())
+
+    def traffic(
+        self,
+        *,
+        since: str | datetime | int | None = None,
+        until: str | datetime | int | None = None,
+        version: str | None = None,
+        every: int | None = None,
+        buckets: int = 48,
+    ) -> pd.DataFrame:
+        """Request volume and latency over time, one row per bucket of ``every``
+        microseconds that holds a request, oldest first: start (UTC), requests, rows
+        (input rows), latency_ms_mean, latency_ms_max. ``every`` None: the smallest of
+        :data:`TRAFFIC_WIDTHS` that cuts the requests' span into at most ``buckets``.
+        Counted by the database (one GROUP BY), whatever the size of the log."""
+        import pandas as pd
+
+        r = t.served_requests.c
+        chosen = self._query(since, until, version)
+        if every is None:
+            with read(self._engine) as conn:
+                first, last = conn.execute(
+                    chosen.with_only_columns(func.min(r.received_at), func.max(r.received_at))
+                ).one()
+            span = 0 if first is None else int(last) - int(first)
+            every = next((w for w in TRAFFIC_WIDTHS if span < w * buckets), TRAFFIC_WIDTHS[-1])
+        if every < 1:
+            raise InvalidInput(f"every {every} must be at least 1 microsecond")
+        start = (r.received_at - r.received_at % every).label("start")
+        query = (
+            chosen.with_only_columns(
+                start,
+                func.count(),
+                func.sum(r.n),
+                func.avg(r.latency_us),
+                func.max(r.latency_us),
+            )
+            .group_by(start)
+            .order_by(start)
+        )
+        with read(self._engine) as conn:
+            rows = conn.execute(query).all()
+        columns = ["start", "requests", "rows", "latency_ms_mean", "latency_ms_max"]
+        frame = pd.DataFrame(rows, columns=columns)
+        frame["start"] = pd.to_datetime(frame["start"].astype("int64"), unit="us", utc=True)
+        for name in ("requests", "rows"):
+            frame[name] = frame[name].astype("int64")
+        for name in ("latency_ms_mean", "latency_ms_max"):
+            frame[name] = frame[name].astype("float64") / 1000
+        return frame
 
     def served_by(self, request_id: str) -> str:
         """The version (``name@V``) that answered ``request_id``."""

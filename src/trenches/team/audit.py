@@ -69,10 +69,14 @@ class Audit:
         action: str | None = None,
         since: str | datetime | int | None = None,
         limit: int = 100,
+        target: str | None = None,
+        before: int | None = None,
     ) -> list[AuditEntry]:
         """The newest changes first, at most ``limit``: of one actor (a user name, or
         ``local:<os user>``), of one action or family of them (``models`` covers
-        ``models.promote``), since a time (ISO 8601, or ``3d`` for three days ago)."""
+        ``models.promote``), on targets starting with ``target`` (``model:cancer-clf``),
+        since a time (ISO 8601, or ``3d`` for three days ago). ``before``: only entries
+        older than that id, to page on from the last entry of a page (keyset paging)."""
         if not 1 <= limit <= MAX_LIMIT:
             raise InvalidInput(f"limit {limit} must be between 1 and {MAX_LIMIT}")
         a = t.audit_log.c
@@ -83,6 +87,10 @@ class Audit:
             query = query.where(
                 or_(a.action == action, a.action.startswith(action + ".", autoescape=True))
             )
+        if target:
+            query = query.where(a.target.startswith(target, autoescape=True))
+        if before is not None:
+            query = query.where(a.id < before)
         start = timestamps.parse(since, what="since")
         if start is not None:
             query = query.where(a.at >= start)
