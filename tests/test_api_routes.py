@@ -605,6 +605,12 @@ def test_a_gate_check_over_http_is_stored_and_read_as_the_library_does(team: Tea
     assert never.status_code == 404
     [row] = over_http(team.store, "checks.run")
     assert row.actor == "maintainer-user"
+    # A version whose latest check failed is not released: 409, as the CLI refuses it.
+    body = {"version": 2, "reason": "the newest"}
+    refused = team.call("approver", "POST", "/models/clf/aliases/production", json=body)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["kind"] == "CheckFailed"
+    assert "production" not in team.store.models.get("clf@2").aliases
 
 
 def test_explanations_over_http_are_the_librarys(team: Team) -> None:

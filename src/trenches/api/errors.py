@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException
 
 from trenches.api.limits import TooManyAttempts
 from trenches.errors import (
+    CheckFailed,
     Conflict,
     Forbidden,
     InvalidInput,
@@ -47,6 +48,8 @@ STATUS: dict[type[TrenchesError], int] = {
     Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
+    # A promotion refused as the version's latest gate check failed.
+    CheckFailed: 409,
     UntrustedModel: 422,
     InvalidInput: 422,
     TooManyAttempts: 429,

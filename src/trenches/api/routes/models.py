@@ -212,7 +212,7 @@ def promote(
     a release, an approver's; ``?force=true`` (approvers) passes a failed gate check
     and is recorded with the reason."""
     ref = f"{model}@{body.version}"
-    detail = {"version": body.version, "reason": body.reason, "force": force}
+    detail = {"alias": alias, "version": body.version, "reason": body.reason, "force": force}
     with caller.changing("models.promote", f"model:{model}@{alias}", detail):
         moved = caller.store.models.promote(ref, alias, reason=body.reason, force=force)
     return to_json(moved)

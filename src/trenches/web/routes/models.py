@@ -17,7 +17,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse
 
 from trenches.api.access import Allow, Caller, path
-from trenches.errors import CheckFailed, Conflict, InvalidInput
+from trenches.errors import InvalidInput
 from trenches.names import INT64_MAX
 from trenches.team.roles import promotion_action
 from trenches.web import render
@@ -245,11 +245,8 @@ def promote(
     ref = f"{model}@{version}"
     force = _forced(request)
     detail = {"alias": alias, "version": version, "reason": reason, "force": force}
-    try:
-        with caller.changing("models.promote", f"model:{model}@{alias}", detail):
-            moved = caller.store.models.promote(ref, alias, reason=reason, force=force)
-    except CheckFailed as refused:
-        raise Conflict(str(refused)) from refused
+    with caller.changing("models.promote", f"model:{model}@{alias}", detail):
+        moved = caller.store.models.promote(ref, alias, reason=reason, force=force)
     found = caller.store.models.get(ref)
     return render.html(
         request,
