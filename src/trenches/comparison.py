@@ -18,7 +18,7 @@ from trenches import predictions as store_of
 from trenches import verdicts
 from trenches.db.engine import read
 from trenches.errors import InvalidInput
-from trenches.evaluation import Evaluation, evaluate
+from trenches.evaluation import Evaluation, evaluate, labels_of
 from trenches.json_form import json_shape
 from trenches.patterns.sets import PatternSet
 from trenches.predictors import Predictor
@@ -248,9 +248,16 @@ class _Pair:
 
 
 def _pair(
-    dataset: Dataset, a: store_of.Predictions, b: store_of.Predictions, ids: np.ndarray
+    dataset: Dataset,
+    a: store_of.Predictions,
+    b: store_of.Predictions,
+    ids: np.ndarray,
+    labels: np.ndarray | None = None,
 ) -> _Pair:
-    truth = verdicts.labels(dataset, ids) if dataset.task == "regression" else None
+    """The two sides over ``ids``; ``labels`` (of ``ids``, as stored) spares reading them."""
+    truth = None
+    if dataset.task == "regression":
+        truth = verdicts.labels(dataset, ids) if labels is None else labels.astype(np.float64)
     return _Pair(dataset, a, b, ids, truth)
 
 
@@ -317,7 +324,9 @@ class Comparisons:
             name = f"{ds.name}: patterns both predicted"
             if len(ids) == 0:
                 raise InvalidInput(f"{pa.ref} and {pb.ref} have no predicted pattern in common")
-        pair = _pair(ds, fa, fb, ids)
+        # The labels are read once, for the flips and both sides' metrics.
+        labels = labels_of(ds, ids)
+        pair = _pair(ds, fa, fb, ids, labels)
         overall = pair.flips(name, ids, tolerance)
         per_problem = {}
         for p in problems:
@@ -337,8 +346,8 @@ class Comparisons:
         return Comparison(
             pa.ref,
             pb.ref,
-            evaluate(self._engine, pa, PatternSet(name, ids), costs=costs),
-            evaluate(self._engine, pb, PatternSet(name, ids), costs=costs),
+            evaluate(self._engine, pa, PatternSet(name, ids), costs=costs, found=fa, truth=labels),
+            evaluate(self._engine, pb, PatternSet(name, ids), costs=costs, found=fb, truth=labels),
             overall,
             per_problem,
             data,

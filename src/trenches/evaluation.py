@@ -24,6 +24,7 @@ from trenches.patterns.datasets import read_patterns
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
+    from trenches.patterns.datasets import Dataset
     from trenches.patterns.sets import PatternSet
     from trenches.predict import PredictResult
     from trenches.predictors import Predictor
@@ -71,17 +72,22 @@ def evaluate(
     patterns: PatternSet,
     *,
     costs: Costs | None = None,
+    found: store_of.Predictions | None = None,
+    truth: np.ndarray | None = None,
 ) -> Evaluation:
     """Metrics of ``predictor`` over exactly the patterns of ``patterns``; one without
     a prediction for every one of them is refused, not measured on part of the set.
     With ``costs`` (``[evaluation.cost]``: true class -> predicted class -> cost, as in
-    ``store.settings.costs``), also ``cost`` and ``cost_per_pattern``."""
+    ``store.settings.costs``), also ``cost`` and ``cost_per_pattern``. ``found`` (the
+    predictor's stored predictions) and ``truth`` (the labels of the set's patterns, in
+    ascending id order, from :func:`labels_of`) spare reading them again."""
     wanted = np.unique(np.asarray(patterns.ids, dtype=np.int64))
     pattern_set = patterns.name
     if len(wanted) == 0:
         raise InvalidInput(f"the pattern set {pattern_set!r} is empty")
-    with read(engine) as conn:
-        found = store_of.read(conn, predictor.id)
+    if found is None:
+        with read(engine) as conn:
+            found = store_of.read(conn, predictor.id)
     have = np.isin(wanted, found.pattern_ids)
     if not have.all():
         raise InvalidInput(
@@ -89,10 +95,10 @@ def evaluate(
             f"patterns of {pattern_set}; run `trenches evaluate` (or backfill) first"
         )
     rows = np.searchsorted(found.pattern_ids, wanted)
-    frame, _ = read_patterns(
-        predictor.dataset, ids=wanted.tolist(), full_info=False, with_inputs=False
-    )
-    truth = frame[predictor.dataset.label_column].to_numpy()
+    if truth is None:
+        truth = labels_of(predictor.dataset, wanted)
+    elif len(truth) != len(wanted):
+        raise ValueError(f"{len(truth)} labels given for {len(wanted)} patterns")
     ds = predictor.dataset
     if ds.task == "regression":
         assert found.values is not None
@@ -110,6 +116,12 @@ def evaluate(
     return Evaluation(
         predictor.ref, pattern_set, len(wanted), ds.task, values, per_class, confusion
     )
+
+
+def labels_of(dataset: Dataset, ids: np.ndarray) -> np.ndarray:
+    """The stored labels of the patterns ``ids`` (ascending), as the dataset keeps them."""
+    frame, _ = read_patterns(dataset, ids=ids.tolist(), full_info=False, with_inputs=False)
+    return np.asarray(frame[dataset.label_column].to_numpy())
 
 
 def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
