@@ -55,7 +55,8 @@ def test_the_models_pages_in_chromium(ui: str, browser: Any, role: str) -> None:
         page.get_by_label("To (B)").select_option("5")
         page.get_by_role("button", name="Compare").click()
         page.wait_for_url(f"**/models/{MODEL}/compare?a=4&b=5")
-        assert page.get_by_text("McNemar p =").is_visible()
+        # The comparison arrives once the page shows.
+        page.get_by_text("McNemar p =").wait_for()
         assert page.get_by_role("heading", name="Data changes between their snapshots")
         assert page.get_by_role("link", name="small-malignant").is_visible()
         assert visit.serious_violations() == []
@@ -136,4 +137,8 @@ def test_a_comparison_takes_numbers_or_references(ui: str) -> None:
     by_ref = client.get(f"/models/{MODEL}/compare?a={MODEL}@4&b={MODEL}@5")
     assert by_number.status_code == by_ref.status_code == 200
     assert "v4 against v5" in by_ref.text
+    # The page fetches the comparison itself once shown: it reads every prediction.
+    assert f'hx-get="/models/{MODEL}/compare/result?a=4&amp;b=5"' in by_ref.text
+    result = client.get(f"/models/{MODEL}/compare/result?a={MODEL}@4&b=5")
+    assert result.status_code == 200 and "McNemar p =" in result.text
     assert client.get(f"/models/{MODEL}/compare?a=other@4&b=5").status_code == 422

@@ -158,14 +158,30 @@ def _metric_figure(
 def compare(
     request: Request, model: str, caller: ReadingOne, a: Side = None, b: Side = None
 ) -> HTMLResponse:
-    """Two versions compared on the patterns both predicted: metric deltas, the paired
-    test, what B fixed and broke (overall and per problem), and the data changes
-    between their training snapshots."""
+    """Two versions compared on the patterns both predicted: the page, which fetches the
+    comparison itself (:func:`comparison`) once shown, as it reads every prediction of
+    both and can take seconds on a large dataset."""
     versions = caller.store.models.versions(model)
-    one, other = _side(model, a, "a"), _side(model, b, "b")
-    if one is None or other is None:
-        one = versions[-2].version if len(versions) > 1 else versions[0].version
-        other = versions[-1].version
+    one, other = _sides(model, versions, a, b)
+    return render.html(
+        request,
+        caller,
+        "models_compare.html",
+        name=model,
+        versions=versions,
+        a=one,
+        b=other,
+    )
+
+
+@router.get("/models/{model}/compare/result")
+def comparison(
+    request: Request, model: str, caller: ReadingOne, a: Side = None, b: Side = None
+) -> HTMLResponse:
+    """The comparison: metric deltas, the paired test, what B fixed and broke (overall
+    and per problem), and the data changes between their training snapshots."""
+    versions = caller.store.models.versions(model)
+    one, other = _sides(model, versions, a, b)
     refused = None
     found = None
     try:
@@ -175,9 +191,8 @@ def compare(
     return render.html(
         request,
         caller,
-        "models_compare.html",
+        "_models_comparison.html",
         name=model,
-        versions=versions,
         a=one,
         b=other,
         comparison=found,
@@ -185,6 +200,15 @@ def compare(
         shown=SHOWN_IDS,
         data=_data_changes(found),
     )
+
+
+def _sides(model: str, versions: list[Any], a: str | None, b: str | None) -> tuple[int, int]:
+    """The two versions compared: as given, else the newest two."""
+    one, other = _side(model, a, "a"), _side(model, b, "b")
+    if one is None or other is None:
+        one = versions[-2].version if len(versions) > 1 else versions[0].version
+        other = versions[-1].version
+    return one, other
 
 
 def _side(model: str, given: str | None, name: str) -> int | None:
