@@ -73,3 +73,36 @@ def test_an_empty_predictor_reads_as_empty(store: trenches.Store, predictor: int
     with read(store.engine) as conn:
         found = predictions.read(conn, predictor)
     assert len(found) == 0 and found.classes == ("no", "yes")
+
+
+def test_some_predictions_read_only_what_is_asked(
+    store: trenches.Store, predictor: int
+) -> None:
+    with write(store.engine) as conn:
+        predictions.write_block(
+            conn,
+            predictor,
+            predictions.Block(
+                np.array([5, 2, 9, 12]),
+                label_index=np.array([1, 0, 1, 0]),
+                scores=np.array([[0.2, 0.8], [0.6, 0.4], [0.1, 0.9], [0.7, 0.3]]),
+                correct=np.array([True, False, True, False]),
+                loss=np.array([0.22, 0.51, 0.1, 0.3]),
+            ),
+        )
+        predictions.write_block(
+            conn,
+            predictor,
+            predictions.Block(np.array([1, 20]), label_index=np.array([0, 1])),
+        )
+    with read(store.engine) as conn:
+        every = predictions.read(conn, predictor)
+        some = predictions.read_some(conn, predictor, [20, 9, 3, 2, 1])
+        none = predictions.read_some(conn, predictor, [3, 4])
+    assert list(some.pattern_ids) == [1, 2, 9, 20]
+    rows = np.searchsorted(every.pattern_ids, some.pattern_ids)
+    assert list(some.labels) == list(every.labels[rows])  # type: ignore[index,arg-type]
+    assert list(some.correct) == list(every.correct[rows])  # type: ignore[index,arg-type]
+    assert np.allclose(some.scores[1:3], every.scores[rows][1:3])  # type: ignore[index]
+    assert np.isnan(some.scores[0]).all()  # type: ignore[index]
+    assert len(none) == 0 and none.classes == ("no", "yes")

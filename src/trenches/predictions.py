@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import orjson
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Connection
 
 from trenches import timestamps
@@ -194,4 +194,116 @@ def read(conn: Connection, predictor: int) -> Predictions:
         None if scores is None else scores[order],
         None if correct is None else correct[order].astype(bool),
         loss[order],
+    )
+
+
+def read_some(conn: Connection, predictor: int, pattern_ids: Sequence[int] | np.ndarray) -> Predictions:
+    """The predictor's predictions on ``pattern_ids`` (those it has), by ascending id:
+    what a page shows for its rows. Only the blocks whose id range holds one of them
+    are read, and of those only the stretch between the first and last wanted, so the
+    cost follows the rows asked for, not the predictor's size."""
+    wanted = np.unique(np.asarray(pattern_ids, dtype=np.int64))
+    classes_json = conn.execute(
+        select(t.predictors.c.classes).where(t.predictors.c.id == predictor)
+    ).scalar()
+    classes = tuple(orjson.loads(classes_json)) if classes_json else None
+    k = len(classes) if classes else 1
+    parts: list[dict[str, np.ndarray | None]] = []
+    if len(wanted):
+        for block in _blocks_around(conn, predictor, int(wanted[0]), int(wanted[-1])):
+            part = _read_stretch(conn, block, wanted, k)
+            if part is not None:
+                parts.append(part)
+    return _joined(classes, parts, k)
+
+
+def _blocks_around(conn: Connection, predictor: int, low: int, high: int) -> list[tuple[int, int]]:
+    """(block id, n) of the predictor's blocks whose ids reach into [low, high]: a
+    block's ids are ascending, so its first and last 8 bytes are its range."""
+    b = t.prediction_blocks.c
+    rows = conn.execute(
+        select(
+            b.id,
+            b.n,
+            func.substr(b.pattern_ids, 1, 8),
+            func.substr(b.pattern_ids, b.n * 8 - 7, 8),
+        ).where(b.predictor_id == predictor)
+    ).all()
+    out = []
+    for block_id, n, first, last in rows:
+        lo = int(np.frombuffer(bytes(first), dtype="<i8")[0])
+        hi = int(np.frombuffer(bytes(last), dtype="<i8")[0])
+        if lo <= high and hi >= low:
+            out.append((int(block_id), int(n)))
+    return out
+
+
+def _read_stretch(
+    conn: Connection, block: tuple[int, int], wanted: np.ndarray, k: int
+) -> dict[str, np.ndarray | None] | None:
+    b = t.prediction_blocks.c
+    block_id, _ = block
+    blob = conn.execute(select(b.pattern_ids).where(b.id == block_id)).scalar_one()
+    ids = np.frombuffer(blob, dtype="<i8")
+    at = np.searchsorted(ids, wanted)
+    inside = at < len(ids)
+    hit = at[inside][ids[at[inside]] == wanted[inside]]
+    if len(hit) == 0:
+        return None
+    first, count = int(hit[0]), int(hit[-1]) - int(hit[0]) + 1
+    widths = {"label_index": 4, "value": 8, "scores": 8 * k, "correct": 1, "loss": 8}
+    row = conn.execute(
+        select(
+            *(
+                func.substr(getattr(b, name), first * w + 1, count * w)
+                for name, w in widths.items()
+            )
+        ).where(b.id == block_id)
+    ).one()
+    rows = hit - first
+    out: dict[str, np.ndarray | None] = {"pattern_ids": ids[hit]}
+    for (name, _), dtype, data in zip(
+        widths.items(), ("<i4", "<f8", "<f8", "u1", "<f8"), row, strict=True
+    ):
+        if data is None:
+            out[name] = None
+            continue
+        values = np.frombuffer(bytes(data), dtype=dtype)
+        out[name] = values.reshape(count, k)[rows] if name == "scores" else values[rows]
+    return out
+
+
+def _joined(
+    classes: tuple[str, ...] | None, parts: list[dict[str, np.ndarray | None]], k: int
+) -> Predictions:
+    if not parts:
+        empty = np.zeros(0)
+        return Predictions(classes, np.zeros(0, dtype=np.int64), None, None, None, None, empty)
+    ids = np.concatenate([p["pattern_ids"] for p in parts])  # type: ignore[misc]
+    order = np.argsort(ids, kind="stable")
+
+    def column(name: str, dtype: str, width: int = 1) -> np.ndarray | None:
+        if all(p[name] is None for p in parts):
+            return None
+        filled = []
+        for p in parts:
+            n = len(p["pattern_ids"])  # type: ignore[arg-type]
+            value = p[name]
+            if value is None:
+                shape = (n, width) if width > 1 else (n,)
+                value = np.full(shape, np.nan if dtype == "<f8" else 0, dtype=dtype)
+            filled.append(value)
+        return np.concatenate(filled)[order]
+
+    correct = column("correct", "u1")
+    loss = column("loss", "<f8")
+    assert loss is not None
+    return Predictions(
+        classes,
+        ids[order],
+        column("label_index", "<i4"),
+        column("value", "<f8"),
+        column("scores", "<f8", k) if classes else None,
+        None if correct is None else correct.astype(bool),
+        loss,
     )
