@@ -75,9 +75,7 @@ def test_an_empty_predictor_reads_as_empty(store: trenches.Store, predictor: int
     assert len(found) == 0 and found.classes == ("no", "yes")
 
 
-def test_some_predictions_read_only_what_is_asked(
-    store: trenches.Store, predictor: int
-) -> None:
+def test_some_predictions_read_only_what_is_asked(store: trenches.Store, predictor: int) -> None:
     with write(store.engine) as conn:
         predictions.write_block(
             conn,

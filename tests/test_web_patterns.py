@@ -54,7 +54,9 @@ def test_each_reader_filters_and_pages_the_patterns(
             assert pattern.split == "validation" and pattern.label == "malignant"
 
         visit.go("/patterns?problem=small-malignant")
-        assert sorted(_shown_ids(page)) == sorted(team_store.problems.get("small-malignant").patterns())
+        assert sorted(_shown_ids(page)) == sorted(
+            team_store.problems.get("small-malignant").patterns()
+        )
         wrong = sorted(team_store.predictors.wrong("cancer-clf@4").tolist())
         visit.go("/patterns?wrong_by=cancer-clf%404")
         assert _shown_ids(page) == wrong[:50]

@@ -25,9 +25,7 @@ def _versions(store: trenches.Store) -> list[str]:
 
 def _points(page: Any, plot: str) -> list[list[str]]:
     """The x values of each trace of the graph ``plot``, as Plotly drew them."""
-    return page.evaluate(
-        f"() => document.getElementById('{plot}').data.map(t => t.x)"
-    )
+    return page.evaluate(f"() => document.getElementById('{plot}').data.map(t => t.x)")
 
 
 @pytest.mark.parametrize("role", READERS)
@@ -158,8 +156,15 @@ def test_a_viewer_sees_no_edit_control_and_is_refused_a_change(ui: str) -> None:
     assert "hx-post" not in page.replace('hx-post="/sign-out"', "")
     new = {"dataset": "cancer", "slug": "nope", "title": "Nope", "patterns": ["1"]}
     assert client.post("/problems", data=new).status_code == 403
-    assert client.post("/problems/add", data={"problem": "small-malignant", "patterns": ["1"]}).status_code == 403
-    assert client.post("/problems/small-malignant/patterns", data={"patterns": "1"}).status_code == 403
+    assert (
+        client.post(
+            "/problems/add", data={"problem": "small-malignant", "patterns": ["1"]}
+        ).status_code
+        == 403
+    )
+    assert (
+        client.post("/problems/small-malignant/patterns", data={"patterns": "1"}).status_code == 403
+    )
     assert client.post("/problems/small-malignant/close", data={"reason": "x"}).status_code == 403
     # A labeller may not either.
     labeller = signed_in(ui, "labeller")

@@ -63,6 +63,7 @@ if TYPE_CHECKING:
     from trenches.patterns.sets import PatternSet
     from trenches.patterns.snapshots import Snapshots
     from trenches.predict import PredictResult
+    from trenches.predictions import Predictions
     from trenches.predictors import Predictor, Predictors
     from trenches.problems import AddResult, Problem, Problems
     from trenches.problems.scores import ProblemScore
@@ -158,6 +159,7 @@ _LAZY = {
     "Runs": "trenches.runs.search",
     "EvaluateResult": "trenches.evaluation",
     "PredictResult": "trenches.predict",
+    "Predictions": "trenches.predictions",
     "Predictor": "trenches.predictors",
     "Predictors": "trenches.predictors",
     "PatternSet": "trenches.patterns.sets",
@@ -268,6 +270,7 @@ __all__ = [
     "PatternSet",
     "Patterns",
     "PredictResult",
+    "Predictions",
     "Predictor",
     "Predictors",
     "Problem",

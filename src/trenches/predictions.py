@@ -197,7 +197,9 @@ def read(conn: Connection, predictor: int) -> Predictions:
     )
 
 
-def read_some(conn: Connection, predictor: int, pattern_ids: Sequence[int] | np.ndarray) -> Predictions:
+def read_some(
+    conn: Connection, predictor: int, pattern_ids: Sequence[int] | np.ndarray
+) -> Predictions:
     """The predictor's predictions on ``pattern_ids`` (those it has), by ascending id:
     what a page shows for its rows. Only the blocks whose id range holds one of them
     are read, and of those only the stretch between the first and last wanted, so the
@@ -254,10 +256,7 @@ def _read_stretch(
     widths = {"label_index": 4, "value": 8, "scores": 8 * k, "correct": 1, "loss": 8}
     row = conn.execute(
         select(
-            *(
-                func.substr(getattr(b, name), first * w + 1, count * w)
-                for name, w in widths.items()
-            )
+            *(func.substr(getattr(b, name), first * w + 1, count * w) for name, w in widths.items())
         ).where(b.id == block_id)
     ).one()
     rows = hit - first
@@ -279,7 +278,7 @@ def _joined(
     if not parts:
         empty = np.zeros(0)
         return Predictions(classes, np.zeros(0, dtype=np.int64), None, None, None, None, empty)
-    ids = np.concatenate([p["pattern_ids"] for p in parts])  # type: ignore[misc]
+    ids = np.concatenate([p["pattern_ids"] for p in parts])
     order = np.argsort(ids, kind="stable")
 
     def column(name: str, dtype: str, width: int = 1) -> np.ndarray | None:

@@ -24,11 +24,10 @@ from trenches.errors import InvalidInput, NotFound
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-    from trenches.predictions import Predictions
-
     from trenches.baselines import Baselines
     from trenches.models.registry import Models, ModelVersion
     from trenches.patterns.datasets import Dataset, Datasets
+    from trenches.predictions import Predictions
 
 
 @dataclass(frozen=True)

@@ -273,7 +273,9 @@ class Patterns:
 
         return page(self._engine, query or PatternQuery(), after=after, limit=limit)
 
-    def count(self, query: PatternQuery | None = None, *, at_most: int = 10_000) -> tuple[int, bool]:
+    def count(
+        self, query: PatternQuery | None = None, *, at_most: int = 10_000
+    ) -> tuple[int, bool]:
         """How many patterns ``query`` selects, up to ``at_most``: (count, whether more)."""
         from trenches.patterns.listing import PatternQuery, count
 

@@ -150,9 +150,7 @@ def patterns_page(  # noqa: PLR0913
     shown = predictions_by_version(store, [wrong_by], ids)[wrong_by] if wrong_by else {}
     kept = {k: v for k, v in filters.items() if v}
     problems = [p for n in names for p in store.problems.list(dataset=n)]
-    pickable = [
-        p for p in problems if p.status == "open" and rights.may("problems.add", p.dataset)
-    ]
+    pickable = [p for p in problems if p.status == "open" and rights.may("problems.add", p.dataset)]
     return render.html(
         request,
         caller,

@@ -24,7 +24,7 @@ from trenches.names import INT64_MAX
 from trenches.patterns.listing import PatternQuery
 from trenches.problems import POLARITIES, SEVERITIES
 from trenches.web import render
-from trenches.web.routes.patterns import PAGE, predictions_by_version, show_inputs, versions_of
+from trenches.web.routes.patterns import PAGE, predictions_by_version, show_inputs
 
 router = APIRouter(include_in_schema=False)
 
@@ -104,13 +104,32 @@ def _board_figure(table: Any) -> dict[str, Any]:
         group = group.sort_values("created_at")
         links = [[version_link(str(slug), str(v))] for v in group["version"]]
         colour = PALETTE[k % len(PALETTE)]
-        for which, column, dash in (("held out", "held_out_score", "solid"), ("all", "score", "dot")):
-            data.append(_trace(f"{slug} ({which})", list(group["version"]), list(group[column]), links, colour, dash, str(slug)))
+        for which, column, dash in (
+            ("held out", "held_out_score", "solid"),
+            ("all", "score", "dot"),
+        ):
+            data.append(
+                _trace(
+                    f"{slug} ({which})",
+                    list(group["version"]),
+                    list(group[column]),
+                    links,
+                    colour,
+                    dash,
+                    str(slug),
+                )
+            )
     return _layout(data, versions, "Problems across model versions")
 
 
 def _trace(
-    name: str, x: list[Any], y: list[Any], links: list[list[str]], colour: str, dash: str, group: str
+    name: str,
+    x: list[Any],
+    y: list[Any],
+    links: list[list[str]],
+    colour: str,
+    dash: str,
+    group: str,
 ) -> dict[str, Any]:
     return {
         "type": "scatter",
@@ -130,8 +149,14 @@ def _layout(data: list[dict[str, Any]], versions: list[str], title: str) -> dict
     return {
         "data": data,
         "layout": {
-            "title": {"text": title + ": held out (solid), all (dotted); a point opens its patterns"},
-            "yaxis": {"range": [-0.02, 1.02], "title": {"text": "share right"}, "tickformat": ".0%"},
+            "title": {
+                "text": title + ": held out (solid), all (dotted); a point opens its patterns"
+            },
+            "yaxis": {
+                "range": [-0.02, 1.02],
+                "title": {"text": "share right"},
+                "tickformat": ".0%",
+            },
             "xaxis": {"type": "category", "categoryorder": "array", "categoryarray": versions},
             "legend": {"groupclick": "toggleitem"},
             "margin": {"t": 50, "r": 10},
@@ -140,9 +165,7 @@ def _layout(data: list[dict[str, Any]], versions: list[str], title: str) -> dict
 
 
 @router.get("/problems/{slug}")
-def problem_page(
-    request: Request, slug: str, caller: ReadingOne, after: After = 0
-) -> HTMLResponse:
+def problem_page(request: Request, slug: str, caller: ReadingOne, after: After = 0) -> HTMLResponse:
     """A problem: its graph, and its patterns with every version's verdict on them."""
     store = caller.store
     problem = store.problems.get(slug)
@@ -182,7 +205,9 @@ def problem_page(
     )
 
 
-def _cell(verdict: tuple[set[int], set[int]], predicted: dict[int, str], pid: int) -> dict[str, Any]:
+def _cell(
+    verdict: tuple[set[int], set[int]], predicted: dict[int, str], pid: int
+) -> dict[str, Any]:
     right, wrong = verdict
     return {
         "predicted": predicted.get(pid),
@@ -374,4 +399,3 @@ def close(
     with caller.changing("problems.close", f"problem:{slug}", {"reason": reason}):
         closed = caller.store.problems.close(slug, reason=reason)
     return render.html(request, caller, "_problem_status.html", problem=closed)
-
