@@ -104,3 +104,34 @@ def test_some_predictions_read_only_what_is_asked(store: trenches.Store, predict
     assert np.allclose(some.scores[1:3], every.scores[rows][1:3])  # type: ignore[index]
     assert np.isnan(some.scores[0]).all()  # type: ignore[index]
     assert len(none) == 0 and none.classes == ("no", "yes")
+
+
+def test_some_predictions_of_large_blocks_are_found_through_their_skeleton(
+    store: trenches.Store, predictor: int
+) -> None:
+    # Ids need not exist as patterns here: the blocks alone are read.
+    rng = np.random.default_rng(3)
+    ids = np.sort(rng.choice(np.arange(1, 10**6), 30_000, replace=False))
+    labels = rng.integers(0, 2, len(ids))
+    with write(store.engine) as conn:
+        predictions.write_block(
+            conn,
+            predictor,
+            predictions.Block(
+                ids,
+                label_index=labels,
+                scores=np.stack([1 - labels * 0.9, labels * 0.9 + 0.05], axis=1),
+                correct=labels == 1,
+            ),
+        )
+    wanted = np.concatenate(
+        [ids[[0, 1, 2, 5000, 5001, 29_999]], [ids[100] + 1 if ids[100] + 1 not in ids else 0]]
+    )
+    with read(store.engine) as conn:
+        some = predictions.read_some(conn, predictor, wanted)
+    expected = ids[[0, 1, 2, 5000, 5001, 29_999]]
+    assert list(some.pattern_ids) == list(expected)
+    rows = np.searchsorted(ids, expected)
+    assert list(some.label_index) == list(labels[rows])  # type: ignore[arg-type]
+    assert list(some.correct) == list(labels[rows] == 1)  # type: ignore[arg-type]
+    assert np.allclose(some.scores[:, 1], labels[rows] * 0.9 + 0.05)  # type: ignore[index]

@@ -25,6 +25,7 @@ from trenches.problems import POLARITIES, SEVERITIES
 from trenches.web import render
 
 if TYPE_CHECKING:
+    from trenches.models.registry import ModelVersion
     from trenches.store import Store
 
 router = APIRouter(include_in_schema=False)
@@ -46,6 +47,10 @@ Text = Annotated[str | None, Query(max_length=200)]
 
 def versions_of(store: Store, dataset: str) -> list[str]:
     """The references of the dataset's model versions, oldest first."""
+    return list(_versions(store, dataset))
+
+
+def _versions(store: Store, dataset: str) -> dict[str, ModelVersion]:
     found = [
         v
         for name in store.models.names()
@@ -53,16 +58,21 @@ def versions_of(store: Store, dataset: str) -> list[str]:
         if v.dataset == dataset
     ]
     found.sort(key=lambda v: (v.created_at, v.id))
-    return [v.ref for v in found]
+    return {v.ref: v for v in found}
 
 
 def predictions_by_version(
-    store: Store, refs: Sequence[str], ids: Sequence[int]
+    store: Store, refs: Sequence[str | ModelVersion], ids: Sequence[int]
 ) -> dict[str, dict[int, str]]:
     """Each version's predicted label (or value) on each of ``ids``, as text."""
     out: dict[str, dict[int, str]] = {}
-    for ref in refs:
-        found = store.predictors.predictions_of(ref, ids) if ids else None
+    for version in refs:
+        ref = version if isinstance(version, str) else version.ref
+        found = (
+            store.predictors.predictions_of(version, ids, columns=("label_index", "value"))
+            if ids
+            else None
+        )
         shown: dict[int, str] = {}
         if found is not None and len(found):
             labels = found.labels
@@ -182,11 +192,12 @@ def pattern_page(request: Request, pattern_id: PatternId, caller: ReadingOne) ->
     store = caller.store
     pattern = store.patterns.get(pattern_id)
     history = store.patterns.history(pattern_id)
-    refs = versions_of(store, pattern.dataset)
+    versions = _versions(store, pattern.dataset)
+    refs = list(versions)
     ds = store.datasets.get(pattern.dataset)
     predictions = []
-    for ref in refs:
-        found = store.predictors.predictions_of(ref, [pattern_id])
+    for ref, version in versions.items():
+        found = store.predictors.predictions_of(version, [pattern_id])
         predictions.append({"ref": ref, **_prediction(found, ds, pattern_id)})
     problems = [
         {"problem": p, "polarity": "positive" if pattern_id in p.positive else "negative"}

@@ -70,7 +70,7 @@ def board(
     for name in chosen:
         if name not in names:
             continue
-        part = caller.store.problems.history(name)
+        part = caller.store.problems.history(name, with_accuracy=False)
         part = part[part["problem"].isin(slugs)]
         table = part if table is None else pd.concat([table, part], ignore_index=True)
     latest: dict[str, Any] = {}
