@@ -135,3 +135,23 @@ def test_some_predictions_of_large_blocks_are_found_through_their_skeleton(
     assert list(some.label_index) == list(labels[rows])  # type: ignore[arg-type]
     assert list(some.correct) == list(labels[rows] == 1)  # type: ignore[arg-type]
     assert np.allclose(some.scores[:, 1], labels[rows] * 0.9 + 0.05)  # type: ignore[index]
+
+
+def test_reading_some_columns_leaves_the_others_out(store: trenches.Store, predictor: int) -> None:
+    with write(store.engine) as conn:
+        predictions.write_block(
+            conn,
+            predictor,
+            predictions.Block(
+                np.array([4, 3]),
+                label_index=np.array([1, 0]),
+                correct=np.array([True, False]),
+                loss=np.array([0.1, 0.2]),
+            ),
+        )
+    with read(store.engine) as conn:
+        found = predictions.read(conn, predictor, columns=("correct",))
+        some = predictions.read_some(conn, predictor, [3], columns=("label_index",))
+    assert list(found.pattern_ids) == [3, 4] and list(found.correct) == [False, True]  # type: ignore[arg-type]
+    assert found.label_index is None and np.isnan(found.loss).all()
+    assert list(some.label_index) == [0] and some.correct is None  # type: ignore[arg-type]

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
-from sqlalchemy import insert, select
+from sqlalchemy import insert, null, select
 from sqlalchemy.engine import Connection
 
 from trenches import timestamps
@@ -149,15 +149,23 @@ def write_block(
     return n
 
 
-def read(conn: Connection, predictor: int) -> Predictions:
-    """All of a predictor's predictions, by ascending pattern id."""
+def read(conn: Connection, predictor: int, *, columns: Sequence[str] | None = None) -> Predictions:
+    """All of a predictor's predictions, by ascending pattern id; ``columns``: only
+    those of :data:`COLUMNS` (the others come back None, the loss NaN)."""
     classes_json = conn.execute(
         select(t.predictors.c.classes).where(t.predictors.c.id == predictor)
     ).scalar()
     classes = tuple(orjson.loads(classes_json)) if classes_json else None
     b = t.prediction_blocks.c
     rows = conn.execute(
-        select(b.n, b.pattern_ids, b.label_index, b.value, b.scores, b.correct, b.loss)
+        select(
+            b.n,
+            b.pattern_ids,
+            *(
+                getattr(b, name) if columns is None or name in columns else null()
+                for name in ("label_index", "value", "scores", "correct", "loss")
+            ),
+        )
         .where(b.predictor_id == predictor)
         .order_by(b.id)
     ).all()
@@ -184,7 +192,8 @@ def read(conn: Connection, predictor: int) -> Predictions:
     scores = column(4, "<f8", k)
     correct = column(5, "u1")
     loss = column(6, "<f8")
-    assert loss is not None
+    if loss is None:
+        loss = np.full(len(ids), np.nan)
     order = np.argsort(ids, kind="stable")
     return Predictions(
         classes,

@@ -108,7 +108,7 @@ class Predictors:
 
         predictor = self.resolve(ref)
         with read(self._engine) as conn:
-            found = predictions.read(conn, predictor.id)
+            found = predictions.read(conn, predictor.id, columns=("correct", "value"))
         ds = predictor.dataset
         right = verdict.right(found, found.pattern_ids, ds, ds.tolerance)
         if right is None:
