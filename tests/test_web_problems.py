@@ -140,6 +140,17 @@ def test_a_tester_adds_picked_patterns_and_a_file_to_a_problem(
     assert "Added 1 pattern " in upload.text
     problem = team_store.problems.get("rough-texture")
     assert set(fresh) <= set(problem.positive) and len(problem.negative) == 1
+    made = client.post(
+        "/problems",
+        data={"dataset": "cancer", "slug": "from-a-file", "title": "From a file"},
+        files={"file": ("new.csv", f"{header}\n{row}\n".encode(), "text/csv")},
+    )
+    assert made.headers["hx-redirect"] == "/problems/from-a-file"
+    assert len(team_store.problems.get("from-a-file").positive) == 1
+    assert client.get("/problems/from-a-file/versions/cancer-clf@99").status_code == 404
+    stranger = {"dataset": "cancer", "slug": "strangers", "title": "S", "patterns": ["99999"]}
+    assert client.post("/problems", data=stranger).status_code == 422
+    assert "strangers" not in {p.slug for p in team_store.problems.list()}
     bad = client.post(
         "/problems/rough-texture/patterns",
         files={"file": ("more.exe", b"MZ", "application/octet-stream")},

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
 
 from trenches.api.access import Allow, Caller, problem_dataset
-from trenches.errors import InvalidInput
+from trenches.errors import InvalidInput, NotFound
 from trenches.names import INT64_MAX
 from trenches.patterns.listing import PatternQuery
 from trenches.problems import POLARITIES, SEVERITIES
@@ -235,7 +235,7 @@ def version_page(
     problem = store.problems.get(slug)
     score = next((s for s in store.problems.scores(slug) if s.predictor == ref), None)
     if score is None:
-        raise InvalidInput(f"{ref} is not a version of {problem.dataset}'s models", field="ref")
+        raise NotFound(f"{ref} is not a version of {problem.dataset}'s models")
     picked = {"wrong": score.wrong_ids, "right": score.right_ids}.get(only or "")
     query = PatternQuery(problem=slug, within=picked)
     found = store.patterns.find(query, after=after, limit=PAGE)
@@ -296,6 +296,10 @@ def create(  # noqa: PLR0913
     every version predicts them, and the browser goes to the problem's page."""
     caller.store.grants.require(caller.user, "problems.create", dataset)
     ids = _ids(patterns or [])
+    # Checked before the problem is made, so that a refusal leaves no empty problem.
+    known, _ = caller.store.patterns.count(PatternQuery(datasets=[dataset], within=ids))
+    if known != len(set(ids)):
+        raise InvalidInput(f"some of the picked patterns are not of {dataset}", field="patterns")
     upload = _saved(file)
     detail = {"dataset": dataset, "patterns": ids}
     with caller.changing("problems.create", f"problem:{slug}", detail):
