@@ -73,3 +73,85 @@ def test_an_empty_predictor_reads_as_empty(store: trenches.Store, predictor: int
     with read(store.engine) as conn:
         found = predictions.read(conn, predictor)
     assert len(found) == 0 and found.classes == ("no", "yes")
+
+
+def test_some_predictions_read_only_what_is_asked(store: trenches.Store, predictor: int) -> None:
+    with write(store.engine) as conn:
+        predictions.write_block(
+            conn,
+            predictor,
+            predictions.Block(
+                np.array([5, 2, 9, 12]),
+                label_index=np.array([1, 0, 1, 0]),
+                scores=np.array([[0.2, 0.8], [0.6, 0.4], [0.1, 0.9], [0.7, 0.3]]),
+                correct=np.array([True, False, True, False]),
+                loss=np.array([0.22, 0.51, 0.1, 0.3]),
+            ),
+        )
+        predictions.write_block(
+            conn,
+            predictor,
+            predictions.Block(np.array([1, 20]), label_index=np.array([0, 1])),
+        )
+    with read(store.engine) as conn:
+        every = predictions.read(conn, predictor)
+        some = predictions.read_some(conn, predictor, [20, 9, 3, 2, 1])
+        none = predictions.read_some(conn, predictor, [3, 4])
+    assert list(some.pattern_ids) == [1, 2, 9, 20]
+    rows = np.searchsorted(every.pattern_ids, some.pattern_ids)
+    assert list(some.labels) == list(every.labels[rows])  # type: ignore[index,arg-type]
+    assert list(some.correct) == list(every.correct[rows])  # type: ignore[index,arg-type]
+    assert np.allclose(some.scores[1:3], every.scores[rows][1:3])  # type: ignore[index]
+    assert np.isnan(some.scores[0]).all()  # type: ignore[index]
+    assert len(none) == 0 and none.classes == ("no", "yes")
+
+
+def test_some_predictions_of_large_blocks_are_found_through_their_skeleton(
+    store: trenches.Store, predictor: int
+) -> None:
+    # Ids need not exist as patterns here: the blocks alone are read.
+    rng = np.random.default_rng(3)
+    ids = np.sort(rng.choice(np.arange(1, 10**6), 30_000, replace=False))
+    labels = rng.integers(0, 2, len(ids))
+    with write(store.engine) as conn:
+        predictions.write_block(
+            conn,
+            predictor,
+            predictions.Block(
+                ids,
+                label_index=labels,
+                scores=np.stack([1 - labels * 0.9, labels * 0.9 + 0.05], axis=1),
+                correct=labels == 1,
+            ),
+        )
+    wanted = np.concatenate(
+        [ids[[0, 1, 2, 5000, 5001, 29_999]], [ids[100] + 1 if ids[100] + 1 not in ids else 0]]
+    )
+    with read(store.engine) as conn:
+        some = predictions.read_some(conn, predictor, wanted)
+    expected = ids[[0, 1, 2, 5000, 5001, 29_999]]
+    assert list(some.pattern_ids) == list(expected)
+    rows = np.searchsorted(ids, expected)
+    assert list(some.label_index) == list(labels[rows])  # type: ignore[arg-type]
+    assert list(some.correct) == list(labels[rows] == 1)  # type: ignore[arg-type]
+    assert np.allclose(some.scores[:, 1], labels[rows] * 0.9 + 0.05)  # type: ignore[index]
+
+
+def test_reading_some_columns_leaves_the_others_out(store: trenches.Store, predictor: int) -> None:
+    with write(store.engine) as conn:
+        predictions.write_block(
+            conn,
+            predictor,
+            predictions.Block(
+                np.array([4, 3]),
+                label_index=np.array([1, 0]),
+                correct=np.array([True, False]),
+                loss=np.array([0.1, 0.2]),
+            ),
+        )
+    with read(store.engine) as conn:
+        found = predictions.read(conn, predictor, columns=("correct",))
+        some = predictions.read_some(conn, predictor, [3], columns=("label_index",))
+    assert list(found.pattern_ids) == [3, 4] and list(found.correct) == [False, True]  # type: ignore[arg-type]
+    assert found.label_index is None and np.isnan(found.loss).all()
+    assert list(some.label_index) == [0] and some.correct is None  # type: ignore[arg-type]

@@ -171,3 +171,16 @@ def test_an_older_store_gets_its_versions_predictor_rows_when_upgraded(
         found = store.predictors.resolve("clf@1")
         assert found.classes == ("benign", "malignant")
         assert store.evaluate("clf@1").evaluation.size > 0
+
+
+def test_a_version_predictions_on_some_patterns_and_the_ones_it_got_wrong(
+    store: trenches.Store, version: trenches.ModelVersion
+) -> None:
+    store.evaluate("clf@production")
+    every = store.predictions("clf@1", "validation")
+    ids = every.index.to_numpy()
+    some = store.predictors.predictions_of("clf@1", [int(ids[3]), int(ids[0]), 10**9])
+    assert list(some.pattern_ids) == sorted([int(ids[0]), int(ids[3])])
+    wrong = store.predictors.wrong("clf@production")
+    expected = sorted(int(i) for i, right in zip(ids, every["right"], strict=True) if not right)
+    assert wrong.tolist() == expected

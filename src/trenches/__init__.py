@@ -51,6 +51,8 @@ if TYPE_CHECKING:
         Pattern,
         PatternChange,
         PatternHistory,
+        PatternPage,
+        PatternQuery,
         Snapshot,
         TrainingData,
     )
@@ -61,6 +63,7 @@ if TYPE_CHECKING:
     from trenches.patterns.sets import PatternSet
     from trenches.patterns.snapshots import Snapshots
     from trenches.predict import PredictResult
+    from trenches.predictions import Predictions
     from trenches.predictors import Predictor, Predictors
     from trenches.problems import AddResult, Problem, Problems
     from trenches.problems.scores import ProblemScore
@@ -117,6 +120,8 @@ _LAZY = {
     "Pattern": "trenches.patterns",
     "PatternChange": "trenches.patterns",
     "PatternHistory": "trenches.patterns",
+    "PatternPage": "trenches.patterns",
+    "PatternQuery": "trenches.patterns",
     "Snapshot": "trenches.patterns",
     "TrainingData": "trenches.patterns",
     "Run": "trenches.runs",
@@ -155,6 +160,7 @@ _LAZY = {
     "Runs": "trenches.runs.search",
     "EvaluateResult": "trenches.evaluation",
     "PredictResult": "trenches.predict",
+    "Predictions": "trenches.predictions",
     "Predictor": "trenches.predictors",
     "Predictors": "trenches.predictors",
     "PatternSet": "trenches.patterns.sets",
@@ -263,9 +269,12 @@ __all__ = [
     "Pattern",
     "PatternChange",
     "PatternHistory",
+    "PatternPage",
+    "PatternQuery",
     "PatternSet",
     "Patterns",
     "PredictResult",
+    "Predictions",
     "Predictor",
     "Predictors",
     "Problem",

@@ -14,16 +14,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
-from sqlalchemy import insert, select
+from sqlalchemy import insert, null, select
 from sqlalchemy.engine import Connection
 
 from trenches import timestamps
 from trenches.db import schema as t
-from trenches.db.engine import insert_returning_id
+from trenches.db.engine import blob_ranges, insert_returning_id
 from trenches.errors import Conflict
 
 if TYPE_CHECKING:
@@ -149,15 +149,23 @@ def write_block(
     return n
 
 
-def read(conn: Connection, predictor: int) -> Predictions:
-    """All of a predictor's predictions, by ascending pattern id."""
+def read(conn: Connection, predictor: int, *, columns: Sequence[str] | None = None) -> Predictions:
+    """All of a predictor's predictions, by ascending pattern id; ``columns``: only
+    those of :data:`COLUMNS` (the others come back None, the loss NaN)."""
     classes_json = conn.execute(
         select(t.predictors.c.classes).where(t.predictors.c.id == predictor)
     ).scalar()
     classes = tuple(orjson.loads(classes_json)) if classes_json else None
     b = t.prediction_blocks.c
     rows = conn.execute(
-        select(b.n, b.pattern_ids, b.label_index, b.value, b.scores, b.correct, b.loss)
+        select(
+            b.n,
+            b.pattern_ids,
+            *(
+                getattr(b, name) if columns is None or name in columns else null()
+                for name in ("label_index", "value", "scores", "correct", "loss")
+            ),
+        )
         .where(b.predictor_id == predictor)
         .order_by(b.id)
     ).all()
@@ -184,7 +192,8 @@ def read(conn: Connection, predictor: int) -> Predictions:
     scores = column(4, "<f8", k)
     correct = column(5, "u1")
     loss = column(6, "<f8")
-    assert loss is not None
+    if loss is None:
+        loss = np.full(len(ids), np.nan)
     order = np.argsort(ids, kind="stable")
     return Predictions(
         classes,
@@ -194,4 +203,186 @@ def read(conn: Connection, predictor: int) -> Predictions:
         None if scores is None else scores[order],
         None if correct is None else correct[order].astype(bool),
         loss[order],
+    )
+
+
+#: The arrays of a block besides its pattern ids: (dtype, values per prediction or
+#: None for one per class).
+_ARRAYS: dict[str, tuple[str, int | None]] = {
+    "label_index": ("<i4", 1),
+    "value": ("<f8", 1),
+    "scores": ("<f8", None),
+    "correct": ("u1", 1),
+    "loss": ("<f8", 1),
+}
+COLUMNS = tuple(_ARRAYS)
+
+#: What :func:`read_some` may remember of blocks: (predictor, block id, n) -> the
+#: first and last pattern id. A block is never rewritten, so its range never changes.
+#: (Not its ``created_at``: stored after the arrays, reading it walks their pages.)
+BlockRanges = dict[tuple[int, int, int], tuple[int, int]]
+
+
+def read_some(
+    conn: Connection,
+    predictor: int,
+    pattern_ids: Sequence[int] | np.ndarray,
+    *,
+    ranges: BlockRanges | None = None,
+    columns: Sequence[str] = COLUMNS,
+) -> Predictions:
+    """The predictor's predictions on ``pattern_ids`` (those it has), by ascending id:
+    what a page shows for its rows. Only the blocks whose id range holds one of them
+    are looked at, each through a skeleton of every 4,096th id, and only the stretches
+    around the wanted rows are read, so the cost follows the rows asked for, not the
+    predictor's size. ``ranges`` keeps the blocks' id ranges from one call to the next;
+    ``columns`` are those of :data:`COLUMNS` to read (the others come back None, the
+    loss NaN)."""
+    wanted = np.unique(np.asarray(pattern_ids, dtype=np.int64))
+    classes_json = conn.execute(
+        select(t.predictors.c.classes).where(t.predictors.c.id == predictor)
+    ).scalar()
+    classes = tuple(orjson.loads(classes_json)) if classes_json else None
+    k = len(classes) if classes else 1
+    parts: list[dict[str, np.ndarray | None]] = []
+    if len(wanted):
+        low, high = int(wanted[0]), int(wanted[-1])
+        for block in _blocks_around(conn, predictor, low, high, {} if ranges is None else ranges):
+            part = _read_stretch(conn, block, wanted, k, columns)
+            if part is not None:
+                parts.append(part)
+    return _joined(classes, parts, k)
+
+
+def _blocks_around(
+    conn: Connection, predictor: int, low: int, high: int, ranges: BlockRanges
+) -> list[tuple[int, int]]:
+    """(block id, n) of the predictor's blocks whose ids reach into [low, high]: a
+    block's ids are ascending, so its first and last 8 bytes are its range."""
+    b = t.prediction_blocks.c
+    blocks = conn.execute(select(b.id, b.n).where(b.predictor_id == predictor)).all()
+    out = []
+    for block_id, n in blocks:
+        key = (predictor, int(block_id), int(n))
+        if key not in ranges:
+            ends = blob_ranges(conn, b.pattern_ids, block_id, [(0, 8), ((n - 1) * 8, 8)])
+            if not ends:
+                continue
+            first, last = (int(np.frombuffer(end, dtype="<i8")[0]) for end in ends)
+            ranges[key] = (first, last)
+        first, last = ranges[key]
+        if first <= high and last >= low:
+            out.append((int(block_id), int(n)))
+    return out
+
+
+#: Rows between two ids of a block's skeleton: a block of 100,000 predictions is
+#: looked up by reading 25 ids and then a stretch of 4,096, not all 100,000.
+_STRIDE = 4096
+#: Hits this close together are read as one stretch.
+_GAP = 64
+
+
+def _slices(
+    conn: Connection, block_id: int, column: Any, spans: Sequence[tuple[int, int]], width: int
+) -> list[bytes] | None:
+    """The bytes of rows [start, start + count) of a block's ``column``, for each span
+    (None: the block has no such column)."""
+    ranges = [(start * width, count * width) for start, count in spans]
+    return blob_ranges(conn, column, block_id, ranges)
+
+
+def _find(
+    conn: Connection, block: tuple[int, int], wanted: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of the block that hold ``wanted`` ids, and those ids, ascending."""
+    block_id, n = block
+    column = t.prediction_blocks.c.pattern_ids
+    if n <= 4 * _STRIDE:
+        windows = [(0, n)]
+    else:
+        skeleton = _slices(conn, block_id, column, [(i, 1) for i in range(0, n, _STRIDE)], 8)
+        marks = np.frombuffer(b"".join(skeleton or []), dtype="<i8")
+        near = np.unique(np.searchsorted(marks, wanted, side="right") - 1)
+        windows = [(int(w) * _STRIDE, min(_STRIDE, n - int(w) * _STRIDE)) for w in near if w >= 0]
+    rows: list[np.ndarray] = []
+    ids_found: list[np.ndarray] = []
+    read = _slices(conn, block_id, column, windows, 8) or []
+    for (start, _), data in zip(windows, read, strict=True):
+        ids = np.frombuffer(data, dtype="<i8")
+        at = np.searchsorted(ids, wanted)
+        inside = at < len(ids)
+        match = ids[at[inside]] == wanted[inside]
+        rows.append(start + at[inside][match])
+        ids_found.append(wanted[inside][match])
+    if not rows:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    hit, first = np.unique(np.concatenate(rows), return_index=True)
+    return hit, np.concatenate(ids_found)[first]
+
+
+def _read_stretch(
+    conn: Connection, block: tuple[int, int], wanted: np.ndarray, k: int, names: Sequence[str]
+) -> dict[str, np.ndarray | None] | None:
+    """The block's predictions on the ``wanted`` ids it holds; None when it holds none."""
+    b = t.prediction_blocks.c
+    block_id, _ = block
+    hit, hit_ids = _find(conn, block, wanted)
+    if len(hit) == 0:
+        return None
+    cuts = np.flatnonzero(np.diff(hit) > _GAP) + 1
+    runs = np.split(hit, cuts)
+    spans = [(int(r[0]), int(r[-1]) - int(r[0]) + 1) for r in runs]
+    # Where each hit lands in the runs' bytes read back to back.
+    before = np.cumsum([0] + [c for _, c in spans[:-1]])
+    offsets = np.concatenate([r - r[0] + before[i] for i, r in enumerate(runs)])
+    out: dict[str, np.ndarray | None] = {"pattern_ids": hit_ids}
+    for name, (dtype, per) in _ARRAYS.items():
+        if name not in names:
+            out[name] = None
+            continue
+        size = np.dtype(dtype).itemsize * (per or k)
+        data = _slices(conn, block_id, getattr(b, name), spans, size)
+        if data is None:
+            out[name] = None
+            continue
+        values = np.frombuffer(b"".join(data), dtype=dtype)
+        out[name] = values.reshape(-1, k)[offsets] if name == "scores" else values[offsets]
+    return out
+
+
+def _joined(
+    classes: tuple[str, ...] | None, parts: list[dict[str, np.ndarray | None]], k: int
+) -> Predictions:
+    if not parts:
+        empty = np.zeros(0)
+        return Predictions(classes, np.zeros(0, dtype=np.int64), None, None, None, None, empty)
+    ids = np.concatenate([p["pattern_ids"] for p in parts])
+    order = np.argsort(ids, kind="stable")
+
+    def column(name: str, dtype: str, width: int = 1) -> np.ndarray | None:
+        if all(p[name] is None for p in parts):
+            return None
+        filled = []
+        for p in parts:
+            n = len(p["pattern_ids"])  # type: ignore[arg-type]
+            value = p[name]
+            if value is None:
+                shape = (n, width) if width > 1 else (n,)
+                value = np.full(shape, np.nan if dtype == "<f8" else 0, dtype=dtype)
+            filled.append(value)
+        return np.concatenate(filled)[order]
+
+    correct = column("correct", "u1")
+    loss = column("loss", "<f8")
+    if loss is None:
+        loss = np.full(len(ids), np.nan)
+    return Predictions(
+        classes,
+        ids[order],
+        column("label_index", "<i4"),
+        column("value", "<f8"),
+        column("scores", "<f8", k) if classes else None,
+        None if correct is None else correct.astype(bool),
+        loss,
     )

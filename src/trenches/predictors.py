@@ -9,9 +9,11 @@ only reads.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import orjson
 from sqlalchemy import select
 
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
     from trenches.baselines import Baselines
     from trenches.models.registry import Models, ModelVersion
     from trenches.patterns.datasets import Dataset, Datasets
+    from trenches.predictions import BlockRanges, Predictions
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,8 @@ class Predictors:
         self._models = models
         self._baselines = baselines
         self._datasets = datasets
+        # The id range of each prediction block read so far (blocks never change).
+        self._ranges: BlockRanges = {}
 
     def resolve(self, ref: str | ModelVersion | Predictor) -> Predictor:
         """The predictor ``ref`` names: ``name@3`` / ``name@alias`` (or a resolved
@@ -71,6 +76,44 @@ class Predictors:
             raise NotFound(f"baseline {ref!r} has no predictions")
         dataset = self._datasets.get(baseline.dataset)
         return Predictor(baseline.name, int(row.id), dataset, _classes(row.classes))
+
+    def predictions_of(
+        self,
+        ref: str | ModelVersion | Predictor,
+        pattern_ids: Sequence[int] | np.ndarray,
+        *,
+        columns: Sequence[str] | None = None,
+    ) -> Predictions:
+        """``ref``'s predictions on ``pattern_ids`` (those it has), by ascending id: as
+        fast for a page's rows on a million predictions as on a thousand. ``columns``:
+        which of ``label_index``, ``value``, ``scores``, ``correct``, ``loss`` to read
+        (all by default; the others come back None, the loss NaN)."""
+        from trenches import predictions
+
+        predictor = self.resolve(ref)
+        with read(self._engine) as conn:
+            return predictions.read_some(
+                conn,
+                predictor.id,
+                pattern_ids,
+                ranges=self._ranges,
+                columns=predictions.COLUMNS if columns is None else columns,
+            )
+
+    def wrong(self, ref: str | ModelVersion | Predictor) -> np.ndarray:
+        """The ids of the patterns ``ref`` predicted wrong, ascending (regression: out
+        of its dataset's tolerance; without one, right and wrong are undefined)."""
+        from trenches import predictions
+        from trenches import verdicts as verdict
+
+        predictor = self.resolve(ref)
+        with read(self._engine) as conn:
+            found = predictions.read(conn, predictor.id, columns=("correct", "value"))
+        ds = predictor.dataset
+        right = verdict.right(found, found.pattern_ids, ds, ds.tolerance)
+        if right is None:
+            raise InvalidInput(verdict.undefined_reason(ds))
+        return np.asarray(found.pattern_ids[~right])
 
     def _of_version(self, version: ModelVersion) -> Predictor:
         if version.dataset is None:

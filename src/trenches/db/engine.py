@@ -468,3 +468,44 @@ def bulk_insert(
         conn.execute(
             table.insert(), [dict(zip(names, (*row, *extra), strict=True)) for row in rows]
         )
+
+
+#: Byte ranges asked of one stored value in one query (PostgreSQL).
+_RANGES_PER_QUERY = 400
+
+
+def blob_ranges(
+    conn: Connection, column: Any, row_id: int, ranges: Sequence[tuple[int, int]]
+) -> list[bytes] | None:
+    """The bytes ``[start, start + length)`` of each of ``ranges`` of the binary value in
+    ``column`` (of a table whose primary key ``id`` is ``row_id``); None when the value
+    is null. SQLite reads only the pages that hold them (incremental blob I/O), where
+    ``substr`` would load the whole value once per range."""
+    table = column.table
+    if conn.dialect.name == "sqlite":
+        raw = conn.connection.driver_connection
+        assert isinstance(raw, sqlite3.Connection)
+        try:
+            blob = raw.blobopen(table.name, column.name, row_id, readonly=True)
+        except sqlite3.OperationalError:  # a null value has no bytes to open
+            return None
+        with blob:
+            out = []
+            for start, length in ranges:
+                blob.seek(start)
+                out.append(blob.read(length))
+            return out
+    from sqlalchemy import func, select
+
+    found: list[bytes] = []
+    for at in range(0, len(ranges), _RANGES_PER_QUERY):
+        part = ranges[at : at + _RANGES_PER_QUERY]
+        row = conn.execute(
+            select(*(func.substr(column, start + 1, length) for start, length in part)).where(
+                table.c.id == row_id
+            )
+        ).one()
+        if row[0] is None:
+            return None
+        found += [bytes(x) for x in row]
+    return found

@@ -5,6 +5,7 @@ from trenches.patterns.datasets import Dataset
 from trenches.patterns.history import Pattern, PatternChange, PatternHistory
 from trenches.patterns.imports import ImportResult
 from trenches.patterns.inputs import InputColumn, InputSchema
+from trenches.patterns.listing import PatternPage, PatternQuery
 from trenches.patterns.snapshots import Snapshot, TrainingData
 
 __all__ = [
@@ -16,6 +17,8 @@ __all__ = [
     "Pattern",
     "PatternChange",
     "PatternHistory",
+    "PatternPage",
+    "PatternQuery",
     "Snapshot",
     "TrainingData",
 ]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from sqlalchemy import insert, select, update
@@ -22,6 +22,9 @@ from trenches.names import SPLITS, check_source, in_int64
 from trenches.patterns import codec
 from trenches.patterns import inputs as inp
 from trenches.patterns.datasets import Dataset, dataset_by_id
+
+if TYPE_CHECKING:
+    from trenches.patterns.listing import PatternPage, PatternQuery
 
 
 @dataclass(frozen=True)
@@ -93,13 +96,13 @@ class Patterns:
         dataset = dataset_by_id(self._engine, row.dataset_id, conn)
         assert dataset.schema is not None
         frame = codec.decode(dataset.schema, [row.num], [row.obj])
-        inputs = {c: _plain(frame[c].iloc[0]) for c in frame.columns}
+        inputs = {c: plain(frame[c].iloc[0]) for c in frame.columns}
         label = inp.labels_from_text([row.label], dataset.label_type)[0]
         return Pattern(
             id=row.id,
             dataset=dataset.name,
             inputs=inputs,
-            label=_plain(label),
+            label=plain(label),
             split=SPLITS[row.split],
             source=row.source,
             labelled_by=row.labelled_by,
@@ -260,6 +263,24 @@ class Patterns:
             raise NotFound(f"no dataset named {name!r}")
         return int(found.id)
 
+    def find(
+        self, query: PatternQuery | None = None, *, after: int = 0, limit: int = 50
+    ) -> PatternPage:
+        """A page of the patterns ``query`` selects, in id order, with ids above
+        ``after`` (the ``next_after`` of the page before): keyset paging, as fast on
+        the hundredth page of a million patterns as on the first."""
+        from trenches.patterns.listing import PatternQuery, page
+
+        return page(self._engine, query or PatternQuery(), after=after, limit=limit)
+
+    def count(
+        self, query: PatternQuery | None = None, *, at_most: int = 10_000
+    ) -> tuple[int, bool]:
+        """How many patterns ``query`` selects, up to ``at_most``: (count, whether more)."""
+        from trenches.patterns.listing import PatternQuery, count
+
+        return count(self._engine, query or PatternQuery(), at_most=at_most)
+
     def history(self, pattern_id: int) -> PatternHistory:
         """Every version of the example that ``pattern_id`` is one version of."""
         p = t.patterns.c
@@ -302,7 +323,7 @@ def _array(value: Any) -> Any:
     return np.array([value], dtype=object if isinstance(value, str) else None)
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """NumPy scalars and pandas missing values as plain Python values."""
     import numpy as np
     import pandas as pd

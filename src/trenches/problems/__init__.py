@@ -456,12 +456,21 @@ class Problems:
             progress=progress,
         )
 
-    def history(self, dataset: str | None = None) -> pd.DataFrame:
+    def history(self, dataset: str | None = None, *, with_accuracy: bool = True) -> pd.DataFrame:
         """Each problem's score for every model version, in creation order, as a
-        DataFrame (the table behind ``trenches report problems``)."""
+        DataFrame (the table behind ``trenches report problems``); without
+        ``with_accuracy``, the versions' validation accuracy is not measured (a page
+        that shows only the problems' scores spares reading the split)."""
         from trenches.problems.history import history
 
-        return history(self, self._datasets, self._predictors, self._scorer(), dataset)
+        return history(
+            self,
+            self._datasets,
+            self._predictors,
+            self._scorer(),
+            dataset,
+            with_accuracy=with_accuracy,
+        )
 
     def scores(self, slug: str) -> builtins.list[ProblemScore]:
         """Every version's (and baseline's) score on the problem, oldest version first:

@@ -24,11 +24,13 @@ def history(
     predictors: Predictors,
     scorer: Scorer,
     dataset: str | None = None,
+    *,
+    with_accuracy: bool = True,
 ) -> pd.DataFrame:
     """One row per (problem, model version): scores over all the problem's patterns and
     over those the version did not train on (held out), counts, the patterns right,
     wrong and trained on, and the version's validation accuracy when it has predicted
-    the whole split."""
+    the whole split (``with_accuracy=False``: NaN, and no split is read)."""
     records: list[dict[str, Any]] = []
     accuracy: dict[str, float] = {}
     validation: dict[str, PatternSet] = {}
@@ -36,6 +38,8 @@ def history(
         ds = datasets.get(problem.dataset)
         for entry in scorer.entries(ds, baselines=False):
             ref = entry.ref
+            if ref not in accuracy and not with_accuracy:
+                accuracy[ref] = float("nan")
             if ref not in accuracy:
                 if ds.name not in validation:
                     validation[ds.name] = split(ds, "validation")

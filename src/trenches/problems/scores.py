@@ -150,6 +150,7 @@ class Scorer:
         self._predictors = predictors
         self._baselines = baselines
         self._found: dict[str, store_of.Predictions] = {}
+        self._asked: dict[str, np.ndarray] = {}
         self._truth: dict[str, np.ndarray] = {}
         self._trained: dict[tuple[int, bytes], np.ndarray] = {}
         self._every: dict[str, np.ndarray] = {}
@@ -179,17 +180,24 @@ class Scorer:
                     out.append(Entry(b.name, b.created_at, None, None))
         return out
 
-    def predictions(self, ref: str) -> store_of.Predictions:
-        if ref not in self._found:
+    def predictions(self, ref: str, dataset: str, ids: np.ndarray) -> store_of.Predictions:
+        """``ref``'s predictions on the problem patterns of ``dataset`` (and ``ids``):
+        only those are read, not the whole prediction set."""
+        asked = self._asked.get(ref)
+        if asked is None or not np.isin(ids, asked).all():
+            wanted = np.union1d(self._problem_patterns(dataset), ids)
             predictor = self._predictors.resolve(ref)
             with read(self.engine) as conn:
-                self._found[ref] = store_of.read(conn, predictor.id)
+                self._found[ref] = store_of.read_some(
+                    conn, predictor.id, wanted, columns=("correct", "value")
+                )
+            self._asked[ref] = wanted
         return self._found[ref]
 
     def score(self, problem: Problem, dataset: Dataset, entry: Entry) -> ProblemScore:
         """``entry``'s score on ``problem`` (a problem of ``dataset``)."""
-        found = self.predictions(entry.ref)
         ids = np.asarray(sorted(problem.patterns()), dtype=np.int64)
+        found = self.predictions(entry.ref, problem.dataset, ids)
         have = ids[np.isin(ids, found.pattern_ids)]
         tolerance = problem.tolerance or dataset.tolerance
         undefined = None
