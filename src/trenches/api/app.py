@@ -139,11 +139,11 @@ def rule_of(route: APIRoute) -> Allow | None:
 
 
 def guarded_routes(
-    routers: Iterable[APIRouter] = GUARDED,
+    routers: Iterable[APIRouter] = GUARDED, *, prefix: str = PREFIX
 ) -> list[tuple[str, str, APIRoute]]:
-    """Every (method, path under ``/api/v1``, route) of ``routers``."""
+    """Every (method, path under ``prefix``, route) of ``routers``."""
     return [
-        (method, PREFIX + route.path, route)
+        (method, prefix + route.path, route)
         for router in routers
         for route in router.routes
         if isinstance(route, APIRoute)

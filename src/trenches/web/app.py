@@ -20,7 +20,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
 from trenches.api import errors
-from trenches.api.app import Settings, rule_of
+from trenches.api.app import Settings, guarded_routes, rule_of
 from trenches.api.app import create_app as create_api
 from trenches.errors import InvalidInput, NotAuthenticated, TrenchesError
 from trenches.web import assets, render
@@ -71,13 +71,7 @@ def create_app(settings: Settings, *, store: Store | None = None) -> FastAPI:
 
 def page_routes(routers: Iterable[APIRouter] = PAGES) -> list[tuple[str, str, APIRoute]]:
     """Every (method, path, route) of the page ``routers``."""
-    return [
-        (method, route.path, route)
-        for router in routers
-        for route in router.routes
-        if isinstance(route, APIRoute)
-        for method in sorted(route.methods or ())
-    ]
+    return guarded_routes(routers, prefix="")
 
 
 def check_pages(routers: Iterable[APIRouter]) -> None:

@@ -28,11 +28,17 @@ ReadingOne = Annotated[Caller, Depends(Allow("models.read", path("model")))]
 Registering = Annotated[Caller, Depends(Allow("models.register", path("model")))]
 
 
+def forced(request: Request) -> bool:
+    """Whether a promotion asks to pass a failed check (``?force=1``, ``true`` or ``yes``)."""
+    return request.query_params.get("force", "").lower() in ("1", "true", "yes")
+
+
 def _promotion(request: Request) -> str:
-    force = request.query_params.get("force", "").lower() in ("1", "true", "yes")
-    return promotion_action(str(request.path_params["alias"]), force=force)
+    return promotion_action(str(request.path_params["alias"]), force=forced(request))
 
 
+#: The rule of moving an alias (the API's and the web UI's): the alias and ``?force``
+#: decide the action.
 Promoting = Annotated[
     Caller,
     Depends(

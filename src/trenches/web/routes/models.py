@@ -17,9 +17,9 @@ from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse
 
 from trenches.api.access import Allow, Caller, path
+from trenches.api.routes.models import Promoting, forced
 from trenches.errors import InvalidInput
 from trenches.names import INT64_MAX
-from trenches.team.roles import promotion_action
 from trenches.web import render
 
 if TYPE_CHECKING:
@@ -36,30 +36,6 @@ Side = Annotated[str | None, Query(max_length=300)]
 OFFERED = (("candidate", "Make candidate"), ("production", "Promote to production"))
 #: Flipped pattern ids listed on the comparison page (the rest are counted).
 SHOWN_IDS = 60
-
-
-def _forced(request: Request) -> bool:
-    return request.query_params.get("force", "").lower() in ("1", "true", "yes")
-
-
-def _promotion(request: Request) -> str:
-    return promotion_action(str(request.path_params["alias"]), force=_forced(request))
-
-
-Promoting = Annotated[
-    Caller,
-    Depends(
-        Allow(
-            _promotion,
-            path("model"),
-            actions=(
-                "models.promote.candidate",
-                "models.promote.production",
-                "models.promote.force",
-            ),
-        )
-    ),
-]
 
 
 @router.get("/models")
@@ -267,7 +243,7 @@ def promote(
     (409) when the version's latest gate check failed, unless forced (``?force=1``,
     approvers: the force is kept in the alias history with the reason)."""
     ref = f"{model}@{version}"
-    force = _forced(request)
+    force = forced(request)
     detail = {"alias": alias, "version": version, "reason": reason, "force": force}
     with caller.changing("models.promote", f"model:{model}@{alias}", detail):
         moved = caller.store.models.promote(ref, alias, reason=reason, force=force)
