@@ -152,7 +152,6 @@ class Scorer:
         self._found: dict[str, store_of.Predictions] = {}
         self._asked: dict[str, np.ndarray] = {}
         self._truth: dict[str, np.ndarray] = {}
-        self._trained: dict[tuple[int, bytes], np.ndarray] = {}
         self._every: dict[str, np.ndarray] = {}
 
     def entries(self, dataset: Dataset, *, baselines: bool = True) -> list[Entry]:
@@ -256,11 +255,7 @@ class Scorer:
         baseline, or a version registered without a snapshot)."""
         if entry.snapshot_id is None:
             return None
-        key = (entry.snapshot_id, ids.tobytes())
-        if key not in self._trained:
-            snapshot = self.snapshots.get(entry.snapshot_id)
-            self._trained[key] = snapshot.trained_on(ids)
-        return self._trained[key]
+        return self.snapshots.trained_on(entry.snapshot_id, ids)
 
     def entry(self, version: ModelVersion) -> Entry:
         """A model version as an :class:`Entry`, with the snapshot its run trained on."""
