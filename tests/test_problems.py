@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer
@@ -412,3 +413,22 @@ def test_a_classification_dataset_refuses_a_tolerance(store: trenches.Store) -> 
         ds.set_tolerance("10%")
     code, _, err = run_cli("--store", store.location.db_url, "data", "tolerance", "c", "5")
     assert code == 2 and "regression only" in err
+
+
+def test_what_a_snapshot_trained_on_is_remembered_and_stays_true(
+    store: trenches.Store,
+) -> None:
+    ds, corner = noisy_corner(store)
+    snap = ds.snapshots()[-1]
+    ids = np.asarray(sorted(corner), dtype=np.int64)
+    fresh = snap.trained_on(ids)
+    first = store.snapshots.trained_on(snap.id, ids)
+    assert first.tolist() == fresh.tolist() and 0 < first.sum() < len(ids)
+    first[:] = False  # the caller's copy: the remembered answer is not touched
+    # Later changes to the data do not change what an earlier snapshot trained on.
+    pid = int(ids[fresh.argmax()])
+    other = "b" if ds.patterns(ids=[pid])["label"].iloc[0] == "a" else "a"
+    store.patterns.relabel(pid, other, source="expert", reason="a second look")
+    store.patterns.deactivate([int(ids[-1])], reason="a duplicate")
+    again = store.snapshots.trained_on(snap.id, ids)
+    assert again.tolist() == fresh.tolist() == snap.trained_on(ids).tolist()
