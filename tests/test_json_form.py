@@ -47,6 +47,7 @@ NOT_ROUND_TRIPPED = {
     "PatternHistory": "holds DataFrames",
     "PatternSet": "holds a NumPy array of ids",
     "PredictResult": "holds NumPy arrays",
+    "Predictions": "holds NumPy arrays of ids, labels and scores",
     "Predictor": "holds its Dataset, which reads the store",
     "ProblemScore": "writes the counts as [right, total] pairs and scores",
     "RequestWindow": "holds DataFrames and arrays",
