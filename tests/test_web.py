@@ -119,3 +119,13 @@ def test_the_home_page_in_chromium(ui: str, browser: Any, role: str) -> None:
         assert page.get_by_role("heading", name="Home", exact=True).is_visible()
         assert page.get_by_role("link", name="cancer-clf").first.is_visible()
         assert visit.serious_violations() == []
+
+
+def test_the_ui_guide_shows_a_picture_of_every_page_make_screenshots_takes() -> None:
+    import re
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    shown = set(re.findall(r"\(images/(ui-[a-z-]+\.png)\)", (docs / "ui.md").read_text()))
+    taken = {p.name for p in (docs / "images").glob("ui-*.png")}
+    assert shown == taken and len(taken) >= 15
