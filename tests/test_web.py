@@ -18,8 +18,6 @@ from trenches.web.app import PAGES, check_pages, page_routes
 from trenches.web.routes.signin import local_path
 from webui import PASSWORD, ROLES, browsing
 
-pytestmark = pytest.mark.xdist_group("browser")
-
 
 def signed_in(base: str, role: str) -> httpx.Client:
     """An HTTP client holding the session of ``role``'s account (cookies, CSRF header)."""

@@ -96,3 +96,30 @@ def test_a_viewer_posting_any_change_a_page_offers_is_refused(
     assert len(refused) >= 12
     # Nothing was changed, nor recorded as changed.
     assert team_store.audit.list(limit=1) == before
+
+
+#: Parts a page fetches once shown, not pages of their own.
+_FRAGMENTS = ("/result", "/outliers", "/findings", "/report")
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_page_a_role_may_see_walked_in_chromium(
+    ui: str, team_store: trenches.Store, browser: Any, role: str
+) -> None:
+    from webui import browsing
+
+    values = _values(team_store)
+    walked = []
+    with browsing(browser, ui, role) as visit:
+        for method, template, route in page_routes(PAGES):
+            rule = rule_of(route)
+            if method != "GET" or any(f in template for f in _FRAGMENTS) or rule is None:
+                continue
+            if not _allowed(role, rule.action if isinstance(rule.action, str) else None):
+                continue
+            answer = visit.go(_path(template, values))
+            assert answer.status == 200, f"{role} {template}"
+            assert visit.page.locator("main h1").count() == 1, template
+            assert visit.serious_violations() == [], f"{role} {template}"
+            walked.append(template)
+    assert len(walked) >= (16 if role == "admin" else 8)

@@ -5,12 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from test_web import signed_in
 from webui import browsing
-
-pytestmark = pytest.mark.xdist_group("browser")
 
 
 def test_the_audit_page_shows_the_promotion_just_made(ui: str, browser: Any) -> None:

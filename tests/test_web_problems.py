@@ -14,8 +14,6 @@ import trenches
 from test_web import signed_in
 from webui import browsing
 
-pytestmark = pytest.mark.xdist_group("browser")
-
 READERS = ("viewer", "labeller", "tester")
 
 

@@ -6,13 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 import trenches
 from test_web import signed_in
 from webui import browsing
-
-pytestmark = pytest.mark.xdist_group("browser")
 
 
 def test_a_viewer_reads_the_quality_report_of_a_snapshot(

@@ -8,13 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 import trenches
 from test_web import signed_in
 from webui import browsing
-
-pytestmark = pytest.mark.xdist_group("browser")
 
 
 def _feedback(
