@@ -2,10 +2,11 @@
 
 from trenches.names import SPLITS
 from trenches.patterns.datasets import Dataset
-from trenches.patterns.history import Pattern, PatternChange, PatternHistory
+from trenches.patterns.history import PatternChange, PatternHistory
 from trenches.patterns.imports import ImportResult
 from trenches.patterns.inputs import InputColumn, InputSchema
 from trenches.patterns.listing import PatternPage, PatternQuery
+from trenches.patterns.record import Pattern
 from trenches.patterns.snapshots import Snapshot, TrainingData
 
 __all__ = [

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from sqlalchemy import insert, select, update
@@ -22,31 +22,8 @@ from trenches.names import SPLITS, check_source, in_int64
 from trenches.patterns import codec
 from trenches.patterns import inputs as inp
 from trenches.patterns.datasets import Dataset, dataset_by_id
-
-if TYPE_CHECKING:
-    from trenches.patterns.listing import PatternPage, PatternQuery
-
-
-@dataclass(frozen=True)
-class Pattern:
-    """One stored example, exactly as imported. Immutable: see ``Store.patterns``."""
-
-    id: int
-    dataset: str
-    inputs: dict[str, Any]
-    label: Any
-    split: str
-    source: str
-    labelled_by: str | None
-    batch_id: int
-    created_at: datetime
-    deactivated_at: datetime | None
-    replaces_id: int | None
-    tags: tuple[str, ...]
-
-    @property
-    def active(self) -> bool:
-        return self.deactivated_at is None
+from trenches.patterns.listing import PatternPage, PatternQuery, count, page
+from trenches.patterns.record import Pattern, plain
 
 
 @dataclass(frozen=True)
@@ -269,16 +246,12 @@ class Patterns:
         """A page of the patterns ``query`` selects, in id order, with ids above
         ``after`` (the ``next_after`` of the page before): keyset paging, as fast on
         the hundredth page of a million patterns as on the first."""
-        from trenches.patterns.listing import PatternQuery, page
-
         return page(self._engine, query or PatternQuery(), after=after, limit=limit)
 
     def count(
         self, query: PatternQuery | None = None, *, at_most: int = 10_000
     ) -> tuple[int, bool]:
         """How many patterns ``query`` selects, up to ``at_most``: (count, whether more)."""
-        from trenches.patterns.listing import PatternQuery, count
-
         return count(self._engine, query or PatternQuery(), at_most=at_most)
 
     def history(self, pattern_id: int) -> PatternHistory:
@@ -321,17 +294,3 @@ def _array(value: Any) -> Any:
     import numpy as np
 
     return np.array([value], dtype=object if isinstance(value, str) else None)
-
-
-def plain(value: Any) -> Any:
-    """NumPy scalars and pandas missing values as plain Python values."""
-    import numpy as np
-    import pandas as pd
-
-    if value is None or value is pd.NA:
-        return None
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and value != value:
-        return None
-    return value

@@ -22,7 +22,7 @@ from trenches.names import SPLITS
 from trenches.patterns import codec
 from trenches.patterns import inputs as inp
 from trenches.patterns.datasets import Dataset, dataset_by_id
-from trenches.patterns.history import Pattern, plain
+from trenches.patterns.record import Pattern, plain
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine

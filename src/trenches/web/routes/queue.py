@@ -31,8 +31,8 @@ from trenches.web.routes.quality import report_of
 
 if TYPE_CHECKING:
     from trenches.models.registry import ModelVersion
-    from trenches.patterns.history import Pattern
     from trenches.patterns.quality import QualityReport
+    from trenches.patterns.record import Pattern
     from trenches.requests.reviews import WaitingRow
 
 router = APIRouter(include_in_schema=False)
