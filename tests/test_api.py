@@ -332,6 +332,10 @@ def test_the_command_serves_with_two_workers_until_sigterm(
             me = httpx.get(f"{url}{PREFIX}/me", headers=_bearer(token), timeout=10)
             assert me.json()["user"]["name"] == "root"
         assert httpx.get(f"{url}{PREFIX}/problems/none", headers=_bearer(token)).status_code == 404
+        # The web UI is served beside the API, by every worker.
+        home = httpx.get(f"{url}/", headers=_bearer(token), timeout=10)
+        assert home.status_code == 200 and "<h1>Home</h1>" in home.text
+        assert httpx.get(f"{url}/sign-in", timeout=10).status_code == 200
         # Prometheus sees the two workers' counts added up, by route template, not path.
         metrics = httpx.get(f"{url}/metrics", timeout=10).text
         assert 'trenches_api_requests_total{method="GET",route="/api/v1/me",status="200"} 4.0' in (
@@ -343,6 +347,7 @@ def test_the_command_serves_with_two_workers_until_sigterm(
         out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out
     assert b"trenches team server at http://127.0.0.1" in out
+    assert b"the web UI, and the API under /api/v1" in out
     code, _, err = run_cli("--store", where, "server", "--ssl-certfile", str(tmp_path / "c"))
     assert code == 2 and "--ssl-keyfile" in err
 
