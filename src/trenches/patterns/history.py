@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql import ColumnElement
@@ -18,12 +17,12 @@ from trenches.db import schema as t
 from trenches.db.audit import acting_name, change
 from trenches.db.engine import lock_patterns, read, write
 from trenches.errors import Conflict, InvalidInput, NotFound
-from trenches.names import SPLITS, check_source, in_int64
+from trenches.names import check_source, in_int64
 from trenches.patterns import codec
 from trenches.patterns import inputs as inp
 from trenches.patterns.datasets import Dataset, dataset_by_id
-from trenches.patterns.listing import PatternPage, PatternQuery, count, page
-from trenches.patterns.record import Pattern, plain
+from trenches.patterns.listing import PatternPage, PatternQuery, count, page, patterns_of_rows
+from trenches.patterns.record import Pattern
 
 
 @dataclass(frozen=True)
@@ -70,27 +69,7 @@ class Patterns:
         return row
 
     def _pattern(self, conn: Connection, row: Any) -> Pattern:
-        dataset = dataset_by_id(self._engine, row.dataset_id, conn)
-        assert dataset.schema is not None
-        frame = codec.decode(dataset.schema, [row.num], [row.obj])
-        inputs = {c: plain(frame[c].iloc[0]) for c in frame.columns}
-        label = inp.labels_from_text([row.label], dataset.label_type)[0]
-        return Pattern(
-            id=row.id,
-            dataset=dataset.name,
-            inputs=inputs,
-            label=plain(label),
-            split=SPLITS[row.split],
-            source=row.source,
-            labelled_by=row.labelled_by,
-            batch_id=row.batch_id,
-            created_at=timestamps.from_us(row.created_at),
-            deactivated_at=(
-                timestamps.from_us(row.deactivated_at) if row.deactivated_at is not None else None
-            ),
-            replaces_id=row.replaces_id,
-            tags=tuple(orjson.loads(row.tags)) if row.tags else (),
-        )
+        return patterns_of_rows(self._engine, conn, [row])[0]
 
     def get(self, pattern_id: int) -> Pattern:
         """One pattern by id, active or not."""

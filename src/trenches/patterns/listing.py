@@ -125,7 +125,7 @@ def page(engine: Engine, query: PatternQuery, *, after: int = 0, limit: int = 50
                     break
         more = len(rows) > limit
         rows = rows[:limit]
-        patterns = _patterns(engine, conn, rows)
+        patterns = patterns_of_rows(engine, conn, rows)
     return PatternPage(patterns, int(rows[-1].id) if more and rows else None)
 
 
@@ -143,7 +143,7 @@ def count(engine: Engine, query: PatternQuery, *, at_most: int = 10_000) -> tupl
     return min(n, at_most), n > at_most
 
 
-def _patterns(engine: Engine, conn: Connection, rows: list[Any]) -> tuple[Pattern, ...]:
+def patterns_of_rows(engine: Engine, conn: Connection, rows: list[Any]) -> tuple[Pattern, ...]:
     """Rows of ``patterns`` (with ``labelled_by``) as patterns, decoded a dataset at once."""
     datasets: dict[int, Dataset] = {}
     by_id: dict[int, Pattern] = {}
