@@ -29,10 +29,8 @@ with: the target is the figure.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,6 +45,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import measured_code, number
+from server import served  # the team server in a process group, once it answers
 
 import trenches
 
@@ -253,38 +252,20 @@ def main() -> None:
     paths = pages(store, args.versions)
     later = deferred(store, args.versions)
     store.close()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "trenches",
-            "--store",
-            str(folder / ".trenches"),
-            "server",
-            "--port",
-            str(args.port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
     url = f"http://127.0.0.1:{args.port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"the server did not start: {server.stderr.read().decode()}")
-            time.sleep(0.2)
+    command = [
+        sys.executable,
+        "-m",
+        "trenches",
+        "--store",
+        str(folder / ".trenches"),
+        "server",
+        "--port",
+        str(args.port),
+    ]
+    with served(command, f"{url}/health", folder / "server.log"):
         rows = measure(url, token, paths, args.loads)
         fetched = measure(url, token, later, args.deferred_loads)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     print()
     print(
         f"web UI pages, {args.patterns:,} patterns, {args.versions} versions, "
