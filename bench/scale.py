@@ -1,0 +1,288 @@
+"""Bulk facts at scale: import, training data and evaluation of many patterns, each
+against pyarrow on the same files in the same run (issue 17's acceptance; this
+machine's absolute speed varies, so the ratios are the figures to compare).
+
+What it measures
+----------------
+``--patterns`` (10,000,000) patterns of 20 float64 columns and a two-class label,
+written once to a Parquet file:
+
+- **import**: ``Dataset.add_file`` of the file, against pyarrow reading the file and
+  writing it back as Parquet (target >= 1/2 of pyarrow's rows/s);
+- **training data**: ``Snapshot.training_data()`` of every pattern, against pyarrow
+  reading the stored Parquet file into NumPy (target >= 0.8), and its peak memory
+  against the arrays it returns (target <= 2x);
+- **evaluate, everything to predict**: ``store.evaluate`` of a logistic regression over
+  the validation patterns, against ONNX Runtime's own rows/s on the same arrays
+  (target >= 1/2);
+- **evaluate, nothing left to predict**: the same again, against pyarrow reading those
+  predictions and labels from Parquet (target <= 2x its time).
+
+Each workload runs in a process of its own, so that its peak memory (``ru_maxrss``) is
+its own. ``--label`` names the figures (today's release, or the change), so that two
+runs on two checkouts print side by side in bench/README.md.
+
+    python bench/scale.py --patterns 1000000          # a few minutes
+    python bench/scale.py                             # 10,000,000: about an hour today
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import measured_code, number
+
+FEATURES = [f"x{i}" for i in range(20)]
+MODEL = "scale-clf"
+
+
+def write_file(path: Path, n: int) -> None:
+    """``n`` patterns in one Parquet file, in row groups of a million."""
+    rng = np.random.default_rng(0)
+    writer = None
+    for start in range(0, n, 1_000_000):
+        k = min(1_000_000, n - start)
+        x = rng.normal(size=(k, len(FEATURES)))
+        label = np.where(x[:, 0] - x[:, 1] + rng.normal(scale=0.5, size=k) > 0, "yes", "no")
+        table = pa.table({**{f: x[:, i] for i, f in enumerate(FEATURES)}, "label": label})
+        writer = writer or pq.ParquetWriter(path, table.schema)
+        writer.write_table(table)
+    assert writer is not None
+    writer.close()
+
+
+def peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# --- workloads, each run in a child process ----------------------------------------------
+
+
+def w_pyarrow_copy(folder: Path) -> dict[str, Any]:
+    began = time.perf_counter()
+    table = pq.read_table(folder / "patterns.parquet")
+    pq.write_table(table, folder / "copy.parquet")
+    took = time.perf_counter() - began
+    return {"seconds": took, "rows_per_s": table.num_rows / took}
+
+
+def w_import(folder: Path) -> dict[str, Any]:
+    import trenches
+
+    store = trenches.open(folder / "store")
+    ds = store.datasets.create(
+        "scale", task="classification", label="label", salt="7363616c652d62656e63682d30303031"
+    )
+    began = time.perf_counter()
+    result = ds.add_file(folder / "patterns.parquet", source="bench", created_at="2026-01-01")
+    took = time.perf_counter() - began
+    ds.snapshot()
+    store.close()
+    return {"seconds": took, "rows_per_s": result.rows / took}
+
+
+def w_pyarrow_numpy(folder: Path) -> dict[str, Any]:
+    began = time.perf_counter()
+    table = pq.read_table(folder / "patterns.parquet")
+    X = np.column_stack([table.column(f).to_numpy() for f in FEATURES])
+    y = table.column("label").to_numpy()
+    took = time.perf_counter() - began
+    return {"seconds": took, "array_mib": (X.nbytes + y.nbytes) / 2**20, "peak_mib": peak_mib()}
+
+
+def w_training_data(folder: Path) -> dict[str, Any]:
+    import trenches
+
+    store = trenches.open(folder / "store", create=False)
+    snap = store.datasets.get("scale").snapshots()[-1]
+    base = peak_mib()
+    began = time.perf_counter()
+    X, y, _, _ = snap.training_data(None)  # every pattern
+    took = time.perf_counter() - began
+    arrays = (X.memory_usage(deep=True).sum() if hasattr(X, "memory_usage") else X.nbytes) + (
+        y.nbytes
+    )
+    store.close()
+    return {
+        "seconds": took,
+        "array_mib": arrays / 2**20,
+        "peak_mib": peak_mib(),
+        "peak_over_base_mib": peak_mib() - base,
+    }
+
+
+def w_register(folder: Path) -> dict[str, Any]:
+    from sklearn.linear_model import LogisticRegression
+
+    import trenches
+
+    store = trenches.open(folder / "store", create=False)
+    snap = store.datasets.get("scale").snapshots()[-1]
+    table = pq.read_table(folder / "patterns.parquet").slice(0, 50_000).to_pandas()
+    model = LogisticRegression(max_iter=300).fit(table[FEATURES], table["label"])
+    with store.run("scale", snapshot=snap, capture_code=False) as run:
+        run.log_model(model, MODEL)
+    store.close()
+    return {}
+
+
+def w_evaluate(folder: Path) -> dict[str, Any]:
+    import trenches
+
+    store = trenches.open(folder / "store", create=False)
+    began = time.perf_counter()
+    result = store.evaluate(f"{MODEL}@1", with_problems=False)
+    took = time.perf_counter() - began
+    n = result.evaluation.size
+    store.close()
+    return {"seconds": took, "rows": n, "rows_per_s": n / took, "peak_mib": peak_mib()}
+
+
+def w_onnx(folder: Path) -> dict[str, Any]:
+    import onnxruntime as ort
+
+    import trenches
+
+    store = trenches.open(folder / "store", create=False)
+    onnx = store.models.file_bytes(f"{MODEL}@1", "onnx")
+    n = len(store.datasets.get("scale").pattern_ids("validation"))
+    store.close()
+    session = ort.InferenceSession(onnx, providers=["CPUExecutionProvider"])
+    X = pq.read_table(folder / "patterns.parquet").slice(0, n)
+    given = session.get_inputs()[0]
+    dtype = np.float64 if given.type == "tensor(double)" else np.float32
+    arr = np.column_stack([X.column(f).to_numpy() for f in FEATURES]).astype(dtype)
+    name = given.name
+    began = time.perf_counter()
+    for start in range(0, n, 100_000):
+        session.run(None, {name: arr[start : start + 100_000]})
+    took = time.perf_counter() - began
+    return {"seconds": took, "rows_per_s": n / took}
+
+
+def w_pyarrow_predictions(folder: Path) -> dict[str, Any]:
+    """Predictions and labels of the validation patterns as Parquet, read back."""
+    import trenches
+
+    store = trenches.open(folder / "store", create=False)
+    table = store.predictions(f"{MODEL}@1", "validation")[["label", "prediction", "p_yes"]]
+    store.close()
+    table.to_parquet(folder / "predictions.parquet")
+    began = time.perf_counter()
+    read = pq.read_table(folder / "predictions.parquet")
+    _ = [read.column(c).to_numpy() for c in read.column_names]
+    return {"seconds": time.perf_counter() - began, "rows": read.num_rows}
+
+
+WORKLOADS = {
+    f.__name__[2:]: f
+    for f in list(globals().values())
+    if callable(f) and getattr(f, "__name__", "").startswith("w_")
+}
+
+
+def child(name: str, folder: Path) -> dict[str, Any]:
+    """Run workload ``name`` in a fresh process: its figures, as JSON."""
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", name, "--folder", str(folder)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--patterns", type=int, default=10_000_000)
+    parser.add_argument("--folder", type=Path, default=None)
+    parser.add_argument("--label", default="this checkout")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(WORKLOADS[args.child](args.folder)))
+        return
+    folder = args.folder or Path(tempfile.mkdtemp(prefix="trenches-scale-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"{args.patterns:,} patterns in {folder}", flush=True)
+    write_file(folder / "patterns.parquet", args.patterns)
+    got: dict[str, dict[str, Any]] = {}
+    for name in (
+        "pyarrow_copy",
+        "import",
+        "pyarrow_numpy",
+        "training_data",
+        "register",
+        "evaluate",
+        "onnx",
+    ):
+        got[name] = child(name, folder)
+        print(f"  {name}: {got[name]}", flush=True)
+    got["evaluate_again"] = child("evaluate", folder)
+    got["pyarrow_predictions"] = child("pyarrow_predictions", folder)
+    imp, cp = got["import"], got["pyarrow_copy"]
+    td, pn = got["training_data"], got["pyarrow_numpy"]
+    ev, ox = got["evaluate"], got["onnx"]
+    again, pp = got["evaluate_again"], got["pyarrow_predictions"]
+    # (what, trenches, peer, ratio as the target reads it, target)
+    rows = [
+        (
+            "import, patterns/s",
+            imp["rows_per_s"],
+            cp["rows_per_s"],
+            imp["rows_per_s"] / cp["rows_per_s"],
+            "speed >= 0.5",
+        ),
+        (
+            "training_data(), s",
+            td["seconds"],
+            pn["seconds"],
+            pn["seconds"] / td["seconds"],
+            "speed >= 0.8",
+        ),
+        (
+            "training_data() peak over its arrays, MiB",
+            td["peak_over_base_mib"],
+            td["array_mib"],
+            td["peak_over_base_mib"] / td["array_mib"],
+            "<= 2x",
+        ),
+        (
+            "evaluate, all to predict, rows/s",
+            ev["rows_per_s"],
+            ox["rows_per_s"],
+            ev["rows_per_s"] / ox["rows_per_s"],
+            "speed >= 0.5",
+        ),
+        (
+            "evaluate, nothing to predict, s",
+            again["seconds"],
+            pp["seconds"],
+            again["seconds"] / pp["seconds"],
+            "time <= 2x",
+        ),
+    ]
+    print(f"\n{args.patterns:,} patterns x 20 numbers; {args.label}; code {measured_code()}")
+    print("| workload | trenches | pyarrow / ONNX Runtime | ratio | target |")
+    print("| --- | --- | --- | --- | --- |")
+    for what, ours, theirs, ratio, target in rows:
+        print(f"| {what} | {number(ours)} | {number(theirs)} | {number(ratio)} | {target} |")
+
+
+if __name__ == "__main__":
+    main()
