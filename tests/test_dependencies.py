@@ -76,9 +76,10 @@ def runtime_imports(folder: Path) -> dict[str, list[str]]:
 
 def undeclared(folder: Path, base: set[str], *, beside: tuple[Path, ...] = ()) -> list[str]:
     """What ``folder`` imports that no base dependency provides, one line each (the
-    modules of ``folder`` and of the folders ``beside`` it are its own)."""
+    modules and packages of ``folder`` and of the folders ``beside`` it are its own)."""
     providers = importlib.metadata.packages_distributions()
     local = {p.stem for f in (folder, *beside) for p in f.glob("*.py")}
+    local |= {p.parent.name for f in (folder, *beside) for p in f.glob("*/*.py")}
     local |= {"trenches", "__future__"}
     problems = []
     for module, places in sorted(runtime_imports(folder).items()):
