@@ -105,7 +105,12 @@ def test_backup_then_restore_brings_the_store_back(cli: Any, here: Path, tmp_pat
     r = cli("backup", "backups/one")
     assert r.code == 0, r.err
     backup = tmp_path / "backups" / "one"
-    assert {p.name for p in backup.iterdir()} == {"trenches.db", "artifacts", "manifest.json"}
+    assert {p.name for p in backup.iterdir()} == {
+        "trenches.db",
+        "artifacts",
+        "tables",
+        "manifest.json",
+    }
     manifest = json.loads((backup / "manifest.json").read_text())
     assert manifest["schema_revision"] and len(manifest["database_sha256"]) == 64
 
@@ -424,7 +429,7 @@ def _artifacts_whole(store_folder: Path) -> list[str]:
     import hashlib
 
     names = []
-    for p in (store_folder / "artifacts").rglob("*"):
+    for p in (store_folder / "artifacts" / "sha256").rglob("*"):
         if p.is_file() and not p.name.endswith(".tmp"):
             assert hashlib.sha256(p.read_bytes()).hexdigest() == p.name, f"{p} is cut short"
             names.append(p.name)
@@ -639,3 +644,85 @@ def test_a_backup_taken_while_another_process_imports_holds_whole_imports(
         ds = store.datasets.get("stream")
         assert ds.summary().imports == imports[1]
         ds.add(pd.DataFrame({"x": [5.0], "y": [5.0], "label": ["a"]}), source="expert")
+
+
+def _predictions_in_the_table(store_folder: Path, ids: range, name: str) -> int:
+    """Store a baseline's predictions on ``ids`` as rows of the Iceberg table; returns
+    its predictor."""
+    import numpy as np
+
+    from trenches import predictions
+    from trenches.db import schema as t
+    from trenches.db.engine import insert_returning_id, write
+
+    with trenches.open(store_folder, create=False) as store, write(store.engine) as conn:
+        baseline = insert_returning_id(
+            conn, t.baselines, {"name": name, "dataset_id": 1, "created_at": 0}
+        )
+        predictor = predictions.make_predictor(conn, baseline_id=baseline, classes=["a", "b"])
+        n = len(ids)
+        predictions.write_block(
+            conn,
+            predictor,
+            predictions.Block(
+                np.array(ids),
+                label_index=np.arange(n, dtype=np.int32) % 2,
+                scores=np.linspace(0, 1, 2 * n).reshape(n, 2),
+                correct=np.arange(n) % 3 == 0,
+            ),
+        )
+        return predictor
+
+
+def _read_predictions(store_folder: Path, predictor: int) -> list[Any]:
+    from trenches import predictions
+    from trenches.db.engine import read
+
+    with trenches.open(store_folder, create=False) as store, read(store.engine) as conn:
+        found = predictions.read(conn, predictor)
+    return [found.pattern_ids.tolist(), found.label_index.tolist(), found.scores.tolist()]  # type: ignore[union-attr]
+
+
+def test_backup_and_restore_carry_the_tables(
+    cli: Any, here: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trenches import predictions
+
+    monkeypatch.setattr(predictions, "INLINE_ROWS", 10)
+    first = _predictions_in_the_table(here, range(1, 101), "one")
+    before = _read_predictions(here, first)
+    assert cli("backup", "bk").code == 0
+    manifest = json.loads((tmp_path / "bk" / "manifest.json").read_text())
+    files = manifest["table_files"]
+    assert any(f.endswith(".parquet") for f in files)
+    assert all((tmp_path / "bk" / f).is_file() for f in files)
+
+    # Into a new place: the tables come with the database.
+    target = tmp_path / "elsewhere"
+    assert cli("--store", target, "restore", "bk").code == 0
+    assert _read_predictions(target, first) == before
+
+    # Over the store, after more was written: back to the moment of the backup.
+    second = _predictions_in_the_table(here, range(1, 51), "two")
+    assert cli("restore", "bk", "--force").code == 0
+    assert _read_predictions(here, first) == before
+    with trenches.open(here, create=False) as store:
+        assert "two" not in {b.name for b in store.baselines.list()}
+    assert second != first
+
+
+def test_restore_refuses_a_backup_whose_table_file_is_damaged(
+    cli: Any, here: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trenches import predictions
+
+    monkeypatch.setattr(predictions, "INLINE_ROWS", 10)
+    _predictions_in_the_table(here, range(1, 101), "one")
+    assert cli("backup", "bk").code == 0
+    manifest = json.loads((tmp_path / "bk" / "manifest.json").read_text())
+    data = next(tmp_path / "bk" / f for f in manifest["table_files"] if f.endswith(".parquet"))
+    data.write_bytes(data.read_bytes()[:-10] + b"0123456789")
+    r = cli("--store", tmp_path / "fresh", "restore", "bk")
+    assert r.code != 0
+    assert "damaged" in r.err and data.name in r.err
+    assert not (tmp_path / "fresh" / "trenches.db").exists()

@@ -17,7 +17,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 import trenches
 from trenches import predictions
@@ -39,14 +39,10 @@ def _frame(n: int) -> pd.DataFrame:
 def _stored(store: trenches.Store, ref: str) -> int:
     """How many predictions of ``ref`` are stored (0 before its predictor exists)."""
     version = store.models.get(ref)
-    p, b = t.predictors.c, t.prediction_blocks.c
+    p = t.predictors.c
     with read(store.engine) as conn:
-        total = conn.execute(
-            select(func.coalesce(func.sum(b.n), 0))
-            .select_from(t.prediction_blocks.join(t.predictors))
-            .where(p.version_id == version.id)
-        ).scalar_one()
-    return int(total)
+        predictor = conn.execute(select(p.id).where(p.version_id == version.id)).scalar()
+        return 0 if predictor is None else predictions.count(conn, predictor)
 
 
 def _evaluate(location: str, ref: str, env: dict[str, str]) -> subprocess.Popen[str]:
@@ -120,3 +116,54 @@ def _predictor(conn: object, store: trenches.Store, ref: str) -> int:
             select(t.predictors.c.id).where(t.predictors.c.version_id == version.id)
         ).scalar_one()
     )
+
+
+@pytest.mark.slow
+def test_two_processes_evaluating_one_version_at_once_store_each_prediction_once(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    """Batches big enough for the Iceberg table, on SQLite with a local folder and on
+    PostgreSQL with object storage: both processes predict everything, and the store
+    keeps each prediction once."""
+    if store_url.startswith("postgresql"):
+        from conftest import s3_bucket
+
+        endpoint = request.getfixturevalue("moto_s3")
+        monkeypatch.setenv("TRENCHES_ARTIFACTS", f"s3://{s3_bucket(endpoint)}/artifacts")
+    else:
+        monkeypatch.setenv("TRENCHES_ARTIFACTS", str(tmp_path / "artifacts"))
+    monkeypatch.delenv("TRENCHES_DB_URL", raising=False)
+    env = dict(os.environ)
+    with trenches.open(store_url) as store:
+        ds = store.datasets.create("signals", task="classification", label="label")
+        ds.add(_frame(ROWS), source="expert", created_at="2026-01-01")
+        snap = ds.snapshot()
+        X, y, _, _ = snap.training_data("train")
+        model = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y)
+        with store.run("fit", snapshot=snap, capture_code=False) as run:
+            ref = run.log_model(model, "clf").ref
+        both = [
+            subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "trenches", "--store", store_url, "evaluate", ref),
+                    *("--split", "all", "--batch-size", "5000", "--json"),
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
+            for _ in range(2)
+        ]
+        outs = [proc.communicate(timeout=300) for proc in both]
+        for proc, (_, err) in zip(both, outs, strict=True):
+            assert proc.returncode == 0, err
+        computed = [json.loads(out)["computed"] for out, _ in outs]
+        assert sum(computed) == ROWS  # each stored only what the other had not
+        with read(store.engine) as conn:
+            predictor = _predictor(conn, store, ref)
+            found = predictions.read(conn, predictor)
+            ids = predictions.predicted_ids(conn, predictor)
+            total = predictions.count(conn, predictor)
+        assert len(found) == ROWS == total == len(ids)
+        assert np.array_equal(found.pattern_ids, np.arange(1, ROWS + 1))

@@ -44,3 +44,32 @@ def test_an_earlier_releases_models_still_predict_what_they_stored(
     assert list(said) == table["prediction"].tolist()
     # Nothing is left to predict: the upgrade kept every stored prediction.
     assert legacy.evaluate(f"{MODEL}@1").evaluation.size > 0
+
+
+def test_migrate_moves_an_earlier_releases_patterns_and_predictions_into_the_tables_whole(
+    legacy: trenches.Store,
+) -> None:
+    from sqlalchemy import func, select
+
+    from trenches.db import schema as t
+    from trenches.db.engine import read
+
+    expected = orjson.loads((FIXTURE / "manifest.json").read_bytes())
+    assert not legacy.datasets["tumours"].columnar
+    done = legacy.migrate()
+    assert done.predictions_moved == sum(len(v) for v in expected["predictions"].values())
+    assert (done.datasets_moved, done.patterns_moved) == (1, len(expected["patterns"]))
+    assert legacy.datasets["tumours"].columnar
+    with read(legacy.engine) as conn:
+        left = conn.execute(select(func.count()).select_from(t.prediction_blocks)).scalar()
+    assert left == 0, "every block left the database"
+    found = orjson.loads(orjson.dumps(manifest(legacy)))
+    assert found["patterns"] == expected["patterns"]
+    assert found["predictions"] == expected["predictions"]
+    assert found["requests"] == expected["requests"]
+    # Run again: nothing more to move, nothing changed.
+    again = legacy.migrate()
+    assert (again.datasets_moved, again.predictions_moved) == (0, 0)
+    assert orjson.loads(orjson.dumps(manifest(legacy)))["predictions"] == expected["predictions"]
+    # And the upgraded store takes new work: nothing is left to predict.
+    assert legacy.evaluate(f"{MODEL}@1").predicted.computed == 0

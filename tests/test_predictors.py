@@ -157,7 +157,11 @@ def test_an_older_store_gets_its_versions_predictor_rows_when_upgraded(
     store_url: str,
 ) -> None:
     with trenches.open(store_url) as store:
-        ds = store.datasets.create("tumours", task="classification", label="label")
+        store.datasets.create("tumours", task="classification", label="label")
+        # Its patterns as that release kept them: inputs packed in their rows.
+        with store.engine.begin() as conn:
+            conn.execute(t.datasets.update().values(columnar=False))
+        ds = store.datasets.get("tumours")
         ds.add(tumours(100, seed=1), source="expert")
         frame = ds.patterns()
         model = LogisticRegression().fit(frame[INPUTS], frame["label"])

@@ -119,10 +119,64 @@ def _edit_behind_trenches_back(store: trenches.Store, sql: str, **params: object
         assert conn.execute(text(sql), params).rowcount == 1
 
 
-def _flipped(data: bytes, at: int = 0) -> bytes:
-    out = bytearray(data)
-    out[at] ^= 0x01
-    return bytes(out)
+def _edit_table_behind_trenches_back(
+    store: trenches.Store, dataset: trenches.Dataset, pid: int, what: str
+) -> None:
+    """Rewrite the Parquet file of the dataset's table that holds pattern ``pid`` with
+    one of its values changed, as a careless script might."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from trenches import tables
+    from trenches.db.engine import read
+    from trenches.tables.io import relative
+
+    with read(store.engine) as conn:
+        store_tables = tables.of(conn)
+        files = store_tables.files(conn, f"patterns_{dataset.id}")
+    fs = store_tables.fs
+    for location in files:
+        with fs.open(relative(location), "rb") as f:
+            data = pq.read_table(f)
+        at = np.flatnonzero(data.column("pattern_id").to_numpy() == pid)
+        if not len(at):
+            continue
+        i = int(at[0])
+        if what == "label":
+            labels = data.column("label").to_pylist()
+            labels[i] = "benign" if labels[i] == "malignant" else "malignant"
+            data = data.set_column(
+                data.schema.get_field_index("label"),
+                data.schema.field("label"),
+                pa.array(labels, data.schema.field("label").type),
+            )
+        elif what == "split":
+            split = data.column("split").to_numpy().copy()
+            split[i] = 2
+            data = data.set_column(
+                data.schema.get_field_index("split"),
+                data.schema.field("split"),
+                pa.array(split, data.schema.field("split").type),
+            )
+        else:
+            struct = data.column("inputs").combine_chunks()
+            name = "radius" if what == "number input" else "site"
+            children = [struct.field(j) for j in range(struct.type.num_fields)]
+            j = struct.type.get_field_index(name)
+            values = children[j].to_pylist()
+            if name == "radius":
+                values[i] += 1.0
+            else:
+                values[i] = "left" if values[i] != "left" else "right"
+            children[j] = pa.array(values, children[j].type)
+            inputs = pa.StructArray.from_arrays(children, fields=list(struct.type))
+            data = data.set_column(
+                data.schema.get_field_index("inputs"), data.schema.field("inputs"), inputs
+            )
+        with fs.open(relative(location), "wb") as f:
+            pq.write_table(data, f)
+        return
+    raise AssertionError(f"pattern {pid} is in no file of the table")
 
 
 @pytest.mark.parametrize("what", ["label", "number input", "string input", "split"])
@@ -133,37 +187,31 @@ def test_verify_catches_a_row_edited_behind_the_store(
     X, y, _, ids = snap.training_data("train")
     pid = int(ids[0])
     assert snap.verify()
-    if what == "label":
-        new = "benign" if y[0] == "malignant" else "malignant"
-        _edit_behind_trenches_back(
-            store, "UPDATE patterns SET label = :v WHERE id = :i", v=new, i=pid
-        )
-    elif what == "number input":
-        from sqlalchemy import text
-
-        with store.engine.connect() as conn:
-            num = bytes(
-                conn.execute(
-                    text("SELECT num FROM patterns WHERE id = :i"), {"i": pid}
-                ).scalar_one()
-            )
-        _edit_behind_trenches_back(
-            store, "UPDATE patterns SET num = :v WHERE id = :i", v=_flipped(num), i=pid
-        )
-    elif what == "string input":
-        site = X.loc[pid, "site"]
-        other = "left" if site != "left" else "right"
-        _edit_behind_trenches_back(
-            store, "UPDATE patterns SET obj = :v WHERE id = :i", v=f'["{other}"]', i=pid
-        )
-    else:
-        _edit_behind_trenches_back(store, "UPDATE patterns SET split = 2 WHERE id = :i", i=pid)
+    _edit_table_behind_trenches_back(store, dataset, pid, what)
     # The training data did change under the snapshot ...
     X2, y2, _, ids2 = snap.training_data("train")
     assert not (X2.equals(X) and np.array_equal(y2, y) and np.array_equal(ids2, ids)), (
         "the edit changed nothing a model would see"
     )
     # ... and verify says so.
+    assert not snap.verify()
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE patterns SET label = 'other' WHERE id = :i",
+        "UPDATE patterns SET split = 2 WHERE id = :i",
+        "UPDATE patterns SET created_at = created_at - 1 WHERE id = :i",
+    ],
+)
+def test_verify_catches_a_database_row_that_no_longer_matches_its_table(
+    store: trenches.Store, dataset: trenches.Dataset, sql: str
+) -> None:
+    snap = dataset.snapshot()
+    _, _, _, ids = snap.training_data("train")
+    assert snap.verify()
+    _edit_behind_trenches_back(store, sql, i=int(ids[0]))
     assert not snap.verify()
 
 

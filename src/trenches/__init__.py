@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     # Types the store and what it returns hand out.
     from trenches.backfill import Backfill, BackfillResult, Gap, SkippedVersion, VersionBackfill
     from trenches.baselines import Baseline, Baselines
+    from trenches.compaction import Compaction, Migration, TableCompaction
     from trenches.comparison import Comparison, Flips
     from trenches.evaluation import EvaluateResult, Evaluation
     from trenches.explain import Explanation, Explanations
@@ -100,6 +101,9 @@ __version__ = "0.1.0"
 _LAZY = {
     "BackfillResult": "trenches.backfill",
     "SkippedVersion": "trenches.backfill",
+    "Compaction": "trenches.compaction",
+    "Migration": "trenches.compaction",
+    "TableCompaction": "trenches.compaction",
     "Comparison": "trenches.comparison",
     "Flips": "trenches.comparison",
     "Evaluation": "trenches.evaluation",
@@ -224,6 +228,7 @@ __all__ = [
     "CheckFailed",
     "ColumnDrift",
     "ColumnSettings",
+    "Compaction",
     "Comparison",
     "Conflict",
     "Criteria",
@@ -255,6 +260,7 @@ __all__ = [
     "InvalidConfig",
     "InvalidInput",
     "Lineage",
+    "Migration",
     "ModelVersion",
     "Models",
     "MonitorSettings",
@@ -306,6 +312,7 @@ __all__ = [
     "Store",
     "StoreBusy",
     "StoreError",
+    "TableCompaction",
     "ToPatterns",
     "Token",
     "Tokens",

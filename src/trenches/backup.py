@@ -1,6 +1,10 @@
-"""Backups of the embedded store: SQLite's online backup plus the artifacts.
+"""Backups of the embedded store: SQLite's online backup plus the artifacts and the
+files of the store's Iceberg tables.
 
-A backup is a folder holding ``trenches.db``, ``artifacts/`` and ``manifest.json``.
+A backup is a folder holding ``trenches.db``, ``artifacts/``, ``tables/`` and
+``manifest.json``. The tables' files are those the copied database's catalog rows
+reach (every snapshot kept); table files are never rewritten, and a commit's files are
+written before its catalog row, so everything the copy names is there to be copied.
 SQLite's backup API copies a consistent image of the database even while other
 processes write to it. PostgreSQL stores are backed up with ``pg_dump`` (see
 docs/deploying.md).
@@ -118,6 +122,7 @@ def backup(location: config.Location, dest: str | os.PathLike[str]) -> BackupRes
         revision = _copy_database(location.sqlite_path, work / config.DB_FILE)
         try:
             shas = _copy_artifacts(location, work)
+            table_files = _copy_tables(location, work)
         except DiskFull:
             raise DiskFull(
                 f"no space left on the disk to write the backup {out}; nothing of it was "
@@ -131,6 +136,7 @@ def backup(location: config.Location, dest: str | os.PathLike[str]) -> BackupRes
             "database_sha256": _sha256(work / config.DB_FILE),
             "artifact_files": len(shas),
             "artifacts": shas,
+            "table_files": table_files,
         }
         text = json.dumps(manifest, indent=2) + "\n"
         write_file(work / MANIFEST, [text.encode()], what=f"the backup's {MANIFEST} in {out}")
@@ -209,6 +215,80 @@ def _copy_artifacts(location: config.Location, work: Path) -> list[str]:
     return named
 
 
+def _table_locations(database: Path) -> list[str]:
+    """The metadata file of each Iceberg table a (copied) database's catalog names."""
+    con = _read_only(database)
+    try:
+        has_table = con.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'iceberg_tables'"
+        ).fetchone()
+        rows = (
+            con.execute(
+                "SELECT metadata_location FROM iceberg_tables "
+                "WHERE metadata_location IS NOT NULL ORDER BY table_name"
+            ).fetchall()
+            if has_table
+            else []
+        )
+    finally:
+        con.close()
+    return [str(r[0]) for r in rows]
+
+
+def _copy_tables(location: config.Location, work: Path) -> dict[str, str]:
+    """Copy every file of the Iceberg tables the copied database names into
+    ``work/tables/...`` (the same path as under the artifacts location). Returns each
+    file's path and SHA-256."""
+    locations = _table_locations(work / config.DB_FILE)
+    if not locations:
+        return {}
+    from trenches.tables.catalog import Tables
+    from trenches.tables.io import relative
+
+    tables = Tables(location.artifacts)
+    copied: dict[str, str] = {}
+    for file in tables.reachable(locations):
+        rel = relative(file)
+        dest = work / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with tables.fs.open(rel, "rb") as f:
+                sha, _ = write_file(
+                    dest, blocks_of(f), what=f"the backup's copy of {rel}", source=file
+                )
+        except FileNotFoundError:
+            raise StoreError(
+                f"{file}, a file of the store's tables, is missing from {location.artifacts}; "
+                "the store is damaged and a backup of it would not restore: restore it from "
+                "an earlier backup"
+            ) from None
+        copied[rel] = sha
+    return dict(sorted(copied.items()))
+
+
+def _restore_tables(folder: Path, files: dict[str, str], location: config.Location) -> None:
+    """Put the backup's table files back under the artifacts location (before the
+    database that names them)."""
+    if not files:
+        return
+    from trenches.tables.io import file_system, is_local
+
+    fs = file_system(location.artifacts)
+    local = is_local(fs.fs)
+    for rel, sha in files.items():
+        with (folder / rel).open("rb") as src:
+            if local:  # written aside and renamed: a killed restore damages nothing
+                dest = Path(fs.path) / rel
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                write_file(
+                    dest, blocks_of(src), what=str(dest), sha256=sha, source=str(folder / rel)
+                )
+            else:  # an object appears whole or not at all
+                with fs.open(rel, "wb") as out:
+                    for block in blocks_of(src):
+                        out.write(block)
+
+
 # --- restore ------------------------------------------------------------------------
 
 
@@ -221,6 +301,9 @@ class _Checked:
     schema_revision: str | None
     #: Each artifact's SHA-256 and its file in the backup.
     blobs: dict[str, Path]
+    #: The backup folder, and each table file's path in it and SHA-256.
+    folder: Path
+    table_files: dict[str, str]
 
 
 def restore(
@@ -258,6 +341,7 @@ def restore(
             if not artifacts.exists(sha):
                 added.append(sha)
             artifacts.put_file(path, sha256=sha)
+        _restore_tables(backup.folder, backup.table_files, location)
         _retire(target)
         os.replace(aside, target)
     except BaseException as e:
@@ -355,7 +439,22 @@ def _check(folder: Path) -> _Checked:
             f"missing from {folder / config.ARTIFACTS_DIR}"
             + (f" ({len(missing) - 1} more are missing too)" if len(missing) > 1 else "")
         )
-    return _Checked(db_file, manifest["database_sha256"], revision, blobs)
+    table_files = manifest.get("table_files") or {}
+    for rel, sha in table_files.items():
+        path = folder / rel
+        if not path.is_file():
+            raise InvalidInput(
+                f"{path}, a file of the store's tables that the backup's {MANIFEST} names, "
+                "is missing"
+            )
+        if _sha256(path) != sha:
+            raise InvalidInput(
+                f"{path} is damaged: its bytes no longer hash to the SHA-256 the backup's "
+                f"{MANIFEST} gives it; the backup cannot be restored as it is"
+            )
+    return _Checked(
+        db_file, manifest["database_sha256"], revision, blobs, folder, dict(table_files)
+    )
 
 
 def _read_manifest(path: Path) -> dict[str, Any]:
@@ -383,6 +482,19 @@ def _read_manifest(path: Path) -> dict[str, Any]:
         or not all(isinstance(s, str) and _HEX64.match(s) for s in listed)
     ):
         raise InvalidInput('"artifacts" must be a list of SHA-256s', file=str(path))
+    tables = manifest.get("table_files")
+    if tables is not None and (
+        not isinstance(tables, dict)
+        or not all(
+            isinstance(rel, str)
+            and rel.startswith("tables/")
+            and ".." not in rel.split("/")
+            and isinstance(sha, str)
+            and _HEX64.match(sha)
+            for rel, sha in tables.items()
+        )
+    ):
+        raise InvalidInput('"table_files" must map paths under tables/ to SHA-256s', file=str(path))
     return manifest
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from trenches import predictions as predictions_store
 from trenches import timestamps
@@ -133,12 +133,10 @@ class Baselines:
             dataset = conn.execute(
                 select(t.datasets.c.name).where(t.datasets.c.id == row.dataset_id)
             ).scalar_one()
-            blocks = t.prediction_blocks
-            count = conn.execute(
-                select(func.coalesce(func.sum(blocks.c.n), 0))
-                .select_from(blocks.join(t.predictors, blocks.c.predictor_id == t.predictors.c.id))
-                .where(t.predictors.c.baseline_id == row.id)
-            ).scalar_one()
+            predictor = conn.execute(
+                select(t.predictors.c.id).where(t.predictors.c.baseline_id == row.id)
+            ).scalar()
+            count = 0 if predictor is None else predictions_store.count(conn, predictor)
         return Baseline(
             row.id,
             row.name,

@@ -1,10 +1,14 @@
 """The prediction store: each predictor's output on each pattern, stored once.
 
 A predictor is a model version or a baseline. Its predictions are written in blocks
-of NumPy arrays (pattern ids, predicted class index or value, class scores,
-correctness, loss), one row a block, so that writing 100,000 predictions is one insert
-and reading them back is a handful of ``frombuffer`` calls. A prediction is a pure
-function of (predictor, pattern): a pattern that has one is never predicted again.
+(pattern ids, predicted class index or value, class scores, correctness, loss). A
+block of :data:`INLINE_ROWS` or more is appended to the Iceberg table ``predictions``
+(partitioned by predictor: reading one predictor's predictions reads its files only);
+a smaller one (a problem's patterns backfilled, a page of new patterns) is one row of
+NumPy arrays in the SQL table ``prediction_blocks``, where writing costs a millisecond
+rather than an Iceberg commit; ``trenches compact`` moves those into the table. Reads
+take both. A prediction is a pure function of (predictor, pattern): a pattern that has
+one is never predicted again.
 
 :func:`trenches.prediction_table.table` joins a predictor's predictions with the
 patterns they are about.
@@ -14,20 +18,29 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
-from sqlalchemy import insert, null, select
+from sqlalchemy import func, insert, null, select
 from sqlalchemy.engine import Connection
 
-from trenches import timestamps
+from trenches import tables, timestamps
 from trenches.db import schema as t
-from trenches.db.engine import blob_ranges, insert_returning_id
+from trenches.db.engine import advisory_lock, blob_ranges, id_in, insert_returning_id
 from trenches.errors import Conflict
 
 if TYPE_CHECKING:
-    pass
+    import pyarrow as pa
+
+    from trenches.tables.catalog import TableSpec
+
+#: A block of this many predictions or more goes to the Iceberg table; a smaller one
+#: stays a row of the SQL table until ``trenches compact`` moves it.
+INLINE_ROWS = 4096
+#: The Iceberg table of every predictor's predictions.
+TABLE = "predictions"
 
 
 @dataclass(frozen=True)
@@ -86,7 +99,142 @@ def predicted_ids(conn: Connection, predictor: int) -> np.ndarray:
     b = t.prediction_blocks.c
     blobs = conn.execute(select(b.pattern_ids).where(b.predictor_id == predictor)).scalars()
     parts = [np.frombuffer(x, dtype="<i8") for x in blobs]
-    return np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+    bulk = _bulk(conn, predictor, ["pattern_id"])
+    if bulk is not None:
+        parts.append(bulk.column("pattern_id").to_numpy())
+    # unique: in a write transaction, a move into the table committed between the two
+    # reads shows its rows in both
+    return np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+
+
+def count(conn: Connection, predictor: int) -> int:
+    """How many predictions the predictor has."""
+    b = t.prediction_blocks.c
+    inline = conn.execute(
+        select(func.coalesce(func.sum(b.n), 0)).where(b.predictor_id == predictor)
+    ).scalar_one()
+    return int(inline) + tables.of(conn).count(conn, TABLE, _of_predictor(predictor))
+
+
+def _of_predictor(predictor: int) -> Any:
+    from trenches.tables.catalog import equal
+
+    return equal("predictor_id", predictor)
+
+
+def _bulk(
+    conn: Connection, predictor: int, columns: Sequence[str], *, ids: np.ndarray | None = None
+) -> pa.Table | None:
+    """The predictor's rows of the Iceberg table (``columns`` of them; only those on
+    ``ids`` when given); None when it has none there."""
+    import pyarrow.compute as pc
+
+    store = tables.of(conn)
+    row_filter = _of_predictor(predictor)
+    if ids is not None:
+        from pyiceberg.expressions import And
+
+        from trenches.tables.catalog import between
+
+        row_filter = And(row_filter, between("pattern_id", int(ids[0]), int(ids[-1])))
+    files = store.files(conn, TABLE, row_filter)
+    if not files:
+        return None
+    filters = pc.field("predictor_id") == predictor
+    if ids is not None:
+        filters = filters & pc.field("pattern_id").isin(ids)
+    return store.read(files, columns=columns, filters=filters)
+
+
+@lru_cache(maxsize=1)
+def table_spec() -> TableSpec:
+    """The Iceberg table of predictions: one row a prediction, partitioned by
+    predictor; ``scores`` holds one number per class, in the predictor's class order."""
+    from pyiceberg.partitioning import PartitionField, PartitionSpec
+    from pyiceberg.schema import Schema
+    from pyiceberg.transforms import IdentityTransform
+    from pyiceberg.types import (
+        BooleanType,
+        DoubleType,
+        IntegerType,
+        ListType,
+        LongType,
+        NestedField,
+    )
+
+    from trenches.tables.catalog import TableSpec
+
+    schema = Schema(
+        NestedField(1, "predictor_id", LongType(), required=True),
+        NestedField(2, "pattern_id", LongType(), required=True),
+        NestedField(3, "label_index", IntegerType(), required=False),
+        NestedField(4, "value", DoubleType(), required=False),
+        NestedField(5, "scores", ListType(8, DoubleType(), element_required=True), required=False),
+        NestedField(6, "correct", BooleanType(), required=False),
+        NestedField(7, "loss", DoubleType(), required=False),
+    )
+    partition = PartitionSpec(
+        PartitionField(
+            source_id=1, field_id=1000, transform=IdentityTransform(), name="predictor_id"
+        )
+    )
+    return TableSpec(TABLE, schema, partition)
+
+
+def _arrow(predictor: int, columns: dict[str, np.ndarray | None], n: int) -> pa.Table:
+    """A block's sorted arrays as rows of the Iceberg table."""
+    import pyarrow as pa
+
+    schema = table_spec().schema.as_arrow()
+
+    def plain(name: str, dtype: Any) -> pa.Array:
+        value = columns[name]
+        if value is None:
+            return pa.nulls(n, schema.field(name).type)
+        return pa.array(np.asarray(value).astype(dtype, copy=False), type=schema.field(name).type)
+
+    scores = columns["scores"]
+    if scores is None:
+        score_array: pa.Array = pa.nulls(n, schema.field("scores").type)
+    else:
+        flat = np.ascontiguousarray(scores, dtype=np.float64).reshape(n, -1)
+        offsets = np.arange(0, flat.size + 1, flat.shape[1], dtype=np.int64)
+        score_array = pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(flat.ravel()))
+        score_array = score_array.cast(schema.field("scores").type)
+    arrays = [
+        pa.array(np.full(n, predictor, dtype=np.int64)),
+        pa.array(np.asarray(columns["pattern_ids"], dtype=np.int64)),
+        plain("label_index", np.int32),
+        plain("value", np.float64),
+        score_array,
+        plain("correct", np.bool_),
+        plain("loss", np.float64),
+    ]
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _from_arrow(data: pa.Table, k: int) -> dict[str, np.ndarray | None]:
+    """Rows of the Iceberg table as a block's arrays (a column not read, or null in
+    every row, as None; NaN or 0 where a row has none)."""
+    out: dict[str, np.ndarray | None] = {"pattern_ids": data.column("pattern_id").to_numpy()}
+    for name, (dtype, _) in _ARRAYS.items():
+        if name not in data.column_names or data.column(name).null_count == data.num_rows:
+            out[name] = None
+            continue
+        column = data.column(name).combine_chunks()
+        if name == "scores":
+            filled = np.full((data.num_rows, k), np.nan)
+            valid = column.is_valid().to_numpy(zero_copy_only=False)
+            if valid.any():
+                filled[valid] = column.drop_null().flatten().to_numpy().reshape(-1, k)
+            out[name] = filled
+        elif name == "correct":
+            out[name] = column.fill_null(False).to_numpy(zero_copy_only=False).astype("u1")
+        elif dtype == "<f8":
+            out[name] = column.fill_null(np.nan).to_numpy(zero_copy_only=False)
+        else:
+            out[name] = column.fill_null(0).to_numpy(zero_copy_only=False).astype(dtype)
+    return out
 
 
 @dataclass(frozen=True)
@@ -117,6 +265,9 @@ def write_block(
     ids = ids[order]
     if (np.diff(ids) == 0).any():
         raise Conflict("a block of predictions names a pattern twice")
+    # Two writers of one predictor (two processes evaluating one version) take turns
+    # from here: the second sees what the first stored.
+    advisory_lock(conn, f"predictions.{predictor}")
     have = predicted_ids(conn, predictor)
     fresh = ~np.isin(ids, have)
     if not fresh.all():
@@ -133,6 +284,17 @@ def write_block(
     def sort(a: np.ndarray | None) -> np.ndarray | None:
         return None if a is None else np.asarray(a)[order]
 
+    if n >= INLINE_ROWS:
+        columns = {
+            "pattern_ids": ids,
+            "label_index": sort(block.label_index),
+            "value": sort(block.values),
+            "scores": sort(block.scores),
+            "correct": sort(block.correct),
+            "loss": sort(block.loss) if block.loss is not None else np.full(n, np.nan),
+        }
+        tables.of(conn).append(conn, table_spec(), _arrow(predictor, columns, n))
+        return n
     conn.execute(
         insert(t.prediction_blocks).values(
             predictor_id=predictor,
@@ -152,58 +314,36 @@ def write_block(
 def read(conn: Connection, predictor: int, *, columns: Sequence[str] | None = None) -> Predictions:
     """All of a predictor's predictions, by ascending pattern id; ``columns``: only
     those of :data:`COLUMNS` (the others come back None, the loss NaN)."""
-    classes_json = conn.execute(
-        select(t.predictors.c.classes).where(t.predictors.c.id == predictor)
-    ).scalar()
-    classes = tuple(orjson.loads(classes_json)) if classes_json else None
+    classes = _classes(conn, predictor)
+    k = len(classes) if classes else 1
+    names = COLUMNS if columns is None else tuple(c for c in COLUMNS if c in columns)
     b = t.prediction_blocks.c
     rows = conn.execute(
-        select(
-            b.n,
-            b.pattern_ids,
-            *(
-                getattr(b, name) if columns is None or name in columns else null()
-                for name in ("label_index", "value", "scores", "correct", "loss")
-            ),
-        )
+        select(b.pattern_ids, *(getattr(b, name) if name in names else null() for name in COLUMNS))
         .where(b.predictor_id == predictor)
         .order_by(b.id)
     ).all()
+    parts: list[dict[str, np.ndarray | None]] = []
+    for row in rows:
+        part: dict[str, np.ndarray | None] = {"pattern_ids": np.frombuffer(row[0], dtype="<i8")}
+        for i, (name, (dtype, per)) in enumerate(_ARRAYS.items(), start=1):
+            if row[i] is None:
+                part[name] = None
+                continue
+            values = np.frombuffer(row[i], dtype=dtype)
+            part[name] = values.reshape(-1, k) if per is None else values
+        parts.append(part)
+    bulk = _bulk(conn, predictor, ["pattern_id", *names])
+    if bulk is not None and bulk.num_rows:
+        parts.append(_from_arrow(bulk, k))
+    return _joined(classes, parts, k)
 
-    def column(i: int, dtype: str, width: int = 1) -> np.ndarray | None:
-        if all(r[i] is None for r in rows):
-            return None
-        parts = []
-        for r in rows:
-            if r[i] is None:  # a block without this column: NaN (or 0) for its rows
-                parts.append(np.full(r[0] * width, np.nan if dtype == "<f8" else 0, dtype=dtype))
-            else:
-                parts.append(np.frombuffer(r[i], dtype=dtype))
-        out = np.concatenate(parts)
-        return out.reshape(-1, width) if width > 1 else out
 
-    ids = column(1, "<i8")
-    if ids is None:
-        empty = np.zeros(0)
-        return Predictions(classes, np.zeros(0, dtype=np.int64), None, None, None, None, empty)
-    k = len(classes) if classes else 1
-    label_index = column(2, "<i4")
-    values = column(3, "<f8")
-    scores = column(4, "<f8", k)
-    correct = column(5, "u1")
-    loss = column(6, "<f8")
-    if loss is None:
-        loss = np.full(len(ids), np.nan)
-    order = np.argsort(ids, kind="stable")
-    return Predictions(
-        classes,
-        ids[order],
-        None if label_index is None else label_index[order],
-        None if values is None else values[order],
-        None if scores is None else scores[order],
-        None if correct is None else correct[order].astype(bool),
-        loss[order],
-    )
+def _classes(conn: Connection, predictor: int) -> tuple[str, ...] | None:
+    classes_json = conn.execute(
+        select(t.predictors.c.classes).where(t.predictors.c.id == predictor)
+    ).scalar()
+    return tuple(orjson.loads(classes_json)) if classes_json else None
 
 
 #: The arrays of a block besides its pattern ids: (dtype, values per prediction or
@@ -239,10 +379,7 @@ def read_some(
     ``columns`` are those of :data:`COLUMNS` to read (the others come back None, the
     loss NaN)."""
     wanted = np.unique(np.asarray(pattern_ids, dtype=np.int64))
-    classes_json = conn.execute(
-        select(t.predictors.c.classes).where(t.predictors.c.id == predictor)
-    ).scalar()
-    classes = tuple(orjson.loads(classes_json)) if classes_json else None
+    classes = _classes(conn, predictor)
     k = len(classes) if classes else 1
     parts: list[dict[str, np.ndarray | None]] = []
     if len(wanted):
@@ -251,6 +388,10 @@ def read_some(
             part = _read_stretch(conn, block, wanted, k, columns)
             if part is not None:
                 parts.append(part)
+        names = [c for c in COLUMNS if c in columns]
+        bulk = _bulk(conn, predictor, ["pattern_id", *names], ids=wanted)
+        if bulk is not None and bulk.num_rows:
+            parts.append(_from_arrow(bulk, k))
     return _joined(classes, parts, k)
 
 
@@ -386,3 +527,50 @@ def _joined(
         None if correct is None else correct.astype(bool),
         loss,
     )
+
+
+def move_inline(conn: Connection, *, max_rows: int = 1_000_000) -> int:
+    """Move the oldest inline blocks (rows of SQL, up to about ``max_rows``
+    predictions) into the Iceberg table, in the connection's write transaction: the
+    rows leave SQL and appear in the table in the same commit. Returns how many
+    predictions moved (0: none was left)."""
+    import pyarrow as pa
+
+    from trenches.tables.catalog import lock
+
+    lock(conn, TABLE)  # the table's writers queue behind this move from here on
+    b = t.prediction_blocks.c
+    chosen: list[int] = []
+    total = 0
+    for block_id, n in conn.execute(select(b.id, b.n).order_by(b.id)):
+        if chosen and total + n > max_rows:
+            break
+        chosen.append(int(block_id))
+        total += int(n)
+    if not chosen:
+        return 0
+    parts = []
+    for row in conn.execute(
+        select(t.prediction_blocks).where(id_in(conn.dialect.name, b.id, chosen))
+    ):
+        n = int(row.n)
+        k = len(row.scores) // (8 * n) if row.scores is not None else 1
+        columns: dict[str, np.ndarray | None] = {
+            "pattern_ids": np.frombuffer(row.pattern_ids, dtype="<i8"),
+            "label_index": None
+            if row.label_index is None
+            else np.frombuffer(row.label_index, "<i4"),
+            "value": None if row.value is None else np.frombuffer(row.value, "<f8"),
+            "scores": None
+            if row.scores is None
+            else np.frombuffer(row.scores, "<f8").reshape(n, k),
+            "correct": None if row.correct is None else np.frombuffer(row.correct, "u1"),
+            "loss": None if row.loss is None else np.frombuffer(row.loss, "<f8"),
+        }
+        parts.append(_arrow(int(row.predictor_id), columns, n))
+    data = pa.concat_tables(parts).sort_by(
+        [("predictor_id", "ascending"), ("pattern_id", "ascending")]
+    )
+    tables.of(conn).append(conn, table_spec(), data)
+    conn.execute(t.prediction_blocks.delete().where(id_in(conn.dialect.name, b.id, chosen)))
+    return total

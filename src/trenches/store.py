@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Engine
 
-from trenches import config
+from trenches import config, tables, timestamps
 from trenches.artifacts import ArtifactStore
 from trenches.db import migrate
 from trenches.db.engine import make_engine
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from trenches.backfill import Backfill
     from trenches.baselines import Baselines
+    from trenches.compaction import Compaction, Migration
     from trenches.comparison import Comparison, Comparisons, Flips
     from trenches.evaluation import EvaluateResult
     from trenches.explain import Explanations
@@ -64,6 +65,8 @@ class Store:
         self.engine = engine
         #: Content-addressed files (model files, diffs, environments) by SHA-256.
         self.artifacts = ArtifactStore(location.artifacts)
+        #: Bulk facts (predictions) in Iceberg tables, beside the artifacts.
+        tables.bind(engine, location.artifacts)
         self._settings = settings or Source(Settings())
 
     @property
@@ -437,6 +440,27 @@ class Store:
         other) over the patterns both predicted, with the paired test: the quick query
         behind :meth:`compare`, without its metrics."""
         return self._comparisons.flips(a, b)
+
+    def compact(
+        self, *, older_than: str = "3d", progress: Callable[[str], None] | None = None
+    ) -> Compaction:
+        """Tidy the store's bulk facts: predictions kept inline move into the Iceberg
+        table, small files are merged, and Iceberg snapshots and files no longer needed
+        are removed once ``older_than`` (30m, 24h, 3d) has passed since they were
+        replaced. Safe while others read and write (``trenches compact``)."""
+        from trenches import compaction
+
+        before = timestamps.parse(older_than, what="--older-than")
+        assert before is not None
+        return compaction.compact(self.engine, before_us=before, progress=progress)
+
+    def migrate(self, *, progress: Callable[[str], None] | None = None) -> Migration:
+        """Move what an earlier release kept as blobs in the database (predictions) into
+        the Iceberg tables; safe to run again, and while others work
+        (``trenches migrate``)."""
+        from trenches import compaction
+
+        return compaction.migrate(self.engine, progress=progress)
 
     def close(self) -> None:
         self.engine.dispose()

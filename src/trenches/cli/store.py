@@ -1,4 +1,5 @@
-"""Top-level jobs on the store itself: ``init``, ``backup``, ``restore``, ``demo``."""
+"""Top-level jobs on the store itself: ``init``, ``backup``, ``restore``, ``compact``,
+``migrate``, ``demo``."""
 
 from __future__ import annotations
 
@@ -7,13 +8,15 @@ from pathlib import Path
 import typer
 
 from trenches import config
-from trenches.cli._output import console, open_store, state
+from trenches.cli._output import console, open_store, print_json, state
 
 
 def register(app: typer.Typer) -> None:
     app.command("init")(init)
     app.command("backup")(backup)
     app.command("restore")(restore)
+    app.command("compact")(compact)
+    app.command("migrate")(migrate)
     app.command("demo")(demo)
 
 
@@ -46,6 +49,65 @@ def backup(
     console.print(
         f"backed up {result.database_bytes / 1e6:.1f} MB of database and "
         f"{result.artifact_files} artifact files to {result.path}"
+    )
+
+
+def compact(
+    older_than: str = typer.Option(
+        "3d",
+        "--older-than",
+        help="Leave Iceberg snapshots replaced, and files written, less than this long "
+        "ago (30m, 24h, 3d): a reader or writer still at work never loses a file.",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print what was done as JSON."),
+) -> None:
+    """Tidy the store's bulk facts: predictions kept in the database (small batches)
+    move into the Iceberg table, small files are merged, and Iceberg snapshots and
+    files nobody needs any longer are removed. Safe while others read and write; a
+    compaction that is stopped leaves what it finished.
+
+    Example: `trenches compact`, or `trenches compact --older-than 1h`
+    """
+    from trenches.json_form import to_json
+
+    store = open_store()
+    with store:
+        say = None if as_json else console.print
+        done = store.compact(older_than=older_than, progress=say)
+    if as_json:
+        print_json(to_json(done))
+        return
+    if not done.tables and not done.predictions_moved:
+        console.print("nothing to compact: the store has no tables yet")
+    for t in done.tables:
+        console.print(
+            f"{t.table}: {t.files_before} data files, now {t.files_after}; "
+            f"{t.snapshots_expired} snapshots expired; {t.files_removed} files removed "
+            f"({t.bytes_removed / 1e6:.1f} MB)"
+        )
+
+
+def migrate(
+    as_json: bool = typer.Option(False, "--json", help="Print what was moved as JSON."),
+) -> None:
+    """Move what an earlier release of trenches kept as blobs in the database (pattern
+    inputs, stored predictions) into the store's Iceberg tables, nothing lost. Each step is one
+    transaction: a migration that is stopped can be run again and goes on from there.
+    Opening a store brings its schema up to date by itself; this moves the data.
+
+    Example: `trenches migrate`
+    """
+    from trenches.json_form import to_json
+
+    store = open_store()
+    with store:
+        done = store.migrate(progress=None if as_json else console.print)
+    if as_json:
+        print_json(to_json(done))
+        return
+    console.print(
+        f"moved the inputs of {done.patterns_moved:,} patterns ({done.datasets_moved} "
+        f"datasets) and {done.predictions_moved:,} predictions into the tables"
     )
 
 

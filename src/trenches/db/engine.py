@@ -12,6 +12,7 @@ import sqlite3
 import sys
 import threading
 import weakref
+import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from typing import Any
@@ -227,9 +228,23 @@ def write(engine: Engine, *, audited: bool = True) -> Iterator[Connection]:
 
 @contextmanager
 def read(engine: Engine) -> Iterator[Connection]:
-    """A read-only connection with one consistent view of the data."""
-    with translate_errors(engine), engine.connect() as conn, conn.begin():
-        yield conn
+    """A read-only connection with one consistent view of the data: on PostgreSQL a
+    REPEATABLE READ transaction (every statement sees the moment of the first; a
+    read-only one never fails for it), on SQLite its one read snapshot."""
+    with translate_errors(engine), engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin():
+            yield conn
+
+
+def advisory_lock(conn: Connection, name: str) -> None:
+    """Queue behind every other write transaction that takes the lock ``name`` until
+    this one ends. SQLite has one writer at a time already (trenches' write
+    transactions begin IMMEDIATE); PostgreSQL takes an advisory transaction lock."""
+    if conn.dialect.name == "postgresql":
+        key = zlib.crc32(f"trenches.{name}".encode())
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({key})")
 
 
 def database_name(engine: Engine) -> str:

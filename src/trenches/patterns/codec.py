@@ -273,6 +273,16 @@ def recode(
     ``keys`` and ``key_head`` are set): a snapshot's ``verify`` compares them with the
     stored ones. Raises ``ValueError`` or ``TypeError`` for inputs no import could have
     stored."""
+    cols = coerced_of(schema, num, obj)
+    hashes = _key_hashes(schema, cols, len(num) if schema.numeric else len(obj), salt)
+    return EncodedInputs(None, None, _hash_bytes(hashes), hashes[:, 0], None)
+
+
+def coerced_of(
+    schema: InputSchema, num: Sequence[bytes | None], obj: Sequence[str | None]
+) -> dict[str, CoercedColumn]:
+    """Stored inputs as the checked columns an import encodes them from. Raises
+    ``ValueError`` or ``TypeError`` for inputs no import could have stored."""
     cols = {
         col.name: CoercedColumn(values, missing)
         for col, values, missing in _stored_numbers(schema, num)
@@ -282,8 +292,7 @@ def recode(
             if values.ndim != 1 or not all(v is None or isinstance(v, str) for v in values):
                 raise TypeError(f"stored column {col.name!r} holds something else than text")
             cols[col.name] = CoercedColumn(values, np.array([v is None for v in values]))
-    hashes = _key_hashes(schema, cols, len(num) if schema.numeric else len(obj), salt)
-    return EncodedInputs(None, None, _hash_bytes(hashes), hashes[:, 0], None)
+    return cols
 
 
 def content_hashes(

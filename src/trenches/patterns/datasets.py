@@ -99,6 +99,9 @@ class Dataset:
         self.tolerance: Tolerance | None = Tolerance.from_columns(
             row.tolerance_abs, row.tolerance_rel
         )
+        #: Whether its patterns' inputs live in its Iceberg table (see
+        #: :mod:`trenches.patterns.columnar`), or packed in its rows (an earlier release's).
+        self.columnar: bool = bool(row.columnar)
 
     def __repr__(self) -> str:
         return f"<Dataset {self.name!r} {self.task} label={self.label_column!r}>"
@@ -424,6 +427,7 @@ class Datasets:
                     created_at=timestamps.now_us(),
                     tolerance_abs=tol.absolute if tol else None,
                     tolerance_rel=tol.relative if tol else None,
+                    columnar=True,
                 )
             )
         return self.get(name)

@@ -19,7 +19,7 @@ from trenches.db import schema as t
 from trenches.db.engine import id_in, read
 from trenches.errors import InvalidInput
 from trenches.names import SPLITS
-from trenches.patterns import codec
+from trenches.patterns import codec, columnar
 from trenches.patterns import inputs as inp
 
 if TYPE_CHECKING:
@@ -109,9 +109,12 @@ def read_patterns(
     created_at, which is all training needs, and the read skips the join with the
     imports.
     """
+    members = members or Members()
+    if dataset.columnar:
+        columns = _columnar_columns(dataset, members, split, ids, with_inputs, full_info)
+        return _frames(dataset, columns, with_inputs, full_info)
     p = t.patterns.c
     b = t.import_batches.c
-    members = members or Members()
     where = membership(
         dataset.id,
         as_of=members.as_of,
@@ -154,6 +157,13 @@ def read_patterns(
             if rows
             else {n: () for n in names}
         )
+    return _frames(dataset, columns, with_inputs, full_info)
+
+
+def _frames(
+    dataset: Dataset, columns: dict[str, Any], with_inputs: bool, full_info: bool
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(inputs and label, provenance) from the columns a read gathered."""
     index = pd.Index(np.array(columns["id"], dtype=np.int64), name="pattern_id")
     info_columns: dict[str, Any] = {
         "split": pd.Categorical.from_codes(
@@ -193,8 +203,129 @@ def read_patterns(
         return pd.DataFrame({dataset.label_column: labels}, index=index), info
     if dataset.schema is None:
         frame = pd.DataFrame(index=index)
+    elif "inputs" in columns:
+        frame = columnar.inputs_frame(dataset.schema, columns["inputs"])
+        frame.index = index
     else:
         frame = codec.decode(dataset.schema, columns["num"], columns["obj"])
         frame.index = index
     frame[dataset.label_column] = inp.labels_from_text(list(columns["label"]), dataset.label_type)
     return frame, info
+
+
+def _columnar_columns(
+    dataset: Dataset,
+    members: Members,
+    split: str | None,
+    ids: Sequence[int] | None,
+    with_inputs: bool,
+    full_info: bool,
+) -> dict[str, Any]:
+    """The columns of a columnar dataset's patterns that ``members`` (or ``ids``) and
+    ``split`` select, from its Iceberg table, by ascending id; which are deactivated
+    (the one thing about a pattern that changes) from the database."""
+    import pyarrow as pa
+
+    if split is not None and split not in SPLITS:
+        raise InvalidInput(f"split {split!r} must be one of {', '.join(SPLITS)}")
+    wanted = None if ids is None else np.unique(np.asarray(list(ids), dtype=np.int64))
+    include_inactive = members.include_inactive or ids is not None
+    read_columns = ["pattern_id", "split", "source", "label", "created_at"]
+    if full_info:
+        read_columns += ["batch_id", "replaces_id", "tags"]
+    if with_inputs:
+        read_columns.append("inputs")
+    p, b = t.patterns.c, t.import_batches.c
+    with read(dataset.engine) as conn, no_gc():
+        data = (
+            None
+            if dataset.schema is None
+            else columnar.read(
+                conn,
+                dataset.id,
+                columns=read_columns,
+                split=None if split is None else SPLITS.index(split),
+                ids=wanted,
+                max_id=members.max_id,
+                as_of=members.as_of,
+                sources=members.sources,
+            )
+        )
+        off = conn.execute(
+            select(p.id, p.deactivated_at).where(
+                p.dataset_id == dataset.id, p.deactivated_at.is_not(None)
+            )
+        ).all()
+        labellers = (
+            dict(conn.execute(select(b.id, b.labelled_by).where(b.dataset_id == dataset.id)).all())
+            if full_info
+            else {}
+        )
+    if data is None:
+        empty = {n: () for n in ("id", "split", "source", "label", "created_at")}
+        if full_info:
+            empty.update({n: () for n in _INFO_EXTRA})
+        if with_inputs and dataset.schema is not None:
+            empty["inputs"] = _empty_inputs(dataset)
+        return empty
+    data = data.sort_by("pattern_id")
+    pattern_ids = data.column("pattern_id").to_numpy()
+    when = _deactivated_at(pattern_ids, off)
+    if members.as_of is not None:
+        keep = when > members.as_of
+    elif not include_inactive:
+        keep = when == _NEVER
+    else:
+        keep = np.ones(len(pattern_ids), dtype=bool)
+    if not keep.all():
+        data = data.filter(pa.array(keep))
+        pattern_ids, when = pattern_ids[keep], when[keep]
+    columns: dict[str, Any] = {
+        "id": pattern_ids,
+        "split": data.column("split").to_numpy(),
+        "source": data.column("source").to_numpy(zero_copy_only=False),
+        "label": data.column("label").to_pylist(),
+        "created_at": data.column("created_at").to_numpy(),
+    }
+    if full_info:
+        batch_ids = data.column("batch_id").to_numpy()
+        columns["batch_id"] = batch_ids
+        columns["labelled_by"] = [labellers.get(int(i)) for i in batch_ids.tolist()]
+        columns["deactivated_at"] = [None if w == _NEVER else int(w) for w in when.tolist()]
+        columns["replaces_id"] = data.column("replaces_id").to_pylist()
+        columns["tags"] = data.column("tags").to_pylist()
+    if with_inputs:
+        columns["inputs"] = data.column("inputs")
+    return columns
+
+
+#: The deactivation time of a pattern never deactivated.
+_NEVER = np.iinfo(np.int64).max
+
+
+def _deactivated_at(pattern_ids: np.ndarray, off: Sequence[Any]) -> np.ndarray:
+    """When each of ``pattern_ids`` was deactivated (:data:`_NEVER`: it is active), from
+    the (id, deactivated_at) rows of the deactivated ones."""
+    when = np.full(len(pattern_ids), _NEVER, dtype=np.int64)
+    if not off:
+        return when
+    off_ids = np.array([r[0] for r in off], dtype=np.int64)
+    off_at = np.array([r[1] for r in off], dtype=np.int64)
+    order = np.argsort(off_ids)
+    off_ids, off_at = off_ids[order], off_at[order]
+    at = np.minimum(np.searchsorted(off_ids, pattern_ids), len(off_ids) - 1)
+    hit = off_ids[at] == pattern_ids
+    when[hit] = off_at[at[hit]]
+    return when
+
+
+#: The provenance columns a full read adds.
+_INFO_EXTRA = ("deactivated_at", "replaces_id", "batch_id", "labelled_by", "tags")
+
+
+def _empty_inputs(dataset: Dataset) -> Any:
+    import pyarrow as pa
+
+    assert dataset.schema is not None
+    spec = columnar.table_spec(dataset.id, dataset.schema)
+    return pa.array([], type=spec.schema.as_arrow().field("inputs").type)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql import ColumnElement
@@ -16,9 +17,9 @@ from trenches import timestamps
 from trenches.db import schema as t
 from trenches.db.audit import acting_name, change
 from trenches.db.engine import lock_patterns, read, write
-from trenches.errors import Conflict, InvalidInput, NotFound
+from trenches.errors import Conflict, InvalidInput, NotFound, StoreError
 from trenches.names import check_source, in_int64
-from trenches.patterns import codec
+from trenches.patterns import codec, columnar
 from trenches.patterns import inputs as inp
 from trenches.patterns.datasets import Dataset, dataset_by_id
 from trenches.patterns.listing import PatternPage, PatternQuery, count, page, patterns_of_rows
@@ -119,13 +120,29 @@ class Patterns:
                     created_at=now,
                 )
             ).inserted_primary_key[0]  # type: ignore[index]
-            content = codec.content_hashes(
-                [old.num] if old.num is not None else None,
-                [old.obj] if old.obj is not None else None,
-                [text],
-                source,
-                now,
-            )[0]
+            inputs = None
+            if dataset.columnar:
+                # The inputs live in the dataset's table: the new pattern repeats them.
+                assert dataset.schema is not None
+                found = columnar.read(
+                    conn, dataset.id, columns=["inputs"], ids=np.array([old.id], np.int64)
+                )
+                if found is None or found.num_rows != 1:
+                    raise StoreError(
+                        f"pattern {pattern_id} is missing from the table of dataset "
+                        f"{dataset.name!r}: the store is damaged; restore it from a backup"
+                    )
+                inputs = columnar.coerced(dataset.schema, found.column("inputs"))
+                enc = codec.encode(dataset.schema, inputs, 1, dataset.salt)
+                content = codec.content_hashes(enc.num_words, enc.obj, [text], source, now)[0]
+            else:
+                content = codec.content_hashes(
+                    [old.num] if old.num is not None else None,
+                    [old.obj] if old.obj is not None else None,
+                    [text],
+                    source,
+                    now,
+                )[0]
             new_id = conn.execute(
                 insert(t.patterns).values(
                     dataset_id=old.dataset_id,
@@ -142,6 +159,28 @@ class Patterns:
                     replaces_id=old.id,
                 )
             ).inserted_primary_key[0]  # type: ignore[index]
+            if inputs is not None:
+                assert dataset.schema is not None
+                spec = columnar.table_spec(dataset.id, dataset.schema)
+                columnar.append(
+                    conn,
+                    spec,
+                    columnar.rows(
+                        spec,
+                        dataset.schema,
+                        ids=np.array([new_id], dtype=np.int64),
+                        split=np.array([old.split]),
+                        source=source,
+                        batch_id=int(batch_id),
+                        labels=[text],
+                        created_at=now,
+                        keys=[old.input_key],
+                        hashes=[content],
+                        cols=inputs,
+                        replaces_id=[old.id],
+                        tags=old.tags,
+                    ),
+                )
             conn.execute(update(t.patterns).where(p.id == old.id).values(deactivated_at=now))
             marked.detail.update(
                 dataset=dataset.name, label=text, was=old.label, new_pattern=int(new_id)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +24,7 @@ from trenches.db.engine import bulk_insert, lock_patterns, write
 from trenches.errors import Conflict, InvalidInput
 from trenches.json_form import to_json
 from trenches.names import SPLITS, check_source
-from trenches.patterns import codec
+from trenches.patterns import codec, columnar
 from trenches.patterns import inputs as inp
 from trenches.patterns.existing import StoredContent
 from trenches.patterns.frames import no_gc
@@ -94,6 +94,11 @@ class _Written:
     rows: int
     already: int
     by_split: np.ndarray
+    #: For a columnar dataset: which rows were written, and their keys and hashes.
+    kept: list[np.ndarray] = field(default_factory=list)
+    keys: list[bytearray] = field(default_factory=list)
+    hashes: list[bytearray] = field(default_factory=list)
+    splits: list[np.ndarray] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -279,6 +284,10 @@ def add_frame(
             )
         ).one()
         assert first_id is None or first_id > before
+        if dataset.columnar and written.rows:
+            # The ids of one import are consecutive, in the order of its rows.
+            assert batch_id is not None and last_id - first_id + 1 == written.rows
+            _append_columnar(conn, dataset, schema, chunks, written, batch_id, first_id, tags_json)
     if first_import:
         dataset.schema = schema
         dataset.label_type = label_type
@@ -294,6 +303,41 @@ def add_frame(
         already_stored=written.already,
         skipped=written.already if skip_existing else 0,
     )
+
+
+def _append_columnar(
+    conn: Connection,
+    dataset: Dataset,
+    schema: inp.InputSchema,
+    chunks: _Chunks,
+    written: _Written,
+    batch_id: int,
+    first_id: int,
+    tags_json: str | None,
+) -> None:
+    """The rows an import wrote, appended to the dataset's Iceberg table in the import's
+    transaction."""
+    kept = np.concatenate(written.kept)
+    cols = {
+        name: inp.CoercedColumn(c.values[kept], c.missing[kept]) for name, c in chunks.cols.items()
+    }
+    labels = [chunks.label_text[i] for i in kept.tolist()]
+    spec = columnar.table_spec(dataset.id, schema)
+    rows = columnar.rows(
+        spec,
+        schema,
+        ids=np.arange(first_id, first_id + len(kept), dtype=np.int64),
+        split=np.concatenate(written.splits),
+        source=chunks.source,
+        batch_id=batch_id,
+        labels=labels,
+        created_at=chunks.when,
+        keys=written.keys,
+        hashes=written.hashes,
+        cols=cols,
+        tags=tags_json,
+    )
+    columnar.append(conn, spec, rows)
 
 
 def _given_time(created_at: str | datetime | int | None) -> int:
@@ -389,6 +433,7 @@ def _write_chunks(
         for start in range(0, n, CHUNK_ROWS):
             stop = min(n, start + CHUNK_ROWS)
             names, rows, split, enc = _encode_chunk(dataset, chunks, start, stop)
+            keep = np.ones(stop - start, dtype=bool)
             if pending is not None:
                 wait(pending)
             if chunks.stored is not None:  # the connection is free to read now
@@ -403,7 +448,15 @@ def _write_chunks(
                 if chunks.skip_existing and seen.any():
                     rows = [r for r, old in zip(rows, seen.tolist(), strict=True) if not old]
                     split = split[~seen]
+                    keep = ~seen
             out.by_split += np.bincount(split, minlength=3)
+            if dataset.columnar:
+                content = names.index("content_hash")
+                kept = np.flatnonzero(keep)
+                out.kept.append(start + kept)
+                out.splits.append(split)
+                out.keys.extend(enc.keys[i] for i in kept.tolist())
+                out.hashes.extend(r[content] for r in rows)
             pending = writer.submit(write_chunk, names, rows)
         if pending is not None:
             wait(pending)
@@ -423,10 +476,12 @@ def _encode_chunk(
     split = codec.splits_of(enc.key_head, dataset.split_ratios)
     labs = chunks.label_text[start:stop]
     content = codec.content_hashes(enc.num_words, enc.obj, labs, chunks.source, chunks.when)
-    # Columns that would be NULL in every row are left out of the statement.
+    # Columns that would be NULL in every row are left out of the statement. A columnar
+    # dataset keeps its inputs in its table; its rows keep the text inputs too, which
+    # the pattern search looks through.
     names = ["split", "input_key", "content_hash", "label"]
     columns: list[Any] = [split.tolist(), enc.keys, content, labs]
-    if enc.num is not None:
+    if enc.num is not None and not dataset.columnar:
         names.append("num")
         columns.append(enc.num)
     if enc.obj is not None:

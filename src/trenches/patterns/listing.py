@@ -12,14 +12,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
+import pandas as pd
 from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
 
 from trenches import timestamps
 from trenches.db import schema as t
 from trenches.db.engine import id_in, read
-from trenches.errors import InvalidInput
+from trenches.errors import InvalidInput, StoreError
 from trenches.names import SPLITS
-from trenches.patterns import codec
+from trenches.patterns import codec, columnar
 from trenches.patterns import inputs as inp
 from trenches.patterns.datasets import Dataset, dataset_by_id
 from trenches.patterns.record import Pattern, plain
@@ -151,7 +153,10 @@ def patterns_of_rows(engine: Engine, conn: Connection, rows: list[Any]) -> tuple
         ds = datasets.setdefault(dataset_id, dataset_by_id(engine, dataset_id, conn))
         mine = [r for r in rows if r.dataset_id == dataset_id]
         assert ds.schema is not None
-        frame = codec.decode(ds.schema, [r.num for r in mine], [r.obj for r in mine])
+        if ds.columnar:
+            frame = _columnar_inputs(conn, ds, [int(r.id) for r in mine])
+        else:
+            frame = codec.decode(ds.schema, [r.num for r in mine], [r.obj for r in mine])
         labels = inp.labels_from_text([r.label for r in mine], ds.label_type)
         records = frame.to_dict("records")
         for r, inputs, label in zip(mine, records, labels, strict=True):
@@ -172,3 +177,19 @@ def patterns_of_rows(engine: Engine, conn: Connection, rows: list[Any]) -> tuple
                 tags=tuple(orjson.loads(r.tags)) if r.tags else (),
             )
     return tuple(by_id[r.id] for r in rows)
+
+
+def _columnar_inputs(conn: Connection, ds: Dataset, ids: list[int]) -> pd.DataFrame:
+    """The inputs of some patterns of a columnar dataset, in the order of ``ids``."""
+    assert ds.schema is not None
+    data = columnar.read(
+        conn, ds.id, columns=["pattern_id", "inputs"], ids=np.asarray(ids, dtype=np.int64)
+    )
+    if data is None or data.num_rows != len(set(ids)):
+        raise StoreError(
+            f"the table of dataset {ds.name!r} lacks some of patterns {ids[:5]}: the store "
+            "is damaged; restore it from a backup"
+        )
+    frame = columnar.inputs_frame(ds.schema, data.column("inputs"))
+    frame.index = data.column("pattern_id").to_numpy()
+    return frame.loc[ids].reset_index(drop=True)

@@ -23,7 +23,7 @@ from trenches.db.engine import id_in, lock_patterns, read, write
 from trenches.errors import InvalidInput, NotFound
 from trenches.json_form import json_shape
 from trenches.names import SPLITS, check_source
-from trenches.patterns import codec
+from trenches.patterns import codec, columnar
 from trenches.patterns.datasets import Dataset, dataset_by_id
 from trenches.patterns.diff import SnapshotDiff, diff_snapshots
 from trenches.patterns.frames import Members, member_ids, membership, read_patterns
@@ -299,12 +299,14 @@ def _rechecked_hashes(conn: Connection, dataset: Dataset, where: list[Any]) -> n
     again from the stored inputs, label, source and time; ``None`` as soon as one of
     them, or a stored input key or split, is not what the stored content makes."""
     p = t.patterns.c
-    query = select(
-        p.num, p.obj, p.label, p.source, p.created_at, p.content_hash, p.input_key, p.split
-    ).where(*where)
     schema = dataset.schema
     if schema is None:
         return np.zeros(0, dtype="V16")
+    if dataset.columnar:
+        return _rechecked_columnar(conn, dataset, where)
+    query = select(
+        p.num, p.obj, p.label, p.source, p.created_at, p.content_hash, p.input_key, p.split
+    ).where(*where)
     cursor = conn.execute(query).cursor
     found: list[bytes] = []
     while rows := cursor.fetchmany(_RECHECK_ROWS):
@@ -326,6 +328,61 @@ def _rechecked_hashes(conn: Connection, dataset: Dataset, where: list[Any]) -> n
         except (ValueError, TypeError, orjson.JSONDecodeError):
             return None  # inputs no import could have stored
         if b"".join(encoded.keys) != b"".join(map(bytes, key)):
+            return None
+        if not np.array_equal(codec.splits_of(encoded.key_head, dataset.split_ratios), split):
+            return None
+        found.append(stored)
+    return np.frombuffer(b"".join(found), dtype="V16")
+
+
+def _rechecked_columnar(conn: Connection, dataset: Dataset, where: list[Any]) -> np.ndarray | None:
+    """:func:`_rechecked_hashes` of a columnar dataset: the inputs, label, source, time
+    and split a training run reads come from its table, and each pattern's row in the
+    database must say the same."""
+    p = t.patterns.c
+    schema = dataset.schema
+    assert schema is not None
+    query = (
+        select(p.id, p.label, p.source, p.created_at, p.content_hash, p.input_key, p.split)
+        .where(*where)
+        .order_by(p.id)
+    )
+    cursor = conn.execute(query).cursor
+    found: list[bytes] = []
+    while rows := cursor.fetchmany(_RECHECK_ROWS):
+        ids, label, source, created_at, content, key, split = zip(*rows, strict=True)
+        wanted = np.array(ids, dtype=np.int64)
+        table = columnar.read(
+            conn,
+            dataset.id,
+            columns=["pattern_id", "label", "source", "created_at", "split", "inputs"],
+            ids=wanted,
+        )
+        if table is None or table.num_rows != len(wanted):
+            return None
+        table = table.sort_by("pattern_id")
+        same = (
+            np.array_equal(table.column("pattern_id").to_numpy(), wanted)
+            and table.column("label").to_pylist() == list(label)
+            and table.column("source").to_pylist() == list(source)
+            and np.array_equal(table.column("created_at").to_numpy(), created_at)
+            and np.array_equal(table.column("split").to_numpy(), split)
+        )
+        if not same:
+            return None
+        stored = b"".join(map(bytes, content))
+        cols = columnar.coerced(schema, table.column("inputs"))
+        encoded = codec.encode(schema, cols, len(wanted), dataset.salt)
+        again = b"".join(
+            codec.content_hashes(
+                encoded.num_words,
+                encoded.obj,
+                label,
+                source,
+                np.array(created_at, dtype=np.int64),
+            )
+        )
+        if again != stored or b"".join(encoded.keys) != b"".join(map(bytes, key)):
             return None
         if not np.array_equal(codec.splits_of(encoded.key_head, dataset.split_ratios), split):
             return None

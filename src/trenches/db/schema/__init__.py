@@ -40,6 +40,7 @@ from trenches.db.schema.data import (
     served_requests,
     snapshots,
 )
+from trenches.db.schema.iceberg import iceberg_namespace_properties, iceberg_tables
 from trenches.db.schema.team import (
     api_tokens,
     audit_log,
@@ -64,6 +65,8 @@ __all__ = [
     "environments",
     "explanations",
     "feedback",
+    "iceberg_namespace_properties",
+    "iceberg_tables",
     "import_batches",
     "latest_metrics",
     "metadata",

@@ -43,6 +43,10 @@ datasets = Table(
     # (migration 0009); null when not set.
     Column("tolerance_abs", Float),
     Column("tolerance_rel", Float),
+    # Whether its patterns' inputs live in its Iceberg table (patterns_<id>) rather than
+    # packed in num/obj (migration 0015): true for datasets made since, and for those
+    # `trenches migrate` moved.
+    Column("columnar", Boolean, nullable=False, server_default=false()),
 )
 
 import_batches = Table(
@@ -82,6 +86,13 @@ patterns = Table(
     Column("deactivated_at", BigInteger),
     Column("replaces_id", ForeignKey("patterns.id")),
     Index("ix_patterns_dataset_created", "dataset_id", "created_at"),
+    Index(
+        "ix_patterns_deactivated",
+        "dataset_id",
+        "deactivated_at",
+        sqlite_where=Column("deactivated_at").isnot(None),
+        postgresql_where=Column("deactivated_at").isnot(None),
+    ),
     Index(
         "ix_patterns_replaces",
         "replaces_id",

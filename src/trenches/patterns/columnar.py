@@ -1,0 +1,314 @@
+"""A dataset's patterns as an Iceberg table, ``patterns_<dataset id>``: one row a
+pattern, with its immutable facts (id, split, source, import, label, time, the pattern
+it relabels, tags, input key, content hash) and its inputs as typed columns of the
+struct ``inputs``. Partitioned by split, so that a read of one split reads its files
+only.
+
+A dataset made by this release keeps its patterns' inputs here (``datasets.columnar``)
+and only their bookkeeping in the database's ``patterns`` rows (inputs left null);
+what changes (deactivation) stays in the database. A dataset made by an earlier release
+keeps its inputs packed in those rows until ``trenches migrate`` moves them here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from sqlalchemy.engine import Connection
+
+from trenches import tables
+from trenches.patterns.inputs import CoercedColumn, InputSchema
+
+if TYPE_CHECKING:
+    from trenches.tables.catalog import TableSpec
+
+#: Iceberg types of the input column types.
+_ICEBERG = {"number": "double", "integer": "long", "boolean": "boolean"}
+_ARROW = {"number": pa.float64(), "integer": pa.int64(), "boolean": pa.bool_()}
+#: Field id of the first input column (the fixed columns take 1-11).
+_FIRST_INPUT_ID = 10_000
+
+
+def table_name(dataset_id: int) -> str:
+    return f"patterns_{dataset_id}"
+
+
+def table_spec(dataset_id: int, schema: InputSchema) -> TableSpec:
+    """The table of a dataset's patterns (see the module's notes)."""
+    from pyiceberg.partitioning import PartitionField, PartitionSpec
+    from pyiceberg.schema import Schema
+    from pyiceberg.transforms import IdentityTransform
+    from pyiceberg.types import (
+        BinaryType,
+        BooleanType,
+        DoubleType,
+        IntegerType,
+        LongType,
+        NestedField,
+        StringType,
+        StructType,
+    )
+
+    from trenches.tables.catalog import TableSpec
+
+    kinds = {"double": DoubleType(), "long": LongType(), "boolean": BooleanType()}
+    inputs = StructType(
+        *(
+            NestedField(
+                _FIRST_INPUT_ID + j,
+                c.name,
+                kinds[_ICEBERG[c.type]] if c.type in _ICEBERG else StringType(),
+                required=False,
+            )
+            for j, c in enumerate(schema.columns)
+        )
+    )
+    iceberg_schema = Schema(
+        NestedField(1, "pattern_id", LongType(), required=True),
+        NestedField(2, "split", IntegerType(), required=True),
+        NestedField(3, "source", StringType(), required=True),
+        NestedField(4, "batch_id", LongType(), required=True),
+        NestedField(5, "label", StringType(), required=True),
+        NestedField(6, "created_at", LongType(), required=True),
+        NestedField(7, "replaces_id", LongType(), required=False),
+        NestedField(8, "tags", StringType(), required=False),
+        NestedField(9, "input_key", BinaryType(), required=True),
+        NestedField(10, "content_hash", BinaryType(), required=True),
+        NestedField(11, "inputs", inputs, required=True),
+    )
+    partition = PartitionSpec(
+        PartitionField(source_id=2, field_id=1000, transform=IdentityTransform(), name="split")
+    )
+    return TableSpec(table_name(dataset_id), iceberg_schema, partition)
+
+
+def rows(  # noqa: PLR0913
+    spec: TableSpec,
+    schema: InputSchema,
+    *,
+    ids: np.ndarray,
+    split: np.ndarray,
+    source: str | Sequence[str],
+    batch_id: int | Sequence[int],
+    labels: Sequence[str],
+    created_at: int | Sequence[int],
+    keys: Sequence[bytes | bytearray],
+    hashes: Sequence[bytes | bytearray],
+    cols: dict[str, CoercedColumn],
+    replaces_id: Sequence[int | None] | None = None,
+    tags: str | Sequence[str | None] | None = None,
+) -> pa.Table:
+    """Patterns as rows of the dataset's table, their inputs as checked at import."""
+    n = len(ids)
+    arrow = spec.schema.as_arrow()
+
+    def each(value: Any, typ: pa.DataType) -> pa.Array:
+        if isinstance(value, (str, int)) or value is None:
+            return pa.array([value] * n, type=typ)
+        return pa.array(value, type=typ)
+
+    inputs_type = arrow.field("inputs").type
+    children = [
+        _input_array(cols[c.name], c.type, inputs_type.field(j).type)
+        for j, c in enumerate(schema.columns)
+    ]
+    inputs = pa.StructArray.from_arrays(children, fields=list(inputs_type))
+    return pa.Table.from_arrays(
+        [
+            pa.array(ids, type=pa.int64()),
+            pa.array(np.asarray(split, dtype=np.int32), type=pa.int32()),
+            each(source, pa.string()),
+            each(batch_id, pa.int64()),
+            pa.array(labels, type=pa.string()),
+            each(created_at, pa.int64()),
+            each(replaces_id, pa.int64()),
+            each(tags, pa.string()),
+            pa.array([bytes(k) for k in keys], type=pa.binary()),
+            pa.array([bytes(h) for h in hashes], type=pa.binary()),
+            inputs,
+        ],
+        schema=arrow,
+    )
+
+
+def _input_array(column: CoercedColumn, typ: str, arrow_type: pa.DataType) -> pa.Array:
+    mask = np.asarray(column.missing, dtype=bool)
+    if typ in _ARROW:
+        values = np.asarray(column.values).astype(_ARROW[typ].to_pandas_dtype(), copy=False)
+        return pa.array(values, type=arrow_type, mask=mask if mask.any() else None)
+    return pa.array(column.values, type=arrow_type, mask=mask if mask.any() else None)
+
+
+def append(conn: Connection, spec: TableSpec, data: pa.Table) -> None:
+    """Append patterns to the dataset's table in the connection's write transaction."""
+    tables.of(conn).append(conn, spec, data)
+
+
+def read(
+    conn: Connection,
+    dataset_id: int,
+    *,
+    columns: Sequence[str] | None = None,
+    split: int | None = None,
+    ids: np.ndarray | None = None,
+    max_id: int | None = None,
+    as_of: int | None = None,
+    sources: Sequence[str] | None = None,
+) -> pa.Table | None:
+    """The dataset's rows that match (``columns`` of them), in no set order; None
+    before its table has any. Partitions, column bounds and row groups are pruned by
+    the filters."""
+    from pyiceberg.expressions import (
+        AlwaysTrue,
+        And,
+        BooleanExpression,
+        LessThanOrEqual,
+    )
+
+    from trenches.tables.catalog import between, equal
+
+    store = tables.of(conn)
+    name = table_name(dataset_id)
+    row_filter: BooleanExpression = AlwaysTrue()
+    arrow_filter: Any = None
+
+    def also(expr: Any) -> None:
+        nonlocal arrow_filter
+        arrow_filter = expr if arrow_filter is None else arrow_filter & expr
+
+    if split is not None:
+        row_filter = And(row_filter, equal("split", split))
+        also(pc.field("split") == split)
+    if ids is not None:
+        if len(ids) == 0:
+            return None
+        row_filter = And(row_filter, between("pattern_id", int(ids.min()), int(ids.max())))
+        also(pc.field("pattern_id").isin(pa.array(ids, type=pa.int64())))
+    if max_id is not None:
+        row_filter = And(row_filter, LessThanOrEqual("pattern_id", max_id))  # type: ignore[call-arg,arg-type]
+        also(pc.field("pattern_id") <= max_id)
+    if as_of is not None:
+        row_filter = And(row_filter, LessThanOrEqual("created_at", as_of))  # type: ignore[call-arg,arg-type]
+        also(pc.field("created_at") <= as_of)
+    if sources:
+        also(pc.field("source").isin(pa.array(list(sources), type=pa.string())))
+    files = store.files(conn, name, row_filter)
+    if not files:
+        return None
+    return store.read(files, columns=columns, filters=arrow_filter)
+
+
+def inputs_frame(schema: InputSchema, inputs: pa.ChunkedArray | pa.StructArray) -> pd.DataFrame:
+    """The ``inputs`` struct as the DataFrame a dataset's reads give: numbers as
+    float64 with NaN, integers and booleans as NumPy arrays (nullable pandas arrays
+    where one is missing), strings as objects with None."""
+    struct = inputs.combine_chunks() if isinstance(inputs, pa.ChunkedArray) else inputs
+    out: dict[str, Any] = {}
+    for j, c in enumerate(schema.columns):
+        child = struct.field(j)
+        if c.type == "number":
+            out[c.name] = child.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+        elif c.type in ("integer", "boolean"):
+            missing = child.is_null().to_numpy(zero_copy_only=False)
+            filled = child.fill_null(0 if c.type == "integer" else False)
+            values = filled.to_numpy(zero_copy_only=False)
+            if missing.any():
+                array = pd.arrays.IntegerArray if c.type == "integer" else pd.arrays.BooleanArray
+                out[c.name] = array(values, missing)
+            else:
+                out[c.name] = values
+        else:
+            out[c.name] = child.to_numpy(zero_copy_only=False)
+    return pd.DataFrame({c: out[c] for c in schema.names}, copy=False)
+
+
+def coerced(
+    schema: InputSchema, inputs: pa.ChunkedArray | pa.StructArray
+) -> dict[str, CoercedColumn]:
+    """The ``inputs`` struct as the checked columns an import encodes (for keys and
+    content hashes worked out again)."""
+    struct = inputs.combine_chunks() if isinstance(inputs, pa.ChunkedArray) else inputs
+    out: dict[str, CoercedColumn] = {}
+    for j, c in enumerate(schema.columns):
+        child = struct.field(j)
+        missing = child.is_null().to_numpy(zero_copy_only=False).astype(bool)
+        if c.type in _ARROW:
+            fill = {"number": 0.0, "integer": 0, "boolean": False}[c.type]
+            values = child.fill_null(fill).to_numpy(zero_copy_only=False)
+        else:
+            values = child.to_numpy(zero_copy_only=False)
+        out[c.name] = CoercedColumn(np.asarray(values), missing)
+    return out
+
+
+#: Patterns moved per step of :func:`move_dataset` (bounds its memory).
+MOVE_ROWS = 100_000
+
+
+def move_dataset(conn: Connection, dataset_id: int) -> int:
+    """Move the inputs of an earlier release's dataset, packed in its ``patterns`` rows,
+    into its Iceberg table, in the connection's write transaction: the rows keep their
+    text inputs (the pattern search reads them) and lose the packed numbers, and the
+    dataset becomes columnar, all in one commit. Returns how many patterns moved (0:
+    the dataset was columnar already)."""
+    import orjson
+    from sqlalchemy import select, update
+
+    from trenches.db import schema as t
+    from trenches.db.engine import lock_patterns
+    from trenches.json_form import from_json
+    from trenches.patterns import codec
+
+    lock_patterns(conn)
+    d = t.datasets.c
+    row = conn.execute(select(d.columnar, d.input_schema).where(d.id == dataset_id)).one()
+    if row.columnar:
+        return 0
+    moved = 0
+    if row.input_schema:
+        schema = from_json(InputSchema, orjson.loads(row.input_schema))
+        spec = table_spec(dataset_id, schema)
+        p = t.patterns.c
+        query = (
+            select(
+                *(p.id, p.split, p.source, p.batch_id, p.label, p.created_at),
+                *(p.replaces_id, p.tags, p.input_key, p.content_hash, p.num, p.obj),
+            )
+            .where(p.dataset_id == dataset_id)
+            .order_by(p.id)
+            .limit(MOVE_ROWS)
+        )
+        after = 0
+        while chunk := conn.execute(query.where(p.id > after)).all():
+            ids, split, source, batch, label, created, replaces, tags, key, content, num, obj = zip(
+                *chunk, strict=True
+            )
+            cols = codec.coerced_of(
+                schema, num if schema.numeric else [], obj if schema.strings else []
+            )
+            part = rows(
+                spec,
+                schema,
+                ids=np.array(ids, dtype=np.int64),
+                split=np.array(split),
+                source=list(source),
+                batch_id=list(batch),
+                labels=list(label),
+                created_at=list(created),
+                keys=list(key),
+                hashes=list(content),
+                cols=cols,
+                replaces_id=list(replaces),
+                tags=list(tags),
+            )
+            append(conn, spec, part)
+            moved += len(chunk)
+            after = int(ids[-1])
+        conn.execute(update(t.patterns).where(p.dataset_id == dataset_id).values(num=None))
+    conn.execute(update(t.datasets).where(d.id == dataset_id).values(columnar=True))
+    return moved

@@ -1,0 +1,259 @@
+"""The store's Iceberg tables: pyiceberg's SQL catalog in the store's own database,
+committing on the connection of the trenches transaction that writes.
+
+An Iceberg commit writes its data files, manifests and metadata file first, then moves
+the table's pointer (one row of ``iceberg_tables``) to the new metadata file. Here that
+row is written on the connection of the trenches write transaction in progress, so the
+table's new rows become visible when the SQL rows written beside them do, and not
+before: a transaction that fails or is killed leaves the pointer where it was and its
+files unreferenced (``trenches compact`` removes them). A reader reads the pointer in
+its own transaction, so what it sees of the tables and of the SQL rows is one moment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, cast
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pyarrow.fs import FSSpecHandler, PyFileSystem
+from pyiceberg.catalog import MetastoreCatalog
+from pyiceberg.catalog.sql import IcebergTables, SqlCatalog
+from pyiceberg.exceptions import NoSuchTableError
+from pyiceberg.expressions import AlwaysTrue, BooleanExpression
+from pyiceberg.io import PY_IO_IMPL
+from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC, PartitionSpec
+from pyiceberg.schema import Schema
+from pyiceberg.serializers import FromInputFile
+from pyiceberg.table import Table
+from pyiceberg.table.metadata import TableMetadata
+from sqlalchemy.engine import Connection
+
+from trenches.db.engine import advisory_lock
+from trenches.tables.io import PREFIX, ROOT, file_system, is_local, relative
+
+#: The catalog's name in ``iceberg_tables``, and the one namespace of a store's tables.
+CATALOG = "trenches"
+NAMESPACE = "trenches"
+
+#: Every table's properties: appends merge small manifests as they go, so that planning
+#: a scan reads a handful of manifests, not one per commit; row groups of 64K rows, so
+#: that a read of a few rows (a page of the web UI) skips the others by their bounds.
+PROPERTIES = {
+    "commit.manifest-merge.enabled": "true",
+    "commit.manifest.min-count-to-merge": "32",
+    "write.parquet.row-group-limit": "65536",
+    "write.parquet.compression-codec": "zstd",
+    "write.parquet.compression-level": "1",
+}
+
+
+#: Scan plans remembered per store (oldest forgotten first).
+_PLANS_KEPT = 1024
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """What a table is made of: its name in the store's namespace, its schema and its
+    partitioning."""
+
+    name: str
+    schema: Schema
+    partition: PartitionSpec = UNPARTITIONED_PARTITION_SPEC
+    properties: dict[str, str] = field(default_factory=dict)
+
+
+class JoinedCatalog(SqlCatalog):
+    """pyiceberg's SQL catalog on an open connection: its commits join the connection's
+    transaction (a Session bound to a Connection in a transaction neither commits nor
+    ends it), so they last only if the transaction commits."""
+
+    def __init__(self, conn: Connection, root: str) -> None:
+        MetastoreCatalog.__init__(
+            self, CATALOG, **{PY_IO_IMPL: "trenches.tables.io.StoreIO", ROOT: root}
+        )
+        self.engine = conn  # type: ignore[assignment]
+
+    def _convert_orm_to_iceberg(self, orm_table: IcebergTables) -> Table:
+        location = orm_table.metadata_location
+        if not location:
+            return super()._convert_orm_to_iceberg(orm_table)
+        metadata = _metadata(self.properties[ROOT], location)
+        return Table(
+            identifier=(orm_table.table_namespace, orm_table.table_name),
+            metadata=metadata,
+            metadata_location=location,
+            io=self._load_file_io(metadata.properties, location),
+            catalog=self,
+        )
+
+    def close(self) -> None:  # the connection is its transaction's, not the catalog's
+        pass
+
+
+@lru_cache(maxsize=256)
+def _metadata(root: str, location: str) -> TableMetadata:
+    """A metadata file, read once: it is never rewritten (each commit writes a new
+    one), so its content is a function of its location."""
+    from trenches.tables.io import StoreIO
+
+    return FromInputFile.table_metadata(StoreIO({ROOT: root}).new_input(location))
+
+
+class Tables:
+    """The Iceberg tables of one store: their files under ``root`` (the artifacts
+    location), their catalog rows in the store's database."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.fs = file_system(root)
+        self._local = is_local(self.fs.fs)
+        self._arrow_fs = None if self._local else PyFileSystem(FSSpecHandler(self.fs))
+        self._plans: dict[tuple[str, int | None, str], list[str]] = {}
+
+    def __repr__(self) -> str:
+        return f"<Tables {self.root}>"
+
+    def catalog(self, conn: Connection) -> JoinedCatalog:
+        return JoinedCatalog(conn, self.root)
+
+    def load(self, conn: Connection, name: str) -> Table | None:
+        """The table as the connection's transaction sees it; None before its first
+        rows were committed."""
+        try:
+            return self.catalog(conn).load_table((NAMESPACE, name))
+        except NoSuchTableError:
+            return None
+
+    def append(self, conn: Connection, spec: TableSpec, data: pa.Table) -> None:
+        """Append ``data`` to the table in the connection's write transaction (made
+        with its first rows). Appends to one table queue behind each other until the
+        transaction ends: each builds on the table as the last committed one left it."""
+        if data.num_rows == 0:
+            return
+        lock(conn, spec.name)
+        table = self.load(conn, spec.name)
+        if table is None:
+            table = self.catalog(conn).create_table(
+                (NAMESPACE, spec.name),
+                schema=spec.schema,
+                location=f"{PREFIX}tables/{spec.name}",
+                partition_spec=spec.partition,
+                properties={**PROPERTIES, **spec.properties},
+            )
+        # The table's schema as made: Iceberg numbered its fields afresh, and the
+        # columns are written by those numbers.
+        table.append(data.cast(table.schema().as_arrow()))
+
+    def files(
+        self,
+        conn: Connection,
+        name: str,
+        row_filter: BooleanExpression | None = None,
+        *,
+        snapshot_id: int | None = None,
+    ) -> list[str]:
+        """The data files of the table (as of ``snapshot_id``) that may hold rows
+        matching ``row_filter``: partitions and column bounds pruned by pyiceberg."""
+        table = self.load(conn, name)
+        if table is None:
+            return []
+        # A metadata file never changes, so neither does a plan over it.
+        key = (table.metadata_location, snapshot_id, repr(row_filter))
+        planned = self._plans.get(key)
+        if planned is None:
+            scan = table.scan(row_filter=row_filter or AlwaysTrue(), snapshot_id=snapshot_id)
+            planned = [task.file.file_path for task in scan.plan_files()]
+            if len(self._plans) >= _PLANS_KEPT:
+                self._plans.pop(next(iter(self._plans)))
+            self._plans[key] = planned
+        return list(planned)
+
+    def count(self, conn: Connection, name: str, row_filter: BooleanExpression) -> int:
+        """How many rows of the table match ``row_filter``, from the manifests alone: a
+        filter on partition columns only (the tables are append-only: no deletes)."""
+        table = self.load(conn, name)
+        if table is None:
+            return 0
+        scan = table.scan(row_filter=row_filter)
+        return sum(task.file.record_count for task in scan.plan_files())
+
+    def read(
+        self,
+        files: Sequence[str],
+        *,
+        columns: Sequence[str] | None = None,
+        filters: Any = None,
+        schema: pa.Schema | None = None,
+    ) -> pa.Table:
+        """The rows of ``files`` (as :meth:`files` names them), read by pyarrow with
+        column pruning and ``filters`` (a pyarrow expression or DNF list)."""
+        parts = [
+            pq.read_table(
+                self.path(f),
+                columns=list(columns) if columns is not None else None,
+                filters=filters,
+                filesystem=self._arrow_fs,
+            )
+            for f in files
+        ]
+        if not parts:
+            if schema is None:
+                raise ValueError("an empty read needs the schema of its result")
+            fields = [schema.field(c) for c in columns] if columns is not None else schema
+            return pa.Table.from_batches([], schema=pa.schema(fields))
+        return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+
+    def reachable(self, metadata_locations: Sequence[str]) -> list[str]:
+        """Every file the tables at these metadata files need, in every snapshot they
+        keep: the metadata files, manifest lists, manifests and data files, each once
+        (as ``trenches:///`` locations)."""
+        from trenches.tables.io import StoreIO
+
+        io = StoreIO({ROOT: self.root})
+        found: dict[str, None] = {}
+        seen_manifests: set[str] = set()
+        for location in metadata_locations:
+            found[location] = None
+            metadata = _metadata(self.root, location)
+            for snapshot in metadata.snapshots:
+                found[snapshot.manifest_list] = None
+                for manifest in snapshot.manifests(io):
+                    if manifest.manifest_path in seen_manifests:
+                        continue
+                    seen_manifests.add(manifest.manifest_path)
+                    found[manifest.manifest_path] = None
+                    for entry in manifest.fetch_manifest_entry(io, discard_deleted=False):
+                        found[entry.data_file.file_path] = None
+        return list(found)
+
+    def path(self, location: str) -> str:
+        """Where pyarrow finds a ``trenches:///`` file: a local path, or one relative
+        to the store's file system."""
+        rel = relative(location)
+        if self._local:
+            return os.path.join(self.fs.path, rel)
+        return rel
+
+
+def equal(column: str, value: int) -> BooleanExpression:
+    """``column == value`` as an Iceberg filter (partition and bounds pruning)."""
+    from pyiceberg.expressions import EqualTo
+
+    return cast(BooleanExpression, cast(Any, EqualTo)(column, value))
+
+
+def between(column: str, low: int, high: int) -> BooleanExpression:
+    """``low <= column <= high`` as an Iceberg filter."""
+    from pyiceberg.expressions import And, GreaterThanOrEqual, LessThanOrEqual
+
+    return And(cast(Any, GreaterThanOrEqual)(column, low), cast(Any, LessThanOrEqual)(column, high))
+
+
+def lock(conn: Connection, name: str) -> None:
+    """Queue behind the other writers of the table until this transaction ends."""
+    advisory_lock(conn, f"tables.{name}")
