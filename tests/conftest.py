@@ -171,10 +171,16 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def store(
-    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> Iterator[trenches.Store]:
-    """An open, empty store, on SQLite and on PostgreSQL."""
-    monkeypatch.setenv("TRENCHES_ARTIFACTS", str(tmp_path / "artifacts"))
+    """An open, empty store on each of the two set-ups a store runs on: SQLite with its
+    artifacts and tables in a local folder, and PostgreSQL with them on object storage
+    (moto's S3 server on loopback)."""
+    if store_url.startswith("postgresql"):
+        endpoint = request.getfixturevalue("moto_s3")
+        monkeypatch.setenv("TRENCHES_ARTIFACTS", f"s3://{s3_bucket(endpoint)}/artifacts")
+    else:
+        monkeypatch.setenv("TRENCHES_ARTIFACTS", str(tmp_path / "artifacts"))
     s = trenches.open(store_url)
     try:
         yield s

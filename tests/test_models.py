@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
+import fsspec
 import numpy as np
 import pandas as pd
 import pytest
@@ -132,12 +131,11 @@ def test_a_corrupted_model_file_is_detected(
 ) -> None:
     X, y, _, _ = cancer.training_data("train")
     store.models.register(LogisticRegression(max_iter=3000).fit(X, y), "m", X=X)
-    root = Path(store.artifacts.root)
-    for blob in root.rglob("*"):
-        if blob.is_file():
-            data = bytearray(blob.read_bytes())
-            data[len(data) // 2] ^= 0xFF
-            blob.write_bytes(bytes(data))
+    fs, root = fsspec.core.url_to_fs(store.artifacts.root)
+    for blob in fs.find(f"{root}/sha256"):
+        data = bytearray(fs.cat_file(blob))
+        data[len(data) // 2] ^= 0xFF
+        fs.pipe_file(blob, bytes(data))
     with pytest.raises(ArtifactCorrupted, match="corrupted"):
         store.models.load("m@1")
 
