@@ -176,16 +176,32 @@ def store(
     """An open, empty store on each of the two set-ups a store runs on: SQLite with its
     artifacts and tables in a local folder, and PostgreSQL with them on object storage
     (moto's S3 server on loopback)."""
-    if store_url.startswith("postgresql"):
-        endpoint = request.getfixturevalue("moto_s3")
-        monkeypatch.setenv("TRENCHES_ARTIFACTS", f"s3://{s3_bucket(endpoint)}/artifacts")
-    else:
-        monkeypatch.setenv("TRENCHES_ARTIFACTS", str(tmp_path / "artifacts"))
+    monkeypatch.setenv("TRENCHES_ARTIFACTS", _artifacts_for(store_url, tmp_path, request))
     s = trenches.open(store_url)
     try:
         yield s
     finally:
         s.close()
+
+
+def _artifacts_for(store_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """Where a store on ``store_url``'s backend keeps its artifacts and tables: a local
+    folder beside SQLite, a new bucket on moto's S3 server beside PostgreSQL."""
+    if store_url.startswith("postgresql"):
+        return f"s3://{s3_bucket(request.getfixturevalue('moto_s3'))}/artifacts"
+    return str(tmp_path / "artifacts")
+
+
+@pytest.fixture
+def store_env(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> str:
+    """The environment of a new store on each backend, for tests that start processes
+    of their own on it: ``TRENCHES_ARTIFACTS`` set as :func:`store` sets it, no
+    ``TRENCHES_DB_URL``. Returns the store's URL."""
+    monkeypatch.setenv("TRENCHES_ARTIFACTS", _artifacts_for(store_url, tmp_path, request))
+    monkeypatch.delenv("TRENCHES_DB_URL", raising=False)
+    return store_url
 
 
 @pytest.fixture

@@ -45,6 +45,18 @@ def _stored(store: trenches.Store, ref: str) -> int:
         return 0 if predictor is None else predictions.count(conn, predictor)
 
 
+def _versions_of_one_model(store: trenches.Store, n: int) -> list[str]:
+    """A dataset of ROWS patterns and ``n`` versions of one model fitted on it: their
+    references."""
+    ds = store.datasets.create("signals", task="classification", label="label")
+    ds.add(_frame(ROWS), source="expert", created_at="2026-01-01")
+    snap = ds.snapshot()
+    X, y, _, _ = snap.training_data("train")
+    model = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y)
+    with store.run("fit", snapshot=snap, capture_code=False) as run:
+        return [run.log_model(model, "clf").ref for _ in range(n)]
+
+
 def _evaluate(location: str, ref: str, env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [
@@ -66,15 +78,8 @@ def test_evaluate_killed_half_way_resumes_to_the_same_predictions(
     monkeypatch.delenv("TRENCHES_DB_URL", raising=False)
     env = dict(os.environ)
     with trenches.open(store_url) as store:
-        ds = store.datasets.create("signals", task="classification", label="label")
-        ds.add(_frame(ROWS), source="expert", created_at="2026-01-01")
-        snap = ds.snapshot()
-        X, y, _, _ = snap.training_data("train")
-        model = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y)
         # The same model twice: version 1 is killed and resumed, version 2 runs through.
-        with store.run("fit", snapshot=snap, capture_code=False) as run:
-            killed = run.log_model(model, "clf").ref
-            straight = run.log_model(model, "clf").ref
+        killed, straight = _versions_of_one_model(store, 2)
 
         proc = _evaluate(store_url, killed, env)
         deadline = time.monotonic() + 240
@@ -120,28 +125,15 @@ def _predictor(conn: object, store: trenches.Store, ref: str) -> int:
 
 @pytest.mark.slow
 def test_two_processes_evaluating_one_version_at_once_store_each_prediction_once(
-    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+    store_env: str,
 ) -> None:
     """Batches big enough for the Iceberg table, on SQLite with a local folder and on
     PostgreSQL with object storage: both processes predict everything, and the store
     keeps each prediction once."""
-    if store_url.startswith("postgresql"):
-        from conftest import s3_bucket
-
-        endpoint = request.getfixturevalue("moto_s3")
-        monkeypatch.setenv("TRENCHES_ARTIFACTS", f"s3://{s3_bucket(endpoint)}/artifacts")
-    else:
-        monkeypatch.setenv("TRENCHES_ARTIFACTS", str(tmp_path / "artifacts"))
-    monkeypatch.delenv("TRENCHES_DB_URL", raising=False)
+    store_url = store_env
     env = dict(os.environ)
     with trenches.open(store_url) as store:
-        ds = store.datasets.create("signals", task="classification", label="label")
-        ds.add(_frame(ROWS), source="expert", created_at="2026-01-01")
-        snap = ds.snapshot()
-        X, y, _, _ = snap.training_data("train")
-        model = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y)
-        with store.run("fit", snapshot=snap, capture_code=False) as run:
-            ref = run.log_model(model, "clf").ref
+        [ref] = _versions_of_one_model(store, 1)
         both = [
             subprocess.Popen(
                 [

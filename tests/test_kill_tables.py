@@ -20,7 +20,7 @@ from trenches import predictions
 from trenches.db.engine import read
 from trenches.tables.io import file_system
 
-from conftest import make_frame, s3_bucket
+from conftest import make_frame
 
 #: The child: make the Iceberg commit on the transaction's connection, say so, and
 #: wait to be killed before the transaction commits.
@@ -71,18 +71,9 @@ def _files(store: trenches.Store) -> set[str]:
 @pytest.mark.slow
 @pytest.mark.parametrize("what", ["import", "predictions"])
 def test_a_kill_between_the_table_commit_and_the_database_commit_shows_nothing(
-    store_url: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    request: pytest.FixtureRequest,
-    what: str,
+    store_env: str, tmp_path: Path, what: str
 ) -> None:
-    if store_url.startswith("postgresql"):
-        endpoint = request.getfixturevalue("moto_s3")
-        monkeypatch.setenv("TRENCHES_ARTIFACTS", f"s3://{s3_bucket(endpoint)}/artifacts")
-    else:
-        monkeypatch.setenv("TRENCHES_ARTIFACTS", str(tmp_path / "artifacts"))
-    monkeypatch.delenv("TRENCHES_DB_URL", raising=False)
+    store_url = store_env
     with trenches.open(store_url) as store:
         ds = store.datasets.create("d", task="classification", label="label")
         ds.add(make_frame(50), source="expert")

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     # Types the store and what it returns hand out.
     from trenches.backfill import Backfill, BackfillResult, Gap, SkippedVersion, VersionBackfill
     from trenches.baselines import Baseline, Baselines
-    from trenches.compaction import Compaction, Migration, TableCompaction
+    from trenches.compaction import Compaction, Migration
     from trenches.comparison import Comparison, Flips
     from trenches.evaluation import EvaluateResult, Evaluation
     from trenches.explain import Explanation, Explanations
@@ -89,6 +89,7 @@ if TYPE_CHECKING:
         Settings,
     )
     from trenches.store import Store, open
+    from trenches.tables import TableCompaction
     from trenches.team.accounts import Accounts, User
     from trenches.team.audit import Audit, AuditEntry
     from trenches.team.roles import ROLES, Grant, Grants
@@ -103,7 +104,7 @@ _LAZY = {
     "SkippedVersion": "trenches.backfill",
     "Compaction": "trenches.compaction",
     "Migration": "trenches.compaction",
-    "TableCompaction": "trenches.compaction",
+    "TableCompaction": "trenches.tables",
     "Comparison": "trenches.comparison",
     "Flips": "trenches.comparison",
     "Evaluation": "trenches.evaluation",

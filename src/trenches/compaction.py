@@ -24,6 +24,7 @@ from trenches.db.engine import read, write
 from trenches.json_form import from_json
 from trenches.patterns import columnar
 from trenches.patterns.inputs import InputSchema
+from trenches.tables import TableCompaction
 
 if TYPE_CHECKING:
     from trenches.tables.catalog import TableSpec
@@ -31,19 +32,6 @@ if TYPE_CHECKING:
 #: How far back ``trenches compact`` leaves snapshots and files alone by default: a
 #: reader or writer in progress for less than this never loses a file.
 DEFAULT_OLDER_THAN = "3d"
-
-
-@dataclass(frozen=True)
-class TableCompaction:
-    """What compaction did to one table."""
-
-    table: str
-    files_before: int
-    files_after: int
-    partitions_merged: int
-    snapshots_expired: int
-    files_removed: int
-    bytes_removed: int
 
 
 @dataclass(frozen=True)
@@ -71,11 +59,8 @@ def compact(
         result = housekeeping.compact(
             engine, store_tables, name, spec, before_us=before_us, sort_by=sort_by, progress=say
         )
-        done.append(TableCompaction(**vars(result)))
-    for result in housekeeping.remove_strays(
-        engine, store_tables, before_us=before_us, progress=say
-    ):
-        done.append(TableCompaction(**vars(result)))
+        done.append(result)
+    done += housekeeping.remove_strays(engine, store_tables, before_us=before_us, progress=say)
     return Compaction(moved, done)
 
 

@@ -8,6 +8,7 @@ a table."""
 from __future__ import annotations
 
 import weakref
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
@@ -15,6 +16,20 @@ from sqlalchemy.engine import Connection
 
 if TYPE_CHECKING:
     from trenches.tables.catalog import Tables
+
+
+@dataclass(frozen=True)
+class TableCompaction:
+    """What ``trenches compact`` did to one table."""
+
+    table: str
+    files_before: int
+    files_after: int
+    partitions_merged: int
+    snapshots_expired: int
+    files_removed: int
+    bytes_removed: int
+
 
 #: The artifacts location of each store's engine, bound when the store opens, and its
 #: tables once loaded.

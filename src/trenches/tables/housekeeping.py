@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -26,24 +25,12 @@ from pyiceberg.transforms import IdentityTransform
 from sqlalchemy import Engine
 
 from trenches.db.engine import read, write
+from trenches.tables import TableCompaction
 from trenches.tables.catalog import NAMESPACE, Tables, TableSpec, equal, lock
 from trenches.tables.io import PREFIX
 
 #: A partition whose files add up to more than this is not merged (it is read whole).
 MERGE_BYTES = 256 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class Compacted:
-    """What ``trenches compact`` did to one table."""
-
-    table: str
-    files_before: int
-    files_after: int
-    partitions_merged: int
-    snapshots_expired: int
-    files_removed: int
-    bytes_removed: int
 
 
 def names(engine: Engine) -> list[str]:
@@ -71,7 +58,7 @@ def compact(
     before_us: int,
     sort_by: tuple[str, ...] = (),
     progress: Callable[[str], None] | None = None,
-) -> Compacted:
+) -> TableCompaction:
     """Merge the table's small files, partition by partition (when its ``spec`` is
     known), then expire what is no longer needed and remove what nobody reaches (see
     the module's notes)."""
@@ -104,7 +91,7 @@ def compact(
     if removed:
         say(f"{name}: removed {removed} files no kept snapshot needs ({size:,} bytes)")
     after = _data_files(engine, tables, name)
-    return Compacted(name, len(before), len(after), merged, expired, removed, size)
+    return TableCompaction(name, len(before), len(after), merged, expired, removed, size)
 
 
 def remove_strays(
@@ -113,7 +100,7 @@ def remove_strays(
     *,
     before_us: int,
     progress: Callable[[str], None] | None = None,
-) -> list[Compacted]:
+) -> list[TableCompaction]:
     """Remove the files of tables the catalog does not know, written before
     ``before_us``: a table's first commit that never committed (its transaction was
     killed) leaves its files, and no catalog row, behind."""
@@ -131,7 +118,7 @@ def remove_strays(
         removed, size = _remove_files(tables, f"tables/{name}", set(), before_us // 1000)
         if removed:
             say(f"{name}: removed {removed} files of a table never committed ({size:,} bytes)")
-        done.append(Compacted(name, 0, 0, 0, 0, removed, size))
+        done.append(TableCompaction(name, 0, 0, 0, 0, removed, size))
     return done
 
 
