@@ -149,7 +149,7 @@ def append(conn: Connection, spec: TableSpec, data: pa.Table) -> None:
     tables.of(conn).append(conn, spec, data)
 
 
-def read(
+def read(  # noqa: PLR0913
     conn: Connection,
     dataset_id: int,
     *,
@@ -159,6 +159,7 @@ def read(
     max_id: int | None = None,
     as_of: int | None = None,
     sources: Sequence[str] | None = None,
+    dictionary: Sequence[str] = (),
 ) -> pa.Table | None:
     """The dataset's rows that match (``columns`` of them), in no set order; None
     before its table has any. Partitions, column bounds and row groups are pruned by
@@ -200,7 +201,7 @@ def read(
     files = store.files(conn, name, row_filter)
     if not files:
         return None
-    return store.read(files, columns=columns, filters=arrow_filter)
+    return store.read(files, columns=columns, filters=arrow_filter, dictionary=dictionary)
 
 
 def inputs_frame(schema: InputSchema, inputs: pa.ChunkedArray | pa.StructArray) -> pd.DataFrame:

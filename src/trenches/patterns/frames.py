@@ -203,8 +203,8 @@ def _frames(
         return pd.DataFrame({dataset.label_column: labels}, index=index), info
     if dataset.schema is None:
         frame = pd.DataFrame(index=index)
-    elif "inputs" in columns:
-        frame = columnar.inputs_frame(dataset.schema, columns["inputs"])
+    elif "inputs_frame" in columns:
+        frame = columns["inputs_frame"].reset_index(drop=True)
         frame.index = index
     else:
         frame = codec.decode(dataset.schema, columns["num"], columns["obj"])
@@ -249,6 +249,8 @@ def _columnar_columns(
                 max_id=members.max_id,
                 as_of=members.as_of,
                 sources=members.sources,
+                # few distinct values: read as codes, which reorder cheaply
+                dictionary=("label", "source"),
             )
         )
         off = conn.execute(
@@ -262,41 +264,79 @@ def _columnar_columns(
             else {}
         )
     if data is None:
-        empty = {n: () for n in ("id", "split", "source", "label", "created_at")}
-        if full_info:
-            empty.update({n: () for n in _INFO_EXTRA})
-        if with_inputs and dataset.schema is not None:
-            empty["inputs"] = _empty_inputs(dataset)
-        return empty
-    data = data.sort_by("pattern_id")
-    pattern_ids = data.column("pattern_id").to_numpy()
-    when = _deactivated_at(pattern_ids, off)
+        return _empty_columns(dataset, with_inputs, full_info)
+    found = data.column("pattern_id").to_numpy()
+    # One split's files hold its patterns in id order; several splits interleave, and
+    # are put in order as NumPy arrays (a reorder of the Arrow table copies far more).
+    order = None
+    if len(found) > 1 and not (np.diff(found) > 0).all():
+        order = np.argsort(found, kind="stable")
+    when = _deactivated_at(found if order is None else found[order], off)
     if members.as_of is not None:
         keep = when > members.as_of
     elif not include_inactive:
         keep = when == _NEVER
     else:
-        keep = np.ones(len(pattern_ids), dtype=bool)
-    if not keep.all():
-        data = data.filter(pa.array(keep))
-        pattern_ids, when = pattern_ids[keep], when[keep]
+        keep = np.ones(len(found), dtype=bool)
+    pick = np.arange(len(found)) if order is None else order
+    pick = pick[keep]
+
+    def column(name: str) -> np.ndarray:
+        values = _decoded(data.column(name)) if name in ("label", "source") else None
+        if values is None:
+            values = data.column(name).to_numpy(zero_copy_only=False)
+        return values[pick]
+
     columns: dict[str, Any] = {
-        "id": pattern_ids,
-        "split": data.column("split").to_numpy(),
-        "source": data.column("source").to_numpy(zero_copy_only=False),
-        "label": data.column("label").to_pylist(),
-        "created_at": data.column("created_at").to_numpy(),
+        "id": found[pick],
+        "split": column("split"),
+        "source": column("source"),
+        "label": list(column("label")),
+        "created_at": column("created_at"),
     }
     if full_info:
-        batch_ids = data.column("batch_id").to_numpy()
+        batch_ids = column("batch_id")
         columns["batch_id"] = batch_ids
         columns["labelled_by"] = [labellers.get(int(i)) for i in batch_ids.tolist()]
-        columns["deactivated_at"] = [None if w == _NEVER else int(w) for w in when.tolist()]
-        columns["replaces_id"] = data.column("replaces_id").to_pylist()
-        columns["tags"] = data.column("tags").to_pylist()
+        columns["deactivated_at"] = [None if w == _NEVER else int(w) for w in when[keep].tolist()]
+        columns["replaces_id"] = [
+            None if v is None or v != v else int(v)
+            for v in data.column("replaces_id").take(pa.array(pick)).to_pylist()
+        ]
+        columns["tags"] = data.column("tags").take(pa.array(pick)).to_pylist()
     if with_inputs:
-        columns["inputs"] = data.column("inputs")
+        assert dataset.schema is not None
+        frame = columnar.inputs_frame(dataset.schema, data.column("inputs"))
+        columns["inputs_frame"] = (
+            frame.take(pick) if len(pick) != len(found) or order is not None else frame
+        )
     return columns
+
+
+def _empty_columns(dataset: Dataset, with_inputs: bool, full_info: bool) -> dict[str, Any]:
+    empty: dict[str, Any] = {n: () for n in ("id", "split", "source", "label", "created_at")}
+    if full_info:
+        empty.update({n: () for n in _INFO_EXTRA})
+    if with_inputs and dataset.schema is not None:
+        empty["inputs_frame"] = columnar.inputs_frame(dataset.schema, _empty_inputs(dataset))
+    return empty
+
+
+def _decoded(column: Any) -> np.ndarray:
+    """A dictionary-encoded string column as an object array, each distinct value
+    made into a Python string once."""
+    import pyarrow as pa
+
+    chunks = [c for c in column.chunks if len(c)]
+    if not chunks:
+        return np.zeros(0, dtype=object)
+    if not pa.types.is_dictionary(column.type):
+        return np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)
+    parts = [
+        np.asarray(c.dictionary.to_pylist(), dtype=object)[c.indices.to_numpy(zero_copy_only=False)]
+        for c in chunks
+    ]
+    return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
 
 #: The deactivation time of a pattern never deactivated.

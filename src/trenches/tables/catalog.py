@@ -189,15 +189,19 @@ class Tables:
         columns: Sequence[str] | None = None,
         filters: Any = None,
         schema: pa.Schema | None = None,
+        dictionary: Sequence[str] = (),
     ) -> pa.Table:
         """The rows of ``files`` (as :meth:`files` names them), read by pyarrow with
-        column pruning and ``filters`` (a pyarrow expression or DNF list)."""
+        column pruning and ``filters`` (a pyarrow expression or DNF list); the string
+        columns named in ``dictionary`` come back dictionary-encoded (a few distinct
+        values: read and reordered as small integers)."""
         parts = [
             pq.read_table(
                 self.path(f),
                 columns=list(columns) if columns is not None else None,
                 filters=filters,
                 filesystem=self._arrow_fs,
+                read_dictionary=list(dictionary) or None,
             )
             for f in files
         ]
