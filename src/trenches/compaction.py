@@ -77,7 +77,7 @@ def _spec_of(engine: Engine, name: str) -> tuple[TableSpec | None, tuple[str, ..
             schema = conn.execute(select(d.input_schema).where(d.id == dataset_id)).scalar()
         if schema:
             parsed = from_json(InputSchema, orjson.loads(schema))
-            return columnar.table_spec(dataset_id, parsed), ("pattern_id",)
+            return columnar.table_spec(dataset_id, parsed), ("split", "pattern_id")
     return None, ()
 
 
