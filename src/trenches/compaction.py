@@ -69,9 +69,8 @@ def _spec_of(engine: Engine, name: str) -> tuple[TableSpec | None, tuple[str, ..
     this release does not know; its files are kept as they are)."""
     if name == predictions.TABLE:
         return predictions.table_spec(), ("predictor_id", "pattern_id")
-    prefix = columnar.table_name(0).removesuffix("0")
-    if name.startswith(prefix) and name[len(prefix) :].isdigit():
-        dataset_id = int(name[len(prefix) :])
+    dataset_id = columnar.dataset_of(name)
+    if dataset_id is not None:
         d = t.datasets.c
         with read(engine) as conn:
             schema = conn.execute(select(d.input_schema).where(d.id == dataset_id)).scalar()

@@ -323,20 +323,24 @@ def read(conn: Connection, predictor: int, *, columns: Sequence[str] | None = No
         .where(b.predictor_id == predictor)
         .order_by(b.id)
     ).all()
-    parts: list[dict[str, np.ndarray | None]] = []
-    for row in rows:
-        part: dict[str, np.ndarray | None] = {"pattern_ids": np.frombuffer(row[0], dtype="<i8")}
-        for i, (name, (dtype, per)) in enumerate(_ARRAYS.items(), start=1):
-            if row[i] is None:
-                part[name] = None
-                continue
-            values = np.frombuffer(row[i], dtype=dtype)
-            part[name] = values.reshape(-1, k) if per is None else values
-        parts.append(part)
+    parts = [_inline_part(row[0], row[1:], k) for row in rows]
     bulk = _bulk(conn, predictor, ["pattern_id", *names])
     if bulk is not None and bulk.num_rows:
         parts.append(_from_arrow(bulk, k))
     return _joined(classes, parts, k)
+
+
+def _inline_part(ids: bytes, blobs: Sequence[bytes | None], k: int) -> dict[str, np.ndarray | None]:
+    """An inline block's arrays from its blobs (those of :data:`_ARRAYS`, in order;
+    None where the block has none), ``k`` scores per prediction."""
+    part: dict[str, np.ndarray | None] = {"pattern_ids": np.frombuffer(ids, dtype="<i8")}
+    for blob, (name, (dtype, per)) in zip(blobs, _ARRAYS.items(), strict=True):
+        if blob is None:
+            part[name] = None
+            continue
+        values = np.frombuffer(blob, dtype=dtype)
+        part[name] = values.reshape(-1, k) if per is None else values
+    return part
 
 
 def _classes(conn: Connection, predictor: int) -> tuple[str, ...] | None:
@@ -555,19 +559,8 @@ def move_inline(conn: Connection, *, max_rows: int = 1_000_000) -> int:
     ):
         n = int(row.n)
         k = len(row.scores) // (8 * n) if row.scores is not None else 1
-        columns: dict[str, np.ndarray | None] = {
-            "pattern_ids": np.frombuffer(row.pattern_ids, dtype="<i8"),
-            "label_index": None
-            if row.label_index is None
-            else np.frombuffer(row.label_index, "<i4"),
-            "value": None if row.value is None else np.frombuffer(row.value, "<f8"),
-            "scores": None
-            if row.scores is None
-            else np.frombuffer(row.scores, "<f8").reshape(n, k),
-            "correct": None if row.correct is None else np.frombuffer(row.correct, "u1"),
-            "loss": None if row.loss is None else np.frombuffer(row.loss, "<f8"),
-        }
-        parts.append(_arrow(int(row.predictor_id), columns, n))
+        part = _inline_part(row.pattern_ids, [getattr(row, name) for name in _ARRAYS], k)
+        parts.append(_arrow(int(row.predictor_id), part, n))
     data = pa.concat_tables(parts).sort_by(
         [("predictor_id", "ascending"), ("pattern_id", "ascending")]
     )

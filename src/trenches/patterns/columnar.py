@@ -34,8 +34,17 @@ _ARROW = {"number": pa.float64(), "integer": pa.int64(), "boolean": pa.bool_()}
 _FIRST_INPUT_ID = 10_000
 
 
+_PREFIX = "patterns_"
+
+
 def table_name(dataset_id: int) -> str:
-    return f"patterns_{dataset_id}"
+    return f"{_PREFIX}{dataset_id}"
+
+
+def dataset_of(name: str) -> int | None:
+    """The dataset whose table is named ``name``; None for another table."""
+    rest = name.removeprefix(_PREFIX)
+    return int(rest) if rest != name and rest.isdigit() else None
 
 
 def table_spec(dataset_id: int, schema: InputSchema) -> TableSpec:
@@ -168,10 +177,9 @@ def read(  # noqa: PLR0913
         AlwaysTrue,
         And,
         BooleanExpression,
-        LessThanOrEqual,
     )
 
-    from trenches.tables.catalog import between, equal
+    from trenches.tables.catalog import at_most, between, equal
 
     store = tables.of(conn)
     name = table_name(dataset_id)
@@ -191,10 +199,10 @@ def read(  # noqa: PLR0913
         row_filter = And(row_filter, between("pattern_id", int(ids.min()), int(ids.max())))
         also(pc.field("pattern_id").isin(pa.array(ids, type=pa.int64())))
     if max_id is not None:
-        row_filter = And(row_filter, LessThanOrEqual("pattern_id", max_id))  # type: ignore[call-arg,arg-type]
+        row_filter = And(row_filter, at_most("pattern_id", max_id))
         also(pc.field("pattern_id") <= max_id)
     if as_of is not None:
-        row_filter = And(row_filter, LessThanOrEqual("created_at", as_of))  # type: ignore[call-arg,arg-type]
+        row_filter = And(row_filter, at_most("created_at", as_of))
         also(pc.field("created_at") <= as_of)
     if sources:
         also(pc.field("source").isin(pa.array(list(sources), type=pa.string())))

@@ -251,6 +251,13 @@ def equal(column: str, value: int) -> BooleanExpression:
     return cast(BooleanExpression, cast(Any, EqualTo)(column, value))
 
 
+def at_most(column: str, value: int) -> BooleanExpression:
+    """``column <= value`` as an Iceberg filter."""
+    from pyiceberg.expressions import LessThanOrEqual
+
+    return cast(BooleanExpression, cast(Any, LessThanOrEqual)(column, value))
+
+
 def between(column: str, low: int, high: int) -> BooleanExpression:
     """``low <= column <= high`` as an Iceberg filter."""
     from pyiceberg.expressions import And, GreaterThanOrEqual, LessThanOrEqual
