@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -211,6 +211,21 @@ def sqlite_store(tmp_path: Path) -> Iterator[trenches.Store]:
         yield s
     finally:
         s.close()
+
+
+def baseline_predictor(
+    conn: Any, name: str, dataset_id: int, classes: Sequence[str] = ("a", "b")
+) -> int:
+    """A baseline's predictor, made in ``conn``'s write transaction: something to store
+    predictions of, with no model behind it."""
+    from trenches import predictions
+    from trenches.db import schema as t
+    from trenches.db.engine import insert_returning_id
+
+    baseline = insert_returning_id(
+        conn, t.baselines, {"name": name, "dataset_id": dataset_id, "created_at": 0}
+    )
+    return predictions.make_predictor(conn, baseline_id=baseline, classes=list(classes))
 
 
 def make_frame(n: int = 200, seed: int = 0) -> pd.DataFrame:

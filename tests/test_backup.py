@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 import trenches
 from trenches.cli import main
 
-from conftest import PostgresServer, make_frame
+from conftest import PostgresServer, baseline_predictor, make_frame
 
 
 @dataclass
@@ -652,14 +652,10 @@ def _predictions_in_the_table(store_folder: Path, ids: range, name: str) -> int:
     import numpy as np
 
     from trenches import predictions
-    from trenches.db import schema as t
-    from trenches.db.engine import insert_returning_id, write
+    from trenches.db.engine import write
 
     with trenches.open(store_folder, create=False) as store, write(store.engine) as conn:
-        baseline = insert_returning_id(
-            conn, t.baselines, {"name": name, "dataset_id": 1, "created_at": 0}
-        )
-        predictor = predictions.make_predictor(conn, baseline_id=baseline, classes=["a", "b"])
+        predictor = baseline_predictor(conn, name, 1)
         n = len(ids)
         predictions.write_block(
             conn,

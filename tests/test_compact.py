@@ -19,9 +19,9 @@ from sqlalchemy import func, select
 import trenches
 from trenches import predictions
 from trenches.db import schema as t
-from trenches.db.engine import insert_returning_id, read, write
+from trenches.db.engine import read, write
 
-from conftest import make_frame
+from conftest import baseline_predictor, make_frame
 
 
 def _fill(store: trenches.Store, predictors: int, batches: int, size: int) -> list[int]:
@@ -33,12 +33,7 @@ def _fill(store: trenches.Store, predictors: int, batches: int, size: int) -> li
     rng = np.random.default_rng(0)
     for i in range(predictors):
         with write(store.engine) as conn:
-            baseline = insert_returning_id(
-                conn, t.baselines, {"name": f"b{i}", "dataset_id": ds.id, "created_at": 0}
-            )
-            made.append(
-                predictions.make_predictor(conn, baseline_id=baseline, classes=["a", "b", "c"])
-            )
+            made.append(baseline_predictor(conn, f"b{i}", ds.id, ["a", "b", "c"]))
     for j in range(batches):
         for p in made:
             ids = np.arange(j * size + 1, (j + 1) * size + 1)

@@ -20,7 +20,7 @@ from trenches import predictions
 from trenches.db.engine import read
 from trenches.tables.io import file_system
 
-from conftest import make_frame
+from conftest import baseline_predictor, make_frame
 
 #: The child: make the Iceberg commit on the transaction's connection, say so, and
 #: wait to be killed before the transaction commits.
@@ -113,11 +113,7 @@ def test_a_kill_between_the_table_commit_and_the_database_commit_shows_nothing(
 
 
 def _baseline(store: trenches.Store) -> int:
-    from trenches.db import schema as t
-    from trenches.db.engine import insert_returning_id, write
+    from trenches.db.engine import write
 
     with write(store.engine) as conn:
-        baseline = insert_returning_id(
-            conn, t.baselines, {"name": "b", "dataset_id": 1, "created_at": 0}
-        )
-        return predictions.make_predictor(conn, baseline_id=baseline, classes=["a", "b"])
+        return baseline_predictor(conn, "b", 1)

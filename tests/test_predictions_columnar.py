@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 import trenches
 from trenches import predictions
 from trenches.db import schema as t
-from trenches.db.engine import insert_returning_id, read, write
+from trenches.db.engine import read, write
 
-from conftest import make_frame
+from conftest import baseline_predictor, make_frame
 
 
 def _predictor(store: trenches.Store, classes: list[str] | None = None) -> int:
@@ -29,12 +29,7 @@ def _predictor(store: trenches.Store, classes: list[str] | None = None) -> int:
         ds.add(make_frame(20), source="expert")
     with write(store.engine) as conn:
         n = conn.execute(t.baselines.select()).all()
-        baseline = insert_returning_id(
-            conn, t.baselines, {"name": f"b{len(n)}", "dataset_id": ds.id, "created_at": 0}
-        )
-        return predictions.make_predictor(
-            conn, baseline_id=baseline, classes=classes or ["no", "yes", "maybe"]
-        )
+        return baseline_predictor(conn, f"b{len(n)}", ds.id, classes or ["no", "yes", "maybe"])
 
 
 def _block(ids: np.ndarray, seed: int) -> predictions.Block:

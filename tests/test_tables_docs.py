@@ -14,8 +14,9 @@ import pytest
 
 import trenches
 from trenches import predictions
-from trenches.db import schema as t
-from trenches.db.engine import insert_returning_id, write
+from trenches.db.engine import write
+
+from conftest import baseline_predictor
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "tables.md"
 
@@ -38,10 +39,7 @@ def test_the_duckdb_example_reads_what_the_store_wrote(
         ds.add(pd.DataFrame({"x": np.arange(40.0), "y": ["a", "b"] * 20}), source="s")
         for name, right in (("half", np.arange(40) % 2 == 0), ("all", np.ones(40, bool))):
             with write(store.engine) as conn:
-                baseline = insert_returning_id(
-                    conn, t.baselines, {"name": name, "dataset_id": ds.id, "created_at": 0}
-                )
-                p = predictions.make_predictor(conn, baseline_id=baseline, classes=["a", "b"])
+                p = baseline_predictor(conn, name, ds.id)
                 predictions.write_block(
                     conn,
                     p,
