@@ -46,6 +46,15 @@ def test_wasserstein_equals_scipy(a: list[float], b: list[float]) -> None:
     assert stats.wasserstein_sorted(x, y) == pytest.approx(expected, rel=1e-9, abs=1e-6)
 
 
+@pytest.mark.parametrize(("n", "m"), [(7, 1000), (1000, 7), (333, 1000), (64, 4096)])
+def test_wasserstein_of_samples_far_apart_in_size_equals_scipy(n: int, m: int) -> None:
+    rng = np.random.default_rng(n + m)
+    x = np.sort(rng.normal(size=n).round(1))  # ties too
+    y = np.sort(rng.normal(0.3, 2.0, size=m).round(1))
+    expected = ss.wasserstein_distance(x, y)
+    assert stats.wasserstein_sorted(x, y) == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
 def test_wasserstein_with_ties_and_unequal_sizes() -> None:
     a = np.sort(np.array([1.0, 1.0, 1.0, 2.0, 5.0]))
     b = np.sort(np.array([1.0, 3.0, 3.0]))
