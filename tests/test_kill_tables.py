@@ -18,9 +18,10 @@ import pytest
 import trenches
 from trenches import predictions
 from trenches.db.engine import read
+from trenches.requests import stored
 from trenches.tables.io import file_system
 
-from conftest import baseline_predictor, make_frame
+from conftest import baseline_predictor, log_requests, make_frame
 
 #: The child: make the Iceberg commit on the transaction's connection, say so, and
 #: wait to be killed before the transaction commits.
@@ -48,6 +49,10 @@ _CHILD = textwrap.dedent(
         import pandas as pd
 
         store.datasets["d"].add(pd.read_parquet(sys.argv[3]), source="late")
+    elif sys.argv[2] == "requests":
+        from trenches.requests import stored
+
+        stored.move_all(store.engine)
     else:
         from trenches.db.engine import write
 
@@ -69,7 +74,7 @@ def _files(store: trenches.Store) -> set[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("what", ["import", "predictions"])
+@pytest.mark.parametrize("what", ["import", "predictions", "requests"])
 def test_a_kill_between_the_table_commit_and_the_database_commit_shows_nothing(
     store_env: str, tmp_path: Path, what: str
 ) -> None:
@@ -79,6 +84,9 @@ def test_a_kill_between_the_table_commit_and_the_database_commit_shows_nothing(
         ds.add(make_frame(50), source="expert")
         before = ds.patterns()
         predictor = _baseline(store)
+        if what == "requests":
+            _log_requests(store)
+        listed, window = store.requests.list(), store.requests.window()
         files_before = _files(store)
     late = tmp_path / "late.parquet"
     make_frame(30, seed=9).to_parquet(late)
@@ -101,15 +109,35 @@ def test_a_kill_between_the_table_commit_and_the_database_commit_shows_nothing(
         assert ds.patterns().equals(before), "the killed import shows nothing"
         with read(store.engine) as conn:
             assert len(predictions.read(conn, predictor)) == 0
+            assert stored.staged(conn) == len(listed), "the killed move left them staged"
+        assert store.requests.list().equals(listed)
+        assert store.requests.window().inputs.equals(window.inputs)
         stray = _files(store) - files_before
         assert stray, "the killed process had written its files"
         done = store.compact(older_than="0s")
         assert sum(t.files_removed for t in done.tables) >= 1
+        assert done.requests_moved == len(listed), "the next move moves them whole"
+        assert store.requests.list().equals(listed)
         assert not (_files(store) - files_before) & stray, "compact removed them"
         # The store goes on: the import, made again, lands whole.
         ds.add(make_frame(30, seed=9), source="late")
         assert len(ds.patterns()) == len(before) + 30
         assert ds.snapshot().verify()
+
+
+def _log_requests(store: trenches.Store) -> None:
+    """A version trained on ``d``, and 6 requests to it logged (staged)."""
+    from sklearn.linear_model import LogisticRegression
+
+    ds = store.datasets["d"]
+    X = ds.patterns().drop(columns="label")
+    version = store.models.register(
+        LogisticRegression().fit(X[["radius", "texture"]], ds.patterns()["label"]),
+        "clf",
+        X=X[["radius", "texture"]],
+        dataset="d",
+    )
+    log_requests(store, version, make_frame(30, seed=3), ["radius", "texture"], label="label")
 
 
 def _baseline(store: trenches.Store) -> int:

@@ -46,7 +46,7 @@ def test_an_earlier_releases_models_still_predict_what_they_stored(
     assert legacy.evaluate(f"{MODEL}@1").evaluation.size > 0
 
 
-def test_migrate_moves_an_earlier_releases_patterns_and_predictions_into_the_tables_whole(
+def test_migrate_moves_an_earlier_releases_patterns_predictions_and_requests_into_the_tables(
     legacy: trenches.Store,
 ) -> None:
     from sqlalchemy import func, select
@@ -56,7 +56,9 @@ def test_migrate_moves_an_earlier_releases_patterns_and_predictions_into_the_tab
 
     expected = orjson.loads((FIXTURE / "manifest.json").read_bytes())
     assert not legacy.datasets["tumours"].columnar
+    listed = legacy.requests.list()
     done = legacy.migrate()
+    assert done.requests_moved == len(listed) > 0
     assert done.predictions_moved == sum(len(v) for v in expected["predictions"].values())
     assert (done.datasets_moved, done.patterns_moved) == (1, len(expected["patterns"]))
     assert legacy.datasets["tumours"].columnar
@@ -67,9 +69,10 @@ def test_migrate_moves_an_earlier_releases_patterns_and_predictions_into_the_tab
     assert found["patterns"] == expected["patterns"]
     assert found["predictions"] == expected["predictions"]
     assert found["requests"] == expected["requests"]
+    assert legacy.requests.list().equals(listed)
     # Run again: nothing more to move, nothing changed.
     again = legacy.migrate()
-    assert (again.datasets_moved, again.predictions_moved) == (0, 0)
+    assert (again.datasets_moved, again.predictions_moved, again.requests_moved) == (0, 0, 0)
     assert orjson.loads(orjson.dumps(manifest(legacy)))["predictions"] == expected["predictions"]
     # And the upgraded store takes new work: nothing is left to predict.
     assert legacy.evaluate(f"{MODEL}@1").predicted.computed == 0

@@ -18,7 +18,8 @@ from sklearn.linear_model import LogisticRegression
 
 import trenches
 from trenches import timestamps
-from trenches.requests import records
+from trenches.db.engine import write
+from trenches.requests import records, stored
 from trenches.requests.records import LoggedFeedback, LoggedRequest
 from trenches.serving.requestlog import RequestLog
 
@@ -103,10 +104,12 @@ def test_a_feedback_comes_back_from_its_row_and_its_spool_line(item: LoggedFeedb
 def test_each_record_holds_the_fields_of_its_shape() -> None:
     for record, shape in [(LoggedRequest, records.REQUEST), (LoggedFeedback, records.FEEDBACK)]:
         assert tuple(f.name for f in dataclasses.fields(record)) == shape.columns
-        # ... and the shape, the columns of its table (after the id), nullable where optional.
+        # ... and the shape, the columns of its table (after the id), nullable where
+        # optional, and where a request's body leaves once moved into the tables.
+        moved = {"inputs", "outputs"} if shape is records.REQUEST else set()
         assert tuple(c.name for c in shape.table.columns)[1:][: len(shape.columns)] == shape.columns
         assert [shape.table.c[f.name].nullable for f in shape.fields] == [
-            f.optional for f in shape.fields
+            f.optional or f.name in moved for f in shape.fields
         ]
 
 
@@ -243,33 +246,34 @@ def test_a_record_written_by_the_log_reads_back_the_same(
 
 def _window_row_by_row(store: trenches.Store) -> dict[str, Any]:
     """What a window is, computed the slow way from ``store.requests.list()``, one
-    entry per input row, as monitoring read it before windows were columns: requests
-    with the same columns make one frame, sliced back into the order received."""
+    entry per input row: each row's values of its version's input columns (a number
+    column's value that is no number is missing), the columns of all versions in the
+    order of the versions."""
     listed = store.requests.list()
     out: dict[str, list[Any]] = {k: [] for k in ("request_id", "row", "version", "answer", "label")}
-    blocks: dict[tuple[str, ...], list[list[Any]]] = {}
-    order: list[tuple[tuple[str, ...], int]] = []
+    signatures = {ref: store.models.get(ref).signature for ref in sorted(set(listed["version"]))}
+    columns = list(dict.fromkeys(c for s in signatures.values() for c in s.columns))
+    values: list[dict[str, Any]] = []
     for r in listed.itertuples(index=False):
-        columns, data = tuple(r.inputs.get("columns") or ()), r.inputs.get("data") or []
-        if not columns or not data:
+        logged, data = list(r.inputs.get("columns") or ()), r.inputs.get("data") or []
+        if not logged:
             continue
-        blocks.setdefault(columns, []).extend(data)
-        order.append((columns, len(data)))
         answer = r.outputs.get("labels") or r.outputs.get("values") or []
         given = {f["row"]: f["label"] for f in r.feedback or () if f["label"] is not None}
-        for k in range(len(data)):
+        for k, row in enumerate(data):
+            by_name = dict(zip(logged, row, strict=True))
+            values.append(
+                {
+                    name: v if isinstance(v := by_name.get(name), int | float) else None
+                    for name in signatures[r.version].columns
+                }
+            )
             out["request_id"].append(r.request_id)
             out["row"].append(k)
             out["version"].append(r.version)
             out["answer"].append(answer[k] if len(answer) == len(data) else None)
             out["label"].append(given.get(k))
-    built = {c: pd.DataFrame(data, columns=list(c)) for c, data in blocks.items()}
-    offsets = dict.fromkeys(built, 0)
-    parts = []
-    for c, n in order:
-        parts.append(built[c].iloc[offsets[c] : offsets[c] + n])
-        offsets[c] += n
-    return {"inputs": pd.concat(parts, ignore_index=True), **out}
+    return {"inputs": pd.DataFrame(values, columns=columns, dtype=float), **out}
 
 
 def test_a_window_is_the_rows_of_its_requests_as_columns(
@@ -314,11 +318,31 @@ def test_a_window_is_the_rows_of_its_requests_as_columns(
         log.put(LoggedFeedback(rid, row, label, 1.0, None, now + at))
     log.stop()
 
+    expected = _window_row_by_row(store)
+    listed = store.requests.list()
+    # The same window with every request staged, with the first two moved into the
+    # tables, and with all of them moved.
+    _check_window(store, expected, version, other, now)
+    with write(store.engine) as conn:
+        assert stored.move(conn, most=2) == 2
+    _check_window(store, expected, version, other, now)
+    assert stored.move_all(store.engine) == 3
+    _check_window(store, expected, version, other, now)
+    assert store.requests.list().equals(listed), "the log lists the same after the move"
+
+
+def _check_window(
+    store: trenches.Store,
+    expected: dict[str, Any],
+    version: trenches.ModelVersion,
+    other: trenches.ModelVersion,
+    now: int,
+) -> None:
     window = store.requests.window()
     assert isinstance(window, trenches.RequestWindow)
-    expected = _window_row_by_row(store)
     assert window.requests == 5 and len(window) == 6
-    pd.testing.assert_frame_equal(window.inputs, expected["inputs"])
+    assert list(window.inputs.columns) == ["radius", "texture", "grade", "a"]
+    pd.testing.assert_frame_equal(window.inputs.astype(float), expected["inputs"])
     assert list(window.request_id) == expected["request_id"] == ["a", "a", "b", "c", "e", "e"]
     assert list(window.row) == expected["row"] == [0, 1, 0, 0, 0, 1]
     versions = {version.id: version.ref, other.id: other.ref}
@@ -337,6 +361,7 @@ def test_a_window_is_the_rows_of_its_requests_as_columns(
 
     only = store.requests.window(version="clf@1", since=now + 1)
     assert only.requests == 3 and list(only.request_id) == ["c", "e", "e"]
-    assert list(only.inputs.columns) == ["grade", "radius", "extra"]
+    assert list(only.inputs.columns) == ["radius", "texture", "grade"]
+    assert only.inputs["grade"].tolist()[:1] == [4] and np.isnan(only.inputs["grade"][1])
     empty = store.requests.window(until=now)
     assert (empty.requests, len(empty), len(empty.inputs.columns)) == (0, 0, 0)

@@ -24,6 +24,7 @@ from trenches.db.engine import read, write
 from trenches.json_form import from_json
 from trenches.patterns import columnar
 from trenches.patterns.inputs import InputSchema
+from trenches.requests import stored
 from trenches.tables import TableCompaction
 
 if TYPE_CHECKING:
@@ -39,6 +40,8 @@ class Compaction:
     """What ``trenches compact`` did: predictions moved out of SQL, and each table."""
 
     predictions_moved: int
+    #: Requests moved from the database's staging rows into the request log's tables.
+    requests_moved: int
     tables: list[TableCompaction]
 
 
@@ -51,6 +54,7 @@ def compact(
 
     say = progress or (lambda _: None)
     moved = move_predictions(engine, say)
+    requests_moved = move_requests(engine, say)
     with read(engine) as conn:
         store_tables = tables.of(conn)
     done = []
@@ -61,7 +65,7 @@ def compact(
         )
         done.append(result)
     done += housekeeping.remove_strays(engine, store_tables, before_us=before_us, progress=say)
-    return Compaction(moved, done)
+    return Compaction(moved, requests_moved, done)
 
 
 def _spec_of(engine: Engine, name: str) -> tuple[TableSpec | None, tuple[str, ...]]:
@@ -69,6 +73,10 @@ def _spec_of(engine: Engine, name: str) -> tuple[TableSpec | None, tuple[str, ..
     this release does not know; its files are kept as they are)."""
     if name == predictions.TABLE:
         return predictions.table_spec(), ("predictor_id", "pattern_id")
+    with read(engine) as conn:
+        logged = stored.spec_of(conn, name)
+    if logged is not None:
+        return logged
     dataset_id = columnar.dataset_of(name)
     if dataset_id is not None:
         d = t.datasets.c
@@ -94,6 +102,19 @@ def move_predictions(engine: Engine, say: Callable[[str], None]) -> int:
         say(f"predictions: moved {moved:,} from the database into the table")
 
 
+def move_requests(engine: Engine, say: Callable[[str], None]) -> int:
+    """Move every request staged in the database into the request log's tables, each
+    move one transaction; returns how many moved."""
+    moved = 0
+    while True:
+        with write(engine, audited=False) as conn:
+            step = stored.move(conn)
+        if step == 0:
+            return moved
+        moved += step
+        say(f"requests: moved {moved:,} from the database into the tables")
+
+
 @dataclass(frozen=True)
 class Migration:
     """What ``trenches migrate`` moved out of the database into the tables."""
@@ -102,12 +123,14 @@ class Migration:
     datasets_moved: int
     patterns_moved: int
     predictions_moved: int
+    requests_moved: int
 
 
 def migrate(engine: Engine, *, progress: Callable[[str], None] | None = None) -> Migration:
     """Move what an earlier release kept as blobs in the database into the Iceberg
-    tables: each dataset's pattern inputs (one transaction a dataset), then every
-    stored prediction (a million per transaction). A migration that is stopped can be
+    tables: each dataset's pattern inputs (one transaction a dataset), every stored
+    prediction (a million per transaction), then every logged request's inputs and
+    outputs. A migration that is stopped can be
     run again and goes on where it was."""
     say = progress or (lambda _: None)
     d = t.datasets.c
@@ -120,4 +143,5 @@ def migrate(engine: Engine, *, progress: Callable[[str], None] | None = None) ->
         datasets += 1
         patterns += moved
         say(f"dataset {name}: moved the inputs of {moved:,} patterns into its table")
-    return Migration(datasets, patterns, move_predictions(engine, say))
+    moved = move_predictions(engine, say)
+    return Migration(datasets, patterns, moved, move_requests(engine, say))

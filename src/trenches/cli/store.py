@@ -62,9 +62,9 @@ def compact(
     as_json: bool = typer.Option(False, "--json", help="Print what was done as JSON."),
 ) -> None:
     """Tidy the store's bulk facts: predictions kept in the database (small batches)
-    move into the Iceberg table, small files are merged, and Iceberg snapshots and
-    files nobody needs any longer are removed. Safe while others read and write; a
-    compaction that is stopped leaves what it finished.
+    and logged requests not moved yet go into the Iceberg tables, small files are
+    merged, and Iceberg snapshots and files nobody needs any longer are removed. Safe
+    while others read and write; a compaction that is stopped leaves what it finished.
 
     Example: `trenches compact`, or `trenches compact --older-than 1h`
     """
@@ -77,7 +77,7 @@ def compact(
     if as_json:
         print_json(to_json(done))
         return
-    if not done.tables and not done.predictions_moved:
+    if not done.tables and not done.predictions_moved and not done.requests_moved:
         console.print("nothing to compact: the store has no tables yet")
     for t in done.tables:
         console.print(
@@ -91,8 +91,9 @@ def migrate(
     as_json: bool = typer.Option(False, "--json", help="Print what was moved as JSON."),
 ) -> None:
     """Move what an earlier release of trenches kept as blobs in the database (pattern
-    inputs, stored predictions) into the store's Iceberg tables, nothing lost. Each step is one
-    transaction: a migration that is stopped can be run again and goes on from there.
+    inputs, stored predictions, logged requests) into the store's Iceberg tables,
+    nothing lost. Each step is one transaction: a migration that is stopped can be run
+    again and goes on from there.
     Opening a store brings its schema up to date by itself; this moves the data.
 
     Example: `trenches migrate`
@@ -107,7 +108,8 @@ def migrate(
         return
     console.print(
         f"moved the inputs of {done.patterns_moved:,} patterns ({done.datasets_moved} "
-        f"datasets) and {done.predictions_moved:,} predictions into the tables"
+        f"datasets), {done.predictions_moved:,} predictions and {done.requests_moved:,} "
+        "logged requests into the tables"
     )
 
 

@@ -247,6 +247,15 @@ def advisory_lock(conn: Connection, name: str) -> None:
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({key})")
 
 
+def try_advisory_lock(conn: Connection, name: str) -> bool:
+    """Take the lock ``name`` (see :func:`advisory_lock`) until this transaction ends
+    if no other transaction holds it; False, at once, if one does."""
+    if conn.dialect.name != "postgresql":
+        return True
+    key = zlib.crc32(f"trenches.{name}".encode())
+    return bool(conn.exec_driver_sql(f"SELECT pg_try_advisory_xact_lock({key})").scalar())
+
+
 def database_name(engine: Engine) -> str:
     """The SQLite file, or the server URL without its password: what a message names."""
     if engine.dialect.name == "sqlite":

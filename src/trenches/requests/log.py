@@ -23,6 +23,7 @@ from trenches.db.engine import read
 from trenches.errors import InvalidInput, NotFound
 from trenches.json_form import to_json
 from trenches.requests import feedback as feedback_of
+from trenches.requests import stored
 from trenches.requests import window as windows
 from trenches.requests.records import json_column
 
@@ -125,6 +126,7 @@ class Requests:
         if offset < 0:
             raise InvalidInput(f"offset {offset} must be 0 or more")
         query = chosen.with_only_columns(
+            r.id,
             r.request_id,
             m.name,
             v.version,
@@ -141,7 +143,7 @@ class Requests:
             query = query.offset(offset)
         f = t.feedback.c
         with read(self._engine) as conn:
-            rows = builtins.list(conn.execute(query).cursor.fetchall())
+            rows = stored.filled(conn, conn.execute(query).cursor.fetchall(), at=6)
             ids = query.with_only_columns(r.request_id).subquery()
             feedback = conn.execute(
                 select(*(f[c] for c in feedback_of.COLUMNS))
@@ -245,10 +247,18 @@ class Requests:
         first: the inputs as one DataFrame, and for each row its request, its number in
         the request, the version that answered, when, the answer, and the label of its
         newest labelled feedback. What monitoring reads; ``list`` is for people."""
-        r = t.served_requests.c
-        query = self._query(since, until, version).order_by(r.received_at, r.id)
+        v, m = t.model_versions.c, t.models.c
+        query = self._query(since, until, version)
+        start = timestamps.parse(since, what="since")
+        end = timestamps.parse(until, what="until")
+        versions = select(v.id).join(t.models, v.model_id == m.id)
+        if version is not None:
+            versions = versions.where(
+                v.id == self._models.get(version).id if "@" in version else m.name == version
+            )
         with read(self._engine) as conn:
-            return windows.read_window(conn, query)
+            version_ids = [int(i) for i in conn.execute(versions).scalars()]
+            return windows.read_window(conn, query, version_ids, start, end)
 
     def get_feedback(self, request_id: str) -> builtins.list[Feedback]:
         """The feedback on a request, oldest first."""

@@ -21,6 +21,7 @@ from trenches.errors import Conflict, InvalidInput
 from trenches.json_form import json_shape
 from trenches.names import check_source
 from trenches.problems import POLARITIES, AddResult
+from trenches.requests import stored
 from trenches.requests.records import json_column
 
 if TYPE_CHECKING:
@@ -126,14 +127,12 @@ class _Asked:
 def _read(engine: Engine, ids: list[str]) -> _Asked:
     r, f, v = t.served_requests.c, t.feedback.c, t.model_versions.c
     with read(engine) as conn:
-        requests = {
-            row.request_id: row
-            for row in conn.execute(
-                select(r.request_id, r.version_id, r.n, r.inputs, v.dataset_id)
-                .join(t.model_versions, r.version_id == v.id)
-                .where(r.request_id.in_(ids))
-            )
-        }
+        found = conn.execute(
+            select(r.id, r.request_id, r.version_id, r.n, r.inputs, v.dataset_id)
+            .join(t.model_versions, r.version_id == v.id)
+            .where(r.request_id.in_(ids))
+        ).all()
+        requests = {row.request_id: row for row in stored.with_bodies(conn, found)}
         feedback = conn.execute(
             select(f.id, f.request_id, f.row, f.label, f.pattern_id)
             .where(f.request_id.in_(ids))

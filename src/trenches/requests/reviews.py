@@ -26,6 +26,7 @@ from trenches.db.audit import acting_name
 from trenches.db.engine import read, write
 from trenches.errors import InvalidInput
 from trenches.json_form import to_json
+from trenches.requests import stored
 from trenches.requests.records import json_column
 
 if TYPE_CHECKING:
@@ -165,14 +166,14 @@ class Reviews:
         f, r = t.feedback.c, t.served_requests.c
         # First which rows, from the answers alone; then the inputs of those shown.
         query = (
-            select(f.request_id, f.row, f.label, r.outputs)
+            select(r.id, f.request_id, f.row, f.label, r.outputs)
             .join(t.served_requests, r.request_id == f.request_id)
             .where(f.label.is_not(None), f.pattern_id.is_(None), ~_has_review())
             .order_by(f.id.desc())
             .limit(MOST_WAITING)
         )
         with read(self._engine) as conn:
-            found = conn.execute(query).all()
+            found = stored.with_bodies(conn, conn.execute(query).all())
         disagreeing: dict[tuple[str, int], bool] = {}
         labels = json_column(x.label for x in found)
         outputs = json_column(x.outputs for x in found)
@@ -190,9 +191,8 @@ class Reviews:
             return []
         f, r = t.feedback.c, t.served_requests.c
         with read(self._engine) as conn:
-            requests = {
-                row.request_id: row for row in conn.execute(_served().where(r.request_id.in_(ids)))
-            }
+            found = conn.execute(_served().where(r.request_id.in_(ids))).all()
+            requests = {row.request_id: row for row in stored.with_bodies(conn, found)}
             labelled = conn.execute(
                 select(f.id, f.request_id, f.row, f.label, f.comment)
                 .where(f.request_id.in_(ids), f.label.is_not(None))
@@ -232,9 +232,9 @@ def _served() -> Any:
     joined = t.served_requests.join(t.model_versions, r.version_id == v.id).join(
         t.models, v.model_id == m.id
     )
-    return select(r.request_id, r.inputs, r.outputs, r.received_at, m.name, v.version).select_from(
-        joined
-    )
+    return select(
+        r.id, r.request_id, r.inputs, r.outputs, r.received_at, m.name, v.version
+    ).select_from(joined)
 
 
 def _has_review() -> Any:

@@ -18,6 +18,13 @@ file loaded twice, or a crash between the insert and the delete, stores nothing 
 ``stop`` writes everything; what it cannot write before its timeout goes to the spool
 file, and what does not fit there is counted and logged as dropped.
 
+The rows are written staged: each request with its inputs and outputs as JSON text in
+its ``served_requests`` row. Every ``move_rows`` requests written, or ``move_seconds``
+after the first not moved yet, the writer moves the staged requests of the store (its
+own and other servers') into the request log's Iceberg tables
+(:mod:`trenches.requests.stored`), one transaction a move; a move that fails leaves
+them staged, to be moved by the next one (or by ``trenches compact``).
+
 A row that cannot be written is set aside in ``rejected-<pid>-<start>.jsonl`` with the
 reason, so that one bad row neither blocks the log nor is lost, whatever the error
 (:mod:`.batches` finds the rows at fault); errors that are the database's or its
@@ -38,9 +45,10 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
-from trenches import config, timestamps
+from trenches import config, tables, timestamps
+from trenches.db import faults
 from trenches.db.engine import make_engine
-from trenches.requests import records
+from trenches.requests import records, stored
 from trenches.requests.records import Logged, LoggedFeedback, LoggedRequest
 from trenches.serving import spool
 from trenches.serving.batches import TRIES, Batch, BatchWriter
@@ -62,11 +70,14 @@ class RequestLog:
     rows per transaction; ``interval``: seconds the writer waits for a batch to fill;
     ``max_queue``: items held in memory before ``put`` spills to the spool file;
     ``busy_timeout``: seconds a write waits for a lock before it fails and is retried;
+    ``tables_root``: where the store keeps its tables (its artifacts location; by
+    default the one ``url`` resolves to); ``move_rows``, ``move_seconds``: when staged
+    requests are moved into the tables (see the module's notes);
     ``on_lost(reason, n)``: called when ``n`` items are ``"dropped"`` (no room in memory
     nor in the spool) or ``"rejected"`` (set aside), e.g. to count them in a metric.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913
         self,
         url: str,
         spool_dir: Path,
@@ -76,8 +87,18 @@ class RequestLog:
         max_queue: int = 50_000,
         busy_timeout: float = 1.0,
         on_lost: Callable[[str, int], None] | None = None,
+        tables_root: str | None = None,
+        move_rows: int = stored.MOVE_ROWS,
+        move_seconds: float = stored.MOVE_SECONDS,
     ) -> None:
-        engine = make_engine(config.resolve(url).db_url, busy_timeout=busy_timeout)
+        location = config.resolve(url)
+        engine = make_engine(location.db_url, busy_timeout=busy_timeout)
+        tables.bind(engine, tables_root or location.artifacts)
+        self._move_rows = max(1, int(move_rows))
+        self._move_seconds = move_seconds
+        self._unmoved = 0  # requests written since the last move
+        self._unmoved_since = 0.0  # when the first of them was
+        self._moved = 0
         self._spool_dir = Path(spool_dir)
         self._batch = max(1, int(batch))
         self._interval = interval
@@ -195,7 +216,7 @@ class RequestLog:
         (rows sent to the spool file), loaded_back (spooled rows stored), rejected
         (rows and spool lines set aside in the rejected file), dropped (neither stored
         nor spooled: no room in memory nor on disk), failures (failed writes,
-        retried)."""
+        retried), moved (staged requests this writer moved into the tables)."""
         return {
             "queued": self._held(),
             "written": self._db.written,
@@ -204,6 +225,7 @@ class RequestLog:
             "rejected": self._losses.rejected,
             "dropped": self._losses.dropped,
             "failures": self._db.failures,
+            "moved": self._moved,
         }
 
     # --- the writer thread ----------------------------------------------------------------
@@ -254,11 +276,40 @@ class RequestLog:
                 pending.add(more)
         self._taking = 0
         if pending is not None:
+            requests = len(pending.requests)
             self._pending = self._db.store(pending)
+            if self._pending is None and requests:
+                if not self._unmoved:
+                    self._unmoved_since = time.monotonic()
+                self._unmoved += requests
+            if self._pending is None and self._move_due():
+                self._move()
             return self._pending is not None
         if self._spool_due:
             return not self._load_spools()
         return None if self._stopping.is_set() else False
+
+    def _move_due(self) -> bool:
+        if self._unmoved >= self._move_rows:
+            return True
+        waited = time.monotonic() - self._unmoved_since
+        return self._unmoved > 0 and waited >= self._move_seconds
+
+    def _move(self) -> None:
+        """Move the store's staged requests into the tables; on failure they stay
+        staged, and the next write tries again after ``move_seconds``."""
+        try:
+            # Another server's move under way moves this one's staged requests too.
+            self._moved += stored.move_all(self._db.engine, wait=False)
+        except Exception as e:
+            log.warning(
+                "request log: staged requests could not be moved into the tables (%s); "
+                "they stay in the database and are moved later",
+                faults.reason(e),
+            )
+            self._unmoved_since = time.monotonic()
+            return
+        self._unmoved = 0
 
     def _spill_queue(self, leftover: Batch) -> None:
         """Spool ``leftover`` and everything still queued."""

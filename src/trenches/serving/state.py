@@ -101,7 +101,10 @@ class Server:
             self._logged = requestlog.LoggedRequest
             self._feedback = requestlog.LoggedFeedback
             self.requests = requestlog.RequestLog(
-                self.store.location.db_url, spool, on_lost=self.metrics.log_lost
+                self.store.location.db_url,
+                spool,
+                on_lost=self.metrics.log_lost,
+                tables_root=self.store.location.artifacts,
             )
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None

@@ -33,7 +33,7 @@ from pyiceberg.table import Table
 from pyiceberg.table.metadata import TableMetadata
 from sqlalchemy.engine import Connection
 
-from trenches.db.engine import advisory_lock
+from trenches.db.engine import advisory_lock, try_advisory_lock
 from trenches.tables.io import PREFIX, ROOT, file_system, is_local, relative
 
 #: The catalog's name in ``iceberg_tables``, and the one namespace of a store's tables.
@@ -258,6 +258,20 @@ def at_most(column: str, value: int) -> BooleanExpression:
     return cast(BooleanExpression, cast(Any, LessThanOrEqual)(column, value))
 
 
+def at_least(column: str, value: int) -> BooleanExpression:
+    """``column >= value`` as an Iceberg filter."""
+    from pyiceberg.expressions import GreaterThanOrEqual
+
+    return cast(BooleanExpression, cast(Any, GreaterThanOrEqual)(column, value))
+
+
+def below(column: str, value: int) -> BooleanExpression:
+    """``column < value`` as an Iceberg filter."""
+    from pyiceberg.expressions import LessThan
+
+    return cast(BooleanExpression, cast(Any, LessThan)(column, value))
+
+
 def between(column: str, low: int, high: int) -> BooleanExpression:
     """``low <= column <= high`` as an Iceberg filter."""
     from pyiceberg.expressions import And, GreaterThanOrEqual, LessThanOrEqual
@@ -268,3 +282,9 @@ def between(column: str, low: int, high: int) -> BooleanExpression:
 def lock(conn: Connection, name: str) -> None:
     """Queue behind the other writers of the table until this transaction ends."""
     advisory_lock(conn, f"tables.{name}")
+
+
+def try_lock(conn: Connection, name: str) -> bool:
+    """Take the table's lock (see :func:`lock`) if no other writer holds it; False, at
+    once, if one does."""
+    return try_advisory_lock(conn, f"tables.{name}")

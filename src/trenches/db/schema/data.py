@@ -418,7 +418,9 @@ explanations = Table(
 
 # One row per served request (one or many input rows), written off the request path
 # in batches. Inputs and outputs are JSON: {"columns": [...], "data": [[...], ...]} and
-# {"labels": [...], "scores": [[...]] | null, "values": [...] | null}.
+# {"labels": [...], "scores": [[...]] | null, "values": [...] | null}, until they are
+# moved into the request log's Iceberg tables (trenches.requests.stored; migration
+# 0016): then both are null, and the rows that still hold them are the staged ones.
 served_requests = Table(
     "served_requests",
     metadata,
@@ -427,10 +429,16 @@ served_requests = Table(
     Column("version_id", ForeignKey("model_versions.id"), nullable=False, index=True),
     Column("endpoint", String(40), nullable=False),  # v2 | invocations | predict
     Column("n", Integer, nullable=False),  # input rows
-    Column("inputs", Text, nullable=False),
-    Column("outputs", Text, nullable=False),
+    Column("inputs", Text),
+    Column("outputs", Text),
     Column("latency_us", BigInteger, nullable=False),
     Column("received_at", BigInteger, nullable=False, index=True),
+    Index(
+        "ix_served_requests_staged",
+        "id",
+        sqlite_where=Column("inputs").isnot(None),
+        postgresql_where=Column("inputs").isnot(None),
+    ),
 )
 
 # A true label or a rating for one row of a served request, posted later. No foreign

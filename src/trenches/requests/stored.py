@@ -1,0 +1,476 @@
+"""The request log's bulk in Iceberg tables: what each request was asked and answered.
+
+A served request is written by the log writer as a row of ``served_requests`` with
+its inputs and outputs as JSON text: the *staged* form, cheap to write a few rows at a
+time. Every :data:`MOVE_ROWS` requests or :data:`MOVE_SECONDS` seconds the writer
+moves the staged requests into two kinds of Iceberg table, in one transaction that
+also empties their ``inputs`` and ``outputs`` (so a reader sees each request once,
+staged or moved, never both nor neither):
+
+- ``requests``: one row a request: its id (the ``served_requests`` row's), request
+  id, version, time, and its inputs and outputs as the JSON text it was logged with.
+  Lossless: what ``store.requests.list`` shows.
+- ``request_rows_<version id>``: one row an input row of the requests that version
+  answered: the request (id and request id), the row's number in it, the time, the
+  answer, and the inputs as typed columns of the struct ``inputs``, typed by the
+  version's signature (a value that is not of its column's type is null, as
+  monitoring counts it missing anyway). What a drift window reads, by columns, with
+  the files outside its time span skipped by their bounds.
+
+The ``served_requests`` row stays, without its inputs and outputs: what a feedback,
+a listing or the traffic graph looks requests up by.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import orjson
+from sqlalchemy import func, select, update
+
+from trenches import tables
+from trenches.db import schema as t
+from trenches.db.engine import id_in
+from trenches.requests.records import json_column
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+    from sqlalchemy import Engine
+    from sqlalchemy.engine import Connection
+
+    from trenches.tables.catalog import TableSpec
+
+#: The table of requests (one row a request).
+TABLE = "requests"
+_ROWS_PREFIX = "request_rows_"
+#: Staged requests the log writer lets gather before it moves them into the tables...
+MOVE_ROWS = 50_000
+#: ... or seconds it lets the oldest of them wait.
+MOVE_SECONDS = 60.0
+#: Requests moved in one transaction at most.
+_MOST = 200_000
+#: Field id of the first input column (the fixed columns take 1-6).
+_FIRST_INPUT_ID = 10_000
+_ICEBERG = {"number": "double", "integer": "long", "boolean": "boolean"}
+
+
+def rows_name(version_id: int) -> str:
+    return f"{_ROWS_PREFIX}{version_id}"
+
+
+def version_of(name: str) -> int | None:
+    """The version whose input rows the table ``name`` holds; None for another table."""
+    rest = name.removeprefix(_ROWS_PREFIX)
+    return int(rest) if rest != name and rest.isdigit() else None
+
+
+def table_spec() -> TableSpec:
+    """The table of requests (see the module's notes)."""
+    from pyiceberg.schema import Schema
+    from pyiceberg.types import LongType, NestedField, StringType
+
+    from trenches.tables.catalog import TableSpec
+
+    return TableSpec(
+        TABLE,
+        Schema(
+            NestedField(1, "id", LongType(), required=True),
+            NestedField(2, "request_id", StringType(), required=True),
+            NestedField(3, "version_id", LongType(), required=True),
+            NestedField(4, "received_at", LongType(), required=True),
+            NestedField(5, "inputs", StringType(), required=True),
+            NestedField(6, "outputs", StringType(), required=True),
+        ),
+    )
+
+
+def _answer_kind(classes: Sequence[Any] | None) -> str:
+    """How a version's answers are stored: its classes' type (text when they mix
+    types), or a number for a regressor."""
+    if classes is None:
+        return "double"
+    if classes and all(isinstance(c, bool) for c in classes):
+        return "boolean"
+    if classes and all(isinstance(c, int) and not isinstance(c, bool) for c in classes):
+        return "long"
+    return "string"
+
+
+def rows_spec(version_id: int, inputs: Sequence[tuple[str, str]], answer: str) -> TableSpec:
+    """The table of the input rows one version answered (see the module's notes)."""
+    from pyiceberg.schema import Schema
+    from pyiceberg.types import (
+        BooleanType,
+        DoubleType,
+        IntegerType,
+        LongType,
+        NestedField,
+        StringType,
+        StructType,
+    )
+
+    from trenches.tables.catalog import TableSpec
+
+    kinds = {
+        "double": DoubleType(),
+        "long": LongType(),
+        "boolean": BooleanType(),
+        "string": StringType(),
+    }
+    struct = StructType(
+        *(
+            NestedField(
+                _FIRST_INPUT_ID + j, name, kinds[_ICEBERG.get(kind, "string")], required=False
+            )
+            for j, (name, kind) in enumerate(inputs)
+        )
+    )
+    return TableSpec(
+        rows_name(version_id),
+        Schema(
+            NestedField(1, "id", LongType(), required=True),
+            NestedField(2, "request_id", StringType(), required=True),
+            NestedField(3, "row", IntegerType(), required=True),
+            NestedField(4, "received_at", LongType(), required=True),
+            NestedField(5, "answer", kinds[answer], required=False),
+            NestedField(6, "inputs", struct, required=True),
+        ),
+    )
+
+
+# --- moving staged requests ----------------------------------------------------------
+
+
+def staged(conn: Connection) -> int:
+    """How many requests wait in the database to be moved into the tables."""
+    r = t.served_requests.c
+    return int(conn.execute(select(func.count()).where(r.inputs.is_not(None))).scalar_one())
+
+
+def move(conn: Connection, *, most: int = _MOST, wait: bool = True) -> int:
+    """Move the oldest staged requests (up to ``most``) into the tables, in the
+    connection's write transaction: their rows appear in the tables and their inputs
+    and outputs leave ``served_requests`` in the same commit. Returns how many moved
+    (0: none was staged). ``wait`` False: move nothing (and return 0) if another
+    move is under way, rather than wait for it."""
+    import pyarrow as pa
+
+    from trenches.tables.catalog import lock, try_lock
+
+    # Movers queue here: each moves what the last left staged.
+    if wait:
+        lock(conn, TABLE)
+    elif not try_lock(conn, TABLE):
+        return 0
+    r = t.served_requests.c
+    found = conn.execute(
+        select(r.id, r.request_id, r.version_id, r.received_at, r.inputs, r.outputs)
+        .where(r.inputs.is_not(None))
+        .order_by(r.id)
+        .limit(most)
+    ).all()
+    if not found:
+        return 0
+    ids, request_ids, version_ids, received, inputs, outputs = (
+        list(c) for c in zip(*found, strict=True)
+    )
+    store = tables.of(conn)
+    store.append(
+        conn,
+        table_spec(),
+        pa.table(
+            {
+                "id": pa.array(ids, type=pa.int64()),
+                "request_id": pa.array(request_ids, type=pa.string()),
+                "version_id": pa.array(version_ids, type=pa.int64()),
+                "received_at": pa.array(received, type=pa.int64()),
+                "inputs": pa.array(inputs, type=pa.string()),
+                "outputs": pa.array(outputs, type=pa.string()),
+            }
+        ),
+    )
+    versions = np.array(version_ids, dtype=np.int64)
+    for version_id in np.unique(versions).tolist():
+        at = np.flatnonzero(versions == version_id).tolist()
+        spec, data = input_rows(
+            conn,
+            int(version_id),
+            [ids[k] for k in at],
+            [request_ids[k] for k in at],
+            [received[k] for k in at],
+            [inputs[k] for k in at],
+            [outputs[k] for k in at],
+        )
+        store.append(conn, spec, data)
+    conn.execute(
+        update(t.served_requests)
+        .where(id_in(conn.dialect.name, r.id, ids))
+        .values(inputs=None, outputs=None)
+    )
+    return len(ids)
+
+
+def move_all(engine: Engine, *, wait: bool = True) -> int:
+    """Move every staged request into the tables, a transaction per :data:`_MOST`;
+    returns how many moved. ``wait`` False: stop (with what is moved) when another
+    move is under way: it moves the rest."""
+    from trenches.db.engine import write
+
+    total = 0
+    while True:
+        with write(engine, audited=False) as conn:
+            moved = move(conn, wait=wait)
+        total += moved
+        if moved < _MOST:
+            return total
+
+
+def _signature(conn: Connection, version_id: int) -> tuple[list[tuple[str, str]], str]:
+    """A version's input columns with their types, and how its answers are stored."""
+    v = t.model_versions.c
+    text = conn.execute(select(v.signature).where(v.id == version_id)).scalar_one()
+    signature = orjson.loads(text)
+    inputs = [(str(c["name"]), str(c["type"])) for c in signature.get("inputs") or ()]
+    return inputs, _answer_kind(signature.get("classes"))
+
+
+def input_rows(
+    conn: Connection,
+    version_id: int,
+    ids: list[int],
+    request_ids: list[str],
+    received: list[int],
+    inputs: list[str],
+    outputs: list[str],
+) -> tuple[TableSpec, pa.Table]:
+    """The input rows of one version's requests (their ids, request ids, times, and
+    inputs and outputs as logged), as rows of its table: what a move appends, and what
+    a window reads of requests not moved yet."""
+    import pyarrow as pa
+
+    from trenches.requests import window as windows
+
+    columns, answer = _signature(conn, version_id)
+    table = tables.of(conn).load(conn, rows_name(version_id))
+    if table is not None:
+        # The table as made: a version's signature never changes, but a table made by
+        # an earlier release keeps its own types.
+        columns, answer = _made(table)
+    spec = rows_spec(version_id, columns, answer)
+    arrow = spec.schema.as_arrow()
+    blocks, counts = windows.blocks(json_column(inputs))
+    frame = windows.frame(blocks, counts)
+    n = int(counts.sum())
+    struct_type = arrow.field("inputs").type
+    children = [
+        _typed(frame[name] if name in frame.columns else None, n, struct_type.field(j).type)
+        for j, (name, _) in enumerate(columns)
+    ]
+    starts = np.cumsum(counts) - counts
+    answers = windows.answers(json_column(outputs), counts)
+    data = pa.Table.from_arrays(
+        [
+            pa.array(np.repeat(np.array(ids, dtype=np.int64), counts), type=pa.int64()),
+            pa.array(np.repeat(np.array(request_ids, dtype=object), counts), type=pa.string()),
+            pa.array(
+                (np.arange(n, dtype=np.int64) - np.repeat(starts, counts)).astype(np.int32),
+                type=pa.int32(),
+            ),
+            pa.array(np.repeat(np.array(received, dtype=np.int64), counts), type=pa.int64()),
+            _typed_values(answers, arrow.field("answer").type),
+            pa.StructArray.from_arrays(children, fields=list(struct_type)),
+        ],
+        schema=arrow,
+    )
+    return spec, data
+
+
+def _kind_of(typ: pa.DataType) -> str:
+    """The input type a column of the table holds."""
+    import pyarrow as pa
+
+    if pa.types.is_floating(typ):
+        return "number"
+    if pa.types.is_integer(typ):
+        return "integer"
+    if pa.types.is_boolean(typ):
+        return "boolean"
+    return "string"
+
+
+_ANSWER_OF = {"number": "double", "integer": "long", "boolean": "boolean", "string": "string"}
+
+
+def _typed(column: pd.Series | None, n: int, typ: pa.DataType) -> pa.Array:
+    """One input column as its table's type: values of another type are null."""
+    import pandas as pd
+    import pyarrow as pa
+
+    if column is None:
+        return pa.nulls(n, type=typ)
+    if pa.types.is_floating(typ) or pa.types.is_integer(typ):
+        numbers = pd.to_numeric(column, errors="coerce")
+        if pa.types.is_integer(typ):
+            numbers = numbers.where(numbers == np.floor(numbers))
+            return pa.array(numbers.astype("Int64"), type=typ)
+        return pa.array(numbers.to_numpy(dtype=np.float64), type=typ, from_pandas=True)
+    return _typed_values(column.to_numpy(dtype=object), typ)
+
+
+def _typed_values(values: np.ndarray, typ: pa.DataType) -> pa.Array:
+    """Python values as ``typ``: those of another type are null."""
+    import pyarrow as pa
+
+    kept: list[Any]
+    if pa.types.is_boolean(typ):
+        kept = [v if isinstance(v, bool) else None for v in values]
+    elif pa.types.is_integer(typ):
+        kept = [v if isinstance(v, int) and not isinstance(v, bool) else None for v in values]
+    elif pa.types.is_floating(typ):
+        kept = [
+            float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+            for v in values
+        ]
+    else:
+        kept = [v if isinstance(v, str) or v is None else _text(v) for v in values]
+    return pa.array(kept, type=typ)
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
+def spec_of(conn: Connection, name: str) -> tuple[TableSpec, tuple[str, ...]] | None:
+    """How one of the request log's tables is made, and how its rows are sorted (for
+    merging its files); None for another table."""
+    if name == TABLE:
+        return table_spec(), ("id",)
+    version_id = version_of(name)
+    if version_id is None:
+        return None
+    table = tables.of(conn).load(conn, name)
+    if table is None:
+        return None
+    columns, answer = _made(table)
+    return rows_spec(version_id, columns, answer), ("received_at", "id", "row")
+
+
+def _made(table: Any) -> tuple[list[tuple[str, str]], str]:
+    """The input columns (with their types) and the answer's type of a table of input
+    rows, as it was made."""
+    made = table.schema().as_arrow()
+    columns = [(f.name, _kind_of(f.type)) for f in made.field("inputs").type]
+    return columns, _ANSWER_OF[_kind_of(made.field("answer").type)]
+
+
+# --- reading ---------------------------------------------------------------------------
+
+
+def bodies(conn: Connection, ids: Sequence[int]) -> dict[int, tuple[str, str]]:
+    """The inputs and outputs (JSON text) of moved requests, by their ids."""
+    import pyarrow.compute as pc
+
+    from trenches.tables.catalog import between
+
+    wanted = sorted({int(i) for i in ids})
+    if not wanted:
+        return {}
+    store = tables.of(conn)
+    files = store.files(conn, TABLE, between("id", wanted[0], wanted[-1]))
+    if not files:
+        return {}
+    import pyarrow as pa
+
+    found = store.read(
+        files,
+        columns=["id", "inputs", "outputs"],
+        filters=pc.field("id").isin(pa.array(wanted, type=pa.int64())),
+    )
+    texts = zip(
+        found.column("inputs").to_pylist(), found.column("outputs").to_pylist(), strict=True
+    )
+    return dict(zip(found.column("id").to_pylist(), texts, strict=True))
+
+
+def filled(conn: Connection, rows: Sequence[Any], at: int = 0) -> list[tuple[Any, ...]]:
+    """``rows`` (of ``served_requests`` columns, with the request's id first and its
+    inputs and outputs at ``at`` and ``at + 1``) with the inputs and outputs of the
+    moved ones read from the table, without their ids."""
+    moved = [row[0] for row in rows if row[at] is None]
+    found = bodies(conn, moved) if moved else {}
+    out = []
+    for row in rows:
+        values = tuple(row)
+        if values[at] is None:
+            body = found.get(values[0], (None, None))
+            values = values[:at] + body + values[at + 2 :]
+        out.append(values[1:])
+    return out
+
+
+def with_bodies(conn: Connection, rows: Sequence[Any]) -> list[Any]:
+    """Rows of ``served_requests`` (named rows with ``id`` and ``inputs`` or
+    ``outputs``) with the inputs and outputs of the moved ones read from the table."""
+    from types import SimpleNamespace
+
+    found = bodies(conn, [row.id for row in rows if _moved(row)])
+    out = []
+    for row in rows:
+        values = dict(row._mapping)
+        if _moved(row):
+            inputs, outputs = found.get(row.id, (None, None))
+            if "inputs" in values:
+                values["inputs"] = inputs
+            if "outputs" in values:
+                values["outputs"] = outputs
+        out.append(SimpleNamespace(**values))
+    return out
+
+
+def _moved(row: Any) -> bool:
+    mapping = row._mapping
+    return any(name in mapping and mapping[name] is None for name in ("inputs", "outputs"))
+
+
+def window_tables(
+    conn: Connection, version_ids: Sequence[int], start: int | None, end: int | None
+) -> list[tuple[int, pa.Table]]:
+    """The moved input rows of these versions received in ``[start, end)``: each
+    version that has any, with its rows as an Arrow table."""
+    import pyarrow.compute as pc
+
+    from trenches.tables.catalog import at_least, below
+
+    store = tables.of(conn)
+    parts = []
+    for version_id in version_ids:
+        bounds = []
+        if start is not None:
+            bounds.append(at_least("received_at", start))
+        if end is not None:
+            bounds.append(below("received_at", end))
+        condition = _and(bounds)
+        files = store.files(conn, rows_name(version_id), condition)
+        if not files:
+            continue
+        expression = None
+        if start is not None:
+            expression = pc.field("received_at") >= start
+        if end is not None:
+            upper = pc.field("received_at") < end
+            expression = upper if expression is None else expression & upper
+        part = store.read(files, filters=expression)
+        if part.num_rows:
+            parts.append((int(version_id), part))
+    return parts
+
+
+def _and(bounds: list[Any]) -> Any:
+    from pyiceberg.expressions import And
+
+    if not bounds:
+        return None
+    return bounds[0] if len(bounds) == 1 else And(*bounds)
