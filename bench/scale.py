@@ -16,7 +16,11 @@ written once to a Parquet file:
   the validation patterns, against ONNX Runtime's own rows/s on the same arrays
   (target >= 1/2);
 - **evaluate, nothing left to predict**: the same again, against pyarrow reading those
-  predictions and labels from Parquet (target <= 2x its time).
+  predictions and labels from Parquet (target <= 2x its time);
+- **drift over the request log**: ``--log-rows`` (10,000,000) input rows logged for a
+  model of a dataset of their own (100,000 patterns), in requests of 100 rows, as the
+  server's log writer writes them; then one drift check over all of them (target
+  <= 10 s; its ratio column is its time over the target).
 
 Each workload runs in a process of its own, so that its peak memory (``ru_maxrss``) is
 its own. ``--label`` names the figures (today's release, or the change), so that two
@@ -187,6 +191,86 @@ def w_pyarrow_predictions(folder: Path) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - began, "rows": read.num_rows}
 
 
+#: Input rows per logged request in the request-log workload.
+REQUEST_ROWS = 100
+SERVED = "served-clf"
+
+
+def w_log_requests(folder: Path, rows: int) -> dict[str, Any]:
+    """A model ``served-clf`` trained on a dataset of its own (100,000 patterns of the
+    same 20 numbers), and a request log of ``rows`` input rows it answered, in
+    requests of 100 rows, three columns shifted: written as the server's log writer
+    writes them (staged rows, a transaction per 1,000 requests), moved into the tables
+    as it goes where this release does that."""
+    import orjson
+    from sklearn.linear_model import LogisticRegression
+
+    import trenches
+    from trenches import timestamps
+    from trenches.db.engine import write
+    from trenches.requests import records
+
+    try:
+        from trenches.requests import stored
+    except ImportError:  # a release before the request log's tables
+        stored = None
+    store = trenches.open(folder / "store", create=False)
+    reference = pq.read_table(folder / "patterns.parquet").slice(0, 100_000).to_pandas()
+    ds = store.datasets.create("served", task="classification", label="label")
+    ds.add(reference, source="bench", created_at="2026-01-01")
+    snap = ds.snapshot()
+    X, y, _, _ = snap.training_data("train")
+    with store.run("served", snapshot=snap, capture_code=False) as run:
+        version = run.log_model(LogisticRegression(max_iter=300).fit(X, y), SERVED)
+    rng = np.random.default_rng(1)
+    shift = np.zeros(len(FEATURES))
+    shift[:3] = 0.5
+    began = time.perf_counter()
+    now = timestamps.now_us()
+    done = moved_at = 0
+    k = 0
+    while done < rows:
+        batch = []
+        for _ in range(1_000):
+            if done >= rows:
+                break
+            n = min(REQUEST_ROWS, rows - done)
+            data = rng.normal(size=(n, len(FEATURES))) + shift
+            answer = np.where(data[:, 0] > data[:, 1], "yes", "no").tolist()
+            inputs = orjson.dumps(
+                {"columns": FEATURES, "data": data}, option=orjson.OPT_SERIALIZE_NUMPY
+            ).decode()
+            outputs = orjson.dumps({"labels": answer, "scores": None, "values": None}).decode()
+            batch.append((f"b-{k}", version.id, "predict", n, inputs, outputs, 900, now + k))
+            done += n
+            k += 1
+        with write(store.engine) as conn:
+            records.insert(conn, batch, [])
+        if stored is not None and done - moved_at >= 500_000:
+            stored.move_all(store.engine)
+            moved_at = done
+    if stored is not None:
+        stored.move_all(store.engine)
+    took = time.perf_counter() - began
+    # The reference's predictions, stored once by the first drift check.
+    store.monitoring.run(f"{SERVED}@1", since=now, until=now + 1_000, keep=False)
+    store.close()
+    return {"seconds": took, "rows": done, "requests": k}
+
+
+def w_drift_log(folder: Path) -> dict[str, Any]:
+    """One drift check of ``served-clf@1`` over its whole request log."""
+    import trenches
+
+    store = trenches.open(folder / "store", create=False)
+    began = time.perf_counter()
+    report = store.monitoring.run(f"{SERVED}@1", keep=False)
+    took = time.perf_counter() - began
+    drifted = sorted(c.column for c in report.report.columns if c.drifted)
+    store.close()
+    return {"seconds": took, "drifted": drifted, "peak_mib": peak_mib()}
+
+
 WORKLOADS = {
     f.__name__[2:]: f
     for f in list(globals().values())
@@ -194,10 +278,10 @@ WORKLOADS = {
 }
 
 
-def child(name: str, folder: Path) -> dict[str, Any]:
+def child(name: str, folder: Path, *extra: str) -> dict[str, Any]:
     """Run workload ``name`` in a fresh process: its figures, as JSON."""
     done = subprocess.run(
-        [sys.executable, __file__, "--child", name, "--folder", str(folder)],
+        [sys.executable, __file__, "--child", name, "--folder", str(folder), *extra],
         capture_output=True,
         text=True,
         check=False,
@@ -212,10 +296,17 @@ def main() -> None:
     parser.add_argument("--patterns", type=int, default=10_000_000)
     parser.add_argument("--folder", type=Path, default=None)
     parser.add_argument("--label", default="this checkout")
+    parser.add_argument(
+        "--log-rows",
+        type=int,
+        default=10_000_000,
+        help="input rows in the request log a drift check reads (0: skip it)",
+    )
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(WORKLOADS[args.child](args.folder)))
+        extra = (args.log_rows,) if args.child == "log_requests" else ()
+        print(json.dumps(WORKLOADS[args.child](args.folder, *extra)))
         return
     folder = args.folder or Path(tempfile.mkdtemp(prefix="trenches-scale-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -235,6 +326,11 @@ def main() -> None:
         print(f"  {name}: {got[name]}", flush=True)
     got["evaluate_again"] = child("evaluate", folder)
     got["pyarrow_predictions"] = child("pyarrow_predictions", folder)
+    if args.log_rows:
+        got["log_requests"] = child("log_requests", folder, "--log-rows", str(args.log_rows))
+        print(f"  log_requests: {got['log_requests']}", flush=True)
+        got["drift_log"] = child("drift_log", folder)
+        print(f"  drift_log: {got['drift_log']}", flush=True)
     imp, cp = got["import"], got["pyarrow_copy"]
     td, pn = got["training_data"], got["pyarrow_numpy"]
     ev, ox = got["evaluate"], got["onnx"]
@@ -277,6 +373,17 @@ def main() -> None:
             "time <= 2x",
         ),
     ]
+    if args.log_rows:
+        dl = got["drift_log"]
+        rows.append(
+            (
+                f"drift check over a request log of {args.log_rows:,} rows, s",
+                dl["seconds"],
+                None,
+                dl["seconds"] / 10,
+                "<= 10 s",
+            )
+        )
     print(f"\n{args.patterns:,} patterns x 20 numbers; {args.label}; code {measured_code()}")
     print("| workload | trenches | pyarrow / ONNX Runtime | ratio | target |")
     print("| --- | --- | --- | --- | --- |")

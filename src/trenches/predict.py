@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from trenches.patterns.datasets import Dataset
     from trenches.predictors import Predictor
 
-CHUNK = 20_000
+CHUNK = 100_000
 _EPS = 1e-15
 
 

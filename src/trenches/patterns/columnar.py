@@ -181,6 +181,41 @@ def read(  # noqa: PLR0913
 
     from trenches.tables.catalog import at_most, between, equal
 
+    if ids is not None and split is None and columns is not None and "inputs" in columns:
+        # The ids' splits first, from two narrow columns; then each split's inputs,
+        # skipping the row groups of the others (a file holds its rows by split, then
+        # id, so an id range alone reaches into every split's row groups).
+        narrow = read(
+            conn,
+            dataset_id,
+            columns=["pattern_id", "split"],
+            ids=ids,
+            max_id=max_id,
+            as_of=as_of,
+            sources=sources,
+        )
+        if narrow is None:
+            return None
+        of_split = narrow.column("split").to_numpy()
+        found = narrow.column("pattern_id").to_numpy()
+        parts = [
+            read(
+                conn,
+                dataset_id,
+                columns=columns,
+                split=int(s),
+                ids=np.sort(found[of_split == s]),
+                max_id=max_id,
+                as_of=as_of,
+                sources=sources,
+                dictionary=dictionary,
+            )
+            for s in np.unique(of_split).tolist()
+        ]
+        kept = [p for p in parts if p is not None]
+        if not kept:
+            return None
+        return pa.concat_tables(kept) if len(kept) > 1 else kept[0]
     store = tables.of(conn)
     name = table_name(dataset_id)
     row_filter: BooleanExpression = AlwaysTrue()

@@ -28,7 +28,7 @@ from trenches.names import SPLITS
 from trenches.names import check_source as check_source
 from trenches.patterns import imports
 from trenches.patterns import inputs as inp
-from trenches.patterns.frames import Members, member_ids, membership
+from trenches.patterns.frames import Members, ids_of
 from trenches.patterns.frames import read_patterns as read_patterns
 from trenches.patterns.imports import ImportResult, ProgressCallback
 from trenches.patterns.tolerance import Tolerance, tolerance_for
@@ -239,7 +239,7 @@ class Dataset:
 
     def pattern_ids(self, split: str | None = None) -> np.ndarray:
         """The ids of the active patterns (of one split), ascending."""
-        return member_ids(self._engine, membership(self.id, as_of=None), split)
+        return ids_of(self, Members(), split)
 
     def pattern_info(
         self,

@@ -26,7 +26,7 @@ from trenches.names import SPLITS, check_source
 from trenches.patterns import codec, columnar
 from trenches.patterns.datasets import Dataset, dataset_by_id
 from trenches.patterns.diff import SnapshotDiff, diff_snapshots
-from trenches.patterns.frames import Members, member_ids, membership, read_patterns
+from trenches.patterns.frames import Members, ids_of, membership, read_patterns
 
 WEIGHTINGS = ("none", "exponential", "inverse-age")
 _DAY_US = 86_400 * 1_000_000
@@ -85,16 +85,15 @@ class Snapshot:
         self, split: str | None = None, *, full_info: bool = True
     ) -> tuple[pd.DataFrame, pd.DataFrame]:
         """(inputs and label, provenance) of the snapshot's patterns, by pattern id."""
-        return read_patterns(
-            self._dataset(),
-            Members(as_of=self._as_of_us, max_id=self.max_pattern_id, sources=self.sources),
-            split=split,
-            full_info=full_info,
-        )
+        return read_patterns(self._dataset(), self._selection(), split=split, full_info=full_info)
+
+    def _selection(self) -> Members:
+        """Which of the dataset's patterns are the snapshot's members."""
+        return Members(as_of=self._as_of_us, max_id=self.max_pattern_id, sources=self.sources)
 
     def pattern_ids(self, split: str | None = None) -> np.ndarray:
         """The ids of the snapshot's members (of one split), ascending."""
-        return member_ids(self._engine, self._members(), split)
+        return ids_of(self._dataset(), self._selection(), split)
 
     def training_data(
         self,

@@ -50,8 +50,9 @@ _ROWS_PREFIX = "request_rows_"
 MOVE_ROWS = 50_000
 #: ... or seconds it lets the oldest of them wait.
 MOVE_SECONDS = 60.0
-#: Requests moved in one transaction at most.
+#: Requests, and input rows, moved in one transaction at most.
 _MOST = 200_000
+_MOST_ROWS = 1_000_000
 #: Field id of the first input column (the fixed columns take 1-6).
 _FIRST_INPUT_ID = 10_000
 _ICEBERG = {"number": "double", "integer": "long", "boolean": "boolean"}
@@ -151,11 +152,16 @@ def staged(conn: Connection) -> int:
 
 
 def move(conn: Connection, *, most: int = _MOST, wait: bool = True) -> int:
-    """Move the oldest staged requests (up to ``most``) into the tables, in the
-    connection's write transaction: their rows appear in the tables and their inputs
-    and outputs leave ``served_requests`` in the same commit. Returns how many moved
-    (0: none was staged). ``wait`` False: move nothing (and return 0) if another
-    move is under way, rather than wait for it."""
+    """Move the oldest staged requests (up to ``most``, and about a million input
+    rows) into the tables, in the connection's write transaction: their rows appear in
+    the tables and their inputs and outputs leave ``served_requests`` in the same
+    commit. Returns how many moved (0: none was staged). ``wait`` False: move nothing
+    (and return 0) if another move is under way, rather than wait for it."""
+    return _move(conn, most, wait)[0]
+
+
+def _move(conn: Connection, most: int, wait: bool) -> tuple[int, bool]:
+    """:func:`move`; and whether it moved as much as one move may (more may wait)."""
     import pyarrow as pa
 
     from trenches.tables.catalog import lock, try_lock
@@ -164,16 +170,22 @@ def move(conn: Connection, *, most: int = _MOST, wait: bool = True) -> int:
     if wait:
         lock(conn, TABLE)
     elif not try_lock(conn, TABLE):
-        return 0
+        return 0, False
     r = t.served_requests.c
+    staged_rows = conn.execute(
+        select(r.id, r.n).where(r.inputs.is_not(None)).order_by(r.id).limit(most)
+    ).all()
+    if not staged_rows:
+        return 0, False
+    rows = np.cumsum([max(int(n), 1) for _, n in staged_rows])
+    take = max(1, int(np.searchsorted(rows, _MOST_ROWS, side="right")))
+    full = take < len(staged_rows) or len(staged_rows) == most
+    chosen = [int(i) for i, _ in staged_rows[:take]]
     found = conn.execute(
         select(r.id, r.request_id, r.version_id, r.received_at, r.inputs, r.outputs)
-        .where(r.inputs.is_not(None))
+        .where(id_in(conn.dialect.name, r.id, chosen))
         .order_by(r.id)
-        .limit(most)
     ).all()
-    if not found:
-        return 0
     ids, request_ids, version_ids, received, inputs, outputs = (
         list(c) for c in zip(*found, strict=True)
     )
@@ -210,11 +222,11 @@ def move(conn: Connection, *, most: int = _MOST, wait: bool = True) -> int:
         .where(id_in(conn.dialect.name, r.id, ids))
         .values(inputs=None, outputs=None)
     )
-    return len(ids)
+    return len(ids), full
 
 
 def move_all(engine: Engine, *, wait: bool = True) -> int:
-    """Move every staged request into the tables, a transaction per :data:`_MOST`;
+    """Move every staged request into the tables, one transaction a :func:`move`;
     returns how many moved. ``wait`` False: stop (with what is moved) when another
     move is under way: it moves the rest."""
     from trenches.db.engine import write
@@ -222,9 +234,9 @@ def move_all(engine: Engine, *, wait: bool = True) -> int:
     total = 0
     while True:
         with write(engine, audited=False) as conn:
-            moved = move(conn, wait=wait)
+            moved, full = _move(conn, _MOST, wait)
         total += moved
-        if moved < _MOST:
+        if not full:
             return total
 
 
