@@ -266,7 +266,7 @@ def w_drift_log(folder: Path) -> dict[str, Any]:
     began = time.perf_counter()
     report = store.monitoring.run(f"{SERVED}@1", keep=False)
     took = time.perf_counter() - began
-    drifted = sorted(c.column for c in report.report.columns if c.drifted)
+    drifted = sorted(c.name for c in report.report.columns if c.drifted)
     store.close()
     return {"seconds": took, "drifted": drifted, "peak_mib": peak_mib()}
 

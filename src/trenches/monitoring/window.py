@@ -67,6 +67,8 @@ def typed(dataset: Dataset, frame: pd.DataFrame, what: str) -> pd.DataFrame:
         if c.name not in frame.columns:
             continue
         if c.type in ("number", "integer"):
+            if frame[c.name].dtype == np.float64:
+                continue  # as the request log's tables hold it already
             frame[c.name] = pd.to_numeric(frame[c.name], errors="coerce").astype(np.float64)
         elif c.type in ("string", "text"):
             frame[c.name] = frame[c.name].astype(object)

@@ -216,7 +216,9 @@ def _move(conn: Connection, most: int, wait: bool) -> tuple[int, bool]:
             [inputs[k] for k in at],
             [outputs[k] for k in at],
         )
-        store.append(conn, spec, data)
+        # Received, then logged, order: what a window reads them in.
+        order = [("received_at", "ascending"), ("id", "ascending"), ("row", "ascending")]
+        store.append(conn, spec, data.sort_by(order))
     conn.execute(
         update(t.served_requests)
         .where(id_in(conn.dialect.name, r.id, ids))
@@ -465,7 +467,9 @@ def window_tables(
         if end is not None:
             bounds.append(below("received_at", end))
         condition = _and(bounds)
-        files = store.files(conn, rows_name(version_id), condition)
+        # In the order of their first request, so that rows read in the order they
+        # were received seldom need sorting.
+        files = store.files(conn, rows_name(version_id), condition, order_by="received_at")
         if not files:
             continue
         expression = None
@@ -474,7 +478,14 @@ def window_tables(
         if end is not None:
             upper = pc.field("received_at") < end
             expression = upper if expression is None else expression & upper
-        part = store.read(files, filters=expression)
+        part = store.read(
+            files,
+            columns=["id", "request_id", "row", "received_at", "answer", "inputs"],
+            filters=expression,
+            # A request's rows share its id, and the answers are a few classes: each
+            # distinct value is made once (pyarrow leaves a numeric answer as it is).
+            dictionary=("request_id", "answer"),
+        )
         if part.num_rows:
             parts.append((int(version_id), part))
     return parts

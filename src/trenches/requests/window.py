@@ -139,14 +139,21 @@ def _staged(conn: Connection, query: Select[Any]) -> list[_Part]:
 
 
 def _moved(part: pa.Table, version_id: int) -> _Part:
-    """The rows of a version's table of input rows, as read."""
+    """The rows of a version's table of input rows, as read: each input column one
+    NumPy array (no copy into a block of them all), the request ids and answers made
+    Python objects once per distinct value."""
     import pandas as pd
     import pyarrow as pa
 
-    struct = part.column("inputs").combine_chunks()
-    names = [f.name for f in struct.type]
-    inputs = pa.Table.from_arrays(struct.flatten(), names=names).to_pandas()
-    answer = part.column("answer").to_numpy(zero_copy_only=False)
+    column = part.column("inputs")
+    struct_type = column.type
+    children = [
+        pa.chunked_array([chunk.field(j) for chunk in column.chunks], type=f.type)
+        for j, f in enumerate(struct_type)
+    ]
+    names = [f.name for f in struct_type]
+    inputs = pa.Table.from_arrays(children, names=names).to_pandas(split_blocks=True)
+    answer = _objects(part.column("answer"))
     if answer.dtype != object:
         answer = answer.astype(object)
         answer[pd.isna(answer)] = None
@@ -154,12 +161,31 @@ def _moved(part: pa.Table, version_id: int) -> _Part:
     return _Part(
         id=part.column("id").to_numpy(),
         inputs=inputs,
-        request_id=part.column("request_id").to_numpy(zero_copy_only=False),
+        request_id=_objects(part.column("request_id")),
         row=part.column("row").to_numpy().astype(np.int64),
         version_id=np.full(n, version_id, dtype=np.int64),
         received_at=part.column("received_at").to_numpy(),
         answer=answer,
     )
+
+
+def _objects(column: pa.ChunkedArray) -> np.ndarray:
+    """A column as a NumPy array; a dictionary-encoded one as objects, each distinct
+    value made a Python object once (nulls None)."""
+    import pyarrow as pa
+
+    if not pa.types.is_dictionary(column.type):
+        return np.asarray(column.to_numpy(zero_copy_only=False))
+    parts = []
+    for chunk in column.chunks:
+        distinct = chunk.dictionary.to_pylist()
+        values = np.empty(len(distinct) + 1, dtype=object)
+        values[:-1] = distinct
+        codes = chunk.indices.fill_null(len(values) - 1).to_numpy()
+        parts.append(values[codes])
+    if not parts:
+        return np.zeros(0, dtype=object)
+    return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
 
 def _merged(parts: list[_Part]) -> _Part:

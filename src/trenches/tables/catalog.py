@@ -156,18 +156,24 @@ class Tables:
         row_filter: BooleanExpression | None = None,
         *,
         snapshot_id: int | None = None,
+        order_by: str | None = None,
     ) -> list[str]:
         """The data files of the table (as of ``snapshot_id``) that may hold rows
-        matching ``row_filter``: partitions and column bounds pruned by pyiceberg."""
+        matching ``row_filter``: partitions and column bounds pruned by pyiceberg;
+        with ``order_by`` (a whole-number column), by the least value each holds."""
         table = self.load(conn, name)
         if table is None:
             return []
         # A metadata file never changes, so neither does a plan over it.
-        key = (table.metadata_location, snapshot_id, repr(row_filter))
+        key = (table.metadata_location, snapshot_id, repr(row_filter) + f"|{order_by}")
         planned = self._plans.get(key)
         if planned is None:
             scan = table.scan(row_filter=row_filter or AlwaysTrue(), snapshot_id=snapshot_id)
-            planned = [task.file.file_path for task in scan.plan_files()]
+            tasks = list(scan.plan_files())
+            if order_by is not None:
+                field_id = table.schema().find_field(order_by).field_id
+                tasks.sort(key=lambda task: _least(task.file.lower_bounds.get(field_id)))
+            planned = [task.file.file_path for task in tasks]
             if len(self._plans) >= _PLANS_KEPT:
                 self._plans.pop(next(iter(self._plans)))
             self._plans[key] = planned
@@ -242,6 +248,14 @@ class Tables:
         if self._local:
             return os.path.join(self.fs.path, rel)
         return rel
+
+
+def _least(bound: bytes | None) -> int:
+    """A long or int column's lower bound in a manifest (Iceberg's single-value
+    serialisation: little-endian), or the least long when the file has none."""
+    if bound is None:
+        return -(2**63)
+    return int.from_bytes(bound, "little", signed=True)
 
 
 def equal(column: str, value: int) -> BooleanExpression:
