@@ -271,6 +271,17 @@ def w_drift_log(folder: Path) -> dict[str, Any]:
     return {"seconds": took, "drifted": drifted, "peak_mib": peak_mib()}
 
 
+def w_first_touch(folder: Path, rows: int) -> dict[str, Any]:
+    """What this machine charges a fresh process for memory it touches the first time:
+    an array of ``rows`` x 20 float64 made and filled (in this virtual machine a page
+    fault costs far more than on bare metal, so a workload that makes its arrays pays
+    it too)."""
+    began = time.perf_counter()
+    array = np.ones((rows, len(FEATURES)))
+    took = time.perf_counter() - began
+    return {"seconds": took, "mib": array.nbytes / 2**20}
+
+
 WORKLOADS = {
     f.__name__[2:]: f
     for f in list(globals().values())
@@ -305,7 +316,7 @@ def main() -> None:
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        extra = (args.log_rows,) if args.child == "log_requests" else ()
+        extra = (args.log_rows,) if args.child in ("log_requests", "first_touch") else ()
         print(json.dumps(WORKLOADS[args.child](args.folder, *extra)))
         return
     folder = args.folder or Path(tempfile.mkdtemp(prefix="trenches-scale-"))
@@ -331,6 +342,8 @@ def main() -> None:
         print(f"  log_requests: {got['log_requests']}", flush=True)
         got["drift_log"] = child("drift_log", folder)
         print(f"  drift_log: {got['drift_log']}", flush=True)
+        got["first_touch"] = child("first_touch", folder, "--log-rows", str(args.log_rows))
+        print(f"  first_touch: {got['first_touch']}", flush=True)
     imp, cp = got["import"], got["pyarrow_copy"]
     td, pn = got["training_data"], got["pyarrow_numpy"]
     ev, ox = got["evaluate"], got["onnx"]
@@ -382,6 +395,16 @@ def main() -> None:
                 None,
                 dl["seconds"] / 10,
                 "<= 10 s",
+            )
+        )
+        ft = got["first_touch"]
+        rows.append(
+            (
+                f"this machine: a fresh process filling {ft['mib']:,.0f} MiB the first time, s",
+                ft["seconds"],
+                None,
+                None,
+                "(what the window's inputs cost in page faults alone)",
             )
         )
     print(f"\n{args.patterns:,} patterns x 20 numbers; {args.label}; code {measured_code()}")
