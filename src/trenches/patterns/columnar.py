@@ -23,15 +23,12 @@ from sqlalchemy.engine import Connection
 
 from trenches import tables
 from trenches.patterns.inputs import CoercedColumn, InputSchema
+from trenches.tables.schemas import id_of, inputs_struct
 
 if TYPE_CHECKING:
     from trenches.tables.catalog import TableSpec
 
-#: Iceberg types of the input column types.
-_ICEBERG = {"number": "double", "integer": "long", "boolean": "boolean"}
 _ARROW = {"number": pa.float64(), "integer": pa.int64(), "boolean": pa.bool_()}
-#: Field id of the first input column (the fixed columns take 1-11).
-_FIRST_INPUT_ID = 10_000
 
 
 _PREFIX = "patterns_"
@@ -43,38 +40,17 @@ def table_name(dataset_id: int) -> str:
 
 def dataset_of(name: str) -> int | None:
     """The dataset whose table is named ``name``; None for another table."""
-    rest = name.removeprefix(_PREFIX)
-    return int(rest) if rest != name and rest.isdigit() else None
+    return id_of(name, _PREFIX)
 
 
 def table_spec(dataset_id: int, schema: InputSchema) -> TableSpec:
     """The table of a dataset's patterns (see the module's notes)."""
     from pyiceberg.schema import Schema
-    from pyiceberg.types import (
-        BinaryType,
-        BooleanType,
-        DoubleType,
-        IntegerType,
-        LongType,
-        NestedField,
-        StringType,
-        StructType,
-    )
+    from pyiceberg.types import BinaryType, IntegerType, LongType, NestedField, StringType
 
     from trenches.tables.catalog import TableSpec
 
-    kinds = {"double": DoubleType(), "long": LongType(), "boolean": BooleanType()}
-    inputs = StructType(
-        *(
-            NestedField(
-                _FIRST_INPUT_ID + j,
-                c.name,
-                kinds[_ICEBERG[c.type]] if c.type in _ICEBERG else StringType(),
-                required=False,
-            )
-            for j, c in enumerate(schema.columns)
-        )
-    )
+    inputs = inputs_struct([(c.name, c.type) for c in schema.columns])
     iceberg_schema = Schema(
         NestedField(1, "pattern_id", LongType(), required=True),
         NestedField(2, "split", IntegerType(), required=True),

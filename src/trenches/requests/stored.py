@@ -34,6 +34,7 @@ from trenches import tables
 from trenches.db import schema as t
 from trenches.db.engine import id_in
 from trenches.requests.records import json_column
+from trenches.tables.schemas import iceberg_type, id_of, inputs_struct
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -53,9 +54,6 @@ MOVE_SECONDS = 60.0
 #: Requests, and input rows, moved in one transaction at most.
 _MOST = 200_000
 _MOST_ROWS = 1_000_000
-#: Field id of the first input column (the fixed columns take 1-6).
-_FIRST_INPUT_ID = 10_000
-_ICEBERG = {"number": "double", "integer": "long", "boolean": "boolean"}
 
 
 def rows_name(version_id: int) -> str:
@@ -64,8 +62,7 @@ def rows_name(version_id: int) -> str:
 
 def version_of(name: str) -> int | None:
     """The version whose input rows the table ``name`` holds; None for another table."""
-    rest = name.removeprefix(_ROWS_PREFIX)
-    return int(rest) if rest != name and rest.isdigit() else None
+    return id_of(name, _ROWS_PREFIX)
 
 
 def table_spec() -> TableSpec:
@@ -103,32 +100,10 @@ def _answer_kind(classes: Sequence[Any] | None) -> str:
 def rows_spec(version_id: int, inputs: Sequence[tuple[str, str]], answer: str) -> TableSpec:
     """The table of the input rows one version answered (see the module's notes)."""
     from pyiceberg.schema import Schema
-    from pyiceberg.types import (
-        BooleanType,
-        DoubleType,
-        IntegerType,
-        LongType,
-        NestedField,
-        StringType,
-        StructType,
-    )
+    from pyiceberg.types import IntegerType, LongType, NestedField, StringType
 
     from trenches.tables.catalog import TableSpec
 
-    kinds = {
-        "double": DoubleType(),
-        "long": LongType(),
-        "boolean": BooleanType(),
-        "string": StringType(),
-    }
-    struct = StructType(
-        *(
-            NestedField(
-                _FIRST_INPUT_ID + j, name, kinds[_ICEBERG.get(kind, "string")], required=False
-            )
-            for j, (name, kind) in enumerate(inputs)
-        )
-    )
     return TableSpec(
         rows_name(version_id),
         Schema(
@@ -136,8 +111,8 @@ def rows_spec(version_id: int, inputs: Sequence[tuple[str, str]], answer: str) -
             NestedField(2, "request_id", StringType(), required=True),
             NestedField(3, "row", IntegerType(), required=True),
             NestedField(4, "received_at", LongType(), required=True),
-            NestedField(5, "answer", kinds[answer], required=False),
-            NestedField(6, "inputs", struct, required=True),
+            NestedField(5, "answer", iceberg_type(answer), required=False),
+            NestedField(6, "inputs", inputs_struct(inputs), required=True),
         ),
     )
 
