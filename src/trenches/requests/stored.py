@@ -240,7 +240,7 @@ def input_rows(
     a window reads of requests not moved yet."""
     import pyarrow as pa
 
-    from trenches.requests import window as windows
+    from trenches.requests import bodies
 
     columns, answer = _signature(conn, version_id)
     table = tables.of(conn).load(conn, rows_name(version_id))
@@ -250,8 +250,8 @@ def input_rows(
         columns, answer = _made(table)
     spec = rows_spec(version_id, columns, answer)
     arrow = spec.schema.as_arrow()
-    blocks, counts = windows.blocks(json_column(inputs))
-    frame = windows.frame(blocks, counts)
+    blocks, counts = bodies.blocks(json_column(inputs))
+    frame = bodies.frame(blocks, counts)
     n = int(counts.sum())
     struct_type = arrow.field("inputs").type
     children = [
@@ -259,7 +259,7 @@ def input_rows(
         for j, (name, _) in enumerate(columns)
     ]
     starts = np.cumsum(counts) - counts
-    answers = windows.answers(json_column(outputs), counts)
+    answers = bodies.answers(json_column(outputs), counts)
     data = pa.Table.from_arrays(
         [
             pa.array(np.repeat(np.array(ids, dtype=np.int64), counts), type=pa.int64()),
