@@ -23,7 +23,7 @@ a listing or the traffic graph looks requests up by.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -426,43 +426,46 @@ def _moved(row: Any) -> bool:
 
 def window_tables(
     conn: Connection, version_ids: Sequence[int], start: int | None, end: int | None
-) -> list[tuple[int, pa.Table]]:
-    """The moved input rows of these versions received in ``[start, end)``: each
-    version that has any, with its rows as an Arrow table."""
+) -> list[tuple[int, Iterator[pa.Table], int]]:
+    """The moved input rows of these versions received in ``[start, end)``: for each
+    version that may have any, its rows as Arrow tables read one file at a time (so
+    that a reader copying them out reuses one file's memory), and how many rows its
+    files hold (at least as many as are read)."""
     import pyarrow.compute as pc
 
     from trenches.tables.catalog import at_least, below
 
     store = tables.of(conn)
+    bounds = []
+    expression = None
+    if start is not None:
+        bounds.append(at_least("received_at", start))
+        expression = pc.field("received_at") >= start
+    if end is not None:
+        bounds.append(below("received_at", end))
+        upper = pc.field("received_at") < end
+        expression = upper if expression is None else expression & upper
+    condition = _and(bounds)
     parts = []
     for version_id in version_ids:
-        bounds = []
-        if start is not None:
-            bounds.append(at_least("received_at", start))
-        if end is not None:
-            bounds.append(below("received_at", end))
-        condition = _and(bounds)
         # In the order of their first request, so that rows read in the order they
         # were received seldom need sorting.
         files = store.files(conn, rows_name(version_id), condition, order_by="received_at")
         if not files:
             continue
-        expression = None
-        if start is not None:
-            expression = pc.field("received_at") >= start
-        if end is not None:
-            upper = pc.field("received_at") < end
-            expression = upper if expression is None else expression & upper
-        part = store.read(
-            files,
-            columns=["id", "request_id", "row", "received_at", "answer", "inputs"],
-            filters=expression,
-            # A request's rows share its id, and the answers are a few classes: each
-            # distinct value is made once (pyarrow leaves a numeric answer as it is).
-            dictionary=("request_id", "answer"),
-        )
-        if part.num_rows:
-            parts.append((int(version_id), part))
+
+        def each(files: list[str] = files) -> Iterator[pa.Table]:
+            for f in files:
+                yield store.read(
+                    [f],
+                    columns=["id", "request_id", "row", "received_at", "answer", "inputs"],
+                    filters=expression,
+                    # A request's rows share its id, and the answers are a few classes:
+                    # each distinct value is made once (a numeric answer stays as it is).
+                    dictionary=("request_id", "answer"),
+                )
+
+        parts.append((int(version_id), each(), store.rows_in(files)))
     return parts
 
 

@@ -11,7 +11,7 @@ arrays made by repeating and indexing, not by a loop over rows.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -70,9 +70,10 @@ def read_window(
     r, f = t.served_requests.c, t.feedback.c
     with no_gc():
         moved = [
-            (version_id, _moved(part, version_id))
-            for version_id, part in stored.window_tables(conn, version_ids, start, end)
+            (version_id, _moved(version_id, files, most))
+            for version_id, files, most in stored.window_tables(conn, version_ids, start, end)
         ]
+        moved = [(v, p) for v, p in moved if len(p.id)]
         staged = [
             (int(p.version_id[0]), p)
             for p in _staged(conn, query.where(r.inputs.is_not(None)))
@@ -133,39 +134,76 @@ def _staged(conn: Connection, query: Select[Any]) -> list[_Part]:
     for version_id, found in sorted(by_version.items()):
         ids, request_ids, _, received, inputs, outputs = (list(c) for c in zip(*found, strict=True))
         _, data = stored.input_rows(conn, version_id, ids, request_ids, received, inputs, outputs)
-        parts.append(_moved(data, version_id))
+        parts.append(_moved(version_id, iter([data]), data.num_rows))
     return parts
 
 
-def _moved(part: pa.Table, version_id: int) -> _Part:
-    """The rows of a version's table of input rows, as read: each input column one
-    NumPy array (no copy into a block of them all), the request ids and answers made
-    Python objects once per distinct value."""
+def _moved(version_id: int, parts: Iterator[pa.Table], most: int) -> _Part:
+    """The rows of a version's table of input rows, read part by part (a file at a
+    time) into arrays made once for at most ``most`` rows: the Arrow memory of one part
+    is reused by the next, and no input column is copied a second time on its way to
+    pandas. Request ids and answers are made Python objects once per distinct value."""
     import pandas as pd
     import pyarrow as pa
 
-    column = part.column("inputs")
-    struct_type = column.type
-    children = [
-        pa.chunked_array([chunk.field(j) for chunk in column.chunks], type=f.type)
-        for j, f in enumerate(struct_type)
-    ]
-    names = [f.name for f in struct_type]
-    inputs = pa.Table.from_arrays(children, names=names).to_pandas(split_blocks=True)
-    answer = _objects(part.column("answer"))
+    numbers: dict[str, np.ndarray] = {}  # float input columns, filled in place
+    others: dict[str, list[np.ndarray]] = {}  # the other input columns, part by part
+    names: list[str] = []
+    ints = {name: np.empty(most, dtype=np.int64) for name in ("id", "row", "received_at")}
+    answers: list[np.ndarray] = []
+    request_ids: list[np.ndarray] = []
+    k = 0
+    for part in parts:
+        n = part.num_rows
+        if not n:
+            continue
+        column = part.column("inputs")
+        for j, field in enumerate(column.type):
+            if not names or len(names) <= j:
+                names.append(field.name)
+            children = [chunk.field(j) for chunk in column.chunks]
+            if pa.types.is_floating(field.type):
+                target = numbers.setdefault(field.name, np.empty(most, dtype=np.float64))
+                _fill(target, k, children)
+            else:
+                chunked = pa.chunked_array(children, type=field.type)
+                others.setdefault(field.name, []).append(
+                    np.asarray(chunked.to_numpy(zero_copy_only=False))
+                )
+        for name, target in ints.items():
+            _fill(target, k, part.column(name).chunks)
+        answers.append(_objects(part.column("answer")))
+        request_ids.append(_objects(part.column("request_id")))
+        k += n
+    inputs = pd.DataFrame(
+        {
+            name: numbers[name][:k] if name in numbers else np.concatenate(others[name])
+            for name in names
+        },
+        columns=names,
+        copy=False,
+    )
+    answer = np.concatenate(answers) if answers else np.zeros(0, dtype=object)
     if answer.dtype != object:
         answer = answer.astype(object)
         answer[pd.isna(answer)] = None
-    n = part.num_rows
     return _Part(
-        id=part.column("id").to_numpy(),
+        id=ints["id"][:k],
         inputs=inputs,
-        request_id=_objects(part.column("request_id")),
-        row=part.column("row").to_numpy().astype(np.int64),
-        version_id=np.full(n, version_id, dtype=np.int64),
-        received_at=part.column("received_at").to_numpy(),
+        request_id=np.concatenate(request_ids) if request_ids else np.zeros(0, dtype=object),
+        row=ints["row"][:k],
+        version_id=np.full(k, version_id, dtype=np.int64),
+        received_at=ints["received_at"][:k],
         answer=answer,
     )
+
+
+def _fill(target: np.ndarray, at: int, chunks: Sequence[pa.Array]) -> None:
+    """Copy the chunks' values into ``target`` from ``at`` on (nulls as NaN)."""
+    for chunk in chunks:
+        values = chunk.to_numpy(zero_copy_only=False)
+        target[at : at + len(values)] = values
+        at += len(values)
 
 
 def _objects(column: pa.ChunkedArray) -> np.ndarray:

@@ -218,6 +218,12 @@ class Tables:
             return pa.Table.from_batches([], schema=pa.schema(fields))
         return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
 
+    def rows_in(self, files: Sequence[str]) -> int:
+        """How many rows the files hold, from their Parquet footers."""
+        return sum(
+            pq.ParquetFile(self.path(f), filesystem=self._arrow_fs).metadata.num_rows for f in files
+        )
+
     def reachable(self, metadata_locations: Sequence[str]) -> list[str]:
         """Every file the tables at these metadata files need, in every snapshot they
         keep: the metadata files, manifest lists, manifests and data files, each once
