@@ -105,14 +105,9 @@ def move_predictions(engine: Engine, say: Callable[[str], None]) -> int:
 def move_requests(engine: Engine, say: Callable[[str], None]) -> int:
     """Move every request staged in the database into the request log's tables, each
     move one transaction; returns how many moved."""
-    moved = 0
-    while True:
-        with write(engine, audited=False) as conn:
-            step = stored.move(conn)
-        if step == 0:
-            return moved
-        moved += step
-        say(f"requests: moved {moved:,} from the database into the tables")
+    return stored.move_all(
+        engine, progress=lambda n: say(f"requests: moved {n:,} from the database into the tables")
+    )
 
 
 @dataclass(frozen=True)

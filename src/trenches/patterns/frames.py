@@ -21,6 +21,7 @@ from trenches.errors import InvalidInput
 from trenches.names import SPLITS
 from trenches.patterns import codec, columnar
 from trenches.patterns import inputs as inp
+from trenches.tables.arrays import decoded
 
 if TYPE_CHECKING:
     from trenches.patterns.datasets import Dataset
@@ -331,7 +332,7 @@ def _columnar_columns(
     pick = pick[keep]
 
     def column(name: str) -> np.ndarray:
-        values = _decoded(data.column(name)) if name in ("label", "source") else None
+        values = decoded(data.column(name)) if name in ("label", "source") else None
         if values is None:
             values = data.column(name).to_numpy(zero_copy_only=False)
         return values[pick]
@@ -369,23 +370,6 @@ def _empty_columns(dataset: Dataset, with_inputs: bool, full_info: bool) -> dict
     if with_inputs and dataset.schema is not None:
         empty["inputs_frame"] = columnar.inputs_frame(dataset.schema, _empty_inputs(dataset))
     return empty
-
-
-def _decoded(column: Any) -> np.ndarray:
-    """A dictionary-encoded string column as an object array, each distinct value
-    made into a Python string once."""
-    import pyarrow as pa
-
-    chunks = [c for c in column.chunks if len(c)]
-    if not chunks:
-        return np.zeros(0, dtype=object)
-    if not pa.types.is_dictionary(column.type):
-        return np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)
-    parts = [
-        np.asarray(c.dictionary.to_pylist(), dtype=object)[c.indices.to_numpy(zero_copy_only=False)]
-        for c in chunks
-    ]
-    return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
 
 #: The deactivation time of a pattern never deactivated.

@@ -143,7 +143,8 @@ class Requests:
             query = query.offset(offset)
         f = t.feedback.c
         with read(self._engine) as conn:
-            rows = stored.filled(conn, conn.execute(query).cursor.fetchall(), at=6)
+            found = stored.with_bodies(conn, conn.execute(query).all())
+            rows = [tuple(vars(row).values())[1:] for row in found]  # without the id
             ids = query.with_only_columns(r.request_id).subquery()
             feedback = conn.execute(
                 select(*(f[c] for c in feedback_of.COLUMNS))

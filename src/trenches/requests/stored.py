@@ -23,7 +23,7 @@ a listing or the traffic graph looks requests up by.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -202,10 +202,13 @@ def _move(conn: Connection, most: int, wait: bool) -> tuple[int, bool]:
     return len(ids), full
 
 
-def move_all(engine: Engine, *, wait: bool = True) -> int:
+def move_all(
+    engine: Engine, *, wait: bool = True, progress: Callable[[int], None] | None = None
+) -> int:
     """Move every staged request into the tables, one transaction a :func:`move`;
-    returns how many moved. ``wait`` False: stop (with what is moved) when another
-    move is under way: it moves the rest."""
+    returns how many moved, and tells ``progress`` the total after each move.
+    ``wait`` False: stop (with what is moved) when another move is under way: it moves
+    the rest."""
     from trenches.db.engine import write
 
     total = 0
@@ -213,17 +216,21 @@ def move_all(engine: Engine, *, wait: bool = True) -> int:
         with write(engine, audited=False) as conn:
             moved, full = _move(conn, _MOST, wait)
         total += moved
+        if moved and progress is not None:
+            progress(total)
         if not full:
             return total
 
 
 def _signature(conn: Connection, version_id: int) -> tuple[list[tuple[str, str]], str]:
     """A version's input columns with their types, and how its answers are stored."""
+    from trenches.json_form import from_json
+    from trenches.models.formats import Signature
+
     v = t.model_versions.c
     text = conn.execute(select(v.signature).where(v.id == version_id)).scalar_one()
-    signature = orjson.loads(text)
-    inputs = [(str(c["name"]), str(c["type"])) for c in signature.get("inputs") or ()]
-    return inputs, _answer_kind(signature.get("classes"))
+    signature = from_json(Signature, orjson.loads(text))
+    return list(signature.inputs), _answer_kind(signature.classes)
 
 
 def input_rows(
@@ -382,22 +389,6 @@ def bodies(conn: Connection, ids: Sequence[int]) -> dict[int, tuple[str, str]]:
         found.column("inputs").to_pylist(), found.column("outputs").to_pylist(), strict=True
     )
     return dict(zip(found.column("id").to_pylist(), texts, strict=True))
-
-
-def filled(conn: Connection, rows: Sequence[Any], at: int = 0) -> list[tuple[Any, ...]]:
-    """``rows`` (of ``served_requests`` columns, with the request's id first and its
-    inputs and outputs at ``at`` and ``at + 1``) with the inputs and outputs of the
-    moved ones read from the table, without their ids."""
-    moved = [row[0] for row in rows if row[at] is None]
-    found = bodies(conn, moved) if moved else {}
-    out = []
-    for row in rows:
-        values = tuple(row)
-        if values[at] is None:
-            body = found.get(values[0], (None, None))
-            values = values[:at] + body + values[at + 2 :]
-        out.append(values[1:])
-    return out
 
 
 def with_bodies(conn: Connection, rows: Sequence[Any]) -> list[Any]:

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Select, func, select
 
 from trenches.db import schema as t
 from trenches.requests.records import json_column
+from trenches.tables.arrays import decoded
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -172,8 +173,8 @@ def _moved(version_id: int, parts: Iterator[pa.Table], most: int) -> _Part:
                 )
         for name, target in ints.items():
             _fill(target, k, part.column(name).chunks)
-        answers.append(_objects(part.column("answer")))
-        request_ids.append(_objects(part.column("request_id")))
+        answers.append(decoded(part.column("answer")))
+        request_ids.append(decoded(part.column("request_id")))
         k += n
     inputs = pd.DataFrame(
         {
@@ -204,25 +205,6 @@ def _fill(target: np.ndarray, at: int, chunks: Sequence[pa.Array]) -> None:
         values = chunk.to_numpy(zero_copy_only=False)
         target[at : at + len(values)] = values
         at += len(values)
-
-
-def _objects(column: pa.ChunkedArray) -> np.ndarray:
-    """A column as a NumPy array; a dictionary-encoded one as objects, each distinct
-    value made a Python object once (nulls None)."""
-    import pyarrow as pa
-
-    if not pa.types.is_dictionary(column.type):
-        return np.asarray(column.to_numpy(zero_copy_only=False))
-    parts = []
-    for chunk in column.chunks:
-        distinct = chunk.dictionary.to_pylist()
-        values = np.empty(len(distinct) + 1, dtype=object)
-        values[:-1] = distinct
-        codes = chunk.indices.fill_null(len(values) - 1).to_numpy()
-        parts.append(values[codes])
-    if not parts:
-        return np.zeros(0, dtype=object)
-    return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
 
 def _merged(parts: list[_Part]) -> _Part:
