@@ -23,6 +23,8 @@ from sqlalchemy.engine import Connection
 
 from trenches import tables
 from trenches.patterns.inputs import CoercedColumn, InputSchema
+from trenches.tables.arrays import ascending_unique
+from trenches.tables.pruning import Bound
 from trenches.tables.schemas import id_of, inputs_struct
 
 if TYPE_CHECKING:
@@ -149,13 +151,9 @@ def read(  # noqa: PLR0913
     """The dataset's rows that match (``columns`` of them), in no set order; None
     before its table has any. Partitions, column bounds and row groups are pruned by
     the filters."""
-    from pyiceberg.expressions import (
-        AlwaysTrue,
-        And,
-        BooleanExpression,
-    )
+    from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression
 
-    from trenches.tables.catalog import at_most, between, equal
+    from trenches.tables.catalog import at_least, at_most
 
     if ids is not None and split is None and columns is not None and "inputs" in columns:
         # The ids' splits first, from two narrow columns; then each split's inputs,
@@ -192,35 +190,37 @@ def read(  # noqa: PLR0913
         if not kept:
             return None
         return pa.concat_tables(kept) if len(kept) > 1 else kept[0]
-    store = tables.of(conn)
-    name = table_name(dataset_id)
+    if ids is not None and len(ids) == 0:
+        return None
+    bounds = _bounds(split, ids, max_id, as_of)
     row_filter: BooleanExpression = AlwaysTrue()
-    arrow_filter: Any = None
-
-    def also(expr: Any) -> None:
-        nonlocal arrow_filter
-        arrow_filter = expr if arrow_filter is None else arrow_filter & expr
-
-    if split is not None:
-        row_filter = And(row_filter, equal("split", split))
-        also(pc.field("split") == split)
-    if ids is not None:
-        if len(ids) == 0:
-            return None
-        row_filter = And(row_filter, between("pattern_id", int(ids.min()), int(ids.max())))
-        also(pc.field("pattern_id").isin(pa.array(ids, type=pa.int64())))
-    if max_id is not None:
-        row_filter = And(row_filter, at_most("pattern_id", max_id))
-        also(pc.field("pattern_id") <= max_id)
-    if as_of is not None:
-        row_filter = And(row_filter, at_most("created_at", as_of))
-        also(pc.field("created_at") <= as_of)
-    if sources:
-        also(pc.field("source").isin(pa.array(list(sources), type=pa.string())))
-    files = store.files(conn, name, row_filter)
+    for bound in bounds:
+        if bound.low is not None:
+            row_filter = And(row_filter, at_least(bound.column, bound.low))
+        if bound.high is not None:
+            row_filter = And(row_filter, at_most(bound.column, bound.high))
+    store = tables.of(conn)
+    files = store.files(conn, table_name(dataset_id), row_filter)
     if not files:
         return None
-    return store.read(files, columns=columns, filters=arrow_filter, dictionary=dictionary)
+    where = pc.field("source").isin(pa.array(list(sources), type=pa.string())) if sources else None
+    return store.read(files, columns=columns, filters=where, dictionary=dictionary, bounds=bounds)
+
+
+def _bounds(
+    split: int | None, ids: np.ndarray | None, max_id: int | None, as_of: int | None
+) -> list[Bound]:
+    """A read's filters as bounds of whole-number columns: the files and row groups
+    outside them are skipped, and a row group wholly inside is read unfiltered."""
+    bounds = []
+    if split is not None:
+        bounds.append(Bound("split", split, split))
+    if ids is not None or max_id is not None:
+        among = None if ids is None else ascending_unique(ids)
+        bounds.append(Bound("pattern_id", None, max_id, among).narrowed())
+    if as_of is not None:
+        bounds.append(Bound("created_at", None, as_of))
+    return bounds
 
 
 def inputs_frame(schema: InputSchema, inputs: pa.ChunkedArray | pa.StructArray) -> pd.DataFrame:

@@ -34,7 +34,9 @@ from pyiceberg.table.metadata import TableMetadata
 from sqlalchemy.engine import Connection
 
 from trenches.db.engine import advisory_lock, try_advisory_lock
+from trenches.tables import pruning
 from trenches.tables.io import PREFIX, ROOT, file_system, is_local, relative
+from trenches.tables.pruning import Bound
 
 #: The catalog's name in ``iceberg_tables``, and the one namespace of a store's tables.
 CATALOG = "trenches"
@@ -196,11 +198,16 @@ class Tables:
         filters: Any = None,
         schema: pa.Schema | None = None,
         dictionary: Sequence[str] = (),
+        bounds: Sequence[Bound] = (),
     ) -> pa.Table:
         """The rows of ``files`` (as :meth:`files` names them), read by pyarrow with
         column pruning and ``filters`` (a pyarrow expression or DNF list); the string
         columns named in ``dictionary`` come back dictionary-encoded (a few distinct
-        values: read and reordered as small integers)."""
+        values: read and reordered as small integers). ``bounds`` keep only the rows
+        within them, reading only the row groups that may hold some (see
+        :mod:`trenches.tables.pruning`)."""
+        if bounds:
+            return self._read_bounded(files, columns, filters, dictionary, bounds, schema)
         parts = [
             pq.read_table(
                 self.path(f),
@@ -217,6 +224,43 @@ class Tables:
             fields = [schema.field(c) for c in columns] if columns is not None else schema
             return pa.Table.from_batches([], schema=pa.schema(fields))
         return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+
+    def _read_bounded(
+        self,
+        files: Sequence[str],
+        columns: Sequence[str] | None,
+        filters: Any,
+        dictionary: Sequence[str],
+        bounds: Sequence[Bound],
+        schema: pa.Schema | None,
+    ) -> pa.Table:
+        """:meth:`read` with ``bounds``: each file's row groups chosen by their
+        statistics, and filtered only where they may hold rows out of bounds."""
+        bounds = [b.narrowed() for b in bounds]
+        extra = [] if columns is None else [b.column for b in bounds if b.column not in columns]
+        wanted = None if columns is None else [*columns, *dict.fromkeys(extra)]
+        parts: list[pa.Table] = []
+        empty: pa.Table | None = None
+        for f in files:
+            opened = pq.ParquetFile(
+                self.path(f), filesystem=self._arrow_fs, read_dictionary=list(dictionary) or None
+            )
+            groups, whole = pruning.row_groups(opened.metadata, bounds)
+            if not groups:
+                empty = empty or opened.read_row_groups([], columns=wanted)
+                continue
+            part = opened.read_row_groups(groups, columns=wanted)
+            if not all(whole):
+                part = pruning.filtered(part, bounds)
+            if filters is not None:
+                part = part.filter(filters)
+            parts.append(part)
+        if not parts:
+            if empty is None:
+                return self.read([], columns=columns, schema=schema)
+            parts = [empty]
+        data = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+        return data.drop_columns(list(dict.fromkeys(extra))) if extra else data
 
     def rows_in(self, files: Sequence[str]) -> int:
         """How many rows the files hold, from their Parquet footers."""
