@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,6 +18,7 @@ from sklearn.preprocessing import StandardScaler
 import trenches
 from trenches import predictions
 from trenches.db.engine import read
+from trenches.evaluation import classification_metrics
 from trenches.patterns.sets import PatternSet, split
 
 
@@ -135,6 +138,44 @@ def test_classification_metrics_equal_scikit_learns(
     assert (
         result.confusion.to_numpy() == skm.confusion_matrix(truth, predicted, labels=classes)
     ).all()  # type: ignore[union-attr]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    pairs=st.lists(
+        st.tuples(st.sampled_from(["a", "b", "c", "unknown"]), st.sampled_from(["a", "b", "c"])),
+        min_size=1,
+        max_size=60,
+    ),
+    as_categories=st.booleans(),
+)
+def test_figures_from_the_confusion_matrix_equal_scikit_learns(
+    pairs: list[tuple[str, str]], as_categories: bool
+) -> None:
+    """Every figure is worked out from one confusion matrix; each equals scikit-learn's
+    own, including for a true class the model does not know and classes never seen,
+    whether the labels come as text or as categoricals."""
+    truth = [t for t, _ in pairs]
+    said = [p for _, p in pairs]
+    classes = ["a", "b", "c"]
+    given_truth: Any = pd.Categorical(truth) if as_categories else np.array(truth, dtype=object)
+    given_said: Any = pd.Categorical(said) if as_categories else np.array(said, dtype=object)
+    values, per_class, confusion = classification_metrics(given_truth, given_said, classes)
+    every = sorted(set(classes) | set(truth))
+    assert values["accuracy"] == pytest.approx(skm.accuracy_score(truth, said), abs=1e-12)
+    for average in ("macro", "weighted"):
+        p, r, f, _ = skm.precision_recall_fscore_support(
+            truth, said, labels=every, average=average, zero_division=0
+        )
+        assert values[f"precision_{average}"] == pytest.approx(p, abs=1e-12)
+        assert values[f"recall_{average}"] == pytest.approx(r, abs=1e-12)
+        assert values[f"f1_{average}"] == pytest.approx(f, abs=1e-12)
+    p, r, f, support = skm.precision_recall_fscore_support(
+        truth, said, labels=every, average=None, zero_division=0
+    )
+    assert per_class.index.tolist() == every
+    assert np.allclose(per_class["f1"], f) and (per_class["support"].to_numpy() == support).all()
+    assert (confusion.to_numpy() == skm.confusion_matrix(truth, said, labels=every)).all()
 
 
 def test_regression_metrics_equal_scikit_learns(store: trenches.Store) -> None:

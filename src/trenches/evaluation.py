@@ -20,6 +20,8 @@ from trenches.errors import InvalidInput
 from trenches.json_form import json_shape
 from trenches.patterns import inputs as inp
 from trenches.patterns.datasets import read_patterns
+from trenches.patterns.frames import stored_labels
+from trenches.tables.arrays import ascending_unique
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -81,41 +83,68 @@ def evaluate(
     ``store.settings.costs``), also ``cost`` and ``cost_per_pattern``. ``found`` (the
     predictor's stored predictions) and ``truth`` (the labels of the set's patterns, in
     ascending id order, from :func:`labels_of`) spare reading them again."""
-    wanted = np.unique(np.asarray(patterns.ids, dtype=np.int64))
+    wanted = ascending_unique(patterns.ids)
     pattern_set = patterns.name
     if len(wanted) == 0:
         raise InvalidInput(f"the pattern set {pattern_set!r} is empty")
     if found is None:
         with read(engine) as conn:
             found = store_of.read(conn, predictor.id)
-    have = np.isin(wanted, found.pattern_ids)
+    rows, have = _positions(found.pattern_ids, wanted)
     if not have.all():
         raise InvalidInput(
             f"{predictor.ref} has predictions for {int(have.sum())} of the {len(wanted)} "
             f"patterns of {pattern_set}; run `trenches evaluate` (or backfill) first"
         )
-    rows = np.searchsorted(found.pattern_ids, wanted)
-    if truth is None:
-        truth = labels_of(predictor.dataset, wanted)
-    elif len(truth) != len(wanted):
+    if truth is not None and len(truth) != len(wanted):
         raise ValueError(f"{len(truth)} labels given for {len(wanted)} patterns")
     ds = predictor.dataset
     if ds.task == "regression":
+        if truth is None:
+            truth = labels_of(ds, wanted)
         assert found.values is not None
         values = regression_metrics(truth.astype(np.float64), found.values[rows])
         return Evaluation(predictor.ref, pattern_set, len(wanted), ds.task, values)
-    y_true = np.asarray(inp.label_to_text(truth, ds.label_type or "string"), dtype=object)
-    assert found.labels is not None and found.classes is not None
+    assert found.label_index is not None and found.classes is not None
+    classes = list(found.classes)
+    # Labels stay codes into their few distinct values all the way to the metrics.
+    y_true = (
+        stored_labels(ds, wanted)
+        if truth is None
+        else pd.Categorical(inp.label_to_text(np.asarray(truth), ds.label_type or "string"))
+    )
+    said = found.label_index[rows]
+    y_pred = (
+        pd.Categorical.from_codes(said, categories=pd.Index(classes, dtype=object))
+        if (said >= 0).all()
+        else found.labels[rows]  # type: ignore[index]
+    )
     values, per_class, confusion = classification_metrics(
         y_true,
-        found.labels[rows],
-        list(found.classes),
+        y_pred,
+        classes,
         scores=None if found.scores is None else found.scores[rows],
         costs=costs,
     )
     return Evaluation(
         predictor.ref, pattern_set, len(wanted), ds.task, values, per_class, confusion
     )
+
+
+def _positions(known: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each of ``wanted`` sits in ``known`` (both ascending), and which are
+    there at all."""
+    if len(known) == 0:
+        return np.zeros(len(wanted), dtype=np.int64), np.zeros(len(wanted), dtype=bool)
+    rows = np.minimum(np.searchsorted(known, wanted), len(known) - 1)
+    return rows, known[rows] == wanted
+
+
+def missing_from(found: store_of.Predictions, ids: np.ndarray) -> np.ndarray:
+    """Which of ``ids`` (ascending, unique) ``found`` holds no prediction for."""
+    _, have = _positions(found.pattern_ids, ids)
+    missing: np.ndarray = ids[~have]
+    return missing
 
 
 def labels_of(dataset: Dataset, ids: np.ndarray) -> np.ndarray:
@@ -148,38 +177,42 @@ def classification_metrics(
     table and the confusion matrix. ``scores`` (one column per class of ``classes``)
     adds log loss and ROC AUC; ``costs`` (true class -> predicted class -> cost) adds
     the total and per-pattern cost."""
-    from sklearn import metrics as m
-
-    y_true_text = np.asarray(y_true, dtype=object)
-    every = sorted(set(classes) | set(y_true_text.tolist()) | set(np.asarray(y_pred).tolist()))
-    # scikit-learn is given integer codes: sorting object arrays of strings is most of its
-    # time, and the figures are the same.
-    code = {c: i for i, c in enumerate(every)}
-    truth = np.array([code[c] for c in y_true_text], dtype=np.int64)
-    said = np.array([code[c] for c in y_pred], dtype=np.int64)
-    codes = list(range(len(every)))
-    values = {"accuracy": float(m.accuracy_score(truth, said))}
+    t_cat, s_cat = _categorical(y_true), _categorical(y_pred)
+    every = sorted(set(classes) | set(_present(t_cat)) | set(_present(s_cat)))
+    # The labels become integer codes once (hashing or sorting strings was most of the
+    # time), and every figure comes from the confusion matrix, counted in one pass:
+    # scikit-learn's definitions (zero where a class was never predicted or never
+    # true; macro: the mean over classes; weighted: by support), without its passes
+    # over the labels for each figure.
+    truth, said = _recoded(t_cat, every), _recoded(s_cat, every)
+    k = len(every)
+    matrix = np.bincount(truth * k + said, minlength=k * k).reshape(k, k)
+    hits = np.diag(matrix).astype(np.float64)
+    support = matrix.sum(axis=1)
+    predicted = matrix.sum(axis=0)
+    p = _ratio(hits, predicted)
+    r = _ratio(hits, support)
+    f = _ratio(2 * hits, predicted + support)  # 2tp / (2tp + fp + fn)
+    values = {"accuracy": float(hits.sum() / max(len(truth), 1))}
+    weights = support.astype(np.float64)
     for average in ("macro", "weighted"):
-        p, r, f, _ = m.precision_recall_fscore_support(
-            truth, said, labels=codes, average=average, zero_division=0
-        )
-        values[f"precision_{average}"] = float(p)
-        values[f"recall_{average}"] = float(r)
-        values[f"f1_{average}"] = float(f)
-    p, r, f, support = m.precision_recall_fscore_support(
-        truth, said, labels=codes, average=None, zero_division=0
-    )
+        for name, figure in (("precision", p), ("recall", r), ("f1", f)):
+            if average == "macro":
+                value = float(np.mean(figure))
+            else:
+                value = float(np.average(figure, weights=weights)) if weights.sum() else 0.0
+            values[f"{name}_{average}"] = value
     per_class = pd.DataFrame(
         {"precision": p, "recall": r, "f1": f, "support": support},
         index=pd.Index(every, name="class"),
     )
     confusion = pd.DataFrame(
-        m.confusion_matrix(truth, said, labels=codes),
+        matrix,
         index=pd.Index(every, name="true"),
         columns=pd.Index(every, name="predicted"),
     )
     if scores is not None:
-        values.update(_score_metrics(y_true_text, list(classes), scores))
+        values.update(_score_metrics(_recoded(t_cat, list(classes)), len(classes), scores))
     if costs is not None:
         total = sum(
             int(confusion.loc[truth_class, pred_class])
@@ -188,29 +221,61 @@ def classification_metrics(
             for pred_class in every
         )
         values["cost"] = float(total)
-        values["cost_per_pattern"] = float(total) / len(y_true_text)
+        values["cost_per_pattern"] = float(total) / len(truth)
     return values, per_class, confusion
 
 
-def _score_metrics(
-    y_true_text: np.ndarray, classes: list[str], scores: np.ndarray
-) -> dict[str, float]:
-    """Log loss and ROC AUC from class scores, when every score is known and every true
-    class is one the model knows."""
+def _ratio(top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
+    """``top / bottom``, 0 where ``bottom`` is 0 (scikit-learn's ``zero_division=0``)."""
+    out = np.zeros(len(top), dtype=np.float64)
+    np.divide(top, bottom, out=out, where=bottom != 0)
+    return out
+
+
+def _categorical(values: Any) -> pd.Categorical:
+    """Labels as text, or a categorical of them, as a categorical."""
+    if isinstance(values, pd.Categorical):
+        return values
+    return pd.Categorical(np.asarray(values, dtype=object))
+
+
+def _present(labels: pd.Categorical) -> list[str]:
+    """The categories that occur, by counting codes (no hashing of the values)."""
+    codes = np.asarray(labels.codes)
+    seen = np.bincount(codes[codes >= 0], minlength=len(labels.categories)) > 0
+    return [str(c) for c in np.asarray(labels.categories, dtype=object)[seen]]
+
+
+def _recoded(labels: pd.Categorical, order: Sequence[str]) -> np.ndarray:
+    """The labels as positions in ``order`` (-1: a label not in it)."""
+    position = {c: j for j, c in enumerate(order)}
+    table = np.array([position.get(str(c), -1) for c in labels.categories] + [-1], dtype=np.int64)
+    recoded: np.ndarray = table[np.asarray(labels.codes, dtype=np.int64)]  # -1 -> the last
+    return recoded
+
+
+def _score_metrics(in_classes: np.ndarray, k: int, scores: np.ndarray) -> dict[str, float]:
+    """Log loss and ROC AUC from class scores (``in_classes``: each true label's
+    position among the ``k`` classes, -1 for one the model does not know), when every
+    score is known and every true class is one the model knows."""
     from sklearn import metrics as m
 
-    if np.isnan(scores).any() or not set(y_true_text) <= set(classes):
+    if k < 2 or (in_classes < 0).any() or np.isnan(scores).any():
         return {}
     # ONNX Runtime sums in single precision for some models: rows can be 1 +- 1e-7.
     norm = scores / scores.sum(axis=1, keepdims=True)
-    in_classes = np.array([classes.index(c) for c in y_true_text], dtype=np.int64)
-    values = {"log_loss": float(m.log_loss(in_classes, norm, labels=range(len(classes))))}
-    present = sorted(set(in_classes.tolist()))
-    if len(present) == 2 and len(classes) == 2:
+    # Log loss as scikit-learn defines it (each true class's probability clipped to
+    # [eps, 1 - eps], the mean of minus its log), read off the true class's column
+    # instead of a log of every score.
+    eps = np.finfo(norm.dtype).eps
+    p_true = np.clip(norm[np.arange(len(norm)), in_classes], eps, 1 - eps)
+    values = {"log_loss": float(-np.mean(np.log(p_true))) if len(p_true) else float("nan")}
+    present = np.flatnonzero(np.bincount(in_classes, minlength=k))
+    if len(present) == 2 and k == 2:
         values["roc_auc"] = float(m.roc_auc_score(in_classes == 1, scores[:, 1]))
-    elif len(present) > 2 and len(present) == len(classes):
+    elif len(present) > 2 and len(present) == k:
         values["roc_auc"] = float(
-            m.roc_auc_score(in_classes, norm, multi_class="ovr", labels=range(len(classes)))
+            m.roc_auc_score(in_classes, norm, multi_class="ovr", labels=range(k))
         )
     return values
 

@@ -8,17 +8,19 @@ processes at once, and it never computes a prediction twice.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
 from trenches import predictions as store_of
 from trenches.db.engine import read, write
 from trenches.errors import InvalidInput
 from trenches.patterns import inputs as inp
-from trenches.patterns.frames import read_patterns
+from trenches.patterns.frames import read_patterns, splits_of
+from trenches.tables.arrays import ascending_unique
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -27,7 +29,8 @@ if TYPE_CHECKING:
     from trenches.patterns.datasets import Dataset
     from trenches.predictors import Predictor
 
-CHUNK = 100_000
+#: Predictions stored a transaction at a time (an Iceberg commit each).
+CHUNK = 500_000
 _EPS = 1e-15
 
 
@@ -69,7 +72,7 @@ def predict(
             f"{predictor.ref} is a baseline: its predictions were given, it cannot predict"
         )
     dataset = predictor.dataset
-    wanted = np.unique(np.asarray(pattern_ids, dtype=np.int64))
+    wanted = ascending_unique(pattern_ids)
     with read(engine) as conn:
         todo = np.setdiff1d(wanted, store_of.predicted_ids(conn, predictor.id), assume_unique=True)
     if len(todo) == 0:
@@ -78,20 +81,53 @@ def predict(
     model = models.load(version, format=fmt, trusted=trusted)
     classes = None if predictor.classes is None else list(predictor.classes)
     computed = 0
-    for start in range(0, len(todo), chunk):
-        ids = todo[start : start + chunk]
-        frame, _ = read_patterns(dataset, ids=ids.tolist(), full_info=False)
-        X = model_inputs(version, dataset, frame)
-        truth = frame[dataset.label_column].to_numpy()
-        found = frame.index.to_numpy()
-        block = _predict_block(
-            model, X, found, truth, dataset.label_type or "string", classes, dataset.task
-        )
+    label_type = dataset.label_type or "string"
+    for batch in _batches(dataset, todo, chunk):
+        blocks = []
+        for split, ids in batch:
+            frame, _ = read_patterns(dataset, split=split, ids=ids, full_info=False)
+            X = model_inputs(version, dataset, frame)
+            truth = frame[dataset.label_column].to_numpy()
+            found = frame.index.to_numpy()
+            blocks.append(_predict_block(model, X, found, truth, label_type, classes, dataset.task))
         with write(engine) as conn:
-            computed += store_of.write_block(conn, predictor.id, block, skip_existing=True)
+            computed += store_of.write_block(
+                conn, predictor.id, store_of.joined_blocks(blocks), skip_existing=True
+            )
         if progress is not None:
-            progress(len(ids))
+            progress(sum(len(ids) for _, ids in batch))
     return PredictResult(version.ref, predictor.id, len(wanted), computed)
+
+
+#: Patterns read and predicted at a time, within a stored batch.
+READ_ROWS = 100_000
+
+
+def _batches(
+    dataset: Dataset, todo: np.ndarray, chunk: int
+) -> Iterator[list[tuple[str | None, np.ndarray]]]:
+    """``todo`` (ascending) in stored batches of up to ``chunk`` patterns, each as
+    reads of up to :data:`READ_ROWS` patterns of one split: a dataset's table keeps
+    each split's rows together, so a read of one split's ids skips the others' row
+    groups (ids of every split, read together, reach into all of them)."""
+    parts: list[tuple[str | None, np.ndarray]] = []
+    for split, ids in splits_of(dataset, todo):
+        parts += [
+            (split, ids[start : start + READ_ROWS]) for start in range(0, len(ids), READ_ROWS)
+        ]
+    batch: list[tuple[str | None, np.ndarray]] = []
+    size = 0
+    for split, ids in parts:
+        if batch and size + len(ids) > chunk:
+            yield batch
+            batch, size = [], 0
+        while len(ids) > chunk:  # a stored batch smaller than a read
+            yield [(split, ids[:chunk])]
+            ids = ids[chunk:]
+        batch.append((split, ids))
+        size += len(ids)
+    if batch:
+        yield batch
 
 
 def model_inputs(version: ModelVersion, dataset: Dataset, frame: Any) -> Any:
@@ -124,16 +160,19 @@ def _predict_block(
         values = predicted.astype(np.float64).ravel()
         y = truth.astype(np.float64)
         return store_of.Block(pattern_ids, values=values, loss=(values - y) ** 2)
-    truth_text = inp.label_to_text(np.asarray(truth), label_type)
-    predicted_text = inp.label_to_text(predicted, label_type)
-    position = {c: j for j, c in enumerate(classes)}
-    label_index = np.array([position.get(p, -1) for p in predicted_text], dtype=np.int32)
-    correct = np.array([p == y for p, y in zip(predicted_text, truth_text, strict=True)])
+    truth_text = np.asarray(inp.label_to_text(np.asarray(truth), label_type), dtype=object)
+    predicted_text = np.asarray(inp.label_to_text(predicted, label_type), dtype=object)
+    # Positions among the classes by one hash of each column (-1: not a class).
+    label_index = pd.Categorical(predicted_text, categories=classes).codes.astype(np.int32)
+    true_index = pd.Categorical(truth_text, categories=classes).codes.astype(np.int64)
+    correct = (label_index == true_index) & (label_index >= 0)
+    neither = (label_index < 0) & (true_index < 0)
+    if neither.any():  # two labels outside the classes: right when they are the same
+        correct[neither] = predicted_text[neither] == truth_text[neither]
     scores = None
     loss = np.full(len(truth_text), np.nan)
     if hasattr(model, "predict_proba"):
         scores = np.asarray(model.predict_proba(X), dtype=np.float64)
-        true_index = np.array([position.get(y, -1) for y in truth_text])
         p_true = np.where(
             true_index >= 0, scores[np.arange(len(scores)), np.maximum(true_index, 0)], 0.0
         )

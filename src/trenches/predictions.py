@@ -30,6 +30,8 @@ from trenches import tables, timestamps
 from trenches.db import schema as t
 from trenches.db.engine import advisory_lock, blob_ranges, id_in, insert_returning_id
 from trenches.errors import Conflict
+from trenches.tables.arrays import ascending_unique
+from trenches.tables.pruning import among
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -104,7 +106,7 @@ def predicted_ids(conn: Connection, predictor: int) -> np.ndarray:
         parts.append(bulk.column("pattern_id").to_numpy())
     # unique: in a write transaction, a move into the table committed between the two
     # reads shows its rows in both
-    return np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+    return ascending_unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
 
 
 def count(conn: Connection, predictor: int) -> int:
@@ -251,6 +253,27 @@ class Block:
     loss: np.ndarray | None = None
 
 
+def joined_blocks(blocks: Sequence[Block]) -> Block:
+    """Blocks of one kind as one block (their patterns in the order given)."""
+    if len(blocks) == 1:
+        return blocks[0]
+
+    def joined(name: str) -> np.ndarray | None:
+        parts = [getattr(b, name) for b in blocks]
+        return None if any(p is None for p in parts) else np.concatenate(parts)
+
+    ids = joined("pattern_ids")
+    assert ids is not None
+    return Block(
+        ids,
+        label_index=joined("label_index"),
+        values=joined("values"),
+        scores=joined("scores"),
+        correct=joined("correct"),
+        loss=joined("loss"),
+    )
+
+
 def write_block(
     conn: Connection, predictor: int, block: Block, *, skip_existing: bool = False
 ) -> int:
@@ -268,8 +291,7 @@ def write_block(
     # Two writers of one predictor (two processes evaluating one version) take turns
     # from here: the second sees what the first stored.
     advisory_lock(conn, f"predictions.{predictor}")
-    have = predicted_ids(conn, predictor)
-    fresh = ~np.isin(ids, have)
+    fresh = ~among(ids, predicted_ids(conn, predictor))
     if not fresh.all():
         if not skip_existing:
             raise Conflict(
@@ -382,7 +404,7 @@ def read_some(
     predictor's size. ``ranges`` keeps the blocks' id ranges from one call to the next;
     ``columns`` are those of :data:`COLUMNS` to read (the others come back None, the
     loss NaN)."""
-    wanted = np.unique(np.asarray(pattern_ids, dtype=np.int64))
+    wanted = ascending_unique(pattern_ids)
     classes = _classes(conn, predictor)
     k = len(classes) if classes else 1
     parts: list[dict[str, np.ndarray | None]] = []

@@ -368,16 +368,25 @@ class Store:
         prediction for every pattern of the set is refused, never measured on part."""
         import numpy as np
 
-        from trenches.evaluation import EvaluateResult, evaluate
+        from trenches import predictions as store_of
+        from trenches.db.engine import read
+        from trenches.evaluation import EvaluateResult, evaluate, missing_from
         from trenches.patterns.sets import split
         from trenches.predict import PredictResult
+        from trenches.tables.arrays import ascending_unique
 
         costs = self.settings.costs  # a mistake in trenches.toml stops it before predicting
         predictor = self.predictors.resolve(ref)
         chosen = patterns if not isinstance(patterns, str) else split(predictor.dataset, patterns)
         done = PredictResult(predictor.ref, predictor.id, len(chosen), 0)
+        # What it has predicted already, read once: a set with nothing left to predict
+        # is measured on these, not read again.
+        with read(self.engine) as conn:
+            found: store_of.Predictions | None = store_of.read(
+                conn, predictor.id, columns=("label_index", "value", "scores")
+            )
         if predict and predictor.version is not None:
-            wanted = chosen.ids
+            wanted = ascending_unique(chosen.ids)
             if with_problems:
                 problem_ids = [
                     i
@@ -386,14 +395,21 @@ class Store:
                 ]
                 wanted = np.union1d(wanted, np.asarray(problem_ids, dtype=np.int64))
             total = len(wanted)
-            done = self.predict(
-                predictor,
-                wanted,
-                trusted=trusted,
-                batch_size=batch_size,
-                progress=None if progress is None else (lambda n: progress(n, total)),
-            )
-        return EvaluateResult(evaluate(self.engine, predictor, chosen, costs=costs), done)
+            assert found is not None
+            if len(missing_from(found, wanted)):
+                done = self.predict(
+                    predictor,
+                    wanted,
+                    trusted=trusted,
+                    batch_size=batch_size,
+                    progress=None if progress is None else (lambda n: progress(n, total)),
+                )
+                found = None  # read again: this run, or another, has stored more
+            else:
+                done = PredictResult(predictor.ref, predictor.id, total, 0)
+        return EvaluateResult(
+            evaluate(self.engine, predictor, chosen, costs=costs, found=found), done
+        )
 
     def predictions(
         self,

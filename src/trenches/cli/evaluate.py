@@ -24,11 +24,12 @@ def evaluate(
     ),
     trusted: bool = typer.Option(False, "--trusted", help=TRUSTED_HELP),
     batch_size: int = typer.Option(
-        20_000,
+        500_000,
         "--batch-size",
         min=1,
         callback=int64,
-        help="Patterns predicted and stored per transaction: the work a kill can lose.",
+        help="Patterns predicted and stored per transaction (an Iceberg commit each): "
+        "the work a kill can lose.",
     ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:

@@ -21,6 +21,7 @@ from trenches.errors import InvalidInput
 from trenches.names import SPLITS
 from trenches.patterns import codec, columnar
 from trenches.patterns import inputs as inp
+from trenches.tables import arrays
 from trenches.tables.arrays import decoded
 
 if TYPE_CHECKING:
@@ -119,7 +120,9 @@ def ids_of(dataset: Dataset, members: Members, split: str | None = None) -> np.n
         )
     if data is None:
         return np.zeros(0, dtype=np.int64)
-    found: np.ndarray = np.sort(data.column("pattern_id").to_numpy())
+    found: np.ndarray = data.column("pattern_id").to_numpy()
+    if len(found) > 1 and not (np.diff(found) > 0).all():
+        found = np.sort(found)
     when = _deactivated_at(found, off)
     if members.as_of is not None:
         keep = when > members.as_of
@@ -148,7 +151,7 @@ def read_patterns(
     members: Members | None = None,
     *,
     split: str | None = None,
-    ids: Sequence[int] | None = None,
+    ids: Sequence[int] | np.ndarray | None = None,
     with_inputs: bool = True,
     full_info: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -210,6 +213,54 @@ def read_patterns(
     return _frames(dataset, columns, with_inputs, full_info)
 
 
+def splits_of(dataset: Dataset, ids: np.ndarray) -> list[tuple[str | None, np.ndarray]]:
+    """``ids`` (ascending, unique) by split, each part ascending: of a columnar dataset
+    from its table's two narrow columns; of an earlier release's, as one part of no
+    split named (its rows are read by id alone)."""
+    if not len(ids):
+        return []
+    if not dataset.columnar or dataset.schema is None:
+        return [(None, ids)]
+    with read(dataset.engine) as conn:
+        data = columnar.read(conn, dataset.id, columns=["pattern_id", "split"], ids=ids)
+    if data is None:
+        return [(None, ids)]
+    found = data.column("pattern_id").to_numpy()
+    of_split = data.column("split").to_numpy()
+    parts: list[tuple[str | None, np.ndarray]] = []
+    for code in np.flatnonzero(np.bincount(of_split, minlength=len(SPLITS))).tolist():
+        part = arrays.ascending_unique(found[of_split == code])
+        parts.append((SPLITS[code], part))
+    missing = len(ids) - len(found)
+    if missing:  # not the dataset's: a read names them
+        parts.append((None, ids[~np.isin(ids, found)]))
+    return parts
+
+
+def stored_labels(dataset: Dataset, ids: np.ndarray) -> pd.Categorical:
+    """The labels of the patterns ``ids`` (ascending, unique, each one of the
+    dataset's), as stored (text), in that order: a categorical, read from the
+    dataset's table as codes without a Python string per pattern."""
+    if not dataset.columnar or dataset.schema is None:
+        frame, _ = read_patterns(dataset, ids=ids.tolist(), full_info=False, with_inputs=False)
+        values = np.asarray(frame[dataset.label_column].to_numpy())
+        return pd.Categorical(inp.label_to_text(values, dataset.label_type or "string"))
+    with read(dataset.engine) as conn:
+        data = columnar.read(
+            conn, dataset.id, columns=["pattern_id", "label"], ids=ids, dictionary=("label",)
+        )
+    if data is None or data.num_rows != len(ids):
+        found = 0 if data is None else data.num_rows
+        raise InvalidInput(
+            f"{len(ids) - found} of the {len(ids)} patterns are not in dataset {dataset.name!r}"
+        )
+    codes, distinct = arrays.codes(data.column("label"))
+    found_ids = data.column("pattern_id").to_numpy()
+    if len(found_ids) > 1 and not (np.diff(found_ids) > 0).all():
+        codes = codes[np.argsort(found_ids, kind="stable")]
+    return pd.Categorical.from_codes(codes, categories=pd.Index(distinct, dtype=object))
+
+
 def _frames(
     dataset: Dataset, columns: dict[str, Any], with_inputs: bool, full_info: bool
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -267,7 +318,7 @@ def _columnar_columns(
     dataset: Dataset,
     members: Members,
     split: str | None,
-    ids: Sequence[int] | None,
+    ids: Sequence[int] | np.ndarray | None,
     with_inputs: bool,
     full_info: bool,
 ) -> dict[str, Any]:
@@ -278,7 +329,7 @@ def _columnar_columns(
 
     if split is not None and split not in SPLITS:
         raise InvalidInput(f"split {split!r} must be one of {', '.join(SPLITS)}")
-    wanted = None if ids is None else np.unique(np.asarray(list(ids), dtype=np.int64))
+    wanted = None if ids is None else arrays.ascending_unique(np.asarray(ids, dtype=np.int64))
     include_inactive = members.include_inactive or ids is not None
     read_columns = ["pattern_id", "split", "source", "label", "created_at"]
     if full_info:

@@ -1,8 +1,8 @@
-"""Arrow columns read from the tables, made NumPy arrays."""
+"""Arrow columns read from the tables, made NumPy arrays; and arrays of ids."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -28,3 +28,27 @@ def decoded(column: pa.ChunkedArray) -> np.ndarray:
     if not parts:
         return np.zeros(0, dtype=object)
     return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
+def codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list[object]]:
+    """A dictionary-encoded column as (codes, distinct values): the chunks' dictionaries
+    made one, so that a code means the same value in every chunk (-1: null)."""
+    if column.num_chunks == 0:
+        return np.zeros(0, dtype=np.int64), []
+    unified = column.unify_dictionaries()
+    distinct = unified.chunk(0).dictionary.to_pylist()
+    parts = [
+        np.asarray(chunk.indices.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+        for chunk in unified.chunks
+    ]
+    return (np.concatenate(parts) if len(parts) > 1 else parts[0]), distinct
+
+
+def ascending_unique(values: Any) -> np.ndarray:
+    """``values`` (ids) as ascending, unique int64: the array itself when it is so
+    already (a set's ids usually are), which costs one comparison, not a sort."""
+    array = np.asarray(values, dtype=np.int64)
+    if array.ndim == 1 and (len(array) < 2 or bool((array[1:] > array[:-1]).all())):
+        return array
+    unique: np.ndarray = np.unique(array)
+    return unique
