@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import trenches
 
@@ -251,3 +255,53 @@ def test_verify_catches_an_edited_input_key_of_a_held_out_pattern(
     )
     assert not np.array_equal(snap.excluded_ids(), excluded)
     assert not snap.verify()
+
+
+_NAMES = itertools.count()
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    sizes=st.lists(st.integers(1, 300), min_size=1, max_size=4),
+    seed=st.integers(0, 1000),
+    deactivate=st.integers(0, 5),
+)
+def test_training_data_is_every_number_added_in_id_order(
+    sqlite_store: trenches.Store, sizes: list[int], seed: int, deactivate: int
+) -> None:
+    """Numbers streamed from several imports (their splits interleaved in each file)
+    into one array come back each in its pattern's row, missing ones NaN, the
+    deactivated left out: for every split and for all of them."""
+    store = sqlite_store
+    rng = np.random.default_rng(seed)
+    ds = store.datasets.create(f"nums-{next(_NAMES)}", task="classification", label="y")
+    added = []
+    for i, n in enumerate(sizes):
+        x = rng.normal(size=(n, 3))
+        x[rng.random((n, 3)) < 0.1] = np.nan
+        added.append(x)
+        frame = pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2]})
+        frame["y"] = rng.choice(["p", "q"], n)
+        ds.add(frame, source=f"import-{i}")
+    every = np.vstack(added)
+    info = ds.pattern_info()
+    first = int(info.index.min())
+    off = info.index.to_numpy()[: min(deactivate, len(info) - 1)]
+    if len(off):
+        store.patterns.deactivate(off.tolist(), reason="test")
+    snap = ds.snapshot()
+    for split in (None, "train", "validation", "test"):
+        X, _, _, ids = snap.training_data(split)
+        assert not np.isin(ids, off).any()
+        assert (np.diff(ids) > 0).all()
+        assert np.array_equal(X.to_numpy(), every[ids - first], equal_nan=True)
+        if split is None:
+            assert len(ids) == len(every) - len(off)
+    # A snapshot of one import's patterns reads that import's rows alone.
+    of_first = ds.snapshot(sources=["import-0"]) if len(off) < sizes[0] else None
+    if of_first is not None:
+        X, _, _, ids = of_first.training_data(None)
+        assert set(ids.tolist()) == set(range(first, first + sizes[0])) - set(off.tolist())
+        assert np.array_equal(X.to_numpy(), every[ids - first], equal_nan=True)

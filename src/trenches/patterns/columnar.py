@@ -12,7 +12,7 @@ keeps its inputs packed in those rows until ``trenches migrate`` moves them here
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -151,10 +151,6 @@ def read(  # noqa: PLR0913
     """The dataset's rows that match (``columns`` of them), in no set order; None
     before its table has any. Partitions, column bounds and row groups are pruned by
     the filters."""
-    from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression
-
-    from trenches.tables.catalog import at_least, at_most
-
     if ids is not None and split is None and columns is not None and "inputs" in columns:
         # The ids' splits first, from two narrow columns; then each split's inputs,
         # skipping the row groups of the others (a file holds its rows by split, then
@@ -190,6 +186,62 @@ def read(  # noqa: PLR0913
         if not kept:
             return None
         return pa.concat_tables(kept) if len(kept) > 1 else kept[0]
+    planned = _plan(conn, dataset_id, split, ids, max_id, as_of, sources)
+    if planned is None:
+        return None
+    files, bounds, where = planned
+    # The filter on sources is evaluated on the rows read: they need that column.
+    extra = where is not None and columns is not None and "source" not in columns
+    data = tables.of(conn).read(
+        files,
+        columns=[*columns, "source"] if extra and columns is not None else columns,
+        filters=where,
+        dictionary=dictionary,
+        bounds=bounds,
+    )
+    return data.drop_columns(["source"]) if extra else data
+
+
+def batches(
+    conn: Connection,
+    dataset_id: int,
+    *,
+    columns: Sequence[str],
+    rows: int,
+    split: int | None = None,
+    max_id: int | None = None,
+    as_of: int | None = None,
+    sources: Sequence[str] | None = None,
+) -> Iterator[pa.Table]:
+    """What :func:`read` reads, a few row groups (about ``rows`` rows) at a time,
+    each batch with its ``pattern_id``: for a reader that copies each where it goes."""
+    planned = _plan(conn, dataset_id, split, None, max_id, as_of, sources)
+    if planned is None:
+        return
+    files, bounds, where = planned
+    wanted = list(
+        dict.fromkeys([*columns, "pattern_id", *(["source"] if where is not None else [])])
+    )
+    yield from tables.of(conn).batches(
+        files, columns=wanted, bounds=bounds, filters=where, rows=rows
+    )
+
+
+def _plan(
+    conn: Connection,
+    dataset_id: int,
+    split: int | None,
+    ids: np.ndarray | None,
+    max_id: int | None,
+    as_of: int | None,
+    sources: Sequence[str] | None,
+) -> tuple[list[str], list[Bound], Any] | None:
+    """The files a read of the table reaches, its bounds and its other filter; None
+    when it reaches none."""
+    from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression
+
+    from trenches.tables.catalog import at_least, at_most
+
     if ids is not None and len(ids) == 0:
         return None
     bounds = _bounds(split, ids, max_id, as_of)
@@ -199,12 +251,11 @@ def read(  # noqa: PLR0913
             row_filter = And(row_filter, at_least(bound.column, bound.low))
         if bound.high is not None:
             row_filter = And(row_filter, at_most(bound.column, bound.high))
-    store = tables.of(conn)
-    files = store.files(conn, table_name(dataset_id), row_filter)
+    files = tables.of(conn).files(conn, table_name(dataset_id), row_filter)
     if not files:
         return None
     where = pc.field("source").isin(pa.array(list(sources), type=pa.string())) if sources else None
-    return store.read(files, columns=columns, filters=where, dictionary=dictionary, bounds=bounds)
+    return files, bounds, where
 
 
 def _bounds(

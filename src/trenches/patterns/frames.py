@@ -334,7 +334,16 @@ def _columnar_columns(
     read_columns = ["pattern_id", "split", "source", "label", "created_at"]
     if full_info:
         read_columns += ["batch_id", "replaces_id", "tags"]
-    if with_inputs:
+    # A read of a selection of numbers (training data) streams the inputs into one
+    # array made for them after the narrow columns are read, instead of holding the
+    # whole Arrow table and then copying it into NumPy.
+    stream = (
+        with_inputs
+        and wanted is None
+        and dataset.schema is not None
+        and all(c.type == "number" for c in dataset.schema.columns)
+    )
+    if with_inputs and not stream:
         read_columns.append("inputs")
     p, b = t.patterns.c, t.import_batches.c
     with read(dataset.engine) as conn, no_gc():
@@ -364,29 +373,18 @@ def _columnar_columns(
             if full_info
             else {}
         )
-    if data is None:
-        return _empty_columns(dataset, with_inputs, full_info)
-    found = data.column("pattern_id").to_numpy()
-    # One split's files hold its patterns in id order; several splits interleave, and
-    # are put in order as NumPy arrays (a reorder of the Arrow table copies far more).
-    order = None
-    if len(found) > 1 and not (np.diff(found) > 0).all():
-        order = np.argsort(found, kind="stable")
-    when = _deactivated_at(found if order is None else found[order], off)
-    if members.as_of is not None:
-        keep = when > members.as_of
-    elif not include_inactive:
-        keep = when == _NEVER
-    else:
-        keep = np.ones(len(found), dtype=bool)
-    pick = np.arange(len(found)) if order is None else order
-    pick = pick[keep]
+        if data is None:
+            return _empty_columns(dataset, with_inputs, full_info)
+        found = data.column("pattern_id").to_numpy()
+        pick, when, keep = _picked(found, off, members, include_inactive)
+        streamed = _streamed_inputs(conn, dataset, found[pick], split, members) if stream else None
 
     def column(name: str) -> np.ndarray:
         values = decoded(data.column(name)) if name in ("label", "source") else None
         if values is None:
             values = data.column(name).to_numpy(zero_copy_only=False)
-        return values[pick]
+        picked: np.ndarray = values[pick]
+        return picked
 
     columns: dict[str, Any] = {
         "id": found[pick],
@@ -405,13 +403,85 @@ def _columnar_columns(
             for v in data.column("replaces_id").take(pa.array(pick)).to_pylist()
         ]
         columns["tags"] = data.column("tags").take(pa.array(pick)).to_pylist()
-    if with_inputs:
+    if streamed is not None:
+        columns["inputs_frame"] = streamed
+    elif with_inputs:
         assert dataset.schema is not None
         frame = columnar.inputs_frame(dataset.schema, data.column("inputs"))
-        columns["inputs_frame"] = (
-            frame.take(pick) if len(pick) != len(found) or order is not None else frame
-        )
+        every_in_order = len(pick) == len(found) and bool((np.diff(pick) == 1).all())
+        columns["inputs_frame"] = frame if every_in_order else frame.take(pick)
     return columns
+
+
+def _picked(
+    found: np.ndarray, off: Sequence[Any], members: Members, include_inactive: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Of the rows read (pattern ids ``found``, in file order): the positions of those
+    ``members`` keeps, in ascending id order; every row's deactivation time, in id
+    order; and which of them are kept."""
+    # One split's files hold its patterns in id order; several splits interleave, and
+    # are put in order as NumPy arrays (a reorder of the Arrow table copies far more).
+    order = None
+    if len(found) > 1 and not (np.diff(found) > 0).all():
+        order = np.argsort(found, kind="stable")
+    when = _deactivated_at(found if order is None else found[order], off)
+    if members.as_of is not None:
+        keep = when > members.as_of
+    elif not include_inactive:
+        keep = when == _NEVER
+    else:
+        keep = np.ones(len(found), dtype=bool)
+    pick = np.arange(len(found)) if order is None else order
+    return pick[keep], when, keep
+
+
+#: Rows of the table read at a time into the array of a streamed read.
+STREAM_ROWS = 262_144
+
+
+def _streamed_inputs(
+    conn: Any, dataset: Dataset, ids: np.ndarray, split: str | None, members: Members
+) -> pd.DataFrame:
+    """The number inputs of the patterns ``ids`` (ascending), in that order: one
+    float64 array made for them, filled a few row groups at a time (each copied once,
+    where it goes), as a DataFrame over it with no copy. Missing numbers are NaN."""
+    assert dataset.schema is not None
+    names = dataset.schema.names
+    n = len(ids)
+    block = np.empty((len(names), n), dtype=np.float64)  # a row per column
+    if n:
+        for part in columnar.batches(
+            conn,
+            dataset.id,
+            columns=["inputs"],
+            rows=STREAM_ROWS,
+            split=None if split is None else SPLITS.index(split),
+            max_id=members.max_id,
+            as_of=members.as_of,
+            sources=members.sources,
+        ):
+            got = part.column("pattern_id").to_numpy()
+            at = np.minimum(np.searchsorted(ids, got), n - 1)
+            hit = ids[at] == got
+            start = 0
+            for chunk in part.column("inputs").chunks:
+                _fill(block, chunk, at[start : start + len(chunk)], hit[start : start + len(chunk)])
+                start += len(chunk)
+    return pd.DataFrame(block.T, columns=pd.Index(names), copy=False)
+
+
+def _fill(block: np.ndarray, chunk: Any, at: np.ndarray, hit: np.ndarray) -> None:
+    """Copy the struct ``chunk``'s columns into ``block`` at the positions ``at`` of
+    its rows that ``hit``: a slice copy when they are one run of positions."""
+    if not len(at):
+        return
+    run = bool(hit.all()) and bool((np.diff(at) == 1).all())
+    for j, child in enumerate(chunk.flatten()):
+        values = child.to_numpy(zero_copy_only=False)
+        if run:
+            block[j, int(at[0]) : int(at[-1]) + 1] = values
+        else:
+            block[j, at[hit]] = values[hit]
 
 
 def _empty_columns(dataset: Dataset, with_inputs: bool, full_info: bool) -> dict[str, Any]:

@@ -13,7 +13,7 @@ its own transaction, so what it sees of the tables and of the SQL rows is one mo
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, cast
@@ -236,10 +236,36 @@ class Tables:
     ) -> pa.Table:
         """:meth:`read` with ``bounds``: each file's row groups chosen by their
         statistics, and filtered only where they may hold rows out of bounds."""
+        extra = [] if columns is None else [b.column for b in bounds if b.column not in columns]
+        parts = list(
+            self.batches(
+                files, columns=columns, bounds=bounds, filters=filters, dictionary=dictionary
+            )
+        )
+        if not parts:
+            return self.read([], columns=columns, schema=schema)
+        data = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+        return data.drop_columns(list(dict.fromkeys(extra))) if extra else data
+
+    def batches(
+        self,
+        files: Sequence[str],
+        *,
+        columns: Sequence[str] | None,
+        bounds: Sequence[Bound],
+        filters: Any = None,
+        dictionary: Sequence[str] = (),
+        rows: int | None = None,
+    ) -> Iterator[pa.Table]:
+        """The rows of ``files`` within ``bounds`` (and ``filters``), file by file and,
+        with ``rows``, a few row groups of about that many rows at a time: so that a
+        reader may copy them where they go and let Arrow reuse their memory. Each
+        batch holds ``columns`` and the bounds' columns; an empty read yields one
+        empty batch, for its schema."""
         bounds = [b.narrowed() for b in bounds]
         extra = [] if columns is None else [b.column for b in bounds if b.column not in columns]
         wanted = None if columns is None else [*columns, *dict.fromkeys(extra)]
-        parts: list[pa.Table] = []
+        given = False
         empty: pa.Table | None = None
         for f in files:
             opened = pq.ParquetFile(
@@ -249,18 +275,16 @@ class Tables:
             if not groups:
                 empty = empty or opened.read_row_groups([], columns=wanted)
                 continue
-            part = opened.read_row_groups(groups, columns=wanted)
-            if not all(whole):
-                part = pruning.filtered(part, bounds)
-            if filters is not None:
-                part = part.filter(filters)
-            parts.append(part)
-        if not parts:
-            if empty is None:
-                return self.read([], columns=columns, schema=schema)
-            parts = [empty]
-        data = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
-        return data.drop_columns(list(dict.fromkeys(extra))) if extra else data
+            for run, inside in _runs(opened.metadata, groups, whole, rows):
+                part = opened.read_row_groups(run, columns=wanted)
+                if not inside:
+                    part = pruning.filtered(part, bounds)
+                if filters is not None:
+                    part = part.filter(filters)
+                given = True
+                yield part
+        if not given and empty is not None:
+            yield empty
 
     def rows_in(self, files: Sequence[str]) -> int:
         """How many rows the files hold, from their Parquet footers."""
@@ -298,6 +322,27 @@ class Tables:
         if self._local:
             return os.path.join(self.fs.path, rel)
         return rel
+
+
+def _runs(
+    metadata: pq.FileMetaData, groups: list[int], whole: list[bool], rows: int | None
+) -> Iterator[tuple[list[int], bool]]:
+    """The chosen row groups of a file in runs of about ``rows`` rows (None: one run),
+    each with whether every group of it is wholly within the read's bounds."""
+    if rows is None:
+        yield groups, all(whole)
+        return
+    run: list[int] = []
+    inside, size = True, 0
+    for group, in_bounds in zip(groups, whole, strict=True):
+        run.append(group)
+        inside = inside and in_bounds
+        size += metadata.row_group(group).num_rows
+        if size >= rows:
+            yield run, inside
+            run, inside, size = [], True, 0
+    if run:
+        yield run, inside
 
 
 def _least(bound: bytes | None) -> int:
