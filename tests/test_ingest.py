@@ -1457,3 +1457,41 @@ def test_a_relabelled_pattern_is_not_brought_back_by_importing_its_file_again(
     again = ds.add(frame, source="expert", skip_existing=True)
     assert (again.rows, again.already_stored) == (0, 10)
     assert len(ds.patterns()) == 10
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    values=st.lists(
+        st.one_of(
+            st.none(),
+            st.sampled_from(["", " NA ", "null", "yes", "no", "a\x00b"]),
+            st.text(max_size=4),
+        ),
+        max_size=30,
+    ),
+    text_file=st.booleans(),
+)
+def test_a_string_column_is_checked_once_per_value_as_row_by_row(
+    values: list[str | None], text_file: bool
+) -> None:
+    """A column of strings is checked value by value over its distinct values: the same
+    stored strings, the same missing rows, and the same first bad row named, as the
+    check of every row in turn; and so is the test for words that mean "missing"."""
+    from trenches.patterns import inputs as inp
+
+    as_strings = pd.Series(values, dtype="str")
+    as_objects = pd.Series(values, dtype=object)
+    outcomes = []
+    for series in (as_strings, as_objects):
+        try:
+            c = inp.coerce(
+                series, "string", file="f.csv", offset=10, field="x", text_file=text_file
+            )
+            outcomes.append((list(c.values), c.missing.tolist()))
+        except InvalidInput as error:
+            outcomes.append(str(error))
+    assert outcomes[0] == outcomes[1]
+    words = inp.MISSING_WORDS
+    slow = [isinstance(v, str) and v.strip().lower() in words for v in values]
+    assert inp.among_words(as_strings, words).tolist() == slow
+    assert inp.among_words(as_objects, words).tolist() == slow

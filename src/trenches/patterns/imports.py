@@ -529,9 +529,7 @@ def coerce_labels(
         # An empty string is no label; in a text file (CSV) neither is a word that
         # stands for "missing" there (NaN, null, None, NA).
         words = inp.MISSING_WORDS if text_file else frozenset({""})
-        missing |= series.map(lambda v: isinstance(v, str) and v.strip().lower() in words).to_numpy(
-            dtype=bool
-        )
+        missing |= inp.among_words(series, words)
     if missing.any():
         i = int(np.flatnonzero(missing)[0])
         raise InvalidInput("the label is missing or empty", file=file, row=i + 1, field=field)

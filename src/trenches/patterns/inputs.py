@@ -191,8 +191,30 @@ def coerce(
     return convert(series, where)
 
 
+def among_words(series: pd.Series, words: frozenset[str]) -> np.ndarray:
+    """Which values of ``series`` are strings that, stripped and lower-cased, are one
+    of ``words``: each distinct value looked at once."""
+    codes, distinct = pd.factorize(series.to_numpy(dtype=object, na_value=None))
+    if not _all_strings(series, distinct):  # 1, 1.0 and True factorize as one value
+        slow: np.ndarray = series.map(
+            lambda v: isinstance(v, str) and v.strip().lower() in words
+        ).to_numpy(dtype=bool)
+        return slow
+    found = np.array([v.strip().lower() in words for v in distinct] + [False], dtype=bool)
+    hit: np.ndarray = found[codes]  # code -1 (missing): the last, False
+    return hit
+
+
+def _all_strings(series: pd.Series, distinct: np.ndarray) -> bool:
+    """Whether every present value is a string (the values a factorization keeps
+    apart exactly as Python's equality does)."""
+    return isinstance(series.dtype, pd.StringDtype) or all(isinstance(v, str) for v in distinct)
+
+
 def _coerce_strings(series: pd.Series, where: _Where, text_file: bool) -> CoercedColumn:
     n = len(series)
+    if isinstance(series.dtype, pd.StringDtype):
+        return _coerce_string_dtype(series, where, text_file)
     obj = series.to_numpy(dtype=object, na_value=None)
     missing = pd.isna(series).to_numpy().copy()
     if text_file:
@@ -200,6 +222,30 @@ def _coerce_strings(series: pd.Series, where: _Where, text_file: bool) -> Coerce
     out = np.empty(n, dtype=object)
     for i, v in enumerate(obj):
         out[i] = None if missing[i] else _as_string(v, where, i)
+    return CoercedColumn(out, missing)
+
+
+def _coerce_string_dtype(series: pd.Series, where: _Where, text_file: bool) -> CoercedColumn:
+    """:func:`_coerce_strings` of a column of strings: each distinct value checked once
+    (in order of first appearance, so the first bad one found is the first in the
+    column), the rows given the checked values by their codes."""
+    obj = series.to_numpy(dtype=object, na_value=None)
+    codes, distinct = pd.factorize(obj)
+    missing = codes < 0
+    checked = np.empty(len(distinct) + 1, dtype=object)
+    for k, v in enumerate(distinct):
+        if text_file and v == "":
+            checked[k] = None
+            continue
+        if "\x00" in v:
+            raise where.fail(
+                int(np.flatnonzero(codes == k)[0]), "the text holds a NUL character (\\x00)"
+            )
+        checked[k] = v
+    checked[-1] = None
+    out = checked[codes]
+    if text_file:  # an empty field of a text file is missing too
+        missing = missing | np.array([v is None for v in checked], dtype=bool)[codes]
     return CoercedColumn(out, missing)
 
 
