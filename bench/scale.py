@@ -27,13 +27,20 @@ its own. ``--label`` names the figures (today's release, or the change), so that
 runs on two checkouts print side by side in bench/README.md.
 
     python bench/scale.py --patterns 1000000          # a few minutes
-    python bench/scale.py                             # 10,000,000: about an hour today
+    python bench/scale.py                             # 10,000,000: about half an hour
+
+``--baseline`` runs every trenches workload on another checkout too (the release
+before issue 17, say), each with a store of its own, and prints the two side by side:
+
+    git worktree add /tmp/release a5236b8
+    python bench/scale.py --baseline /tmp/release/src
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -75,6 +82,30 @@ def peak_mib() -> float:
 # --- workloads, each run in a child process ----------------------------------------------
 
 
+def warm(*modules: str) -> None:
+    """Import what a workload will use before its clock starts, as the peers' workloads
+    import pyarrow and ONNX Runtime before theirs: the figure is the work, not the
+    imports (a module a release does not have is passed over)."""
+    import importlib
+
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            continue
+
+
+#: What reading and evaluating patterns imports, in this release or an earlier one.
+READ_MODULES = (
+    "pyarrow.parquet",
+    "pyiceberg.catalog.sql",
+    "trenches.tables.catalog",
+    "trenches.patterns.frames",
+    "trenches.patterns.snapshots",
+)
+EVALUATE_MODULES = (*READ_MODULES, "sklearn.metrics", "onnxruntime", "trenches.evaluation")
+
+
 def w_pyarrow_copy(folder: Path) -> dict[str, Any]:
     began = time.perf_counter()
     table = pq.read_table(folder / "patterns.parquet")
@@ -112,6 +143,7 @@ def w_training_data(folder: Path) -> dict[str, Any]:
 
     store = trenches.open(folder / "store", create=False)
     snap = store.datasets.get("scale").snapshots()[-1]
+    warm(*READ_MODULES)
     base = peak_mib()
     began = time.perf_counter()
     X, y, _, _ = snap.training_data(None)  # every pattern
@@ -147,6 +179,7 @@ def w_evaluate(folder: Path) -> dict[str, Any]:
     import trenches
 
     store = trenches.open(folder / "store", create=False)
+    warm(*EVALUATE_MODULES)
     began = time.perf_counter()
     result = store.evaluate(f"{MODEL}@1", with_problems=False)
     took = time.perf_counter() - began
@@ -263,6 +296,13 @@ def w_drift_log(folder: Path) -> dict[str, Any]:
     import trenches
 
     store = trenches.open(folder / "store", create=False)
+    warm(
+        *EVALUATE_MODULES,
+        "scipy.stats",
+        "trenches.monitoring.drift",
+        "trenches.requests.window",
+        "trenches.requests.stored",
+    )
     began = time.perf_counter()
     report = store.monitoring.run(f"{SERVED}@1", keep=False)
     took = time.perf_counter() - began
@@ -289,66 +329,55 @@ WORKLOADS = {
 }
 
 
-def child(name: str, folder: Path, *extra: str) -> dict[str, Any]:
-    """Run workload ``name`` in a fresh process: its figures, as JSON."""
+def child(name: str, folder: Path, *extra: str, src: Path | None = None) -> dict[str, Any]:
+    """Run workload ``name`` in a fresh process: its figures, as JSON. ``src``: the
+    ``src`` folder of another checkout of trenches to measure instead of this one."""
+    env = dict(os.environ)
+    if src is not None:
+        env["PYTHONPATH"] = str(src)
     done = subprocess.run(
         [sys.executable, __file__, "--child", name, "--folder", str(folder), *extra],
         capture_output=True,
         text=True,
         check=False,
+        env=env,
     )
     if done.returncode != 0:
         raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--patterns", type=int, default=10_000_000)
-    parser.add_argument("--folder", type=Path, default=None)
-    parser.add_argument("--label", default="this checkout")
-    parser.add_argument(
-        "--log-rows",
-        type=int,
-        default=10_000_000,
-        help="input rows in the request log a drift check reads (0: skip it)",
-    )
-    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        extra = (args.log_rows,) if args.child in ("log_requests", "first_touch") else ()
-        print(json.dumps(WORKLOADS[args.child](args.folder, *extra)))
-        return
-    folder = args.folder or Path(tempfile.mkdtemp(prefix="trenches-scale-"))
+#: The workloads that run trenches, once per checkout measured.
+TRENCHES = ("import", "training_data", "register", "evaluate", "evaluate_again")
+
+
+def measure(folder: Path, log_rows: int, src: Path | None) -> dict[str, dict[str, Any]]:
+    """Every trenches workload on the checkout at ``src`` (None: this one), with a
+    store of its own under ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
-    print(f"{args.patterns:,} patterns in {folder}", flush=True)
-    write_file(folder / "patterns.parquet", args.patterns)
+    link = folder / "patterns.parquet"
+    if not link.exists():
+        link.symlink_to(folder.parent / "patterns.parquet")
     got: dict[str, dict[str, Any]] = {}
-    for name in (
-        "pyarrow_copy",
-        "import",
-        "pyarrow_numpy",
-        "training_data",
-        "register",
-        "evaluate",
-        "onnx",
-    ):
-        got[name] = child(name, folder)
-        print(f"  {name}: {got[name]}", flush=True)
-    got["evaluate_again"] = child("evaluate", folder)
-    got["pyarrow_predictions"] = child("pyarrow_predictions", folder)
-    if args.log_rows:
-        got["log_requests"] = child("log_requests", folder, "--log-rows", str(args.log_rows))
-        print(f"  log_requests: {got['log_requests']}", flush=True)
-        got["drift_log"] = child("drift_log", folder)
-        print(f"  drift_log: {got['drift_log']}", flush=True)
-        got["first_touch"] = child("first_touch", folder, "--log-rows", str(args.log_rows))
-        print(f"  first_touch: {got['first_touch']}", flush=True)
-    imp, cp = got["import"], got["pyarrow_copy"]
-    td, pn = got["training_data"], got["pyarrow_numpy"]
-    ev, ox = got["evaluate"], got["onnx"]
-    again, pp = got["evaluate_again"], got["pyarrow_predictions"]
-    # (what, trenches, peer, ratio as the target reads it, target)
+    for name in TRENCHES:
+        got[name] = child(name.removesuffix("_again"), folder, src=src)
+        print(f"  {folder.name} {name}: {got[name]}", flush=True)
+    if log_rows:
+        got["log_requests"] = child("log_requests", folder, "--log-rows", str(log_rows), src=src)
+        print(f"  {folder.name} log_requests: {got['log_requests']}", flush=True)
+        got["drift_log"] = child("drift_log", folder, src=src)
+        print(f"  {folder.name} drift_log: {got['drift_log']}", flush=True)
+    return got
+
+
+def figures(
+    got: dict[str, dict[str, Any]], peers: dict[str, dict[str, Any]], log_rows: int
+) -> list[tuple[str, float, float | None, float, str]]:
+    """(what, trenches, peer, ratio as the target reads it, target) of one checkout."""
+    imp, cp = got["import"], peers["pyarrow_copy"]
+    td, pn = got["training_data"], peers["pyarrow_numpy"]
+    ev, ox = got["evaluate"], peers["onnx"]
+    again, pp = got["evaluate_again"], peers["pyarrow_predictions"]
     rows = [
         (
             "import, patterns/s",
@@ -386,32 +415,87 @@ def main() -> None:
             "time <= 2x",
         ),
     ]
-    if args.log_rows:
+    if log_rows:
         dl = got["drift_log"]
         rows.append(
             (
-                f"drift check over a request log of {args.log_rows:,} rows, s",
+                f"drift check over a request log of {log_rows:,} rows, s",
                 dl["seconds"],
                 None,
                 dl["seconds"] / 10,
                 "<= 10 s",
             )
         )
-        ft = got["first_touch"]
-        rows.append(
-            (
-                f"this machine: a fresh process filling {ft['mib']:,.0f} MiB the first time, s",
-                ft["seconds"],
-                None,
-                None,
-                "(what the window's inputs cost in page faults alone)",
-            )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--patterns", type=int, default=10_000_000)
+    parser.add_argument("--folder", type=Path, default=None)
+    parser.add_argument("--label", default="this checkout")
+    parser.add_argument(
+        "--log-rows",
+        type=int,
+        default=10_000_000,
+        help="input rows in the request log a drift check reads (0: skip it)",
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="the src/ folder of a checkout of the release to compare with (a git "
+        "worktree of it): every workload runs on both, side by side",
+    )
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        extra = (args.log_rows,) if args.child in ("log_requests", "first_touch") else ()
+        print(json.dumps(WORKLOADS[args.child](args.folder, *extra)))
+        return
+    folder = args.folder or Path(tempfile.mkdtemp(prefix="trenches-scale-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"{args.patterns:,} patterns in {folder}", flush=True)
+    write_file(folder / "patterns.parquet", args.patterns)
+    peers: dict[str, dict[str, Any]] = {}
+    for name in ("pyarrow_copy", "pyarrow_numpy"):
+        peers[name] = child(name, folder)
+        print(f"  {name}: {peers[name]}", flush=True)
+    base = None
+    if args.baseline is not None:
+        base = measure(folder / "baseline", args.log_rows, args.baseline)
+    ours = measure(folder / "checkout", args.log_rows, None)
+    for name in ("onnx", "pyarrow_predictions"):  # on this checkout's store
+        peers[name] = child(name, folder / "checkout")
+        print(f"  {name}: {peers[name]}", flush=True)
+    first_touch = child("first_touch", folder, "--log-rows", str(args.log_rows or args.patterns))
+    rows = figures(ours, peers, args.log_rows)
+    code = measured_code()
+    print(f"\n{args.patterns:,} patterns x 20 numbers; {args.label}; code {code}")
+    if base is None:
+        print("| workload | trenches | pyarrow / ONNX Runtime | ratio | target |")
+        print("| --- | --- | --- | --- | --- |")
+        for what, value, theirs, ratio, target in rows:
+            print(f"| {what} | {number(value)} | {number(theirs)} | {number(ratio)} | {target} |")
+    else:
+        before = figures(base, peers, args.log_rows)
+        print(f"(release: {args.baseline})")
+        print(
+            "| workload | release | this checkout | this / release | pyarrow / ONNX Runtime "
+            "| ratio, release | ratio, this checkout | target |"
         )
-    print(f"\n{args.patterns:,} patterns x 20 numbers; {args.label}; code {measured_code()}")
-    print("| workload | trenches | pyarrow / ONNX Runtime | ratio | target |")
-    print("| --- | --- | --- | --- | --- |")
-    for what, ours, theirs, ratio, target in rows:
-        print(f"| {what} | {number(ours)} | {number(theirs)} | {number(ratio)} | {target} |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+        for (what, old, _, old_ratio, _), (_, value, theirs, ratio, target) in zip(
+            before, rows, strict=True
+        ):
+            print(
+                f"| {what} | {number(old)} | {number(value)} | {number(value / old)} "
+                f"| {number(theirs)} | {number(old_ratio)} | {number(ratio)} | {target} |"
+            )
+    print(
+        f"\nthis machine: a fresh process filling {first_touch['mib']:,.0f} MiB the first time: "
+        f"{number(first_touch['seconds'])} s (page faults alone)"
+    )
 
 
 if __name__ == "__main__":
