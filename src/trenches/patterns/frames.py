@@ -449,6 +449,7 @@ def _streamed_inputs(
     names = dataset.schema.names
     n = len(ids)
     block = np.empty((len(names), n), dtype=np.float64)  # a row per column
+    filled = 0
     if n:
         for part in columnar.batches(
             conn,
@@ -463,10 +464,15 @@ def _streamed_inputs(
             got = part.column("pattern_id").to_numpy()
             at = np.minimum(np.searchsorted(ids, got), n - 1)
             hit = ids[at] == got
+            filled += int(hit.sum())
             start = 0
             for chunk in part.column("inputs").chunks:
                 _fill(block, chunk, at[start : start + len(chunk)], hit[start : start + len(chunk)])
                 start += len(chunk)
+    if filled != n:  # the two reads are of one moment of the table: never expected
+        raise RuntimeError(
+            f"dataset {dataset.name!r}: {n} patterns read, but the inputs of {filled}"
+        )
     return pd.DataFrame(block.T, columns=pd.Index(names), copy=False)
 
 
