@@ -34,6 +34,8 @@ before issue 17, say), each with a store of its own, and prints the two side by 
 
     git worktree add /tmp/release a5236b8
     python bench/scale.py --baseline /tmp/release/src
+
+``--reuse`` goes on with a run in ``--folder`` that stopped, from the figures it kept.
 """
 
 from __future__ import annotations
@@ -329,9 +331,12 @@ WORKLOADS = {
 }
 
 
-def child(name: str, folder: Path, *extra: str, src: Path | None = None) -> dict[str, Any]:
+def child(
+    name: str, folder: Path, *extra: str, src: Path | None = None, may_fail: bool = False
+) -> dict[str, Any]:
     """Run workload ``name`` in a fresh process: its figures, as JSON. ``src``: the
-    ``src`` folder of another checkout of trenches to measure instead of this one."""
+    ``src`` folder of another checkout of trenches to measure instead of this one;
+    ``may_fail``: a workload that fails gives ``{"failed": its last error line}``."""
     env = dict(os.environ)
     if src is not None:
         env["PYTHONPATH"] = str(src)
@@ -343,6 +348,8 @@ def child(name: str, folder: Path, *extra: str, src: Path | None = None) -> dict
         env=env,
     )
     if done.returncode != 0:
+        if may_fail:
+            return {"failed": (done.stderr.strip().splitlines() or ["?"])[-1][:160]}
         raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
@@ -351,82 +358,117 @@ def child(name: str, folder: Path, *extra: str, src: Path | None = None) -> dict
 TRENCHES = ("import", "training_data", "register", "evaluate", "evaluate_again")
 
 
-def measure(folder: Path, log_rows: int, src: Path | None) -> dict[str, dict[str, Any]]:
+def measure(
+    folder: Path, log_rows: int, src: Path | None, *, reuse: bool
+) -> dict[str, dict[str, Any]]:
     """Every trenches workload on the checkout at ``src`` (None: this one), with a
-    store of its own under ``folder``."""
+    store of its own under ``folder``; each figure kept in ``figures.json`` there as
+    it comes, and with ``reuse`` taken from it instead of measured again (a run
+    stopped half-way goes on where it stopped). A workload of another checkout may
+    fail: its figure says how."""
     folder.mkdir(parents=True, exist_ok=True)
     link = folder / "patterns.parquet"
     if not link.exists():
         link.symlink_to(folder.parent / "patterns.parquet")
-    got: dict[str, dict[str, Any]] = {}
-    for name in TRENCHES:
-        got[name] = child(name.removesuffix("_again"), folder, src=src)
-        print(f"  {folder.name} {name}: {got[name]}", flush=True)
+    kept = folder / "figures.json"
+    got: dict[str, dict[str, Any]] = json.loads(kept.read_text()) if reuse and kept.exists() else {}
+    steps: list[tuple[str, str, tuple[str, ...]]] = [
+        (name, name.removesuffix("_again"), ()) for name in TRENCHES
+    ]
     if log_rows:
-        got["log_requests"] = child("log_requests", folder, "--log-rows", str(log_rows), src=src)
-        print(f"  {folder.name} log_requests: {got['log_requests']}", flush=True)
-        got["drift_log"] = child("drift_log", folder, src=src)
-        print(f"  {folder.name} drift_log: {got['drift_log']}", flush=True)
+        steps += [
+            ("log_requests", "log_requests", ("--log-rows", str(log_rows))),
+            ("drift_log", "drift_log", ()),
+        ]
+    for name, workload, extra in steps:
+        if name in got:
+            continue
+        got[name] = child(workload, folder, *extra, src=src, may_fail=src is not None)
+        kept.write_text(json.dumps(got))
+        print(f"  {folder.name} {name}: {got[name]}", flush=True)
     return got
+
+
+Figure = tuple[str, "float | str", "float | None", "float | None", str]
 
 
 def figures(
     got: dict[str, dict[str, Any]], peers: dict[str, dict[str, Any]], log_rows: int
-) -> list[tuple[str, float, float | None, float, str]]:
-    """(what, trenches, peer, ratio as the target reads it, target) of one checkout."""
-    imp, cp = got["import"], peers["pyarrow_copy"]
-    td, pn = got["training_data"], peers["pyarrow_numpy"]
-    ev, ox = got["evaluate"], peers["onnx"]
-    again, pp = got["evaluate_again"], peers["pyarrow_predictions"]
-    rows = [
+) -> list[Figure]:
+    """(what, trenches (or why it failed), peer, ratio as the target reads it, target)
+    of one checkout."""
+    cp, pn = peers["pyarrow_copy"], peers["pyarrow_numpy"]
+    ox, pp = peers["onnx"], peers["pyarrow_predictions"]
+    specs: list[tuple[str, str, str, float | None, Any, str]] = [
+        # (what, workload, its figure, the peer's, ratio(ours, peer's), target)
         (
             "import, patterns/s",
-            imp["rows_per_s"],
+            "import",
+            "rows_per_s",
             cp["rows_per_s"],
-            imp["rows_per_s"] / cp["rows_per_s"],
+            lambda v, p: v / p,
             "speed >= 0.5",
         ),
         (
             "training_data(), s",
-            td["seconds"],
+            "training_data",
+            "seconds",
             pn["seconds"],
-            pn["seconds"] / td["seconds"],
+            lambda v, p: p / v,
             "speed >= 0.8",
         ),
         (
             "training_data() peak over its arrays, MiB",
-            td["peak_over_base_mib"],
-            td["array_mib"],
-            td["peak_over_base_mib"] / td["array_mib"],
+            "training_data",
+            "peak_over_base_mib",
+            None,
+            None,
             "<= 2x",
         ),
         (
             "evaluate, all to predict, rows/s",
-            ev["rows_per_s"],
+            "evaluate",
+            "rows_per_s",
             ox["rows_per_s"],
-            ev["rows_per_s"] / ox["rows_per_s"],
+            lambda v, p: v / p,
             "speed >= 0.5",
         ),
         (
             "evaluate, nothing to predict, s",
-            again["seconds"],
+            "evaluate_again",
+            "seconds",
             pp["seconds"],
-            again["seconds"] / pp["seconds"],
+            lambda v, p: v / p,
             "time <= 2x",
         ),
     ]
     if log_rows:
-        dl = got["drift_log"]
-        rows.append(
+        specs.append(
             (
                 f"drift check over a request log of {log_rows:,} rows, s",
-                dl["seconds"],
+                "drift_log",
+                "seconds",
                 None,
-                dl["seconds"] / 10,
+                lambda v, _: v / 10,
                 "<= 10 s",
             )
         )
+    rows: list[Figure] = []
+    for what, workload, key, peer, ratio, target in specs:
+        mine = got[workload]
+        if "failed" in mine:
+            rows.append((what, f"failed ({mine['failed']})", peer, None, target))
+            continue
+        value = float(mine[key])
+        if key == "peak_over_base_mib":  # against the arrays it returned
+            peer = float(mine["array_mib"])
+            ratio = lambda v, p: v / p  # noqa: E731
+        rows.append((what, value, peer, None if ratio is None else ratio(value, peer), target))
     return rows
+
+
+def shown(v: float | str | None) -> str:
+    return v if isinstance(v, str) else number(v)
 
 
 def main() -> None:
@@ -447,6 +489,12 @@ def main() -> None:
         help="the src/ folder of a checkout of the release to compare with (a git "
         "worktree of it): every workload runs on both, side by side",
     )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="go on with a run in --folder that stopped: its file and the figures it "
+        "kept are used, and only the missing ones measured",
+    )
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -456,15 +504,21 @@ def main() -> None:
     folder = args.folder or Path(tempfile.mkdtemp(prefix="trenches-scale-"))
     folder.mkdir(parents=True, exist_ok=True)
     print(f"{args.patterns:,} patterns in {folder}", flush=True)
-    write_file(folder / "patterns.parquet", args.patterns)
-    peers: dict[str, dict[str, Any]] = {}
+    if not (args.reuse and (folder / "patterns.parquet").exists()):
+        write_file(folder / "patterns.parquet", args.patterns)
+    kept = folder / "peers.json"
+    peers: dict[str, dict[str, Any]] = (
+        json.loads(kept.read_text()) if args.reuse and kept.exists() else {}
+    )
     for name in ("pyarrow_copy", "pyarrow_numpy"):
-        peers[name] = child(name, folder)
+        if name not in peers:
+            peers[name] = child(name, folder)
+            kept.write_text(json.dumps(peers))
         print(f"  {name}: {peers[name]}", flush=True)
     base = None
     if args.baseline is not None:
-        base = measure(folder / "baseline", args.log_rows, args.baseline)
-    ours = measure(folder / "checkout", args.log_rows, None)
+        base = measure(folder / "baseline", args.log_rows, args.baseline, reuse=args.reuse)
+    ours = measure(folder / "checkout", args.log_rows, None, reuse=args.reuse)
     for name in ("onnx", "pyarrow_predictions"):  # on this checkout's store
         peers[name] = child(name, folder / "checkout")
         print(f"  {name}: {peers[name]}", flush=True)
@@ -476,7 +530,7 @@ def main() -> None:
         print("| workload | trenches | pyarrow / ONNX Runtime | ratio | target |")
         print("| --- | --- | --- | --- | --- |")
         for what, value, theirs, ratio, target in rows:
-            print(f"| {what} | {number(value)} | {number(theirs)} | {number(ratio)} | {target} |")
+            print(f"| {what} | {shown(value)} | {number(theirs)} | {number(ratio)} | {target} |")
     else:
         before = figures(base, peers, args.log_rows)
         print(f"(release: {args.baseline})")
@@ -488,8 +542,9 @@ def main() -> None:
         for (what, old, _, old_ratio, _), (_, value, theirs, ratio, target) in zip(
             before, rows, strict=True
         ):
+            change = value / old if isinstance(value, float) and isinstance(old, float) else None
             print(
-                f"| {what} | {number(old)} | {number(value)} | {number(value / old)} "
+                f"| {what} | {shown(old)} | {shown(value)} | {number(change)} "
                 f"| {number(theirs)} | {number(old_ratio)} | {number(ratio)} | {target} |"
             )
     print(
