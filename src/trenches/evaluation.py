@@ -109,7 +109,7 @@ def evaluate(
     classes = list(found.classes)
     # Labels stay codes into their few distinct values all the way to the metrics.
     y_true = (
-        stored_labels(ds, wanted)
+        stored_labels(ds, wanted, patterns.split)
         if truth is None
         else pd.Categorical(inp.label_to_text(np.asarray(truth), ds.label_type or "string"))
     )

@@ -237,17 +237,23 @@ def splits_of(dataset: Dataset, ids: np.ndarray) -> list[tuple[str | None, np.nd
     return parts
 
 
-def stored_labels(dataset: Dataset, ids: np.ndarray) -> pd.Categorical:
+def stored_labels(dataset: Dataset, ids: np.ndarray, split: str | None = None) -> pd.Categorical:
     """The labels of the patterns ``ids`` (ascending, unique, each one of the
-    dataset's), as stored (text), in that order: a categorical, read from the
-    dataset's table as codes without a Python string per pattern."""
+    dataset's, of ``split`` when given), as stored (text), in that order: a
+    categorical, read from the dataset's table as codes without a Python string per
+    pattern."""
     if not dataset.columnar or dataset.schema is None:
         frame, _ = read_patterns(dataset, ids=ids.tolist(), full_info=False, with_inputs=False)
         values = np.asarray(frame[dataset.label_column].to_numpy())
         return pd.Categorical(inp.label_to_text(values, dataset.label_type or "string"))
     with read(dataset.engine) as conn:
         data = columnar.read(
-            conn, dataset.id, columns=["pattern_id", "label"], ids=ids, dictionary=("label",)
+            conn,
+            dataset.id,
+            columns=["pattern_id", "label"],
+            ids=ids,
+            split=None if split is None else SPLITS.index(split),
+            dictionary=("label",),
         )
     if data is None or data.num_rows != len(ids):
         found = 0 if data is None else data.num_rows

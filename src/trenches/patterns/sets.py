@@ -24,6 +24,8 @@ class PatternSet:
 
     name: str
     ids: np.ndarray = field(compare=False, repr=False)
+    #: The split the set is (a part) of, when one is: reads of it skip the others.
+    split: str | None = field(default=None, compare=False, repr=False)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -33,6 +35,5 @@ def split(dataset: Dataset, name: str) -> PatternSet:
     """The active patterns of one split of ``dataset`` (or ``all``)."""
     if name not in SPLIT_SETS:
         raise InvalidInput(f"split {name!r} must be train, validation, test or all")
-    return PatternSet(
-        f"{dataset.name}:{name}", dataset.pattern_ids(None if name == "all" else name)
-    )
+    one = None if name == "all" else name
+    return PatternSet(f"{dataset.name}:{name}", dataset.pattern_ids(one), one)
