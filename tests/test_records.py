@@ -365,3 +365,28 @@ def _check_window(
     assert only.inputs["grade"].tolist()[:1] == [4] and np.isnan(only.inputs["grade"][1])
     empty = store.requests.window(until=now)
     assert (empty.requests, len(empty), len(empty.inputs.columns)) == (0, 0, 0)
+    for since in (None, now + 1):
+        _check_numbers_apart(store, since)
+
+
+def _check_numbers_apart(store: trenches.Store, since: int | None) -> None:
+    """With its numbers set apart, a window holds the same rows: the numbers, read a
+    column at a time (into a reused buffer too), are the same values; the other
+    columns and the rest are unchanged."""
+    whole = store.requests.window(since=since)
+    apart = store.requests.window(since=since, numbers_apart=True)
+    assert apart.numbers is not None and apart.numbers.names
+    assert len(apart) == apart.numbers.rows == len(whole)
+    names = set(apart.numbers.names)
+    assert names | set(apart.inputs.columns) == set(whole.inputs.columns)
+    assert not names & set(apart.inputs.columns)
+    buffer = np.full(len(whole) + 3, 7.0)
+    for name in apart.numbers.names:
+        want = np.sort(whole.inputs[name].to_numpy(dtype=float))
+        assert np.array_equal(np.sort(apart.numbers.read(name)), want, equal_nan=True)
+        assert np.array_equal(np.sort(apart.numbers.read(name, buffer)), want, equal_nan=True)
+    pd.testing.assert_frame_equal(
+        apart.inputs, whole.inputs[list(apart.inputs.columns)], check_column_type=False
+    )
+    for field in ("request_id", "row", "version_id", "received_at", "answer", "label"):
+        assert list(getattr(apart, field)) == list(getattr(whole, field)), field

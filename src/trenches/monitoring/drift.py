@@ -13,10 +13,11 @@ column.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -330,11 +331,16 @@ def _one(
     name: str,
     kind: str,
     ref: pd.Series | None,
-    cur: pd.Series | None,
+    cur: pd.Series | _Apart | None,
     settings: DriftSettings,
 ) -> _Raw:
 
     assert ref is not None
+    if isinstance(cur, _Apart):
+        if kind == "numeric":
+            ref_sample = _Sample.of(_floats(ref))
+            return _numeric_sorted(name, "numeric", ref_sample, cur.sample(), settings)
+        cur = cur.series()
     if cur is None:  # the column is absent from the current sample: all missing
         return _Raw(
             name,
@@ -359,6 +365,48 @@ def _one(
     return _categorical(name, ref, cur, settings)
 
 
+class ColumnReader(Protocol):
+    """Numeric columns of a current sample read one at a time (a window of the
+    request log: ``RequestWindow.numbers``)."""
+
+    @property
+    def names(self) -> tuple[str, ...]: ...
+
+    @property
+    def rows(self) -> int: ...
+
+    def read(self, name: str, out: np.ndarray | None = None) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class _Apart:
+    """A current column held by a :class:`ColumnReader`, read when its job runs."""
+
+    name: str
+    reader: ColumnReader
+    buffers: threading.local
+
+    def sample(self) -> _Sample:
+        """The column as a numeric sample, sorted in the memory it was read into: one
+        buffer per thread, reused by its next column (fresh memory is what a column
+        of ten million rows costs most)."""
+        buffer = getattr(self.buffers, "values", None)
+        if buffer is None or len(buffer) < self.reader.rows:
+            buffer = np.empty(self.reader.rows, dtype=np.float64)
+            self.buffers.values = buffer
+        values = self.reader.read(self.name, buffer)
+        nan = np.isnan(values)
+        missing = int(nan.sum())
+        kept = values[~nan] if missing else values
+        kept.sort()
+        return _Sample(kept, len(values), missing)
+
+    def series(self) -> pd.Series:
+        import pandas as pd
+
+        return pd.Series(self.reader.read(self.name).copy())
+
+
 def drift(
     reference: pd.DataFrame,
     current: pd.DataFrame,
@@ -368,6 +416,7 @@ def drift(
     prediction: tuple[Sequence[Any] | np.ndarray, Sequence[Any] | np.ndarray] | None = None,
     prediction_kind: str | None = None,
     threads: int | None = None,
+    apart: ColumnReader | None = None,
 ) -> DriftReport:
     """Compare ``current`` with ``reference`` column by column.
 
@@ -376,6 +425,10 @@ def drift(
     current predictions), compared like a column named ``prediction`` (of
     ``prediction_kind``, by default inferred). Columns of ``current`` that the reference
     lacks are listed in ``extra`` and not compared.
+
+    ``apart``: numeric columns of the current sample kept out of ``current`` and read
+    one at a time when compared, each sorted where it was read (a window of the request
+    log too large to hold whole); the figures are the same as with them in ``current``.
 
     ``threads`` > 1 works on columns in parallel. By default (None) a sample of
     :data:`PARALLEL_FROM` rows or more gets one thread per core (up to 4), a smaller
@@ -392,8 +445,10 @@ def drift(
             raise InvalidInput(
                 f"column {column!r}: kind {kind!r} must be one of {', '.join(KINDS)}"
             )
-    jobs: list[tuple[str, str, pd.Series | None, pd.Series | None]] = []
+    jobs: list[tuple[str, str, pd.Series | None, pd.Series | _Apart | None]] = []
     ignored = []
+    buffers = threading.local()
+    held_apart = set(apart.names) if apart is not None else set()
     for column in reference.columns:
         name = str(column)
         own = s.columns.get(name)
@@ -405,16 +460,21 @@ def drift(
             or kinds.get(name)
             or infer_kind(reference[column], s.categorical_below)
         )
-        jobs.append(
-            (name, kind, reference[column], current[column] if column in current.columns else None)
-        )
+        cur: pd.Series | _Apart | None = None
+        if name in held_apart:
+            assert apart is not None
+            cur = _Apart(name, apart, buffers)
+        elif column in current.columns:
+            cur = current[column]
+        jobs.append((name, kind, reference[column], cur))
     if prediction is not None:
         ref_pred = pd.Series(np.asarray(prediction[0]))
         cur_pred = pd.Series(np.asarray(prediction[1]))
         kind = prediction_kind or infer_kind(ref_pred, s.categorical_below)
         jobs.append(("prediction", kind, ref_pred, cur_pred))
+    current_rows = apart.rows if apart is not None else len(current)
     if threads is None:
-        rows = max(len(reference), len(current))
+        rows = max(len(reference), current_rows)
         threads = min(os.cpu_count() or 1, 4) if rows >= PARALLEL_FROM else 1
     workers = min(max(threads, 1), len(jobs))
     if workers > 1:
@@ -461,12 +521,13 @@ def drift(
             )
         )
     pred = results.pop() if prediction is not None else None
-    extra = tuple(str(c) for c in current.columns if c not in reference.columns)
+    names = [*(str(c) for c in current.columns), *sorted(held_apart)]
+    extra = tuple(c for c in names if c not in reference.columns)
     return DriftReport(
         columns=tuple(results),
         prediction=pred,
         reference_rows=len(reference),
-        current_rows=len(current),
+        current_rows=current_rows,
         settings=s,
         ignored=tuple(ignored),
         extra=extra,

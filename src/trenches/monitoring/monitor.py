@@ -98,7 +98,9 @@ class Monitoring:
         version = self._parts.models.get(ref)
         dataset = self._dataset(version)
         ref_frame, ref_ids, ref_text = self._reference(version, dataset, reference)
-        cur = self._current(version, dataset, window, since, until, current, trusted=trusted)
+        cur = self._current(
+            version, dataset, window, since, until, current, trusted=trusted, numbers_apart=True
+        )
         if not len(cur.frame):
             raise InvalidInput(f"nothing to compare: {cur.description}")
         kinds = kinds_of(dataset, list(ref_frame.columns))
@@ -106,13 +108,18 @@ class Monitoring:
         prediction = None
         if ref_pred is not None and cur.predictions is not None and len(cur.predictions):
             prediction = (ref_pred, cur.predictions)
+        # A window's numbers are read a column at a time as each is compared.
+        apart = set(cur.numbers.names) if cur.numbers is not None else set()
+        present = len(cur.frame.columns) or apart
+        kept = [c for c in ref_frame.columns if c not in apart]
         report = drift(
             ref_frame,
-            cur.frame.reindex(columns=ref_frame.columns) if len(cur.frame.columns) else cur.frame,
+            cur.frame.reindex(columns=kept) if present else cur.frame,
             settings=thresholds.drift,
             kinds=kinds,
             prediction=prediction,
             prediction_kind="categorical" if dataset.task == "classification" else "numeric",
+            apart=cur.numbers,
         )
         metrics = self._metrics(version, dataset, ref_ids, ref_text, cur)
         now = timestamps.now_us()
@@ -325,6 +332,7 @@ class Monitoring:
         current: pd.DataFrame | str | Path | None,
         *,
         trusted: bool,
+        numbers_apart: bool = False,
     ) -> Current:
         import pandas as pd
 
@@ -370,7 +378,9 @@ class Monitoring:
         else:
             start = timestamps.parse(since, what="since")
             end = timestamps.parse(until, what="until")
-        logged = self._parts.requests.window(since=start, until=end, version=version.model)
+        logged = self._parts.requests.window(
+            since=start, until=end, version=version.model, numbers_apart=numbers_apart
+        )
         return from_window(dataset, version, logged, start, end)
 
     def _reference_predictions(

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
     from trenches.models.registry import ModelVersion
     from trenches.patterns.datasets import Dataset
-    from trenches.requests.window import RequestWindow
+    from trenches.requests.window import NumberColumns, RequestWindow
 
 #: Dataset column types and the drift kind they are compared as (None: from values).
 KIND_OF_TYPE = {
@@ -39,6 +39,8 @@ class Current:
     rows: np.ndarray | None
     received_at: np.ndarray | None  # µs since the epoch (int64), for outliers
     labels: np.ndarray | None  # feedback labels, None where there is none
+    #: A window's floating-point inputs kept out of ``frame``, read a column at a time.
+    numbers: NumberColumns | None = None
 
 
 def is_nan(value: Any) -> bool:
@@ -116,4 +118,5 @@ def from_window(
         window.row,
         window.received_at,
         window.label[keep] if keep.any() else None,
+        window.numbers,
     )

@@ -242,12 +242,15 @@ class Requests:
         since: str | datetime | int | None = None,
         until: str | datetime | int | None = None,
         version: str | None = None,
+        numbers_apart: bool = False,
     ) -> RequestWindow:
         """The requests received in ``[since, until)`` (by ``version``: a version, or a
         model name for all its versions) as columns, one entry per input row, oldest
         first: the inputs as one DataFrame, and for each row its request, its number in
         the request, the version that answered, when, the answer, and the label of its
-        newest labelled feedback. What monitoring reads; ``list`` is for people."""
+        newest labelled feedback. What monitoring reads; ``list`` is for people.
+        ``numbers_apart``: the floating-point inputs are left out of the DataFrame and
+        read a column at a time (``RequestWindow.numbers``), as a drift check does."""
         v, m = t.model_versions.c, t.models.c
         query = self._query(since, until, version)
         start = timestamps.parse(since, what="since")
@@ -259,7 +262,9 @@ class Requests:
             )
         with read(self._engine) as conn:
             version_ids = [int(i) for i in conn.execute(versions).scalars()]
-            return windows.read_window(conn, query, version_ids, start, end)
+            return windows.read_window(
+                conn, query, version_ids, start, end, numbers_apart=numbers_apart
+            )
 
     def get_feedback(self, request_id: str) -> builtins.list[Feedback]:
         """The feedback on a request, oldest first."""

@@ -24,6 +24,7 @@ a listing or the traffic graph looks requests up by.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
     from sqlalchemy.engine import Connection
 
-    from trenches.tables.catalog import TableSpec
+    from trenches.tables.catalog import Tables, TableSpec
 
 #: The table of requests (one row a request).
 TABLE = "requests"
@@ -417,47 +418,114 @@ def _moved(row: Any) -> bool:
 
 def window_tables(
     conn: Connection, version_ids: Sequence[int], start: int | None, end: int | None
-) -> list[tuple[int, Iterator[pa.Table], int]]:
+) -> list[tuple[int, WindowFiles, int]]:
     """The moved input rows of these versions received in ``[start, end)``: for each
-    version that may have any, its rows as Arrow tables read one file at a time (so
-    that a reader copying them out reuses one file's memory), and how many rows its
-    files hold (at least as many as are read)."""
-    import pyarrow.compute as pc
-
-    from trenches.tables.catalog import at_least, below
-
+    version that may have any, its files (read by :func:`window_rows`), and how many
+    rows they hold (at least as many as are read)."""
     store = tables.of(conn)
-    bounds = []
-    expression = None
-    if start is not None:
-        bounds.append(at_least("received_at", start))
-        expression = pc.field("received_at") >= start
-    if end is not None:
-        bounds.append(below("received_at", end))
-        upper = pc.field("received_at") < end
-        expression = upper if expression is None else expression & upper
-    condition = _and(bounds)
+    window = WindowFiles(store, start, end, ())
     parts = []
     for version_id in version_ids:
         # In the order of their first request, so that rows read in the order they
         # were received seldom need sorting.
-        files = store.files(conn, rows_name(version_id), condition, order_by="received_at")
-        if not files:
-            continue
-
-        def each(files: list[str] = files) -> Iterator[pa.Table]:
-            for f in files:
-                yield store.read(
-                    [f],
-                    columns=["id", "request_id", "row", "received_at", "answer", "inputs"],
-                    filters=expression,
-                    # A request's rows share its id, and the answers are a few classes:
-                    # each distinct value is made once (a numeric answer stays as it is).
-                    dictionary=("request_id", "answer"),
+        files = store.files(conn, rows_name(version_id), window.condition(), order_by="received_at")
+        if files:
+            parts.append(
+                (
+                    int(version_id),
+                    WindowFiles(store, start, end, tuple(files)),
+                    store.rows_in(files),
                 )
-
-        parts.append((int(version_id), each(), store.rows_in(files)))
+            )
     return parts
+
+
+def window_rows(window: WindowFiles, leave_out: frozenset[str] = frozenset()) -> Iterator[pa.Table]:
+    """A version's rows in the window, read one file at a time (so that a reader
+    copying them out reuses one file's memory), without the inputs ``leave_out``."""
+    inputs = ["inputs"]
+    if leave_out:
+        kept = [f.name for f in window.inputs_type() if f.name not in leave_out]
+        inputs = [f"inputs.{name}" for name in kept]
+    for f in window.files:
+        yield window.store.read_columns(
+            f,
+            ["id", "request_id", "row", "received_at", "answer", *inputs],
+            filters=window.expression(),
+            # A request's rows share its id, and the answers are a few classes: each
+            # distinct value is made once (a numeric answer stays as it is).
+            dictionary=("request_id", "answer"),
+        )
+
+
+@dataclass(frozen=True)
+class WindowFiles:
+    """The files of one version's input rows a window reads, and its time bounds."""
+
+    store: Tables
+    start: int | None
+    end: int | None
+    files: tuple[str, ...]
+
+    def condition(self) -> Any:
+        from trenches.tables.catalog import at_least, below
+
+        bounds = []
+        if self.start is not None:
+            bounds.append(at_least("received_at", self.start))
+        if self.end is not None:
+            bounds.append(below("received_at", self.end))
+        return _and(bounds)
+
+    def expression(self) -> Any:
+        import pyarrow.compute as pc
+
+        expression = None
+        if self.start is not None:
+            expression = pc.field("received_at") >= self.start
+        if self.end is not None:
+            upper = pc.field("received_at") < self.end
+            expression = upper if expression is None else expression & upper
+        return expression
+
+    def inputs_type(self) -> Any:
+        """The struct of the version's inputs (each file has the same)."""
+        return self.store.file_schema(self.files[0]).field("inputs").type
+
+    def floating(self) -> tuple[set[str], set[str]]:
+        """The version's floating-point inputs, and its others."""
+        fields = list(self.inputs_type()) if self.files else []
+        floats = {f.name for f in fields if _floating(f.type)}
+        return floats, {f.name for f in fields} - floats
+
+
+def input_numbers(window: WindowFiles, name: str) -> Iterator[np.ndarray]:
+    """The values of the floating-point input ``name`` of the window's rows, a file at
+    a time (NaN where missing): one column read from each file, so that a reader that
+    copies each where it goes holds no more than one column of one file besides."""
+    bounded = window.start is not None or window.end is not None
+    for f in window.files:
+        columns = [f"inputs.{name}", *(["received_at"] if bounded else [])]
+        data = window.store.read_columns(f, columns)
+        values = np.asarray(
+            data.column("inputs").combine_chunks().field(0).to_numpy(zero_copy_only=False),
+            dtype=np.float64,
+        )
+        if bounded:
+            received = data.column("received_at").to_numpy()
+            keep = np.ones(len(received), dtype=bool)
+            if window.start is not None:
+                keep &= received >= window.start
+            if window.end is not None:
+                keep &= received < window.end
+            values = values[keep]
+        yield values
+
+
+def _floating(typ: Any) -> bool:
+    import pyarrow as pa
+
+    return bool(pa.types.is_floating(typ))
 
 
 def _and(bounds: list[Any]) -> Any:

@@ -11,6 +11,7 @@ arrays made by repeating and indexing, not by a loop over rows.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ import numpy as np
 from sqlalchemy import Connection, Select, func, select
 
 from trenches.db import schema as t
+from trenches.requests import stored
 from trenches.requests.records import json_column
 from trenches.tables.arrays import decoded
 
@@ -49,9 +51,59 @@ class RequestWindow:
     answer: np.ndarray
     #: The label of the newest feedback on the row that gave one (object), or None.
     label: np.ndarray
+    #: With ``numbers_apart``: the floating-point inputs, left out of ``inputs`` and
+    #: read a column at a time.
+    numbers: NumberColumns | None = None
 
     def __len__(self) -> int:
         return len(self.inputs)
+
+
+@dataclass(frozen=True)
+class _Numbers:
+    """Where one part of a window keeps its floating-point inputs: a version's files,
+    or the staged requests' rows already parsed."""
+
+    rows: int
+    names: frozenset[str]
+    files: stored.WindowFiles | None = None
+    frame: pd.DataFrame | None = None
+
+
+@dataclass(frozen=True)
+class NumberColumns:
+    """The floating-point inputs of a window, read one column at a time: what a
+    distribution needs of a window too large to hold whole (ten million rows of twenty
+    numbers are 1.6 GB; one column is 80 MB, and the next column reuses it). The rows
+    come in no set order."""
+
+    names: tuple[str, ...]
+    rows: int
+    parts: tuple[_Numbers, ...]
+
+    def read(self, name: str, out: np.ndarray | None = None) -> np.ndarray:
+        """Every row's value of the input ``name`` (NaN where a row has none), written
+        into ``out`` when it holds enough (a buffer reused from column to column)."""
+        target = out[: self.rows] if out is not None and len(out) >= self.rows else None
+        if target is None:
+            target = np.empty(self.rows, dtype=np.float64)
+        at = 0
+        for part in self.parts:
+            if name not in part.names:
+                target[at : at + part.rows] = np.nan
+            elif part.frame is not None:
+                target[at : at + part.rows] = part.frame[name].to_numpy(dtype=np.float64)
+            else:
+                assert part.files is not None
+                start = at
+                for values in stored.input_numbers(part.files, name):
+                    target[at : at + len(values)] = values
+                    at += len(values)
+                if at - start != part.rows:
+                    raise RuntimeError(f"the window's files gave {at - start} rows of {name!r}")
+                continue
+            at += part.rows
+        return target
 
 
 def read_window(
@@ -60,29 +112,39 @@ def read_window(
     version_ids: Sequence[int],
     start: int | None,
     end: int | None,
+    *,
+    numbers_apart: bool = False,
 ) -> RequestWindow:
     """The window of the requests ``query`` selects (``served_requests`` rows of the
     versions ``version_ids`` received in ``[start, end)``), as columns, oldest first:
     the staged requests' rows read from their JSON, the moved ones' from the tables of
-    their versions (:mod:`trenches.requests.stored`)."""
+    their versions (:mod:`trenches.requests.stored`). With ``numbers_apart`` the
+    inputs that are floating-point numbers in every version that has them are left
+    out of ``inputs``, for :attr:`RequestWindow.numbers` to read a column at a time."""
     from trenches.patterns.frames import no_gc
-    from trenches.requests import stored
 
     r, f = t.served_requests.c, t.feedback.c
     with no_gc():
-        moved = [
-            (version_id, _moved(version_id, files, most))
-            for version_id, files, most in stored.window_tables(conn, version_ids, start, end)
-        ]
-        moved = [(v, p) for v, p in moved if len(p.id)]
+        found = stored.window_tables(conn, version_ids, start, end)
         staged = [
             (int(p.version_id[0]), p)
             for p in _staged(conn, query.where(r.inputs.is_not(None)))
             if len(p.id)
         ]
+        apart = _apart(found, staged) if numbers_apart else frozenset()
+        moved = [
+            (version_id, _moved(version_id, stored.window_rows(files, apart), most), files)
+            for version_id, files, most in found
+        ]
+        moved = [(v, p, files) for v, p, files in moved if len(p.id)]
+        numbers = None
+        if numbers_apart:
+            numbers = _number_columns(apart, moved, staged)
+            staged = [(v, _without(p, apart)) for v, p in staged]
+        moved_parts = [(v, p) for v, p, _ in moved]
         # The columns of the versions in the order of their ids, whichever rows are
         # moved: the window is the same before and after a move.
-        parts = [p for _, p in sorted(moved + staged, key=lambda vp: vp[0])]
+        parts = [p for _, p in sorted(moved_parts + staged, key=lambda vp: vp[0])]
         merged = _merged(parts)
         chosen = query.with_only_columns(r.id, r.request_id).subquery()
         (requests,) = conn.execute(select(func.count()).select_from(chosen)).one()
@@ -101,7 +163,46 @@ def read_window(
             received_at=merged.received_at,
             answer=merged.answer,
             label=_labels(labelled, merged.id, merged.row),
+            numbers=numbers,
         )
+
+
+def _apart(
+    found: Sequence[tuple[int, stored.WindowFiles, int]], staged: Sequence[tuple[int, _Part]]
+) -> frozenset[str]:
+    """The inputs that are floating-point numbers wherever the window has them."""
+    floats: set[str] = set()
+    others: set[str] = set()
+    for _, files, _ in found:
+        f, o = files.floating()
+        floats |= f
+        others |= o
+    for _, part in staged:
+        for name, dtype in part.inputs.dtypes.items():
+            (floats if dtype == np.float64 else others).add(str(name))
+    return frozenset(floats - others)
+
+
+def _number_columns(
+    apart: frozenset[str],
+    moved: Sequence[tuple[int, _Part, stored.WindowFiles]],
+    staged: Sequence[tuple[int, _Part]],
+) -> NumberColumns:
+    """The window's numbers set apart, part by part (any order: a distribution)."""
+    parts = [_Numbers(len(p.id), apart & files.floating()[0], files=files) for _, p, files in moved]
+    for _, p in staged:
+        names = apart & {str(c) for c in p.inputs.columns}
+        parts.append(_Numbers(len(p.id), frozenset(names), frame=p.inputs[sorted(names)]))
+    rows = sum(p.rows for p in parts)
+    return NumberColumns(tuple(sorted(apart)), rows, tuple(parts))
+
+
+def _without(part: _Part, names: frozenset[str]) -> _Part:
+    """The part with the inputs ``names`` dropped."""
+    drop = [c for c in part.inputs.columns if c in names]
+    if not drop:
+        return part
+    return dataclasses.replace(part, inputs=part.inputs.drop(columns=drop))
 
 
 @dataclass(frozen=True)
@@ -120,7 +221,6 @@ class _Part:
 def _staged(conn: Connection, query: Select[Any]) -> list[_Part]:
     """The rows of the staged requests ``query`` selects, made from their JSON as a
     move would make them: one part a version."""
-    from trenches.requests import stored
 
     r = t.served_requests.c
     rows = conn.execute(
@@ -158,8 +258,9 @@ def _moved(version_id: int, parts: Iterator[pa.Table], most: int) -> _Part:
         n = part.num_rows
         if not n:
             continue
-        column = part.column("inputs")
-        for j, field in enumerate(column.type):
+        column = part.column("inputs") if "inputs" in part.column_names else None
+        for j, field in enumerate(column.type if column is not None else []):
+            assert column is not None
             if not names or len(names) <= j:
                 names.append(field.name)
             children = [chunk.field(j) for chunk in column.chunks]
@@ -182,6 +283,7 @@ def _moved(version_id: int, parts: Iterator[pa.Table], most: int) -> _Part:
             for name in names
         },
         columns=names,
+        index=pd.RangeIndex(k),  # rows even when every input was left out
         copy=False,
     )
     answer = np.concatenate(answers) if answers else np.zeros(0, dtype=object)

@@ -286,6 +286,27 @@ class Tables:
         if not given and empty is not None:
             yield empty
 
+    def read_columns(
+        self,
+        file: str,
+        columns: Sequence[str],
+        *,
+        filters: Any = None,
+        dictionary: Sequence[str] = (),
+    ) -> pa.Table:
+        """Some columns of one file (a nested field as ``parent.child``: the parent
+        comes back holding that child alone), the rows ``filters`` keeps (a pyarrow
+        expression on columns read); ``dictionary``: as in :meth:`read`."""
+        opened = pq.ParquetFile(
+            self.path(file), filesystem=self._arrow_fs, read_dictionary=list(dictionary) or None
+        )
+        data = opened.read(columns=list(columns))
+        return data.filter(filters) if filters is not None else data
+
+    def file_schema(self, file: str) -> pa.Schema:
+        """The Arrow schema of one file, from its footer."""
+        return pq.ParquetFile(self.path(file), filesystem=self._arrow_fs).schema_arrow
+
     def rows_in(self, files: Sequence[str]) -> int:
         """How many rows the files hold, from their Parquet footers."""
         return sum(
