@@ -31,7 +31,7 @@ from trenches.db import schema as t
 from trenches.db.engine import advisory_lock, blob_ranges, id_in, insert_returning_id
 from trenches.errors import Conflict
 from trenches.tables.arrays import ascending_unique
-from trenches.tables.pruning import among
+from trenches.tables.pruning import Bound, among
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -96,12 +96,19 @@ def make_predictor(
     )
 
 
-def predicted_ids(conn: Connection, predictor: int) -> np.ndarray:
-    """The ids of the patterns the predictor has a prediction for, ascending."""
+def predicted_ids(
+    conn: Connection, predictor: int, among_ids: np.ndarray | None = None
+) -> np.ndarray:
+    """The ids of the patterns the predictor has a prediction for, ascending (only
+    those of ``among_ids``, ascending, when given)."""
     b = t.prediction_blocks.c
     blobs = conn.execute(select(b.pattern_ids).where(b.predictor_id == predictor)).scalars()
     parts = [np.frombuffer(x, dtype="<i8") for x in blobs]
-    bulk = _bulk(conn, predictor, ["pattern_id"])
+    if among_ids is not None:
+        parts = [p[among(p, among_ids)] for p in parts]
+        if not len(among_ids):
+            return np.zeros(0, dtype=np.int64)
+    bulk = _bulk(conn, predictor, ["pattern_id"], ids=among_ids)
     if bulk is not None:
         parts.append(bulk.column("pattern_id").to_numpy())
     # unique: in a write transaction, a move into the table committed between the two
@@ -143,9 +150,12 @@ def _bulk(
     if not files:
         return None
     filters = pc.field("predictor_id") == predictor
-    if ids is not None:
-        filters = filters & pc.field("pattern_id").isin(ids)
-    return store.read(files, columns=columns, filters=filters)
+    if ids is None:
+        return store.read(files, columns=columns, filters=filters)
+    # Row groups chosen by their id bounds, the ids picked by binary search (pyarrow's
+    # isin filter hashes every wanted id for each row group). The files are the
+    # predictor's partition: they hold its rows alone.
+    return store.read(files, columns=columns, bounds=[Bound("pattern_id", among=ids)])
 
 
 @lru_cache(maxsize=1)
@@ -291,7 +301,7 @@ def write_block(
     # Two writers of one predictor (two processes evaluating one version) take turns
     # from here: the second sees what the first stored.
     advisory_lock(conn, f"predictions.{predictor}")
-    fresh = ~among(ids, predicted_ids(conn, predictor))
+    fresh = ~among(ids, predicted_ids(conn, predictor, ids))
     if not fresh.all():
         if not skip_existing:
             raise Conflict(

@@ -47,8 +47,15 @@ def codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list[object]]:
 def ascending_unique(values: Any) -> np.ndarray:
     """``values`` (ids) as ascending, unique int64: the array itself when it is so
     already (a set's ids usually are), which costs one comparison, not a sort."""
-    array = np.asarray(values, dtype=np.int64)
-    if array.ndim == 1 and (len(array) < 2 or bool((array[1:] > array[:-1]).all())):
+    array = np.asarray(values, dtype=np.int64).ravel()
+    if len(array) < 2 or bool((array[1:] > array[:-1]).all()):
         return array
-    unique: np.ndarray = np.unique(array)
+    # A radix sort (NumPy's stable sort of integers), then the repeats dropped: ids
+    # read from several files come as a few sorted runs, and a hash of every id
+    # (np.unique) took ten times as long on a million of them.
+    ordered = np.sort(array, kind="stable")
+    keep = np.empty(len(ordered), dtype=bool)
+    keep[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    unique: np.ndarray = ordered[keep]
     return unique
