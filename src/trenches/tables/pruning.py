@@ -55,38 +55,30 @@ def row_groups(metadata: pq.FileMetaData, bounds: Sequence[Bound]) -> tuple[list
             if stats is None or not stats.has_min_max:
                 inside = False
                 continue
-            least, most = int(stats.min), int(stats.max)
-            if not _meets(bound, least, most):
+            meets, all_in = _relation(bound, int(stats.min), int(stats.max))
+            if not meets:
                 keep = False
                 break
-            inside = inside and _within(bound, least, most)
+            inside = inside and all_in
         if keep:
             chosen.append(i)
             whole.append(inside)
     return chosen, whole
 
 
-def _meets(bound: Bound, least: int, most: int) -> bool:
-    """Whether values between ``least`` and ``most`` may meet the bound."""
-    if bound.low is not None and most < bound.low:
-        return False
-    if bound.high is not None and least > bound.high:
-        return False
-    if bound.among is None:
-        return True
-    at = int(np.searchsorted(bound.among, least))
-    return at < len(bound.among) and int(bound.among[at]) <= most
-
-
-def _within(bound: Bound, least: int, most: int) -> bool:
-    """Whether every value between ``least`` and ``most`` meets the bound."""
-    if bound.low is not None and least < bound.low:
-        return False
-    if bound.high is not None and most > bound.high:
-        return False
-    if bound.among is None:
-        return True
-    return least == most and _meets(bound, least, most)
+def _relation(bound: Bound, least: int, most: int) -> tuple[bool, bool]:
+    """Whether values between ``least`` and ``most`` may meet the bound, and whether
+    every one of them does."""
+    low = least if bound.low is None else bound.low
+    high = most if bound.high is None else bound.high
+    meets = most >= low and least <= high
+    within = least >= low and most <= high
+    if bound.among is not None:
+        if meets:  # a wanted value inside both ranges
+            at = int(np.searchsorted(bound.among, max(least, low)))
+            meets = at < len(bound.among) and int(bound.among[at]) <= min(most, high)
+        within = within and meets and least == most
+    return meets, within
 
 
 def among(values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
