@@ -74,7 +74,7 @@ if TYPE_CHECKING:
     from trenches.requests.log import Requests
     from trenches.requests.patterns import RequestPattern, ToPatterns
     from trenches.requests.reviews import Review, Reviews, WaitingRow
-    from trenches.requests.window import RequestWindow
+    from trenches.requests.window import NumberColumns, RequestWindow
     from trenches.retrain import OnDrift, Retrains
     from trenches.retrain.record import Figures, ProblemTally, Retrain
     from trenches.runs import Run, RunInfo
@@ -184,6 +184,7 @@ _LAZY = {
     "WaitingRow": "trenches.requests.reviews",
     "RequestPattern": "trenches.requests.patterns",
     "RequestWindow": "trenches.requests.window",
+    "NumberColumns": "trenches.requests.window",
     "write_report": "trenches.report.html",
     "write_problem_graph": "trenches.report.problems",
     "to_json": "trenches.json_form",
@@ -272,6 +273,7 @@ __all__ = [
     "NotAuthenticated",
     "NotFound",
     "NotOfferedRemotely",
+    "NumberColumns",
     "OnDrift",
     "Pattern",
     "PatternChange",

@@ -99,15 +99,13 @@ def make_predictor(
 def predicted_ids(
     conn: Connection, predictor: int, among_ids: np.ndarray | None = None
 ) -> np.ndarray:
-    """The ids of the patterns the predictor has a prediction for, ascending (only
-    those of ``among_ids``, ascending, when given)."""
+    """The ids of the patterns the predictor has a prediction for, ascending (of
+    ``among_ids``, ascending, alone when given)."""
     b = t.prediction_blocks.c
     blobs = conn.execute(select(b.pattern_ids).where(b.predictor_id == predictor)).scalars()
     parts = [np.frombuffer(x, dtype="<i8") for x in blobs]
     if among_ids is not None:
         parts = [p[among(p, among_ids)] for p in parts]
-        if not len(among_ids):
-            return np.zeros(0, dtype=np.int64)
     bulk = _bulk(conn, predictor, ["pattern_id"], ids=among_ids)
     if bulk is not None:
         parts.append(bulk.column("pattern_id").to_numpy())
@@ -141,6 +139,8 @@ def _bulk(
     store = tables.of(conn)
     row_filter = _of_predictor(predictor)
     if ids is not None:
+        if not len(ids):
+            return None
         from pyiceberg.expressions import And
 
         from trenches.tables.catalog import between
@@ -274,14 +274,8 @@ def joined_blocks(blocks: Sequence[Block]) -> Block:
 
     ids = joined("pattern_ids")
     assert ids is not None
-    return Block(
-        ids,
-        label_index=joined("label_index"),
-        values=joined("values"),
-        scores=joined("scores"),
-        correct=joined("correct"),
-        loss=joined("loss"),
-    )
+    names = ("label_index", "values", "scores", "correct", "loss")
+    return Block(ids, **{name: joined(name) for name in names})
 
 
 def write_block(

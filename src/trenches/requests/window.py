@@ -70,16 +70,24 @@ class _Numbers:
     frame: pd.DataFrame | None = None
 
 
-@dataclass(frozen=True)
 class NumberColumns:
     """The floating-point inputs of a window, read one column at a time: what a
     distribution needs of a window too large to hold whole (ten million rows of twenty
     numbers are 1.6 GB; one column is 80 MB, and the next column reuses it). The rows
     come in no set order."""
 
-    names: tuple[str, ...]
-    rows: int
-    parts: tuple[_Numbers, ...]
+    def __init__(self, names: tuple[str, ...], rows: int, parts: tuple[_Numbers, ...]) -> None:
+        self._names, self._rows, self._parts = names, rows, parts
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The inputs held apart."""
+        return self._names
+
+    @property
+    def rows(self) -> int:
+        """The window's rows (each column has one value a row)."""
+        return self._rows
 
     def read(self, name: str, out: np.ndarray | None = None) -> np.ndarray:
         """Every row's value of the input ``name`` (NaN where a row has none), written
@@ -88,7 +96,7 @@ class NumberColumns:
         if target is None:
             target = np.empty(self.rows, dtype=np.float64)
         at = 0
-        for part in self.parts:
+        for part in self._parts:
             if name not in part.names:
                 target[at : at + part.rows] = np.nan
             elif part.frame is not None:
