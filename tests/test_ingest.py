@@ -1495,3 +1495,6 @@ def test_a_string_column_is_checked_once_per_value_as_row_by_row(
     slow = [isinstance(v, str) and v.strip().lower() in words for v in values]
     assert inp.among_words(as_strings, words).tolist() == slow
     assert inp.among_words(as_objects, words).tolist() == slow
+    # A value that cannot be hashed (a list sent as a label) is no word either.
+    odd = pd.Series([*values, ["NA"], {"a": 1}], dtype=object)
+    assert inp.among_words(odd, words).tolist() == [*slow, False, False]

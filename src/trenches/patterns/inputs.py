@@ -194,8 +194,12 @@ def coerce(
 def among_words(series: pd.Series, words: frozenset[str]) -> np.ndarray:
     """Which values of ``series`` are strings that, stripped and lower-cased, are one
     of ``words``: each distinct value looked at once."""
-    codes, distinct = pd.factorize(series.to_numpy(dtype=object, na_value=None))
-    if not _all_strings(series, distinct):  # 1, 1.0 and True factorize as one value
+    try:
+        codes, distinct = pd.factorize(series.to_numpy(dtype=object, na_value=None))
+    except TypeError:  # a value that cannot be hashed (a list given as a label)
+        codes, distinct = None, None
+    if distinct is None or not _all_strings(series, distinct):
+        # 1, 1.0 and True factorize as one value: looked at one by one
         slow: np.ndarray = series.map(
             lambda v: isinstance(v, str) and v.strip().lower() in words
         ).to_numpy(dtype=bool)
