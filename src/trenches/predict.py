@@ -74,7 +74,8 @@ def predict(
     dataset = predictor.dataset
     wanted = ascending_unique(pattern_ids)
     with read(engine) as conn:
-        todo = np.setdiff1d(wanted, store_of.predicted_ids(conn, predictor.id), assume_unique=True)
+        have = store_of.predicted_ids(conn, predictor.id, wanted)
+        todo = np.setdiff1d(wanted, have, assume_unique=True)
     if len(todo) == 0:
         return PredictResult(version.ref, predictor.id, len(wanted), 0)
     fmt = "onnx" if "onnx" in version.formats else "native"

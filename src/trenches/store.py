@@ -394,19 +394,21 @@ class Store:
                     for i in p.patterns()
                 ]
                 wanted = np.union1d(wanted, np.asarray(problem_ids, dtype=np.int64))
-            total = len(wanted)
             assert found is not None
-            if len(missing_from(found, wanted)):
-                done = self.predict(
+            # Only what the read found missing is predicted (a process evaluating the
+            # same version at once is still stepped around by each batch's write).
+            missing = missing_from(found, wanted)
+            done = PredictResult(predictor.ref, predictor.id, len(wanted), 0)
+            if len(missing):
+                made = self.predict(
                     predictor,
-                    wanted,
+                    missing,
                     trusted=trusted,
                     batch_size=batch_size,
-                    progress=None if progress is None else (lambda n: progress(n, total)),
+                    progress=None if progress is None else (lambda n: progress(n, len(missing))),
                 )
+                done = PredictResult(predictor.ref, predictor.id, len(wanted), made.computed)
                 found = None  # read again: this run, or another, has stored more
-            else:
-                done = PredictResult(predictor.ref, predictor.id, total, 0)
         return EvaluateResult(
             evaluate(self.engine, predictor, chosen, costs=costs, found=found), done
         )

@@ -155,32 +155,20 @@ def read(  # noqa: PLR0913
         # The ids' splits first, from two narrow columns; then each split's inputs,
         # skipping the row groups of the others (a file holds its rows by split, then
         # id, so an id range alone reaches into every split's row groups).
-        narrow = read(
-            conn,
-            dataset_id,
-            columns=["pattern_id", "split"],
-            ids=ids,
-            max_id=max_id,
-            as_of=as_of,
-            sources=sources,
-        )
-        if narrow is None:
-            return None
-        of_split = narrow.column("split").to_numpy()
-        found = narrow.column("pattern_id").to_numpy()
+        grouped = by_split(conn, dataset_id, ids, max_id=max_id, as_of=as_of, sources=sources)
         parts = [
             read(
                 conn,
                 dataset_id,
                 columns=columns,
-                split=int(s),
-                ids=np.sort(found[of_split == s]),
+                split=code,
+                ids=part,
                 max_id=max_id,
                 as_of=as_of,
                 sources=sources,
                 dictionary=dictionary,
             )
-            for s in np.unique(of_split).tolist()
+            for code, part in grouped
         ]
         kept = [p for p in parts if p is not None]
         if not kept:
@@ -200,6 +188,34 @@ def read(  # noqa: PLR0913
         bounds=bounds,
     )
     return data.drop_columns(["source"]) if extra else data
+
+
+def by_split(
+    conn: Connection,
+    dataset_id: int,
+    ids: np.ndarray,
+    *,
+    max_id: int | None = None,
+    as_of: int | None = None,
+    sources: Sequence[str] | None = None,
+) -> list[tuple[int, np.ndarray]]:
+    """The ids the table holds of ``ids``, by split (code, ascending ids), from two
+    narrow columns."""
+    narrow = read(
+        conn,
+        dataset_id,
+        columns=["pattern_id", "split"],
+        ids=ids,
+        max_id=max_id,
+        as_of=as_of,
+        sources=sources,
+    )
+    if narrow is None:
+        return []
+    found = narrow.column("pattern_id").to_numpy()
+    of_split = narrow.column("split").to_numpy()
+    codes = np.flatnonzero(np.bincount(of_split)).tolist() if len(of_split) else []
+    return [(code, ascending_unique(found[of_split == code])) for code in codes]
 
 
 def batches(
@@ -238,20 +254,12 @@ def _plan(
 ) -> tuple[list[str], list[Bound], Any] | None:
     """The files a read of the table reaches, its bounds and its other filter; None
     when it reaches none."""
-    from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression
-
-    from trenches.tables.catalog import at_least, at_most
+    from trenches.tables.catalog import within
 
     if ids is not None and len(ids) == 0:
         return None
     bounds = _bounds(split, ids, max_id, as_of)
-    row_filter: BooleanExpression = AlwaysTrue()
-    for bound in bounds:
-        if bound.low is not None:
-            row_filter = And(row_filter, at_least(bound.column, bound.low))
-        if bound.high is not None:
-            row_filter = And(row_filter, at_most(bound.column, bound.high))
-    files = tables.of(conn).files(conn, table_name(dataset_id), row_filter)
+    files = tables.of(conn).files(conn, table_name(dataset_id), within(bounds))
     if not files:
         return None
     where = pc.field("source").isin(pa.array(list(sources), type=pa.string())) if sources else None

@@ -222,18 +222,12 @@ def splits_of(dataset: Dataset, ids: np.ndarray) -> list[tuple[str | None, np.nd
     if not dataset.columnar or dataset.schema is None:
         return [(None, ids)]
     with read(dataset.engine) as conn:
-        data = columnar.read(conn, dataset.id, columns=["pattern_id", "split"], ids=ids)
-    if data is None:
-        return [(None, ids)]
-    found = data.column("pattern_id").to_numpy()
-    of_split = data.column("split").to_numpy()
-    parts: list[tuple[str | None, np.ndarray]] = []
-    for code in np.flatnonzero(np.bincount(of_split, minlength=len(SPLITS))).tolist():
-        part = arrays.ascending_unique(found[of_split == code])
-        parts.append((SPLITS[code], part))
-    missing = len(ids) - len(found)
-    if missing:  # not the dataset's: a read names them
-        parts.append((None, ids[~np.isin(ids, found)]))
+        grouped = columnar.by_split(conn, dataset.id, ids)
+    parts: list[tuple[str | None, np.ndarray]] = [(SPLITS[c], part) for c, part in grouped]
+    found = sum(len(part) for _, part in grouped)
+    if found != len(ids):  # not the dataset's: a read names them
+        held = np.concatenate([part for _, part in grouped]) if grouped else ids[:0]
+        parts.append((None, ids[~np.isin(ids, held)]))
     return parts
 
 

@@ -35,6 +35,7 @@ from trenches import tables
 from trenches.db import schema as t
 from trenches.db.engine import id_in
 from trenches.requests.records import json_column
+from trenches.tables.pruning import Bound
 from trenches.tables.schemas import iceberg_type, id_of, inputs_struct
 
 if TYPE_CHECKING:
@@ -422,13 +423,17 @@ def window_tables(
     """The moved input rows of these versions received in ``[start, end)``: for each
     version that may have any, its files (read by :func:`window_rows`), and how many
     rows they hold (at least as many as are read)."""
+    from trenches.tables.catalog import within
+
     store = tables.of(conn)
     window = WindowFiles(store, start, end, ())
     parts = []
     for version_id in version_ids:
         # In the order of their first request, so that rows read in the order they
         # were received seldom need sorting.
-        files = store.files(conn, rows_name(version_id), window.condition(), order_by="received_at")
+        files = store.files(
+            conn, rows_name(version_id), within(window.bounds()), order_by="received_at"
+        )
         if files:
             parts.append(
                 (
@@ -447,15 +452,14 @@ def window_rows(window: WindowFiles, leave_out: frozenset[str] = frozenset()) ->
     if leave_out:
         kept = [f.name for f in window.inputs_type() if f.name not in leave_out]
         inputs = [f"inputs.{name}" for name in kept]
-    for f in window.files:
-        yield window.store.read_columns(
-            f,
-            ["id", "request_id", "row", "received_at", "answer", *inputs],
-            filters=window.expression(),
-            # A request's rows share its id, and the answers are a few classes: each
-            # distinct value is made once (a numeric answer stays as it is).
-            dictionary=("request_id", "answer"),
-        )
+    yield from window.store.batches(
+        window.files,
+        columns=["id", "request_id", "row", "received_at", "answer", *inputs],
+        bounds=window.bounds(),
+        # A request's rows share its id, and the answers are a few classes: each
+        # distinct value is made once (a numeric answer stays as it is).
+        dictionary=("request_id", "answer"),
+    )
 
 
 @dataclass(frozen=True)
@@ -467,26 +471,11 @@ class WindowFiles:
     end: int | None
     files: tuple[str, ...]
 
-    def condition(self) -> Any:
-        from trenches.tables.catalog import at_least, below
-
-        bounds = []
-        if self.start is not None:
-            bounds.append(at_least("received_at", self.start))
-        if self.end is not None:
-            bounds.append(below("received_at", self.end))
-        return _and(bounds)
-
-    def expression(self) -> Any:
-        import pyarrow.compute as pc
-
-        expression = None
-        if self.start is not None:
-            expression = pc.field("received_at") >= self.start
-        if self.end is not None:
-            upper = pc.field("received_at") < self.end
-            expression = upper if expression is None else expression & upper
-        return expression
+    def bounds(self) -> list[Bound]:
+        """The window's time as a bound of ``received_at`` (none: every row)."""
+        if self.start is None and self.end is None:
+            return []
+        return [Bound("received_at", self.start, None if self.end is None else self.end - 1)]
 
     def inputs_type(self) -> Any:
         """The struct of the version's inputs (each file has the same)."""
@@ -503,34 +492,14 @@ def input_numbers(window: WindowFiles, name: str) -> Iterator[np.ndarray]:
     """The values of the floating-point input ``name`` of the window's rows, a file at
     a time (NaN where missing): one column read from each file, so that a reader that
     copies each where it goes holds no more than one column of one file besides."""
-    bounded = window.start is not None or window.end is not None
-    for f in window.files:
-        columns = [f"inputs.{name}", *(["received_at"] if bounded else [])]
-        data = window.store.read_columns(f, columns)
-        values = np.asarray(
-            data.column("inputs").combine_chunks().field(0).to_numpy(zero_copy_only=False),
-            dtype=np.float64,
-        )
-        if bounded:
-            received = data.column("received_at").to_numpy()
-            keep = np.ones(len(received), dtype=bool)
-            if window.start is not None:
-                keep &= received >= window.start
-            if window.end is not None:
-                keep &= received < window.end
-            values = values[keep]
-        yield values
+    for part in window.store.batches(
+        window.files, columns=[f"inputs.{name}"], bounds=window.bounds()
+    ):
+        column = part.column("inputs").combine_chunks().field(0)
+        yield np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
 def _floating(typ: Any) -> bool:
     import pyarrow as pa
 
     return bool(pa.types.is_floating(typ))
-
-
-def _and(bounds: list[Any]) -> Any:
-    from pyiceberg.expressions import And
-
-    if not bounds:
-        return None
-    return bounds[0] if len(bounds) == 1 else And(*bounds)

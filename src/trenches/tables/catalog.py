@@ -286,23 +286,6 @@ class Tables:
         if not given and empty is not None:
             yield empty
 
-    def read_columns(
-        self,
-        file: str,
-        columns: Sequence[str],
-        *,
-        filters: Any = None,
-        dictionary: Sequence[str] = (),
-    ) -> pa.Table:
-        """Some columns of one file (a nested field as ``parent.child``: the parent
-        comes back holding that child alone), the rows ``filters`` keeps (a pyarrow
-        expression on columns read); ``dictionary``: as in :meth:`read`."""
-        opened = pq.ParquetFile(
-            self.path(file), filesystem=self._arrow_fs, read_dictionary=list(dictionary) or None
-        )
-        data = opened.read(columns=list(columns))
-        return data.filter(filters) if filters is not None else data
-
     def file_schema(self, file: str) -> pa.Schema:
         """The Arrow schema of one file, from its footer."""
         return pq.ParquetFile(self.path(file), filesystem=self._arrow_fs).schema_arrow
@@ -372,6 +355,20 @@ def _least(bound: bytes | None) -> int:
     if bound is None:
         return -(2**63)
     return int.from_bytes(bound, "little", signed=True)
+
+
+def within(bounds: Sequence[Bound]) -> BooleanExpression:
+    """The ranges of ``bounds`` as an Iceberg filter (files and partitions pruned by
+    them); the ids a bound keeps among are for the rows read, not for the plan."""
+    from pyiceberg.expressions import And
+
+    condition: BooleanExpression = AlwaysTrue()
+    for bound in bounds:
+        if bound.low is not None:
+            condition = And(condition, at_least(bound.column, bound.low))
+        if bound.high is not None:
+            condition = And(condition, at_most(bound.column, bound.high))
+    return condition
 
 
 def equal(column: str, value: int) -> BooleanExpression:
