@@ -407,6 +407,12 @@ class _Apart:
         return pd.Series(self.reader.read(self.name).copy())
 
 
+def _series(values: np.ndarray) -> pd.Series:
+    import pandas as pd
+
+    return pd.Series(values, dtype=object if values.dtype == object else None)
+
+
 def drift(
     reference: pd.DataFrame,
     current: pd.DataFrame,
@@ -436,7 +442,6 @@ def drift(
     in one thread and 1.1 s in two, while ten million rows by 20 columns took 3.6 s in
     one and 2.0 s in two.
     """
-    import pandas as pd
 
     s = settings or DriftSettings()
     kinds = dict(kinds or {})
@@ -446,6 +451,12 @@ def drift(
                 f"column {column!r}: kind {kind!r} must be one of {', '.join(KINDS)}"
             )
     jobs: list[tuple[str, str, pd.Series | None, pd.Series | _Apart | None]] = []
+    if prediction is not None:
+        # First, so that other columns are worked on beside it. Answers kept as objects
+        # (pandas would make labels strings of its own, at a cost).
+        ref_pred, cur_pred = (_series(np.asarray(p)) for p in prediction)
+        kind = prediction_kind or infer_kind(ref_pred, s.categorical_below)
+        jobs.append(("prediction", kind, ref_pred, cur_pred))
     ignored = []
     buffers = threading.local()
     held_apart = set(apart.names) if apart is not None else set()
@@ -467,11 +478,6 @@ def drift(
         elif column in current.columns:
             cur = current[column]
         jobs.append((name, kind, reference[column], cur))
-    if prediction is not None:
-        ref_pred = pd.Series(np.asarray(prediction[0]))
-        cur_pred = pd.Series(np.asarray(prediction[1]))
-        kind = prediction_kind or infer_kind(ref_pred, s.categorical_below)
-        jobs.append(("prediction", kind, ref_pred, cur_pred))
     current_rows = apart.rows if apart is not None else len(current)
     if threads is None:
         rows = max(len(reference), current_rows)
@@ -520,7 +526,7 @@ def drift(
                 reasons=reasons,
             )
         )
-    pred = results.pop() if prediction is not None else None
+    pred = results.pop(0) if prediction is not None else None
     names = [*(str(c) for c in current.columns), *sorted(held_apart)]
     extra = tuple(c for c in names if c not in reference.columns)
     return DriftReport(

@@ -26,7 +26,7 @@ from trenches.json_form import to_json
 from trenches.monitoring import alerts as alerting
 from trenches.monitoring.drift import drift
 from trenches.monitoring.reports import Alert, Monitored, alert_from_row, finite, report_from_row
-from trenches.monitoring.window import Current, from_window, is_nan, kinds_of, typed
+from trenches.monitoring.window import Current, from_window, kinds_of, typed
 from trenches.names import in_int64
 from trenches.settings import given
 
@@ -412,11 +412,13 @@ class Monitoring:
     ) -> dict[str, Any] | None:
         """Real metrics of the window where feedback gave labels, next to the
         reference's."""
+        import pandas as pd
+
         from trenches import predictions as store_of
 
         if cur.labels is None or cur.predictions is None:
             return None
-        have = np.array([v is not None and not is_nan(v) for v in cur.labels], dtype=bool)
+        have = np.asarray(pd.notna(cur.labels), dtype=bool)
         if not have.any():
             return None
         predictor = self._parts.predictors.resolve(version)

@@ -3,9 +3,8 @@ the served answers, the newest labelled feedback of each row), with the dataset'
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -38,13 +37,10 @@ class Current:
     request_ids: np.ndarray | None  # one per row, for outliers
     rows: np.ndarray | None
     received_at: np.ndarray | None  # µs since the epoch (int64), for outliers
-    labels: np.ndarray | None  # feedback labels, None where there is none
+    #: Feedback labels, None where there is none (None: no row has one).
+    labels: np.ndarray | None
     #: A window's floating-point inputs kept out of ``frame``, read a column at a time.
     numbers: NumberColumns | None = None
-
-
-def is_nan(value: Any) -> bool:
-    return isinstance(value, float) and math.isnan(value)
 
 
 def kinds_of(dataset: Dataset, columns: list[str]) -> dict[str, str]:
@@ -103,8 +99,8 @@ def from_window(
     mine = window.version_id == version.id
     served_here = int(mine.sum())
     # Answers of other versions are not this version's predictions. (JSON has no NaN:
-    # an answer not logged is None.)
-    keep = mine & pd.notna(window.answer)
+    # an answer not logged is None, the window's only mark of one missing.)
+    keep = mine & (window.answer != None)  # noqa: E711 (elementwise)
     description = f"{window.requests:,} requests ({len(frame):,} rows) to {version.model}, {span}"
     if served_here != len(frame):
         description += f"; {served_here:,} rows answered by {version.ref}"
@@ -117,6 +113,6 @@ def from_window(
         window.request_id,
         window.row,
         window.received_at,
-        window.label[keep] if keep.any() else None,
+        window.label[keep] if keep.any() and window.labelled else None,
         window.numbers,
     )

@@ -445,20 +445,25 @@ def window_tables(
     return parts
 
 
-def window_rows(window: WindowFiles, leave_out: frozenset[str] = frozenset()) -> Iterator[pa.Table]:
+def window_rows(
+    window: WindowFiles,
+    leave_out: frozenset[str] = frozenset(),
+    identity: Sequence[str] = ("id", "request_id", "row", "received_at"),
+) -> Iterator[pa.Table]:
     """A version's rows in the window, read one file at a time (so that a reader
-    copying them out reuses one file's memory), without the inputs ``leave_out``."""
+    copying them out reuses one file's memory): the answers, the inputs but
+    ``leave_out``, and of what says which request, row and time each is, ``identity``."""
     inputs = ["inputs"]
     if leave_out:
         kept = [f.name for f in window.inputs_type() if f.name not in leave_out]
         inputs = [f"inputs.{name}" for name in kept]
     yield from window.store.batches(
         window.files,
-        columns=["id", "request_id", "row", "received_at", "answer", *inputs],
+        columns=[*identity, "answer", *inputs],
         bounds=window.bounds(),
         # A request's rows share its id, and the answers are a few classes: each
         # distinct value is made once (a numeric answer stays as it is).
-        dictionary=("request_id", "answer"),
+        dictionary=[c for c in ("request_id", "answer") if c == "answer" or c in identity],
     )
 
 

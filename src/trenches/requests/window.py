@@ -37,16 +37,20 @@ class RequestWindow:
 
     Requests whose inputs were not logged (their ``inputs`` hold an error) have no
     rows; ``requests`` counts them still.
+
+    A window read with ``numbers_apart`` is a sample for distributions, as a drift
+    check reads it: its rows come in no set order, and which request, row and time
+    each row is (``request_id``, ``row``, ``received_at``) are not read (None).
     """
 
     #: Requests in the window.
     requests: int
     #: The input rows, one column per input (a request without a column: missing).
     inputs: pd.DataFrame
-    request_id: np.ndarray  # object
-    row: np.ndarray  # int64: the row's number in its request, from 0
+    request_id: np.ndarray | None  # object
+    row: np.ndarray | None  # int64: the row's number in its request, from 0
     version_id: np.ndarray  # int64: the version that answered
-    received_at: np.ndarray  # int64: µs since the epoch
+    received_at: np.ndarray | None  # int64: µs since the epoch
     #: The label or value answered for the row (object); None when not logged.
     answer: np.ndarray
     #: The label of the newest feedback on the row that gave one (object), or None.
@@ -54,6 +58,8 @@ class RequestWindow:
     #: With ``numbers_apart``: the floating-point inputs, left out of ``inputs`` and
     #: read a column at a time.
     numbers: NumberColumns | None = None
+    #: Rows with a feedback label (0: ``label`` is None throughout).
+    labelled: int = 0
 
     def __len__(self) -> int:
         return len(self.inputs)
@@ -128,23 +134,39 @@ def read_window(
     the staged requests' rows read from their JSON, the moved ones' from the tables of
     their versions (:mod:`trenches.requests.stored`). With ``numbers_apart`` the
     inputs that are floating-point numbers in every version that has them are left
-    out of ``inputs``, for :attr:`RequestWindow.numbers` to read a column at a time."""
+    out of ``inputs``, for :attr:`RequestWindow.numbers` to read a column at a time,
+    and the window is a sample for distributions (:class:`RequestWindow`)."""
     from trenches.patterns.frames import no_gc
 
     r, f = t.served_requests.c, t.feedback.c
     with no_gc():
+        chosen = query.with_only_columns(r.id, r.request_id).subquery()
+        (requests,) = conn.execute(select(func.count()).select_from(chosen)).one()
+        feedback = conn.execute(
+            select(chosen.c.id, f.row, f.label)
+            .join(chosen, chosen.c.request_id == f.request_id)
+            .where(f.label.is_not(None))
+            .order_by(f.created_at, f.id)
+        ).cursor.fetchall()
+        # Of a sample for distributions, which request and row each is are read only
+        # to place its feedback, and which time never.
+        identity = _IDENTITY if not numbers_apart else ("id", "row") if feedback else ()
         found = stored.window_tables(conn, version_ids, start, end)
         staged = [
-            (int(p.version_id[0]), p)
+            (int(p.version_id[0]), _only(p, identity))
             for p in _staged(conn, query.where(r.inputs.is_not(None)))
-            if len(p.id)
+            if len(p)
         ]
         apart = _apart(found, staged) if numbers_apart else frozenset()
         moved = [
-            (version_id, _moved(version_id, stored.window_rows(files, apart), most), files)
+            (
+                version_id,
+                _moved(version_id, stored.window_rows(files, apart, identity), most, identity),
+                files,
+            )
             for version_id, files, most in found
         ]
-        moved = [(v, p, files) for v, p, files in moved if len(p.id)]
+        moved = [(v, p, files) for v, p, files in moved if len(p)]
         numbers = None
         if numbers_apart:
             numbers = _number_columns(apart, moved, staged)
@@ -153,25 +175,19 @@ def read_window(
         # The columns of the versions in the order of their ids, whichever rows are
         # moved: the window is the same before and after a move.
         parts = [p for _, p in sorted(moved_parts + staged, key=lambda vp: vp[0])]
-        merged = _merged(parts)
-        chosen = query.with_only_columns(r.id, r.request_id).subquery()
-        (requests,) = conn.execute(select(func.count()).select_from(chosen)).one()
-        labelled = conn.execute(
-            select(chosen.c.id, f.row, f.label)
-            .join(chosen, chosen.c.request_id == f.request_id)
-            .where(f.label.is_not(None))
-            .order_by(f.created_at, f.id)
-        ).cursor.fetchall()
+        merged = _merged(parts, identity)
+        label, labelled = _labels(feedback, merged.id, merged.row, len(merged))
         return RequestWindow(
             requests=int(requests),
             inputs=merged.inputs,
             request_id=merged.request_id,
-            row=merged.row,
+            row=None if numbers_apart else merged.row,
             version_id=merged.version_id,
             received_at=merged.received_at,
             answer=merged.answer,
-            label=_labels(labelled, merged.id, merged.row),
+            label=label,
             numbers=numbers,
+            labelled=labelled,
         )
 
 
@@ -197,10 +213,10 @@ def _number_columns(
     staged: Sequence[tuple[int, _Part]],
 ) -> NumberColumns:
     """The window's numbers set apart, part by part (any order: a distribution)."""
-    parts = [_Numbers(len(p.id), apart & files.floating()[0], files=files) for _, p, files in moved]
+    parts = [_Numbers(len(p), apart & files.floating()[0], files=files) for _, p, files in moved]
     for _, p in staged:
         names = apart & {str(c) for c in p.inputs.columns}
-        parts.append(_Numbers(len(p.id), frozenset(names), frame=p.inputs[sorted(names)]))
+        parts.append(_Numbers(len(p), frozenset(names), frame=p.inputs[sorted(names)]))
     rows = sum(p.rows for p in parts)
     return NumberColumns(tuple(sorted(apart)), rows, tuple(parts))
 
@@ -213,17 +229,32 @@ def _without(part: _Part, names: frozenset[str]) -> _Part:
     return dataclasses.replace(part, inputs=part.inputs.drop(columns=drop))
 
 
+#: What says which request, row and time each row of a window is.
+_IDENTITY = ("id", "request_id", "row", "received_at")
+
+
 @dataclass(frozen=True)
 class _Part:
-    """Rows of a window from one source, with the id of each row's request."""
+    """Rows of a window from one source, with the id of each row's request (what says
+    which request, row and time each is: None where not read)."""
 
-    id: np.ndarray
     inputs: pd.DataFrame
-    request_id: np.ndarray
-    row: np.ndarray
     version_id: np.ndarray
-    received_at: np.ndarray
     answer: np.ndarray
+    id: np.ndarray | None = None
+    request_id: np.ndarray | None = None
+    row: np.ndarray | None = None
+    received_at: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.answer)
+
+
+def _only(part: _Part, identity: Sequence[str]) -> _Part:
+    """The part without what says which request, row and time each is, but
+    ``identity``."""
+    dropped: dict[str, Any] = {k: None for k in _IDENTITY if k not in identity}
+    return dataclasses.replace(part, **dropped)
 
 
 def _staged(conn: Connection, query: Select[Any]) -> list[_Part]:
@@ -243,22 +274,27 @@ def _staged(conn: Connection, query: Select[Any]) -> list[_Part]:
     for version_id, found in sorted(by_version.items()):
         ids, request_ids, _, received, inputs, outputs = (list(c) for c in zip(*found, strict=True))
         _, data = stored.input_rows(conn, version_id, ids, request_ids, received, inputs, outputs)
-        parts.append(_moved(version_id, iter([data]), data.num_rows))
+        parts.append(_moved(version_id, iter([data]), data.num_rows, _IDENTITY))
     return parts
 
 
-def _moved(version_id: int, parts: Iterator[pa.Table], most: int) -> _Part:
+def _moved(version_id: int, parts: Iterator[pa.Table], most: int, identity: Sequence[str]) -> _Part:
     """The rows of a version's table of input rows, read part by part (a file at a
     time) into arrays made once for at most ``most`` rows: the Arrow memory of one part
     is reused by the next, and no input column is copied a second time on its way to
-    pandas. Request ids and answers are made Python objects once per distinct value."""
+    pandas. Request ids and answers are made Python objects once per distinct value.
+    Of what says which request, row and time each row is, only ``identity``."""
     import pandas as pd
     import pyarrow as pa
 
     numbers: dict[str, np.ndarray] = {}  # float input columns, filled in place
     others: dict[str, list[np.ndarray]] = {}  # the other input columns, part by part
     names: list[str] = []
-    ints = {name: np.empty(most, dtype=np.int64) for name in ("id", "row", "received_at")}
+    ints = {
+        name: np.empty(most, dtype=np.int64)
+        for name in ("id", "row", "received_at")
+        if name in identity
+    }
     answers: list[np.ndarray] = []
     request_ids: list[np.ndarray] = []
     k = 0
@@ -283,7 +319,8 @@ def _moved(version_id: int, parts: Iterator[pa.Table], most: int) -> _Part:
         for name, target in ints.items():
             _fill(target, k, part.column(name).chunks)
         answers.append(decoded(part.column("answer")))
-        request_ids.append(decoded(part.column("request_id")))
+        if "request_id" in identity:
+            request_ids.append(decoded(part.column("request_id")))
         k += n
     inputs = pd.DataFrame(
         {
@@ -298,14 +335,17 @@ def _moved(version_id: int, parts: Iterator[pa.Table], most: int) -> _Part:
     if answer.dtype != object:
         answer = answer.astype(object)
         answer[pd.isna(answer)] = None
+    request_id = None
+    if "request_id" in identity:
+        request_id = np.concatenate(request_ids) if request_ids else np.zeros(0, dtype=object)
     return _Part(
-        id=ints["id"][:k],
         inputs=inputs,
-        request_id=np.concatenate(request_ids) if request_ids else np.zeros(0, dtype=object),
-        row=ints["row"][:k],
         version_id=np.full(k, version_id, dtype=np.int64),
-        received_at=ints["received_at"][:k],
         answer=answer,
+        id=ints["id"][:k] if "id" in ints else None,
+        request_id=request_id,
+        row=ints["row"][:k] if "row" in ints else None,
+        received_at=ints["received_at"][:k] if "received_at" in ints else None,
     )
 
 
@@ -317,28 +357,31 @@ def _fill(target: np.ndarray, at: int, chunks: Sequence[pa.Array]) -> None:
         at += len(values)
 
 
-def _merged(parts: list[_Part]) -> _Part:
+def _merged(parts: list[_Part], identity: Sequence[str]) -> _Part:
     """The rows of all parts in the order their requests were received (then logged),
-    each request's rows in their order."""
+    each request's rows in their order; without their times (``identity`` without
+    ``received_at``), the parts one after the other."""
     import pandas as pd
 
     if not parts:
         empty = np.zeros(0, dtype=np.int64)
         none = np.zeros(0, dtype=object)
-        return _Part(empty, pd.DataFrame(), none, empty, empty, empty, none)
+        return _only(_Part(pd.DataFrame(), empty, none, empty, none, empty, empty), identity)
     if len(parts) == 1:
         merged = parts[0]
     else:
+
+        def joined(name: str) -> Any:
+            arrays = [getattr(p, name) for p in parts]
+            return None if arrays[0] is None else np.concatenate(arrays)
+
         merged = _Part(
-            id=np.concatenate([p.id for p in parts]),
             inputs=pd.concat([p.inputs for p in parts], ignore_index=True),
-            request_id=np.concatenate([p.request_id for p in parts]),
-            row=np.concatenate([p.row for p in parts]),
-            version_id=np.concatenate([p.version_id for p in parts]),
-            received_at=np.concatenate([p.received_at for p in parts]),
-            answer=np.concatenate([p.answer for p in parts]),
+            **{k: joined(k) for k in ("version_id", "answer", *_IDENTITY)},
         )
     ids, received, row = merged.id, merged.received_at, merged.row
+    if ids is None or received is None or row is None:
+        return merged
     later = (received[1:] > received[:-1]) | (
         (received[1:] == received[:-1])
         & ((ids[1:] > ids[:-1]) | ((ids[1:] == ids[:-1]) & (row[1:] > row[:-1])))
@@ -346,27 +389,31 @@ def _merged(parts: list[_Part]) -> _Part:
     if later.all():
         return merged
     order = np.lexsort((row, ids, received))
+    assert merged.request_id is not None
     return _Part(
-        id=ids[order],
         inputs=merged.inputs.iloc[order].reset_index(drop=True),
+        version_id=merged.version_id[order],
+        answer=merged.answer[order],
+        id=ids[order],
         request_id=merged.request_id[order],
         row=row[order],
-        version_id=merged.version_id[order],
         received_at=received[order],
-        answer=merged.answer[order],
     )
 
 
-def _labels(feedback: Sequence[Any], ids: np.ndarray, row: np.ndarray) -> np.ndarray:
-    """The label of the newest labelled feedback on each row (``feedback``: the
-    request's id, row, label text; oldest first), None for rows without one. ``ids``
-    and ``row``: each row's request and number in it, a request's rows together."""
+def _labels(
+    feedback: Sequence[Any], ids: np.ndarray | None, row: np.ndarray | None, total: int
+) -> tuple[np.ndarray, int]:
+    """The label of the newest labelled feedback on each of ``total`` rows
+    (``feedback``: the request's id, row, label text; oldest first), None for rows
+    without one; and how many rows have one. ``ids`` and ``row``: each row's request
+    and number in it, a request's rows together (read whenever there is feedback)."""
     import pandas as pd
 
-    total = len(ids)
     out = np.full(total, None, dtype=object)
     if not feedback or not total:
-        return out
+        return out, 0
+    assert ids is not None and row is not None
     fb_ids, rows, texts = zip(*feedback, strict=True)
     # Each request's first row, and its number of rows.
     first = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
@@ -380,4 +427,4 @@ def _labels(feedback: Sequence[Any], ids: np.ndarray, row: np.ndarray) -> np.nda
     # The newest feedback of a row wins: the last of its position.
     newest = len(at) - 1 - np.unique(at[::-1], return_index=True)[1]
     out[at[newest]] = labels[newest]
-    return out
+    return out, len(newest)

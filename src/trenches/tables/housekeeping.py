@@ -26,7 +26,7 @@ from sqlalchemy import Engine
 
 from trenches.db.engine import read, write
 from trenches.tables import TableCompaction
-from trenches.tables.catalog import NAMESPACE, Tables, TableSpec, equal, lock
+from trenches.tables.catalog import NAMESPACE, Tables, TableSpec, equal, lock, outdated
 from trenches.tables.io import PREFIX
 
 #: A partition whose files add up to more than this is not merged (it is read whole).
@@ -81,6 +81,9 @@ def compact(
                 rows = rows.sort_by([(c, "ascending") for c in sort_by])
             rows = rows.cast(table.schema().as_arrow())
             with table.transaction() as tx:
+                changed = outdated(table, spec)
+                if changed:
+                    tx.set_properties(changed)
                 tx.overwrite(rows, overwrite_filter=row_filter)
             merged += 1
             say(f"{spec.name}: merged {len(files)} files of partition {dict(key)}")
