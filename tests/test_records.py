@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from sklearn.linear_model import LogisticRegression
 
 import trenches
-from trenches import timestamps
-from trenches.db.engine import write
+from trenches import tables, timestamps
+from trenches.db.engine import read, write
 from trenches.requests import records, stored
 from trenches.requests.records import LoggedFeedback, LoggedRequest
 from trenches.serving.requestlog import RequestLog
@@ -328,6 +328,11 @@ def test_a_window_is_the_rows_of_its_requests_as_columns(
     _check_window(store, expected, version, other, now)
     assert stored.move_all(store.engine) == 3
     _check_window(store, expected, version, other, now)
+    with read(store.engine) as conn:  # read whole by every drift check: LZ4, not zstd
+        store_tables = tables.of(conn)
+        files = store_tables.files(conn, stored.rows_name(version.id))
+        footers = [store_tables.footer(f) for f in files]
+    assert files and {f.row_group(0).column(0).compression for f in footers} == {"LZ4"}
     assert store.requests.list().equals(listed), "the log lists the same after the move"
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 
 import trenches
@@ -34,14 +33,13 @@ def _table(store: trenches.Store, name: str) -> tuple[dict[str, str], list[str]]
         table = store_tables.load(conn, name)
         assert table is not None
         files = store_tables.files(conn, name)
-        return dict(table.properties), [store_tables.path(f) for f in files]
+        return dict(table.properties), files
 
 
 def _dictionaries(path: str, store_tables: catalog.Tables) -> dict[str, int]:
     """The bytes of each column's dictionary page in the file's first row group (0:
     none)."""
-    opened = pq.ParquetFile(path, filesystem=store_tables._arrow_fs)
-    group = opened.metadata.row_group(0)
+    group = store_tables.footer(path).row_group(0)
     out = {}
     for i in range(group.num_columns):
         c = group.column(i)

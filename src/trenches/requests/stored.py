@@ -116,6 +116,9 @@ def rows_spec(version_id: int, inputs: Sequence[tuple[str, str]], answer: str) -
             NestedField(5, "answer", iceberg_type(answer), required=False),
             NestedField(6, "inputs", inputs_struct(inputs), required=True),
         ),
+        # Every drift check reads a window of these whole, column by column: LZ4 reads
+        # numbers about twice as fast as zstd, in files a few percent larger.
+        properties={"write.parquet.compression-codec": "lz4"},
     )
 
 

@@ -307,15 +307,17 @@ class Tables:
         if not given and empty is not None:
             yield empty
 
+    def footer(self, file: str) -> pq.FileMetaData:
+        """One file's Parquet footer: its row groups, their bounds and encodings."""
+        return pq.ParquetFile(self.path(file), filesystem=self._arrow_fs).metadata
+
     def file_schema(self, file: str) -> pa.Schema:
         """The Arrow schema of one file, from its footer."""
-        return pq.ParquetFile(self.path(file), filesystem=self._arrow_fs).schema_arrow
+        return self.footer(file).schema.to_arrow_schema()
 
     def rows_in(self, files: Sequence[str]) -> int:
         """How many rows the files hold, from their Parquet footers."""
-        return sum(
-            pq.ParquetFile(self.path(f), filesystem=self._arrow_fs).metadata.num_rows for f in files
-        )
+        return sum(self.footer(f).num_rows for f in files)
 
     def reachable(self, metadata_locations: Sequence[str]) -> list[str]:
         """Every file the tables at these metadata files need, in every snapshot they
