@@ -14,7 +14,8 @@ written once to a Parquet file:
   against the arrays it returns (target <= 2x);
 - **evaluate, everything to predict**: ``store.evaluate`` of a logistic regression over
   the validation patterns, against ONNX Runtime's own rows/s on the same arrays
-  (target >= 1/2);
+  (target >= 1/2); beside it, the floor under any evaluation that reads its inputs:
+  pyarrow alone reading as many rows of the 20 numbers from Parquet into NumPy;
 - **evaluate, nothing left to predict**: the same again, against pyarrow reading those
   predictions and labels from Parquet (target <= 2x its time);
 - **drift over the request log**: ``--log-rows`` (10,000,000) input rows logged for a
@@ -210,6 +211,26 @@ def w_onnx(folder: Path) -> dict[str, Any]:
         session.run(None, {name: arr[start : start + 100_000]})
     took = time.perf_counter() - began
     return {"seconds": took, "rows_per_s": n / took}
+
+
+def w_pyarrow_inputs(folder: Path) -> dict[str, Any]:
+    """The floor under evaluating with everything to predict: as many rows of the 20
+    numbers as there are validation patterns, written as Parquet and read back into
+    one NumPy matrix by pyarrow alone (no prediction, no store)."""
+    import trenches
+
+    store = trenches.open(folder / "store", create=False)
+    n = len(store.datasets.get("scale").pattern_ids("validation"))
+    store.close()
+    pq.write_table(
+        pq.read_table(folder / "patterns.parquet", columns=FEATURES).slice(0, n),
+        folder / "inputs.parquet",
+    )
+    began = time.perf_counter()
+    table = pq.read_table(folder / "inputs.parquet")
+    X = np.column_stack([table.column(f).to_numpy() for f in FEATURES])
+    took = time.perf_counter() - began
+    return {"seconds": took, "rows": len(X), "rows_per_s": len(X) / took}
 
 
 def w_pyarrow_predictions(folder: Path) -> dict[str, Any]:
@@ -519,7 +540,7 @@ def main() -> None:
     if args.baseline is not None:
         base = measure(folder / "baseline", args.log_rows, args.baseline, reuse=args.reuse)
     ours = measure(folder / "checkout", args.log_rows, None, reuse=args.reuse)
-    for name in ("onnx", "pyarrow_predictions"):  # on this checkout's store
+    for name in ("onnx", "pyarrow_inputs", "pyarrow_predictions"):  # on this checkout's store
         peers[name] = child(name, folder / "checkout")
         print(f"  {name}: {peers[name]}", flush=True)
     first_touch = child("first_touch", folder, "--log-rows", str(args.log_rows or args.patterns))
@@ -547,6 +568,12 @@ def main() -> None:
                 f"| {what} | {shown(old)} | {shown(value)} | {number(change)} "
                 f"| {number(theirs)} | {number(old_ratio)} | {number(ratio)} | {target} |"
             )
+    floor = peers["pyarrow_inputs"]["rows_per_s"]
+    print(
+        f"\nthe floor under evaluating with everything to predict: pyarrow alone reads the "
+        f"validation patterns' inputs from Parquet into NumPy at {floor:,.0f} rows/s, "
+        f"{number(floor / peers['onnx']['rows_per_s'])} of ONNX Runtime's rows/s"
+    )
     print(
         f"\nthis machine: a fresh process filling {first_touch['mib']:,.0f} MiB the first time: "
         f"{number(first_touch['seconds'])} s (page faults alone)"

@@ -18,7 +18,7 @@ from sklearn.preprocessing import StandardScaler
 import trenches
 from trenches import predictions
 from trenches.db.engine import read
-from trenches.evaluation import classification_metrics
+from trenches.evaluation import binary_auc, classification_metrics
 from trenches.patterns.sets import PatternSet, split
 
 
@@ -176,6 +176,24 @@ def test_figures_from_the_confusion_matrix_equal_scikit_learns(
     assert per_class.index.tolist() == every
     assert np.allclose(per_class["f1"], f) and (per_class["support"].to_numpy() == support).all()
     assert (confusion.to_numpy() == skm.confusion_matrix(truth, said, labels=every)).all()
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    scored=st.lists(
+        st.tuples(
+            st.booleans(), st.sampled_from([0.0, 0.1, 0.25, 0.5, 0.9, 1.0]) | st.floats(0, 1)
+        ),
+        min_size=2,
+        max_size=80,
+    ).filter(lambda xs: len({y for y, _ in xs}) == 2)
+)
+def test_the_binary_roc_auc_is_scikit_learns(scored: list[tuple[bool, float]]) -> None:
+    """The two-class ROC AUC, from the two sides' sorted scores, equals scikit-learn's,
+    ties between a positive and a negative included."""
+    y = np.array([p for p, _ in scored])
+    s = np.array([v for _, v in scored])
+    assert binary_auc(s[y], s[~y]) == pytest.approx(skm.roc_auc_score(y, s), abs=1e-12)
 
 
 def test_regression_metrics_equal_scikit_learns(store: trenches.Store) -> None:
