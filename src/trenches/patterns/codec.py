@@ -71,23 +71,48 @@ _MASK64 = (1 << 64) - 1
 _CONTENT_SEEDS = (0x74726E6368657331, 0x74726E6368657332)
 
 
-def _mix(z: np.ndarray) -> np.ndarray:
-    """SplitMix64's finaliser, element-wise on uint64 (wrapping arithmetic)."""
-    z = (z ^ (z >> np.uint64(30))) * _M1
-    z = (z ^ (z >> np.uint64(27))) * _M2
-    return np.asarray(z ^ (z >> np.uint64(31)))
+_S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
+
+
+def _mix(z: np.ndarray, spare: np.ndarray) -> None:
+    """SplitMix64's finaliser, element-wise on uint64 (wrapping arithmetic), in place
+    (``spare``: an array of the same size to work in)."""
+    np.right_shift(z, _S30, out=spare)
+    np.bitwise_xor(z, spare, out=z)
+    np.multiply(z, _M1, out=z)
+    np.right_shift(z, _S27, out=spare)
+    np.bitwise_xor(z, spare, out=z)
+    np.multiply(z, _M2, out=z)
+    np.right_shift(z, _S31, out=spare)
+    np.bitwise_xor(z, spare, out=z)
 
 
 def row_hash(words: np.ndarray, seeds: tuple[int, int]) -> np.ndarray:
-    """A 128-bit hash of each row of ``words`` (n, k) uint64, as (n, 2) uint64."""
+    """A 128-bit hash of each row of ``words`` (n, k) uint64, as (n, 2) uint64.
+
+    Each lane starts at its seed and takes in the words one by one:
+    ``h = mix(h ^ mix(word_j + (golden * (j + 1))))``, then ``mix(h ^ k)``. The mixed
+    word is the same for both lanes, so it is mixed once; the work is done in place on
+    one column at a time (a column of the words made contiguous first).
+    """
     n, k = words.shape
-    out = np.empty((n, 2), dtype=np.uint64)
+    lanes = np.empty((2, n), dtype=np.uint64)
     for lane, seed in enumerate(seeds):
-        h = np.full(n, np.uint64(seed), dtype=np.uint64)
-        for j in range(k):
-            offset = np.uint64((_GOLDEN_INT * (j + 1)) & _MASK64)
-            h = _mix(h ^ _mix(words[:, j] + offset))
-        out[:, lane] = _mix(h ^ np.uint64(k))
+        lanes[lane] = np.uint64(seed)
+    columns = np.ascontiguousarray(words.T, dtype=np.uint64)
+    word = np.empty(n, dtype=np.uint64)
+    spare = np.empty(n, dtype=np.uint64)
+    for j in range(k):
+        np.add(columns[j], np.uint64((_GOLDEN_INT * (j + 1)) & _MASK64), out=word)
+        _mix(word, spare)
+        for h in lanes:
+            np.bitwise_xor(h, word, out=h)
+            _mix(h, spare)
+    out = np.empty((n, 2), dtype=np.uint64)
+    for lane, h in enumerate(lanes):
+        np.bitwise_xor(h, np.uint64(k), out=h)
+        _mix(h, spare)
+        out[:, lane] = h
     return out
 
 
@@ -128,9 +153,16 @@ def _numeric_block(schema: InputSchema, cols: dict[str, CoercedColumn], n: int) 
 
 
 def encode(
-    schema: InputSchema, cols: dict[str, CoercedColumn], n: int, salt: bytes
+    schema: InputSchema,
+    cols: dict[str, CoercedColumn],
+    n: int,
+    salt: bytes,
+    *,
+    blobs: bool = True,
 ) -> EncodedInputs:
-    """Encode a chunk of coerced columns and compute each pattern's input key."""
+    """Encode a chunk of coerced columns and compute each pattern's input key.
+    ``blobs=False``: ``num`` is left None (a columnar dataset keeps its numbers in its
+    table, not as a blob a pattern); ``num_words`` is made still."""
     numeric = schema.numeric
     num: list[bytearray] | None = None
     stored_words: np.ndarray | None = None
@@ -142,7 +174,8 @@ def encode(
         stored = np.concatenate([block.view(np.uint8).reshape(n, 8 * k), bitmap], axis=1)
         # bytearray, not bytes: Python's sqlite3 binds a bytearray without looking for an
         # adapter, which is a third of the cost of a row on the bulk path.
-        num = list(map(bytearray, _rows_as_bytes(stored)))
+        if blobs:
+            num = list(map(bytearray, _rows_as_bytes(stored)))
         stored_words = _as_words(stored)
     obj: list[str] | None = None
     if schema.strings:
@@ -165,13 +198,14 @@ def _key_hashes(
         floats = np.empty((n, len(numeric)), dtype="<f8")
         for j, col in enumerate(numeric):
             floats[:, j] = cols[col.name].values.astype("<f8")
-        floats[floats == 0] = 0.0  # -0.0 -> 0.0
+        floats += 0.0  # -0.0 -> 0.0 (IEEE: -0 + 0 is +0), every other value as it was
         bits = floats.view("<u8")
         half = np.uint64(1 << (_KEY_MANTISSA_BITS_DROPPED - 1))
         mask = ~np.uint64((1 << _KEY_MANTISSA_BITS_DROPPED) - 1)
         finite = np.isfinite(floats)
-        bits[finite] = (bits[finite] + half) & mask
-        bits[~finite & ~missing] = floats[~finite & ~missing].view("<u8")
+        rounded = bits + half
+        np.bitwise_and(rounded, mask, out=rounded)
+        np.copyto(bits, rounded, where=finite)  # infinities and NaN keep their bits
         bits[missing | np.isnan(floats)] = _CANONICAL_MISSING
         key_words.append(bits)
     for col in schema.strings:

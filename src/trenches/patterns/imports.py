@@ -479,7 +479,7 @@ def _encode_chunk(
         for name, c in chunks.cols.items()
     }
     m = stop - start
-    enc = codec.encode(chunks.schema, chunk, m, dataset.salt)
+    enc = codec.encode(chunks.schema, chunk, m, dataset.salt, blobs=not dataset.columnar)
     split = codec.splits_of(enc.key_head, dataset.split_ratios)
     labs = chunks.label_text[start:stop]
     content = codec.content_hashes(enc.num_words, enc.obj, labs, chunks.source, chunks.when)
@@ -488,7 +488,7 @@ def _encode_chunk(
     # the pattern search looks through.
     names = ["split", "input_key", "content_hash", "label"]
     columns: list[Any] = [split.tolist(), enc.keys, content, labs]
-    if enc.num is not None and not dataset.columnar:
+    if enc.num is not None:
         names.append("num")
         columns.append(enc.num)
     if enc.obj is not None:
