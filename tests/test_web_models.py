@@ -32,7 +32,7 @@ def test_the_models_pages_in_chromium(ui: str, browser: Any, role: str) -> None:
         visit.go("/models")
         assert page.get_by_role("heading", name="Models", exact=True).is_visible()
         page.get_by_role("link", name=MODEL).first.click()
-        page.wait_for_load_state("networkidle")
+        visit.settled()
         assert page.locator("#metrics-chart .main-svg").first.is_visible()
         assert page.get_by_role("cell", name="went live in March").is_visible()
         assert visit.serious_violations() == []

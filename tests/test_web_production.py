@@ -26,7 +26,7 @@ def test_the_production_pages_in_chromium(ui: str, browser: Any, role: str) -> N
         assert visit.serious_violations() == []
 
         page.get_by_role("link", name=MODEL).first.click()
-        page.wait_for_load_state("networkidle")
+        visit.settled()
         for chart in ("#drift-over-time", "#drift-columns", "#traffic"):
             assert page.locator(f"{chart} .main-svg").first.is_visible(), chart
         # The newest report, column by column: the drifted first.

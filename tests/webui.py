@@ -114,9 +114,20 @@ class Visit:
 
     def go(self, path: str) -> Any:
         """Open ``path`` of the server, and wait until its scripts have run."""
-        answer = self.page.goto(self.origin + path, wait_until="networkidle")
+        answer = self.page.goto(self.origin + path, wait_until="load")
         assert answer is not None
+        self.settled()
         return answer
+
+    def settled(self) -> None:
+        """Wait until the page's htmx requests are answered and swapped in (what a
+        fragment loaded with the page, as the outliers are, needs), instead of the
+        half a second of quiet network Playwright's ``networkidle`` waits on every
+        page."""
+        self.page.wait_for_load_state("load")
+        self.page.wait_for_function(
+            "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')"
+        )
 
     def serious_violations(self) -> list[str]:
         """axe-core's serious and critical accessibility violations on the page now."""
