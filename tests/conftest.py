@@ -112,14 +112,40 @@ class PostgresServer:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://{self.user}@127.0.0.1:{self.port}/{database}"
 
-    def create_database(self) -> str:
+    def create_database(self, *, migrated: bool = False) -> str:
+        """A new database; ``migrated``: a copy of one trenches has brought to its
+        schema's head (made once), which is what opening a new store makes of an empty
+        database, at a fifth of the time (Alembic's sixteen migrations each time)."""
         import psycopg
 
         name = "t_" + uuid.uuid4().hex[:12]
+        template = f" TEMPLATE {self._migrated()}" if migrated else ""
         with psycopg.connect(
             f"host=127.0.0.1 port={self.port} user={self.user} dbname=postgres", autocommit=True
         ) as conn:
-            conn.execute(f"CREATE DATABASE {name}")
+            conn.execute(f"CREATE DATABASE {name}{template}")
+        return name
+
+    def _migrated(self) -> str:
+        """The database new stores are copied from: empty, then migrated by trenches."""
+        name = "trenches_head"
+        if getattr(self, "_head", None) is None:
+            import psycopg
+
+            from trenches.db import migrate
+            from trenches.db.engine import make_engine
+
+            with psycopg.connect(
+                f"host=127.0.0.1 port={self.port} user={self.user} dbname=postgres",
+                autocommit=True,
+            ) as conn:
+                conn.execute(f"CREATE DATABASE {name}")
+            engine = make_engine(self.url(name))
+            try:
+                migrate.upgrade(engine)
+            finally:
+                engine.dispose()  # a template must have no one connected
+            self._head = name
         return name
 
     def drop_database(self, name: str) -> None:
@@ -162,7 +188,10 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield str(tmp_path / "store")
         return
     server: PostgresServer = request.getfixturevalue("postgres")
-    name = server.create_database()
+    # A test that opens the store through the fixture gets a database already migrated
+    # (as opening would leave it); one that only takes the URL gets it empty, as a new
+    # user's database is.
+    name = server.create_database(migrated="store" in request.fixturenames)
     try:
         yield server.url(name)
     finally:
