@@ -716,6 +716,18 @@ def assert_round_trip(out: pd.DataFrame, rows: list[tuple[Any, ...]]) -> None:
     assert list(out["label"]) == label
 
 
+def assert_mixed_round_trip(ds: trenches.Dataset, rows: list[tuple[Any, ...]]) -> None:
+    """The dataset typed its columns s, x, i, b as a string, a number, an integer and a
+    boolean, and holds ``rows`` exactly."""
+    assert [(c.name, c.type) for c in ds.schema.columns] == [
+        ("s", "string"),
+        ("x", "number"),
+        ("i", "integer"),
+        ("b", "boolean"),
+    ]
+    assert_round_trip(ds.patterns(), rows)
+
+
 def test_odd_values_round_trip_through_a_dataframe(store: trenches.Store) -> None:
     @round_trip(store)
     @given(rows=mixed_rows)
@@ -732,13 +744,7 @@ def test_odd_values_round_trip_through_a_dataframe(store: trenches.Store) -> Non
         )
         ds = store.datasets.create(unique_name(), task="classification", label="label")
         ds.add(frame, source="synthetic")
-        assert [(c.name, c.type) for c in ds.schema.columns] == [
-            ("s", "string"),
-            ("x", "number"),
-            ("i", "integer"),
-            ("b", "boolean"),
-        ]
-        assert_round_trip(ds.patterns(), rows)
+        assert_mixed_round_trip(ds, rows)
 
     check()
 
@@ -793,13 +799,7 @@ def test_odd_values_round_trip_through_jsonl(store: trenches.Store, tmp_path: Pa
         )
         ds = store.datasets.create(name, task="classification", label="label")
         ds.add_file(path, source="synthetic")
-        assert [(c.name, c.type) for c in ds.schema.columns] == [
-            ("s", "string"),
-            ("x", "number"),
-            ("i", "integer"),
-            ("b", "boolean"),
-        ]
-        assert_round_trip(ds.patterns(), rows)
+        assert_mixed_round_trip(ds, rows)
 
     check()
 
