@@ -3,36 +3,30 @@
 from __future__ import annotations
 
 import ast
-import io
 import re
 from pathlib import Path
 
 import pytest
-from rich.console import Console
 
 import trenches
-from trenches.demo import run
+from webui import DemoRun
 
 from conftest import chromium
 
 
 @pytest.mark.slow
-def test_the_demo_finds_what_it_planted_and_traces_its_models(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    out = io.StringIO()
-    # A relative folder, as `make demo` gives it.
-    run(Path("demo"), Console(file=out, width=200))
-    text = out.getvalue()
+def test_the_demo_finds_what_it_planted_and_traces_its_models(demo_run: DemoRun) -> None:
+    # The demo as `make demo` runs it (into a relative folder), run once for the
+    # session: the web UI's tests copy its store.
+    text = demo_run.text
     for kind in ("duplicates", "conflicting-labels", "leakage", "label-errors"):
         assert re.search(rf"{kind}\s.*found", text), kind
     assert "gives the same digest: True" in text
-    with trenches.open(tmp_path / "demo" / ".trenches") as store:
+    with trenches.open(demo_run.folder / ".trenches", create=False) as store:
         _assert_versions_problems_and_gates(store)
         retrain = _assert_monitored_and_retrained(store)
         _assert_held_out_and_explained_by_the_data(store, retrain, text)
-    _assert_files_and_charts(tmp_path / "demo", text)
+    _assert_files_and_charts(demo_run.folder, text)
 
 
 def _assert_versions_problems_and_gates(store: trenches.Store) -> None:

@@ -8,6 +8,7 @@ fetched by ``make test``) ready in each page to check its accessibility.
 from __future__ import annotations
 
 import io
+import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,14 +33,36 @@ VIEWPORT = {"width": 1280, "height": 800}
 _AXE = Path(__file__).resolve().parents[1] / ".cache" / "npm"
 
 
+@dataclass(frozen=True)
+class DemoRun:
+    """The demo's project, and what the demo printed (200 columns wide)."""
+
+    folder: Path
+    text: str
+
+
 @pytest.fixture(scope="session")
-def demo_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo's project, built once for the session (about 15 s): a dataset of four
-    months, seven model versions, problems, gates, a served model with its request log
-    and feedback, drift reports and a retraining pass."""
-    folder = tmp_path_factory.mktemp("ui-demo")
-    trenches.demo.run(folder, Console(file=io.StringIO(), width=120))
-    return folder
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """The demo, run once for the session (about 20 s) as ``make demo`` runs it: into
+    a folder named relative to the working directory. Its project holds a dataset of
+    four months, model versions, problems, gates, a served model with its request log
+    and feedback, drift reports and a retraining pass. Tests read it; the web UI's copy
+    it first."""
+    where = tmp_path_factory.mktemp("demo")
+    out = io.StringIO()
+    before = Path.cwd()
+    os.chdir(where)
+    try:
+        trenches.demo.run(Path("demo"), Console(file=out, width=200))
+    finally:
+        os.chdir(before)
+    return DemoRun(where / "demo", out.getvalue())
+
+
+@pytest.fixture(scope="session")
+def demo_folder(demo_run: DemoRun) -> Path:
+    """The demo's project (:func:`demo_run`)."""
+    return demo_run.folder
 
 
 def team_store_in(demo: Path, where: Path) -> trenches.Store:
