@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import trenches
 from trenches import predictions
 from trenches.db.engine import read, write
 from trenches.errors import Conflict
+from trenches.patterns import inputs as inp
+from trenches.predict import class_positions
 
 from conftest import make_frame
 
@@ -155,3 +160,41 @@ def test_reading_some_columns_leaves_the_others_out(store: trenches.Store, predi
     assert list(found.pattern_ids) == [3, 4] and list(found.correct) == [False, True]  # type: ignore[arg-type]
     assert found.label_index is None and np.isnan(found.loss).all()
     assert list(some.label_index) == [0] and some.correct is None  # type: ignore[arg-type]
+
+
+LABELS = {
+    "string": st.lists(st.sampled_from(["a", "b", "c", "d", ""]), max_size=30).map(
+        lambda xs: np.array(xs, dtype=object)
+    ),
+    "integer": st.lists(st.integers(-3, 3), max_size=30).map(lambda xs: np.array(xs, np.int64)),
+    "number": st.lists(
+        st.sampled_from([0.0, -0.0, 1.0, 2.5, float("nan"), 1e300]), max_size=30
+    ).map(lambda xs: np.array(xs, dtype=np.float64)),
+    "boolean": st.lists(st.booleans(), max_size=30).map(lambda xs: np.array(xs, dtype=bool)),
+    # Several kinds in one array: 1, 1.0 and True are one value to a hash, not as text.
+    "mixed": st.lists(st.sampled_from([1, 1.0, True, "1", "a", None]), max_size=30).map(
+        lambda xs: np.array(xs, dtype=object)
+    ),
+}
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    case=st.sampled_from(sorted(LABELS)).flatmap(lambda k: st.tuples(st.just(k), LABELS[k])),
+    classes=st.lists(
+        st.sampled_from(["a", "b", "", "1", "1.0", "True", "true", "0", "2.5", "nan"]),
+        unique=True,
+        max_size=6,
+    ),
+)
+def test_class_positions_are_the_texts_positions_among_the_classes(
+    case: tuple[str, np.ndarray], classes: list[str]
+) -> None:
+    """Worked out once per distinct label, each label's position among the classes and
+    its text are what the label's own text gives, row by row."""
+    kind, values = case
+    label_type = "string" if kind == "mixed" else kind
+    positions, texts = class_positions(values, label_type, pd.Index(classes, dtype=object))
+    want = inp.label_to_text(values, label_type)
+    assert texts.tolist() == want
+    assert positions.tolist() == [classes.index(t) if t in classes else -1 for t in want]

@@ -145,6 +145,28 @@ def model_inputs(version: ModelVersion, dataset: Dataset, frame: Any) -> Any:
     return frame[columns]
 
 
+def class_positions(
+    values: np.ndarray, label_type: str, classes: pd.Index
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each label's position among ``classes`` (-1: not one of them) and its text as
+    stored, worked out once per distinct label: a text for each row and then a hash of
+    each took a second for 1.5 million patterns. Labels of more than one kind in one
+    array (which one distinct value could stand for) go row by row."""
+    values = np.asarray(values)
+    if values.dtype == object and pd.api.types.infer_dtype(values, skipna=False) != "string":
+        texts = np.asarray(inp.label_to_text(values, label_type), dtype=object)
+        return classes.get_indexer(texts).astype(np.int64), texts
+    if values.dtype.kind == "f":  # by their bits: 0.0 and -0.0 are one value, not one text
+        values = values.astype(np.float64)
+        codes, bits = pd.factorize(values.view(np.uint64), use_na_sentinel=False)
+        distinct = np.asarray(bits, dtype=np.uint64).view(np.float64)
+    else:
+        codes, distinct = pd.factorize(values, use_na_sentinel=False)
+    distinct_text = np.asarray(inp.label_to_text(np.asarray(distinct), label_type), dtype=object)
+    at = classes.get_indexer(distinct_text).astype(np.int64)
+    return at[codes], distinct_text[codes]
+
+
 def _predict_block(
     model: Any,
     X: Any,
@@ -161,11 +183,10 @@ def _predict_block(
         values = predicted.astype(np.float64).ravel()
         y = truth.astype(np.float64)
         return store_of.Block(pattern_ids, values=values, loss=(values - y) ** 2)
-    truth_text = np.asarray(inp.label_to_text(np.asarray(truth), label_type), dtype=object)
-    predicted_text = np.asarray(inp.label_to_text(predicted, label_type), dtype=object)
-    # Positions among the classes by one hash of each column (-1: not a class).
-    label_index = pd.Categorical(predicted_text, categories=classes).codes.astype(np.int32)
-    true_index = pd.Categorical(truth_text, categories=classes).codes.astype(np.int64)
+    known = pd.Index(classes, dtype=object)
+    label_index, predicted_text = class_positions(predicted, label_type, known)
+    true_index, truth_text = class_positions(np.asarray(truth), label_type, known)
+    label_index = label_index.astype(np.int32)
     correct = (label_index == true_index) & (label_index >= 0)
     neither = (label_index < 0) & (true_index < 0)
     if neither.any():  # two labels outside the classes: right when they are the same
