@@ -449,9 +449,7 @@ def window_tables(
 
 
 def window_rows(
-    window: WindowFiles,
-    leave_out: frozenset[str] = frozenset(),
-    identity: Sequence[str] = ("id", "request_id", "row", "received_at"),
+    window: WindowFiles, leave_out: frozenset[str], identity: Sequence[str]
 ) -> Iterator[pa.Table]:
     """A version's rows in the window, read one file at a time (so that a reader
     copying them out reuses one file's memory): the answers, the inputs but

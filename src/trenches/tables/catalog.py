@@ -162,14 +162,12 @@ class Tables:
         # The table's schema as made: Iceberg numbered its fields afresh, and the
         # columns are written by those numbers.
         data = data.cast(table.schema().as_arrow())
-        changed = outdated(table, spec)
-        if not changed:
-            table.append(data)
-            return
-        # A table made by an earlier release takes today's properties with the rows
-        # that are written by them, in one commit.
         with table.transaction() as tx:
-            tx.set_properties(changed)
+            # A table made by an earlier release takes today's properties with the
+            # rows that are written by them, in one commit.
+            changed = outdated(table, spec)
+            if changed:
+                tx.set_properties(changed)
             tx.append(data)
 
     def files(
