@@ -97,6 +97,32 @@ def test_metrics_need_every_pattern_of_the_set(store: trenches.Store, model_ref:
     assert result.pattern_set == "cancer:validation" and result.size == len(ids)
 
 
+def test_a_split_is_measured_on_its_active_patterns_and_their_labels(
+    store: trenches.Store, model_ref: str
+) -> None:
+    # The split's ids and labels come from one read of the dataset's table; a pattern
+    # deactivated or relabelled since must drop out of both, or the two fall out of step.
+    ds = store.datasets.get("cancer")
+    validation = split(ds, "validation").ids
+    store.patterns.deactivate(validation[::7].tolist(), reason="blurred")
+    relabelled = int(validation[3])
+    old = int(ds.patterns(ids=[relabelled])["target"].iloc[0])
+    store.patterns.relabel(relabelled, 1 - old, source="expert", reason="biopsy")
+    result = store.evaluate(model_ref, "validation", with_problems=False).evaluation
+    frame = ds.patterns(split="validation")
+    assert result.size == len(frame) and relabelled not in frame.index
+    info = ds.pattern_info()
+    (replacement,) = info.index[info["replaces_id"] == relabelled]
+    assert frame.loc[replacement, "target"] == 1 - old
+    model = store.models.load(model_ref)
+    X, y = frame.drop(columns="target"), frame["target"].to_numpy()
+    m = result.metrics
+    assert m["accuracy"] == pytest.approx(skm.accuracy_score(y, model.predict(X)))
+    probs = model.predict_proba(X)
+    assert m["log_loss"] == pytest.approx(skm.log_loss(y, probs), rel=1e-5)
+    assert m["roc_auc"] == pytest.approx(skm.roc_auc_score(y, probs[:, 1]), rel=1e-6)
+
+
 @settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

@@ -164,8 +164,20 @@ def test_reads_do_not_depend_on_where_each_block_went(
         for i, (a, b) in enumerate(itertools.pairwise(cuts)):
             with write(store.engine) as conn:
                 predictions.write_block(conn, predictor, _block(ids[a:b], i))
+    written = predictions.joined_blocks(
+        [_block(ids[a:b], i) for i, (a, b) in enumerate(itertools.pairwise(cuts))]
+    )
+    by_id = np.argsort(written.pattern_ids)
     with read(store.engine) as conn:
-        _same(predictions.read(conn, reference), predictions.read(conn, mixed))
+        whole = predictions.read(conn, mixed)
+        _same(predictions.read(conn, reference), whole)
+    # What was written, by ascending id, however the blocks' ids interleave.
+    assert np.array_equal(whole.pattern_ids, written.pattern_ids[by_id])
+    assert whole.label_index is not None and written.label_index is not None
+    assert np.array_equal(whole.label_index, written.label_index[by_id])
+    assert whole.scores is not None and written.scores is not None
+    assert np.array_equal(whole.scores, written.scores[by_id])
+    with read(store.engine) as conn:
         _same(
             predictions.read_some(conn, reference, asked),
             predictions.read_some(conn, mixed, asked),

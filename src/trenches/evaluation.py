@@ -75,14 +75,16 @@ def evaluate(
     *,
     costs: Costs | None = None,
     found: store_of.Predictions | None = None,
-    truth: np.ndarray | None = None,
+    truth: np.ndarray | pd.Categorical | None = None,
 ) -> Evaluation:
     """Metrics of ``predictor`` over exactly the patterns of ``patterns``; one without
     a prediction for every one of them is refused, not measured on part of the set.
     With ``costs`` (``[evaluation.cost]``: true class -> predicted class -> cost, as in
     ``store.settings.costs``), also ``cost`` and ``cost_per_pattern``. ``found`` (the
     predictor's stored predictions) and ``truth`` (the labels of the set's patterns, in
-    ascending id order, from :func:`labels_of`) spare reading them again."""
+    ascending id order, from :func:`labels_of`, or as text in a categorical, as
+    :func:`~trenches.patterns.frames.stored_labels` gives them) spare reading them
+    again."""
     wanted = ascending_unique(patterns.ids)
     pattern_set = patterns.name
     if len(wanted) == 0:
@@ -108,11 +110,12 @@ def evaluate(
     assert found.label_index is not None and found.classes is not None
     classes = list(found.classes)
     # Labels stay codes into their few distinct values all the way to the metrics.
-    y_true = (
-        stored_labels(ds, wanted, patterns.split)
-        if truth is None
-        else pd.Categorical(inp.label_to_text(np.asarray(truth), ds.label_type or "string"))
-    )
+    if truth is None:
+        y_true = stored_labels(ds, wanted, patterns.split)
+    elif isinstance(truth, pd.Categorical):
+        y_true = truth
+    else:
+        y_true = pd.Categorical(inp.label_to_text(np.asarray(truth), ds.label_type or "string"))
     said = found.label_index[rows]
     y_pred = (
         pd.Categorical.from_codes(said, categories=pd.Index(classes, dtype=object))
@@ -131,9 +134,12 @@ def evaluate(
     )
 
 
-def _positions(known: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _positions(known: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray | slice, np.ndarray]:
     """Where each of ``wanted`` sits in ``known`` (both ascending), and which are
-    there at all."""
+    there at all: all of ``known``, in its order, when the two are the same ids (a
+    split evaluated again), without a search for each."""
+    if len(known) == len(wanted) and np.array_equal(known, wanted):
+        return slice(None), np.ones(len(wanted), dtype=bool)
     if len(known) == 0:
         return np.zeros(len(wanted), dtype=np.int64), np.zeros(len(wanted), dtype=bool)
     rows = np.minimum(np.searchsorted(known, wanted), len(known) - 1)
@@ -260,21 +266,33 @@ def _score_metrics(in_classes: np.ndarray, k: int, scores: np.ndarray) -> dict[s
     score is known and every true class is one the model knows."""
     from sklearn import metrics as m
 
-    if k < 2 or (in_classes < 0).any() or np.isnan(scores).any():
+    if k < 2 or (in_classes < 0).any():
         return {}
+    n = len(scores)
+    scores = np.ascontiguousarray(scores, dtype=np.float64)
     # ONNX Runtime sums in single precision for some models: rows can be 1 +- 1e-7.
-    norm = scores / scores.sum(axis=1, keepdims=True)
-    # Log loss as scikit-learn defines it (each true class's probability clipped to
-    # [eps, 1 - eps], the mean of minus its log), read off the true class's column
-    # instead of a log of every score.
-    eps = np.finfo(norm.dtype).eps
-    p_true = np.clip(norm[np.arange(len(norm)), in_classes], eps, 1 - eps)
-    values = {"log_loss": float(-np.mean(np.log(p_true))) if len(p_true) else float("nan")}
+    # (Summed column by column: NumPy's sum along rows of a few columns is ten
+    # times as long.)
+    total = scores[:, 0].copy()
+    for j in range(1, k):
+        total += scores[:, j]
+    if np.isnan(total).any():  # a row with a score missing
+        return {}
+    # Log loss as scikit-learn defines it (each true class's probability, normalised
+    # and clipped to [eps, 1 - eps], the mean of minus its log), read off the true
+    # class's column instead of a log of every score.
+    eps = np.finfo(np.float64).eps
+    p_true = scores.reshape(-1)[np.arange(0, n * k, k) + in_classes]
+    p_true /= total
+    np.clip(p_true, eps, 1 - eps, out=p_true)
+    values = {"log_loss": float(-np.mean(np.log(p_true))) if n else float("nan")}
     present = np.flatnonzero(np.bincount(in_classes, minlength=k))
     if len(present) == 2 and k == 2:
         positive = in_classes == 1
-        values["roc_auc"] = binary_auc(scores[positive, 1], scores[~positive, 1])
+        second = scores[:, 1]
+        values["roc_auc"] = binary_auc(second[positive], second[~positive])
     elif len(present) > 2 and len(present) == k:
+        norm = scores / total[:, None]
         values["roc_auc"] = float(
             m.roc_auc_score(in_classes, norm, multi_class="ovr", labels=range(k))
         )
@@ -290,9 +308,13 @@ def binary_auc(positives: np.ndarray, negatives: np.ndarray) -> float:
     pos = np.sort(positives)
     neg = np.sort(negatives)
     below = np.searchsorted(neg, pos, side="left")
-    upto = np.searchsorted(neg, pos, side="right")
-    # below + (upto - below) / 2, summed in integers: exact for any number of patterns.
-    twice = int(below.sum()) * 2 + int((upto - below).sum())
+    # The negatives equal to a positive are searched for only where there are any.
+    tied = neg[np.minimum(below, len(neg) - 1)] == pos
+    ties = 0
+    if tied.any():
+        ties = int((np.searchsorted(neg, pos[tied], side="right") - below[tied]).sum())
+    # below + ties / 2, summed in integers: exact for any number of patterns.
+    twice = int(below.sum()) * 2 + ties
     return twice / (2.0 * len(pos) * len(neg))
 
 

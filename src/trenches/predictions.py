@@ -30,7 +30,7 @@ from trenches import tables, timestamps
 from trenches.db import schema as t
 from trenches.db.engine import advisory_lock, blob_ranges, id_in, insert_returning_id
 from trenches.errors import Conflict
-from trenches.tables.arrays import ascending_unique
+from trenches.tables.arrays import ascending_unique, is_ascending
 from trenches.tables.pruning import Bound, among
 
 if TYPE_CHECKING:
@@ -234,7 +234,9 @@ def _from_arrow(data: pa.Table, k: int) -> dict[str, np.ndarray | None]:
             out[name] = None
             continue
         column = data.column(name).combine_chunks()
-        if name == "scores":
+        if name == "scores" and column.null_count == 0:  # as read: no filling, no copy
+            out[name] = column.flatten().to_numpy().reshape(-1, k)
+        elif name == "scores":
             filled = np.full((data.num_rows, k), np.nan)
             valid = column.is_valid().to_numpy(zero_copy_only=False)
             if valid.any():
@@ -242,10 +244,10 @@ def _from_arrow(data: pa.Table, k: int) -> dict[str, np.ndarray | None]:
             out[name] = filled
         elif name == "correct":
             out[name] = column.fill_null(False).to_numpy(zero_copy_only=False).astype("u1")
-        elif dtype == "<f8":
-            out[name] = column.fill_null(np.nan).to_numpy(zero_copy_only=False)
         else:
-            out[name] = column.fill_null(0).to_numpy(zero_copy_only=False).astype(dtype)
+            empty = np.nan if dtype == "<f8" else 0
+            values = column.fill_null(empty).to_numpy(zero_copy_only=False)
+            out[name] = values.astype(dtype, copy=False)
     return out
 
 
@@ -344,15 +346,17 @@ def read(conn: Connection, predictor: int, *, columns: Sequence[str] | None = No
     k = len(classes) if classes else 1
     names = COLUMNS if columns is None else tuple(c for c in COLUMNS if c in columns)
     b = t.prediction_blocks.c
-    rows = conn.execute(
+    blocks = conn.execute(
         select(b.pattern_ids, *(getattr(b, name) if name in names else null() for name in COLUMNS))
         .where(b.predictor_id == predictor)
         .order_by(b.id)
-    ).all()
-    parts = [_inline_part(row[0], row[1:], k) for row in rows]
-    bulk = _bulk(conn, predictor, ["pattern_id", *names])
-    if bulk is not None and bulk.num_rows:
-        parts.append(_from_arrow(bulk, k))
+    )
+    parts = [_inline_part(row[0], row[1:], k) for row in blocks.all()]
+    store = tables.of(conn)  # file by file: each holds its rows by id (see _joined)
+    for file in store.files(conn, TABLE, _of_predictor(predictor), order_by="pattern_id"):
+        bulk = store.read([file], columns=["pattern_id", *names])
+        if bulk.num_rows:
+            parts.append(_from_arrow(bulk, k))
     return _joined(classes, parts, k)
 
 
@@ -370,9 +374,8 @@ def _inline_part(ids: bytes, blobs: Sequence[bytes | None], k: int) -> dict[str,
 
 
 def _classes(conn: Connection, predictor: int) -> tuple[str, ...] | None:
-    classes_json = conn.execute(
-        select(t.predictors.c.classes).where(t.predictors.c.id == predictor)
-    ).scalar()
+    p = t.predictors.c
+    classes_json = conn.execute(select(p.classes).where(p.id == predictor)).scalar()
     return tuple(orjson.loads(classes_json)) if classes_json else None
 
 
@@ -528,8 +531,12 @@ def _joined(
     if not parts:
         empty = np.zeros(0)
         return Predictions(classes, np.zeros(0, dtype=np.int64), None, None, None, None, empty)
-    ids = np.concatenate([p["pattern_ids"] for p in parts])
-    order = np.argsort(ids, kind="stable")
+    # Parts that follow one another by id (a predictor's blocks and files, usually) join
+    # in that order, with no sort of a million ids and no move of each column by it.
+    firsts = [p["pattern_ids"][:1].tolist() for p in parts]  # type: ignore[index]
+    parts = [parts[i] for i in sorted(range(len(parts)), key=lambda i: firsts[i] or [0])]
+    ids: np.ndarray = np.concatenate([p["pattern_ids"] for p in parts])
+    order = None if is_ascending(ids) else np.argsort(ids, kind="stable")
 
     def column(name: str, dtype: str, width: int = 1) -> np.ndarray | None:
         if all(p[name] is None for p in parts):
@@ -542,20 +549,18 @@ def _joined(
                 shape = (n, width) if width > 1 else (n,)
                 value = np.full(shape, np.nan if dtype == "<f8" else 0, dtype=dtype)
             filled.append(value)
-        return np.concatenate(filled)[order]
+        joined = np.concatenate(filled) if len(filled) > 1 else filled[0]
+        return joined if order is None else joined[order]
 
-    correct = column("correct", "u1")
-    loss = column("loss", "<f8")
-    if loss is None:
-        loss = np.full(len(ids), np.nan)
+    correct, loss = column("correct", "u1"), column("loss", "<f8")
     return Predictions(
         classes,
-        ids[order],
+        ids if order is None else ids[order],
         column("label_index", "<i4"),
         column("value", "<f8"),
         column("scores", "<f8", k) if classes else None,
         None if correct is None else correct.astype(bool),
-        loss,
+        np.full(len(ids), np.nan) if loss is None else loss,
     )
 
 

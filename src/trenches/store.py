@@ -366,32 +366,45 @@ class Store:
         transaction, so a killed run loses at most one batch. ``progress(done, total)``
         hears of each batch. The reference is resolved once. A predictor without a
         prediction for every pattern of the set is refused, never measured on part."""
+        from concurrent.futures import ThreadPoolExecutor
+
         import numpy as np
 
         from trenches import predictions as store_of
         from trenches.db.engine import read
         from trenches.evaluation import EvaluateResult, evaluate, missing_from
-        from trenches.patterns.sets import split
+        from trenches.patterns.sets import split, split_and_labels
         from trenches.predict import PredictResult
         from trenches.tables.arrays import ascending_unique
 
         costs = self.settings.costs  # a mistake in trenches.toml stops it before predicting
         predictor = self.predictors.resolve(ref)
-        chosen = patterns if not isinstance(patterns, str) else split(predictor.dataset, patterns)
+        dataset = predictor.dataset
+
+        def predicted() -> store_of.Predictions:
+            with read(self.engine) as conn:
+                return store_of.read(conn, predictor.id, columns=("label_index", "value", "scores"))
+
+        # What it has predicted already, read once (on a thread of its own, beside the
+        # set's ids and labels: the two reads overlap on two cores): a set with nothing
+        # left to predict is measured on these, not read again.
+        with ThreadPoolExecutor(1, thread_name_prefix="trenches-evaluate") as reader:
+            reading = reader.submit(predicted)
+            truth = None
+            if not isinstance(patterns, str):
+                chosen = patterns
+            elif dataset.task == "classification":
+                # A classifier is measured on the split's labels: read with its ids.
+                chosen, truth = split_and_labels(dataset, patterns)
+            else:
+                chosen = split(dataset, patterns)
+            found: store_of.Predictions | None = reading.result()
         done = PredictResult(predictor.ref, predictor.id, len(chosen), 0)
-        # What it has predicted already, read once: a set with nothing left to predict
-        # is measured on these, not read again.
-        with read(self.engine) as conn:
-            found: store_of.Predictions | None = store_of.read(
-                conn, predictor.id, columns=("label_index", "value", "scores")
-            )
         if predict and predictor.version is not None:
             wanted = ascending_unique(chosen.ids)
             if with_problems:
                 problem_ids = [
-                    i
-                    for p in self.problems.list(dataset=predictor.dataset.name)
-                    for i in p.patterns()
+                    i for p in self.problems.list(dataset=dataset.name) for i in p.patterns()
                 ]
                 wanted = np.union1d(wanted, np.asarray(problem_ids, dtype=np.int64))
             assert found is not None
@@ -410,7 +423,7 @@ class Store:
                 done = PredictResult(predictor.ref, predictor.id, len(wanted), made.computed)
                 found = None  # read again: this run, or another, has stored more
         return EvaluateResult(
-            evaluate(self.engine, predictor, chosen, costs=costs, found=found), done
+            evaluate(self.engine, predictor, chosen, costs=costs, found=found, truth=truth), done
         )
 
     def predictions(

@@ -96,6 +96,28 @@ def ids_of(dataset: Dataset, members: Members, split: str | None = None) -> np.n
             sources=members.sources,
         )
         return member_ids(dataset.engine, where, split)
+    ids, _ = _members(dataset, members, split, with_labels=False)
+    return ids
+
+
+def ids_and_labels(
+    dataset: Dataset, members: Members, split: str | None = None
+) -> tuple[np.ndarray, pd.Categorical]:
+    """:func:`ids_of` and :func:`stored_labels` of those ids, of a columnar dataset
+    from one read of its table's id and label columns."""
+    if not dataset.columnar or dataset.schema is None:
+        ids = ids_of(dataset, members, split)
+        return ids, stored_labels(dataset, ids, split)
+    ids, labels = _members(dataset, members, split, with_labels=True)
+    assert labels is not None
+    return ids, labels
+
+
+def _members(
+    dataset: Dataset, members: Members, split: str | None, *, with_labels: bool
+) -> tuple[np.ndarray, pd.Categorical | None]:
+    """The ids ``members`` selects of a columnar dataset, ascending, and with
+    ``with_labels`` their labels in that order."""
     if split is not None and split not in SPLITS:
         raise InvalidInput(f"split {split!r} must be one of {', '.join(SPLITS)}")
     p = t.patterns.c
@@ -103,11 +125,12 @@ def ids_of(dataset: Dataset, members: Members, split: str | None = None) -> np.n
         data = columnar.read(
             conn,
             dataset.id,
-            columns=["pattern_id"],
+            columns=["pattern_id", "label"] if with_labels else ["pattern_id"],
             split=None if split is None else SPLITS.index(split),
             max_id=members.max_id,
             as_of=members.as_of,
             sources=members.sources,
+            dictionary=("label",) if with_labels else (),
         )
         off = (
             []
@@ -119,19 +142,28 @@ def ids_of(dataset: Dataset, members: Members, split: str | None = None) -> np.n
             ).all()
         )
     if data is None:
-        return np.zeros(0, dtype=np.int64)
+        empty = pd.Categorical([]) if with_labels else None
+        return np.zeros(0, dtype=np.int64), empty
     found: np.ndarray = data.column("pattern_id").to_numpy()
-    if len(found) > 1 and not (np.diff(found) > 0).all():
-        found = np.sort(found)
-    when = _deactivated_at(found, off)
-    if members.as_of is not None:
-        keep = when > members.as_of
-    elif members.include_inactive:
-        return found
+    order = None if arrays.is_ascending(found) else np.argsort(found, kind="stable")
+    if order is not None:
+        found = found[order]
+    if not off:
+        keep = None
     else:
-        keep = when == _NEVER
-    kept: np.ndarray = found[keep]
-    return kept
+        when = _deactivated_at(found, off)
+        keep = when > members.as_of if members.as_of is not None else when == _NEVER
+        if keep.all():
+            keep = None
+    ids = found if keep is None else found[keep]
+    if not with_labels:
+        return ids, None
+    codes, distinct = arrays.codes(data.column("label"))
+    if order is not None:
+        codes = codes[order]
+    if keep is not None:
+        codes = codes[keep]
+    return ids, pd.Categorical.from_codes(codes, categories=pd.Index(distinct, dtype=object))
 
 
 @dataclass(frozen=True)
@@ -256,7 +288,7 @@ def stored_labels(dataset: Dataset, ids: np.ndarray, split: str | None = None) -
         )
     codes, distinct = arrays.codes(data.column("label"))
     found_ids = data.column("pattern_id").to_numpy()
-    if len(found_ids) > 1 and not (np.diff(found_ids) > 0).all():
+    if not arrays.is_ascending(found_ids):
         codes = codes[np.argsort(found_ids, kind="stable")]
     return pd.Categorical.from_codes(codes, categories=pd.Index(distinct, dtype=object))
 
@@ -422,7 +454,7 @@ def _picked(
     # One split's files hold its patterns in id order; several splits interleave, and
     # are put in order as NumPy arrays (a reorder of the Arrow table copies far more).
     order = None
-    if len(found) > 1 and not (np.diff(found) > 0).all():
+    if not arrays.is_ascending(found):
         order = np.argsort(found, kind="stable")
     when = _deactivated_at(found if order is None else found[order], off)
     if members.as_of is not None:

@@ -9,8 +9,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from trenches.errors import InvalidInput
+from trenches.patterns.frames import Members, ids_and_labels
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from trenches.patterns.datasets import Dataset
 
 #: The pattern sets a split's name stands for: its active patterns, or all of them.
@@ -37,3 +40,13 @@ def split(dataset: Dataset, name: str) -> PatternSet:
         raise InvalidInput(f"split {name!r} must be train, validation, test or all")
     one = None if name == "all" else name
     return PatternSet(f"{dataset.name}:{name}", dataset.pattern_ids(one), one)
+
+
+def split_and_labels(dataset: Dataset, name: str) -> tuple[PatternSet, pd.Categorical]:
+    """:func:`split`, and the stored labels of its patterns (as text, in id order) read
+    with its ids: what measuring a classifier on it needs of the dataset."""
+    if name not in SPLIT_SETS:
+        raise InvalidInput(f"split {name!r} must be train, validation, test or all")
+    one = None if name == "all" else name
+    ids, labels = ids_and_labels(dataset, Members(), one)
+    return PatternSet(f"{dataset.name}:{name}", ids, one), labels

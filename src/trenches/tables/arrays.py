@@ -44,11 +44,16 @@ def codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list[object]]:
     return (np.concatenate(parts) if len(parts) > 1 else parts[0]), distinct
 
 
+def is_ascending(ids: np.ndarray) -> bool:
+    """Whether ``ids`` strictly ascend (no repeats): one comparison of neighbours."""
+    return len(ids) < 2 or bool((ids[1:] > ids[:-1]).all())
+
+
 def ascending_unique(values: Any) -> np.ndarray:
     """``values`` (ids) as ascending, unique int64: the array itself when it is so
     already (a set's ids usually are), which costs one comparison, not a sort."""
     array = np.asarray(values, dtype=np.int64).ravel()
-    if len(array) < 2 or bool((array[1:] > array[:-1]).all()):
+    if is_ascending(array):
         return array
     # A radix sort (NumPy's stable sort of integers), then the repeats dropped: ids
     # read from several files come as a few sorted runs, and a hash of every id

@@ -13,6 +13,7 @@ its own transaction, so what it sees of the tables and of the SQL rows is one mo
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -128,6 +129,7 @@ class Tables:
         self._local = is_local(self.fs.fs)
         self._arrow_fs = None if self._local else PyFileSystem(FSSpecHandler(self.fs))
         self._plans: dict[tuple[str, int | None, str], list[str]] = {}
+        self._plans_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"<Tables {self.root}>"
@@ -195,9 +197,10 @@ class Tables:
                 field_id = table.schema().find_field(order_by).field_id
                 tasks.sort(key=lambda task: _least(task.file.lower_bounds.get(field_id)))
             planned = [task.file.file_path for task in tasks]
-            if len(self._plans) >= _PLANS_KEPT:
-                self._plans.pop(next(iter(self._plans)))
-            self._plans[key] = planned
+            with self._plans_lock:  # readers on several threads share the plans
+                if len(self._plans) >= _PLANS_KEPT:
+                    self._plans.pop(next(iter(self._plans)))
+                self._plans[key] = planned
         return list(planned)
 
     def count(self, conn: Connection, name: str, row_filter: BooleanExpression) -> int:
