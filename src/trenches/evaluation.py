@@ -192,7 +192,11 @@ def classification_metrics(
     # over the labels for each figure.
     truth, said = _recoded(t_cat, every), _recoded(s_cat, every)
     k = len(every)
-    matrix = np.bincount(truth * k + said, minlength=k * k).reshape(k, k)
+    cell = truth.astype(np.intp)  # the one array of full-size integers
+    cell *= k
+    cell += said
+    matrix = np.bincount(cell, minlength=k * k).reshape(k, k)
+    del cell
     hits = np.diag(matrix).astype(np.float64)
     support = matrix.sum(axis=1)
     predicted = matrix.sum(axis=0)
@@ -253,10 +257,13 @@ def _present(labels: pd.Categorical) -> list[str]:
 
 
 def _recoded(labels: pd.Categorical, order: Sequence[str]) -> np.ndarray:
-    """The labels as positions in ``order`` (-1: a label not in it)."""
+    """The labels as positions in ``order`` (-1: a label not in it), in the smallest
+    signed type that holds them: a new array of a million labels is a fresh page of
+    memory for every 4,096 of them, and one byte each is an eighth of eight."""
     position = {c: j for j, c in enumerate(order)}
-    table = np.array([position.get(str(c), -1) for c in labels.categories] + [-1], dtype=np.int64)
-    recoded: np.ndarray = table[np.asarray(labels.codes, dtype=np.int64)]  # -1 -> the last
+    small = np.min_scalar_type(-len(order) - 1)
+    table = np.array([position.get(str(c), -1) for c in labels.categories] + [-1], dtype=small)
+    recoded: np.ndarray = table[labels.codes]  # a code of -1 (missing) takes the last
     return recoded
 
 
@@ -282,10 +289,12 @@ def _score_metrics(in_classes: np.ndarray, k: int, scores: np.ndarray) -> dict[s
     # and clipped to [eps, 1 - eps], the mean of minus its log), read off the true
     # class's column instead of a log of every score.
     eps = np.finfo(np.float64).eps
-    p_true = scores.reshape(-1)[np.arange(0, n * k, k) + in_classes]
+    p_true = scores[:, 0].copy()
+    for j in range(1, k):
+        np.copyto(p_true, scores[:, j], where=in_classes == j)
     p_true /= total
     np.clip(p_true, eps, 1 - eps, out=p_true)
-    values = {"log_loss": float(-np.mean(np.log(p_true))) if n else float("nan")}
+    values = {"log_loss": float(-np.mean(np.log(p_true, out=p_true))) if n else float("nan")}
     present = np.flatnonzero(np.bincount(in_classes, minlength=k))
     if len(present) == 2 and k == 2:
         positive = in_classes == 1

@@ -30,7 +30,7 @@ from trenches import tables, timestamps
 from trenches.db import schema as t
 from trenches.db.engine import advisory_lock, blob_ranges, id_in, insert_returning_id
 from trenches.errors import Conflict
-from trenches.tables.arrays import ascending_unique, is_ascending
+from trenches.tables.arrays import ascending_unique, is_ascending, stacked
 from trenches.tables.pruning import Bound, among
 
 if TYPE_CHECKING:
@@ -352,11 +352,11 @@ def read(conn: Connection, predictor: int, *, columns: Sequence[str] | None = No
         .order_by(b.id)
     )
     parts = [_inline_part(row[0], row[1:], k) for row in blocks.all()]
-    store = tables.of(conn)  # file by file: each holds its rows by id (see _joined)
-    for file in store.files(conn, TABLE, _of_predictor(predictor), order_by="pattern_id"):
-        bulk = store.read([file], columns=["pattern_id", *names])
-        if bulk.num_rows:
-            parts.append(_from_arrow(bulk, k))
+    # Files by least id, each holding its rows by id: joined with no sort (see _joined).
+    files = tables.of(conn).files(conn, TABLE, _of_predictor(predictor), order_by="pattern_id")
+    bulk = tables.of(conn).read(files, columns=["pattern_id", *names]) if files else None
+    if bulk is not None and bulk.num_rows:
+        parts.append(_from_arrow(bulk, k))
     return _joined(classes, parts, k)
 
 
@@ -535,7 +535,7 @@ def _joined(
     # in that order, with no sort of a million ids and no move of each column by it.
     firsts = [p["pattern_ids"][:1].tolist() for p in parts]  # type: ignore[index]
     parts = [parts[i] for i in sorted(range(len(parts)), key=lambda i: firsts[i] or [0])]
-    ids: np.ndarray = np.concatenate([p["pattern_ids"] for p in parts])
+    ids: np.ndarray = stacked([p["pattern_ids"] for p in parts])  # type: ignore[misc]
     order = None if is_ascending(ids) else np.argsort(ids, kind="stable")
 
     def column(name: str, dtype: str, width: int = 1) -> np.ndarray | None:
@@ -549,7 +549,7 @@ def _joined(
                 shape = (n, width) if width > 1 else (n,)
                 value = np.full(shape, np.nan if dtype == "<f8" else 0, dtype=dtype)
             filled.append(value)
-        joined = np.concatenate(filled) if len(filled) > 1 else filled[0]
+        joined = stacked(filled)
         return joined if order is None else joined[order]
 
     correct, loss = column("correct", "u1"), column("loss", "<f8")

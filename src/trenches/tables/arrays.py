@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -32,16 +33,20 @@ def decoded(column: pa.ChunkedArray) -> np.ndarray:
 
 def codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list[object]]:
     """A dictionary-encoded column as (codes, distinct values): the chunks' dictionaries
-    made one, so that a code means the same value in every chunk (-1: null)."""
+    made one, so that a code means the same value in every chunk (-1: null). The codes
+    are of the smallest signed type that holds them (a few labels: one byte each)."""
     if column.num_chunks == 0:
-        return np.zeros(0, dtype=np.int64), []
+        return np.zeros(0, dtype=np.int8), []
     unified = column.unify_dictionaries()
     distinct = unified.chunk(0).dictionary.to_pylist()
-    parts = [
-        np.asarray(chunk.indices.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
-        for chunk in unified.chunks
-    ]
-    return (np.concatenate(parts) if len(parts) > 1 else parts[0]), distinct
+    small = np.min_scalar_type(-len(distinct) - 1)
+    parts = [chunk.indices.fill_null(-1).to_numpy(zero_copy_only=False) for chunk in unified.chunks]
+    return np.concatenate(parts, dtype=small, casting="unsafe"), distinct
+
+
+def stacked(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    """The arrays one after the other: the one itself, not a copy, when there is one."""
+    return np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
 
 
 def is_ascending(ids: np.ndarray) -> bool:
