@@ -257,6 +257,42 @@ def baseline_predictor(
     return predictions.make_predictor(conn, baseline_id=baseline, classes=list(classes))
 
 
+def assert_id_ranges_hold(store: trenches.Store) -> None:
+    """Each import batch's id range is the ids of the patterns it made, and each pattern
+    change names its pattern's dataset: what reads of a dataset without a database row
+    a pattern are to rely on."""
+    from sqlalchemy import func, select
+
+    from trenches.db import schema as t
+    from trenches.db.engine import read
+
+    p, b, c = t.patterns.c, t.import_batches.c, t.pattern_changes.c
+    with read(store.engine) as conn:
+        made = {
+            r.batch_id: (r.lo, r.hi, r.n)
+            for r in conn.execute(
+                select(
+                    p.batch_id,
+                    func.min(p.id).label("lo"),
+                    func.max(p.id).label("hi"),
+                    func.count().label("n"),
+                ).group_by(p.batch_id)
+            )
+        }
+        ranges = conn.execute(select(b.id, b.first_pattern_id, b.last_pattern_id, b.rows)).all()
+        changes = conn.execute(
+            select(c.dataset_id, p.dataset_id).select_from(
+                t.pattern_changes.join(t.patterns, c.pattern_id == p.id)
+            )
+        ).all()
+    assert ranges
+    for batch_id, first, last, rows in ranges:
+        lo, hi, n = made[batch_id]
+        assert (first, last) == (lo, hi), batch_id
+        assert last - first + 1 == n == rows, batch_id
+    assert all(mine == theirs for mine, theirs in changes)
+
+
 def make_frame(n: int = 200, seed: int = 0) -> pd.DataFrame:
     """A small tabular classification frame: numbers, an integer, a category, a label."""
     rng = np.random.default_rng(seed)

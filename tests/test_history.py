@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 import trenches
+
+from conftest import assert_id_ranges_hold, make_frame
 
 
 def test_relabel_keeps_the_old_pattern_and_links_the_new_one(
@@ -96,3 +99,22 @@ def test_a_change_needs_a_reason(store: trenches.Store, dataset: trenches.Datase
 def test_unknown_pattern_is_not_found(store: trenches.Store, dataset: trenches.Dataset) -> None:
     with pytest.raises(trenches.NotFound, match="12345"):
         store.patterns.get(12345)
+
+
+def test_every_batch_keeps_the_ids_it_made_and_every_change_its_dataset(
+    store: trenches.Store, dataset: trenches.Dataset
+) -> None:
+    store.patterns.relabel(
+        1,
+        "benign" if store.patterns.get(1).label == "malignant" else "malignant",
+        source="expert",
+        reason="biopsy",
+    )
+    store.patterns.deactivate([2, 3], reason="blurred")
+    other = store.datasets.create("other", task="classification", label="label")
+    other.add(make_frame(30, seed=4), source="expert")
+    # Half of these are stored already: the batch keeps only the ids of the new ones.
+    again = pd.concat([make_frame(30, seed=4).iloc[:15], make_frame(20, seed=5)])
+    assert other.add(again, source="expert", skip_existing=True).rows == 20
+    store.patterns.deactivate([int(other.pattern_ids()[0])], reason="blurred")
+    assert_id_ranges_hold(store)

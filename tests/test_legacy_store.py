@@ -15,6 +15,8 @@ import pytest
 import trenches
 from tools.legacy_store import MODEL, manifest
 
+from conftest import assert_id_ranges_hold
+
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "store-0013"
 
 
@@ -33,6 +35,8 @@ def test_an_earlier_releases_store_reads_back_whole(legacy: trenches.Store) -> N
     assert found["patterns"] == expected["patterns"]
     assert found["predictions"] == expected["predictions"]
     assert found["requests"] == expected["requests"]
+    # The upgrade filled in each batch's range of ids and each change's dataset.
+    assert_id_ranges_hold(legacy)
 
 
 def test_an_earlier_releases_models_still_predict_what_they_stored(

@@ -182,12 +182,18 @@ class Patterns:
                     ),
                 )
             conn.execute(update(t.patterns).where(p.id == old.id).values(deactivated_at=now))
+            conn.execute(
+                update(t.import_batches)
+                .where(t.import_batches.c.id == batch_id)
+                .values(first_pattern_id=new_id, last_pattern_id=new_id)
+            )
             marked.detail.update(
                 dataset=dataset.name, label=text, was=old.label, new_pattern=int(new_id)
             )
             conn.execute(
                 insert(t.pattern_changes).values(
                     pattern_id=old.id,
+                    dataset_id=old.dataset_id,
                     kind="relabel",
                     new_pattern_id=new_id,
                     reason=reason,
@@ -221,10 +227,9 @@ class Patterns:
         with write(self._engine) as conn:
             lock_patterns(conn)
             now = timestamps.now_us()  # after the lock: see lock_patterns
-            found = {
-                r.id: r.deactivated_at
-                for r in conn.execute(select(p.id, p.deactivated_at).where(*where))
-            }
+            rows = conn.execute(select(p.id, p.deactivated_at, p.dataset_id).where(*where)).all()
+            found = {r.id: r.deactivated_at for r in rows}
+            dataset_of = {r.id: r.dataset_id for r in rows}
             for i in ids:
                 if i not in found:
                     whose = "" if dataset is None else f" in dataset {dataset!r}"
@@ -240,6 +245,7 @@ class Patterns:
                 [
                     {
                         "pattern_id": i,
+                        "dataset_id": dataset_of[i],
                         "kind": "deactivate",
                         "new_pattern_id": None,
                         "reason": reason,

@@ -284,6 +284,8 @@ def add_frame(
             )
         ).one()
         assert first_id is None or first_id > before
+        if batch_id is not None:
+            _record_range(conn, batch_id, first_id, last_id)
         if dataset.columnar and written.rows:
             # The ids of one import are consecutive, in the order of its rows.
             assert batch_id is not None and last_id - first_id + 1 == written.rows
@@ -396,6 +398,15 @@ def _insert_batch(
         )
     ).inserted_primary_key[0]  # type: ignore[index]
     return batch_id
+
+
+def _record_range(conn: Connection, batch_id: int, first_id: int, last_id: int) -> None:
+    """The batch's row keeps the consecutive ids its patterns took."""
+    conn.execute(
+        update(t.import_batches)
+        .where(t.import_batches.c.id == batch_id)
+        .values(first_pattern_id=first_id, last_pattern_id=last_id)
+    )
 
 
 def _shrink_batch(conn: Connection, batch_id: int | None, rows: int) -> int | None:

@@ -61,6 +61,11 @@ import_batches = Table(
     Column("file", Text),
     Column("rows", BigInteger, nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    # The ids of the patterns the batch made: consecutive, from first to last (null
+    # while it made none). Which batch, so which dataset, an id is of, without a row
+    # a pattern; the largest last id is where the next import's ids begin.
+    Column("first_pattern_id", BigInteger),
+    Column("last_pattern_id", BigInteger, index=True),
 )
 
 patterns = Table(
@@ -108,10 +113,13 @@ pattern_changes = Table(
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("pattern_id", ForeignKey("patterns.id"), nullable=False, index=True),
     Column("kind", String(20), nullable=False),  # deactivate | relabel
-    Column("new_pattern_id", ForeignKey("patterns.id")),
+    Column("new_pattern_id", ForeignKey("patterns.id"), index=True),
     Column("reason", Text, nullable=False),
     Column("changed_by", String(200)),
     Column("changed_at", BigInteger, nullable=False),
+    # The pattern's dataset: a dataset's deactivations, read without its patterns.
+    Column("dataset_id", ForeignKey("datasets.id"), nullable=False),
+    Index("ix_pattern_changes_dataset_pattern", "dataset_id", "pattern_id"),
 )
 
 snapshots = Table(
