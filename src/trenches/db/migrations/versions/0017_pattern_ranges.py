@@ -21,9 +21,10 @@ Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("import_batches") as batch:
-        batch.add_column(sa.Column("first_pattern_id", sa.BigInteger(), nullable=True))
-        batch.add_column(sa.Column("last_pattern_id", sa.BigInteger(), nullable=True))
+    # Plain ALTER TABLE ... ADD COLUMN: a copy of the table (SQLite's batch mode) could
+    # not drop the old one while the patterns' foreign keys point at it.
+    op.add_column("import_batches", sa.Column("first_pattern_id", sa.BigInteger()))
+    op.add_column("import_batches", sa.Column("last_pattern_id", sa.BigInteger()))
     # The ids of a batch are consecutive (an import's, or a relabel's one). One pass
     # over the patterns, then a statement a batch (UPDATE ... FROM needs SQLite 3.33).
     conn = op.get_bind()
@@ -61,6 +62,5 @@ def downgrade() -> None:
         batch.drop_constraint("fk_pattern_changes_dataset_id_datasets", type_="foreignkey")
         batch.drop_column("dataset_id")
     op.drop_index("ix_import_batches_last_pattern_id", table_name="import_batches")
-    with op.batch_alter_table("import_batches") as batch:
-        batch.drop_column("last_pattern_id")
-        batch.drop_column("first_pattern_id")
+    op.drop_column("import_batches", "last_pattern_id")
+    op.drop_column("import_batches", "first_pattern_id")
