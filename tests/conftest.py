@@ -7,6 +7,7 @@ temporary folder, one per pytest worker); each test gets a database of its own.
 from __future__ import annotations
 
 import glob
+import itertools
 import os
 import shutil
 import socket
@@ -290,6 +291,9 @@ def assert_id_ranges_hold(store: trenches.Store) -> None:
         lo, hi, n = made[batch_id]
         assert (first, last) == (lo, hi), batch_id
         assert last - first + 1 == n == rows, batch_id
+    # No two batches share an id: each range begins past the one before it.
+    spans = sorted((first, last) for _, first, last, _ in ranges)
+    assert all(a[1] < b[0] for a, b in itertools.pairwise(spans))
     assert all(mine == theirs for mine, theirs in changes)
 
 

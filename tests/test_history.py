@@ -115,6 +115,10 @@ def test_every_batch_keeps_the_ids_it_made_and_every_change_its_dataset(
     other.add(make_frame(30, seed=4), source="expert")
     # Half of these are stored already: the batch keeps only the ids of the new ones.
     again = pd.concat([make_frame(30, seed=4).iloc[:15], make_frame(20, seed=5)])
-    assert other.add(again, source="expert", skip_existing=True).rows == 20
+    done = other.add(again, source="expert", skip_existing=True)
+    assert done.rows == 20 and done.last_id - done.first_id + 1 == 20  # type: ignore[operator]
     store.patterns.deactivate([int(other.pattern_ids()[0])], reason="blurred")
+    # The next import's ids begin past every id made, the relabel's included.
+    later = dataset.add(make_frame(5, seed=6), source="expert")
+    assert later.first_id == done.last_id + 1  # type: ignore[operator]
     assert_id_ranges_hold(store)

@@ -23,6 +23,7 @@ from trenches.patterns import codec, columnar
 from trenches.patterns import inputs as inp
 from trenches.patterns.datasets import Dataset, dataset_by_id
 from trenches.patterns.listing import PatternPage, PatternQuery, count, page, patterns_of_rows
+from trenches.patterns.ranges import next_pattern_id
 from trenches.patterns.record import Pattern
 
 
@@ -143,8 +144,10 @@ class Patterns:
                     source,
                     now,
                 )[0]
-            new_id = conn.execute(
+            new_id = next_pattern_id(conn)
+            conn.execute(
                 insert(t.patterns).values(
+                    id=new_id,
                     dataset_id=old.dataset_id,
                     batch_id=batch_id,
                     source=source,
@@ -158,7 +161,7 @@ class Patterns:
                     created_at=now,
                     replaces_id=old.id,
                 )
-            ).inserted_primary_key[0]  # type: ignore[index]
+            )
             if inputs is not None:
                 assert dataset.schema is not None
                 spec = columnar.table_spec(dataset.id, dataset.schema)

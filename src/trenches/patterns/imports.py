@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import orjson
 import pandas as pd
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, insert, update
 from sqlalchemy.engine import Connection, Engine
 
 from trenches import timestamps
@@ -29,6 +29,7 @@ from trenches.patterns import inputs as inp
 from trenches.patterns.existing import StoredContent
 from trenches.patterns.frames import no_gc
 from trenches.patterns.ingest import file_columns, read_file
+from trenches.patterns.ranges import next_pattern_id
 
 if TYPE_CHECKING:
     from trenches.patterns.datasets import Dataset
@@ -258,7 +259,7 @@ def add_frame(
         if first_import:
             _claim_schema(conn, dataset, schema, label_type)
         batch_id: int | None = _insert_batch(conn, dataset, provenance, file, n, now)
-        before = conn.execute(select(func.max(t.patterns.c.id))).scalar() or 0
+        first_id: int | None = next_pattern_id(conn)
         constants = {
             "dataset_id": dataset.id,
             "batch_id": batch_id,
@@ -275,21 +276,20 @@ def add_frame(
             stored=None if first_import else StoredContent(conn, dataset.id),
             skip_existing=skip_existing,
         )
-        written = _write_chunks(conn, dataset, constants, chunks, progress)
+        assert first_id is not None
+        written = _write_chunks(conn, dataset, constants, chunks, first_id, progress)
         if written.rows < n:
             batch_id = _shrink_batch(conn, batch_id, written.rows)
-        first_id, last_id = conn.execute(
-            select(func.min(t.patterns.c.id), func.max(t.patterns.c.id)).where(
-                t.patterns.c.batch_id == batch_id
-            )
-        ).one()
-        assert first_id is None or first_id > before
-        if batch_id is not None:
+        # The ids of one import are consecutive, in the order of its rows.
+        last_id = first_id + written.rows - 1 if written.rows else None
+        if batch_id is None or last_id is None:
+            first_id = None
+        else:
             _record_range(conn, batch_id, first_id, last_id)
-        if dataset.columnar and written.rows:
-            # The ids of one import are consecutive, in the order of its rows.
-            assert batch_id is not None and last_id - first_id + 1 == written.rows
-            _append_columnar(conn, dataset, schema, chunks, written, batch_id, first_id, tags_json)
+            if dataset.columnar:
+                _append_columnar(
+                    conn, dataset, schema, chunks, written, batch_id, first_id, tags_json
+                )
     if first_import:
         dataset.schema = schema
         dataset.label_type = label_type
@@ -425,16 +425,20 @@ def _write_chunks(
     dataset: Dataset,
     constants: dict[str, Any],
     chunks: _Chunks,
+    first_id: int,
     progress: ProgressCallback | None,
 ) -> _Written:
     """Encode and write the rows chunk by chunk, counting those stored already (and
-    leaving them out with ``skip_existing``)."""
+    leaving them out with ``skip_existing``); the rows written take the ids from
+    ``first_id`` on, in order."""
     n = len(chunks.label_text)
     out = _Written(rows=0, already=0, by_split=np.zeros(3, dtype=np.int64))
 
-    def write_chunk(names: list[str], rows: list[tuple[Any, ...]]) -> int:
+    def write_chunk(names: list[str], first: int, columns: list[list[Any]]) -> int:
+        # The rows are made here, beside the encoding of the next chunk.
+        rows = list(zip(range(first, first + len(columns[0])), *columns, strict=True))
         if rows:
-            bulk_insert(conn, t.patterns, names, rows, constants=constants)
+            bulk_insert(conn, t.patterns, ["id", *names], rows, constants=constants)
         return len(rows)
 
     def wait(pending: Future[int]) -> None:
@@ -446,11 +450,12 @@ def _write_chunks(
     # Chunk k+1 is encoded while chunk k is written: the driver lets go of the GIL
     # inside the database, so the two overlap on two cores. Only the writer thread
     # touches the connection while a write is pending.
+    next_id = first_id
     with ThreadPoolExecutor(1, thread_name_prefix="trenches-import") as writer:
         pending: Future[int] | None = None
         for start in range(0, n, CHUNK_ROWS):
             stop = min(n, start + CHUNK_ROWS)
-            names, rows, split, enc = _encode_chunk(dataset, chunks, start, stop)
+            names, columns, split, enc = _encode_chunk(dataset, chunks, start, stop)
             keep = np.ones(stop - start, dtype=bool)
             if pending is not None:
                 wait(pending)
@@ -464,18 +469,19 @@ def _write_chunks(
                 )
                 out.already += int(seen.sum())
                 if chunks.skip_existing and seen.any():
-                    rows = [r for r, old in zip(rows, seen.tolist(), strict=True) if not old]
+                    fresh = np.flatnonzero(~seen).tolist()
+                    columns = [[column[i] for i in fresh] for column in columns]
                     split = split[~seen]
                     keep = ~seen
             out.by_split += np.bincount(split, minlength=3)
             if dataset.columnar:
-                content = names.index("content_hash")
                 kept = np.flatnonzero(keep)
                 out.kept.append(start + kept)
                 out.splits.append(split)
                 out.keys.extend(enc.keys[i] for i in kept.tolist())
-                out.hashes.extend(r[content] for r in rows)
-            pending = writer.submit(write_chunk, names, rows)
+                out.hashes.extend(columns[names.index("content_hash")])
+            pending = writer.submit(write_chunk, names, next_id, columns)
+            next_id += len(split)
         if pending is not None:
             wait(pending)
     return out
@@ -483,8 +489,8 @@ def _write_chunks(
 
 def _encode_chunk(
     dataset: Dataset, chunks: _Chunks, start: int, stop: int
-) -> tuple[list[str], list[tuple[Any, ...]], np.ndarray, codec.EncodedInputs]:
-    """Rows ``start:stop`` as the columns and tuples the bulk insert takes."""
+) -> tuple[list[str], list[list[Any]], np.ndarray, codec.EncodedInputs]:
+    """Rows ``start:stop`` as the names and columns (lists) the bulk insert takes."""
     chunk = {
         name: inp.CoercedColumn(c.values[start:stop], c.missing[start:stop])
         for name, c in chunks.cols.items()
@@ -505,7 +511,7 @@ def _encode_chunk(
     if enc.obj is not None:
         names.append("obj")
         columns.append(enc.obj)
-    return names, list(zip(*columns, strict=True)), split, enc
+    return names, columns, split, enc
 
 
 def split_of(dataset: Dataset, frame: pd.DataFrame) -> pd.Series:

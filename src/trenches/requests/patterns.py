@@ -355,7 +355,7 @@ def _imported_before(
     feedback: found by the note on the import."""
     if not keys:
         return {}
-    b, p = t.import_batches.c, t.patterns.c
+    b = t.import_batches.c
     wanted = set(keys)
     out: dict[Key, int] = {}
     with read(engine) as conn:
@@ -374,9 +374,7 @@ def _imported_before(
                 continue
             if not wanted.intersection(rows):
                 continue
-            first = conn.execute(
-                select(p.id).where(p.batch_id == batch_id).order_by(p.id).limit(1)
-            ).scalar_one()
+            first = conn.execute(select(b.first_pattern_id).where(b.id == batch_id)).scalar_one()
             for k, key in enumerate(rows):
                 if key in wanted:
                     out.setdefault(key, int(first) + k)
