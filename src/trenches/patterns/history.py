@@ -23,7 +23,7 @@ from trenches.patterns import codec, columnar
 from trenches.patterns import inputs as inp
 from trenches.patterns.datasets import Dataset, dataset_by_id
 from trenches.patterns.listing import PatternPage, PatternQuery, count, page, patterns_of_rows
-from trenches.patterns.ranges import next_pattern_id
+from trenches.patterns.ranges import next_pattern_id, record_range
 from trenches.patterns.record import Pattern
 
 
@@ -185,11 +185,7 @@ class Patterns:
                     ),
                 )
             conn.execute(update(t.patterns).where(p.id == old.id).values(deactivated_at=now))
-            conn.execute(
-                update(t.import_batches)
-                .where(t.import_batches.c.id == batch_id)
-                .values(first_pattern_id=new_id, last_pattern_id=new_id)
-            )
+            record_range(conn, int(batch_id), new_id, new_id)
             marked.detail.update(
                 dataset=dataset.name, label=text, was=old.label, new_pattern=int(new_id)
             )

@@ -29,7 +29,7 @@ from trenches.patterns import inputs as inp
 from trenches.patterns.existing import StoredContent
 from trenches.patterns.frames import no_gc
 from trenches.patterns.ingest import file_columns, read_file
-from trenches.patterns.ranges import next_pattern_id
+from trenches.patterns.ranges import next_pattern_id, record_range
 
 if TYPE_CHECKING:
     from trenches.patterns.datasets import Dataset
@@ -259,7 +259,7 @@ def add_frame(
         if first_import:
             _claim_schema(conn, dataset, schema, label_type)
         batch_id: int | None = _insert_batch(conn, dataset, provenance, file, n, now)
-        first_id: int | None = next_pattern_id(conn)
+        start = next_pattern_id(conn)
         constants = {
             "dataset_id": dataset.id,
             "batch_id": batch_id,
@@ -276,16 +276,14 @@ def add_frame(
             stored=None if first_import else StoredContent(conn, dataset.id),
             skip_existing=skip_existing,
         )
-        assert first_id is not None
-        written = _write_chunks(conn, dataset, constants, chunks, first_id, progress)
+        written = _write_chunks(conn, dataset, constants, chunks, start, progress)
         if written.rows < n:
             batch_id = _shrink_batch(conn, batch_id, written.rows)
         # The ids of one import are consecutive, in the order of its rows.
-        last_id = first_id + written.rows - 1 if written.rows else None
-        if batch_id is None or last_id is None:
-            first_id = None
-        else:
-            _record_range(conn, batch_id, first_id, last_id)
+        first_id = last_id = None
+        if batch_id is not None and written.rows:
+            first_id, last_id = start, start + written.rows - 1
+            record_range(conn, batch_id, first_id, last_id)
             if dataset.columnar:
                 _append_columnar(
                     conn, dataset, schema, chunks, written, batch_id, first_id, tags_json
@@ -398,15 +396,6 @@ def _insert_batch(
         )
     ).inserted_primary_key[0]  # type: ignore[index]
     return batch_id
-
-
-def _record_range(conn: Connection, batch_id: int, first_id: int, last_id: int) -> None:
-    """The batch's row keeps the consecutive ids its patterns took."""
-    conn.execute(
-        update(t.import_batches)
-        .where(t.import_batches.c.id == batch_id)
-        .values(first_pattern_id=first_id, last_pattern_id=last_id)
-    )
 
 
 def _shrink_batch(conn: Connection, batch_id: int | None, rows: int) -> int | None:

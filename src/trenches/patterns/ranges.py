@@ -5,7 +5,7 @@ answered without a database row a pattern."""
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
 
 from trenches.db import schema as t
@@ -23,3 +23,13 @@ def next_pattern_id(conn: Connection) -> int:
         )
     ).one()
     return max(int(top or 0), int(ranged or 0)) + 1
+
+
+def record_range(conn: Connection, batch_id: int, first_id: int, last_id: int) -> None:
+    """The batch's row keeps the consecutive ids its patterns took."""
+    b = t.import_batches
+    conn.execute(
+        update(b)
+        .where(b.c.id == batch_id)
+        .values(first_pattern_id=first_id, last_pattern_id=last_id)
+    )

@@ -34,19 +34,22 @@ class PatternSet:
         return len(self.ids)
 
 
-def split(dataset: Dataset, name: str) -> PatternSet:
-    """The active patterns of one split of ``dataset`` (or ``all``)."""
+def _one_split(name: str) -> str | None:
+    """The split a set's name stands for (None: ``all``); an unknown name refused."""
     if name not in SPLIT_SETS:
         raise InvalidInput(f"split {name!r} must be train, validation, test or all")
-    one = None if name == "all" else name
+    return None if name == "all" else name
+
+
+def split(dataset: Dataset, name: str) -> PatternSet:
+    """The active patterns of one split of ``dataset`` (or ``all``)."""
+    one = _one_split(name)
     return PatternSet(f"{dataset.name}:{name}", dataset.pattern_ids(one), one)
 
 
 def split_and_labels(dataset: Dataset, name: str) -> tuple[PatternSet, pd.Categorical]:
     """:func:`split`, and the stored labels of its patterns (as text, in id order) read
     with its ids: what measuring a classifier on it needs of the dataset."""
-    if name not in SPLIT_SETS:
-        raise InvalidInput(f"split {name!r} must be train, validation, test or all")
-    one = None if name == "all" else name
+    one = _one_split(name)
     ids, labels = ids_and_labels(dataset, Members(), one)
     return PatternSet(f"{dataset.name}:{name}", ids, one), labels
