@@ -260,8 +260,8 @@ def baseline_predictor(
 
 def assert_id_ranges_hold(store: trenches.Store) -> None:
     """Each import batch's id range is the ids of the patterns it made, and each pattern
-    change names its pattern's dataset: what reads of a dataset without a database row
-    a pattern are to rely on."""
+    change names its pattern's dataset and the time it stamped on it: what reads of a
+    dataset without a database row a pattern rely on."""
     from sqlalchemy import func, select
 
     from trenches.db import schema as t
@@ -282,10 +282,13 @@ def assert_id_ranges_hold(store: trenches.Store) -> None:
         }
         ranges = conn.execute(select(b.id, b.first_pattern_id, b.last_pattern_id, b.rows)).all()
         changes = conn.execute(
-            select(c.dataset_id, p.dataset_id).select_from(
+            select(c.dataset_id, p.dataset_id, c.changed_at, p.deactivated_at).select_from(
                 t.pattern_changes.join(t.patterns, c.pattern_id == p.id)
             )
         ).all()
+        inactive = conn.execute(
+            select(func.count()).where(p.deactivated_at.isnot(None))
+        ).scalar_one()
     assert ranges
     for batch_id, first, last, rows in ranges:
         lo, hi, n = made[batch_id]
@@ -294,7 +297,11 @@ def assert_id_ranges_hold(store: trenches.Store) -> None:
     # No two batches share an id: each range begins past the one before it.
     spans = sorted((first, last) for _, first, last, _ in ranges)
     assert all(a[1] < b[0] for a, b in itertools.pairwise(spans))
-    assert all(mine == theirs for mine, theirs in changes)
+    # Each inactive pattern has one change, of its dataset, at the time it was stamped
+    # with: a columnar dataset's reads find the inactive ones from the changes alone.
+    assert all(mine == theirs for mine, theirs, _, _ in changes)
+    assert all(at == stamped for _, _, at, stamped in changes)
+    assert len(changes) == inactive
 
 
 def make_frame(n: int = 200, seed: int = 0) -> pd.DataFrame:

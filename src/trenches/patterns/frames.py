@@ -25,6 +25,8 @@ from trenches.tables import arrays
 from trenches.tables.arrays import decoded
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
     from trenches.patterns.datasets import Dataset
 
 
@@ -120,7 +122,6 @@ def _members(
     ``with_labels`` their labels in that order."""
     if split is not None and split not in SPLITS:
         raise InvalidInput(f"split {split!r} must be one of {', '.join(SPLITS)}")
-    p = t.patterns.c
     with read(dataset.engine) as conn:
         data = columnar.read(
             conn,
@@ -135,11 +136,7 @@ def _members(
         off = (
             []
             if members.include_inactive and members.as_of is None
-            else conn.execute(
-                select(p.id, p.deactivated_at).where(
-                    p.dataset_id == dataset.id, p.deactivated_at.is_not(None)
-                )
-            ).all()
+            else deactivations(conn, dataset.id)
         )
     if data is None:
         empty = pd.Categorical([]) if with_labels else None
@@ -377,7 +374,7 @@ def _columnar_columns(
     )
     if with_inputs and not stream:
         read_columns.append("inputs")
-    p, b = t.patterns.c, t.import_batches.c
+    b = t.import_batches.c
     with read(dataset.engine) as conn, no_gc():
         data = (
             None
@@ -395,11 +392,7 @@ def _columnar_columns(
                 dictionary=("label", "source"),
             )
         )
-        off = conn.execute(
-            select(p.id, p.deactivated_at).where(
-                p.dataset_id == dataset.id, p.deactivated_at.is_not(None)
-            )
-        ).all()
+        off = deactivations(conn, dataset.id)
         labellers = (
             dict(conn.execute(select(b.id, b.labelled_by).where(b.dataset_id == dataset.id)).all())
             if full_info
@@ -533,6 +526,15 @@ def _empty_columns(dataset: Dataset, with_inputs: bool, full_info: bool) -> dict
 
 #: The deactivation time of a pattern never deactivated.
 _NEVER = np.iinfo(np.int64).max
+
+
+def deactivations(conn: Connection, dataset_id: int) -> Sequence[Any]:
+    """(pattern id, deactivated_at) of the dataset's inactive patterns, from its pattern
+    changes: each deactivation and relabel writes one, at the time it stamps on the
+    pattern (a pattern changes once), so a columnar dataset's reads need no row of its
+    patterns to leave out the inactive ones."""
+    c = t.pattern_changes.c
+    return conn.execute(select(c.pattern_id, c.changed_at).where(c.dataset_id == dataset_id)).all()
 
 
 def _deactivated_at(pattern_ids: np.ndarray, off: Sequence[Any]) -> np.ndarray:
