@@ -20,7 +20,9 @@ from trenches.db import schema as t
 from trenches.db.engine import insert_returning_id, read, write
 from trenches.errors import Conflict, InvalidInput, NotFound
 from trenches.patterns import inputs as inp
+from trenches.patterns.frames import stored_labels
 from trenches.patterns.ingest import read_file
+from trenches.patterns.lookup import owners
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -100,29 +102,24 @@ class Baselines:
     def _pattern_labels(
         self, dataset_id: int, pattern_ids: np.ndarray, file: str | None
     ) -> dict[int, str]:
-        p = t.patterns.c
-        found: dict[int, tuple[int, str]] = {}
         wanted = pattern_ids.tolist()
         with read(self._engine) as conn:
-            for start in range(0, len(wanted), 10_000):
-                part = wanted[start : start + 10_000]
-                for pid, ds_id, label in conn.execute(
-                    select(p.id, p.dataset_id, p.label).where(p.id.in_(part))
-                ):
-                    found[pid] = (ds_id, label)
-        for row, pid in enumerate(wanted, start=1):
-            if pid not in found:
+            owner, _ = owners(conn, pattern_ids)
+        for row, (pid, found) in enumerate(zip(wanted, owner.tolist(), strict=True), start=1):
+            if found < 0:
                 raise InvalidInput(
                     f"there is no pattern {pid}", file=file, row=row, field="pattern_id"
                 )
-            if found[pid][0] != dataset_id:
+            if found != dataset_id:
                 raise InvalidInput(
                     f"pattern {pid} belongs to another dataset",
                     file=file,
                     row=row,
                     field="pattern_id",
                 )
-        return {pid: label for pid, (_, label) in found.items()}
+        unique = np.unique(pattern_ids)
+        labels = stored_labels(self._datasets.by_id(dataset_id), unique)
+        return dict(zip(unique.tolist(), np.asarray(labels).tolist(), strict=True))
 
     def get(self, name: str) -> Baseline:
         b = t.baselines.c

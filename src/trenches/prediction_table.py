@@ -16,6 +16,7 @@ from trenches import verdicts
 from trenches.db import engine as db
 from trenches.db import schema as t
 from trenches.errors import InvalidInput
+from trenches.patterns.lookup import owners
 from trenches.patterns.sets import SPLIT_SETS, PatternSet
 from trenches.predictions import Predictions, read
 
@@ -98,10 +99,9 @@ def _refuse_strangers(
         return
     first = int(strangers[0])
     with db.read(engine) as conn:
+        owner, _ = owners(conn, [first])
         other = conn.execute(
-            select(t.datasets.c.name)
-            .select_from(t.patterns.join(t.datasets, t.patterns.c.dataset_id == t.datasets.c.id))
-            .where(t.patterns.c.id == first)
+            select(t.datasets.c.name).where(t.datasets.c.id == int(owner[0]))
         ).scalar()
     if other is None:
         raise InvalidInput(f"there is no pattern {first}")

@@ -23,6 +23,7 @@ from trenches.errors import InvalidInput, NotFound
 from trenches.explain.explainers import TabularExplainer, TextExplainer
 from trenches.json_form import json_shape, to_json
 from trenches.patterns.frames import read_patterns
+from trenches.patterns.lookup import owners
 from trenches.predict import model_inputs
 
 if TYPE_CHECKING:
@@ -251,18 +252,13 @@ class Explanations:
     # --- helpers ------------------------------------------------------------------
 
     def _check_patterns(self, version: ModelVersion, dataset: Dataset, ids: Sequence[int]) -> None:
-        p = t.patterns.c
         with read(self._engine) as conn:
-            found = dict(
-                conn.execute(
-                    select(p.id, p.dataset_id).where(id_in(conn.dialect.name, p.id, ids))
-                ).all()
-            )
-        for i in ids:
-            if i not in found:
+            owner, _ = owners(conn, ids)
+        for i, found in zip(ids, owner.tolist(), strict=True):
+            if found < 0:
                 raise NotFound(f"no pattern with id {i}; give patterns of {dataset.name!r}")
-            if found[i] != dataset.id:
-                other = self._datasets.by_id(found[i]).name
+            if found != dataset.id:
+                other = self._datasets.by_id(found).name
                 raise InvalidInput(
                     f"pattern {i} belongs to dataset {other!r}, but {version.ref} predicts "
                     f"dataset {dataset.name!r}; explain patterns of {dataset.name!r}"

@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.sql import ColumnElement
 
 from trenches import timestamps
 from trenches.db import schema as t
@@ -23,6 +22,7 @@ from trenches.patterns import codec, columnar
 from trenches.patterns import inputs as inp
 from trenches.patterns.datasets import Dataset, dataset_by_id
 from trenches.patterns.listing import PatternPage, PatternQuery, count, page, patterns_of_rows
+from trenches.patterns.lookup import StoredRow, changed, owners, stored_rows
 from trenches.patterns.ranges import next_pattern_id, record_range
 from trenches.patterns.record import Pattern
 
@@ -57,20 +57,15 @@ class Patterns:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def _row(self, conn: Connection, pattern_id: int) -> Any:
+    def _row(self, conn: Connection, pattern_id: int) -> StoredRow:
         if not in_int64(pattern_id):  # names nothing stored; the driver could not send it
             raise NotFound(f"no pattern with id {pattern_id}")
-        p = t.patterns.c
-        row = conn.execute(
-            select(t.patterns, t.import_batches.c.labelled_by)
-            .select_from(t.patterns.join(t.import_batches, p.batch_id == t.import_batches.c.id))
-            .where(p.id == pattern_id)
-        ).first()
+        row = stored_rows(conn, [pattern_id]).get(pattern_id)
         if row is None:
             raise NotFound(f"no pattern with id {pattern_id}")
         return row
 
-    def _pattern(self, conn: Connection, row: Any) -> Pattern:
+    def _pattern(self, conn: Connection, row: StoredRow) -> Pattern:
         return patterns_of_rows(self._engine, conn, [row])[0]
 
     def get(self, pattern_id: int) -> Pattern:
@@ -220,22 +215,21 @@ class Patterns:
             raise InvalidInput("name at least one pattern id")
         p = t.patterns.c
         user = acting_name()
-        where: list[ColumnElement[bool]] = [p.id.in_(ids)]
-        if dataset is not None:
-            where.append(p.dataset_id == self._dataset_id(dataset))
+        only = None if dataset is None else self._dataset_id(dataset)
         with write(self._engine) as conn:
             lock_patterns(conn)
             now = timestamps.now_us()  # after the lock: see lock_patterns
-            rows = conn.execute(select(p.id, p.deactivated_at, p.dataset_id).where(*where)).all()
-            found = {r.id: r.deactivated_at for r in rows}
-            dataset_of = {r.id: r.dataset_id for r in rows}
+            owner, _ = owners(conn, [i if in_int64(i) else -1 for i in ids])
+            dataset_of = dict(zip(ids, owner.tolist(), strict=True))
             for i in ids:
-                if i not in found:
+                if dataset_of[i] < 0 or (only is not None and dataset_of[i] != only):
                     whose = "" if dataset is None else f" in dataset {dataset!r}"
                     raise NotFound(f"no pattern with id {i}{whose}; nothing was deactivated")
-                if found[i] is not None:
+            off = changed(conn, ids)
+            for i in ids:
+                if i in off:
                     raise Conflict(
-                        f"pattern {i} is inactive already (since {timestamps.iso(found[i])}); "
+                        f"pattern {i} is inactive already (since {timestamps.iso(off[i])}); "
                         "nothing was deactivated"
                     )
             conn.execute(update(t.patterns).where(p.id.in_(ids)).values(deactivated_at=now))
@@ -279,7 +273,6 @@ class Patterns:
 
     def history(self, pattern_id: int) -> PatternHistory:
         """Every version of the example that ``pattern_id`` is one version of."""
-        p = t.patterns.c
         with read(self._engine) as conn:
             row = self._row(conn, pattern_id)
             # Back to the first version ...
@@ -287,13 +280,17 @@ class Patterns:
                 row = self._row(conn, row.replaces_id)
             chain = [row]
             # ... then forward through the versions that replaced it.
+            c = t.pattern_changes.c
             while True:
-                nxt = conn.execute(select(p.id).where(p.replaces_id == chain[-1].id)).first()
+                nxt = conn.execute(
+                    select(c.new_pattern_id).where(
+                        c.pattern_id == chain[-1].id, c.new_pattern_id.is_not(None)
+                    )
+                ).scalar()
                 if nxt is None:
                     break
-                chain.append(self._row(conn, nxt.id))
+                chain.append(self._row(conn, nxt))
             ids = [r.id for r in chain]
-            c = t.pattern_changes.c
             changes = conn.execute(
                 select(t.pattern_changes).where(c.pattern_id.in_(ids)).order_by(c.changed_at, c.id)
             ).all()

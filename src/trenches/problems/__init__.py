@@ -25,6 +25,7 @@ from trenches.db.audit import change
 from trenches.db.engine import read, write
 from trenches.errors import Conflict, InvalidInput, NotFound
 from trenches.names import SPLITS, in_int64
+from trenches.patterns.lookup import stored_rows
 from trenches.problems.scores import ProblemScore, Scorer
 from trenches.verdicts import Tolerance, tolerance_for
 
@@ -285,21 +286,16 @@ class Problems:
         added = already = 0
         detail = {"positive": pos, "negative": neg}
         with change("problems.add", f"problem:{slug}", detail), write(self._engine) as conn:
-            p = t.patterns.c
-            rows_found = conn.execute(
-                select(p.id, p.dataset_id, p.split).where(p.id.in_(list(wanted)))
-            ).all()
-            found = {r.id: r.dataset_id for r in rows_found}
-            training = tuple(
-                sorted(int(r.id) for r in rows_found if r.split == SPLITS.index("train"))
-            )
+            found = stored_rows(conn, list(wanted))
             for pid in wanted:
                 if pid not in found:
                     raise NotFound(f"there is no pattern {pid}; nothing was added")
-                if found[pid] != ds.id:
+                if found[pid].dataset_id != ds.id:
                     raise InvalidInput(
                         f"pattern {pid} belongs to another dataset than {problem.dataset!r}"
                     )
+            train = SPLITS.index("train")
+            training = tuple(sorted(pid for pid, r in found.items() if r.split == train))
             pp = t.problem_patterns.c
             current = dict(
                 conn.execute(
