@@ -111,9 +111,10 @@ pattern_changes = Table(
     "pattern_changes",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    Column("pattern_id", ForeignKey("patterns.id"), nullable=False, index=True),
+    # Pattern ids, without a foreign key: a columnar dataset's patterns have no row.
+    Column("pattern_id", Id, nullable=False, index=True),
     Column("kind", String(20), nullable=False),  # deactivate | relabel
-    Column("new_pattern_id", ForeignKey("patterns.id"), index=True),
+    Column("new_pattern_id", Id, index=True),
     Column("reason", Text, nullable=False),
     Column("changed_by", String(200)),
     Column("changed_at", BigInteger, nullable=False),
@@ -374,7 +375,7 @@ problem_patterns = Table(
     "problem_patterns",
     metadata,
     Column("problem_id", ForeignKey("problems.id"), primary_key=True),
-    Column("pattern_id", ForeignKey("patterns.id"), primary_key=True),
+    Column("pattern_id", Id, primary_key=True),  # no foreign key: see pattern_changes
     Column("polarity", String(10), nullable=False),  # positive | negative
     Column("added_at", BigInteger, nullable=False),
 )
@@ -404,7 +405,7 @@ explanations = Table(
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("version_id", ForeignKey("model_versions.id"), nullable=False),
-    Column("pattern_id", ForeignKey("patterns.id"), nullable=False, index=True),
+    Column("pattern_id", Id, nullable=False, index=True),  # no foreign key: see pattern_changes
     Column("method", String(40), nullable=False),  # lime-tabular | lime-text
     Column("settings_digest", String(64), nullable=False),
     Column("settings", Text, nullable=False),  # JSON: seed, num_samples, num_features, ...
@@ -463,7 +464,7 @@ feedback = Table(
     Column("comment", Text),
     Column("created_at", BigInteger, nullable=False),
     # The pattern this feedback became (trenches requests to-patterns), once it has.
-    Column("pattern_id", ForeignKey("patterns.id")),
+    Column("pattern_id", Id),  # no foreign key: see pattern_changes
 )
 
 # --- monitoring: drift reports, alerts, retraining (migration 0008) ---------------
