@@ -430,9 +430,12 @@ def take_snapshot(
         now = timestamps.now_us()  # after the lock: see lock_patterns
         if as_of is None:
             when = now
+        # The last id the dataset's imports (and relabels) took by now: a pattern
+        # imported later with a backdated time is no member.
+        b = t.import_batches.c
         max_id = (
             conn.execute(
-                select(func.max(t.patterns.c.id)).where(t.patterns.c.dataset_id == dataset.id)
+                select(func.max(b.last_pattern_id)).where(b.dataset_id == dataset.id)
             ).scalar()
             or 0
         )
