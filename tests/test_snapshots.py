@@ -124,10 +124,15 @@ def _edit_behind_trenches_back(store: trenches.Store, sql: str, **params: object
 
 
 def _edit_table_behind_trenches_back(
-    store: trenches.Store, dataset: trenches.Dataset, pid: int, what: str
+    store: trenches.Store,
+    dataset: trenches.Dataset,
+    pid: int,
+    what: str,
+    value: bytes | None = None,
 ) -> None:
     """Rewrite the Parquet file of the dataset's table that holds pattern ``pid`` with
-    one of its values changed, as a careless script might."""
+    one of its values changed (its ``input_key`` to ``value``), as a careless script
+    might."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -153,6 +158,14 @@ def _edit_table_behind_trenches_back(
                 data.schema.get_field_index("label"),
                 data.schema.field("label"),
                 pa.array(labels, data.schema.field("label").type),
+            )
+        elif what == "input_key":
+            keys = data.column("input_key").to_pylist()
+            keys[i] = value
+            data = data.set_column(
+                data.schema.get_field_index("input_key"),
+                data.schema.field("input_key"),
+                pa.array(keys, data.schema.field("input_key").type),
             )
         elif what == "split":
             split = data.column("split").to_numpy().copy()
@@ -201,21 +214,42 @@ def test_verify_catches_a_row_edited_behind_the_store(
     assert not snap.verify()
 
 
+@pytest.fixture
+def legacy_dataset(store: trenches.Store, frame: pd.DataFrame) -> trenches.Dataset:
+    """The ``dataset`` fixture as an earlier release kept it: its patterns' inputs
+    packed in their database rows, and no table."""
+    from trenches.db import schema as t
+
+    store.datasets.create("tumours", task="classification", label="label")
+    with store.engine.begin() as conn:
+        conn.execute(t.datasets.update().values(columnar=False))
+    ds = store.datasets.get("tumours")
+    assert not ds.columnar
+    ds.add(frame, source="expert", labelled_by="dr.a", created_at="2026-01-01")
+    return ds
+
+
 @pytest.mark.parametrize(
     "sql",
     [
         "UPDATE patterns SET label = 'other' WHERE id = :i",
         "UPDATE patterns SET split = 2 WHERE id = :i",
         "UPDATE patterns SET created_at = created_at - 1 WHERE id = :i",
+        "UPDATE patterns SET obj = '[\"left\"]' WHERE id = :i AND obj != '[\"left\"]'",
     ],
 )
-def test_verify_catches_a_database_row_that_no_longer_matches_its_table(
-    store: trenches.Store, dataset: trenches.Dataset, sql: str
+def test_verify_catches_a_row_of_an_earlier_releases_dataset_edited_behind_the_store(
+    store: trenches.Store, legacy_dataset: trenches.Dataset, sql: str
 ) -> None:
-    snap = dataset.snapshot()
+    """A dataset of an earlier release keeps its patterns in database rows: verify
+    rechecks those."""
+    snap = legacy_dataset.snapshot()
     _, _, _, ids = snap.training_data("train")
     assert snap.verify()
-    _edit_behind_trenches_back(store, sql, i=int(ids[0]))
+    pid = next(
+        int(i) for i in ids if legacy_dataset.patterns(ids=[int(i)])["site"].iat[0] != "left"
+    )
+    _edit_behind_trenches_back(store, sql, i=pid)
     assert not snap.verify()
 
 
@@ -248,6 +282,20 @@ def test_verify_catches_an_edited_input_key_of_a_held_out_pattern(
     excluded = snap.excluded_ids()
     # Point the held-out pattern's key at another pattern's inputs: a different set of
     # patterns would be left out of training.
+    other = _input_key_of(store, dataset, 6)
+    _edit_table_behind_trenches_back(store, dataset, 5, "input_key", other)
+    assert not np.array_equal(snap.excluded_ids(), excluded)
+    assert not snap.verify()
+
+
+def test_verify_catches_an_edited_input_key_of_a_held_out_pattern_of_an_earlier_release(
+    store: trenches.Store, legacy_dataset: trenches.Dataset
+) -> None:
+    store.problems.create("odd", dataset="tumours", title="odd ones")
+    store.problems.add("odd", positive=[5])
+    snap = legacy_dataset.snapshot()
+    assert snap.held_out == (5,) and snap.verify()
+    excluded = snap.excluded_ids()
     _edit_behind_trenches_back(
         store,
         "UPDATE patterns SET input_key = (SELECT input_key FROM patterns WHERE id = 6) "
@@ -255,6 +303,19 @@ def test_verify_catches_an_edited_input_key_of_a_held_out_pattern(
     )
     assert not np.array_equal(snap.excluded_ids(), excluded)
     assert not snap.verify()
+
+
+def _input_key_of(store: trenches.Store, dataset: trenches.Dataset, pid: int) -> bytes:
+    """The input key of pattern ``pid`` in the dataset's table."""
+    from trenches.db.engine import read
+    from trenches.patterns import columnar
+
+    with read(store.engine) as conn:
+        data = columnar.read(conn, dataset.id, columns=["input_key"], ids=np.array([pid]))
+    assert data is not None and data.num_rows == 1
+    key = data.column("input_key")[0].as_py()
+    assert isinstance(key, bytes)
+    return key
 
 
 _NAMES = itertools.count()
