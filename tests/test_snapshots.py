@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -366,3 +367,109 @@ def test_training_data_is_every_number_added_in_id_order(
         X, _, _, ids = of_first.training_data(None)
         assert set(ids.tolist()) == set(range(first, first + sizes[0])) - set(off.tolist())
         assert np.array_equal(X.to_numpy(), every[ids - first], equal_nan=True)
+
+
+# --- a columnar dataset needs no database row a pattern ----------------------------------
+
+
+def _delete_pattern_rows(store: trenches.Store, dataset: trenches.Dataset) -> None:
+    """Delete the dataset's rows of the ``patterns`` table, their foreign keys unchecked
+    (its changes and problem patterns point at them): what a columnar dataset holds once
+    imports stop writing them."""
+    from sqlalchemy import delete, func, select
+
+    from trenches.db import schema as t
+
+    p = t.patterns.c
+    if store.engine.dialect.name == "sqlite":
+        import sqlite3
+
+        raw = sqlite3.connect(str(store.engine.url.database))  # foreign keys off
+        try:
+            with raw:
+                raw.execute("DELETE FROM patterns WHERE dataset_id = ?", (dataset.id,))
+        finally:
+            raw.close()
+    else:
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
+            conn.execute(delete(t.patterns).where(p.dataset_id == dataset.id))
+    with store.engine.connect() as conn:
+        left = conn.execute(select(func.count()).where(p.dataset_id == dataset.id)).scalar()
+    assert left == 0
+
+
+def _set_columnar(store: trenches.Store, columnar: bool) -> None:
+    from trenches.db import schema as t
+
+    with store.engine.begin() as conn:
+        conn.execute(t.datasets.update().values(columnar=columnar))
+
+
+def test_a_columnar_datasets_snapshots_summary_lineage_and_dedup_need_no_pattern_rows(
+    store: trenches.Store, dataset: trenches.Dataset, frame: pd.DataFrame
+) -> None:
+    """The proof that a columnar dataset's snapshots, summary, lineage counts and
+    import dedup read its table and pattern changes alone: they give the answers its
+    database rows gave, and the same once those rows are gone."""
+    from sklearn.linear_model import LogisticRegression
+
+    # Every rule of membership at work: patterns deactivated and relabelled, a later
+    # import of another source, a held-out problem pattern and a copy of its inputs.
+    store.patterns.deactivate([1, 2], reason="bad")
+    old = store.patterns.get(3).label
+    store.patterns.relabel(
+        3, "benign" if old == "malignant" else "malignant", source="expert", reason="fix"
+    )
+    copy = frame.iloc[[4]].assign(label="benign")  # the inputs of pattern 5
+    dataset.add(
+        pd.concat([make_frame(20, seed=5), copy], ignore_index=True),
+        source="crowd",
+        created_at="2026-02-01",
+    )
+    store.problems.create("odd", dataset="tumours", title="odd ones")
+    store.problems.add("odd", positive=[5])
+    snaps = [
+        dataset.snapshot(),
+        dataset.snapshot(as_of="2026-01-15"),
+        dataset.snapshot(sources=["crowd"]),
+    ]
+    assert all(s.verify() for s in snaps)
+    X, y, _, _ = snaps[0].training_data()
+    with store.run("fit", snapshot=snaps[0], capture_code=False) as run:
+        version = run.log_model(LogisticRegression().fit(X[["radius", "texture"]], y), "clf")
+    asked = np.array([5, 222, 3, 201, *range(6, 40), 2, 10**9])
+
+    def answers(ds: trenches.Dataset) -> dict[str, object]:
+        return {
+            # (each call takes snapshots again: their number is left out)
+            "summary": dataclasses.replace(ds.summary(), snapshots=0),
+            "digests": [ds.snapshot(as_of=s.as_of, sources=s.sources).digest for s in snaps],
+            "excluded": [s.excluded_ids().tolist() for s in snaps],
+            "trained_on": [s.trained_on(asked).tolist() for s in snaps],
+            "lineage": store.lineage(version.ref).data,
+        }
+
+    from_table = answers(dataset)
+    assert from_table["digests"] == [s.digest for s in snaps]
+    assert from_table["excluded"] == [[5, 222], [5], [222]]
+    assert any(from_table["trained_on"][0]) and not from_table["trained_on"][0][-1]
+    # The dataset's database rows (still written) give the same answers, read as an
+    # earlier release's dataset is read.
+    _set_columnar(store, False)
+    from_rows = answers(store.datasets.get("tumours"))
+    _set_columnar(store, True)
+    assert [k for k in from_table if from_rows[k] != from_table[k]] == []
+    # ... and without them, nothing changes.
+    _delete_pattern_rows(store, dataset)
+    after = answers(dataset)
+    assert [k for k in from_table if after[k] != from_table[k]] == []
+    assert all(s.verify() for s in snaps)
+    # An import finds the rows the dataset holds already in its table.
+    added = dataset.add(
+        pd.concat([frame.iloc[:30], make_frame(5, seed=77)], ignore_index=True),
+        source="expert",
+        created_at="2026-03-01",
+        skip_existing=True,
+    )
+    assert (added.skipped, added.rows) == (30, 5)
