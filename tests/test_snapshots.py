@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -124,10 +125,15 @@ def _edit_behind_trenches_back(store: trenches.Store, sql: str, **params: object
 
 
 def _edit_table_behind_trenches_back(
-    store: trenches.Store, dataset: trenches.Dataset, pid: int, what: str
+    store: trenches.Store,
+    dataset: trenches.Dataset,
+    pid: int,
+    what: str,
+    value: bytes | None = None,
 ) -> None:
     """Rewrite the Parquet file of the dataset's table that holds pattern ``pid`` with
-    one of its values changed, as a careless script might."""
+    one of its values changed (its ``input_key`` to ``value``), as a careless script
+    might."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -153,6 +159,14 @@ def _edit_table_behind_trenches_back(
                 data.schema.get_field_index("label"),
                 data.schema.field("label"),
                 pa.array(labels, data.schema.field("label").type),
+            )
+        elif what == "input_key":
+            keys = data.column("input_key").to_pylist()
+            keys[i] = value
+            data = data.set_column(
+                data.schema.get_field_index("input_key"),
+                data.schema.field("input_key"),
+                pa.array(keys, data.schema.field("input_key").type),
             )
         elif what == "split":
             split = data.column("split").to_numpy().copy()
@@ -201,21 +215,42 @@ def test_verify_catches_a_row_edited_behind_the_store(
     assert not snap.verify()
 
 
+@pytest.fixture
+def legacy_dataset(store: trenches.Store, frame: pd.DataFrame) -> trenches.Dataset:
+    """The ``dataset`` fixture as an earlier release kept it: its patterns' inputs
+    packed in their database rows, and no table."""
+    from trenches.db import schema as t
+
+    store.datasets.create("tumours", task="classification", label="label")
+    with store.engine.begin() as conn:
+        conn.execute(t.datasets.update().values(columnar=False))
+    ds = store.datasets.get("tumours")
+    assert not ds.columnar
+    ds.add(frame, source="expert", labelled_by="dr.a", created_at="2026-01-01")
+    return ds
+
+
 @pytest.mark.parametrize(
     "sql",
     [
         "UPDATE patterns SET label = 'other' WHERE id = :i",
         "UPDATE patterns SET split = 2 WHERE id = :i",
         "UPDATE patterns SET created_at = created_at - 1 WHERE id = :i",
+        "UPDATE patterns SET obj = '[\"left\"]' WHERE id = :i AND obj != '[\"left\"]'",
     ],
 )
-def test_verify_catches_a_database_row_that_no_longer_matches_its_table(
-    store: trenches.Store, dataset: trenches.Dataset, sql: str
+def test_verify_catches_a_row_of_an_earlier_releases_dataset_edited_behind_the_store(
+    store: trenches.Store, legacy_dataset: trenches.Dataset, sql: str
 ) -> None:
-    snap = dataset.snapshot()
+    """A dataset of an earlier release keeps its patterns in database rows: verify
+    rechecks those."""
+    snap = legacy_dataset.snapshot()
     _, _, _, ids = snap.training_data("train")
     assert snap.verify()
-    _edit_behind_trenches_back(store, sql, i=int(ids[0]))
+    pid = next(
+        int(i) for i in ids if legacy_dataset.patterns(ids=[int(i)])["site"].iat[0] != "left"
+    )
+    _edit_behind_trenches_back(store, sql, i=pid)
     assert not snap.verify()
 
 
@@ -248,6 +283,20 @@ def test_verify_catches_an_edited_input_key_of_a_held_out_pattern(
     excluded = snap.excluded_ids()
     # Point the held-out pattern's key at another pattern's inputs: a different set of
     # patterns would be left out of training.
+    other = _input_key_of(store, dataset, 6)
+    _edit_table_behind_trenches_back(store, dataset, 5, "input_key", other)
+    assert not np.array_equal(snap.excluded_ids(), excluded)
+    assert not snap.verify()
+
+
+def test_verify_catches_an_edited_input_key_of_a_held_out_pattern_of_an_earlier_release(
+    store: trenches.Store, legacy_dataset: trenches.Dataset
+) -> None:
+    store.problems.create("odd", dataset="tumours", title="odd ones")
+    store.problems.add("odd", positive=[5])
+    snap = legacy_dataset.snapshot()
+    assert snap.held_out == (5,) and snap.verify()
+    excluded = snap.excluded_ids()
     _edit_behind_trenches_back(
         store,
         "UPDATE patterns SET input_key = (SELECT input_key FROM patterns WHERE id = 6) "
@@ -255,6 +304,19 @@ def test_verify_catches_an_edited_input_key_of_a_held_out_pattern(
     )
     assert not np.array_equal(snap.excluded_ids(), excluded)
     assert not snap.verify()
+
+
+def _input_key_of(store: trenches.Store, dataset: trenches.Dataset, pid: int) -> bytes:
+    """The input key of pattern ``pid`` in the dataset's table."""
+    from trenches.db.engine import read
+    from trenches.patterns import columnar
+
+    with read(store.engine) as conn:
+        data = columnar.read(conn, dataset.id, columns=["input_key"], ids=np.array([pid]))
+    assert data is not None and data.num_rows == 1
+    key = data.column("input_key")[0].as_py()
+    assert isinstance(key, bytes)
+    return key
 
 
 _NAMES = itertools.count()
@@ -305,3 +367,109 @@ def test_training_data_is_every_number_added_in_id_order(
         X, _, _, ids = of_first.training_data(None)
         assert set(ids.tolist()) == set(range(first, first + sizes[0])) - set(off.tolist())
         assert np.array_equal(X.to_numpy(), every[ids - first], equal_nan=True)
+
+
+# --- a columnar dataset needs no database row a pattern ----------------------------------
+
+
+def _delete_pattern_rows(store: trenches.Store, dataset: trenches.Dataset) -> None:
+    """Delete the dataset's rows of the ``patterns`` table, their foreign keys unchecked
+    (its changes and problem patterns point at them): what a columnar dataset holds once
+    imports stop writing them."""
+    from sqlalchemy import delete, func, select
+
+    from trenches.db import schema as t
+
+    p = t.patterns.c
+    if store.engine.dialect.name == "sqlite":
+        import sqlite3
+
+        raw = sqlite3.connect(str(store.engine.url.database))  # foreign keys off
+        try:
+            with raw:
+                raw.execute("DELETE FROM patterns WHERE dataset_id = ?", (dataset.id,))
+        finally:
+            raw.close()
+    else:
+        with store.engine.begin() as conn:
+            conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
+            conn.execute(delete(t.patterns).where(p.dataset_id == dataset.id))
+    with store.engine.connect() as conn:
+        left = conn.execute(select(func.count()).where(p.dataset_id == dataset.id)).scalar()
+    assert left == 0
+
+
+def _set_columnar(store: trenches.Store, columnar: bool) -> None:
+    from trenches.db import schema as t
+
+    with store.engine.begin() as conn:
+        conn.execute(t.datasets.update().values(columnar=columnar))
+
+
+def test_a_columnar_datasets_snapshots_summary_lineage_and_dedup_need_no_pattern_rows(
+    store: trenches.Store, dataset: trenches.Dataset, frame: pd.DataFrame
+) -> None:
+    """The proof that a columnar dataset's snapshots, summary, lineage counts and
+    import dedup read its table and pattern changes alone: they give the answers its
+    database rows gave, and the same once those rows are gone."""
+    from sklearn.linear_model import LogisticRegression
+
+    # Every rule of membership at work: patterns deactivated and relabelled, a later
+    # import of another source, a held-out problem pattern and a copy of its inputs.
+    store.patterns.deactivate([1, 2], reason="bad")
+    old = store.patterns.get(3).label
+    store.patterns.relabel(
+        3, "benign" if old == "malignant" else "malignant", source="expert", reason="fix"
+    )
+    copy = frame.iloc[[4]].assign(label="benign")  # the inputs of pattern 5
+    dataset.add(
+        pd.concat([make_frame(20, seed=5), copy], ignore_index=True),
+        source="crowd",
+        created_at="2026-02-01",
+    )
+    store.problems.create("odd", dataset="tumours", title="odd ones")
+    store.problems.add("odd", positive=[5])
+    snaps = [
+        dataset.snapshot(),
+        dataset.snapshot(as_of="2026-01-15"),
+        dataset.snapshot(sources=["crowd"]),
+    ]
+    assert all(s.verify() for s in snaps)
+    X, y, _, _ = snaps[0].training_data()
+    with store.run("fit", snapshot=snaps[0], capture_code=False) as run:
+        version = run.log_model(LogisticRegression().fit(X[["radius", "texture"]], y), "clf")
+    asked = np.array([5, 222, 3, 201, *range(6, 40), 2, 10**9])
+
+    def answers(ds: trenches.Dataset) -> dict[str, object]:
+        return {
+            # (each call takes snapshots again: their number is left out)
+            "summary": dataclasses.replace(ds.summary(), snapshots=0),
+            "digests": [ds.snapshot(as_of=s.as_of, sources=s.sources).digest for s in snaps],
+            "excluded": [s.excluded_ids().tolist() for s in snaps],
+            "trained_on": [s.trained_on(asked).tolist() for s in snaps],
+            "lineage": store.lineage(version.ref).data,
+        }
+
+    from_table = answers(dataset)
+    assert from_table["digests"] == [s.digest for s in snaps]
+    assert from_table["excluded"] == [[5, 222], [5], [222]]
+    assert any(from_table["trained_on"][0]) and not from_table["trained_on"][0][-1]
+    # The dataset's database rows (still written) give the same answers, read as an
+    # earlier release's dataset is read.
+    _set_columnar(store, False)
+    from_rows = answers(store.datasets.get("tumours"))
+    _set_columnar(store, True)
+    assert [k for k in from_table if from_rows[k] != from_table[k]] == []
+    # ... and without them, nothing changes.
+    _delete_pattern_rows(store, dataset)
+    after = answers(dataset)
+    assert [k for k in from_table if after[k] != from_table[k]] == []
+    assert all(s.verify() for s in snaps)
+    # An import finds the rows the dataset holds already in its table.
+    added = dataset.add(
+        pd.concat([frame.iloc[:30], make_frame(5, seed=77)], ignore_index=True),
+        source="expert",
+        created_at="2026-03-01",
+        skip_existing=True,
+    )
+    assert (added.skipped, added.rows) == (30, 5)

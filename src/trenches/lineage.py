@@ -6,9 +6,11 @@ snapshot's patterns by source and split -> the environment.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
+import numpy as np
 import orjson
 from sqlalchemy import func, select
 
@@ -17,8 +19,11 @@ from trenches.db import schema as t
 from trenches.db.engine import read
 from trenches.json_form import to_json
 from trenches.names import SPLITS
-from trenches.patterns.frames import membership
+from trenches.patterns.datasets import dataset_by_id
+from trenches.patterns.frames import Members, membership
+from trenches.patterns.members import member_rows
 from trenches.patterns.snapshots import snapshot_by_id
+from trenches.tables import arrays
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -114,17 +119,20 @@ def lineage(version: ModelVersion, *, engine: Engine, runs: Runs, data: bool = T
 
 def _counts(engine: Engine, snap: Snapshot) -> dict[str, Any]:
     """The snapshot's patterns counted by source, by split, and by both."""
-    p = t.patterns.c
-    where = membership(
-        snap.dataset_id,
-        as_of=timestamps.to_us(snap.as_of),
-        max_id=snap.max_pattern_id,
-        sources=snap.sources,
-    )
-    with read(engine) as conn:
-        rows = conn.execute(
-            select(p.source, p.split, func.count()).where(*where).group_by(p.source, p.split)
-        ).all()
+    as_of = timestamps.to_us(snap.as_of)
+    rows: Sequence[Any]
+    if dataset_by_id(engine, snap.dataset_id).columnar:
+        members = Members(as_of=as_of, max_id=snap.max_pattern_id, sources=snap.sources)
+        rows = _columnar_counts(engine, snap.dataset_id, members)
+    else:
+        p = t.patterns.c
+        where = membership(
+            snap.dataset_id, as_of=as_of, max_id=snap.max_pattern_id, sources=snap.sources
+        )
+        with read(engine) as conn:
+            rows = conn.execute(
+                select(p.source, p.split, func.count()).where(*where).group_by(p.source, p.split)
+            ).all()
     by_source: dict[str, int] = {}
     by_split: dict[str, int] = {}
     cells: dict[str, dict[str, int]] = {}
@@ -133,3 +141,22 @@ def _counts(engine: Engine, snap: Snapshot) -> dict[str, Any]:
         by_split[SPLITS[split]] = by_split.get(SPLITS[split], 0) + int(n)
         cells.setdefault(source, {})[SPLITS[split]] = int(n)
     return {"by_source": by_source, "by_split": by_split, "by_source_and_split": cells}
+
+
+def _columnar_counts(
+    engine: Engine, dataset_id: int, members: Members
+) -> list[tuple[str, int, int]]:
+    """(source, split code, patterns) of a columnar dataset's members, from its table,
+    by source and split."""
+    with read(engine) as conn:
+        data = member_rows(conn, dataset_id, members, ["source", "split"], dictionary=("source",))
+    if data is None or not data.num_rows:
+        return []
+    codes, sources = arrays.codes(data["source"])
+    cell = codes.astype(np.int64) * len(SPLITS) + data["split"].to_numpy()
+    counts = np.bincount(cell, minlength=len(sources) * len(SPLITS))
+    cells = [
+        (str(sources[c // len(SPLITS)]), c % len(SPLITS), int(counts[c]))
+        for c in np.flatnonzero(counts).tolist()
+    ]
+    return sorted(cells)

@@ -332,8 +332,8 @@ def coerced_of(
 def content_hashes(
     num: Sequence[bytes | bytearray | None] | np.ndarray | None,
     obj: Sequence[str | None] | None,
-    labels: Sequence[str],
-    source: str | Sequence[str],
+    labels: Sequence[str] | np.ndarray,
+    source: str | Sequence[str] | np.ndarray,
     created_at: int | np.ndarray,
 ) -> list[bytearray]:
     """A 128-bit hash of what a training run sees of each pattern: its exact stored

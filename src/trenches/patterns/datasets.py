@@ -10,7 +10,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import orjson
@@ -31,6 +31,7 @@ from trenches.patterns import inputs as inp
 from trenches.patterns.frames import Members, ids_of
 from trenches.patterns.frames import read_patterns as read_patterns
 from trenches.patterns.imports import ImportResult, ProgressCallback
+from trenches.patterns.members import member_rows, value_counts
 from trenches.patterns.tolerance import Tolerance, tolerance_for
 
 if TYPE_CHECKING:
@@ -258,49 +259,22 @@ class Dataset:
 
     def summary(self) -> DatasetSummary:
         """Counts of the active patterns by split, source, label and month of arrival."""
-        p = t.patterns.c
-        active = [p.dataset_id == self.id, p.deactivated_at.is_(None)]
-
-        def counts(column: Any) -> dict[Any, int]:
-            with read(self._engine) as conn:
-                rows = conn.execute(
-                    select(column, func.count()).where(*active).group_by(column).order_by(column)
-                ).all()
-            return {k: int(n) for k, n in rows}
-
         with read(self._engine) as conn:
-            total, inactive = conn.execute(
-                select(
-                    func.count(),
-                    func.count(p.deactivated_at),
-                ).where(p.dataset_id == self.id)
-            ).one()
             batches = conn.execute(
                 select(func.count()).where(t.import_batches.c.dataset_id == self.id)
             ).scalar_one()
             snaps = conn.execute(
                 select(func.count()).where(t.snapshots.c.dataset_id == self.id)
             ).scalar_one()
-            times = conn.execute(
-                select(p.created_at, func.count()).where(*active).group_by(p.created_at)
-            ).all()
-        by_month: dict[str, int] = {}
-        for us, n in sorted(times):
-            month = timestamps.from_us(us).strftime("%Y-%m")
-            by_month[month] = by_month.get(month, 0) + int(n)
+        counts = _table_counts(self) if self.columnar else _row_counts(self)
         return DatasetSummary(
             name=self.name,
             task=self.task,
             label_column=self.label_column,
             schema=self.schema,
-            active=int(total) - int(inactive),
-            inactive=int(inactive),
             imports=int(batches),
             snapshots=int(snaps),
-            by_split={SPLITS[k]: v for k, v in counts(p.split).items()},
-            by_source=counts(p.source),
-            by_label=counts(p.label),
-            by_month=by_month,
+            **counts._asdict(),
         )
 
     def set_tolerance(self, tolerance: Tolerance | str | float | None) -> Tolerance | None:
@@ -344,6 +318,93 @@ class Dataset:
         from trenches.patterns.quality import check_dataset
 
         return check_dataset(self._engine, self, snapshot_id=snapshot, precision=precision)
+
+
+class _Counts(NamedTuple):
+    """A dataset's patterns counted, as a summary shows them."""
+
+    active: int
+    inactive: int
+    by_split: dict[str, int]
+    by_source: dict[str, int]
+    by_label: dict[str, int]
+    by_month: dict[str, int]
+
+
+def _row_counts(dataset: Dataset) -> _Counts:
+    """:class:`_Counts` of an earlier release's dataset, from its ``patterns`` rows."""
+    p = t.patterns.c
+    active = [p.dataset_id == dataset.id, p.deactivated_at.is_(None)]
+
+    def counts(column: Any) -> dict[Any, int]:
+        with read(dataset.engine) as conn:
+            rows = conn.execute(
+                select(column, func.count()).where(*active).group_by(column).order_by(column)
+            ).all()
+        return {k: int(n) for k, n in rows}
+
+    with read(dataset.engine) as conn:
+        total, inactive = conn.execute(
+            select(
+                func.count(),
+                func.count(p.deactivated_at),
+            ).where(p.dataset_id == dataset.id)
+        ).one()
+        times = conn.execute(
+            select(p.created_at, func.count()).where(*active).group_by(p.created_at)
+        ).all()
+    by_month: dict[str, int] = {}
+    for us, n in sorted(times):
+        month = timestamps.from_us(us).strftime("%Y-%m")
+        by_month[month] = by_month.get(month, 0) + int(n)
+    return _Counts(
+        active=int(total) - int(inactive),
+        inactive=int(inactive),
+        by_split={SPLITS[k]: v for k, v in counts(p.split).items()},
+        by_source=counts(p.source),
+        by_label=counts(p.label),
+        by_month=by_month,
+    )
+
+
+def _table_counts(dataset: Dataset) -> _Counts:
+    """:class:`_Counts` of a columnar dataset: its active patterns from its table, the
+    inactive ones counted by their changes (a pattern changes once)."""
+    c = t.pattern_changes.c
+    with read(dataset.engine) as conn:
+        data = member_rows(
+            conn,
+            dataset.id,
+            Members(),
+            ["split", "source", "label", "created_at"],
+            dictionary=("source", "label"),
+        )
+        inactive = conn.execute(select(func.count()).where(c.dataset_id == dataset.id)).scalar_one()
+    if data is None or not data.num_rows:
+        return _Counts(0, int(inactive), {}, {}, {}, {})
+    split = np.bincount(data["split"].to_numpy(), minlength=len(SPLITS))
+    return _Counts(
+        active=data.num_rows,
+        inactive=int(inactive),
+        by_split={SPLITS[k]: int(split[k]) for k in np.flatnonzero(split).tolist()},
+        by_source=value_counts(data["source"]),
+        by_label=value_counts(data["label"]),
+        by_month=_by_month(data["created_at"].to_numpy()),
+    )
+
+
+def _by_month(created_at: np.ndarray) -> dict[str, int]:
+    """How many of the times ``created_at`` (microseconds) fall in each month (UTC),
+    by month in order."""
+    times, n = np.unique(created_at, return_counts=True)
+    months = times.astype("datetime64[us]").astype("datetime64[M]")
+    firsts, at = np.unique(months, return_inverse=True)
+    sums = np.bincount(at, weights=n)
+    starts = firsts.astype("datetime64[us]").astype(np.int64).tolist()
+    return {
+        timestamps.from_us(us).strftime("%Y-%m"): int(total)
+        for us, total in zip(starts, sums.tolist(), strict=True)
+    }
 
 
 def dataset_by_id(engine: Engine, dataset_id: int, conn: Connection | None = None) -> Dataset:

@@ -12,28 +12,41 @@ the dataset.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from trenches.db import schema as t
 from trenches.db.engine import id_in
-from trenches.patterns import codec
+from trenches.patterns import codec, columnar
+from trenches.tables.arrays import ascending_unique, fixed_bytes
+
+if TYPE_CHECKING:
+    from trenches.patterns.datasets import Dataset
 
 
 class StoredContent:
-    """The patterns of one dataset as they were when an import took its write lock."""
+    """The patterns of one dataset as they were when an import took its write lock:
+    of a columnar dataset from its table (an import's own rows join it only when it
+    commits), of an earlier release's from its ``patterns`` rows."""
 
-    def __init__(self, conn: Connection, dataset_id: int) -> None:
-        p = t.patterns.c
-        rows = conn.execute(
-            select(p.id, p.input_key).where(p.dataset_id == dataset_id)
-        ).cursor.fetchall()
-        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        heads = np.frombuffer(b"".join(bytes(r[1][:8]) for r in rows), dtype=">u8")
-        heads = heads.astype(np.uint64)
+    def __init__(self, conn: Connection, dataset: Dataset) -> None:
+        if dataset.columnar:
+            ids, heads = _table_heads(conn, dataset.id)
+        else:
+            p = t.patterns.c
+            rows = conn.execute(
+                select(p.id, p.input_key).where(p.dataset_id == dataset.id)
+            ).cursor.fetchall()
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            heads = np.frombuffer(b"".join(bytes(r[1][:8]) for r in rows), dtype=">u8")
+            heads = heads.astype(np.uint64)
         order = np.argsort(heads)
         self._conn = conn
+        self._dataset_id = dataset.id
+        self._columnar = dataset.columnar
         self._ids = ids[order]
         self._heads = heads[order]
 
@@ -76,6 +89,8 @@ class StoredContent:
 
     def _times_and_hashes(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The created_at and the content hash (n, 16) of each of ``ids``."""
+        if self._columnar:
+            return _table_times_and_hashes(self._conn, self._dataset_id, ids)
         p = t.patterns.c
         wanted = np.unique(ids)
         query = (
@@ -88,3 +103,34 @@ class StoredContent:
         times = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
         hashes = np.frombuffer(b"".join(bytes(r[2]) for r in rows), dtype=np.uint8)
         return times[at], hashes.reshape(-1, 16)[at]
+
+
+def _table_heads(conn: Connection, dataset_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ids of a columnar dataset's patterns and the first 64 bits of each one's
+    input key (as a big-endian number), from its table."""
+    data = columnar.read(conn, dataset_id, columns=["pattern_id", "input_key"])
+    if data is None:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint64)
+    keys = fixed_bytes(data["input_key"]).view(np.uint8).reshape(-1, 16)
+    heads = np.ascontiguousarray(keys[:, :8]).view(">u8").ravel().astype(np.uint64)
+    return data["pattern_id"].to_numpy(), heads
+
+
+def _table_times_and_hashes(
+    conn: Connection, dataset_id: int, ids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """:meth:`StoredContent._times_and_hashes` of a columnar dataset, from its table."""
+    data = columnar.read(
+        conn,
+        dataset_id,
+        columns=["pattern_id", "created_at", "content_hash"],
+        ids=ascending_unique(ids),
+    )
+    if data is None:  # never: the ids are of its table
+        raise RuntimeError(f"dataset {dataset_id}: its patterns' rows are not in its table")
+    found = data["pattern_id"].to_numpy()
+    order = np.argsort(found, kind="stable")
+    at = order[np.searchsorted(found[order], ids)]
+    times = data["created_at"].to_numpy()
+    hashes = fixed_bytes(data["content_hash"]).view(np.uint8).reshape(-1, 16)
+    return times[at], hashes[at]

@@ -273,7 +273,7 @@ def add_frame(
             label_text=label_text,
             source=source,
             when=when,
-            stored=None if first_import else StoredContent(conn, dataset.id),
+            stored=None if first_import else StoredContent(conn, dataset),
             skip_existing=skip_existing,
         )
         written = _write_chunks(conn, dataset, constants, chunks, start, progress)

@@ -23,15 +23,15 @@ from trenches.db.engine import id_in, lock_patterns, read, write
 from trenches.errors import InvalidInput, NotFound
 from trenches.json_form import json_shape
 from trenches.names import SPLITS, check_source
-from trenches.patterns import codec, columnar
+from trenches.patterns import columnar, digests
 from trenches.patterns.datasets import Dataset, dataset_by_id
 from trenches.patterns.diff import SnapshotDiff, diff_snapshots
 from trenches.patterns.frames import Members, ids_of, membership, read_patterns
+from trenches.patterns.members import member_rows
+from trenches.tables.arrays import ascending_unique
 
 WEIGHTINGS = ("none", "exponential", "inverse-age")
 _DAY_US = 86_400 * 1_000_000
-#: Rows checked at a time by ``Snapshot.verify``: bounds its memory on big snapshots.
-_RECHECK_ROWS = 50_000
 
 
 class TrainingData(NamedTuple):
@@ -168,18 +168,17 @@ class Snapshot:
         dataset = self._dataset()
         held_out = np.asarray(self.held_out, dtype=np.int64)
         with read(self._engine) as conn:
-            hashes = _rechecked_hashes(conn, dataset, self._members())
+            hashes = digests.rechecked_members(conn, dataset, self._selection())
             if hashes is None or len(hashes) != self.patterns:
                 return False
-            if len(held_out):
-                # The held-out inputs are part of the digest: their keys must hold too.
-                where = [t.patterns.c.dataset_id == self.dataset_id]
-                where.append(id_in(conn.dialect.name, t.patterns.c.id, held_out.tolist()))
-                if _rechecked_hashes(conn, dataset, where) is None:
-                    return False
-            return _digest_of(hashes, _input_keys(conn, held_out)) == self.digest
+            # The held-out inputs are part of the digest: their keys must hold too.
+            if len(held_out) and digests.rechecked_ids(conn, dataset, held_out) is None:
+                return False
+            held_keys = digests.input_keys(conn, dataset, held_out) if len(held_out) else []
+            return digests.digest_of(hashes, held_keys) == self.digest
 
     def _members(self) -> list[Any]:
+        """The WHERE clauses of the members of an earlier release's dataset."""
         return membership(
             self.dataset_id,
             as_of=self._as_of_us,
@@ -192,6 +191,9 @@ class Snapshot:
         member with the same inputs as one of them, ascending."""
         if not self.held_out:
             return np.zeros(0, dtype=np.int64)
+        dataset = self._dataset()
+        if dataset.columnar:
+            return self._excluded_columnar(dataset)
         p = t.patterns.c
         with read(self._engine) as conn:
             held = _keys_of(conn, self.held_out)
@@ -199,6 +201,21 @@ class Snapshot:
                 select(p.id).where(*self._members(), p.input_key.in_(held)).order_by(p.id)
             ).scalars()
             return np.fromiter(rows, dtype=np.int64)
+
+    def _excluded_columnar(self, dataset: Dataset) -> np.ndarray:
+        """:meth:`excluded_ids` of a columnar dataset, from its table."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        held = np.asarray(self.held_out, dtype=np.int64)
+        with read(self._engine) as conn:
+            keys = digests.input_keys(conn, dataset, held)
+            data = member_rows(conn, dataset.id, self._selection(), ["input_key"])
+        if data is None or not keys:
+            return np.zeros(0, dtype=np.int64)
+        same = pc.is_in(data["input_key"], value_set=pa.array(keys, type=pa.binary()))
+        ids = data["pattern_id"].to_numpy()[same.to_numpy(zero_copy_only=False)]
+        return np.sort(ids)
 
     def trained_on(self, pattern_ids: Sequence[int] | np.ndarray) -> np.ndarray:
         """For each of ``pattern_ids``, whether a model fitted on this snapshot's train
@@ -208,6 +225,9 @@ class Snapshot:
         ids = np.asarray(pattern_ids, dtype=np.int64)
         if len(ids) == 0:
             return np.zeros(0, dtype=bool)
+        dataset = self._dataset()
+        if dataset.columnar:
+            return self._trained_on_columnar(dataset, ids)
         p = t.patterns.c
         train = SPLITS.index("train")
         with read(self._engine) as conn:
@@ -230,16 +250,48 @@ class Snapshot:
             present = {bytes(k) for k in conn.execute(seen.distinct()).scalars()}
         return np.array([key_of.get(int(i)) in present for i in ids], dtype=bool)
 
+    def _trained_on_columnar(self, dataset: Dataset, ids: np.ndarray) -> np.ndarray:
+        """:meth:`trained_on` of a columnar dataset, from its table."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        train = SPLITS.index("train")
+        held = np.asarray(self.held_out, dtype=np.int64)
+        with read(self._engine) as conn:
+            # The split is a function of the inputs: only a pattern of the train split
+            # has copies in it.
+            asked = columnar.read(
+                conn,
+                dataset.id,
+                columns=["pattern_id", "input_key"],
+                ids=ascending_unique(ids),
+                split=train,
+            )
+            if asked is None or not asked.num_rows:
+                return np.zeros(len(ids), dtype=bool)
+            held_keys = digests.input_keys(conn, dataset, held) if len(held) else []
+            data = member_rows(conn, dataset.id, self._selection(), ["input_key"], split=train)
+        keys = asked["input_key"].combine_chunks()
+        if data is None:
+            return np.zeros(len(ids), dtype=bool)
+        # The members' keys that any of the asked patterns has, then whether each has one.
+        copies = data["input_key"].filter(pc.is_in(data["input_key"], value_set=keys))
+        seen = pc.is_in(keys, value_set=copies.combine_chunks()).to_numpy(zero_copy_only=False)
+        if held_keys:
+            out = pc.is_in(keys, value_set=pa.array(held_keys, type=pa.binary()))
+            seen &= ~out.to_numpy(zero_copy_only=False)
+        found = asked["pattern_id"].to_numpy()
+        order = np.argsort(found, kind="stable")
+        found, seen = found[order], seen[order]
+        at = np.minimum(np.searchsorted(found, ids), len(found) - 1)
+        answer: np.ndarray = (found[at] == ids) & seen[at]
+        return answer
+
 
 def _keys_of(conn: Connection, ids: Iterable[int]) -> Any:
     """The input keys of the patterns ``ids``, as a subquery."""
     p = t.patterns.c
     return select(p.input_key).where(id_in(conn.dialect.name, p.id, [int(i) for i in ids]))
-
-
-def _input_keys(conn: Connection, ids: np.ndarray) -> list[bytes]:
-    """The distinct input keys of the patterns ``ids``, sorted."""
-    return sorted({bytes(k) for k in conn.execute(_keys_of(conn, ids.tolist())).scalars()})
 
 
 def held_out_now(conn: Connection, dataset_id: int) -> np.ndarray:
@@ -253,140 +305,6 @@ def held_out_now(conn: Connection, dataset_id: int) -> np.ndarray:
         .distinct()
     ).scalars()
     return np.unique(np.asarray(list(ids), dtype=np.int64))
-
-
-def _digest(
-    conn: Connection,
-    dataset_id: int,
-    as_of: int,
-    max_id: int,
-    sources: Sequence[str] | None,
-    held_out: np.ndarray,
-) -> tuple[str, int]:
-    p = t.patterns.c
-    hashes = (
-        conn.execute(
-            select(p.content_hash).where(
-                *membership(dataset_id, as_of=as_of, max_id=max_id, sources=sources)
-            )
-        )
-        .scalars()
-        .all()
-    )
-    arr = np.array([bytes(h) for h in hashes], dtype="V16")
-    held_keys = _input_keys(conn, held_out) if len(held_out) else []
-    return _digest_of(arr, held_keys), len(arr)
-
-
-def _digest_of(hashes: np.ndarray, held_out_keys: list[bytes]) -> str:
-    """The digest of a snapshot: SHA-256 over its members' content hashes (``V16``)."""
-    # Sorted, so the digest depends on the content, not on ids or insertion order.
-    arr = np.sort(hashes)
-    h = hashlib.sha256()
-    h.update(arr.tobytes())
-    if held_out_keys:
-        # What is held out changes what a model trains on, so the digest covers it: the
-        # inputs held out (every pattern with them is left out), sorted. A snapshot that
-        # holds nothing out keeps the digest it had before held-out sets existed.
-        h.update(b"\x00held-out\x00")
-        h.update(b"".join(held_out_keys))
-    return h.hexdigest()
-
-
-def _rechecked_hashes(conn: Connection, dataset: Dataset, where: list[Any]) -> np.ndarray | None:
-    """The content hashes (``V16``) of the patterns ``where`` selects, each worked out
-    again from the stored inputs, label, source and time; ``None`` as soon as one of
-    them, or a stored input key or split, is not what the stored content makes."""
-    p = t.patterns.c
-    schema = dataset.schema
-    if schema is None:
-        return np.zeros(0, dtype="V16")
-    if dataset.columnar:
-        return _rechecked_columnar(conn, dataset, where)
-    query = select(
-        p.num, p.obj, p.label, p.source, p.created_at, p.content_hash, p.input_key, p.split
-    ).where(*where)
-    cursor = conn.execute(query).cursor
-    found: list[bytes] = []
-    while rows := cursor.fetchmany(_RECHECK_ROWS):
-        num, obj, label, source, created_at, content, key, split = zip(*rows, strict=True)
-        stored = b"".join(map(bytes, content))
-        try:
-            again = b"".join(
-                codec.content_hashes(
-                    num if schema.numeric else None,
-                    obj if schema.strings else None,
-                    label,
-                    source,
-                    np.array(created_at, dtype=np.int64),
-                )
-            )
-            if again != stored:
-                return None
-            encoded = codec.recode(schema, num, obj, dataset.salt)
-        except (ValueError, TypeError, orjson.JSONDecodeError):
-            return None  # inputs no import could have stored
-        if b"".join(encoded.keys) != b"".join(map(bytes, key)):
-            return None
-        if not np.array_equal(codec.splits_of(encoded.key_head, dataset.split_ratios), split):
-            return None
-        found.append(stored)
-    return np.frombuffer(b"".join(found), dtype="V16")
-
-
-def _rechecked_columnar(conn: Connection, dataset: Dataset, where: list[Any]) -> np.ndarray | None:
-    """:func:`_rechecked_hashes` of a columnar dataset: the inputs, label, source, time
-    and split a training run reads come from its table, and each pattern's row in the
-    database must say the same."""
-    p = t.patterns.c
-    schema = dataset.schema
-    assert schema is not None
-    query = (
-        select(p.id, p.label, p.source, p.created_at, p.content_hash, p.input_key, p.split)
-        .where(*where)
-        .order_by(p.id)
-    )
-    cursor = conn.execute(query).cursor
-    found: list[bytes] = []
-    while rows := cursor.fetchmany(_RECHECK_ROWS):
-        ids, label, source, created_at, content, key, split = zip(*rows, strict=True)
-        wanted = np.array(ids, dtype=np.int64)
-        table = columnar.read(
-            conn,
-            dataset.id,
-            columns=["pattern_id", "label", "source", "created_at", "split", "inputs"],
-            ids=wanted,
-        )
-        if table is None or table.num_rows != len(wanted):
-            return None
-        table = table.sort_by("pattern_id")
-        same = (
-            np.array_equal(table.column("pattern_id").to_numpy(), wanted)
-            and table.column("label").to_pylist() == list(label)
-            and table.column("source").to_pylist() == list(source)
-            and np.array_equal(table.column("created_at").to_numpy(), created_at)
-            and np.array_equal(table.column("split").to_numpy(), split)
-        )
-        if not same:
-            return None
-        stored = b"".join(map(bytes, content))
-        cols = columnar.coerced(schema, table.column("inputs"))
-        encoded = codec.encode(schema, cols, len(wanted), dataset.salt)
-        again = b"".join(
-            codec.content_hashes(
-                encoded.num_words,
-                encoded.obj,
-                label,
-                source,
-                np.array(created_at, dtype=np.int64),
-            )
-        )
-        if again != stored or b"".join(encoded.keys) != b"".join(map(bytes, key)):
-            return None
-        if not np.array_equal(codec.splits_of(encoded.key_head, dataset.split_ratios), split):
-            return None
-        found.append(stored)
-    return np.frombuffer(b"".join(found), dtype="V16")
 
 
 def _snapshot(engine: Engine, row: Any, dataset_name: str) -> Snapshot:
@@ -430,14 +348,18 @@ def take_snapshot(
         now = timestamps.now_us()  # after the lock: see lock_patterns
         if as_of is None:
             when = now
+        # The last id the dataset's imports (and relabels) took by now: a pattern
+        # imported later with a backdated time is no member.
+        b = t.import_batches.c
         max_id = (
             conn.execute(
-                select(func.max(t.patterns.c.id)).where(t.patterns.c.dataset_id == dataset.id)
+                select(func.max(b.last_pattern_id)).where(b.dataset_id == dataset.id)
             ).scalar()
             or 0
         )
         held_out = held_out_now(conn, dataset.id)
-        digest, count = _digest(conn, dataset.id, when, max_id, src, held_out)
+        members = Members(as_of=when, max_id=max_id, sources=src)
+        digest, count = digests.digest(conn, dataset, members, held_out)
         if count == 0:
             what = f" from {', '.join(src)}" if src else ""
             raise InvalidInput(

@@ -69,3 +69,22 @@ def ascending_unique(values: Any) -> np.ndarray:
     np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
     unique: np.ndarray = ordered[keep]
     return unique
+
+
+def fixed_bytes(column: pa.ChunkedArray | pa.Array, width: int = 16) -> np.ndarray:
+    """A binary column whose values each hold ``width`` bytes (input keys, content
+    hashes) as one NumPy array of ``V<width>``, without a Python object a value.
+    Raises ValueError (``pyarrow.ArrowInvalid``) when a value has another length."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    fixed = pc.cast(column, pa.binary(width))
+    if isinstance(fixed, pa.ChunkedArray):
+        fixed = fixed.combine_chunks()
+    data = fixed.buffers()[1]
+    if data is None or not len(fixed):
+        return np.zeros(0, dtype=f"V{width}")
+    values: np.ndarray = np.frombuffer(
+        data, dtype=f"V{width}", count=len(fixed), offset=fixed.offset * width
+    )
+    return values
