@@ -128,7 +128,7 @@ class Tables:
         self.fs = file_system(root)
         self._local = is_local(self.fs.fs)
         self._arrow_fs = None if self._local else PyFileSystem(FSSpecHandler(self.fs))
-        self._plans: dict[tuple[str, int | None, str], list[str]] = {}
+        self._plans: dict[tuple[str, int | None, str], list[tuple[str, int]]] = {}
         self._plans_lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -184,6 +184,24 @@ class Tables:
         """The data files of the table (as of ``snapshot_id``) that may hold rows
         matching ``row_filter``: partitions and column bounds pruned by pyiceberg;
         with ``order_by`` (a whole-number column), by the least value each holds."""
+        planned = self._planned(conn, name, row_filter, snapshot_id, order_by)
+        return [path for path, _ in planned]
+
+    def spans(
+        self, conn: Connection, name: str, row_filter: BooleanExpression | None, column: str
+    ) -> list[tuple[str, int]]:
+        """:meth:`files` ordered by ``column`` (a whole-number column), each with the
+        least value of it that the file holds (from the manifests: no file is opened)."""
+        return self._planned(conn, name, row_filter, None, column)
+
+    def _planned(
+        self,
+        conn: Connection,
+        name: str,
+        row_filter: BooleanExpression | None,
+        snapshot_id: int | None,
+        order_by: str | None,
+    ) -> list[tuple[str, int]]:
         table = self.load(conn, name)
         if table is None:
             return []
@@ -193,10 +211,15 @@ class Tables:
         if planned is None:
             scan = table.scan(row_filter=row_filter or AlwaysTrue(), snapshot_id=snapshot_id)
             tasks = list(scan.plan_files())
-            if order_by is not None:
+            if order_by is None:
+                planned = [(task.file.file_path, _least(None)) for task in tasks]
+            else:
                 field_id = table.schema().find_field(order_by).field_id
-                tasks.sort(key=lambda task: _least(task.file.lower_bounds.get(field_id)))
-            planned = [task.file.file_path for task in tasks]
+                leasts = [_least(task.file.lower_bounds.get(field_id)) for task in tasks]
+                planned = sorted(
+                    zip((task.file.file_path for task in tasks), leasts, strict=True),
+                    key=lambda span: span[1],
+                )
             with self._plans_lock:  # readers on several threads share the plans
                 if len(self._plans) >= _PLANS_KEPT:
                     self._plans.pop(next(iter(self._plans)))
@@ -307,6 +330,11 @@ class Tables:
                 yield part
         if not given and empty is not None:
             yield empty
+
+    def parquet(self, file: str) -> pq.ParquetFile:
+        """One data file (as :meth:`files` names it), opened: its footer read, its
+        row groups read on demand."""
+        return pq.ParquetFile(self.path(file), filesystem=self._arrow_fs)
 
     def footer(self, file: str) -> pq.FileMetaData:
         """One file's Parquet footer: its row groups, their bounds and encodings."""
