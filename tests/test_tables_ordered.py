@@ -17,10 +17,10 @@ from trenches.tables.io import PREFIX
 from trenches.tables.pruning import Bound
 
 
-def _files(root: Path, sizes: list[int], seed: int) -> tuple[list[tuple[str, int]], pa.Table]:
+def _files(root: Path, sizes: list[int], seed: int) -> tuple[list[tuple[str, int, int]], pa.Table]:
     """Files of rows by split then id, in row groups of five rows, their ids drawn
-    from overlapping ranges; with their spans (location, least id), least first, and
-    every row."""
+    from overlapping ranges; with their spans (location, least and most id), least
+    first, and every row."""
     rng = np.random.default_rng(seed)
     pool = rng.permutation(np.arange(1, 4 * sum(sizes) + 1))
     spans, parts = [], []
@@ -36,7 +36,7 @@ def _files(root: Path, sizes: list[int], seed: int) -> tuple[list[tuple[str, int
             }
         )
         pq.write_table(table, root / f"part-{k}.parquet", row_group_size=5)
-        spans.append((f"{PREFIX}part-{k}.parquet", int(ids.min())))
+        spans.append((f"{PREFIX}part-{k}.parquet", int(ids.min()), int(ids.max())))
         parts.append(table)
     spans.sort(key=lambda span: span[1])
     return spans, pa.concat_tables(parts)
@@ -50,16 +50,18 @@ def _files(root: Path, sizes: list[int], seed: int) -> tuple[list[tuple[str, int
     seed=st.integers(0, 9),
     split=st.one_of(st.none(), st.integers(0, 2)),
     low=st.one_of(st.none(), st.integers(0, 200)),
+    high=st.one_of(st.none(), st.integers(0, 200)),
     below=st.integers(0, 10),
     n=st.integers(1, 30),
     in_order=st.booleans(),
 )
-def test_the_least_ids_kept_are_those_of_a_filter_of_every_row(
+def test_the_least_ids_kept_are_those_of_a_filter_of_every_row(  # noqa: PLR0913
     tmp_path: Path,
     sizes: list[int],
     seed: int,
     split: int | None,
     low: int | None,
+    high: int | None,
     below: int,
     n: int,
     in_order: bool,
@@ -67,7 +69,7 @@ def test_the_least_ids_kept_are_those_of_a_filter_of_every_row(
     root = tmp_path / f"t{seed}-{'-'.join(map(str, sizes))}"
     root.mkdir(exist_ok=True)
     spans, every = _files(root, sizes, seed)
-    bounds = [Bound("pattern_id", low, None)]
+    bounds = [Bound("pattern_id", low, high)]
     if split is not None:
         bounds.append(Bound("split", split, split))
     found = ordered.least(
@@ -81,7 +83,7 @@ def test_the_least_ids_kept_are_those_of_a_filter_of_every_row(
         ordered=in_order,
     )
     ids, x = every.column("pattern_id").to_numpy(), every.column("x").to_numpy()
-    wanted = (x < below) & (ids >= (low or 0))
+    wanted = (x < below) & (ids >= (low or 0)) & (ids <= (10**9 if high is None else high))
     if split is not None:
         wanted &= every.column("split").to_numpy() == split
     matches = np.sort(ids[wanted])

@@ -31,7 +31,7 @@ Keep = Callable[["pa.Table"], "np.ndarray | None"]
 
 def least(
     tables: Tables,
-    spans: Sequence[tuple[str, int]],
+    spans: Sequence[tuple[str, int, int]],
     *,
     column: str,
     columns: Sequence[str],
@@ -41,17 +41,19 @@ def least(
     ordered: bool = True,
 ) -> np.ndarray:
     """Up to ``n`` values of ``column`` (ascending) of the rows of the files ``spans``
-    names (each with the least ``column`` it holds, in that order) that lie within
-    ``bounds`` and that ``keep`` keeps, which sees ``columns`` (and the bounds'
+    names (each with the least and most ``column`` it holds, least first) that lie
+    within ``bounds`` and that ``keep`` keeps, which sees ``columns`` (and the bounds'
     columns) of each row group read. The least ``n`` ones; with ``ordered`` False any
     ``n`` (enough to count to ``n``), read in the same order."""
     bounds = [b.narrowed() for b in bounds]
+    spans = [s for s in spans if all(b.spans(s[1], s[2]) for b in bounds if b.column == column)]
     wanted = list(dict.fromkeys([column, *columns, *(b.column for b in bounds)]))
-    files: list[pq.ParquetFile] = []
+    opened: dict[int, pq.ParquetFile] = {}
     # Row groups yet to read: (the least value of ``column`` it holds, file, group,
     # whether every row of it is within the bounds).
     waiting: list[tuple[int, int, int, bool]] = []
     found = np.zeros(0, dtype=np.int64)
+    looked = 0  # files whose row groups wait (or were read)
 
     def done(least_left: int) -> bool:
         if len(found) < n:
@@ -59,12 +61,14 @@ def least(
         return not ordered or least_left > int(found[-1])
 
     while True:
-        next_file = spans[len(files)][1] if len(files) < len(spans) else None
+        next_file = spans[looked][1] if looked < len(spans) else None
         if waiting and (next_file is None or waiting[0][0] <= next_file):
             low, f, group, inside = heapq.heappop(waiting)
             if done(low):
                 break
-            part = files[f].read_row_groups([group], columns=wanted)
+            if f not in opened:
+                opened[f] = tables.parquet(spans[f][0])
+            part = opened[f].read_row_groups([group], columns=wanted)
             if not inside:
                 part = pruning.filtered(part, bounds)
             mask = keep(part)
@@ -75,11 +79,11 @@ def least(
             continue
         if next_file is None or done(next_file):
             break
-        opened = tables.parquet(spans[len(files)][0])
-        for group, inside in zip(*pruning.row_groups(opened.metadata, bounds), strict=True):
-            low = _least_in(opened.metadata, group, column)
-            heapq.heappush(waiting, (low, len(files), group, inside))
-        files.append(opened)
+        metadata = tables.metadata(spans[looked][0])
+        for group, inside in zip(*pruning.row_groups(metadata, bounds), strict=True):
+            low = _least_in(metadata, group, column)
+            heapq.heappush(waiting, (low, looked, group, inside))
+        looked += 1
     return found[:n]
 
 
