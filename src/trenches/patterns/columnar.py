@@ -259,7 +259,13 @@ def _plan(
     if ids is not None and len(ids) == 0:
         return None
     bounds = _bounds(split, ids, max_id, as_of)
-    files = tables.of(conn).files(conn, table_name(dataset_id), within(bounds))
+    # Planned without the ids' range, which differs from read to read (a page, a
+    # pattern by id) where the other bounds do not: a plan is remembered by its
+    # filter, and the files are chosen by their ids' range from it.
+    plan = within([b for b in bounds if b.column != "pattern_id"])
+    spans = tables.of(conn).spans(conn, table_name(dataset_id), plan, "pattern_id")
+    ids_bound = next((b for b in bounds if b.column == "pattern_id"), Bound("pattern_id"))
+    files = [path for path, least, most in spans if ids_bound.spans(least, most)]
     if not files:
         return None
     where = pc.field("source").isin(pa.array(list(sources), type=pa.string())) if sources else None

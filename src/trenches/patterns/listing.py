@@ -1,7 +1,9 @@
 """Patterns a page at a time: filtered by dataset, split, source, labeller, label, time,
-problem or a set of ids, in id order, with keyset paging (``id > after``), so that the
-hundredth page of a million patterns costs what the first does; and a count that stops
-counting at a bound.
+problem, activity, a text or a set of ids, in id order, with keyset paging (``id >
+after``), so that the hundredth page of a million patterns costs what the first does;
+and a count that stops counting at a bound. Which ids match is worked out by
+:mod:`trenches.patterns.selection` (a columnar dataset's from its table); a page's
+patterns are then read by id.
 """
 
 from __future__ import annotations
@@ -13,17 +15,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import orjson
 import pandas as pd
-from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from trenches import timestamps
-from trenches.db import schema as t
-from trenches.db.engine import id_in, read
+from trenches.db.engine import read
 from trenches.errors import InvalidInput, StoreError
 from trenches.names import SPLITS
-from trenches.patterns import codec, columnar
+from trenches.patterns import codec, columnar, selection
 from trenches.patterns import inputs as inp
 from trenches.patterns.datasets import Dataset, dataset_by_id
+from trenches.patterns.lookup import StoredRow, stored_rows
 from trenches.patterns.record import Pattern, plain
 
 if TYPE_CHECKING:
@@ -31,15 +32,13 @@ if TYPE_CHECKING:
 
 #: The most patterns one page holds.
 MOST = 500
-#: Ids of ``within`` looked at per query while filling a page.
-_CHUNK = 2_000
 
 
 @dataclass(frozen=True)
 class PatternQuery:
     """Which patterns: every field left None does not filter. ``within`` keeps only
-    those ids (the patterns a version got wrong); ``search`` finds a text in the
-    string inputs or the label."""
+    those ids (the patterns a version got wrong); ``search`` finds a text in the label
+    or in one string input's value, ignoring the case of the letters A to Z."""
 
     datasets: Sequence[str] | None = None
     split: str | None = None
@@ -62,87 +61,39 @@ class PatternPage:
     next_after: int | None
 
 
-def _where(conn: Connection, query: PatternQuery) -> tuple[list[Any], Any]:
-    """The WHERE clauses of ``query``, and the FROM they need."""
-    p, b = t.patterns.c, t.import_batches.c
-    source: Any = t.patterns.join(t.import_batches, p.batch_id == b.id)
-    where: list[Any] = []
-    if query.datasets is not None:
-        d = t.datasets.c
-        ids = conn.execute(select(d.id).where(d.name.in_(list(query.datasets)))).scalars()
-        # ``+ 0`` keeps the planner off the (dataset, created_at) index: walking the
-        # ids in order and stopping at the page's end beats sorting the whole dataset.
-        where.append((p.dataset_id + 0).in_(list(ids)))
-    if query.split is not None:
-        if query.split not in SPLITS:
-            raise InvalidInput(f"split {query.split!r} must be one of {', '.join(SPLITS)}")
-        where.append(p.split == SPLITS.index(query.split))
-    if query.source is not None:
-        where.append(p.source == query.source)
-    if query.labelled_by is not None:
-        where.append(b.labelled_by == query.labelled_by)
-    if query.label is not None:
-        where.append(p.label == query.label)
-    since = timestamps.parse(query.since, what="since")
-    until = timestamps.parse(query.until, what="until")
-    if since is not None:
-        where.append(p.created_at >= since)
-    if until is not None:
-        where.append(p.created_at < until)
-    if query.active is not None:
-        where.append(p.deactivated_at.is_(None) if query.active else p.deactivated_at.isnot(None))
-    if query.search:
-        text = "%" + query.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        text += "%"
-        where.append(p.obj.like(text, escape="\\") | p.label.like(text, escape="\\"))
-    if query.problem is not None:
-        pp, pr = t.problem_patterns.c, t.problems.c
-        source = source.join(t.problem_patterns, pp.pattern_id == p.id)
-        problem_id = conn.execute(select(pr.id).where(pr.slug == query.problem)).scalar()
-        where.append(pp.problem_id == (problem_id if problem_id is not None else -1))
-    return where, source
-
-
 def page(engine: Engine, query: PatternQuery, *, after: int = 0, limit: int = 50) -> PatternPage:
     """The first ``limit`` patterns of ``query`` whose id is above ``after``."""
     if not 1 <= limit <= MOST:
         raise InvalidInput(f"a page holds 1 to {MOST} patterns, not {limit}")
-    p, b = t.patterns.c, t.import_batches.c
     with read(engine) as conn:
-        where, source = _where(conn, query)
-        base = select(t.patterns, b.labelled_by).select_from(source).where(*where).order_by(p.id)
-        rows: list[Any] = []
-        if query.within is None:
-            rows = list(conn.execute(base.where(p.id > after).limit(limit + 1)).all())
-        else:
-            within = np.unique(np.asarray(query.within, dtype=np.int64))
-            within = within[within > after]
-            for start in range(0, len(within), _CHUNK):
-                part = within[start : start + _CHUNK].tolist()
-                found = conn.execute(
-                    base.where(id_in(conn.dialect.name, p.id, part)).limit(limit + 1 - len(rows))
-                ).all()
-                rows += found
-                if len(rows) > limit:
-                    break
-        more = len(rows) > limit
-        rows = rows[:limit]
+        chosen = selection.resolve(engine, conn, query)
+        ids = selection.least_ids(conn, chosen, after=after, n=limit + 1)
+        more = len(ids) > limit
+        ids = ids[:limit].tolist()
+        rows = _rows(conn, ids)
         patterns = patterns_of_rows(engine, conn, rows)
-    return PatternPage(patterns, int(rows[-1].id) if more and rows else None)
+    return PatternPage(patterns, int(ids[-1]) if more and ids else None)
 
 
 def count(engine: Engine, query: PatternQuery, *, at_most: int = 10_000) -> tuple[int, bool]:
     """How many patterns ``query`` selects, counting no further than ``at_most``: (the
     count, whether there are more)."""
-    p = t.patterns.c
     with read(engine) as conn:
-        where, source = _where(conn, query)
-        if query.within is not None:
-            within = np.unique(np.asarray(query.within, dtype=np.int64))[: at_most + 1]
-            where.append(id_in(conn.dialect.name, p.id, within.tolist()))
-        inner = select(p.id).select_from(source).where(*where).limit(at_most + 1).subquery()
-        n = int(conn.execute(select(func.count()).select_from(inner)).scalar_one())
+        chosen = selection.resolve(engine, conn, query)
+        n = len(selection.least_ids(conn, chosen, after=0, n=at_most + 1, ordered=False))
     return min(n, at_most), n > at_most
+
+
+def _rows(conn: Connection, ids: list[int]) -> list[StoredRow]:
+    """The stored facts of patterns known to be stored, in the order of ``ids``."""
+    found = stored_rows(conn, ids)
+    if len(found) != len(ids):
+        missing = [i for i in ids if i not in found]
+        raise StoreError(
+            f"patterns {missing[:5]} were listed but are not stored: the store is damaged; "
+            "restore it from a backup"
+        )
+    return [found[i] for i in ids]
 
 
 def patterns_of_rows(engine: Engine, conn: Connection, rows: list[Any]) -> tuple[Pattern, ...]:

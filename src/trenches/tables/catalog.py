@@ -60,7 +60,7 @@ PROPERTIES = {
 }
 
 
-#: Scan plans remembered per store (oldest forgotten first).
+#: Scan plans, and data files' footers, remembered per store (oldest forgotten first).
 _PLANS_KEPT = 1024
 
 
@@ -128,7 +128,8 @@ class Tables:
         self.fs = file_system(root)
         self._local = is_local(self.fs.fs)
         self._arrow_fs = None if self._local else PyFileSystem(FSSpecHandler(self.fs))
-        self._plans: dict[tuple[str, int | None, str], list[str]] = {}
+        self._plans: dict[tuple[str, int | None, str], list[tuple[str, int, int]]] = {}
+        self._footers: dict[str, pq.FileMetaData] = {}
         self._plans_lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -184,6 +185,25 @@ class Tables:
         """The data files of the table (as of ``snapshot_id``) that may hold rows
         matching ``row_filter``: partitions and column bounds pruned by pyiceberg;
         with ``order_by`` (a whole-number column), by the least value each holds."""
+        planned = self._planned(conn, name, row_filter, snapshot_id, order_by)
+        return [path for path, _, _ in planned]
+
+    def spans(
+        self, conn: Connection, name: str, row_filter: BooleanExpression | None, column: str
+    ) -> list[tuple[str, int, int]]:
+        """:meth:`files` ordered by ``column`` (a whole-number column), each with the
+        least and the most value of it that the file holds (from the manifests: no file
+        is opened)."""
+        return self._planned(conn, name, row_filter, None, column)
+
+    def _planned(
+        self,
+        conn: Connection,
+        name: str,
+        row_filter: BooleanExpression | None,
+        snapshot_id: int | None,
+        order_by: str | None,
+    ) -> list[tuple[str, int, int]]:
         table = self.load(conn, name)
         if table is None:
             return []
@@ -193,10 +213,17 @@ class Tables:
         if planned is None:
             scan = table.scan(row_filter=row_filter or AlwaysTrue(), snapshot_id=snapshot_id)
             tasks = list(scan.plan_files())
+            field_id = None if order_by is None else table.schema().find_field(order_by).field_id
+            planned = [
+                (
+                    task.file.file_path,
+                    _least(None if field_id is None else task.file.lower_bounds.get(field_id)),
+                    _most(None if field_id is None else task.file.upper_bounds.get(field_id)),
+                )
+                for task in tasks
+            ]
             if order_by is not None:
-                field_id = table.schema().find_field(order_by).field_id
-                tasks.sort(key=lambda task: _least(task.file.lower_bounds.get(field_id)))
-            planned = [task.file.file_path for task in tasks]
+                planned.sort(key=lambda span: span[1])
             with self._plans_lock:  # readers on several threads share the plans
                 if len(self._plans) >= _PLANS_KEPT:
                     self._plans.pop(next(iter(self._plans)))
@@ -308,6 +335,25 @@ class Tables:
         if not given and empty is not None:
             yield empty
 
+    def metadata(self, file: str) -> pq.FileMetaData:
+        """One data file's Parquet footer, read once per store (a data file is
+        written once under a name of its own, and never changed)."""
+        found = self._footers.get(file)
+        if found is None:
+            found = self.footer(file)
+            with self._plans_lock:
+                if len(self._footers) >= _PLANS_KEPT:
+                    self._footers.pop(next(iter(self._footers)))
+                self._footers[file] = found
+        return found
+
+    def parquet(self, file: str) -> pq.ParquetFile:
+        """One data file (as :meth:`files` names it), opened with its footer as
+        :meth:`metadata` keeps it: its row groups read on demand."""
+        return pq.ParquetFile(
+            self.path(file), filesystem=self._arrow_fs, metadata=self.metadata(file)
+        )
+
     def footer(self, file: str) -> pq.FileMetaData:
         """One file's Parquet footer: its row groups, their bounds and encodings."""
         return pq.ParquetFile(self.path(file), filesystem=self._arrow_fs).metadata
@@ -378,6 +424,14 @@ def _least(bound: bytes | None) -> int:
     serialisation: little-endian), or the least long when the file has none."""
     if bound is None:
         return -(2**63)
+    return int.from_bytes(bound, "little", signed=True)
+
+
+def _most(bound: bytes | None) -> int:
+    """A long or int column's upper bound in a manifest, or the most long when the
+    file has none."""
+    if bound is None:
+        return 2**63 - 1
     return int.from_bytes(bound, "little", signed=True)
 
 

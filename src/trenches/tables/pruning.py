@@ -31,6 +31,11 @@ class Bound:
     high: int | None = None
     among: np.ndarray | None = None
 
+    def spans(self, least: int, most: int) -> bool:
+        """Whether values from ``least`` to ``most`` may meet the range (not looking
+        at ``among``): whether a file of those bounds may hold a row within it."""
+        return (self.low is None or most >= self.low) and (self.high is None or least <= self.high)
+
     def narrowed(self) -> Bound:
         """The bound with ``among``'s ends folded into ``low`` and ``high``."""
         if self.among is None or not len(self.among):
