@@ -21,10 +21,11 @@ from trenches.names import check_source, in_int64
 from trenches.patterns import codec, columnar
 from trenches.patterns import inputs as inp
 from trenches.patterns.datasets import Dataset, dataset_by_id
-from trenches.patterns.listing import PatternPage, PatternQuery, count, page, patterns_of_rows
+from trenches.patterns.listing import PatternPage, count, page, patterns_of_rows
 from trenches.patterns.lookup import StoredRow, changed, owners, stored_rows
 from trenches.patterns.ranges import next_pattern_id, record_range
 from trenches.patterns.record import Pattern
+from trenches.patterns.selection import PatternQuery
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ patterns are then read by id.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -26,31 +25,13 @@ from trenches.patterns import inputs as inp
 from trenches.patterns.datasets import Dataset, dataset_by_id
 from trenches.patterns.lookup import StoredRow, stored_rows
 from trenches.patterns.record import Pattern, plain
+from trenches.patterns.selection import PatternQuery
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
 #: The most patterns one page holds.
 MOST = 500
-
-
-@dataclass(frozen=True)
-class PatternQuery:
-    """Which patterns: every field left None does not filter. ``within`` keeps only
-    those ids (the patterns a version got wrong); ``search`` finds a text in the label
-    or in one string input's value, ignoring the case of the letters A to Z."""
-
-    datasets: Sequence[str] | None = None
-    split: str | None = None
-    source: str | None = None
-    labelled_by: str | None = None
-    label: str | None = None
-    since: str | int | None = None
-    until: str | int | None = None
-    problem: str | None = None
-    active: bool | None = None
-    search: str | None = None
-    within: Sequence[int] | np.ndarray | None = None
 
 
 @dataclass(frozen=True)

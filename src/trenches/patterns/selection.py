@@ -1,4 +1,4 @@
-"""Which patterns a :class:`~trenches.patterns.listing.PatternQuery` selects, as ids in
+"""Which patterns a :class:`PatternQuery` selects, as ids in
 ascending order: a query is resolved once against the store (dataset names, the
 labeller's imports, the problem's patterns, the wanted ids by dataset), then each
 dataset gives its least matching ids above a page's ``after``. A columnar dataset
@@ -43,12 +43,30 @@ from trenches.tables.pruning import Bound
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-    from trenches.patterns.listing import PatternQuery
 
 #: Ids of a set of wanted ids looked up per query in a dataset's database rows.
 _CHUNK = 2_000
 #: The upper-case ASCII letters as their lower-case ones (what a search folds).
 _FOLD = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
+
+
+@dataclass(frozen=True)
+class PatternQuery:
+    """Which patterns: every field left None does not filter. ``within`` keeps only
+    those ids (the patterns a version got wrong); ``search`` finds a text in the label
+    or in one string input's value, ignoring the case of the letters A to Z."""
+
+    datasets: Sequence[str] | None = None
+    split: str | None = None
+    source: str | None = None
+    labelled_by: str | None = None
+    label: str | None = None
+    since: str | int | None = None
+    until: str | int | None = None
+    problem: str | None = None
+    active: bool | None = None
+    search: str | None = None
+    within: Sequence[int] | np.ndarray | None = None
 
 
 @dataclass(frozen=True)

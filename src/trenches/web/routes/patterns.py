@@ -20,7 +20,7 @@ from trenches import verdicts as verdict
 from trenches.api.access import Allow, Caller, pattern_dataset
 from trenches.errors import InvalidInput, NotFound
 from trenches.names import INT64_MAX, SPLITS
-from trenches.patterns.listing import PatternQuery
+from trenches.patterns.selection import PatternQuery
 from trenches.problems import POLARITIES, SEVERITIES
 from trenches.web import render
 

@@ -21,7 +21,7 @@ from fastapi.responses import HTMLResponse, Response
 from trenches.api.access import Allow, Caller, problem_dataset
 from trenches.errors import InvalidInput, NotFound
 from trenches.names import INT64_MAX
-from trenches.patterns.listing import PatternQuery
+from trenches.patterns.selection import PatternQuery
 from trenches.problems import POLARITIES, SEVERITIES
 from trenches.web import render
 from trenches.web.routes.patterns import PAGE, predictions_by_version, show_inputs
