@@ -156,15 +156,21 @@ def test_a_backup_onto_a_full_disk_leaves_nothing(disk: Path, tmp_path: Path, ro
     assert code == 0, err
 
 
-@pytest.mark.parametrize("what", ["artifacts", "database"])
+@pytest.mark.parametrize("what", ["artifacts", "database", "tables"])
 def test_a_restore_onto_a_full_disk_leaves_the_old_store(
     disk: Path, tmp_path: Path, what: str
 ) -> None:
     source = tmp_path / "source"
     if what == "artifacts":
         _store_with_a_file(source, 2_500_000)
+    elif what == "database":
+        # A small file that fits, and a database that does not: a run's many metrics.
+        _store_with_a_file(source, 100_000)
+        with trenches.open(source) as s, s.run("long", capture_code=False) as run:
+            for step in range(0, 60_000, 1_000):
+                run.log_metrics({f"m{i}": float(i) for i in range(1_000)}, step=step)
     else:
-        # A small file that fits, brought in first, and a database that does not.
+        # A small file that fits, and a dataset's table that does not.
         _store_with_a_file(source, 100_000)
         with trenches.open(source) as s:
             s.datasets.create("big", task="classification", label="label").add(

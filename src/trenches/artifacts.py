@@ -77,8 +77,8 @@ def write_error(e: OSError, what: str) -> StoreError:
     the disk is full, else a :class:`StoreError` naming the cause."""
     if e.errno in NO_SPACE:
         return DiskFull(
-            f"no space left on the disk to write {what}; nothing of it was kept: free some "
-            "space and try again"
+            f"the disk is full: no space left on it to write {what}; nothing of it was "
+            "kept: free some space and try again"
         )
     return StoreError(f"cannot write {what}: {e.strerror or e}")
 

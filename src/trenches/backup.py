@@ -266,9 +266,11 @@ def _copy_tables(location: config.Location, work: Path) -> dict[str, str]:
     return dict(sorted(copied.items()))
 
 
-def _restore_tables(folder: Path, files: dict[str, str], location: config.Location) -> None:
+def _restore_tables(
+    folder: Path, files: dict[str, str], location: config.Location, added: list[str]
+) -> None:
     """Put the backup's table files back under the artifacts location (before the
-    database that names them)."""
+    database that names them), naming in ``added`` each one that was not there."""
     if not files:
         return
     from trenches.tables.io import file_system, is_local
@@ -276,6 +278,8 @@ def _restore_tables(folder: Path, files: dict[str, str], location: config.Locati
     fs = file_system(location.artifacts)
     local = is_local(fs.fs)
     for rel, sha in files.items():
+        if not fs.exists(rel):
+            added.append(rel)
         with (folder / rel).open("rb") as src:
             if local:  # written aside and renamed: a killed restore damages nothing
                 dest = Path(fs.path) / rel
@@ -287,6 +291,18 @@ def _restore_tables(folder: Path, files: dict[str, str], location: config.Locati
                 with fs.open(rel, "wb") as out:
                     for block in blocks_of(src):
                         out.write(block)
+
+
+def _discard_tables(location: config.Location, added: list[str]) -> None:
+    """Remove the table files a failed restore put there (no database names them)."""
+    if not added:
+        return
+    from trenches.tables.io import file_system
+
+    fs = file_system(location.artifacts)
+    for rel in added:
+        with contextlib.suppress(OSError):
+            fs.rm(rel)
 
 
 # --- restore ------------------------------------------------------------------------
@@ -324,6 +340,7 @@ def restore(
     aside = target.with_name(f".{target.name}.restoring-{uuid.uuid4().hex}")
     artifacts = ArtifactStore(location.artifacts)
     added: list[str] = []
+    added_tables: list[str] = []
     try:
         # The database is made ready beside the store, where a failure costs nothing.
         with backup.database.open("rb") as f:
@@ -341,12 +358,13 @@ def restore(
             if not artifacts.exists(sha):
                 added.append(sha)
             artifacts.put_file(path, sha256=sha)
-        _restore_tables(backup.folder, backup.table_files, location)
+        _restore_tables(backup.folder, backup.table_files, location, added_tables)
         _retire(target)
         os.replace(aside, target)
     except BaseException as e:
         for sha in added:
             artifacts.discard(sha)
+        _discard_tables(location, added_tables)
         if isinstance(e, OSError):
             raise write_error(e, f"the restored database {target}") from None
         raise

@@ -34,6 +34,7 @@ from pyiceberg.table import Table
 from pyiceberg.table.metadata import TableMetadata
 from sqlalchemy.engine import Connection
 
+from trenches.artifacts import write_error
 from trenches.db.engine import advisory_lock, try_advisory_lock
 from trenches.tables import pruning
 from trenches.tables.io import PREFIX, ROOT, file_system, is_local, relative
@@ -152,6 +153,14 @@ class Tables:
         transaction ends: each builds on the table as the last committed one left it."""
         if data.num_rows == 0:
             return
+        try:
+            self._append(conn, spec, data)
+        except OSError as e:
+            # Files it wrote before the error are named by no commit: strays, which
+            # ``trenches compact`` removes.
+            raise write_error(e, f"the table {spec.name} under {self.root}") from None
+
+    def _append(self, conn: Connection, spec: TableSpec, data: pa.Table) -> None:
         lock(conn, spec.name)
         table = self.load(conn, spec.name)
         if table is None:
