@@ -259,16 +259,20 @@ def baseline_predictor(
 
 
 def assert_id_ranges_hold(store: trenches.Store) -> None:
-    """Each import batch's id range is the ids of the patterns it made, and each pattern
-    change names its pattern's dataset and the time it stamped on it: what reads of a
-    dataset without a database row a pattern rely on."""
+    """Each import batch's id range is the ids of the patterns it made (in its dataset's
+    table, or the database rows of a dataset an earlier release made), and each pattern
+    change names its pattern's dataset (and, for a row, the time it stamped on it): what
+    reads by id rely on."""
     from sqlalchemy import func, select
 
     from trenches.db import schema as t
     from trenches.db.engine import read
+    from trenches.patterns import columnar
+    from trenches.patterns.lookup import owners
 
-    p, b, c = t.patterns.c, t.import_batches.c, t.pattern_changes.c
+    p, b, c, d = t.patterns.c, t.import_batches.c, t.pattern_changes.c, t.datasets.c
     with read(store.engine) as conn:
+        kinds = dict(conn.execute(select(d.id, d.columnar)).all())
         made = {
             r.batch_id: (r.lo, r.hi, r.n)
             for r in conn.execute(
@@ -277,18 +281,25 @@ def assert_id_ranges_hold(store: trenches.Store) -> None:
                     func.min(p.id).label("lo"),
                     func.max(p.id).label("hi"),
                     func.count().label("n"),
-                ).group_by(p.batch_id)
+                )
+                .where(p.dataset_id.in_([i for i, col in kinds.items() if not col]))
+                .group_by(p.batch_id)
             )
         }
+        for dataset_id in (i for i, col in kinds.items() if col):
+            data = columnar.read(conn, dataset_id, columns=["pattern_id", "batch_id"])
+            if data is not None:
+                by = data.to_pandas().groupby("batch_id")["pattern_id"].agg(["min", "max", "count"])
+                made |= {
+                    int(k): (int(r["min"]), int(r["max"]), int(r["count"]))
+                    for k, r in by.iterrows()
+                }
         ranges = conn.execute(select(b.id, b.first_pattern_id, b.last_pattern_id, b.rows)).all()
-        changes = conn.execute(
-            select(c.dataset_id, p.dataset_id, c.changed_at, p.deactivated_at).select_from(
-                t.pattern_changes.join(t.patterns, c.pattern_id == p.id)
-            )
-        ).all()
-        inactive = conn.execute(
-            select(func.count()).where(p.deactivated_at.isnot(None))
-        ).scalar_one()
+        changes = conn.execute(select(c.pattern_id, c.dataset_id, c.changed_at)).all()
+        stamped = dict(
+            conn.execute(select(p.id, p.deactivated_at).where(p.deactivated_at.isnot(None))).all()
+        )
+        owner, _ = owners(conn, [i for i, _, _ in changes])
     assert ranges
     for batch_id, first, last, rows in ranges:
         lo, hi, n = made[batch_id]
@@ -297,11 +308,13 @@ def assert_id_ranges_hold(store: trenches.Store) -> None:
     # No two batches share an id: each range begins past the one before it.
     spans = sorted((first, last) for _, first, last, _ in ranges)
     assert all(a[1] < b[0] for a, b in itertools.pairwise(spans))
-    # Each inactive pattern has one change, of its dataset, at the time it was stamped
-    # with: a columnar dataset's reads find the inactive ones from the changes alone.
-    assert all(mine == theirs for mine, theirs, _, _ in changes)
-    assert all(at == stamped for _, _, at, stamped in changes)
-    assert len(changes) == inactive
+    # Each change names the dataset its pattern is of, and a pattern changes once: reads
+    # find a dataset's inactive patterns from its changes alone.
+    assert [dataset for _, dataset, _ in changes] == owner.tolist()
+    assert len({i for i, _, _ in changes}) == len(changes)
+    # A database row stamped inactive was stamped at its change's time.
+    at = {i: when for i, _, when in changes}
+    assert all(at[i] == when for i, when in stamped.items())
 
 
 def make_frame(n: int = 200, seed: int = 0) -> pd.DataFrame:

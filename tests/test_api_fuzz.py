@@ -32,7 +32,8 @@ EXAMPLES = 25
 #: The tables a change would touch.
 COUNTED = (
     t.datasets,
-    t.patterns,
+    t.import_batches,
+    t.pattern_changes,
     t.problems,
     t.problem_patterns,
     t.model_versions,

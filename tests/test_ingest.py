@@ -30,6 +30,8 @@ from sqlalchemy import func, select
 import trenches
 from trenches import InvalidInput
 from trenches.db import schema as t
+from trenches.db.engine import read
+from trenches.patterns import columnar, table_imports
 from trenches.patterns import imports as imports_module
 
 TABLES = (t.datasets, t.import_batches, t.patterns, t.pattern_changes, t.snapshots)
@@ -76,6 +78,12 @@ class Fingerprint:
 
 def _plain(value: Any) -> Any:
     return bytes(value) if isinstance(value, memoryview) else value
+
+
+def chunks_of(monkeypatch: pytest.MonkeyPatch, rows: int) -> None:
+    """Imports encode and write ``rows`` rows a step, into either kind of dataset."""
+    monkeypatch.setattr(imports_module, "CHUNK_ROWS", rows)
+    monkeypatch.setattr(table_imports, "CHUNK_ROWS", rows)
 
 
 def fingerprint(store: trenches.Store) -> Fingerprint:
@@ -591,7 +599,7 @@ def test_import_failing_after_some_chunks_were_written_stores_nothing(
 ) -> None:
     # A crash in the middle of the write phase (here: the progress callback raising
     # after the second of ten chunks) must roll the whole import back, schema included.
-    monkeypatch.setattr(imports_module, "CHUNK_ROWS", 100)
+    chunks_of(monkeypatch, 100)
     ds = store.datasets.create("chunked", task="classification", label="label")
     frame = pd.DataFrame.from_records(good_records(1000))
     calls = []
@@ -1079,15 +1087,10 @@ def test_near_duplicate_strings_land_in_the_same_split(store: trenches.Store) ->
         groups.setdefault(base, set()).add(split)
     assert all(len(s) == 1 for s in groups.values())
     assert len({next(iter(s)) for s in groups.values()}) == 3
-    with store.engine.connect() as conn:
-        keys = [
-            bytes(k)
-            for (k,) in conn.execute(
-                select(t.patterns.c.input_key)
-                .where(t.patterns.c.dataset_id == ds.id)
-                .order_by(t.patterns.c.id)
-            )
-        ]
+    with read(store.engine) as conn:
+        table = columnar.read(conn, ds.id, columns=["pattern_id", "input_key"])
+    assert table is not None
+    keys = table.sort_by("pattern_id").column("input_key").to_pylist()
     by_base: dict[str, set[bytes]] = {}
     for (base, _), key in zip(rows, keys, strict=True):
         by_base.setdefault(base, set()).add(key)
@@ -1431,7 +1434,7 @@ def test_skip_existing_stores_nothing_when_every_row_is_stored(
 def test_skip_existing_stores_only_the_new_rows(
     store: trenches.Store, monkeypatch: pytest.MonkeyPatch, chunk: int
 ) -> None:
-    monkeypatch.setattr(imports_module, "CHUNK_ROWS", chunk)
+    chunks_of(monkeypatch, chunk)
     ds = store.datasets.create("d", task="classification", label="label")
     old, new = _frame(30, seed=1), _frame(20, seed=2)
     ds.add(old, source="expert")

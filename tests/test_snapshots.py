@@ -10,8 +10,10 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import func, select
 
 import trenches
+from trenches.db import schema as t
 
 from conftest import make_frame
 
@@ -372,46 +374,11 @@ def test_training_data_is_every_number_added_in_id_order(
 # --- a columnar dataset needs no database row a pattern ----------------------------------
 
 
-def _delete_pattern_rows(store: trenches.Store, dataset: trenches.Dataset) -> None:
-    """Delete the dataset's rows of the ``patterns`` table, their foreign keys unchecked
-    (its changes and problem patterns point at them): what a columnar dataset holds once
-    imports stop writing them."""
-    from sqlalchemy import delete, func, select
-
-    from trenches.db import schema as t
-
-    p = t.patterns.c
-    if store.engine.dialect.name == "sqlite":
-        import sqlite3
-
-        raw = sqlite3.connect(str(store.engine.url.database))  # foreign keys off
-        try:
-            with raw:
-                raw.execute("DELETE FROM patterns WHERE dataset_id = ?", (dataset.id,))
-        finally:
-            raw.close()
-    else:
-        with store.engine.begin() as conn:
-            conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
-            conn.execute(delete(t.patterns).where(p.dataset_id == dataset.id))
-    with store.engine.connect() as conn:
-        left = conn.execute(select(func.count()).where(p.dataset_id == dataset.id)).scalar()
-    assert left == 0
-
-
-def _set_columnar(store: trenches.Store, columnar: bool) -> None:
-    from trenches.db import schema as t
-
-    with store.engine.begin() as conn:
-        conn.execute(t.datasets.update().values(columnar=columnar))
-
-
-def test_a_columnar_datasets_snapshots_summary_lineage_and_dedup_need_no_pattern_rows(
+def test_a_columnar_datasets_snapshots_summary_lineage_and_dedup_read_its_table_alone(
     store: trenches.Store, dataset: trenches.Dataset, frame: pd.DataFrame
 ) -> None:
-    """The proof that a columnar dataset's snapshots, summary, lineage counts and
-    import dedup read its table and pattern changes alone: they give the answers its
-    database rows gave, and the same once those rows are gone."""
+    """A columnar dataset's snapshots, summary, lineage counts and import dedup come
+    from its table and pattern changes: the database holds no row of its patterns."""
     from sklearn.linear_model import LogisticRegression
 
     # Every rule of membership at work: patterns deactivated and relabelled, a later
@@ -454,17 +421,13 @@ def test_a_columnar_datasets_snapshots_summary_lineage_and_dedup_need_no_pattern
     assert from_table["digests"] == [s.digest for s in snaps]
     assert from_table["excluded"] == [[5, 222], [5], [222]]
     assert any(from_table["trained_on"][0]) and not from_table["trained_on"][0][-1]
-    # The dataset's database rows (still written) give the same answers, read as an
-    # earlier release's dataset is read.
-    _set_columnar(store, False)
-    from_rows = answers(store.datasets.get("tumours"))
-    _set_columnar(store, True)
-    assert [k for k in from_table if from_rows[k] != from_table[k]] == []
-    # ... and without them, nothing changes.
-    _delete_pattern_rows(store, dataset)
-    after = answers(dataset)
-    assert [k for k in from_table if after[k] != from_table[k]] == []
     assert all(s.verify() for s in snaps)
+    assert answers(dataset) == from_table  # the same answers when asked again
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            select(func.count()).where(t.patterns.c.dataset_id == dataset.id)
+        ).scalar_one()
+    assert rows == 0
     # An import finds the rows the dataset holds already in its table.
     added = dataset.add(
         pd.concat([frame.iloc[:30], make_frame(5, seed=77)], ignore_index=True),

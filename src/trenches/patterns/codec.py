@@ -132,10 +132,14 @@ def _as_words(block: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(block).view("<u8").reshape(n, (w + pad) // 8)
 
 
+def hash_block(hashes: np.ndarray) -> np.ndarray:
+    """(n, 2) uint64 hashes as an (n, 16) uint8 block of 16-byte big-endian keys."""
+    return np.ascontiguousarray(hashes.astype(">u8")).view(np.uint8).reshape(len(hashes), 16)
+
+
 def _hash_bytes(hashes: np.ndarray) -> list[bytearray]:
     """(n, 2) uint64 hashes as 16-byte big-endian keys; bytearray binds fastest."""
-    raw = np.ascontiguousarray(hashes.astype(">u8")).view(np.uint8).reshape(len(hashes), 16)
-    return list(map(bytearray, _rows_as_bytes(raw)))
+    return list(map(bytearray, _rows_as_bytes(hash_block(hashes))))
 
 
 def _numeric_block(schema: InputSchema, cols: dict[str, CoercedColumn], n: int) -> np.ndarray:
@@ -163,30 +167,52 @@ def encode(
     """Encode a chunk of coerced columns and compute each pattern's input key.
     ``blobs=False``: ``num`` is left None (a columnar dataset keeps its numbers in its
     table, not as a blob a pattern); ``num_words`` is made still."""
-    numeric = schema.numeric
     num: list[bytearray] | None = None
-    stored_words: np.ndarray | None = None
-    if numeric:
-        k = len(numeric)
-        block = _numeric_block(schema, cols, n)
-        missing = np.column_stack([cols[c.name].missing for c in numeric])
-        bitmap = np.packbits(missing, axis=1, bitorder="little")
-        stored = np.concatenate([block.view(np.uint8).reshape(n, 8 * k), bitmap], axis=1)
-        # bytearray, not bytes: Python's sqlite3 binds a bytearray without looking for an
-        # adapter, which is a third of the cost of a row on the bulk path.
-        if blobs:
-            num = list(map(bytearray, _rows_as_bytes(stored)))
-        stored_words = _as_words(stored)
-    obj: list[str] | None = None
-    if schema.strings:
-        columns = [cols[c.name].values for c in schema.strings]
-        dumps = orjson.dumps
-        obj = [dumps(list(row)).decode() for row in zip(*columns, strict=True)]
-    hashes = _key_hashes(schema, cols, n, salt)
-    return EncodedInputs(num, obj, _hash_bytes(hashes), hashes[:, 0], stored_words)
+    stored = _numeric_bytes(schema, cols, n)
+    # bytearray, not bytes: Python's sqlite3 binds a bytearray without looking for an
+    # adapter, which is a third of the cost of a row on the bulk path.
+    if blobs and stored is not None:
+        num = list(map(bytearray, _rows_as_bytes(stored)))
+    hashes = key_hashes(schema, cols, n, salt)
+    return EncodedInputs(
+        num,
+        string_rows(schema, cols),
+        _hash_bytes(hashes),
+        hashes[:, 0],
+        None if stored is None else _as_words(stored),
+    )
 
 
-def _key_hashes(
+def _numeric_bytes(
+    schema: InputSchema, cols: dict[str, CoercedColumn], n: int
+) -> np.ndarray | None:
+    """The numeric inputs of each row as stored: 8 bytes a column, then a bitmap of the
+    missing ones; (n, w) uint8, or None without numeric columns."""
+    numeric = schema.numeric
+    if not numeric:
+        return None
+    block = _numeric_block(schema, cols, n)
+    missing = np.column_stack([cols[c.name].missing for c in numeric])
+    bitmap = np.packbits(missing, axis=1, bitorder="little")
+    return np.concatenate([block.view(np.uint8).reshape(n, 8 * len(numeric)), bitmap], axis=1)
+
+
+def numeric_words(schema: InputSchema, cols: dict[str, CoercedColumn], n: int) -> np.ndarray | None:
+    """The numeric inputs of each row as the 64-bit words the content hash takes."""
+    stored = _numeric_bytes(schema, cols, n)
+    return None if stored is None else _as_words(stored)
+
+
+def string_rows(schema: InputSchema, cols: dict[str, CoercedColumn]) -> list[str] | None:
+    """The string inputs of each row as JSON text (None without string columns)."""
+    if not schema.strings:
+        return None
+    columns = [cols[c.name].values for c in schema.strings]
+    dumps = orjson.dumps
+    return [dumps(list(row)).decode() for row in zip(*columns, strict=True)]
+
+
+def key_hashes(
     schema: InputSchema, cols: dict[str, CoercedColumn], n: int, salt: bytes
 ) -> np.ndarray:
     """The input key of each of ``n`` patterns, as (n, 2) uint64."""
@@ -308,7 +334,7 @@ def recode(
     stored ones. Raises ``ValueError`` or ``TypeError`` for inputs no import could have
     stored."""
     cols = coerced_of(schema, num, obj)
-    hashes = _key_hashes(schema, cols, len(num) if schema.numeric else len(obj), salt)
+    hashes = key_hashes(schema, cols, len(num) if schema.numeric else len(obj), salt)
     return EncodedInputs(None, None, _hash_bytes(hashes), hashes[:, 0], None)
 
 
@@ -344,6 +370,18 @@ def content_hashes(
     such columns. ``source`` and ``created_at`` are one value for every pattern (an
     import) or one per pattern (stored rows checked again).
     """
+    block = content_block(num, obj, labels, source, created_at)
+    return list(map(bytearray, _rows_as_bytes(block)))
+
+
+def content_block(
+    num: Sequence[bytes | bytearray | None] | np.ndarray | None,
+    obj: Sequence[str | None] | None,
+    labels: Sequence[str] | np.ndarray,
+    source: str | Sequence[str] | np.ndarray,
+    created_at: int | np.ndarray,
+) -> np.ndarray:
+    """:func:`content_hashes` as an (n, 16) uint8 block, one hash a row."""
     n = len(labels)
     parts: list[np.ndarray] = []
     if num is not None:
@@ -361,7 +399,7 @@ def content_hashes(
     else:
         # A time before 1970 is negative: hashed as its 64-bit two's complement.
         parts.append(np.full(n, np.uint64(created_at % 2**64), dtype=np.uint64))
-    return _hash_bytes(row_hash(np.column_stack(parts), _CONTENT_SEEDS))
+    return hash_block(row_hash(np.column_stack(parts), _CONTENT_SEEDS))
 
 
 def _text_words(

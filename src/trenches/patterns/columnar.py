@@ -4,10 +4,11 @@ it relabels, tags, input key, content hash) and its inputs as typed columns of t
 struct ``inputs``. Each append is written by split, then id, so that a read of one
 split skips the others' row groups by their bounds.
 
-A dataset made by this release keeps its patterns' inputs here (``datasets.columnar``)
-and only their bookkeeping in the database's ``patterns`` rows (inputs left null);
-what changes (deactivation) stays in the database. A dataset made by an earlier release
-keeps its inputs packed in those rows until ``trenches migrate`` moves them here.
+A dataset made by this release keeps its patterns here alone: the database holds no
+row a pattern, only its imports (whose id ranges say which dataset an id is of) and
+what changes (a deactivation or relabel, in ``pattern_changes``). A dataset made by an
+earlier release keeps its patterns as database rows, inputs packed in them, until
+``trenches migrate`` moves the inputs here.
 """
 
 from __future__ import annotations
@@ -77,21 +78,24 @@ def rows(  # noqa: PLR0913
     split: np.ndarray,
     source: str | Sequence[str],
     batch_id: int | Sequence[int],
-    labels: Sequence[str],
+    labels: Sequence[str] | pa.Array,
     created_at: int | Sequence[int],
-    keys: Sequence[bytes | bytearray],
-    hashes: Sequence[bytes | bytearray],
+    keys: Sequence[bytes | bytearray] | np.ndarray,
+    hashes: Sequence[bytes | bytearray] | np.ndarray,
     cols: dict[str, CoercedColumn],
     replaces_id: Sequence[int | None] | None = None,
     tags: str | Sequence[str | None] | None = None,
 ) -> pa.Table:
-    """Patterns as rows of the dataset's table, their inputs as checked at import."""
+    """Patterns as rows of the dataset's table, their inputs as checked at import; the
+    keys and hashes as lists of bytes or (n, 16) uint8 blocks."""
     n = len(ids)
     arrow = spec.schema.as_arrow()
 
     def each(value: Any, typ: pa.DataType) -> pa.Array:
-        if isinstance(value, (str, int)) or value is None:
-            return pa.array([value] * n, type=typ)
+        if value is None:
+            return pa.nulls(n, type=typ)
+        if isinstance(value, (str, int)):
+            return pa.repeat(pa.scalar(value, type=typ), n)
         return pa.array(value, type=typ)
 
     inputs_type = arrow.field("inputs").type
@@ -106,16 +110,36 @@ def rows(  # noqa: PLR0913
             pa.array(np.asarray(split, dtype=np.int32), type=pa.int32()),
             each(source, pa.string()),
             each(batch_id, pa.int64()),
-            pa.array(labels, type=pa.string()),
+            labels if isinstance(labels, pa.Array) else pa.array(labels, type=pa.string()),
             each(created_at, pa.int64()),
             each(replaces_id, pa.int64()),
             each(tags, pa.string()),
-            pa.array([bytes(k) for k in keys], type=pa.binary()),
-            pa.array([bytes(h) for h in hashes], type=pa.binary()),
+            _binary(keys),
+            _binary(hashes),
             inputs,
         ],
         schema=arrow,
     )
+
+
+#: Rows of one binary array made from a block: its 32-bit offsets stay in range.
+_BLOCK_ROWS = 1 << 24
+
+
+def _binary(values: Sequence[bytes | bytearray] | np.ndarray) -> pa.Array | pa.ChunkedArray:
+    """Byte strings as an Arrow binary array; an (n, w) uint8 block without a Python
+    object a row (in pieces, should the bytes pass what 32-bit offsets reach)."""
+    if not isinstance(values, np.ndarray):
+        return pa.array([bytes(v) for v in values], type=pa.binary())
+    data = np.ascontiguousarray(values, dtype=np.uint8)
+    n, width = data.shape
+    if n > _BLOCK_ROWS:
+        return pa.chunked_array(
+            [_binary(data[i : i + _BLOCK_ROWS]) for i in range(0, n, _BLOCK_ROWS)],
+            type=pa.binary(),
+        )
+    offsets = np.arange(0, n * width + 1, width, dtype=np.int32)
+    return pa.Array.from_buffers(pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
 
 
 def _input_array(column: CoercedColumn, typ: str, arrow_type: pa.DataType) -> pa.Array:

@@ -141,23 +141,24 @@ class Patterns:
                     now,
                 )[0]
             new_id = next_pattern_id(conn)
-            conn.execute(
-                insert(t.patterns).values(
-                    id=new_id,
-                    dataset_id=old.dataset_id,
-                    batch_id=batch_id,
-                    source=source,
-                    split=old.split,
-                    input_key=old.input_key,
-                    content_hash=content,
-                    label=text,
-                    num=old.num,
-                    obj=old.obj,
-                    tags=old.tags,
-                    created_at=now,
-                    replaces_id=old.id,
+            if not dataset.columnar:  # a columnar dataset's patterns live in its table alone
+                conn.execute(
+                    insert(t.patterns).values(
+                        id=new_id,
+                        dataset_id=old.dataset_id,
+                        batch_id=batch_id,
+                        source=source,
+                        split=old.split,
+                        input_key=old.input_key,
+                        content_hash=content,
+                        label=text,
+                        num=old.num,
+                        obj=old.obj,
+                        tags=old.tags,
+                        created_at=now,
+                        replaces_id=old.id,
+                    )
                 )
-            )
             if inputs is not None:
                 assert dataset.schema is not None
                 spec = columnar.table_spec(dataset.id, dataset.schema)
@@ -180,7 +181,8 @@ class Patterns:
                         tags=old.tags,
                     ),
                 )
-            conn.execute(update(t.patterns).where(p.id == old.id).values(deactivated_at=now))
+            if not dataset.columnar:
+                conn.execute(update(t.patterns).where(p.id == old.id).values(deactivated_at=now))
             record_range(conn, int(batch_id), new_id, new_id)
             marked.detail.update(
                 dataset=dataset.name, label=text, was=old.label, new_pattern=int(new_id)
@@ -233,7 +235,13 @@ class Patterns:
                         f"pattern {i} is inactive already (since {timestamps.iso(off[i])}); "
                         "nothing was deactivated"
                     )
-            conn.execute(update(t.patterns).where(p.id.in_(ids)).values(deactivated_at=now))
+            # A columnar dataset's patterns have no rows: their changes say it alone.
+            d = t.datasets.c
+            kinds = select(d.id, d.columnar).where(d.id.in_(set(dataset_of.values())))
+            columnar_of = dict(conn.execute(kinds).all())
+            rows = [i for i in ids if not columnar_of[dataset_of[i]]]
+            if rows:
+                conn.execute(update(t.patterns).where(p.id.in_(rows)).values(deactivated_at=now))
             conn.execute(
                 insert(t.pattern_changes),
                 [

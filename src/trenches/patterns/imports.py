@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,19 +24,18 @@ from trenches.db.engine import bulk_insert, lock_patterns, write
 from trenches.errors import Conflict, InvalidInput
 from trenches.json_form import to_json
 from trenches.names import SPLITS, check_source
-from trenches.patterns import codec, columnar
+from trenches.patterns import codec, table_imports
 from trenches.patterns import inputs as inp
 from trenches.patterns.existing import StoredContent
 from trenches.patterns.frames import no_gc
 from trenches.patterns.ingest import file_columns, read_file
 from trenches.patterns.ranges import next_pattern_id, record_range
+from trenches.patterns.table_imports import CHUNK_ROWS, Encoded, ImportRows
 
 if TYPE_CHECKING:
     from trenches.patterns.datasets import Dataset
 
 
-#: Rows encoded and written per step of an import; bounds memory on big files.
-CHUNK_ROWS = 50_000
 #: Tolerated clock skew for a given created_at in the future, in microseconds.
 _FUTURE_SLACK_US = 5 * 60 * 1_000_000
 
@@ -76,30 +75,11 @@ class ImportResult:
         return range(self.first_id, self.last_id + 1)
 
 
-@dataclass(frozen=True)
-class _Chunks:
-    """What every chunk of one import is encoded from."""
-
-    schema: inp.InputSchema
-    cols: dict[str, inp.CoercedColumn]
-    label_text: list[str]
-    source: str
-    when: int
-    #: The dataset's patterns at the import's lock (None for a first import).
-    stored: StoredContent | None
-    skip_existing: bool
-
-
 @dataclass
 class _Written:
     rows: int
     already: int
     by_split: np.ndarray
-    #: For a columnar dataset: which rows were written, and their keys and hashes.
-    kept: list[np.ndarray] = field(default_factory=list)
-    keys: list[bytearray] = field(default_factory=list)
-    hashes: list[bytearray] = field(default_factory=list)
-    splits: list[np.ndarray] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -267,7 +247,7 @@ def add_frame(
             "tags": tags_json,
             "created_at": when,
         }
-        chunks = _Chunks(
+        chunks = ImportRows(
             schema=schema,
             cols=cols,
             label_text=label_text,
@@ -276,7 +256,11 @@ def add_frame(
             stored=None if first_import else StoredContent(conn, dataset),
             skip_existing=skip_existing,
         )
-        written = _write_chunks(conn, dataset, constants, chunks, start, progress)
+        written: _Written | Encoded = (
+            table_imports.encode(dataset, chunks, progress)
+            if dataset.columnar
+            else _write_chunks(conn, dataset, constants, chunks, start, progress)
+        )
         if written.rows < n:
             batch_id = _shrink_batch(conn, batch_id, written.rows)
         # The ids of one import are consecutive, in the order of its rows.
@@ -284,10 +268,8 @@ def add_frame(
         if batch_id is not None and written.rows:
             first_id, last_id = start, start + written.rows - 1
             record_range(conn, batch_id, first_id, last_id)
-            if dataset.columnar:
-                _append_columnar(
-                    conn, dataset, schema, chunks, written, batch_id, first_id, tags_json
-                )
+            if isinstance(written, Encoded):
+                table_imports.append(conn, dataset, chunks, written, batch_id, first_id, tags_json)
     if first_import:
         dataset.schema = schema
         dataset.label_type = label_type
@@ -303,48 +285,6 @@ def add_frame(
         already_stored=written.already,
         skipped=written.already if skip_existing else 0,
     )
-
-
-def _append_columnar(
-    conn: Connection,
-    dataset: Dataset,
-    schema: inp.InputSchema,
-    chunks: _Chunks,
-    written: _Written,
-    batch_id: int,
-    first_id: int,
-    tags_json: str | None,
-) -> None:
-    """The rows an import wrote, appended to the dataset's Iceberg table in the import's
-    transaction."""
-    kept = np.concatenate(written.kept)
-    ids = np.arange(first_id, first_id + len(kept), dtype=np.int64)
-    split = np.concatenate(written.splits)
-    # By split, then id (as the table keeps them), put in order as NumPy arrays: an
-    # Arrow sort of the rows built costs far more.
-    order = np.lexsort((ids, split))
-    rows_of = kept[order]
-    cols = {
-        name: inp.CoercedColumn(c.values[rows_of], c.missing[rows_of])
-        for name, c in chunks.cols.items()
-    }
-    labels = [chunks.label_text[i] for i in rows_of.tolist()]
-    spec = columnar.table_spec(dataset.id, schema)
-    rows = columnar.rows(
-        spec,
-        schema,
-        ids=ids[order],
-        split=split[order],
-        source=chunks.source,
-        batch_id=batch_id,
-        labels=labels,
-        created_at=chunks.when,
-        keys=[written.keys[i] for i in order.tolist()],
-        hashes=[written.hashes[i] for i in order.tolist()],
-        cols=cols,
-        tags=tags_json,
-    )
-    columnar.append(conn, spec, rows, in_order=True)
 
 
 def _given_time(created_at: str | datetime | int | None) -> int:
@@ -413,7 +353,7 @@ def _write_chunks(
     conn: Connection,
     dataset: Dataset,
     constants: dict[str, Any],
-    chunks: _Chunks,
+    chunks: ImportRows,
     first_id: int,
     progress: ProgressCallback | None,
 ) -> _Written:
@@ -445,7 +385,6 @@ def _write_chunks(
         for start in range(0, n, CHUNK_ROWS):
             stop = min(n, start + CHUNK_ROWS)
             names, columns, split, enc = _encode_chunk(dataset, chunks, start, stop)
-            keep = np.ones(stop - start, dtype=bool)
             if pending is not None:
                 wait(pending)
             if chunks.stored is not None:  # the connection is free to read now
@@ -461,14 +400,7 @@ def _write_chunks(
                     fresh = np.flatnonzero(~seen).tolist()
                     columns = [[column[i] for i in fresh] for column in columns]
                     split = split[~seen]
-                    keep = ~seen
             out.by_split += np.bincount(split, minlength=3)
-            if dataset.columnar:
-                kept = np.flatnonzero(keep)
-                out.kept.append(start + kept)
-                out.splits.append(split)
-                out.keys.extend(enc.keys[i] for i in kept.tolist())
-                out.hashes.extend(columns[names.index("content_hash")])
             pending = writer.submit(write_chunk, names, next_id, columns)
             next_id += len(split)
         if pending is not None:
@@ -477,21 +409,14 @@ def _write_chunks(
 
 
 def _encode_chunk(
-    dataset: Dataset, chunks: _Chunks, start: int, stop: int
+    dataset: Dataset, chunks: ImportRows, start: int, stop: int
 ) -> tuple[list[str], list[list[Any]], np.ndarray, codec.EncodedInputs]:
     """Rows ``start:stop`` as the names and columns (lists) the bulk insert takes."""
-    chunk = {
-        name: inp.CoercedColumn(c.values[start:stop], c.missing[start:stop])
-        for name, c in chunks.cols.items()
-    }
-    m = stop - start
-    enc = codec.encode(chunks.schema, chunk, m, dataset.salt, blobs=not dataset.columnar)
+    enc = codec.encode(chunks.schema, chunks.chunk(start, stop), stop - start, dataset.salt)
     split = codec.splits_of(enc.key_head, dataset.split_ratios)
     labs = chunks.label_text[start:stop]
     content = codec.content_hashes(enc.num_words, enc.obj, labs, chunks.source, chunks.when)
-    # Columns that would be NULL in every row are left out of the statement. A columnar
-    # dataset keeps its inputs in its table; its rows keep the text inputs too, which
-    # the pattern search looks through.
+    # Columns that would be NULL in every row are left out of the statement.
     names = ["split", "input_key", "content_hash", "label"]
     columns: list[Any] = [split.tolist(), enc.keys, content, labs]
     if enc.num is not None:

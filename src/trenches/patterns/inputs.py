@@ -381,7 +381,7 @@ def label_to_text(values: np.ndarray, typ: str) -> list[str]:
         return list(map(str, values.astype("int64").tolist()))
     if typ == "boolean":
         return ["true" if v else "false" for v in values.tolist()]
-    return [str(v) for v in values.tolist()]
+    return list(map(str, values.tolist()))
 
 
 def labels_from_text(texts: Sequence[str], typ: str | None) -> np.ndarray:
