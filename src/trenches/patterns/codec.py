@@ -39,6 +39,39 @@ _CANONICAL_MISSING = np.uint64(0x7FF8_0000_0000_0001)
 # --- encoding -----------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Coded:
+    """Texts as a code a row into a list of the distinct ones (an import's labels):
+    each distinct text is hashed once, and no Python string is made a row."""
+
+    codes: np.ndarray  # int32, into ``values``
+    values: list[str]
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def slice(self, start: int, stop: int) -> Coded:
+        return Coded(self.codes[start:stop], self.values)
+
+    def take(self, rows: np.ndarray) -> Coded:
+        return Coded(self.codes[rows], self.values)
+
+    def texts(self) -> list[str]:
+        return list(np.asarray(self.values, dtype=object)[self.codes])
+
+
+@dataclass(frozen=True)
+class Words:
+    """64-bit words of each row kept column by column (each (n,) uint64): made and
+    hashed without a 2-D array, whose columns would have to be copied out again."""
+
+    columns: list[np.ndarray]
+
+    def __getitem__(self, rows: np.ndarray) -> np.ndarray:
+        """The words of ``rows``, as (len(rows), k)."""
+        return np.column_stack([c[rows] for c in self.columns])
+
+
 @dataclass
 class EncodedInputs:
     """Inputs of a chunk of patterns, ready to store and key."""
@@ -87,19 +120,24 @@ def _mix(z: np.ndarray, spare: np.ndarray) -> None:
     np.bitwise_xor(z, spare, out=z)
 
 
-def row_hash(words: np.ndarray, seeds: tuple[int, int]) -> np.ndarray:
-    """A 128-bit hash of each row of ``words`` (n, k) uint64, as (n, 2) uint64.
+def row_hash(words: np.ndarray | Sequence[np.ndarray], seeds: tuple[int, int]) -> np.ndarray:
+    """A 128-bit hash of each row of ``words`` (n, k) uint64, or of its k columns
+    (each (n,) uint64), as (n, 2) uint64.
 
     Each lane starts at its seed and takes in the words one by one:
     ``h = mix(h ^ mix(word_j + (golden * (j + 1))))``, then ``mix(h ^ k)``. The mixed
     word is the same for both lanes, so it is mixed once; the work is done in place on
-    one column at a time (a column of the words made contiguous first).
+    one column at a time (a 2-D array's columns made contiguous first).
     """
-    n, k = words.shape
+    if isinstance(words, np.ndarray):
+        n, k = words.shape
+        columns: Sequence[np.ndarray] = list(np.ascontiguousarray(words.T, dtype=np.uint64))
+    else:
+        columns = words
+        n, k = len(words[0]), len(words)
     lanes = np.empty((2, n), dtype=np.uint64)
     for lane, seed in enumerate(seeds):
         lanes[lane] = np.uint64(seed)
-    columns = np.ascontiguousarray(words.T, dtype=np.uint64)
     word = np.empty(n, dtype=np.uint64)
     spare = np.empty(n, dtype=np.uint64)
     for j in range(k):
@@ -197,10 +235,27 @@ def _numeric_bytes(
     return np.concatenate([block.view(np.uint8).reshape(n, 8 * len(numeric)), bitmap], axis=1)
 
 
-def numeric_words(schema: InputSchema, cols: dict[str, CoercedColumn], n: int) -> np.ndarray | None:
-    """The numeric inputs of each row as the 64-bit words the content hash takes."""
-    stored = _numeric_bytes(schema, cols, n)
-    return None if stored is None else _as_words(stored)
+def numeric_words(schema: InputSchema, cols: dict[str, CoercedColumn], n: int) -> Words | None:
+    """The numeric inputs of each row as the 64-bit words the content hash takes: the
+    words of their stored bytes (:func:`_numeric_bytes`), made column by column. A
+    value's 8 bytes are one word (0 when missing); the bitmap of the missing ones
+    follows, 64 columns a word, column ``j``'s bit at ``j % 64`` (little-endian bits and
+    bytes)."""
+    numeric = schema.numeric
+    if not numeric:
+        return None
+    columns = []
+    for col in numeric:
+        c = cols[col.name]
+        word = np.array(c.values, dtype="<f8" if col.type == "number" else "<i8").view("<u8")
+        word[c.missing] = 0
+        columns.append(word)
+    for first in range(0, len(numeric), 64):
+        bitmap = np.zeros(n, dtype="<u8")
+        for bit, col in enumerate(numeric[first : first + 64]):
+            bitmap |= cols[col.name].missing.astype("<u8") << np.uint64(bit)
+        columns.append(bitmap)
+    return Words(columns)
 
 
 def string_rows(schema: InputSchema, cols: dict[str, CoercedColumn]) -> list[str] | None:
@@ -216,29 +271,26 @@ def key_hashes(
     schema: InputSchema, cols: dict[str, CoercedColumn], n: int, salt: bytes
 ) -> np.ndarray:
     """The input key of each of ``n`` patterns, as (n, 2) uint64."""
-    numeric = schema.numeric
     key_words: list[np.ndarray] = []
-    if numeric:
+    half = np.uint64(1 << (_KEY_MANTISSA_BITS_DROPPED - 1))
+    mask = ~np.uint64((1 << _KEY_MANTISSA_BITS_DROPPED) - 1)
+    rounded = np.empty(n, dtype="<u8")
+    for col in schema.numeric:
         # Every slot as float64, mantissa rounded, missing canonical.
-        missing = np.column_stack([cols[c.name].missing for c in numeric])
-        floats = np.empty((n, len(numeric)), dtype="<f8")
-        for j, col in enumerate(numeric):
-            floats[:, j] = cols[col.name].values.astype("<f8")
+        c = cols[col.name]
+        floats = np.array(c.values, dtype="<f8")
         floats += 0.0  # -0.0 -> 0.0 (IEEE: -0 + 0 is +0), every other value as it was
         bits = floats.view("<u8")
-        half = np.uint64(1 << (_KEY_MANTISSA_BITS_DROPPED - 1))
-        mask = ~np.uint64((1 << _KEY_MANTISSA_BITS_DROPPED) - 1)
         finite = np.isfinite(floats)
-        rounded = bits + half
+        np.add(bits, half, out=rounded)
         np.bitwise_and(rounded, mask, out=rounded)
         np.copyto(bits, rounded, where=finite)  # infinities and NaN keep their bits
-        bits[missing | np.isnan(floats)] = _CANONICAL_MISSING
+        bits[c.missing | np.isnan(floats)] = _CANONICAL_MISSING
         key_words.append(bits)
     for col in schema.strings:
         key_words.append(_text_words(cols[col.name].values, n, normalise=True))
     assert key_words, "a dataset has at least one input column"
-    words = np.column_stack(key_words)
-    return row_hash(words, (int.from_bytes(salt[:8], "big"), int.from_bytes(salt[8:16], "big")))
+    return row_hash(key_words, (int.from_bytes(salt[:8], "big"), int.from_bytes(salt[8:16], "big")))
 
 
 def splits_of(
@@ -356,9 +408,9 @@ def coerced_of(
 
 
 def content_hashes(
-    num: Sequence[bytes | bytearray | None] | np.ndarray | None,
+    num: Sequence[bytes | bytearray | None] | np.ndarray | Words | None,
     obj: Sequence[str | None] | None,
-    labels: Sequence[str] | np.ndarray,
+    labels: Sequence[str] | np.ndarray | Coded,
     source: str | Sequence[str] | np.ndarray,
     created_at: int | np.ndarray,
 ) -> list[bytearray]:
@@ -375,21 +427,22 @@ def content_hashes(
 
 
 def content_block(
-    num: Sequence[bytes | bytearray | None] | np.ndarray | None,
+    num: Sequence[bytes | bytearray | None] | np.ndarray | Words | None,
     obj: Sequence[str | None] | None,
-    labels: Sequence[str] | np.ndarray,
+    labels: Sequence[str] | np.ndarray | Coded,
     source: str | Sequence[str] | np.ndarray,
     created_at: int | np.ndarray,
 ) -> np.ndarray:
     """:func:`content_hashes` as an (n, 16) uint8 block, one hash a row."""
     n = len(labels)
     parts: list[np.ndarray] = []
-    if num is not None:
-        if isinstance(num, np.ndarray):
-            parts.append(num)
-        else:
-            block = np.frombuffer(b"".join(bytes(b or b"") for b in num), dtype=np.uint8)
-            parts.append(_as_words(block.reshape(n, -1)))
+    if isinstance(num, Words):
+        parts.extend(num.columns)
+    elif isinstance(num, np.ndarray):
+        parts.extend(np.ascontiguousarray(num.T))
+    elif num is not None:
+        block = np.frombuffer(b"".join(bytes(b or b"") for b in num), dtype=np.uint8)
+        parts.extend(np.ascontiguousarray(_as_words(block.reshape(n, -1)).T))
     if obj is not None:
         parts.append(_text_words(obj, n))
     parts.append(_text_words(labels, n))
@@ -399,11 +452,11 @@ def content_block(
     else:
         # A time before 1970 is negative: hashed as its 64-bit two's complement.
         parts.append(np.full(n, np.uint64(created_at % 2**64), dtype=np.uint64))
-    return hash_block(row_hash(np.column_stack(parts), _CONTENT_SEEDS))
+    return hash_block(row_hash(parts, _CONTENT_SEEDS))
 
 
 def _text_words(
-    texts: str | Sequence[str | None] | np.ndarray, n: int, *, normalise: bool = False
+    texts: str | Sequence[str | None] | np.ndarray | Coded, n: int, *, normalise: bool = False
 ) -> np.ndarray:
     """:func:`_text_word` of one text for ``n`` rows, or of each of ``n`` texts (missing:
     0), each distinct text hashed once; ``normalise``: of the normalised texts."""
@@ -413,6 +466,8 @@ def _text_words(
 
     if isinstance(texts, str):
         return np.full(n, word(texts), dtype=np.uint64)
+    if isinstance(texts, Coded):
+        return np.asarray(np.array([word(v) for v in texts.values], dtype=np.uint64)[texts.codes])
     codes, uniques = pd.factorize(np.asarray(texts, dtype=object))
     # A missing text has code -1: the 0 appended last.
     words = np.array([*(word(str(u)) for u in uniques), 0], dtype=np.uint64)

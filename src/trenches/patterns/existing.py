@@ -53,9 +53,9 @@ class StoredContent:
     def stored(
         self,
         key_head: np.ndarray,
-        num_words: np.ndarray | None,
+        num_words: np.ndarray | codec.Words | None,
         obj: list[str] | None,
-        labels: list[str],
+        labels: codec.Coded,
         source: str,
     ) -> np.ndarray:
         """For each row of an encoded chunk: is a pattern with its content stored?"""
@@ -79,7 +79,7 @@ class StoredContent:
             content = codec.content_hashes(
                 num_words[r] if num_words is not None else None,
                 [obj[i] for i in r.tolist()] if obj is not None else None,
-                [labels[i] for i in r.tolist()],
+                labels.take(r),
                 source,
                 int(when),
             )

@@ -224,8 +224,7 @@ def add_frame(
     label_type = dataset.label_type or inp.infer_label_type(
         frame[dataset.label_column], dataset.task
     )
-    labels = coerce_labels(dataset, frame[dataset.label_column], label_type, file, text_file)
-    label_text = inp.label_to_text(labels, label_type)
+    labels = import_labels(dataset, frame[dataset.label_column], label_type, file, text_file)
     tags = provenance.tags
     tags_json = orjson.dumps(sorted(set(tags))).decode() if tags else None
 
@@ -238,8 +237,11 @@ def add_frame(
         first_import = dataset.schema is None
         if first_import:
             _claim_schema(conn, dataset, schema, label_type)
-        batch_id: int | None = _insert_batch(conn, dataset, provenance, file, n, now)
-        start = next_pattern_id(conn)
+        batch = table_imports.Batch(
+            _insert_batch(conn, dataset, provenance, file, n, now), next_pattern_id(conn), tags_json
+        )
+        batch_id: int | None = batch.id
+        start = batch.first_id
         constants = {
             "dataset_id": dataset.id,
             "batch_id": batch_id,
@@ -250,14 +252,14 @@ def add_frame(
         chunks = ImportRows(
             schema=schema,
             cols=cols,
-            label_text=label_text,
+            labels=labels,
             source=source,
             when=when,
             stored=None if first_import else StoredContent(conn, dataset),
             skip_existing=skip_existing,
         )
         written: _Written | Encoded = (
-            table_imports.encode(dataset, chunks, progress)
+            table_imports.encode(dataset, chunks, batch, progress)
             if dataset.columnar
             else _write_chunks(conn, dataset, constants, chunks, start, progress)
         )
@@ -269,7 +271,7 @@ def add_frame(
             first_id, last_id = start, start + written.rows - 1
             record_range(conn, batch_id, first_id, last_id)
             if isinstance(written, Encoded):
-                table_imports.append(conn, dataset, chunks, written, batch_id, first_id, tags_json)
+                table_imports.append(conn, dataset, schema, written)
     if first_import:
         dataset.schema = schema
         dataset.label_type = label_type
@@ -360,7 +362,7 @@ def _write_chunks(
     """Encode and write the rows chunk by chunk, counting those stored already (and
     leaving them out with ``skip_existing``); the rows written take the ids from
     ``first_id`` on, in order."""
-    n = len(chunks.label_text)
+    n = len(chunks.labels)
     out = _Written(rows=0, already=0, by_split=np.zeros(3, dtype=np.int64))
 
     def write_chunk(names: list[str], first: int, columns: list[list[Any]]) -> int:
@@ -392,7 +394,7 @@ def _write_chunks(
                     enc.key_head,
                     enc.num_words,
                     enc.obj,
-                    chunks.label_text[start:stop],
+                    chunks.labels.slice(start, stop),
                     chunks.source,
                 )
                 out.already += int(seen.sum())
@@ -414,7 +416,7 @@ def _encode_chunk(
     """Rows ``start:stop`` as the names and columns (lists) the bulk insert takes."""
     enc = codec.encode(chunks.schema, chunks.chunk(start, stop), stop - start, dataset.salt)
     split = codec.splits_of(enc.key_head, dataset.split_ratios)
-    labs = chunks.label_text[start:stop]
+    labs = chunks.labels.slice(start, stop).texts()
     content = codec.content_hashes(enc.num_words, enc.obj, labs, chunks.source, chunks.when)
     # Columns that would be NULL in every row are left out of the statement.
     names = ["split", "input_key", "content_hash", "label"]
@@ -445,6 +447,37 @@ def split_of(dataset: Dataset, frame: pd.DataFrame) -> pd.Series:
     enc = codec.encode(dataset.schema, cols, len(frame), dataset.salt)
     codes = codec.splits_of(enc.key_head, dataset.split_ratios)
     return pd.Series(np.asarray(SPLITS, dtype=object)[codes], index=frame.index, name="split")
+
+
+def import_labels(
+    dataset: Dataset, series: pd.Series, label_type: str, file: str | None, text_file: bool
+) -> codec.Coded:
+    """The labels of ``series`` as stored text, each distinct one once (see
+    :func:`coerce_labels` for the errors). Labels of a text, integer, boolean or
+    category column are checked and converted a distinct value at a time; floats (whose
+    0.0 and -0.0 are one value to a hash table) and Python objects (whose 1 and 1.0 are)
+    a row at a time."""
+    types = pd.api.types
+    if not any(is_(series.dtype) for is_ in (types.is_float_dtype, types.is_object_dtype)):
+        codes, uniques = pd.factorize(series, use_na_sentinel=True)
+        if len(codes) == 0 or codes.min() >= 0:
+            try:
+                values = coerce_labels(dataset, pd.Series(uniques), label_type, file, text_file)
+            except InvalidInput:
+                pass  # the rows again, for the error that names the row
+            else:
+                return _coded(inp.label_to_text(values, label_type), codes)
+    values = coerce_labels(dataset, series, label_type, file, text_file)
+    return _coded(inp.label_to_text(values, label_type))
+
+
+def _coded(texts: list[str], codes: np.ndarray | None = None) -> codec.Coded:
+    """``texts`` (each row's, or with ``codes`` each distinct value's) as one code a
+    row into the distinct texts."""
+    text_codes, distinct = pd.factorize(np.asarray(texts, dtype=object))
+    if codes is not None:
+        text_codes = text_codes[codes]
+    return codec.Coded(text_codes.astype(np.int32), [str(v) for v in distinct])
 
 
 def coerce_labels(

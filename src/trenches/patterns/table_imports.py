@@ -1,8 +1,9 @@
 """An import into a columnar dataset: no database row a pattern, only the dataset's
-table. Chunks of rows are keyed and hashed on two threads (NumPy lets go of the GIL
-inside its loops), checked in order against what the dataset holds, and appended as
-one Arrow table, the keys and hashes kept as fixed-width blocks from first to last:
-a Python object a pattern would cost more than the hashing."""
+table. Chunks of rows are keyed, hashed and made into Arrow tables ordered by split on
+two threads (NumPy and Arrow let go of the GIL inside their loops), checked in order
+against what the dataset holds, given their ids, and appended as one table whose
+columns are the chunks' own, by split then id: no Python object a pattern, and no
+gather of the whole import's columns."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 from sqlalchemy.engine import Connection
 
@@ -23,10 +23,11 @@ from trenches.patterns.existing import StoredContent
 
 if TYPE_CHECKING:
     from trenches.patterns.datasets import Dataset
+    from trenches.tables.catalog import TableSpec
 
 #: Rows keyed and hashed per step of an import; bounds memory on big files.
 CHUNK_ROWS = 50_000
-#: Chunks hashed at once (one a core on this kind of machine; more only hold memory).
+#: Chunks made at once (one a core on this kind of machine; more only hold memory).
 _THREADS = 2
 
 
@@ -36,7 +37,7 @@ class ImportRows:
 
     schema: inp.InputSchema
     cols: dict[str, inp.CoercedColumn]
-    label_text: list[str]
+    labels: codec.Coded
     source: str
     when: int
     #: The dataset's patterns at the import's lock (None for a first import).
@@ -50,139 +51,154 @@ class ImportRows:
         }
 
 
+@dataclass(frozen=True)
+class Batch:
+    """The import's row in ``import_batches``: its id, its first pattern id, its tags."""
+
+    id: int
+    first_id: int
+    tags: str | None
+
+
 @dataclass
 class Encoded:
-    """The rows of an import that are to be written, with their keys and hashes."""
+    """The rows of an import that are to be written, as tables a chunk."""
 
     rows: int = 0
     already: int = 0
     by_split: np.ndarray = field(default_factory=lambda: np.zeros(3, dtype=np.int64))
-    #: Per chunk: the positions of the rows written, their splits, keys and hashes.
-    kept: list[np.ndarray] = field(default_factory=list)
-    splits: list[np.ndarray] = field(default_factory=list)
-    keys: list[np.ndarray] = field(default_factory=list)
-    hashes: list[np.ndarray] = field(default_factory=list)
+    #: Per chunk: its rows written, by split then id, and how many of each split.
+    tables: list[pa.Table] = field(default_factory=list)
+    counts: list[np.ndarray] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class _Chunk:
     start: int
     split: np.ndarray
-    keys: np.ndarray
-    hashes: np.ndarray
+    #: The chunk's rows by split (stable: in file order within one).
+    order: np.ndarray
+    table: pa.Table
     key_head: np.ndarray
-    words: np.ndarray | None
+    words: codec.Words | None
     obj: list[str] | None
 
 
-def encode(dataset: Dataset, rows: ImportRows, progress: Callable[[int], None] | None) -> Encoded:
-    """Key and hash every row, leaving out (with ``skip_existing``) or counting those
-    the dataset holds already."""
+def encode(
+    dataset: Dataset,
+    rows: ImportRows,
+    batch: Batch,
+    progress: Callable[[int], None] | None,
+) -> Encoded:
+    """Key, hash and tabulate every row, leaving out (with ``skip_existing``) or
+    counting those the dataset holds already. The rows written take the ids from
+    ``batch.first_id`` on, in the order of the file."""
     out = Encoded()
-    for chunk in _hashed(dataset, rows):
+    for chunk in _made(dataset, rows, batch):
         n = len(chunk.split)
-        keep = slice(None)
+        keep: np.ndarray | None = None
         if rows.stored is not None:
-            stop = chunk.start + n
             seen = rows.stored.stored(
                 chunk.key_head,
                 chunk.words,
                 chunk.obj,
-                rows.label_text[chunk.start : stop],
+                rows.labels.slice(chunk.start, chunk.start + n),
                 rows.source,
             )
             out.already += int(seen.sum())
             if rows.skip_existing and seen.any():
-                keep = ~seen  # type: ignore[assignment]
-        split = chunk.split[keep]
-        out.kept.append(chunk.start + np.arange(n)[keep])
-        out.splits.append(split)
-        out.keys.append(chunk.keys[keep])
-        out.hashes.append(chunk.hashes[keep])
-        out.by_split += np.bincount(split, minlength=3)
+                keep = ~seen
+        table, rank, split = chunk.table, chunk.order, chunk.split
+        if keep is not None:
+            kept = keep[chunk.order]
+            rank = (np.cumsum(keep) - 1)[chunk.order][kept]
+            table = table.filter(pa.array(kept))
+            split = split[keep]
+        ids = pa.array(batch.first_id + out.rows + rank, type=pa.int64())
+        out.tables.append(table.set_column(0, table.schema.field(0), ids))
+        counts = np.bincount(split, minlength=3)
+        out.counts.append(counts)
+        out.by_split += counts
         out.rows += len(split)
         if progress is not None:
             progress(len(split))
     return out
 
 
-def _hashed(dataset: Dataset, rows: ImportRows) -> Iterator[_Chunk]:
-    """Each chunk keyed and hashed, in order, :data:`_THREADS` at a time."""
-    n = len(rows.label_text)
+def _made(dataset: Dataset, rows: ImportRows, batch: Batch) -> Iterator[_Chunk]:
+    """Each chunk made, in order, :data:`_THREADS` at a time."""
+    n = len(rows.labels)
+    spec = columnar.table_spec(dataset.id, rows.schema)
+    labels = pa.array(rows.labels.values, type=pa.string())
     with ThreadPoolExecutor(_THREADS, thread_name_prefix="trenches-import") as pool:
         pending: deque[Future[_Chunk]] = deque()
         for start in range(0, n, CHUNK_ROWS):
-            pending.append(pool.submit(_hash_chunk, dataset, rows, start))
+            pending.append(pool.submit(_make_chunk, dataset, spec, rows, batch, labels, start))
             if len(pending) > _THREADS:
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
 
 
-def _hash_chunk(dataset: Dataset, rows: ImportRows, start: int) -> _Chunk:
-    stop = min(len(rows.label_text), start + CHUNK_ROWS)
+def _make_chunk(
+    dataset: Dataset,
+    spec: TableSpec,
+    rows: ImportRows,
+    batch: Batch,
+    labels: pa.Array,
+    start: int,
+) -> _Chunk:
+    stop = min(len(rows.labels), start + CHUNK_ROWS)
     cols = rows.chunk(start, stop)
     m = stop - start
     keyed = codec.key_hashes(rows.schema, cols, m, dataset.salt)
     words = codec.numeric_words(rows.schema, cols, m)
     obj = codec.string_rows(rows.schema, cols)
-    labels = rows.label_text[start:stop]
+    coded = rows.labels.slice(start, stop)
+    split = codec.splits_of(keyed[:, 0], dataset.split_ratios)
+    hashes = codec.content_block(words, obj, coded, rows.source, rows.when)
+    order = np.argsort(split, kind="stable")
+    table = columnar.rows(
+        spec,
+        rows.schema,
+        ids=order,  # a stand-in: the ids are given once the rows kept are known
+        split=split[order],
+        source=rows.source,
+        batch_id=batch.id,
+        labels=pa.DictionaryArray.from_arrays(pa.array(coded.codes[order]), labels).cast(
+            pa.string()
+        ),
+        created_at=rows.when,
+        keys=codec.hash_block(keyed)[order],
+        hashes=hashes[order],
+        cols={name: _taken(c, order) for name, c in cols.items()},
+        tags=batch.tags,
+    )
     return _Chunk(
         start=start,
-        split=codec.splits_of(keyed[:, 0], dataset.split_ratios),
-        keys=codec.hash_block(keyed),
-        hashes=codec.content_block(words, obj, labels, rows.source, rows.when),
+        split=split,
+        order=order,
+        table=table,
         key_head=keyed[:, 0],
         words=words,
         obj=obj,
     )
 
 
-def append(
-    conn: Connection,
-    dataset: Dataset,
-    rows: ImportRows,
-    written: Encoded,
-    batch_id: int,
-    first_id: int,
-    tags_json: str | None,
-) -> None:
-    """The rows written, appended to the dataset's table in the import's transaction,
-    by split and then id (the order the table keeps)."""
-    kept = np.concatenate(written.kept)
-    split = np.concatenate(written.splits)
-    # The ids follow the rows, so a stable sort by split alone puts them in order.
-    order = np.argsort(split, kind="stable")
-    rows_of = kept[order]
-    with ThreadPoolExecutor(_THREADS, thread_name_prefix="trenches-import") as pool:
-        # A column a thread: NumPy's take lets go of the GIL.
-        cols = dict(
-            zip(
-                rows.cols,
-                pool.map(lambda c: _taken(c, rows_of), rows.cols.values()),
-                strict=True,
-            )
-        )
-    codes, uniques = pd.factorize(np.asarray(rows.label_text, dtype=object))
-    labels = pa.DictionaryArray.from_arrays(
-        pa.array(codes[rows_of].astype(np.int32)), pa.array(uniques, type=pa.string())
-    ).cast(pa.string())
-    spec = columnar.table_spec(dataset.id, rows.schema)
-    table = columnar.rows(
-        spec,
-        rows.schema,
-        ids=(first_id + order).astype(np.int64),
-        split=split[order],
-        source=rows.source,
-        batch_id=batch_id,
-        labels=labels,
-        created_at=rows.when,
-        keys=np.concatenate(written.keys)[order],
-        hashes=np.concatenate(written.hashes)[order],
-        cols=cols,
-        tags=tags_json,
-    )
-    columnar.append(conn, spec, table, in_order=True)
+def append(conn: Connection, dataset: Dataset, schema: inp.InputSchema, written: Encoded) -> None:
+    """The rows written, appended to the dataset's table in the import's transaction:
+    each split's rows of every chunk in turn, so by split and then id (the order the
+    table keeps), without a copy."""
+    pieces = [
+        table.slice(int(counts[:split].sum()), int(counts[split]))
+        for split in range(3)
+        for table, counts in zip(written.tables, written.counts, strict=True)
+        if counts[split]
+    ]
+    if not pieces:
+        return
+    spec = columnar.table_spec(dataset.id, schema)
+    columnar.append(conn, spec, pa.concat_tables(pieces), in_order=True)
 
 
 def _taken(column: inp.CoercedColumn, rows: np.ndarray) -> inp.CoercedColumn:
