@@ -81,9 +81,11 @@ def _plain(value: Any) -> Any:
 
 
 def chunks_of(monkeypatch: pytest.MonkeyPatch, rows: int) -> None:
-    """Imports encode and write ``rows`` rows a step, into either kind of dataset."""
+    """Imports encode and write ``rows`` rows a step, into either kind of dataset, and
+    a columnar dataset's table takes them two chunks a part."""
     monkeypatch.setattr(imports_module, "CHUNK_ROWS", rows)
     monkeypatch.setattr(table_imports, "CHUNK_ROWS", rows)
+    monkeypatch.setattr(table_imports, "PART_ROWS", 2 * rows)
 
 
 def fingerprint(store: trenches.Store) -> Fingerprint:
@@ -617,6 +619,31 @@ def test_import_failing_after_some_chunks_were_written_stores_nothing(
     assert store.datasets.get("chunked").schema is None
     result = store.datasets.get("chunked").add(frame, source="expert")
     assert result.rows == 1000
+
+
+def test_an_import_written_in_parts_stores_what_one_part_stores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A big import's table is written a part at a time while the next is hashed:
+    # the patterns, their ids, the training data and the digest are those of an
+    # import written at once.
+    frame = _frame(1_000, seed=3)
+    got = []
+    for rows in (50_000, 64):
+        chunks_of(monkeypatch, rows)
+        with trenches.open(tmp_path / f"store-{rows}") as s:
+            ds = s.datasets.create("d", task="classification", label="label", salt="ab" * 16)
+            result = ds.add(frame, source="expert", created_at="2026-01-01")
+            snapshot = ds.snapshot()
+            X, y, ids, _ = snapshot.training_data(None)
+            files = len(list((tmp_path / f"store-{rows}").rglob("patterns_*/data/*.parquet")))
+            got.append((result.by_split, ds.patterns(), X, y, ids, snapshot.digest, files))
+    (split1, patterns1, X1, y1, ids1, digest1, files1) = got[0]
+    (split2, patterns2, X2, y2, ids2, digest2, files2) = got[1]
+    assert (files1, files2) == (1, 8)  # 16 chunks of 64 rows, two a part
+    assert split1 == split2 and digest1 == digest2
+    pd.testing.assert_frame_equal(patterns1, patterns2)
+    assert np.array_equal(ids1, ids2) and np.array_equal(X1, X2) and np.array_equal(y1, y2)
 
 
 # --- round trips --------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """A dataset's patterns as an Iceberg table, ``patterns_<dataset id>``: one row a
 pattern, with its immutable facts (id, split, source, import, label, time, the pattern
 it relabels, tags, input key, content hash) and its inputs as typed columns of the
-struct ``inputs``. Each append is written by split, then id, so that a read of one
-split skips the others' row groups by their bounds.
+struct ``inputs``. Each file of an append holds its rows by split, then id, so that a
+read of one split skips the others' row groups by their bounds.
 
 A dataset made by this release keeps its patterns here alone: the database holds no
 row a pattern, only its imports (whose id ranges say which dataset an id is of) and

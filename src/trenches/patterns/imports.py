@@ -17,20 +17,21 @@ import pandas as pd
 from sqlalchemy import delete, insert, update
 from sqlalchemy.engine import Connection, Engine
 
-from trenches import timestamps
+from trenches import tables, timestamps
 from trenches.db import schema as t
 from trenches.db.audit import change
 from trenches.db.engine import bulk_insert, lock_patterns, write
 from trenches.errors import Conflict, InvalidInput
 from trenches.json_form import to_json
 from trenches.names import SPLITS, check_source
-from trenches.patterns import codec, table_imports
+from trenches.patterns import codec, columnar, table_imports
 from trenches.patterns import inputs as inp
 from trenches.patterns.existing import StoredContent
 from trenches.patterns.frames import no_gc
 from trenches.patterns.ingest import file_columns, read_file
 from trenches.patterns.ranges import next_pattern_id, record_range
 from trenches.patterns.table_imports import CHUNK_ROWS, Encoded, ImportRows
+from trenches.tables.appending import Appending
 
 if TYPE_CHECKING:
     from trenches.patterns.datasets import Dataset
@@ -258,20 +259,20 @@ def add_frame(
             stored=None if first_import else StoredContent(conn, dataset),
             skip_existing=skip_existing,
         )
-        written: _Written | Encoded = (
-            table_imports.encode(dataset, chunks, batch, progress)
-            if dataset.columnar
-            else _write_chunks(conn, dataset, constants, chunks, start, progress)
-        )
-        if written.rows < n:
-            batch_id = _shrink_batch(conn, batch_id, written.rows)
-        # The ids of one import are consecutive, in the order of its rows.
-        first_id = last_id = None
-        if batch_id is not None and written.rows:
-            first_id, last_id = start, start + written.rows - 1
-            record_range(conn, batch_id, first_id, last_id)
-            if isinstance(written, Encoded):
-                table_imports.append(conn, dataset, schema, written)
+        with Appending(tables.of(conn), conn, columnar.table_spec(dataset.id, schema)) as table:
+            written: _Written | Encoded = (
+                table_imports.encode(dataset, chunks, batch, table, progress)
+                if dataset.columnar
+                else _write_chunks(conn, dataset, constants, chunks, start, progress)
+            )
+            if written.rows < n:
+                batch_id = _shrink_batch(conn, batch_id, written.rows)
+            # The ids of one import are consecutive, in the order of its rows.
+            first_id = last_id = None
+            if batch_id is not None and written.rows:
+                first_id, last_id = start, start + written.rows - 1
+                record_range(conn, batch_id, first_id, last_id)
+            table.commit()  # after its rows' range: the table's commit, then the database's
     if first_import:
         dataset.schema = schema
         dataset.label_type = label_type

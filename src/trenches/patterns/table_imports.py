@@ -1,9 +1,11 @@
 """An import into a columnar dataset: no database row a pattern, only the dataset's
 table. Chunks of rows are keyed, hashed and made into Arrow tables ordered by split on
 two threads (NumPy and Arrow let go of the GIL inside their loops), checked in order
-against what the dataset holds, given their ids, and appended as one table whose
-columns are the chunks' own, by split then id: no Python object a pattern, and no
-gather of the whole import's columns."""
+against what the dataset holds and given their ids. Every million rows or so make a
+part, written to the table's files by split then id (each split's slice of every chunk
+in turn, without a copy) on a thread of its own while the next part is hashed; the
+parts are committed together with the import. No Python object a pattern, no gather of
+the whole import's columns, and no more of it in memory than the parts not written."""
 
 from __future__ import annotations
 
@@ -15,7 +17,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
-from sqlalchemy.engine import Connection
 
 from trenches.patterns import codec, columnar
 from trenches.patterns import inputs as inp
@@ -23,12 +24,15 @@ from trenches.patterns.existing import StoredContent
 
 if TYPE_CHECKING:
     from trenches.patterns.datasets import Dataset
+    from trenches.tables.appending import Appending
     from trenches.tables.catalog import TableSpec
 
 #: Rows keyed and hashed per step of an import; bounds memory on big files.
 CHUNK_ROWS = 50_000
 #: Chunks made at once (one a core on this kind of machine; more only hold memory).
 _THREADS = 2
+#: Rows of a part of the import written to the table while the next is made.
+PART_ROWS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -62,14 +66,36 @@ class Batch:
 
 @dataclass
 class Encoded:
-    """The rows of an import that are to be written, as tables a chunk."""
+    """What an import wrote to its table's files (to be committed with it)."""
 
     rows: int = 0
     already: int = 0
     by_split: np.ndarray = field(default_factory=lambda: np.zeros(3, dtype=np.int64))
-    #: Per chunk: its rows written, by split then id, and how many of each split.
+
+
+@dataclass
+class _Part:
+    """Chunks not written yet: each one's rows by split then id, and how many of each
+    split it holds."""
+
     tables: list[pa.Table] = field(default_factory=list)
     counts: list[np.ndarray] = field(default_factory=list)
+    rows: int = 0
+
+    def add(self, table: pa.Table, counts: np.ndarray) -> None:
+        self.tables.append(table)
+        self.counts.append(counts)
+        self.rows += table.num_rows
+
+    def table(self) -> pa.Table:
+        """Each split's rows of every chunk in turn: by split, then id, without a copy."""
+        pieces = [
+            table.slice(int(counts[:split].sum()), int(counts[split]))
+            for split in range(3)
+            for table, counts in zip(self.tables, self.counts, strict=True)
+            if counts[split]
+        ]
+        return pa.concat_tables(pieces)
 
 
 @dataclass(frozen=True)
@@ -88,12 +114,15 @@ def encode(
     dataset: Dataset,
     rows: ImportRows,
     batch: Batch,
+    table: Appending,
     progress: Callable[[int], None] | None,
 ) -> Encoded:
-    """Key, hash and tabulate every row, leaving out (with ``skip_existing``) or
-    counting those the dataset holds already. The rows written take the ids from
-    ``batch.first_id`` on, in the order of the file."""
+    """Key, hash and write to ``table`` every row, leaving out (with ``skip_existing``)
+    or counting those the dataset holds already. The rows written take the ids from
+    ``batch.first_id`` on, in the order of the file; ``table`` is committed by the
+    caller."""
     out = Encoded()
+    part = _Part()
     for chunk in _made(dataset, rows, batch):
         n = len(chunk.split)
         keep: np.ndarray | None = None
@@ -108,20 +137,24 @@ def encode(
             out.already += int(seen.sum())
             if rows.skip_existing and seen.any():
                 keep = ~seen
-        table, rank, split = chunk.table, chunk.order, chunk.split
+        made, rank, split = chunk.table, chunk.order, chunk.split
         if keep is not None:
             kept = keep[chunk.order]
             rank = (np.cumsum(keep) - 1)[chunk.order][kept]
-            table = table.filter(pa.array(kept))
+            made = made.filter(pa.array(kept))
             split = split[keep]
         ids = pa.array(batch.first_id + out.rows + rank, type=pa.int64())
-        out.tables.append(table.set_column(0, table.schema.field(0), ids))
         counts = np.bincount(split, minlength=3)
-        out.counts.append(counts)
+        part.add(made.set_column(0, made.schema.field(0), ids), counts)
         out.by_split += counts
         out.rows += len(split)
+        if part.rows >= PART_ROWS:
+            table.write(part.table())
+            part = _Part()
         if progress is not None:
             progress(len(split))
+    if part.rows:
+        table.write(part.table())
     return out
 
 
@@ -183,22 +216,6 @@ def _make_chunk(
         words=words,
         obj=obj,
     )
-
-
-def append(conn: Connection, dataset: Dataset, schema: inp.InputSchema, written: Encoded) -> None:
-    """The rows written, appended to the dataset's table in the import's transaction:
-    each split's rows of every chunk in turn, so by split and then id (the order the
-    table keeps), without a copy."""
-    pieces = [
-        table.slice(int(counts[:split].sum()), int(counts[split]))
-        for split in range(3)
-        for table, counts in zip(written.tables, written.counts, strict=True)
-        if counts[split]
-    ]
-    if not pieces:
-        return
-    spec = columnar.table_spec(dataset.id, schema)
-    columnar.append(conn, spec, pa.concat_tables(pieces), in_order=True)
 
 
 def _taken(column: inp.CoercedColumn, rows: np.ndarray) -> inp.CoercedColumn:

@@ -160,7 +160,9 @@ class Tables:
             # ``trenches compact`` removes.
             raise write_error(e, f"the table {spec.name} under {self.root}") from None
 
-    def _append(self, conn: Connection, spec: TableSpec, data: pa.Table) -> None:
+    def opened(self, conn: Connection, spec: TableSpec) -> Table:
+        """The table, locked for the connection's transaction (see :func:`lock`);
+        made now if it was not."""
         lock(conn, spec.name)
         table = self.load(conn, spec.name)
         if table is None:
@@ -171,6 +173,10 @@ class Tables:
                 partition_spec=spec.partition,
                 properties={**PROPERTIES, **spec.properties},
             )
+        return table
+
+    def _append(self, conn: Connection, spec: TableSpec, data: pa.Table) -> None:
+        table = self.opened(conn, spec)
         # The table's schema as made: Iceberg numbered its fields afresh, and the
         # columns are written by those numbers.
         data = data.cast(table.schema().as_arrow())
