@@ -10,16 +10,22 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn import metrics as skm
+from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 import trenches
 from trenches import predictions
 from trenches.db.engine import read
+from trenches.errors import InvalidInput
 from trenches.evaluation import binary_auc, classification_metrics
+from trenches.patterns import feeds
 from trenches.patterns.sets import PatternSet, split
+from trenches.tables import catalog
+
+from conftest import make_frame
 
 
 @pytest.fixture
@@ -60,6 +66,62 @@ def test_stored_predictions_are_the_models(store: trenches.Store, model_ref: str
     assert np.array_equal(stored.labels.astype(int), model.predict(X))  # type: ignore[union-attr]
     assert np.abs(stored.scores - model.predict_proba(X)).max() <= 1e-5  # type: ignore[operator]
     assert np.array_equal(stored.correct, model.predict(X) == frame["target"].to_numpy())
+
+
+@pytest.mark.parametrize("kind", ["numbers", "mixed"])
+def test_predictions_read_a_few_row_groups_at_a_time_are_the_models(
+    store: trenches.Store, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """A version predicts patterns of every split, and deactivated ones, from their
+    table's rows read a few small row groups at a time: numbers into one matrix
+    (through ONNX Runtime), or every kind of column as a frame (a native pipeline that
+    one-hot encodes a text column)."""
+    monkeypatch.setitem(catalog.PROPERTIES, "write.parquet.row-group-limit", "16")
+    monkeypatch.setattr(feeds, "READ_ROWS", 40)
+    columns = ["texture", "radius", "label"] if kind == "numbers" else None
+    ds = store.datasets.create(kind, task="classification", label="label")
+    for seed, n in ((3, 300), (4, 120)):
+        ds.add(make_frame(n, seed=seed)[columns or slice(None)], source=f"s{seed}")
+    snap = ds.snapshot()
+    X, y, _, _ = snap.training_data("train")
+    every = ds.pattern_ids()
+    store.patterns.deactivate(every[::9].tolist(), reason="blurred")
+    encode = (
+        StandardScaler()
+        if kind == "numbers"
+        else ColumnTransformer(
+            [
+                ("n", StandardScaler(), ["radius", "texture", "grade"]),
+                ("site", OneHotEncoder(), ["site"]),
+            ]
+        )
+    )
+    with store.run("fit", snapshot=snap, capture_code=False) as run:
+        version = run.log_model(
+            make_pipeline(encode, LogisticRegression(max_iter=1000)).fit(X, y), "clf"
+        )
+    assert ("onnx" in version.formats) == (kind == "numbers")
+    done = store.predict(version.ref, every)
+    assert done.computed == len(every)
+    with read(store.engine) as conn:
+        stored = predictions.read(conn, done.predictor_id)
+    frame = ds.patterns(ids=every.tolist(), include_inactive=True)
+    model: Any = store.models.load(version.ref, format="native")
+    inputs = frame[list(version.signature.columns)]
+    assert np.array_equal(stored.pattern_ids, every)
+    assert list(stored.labels) == list(model.predict(inputs))
+    assert np.allclose(stored.scores, model.predict_proba(inputs), atol=1e-5)
+    assert np.array_equal(stored.correct, model.predict(inputs) == frame["label"].to_numpy())
+
+
+def test_predicting_a_pattern_of_no_dataset_names_it_and_stores_none_of_its_batch(
+    store: trenches.Store, model_ref: str
+) -> None:
+    ids = split(store.datasets.get("cancer"), "validation").ids
+    stranger = int(ids.max()) + 10_000
+    with pytest.raises(InvalidInput, match=f"not in dataset 'cancer' \\(pattern {stranger}"):
+        store.predict(model_ref, [*ids.tolist(), stranger])
+    assert store.predict(model_ref, ids).computed == len(ids)
 
 
 def test_an_interrupted_evaluation_resumes_to_the_same_predictions(

@@ -12,6 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from trenches.tables import pruning
+from trenches.tables.catalog import Tables
+from trenches.tables.io import PREFIX
 from trenches.tables.pruning import Bound
 
 
@@ -86,6 +88,51 @@ def test_pruned_reads_equal_a_filter_of_every_row(
         if inside:
             rows = opened.read_row_group(group)
             assert len(pruning.filtered(rows, bounds)) == rows.num_rows
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    n=st.integers(1, 90),
+    seed=st.integers(0, 5),
+    split=st.one_of(st.none(), st.integers(0, 3)),
+    wanted=st.lists(st.integers(0, 400), max_size=40),
+    columns=st.sampled_from([["x"], ["split", "x"], ["pattern_id"], ["x", "created_at"]]),
+    rows=st.one_of(st.none(), st.integers(1, 30)),
+)
+def test_batches_read_by_ids_are_the_rows_a_filter_gives(
+    tmp_path: Path,
+    n: int,
+    seed: int,
+    split: int | None,
+    wanted: list[int],
+    columns: list[str],
+    rows: int | None,
+) -> None:
+    """A read of some ids reads each row group's ids first and its other columns only
+    when some are wanted: what it gives is still each wanted row once, in the file's
+    order, with the columns asked for and the bounds' own."""
+    path = _file(tmp_path, n, seed)
+    among = np.unique(np.asarray(wanted, dtype=np.int64))
+    bounds = [Bound("pattern_id", None, None, among).narrowed()]
+    if split is not None:
+        bounds.append(Bound("split", split, split))
+    parts = list(
+        Tables(str(tmp_path)).batches(
+            [PREFIX + path.name], columns=columns, bounds=bounds, rows=rows
+        )
+    )
+    assert parts  # an empty read still gives its schema
+    got = pa.concat_tables(parts)
+
+    every = pq.read_table(path)
+    keep = np.isin(every.column("pattern_id").to_numpy(), among)
+    if split is not None:
+        keep &= every.column("split").to_numpy() == split
+    names = list(dict.fromkeys([*columns, "pattern_id", *(["split"] if split is not None else [])]))
+    assert got.column_names == names
+    assert got.equals(every.filter(pa.array(keep)).select(names))
 
 
 @given(

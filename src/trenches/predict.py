@@ -9,8 +9,9 @@ processes at once, and it never computes a prediction twice.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,7 @@ from trenches import predictions as store_of
 from trenches.db.engine import read, write
 from trenches.errors import InvalidInput
 from trenches.patterns import inputs as inp
+from trenches.patterns.feeds import feeds
 from trenches.patterns.frames import read_patterns, splits_of
 from trenches.tables.arrays import ascending_unique
 
@@ -28,6 +30,8 @@ if TYPE_CHECKING:
     from trenches.models.registry import Models, ModelVersion
     from trenches.patterns.datasets import Dataset
     from trenches.predictors import Predictor
+
+T = TypeVar("T")
 
 #: Predictions stored a transaction at a time (an Iceberg commit each).
 CHUNK = 500_000
@@ -58,9 +62,12 @@ def predict(
     trusted: bool = False,
     progress: Callable[[int], None] | None = None,
     chunk: int = CHUNK,
+    split: str | None = None,
 ) -> PredictResult:
     """Predict the patterns ``pattern_ids`` with the version ``predictor`` where it has
-    not, loading it from ``models``.
+    not, loading it from ``models``. ``split``: the split most of them are of, when the
+    caller knows it (a split's evaluation): the rows of other splits are then read
+    only for the ids it did not hold.
 
     A version with an ONNX form predicts through ONNX Runtime (verified at registration
     to give the native model's labels and probabilities to 1e-5, and far quicker to
@@ -80,24 +87,60 @@ def predict(
         return PredictResult(version.ref, predictor.id, len(wanted), 0)
     fmt = "onnx" if "onnx" in version.formats else "native"
     model = models.load(version, format=fmt, trusted=trusted)
-    classes = None if predictor.classes is None else list(predictor.classes)
-    computed = 0
+    classes = (
+        None
+        if dataset.task == "regression" or predictor.classes is None
+        else pd.Index(list(predictor.classes), dtype=object)
+    )
     label_type = dataset.label_type or "string"
-    for batch in _batches(dataset, todo, chunk):
+    columnar = dataset.columnar and dataset.schema is not None
+    computed = 0
+    for batch in _chunks(todo, chunk) if columnar else _batches(dataset, todo, chunk):
         blocks = []
-        for split, ids in batch:
-            frame, _ = read_patterns(dataset, split=split, ids=ids, full_info=False)
-            X = model_inputs(version, dataset, frame)
-            truth = frame[dataset.label_column].to_numpy()
-            found = frame.index.to_numpy()
-            blocks.append(_predict_block(model, X, found, truth, label_type, classes, dataset.task))
+        if isinstance(batch, np.ndarray):
+            _check_columns(version, dataset, dataset.schema.names if dataset.schema else [])
+            columns = version.signature.columns
+            dtype = getattr(model, "input_dtype", np.float64)  # an ONNX model's
+            for feed in _ahead(feeds(dataset, batch, columns, split=split, dtype=dtype)):
+                truth = _Truth.of_codes(feed.codes, feed.labels, label_type, classes)
+                blocks.append(
+                    _predict_block(model, feed.inputs, feed.ids, truth, classes, label_type)
+                )
+            size = len(batch)
+        else:
+            for part_split, ids in batch:
+                frame, _ = read_patterns(dataset, split=part_split, ids=ids, full_info=False)
+                X = model_inputs(version, dataset, frame)
+                values = frame[dataset.label_column].to_numpy()
+                truth = _Truth.of_values(values, label_type, classes)
+                found = frame.index.to_numpy()
+                blocks.append(_predict_block(model, X, found, truth, classes, label_type))
+            size = sum(len(ids) for _, ids in batch)
         with write(engine) as conn:
             computed += store_of.write_block(
                 conn, predictor.id, store_of.joined_blocks(blocks), skip_existing=True
             )
         if progress is not None:
-            progress(sum(len(ids) for _, ids in batch))
+            progress(size)
     return PredictResult(version.ref, predictor.id, len(wanted), computed)
+
+
+def _ahead(items: Iterator[T]) -> Iterator[T]:
+    """``items``, each next one made on a thread while the caller works on the last:
+    reading the next patterns (pyarrow, which lets go of the interpreter) goes on
+    while the model predicts."""
+    done = object()
+    with ThreadPoolExecutor(1, thread_name_prefix="trenches-read") as reader:
+        coming = reader.submit(next, items, done)
+        while (item := coming.result()) is not done:
+            coming = reader.submit(next, items, done)
+            yield cast(T, item)
+
+
+def _chunks(ids: np.ndarray, size: int) -> Iterator[np.ndarray]:
+    """``ids`` in stored batches of up to ``size``."""
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]
 
 
 #: Patterns read and predicted at a time, within a stored batch.
@@ -134,15 +177,19 @@ def _batches(
 def model_inputs(version: ModelVersion, dataset: Dataset, frame: Any) -> Any:
     """The columns of ``frame`` (patterns of ``dataset``) that ``version`` takes, in its
     order; a column the dataset lacks is an error naming it."""
-    columns = list(version.signature.columns)
-    missing = [c for c in columns if c not in frame.columns]
+    _check_columns(version, dataset, frame.columns)
+    return frame[list(version.signature.columns)]
+
+
+def _check_columns(version: ModelVersion, dataset: Dataset, held: Sequence[str]) -> None:
+    """That ``dataset`` (whose columns are ``held``) has every input ``version`` takes."""
+    missing = [c for c in version.signature.columns if c not in held]
     if missing:
         raise InvalidInput(
             f"{version.ref} takes the input {missing[0]!r}, which dataset "
             f"{dataset.name!r} does not have",
             field=missing[0],
         )
-    return frame[columns]
 
 
 def class_positions(
@@ -167,34 +214,71 @@ def class_positions(
     return at[codes], distinct_text[codes]
 
 
+@dataclass(frozen=True)
+class _Truth:
+    """The labels of a block of patterns: as numbers (a regression's, or those of a
+    predictor without classes), or as each one's position among the classes (-1: none)
+    and its text as stored."""
+
+    y: np.ndarray | None = None
+    index: np.ndarray | None = None
+    text: np.ndarray | None = None
+
+    @classmethod
+    def of_values(cls, values: np.ndarray, label_type: str, classes: pd.Index | None) -> _Truth:
+        """From the labels as their type's values."""
+        if classes is None:
+            return cls(y=np.asarray(values).astype(np.float64))
+        index, text = class_positions(np.asarray(values), label_type, classes)
+        return cls(index=index, text=text)
+
+    @classmethod
+    def of_codes(
+        cls, codes: np.ndarray, texts: np.ndarray, label_type: str, classes: pd.Index | None
+    ) -> _Truth:
+        """From the labels as stored: codes into their distinct ``texts`` (-1: none)."""
+        if (codes < 0).any():  # never stored, but not taken for the last text either
+            raise RuntimeError("a stored pattern has no label")
+        if classes is None:
+            y = np.asarray(inp.labels_from_text(list(texts), label_type)).astype(np.float64)
+            return cls(y=y[codes])
+        return cls(index=classes.get_indexer(texts).astype(np.int64)[codes], text=texts[codes])
+
+
 def _predict_block(
     model: Any,
     X: Any,
     pattern_ids: np.ndarray,
-    truth: np.ndarray,
+    truth: _Truth,
+    classes: pd.Index | None,
     label_type: str,
-    classes: list[str] | None,
-    task: str,
 ) -> store_of.Block:
     """The block of ``model``'s predictions on the patterns ``pattern_ids`` (inputs
-    ``X``, labels ``truth``)."""
-    predicted = np.asarray(model.predict(X))
-    if task == "regression" or classes is None:
+    ``X``, labels ``truth``). A model that gives labels and probabilities from one run
+    (ONNX Runtime's) is run once."""
+    scores = None
+    if hasattr(model, "predict_with_proba"):
+        predicted, scores = model.predict_with_proba(X)
+    else:
+        predicted = model.predict(X)
+    predicted = np.asarray(predicted)
+    if classes is None:
+        assert truth.y is not None
         values = predicted.astype(np.float64).ravel()
-        y = truth.astype(np.float64)
-        return store_of.Block(pattern_ids, values=values, loss=(values - y) ** 2)
-    known = pd.Index(classes, dtype=object)
-    label_index, predicted_text = class_positions(predicted, label_type, known)
-    true_index, truth_text = class_positions(np.asarray(truth), label_type, known)
+        return store_of.Block(pattern_ids, values=values, loss=(values - truth.y) ** 2)
+    assert truth.index is not None and truth.text is not None
+    label_index, predicted_text = class_positions(predicted, label_type, classes)
     label_index = label_index.astype(np.int32)
+    true_index = truth.index
     correct = (label_index == true_index) & (label_index >= 0)
     neither = (label_index < 0) & (true_index < 0)
     if neither.any():  # two labels outside the classes: right when they are the same
-        correct[neither] = predicted_text[neither] == truth_text[neither]
-    scores = None
-    loss = np.full(len(truth_text), np.nan)
-    if hasattr(model, "predict_proba"):
-        scores = np.asarray(model.predict_proba(X), dtype=np.float64)
+        correct[neither] = predicted_text[neither] == truth.text[neither]
+    loss = np.full(len(pattern_ids), np.nan)
+    if scores is None and hasattr(model, "predict_proba"):
+        scores = model.predict_proba(X)
+    if scores is not None:
+        scores = np.asarray(scores, dtype=np.float64)
         p_true = np.where(
             true_index >= 0, scores[np.arange(len(scores)), np.maximum(true_index, 0)], 0.0
         )

@@ -373,8 +373,10 @@ class Store:
         from trenches import predictions as store_of
         from trenches.db.engine import read
         from trenches.evaluation import EvaluateResult, evaluate, missing_from
+        from trenches.names import SPLITS
         from trenches.patterns.sets import split, split_and_labels
-        from trenches.predict import PredictResult
+        from trenches.predict import CHUNK, PredictResult
+        from trenches.predict import predict as predict_ids
         from trenches.tables.arrays import ascending_unique
 
         costs = self.settings.costs  # a mistake in trenches.toml stops it before predicting
@@ -413,12 +415,16 @@ class Store:
             missing = missing_from(found, wanted)
             done = PredictResult(predictor.ref, predictor.id, len(wanted), 0)
             if len(missing):
-                made = self.predict(
+                made = predict_ids(
+                    self.engine,
+                    self.models,
                     predictor,
                     missing,
                     trusted=trusted,
-                    batch_size=batch_size,
                     progress=None if progress is None else (lambda n: progress(n, len(missing))),
+                    chunk=batch_size or CHUNK,
+                    # a split's rows are read without the other splits'
+                    split=patterns if isinstance(patterns, str) and patterns in SPLITS else None,
                 )
                 done = PredictResult(predictor.ref, predictor.id, len(wanted), made.computed)
                 found = None  # read again: this run, or another, has stored more

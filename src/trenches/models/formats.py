@@ -249,15 +249,26 @@ class OnnxModel:
         # imports it.
         pandas = sys.modules.get("pandas")
         if pandas is not None and isinstance(X, pandas.DataFrame):
-            missing = [c for c in self.signature.columns if c not in X.columns]
-            if missing:
-                raise InvalidInput(f"the input lacks the column {missing[0]!r}", field=missing[0])
-            X = X[self.signature.columns]
-        arr = np.asarray(X, dtype=np.float64)
-        if self.round_inputs:
-            arr = arr.astype(np.float32)
-        arr = arr.astype(self._dtype)
+            wanted = list(self.signature.columns)
+            if X.columns.tolist() != wanted:  # else its values are the matrix, uncopied
+                missing = [c for c in wanted if c not in X.columns]
+                if missing:
+                    raise InvalidInput(
+                        f"the input lacks the column {missing[0]!r}", field=missing[0]
+                    )
+                X = X[wanted]
+        arr = np.asarray(X)
+        if arr.dtype != self.input_dtype:
+            arr = np.asarray(arr, dtype=np.float64).astype(self.input_dtype)
+        arr = arr.astype(self._dtype, copy=False)
         return list(self._session.run(None, {self._input.name: arr}))
+
+    @property
+    def input_dtype(self) -> type[np.floating[Any]]:
+        """The type of number the model's input is made of: single precision when it
+        takes that or its inputs are rounded to it (a matrix made so is given to it
+        uncopied), else double."""
+        return np.float32 if self.round_inputs or self._dtype is np.float32 else np.float64
 
     #: Probabilities this close to the largest count as a tie. ONNX Runtime sums in
     #: another order (and tree ensembles in single precision), so an exact tie in

@@ -248,28 +248,32 @@ def by_split(
     return [(code, ascending_unique(found[of_split == code])) for code in codes]
 
 
-def batches(
+def batches(  # noqa: PLR0913 (the filters of :func:`read`)
     conn: Connection,
     dataset_id: int,
     *,
     columns: Sequence[str],
     rows: int,
     split: int | None = None,
+    ids: np.ndarray | None = None,
     max_id: int | None = None,
     as_of: int | None = None,
     sources: Sequence[str] | None = None,
+    dictionary: Sequence[str] = (),
 ) -> Iterator[pa.Table]:
     """What :func:`read` reads, a few row groups (about ``rows`` rows) at a time,
-    each batch with its ``pattern_id``: for a reader that copies each where it goes."""
-    planned = _plan(conn, dataset_id, split, None, max_id, as_of, sources)
+    each batch with its ``pattern_id``, in the table's order: for a reader that copies
+    each where it goes. The files are chosen on ``conn`` before this returns; reading
+    them needs it no more."""
+    planned = _plan(conn, dataset_id, split, ids, max_id, as_of, sources)
     if planned is None:
-        return
+        return iter(())
     files, bounds, where = planned
     wanted = list(
         dict.fromkeys([*columns, "pattern_id", *(["source"] if where is not None else [])])
     )
-    yield from tables.of(conn).batches(
-        files, columns=wanted, bounds=bounds, filters=where, rows=rows
+    return tables.of(conn).batches(
+        files, columns=wanted, bounds=bounds, filters=where, rows=rows, dictionary=dictionary
     )
 
 

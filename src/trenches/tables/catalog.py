@@ -340,9 +340,14 @@ class Tables:
                 empty = empty or opened.read_row_groups([], columns=wanted)
                 continue
             for run, inside in _runs(opened.metadata, groups, whole, rows):
-                part = opened.read_row_groups(run, columns=wanted)
-                if not inside:
-                    part = pruning.filtered(part, bounds)
+                if inside:
+                    part = opened.read_row_groups(run, columns=wanted)
+                else:
+                    found = _read_within(opened, run, wanted, bounds)
+                    if found is None:  # none of its rows within the bounds
+                        empty = empty or opened.read_row_groups([], columns=wanted)
+                        continue
+                    part = found
                 if filters is not None:
                     part = part.filter(filters)
                 given = True
@@ -411,6 +416,31 @@ class Tables:
         if self._local:
             return os.path.join(self.fs.path, rel)
         return rel
+
+
+def _read_within(
+    opened: pq.ParquetFile, run: list[int], columns: list[str] | None, bounds: Sequence[Bound]
+) -> pa.Table | None:
+    """The rows of the row groups ``run`` within ``bounds``, or None when there are
+    none. The bounds' columns are read first, and the others only when some row is
+    within them: a row group's bounds say only that it may hold wanted rows (the rows
+    of one split of a file span its ids, so a read of another split's ids reaches
+    each of its row groups), and its inputs are most of what it holds."""
+    keys = list(dict.fromkeys(b.column for b in bounds))
+    if columns is None or set(columns) <= set(keys):
+        part = opened.read_row_groups(run, columns=columns)
+        return pruning.filtered(part, bounds)
+    narrow = opened.read_row_groups(run, columns=keys)
+    mask = pruning.mask(narrow, bounds)
+    if mask is not None and not mask.any():
+        return None
+    rest = opened.read_row_groups(run, columns=[c for c in columns if c not in keys])
+    of = [narrow if c in keys else rest for c in columns]
+    part = pa.Table.from_arrays(
+        [t.column(c) for t, c in zip(of, columns, strict=True)],
+        schema=pa.schema([t.schema.field(c) for t, c in zip(of, columns, strict=True)]),
+    )
+    return part if mask is None else part.filter(pa.array(mask))
 
 
 def _runs(

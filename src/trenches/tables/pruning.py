@@ -112,7 +112,16 @@ def filtered(table: pa.Table, bounds: Sequence[Bound]) -> pa.Table:
     """The rows of ``table`` within ``bounds`` (their columns read with it)."""
     import pyarrow as pa
 
-    mask: np.ndarray | None = None
+    keep = mask(table, bounds)
+    if keep is None:
+        return table
+    return table.filter(pa.array(keep))
+
+
+def mask(table: pa.Table, bounds: Sequence[Bound]) -> np.ndarray | None:
+    """Which rows of ``table`` are within ``bounds`` (their columns read with it);
+    None when every one is."""
+    result: np.ndarray | None = None
     for bound in bounds:
         values = table.column(bound.column).to_numpy()
         keep = np.ones(len(values), dtype=bool)
@@ -122,7 +131,5 @@ def filtered(table: pa.Table, bounds: Sequence[Bound]) -> pa.Table:
             keep &= values <= bound.high
         if bound.among is not None:
             keep &= among(values, bound.among)
-        mask = keep if mask is None else mask & keep
-    if mask is None or mask.all():
-        return table
-    return table.filter(pa.array(mask))
+        result = keep if result is None else result & keep
+    return None if result is None or result.all() else result
