@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from trenches.errors import NotFound, StoreError
+
 DEFAULT_DIR = ".trenches"
 DB_FILE = "trenches.db"
 ARTIFACTS_DIR = "artifacts"
@@ -77,3 +79,26 @@ def current_user() -> str | None:
         return getpass.getuser()
     except (KeyError, OSError):  # no user name in some containers
         return None
+
+
+def check_sqlite_path(path: Path, *, create: bool) -> None:
+    """Refuse, naming it, a database path that cannot be a store: a folder, or a path
+    below a file (``--store notes.txt`` is read as the folder ``notes.txt/``)."""
+    if path.is_dir():
+        raise StoreError(f"{path} is a folder, not a database file")
+    blocker = next((p for p in path.parents if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise StoreError(
+            f"{blocker} is a file, not a store folder; name a store folder, a .db or "
+            ".sqlite file, or a database URL"
+        )
+    if path.exists():
+        return
+    if not create:
+        raise NotFound(
+            f"no trenches store at {path}; run `trenches init` first, or set {ENV_DB_URL}"
+        )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StoreError(f"cannot make the store folder {path.parent}: {e.strerror}") from None

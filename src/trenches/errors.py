@@ -112,6 +112,11 @@ class DiskFull(StoreError):
     """A write found no space left on its disk (or quota); what it was writing is not kept."""
 
 
+class ComputeUnavailable(TrenchesError):
+    """The Dask cluster that heavy work is sent to cannot be reached (or started);
+    names its address and the setting that chose it."""
+
+
 # --- models -----------------------------------------------------------------
 
 

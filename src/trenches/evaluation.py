@@ -7,7 +7,7 @@ predicted every pattern of the set is refused rather than measured on part of it
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -333,3 +333,66 @@ class EvaluateResult:
 
     evaluation: Evaluation
     predicted: PredictResult
+
+
+def measure(
+    engine: Engine,
+    predictor: Predictor,
+    patterns: str | PatternSet,
+    *,
+    costs: Mapping[str, Mapping[str, float]] | None,
+    predict: Callable[[np.ndarray, str | None, Callable[[int], None] | None], PredictResult] | None,
+    problem_ids: Callable[[], list[int]] | None,
+    progress: Callable[[int, int], None] | None,
+) -> EvaluateResult:
+    """:meth:`trenches.Store.evaluate`: first, with ``predict`` (ids, the split most
+    are of, a progress callback), what the predictor has not predicted of the set and
+    of the patterns ``problem_ids`` gives; then the metrics over the set."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from trenches.names import SPLITS
+    from trenches.patterns.sets import split, split_and_labels
+    from trenches.predict import PredictResult
+
+    dataset = predictor.dataset
+
+    def predicted() -> store_of.Predictions:
+        with read(engine) as conn:
+            return store_of.read(conn, predictor.id, columns=("label_index", "value", "scores"))
+
+    # What it has predicted already, read once (on a thread of its own, beside the
+    # set's ids and labels: the two reads overlap on two cores): a set with nothing
+    # left to predict is measured on these, not read again.
+    with ThreadPoolExecutor(1, thread_name_prefix="trenches-evaluate") as reader:
+        reading = reader.submit(predicted)
+        truth = None
+        if not isinstance(patterns, str):
+            chosen = patterns
+        elif dataset.task == "classification":
+            # A classifier is measured on the split's labels: read with its ids.
+            chosen, truth = split_and_labels(dataset, patterns)
+        else:
+            chosen = split(dataset, patterns)
+        found: store_of.Predictions | None = reading.result()
+    done = PredictResult(predictor.ref, predictor.id, len(chosen), 0)
+    if predict is not None and predictor.version is not None:
+        wanted = ascending_unique(chosen.ids)
+        if problem_ids is not None:
+            wanted = np.union1d(wanted, np.asarray(problem_ids(), dtype=np.int64))
+        assert found is not None
+        # Only what the read found missing is predicted (a process evaluating the
+        # same version at once is still stepped around by each batch's write).
+        missing = missing_from(found, wanted)
+        done = PredictResult(predictor.ref, predictor.id, len(wanted), 0)
+        if len(missing):
+            made = predict(
+                missing,
+                # a split's rows are read without the other splits'
+                patterns if isinstance(patterns, str) and patterns in SPLITS else None,
+                None if progress is None else (lambda n: progress(n, len(missing))),
+            )
+            done = PredictResult(predictor.ref, predictor.id, len(wanted), made.computed)
+            found = None  # read again: this run, or another, has stored more
+    return EvaluateResult(
+        evaluate(engine, predictor, chosen, costs=costs, found=found, truth=truth), done
+    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 import numpy as np
 import pandas as pd
@@ -33,6 +33,26 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+
+class Elsewhere(Protocol):
+    """Where a prediction job can run instead of this process (a Dask cluster:
+    :class:`trenches.compute.Cluster`)."""
+
+    def predict(
+        self,
+        predictor: Predictor,
+        todo: np.ndarray,
+        *,
+        engine: Engine,
+        trusted: bool,
+        progress: Callable[[int], None] | None,
+        chunk: int,
+        split: str | None,
+    ) -> int:
+        """Predict and store ``todo``; the number stored."""
+        ...
+
+
 #: Predictions stored a transaction at a time (an Iceberg commit each).
 CHUNK = 500_000
 _EPS = 1e-15
@@ -53,7 +73,7 @@ class PredictResult:
         return self.requested - self.computed
 
 
-def predict(
+def predict(  # noqa: PLR0913 (a prediction job's options)
     engine: Engine,
     models: Models,
     predictor: Predictor,
@@ -63,11 +83,13 @@ def predict(
     progress: Callable[[int], None] | None = None,
     chunk: int = CHUNK,
     split: str | None = None,
+    cluster: Elsewhere | None = None,
 ) -> PredictResult:
     """Predict the patterns ``pattern_ids`` with the version ``predictor`` where it has
     not, loading it from ``models``. ``split``: the split most of them are of, when the
     caller knows it (a split's evaluation): the rows of other splits are then read
-    only for the ids it did not hold.
+    only for the ids it did not hold. ``cluster``: a Dask cluster that predicts the
+    patterns of a columnar dataset instead of this process (see :mod:`trenches.compute`).
 
     A version with an ONNX form predicts through ONNX Runtime (verified at registration
     to give the native model's labels and probabilities to 1e-5, and far quicker to
@@ -85,44 +107,86 @@ def predict(
         todo = np.setdiff1d(wanted, have, assume_unique=True)
     if len(todo) == 0:
         return PredictResult(version.ref, predictor.id, len(wanted), 0)
+    columnar = dataset.columnar and dataset.schema is not None
+    if columnar:
+        _check_columns(version, dataset, dataset.schema.names if dataset.schema else [])
+    if cluster is not None and columnar:
+        computed = cluster.predict(
+            predictor,
+            todo,
+            engine=engine,
+            trusted=trusted,
+            progress=progress,
+            chunk=chunk,
+            split=split,
+        )
+        return PredictResult(version.ref, predictor.id, len(wanted), computed)
+    model = load_model(models, version, trusted)
+    computed = 0
+    for batch in _chunks(todo, chunk) if columnar else _batches(dataset, todo, chunk):
+        if isinstance(batch, np.ndarray):
+            block = predicted_block(model, predictor, batch, split)
+            size = len(batch)
+        else:
+            block = _read_and_predict(model, predictor, batch)
+            size = sum(len(ids) for _, ids in batch)
+        with write(engine) as conn:
+            computed += store_of.write_block(conn, predictor.id, block, skip_existing=True)
+        if progress is not None:
+            progress(size)
+    return PredictResult(version.ref, predictor.id, len(wanted), computed)
+
+
+def load_model(models: Models, version: ModelVersion, trusted: bool) -> Any:
+    """The version's model as prediction runs it: its ONNX form when it has one."""
     fmt = "onnx" if "onnx" in version.formats else "native"
-    model = models.load(version, format=fmt, trusted=trusted)
+    return models.load(version, format=fmt, trusted=trusted)
+
+
+def predicted_block(
+    model: Any, predictor: Predictor, ids: np.ndarray, split: str | None = None
+) -> store_of.Block:
+    """The predictions of ``model`` (``predictor``'s) on the patterns ``ids`` of its
+    columnar dataset, read a few row groups at a time (the next while it predicts)."""
+    version, dataset = predictor.version, predictor.dataset
+    assert version is not None
+    classes, label_type = _classes(predictor)
+    dtype = getattr(model, "input_dtype", np.float64)  # an ONNX model's
+    blocks = []
+    for feed in _ahead(feeds(dataset, ids, version.signature.columns, split=split, dtype=dtype)):
+        truth = _Truth.of_codes(feed.codes, feed.labels, label_type, classes)
+        blocks.append(_predict_block(model, feed.inputs, feed.ids, truth, classes, label_type))
+    return store_of.joined_blocks(blocks)
+
+
+def _read_and_predict(
+    model: Any, predictor: Predictor, batch: list[tuple[str | None, np.ndarray]]
+) -> store_of.Block:
+    """The predictions on a batch of an earlier release's dataset (its rows in SQL)."""
+    version, dataset = predictor.version, predictor.dataset
+    assert version is not None
+    classes, label_type = _classes(predictor)
+    blocks = []
+    for part_split, ids in batch:
+        frame, _ = read_patterns(dataset, split=part_split, ids=ids, full_info=False)
+        X = model_inputs(version, dataset, frame)
+        values = frame[dataset.label_column].to_numpy()
+        truth = _Truth.of_values(values, label_type, classes)
+        found = frame.index.to_numpy()
+        blocks.append(_predict_block(model, X, found, truth, classes, label_type))
+    return store_of.joined_blocks(blocks)
+
+
+def _classes(predictor: Predictor) -> tuple[pd.Index | None, str]:
+    """The classes the predictor's labels are positions among (None: a regression's
+    values), and the type of its dataset's labels."""
+    dataset = predictor.dataset
     classes = (
         None
         if dataset.task == "regression" or predictor.classes is None
         else pd.Index(list(predictor.classes), dtype=object)
     )
-    label_type = dataset.label_type or "string"
-    columnar = dataset.columnar and dataset.schema is not None
-    computed = 0
-    for batch in _chunks(todo, chunk) if columnar else _batches(dataset, todo, chunk):
-        blocks = []
-        if isinstance(batch, np.ndarray):
-            _check_columns(version, dataset, dataset.schema.names if dataset.schema else [])
-            columns = version.signature.columns
-            dtype = getattr(model, "input_dtype", np.float64)  # an ONNX model's
-            for feed in _ahead(feeds(dataset, batch, columns, split=split, dtype=dtype)):
-                truth = _Truth.of_codes(feed.codes, feed.labels, label_type, classes)
-                blocks.append(
-                    _predict_block(model, feed.inputs, feed.ids, truth, classes, label_type)
-                )
-            size = len(batch)
-        else:
-            for part_split, ids in batch:
-                frame, _ = read_patterns(dataset, split=part_split, ids=ids, full_info=False)
-                X = model_inputs(version, dataset, frame)
-                values = frame[dataset.label_column].to_numpy()
-                truth = _Truth.of_values(values, label_type, classes)
-                found = frame.index.to_numpy()
-                blocks.append(_predict_block(model, X, found, truth, classes, label_type))
-            size = sum(len(ids) for _, ids in batch)
-        with write(engine) as conn:
-            computed += store_of.write_block(
-                conn, predictor.id, store_of.joined_blocks(blocks), skip_existing=True
-            )
-        if progress is not None:
-            progress(size)
-    return PredictResult(version.ref, predictor.id, len(wanted), computed)
+    return classes, dataset.label_type or "string"
 
 
 def _ahead(items: Iterator[T]) -> Iterator[T]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from types import TracebackType
@@ -15,7 +17,7 @@ from trenches import config, tables, timestamps
 from trenches.artifacts import ArtifactStore
 from trenches.db import migrate
 from trenches.db.engine import make_engine
-from trenches.errors import NotFound, StoreError
+from trenches.errors import NotFound
 from trenches.settings import Settings, Source
 
 if TYPE_CHECKING:
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     from trenches.baselines import Baselines
     from trenches.compaction import Compaction, Migration
     from trenches.comparison import Comparison, Comparisons, Flips
+    from trenches.compute import Cluster
     from trenches.evaluation import EvaluateResult
     from trenches.explain import Explanations
     from trenches.gates import Gates
@@ -331,20 +334,52 @@ class Store:
     ) -> PredictResult:
         """Predict ``patterns`` (ids, or a :class:`~trenches.PatternSet`) with the version
         ``ref`` where it has no prediction yet; each batch is stored in its own
-        transaction. ``progress(n)`` hears of each batch."""
+        transaction. ``progress(n)`` hears of each batch. On the Dask cluster of
+        ``[compute] scheduler`` when one is set (see :mod:`trenches.compute`)."""
         from trenches.patterns.sets import PatternSet
-        from trenches.predict import CHUNK, predict
 
         ids = patterns.ids if isinstance(patterns, PatternSet) else patterns
-        return predict(
-            self.engine,
-            self.models,
+        return self._predict(
             self.predictors.resolve(ref),
             ids,
             trusted=trusted,
+            batch_size=batch_size,
             progress=progress,
-            chunk=batch_size or CHUNK,
         )
+
+    def _predict(
+        self,
+        predictor: Predictor,
+        ids: Sequence[int] | np.ndarray,
+        *,
+        trusted: bool,
+        batch_size: int | None,
+        progress: Callable[[int], None] | None,
+        split: str | None = None,
+    ) -> PredictResult:
+        from trenches.predict import CHUNK, predict
+
+        with self._cluster() as cluster:
+            return predict(
+                self.engine,
+                self.models,
+                predictor,
+                ids,
+                trusted=trusted,
+                progress=progress,
+                chunk=batch_size or CHUNK,
+                split=split,
+                cluster=cluster,
+            )
+
+    @contextmanager
+    def _cluster(self) -> Iterator[Cluster | None]:
+        """The Dask cluster heavy work goes to (None: this process), for one job."""
+        from trenches import compute
+
+        chosen = compute.scheduler(self.settings)
+        with compute.cluster(chosen, self.location, opened_once) as cluster:
+            yield cluster
 
     def evaluate(
         self,
@@ -366,70 +401,36 @@ class Store:
         transaction, so a killed run loses at most one batch. ``progress(done, total)``
         hears of each batch. The reference is resolved once. A predictor without a
         prediction for every pattern of the set is refused, never measured on part."""
-        from concurrent.futures import ThreadPoolExecutor
-
-        import numpy as np
-
-        from trenches import predictions as store_of
-        from trenches.db.engine import read
-        from trenches.evaluation import EvaluateResult, evaluate, missing_from
-        from trenches.names import SPLITS
-        from trenches.patterns.sets import split, split_and_labels
-        from trenches.predict import CHUNK, PredictResult
-        from trenches.predict import predict as predict_ids
-        from trenches.tables.arrays import ascending_unique
+        from trenches.evaluation import measure
 
         costs = self.settings.costs  # a mistake in trenches.toml stops it before predicting
         predictor = self.predictors.resolve(ref)
-        dataset = predictor.dataset
 
-        def predicted() -> store_of.Predictions:
-            with read(self.engine) as conn:
-                return store_of.read(conn, predictor.id, columns=("label_index", "value", "scores"))
+        def problem_ids() -> list[int]:
+            return [
+                i for p in self.problems.list(dataset=predictor.dataset.name) for i in p.patterns()
+            ]
 
-        # What it has predicted already, read once (on a thread of its own, beside the
-        # set's ids and labels: the two reads overlap on two cores): a set with nothing
-        # left to predict is measured on these, not read again.
-        with ThreadPoolExecutor(1, thread_name_prefix="trenches-evaluate") as reader:
-            reading = reader.submit(predicted)
-            truth = None
-            if not isinstance(patterns, str):
-                chosen = patterns
-            elif dataset.task == "classification":
-                # A classifier is measured on the split's labels: read with its ids.
-                chosen, truth = split_and_labels(dataset, patterns)
-            else:
-                chosen = split(dataset, patterns)
-            found: store_of.Predictions | None = reading.result()
-        done = PredictResult(predictor.ref, predictor.id, len(chosen), 0)
-        if predict and predictor.version is not None:
-            wanted = ascending_unique(chosen.ids)
-            if with_problems:
-                problem_ids = [
-                    i for p in self.problems.list(dataset=dataset.name) for i in p.patterns()
-                ]
-                wanted = np.union1d(wanted, np.asarray(problem_ids, dtype=np.int64))
-            assert found is not None
-            # Only what the read found missing is predicted (a process evaluating the
-            # same version at once is still stepped around by each batch's write).
-            missing = missing_from(found, wanted)
-            done = PredictResult(predictor.ref, predictor.id, len(wanted), 0)
-            if len(missing):
-                made = predict_ids(
-                    self.engine,
-                    self.models,
-                    predictor,
-                    missing,
-                    trusted=trusted,
-                    progress=None if progress is None else (lambda n: progress(n, len(missing))),
-                    chunk=batch_size or CHUNK,
-                    # a split's rows are read without the other splits'
-                    split=patterns if isinstance(patterns, str) and patterns in SPLITS else None,
-                )
-                done = PredictResult(predictor.ref, predictor.id, len(wanted), made.computed)
-                found = None  # read again: this run, or another, has stored more
-        return EvaluateResult(
-            evaluate(self.engine, predictor, chosen, costs=costs, found=found, truth=truth), done
+        def predicting(
+            ids: np.ndarray, split: str | None, heard: Callable[[int], None] | None
+        ) -> PredictResult:
+            return self._predict(
+                predictor,
+                ids,
+                trusted=trusted,
+                batch_size=batch_size,
+                progress=heard,
+                split=split,
+            )
+
+        return measure(
+            self.engine,
+            predictor,
+            patterns,
+            costs=costs,
+            predict=predicting if predict else None,
+            problem_ids=problem_ids if with_problems else None,
+            progress=progress,
         )
 
     def predictions(
@@ -517,27 +518,20 @@ class Store:
         return f"<Store {self.url}>"
 
 
-def _check_sqlite_path(path: Path, *, create: bool) -> None:
-    """Refuse, naming it, a database path that cannot be a store: a folder, or a path
-    below a file (``--store notes.txt`` is read as the folder ``notes.txt/``)."""
-    if path.is_dir():
-        raise StoreError(f"{path} is a folder, not a database file")
-    blocker = next((p for p in path.parents if p.exists()), None)
-    if blocker is not None and not blocker.is_dir():
-        raise StoreError(
-            f"{blocker} is a file, not a store folder; name a store folder, a .db or "
-            ".sqlite file, or a database URL"
-        )
-    if path.exists():
-        return
-    if not create:
-        raise NotFound(
-            f"no trenches store at {path}; run `trenches init` first, or set {config.ENV_DB_URL}"
-        )
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise StoreError(f"cannot make the store folder {path.parent}: {e.strerror}") from None
+_opened: dict[config.Location, Store] = {}
+_opening = threading.Lock()
+
+
+def opened_once(location: config.Location) -> Store:
+    """The store at ``location``, opened once per process: how a worker of a Dask
+    cluster opens the store of the client that sent it work (which opened it, and
+    upgraded its schema, first)."""
+    with _opening:
+        found = _opened.get(location)
+        if found is None:
+            found = Store(location, make_engine(location.db_url))
+            _opened[location] = found
+        return found
 
 
 def open(
@@ -576,7 +570,7 @@ def open(
     source = Source(settings, Path.cwd())
     location = config.resolve(path_or_url)
     if location.sqlite_path is not None:
-        _check_sqlite_path(location.sqlite_path, create=create)
+        config.check_sqlite_path(location.sqlite_path, create=create)
     engine = make_engine(location.db_url)
     try:
         if not create and not migrate.schema_exists(engine):

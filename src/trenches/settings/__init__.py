@@ -63,6 +63,8 @@ class Settings:
     #: ``[evaluation.cost]``; None when it is not given (no cost metrics).
     costs: Costs | None = None
     git_tag: bool = default("runs", "git_tag")
+    #: ``[compute] scheduler``: where heavy work runs (see :mod:`trenches.compute`).
+    scheduler: str = default("compute", "scheduler")
 
     def criteria(self, model: str) -> Criteria:
         """The gates of ``model``; their absence is an error saying what to write."""
@@ -156,6 +158,7 @@ def parse(text: str, file: str) -> Settings:
         if cost is None
         else {str(t): {str(p): float(c) for p, c in row.items()} for t, row in cost.items()},
         git_tag=data.get("runs", {}).get("git_tag", default("runs", "git_tag")),
+        scheduler=data.get("compute", {}).get("scheduler", default("compute", "scheduler")),
     )
 
 

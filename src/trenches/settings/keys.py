@@ -92,6 +92,11 @@ TABLES: tuple[Table, ...] = (
         "`malignant = { benign = 10.0 }`. See [evaluation](evaluation.md#error-cost).",
     ),
     Table("runs", "Tracked runs. See [runs](runs.md)."),
+    Table(
+        "compute",
+        "Where heavy work runs (prediction, `evaluate`, `backfill`): in this process, or "
+        "on a Dask cluster. See [deploying](deploying.md#a-dask-cluster).",
+    ),
 )
 
 _GATES = "gates.MODEL"
@@ -374,6 +379,16 @@ KEYS: tuple[Key, ...] = (
         "boolean",
         True,
         "Tag the commit of each run in git (`trenches/run-ID`).",
+    ),
+    Key(
+        "compute",
+        "scheduler",
+        "string",
+        "",
+        "The Dask scheduler that heavy work is sent to: `tcp://HOST:8786`, or "
+        "`local-cluster:N` for a cluster of N worker processes started for one command; "
+        "empty: in this process. `TRENCHES_DASK_SCHEDULER` overrides it.",
+        what="empty, tcp://HOST:PORT or local-cluster:N",
     ),
 )
 

@@ -1,0 +1,156 @@
+"""Heavy work on a Dask cluster (trenches.compute): a real LocalCluster of two worker
+processes, started once for these tests, predicts exactly what one process predicts,
+on SQLite with a local folder and on PostgreSQL with moto's S3 server; a cluster that
+cannot be reached, or a setting that names none, is an error that says which."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_breast_cancer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+import trenches
+from trenches import compute, predictions
+from trenches.db.engine import read
+from trenches.errors import ComputeUnavailable, InvalidConfig, InvalidInput
+from trenches.settings import parse
+
+# One xdist worker runs them all, so that one cluster serves them.
+pytestmark = pytest.mark.xdist_group("dask")
+
+
+@pytest.fixture(scope="session")
+def dask_scheduler(moto_s3: str) -> Iterator[str]:
+    """A LocalCluster of two worker processes for the session: its scheduler's address.
+    Started after moto's server, so that its workers inherit the S3 settings."""
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        yield cluster.scheduler_address
+
+
+def _two_versions(store: trenches.Store) -> tuple[str, str]:
+    """Two versions of one fitted model (the same predictions, each stored apart), a
+    dataset of more patterns than a part, and a problem of training patterns (another
+    split than the one evaluated)."""
+    ds = store.datasets.create("cancer", task="classification", label="target")
+    frame = load_breast_cancer(as_frame=True).frame
+    ds.add(frame, source="expert", created_at="2026-01-01")
+    ds.add(frame.assign(**{"mean radius": frame["mean radius"] * 1.01}), source="copy")
+    snap = ds.snapshot()
+    X, y, _, _ = snap.training_data("train")
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(X, y)
+    with store.run("fit", snapshot=snap, capture_code=False) as run:
+        refs = (run.log_model(model, "a").ref, run.log_model(model, "b").ref)
+    store.problems.create("edge", dataset="cancer", title="Training cases")
+    store.problems.add("edge", positive=snap.pattern_ids("train")[:12].tolist(), backfill=False)
+    return refs
+
+
+def _predicted_there(address: str) -> int:
+    """How many prediction tasks the cluster at ``address`` has finished so far."""
+    from distributed import Client
+
+    with Client(address, set_as_default=False) as client:
+        counts = client.run_on_scheduler(
+            lambda dask_scheduler: {
+                k: dict(p.state_counts) for k, p in dask_scheduler.task_prefixes.items()
+            }
+        )
+    return int(counts.get("trenches-predict", {}).get("memory", 0))
+
+
+def _stored(store: trenches.Store, predictor_id: int) -> predictions.Predictions:
+    with read(store.engine) as conn:
+        return predictions.read(conn, predictor_id)
+
+
+def test_evaluate_on_a_cluster_stores_what_one_process_stores(
+    store: trenches.Store, dask_scheduler: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    here, there = _two_versions(store)
+    local = store.evaluate(here)
+    monkeypatch.setenv(compute.ENV, dask_scheduler)
+    monkeypatch.setattr(compute, "PARTS_PER_WORKER", 3)  # six tasks, on two workers
+    before = _predicted_there(dask_scheduler)
+    far = store.evaluate(there)
+    assert _predicted_there(dask_scheduler) - before >= 2  # its parts ran there
+    assert far.predicted.computed == local.predicted.computed > 0
+    assert far.evaluation.metrics == local.evaluation.metrics
+    a, b = _stored(store, local.predicted.predictor_id), _stored(store, far.predicted.predictor_id)
+    assert np.array_equal(a.pattern_ids, b.pattern_ids)
+    for name in ("label_index", "correct", "scores", "loss"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    # The problem's patterns (of another split) were predicted there too; nothing is
+    # predicted twice.
+    assert store.evaluate(there).predicted.computed == 0
+
+
+def test_a_cluster_that_cannot_be_reached_is_named_and_nothing_is_stored(
+    store: trenches.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ref, _ = _two_versions(store)
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+    monkeypatch.setenv(compute.ENV, address)
+    monkeypatch.setattr(compute, "CONNECT_TIMEOUT_S", 2)
+    with pytest.raises(ComputeUnavailable, match=f"{address} \\(from {compute.ENV}\\)"):
+        store.evaluate(ref)
+    predictor = store.predictors.resolve(ref)
+    assert len(_stored(store, predictor.id).pattern_ids) == 0
+
+
+def test_a_scheduler_setting_that_names_no_cluster_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(compute.ENV, raising=False)
+    file = str(tmp_path / "trenches.toml")
+    for bad in ("udp://host:8786", "local-cluster:0", "somewhere"):
+        settings = parse(f'[compute]\nscheduler = "{bad}"\n', file)
+        with pytest.raises(InvalidConfig, match=r"compute\.scheduler: .*"):
+            compute.scheduler(settings)
+    monkeypatch.setenv(compute.ENV, "local-cluster:x")
+    with pytest.raises(InvalidInput, match=compute.ENV):
+        compute.scheduler(parse("", file))
+    monkeypatch.setenv(compute.ENV, "")
+    chosen = compute.scheduler(parse('[compute]\nscheduler = "tcp://h:8786"\n', file))
+    assert chosen.address == "tcp://h:8786" and file in chosen.source
+    assert compute.scheduler(parse("", file)).in_process
+
+
+def test_the_command_starts_a_local_cluster_for_one_evaluation(tmp_path: Path) -> None:
+    """``local-cluster:1``: ``python -m trenches evaluate`` starts a cluster of one
+    worker process for the command, predicts there, and stops it."""
+    with trenches.open(tmp_path / "store") as store:
+        ref, _ = _two_versions(store)
+    env: dict[str, Any] = {
+        "TRENCHES_DB_URL": str(tmp_path / "store"),
+        compute.ENV: "local-cluster:1",
+        "PATH": "/usr/bin:/bin",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "trenches", "evaluate", ref, "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    with trenches.open(tmp_path / "store") as store:
+        result = store.evaluate(ref)  # in this process: nothing left to predict
+        assert result.predicted.computed == 0 and result.evaluation.size > 0
