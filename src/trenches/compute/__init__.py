@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -169,15 +170,39 @@ class Cluster:
         """Predict ``todo`` (ascending ids of a columnar dataset) with ``predictor`` on
         the cluster, a part a task; each part's predictions are stored as they come
         back (those stored meanwhile by another process are skipped). The number stored."""
-        from trenches.compute.tasks import predict_on
+        from distributed import as_completed
 
-        return predict_on(
-            self,
-            predictor,
-            todo,
-            engine=engine,
-            trusted=trusted,
-            progress=progress,
-            chunk=chunk,
-            split=split,
-        )
+        from trenches import predictions as store_of
+        from trenches.compute.tasks import RETRIES, predict_part
+        from trenches.db.engine import write
+
+        job = uuid.uuid4().hex[:8]
+        futures = [
+            self.client.submit(
+                predict_part,
+                self.opened,
+                self.location,
+                predictor.ref,
+                part,
+                split,
+                trusted,
+                key=f"trenches-predict-{predictor.id}-{int(part[0])}-{int(part[-1])}-{job}",
+                retries=RETRIES,
+                pure=False,
+            )
+            for part in self.parts(todo, chunk)
+        ]
+        computed = 0
+        try:
+            for future in as_completed(futures, loop=self.client.loop):  # type: ignore[no-untyped-call]
+                block = future.result()
+                future.release()
+                with write(engine) as conn:
+                    computed += store_of.write_block(conn, predictor.id, block, skip_existing=True)
+                if progress is not None:
+                    progress(len(block.pattern_ids))
+        except BaseException:
+            # Ctrl-C or an error: the cluster stops what is left of the job.
+            self.client.cancel(futures)
+            raise
+        return computed

@@ -1,79 +1,26 @@
-"""The tasks heavy work is cut into on a Dask cluster, and the client's side of each
-job. A task runs in a worker process: it opens the store by its location (once per
-process), reads what it needs from the tables itself and returns what it made; the
-client stores each result in a transaction of its own, as the job in one process
-does. A worker opens the store with the function the client's store gives
-(:func:`trenches.store.opened_once`): the part of the package that runs tasks sits
-below the store, which uses it."""
+"""The tasks heavy work is cut into on a Dask cluster (the client's side of each job
+is :class:`trenches.compute.Cluster`'s). A task runs in a worker process: it opens the
+store by its location (once per process), reads what it needs from the tables itself
+and returns what it made; the client stores each result in a transaction of its own,
+as the job in one process does. A worker opens the store with the function the
+client's store gives (:func:`trenches.store.opened_once`): the part of the package
+that runs tasks sits below the store, which uses it."""
 
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from trenches import predictions as store_of
-from trenches.db.engine import write
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
-
-    from trenches.compute import Cluster
     from trenches.config import Location
-    from trenches.predictors import Predictor
 
 #: A task lost with its worker is run again, up to this many times.
 RETRIES = 3
-
-
-def predict_on(
-    cluster: Cluster,
-    predictor: Predictor,
-    todo: np.ndarray,
-    *,
-    engine: Engine,
-    trusted: bool,
-    progress: Callable[[int], None] | None,
-    chunk: int,
-    split: str | None,
-) -> int:
-    """See :meth:`trenches.compute.Cluster.predict`."""
-    from distributed import as_completed
-
-    client = cluster.client
-    job = uuid.uuid4().hex[:8]
-    futures = [
-        client.submit(
-            predict_part,
-            cluster.opened,
-            cluster.location,
-            predictor.ref,
-            part,
-            split,
-            trusted,
-            key=f"trenches-predict-{predictor.id}-{int(part[0])}-{int(part[-1])}-{job}",
-            retries=RETRIES,
-            pure=False,
-        )
-        for part in cluster.parts(todo, chunk)
-    ]
-    computed = 0
-    try:
-        for future in as_completed(futures, loop=client.loop):  # type: ignore[no-untyped-call]
-            block = future.result()
-            future.release()
-            with write(engine) as conn:
-                computed += store_of.write_block(conn, predictor.id, block, skip_existing=True)
-            if progress is not None:
-                progress(len(block.pattern_ids))
-    except BaseException:
-        # Ctrl-C or an error: the cluster stops what is left of the job.
-        client.cancel(futures)
-        raise
-    return computed
 
 
 def predict_part(
