@@ -154,3 +154,76 @@ def test_the_command_starts_a_local_cluster_for_one_evaluation(tmp_path: Path) -
     with trenches.open(tmp_path / "store") as store:
         result = store.evaluate(ref)  # in this process: nothing left to predict
         assert result.predicted.computed == 0 and result.evaluation.size > 0
+
+
+def test_a_backfill_on_a_cluster_stores_what_each_version_predicts_in_process(
+    store: trenches.Store, dask_scheduler: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trenches.predict import load_model, predicted_block
+
+    refs = _two_versions(store)
+    snap = store.datasets.get("cancer").snapshots()[-1]
+    X, y, _, _ = snap.training_data("train")
+    with store.run("fit-c", snapshot=snap, capture_code=False) as run:
+        model = LogisticRegression(C=0.01, max_iter=2000).fit(X, y)
+        refs = (*refs, run.log_model(model, "c").ref)
+    monkeypatch.setenv(compute.ENV, dask_scheduler)
+    gaps = store.backfill.gaps(dataset="cancer")
+    before = _predicted_there(dask_scheduler)
+    result = store.backfill(dataset="cancer")
+    assert _predicted_there(dask_scheduler) - before >= len(refs)
+    assert not result.skipped and result.computed == sum(g.missing for g in gaps) > 0
+    assert store.backfill.gaps(dataset="cancer")[0].missing == 0
+    for ref in refs:
+        predictor = store.predictors.resolve(ref)
+        assert predictor.version is not None
+        stored = _stored(store, predictor.id)
+        # What this process predicts of the same patterns, not stored.
+        here = predicted_block(
+            load_model(store.models, predictor.version, False), predictor, stored.pattern_ids
+        )
+        order = np.argsort(here.pattern_ids)
+        assert np.array_equal(here.pattern_ids[order], stored.pattern_ids)
+        for name in ("label_index", "correct", "scores", "loss"):
+            assert np.array_equal(getattr(here, name)[order], getattr(stored, name)), name
+
+
+def test_a_worker_killed_mid_backfill_is_replaced_and_nothing_is_lost_or_twice(
+    sqlite_store: trenches.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cluster of its own: one of its two worker processes is killed (SIGKILL) as the
+    first part of a backfill comes back; its tasks run again elsewhere, and every
+    pattern is predicted, once, as in process."""
+    import os
+    import signal
+
+    from distributed import Client, LocalCluster
+
+    store = sqlite_store
+    refs = _two_versions(store)
+    monkeypatch.setattr(compute, "PARTS_PER_WORKER", 12)  # parts still to come at the kill
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster, set_as_default=False) as client,
+    ):
+        pids = list(client.run(os.getpid).values())
+        monkeypatch.setenv(compute.ENV, cluster.scheduler_address)
+        killed: list[int] = []
+
+        def heard(n: int) -> None:
+            if not killed:
+                os.kill(pids[0], signal.SIGKILL)
+                killed.append(pids[0])
+
+        gaps = store.backfill.gaps(dataset="cancer")
+        result = store.backfill(dataset="cancer", progress=heard)
+    assert killed and not result.skipped
+    assert result.computed == sum(g.missing for g in gaps) > 0
+    for ref, gap in zip(refs, gaps, strict=True):
+        stored = _stored(store, store.predictors.resolve(ref).id)
+        assert len(stored.pattern_ids) == len(np.unique(stored.pattern_ids)) == gap.patterns
+    a, b = (_stored(store, store.predictors.resolve(r).id) for r in refs)
+    for name in ("pattern_ids", "label_index", "scores"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name

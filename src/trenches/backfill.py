@@ -17,6 +17,7 @@ skipped with the reason, and the other versions are done.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -27,7 +28,7 @@ from trenches.db import schema as t
 from trenches.db.engine import read
 from trenches.errors import ArtifactCorrupted, StoreError, TrenchesError
 from trenches.json_form import json_shape
-from trenches.predict import predict
+from trenches.predict import Elsewhere, predict
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -97,12 +98,20 @@ class Backfill:
     ``store.backfill(dataset=...)`` runs it; :meth:`gaps` says first what it will do."""
 
     def __init__(
-        self, engine: Engine, models: Models, datasets: Datasets, predictors: Predictors
+        self,
+        engine: Engine,
+        models: Models,
+        datasets: Datasets,
+        predictors: Predictors,
+        cluster: Callable[[], AbstractContextManager[Elsewhere | None]] = nullcontext,
     ) -> None:
+        """``cluster``: opens where the predictions are made for one backfill (a Dask
+        cluster; None in it: this process)."""
         self._engine = engine
         self._models = models
         self._datasets = datasets
         self._predictors = predictors
+        self._cluster = cluster
 
     def gaps(self, *, dataset: str | None = None) -> tuple[Gap, ...]:
         """What each version of every dataset (or of ``dataset``) lacks of its
@@ -153,52 +162,66 @@ class Backfill:
         trusted: bool,
         progress: Callable[[int], None] | None,
     ) -> BackfillResult:
-
         done: list[VersionBackfill] = []
         skipped: list[SkippedVersion] = []
-        for gap in plan:
-            counted = 0
-
-            def advance(n: int) -> None:
-                nonlocal counted
-                counted += n
-                if progress is not None:
-                    progress(n)
-
-            computed, why = 0, None
-            if gap.missing:
-                try:
-                    predictor = self._predictors.resolve(gap.ref)
-                    computed = predict(
-                        self._engine,
-                        self._models,
-                        predictor,
-                        gap.wanted,
-                        trusted=trusted,
-                        progress=advance,
-                    ).computed
-                except TrenchesError as e:
-                    if isinstance(e, StoreError) and not isinstance(e, ArtifactCorrupted):
-                        raise  # the store's trouble, not this version's: no use going on
-                    why = " ".join(str(e).split())
-                    skipped.append(SkippedVersion(gap.ref, why))
-                if progress is not None and counted < gap.missing:
-                    progress(gap.missing - counted)  # a skipped version's share of the total
-            done.append(
-                VersionBackfill(
-                    gap.ref,
-                    gap.dataset,
-                    gap.patterns,
-                    gap.missing,
-                    computed,
-                    why is not None,
-                )
-            )
+        with self._cluster() as cluster:
+            for gap in plan:
+                self._fill_gap(gap, trusted, progress, cluster, done, skipped)
         return BackfillResult(
             computed=sum(d.computed for d in done),
             versions=len(done),
             skipped=tuple(skipped),
             per_version=tuple(done),
+        )
+
+    def _fill_gap(
+        self,
+        gap: Gap,
+        trusted: bool,
+        progress: Callable[[int], None] | None,
+        cluster: Elsewhere | None,
+        done: list[VersionBackfill],
+        skipped: list[SkippedVersion],
+    ) -> None:
+        """Fill one version's gap (in ``cluster`` when there is one), adding what it
+        did to ``done`` and, when it cannot predict, why to ``skipped``."""
+        counted = 0
+
+        def advance(n: int) -> None:
+            nonlocal counted
+            counted += n
+            if progress is not None:
+                progress(n)
+
+        computed, why = 0, None
+        if gap.missing:
+            try:
+                predictor = self._predictors.resolve(gap.ref)
+                computed = predict(
+                    self._engine,
+                    self._models,
+                    predictor,
+                    gap.wanted,
+                    trusted=trusted,
+                    progress=advance,
+                    cluster=cluster,
+                ).computed
+            except TrenchesError as e:
+                if isinstance(e, StoreError) and not isinstance(e, ArtifactCorrupted):
+                    raise  # the store's trouble, not this version's: no use going on
+                why = " ".join(str(e).split())
+                skipped.append(SkippedVersion(gap.ref, why))
+            if progress is not None and counted < gap.missing:
+                progress(gap.missing - counted)  # a skipped version's share of the total
+        done.append(
+            VersionBackfill(
+                gap.ref,
+                gap.dataset,
+                gap.patterns,
+                gap.missing,
+                computed,
+                why is not None,
+            )
         )
 
 

@@ -137,7 +137,9 @@ class Store:
         See :class:`trenches.backfill.Backfill`."""
         from trenches.backfill import Backfill
 
-        return Backfill(self.engine, self.models, self.datasets, self.predictors)
+        return Backfill(
+            self.engine, self.models, self.datasets, self.predictors, cluster=self._cluster
+        )
 
     @cached_property
     def problems(self) -> Problems:
