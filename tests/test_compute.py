@@ -84,6 +84,7 @@ def test_evaluate_on_a_cluster_stores_what_one_process_stores(
     local = store.evaluate(here)
     monkeypatch.setenv(compute.ENV, dask_scheduler)
     monkeypatch.setattr(compute, "PARTS_PER_WORKER", 3)  # six tasks, on two workers
+    monkeypatch.setattr(compute, "LEAST_PART", 1)
     before = _predicted_there(dask_scheduler)
     far = store.evaluate(there)
     assert _predicted_there(dask_scheduler) - before >= 2  # its parts ran there
@@ -202,6 +203,7 @@ def test_a_worker_killed_mid_backfill_is_replaced_and_nothing_is_lost_or_twice(
     store = sqlite_store
     refs = _two_versions(store)
     monkeypatch.setattr(compute, "PARTS_PER_WORKER", 12)  # parts still to come at the kill
+    monkeypatch.setattr(compute, "LEAST_PART", 1)
     with (
         LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
@@ -227,3 +229,26 @@ def test_a_worker_killed_mid_backfill_is_replaced_and_nothing_is_lost_or_twice(
     a, b = (_stored(store, store.predictors.resolve(r).id) for r in refs)
     for name in ("pattern_ids", "label_index", "scores"):
         assert np.array_equal(getattr(a, name), getattr(b, name)), name
+
+
+def test_a_version_the_workers_cannot_load_is_skipped_with_why_and_the_others_done(
+    store: trenches.Store, dask_scheduler: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every version's parts go to the cluster at once; a pickled model (which loads
+    only when trusted) fails on the workers, and the backfill says why and does the
+    others, as in one process."""
+    from test_backfill import ThresholdRule
+
+    refs = _two_versions(store)
+    ds = store.datasets.get("cancer")
+    X = ds.patterns().drop(columns="target").iloc[:50]
+    rule = store.models.register(ThresholdRule(), "rule", X=X, dataset="cancer")
+    monkeypatch.setenv(compute.ENV, dask_scheduler)
+    told: list[int] = []
+    gaps = store.backfill.gaps(dataset="cancer")
+    result = store.backfill(dataset="cancer", progress=told.append)
+    (skipped,) = result.skipped
+    assert skipped.ref == rule.ref and "stored as a pickle" in skipped.reason
+    assert [v.skipped for v in result.per_version] == [g.ref == rule.ref for g in gaps]
+    assert sum(told) == sum(g.missing for g in gaps)  # a skipped version's share too
+    assert result.computed == sum(g.missing for g in gaps if g.ref in refs)

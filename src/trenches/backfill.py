@@ -28,11 +28,12 @@ from trenches.db import schema as t
 from trenches.db.engine import read
 from trenches.errors import ArtifactCorrupted, StoreError, TrenchesError
 from trenches.json_form import json_shape
-from trenches.predict import Elsewhere, predict
+from trenches.predict import CHUNK, Elsewhere, on_columns, predict, to_predict
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
+    from trenches.compute import Cluster, Job
     from trenches.models.registry import Models
     from trenches.patterns.datasets import Dataset, Datasets
     from trenches.predictors import Predictors
@@ -103,7 +104,7 @@ class Backfill:
         models: Models,
         datasets: Datasets,
         predictors: Predictors,
-        cluster: Callable[[], AbstractContextManager[Elsewhere | None]] = nullcontext,
+        cluster: Callable[[], AbstractContextManager[Cluster | None]] = nullcontext,
     ) -> None:
         """``cluster``: opens where the predictions are made for one backfill (a Dask
         cluster; None in it: this process)."""
@@ -165,14 +166,75 @@ class Backfill:
         done: list[VersionBackfill] = []
         skipped: list[SkippedVersion] = []
         with self._cluster() as cluster:
-            for gap in plan:
-                self._fill_gap(gap, trusted, progress, cluster, done, skipped)
+            if cluster is None:
+                for gap in plan:
+                    self._fill_gap(gap, trusted, progress, None, done, skipped)
+            else:
+                self._fill_on(cluster, plan, trusted, progress, done, skipped)
         return BackfillResult(
             computed=sum(d.computed for d in done),
             versions=len(done),
             skipped=tuple(skipped),
             per_version=tuple(done),
         )
+
+    def _fill_on(
+        self,
+        cluster: Cluster,
+        plan: Sequence[Gap],
+        trusted: bool,
+        progress: Callable[[int], None] | None,
+        done: list[VersionBackfill],
+        skipped: list[SkippedVersion],
+    ) -> None:
+        """:meth:`_fill` on a cluster: the parts of every version's gap are sent at once,
+        so that the workers are kept busy across versions; each is stored as it comes."""
+        sent: list[tuple[Gap, Job]] = []
+        made: dict[str, VersionBackfill] = {}
+        for gap in plan:
+            try:
+                predictor = self._predictors.resolve(gap.ref)
+                todo = to_predict(self._engine, predictor, gap.wanted)[1] if gap.missing else None
+            except TrenchesError:
+                todo = None  # its own fill skips it, saying why
+            if todo is None or not len(todo) or not on_columns(predictor):
+                before = len(done)
+                self._fill_gap(gap, trusted, progress, cluster, done, skipped)
+                made[gap.ref] = done.pop(before)
+                continue
+            job = cluster.submit(predictor, todo, trusted=trusted, chunk=CHUNK, split=None)
+            sent.append((gap, job))
+        counted = [0] * len(sent)
+        position = {id(job): k for k, (_, job) in enumerate(sent)}
+
+        def heard(job: Job) -> Callable[[int], None]:
+            k = position[id(job)]
+
+            def advance(n: int) -> None:
+                counted[k] += n
+                if progress is not None:
+                    progress(n)
+
+            return advance
+
+        results = cluster.gather([job for _, job in sent], engine=self._engine, progress=heard)
+        for k, ((gap, _), got) in enumerate(zip(sent, results, strict=True)):
+            if isinstance(got, TrenchesError):
+                skipped.append(SkippedVersion(gap.ref, _why_skipped(got)))
+            if progress is not None and counted[k] < gap.missing:
+                progress(gap.missing - counted[k])  # a skipped version's share of the total
+            if isinstance(got, Exception) and not isinstance(got, TrenchesError):
+                raise got
+            computed = 0 if isinstance(got, Exception) else got
+            made[gap.ref] = VersionBackfill(
+                gap.ref,
+                gap.dataset,
+                gap.patterns,
+                gap.missing,
+                computed,
+                isinstance(got, Exception),
+            )
+        done.extend(made[gap.ref] for gap in plan)
 
     def _fill_gap(
         self,
@@ -207,9 +269,7 @@ class Backfill:
                     cluster=cluster,
                 ).computed
             except TrenchesError as e:
-                if isinstance(e, StoreError) and not isinstance(e, ArtifactCorrupted):
-                    raise  # the store's trouble, not this version's: no use going on
-                why = " ".join(str(e).split())
+                why = _why_skipped(e)
                 skipped.append(SkippedVersion(gap.ref, why))
             if progress is not None and counted < gap.missing:
                 progress(gap.missing - counted)  # a skipped version's share of the total
@@ -223,6 +283,14 @@ class Backfill:
                 why is not None,
             )
         )
+
+
+def _why_skipped(e: TrenchesError) -> str:
+    """Why a version is skipped, from what it raised; the store's own trouble is
+    raised again (no use going on to the next version)."""
+    if isinstance(e, StoreError) and not isinstance(e, ArtifactCorrupted):
+        raise e
+    return " ".join(str(e).split())
 
 
 def _measured_on(

@@ -96,20 +96,11 @@ def predict(  # noqa: PLR0913 (a prediction job's options)
     load); otherwise through its native form.
     """
     version = predictor.version
-    if version is None:
-        raise InvalidInput(
-            f"{predictor.ref} is a baseline: its predictions were given, it cannot predict"
-        )
     dataset = predictor.dataset
-    wanted = ascending_unique(pattern_ids)
-    with read(engine) as conn:
-        have = store_of.predicted_ids(conn, predictor.id, wanted)
-        todo = np.setdiff1d(wanted, have, assume_unique=True)
-    if len(todo) == 0:
-        return PredictResult(version.ref, predictor.id, len(wanted), 0)
-    columnar = dataset.columnar and dataset.schema is not None
-    if columnar:
-        _check_columns(version, dataset, dataset.schema.names if dataset.schema else [])
+    wanted, todo = to_predict(engine, predictor, pattern_ids)
+    if version is None or len(todo) == 0:
+        return PredictResult(predictor.ref, predictor.id, len(wanted), 0)
+    columnar = on_columns(predictor)
     if cluster is not None and columnar:
         computed = cluster.predict(
             predictor,
@@ -135,6 +126,34 @@ def predict(  # noqa: PLR0913 (a prediction job's options)
         if progress is not None:
             progress(size)
     return PredictResult(version.ref, predictor.id, len(wanted), computed)
+
+
+def to_predict(
+    engine: Engine, predictor: Predictor, pattern_ids: Sequence[int] | np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Of ``pattern_ids``: all of them (ascending, unique), and those the version
+    ``predictor`` has no prediction for; a baseline, or a version that takes an input
+    its dataset lacks, is an error."""
+    version = predictor.version
+    if version is None:
+        raise InvalidInput(
+            f"{predictor.ref} is a baseline: its predictions were given, it cannot predict"
+        )
+    wanted = ascending_unique(pattern_ids)
+    with read(engine) as conn:
+        have = store_of.predicted_ids(conn, predictor.id, wanted)
+        todo = np.setdiff1d(wanted, have, assume_unique=True)
+    dataset = predictor.dataset
+    if len(todo) and on_columns(predictor):
+        _check_columns(version, dataset, dataset.schema.names if dataset.schema else [])
+    return wanted, todo
+
+
+def on_columns(predictor: Predictor) -> bool:
+    """Whether the predictor's dataset keeps its patterns in its table (columnar): what
+    a cluster predicts from."""
+    dataset = predictor.dataset
+    return bool(dataset.columnar and dataset.schema is not None)
 
 
 def load_model(models: Models, version: ModelVersion, trusted: bool) -> Any:

@@ -19,10 +19,10 @@ from __future__ import annotations
 import os
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -44,6 +44,10 @@ CONNECT_TIMEOUT_S = 10
 #: The parts of a job per worker: several, so that a slow or lost worker's share is
 #: taken up by the others.
 PARTS_PER_WORKER = 4
+
+#: The fewest patterns a part holds (all of them, when there are fewer): a task costs
+#: its round trip, and a worker predicts this many in a few milliseconds.
+LEAST_PART = 10_000
 
 _LOCAL = re.compile(r"local-cluster:(\d+)")
 
@@ -151,9 +155,11 @@ class Cluster:
         return max(1, len(self.client.scheduler_info().get("workers", {})))
 
     def parts(self, ids: np.ndarray, most: int) -> list[np.ndarray]:
-        """``ids`` cut into parts of at most ``most``, several per worker."""
+        """``ids`` cut into parts of at most ``most``, several per worker, and none
+        smaller than :data:`LEAST_PART` (a backfill of a few patterns is one task)."""
         n = len(ids)
-        size = max(1, min(most, -(-n // (self.workers() * PARTS_PER_WORKER))))
+        share = -(-n // (self.workers() * PARTS_PER_WORKER))
+        size = max(1, min(most, max(share, LEAST_PART)))
         return [ids[start : start + size] for start in range(0, n, size)]
 
     def predict(
@@ -170,13 +176,27 @@ class Cluster:
         """Predict ``todo`` (ascending ids of a columnar dataset) with ``predictor`` on
         the cluster, a part a task; each part's predictions are stored as they come
         back (those stored meanwhile by another process are skipped). The number stored."""
-        from distributed import as_completed
+        job = self.submit(predictor, todo, trusted=trusted, chunk=chunk, split=split)
+        heard = None if progress is None else (lambda _: progress)
+        (got,) = self.gather([job], engine=engine, progress=heard)
+        if isinstance(got, BaseException):
+            raise got
+        return got
 
-        from trenches import predictions as store_of
+    def submit(
+        self,
+        predictor: Predictor,
+        todo: np.ndarray,
+        *,
+        trusted: bool,
+        chunk: int,
+        split: str | None,
+    ) -> Job:
+        """Send the tasks that predict ``todo`` with ``predictor``; :meth:`gather`
+        stores what they give."""
         from trenches.compute.tasks import RETRIES, predict_part
-        from trenches.db.engine import write
 
-        job = uuid.uuid4().hex[:8]
+        tag = uuid.uuid4().hex[:8]
         futures = [
             self.client.submit(
                 predict_part,
@@ -186,23 +206,63 @@ class Cluster:
                 part,
                 split,
                 trusted,
-                key=f"trenches-predict-{predictor.id}-{int(part[0])}-{int(part[-1])}-{job}",
+                key=f"trenches-predict-{predictor.id}-{int(part[0])}-{int(part[-1])}-{tag}",
                 retries=RETRIES,
                 pure=False,
             )
             for part in self.parts(todo, chunk)
         ]
-        computed = 0
+        return Job(predictor.id, futures)
+
+    def gather(
+        self,
+        jobs: Sequence[Job],
+        *,
+        engine: Engine,
+        progress: Callable[[Job], Callable[[int], None] | None] | None = None,
+    ) -> list[int | Exception]:
+        """Store each part of ``jobs`` as it comes back, in a transaction of its own:
+        per job, the number stored, or the error its first failed part raised (its
+        other parts are then cancelled; the other jobs go on). ``progress(job)``: what
+        hears of each of the job's parts. Ctrl-C cancels every job's tasks."""
+        from distributed import as_completed
+
+        from trenches import predictions as store_of
+        from trenches.db.engine import write
+
+        of = {future.key: k for k, job in enumerate(jobs) for future in job.futures}
+        got: list[int | Exception] = [0] * len(jobs)
+        every = [future for job in jobs for future in job.futures]
         try:
-            for future in as_completed(futures, loop=self.client.loop):  # type: ignore[no-untyped-call]
-                block = future.result()
+            for future in as_completed(every, loop=self.client.loop):  # type: ignore[no-untyped-call]
+                k = of[future.key]
+                if isinstance(got[k], Exception):
+                    continue  # a part of a job that failed already
+                try:
+                    block = future.result()
+                except Exception as e:
+                    got[k] = e
+                    self.client.cancel(jobs[k].futures)
+                    continue
                 future.release()
                 with write(engine) as conn:
-                    computed += store_of.write_block(conn, predictor.id, block, skip_existing=True)
-                if progress is not None:
-                    progress(len(block.pattern_ids))
+                    stored = store_of.write_block(
+                        conn, jobs[k].predictor_id, block, skip_existing=True
+                    )
+                got[k] = cast(int, got[k]) + stored
+                heard = None if progress is None else progress(jobs[k])
+                if heard is not None:
+                    heard(len(block.pattern_ids))
         except BaseException:
-            # Ctrl-C or an error: the cluster stops what is left of the job.
-            self.client.cancel(futures)
+            # Ctrl-C, or the store's own trouble: the cluster stops what is left.
+            self.client.cancel(every)
             raise
-        return computed
+        return got
+
+
+@dataclass(frozen=True)
+class Job:
+    """The tasks of one prediction job on a cluster: ``predictor_id``'s, one a part."""
+
+    predictor_id: int
+    futures: list[Any]
