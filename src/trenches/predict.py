@@ -156,10 +156,13 @@ def on_columns(predictor: Predictor) -> bool:
     return bool(dataset.columnar and dataset.schema is not None)
 
 
-def load_model(models: Models, version: ModelVersion, trusted: bool) -> Any:
-    """The version's model as prediction runs it: its ONNX form when it has one."""
+def load_model(
+    models: Models, version: ModelVersion, trusted: bool, threads: int | None = None
+) -> Any:
+    """The version's model as prediction runs it: its ONNX form when it has one (with
+    ``threads`` of ONNX Runtime's own; None: as many as the machine has cores)."""
     fmt = "onnx" if "onnx" in version.formats else "native"
-    return models.load(version, format=fmt, trusted=trusted)
+    return models.load(version, format=fmt, trusted=trusted, threads=threads)
 
 
 def predicted_block(

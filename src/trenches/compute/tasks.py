@@ -42,7 +42,13 @@ def predict_part(
     with _lock:
         model = _models.get(key)
     if model is None:
-        model = load_model(store.models, predictor.version, trusted)
+        # As many threads as the worker runs tasks: a worker of one thread that ran
+        # ONNX Runtime on every core would take the others' (two workers on two cores
+        # were slower than one).
+        from distributed import get_worker
+
+        threads = getattr(get_worker(), "nthreads", None)
+        model = load_model(store.models, predictor.version, trusted, threads)
         with _lock:
             _models[key] = model
     return predicted_block(model, predictor, ids, split)
