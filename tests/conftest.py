@@ -582,3 +582,20 @@ def wait_until_answering(
                 return
         except httpx.TransportError:
             time.sleep(0.1)
+
+
+# --- a Dask cluster of two worker processes ----------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def dask_scheduler(moto_s3: str) -> Iterator[str]:
+    """A LocalCluster of two worker processes for the session: its scheduler's address.
+    Started after moto's server, so that its workers inherit the S3 settings. Tests that
+    use it carry ``pytest.mark.xdist_group("dask")``: one xdist worker runs them all, so
+    that one cluster serves them."""
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        yield cluster.scheduler_address

@@ -8,7 +8,6 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +26,6 @@ from trenches.settings import parse
 
 # One xdist worker runs them all, so that one cluster serves them.
 pytestmark = pytest.mark.xdist_group("dask")
-
-
-@pytest.fixture(scope="session")
-def dask_scheduler(moto_s3: str) -> Iterator[str]:
-    """A LocalCluster of two worker processes for the session: its scheduler's address.
-    Started after moto's server, so that its workers inherit the S3 settings."""
-    from distributed import LocalCluster
-
-    with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-    ) as cluster:
-        yield cluster.scheduler_address
 
 
 def _two_versions(store: trenches.Store) -> tuple[str, str]:
