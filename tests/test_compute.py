@@ -17,9 +17,11 @@ from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sqlalchemy import select
 
 import trenches
 from trenches import compute, predictions
+from trenches.db import schema as t
 from trenches.db.engine import read
 from trenches.errors import ComputeUnavailable, InvalidConfig, InvalidInput
 from trenches.settings import parse
@@ -72,6 +74,9 @@ def test_evaluate_on_a_cluster_stores_what_one_process_stores(
     monkeypatch.setenv(compute.ENV, dask_scheduler)
     monkeypatch.setattr(compute, "PARTS_PER_WORKER", 3)  # six tasks, on two workers
     monkeypatch.setattr(compute, "LEAST_PART", 1)
+    # Parts large enough for the workers to write the table's files, the client to
+    # commit them; the problem's 12 patterns come back as a block.
+    monkeypatch.setattr(predictions, "INLINE_ROWS", 20)
     before = _predicted_there(dask_scheduler)
     far = store.evaluate(there)
     assert _predicted_there(dask_scheduler) - before >= 2  # its parts ran there
@@ -79,6 +84,12 @@ def test_evaluate_on_a_cluster_stores_what_one_process_stores(
     assert far.evaluation.metrics == local.evaluation.metrics
     a, b = _stored(store, local.predicted.predictor_id), _stored(store, far.predicted.predictor_id)
     assert np.array_equal(a.pattern_ids, b.pattern_ids)
+    with read(store.engine) as conn:
+        blocks = t.prediction_blocks.c
+        inline = conn.execute(
+            select(blocks.n).where(blocks.predictor_id == far.predicted.predictor_id)
+        ).scalars()
+        assert sum(inline) < len(b.pattern_ids) // 2  # the workers' files hold the rest
     for name in ("label_index", "correct", "scores", "loss"):
         assert np.array_equal(getattr(a, name), getattr(b, name)), name
     # The problem's patterns (of another split) were predicted there too; nothing is

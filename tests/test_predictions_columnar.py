@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import trenches
-from trenches import predictions
+from trenches import prediction_commits, predictions
 from trenches.db import schema as t
 from trenches.db.engine import read, write
 
@@ -183,3 +183,83 @@ def test_reads_do_not_depend_on_where_each_block_went(
             predictions.read_some(conn, mixed, asked),
         )
         assert predictions.count(conn, mixed) == cuts[-1]
+
+
+def _parquet_files(store: trenches.Store) -> set[str]:
+    from trenches.tables.io import file_system
+
+    found = file_system(store.artifacts.root).find("tables/predictions")
+    return {f for f in found if f.endswith(".parquet")}
+
+
+def test_a_part_written_as_files_elsewhere_reads_back_once_committed(
+    store: trenches.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a Dask worker does with a part (writes the table's files) and the client
+    then (commits them) stores what one process's write stores, and nothing is seen
+    before the commit."""
+    monkeypatch.setattr(predictions, "INLINE_ROWS", 1000)
+    here, there = _predictor(store), _predictor(store)
+    ids = np.random.default_rng(3).permutation(np.arange(1, 5001))
+    block = _block(ids, 4)
+    with write(store.engine) as conn:
+        predictions.write_block(conn, here, block)
+        prediction_commits.ready(conn)
+    with read(store.engine) as conn:
+        part = prediction_commits.write_part(conn, there, block, inline_below=1000)
+        assert part.files and part.block is None
+        assert predictions.count(conn, there) == 0  # written, not committed
+    with write(store.engine) as conn:
+        assert prediction_commits.commit_part(conn, there, part) == 5000
+    with read(store.engine) as conn:
+        _same(predictions.read(conn, here), predictions.read(conn, there))
+    with read(store.engine) as conn:  # a small part comes back as its block
+        small = prediction_commits.write_part(conn, there, _block(np.array([9, 8]), 5))
+    assert small.files is None and small.block is not None
+
+
+def test_a_part_committed_after_another_writer_keeps_the_first_predictions(
+    store: trenches.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(predictions, "INLINE_ROWS", 10)
+    predictor = _predictor(store)
+    with write(store.engine) as conn:
+        prediction_commits.ready(conn)
+    with read(store.engine) as conn:
+        part = prediction_commits.write_part(
+            conn, predictor, _block(np.arange(1, 101), 6), inline_below=10
+        )
+    first = _block(np.arange(40, 61), 7)  # another process got there first
+    with write(store.engine) as conn:
+        predictions.write_block(conn, predictor, first)
+    with write(store.engine) as conn:
+        assert prediction_commits.commit_part(conn, predictor, part) == 79
+    with read(store.engine) as conn:
+        got = predictions.read(conn, predictor)
+    assert list(got.pattern_ids) == list(range(1, 101))
+    assert got.scores is not None and first.scores is not None
+    assert np.array_equal(got.scores[39:60], first.scores)
+
+
+def test_the_files_of_a_part_never_committed_are_removed_by_compact(
+    store: trenches.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker lost after writing its part's files and before the client committed
+    them leaves strays: no read sees them, and ``trenches compact`` removes them."""
+    monkeypatch.setattr(predictions, "INLINE_ROWS", 10)
+    predictor = _predictor(store)
+    with write(store.engine) as conn:
+        predictions.write_block(conn, predictor, _block(np.arange(1, 51), 1))
+    kept = _parquet_files(store)
+    with read(store.engine) as conn:
+        lost = prediction_commits.write_part(
+            conn, predictor, _block(np.arange(51, 101), 2), inline_below=10
+        )
+    assert lost.files and _parquet_files(store) > kept
+    with read(store.engine) as conn:
+        assert list(predictions.read(conn, predictor).pattern_ids) == list(range(1, 51))
+    store.compact(older_than="0s")
+    left = {f.rsplit("/", 1)[-1] for f in _parquet_files(store)}
+    assert not left & {f.file_path.rsplit("/", 1)[-1] for f in lost.files}
+    with read(store.engine) as conn:
+        assert list(predictions.read(conn, predictor).pattern_ids) == list(range(1, 51))

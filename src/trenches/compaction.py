@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import orjson
 from sqlalchemy import Engine, select
 
-from trenches import predictions, tables
+from trenches import prediction_commits, predictions, tables
 from trenches.db import schema as t
 from trenches.db.engine import read, write
 from trenches.json_form import from_json
@@ -95,7 +95,7 @@ def move_predictions(engine: Engine, say: Callable[[str], None]) -> int:
     moved = 0
     while True:
         with write(engine) as conn:
-            step = predictions.move_inline(conn)
+            step = prediction_commits.move_inline(conn)
         if step == 0:
             return moved
         moved += step

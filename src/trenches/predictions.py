@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection
 
 from trenches import tables, timestamps
 from trenches.db import schema as t
-from trenches.db.engine import advisory_lock, blob_ranges, id_in, insert_returning_id
+from trenches.db.engine import advisory_lock, blob_ranges, insert_returning_id
 from trenches.errors import Conflict
 from trenches.tables.arrays import ascending_unique, is_ascending, stacked
 from trenches.tables.pruning import Bound, among
@@ -193,7 +193,26 @@ def table_spec() -> TableSpec:
     return TableSpec(TABLE, schema, partition)
 
 
-def _arrow(predictor: int, columns: dict[str, np.ndarray | None], n: int) -> pa.Table:
+def table_rows(predictor: int, block: Block, order: np.ndarray) -> pa.Table:
+    """The rows of ``block`` taken in ``order`` (positions in it, by ascending pattern
+    id), as rows of the Iceberg table."""
+
+    def sort(a: np.ndarray | None) -> np.ndarray | None:
+        return None if a is None else np.asarray(a)[order]
+
+    n = len(order)
+    columns = {
+        "pattern_ids": np.asarray(block.pattern_ids, dtype=np.int64)[order],
+        "label_index": sort(block.label_index),
+        "value": sort(block.values),
+        "scores": sort(block.scores),
+        "correct": sort(block.correct),
+        "loss": sort(block.loss) if block.loss is not None else np.full(n, np.nan),
+    }
+    return arrow_rows(predictor, columns, n)
+
+
+def arrow_rows(predictor: int, columns: dict[str, np.ndarray | None], n: int) -> pa.Table:
     """A block's sorted arrays as rows of the Iceberg table."""
     import pyarrow as pa
 
@@ -313,15 +332,7 @@ def write_block(
         return None if a is None else np.asarray(a)[order]
 
     if n >= INLINE_ROWS:
-        columns = {
-            "pattern_ids": ids,
-            "label_index": sort(block.label_index),
-            "value": sort(block.values),
-            "scores": sort(block.scores),
-            "correct": sort(block.correct),
-            "loss": sort(block.loss) if block.loss is not None else np.full(n, np.nan),
-        }
-        tables.of(conn).append(conn, table_spec(), _arrow(predictor, columns, n))
+        tables.of(conn).append(conn, table_spec(), table_rows(predictor, block, order))
         return n
     conn.execute(
         insert(t.prediction_blocks).values(
@@ -351,7 +362,7 @@ def read(conn: Connection, predictor: int, *, columns: Sequence[str] | None = No
         .where(b.predictor_id == predictor)
         .order_by(b.id)
     )
-    parts = [_inline_part(row[0], row[1:], k) for row in blocks.all()]
+    parts = [inline_part(row[0], row[1:], k) for row in blocks.all()]
     # Files by least id, each holding its rows by id: joined with no sort (see _joined).
     files = tables.of(conn).files(conn, TABLE, _of_predictor(predictor), order_by="pattern_id")
     bulk = tables.of(conn).read(files, columns=["pattern_id", *names]) if files else None
@@ -360,7 +371,7 @@ def read(conn: Connection, predictor: int, *, columns: Sequence[str] | None = No
     return _joined(classes, parts, k)
 
 
-def _inline_part(ids: bytes, blobs: Sequence[bytes | None], k: int) -> dict[str, np.ndarray | None]:
+def inline_part(ids: bytes, blobs: Sequence[bytes | None], k: int) -> dict[str, np.ndarray | None]:
     """An inline block's arrays from its blobs (those of :data:`_ARRAYS`, in order;
     None where the block has none), ``k`` scores per prediction."""
     part: dict[str, np.ndarray | None] = {"pattern_ids": np.frombuffer(ids, dtype="<i8")}
@@ -562,39 +573,3 @@ def _joined(
         None if correct is None else correct.astype(bool),
         np.full(len(ids), np.nan) if loss is None else loss,
     )
-
-
-def move_inline(conn: Connection, *, max_rows: int = 1_000_000) -> int:
-    """Move the oldest inline blocks (rows of SQL, up to about ``max_rows``
-    predictions) into the Iceberg table, in the connection's write transaction: the
-    rows leave SQL and appear in the table in the same commit. Returns how many
-    predictions moved (0: none was left)."""
-    import pyarrow as pa
-
-    from trenches.tables.catalog import lock
-
-    lock(conn, TABLE)  # the table's writers queue behind this move from here on
-    b = t.prediction_blocks.c
-    chosen: list[int] = []
-    total = 0
-    for block_id, n in conn.execute(select(b.id, b.n).order_by(b.id)):
-        if chosen and total + n > max_rows:
-            break
-        chosen.append(int(block_id))
-        total += int(n)
-    if not chosen:
-        return 0
-    parts = []
-    for row in conn.execute(
-        select(t.prediction_blocks).where(id_in(conn.dialect.name, b.id, chosen))
-    ):
-        n = int(row.n)
-        k = len(row.scores) // (8 * n) if row.scores is not None else 1
-        part = _inline_part(row.pattern_ids, [getattr(row, name) for name in _ARRAYS], k)
-        parts.append(_arrow(int(row.predictor_id), part, n))
-    data = pa.concat_tables(parts).sort_by(
-        [("predictor_id", "ascending"), ("pattern_id", "ascending")]
-    )
-    tables.of(conn).append(conn, table_spec(), data)
-    conn.execute(t.prediction_blocks.delete().where(id_in(conn.dialect.name, b.id, chosen)))
-    return total

@@ -8,10 +8,12 @@ Dask's tasks (``dask.distributed``), and the same code runs on a laptop's local 
 and on a real one.
 
 Workers read the store themselves (its database and its tables, by the store's
-location), so no pattern goes through the scheduler; each task is one part of a job
-that the client stores in a transaction of its own when it comes back, so a task lost
-with its worker is run again, and a job stopped half-way is resumed by running it
-again (what was stored is not predicted twice).
+location), so no pattern goes through the scheduler; each task is one part of a job,
+whose predictions its worker writes as the Iceberg table's data files and the client
+commits in a transaction of its own when the task comes back
+(:mod:`trenches.prediction_commits`). A task lost with its worker is run again (its
+files, never committed, are strays for ``trenches compact``), and a job stopped
+half-way is resumed by running it again (what was stored is not predicted twice).
 """
 
 from __future__ import annotations
@@ -174,8 +176,17 @@ class Cluster:
         split: str | None,
     ) -> int:
         """Predict ``todo`` (ascending ids of a columnar dataset) with ``predictor`` on
-        the cluster, a part a task; each part's predictions are stored as they come
-        back (those stored meanwhile by another process are skipped). The number stored."""
+        the cluster, a part a task; each part's predictions, written by its worker as
+        the table's files, are committed as they come back (those stored meanwhile by
+        another process are skipped). The number stored."""
+        from trenches import prediction_commits
+        from trenches import predictions as store_of
+        from trenches.db.engine import write
+
+        if len(todo) >= store_of.INLINE_ROWS:
+            # The workers write the table's files: it must exist (the first commit).
+            with write(engine) as conn:
+                prediction_commits.ready(conn)
         job = self.submit(predictor, todo, trusted=trusted, chunk=chunk, split=split)
         heard = None if progress is None else (lambda _: progress)
         (got,) = self.gather([job], engine=engine, progress=heard)
@@ -194,6 +205,7 @@ class Cluster:
     ) -> Job:
         """Send the tasks that predict ``todo`` with ``predictor``; :meth:`gather`
         stores what they give."""
+        from trenches import predictions as store_of
         from trenches.compute.tasks import RETRIES, predict_part
 
         tag = uuid.uuid4().hex[:8]
@@ -206,6 +218,7 @@ class Cluster:
                 part,
                 split,
                 trusted,
+                store_of.INLINE_ROWS,
                 key=f"trenches-predict-{predictor.id}-{int(part[0])}-{int(part[-1])}-{tag}",
                 retries=RETRIES,
                 pure=False,
@@ -227,7 +240,7 @@ class Cluster:
         hears of each of the job's parts. Ctrl-C cancels every job's tasks."""
         from distributed import as_completed
 
-        from trenches import predictions as store_of
+        from trenches import prediction_commits
         from trenches.db.engine import write
 
         of = {future.key: k for k, job in enumerate(jobs) for future in job.futures}
@@ -239,20 +252,18 @@ class Cluster:
                 if isinstance(got[k], Exception):
                     continue  # a part of a job that failed already
                 try:
-                    block = future.result()
+                    part = future.result()
                 except Exception as e:
                     got[k] = e
                     self.client.cancel(jobs[k].futures)
                     continue
                 future.release()
                 with write(engine) as conn:
-                    stored = store_of.write_block(
-                        conn, jobs[k].predictor_id, block, skip_existing=True
-                    )
+                    stored = prediction_commits.commit_part(conn, jobs[k].predictor_id, part)
                 got[k] = cast(int, got[k]) + stored
                 heard = None if progress is None else progress(jobs[k])
                 if heard is not None:
-                    heard(len(block.pattern_ids))
+                    heard(len(part.pattern_ids))
         except BaseException:
             # Ctrl-C, or the store's own trouble: the cluster stops what is left.
             self.client.cancel(every)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from trenches import predictions as store_of
+from trenches import prediction_commits
 
 if TYPE_CHECKING:
     from trenches.config import Location
@@ -30,9 +30,13 @@ def predict_part(
     ids: np.ndarray,
     split: str | None,
     trusted: bool,
-) -> store_of.Block:
+    inline_below: int,
+) -> prediction_commits.Part:
     """On a worker: the predictions of the version ``ref`` on the patterns ``ids`` of
-    the store at ``location``, which ``opened`` opens (once per worker process)."""
+    the store at ``location``, which ``opened`` opens (once per worker process),
+    written as the predictions table's files for the client to commit (a small part:
+    its block, for the client to store: fewer than ``inline_below``)."""
+    from trenches.db.engine import read
     from trenches.predict import load_model, predicted_block
 
     store = opened(location)
@@ -51,7 +55,9 @@ def predict_part(
         model = load_model(store.models, predictor.version, trusted, threads)
         with _lock:
             _models[key] = model
-    return predicted_block(model, predictor, ids, split)
+    block = predicted_block(model, predictor, ids, split)
+    with read(store.engine) as conn:
+        return prediction_commits.write_part(conn, predictor.id, block, inline_below=inline_below)
 
 
 # The models a worker process loaded, kept between its tasks.

@@ -188,6 +188,41 @@ class Tables:
                 tx.set_properties(changed)
             tx.append(data)
 
+    def write_files(self, conn: Connection, spec: TableSpec, data: pa.Table) -> list[Any]:
+        """Write ``data`` as data files of the table (which exists), committing nothing:
+        a Dask worker's part, which the client commits with :meth:`commit_files`. Its
+        pyiceberg ``DataFile`` entries (plain records: they travel back pickled). Files
+        never committed are strays, which ``trenches compact`` removes once old."""
+        # pyiceberg's own writer, as Table.append uses it; its append takes the files
+        # it wrote, not files written elsewhere (add_files refuses files with field ids).
+        from pyiceberg.io.pyarrow import _dataframe_to_data_files
+
+        table = self.load(conn, spec.name)
+        if table is None:
+            raise RuntimeError(f"the table {spec.name} is made before its files are written")
+        try:
+            return list(
+                _dataframe_to_data_files(
+                    table.metadata, data.cast(table.schema().as_arrow()), table.io
+                )
+            )
+        except OSError as e:
+            raise write_error(e, f"the table {spec.name} under {self.root}") from None
+
+    def commit_files(self, conn: Connection, spec: TableSpec, files: Sequence[Any]) -> None:
+        """Commit data files :meth:`write_files` wrote (elsewhere, perhaps) in the
+        connection's write transaction, as :meth:`append` commits its own."""
+        table = self.opened(conn, spec)
+        with table.transaction() as tx:
+            changed = outdated(table, spec)
+            if changed:
+                tx.set_properties(changed)
+            snapshot = tx.update_snapshot()
+            merged = {**table.properties, **changed}.get("commit.manifest-merge.enabled") == "true"
+            with snapshot.merge_append() if merged else snapshot.fast_append() as append:
+                for file in files:
+                    append.append_data_file(file)
+
     def files(
         self,
         conn: Connection,
