@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
@@ -1094,3 +1095,31 @@ def test_every_file_import_reads_a_200_kib_text_field(cli: Any, tmp_path: Path) 
     for command in ("drift", "outliers"):
         r = cli("monitor", command, "clf@1", "--current", current)
         assert r.code in (0, 1) and not r.err.startswith("error"), r.err
+
+
+def test_a_progress_bar_on_a_terminal_shows_how_many_a_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Long work (predicting, on a cluster a part at a time) shows done/total and the
+    rate; the bar is left out when stderr is not a terminal."""
+    import io
+
+    from rich.console import Console
+
+    from trenches.cli import _output
+
+    screen = io.StringIO()
+    monkeypatch.setattr(
+        _output, "err_console", Console(file=screen, force_terminal=True, width=150)
+    )
+    with _output.progress_bar("predicting validation", 4000, unit="rows") as advance:
+        for _ in range(4):
+            time.sleep(0.02)
+            advance(1000)
+    shown = screen.getvalue()
+    assert "4000/4000" in shown and " rows/s" in shown
+    piped = io.StringIO()
+    monkeypatch.setattr(_output, "err_console", Console(file=piped, force_terminal=False))
+    with _output.progress_bar("predicting", 10) as advance:
+        advance(10)
+    assert piped.getvalue() == ""

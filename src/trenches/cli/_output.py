@@ -17,11 +17,14 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 if TYPE_CHECKING:
     from trenches.backfill import SkippedVersion
@@ -78,14 +81,28 @@ def print_json(value: Any) -> None:
     )
 
 
+class _Rate(ProgressColumn):
+    """How many items a second, once some are done: ``12,345 patterns/s``."""
+
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("" if not speed else f"{speed:,.0f} {self.unit}/s", style="progress.data.speed")
+
+
 @contextmanager
-def progress_bar(description: str, total: int | None) -> Iterator[Any]:
+def progress_bar(description: str, total: int | None, *, unit: str = "patterns") -> Iterator[Any]:
     """A Rich progress bar on stderr; yields a callback taking the number of items done
-    (and, when it is first known or changes, the ``total``)."""
+    (and, when it is first known or changes, the ``total``). It shows how many
+    ``unit`` a second go by: work on a Dask cluster advances it a part at a time."""
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
+        _Rate(unit),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=err_console,
