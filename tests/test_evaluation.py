@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -298,3 +299,22 @@ def test_regression_metrics_equal_scikit_learns(store: trenches.Store) -> None:
     assert m["mae"] == pytest.approx(skm.mean_absolute_error(y, guess))
     assert m["rmse"] == pytest.approx(np.sqrt(skm.mean_squared_error(y, guess)))
     assert m["r2"] == pytest.approx(skm.r2_score(y, guess))
+
+
+def test_a_kept_small_read_is_given_again_only_for_the_same_files(tmp_path: Path) -> None:
+    """Reads of a few patterns are kept across the versions of a backfill; two stores
+    with the same dataset id and pattern ids (a store made again in place, say) each
+    read their own rows, and a second read of the same store is the kept one."""
+    got = []
+    for k in (1, 2):
+        store = trenches.open(tmp_path / f"s{k}")
+        ds = store.datasets.create("d", task="classification", label="label")
+        frame = make_frame(50, seed=0)[["radius", "texture", "label"]]
+        ds.add(frame.assign(radius=frame["radius"] * k), source="s")
+        ids = ds.pattern_ids()  # the same ids in both, each store's rows
+        first = list(feeds.feeds(ds, ids, ["radius", "texture"]))
+        again = list(feeds.feeds(ds, ids, ["radius", "texture"]))
+        assert [a is b for a, b in zip(first, again, strict=True)] == [True] * len(first)
+        got.append(np.sort(np.concatenate([f.inputs["radius"].to_numpy() for f in first])))
+        store.close()
+    assert np.allclose(got[1], 2 * got[0]) and not np.allclose(got[0], got[1])

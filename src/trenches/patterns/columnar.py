@@ -277,6 +277,12 @@ def batches(  # noqa: PLR0913 (the filters of :func:`read`)
     )
 
 
+def version(conn: Connection, dataset_id: int) -> str | None:
+    """Which commit of the dataset's table the connection sees (see
+    :meth:`~trenches.tables.catalog.Tables.version`)."""
+    return tables.of(conn).version(conn, table_name(dataset_id))
+
+
 def _plan(
     conn: Connection,
     dataset_id: int,

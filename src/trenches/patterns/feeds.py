@@ -11,6 +11,8 @@ texts, and numbers go straight into the one matrix a model is given.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from trenches import tables
 from trenches.db.engine import read
 from trenches.errors import InvalidInput
 from trenches.names import SPLITS
@@ -43,6 +46,16 @@ class Feed:
     labels: np.ndarray
 
 
+#: Reads of at most this many patterns are kept (a few at a time): a backfill of a
+#: problem's patterns over many versions reads the same rows for each, and a
+#: pattern's row never changes (a relabel makes a new pattern), so a read of the same
+#: ids in the same files is the same rows.
+KEPT_IDS = 10_000
+_KEPT = 8
+_kept: OrderedDict[tuple[Any, ...], list[Feed]] = OrderedDict()
+_keeping = threading.Lock()
+
+
 def feeds(
     dataset: Dataset,
     ids: Sequence[int] | np.ndarray,
@@ -57,7 +70,42 @@ def feeds(
     split they are of, when the caller knows it: the rows of other splits are not read
     (ids of another split are read after, without it). Numbers come as ``dtype`` (a
     model that takes single precision is given it). An id the dataset does not hold
-    is an error, raised once the others have been given."""
+    is an error, raised once the others have been given. A small read (up to
+    :data:`KEPT_IDS` ids) is kept, and given again to the next read of the same ids."""
+    wanted = ascending_unique(ids)
+    if not len(wanted) or len(wanted) > KEPT_IDS:
+        yield from _feeds(dataset, wanted, columns, split=split, rows=rows, dtype=dtype)
+        return
+    with read(dataset.engine) as conn:
+        seen = columnar.version(conn, dataset.id)
+        root = tables.of(conn).root
+    # The store's tables and the commit of the dataset's table seen say which rows a
+    # read reads (a store made again in place has files of its own); the rows of given
+    # ids never change.
+    key = (root, seen, wanted.tobytes(), tuple(columns), split, np.dtype(dtype).str)
+    with _keeping:
+        found = _kept.get(key)
+        if found is not None:
+            _kept.move_to_end(key)
+    if found is None:
+        found = list(_feeds(dataset, wanted, columns, split=split, rows=rows, dtype=dtype))
+        with _keeping:
+            _kept[key] = found
+            while len(_kept) > _KEPT:
+                _kept.popitem(last=False)
+    yield from found
+
+
+def _feeds(
+    dataset: Dataset,
+    ids: Sequence[int] | np.ndarray,
+    columns: Sequence[str],
+    *,
+    split: str | None = None,
+    rows: int | None = None,
+    dtype: Any = np.float64,
+) -> Iterator[Feed]:
+    """:func:`feeds`, read."""
     rows = rows or READ_ROWS
     schema = dataset.schema
     assert dataset.columnar and schema is not None
@@ -97,7 +145,7 @@ def feeds(
         return
     rest = wanted[~np.isin(wanted, read_ids, assume_unique=True)]
     if split is not None:
-        yield from feeds(dataset, rest, columns, rows=rows, dtype=dtype)
+        yield from _feeds(dataset, rest, columns, rows=rows, dtype=dtype)
         return
     raise InvalidInput(
         f"{len(rest)} of the {len(wanted)} patterns to predict are not in dataset "

@@ -147,6 +147,21 @@ class Tables:
         except NoSuchTableError:
             return None
 
+    def version(self, conn: Connection, name: str) -> str | None:
+        """Which commit of the table the connection's transaction sees: its metadata
+        file's location (each commit writes a new one; None before the first). One
+        indexed select, for keys of what was read from the table."""
+        from sqlalchemy import select
+
+        row = IcebergTables
+        return conn.execute(
+            select(row.metadata_location).where(
+                row.catalog_name == CATALOG,
+                row.table_namespace == NAMESPACE,
+                row.table_name == name,
+            )
+        ).scalar()
+
     def append(self, conn: Connection, spec: TableSpec, data: pa.Table) -> None:
         """Append ``data`` to the table in the connection's write transaction (made
         with its first rows). Appends to one table queue behind each other until the
