@@ -17,26 +17,30 @@ skipped with the reason, and the other versions are done.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from sqlalchemy import select
 
+from trenches import predictions as store_of
+from trenches import tables
 from trenches.db import schema as t
-from trenches.db.engine import read
+from trenches.db.engine import id_in, read
 from trenches.errors import ArtifactCorrupted, StoreError, TrenchesError
 from trenches.json_form import json_shape
 from trenches.predict import CHUNK, Elsewhere, on_columns, predict, to_predict
+from trenches.tables.arrays import ascending_unique
+from trenches.tables.pruning import Bound, among
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine import Connection, Engine
 
     from trenches.compute import Cluster, Job
     from trenches.models.registry import Models
     from trenches.patterns.datasets import Dataset, Datasets
-    from trenches.predictors import Predictors
+    from trenches.predictors import Predictor, Predictors
 
 #: The splits every version is measured on, beside the problem patterns.
 MEASURED_SPLITS = ("validation", "test")
@@ -191,18 +195,14 @@ class Backfill:
         so that the workers are kept busy across versions; each is stored as it comes."""
         sent: list[tuple[Gap, Job]] = []
         made: dict[str, VersionBackfill] = {}
-        for gap in plan:
-            try:
-                predictor = self._predictors.resolve(gap.ref)
-                todo = to_predict(self._engine, predictor, gap.wanted)[1] if gap.missing else None
-            except TrenchesError:
-                todo = None  # its own fill skips it, saying why
-            if todo is None or not len(todo) or not on_columns(predictor):
+        for gap, todo in zip(plan, self._todo(plan), strict=True):
+            if todo is None:
                 before = len(done)
                 self._fill_gap(gap, trusted, progress, cluster, done, skipped)
                 made[gap.ref] = done.pop(before)
                 continue
-            job = cluster.submit(predictor, todo, trusted=trusted, chunk=CHUNK, split=None)
+            predictor, ids = todo
+            job = cluster.submit(predictor, ids, trusted=trusted, chunk=CHUNK, split=None)
             sent.append((gap, job))
         counted = [0] * len(sent)
         position = {id(job): k for k, (_, job) in enumerate(sent)}
@@ -235,6 +235,39 @@ class Backfill:
                 isinstance(got, Exception),
             )
         done.extend(made[gap.ref] for gap in plan)
+
+    def _todo(self, plan: Sequence[Gap]) -> list[tuple[Predictor, np.ndarray] | None]:
+        """Per gap of ``plan``, its version and what it has yet to predict of a
+        columnar dataset, for a cluster (what each has predicted read at once for the
+        versions that share their patterns); None for a gap filled otherwise: nothing
+        left, an earlier release's dataset, or a version that cannot predict (its own
+        fill skips it, saying why)."""
+        resolved: list[Predictor | None] = []
+        for gap in plan:
+            try:
+                resolved.append(self._predictors.resolve(gap.ref) if gap.missing else None)
+            except TrenchesError:
+                resolved.append(None)
+        shared: dict[int, tuple[np.ndarray, list[int]]] = {}
+        for gap, predictor in zip(plan, resolved, strict=True):
+            if predictor is not None:
+                shared.setdefault(id(gap.wanted), (gap.wanted, []))[1].append(predictor.id)
+        had: dict[int, np.ndarray] = {}
+        with read(self._engine) as conn:
+            for ids, predictors in shared.values():
+                had.update(_predicted_of(conn, predictors, ascending_unique(ids)))
+        out: list[tuple[Predictor, np.ndarray] | None] = []
+        for gap, predictor in zip(plan, resolved, strict=True):
+            todo = None
+            if predictor is not None and on_columns(predictor):
+                with suppress(TrenchesError):
+                    todo = to_predict(self._engine, predictor, gap.wanted, had[predictor.id])[1]
+            out.append(
+                (predictor, todo)
+                if predictor is not None and todo is not None and len(todo)
+                else None
+            )
+        return out
 
     def _fill_gap(
         self,
@@ -318,8 +351,6 @@ def _measured_on(
 
 def _plan(engine: Engine, wanted: Iterable[tuple[Dataset, np.ndarray]]) -> tuple[Gap, ...]:
     """Every version of each dataset, oldest first, with what it lacks of ``wanted``."""
-    from trenches import predictions as store_of
-
     v, m, p = t.model_versions.c, t.models.c, t.predictors.c
     out = []
     with read(engine) as conn:
@@ -331,12 +362,45 @@ def _plan(engine: Engine, wanted: Iterable[tuple[Dataset, np.ndarray]]) -> tuple
                 .where(v.dataset_id == ds.id)
                 .order_by(v.created_at, v.id)
             ).all()
+            had = _predicted_of(conn, [p for _, _, p in rows if p is not None], ids)
             for name, version, predictor in rows:
-                have = (
-                    store_of.predicted_ids(conn, predictor)
-                    if predictor is not None
-                    else np.zeros(0, dtype=np.int64)
-                )
+                have = had.get(predictor, np.zeros(0, dtype=np.int64))
                 missing = len(np.setdiff1d(ids, have, assume_unique=True))
                 out.append(Gap(f"{name}@{version}", ds.name, len(ids), missing, ids))
     return tuple(out)
+
+
+def _predicted_of(
+    conn: Connection, predictors: Sequence[int], among_ids: np.ndarray
+) -> dict[int, np.ndarray]:
+    """:func:`~trenches.predictions.predicted_ids` of each of ``predictors`` among the
+    same ``among_ids`` (ascending), from one query and one read of the table: what a
+    backfill asks of every version."""
+    from pyiceberg.expressions import And, In
+
+    from trenches.tables.catalog import between
+
+    found: dict[int, list[np.ndarray]] = {int(p): [] for p in predictors}
+    if found and len(among_ids):
+        b = t.prediction_blocks.c
+        chosen = id_in(conn.dialect.name, b.predictor_id, list(found))
+        for predictor, blob in conn.execute(select(b.predictor_id, b.pattern_ids).where(chosen)):
+            ids = np.frombuffer(blob, dtype="<i8")
+            found[int(predictor)].append(ids[among(ids, among_ids)])
+        store = tables.of(conn)
+        span = between("pattern_id", int(among_ids[0]), int(among_ids[-1]))
+        chosen_ones = cast(Any, In)("predictor_id", set(found))
+        files = store.files(conn, store_of.TABLE, And(chosen_ones, span))
+        if files:
+            rows = store.read(
+                files,
+                columns=["predictor_id", "pattern_id"],
+                bounds=[Bound("pattern_id", among=among_ids)],
+            )
+            by, ids = (rows.column(c).to_numpy() for c in ("predictor_id", "pattern_id"))
+            for predictor in np.intersect1d(np.unique(by), list(found)):
+                found[int(predictor)].append(ids[by == predictor])
+    return {
+        p: ascending_unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+        for p, parts in found.items()
+    }

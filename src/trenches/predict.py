@@ -129,20 +129,25 @@ def predict(  # noqa: PLR0913 (a prediction job's options)
 
 
 def to_predict(
-    engine: Engine, predictor: Predictor, pattern_ids: Sequence[int] | np.ndarray
+    engine: Engine,
+    predictor: Predictor,
+    pattern_ids: Sequence[int] | np.ndarray,
+    have: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Of ``pattern_ids``: all of them (ascending, unique), and those the version
-    ``predictor`` has no prediction for; a baseline, or a version that takes an input
-    its dataset lacks, is an error."""
+    ``predictor`` has no prediction for (``have``: its predictions among them, when
+    already read); a baseline, or a version that takes an input its dataset lacks, is
+    an error."""
     version = predictor.version
     if version is None:
         raise InvalidInput(
             f"{predictor.ref} is a baseline: its predictions were given, it cannot predict"
         )
     wanted = ascending_unique(pattern_ids)
-    with read(engine) as conn:
-        have = store_of.predicted_ids(conn, predictor.id, wanted)
-        todo = np.setdiff1d(wanted, have, assume_unique=True)
+    if have is None:
+        with read(engine) as conn:
+            have = store_of.predicted_ids(conn, predictor.id, wanted)
+    todo = np.setdiff1d(wanted, have, assume_unique=True)
     dataset = predictor.dataset
     if len(todo) and on_columns(predictor):
         _check_columns(version, dataset, dataset.schema.names if dataset.schema else [])
