@@ -187,12 +187,14 @@ def test_a_backfill_on_a_cluster_stores_what_each_version_predicts_in_process(
             assert np.array_equal(getattr(here, name)[order], getattr(stored, name)), name
 
 
+@pytest.mark.parametrize("least_part", [1, compute.LEAST_PART], ids=["parts", "bundles"])
 def test_a_worker_killed_mid_backfill_is_replaced_and_nothing_is_lost_or_twice(
-    sqlite_store: trenches.Store, monkeypatch: pytest.MonkeyPatch
+    sqlite_store: trenches.Store, monkeypatch: pytest.MonkeyPatch, least_part: int
 ) -> None:
     """A cluster of its own: one of its two worker processes is killed (SIGKILL) as the
     first part of a backfill comes back; its tasks run again elsewhere, and every
-    pattern is predicted, once, as in process."""
+    pattern is predicted, once, as in process. Gaps of fewer than ``least_part`` go a
+    few versions a task."""
     import os
     import signal
 
@@ -201,7 +203,7 @@ def test_a_worker_killed_mid_backfill_is_replaced_and_nothing_is_lost_or_twice(
     store = sqlite_store
     refs = _two_versions(store)
     monkeypatch.setattr(compute, "PARTS_PER_WORKER", 12)  # parts still to come at the kill
-    monkeypatch.setattr(compute, "LEAST_PART", 1)
+    monkeypatch.setattr(compute, "LEAST_PART", least_part)
     with (
         LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None

@@ -195,15 +195,21 @@ class Backfill:
         so that the workers are kept busy across versions; each is stored as it comes."""
         sent: list[tuple[Gap, Job]] = []
         made: dict[str, VersionBackfill] = {}
+        from trenches import compute
+
+        small: list[tuple[Gap, tuple[Predictor, np.ndarray]]] = []
         for gap, todo in zip(plan, self._todo(plan), strict=True):
             if todo is None:
                 before = len(done)
                 self._fill_gap(gap, trusted, progress, cluster, done, skipped)
                 made[gap.ref] = done.pop(before)
-                continue
-            predictor, ids = todo
-            job = cluster.submit(predictor, ids, trusted=trusted, chunk=CHUNK, split=None)
-            sent.append((gap, job))
+            elif len(todo[1]) < compute.LEAST_PART:
+                small.append((gap, todo))  # a few versions a task
+            else:
+                job = cluster.submit(*todo, trusted=trusted, chunk=CHUNK, split=None)
+                sent.append((gap, job))
+        jobs = cluster.submit_small([todo for _, todo in small], trusted=trusted)
+        sent += [(gap, job) for (gap, _), job in zip(small, jobs, strict=True)]
         counted = [0] * len(sent)
         position = {id(job): k for k, (_, job) in enumerate(sent)}
 

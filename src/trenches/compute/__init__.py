@@ -227,6 +227,41 @@ class Cluster:
         ]
         return Job(predictor.id, futures)
 
+    def submit_small(
+        self, gaps: Sequence[tuple[Predictor, np.ndarray]], *, trusted: bool
+    ) -> list[Job]:
+        """Send the tasks that predict several versions' small gaps (each version's
+        ``ids``) a task: a few tasks per worker, of about as many patterns each, rather
+        than one a version. One job a version, in the order given."""
+        from trenches.compute.tasks import RETRIES, predict_parts
+
+        total = sum(len(ids) for _, ids in gaps)
+        share = max(1, -(-total // (self.workers() * PARTS_PER_WORKER)))
+        bundles: list[list[int]] = [[]]
+        held = 0
+        for k, (_, ids) in enumerate(gaps):
+            if held >= share:
+                bundles.append([])
+                held = 0
+            bundles[-1].append(k)
+            held += len(ids)
+        tag = uuid.uuid4().hex[:8]
+        jobs: list[Job] = []
+        for n, bundle in enumerate(b for b in bundles if b):
+            first = gaps[bundle[0]][0].id
+            future = self.client.submit(
+                predict_parts,
+                self.opened,
+                self.location,
+                [(gaps[k][0].ref, gaps[k][1]) for k in bundle],
+                trusted,
+                key=f"trenches-predict-{first}-{n}-{len(bundle)}-{tag}",
+                retries=RETRIES,
+                pure=False,
+            )
+            jobs += [Job(gaps[k][0].id, [future], slot) for slot, k in enumerate(bundle)]
+        return jobs
+
     def gather(
         self,
         jobs: Sequence[Job],
@@ -234,46 +269,86 @@ class Cluster:
         engine: Engine,
         progress: Callable[[Job], Callable[[int], None] | None] | None = None,
     ) -> list[int | Exception]:
-        """Store each part of ``jobs`` as it comes back, in a transaction of its own:
-        per job, the number stored, or the error its first failed part raised (its
-        other parts are then cancelled; the other jobs go on). ``progress(job)``: what
-        hears of each of the job's parts. Ctrl-C cancels every job's tasks."""
+        """Store each part of ``jobs`` as it comes back, the parts a task gives in a
+        transaction of their own: per job, the number stored, or the error its first
+        failed part raised (its other parts are then cancelled; the other jobs go on).
+        ``progress(job)``: what hears of each of the job's parts. Ctrl-C cancels every
+        job's tasks."""
         from distributed import as_completed
 
-        from trenches import prediction_commits
-        from trenches.db.engine import write
-
-        of = {future.key: k for k, job in enumerate(jobs) for future in job.futures}
+        owners: dict[str, list[int]] = {}
+        every = []
+        for k, job in enumerate(jobs):
+            for future in job.futures:
+                if future.key not in owners:
+                    owners[future.key] = []
+                    every.append(future)
+                owners[future.key].append(k)
         got: list[int | Exception] = [0] * len(jobs)
-        every = [future for job in jobs for future in job.futures]
         try:
             for future in as_completed(every, loop=self.client.loop):  # type: ignore[no-untyped-call]
-                k = of[future.key]
-                if isinstance(got[k], Exception):
+                ks = [k for k in owners[future.key] if not isinstance(got[k], Exception)]
+                if not ks:
                     continue  # a part of a job that failed already
                 try:
-                    part = future.result()
+                    result = future.result()
                 except Exception as e:
-                    got[k] = e
-                    self.client.cancel(jobs[k].futures)
+                    for k in ks:
+                        got[k] = e
+                        self.client.cancel(jobs[k].futures)
                     continue
                 future.release()
-                with write(engine) as conn:
-                    stored = prediction_commits.commit_part(conn, jobs[k].predictor_id, part)
-                got[k] = cast(int, got[k]) + stored
-                heard = None if progress is None else progress(jobs[k])
-                if heard is not None:
-                    heard(len(part.pattern_ids))
+                self._commit(engine, [jobs[k] for k in ks], result, ks, got, progress)
         except BaseException:
             # Ctrl-C, or the store's own trouble: the cluster stops what is left.
             self.client.cancel(every)
             raise
         return got
 
+    @staticmethod
+    def _commit(
+        engine: Engine,
+        jobs: Sequence[Job],
+        result: Any,
+        ks: Sequence[int],
+        got: list[int | Exception],
+        progress: Callable[[Job], Callable[[int], None] | None] | None,
+    ) -> None:
+        """Store what one task gave ``jobs`` (the ``ks``-th of :meth:`gather`'s), in one
+        transaction; a version's error takes its place in ``got``."""
+        from trenches import prediction_commits
+        from trenches.db.engine import write
+
+        parts = [
+            (k, result if job.slot is None else result[job.slot])
+            for k, job in zip(ks, jobs, strict=True)
+        ]
+        for k, part in parts:
+            if isinstance(part, Exception):
+                got[k] = part
+        done = [
+            (k, job, part)
+            for (k, part), job in zip(parts, jobs, strict=True)
+            if not isinstance(part, Exception)
+        ]
+        with write(engine) as conn:
+            stored = [
+                prediction_commits.commit_part(conn, job.predictor_id, part)
+                for _, job, part in done
+            ]
+        for (k, job, part), n in zip(done, stored, strict=True):
+            got[k] = cast(int, got[k]) + n
+            heard = None if progress is None else progress(job)
+            if heard is not None:
+                heard(len(part.pattern_ids))
+
 
 @dataclass(frozen=True)
 class Job:
-    """The tasks of one prediction job on a cluster: ``predictor_id``'s, one a part."""
+    """The tasks of one prediction job on a cluster: ``predictor_id``'s, one a part;
+    or, with ``slot``, its place among the versions of the one task it shares
+    (:meth:`Cluster.submit_small`)."""
 
     predictor_id: int
     futures: list[Any]
+    slot: int | None = None

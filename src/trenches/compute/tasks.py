@@ -9,6 +9,7 @@ that runs tasks sits below the store, which uses it."""
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -37,29 +38,69 @@ def predict_part(
     written as the predictions table's files for the client to commit (a small part:
     its block, for the client to store: fewer than ``inline_below``)."""
     from trenches.db.engine import read
-    from trenches.predict import load_model, predicted_block
+    from trenches.predict import predicted_block
 
     store = opened(location)
     predictor = store.predictors.resolve(ref)
-    assert predictor.version is not None
-    key = (location.db_url, predictor.version.id, trusted)
-    with _lock:
-        model = _models.get(key)
-    if model is None:
-        # As many threads as the worker runs tasks: a worker of one thread that ran
-        # ONNX Runtime on every core would take the others' (two workers on two cores
-        # were slower than one).
-        from distributed import get_worker
-
-        threads = getattr(get_worker(), "nthreads", None)
-        model = load_model(store.models, predictor.version, trusted, threads)
-        with _lock:
-            _models[key] = model
-    block = predicted_block(model, predictor, ids, split)
+    block = predicted_block(_model(store, location, predictor, trusted), predictor, ids, split)
     with read(store.engine) as conn:
         return prediction_commits.write_part(conn, predictor.id, block, inline_below=inline_below)
 
 
-# The models a worker process loaded, kept between its tasks.
+def predict_parts(
+    opened: Callable[[Location], Any],
+    location: Location,
+    wanted: list[tuple[str, np.ndarray]],
+    trusted: bool,
+) -> list[prediction_commits.Part | Exception]:
+    """On a worker: :func:`predict_part` of several versions' small gaps (``(ref,
+    ids)`` each), as their blocks: a backfill of a problem's few patterns over many
+    versions is a few tasks, not one a version. A version that cannot predict (its
+    model is a pickle, say) gives its error in its place; the others are done."""
+    from trenches.errors import TrenchesError
+    from trenches.predict import predicted_block
+
+    store = opened(location)
+    out: list[prediction_commits.Part | Exception] = []
+    for ref, ids in wanted:
+        try:
+            predictor = store.predictors.resolve(ref)
+            model = _model(store, location, predictor, trusted)
+            block = predicted_block(model, predictor, ids, None)
+        except TrenchesError as e:
+            out.append(e)
+            continue
+        out.append(prediction_commits.Part(np.sort(ids), block=block))
+    return out
+
+
+def _model(store: Any, location: Location, predictor: Any, trusted: bool) -> Any:
+    """The predictor's model, loaded once per worker process while it is among the
+    last :data:`MODELS_KEPT` used."""
+    from trenches.predict import load_model
+
+    assert predictor.version is not None
+    key = (location.db_url, predictor.version.id, trusted)
+    with _lock:
+        model = _models.get(key)
+        if model is not None:
+            _models.move_to_end(key)
+            return model
+    # As many threads as the worker runs tasks: a worker of one thread that ran ONNX
+    # Runtime on every core would take the others' (two workers on two cores were
+    # slower than one).
+    from distributed import get_worker
+
+    threads = getattr(get_worker(), "nthreads", None)
+    model = load_model(store.models, predictor.version, trusted, threads)
+    with _lock:
+        _models[key] = model
+        while len(_models) > MODELS_KEPT:
+            _models.popitem(last=False)
+    return model
+
+
+#: How many models a worker process keeps loaded between its tasks (the last used).
+MODELS_KEPT = 16
 _lock = threading.Lock()
-_models: dict[tuple[str, int, bool], Any] = {}
+_models: OrderedDict[tuple[str, int, bool], Any] = OrderedDict()
