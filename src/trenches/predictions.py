@@ -137,16 +137,13 @@ def _bulk(
     import pyarrow.compute as pc
 
     store = tables.of(conn)
-    row_filter = _of_predictor(predictor)
+    if ids is not None and not len(ids):
+        return None
+    spans = store.partitions(conn, TABLE, "pattern_id").get(predictor, [])
     if ids is not None:
-        if not len(ids):
-            return None
-        from pyiceberg.expressions import And
-
-        from trenches.tables.catalog import between
-
-        row_filter = And(row_filter, between("pattern_id", int(ids[0]), int(ids[-1])))
-    files = store.files(conn, TABLE, row_filter)
+        low, high = int(ids[0]), int(ids[-1])
+        spans = [span for span in spans if span[1] <= high and span[2] >= low]
+    files = [path for path, _, _ in spans]
     if not files:
         return None
     filters = pc.field("predictor_id") == predictor
@@ -364,7 +361,8 @@ def read(conn: Connection, predictor: int, *, columns: Sequence[str] | None = No
     )
     parts = [inline_part(row[0], row[1:], k) for row in blocks.all()]
     # Files by least id, each holding its rows by id: joined with no sort (see _joined).
-    files = tables.of(conn).files(conn, TABLE, _of_predictor(predictor), order_by="pattern_id")
+    spans = tables.of(conn).partitions(conn, TABLE, "pattern_id").get(predictor, [])
+    files = [path for path, _, _ in sorted(spans, key=lambda span: span[1])]
     bulk = tables.of(conn).read(files, columns=["pattern_id", *names]) if files else None
     if bulk is not None and bulk.num_rows:
         parts.append(_from_arrow(bulk, k))

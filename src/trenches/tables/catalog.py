@@ -295,6 +295,36 @@ class Tables:
                 self._plans[key] = planned
         return list(planned)
 
+    def partitions(
+        self, conn: Connection, name: str, column: str
+    ) -> dict[Any, list[tuple[str, int, int]]]:
+        """The data files of a table partitioned by one column, by partition value,
+        each with the least and the most value of ``column`` (a whole-number column)
+        it holds: one plan of the whole table per commit, where a plan per partition
+        (a backfill reads each of 500 versions' predictions) costs a manifest walk each."""
+        table = self.load(conn, name)
+        if table is None:
+            return {}
+        key = (table.metadata_location, None, f"partitions|{column}")
+        planned = self._plans.get(key)
+        if planned is None:
+            field_id = table.schema().find_field(column).field_id
+            grouped: dict[Any, list[tuple[str, int, int]]] = {}
+            for task in table.scan().plan_files():
+                grouped.setdefault(task.file.partition[0], []).append(
+                    (
+                        task.file.file_path,
+                        _least(task.file.lower_bounds.get(field_id)),
+                        _most(task.file.upper_bounds.get(field_id)),
+                    )
+                )
+            planned = cast(Any, grouped)
+            with self._plans_lock:
+                if len(self._plans) >= _PLANS_KEPT:
+                    self._plans.pop(next(iter(self._plans)))
+                self._plans[key] = planned
+        return cast(dict[Any, list[tuple[str, int, int]]], planned)
+
     def count(self, conn: Connection, name: str, row_filter: BooleanExpression) -> int:
         """How many rows of the table match ``row_filter``, from the manifests alone: a
         filter on partition columns only (the tables are append-only: no deletes)."""
