@@ -431,3 +431,43 @@ def test_the_command_scores_a_glob_into_a_file(tmp_path: Path) -> None:
     assert code == 2 and "no file matches it" in err and not (tmp_path / "x.csv").exists()
     code, out, _ = run_cli("predict", "--help")
     assert "trenches predictions" in out and "--keep" in out
+
+
+# --- the slices of a text file ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("block", [1, 3, 7, 1 << 22])
+def test_a_csv_file_is_cut_where_its_rows_end_whatever_the_blocks_it_is_scanned_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int
+) -> None:
+    """Quoted newlines (and quotes) stay in their row, blank lines are no rows, CRLF
+    line ends and a last row without a newline are rows, however the scan's blocks
+    fall."""
+    from trenches.scoring import inputs
+
+    monkeypatch.setattr(inputs, "_BLOCK", block)
+    text = '\ufeffid,"a\r\nnote"\r\n1,"x\r\ny"\r\n\r\n2,""""\r\n\n3,plain\r\n4,"a,b\n\nc"\n\n5,last'
+    (tmp_path / "f.csv").write_bytes(text.encode())
+    planned = inputs.plan(str(tmp_path / "f.csv"), 2)
+    assert planned.columns == ("id", "a\r\nnote") and planned.rows == 5
+    assert [(s.first_row, s.rows) for s in planned.slices] == [(1, 2), (3, 2), (5, 1)]
+    read = [inputs.read(s, None).to_pydict() for s in planned.slices]
+    assert [v for r in read for v in r["id"]] == ["1", "2", "3", "4", "5"]
+    notes = [v for r in read for v in r["a\r\nnote"]]
+    assert notes == ["x\r\ny", '"', "plain", "a,b\n\nc", "last"]
+
+
+@pytest.mark.parametrize("block", [1, 5, 1 << 22])
+def test_a_json_lines_file_is_cut_at_its_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int
+) -> None:
+    from trenches.scoring import inputs
+
+    monkeypatch.setattr(inputs, "_BLOCK", block)
+    (tmp_path / "f.jsonl").write_bytes(b'{"a": 1}\r\n\n{"a": "x\\ny"}\n{"b": 2.5}\n\n{"a": 4}')
+    planned = inputs.plan(str(tmp_path / "f.jsonl"), 3)
+    assert planned.rows == 4 and planned.columns is None
+    assert [(s.first_row, s.rows) for s in planned.slices] == [(1, 3), (4, 1)]
+    first, second = (inputs.read(s, None).to_pydict() for s in planned.slices)
+    assert first == {"a": ["1", "x\ny", None], "b": [None, None, 2.5]}
+    assert second == {"a": [4]}

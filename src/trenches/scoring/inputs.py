@@ -180,6 +180,8 @@ class _Scan:
                 before = np.cumsum(quotes, dtype=np.int64)
                 at = at[(before[at] + self._odd) % 2 == 0]
                 self._odd = int(before[-1] + self._odd) % 2
+            elif self._odd:  # the whole block is inside a quoted field
+                at = at[:0]
         ends = at.astype(np.int64) + self.size
         starts = np.concatenate([[self._last_end + 1], ends[:-1] + 1])
         first = block[np.minimum(np.maximum(starts - self.size, 0), len(block) - 1)].astype(
@@ -217,7 +219,7 @@ def _csv_header(path: str, data: bytes) -> tuple[str, ...]:
     if not data.strip():
         raise InvalidInput("the file is empty: it has no header", file=path)
     try:
-        names = next(csv.reader(io.StringIO(data.decode("utf-8-sig"))), [])
+        names = next(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")), [])
     except UnicodeDecodeError as e:
         raise InvalidInput(f"the header is not UTF-8 text ({e.reason})", file=path) from None
     except csv.Error as e:

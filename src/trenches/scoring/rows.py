@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from trenches.errors import InvalidInput, TrenchesError
-from trenches.patterns.inputs import coerce, label_to_text
+from trenches.patterns.inputs import CoercedColumn, coerce, label_to_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -63,7 +63,7 @@ def inputs_frame(version: ModelVersion, table: Any, part: Slice) -> pd.DataFrame
 
     out: dict[str, Any] = {}
     for name, typ in version.signature.inputs:
-        column = coerce(
+        column = _parsed(table[name], typ) or coerce(
             table[name].to_pandas(),
             typ,
             file=part.path,
@@ -77,6 +77,27 @@ def inputs_frame(version: ModelVersion, table: Any, part: Slice) -> pd.DataFrame
         else:
             out[name] = column.values
     return pd.DataFrame(out, copy=False)
+
+
+def _parsed(column: Any, typ: str) -> CoercedColumn | None:
+    """A text column (a CSV file's) of numbers or integers parsed by Arrow, ten times
+    quicker than value by value (its parser rounds correctly, as Python's does); None
+    when a value is not plainly one (a word for missing, spaces, a mistake): those go
+    value by value, and a mistake is named."""
+    import pyarrow as pa
+
+    kind = {"number": pa.float64(), "integer": pa.int64()}.get(typ)
+    if kind is None or not pa.types.is_string(column.type):
+        return None
+    try:
+        parsed = column.cast(kind)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    missing = parsed.is_null().to_numpy(zero_copy_only=False)
+    values = parsed.fill_null(0).to_numpy(zero_copy_only=False)
+    if typ == "number":
+        values = np.where(missing, np.nan, values)
+    return CoercedColumn(np.asarray(values), np.asarray(missing, dtype=bool))
 
 
 def prediction_names(version: ModelVersion) -> list[str]:
