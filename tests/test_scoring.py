@@ -114,7 +114,7 @@ def test_each_format_is_predicted_as_the_model_predicts_it_in_order(
         chunk=64,
         progress=lambda n, t: heard.append((n, t)),
     )
-    assert done.rows == len(rows) and done.output == out and done.cluster is None
+    assert done.rows == len(rows) and done.output == str(out) and done.cluster is None
     assert sum(n for n, _ in heard) == len(rows) and len(heard) == -(-len(rows) // 64)
     assert {t for _, t in heard} == {len(rows)}
     got = _read(out)
@@ -269,6 +269,24 @@ def test_ctrl_c_cancels_the_cluster_tasks_and_writes_nothing(
     assert left == []
 
 
+def test_bad_input_on_a_cluster_is_named_as_in_one_process(
+    sqlite_store: trenches.Store,
+    dask_scheduler: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    _classifier(sqlite_store)
+    bad = _rows().astype({"worst area": object})
+    bad.loc[440, "worst area"] = "oops"
+    _write(bad, str(tmp_path / "day.csv"))
+    monkeypatch.setenv(compute.ENV, dask_scheduler)
+    with pytest.raises(
+        InvalidInput, match=r'day\.csv, row 441, column "worst area": .*not a number'
+    ):
+        sqlite_store.score("clf@1", tmp_path / "day.csv", tmp_path / "out.csv", chunk=100)
+    assert not (tmp_path / "out.csv").exists() and not list(tmp_path.glob(".*.part"))
+
+
 # --- bad input ------------------------------------------------------------------------
 
 
@@ -386,6 +404,27 @@ def test_a_pickled_model_loads_only_when_trusted(
     sqlite_store.score("halves@1", tmp_path / "in.parquet", tmp_path / "out.parquet", trusted=True)
     got = pd.read_parquet(tmp_path / "out.parquet")
     assert got["prediction"].tolist() == _Halves().predict(X).tolist()
+
+
+def test_the_output_can_be_a_url_and_appears_only_when_whole(
+    sqlite_store: trenches.Store, tmp_path: Path, moto_s3: str
+) -> None:
+    from conftest import s3_bucket
+
+    _classifier(sqlite_store)
+    rows = _rows()
+    _write(rows, str(tmp_path / "day.parquet"))
+    url = f"s3://{s3_bucket(moto_s3)}/scores/day.parquet"
+    sqlite_store.score("clf@1", tmp_path / "day.parquet", url, chunk=200)
+    sqlite_store.score("clf@1", tmp_path / "day.parquet", tmp_path / "here.parquet", chunk=200)
+    with fsspec.open(url, "rb") as f:
+        assert f.read() == (tmp_path / "here.parquet").read_bytes()
+    bad = rows.astype({"mean radius": object})
+    bad.loc[500, "mean radius"] = "oops"
+    _write(bad, str(tmp_path / "bad.csv"))
+    with pytest.raises(InvalidInput, match="row 501"):
+        sqlite_store.score("clf@1", tmp_path / "bad.csv", url + ".csv", chunk=200)
+    assert not fsspec.filesystem("s3").exists(url.removeprefix("s3://") + ".csv")
 
 
 # --- the command ------------------------------------------------------------------------

@@ -25,10 +25,9 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trenches.errors import InvalidInput
+from trenches.errors import InvalidInput, TrenchesError
 from trenches.models.registry import ModelVersion
 from trenches.prediction_table import clear_of
 from trenches.scoring import inputs
@@ -51,7 +50,7 @@ class ScoringResult:
 
     ref: str
     inputs: tuple[str, ...]
-    output: Path
+    output: str
     rows: int
     cluster: str | None
 
@@ -95,19 +94,18 @@ class Scoring:
         version = ref if isinstance(ref, ModelVersion) else self._models.get(ref)
         if chunk < 1:
             raise InvalidInput(f"chunk must be at least 1 row, not {chunk}")
-        out = Output(output)
-        paths = inputs.matching(os.fspath(input))
-        with self._cluster() as cluster:
-            files = _planned(paths, chunk, cluster)
-            job = _Job(version, files, keep)
-            if job.rows == 0:
-                raise InvalidInput("there are no rows to predict", file=os.fspath(input))
-            with out:
+        with Output(output) as out:
+            paths = inputs.matching(os.fspath(input))
+            with self._cluster() as cluster:
+                files = _planned(paths, chunk, cluster)
+                job = _Job(version, files, keep)
+                if job.rows == 0:
+                    raise InvalidInput("there are no rows to predict", file=os.fspath(input))
                 if cluster is None:
                     self._here(job, out, trusted, progress)
                 else:
                     _there(cluster, job, out, trusted, progress)
-            address = None if cluster is None else str(cluster.client.scheduler.address)
+                address = None if cluster is None else str(cluster.client.scheduler.address)
         return ScoringResult(version.ref, tuple(paths), out.path, out.rows, address)
 
     def _here(
@@ -169,8 +167,10 @@ def _there(
             while len(sent) + k < len(parts) and len(sent) < ahead:
                 send(len(sent) + k)
             table = inputs.read(part, job.reading(()))
-            found: Predicted = sent[0].result()
+            found: Predicted | TrenchesError = sent[0].result()
             sent.popleft().release()
+            if isinstance(found, TrenchesError):
+                raise found
             job.write(out, table, found, part)
             if progress is not None:
                 progress(part.rows, job.rows)

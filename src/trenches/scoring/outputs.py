@@ -1,5 +1,6 @@
 """The output file of a scoring job, written a slice at a time under a temporary name
-and renamed when the last slice is in: the file appears whole or not at all.
+and renamed (or uploaded) when the last slice is in: the file appears whole or not at
+all.
 
 Every slice is written with the columns and types of the first (a column the first
 slice had all null is text); a later slice whose values do not fit is an error naming
@@ -9,6 +10,7 @@ its file and column.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -21,16 +23,25 @@ from trenches.scoring.inputs import Slice, format_of
 
 class Output:
     """The file ``path`` (``.parquet``, ``.csv`` or ``.jsonl``), being written:
-    ``with Output(path) as out: out.write(table, part)``."""
+    ``with Output(path) as out: out.write(table, part)``. A URL (``s3://...``) is
+    written to a local temporary file and uploaded at the end: an object appears whole
+    when its upload is done."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self.format = format_of(str(self.path))
-        if not self.path.parent.is_dir():
-            raise InvalidInput(
-                f"there is no folder {str(self.path.parent)!r} to write to", file=str(self.path)
-            )
-        self.part = self.path.with_name(f".{self.path.name}.part")
+        self.path = os.fspath(path)
+        self.format = format_of(self.path)
+        self.remote = "://" in self.path
+        if self.remote:
+            made, name = tempfile.mkstemp(prefix="trenches-score-", suffix=".part")
+            os.close(made)
+            self.part = Path(name)
+        else:
+            where = Path(self.path)
+            if not where.parent.is_dir():
+                raise InvalidInput(
+                    f"there is no folder {str(where.parent)!r} to write to", file=self.path
+                )
+            self.part = where.with_name(f".{where.name}.part")
         self.rows = 0
         self._schema: Any = None
         self._writer: Any = None
@@ -48,9 +59,22 @@ class Output:
         try:
             self._close()
             if exc is None:
-                os.replace(self.part, self.path)
+                self._publish()
         finally:
             self.part.unlink(missing_ok=True)
+
+    def _publish(self) -> None:
+        """The written file under its name: renamed, or uploaded."""
+        if not self.remote:
+            os.replace(self.part, self.path)
+            return
+        import fsspec
+
+        fs, there = fsspec.core.url_to_fs(self.path)
+        try:
+            fs.put_file(str(self.part), there)
+        except OSError as e:
+            raise InvalidInput(f"cannot write it: {e}", file=self.path) from None
 
     def write(self, table: Any, part: Slice) -> None:
         """Append the rows of ``table`` (an Arrow table), made of the rows of ``part``."""

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from trenches.compute.tasks import worker_model
+from trenches.errors import TrenchesError
 from trenches.scoring import inputs
 from trenches.scoring.rows import Predicted, predicted
 
@@ -22,10 +23,15 @@ def score_slice(
     version: ModelVersion,
     trusted: bool,
     part: inputs.Slice,
-) -> Predicted:
+) -> Predicted | TrenchesError:
     """On a worker: ``version``'s predictions on the rows of ``part``; the model is
-    loaded from the store at ``location``, which ``opened`` opens."""
-    model = worker_model(opened(location).models, location, version, trusted)
-    columns = version.signature.columns
-    table = inputs.read(part, columns, needed=columns)
-    return predicted(model, version, table, part)
+    loaded from the store at ``location``, which ``opened`` opens. Bad input, or a
+    model that may not load, is returned rather than raised: a task that raises is
+    tried again (as one lost with its worker is), and these would fail the same way."""
+    try:
+        model = worker_model(opened(location).models, location, version, trusted)
+        columns = version.signature.columns
+        table = inputs.read(part, columns, needed=columns)
+        return predicted(model, version, table, part)
+    except TrenchesError as e:
+        return e
