@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 from rich.markup import escape
 
@@ -26,8 +24,11 @@ def predict(
         help="The file to predict, or a glob of files (quote it: 'daily/*.parquet'): "
         ".parquet, .csv or .jsonl; a local path or a URL the workers reach (s3://...).",
     ),
-    output: Path = typer.Option(
-        ..., "--output", "-o", help="The file to write: .parquet, .csv or .jsonl."
+    output: str = typer.Option(
+        ...,
+        "--output",
+        "-o",
+        help="The file to write: .parquet, .csv or .jsonl; a local path or a URL (s3://...).",
     ),
     keep: list[str] = typer.Option(
         None,
