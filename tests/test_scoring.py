@@ -269,6 +269,21 @@ def test_ctrl_c_cancels_the_cluster_tasks_and_writes_nothing(
     assert left == []
 
 
+def test_a_cluster_refuses_a_pickled_model_before_reading_a_file(
+    sqlite_store: trenches.Store,
+    dask_scheduler: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    X, _ = _cancer()
+    sqlite_store.models.register(_Halves(), "halves", X=X)
+    (tmp_path / "broken.csv").write_text('a,b\n1,"2\n')
+    monkeypatch.setenv(compute.ENV, dask_scheduler)
+    with pytest.raises(UntrustedModel, match=r"halves@1 loads only with trusted=True.*pickle"):
+        sqlite_store.score("halves@1", tmp_path / "broken.csv", tmp_path / "out.csv")
+    assert not (tmp_path / "out.csv").exists()
+
+
 def test_bad_input_on_a_cluster_is_named_as_in_one_process(
     sqlite_store: trenches.Store,
     dask_scheduler: str,
@@ -401,6 +416,10 @@ def test_a_pickled_model_loads_only_when_trusted(
     with pytest.raises(UntrustedModel):
         sqlite_store.score("halves@1", tmp_path / "in.parquet", tmp_path / "out.parquet")
     assert not (tmp_path / "out.parquet").exists()
+    # Refused before any file is read: a broken one is not even looked at.
+    (tmp_path / "broken.csv").write_text('a,b\n1,"2\n')
+    with pytest.raises(UntrustedModel):
+        sqlite_store.score("halves@1", tmp_path / "broken.csv", tmp_path / "out.parquet")
     sqlite_store.score("halves@1", tmp_path / "in.parquet", tmp_path / "out.parquet", trusted=True)
     got = pd.read_parquet(tmp_path / "out.parquet")
     assert got["prediction"].tolist() == _Halves().predict(X).tolist()

@@ -27,8 +27,9 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from trenches.errors import InvalidInput, TrenchesError
+from trenches.errors import InvalidInput, TrenchesError, UntrustedModel
 from trenches.models.registry import ModelVersion
+from trenches.predict import load_model
 from trenches.prediction_table import clear_of
 from trenches.scoring import inputs
 from trenches.scoring.outputs import Output
@@ -97,34 +98,40 @@ class Scoring:
         with Output(output) as out:
             paths = inputs.matching(os.fspath(input))
             with self._cluster() as cluster:
+                model = self._model(version, trusted, here=cluster is None)
                 files = _planned(paths, chunk, cluster)
                 job = _Job(version, files, keep)
                 if job.rows == 0:
                     raise InvalidInput("there are no rows to predict", file=os.fspath(input))
                 if cluster is None:
-                    self._here(job, out, trusted, progress)
+                    _here(job, out, model, progress)
                 else:
                     _there(cluster, job, out, trusted, progress)
                 address = None if cluster is None else str(cluster.client.scheduler.address)
         return ScoringResult(version.ref, tuple(paths), out.path, out.rows, address)
 
-    def _here(
-        self,
-        job: _Job,
-        out: Output,
-        trusted: bool,
-        progress: Callable[[int, int], None] | None,
-    ) -> None:
-        """The job in this process: each slice read once, predicted, written."""
-        from trenches.predict import load_model
+    def _model(self, version: ModelVersion, trusted: bool, *, here: bool) -> Any:
+        """The model, loaded ``here`` (None: the workers load it), or the refusal of
+        one that may not load, before any file is read: a pickle, or a skops file
+        holding names outside trenches' fixed list, without ``trusted``."""
+        if here:
+            return load_model(self._models, version, trusted)
+        if version.needs_trust and not trusted and "onnx" not in version.formats:
+            raise UntrustedModel(
+                f"{version.ref} loads only with trusted=True (--trusted): its file can run "
+                f"code ({', '.join(version.needs_trust)})"
+            )
+        return None
 
-        model = load_model(self._models, job.version, trusted)
-        needed = job.version.signature.columns
-        for part in inputs.slices_of(job.files):
-            table = inputs.read(part, job.reading(needed), needed=needed)
-            job.write(out, table, predicted(model, job.version, table, part), part)
-            if progress is not None:
-                progress(part.rows, job.rows)
+
+def _here(job: _Job, out: Output, model: Any, progress: Callable[[int, int], None] | None) -> None:
+    """The job in this process: each slice read once, predicted by ``model``, written."""
+    needed = job.version.signature.columns
+    for part in inputs.slices_of(job.files):
+        table = inputs.read(part, job.reading(needed), needed=needed)
+        job.write(out, table, predicted(model, job.version, table, part), part)
+        if progress is not None:
+            progress(part.rows, job.rows)
 
 
 def _there(
