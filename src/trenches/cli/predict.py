@@ -13,6 +13,7 @@ from trenches.cli._output import (
     print_json,
     progress_bar,
 )
+from trenches.json_form import to_json
 
 
 def predict(
@@ -77,15 +78,7 @@ def predict(
             progress=lambda n, total: bar(n, total=total),
         )
     if as_json:
-        print_json(
-            {
-                "ref": done.ref,
-                "inputs": list(done.inputs),
-                "output": str(done.output),
-                "rows": done.rows,
-                "cluster": done.cluster,
-            }
-        )
+        print_json(to_json(done))
         return
     files = f"{len(done.inputs)} file{'s' if len(done.inputs) != 1 else ''}"
     where = "in this process" if done.cluster is None else f"on the cluster at {done.cluster}"
