@@ -79,6 +79,7 @@ if TYPE_CHECKING:
     from trenches.retrain.record import Figures, ProblemTally, Retrain
     from trenches.runs import Run, RunInfo
     from trenches.runs.search import Runs
+    from trenches.scoring import Scoring, ScoringResult
     from trenches.settings import (
         ColumnSettings,
         Criteria,
@@ -135,6 +136,8 @@ _LAZY = {
     "open": "trenches.store",
     "VersionBackfill": "trenches.backfill",
     "Backfill": "trenches.backfill",
+    "Scoring": "trenches.scoring",
+    "ScoringResult": "trenches.scoring",
     "Gap": "trenches.backfill",
     "Baselines": "trenches.baselines",
     "Baseline": "trenches.baselines",
@@ -303,6 +306,8 @@ __all__ = [
     "RunInfo",
     "Runs",
     "SchemaTooNew",
+    "Scoring",
+    "ScoringResult",
     "Session",
     "Sessions",
     "Settings",

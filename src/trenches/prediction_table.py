@@ -147,7 +147,7 @@ def _join(
     if truth is not None:
         columns["error"] = columns["prediction"] - truth
     ours = pd.DataFrame(columns, index=inputs.index)
-    renames = _clear_of(list(map(str, inputs.columns)), set(ours.columns))
+    renames = clear_of(list(map(str, inputs.columns)), set(ours.columns))
     return pd.concat([inputs.rename(columns=renames), ours], axis=1)
 
 
@@ -172,8 +172,10 @@ def _spread(has: np.ndarray, values: np.ndarray) -> np.ndarray:
     return out
 
 
-def _clear_of(theirs: list[str], ours: set[str]) -> dict[str, str]:
-    """Renames that keep the dataset's columns clear of the names the table adds."""
+def clear_of(theirs: list[str], ours: set[str]) -> dict[str, str]:
+    """Renames that keep the dataset's (or an input file's) columns ``theirs`` clear of
+    the names the table adds (``ours``): ``name`` becomes ``data_name`` (and
+    ``data_data_name`` when that is taken too)."""
     renames = {}
     for name in set(theirs) & ours:
         new = f"data_{name}"

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from trenches.requests.reviews import Reviews
     from trenches.retrain import Retrains
     from trenches.runs import Run, Runs
+    from trenches.scoring import Scoring
     from trenches.team.accounts import Accounts
     from trenches.team.audit import Audit
     from trenches.team.roles import Grants
@@ -140,6 +141,13 @@ class Store:
         return Backfill(
             self.engine, self.models, self.datasets, self.predictors, cluster=self._cluster
         )
+
+    @cached_property
+    def score(self) -> Scoring:
+        """Predict files' rows into a file: ``trenches predict``; see :mod:`trenches.scoring`."""
+        from trenches.scoring import Scoring
+
+        return Scoring(self.models, cluster=self._cluster)
 
     @cached_property
     def problems(self) -> Problems:

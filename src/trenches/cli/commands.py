@@ -12,6 +12,7 @@ from trenches.cli import explain as explain_cli
 from trenches.cli import lineage as lineage_cli
 from trenches.cli import models as models_cli
 from trenches.cli import monitor as monitor_cli
+from trenches.cli import predict as predict_cli
 from trenches.cli import predictions as predictions_cli
 from trenches.cli import problems as problems_cli
 from trenches.cli import report as report_cli
@@ -35,6 +36,7 @@ app.add_typer(runs_cli.app, name="runs")
 app.add_typer(models_cli.app, name="models")
 app.command("lineage")(lineage_cli.lineage)
 app.command("evaluate")(evaluate_cli.evaluate)
+app.command("predict")(predict_cli.predict)
 app.add_typer(predictions_cli.app, name="predictions")
 app.command("explain")(explain_cli.explain)
 app.add_typer(problems_cli.app, name="problems")

@@ -19,6 +19,7 @@ from trenches import prediction_commits
 
 if TYPE_CHECKING:
     from trenches.config import Location
+    from trenches.models.registry import Models, ModelVersion
 
 #: A task lost with its worker is run again, up to this many times.
 RETRIES = 3
@@ -75,12 +76,18 @@ def predict_parts(
 
 
 def _model(store: Any, location: Location, predictor: Any, trusted: bool) -> Any:
-    """The predictor's model, loaded once per worker process while it is among the
-    last :data:`MODELS_KEPT` used."""
+    """The predictor's model, as :func:`worker_model` keeps it."""
+    assert predictor.version is not None
+    return worker_model(store.models, location, predictor.version, trusted)
+
+
+def worker_model(models: Models, location: Location, version: ModelVersion, trusted: bool) -> Any:
+    """On a worker: the ``version``'s model as prediction runs it (its ONNX form when it
+    has one), loaded from ``models`` (of the store at ``location``) once per worker
+    process while it is among the last :data:`MODELS_KEPT` used."""
     from trenches.predict import load_model
 
-    assert predictor.version is not None
-    key = (location.db_url, predictor.version.id, trusted)
+    key = (location.db_url, version.id, trusted)
     with _lock:
         model = _models.get(key)
         if model is not None:
@@ -92,7 +99,7 @@ def _model(store: Any, location: Location, predictor: Any, trusted: bool) -> Any
     from distributed import get_worker
 
     threads = getattr(get_worker(), "nthreads", None)
-    model = load_model(store.models, predictor.version, trusted, threads)
+    model = load_model(models, version, trusted, threads)
     with _lock:
         _models[key] = model
         while len(_models) > MODELS_KEPT:
