@@ -18,6 +18,7 @@ from trenches import prediction_commits
 
 if TYPE_CHECKING:
     from trenches.config import Location
+    from trenches.patterns.folds import Fold, FoldPlan
 
 #: A task lost with its worker is run again, up to this many times.
 RETRIES = 3
@@ -58,6 +59,17 @@ def predict_part(
     block = predicted_block(model, predictor, ids, split)
     with read(store.engine) as conn:
         return prediction_commits.write_part(conn, predictor.id, block, inline_below=inline_below)
+
+
+def fold_part(
+    opened: Callable[[Location], Any], location: Location, plan: FoldPlan, k: int
+) -> Fold:
+    """On a worker: fold ``k`` of a label-error check's ``plan``, fitted on the inputs
+    and labels of the plan's patterns, which it reads from the store at ``location``."""
+    from trenches.patterns.folds import fit_fold_of
+
+    store = opened(location)
+    return fit_fold_of(store.datasets.by_id(plan.dataset_id), plan, k)
 
 
 # The models a worker process loaded, kept between its tasks.
