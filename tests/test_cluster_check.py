@@ -31,10 +31,15 @@ pytestmark = pytest.mark.xdist_group("dask")
 
 def _flipped_cancer(store: trenches.Store) -> tuple[trenches.Dataset, list[int]]:
     """Breast cancer, with one label in twenty flipped on purpose (a crowd's mistakes),
-    and a text column: the ids of the flipped ones."""
+    and inputs of every kind the probe model takes (a text, a category, an integer,
+    missing values): the ids of the flipped ones."""
     frame = load_breast_cancer(as_frame=True).frame
     frame["target"] = frame["target"].map({0: "malignant", 1: "benign"})
     frame["note"] = np.where(frame["mean radius"] > 15, "large mass seen", "small round")
+    frame["site"] = pd.Series(np.where(frame.index % 3 == 0, "left", "right"), dtype=object)
+    frame["age"] = 30 + frame.index % 50
+    frame.loc[frame.index % 37 == 3, "mean texture"] = np.nan
+    frame.loc[frame.index % 41 == 5, "site"] = None
     flip = np.arange(len(frame)) % 20 == 7
     frame.loc[flip, "target"] = frame.loc[flip, "target"].map(
         {"malignant": "benign", "benign": "malignant"}
@@ -124,12 +129,12 @@ def _old_label_errors(ds: trenches.Dataset) -> tuple[np.ndarray, list[int]]:
 
 
 def _plan(ds: trenches.Dataset) -> tuple[pd.DataFrame, np.ndarray, FoldPlan]:
-    """The probe's frame of the dataset's active patterns, their label codes, and the
-    plan of a 5-fold check of them."""
+    """The inputs of the dataset's active patterns, their label codes, and the plan of
+    a 5-fold check of them."""
     frame = ds.patterns()
     classes, y = np.unique(frame[ds.label_column].astype(str).to_numpy(), return_inverse=True)
     plan = FoldPlan(ds.id, frame.index.to_numpy(), tuple(classes), 5)
-    return probe_frame(ds, frame.drop(columns=[ds.label_column])), y, plan
+    return frame.drop(columns=[ds.label_column]), y, plan
 
 
 def _iris_with_flips(store: trenches.Store) -> trenches.Dataset:

@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 SEED = 0
 
 
-@dataclass(frozen=True)
+# eq=False: arrays have no single truth value to compare or hash by.
+@dataclass(frozen=True, eq=False)
 class FoldPlan:
     """What fitting a fold needs besides its number, small enough to send to a worker:
     the dataset, the ids of the patterns checked (in the check's order), the classes
@@ -38,7 +39,7 @@ class FoldPlan:
     folds: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Fold:
     """The probabilities fold ``k``'s model gives its held-out rows: ``test`` (their
     positions in the plan), a column per class of the plan."""
@@ -65,17 +66,17 @@ Opener = Callable[[], AbstractContextManager[Elsewhere | None]]
 
 def out_of_fold(
     dataset: Dataset,
-    X: pd.DataFrame,
+    inputs: pd.DataFrame,
     y: np.ndarray,
     plan: FoldPlan,
     *,
     elsewhere: Opener | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
-    """The out-of-fold probabilities of the probe model on ``X`` (the probe's frame of
-    the plan's patterns) and ``y`` (their codes): a row per pattern, a column per class.
-    Fitted where ``elsewhere`` opens, when it opens somewhere, else here;
-    ``progress(done, folds)`` hears of each fold."""
+    """The out-of-fold probabilities of the probe model on ``inputs`` (the plan's
+    patterns' inputs, as read) and ``y`` (their labels' codes): a row per pattern, a
+    column per class. Fitted where ``elsewhere`` opens, when it opens somewhere (which
+    reads the inputs itself), else here; ``progress(done, folds)`` hears of each fold."""
     done: list[int] = []
 
     def heard(k: int) -> None:
@@ -90,6 +91,7 @@ def out_of_fold(
                 folds = there.out_of_fold(plan, progress=heard)
     if folds is None:
         model = probe_model(dataset)
+        X = probe_frame(dataset, inputs)
         folds = []
         for k in range(plan.folds):
             folds.append(fit_fold(model, X, y, plan, k))

@@ -16,7 +16,7 @@ from trenches import timestamps
 from trenches.json_form import json_shape, to_json
 from trenches.names import QUALITY_KINDS
 from trenches.patterns.datasets import Dataset
-from trenches.patterns.folds import FoldPlan, Opener, out_of_fold, probe_frame, probe_model
+from trenches.patterns.folds import FoldPlan, Opener, out_of_fold, probe_model
 from trenches.patterns.frames import read_patterns
 
 if TYPE_CHECKING:
@@ -345,10 +345,9 @@ def _label_errors(
 
     folds = int(min(5, counts.min()))
     plan = FoldPlan(dataset.id, ids[rows], tuple(str(c) for c in classes), folds)
-    X = probe_frame(dataset, inputs.iloc[rows])
     probs = out_of_fold(
         dataset,
-        X,
+        inputs.iloc[rows],
         y[rows],
         plan,
         elsewhere=elsewhere if dataset.columnar else None,
