@@ -86,7 +86,7 @@ class Store:
     def datasets(self) -> Datasets:
         from trenches.patterns.datasets import Datasets
 
-        return Datasets(self.engine)
+        return Datasets(self.engine, elsewhere=self._cluster)
 
     @cached_property
     def patterns(self) -> Patterns:

@@ -515,6 +515,8 @@ def check(
 ) -> None:
     """Report duplicates, conflicting labels, leakage across splits, missing values, class
     balance, the mix of label sources, and likely label errors, with the pattern ids.
+    The label-error check's folds are fitted on the Dask cluster `[compute] scheduler`
+    (or TRENCHES_DASK_SCHEDULER) names, if any, with the same result as in process.
 
     Example: `trenches data check cancer --fail-on leakage,conflicting-labels`
     """
@@ -529,8 +531,14 @@ def check(
                 f"--fail-on {unknown[0]!r} is not a kind; use "
                 + ", ".join(k for k in KINDS if k != "source-mix")
             )
-    with open_store() as store, err_console.status(f"checking {name}..."):
-        report = store.datasets.get(name).check(snapshot=snapshot, precision=precision)
+    with open_store() as store, err_console.status(f"checking {name}...") as status:
+
+        def fitted(done: int, folds: int) -> None:
+            status.update(f"checking {name}: label errors, {done} of {folds} folds fitted...")
+
+        report = store.datasets.get(name).check(
+            snapshot=snapshot, precision=precision, progress=fitted
+        )
     found = report.found(kinds)
     if as_json:
         out = to_json(report)

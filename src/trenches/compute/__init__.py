@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from trenches.config import Location
+    from trenches.patterns.folds import Fold, FoldPlan
     from trenches.predictors import Predictor
     from trenches.settings import Settings
 
@@ -261,6 +262,42 @@ class Cluster:
             )
             jobs += [Job(gaps[k][0].id, [future], slot) for slot, k in enumerate(bundle)]
         return jobs
+
+    def out_of_fold(self, plan: FoldPlan, *, progress: Callable[[int], None] | None) -> list[Fold]:
+        """Every fold of a label-error check's ``plan``, a task each, fitted on the
+        workers (each reads the plan's patterns itself); ``progress(k)`` hears of each
+        fold as it comes back. A task that fails stops the check, and Ctrl-C cancels
+        what is left."""
+        from distributed import as_completed
+
+        from trenches.compute.tasks import RETRIES, fold_part
+
+        tag = uuid.uuid4().hex[:8]
+        futures = [
+            self.client.submit(
+                fold_part,
+                self.opened,
+                self.location,
+                plan,
+                k,
+                key=f"trenches-check-{plan.dataset_id}-{k}-{tag}",
+                retries=RETRIES,
+                pure=False,
+            )
+            for k in range(plan.folds)
+        ]
+        folds: list[Fold] = []
+        try:
+            for future in as_completed(futures, loop=self.client.loop):  # type: ignore[no-untyped-call]
+                fold = future.result()
+                future.release()
+                folds.append(fold)
+                if progress is not None:
+                    progress(fold.k)
+        except BaseException:
+            self.client.cancel(futures)
+            raise
+        return sorted(folds, key=lambda f: f.k)
 
     def gather(
         self,

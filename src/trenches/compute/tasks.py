@@ -20,6 +20,7 @@ from trenches import prediction_commits
 if TYPE_CHECKING:
     from trenches.config import Location
     from trenches.models.registry import Models, ModelVersion
+    from trenches.patterns.folds import Fold, FoldPlan
 
 #: A task lost with its worker is run again, up to this many times.
 RETRIES = 3
@@ -109,5 +110,18 @@ def worker_model(models: Models, location: Location, version: ModelVersion, trus
 
 #: How many models a worker process keeps loaded between its tasks (the last used).
 MODELS_KEPT = 16
+
+
+def fold_part(
+    opened: Callable[[Location], Any], location: Location, plan: FoldPlan, k: int
+) -> Fold:
+    """On a worker: fold ``k`` of a label-error check's ``plan``, fitted on the inputs
+    and labels of the plan's patterns, which it reads from the store at ``location``."""
+    from trenches.patterns.folds import fit_fold_of
+
+    store = opened(location)
+    return fit_fold_of(store.datasets.by_id(plan.dataset_id), plan, k)
+
+
 _lock = threading.Lock()
 _models: OrderedDict[tuple[str, int, bool], Any] = OrderedDict()

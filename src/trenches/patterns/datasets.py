@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -35,6 +35,7 @@ from trenches.patterns.members import member_rows, value_counts
 from trenches.patterns.tolerance import Tolerance, tolerance_for
 
 if TYPE_CHECKING:
+    from trenches.patterns.folds import Opener
     from trenches.patterns.quality import QualityReport
     from trenches.patterns.snapshots import Snapshot
 
@@ -77,8 +78,10 @@ class DatasetSummary:
 class Dataset:
     """A named collection of patterns for one task, with an input schema and a label."""
 
-    def __init__(self, engine: Engine, row: Any) -> None:
+    def __init__(self, engine: Engine, row: Any, *, elsewhere: Opener | None = None) -> None:
         self._engine = engine
+        # Where the folds of its label-error check are fitted (None: this process).
+        self._elsewhere = elsewhere
         self.id: int = row.id
         self.name: str = row.name
         self.task: str = row.task
@@ -313,11 +316,27 @@ class Dataset:
 
         return list_snapshots(self._engine, self)
 
-    def check(self, *, snapshot: int | None = None, precision: int = 4) -> QualityReport:
-        """Run the data quality checks on the active patterns, or on a snapshot."""
+    def check(
+        self,
+        *,
+        snapshot: int | None = None,
+        precision: int = 4,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> QualityReport:
+        """Run the data quality checks on the active patterns, or on a snapshot. The
+        label-error check's folds are fitted on the store's Dask cluster when
+        ``[compute] scheduler`` names one (a fold a task), else in this process, with
+        the same result; ``progress(done, folds)`` hears of each fold."""
         from trenches.patterns.quality import check_dataset
 
-        return check_dataset(self._engine, self, snapshot_id=snapshot, precision=precision)
+        return check_dataset(
+            self._engine,
+            self,
+            snapshot_id=snapshot,
+            precision=precision,
+            elsewhere=self._elsewhere,
+            progress=progress,
+        )
 
 
 class _Counts(NamedTuple):
@@ -407,22 +426,30 @@ def _by_month(created_at: np.ndarray) -> dict[str, int]:
     }
 
 
-def dataset_by_id(engine: Engine, dataset_id: int, conn: Connection | None = None) -> Dataset:
+def dataset_by_id(
+    engine: Engine,
+    dataset_id: int,
+    conn: Connection | None = None,
+    *,
+    elsewhere: Opener | None = None,
+) -> Dataset:
     """The dataset with id ``dataset_id`` (read on ``conn`` when given)."""
     if conn is None:
         with read(engine) as c:
-            return dataset_by_id(engine, dataset_id, c)
+            return dataset_by_id(engine, dataset_id, c, elsewhere=elsewhere)
     row = conn.execute(select(t.datasets).where(t.datasets.c.id == dataset_id)).first()
     if row is None:
         raise NotFound(f"no dataset with id {dataset_id}")
-    return Dataset(engine, row)
+    return Dataset(engine, row, elsewhere=elsewhere)
 
 
 class Datasets:
-    """The datasets of a store: ``store.datasets``."""
+    """The datasets of a store: ``store.datasets``. ``elsewhere`` opens where the folds
+    of a dataset's label-error check are fitted (see :meth:`Dataset.check`)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, elsewhere: Opener | None = None) -> None:
         self._engine = engine
+        self._elsewhere = elsewhere
 
     # The keyword options of a public method are its API (``store.datasets.create``).
     def create(  # noqa: PLR0913
@@ -500,10 +527,10 @@ class Datasets:
             known = [d.name for d in self.list()]
             hint = f"; datasets here: {', '.join(known)}" if known else "; there are none yet"
             raise NotFound(f"no dataset named {name!r}{hint}")
-        return Dataset(self._engine, row)
+        return Dataset(self._engine, row, elsewhere=self._elsewhere)
 
     def by_id(self, dataset_id: int, conn: Connection | None = None) -> Dataset:
-        return dataset_by_id(self._engine, dataset_id, conn)
+        return dataset_by_id(self._engine, dataset_id, conn, elsewhere=self._elsewhere)
 
     def __getitem__(self, name: str) -> Dataset:
         return self.get(name)
@@ -518,4 +545,4 @@ class Datasets:
     def list(self) -> list[Dataset]:
         with read(self._engine) as conn:
             rows = conn.execute(select(t.datasets).order_by(t.datasets.c.name)).all()
-        return [Dataset(self._engine, r) for r in rows]
+        return [Dataset(self._engine, r, elsewhere=self._elsewhere) for r in rows]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import unicodedata
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
@@ -15,6 +16,7 @@ from trenches import timestamps
 from trenches.json_form import json_shape, to_json
 from trenches.names import QUALITY_KINDS
 from trenches.patterns.datasets import Dataset
+from trenches.patterns.folds import FoldPlan, Opener, out_of_fold, probe_model
 from trenches.patterns.frames import read_patterns
 
 if TYPE_CHECKING:
@@ -113,9 +115,17 @@ def _near(frame: pd.DataFrame, dataset: Dataset, precision: int) -> pd.DataFrame
 
 
 def check_dataset(
-    engine: Engine, dataset: Dataset, *, snapshot_id: int | None = None, precision: int = 4
+    engine: Engine,
+    dataset: Dataset,
+    *,
+    snapshot_id: int | None = None,
+    precision: int = 4,
+    elsewhere: Opener | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> QualityReport:
-    """Check the active patterns of ``dataset`` (or those of a snapshot)."""
+    """Check the active patterns of ``dataset`` (or those of a snapshot). The folds of
+    the label-error check are fitted where ``elsewhere`` opens (see
+    :mod:`trenches.patterns.folds`), else here; ``progress(done, folds)`` hears of each."""
     if not 1 <= precision <= 17:
         from trenches.errors import InvalidInput
 
@@ -247,7 +257,7 @@ def check_dataset(
             )
         )
 
-    findings.append(_label_errors(dataset, inputs, labels, ids))
+    findings.append(_label_errors(dataset, inputs, labels, ids, elsewhere, progress))
 
     # The mix of label sources, overall and by split.
     mix = pd.crosstab(info["source"], info["split"].astype(str))
@@ -305,9 +315,15 @@ def _grouped(
 
 
 def _label_errors(
-    dataset: Dataset, inputs: pd.DataFrame, labels: pd.Series, ids: np.ndarray
+    dataset: Dataset,
+    inputs: pd.DataFrame,
+    labels: pd.Series,
+    ids: np.ndarray,
+    elsewhere: Opener | None,
+    progress: Callable[[int, int], None] | None,
 ) -> Finding:
-    """Confident learning (cleanlab) on out-of-fold probabilities of a simple model."""
+    """Confident learning (cleanlab) on out-of-fold probabilities of a simple model,
+    fitted where ``elsewhere`` opens (an earlier release's dataset: here)."""
     if dataset.task != "classification":
         return Finding("label-errors", False, "only looked for in classification datasets")
     y_text = labels.astype(str).to_numpy()
@@ -326,20 +342,19 @@ def _label_errors(
         sample_note = {"sampled": int(LABEL_ERROR_MAX_ROWS), "of": len(y)}
 
     from cleanlab.filter import find_label_issues
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-    X = _probe_frame(dataset, inputs.iloc[rows])
-    model = _probe_model(dataset)
     folds = int(min(5, counts.min()))
+    plan = FoldPlan(dataset.id, ids[rows], tuple(str(c) for c in classes), folds)
+    probs = out_of_fold(
+        dataset,
+        inputs.iloc[rows],
+        y[rows],
+        plan,
+        elsewhere=elsewhere if dataset.columnar else None,
+        progress=progress,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        probs = cross_val_predict(
-            model,
-            X,
-            y[rows],
-            cv=StratifiedKFold(folds, shuffle=True, random_state=0),
-            method="predict_proba",
-        )
         issues = find_label_issues(
             y[rows], probs, return_indices_ranked_by="self_confidence", n_jobs=1
         )
@@ -362,41 +377,5 @@ def _label_errors(
             else "no likely label errors"
         ),
         found_ids,
-        details={"model": type(model[-1]).__name__, "top": suggested, **sample_note},
+        details={"model": type(probe_model(dataset)[-1]).__name__, "top": suggested, **sample_note},
     )
-
-
-def _probe_frame(dataset: Dataset, inputs: pd.DataFrame) -> pd.DataFrame:
-    """Inputs in the types the probe model takes: floats, and text without missing values."""
-    assert dataset.schema is not None
-    X = inputs.copy()
-    for c in dataset.schema.columns:
-        if c.type in ("number", "integer", "boolean"):
-            X[c.name] = X[c.name].astype("float64")
-        elif c.type == "text":
-            X[c.name] = X[c.name].fillna("").astype(str)
-        else:
-            X[c.name] = X[c.name].astype(object).where(X[c.name].notna(), "(missing)")
-    return X
-
-
-def _probe_model(dataset: Dataset) -> Any:
-    """A quick, general model for out-of-fold probabilities."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
-
-    assert dataset.schema is not None
-    parts: list[Any] = []
-    numeric = [c.name for c in dataset.schema.numeric]
-    if numeric:
-        parts.append(("num", make_pipeline(SimpleImputer(), StandardScaler()), numeric))
-    cats = [c.name for c in dataset.schema.columns if c.type == "string"]
-    if cats:
-        parts.append(("cat", OneHotEncoder(handle_unknown="ignore", max_categories=50), cats))
-    for c in (c.name for c in dataset.schema.columns if c.type == "text"):
-        parts.append((f"text_{c}", TfidfVectorizer(min_df=1, max_features=20_000), c))
-    return make_pipeline(ColumnTransformer(parts), LogisticRegression(max_iter=2000))

@@ -94,8 +94,9 @@ TABLES: tuple[Table, ...] = (
     Table("runs", "Tracked runs. See [runs](runs.md)."),
     Table(
         "compute",
-        "Where heavy work runs (prediction, `evaluate`, `backfill`): in this process, or "
-        "on a Dask cluster. See [deploying](deploying.md#a-dask-cluster).",
+        "Where heavy work runs (prediction, `evaluate`, `backfill`, the label-error check "
+        "of `data check`): in this process, or on a Dask cluster. See "
+        "[deploying](deploying.md#a-dask-cluster).",
     ),
 )
 
