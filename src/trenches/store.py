@@ -200,6 +200,7 @@ class Store:
             self.snapshots,
             self.predictors,
             self.requests,
+            self._cluster,
         )
         return Monitoring(parts, lambda: self.settings)
 
