@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import re
+import socket
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,7 @@ from sklearn.preprocessing import StandardScaler
 
 import trenches
 from trenches import compute, timestamps
-from trenches.errors import InvalidInput
+from trenches.errors import ComputeUnavailable, InvalidInput
 from trenches.monitoring import partitioned, sketches, stats
 from trenches.monitoring.figures import Sample
 from trenches.monitoring.results import DriftReport
@@ -173,6 +174,25 @@ def test_an_empty_window_read_part_by_part_says_there_is_nothing_to_compare(
     monkeypatch.setattr(partitioned, "SKETCH_FROM", 0)
     with pytest.raises(InvalidInput, match=r"nothing to compare: 0 requests \(0 rows\) to clf"):
         store.monitoring.run(version.ref, window="1h", keep=False)
+
+
+def test_a_cluster_that_cannot_be_reached_stops_the_check_and_stores_nothing(
+    store: trenches.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    version = _version(store)
+    since = _log_window(store, version)
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+    monkeypatch.setenv(compute.ENV, address)
+    monkeypatch.setattr(compute, "CONNECT_TIMEOUT_S", 2)
+    monkeypatch.setattr(partitioned, "SKETCH_FROM", 1)
+    with pytest.raises(ComputeUnavailable, match=f"{address} \\(from {compute.ENV}\\)"):
+        store.monitoring.run("clf@production", since=since)
+    assert store.monitoring.history("clf") == []
+    # A window under the threshold never asks the cluster.
+    monkeypatch.setattr(partitioned, "SKETCH_FROM", 10_000)
+    assert store.monitoring.run("clf@production", since=since).report.drifted_columns == ["radius"]
 
 
 # --- the sketches ------------------------------------------------------------------------
