@@ -338,14 +338,14 @@ def test_every_kind_of_column_sketched_in_parts_reports_what_the_samples_whole_d
     n_ref: int, n_cur: int, shift: float
 ) -> None:
     from trenches.monitoring import drift
-    from trenches.requests.window import Labels
+    from trenches.requests.window import WindowLabels
 
     reference, current = _frame(n_ref, 1, 0.0), _frame(n_cur, 2, shift)
     kinds = {"notes": "text", "site": "categorical", "flag": "categorical"}
     whole = drift(reference, current, kinds=kinds)
     none = np.zeros(0, dtype=np.int64)
     s = whole.settings
-    ref = partitioned.plan(reference, s, kinds, None, 1, None, Labels(none, none, none))
+    ref = partitioned.plan(reference, s, kinds, None, 1, None, WindowLabels(none, none, none))
     parts = [_sample(current.iloc[a:b]) for a, b in ((0, 7), (7, n_cur // 2), (n_cur // 2, n_cur))]
     found = partitioned.merged((partitioned.sketch_sample(p, ref.plan) for p in parts), ref.plan)
     assert found is not None

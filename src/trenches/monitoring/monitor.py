@@ -115,6 +115,11 @@ class Monitoring:
         snapshot the version was trained on, or ``SNAPSHOT_ID[:split]``.
         The thresholds and the webhook are the ``[monitor]`` table of ``settings``, else
         of the trenches.toml at ``path``, else of the store's (``store.settings``).
+
+        A window of :data:`~trenches.monitoring.partitioned.SKETCH_FROM` rows or more is
+        read part by part and compared by the parts' merged sketches, on the Dask
+        cluster of ``[compute] scheduler`` when one is set (see
+        :mod:`trenches.monitoring.sketches` for how near that is to reading it whole).
         """
         thresholds = (given(settings, path) or self._settings()).monitor
         version = self._parts.models.get(ref)

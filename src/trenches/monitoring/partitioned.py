@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from trenches.config import Location
     from trenches.monitoring.results import DriftReport
     from trenches.requests.log import Requests
-    from trenches.requests.window import Labels, RequestWindow, WindowPart, WindowParts
+    from trenches.requests.window import RequestWindow, WindowLabels, WindowPart, WindowParts
     from trenches.settings.monitor import DriftSettings
 
 #: Windows of at least this many rows are compared part by part, by their sketches.
@@ -87,7 +87,7 @@ class Plan:
     version_id: int
     #: The dataset's column types, which the window's values are read as.
     types: dict[str, str] | None
-    feedback: Labels
+    feedback: WindowLabels
 
 
 @dataclass(frozen=True)
@@ -253,7 +253,7 @@ def plan(
     prediction: tuple[np.ndarray, str] | None,
     version_id: int,
     types: dict[str, str] | None,
-    feedback: Labels,
+    feedback: WindowLabels,
 ) -> Reference:
     """The plan of a sketched comparison with ``reference`` (and the reference's
     predictions, of their kind), the columns' kinds chosen as :func:`drift` does."""

@@ -215,6 +215,8 @@ class Sketched:
         return _ks_at_points(a, grid.points, s.at_points)
 
     def proportions(self, edges: np.ndarray) -> np.ndarray:
+        # The bins were counted over the grid's edges: the reference's deciles.
+        assert len(edges) + 1 == len(self.sketch.bins)
         return self.sketch.bins / max(self.count, 1)
 
 

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from trenches.problems import Problems
     from trenches.requests.feedback import Feedback
     from trenches.requests.patterns import ToPatterns
-    from trenches.requests.window import Labels, RequestWindow, WindowPart, WindowParts
+    from trenches.requests.window import RequestWindow, WindowLabels, WindowPart, WindowParts
 
 LIST_COLUMNS = (
     "request_id",
@@ -297,7 +297,7 @@ class Requests:
             return windows.read_parts(conn, query, version_ids, start, end, most)
 
     def part_windows(
-        self, part: WindowPart, feedback: Labels, *, rows: int = 250_000
+        self, part: WindowPart, feedback: WindowLabels, *, rows: int = 250_000
     ) -> Iterator[RequestWindow]:
         """The rows of one part of :meth:`window_parts`, about ``rows`` at a time."""
         with read(self._engine) as conn:

@@ -435,7 +435,7 @@ def _labels(
 
 
 @dataclass(frozen=True)
-class Labels:
+class WindowLabels:
     """The labelled feedback of a window's requests, oldest first: the request's id,
     the row, the label."""
 
@@ -486,7 +486,7 @@ class WindowParts:
 
     requests: int
     pieces: tuple[WindowPart | RequestWindow, ...]
-    feedback: Labels
+    feedback: WindowLabels
     #: The inputs a window read whole would hold apart (floating-point wherever met).
     apart: frozenset[str]
 
@@ -520,7 +520,7 @@ def read_parts(
             .order_by(f.created_at, f.id)
         ).cursor.fetchall()
         ids, rows, texts = zip(*given, strict=True) if given else ((), (), ())
-        feedback = Labels(
+        feedback = WindowLabels(
             np.array(ids, dtype=np.int64),
             np.array(rows, dtype=np.int64),
             np.fromiter(json_column(texts), dtype=object, count=len(texts)),
@@ -550,7 +550,7 @@ def read_parts(
 
 
 def part_windows(
-    conn: Connection, part: WindowPart, feedback: Labels, rows: int
+    conn: Connection, part: WindowPart, feedback: WindowLabels, rows: int
 ) -> Iterator[RequestWindow]:
     """The rows of a part of a window, about ``rows`` at a time, each batch a sample
     for distributions with every input in ``inputs``."""
@@ -563,7 +563,7 @@ def part_windows(
             )
 
 
-def _sample(part: _Part, feedback: Labels) -> RequestWindow:
+def _sample(part: _Part, feedback: WindowLabels) -> RequestWindow:
     """Rows of a window as a sample for distributions, with their labels."""
     label, labelled = feedback.of(part.id, part.row, len(part))
     return RequestWindow(
