@@ -138,8 +138,10 @@ class Monitoring:
                 version, dataset, ref_frame, ref_ids, kinds, span, thresholds, trusted=trusted
             )
         else:
+            # The span as fixed above ("24h" is until the same now).
+            asked = (window, since, until) if span is None else (None, *span)
             cur = self._current(
-                version, dataset, window, since, until, current, trusted=trusted, numbers_apart=True
+                version, dataset, *asked, current, trusted=trusted, numbers_apart=True
             )
             if not len(cur.frame):
                 raise InvalidInput(f"nothing to compare: {cur.description}")
