@@ -316,42 +316,63 @@ def _frame(n: int, seed: int, shift: float) -> pd.DataFrame:
     )
 
 
-def _sample(frame: pd.DataFrame) -> Any:
+def _sample(frame: pd.DataFrame, answer: np.ndarray, by: np.ndarray) -> Any:
     from trenches.requests.window import RequestWindow
 
-    n = len(frame)
     return RequestWindow(
-        requests=n,
+        requests=len(frame),
         inputs=frame.reset_index(drop=True),
         request_id=None,
         row=None,
-        version_id=np.ones(n, dtype=np.int64),
+        version_id=by,
         received_at=None,
-        answer=np.full(n, None, dtype=object),
-        label=np.full(n, None, dtype=object),
+        answer=answer,
+        label=np.full(len(frame), None, dtype=object),
     )
+
+
+def _answers(n: int, seed: int, kind: str, shift: float) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if kind == "categorical":
+        return rng.choice(
+            ["benign", "malignant", "unsure"], n, p=[0.6 - shift / 4, 0.35, 0.05 + shift / 4]
+        ).astype(object)
+    return rng.normal(5 + shift, 1, n).astype(object)
 
 
 @pytest.mark.parametrize(("n_ref", "n_cur"), [(3000, 2500), (400, 2500), (3000, 600), (300, 200)])
 @pytest.mark.parametrize("shift", [0.0, 1.0])
+@pytest.mark.parametrize("answers", ["categorical", "numeric"])
 def test_every_kind_of_column_sketched_in_parts_reports_what_the_samples_whole_do(
-    n_ref: int, n_cur: int, shift: float
+    n_ref: int, n_cur: int, shift: float, answers: str
 ) -> None:
     from trenches.monitoring import drift
     from trenches.requests.window import WindowLabels
 
     reference, current = _frame(n_ref, 1, 0.0), _frame(n_cur, 2, shift)
+    ref_answers, answered = _answers(n_ref, 3, answers, 0.0), _answers(n_cur, 4, answers, shift)
+    # A tenth of the rows answered by another version, some not at all: not compared.
+    by = np.where(np.arange(n_cur) % 10 == 3, 2, 1)
+    answered[np.arange(n_cur) % 17 == 5] = None
+    mine = answered[(by == 1) & (answered != None)]  # noqa: E711
     kinds = {"notes": "text", "site": "categorical", "flag": "categorical"}
-    whole = drift(reference, current, kinds=kinds)
+    whole = drift(
+        reference, current, kinds=kinds, prediction=(ref_answers, mine), prediction_kind=answers
+    )
     none = np.zeros(0, dtype=np.int64)
     s = whole.settings
-    ref = partitioned.plan(reference, s, kinds, None, 1, None, WindowLabels(none, none, none))
-    parts = [_sample(current.iloc[a:b]) for a, b in ((0, 7), (7, n_cur // 2), (n_cur // 2, n_cur))]
+    ref = partitioned.plan(
+        reference, s, kinds, (ref_answers, answers), 1, None, WindowLabels(none, none, none)
+    )
+    cuts = ((0, 7), (7, n_cur // 2), (n_cur // 2, n_cur))
+    parts = [_sample(current.iloc[a:b], answered[a:b], by[a:b]) for a, b in cuts]
     found = partitioned.merged((partitioned.sketch_sample(p, ref.plan) for p in parts), ref.plan)
-    assert found is not None
+    assert found is not None and found.served == len(mine)
     sketched = partitioned.drift_of(ref, found, frozenset(), s)
+    assert sketched.prediction is not None
     _assert_near(sketched, whole)
     if shift:
         assert set(sketched.drifted_columns) >= {"radius", "site", "notes", "flag"}
+        assert sketched.prediction.drifted
     else:
         assert sketched.drifted_columns == []
