@@ -74,7 +74,13 @@ if TYPE_CHECKING:
     from trenches.requests.log import Requests
     from trenches.requests.patterns import RequestPattern, ToPatterns
     from trenches.requests.reviews import Review, Reviews, WaitingRow
-    from trenches.requests.window import NumberColumns, RequestWindow
+    from trenches.requests.window import (
+        NumberColumns,
+        RequestWindow,
+        WindowLabels,
+        WindowPart,
+        WindowParts,
+    )
     from trenches.retrain import OnDrift, Retrains
     from trenches.retrain.record import Figures, ProblemTally, Retrain
     from trenches.runs import Run, RunInfo
@@ -188,6 +194,9 @@ _LAZY = {
     "RequestPattern": "trenches.requests.patterns",
     "RequestWindow": "trenches.requests.window",
     "NumberColumns": "trenches.requests.window",
+    "WindowLabels": "trenches.requests.window",
+    "WindowPart": "trenches.requests.window",
+    "WindowParts": "trenches.requests.window",
     "write_report": "trenches.report.html",
     "write_problem_graph": "trenches.report.problems",
     "to_json": "trenches.json_form",
@@ -331,6 +340,9 @@ __all__ = [
     "User",
     "VersionBackfill",
     "WaitingRow",
+    "WindowLabels",
+    "WindowPart",
+    "WindowParts",
     "__version__",
     "from_json",
     "open",

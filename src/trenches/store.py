@@ -208,6 +208,7 @@ class Store:
             self.snapshots,
             self.predictors,
             self.requests,
+            self._cluster,
         )
         return Monitoring(parts, lambda: self.settings)
 

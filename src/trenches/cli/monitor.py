@@ -203,6 +203,11 @@ def drift_command(
     type and the sample sizes call for (shown), PSI, missing rates and unseen
     categories; the predictions; and, where feedback gave labels, the real metrics.
 
+    A window of 5,000,000 rows or more is read part by part and compared by the parts'
+    merged sketches, on the Dask cluster of [compute] scheduler (or
+    TRENCHES_DASK_SCHEDULER) when one is set: the same figures, the Wasserstein
+    distance within a bound the report states (docs/monitoring.md).
+
     Exit status: 0 no drift, 1 drift found (an alert is logged and posted to the
     webhook of trenches.toml), 2 bad arguments.
 

@@ -165,6 +165,37 @@ class Cluster:
         size = max(1, min(most, max(share, LEAST_PART)))
         return [ids[start : start + size] for start in range(0, n, size)]
 
+    def each(
+        self, task: Callable[..., Any], parts: Sequence[Any], *shared: Any, name: str
+    ) -> list[Any]:
+        """Run ``task(opened, location, part, *shared)`` for each of ``parts``, a task
+        each (``shared`` sent to every worker once), and return what they gave in the
+        order of ``parts``. The first error raised stops the others, as does Ctrl-C."""
+        from trenches.compute.tasks import RETRIES
+
+        tag = uuid.uuid4().hex[:8]
+        sent = [self.client.scatter(x, broadcast=True, hash=False) for x in shared]
+        futures = [
+            self.client.submit(
+                task,
+                self.opened,
+                self.location,
+                part,
+                *sent,
+                key=f"{name}-{k}-{tag}",
+                retries=RETRIES,
+                pure=False,
+            )
+            for k, part in enumerate(parts)
+        ]
+        try:
+            return cast(list[Any], self.client.gather(futures))
+        except BaseException:
+            self.client.cancel(futures)
+            raise
+        finally:
+            self.client.cancel(sent)
+
     def predict(
         self,
         predictor: Predictor,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import builtins
 import os
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select
 
 from trenches import timestamps
 from trenches.db import schema as t
@@ -24,9 +25,10 @@ from trenches.errors import InvalidInput, NotFound
 from trenches.evaluation import classification_metrics, regression_metrics
 from trenches.json_form import to_json
 from trenches.monitoring import alerts as alerting
+from trenches.monitoring import partitioned
 from trenches.monitoring.drift import drift
-from trenches.monitoring.reports import Alert, Monitored, alert_from_row, finite, report_from_row
-from trenches.monitoring.window import Current, from_window, kinds_of, typed
+from trenches.monitoring.reports import Monitored, alert_from_row, report_from_row
+from trenches.monitoring.window import Current, describe, from_window, kinds_of, typed, types_of
 from trenches.names import in_int64
 from trenches.settings import given
 
@@ -34,7 +36,9 @@ if TYPE_CHECKING:
     import pandas as pd
     from sqlalchemy.engine import Engine
 
+    from trenches.compute import Cluster
     from trenches.models.registry import Models, ModelVersion
+    from trenches.monitoring.results import DriftReport
     from trenches.patterns.datasets import Dataset, Datasets
     from trenches.patterns.snapshots import Snapshots
     from trenches.predictors import Predictors
@@ -57,6 +61,24 @@ class Parts:
     snapshots: Snapshots
     predictors: Predictors
     requests: Requests
+    #: The Dask cluster a large window's parts are sketched on (None: this process).
+    cluster: Callable[[], AbstractContextManager[Cluster | None]]
+
+
+def _span(
+    window: str | None, since: str | datetime | int | None, until: str | datetime | int | None
+) -> tuple[int | None, int | None]:
+    """The times a window of requests spans (µs; None: open)."""
+    if window is not None:
+        if since is not None:
+            raise InvalidInput("give either --window or --since, not both")
+        start = timestamps.parse(window, what="window")
+        return start, timestamps.parse(until, what="until") or timestamps.now_us()
+    return timestamps.parse(since, what="since"), timestamps.parse(until, what="until")
+
+
+def _prediction_kind(dataset: Dataset) -> str:
+    return "categorical" if dataset.task == "classification" else "numeric"
 
 
 class Monitoring:
@@ -93,34 +115,53 @@ class Monitoring:
         snapshot the version was trained on, or ``SNAPSHOT_ID[:split]``.
         The thresholds and the webhook are the ``[monitor]`` table of ``settings``, else
         of the trenches.toml at ``path``, else of the store's (``store.settings``).
+
+        A window of :data:`~trenches.monitoring.partitioned.SKETCH_FROM` rows or more is
+        read part by part and compared by the parts' merged sketches, on the Dask
+        cluster of ``[compute] scheduler`` when one is set (see
+        :mod:`trenches.monitoring.sketches` for how near that is to reading it whole).
         """
         thresholds = (given(settings, path) or self._settings()).monitor
         version = self._parts.models.get(ref)
         dataset = self._dataset(version)
         ref_frame, ref_ids, ref_text = self._reference(version, dataset, reference)
-        cur = self._current(
-            version, dataset, window, since, until, current, trusted=trusted, numbers_apart=True
-        )
-        if not len(cur.frame):
-            raise InvalidInput(f"nothing to compare: {cur.description}")
         kinds = kinds_of(dataset, list(ref_frame.columns))
-        ref_pred = self._reference_predictions(version, ref_ids, trusted=trusted)
-        prediction = None
-        if ref_pred is not None and cur.predictions is not None and len(cur.predictions):
-            prediction = (ref_pred, cur.predictions)
-        # A window's numbers are read a column at a time as each is compared.
-        apart = set(cur.numbers.names) if cur.numbers is not None else set()
-        present = len(cur.frame.columns) or apart
-        kept = [c for c in ref_frame.columns if c not in apart]
-        report = drift(
-            ref_frame,
-            cur.frame.reindex(columns=kept) if present else cur.frame,
-            settings=thresholds.drift,
-            kinds=kinds,
-            prediction=prediction,
-            prediction_kind="categorical" if dataset.task == "classification" else "numeric",
-            apart=cur.numbers,
-        )
+        span = None if current is not None else _span(window, since, until)
+        if (
+            span is not None
+            and self._parts.requests.window_rows(
+                since=span[0], until=span[1], version=version.model
+            )
+            >= partitioned.SKETCH_FROM
+        ):
+            cur, report = self._sketched(
+                version, dataset, ref_frame, ref_ids, kinds, span, thresholds, trusted=trusted
+            )
+        else:
+            # The span as fixed above ("24h" is until the same now).
+            asked = (window, since, until) if span is None else (None, *span)
+            cur = self._current(
+                version, dataset, *asked, current, trusted=trusted, numbers_apart=True
+            )
+            if not len(cur.frame):
+                raise InvalidInput(f"nothing to compare: {cur.description}")
+            ref_pred = self._reference_predictions(version, ref_ids, trusted=trusted)
+            prediction = None
+            if ref_pred is not None and cur.predictions is not None and len(cur.predictions):
+                prediction = (ref_pred, cur.predictions)
+            # A window's numbers are read a column at a time as each is compared.
+            apart = set(cur.numbers.names) if cur.numbers is not None else set()
+            present = len(cur.frame.columns) or apart
+            kept = [c for c in ref_frame.columns if c not in apart]
+            report = drift(
+                ref_frame,
+                cur.frame.reindex(columns=kept) if present else cur.frame,
+                settings=thresholds.drift,
+                kinds=kinds,
+                prediction=prediction,
+                prediction_kind=_prediction_kind(dataset),
+                apart=cur.numbers,
+            )
         metrics = self._metrics(version, dataset, ref_ids, ref_text, cur)
         now = timestamps.now_us()
         monitored = Monitored(
@@ -164,7 +205,9 @@ class Monitoring:
                     )
                 ).inserted_primary_key[0]  # type: ignore[index]
             )
-        alert = self._alert(report_id, monitored, thresholds) if report.drifted else None
+        alert = None
+        if report.drifted:
+            alert = alerting.raise_alert(self._parts.engine, report_id, monitored, thresholds)
         return Monitored(
             id=report_id,
             version=monitored.version,
@@ -176,91 +219,6 @@ class Monitoring:
             metrics=metrics,
             alert=alert,
             created_at=monitored.created_at,
-        )
-
-    def _alert(self, report_id: int, monitored: Monitored, s: MonitorSettings) -> Alert:
-        report = monitored.report
-        parts = []
-        if report.drifted_columns:
-            parts.append(
-                f"{len(report.drifted_columns)} of {len(report.columns)} input columns drifted "
-                f"({', '.join(report.drifted_columns[:8])}"
-                f"{', ...' if len(report.drifted_columns) > 8 else ''})"
-            )
-        if report.prediction is not None and report.prediction.drifted:
-            parts.append("the predictions drifted")
-        message = (
-            f"drift in {monitored.version}: {'; '.join(parts)} — {monitored.current} against "
-            f"{monitored.reference} (report {report_id})"
-        )
-        alerting.log.warning(message)
-        now = timestamps.now_us()
-        with write(self._parts.engine) as conn:
-            alert_id = int(
-                conn.execute(
-                    insert(t.alerts).values(
-                        report_id=report_id,
-                        message=message,
-                        webhook=s.webhook,
-                        delivered=None,
-                        attempts=0,
-                        created_at=now,
-                    )
-                ).inserted_primary_key[0]  # type: ignore[index]
-            )
-        delivery = None
-        if s.webhook:
-            payload = {
-                "event": "trenches.drift",
-                "report_id": report_id,
-                "alert_id": alert_id,
-                "model": monitored.version.split("@")[0],
-                "version": monitored.version,
-                "message": message,
-                "reference": monitored.reference,
-                "current": monitored.current,
-                "since": monitored.since.isoformat() if monitored.since else None,
-                "until": monitored.until.isoformat() if monitored.until else None,
-                "drifted_columns": report.drifted_columns,
-                "prediction_drifted": bool(report.prediction and report.prediction.drifted),
-                "columns": [
-                    {
-                        "name": c.name,
-                        "test": c.test,
-                        "statistic": finite(c.statistic),
-                        "reasons": list(c.reasons),
-                    }
-                    for c in (*report.columns, *([report.prediction] if report.prediction else []))
-                    if c.drifted
-                ],
-                "created_at": timestamps.from_us(now).isoformat(),
-            }
-            delivery = alerting.post(
-                s.webhook,
-                payload,
-                timeout=s.webhook_timeout,
-                retries=s.webhook_retries,
-                backoff=s.webhook_backoff,
-            )
-            with write(self._parts.engine) as conn:
-                conn.execute(
-                    update(t.alerts)
-                    .where(t.alerts.c.id == alert_id)
-                    .values(
-                        delivered=delivery.delivered,
-                        attempts=delivery.attempts,
-                        error=delivery.error,
-                    )
-                )
-        return Alert(
-            id=alert_id,
-            report_id=report_id,
-            message=message,
-            webhook=s.webhook,
-            delivered=delivery.delivered if delivery else None,
-            attempts=delivery.attempts if delivery else 0,
-            error=delivery.error if delivery else None,
-            created_at=timestamps.from_us(now),
         )
 
     # --- the two samples -------------------------------------------------------------
@@ -370,18 +328,60 @@ class Monitoring:
                 None,
                 labels,
             )
-        if window is not None:
-            if since is not None:
-                raise InvalidInput("give either --window or --since, not both")
-            start: int | None = timestamps.parse(window, what="window")
-            end: int | None = timestamps.parse(until, what="until") or timestamps.now_us()
-        else:
-            start = timestamps.parse(since, what="since")
-            end = timestamps.parse(until, what="until")
+        start, end = _span(window, since, until)
         logged = self._parts.requests.window(
             since=start, until=end, version=version.model, numbers_apart=numbers_apart
         )
         return from_window(dataset, version, logged, start, end)
+
+    def _sketched(
+        self,
+        version: ModelVersion,
+        dataset: Dataset,
+        ref_frame: pd.DataFrame,
+        ref_ids: np.ndarray,
+        kinds: dict[str, str],
+        span: tuple[int | None, int | None],
+        thresholds: MonitorSettings,
+        *,
+        trusted: bool,
+    ) -> tuple[Current, DriftReport]:
+        """A window too large to read whole, compared part by part by the sketches of
+        its parts (:mod:`trenches.monitoring.partitioned`), on the cluster if one is
+        set."""
+        start, end = span
+        parts = self._parts.requests.window_parts(
+            since=start, until=end, version=version.model, most=partitioned.PART_ROWS
+        )
+        ref_pred = self._reference_predictions(version, ref_ids, trusted=trusted)
+        reference = partitioned.plan(
+            ref_frame,
+            thresholds.drift,
+            kinds,
+            None if ref_pred is None else (ref_pred, _prediction_kind(dataset)),
+            version.id,
+            types_of(dataset),
+            parts.feedback,
+        )
+        with self._parts.cluster() as cluster:
+            found = partitioned.sketch_window(self._parts.requests, parts, reference.plan, cluster)
+        rows, served = (found.rows, found.served) if found is not None else (0, 0)
+        description = describe(version, parts.requests, rows, served, start, end)
+        if found is None or not rows:
+            raise InvalidInput(f"nothing to compare: {description}")
+        labelled = len(found.labels) > 0
+        cur = Current(
+            ref_frame.iloc[:0],
+            description,
+            start,
+            end,
+            found.answers if labelled else None,
+            None,
+            None,
+            None,
+            found.labels if labelled else None,
+        )
+        return cur, partitioned.drift_of(reference, found, parts.apart, thresholds.drift)
 
     def _reference_predictions(
         self, version: ModelVersion, ids: np.ndarray, *, trusted: bool

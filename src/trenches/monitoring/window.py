@@ -54,23 +54,53 @@ def kinds_of(dataset: Dataset, columns: list[str]) -> dict[str, str]:
     return out
 
 
+def types_of(dataset: Dataset) -> dict[str, str] | None:
+    """The dataset's column types by name (None: it declares none)."""
+    if dataset.schema is None:
+        return None
+    return {c.name: c.type for c in dataset.schema.columns}
+
+
 def typed(dataset: Dataset, frame: pd.DataFrame, what: str) -> pd.DataFrame:
     """Production values with the types of the dataset's columns; a value that is not
     of its column's type counts as missing (and shows in the missing rate)."""
+    return typed_as(types_of(dataset), frame)
+
+
+def typed_as(types: dict[str, str] | None, frame: pd.DataFrame) -> pd.DataFrame:
+    """:func:`typed` with the dataset's column types given (:func:`types_of`)."""
     import pandas as pd
 
-    if dataset.schema is None:
+    if types is None:
         return frame
-    for c in dataset.schema.columns:
-        if c.name not in frame.columns:
+    for name, kind in types.items():
+        if name not in frame.columns:
             continue
-        if c.type in ("number", "integer"):
-            if frame[c.name].dtype == np.float64:
+        if kind in ("number", "integer"):
+            if frame[name].dtype == np.float64:
                 continue  # as the request log's tables hold it already
-            frame[c.name] = pd.to_numeric(frame[c.name], errors="coerce").astype(np.float64)
-        elif c.type in ("string", "text"):
-            frame[c.name] = frame[c.name].astype(object)
+            frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(np.float64)
+        elif kind in ("string", "text"):
+            frame[name] = frame[name].astype(object)
     return frame
+
+
+def describe(
+    version: ModelVersion, requests: int, rows: int, served: int, start: int | None, end: int | None
+) -> str:
+    """What a window of logged requests is, in words."""
+    if start is None and end is None:
+        span = "all logged"
+    elif end is None:
+        span = f"since {timestamps.iso(start)}"
+    elif start is None:
+        span = f"before {timestamps.iso(end)}"
+    else:
+        span = f"{timestamps.iso(start)} to {timestamps.iso(end)}"
+    description = f"{requests:,} requests ({rows:,} rows) to {version.model}, {span}"
+    if served != rows:
+        description += f"; {served:,} rows answered by {version.ref}"
+    return description
 
 
 def from_window(
@@ -84,14 +114,6 @@ def from_window(
     of ``version``, the newest labelled feedback of each row."""
     import pandas as pd
 
-    if start is None and end is None:
-        span = "all logged"
-    elif end is None:
-        span = f"since {timestamps.iso(start)}"
-    elif start is None:
-        span = f"before {timestamps.iso(end)}"
-    else:
-        span = f"{timestamps.iso(start)} to {timestamps.iso(end)}"
     frame = window.inputs
     if not len(frame):
         frame = pd.DataFrame(columns=list(version.signature.columns))
@@ -101,9 +123,7 @@ def from_window(
     # Answers of other versions are not this version's predictions. (JSON has no NaN:
     # an answer not logged is None, the window's only mark of one missing.)
     keep = mine & (window.answer != None)  # noqa: E711 (elementwise)
-    description = f"{window.requests:,} requests ({len(frame):,} rows) to {version.model}, {span}"
-    if served_here != len(frame):
-        description += f"; {served_here:,} rows answered by {version.ref}"
+    description = describe(version, window.requests, len(frame), served_here, start, end)
     return Current(
         frame,
         description,

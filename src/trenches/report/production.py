@@ -180,7 +180,7 @@ def _drift_columns(m: Monitored) -> list[tuple[str, ColumnDrift]]:
 
 
 def _drift_detail(m: Monitored, div_id: str) -> str:
-    from trenches.monitoring.drift import P_VALUE_TESTS
+    from trenches.monitoring.figures import P_VALUE_TESTS
 
     report = m.report
     drifted = report.drifted_columns
@@ -287,7 +287,7 @@ def _drift_ratio(c: ColumnDrift) -> float | None:
     """A column's statistic over its bound (1: at the bound; above: past it), or None
     when there is none: statistic / threshold for distances, and
     -log10(adjusted p) / -log10(alpha) for p-value tests."""
-    from trenches.monitoring.drift import P_VALUE_TESTS
+    from trenches.monitoring.figures import P_VALUE_TESTS
 
     if c.test in P_VALUE_TESTS:
         if c.p_adjusted is None or not 0 < c.threshold < 1:
@@ -309,7 +309,7 @@ def drift_figure(m: Monitored) -> Any:
     red."""
     import plotly.graph_objects as go
 
-    from trenches.monitoring.drift import P_VALUE_TESTS
+    from trenches.monitoring.figures import P_VALUE_TESTS
 
     shown: list[tuple[str, ColumnDrift, float]] = []
     for label, c in _drift_columns(m):

@@ -10,7 +10,7 @@ made patterns.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from trenches.problems import Problems
     from trenches.requests.feedback import Feedback
     from trenches.requests.patterns import ToPatterns
-    from trenches.requests.window import RequestWindow
+    from trenches.requests.window import RequestWindow, WindowLabels, WindowPart, WindowParts
 
 LIST_COLUMNS = (
     "request_id",
@@ -265,6 +265,62 @@ class Requests:
             return windows.read_window(
                 conn, query, version_ids, start, end, numbers_apart=numbers_apart
             )
+
+    def window_rows(
+        self,
+        *,
+        since: str | datetime | int | None = None,
+        until: str | datetime | int | None = None,
+        version: str | None = None,
+    ) -> int:
+        """The input rows of the requests received in ``[since, until)`` by ``version``,
+        as their requests counted them (one query, no row read): what decides how a
+        drift check reads the window."""
+        r = t.served_requests.c
+        query = self._query(since, until, version).with_only_columns(func.sum(r.n))
+        with read(self._engine) as conn:
+            return int(conn.execute(query).scalar_one() or 0)
+
+    def window_parts(
+        self,
+        *,
+        since: str | datetime | int | None = None,
+        until: str | datetime | int | None = None,
+        version: str | None = None,
+        most: int = 1_000_000,
+    ) -> WindowParts:
+        """The window :meth:`window` reads with ``numbers_apart``, as parts of about
+        ``most`` rows, each read by :meth:`part_windows` (on a worker of a cluster, or
+        one after the other): for a drift check of a window larger than memory."""
+        query, version_ids, start, end = self._window(since, until, version)
+        with read(self._engine) as conn:
+            return windows.read_parts(conn, query, version_ids, start, end, most)
+
+    def part_windows(
+        self, part: WindowPart, feedback: WindowLabels, *, rows: int = 250_000
+    ) -> Iterator[RequestWindow]:
+        """The rows of one part of :meth:`window_parts`, about ``rows`` at a time."""
+        with read(self._engine) as conn:
+            yield from windows.part_windows(conn, part, feedback, rows)
+
+    def _window(
+        self,
+        since: str | datetime | int | None,
+        until: str | datetime | int | None,
+        version: str | None,
+    ) -> tuple[Select[Any], builtins.list[int], int | None, int | None]:
+        v, m = t.model_versions.c, t.models.c
+        query = self._query(since, until, version)
+        start = timestamps.parse(since, what="since")
+        end = timestamps.parse(until, what="until")
+        versions = select(v.id).join(t.models, v.model_id == m.id)
+        if version is not None:
+            versions = versions.where(
+                v.id == self._models.get(version).id if "@" in version else m.name == version
+            )
+        with read(self._engine) as conn:
+            version_ids = [int(i) for i in conn.execute(versions).scalars()]
+        return query, version_ids, start, end
 
     def get_feedback(self, request_id: str) -> builtins.list[Feedback]:
         """The feedback on a request, oldest first."""

@@ -449,11 +449,15 @@ def window_tables(
 
 
 def window_rows(
-    window: WindowFiles, leave_out: frozenset[str], identity: Sequence[str]
+    window: WindowFiles,
+    leave_out: frozenset[str],
+    identity: Sequence[str],
+    rows: int | None = None,
 ) -> Iterator[pa.Table]:
-    """A version's rows in the window, read one file at a time (so that a reader
-    copying them out reuses one file's memory): the answers, the inputs but
-    ``leave_out``, and of what says which request, row and time each is, ``identity``."""
+    """A version's rows in the window, read one file (or, with ``rows``, about that
+    many rows) at a time, so that a reader copying them out reuses their memory: the
+    answers, the inputs but ``leave_out``, and of what says which request, row and
+    time each is, ``identity``."""
     inputs = ["inputs"]
     if leave_out:
         kept = [f.name for f in window.inputs_type() if f.name not in leave_out]
@@ -465,6 +469,7 @@ def window_rows(
         # A request's rows share its id, and the answers are a few classes: each
         # distinct value is made once (a numeric answer stays as it is).
         dictionary=[c for c in ("request_id", "answer") if c == "answer" or c in identity],
+        rows=rows,
     )
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import Connection, Select, func, select
 from trenches.db import schema as t
 from trenches.requests import stored
 from trenches.requests.records import json_column
+from trenches.tables import of as tables_of
 from trenches.tables.arrays import decoded
 
 if TYPE_CHECKING:
@@ -428,3 +429,151 @@ def _labels(
     newest = len(at) - 1 - np.unique(at[::-1], return_index=True)[1]
     out[at[newest]] = labels[newest]
     return out, len(newest)
+
+
+# --- a window in parts -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WindowLabels:
+    """The labelled feedback of a window's requests, oldest first: the request's id,
+    the row, the label."""
+
+    ids: np.ndarray  # int64
+    rows: np.ndarray  # int64
+    labels: np.ndarray  # object
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def of(self, ids: np.ndarray | None, rows: np.ndarray | None, total: int) -> tuple[Any, int]:
+        """The label of the newest feedback on each of ``total`` rows (each row known
+        by its request's id and its number in it; in any order), None where there is
+        none; and how many rows have one."""
+        import pandas as pd
+
+        out = np.full(total, None, dtype=object)
+        if not len(self) or not total:
+            return out, 0
+        assert ids is not None and rows is not None
+        given = pd.MultiIndex.from_arrays([self.ids, self.rows])
+        newest = ~given.duplicated(keep="last")
+        at = given[newest].get_indexer(pd.MultiIndex.from_arrays([ids, rows]))
+        found = at >= 0
+        out[found] = self.labels[newest][at[found]]
+        return out, int(found.sum())
+
+
+@dataclass(frozen=True)
+class WindowPart:
+    """Some of the files of one version's input rows in a window: what a worker reads
+    by itself (:meth:`trenches.requests.log.Requests.part_windows`)."""
+
+    version_id: int
+    start: int | None
+    end: int | None
+    files: tuple[str, ...]
+    #: The rows the files hold (at least as many as are in the window).
+    rows: int
+
+
+@dataclass(frozen=True)
+class WindowParts:
+    """A window of the request log as parts to read one at a time, as a sample for
+    distributions (:class:`RequestWindow`'s ``numbers_apart``): the parts of files,
+    and the rows of requests still staged (read already: the newest, a few at most),
+    in the order a window read whole holds its rows."""
+
+    requests: int
+    pieces: tuple[WindowPart | RequestWindow, ...]
+    feedback: WindowLabels
+    #: The inputs a window read whole would hold apart (floating-point wherever met).
+    apart: frozenset[str]
+
+    @property
+    def rows(self) -> int:
+        """The rows of the window at most."""
+        return sum(p.rows if isinstance(p, WindowPart) else len(p) for p in self.pieces)
+
+
+def read_parts(
+    conn: Connection,
+    query: Select[Any],
+    version_ids: Sequence[int],
+    start: int | None,
+    end: int | None,
+    most: int,
+) -> WindowParts:
+    """The window :func:`read_window` reads, as parts of about ``most`` rows at most
+    (a file is not cut), in one read of the database: the files are listed and the
+    staged requests read together, so that no request is in both or neither."""
+    from trenches.patterns.frames import no_gc
+
+    r, f = t.served_requests.c, t.feedback.c
+    with no_gc():
+        chosen = query.with_only_columns(r.id, r.request_id).subquery()
+        (requests,) = conn.execute(select(func.count()).select_from(chosen)).one()
+        given = conn.execute(
+            select(chosen.c.id, f.row, f.label)
+            .join(chosen, chosen.c.request_id == f.request_id)
+            .where(f.label.is_not(None))
+            .order_by(f.created_at, f.id)
+        ).cursor.fetchall()
+        ids, rows, texts = zip(*given, strict=True) if given else ((), (), ())
+        feedback = WindowLabels(
+            np.array(ids, dtype=np.int64),
+            np.array(rows, dtype=np.int64),
+            np.fromiter(json_column(texts), dtype=object, count=len(texts)),
+        )
+        identity = ("id", "row") if given else ()
+        found = stored.window_tables(conn, version_ids, start, end)
+        staged = [
+            (int(p.version_id[0]), _only(p, identity))
+            for p in _staged(conn, query.where(r.inputs.is_not(None)))
+            if len(p)
+        ]
+    pieces: list[tuple[int, WindowPart | RequestWindow]] = []
+    for version_id, files, _ in found:
+        group: list[str] = []
+        held = 0
+        for name in files.files:
+            n = files.store.metadata(name).num_rows
+            if group and held + n > most:
+                pieces.append((version_id, WindowPart(version_id, start, end, tuple(group), held)))
+                group, held = [], 0
+            group.append(name)
+            held += n
+        pieces.append((version_id, WindowPart(version_id, start, end, tuple(group), held)))
+    pieces += [(v, _sample(p, feedback)) for v, p in staged]
+    pieces.sort(key=lambda vp: vp[0])  # stable: a version's moved rows before its staged
+    return WindowParts(int(requests), tuple(p for _, p in pieces), feedback, _apart(found, staged))
+
+
+def part_windows(
+    conn: Connection, part: WindowPart, feedback: WindowLabels, rows: int
+) -> Iterator[RequestWindow]:
+    """The rows of a part of a window, about ``rows`` at a time, each batch a sample
+    for distributions with every input in ``inputs``."""
+    files = stored.WindowFiles(tables_of(conn), part.start, part.end, part.files)
+    identity = ("id", "row") if len(feedback) else ()
+    for batch in stored.window_rows(files, frozenset(), identity, rows):
+        if batch.num_rows:
+            yield _sample(
+                _moved(part.version_id, iter([batch]), batch.num_rows, identity), feedback
+            )
+
+
+def _sample(part: _Part, feedback: WindowLabels) -> RequestWindow:
+    """Rows of a window as a sample for distributions, with their labels."""
+    label, labelled = feedback.of(part.id, part.row, len(part))
+    return RequestWindow(
+        requests=0,
+        inputs=part.inputs,
+        request_id=None,
+        row=None,
+        version_id=part.version_id,
+        received_at=None,
+        answer=part.answer,
+        label=label,
+        labelled=labelled,
+    )
