@@ -200,17 +200,10 @@ class Store:
     def monitoring(self) -> Monitoring:
         from trenches.monitoring.monitor import Monitoring, Parts
 
-        parts = Parts(
-            self.engine,
-            self.models,
-            self.datasets,
-            self.runs,
-            self.snapshots,
-            self.predictors,
-            self.requests,
-            self._cluster,
+        parts = (self.models, self.datasets, self.runs, self.snapshots, self.predictors)
+        return Monitoring(
+            Parts(self.engine, *parts, self.requests, self._cluster), lambda: self.settings
         )
-        return Monitoring(parts, lambda: self.settings)
 
     @cached_property
     def retrains(self) -> Retrains:
