@@ -20,6 +20,7 @@ The clusters' start is not counted (it is printed beside). Setting up a store of
 
     python bench/cluster.py --patterns 1000000 --versions 100   # a few minutes
     python bench/cluster.py --folder F --reuse                   # 10,000,000 and 500
+    python bench/cluster.py --folder F --reuse --again           # measured anew on it
 """
 
 from __future__ import annotations
@@ -87,11 +88,39 @@ def set_up(folder: Path, patterns: int, versions: int) -> None:
     store.close()
 
 
-def measure(folder: Path, name: str, workers: int) -> dict[str, Any]:
+def fresh(folder: Path, name: str) -> tuple[str, str]:
+    """For a measure on a kept store (``--again``): a new version of the set-up's forest
+    (the same model, registered again: nothing predicted yet) and a new problem of 15
+    validation patterns no version has predicted. Their references."""
+    import trenches
+
+    tag = name.replace(" ", "-")
+    store = trenches.open(folder / "store", create=False)
+    try:
+        first = store.models.get(f"forest-{tag}@1")
+        forest = store.models.load(first)
+        ds = store.datasets.get("scale")
+        X = pq.read_table(folder / "patterns.parquet").slice(0, 50).to_pandas()[FEATURES]
+        version = store.models.register(forest, f"forest-{tag}", X=X, dataset="scale")
+        taken = {i for p in store.problems.list(dataset="scale") for i in p.patterns()}
+        ids = ds.pattern_ids("validation")
+        rng = np.random.default_rng(len(taken))
+        chosen = [int(i) for i in rng.choice(ids, size=200, replace=False) if int(i) not in taken]
+        slug = f"p-{tag}-{len(taken)}"
+        store.problems.create(slug, dataset="scale", title=f"Fifteen more patterns ({name})")
+        store.problems.add(slug, positive=chosen[:PROBLEM_PATTERNS], backfill=False)
+        return version.ref, slug
+    finally:
+        store.close()
+
+
+def measure(folder: Path, name: str, workers: int, again: bool) -> dict[str, Any]:
     """Both jobs on one set-up; its figures."""
     import trenches
     from trenches import compute
 
+    tag = name.replace(" ", "-")
+    forest, slug = fresh(folder, name) if again else (f"forest-{tag}@1", f"p-{tag}")
     got: dict[str, Any] = {}
     cluster = None
     os.environ.pop(compute.ENV, None)
@@ -106,13 +135,12 @@ def measure(folder: Path, name: str, workers: int) -> dict[str, Any]:
         os.environ[compute.ENV] = cluster.scheduler_address
     try:
         store = trenches.open(folder / "store", create=False)
-        tag = name.replace(" ", "-")
         began = time.perf_counter()
-        result = store.evaluate(f"forest-{tag}@1", "all", with_problems=False)
+        result = store.evaluate(forest, "all", with_problems=False)
         took = time.perf_counter() - began
         got["evaluate_s"] = took
         got["evaluate_rows_per_s"] = result.predicted.computed / took
-        problem = store.problems.get(f"p-{tag}")
+        problem = store.problems.get(slug)
         began = time.perf_counter()
         done = store.backfill.patterns({"scale": problem.patterns()})
         got["backfill_s"] = time.perf_counter() - began
@@ -133,16 +161,22 @@ def main() -> None:
     parser.add_argument(
         "--reuse", action="store_true", help="use the store and figures kept in --folder"
     )
+    parser.add_argument(
+        "--again",
+        action="store_true",
+        help="with --reuse: measure anew on the kept store, on new versions and problems",
+    )
     args = parser.parse_args()
     folder = args.folder or Path(tempfile.mkdtemp(prefix="trenches-cluster-"))
     folder.mkdir(parents=True, exist_ok=True)
     kept = folder / "figures.json"
-    figures: dict[str, Any] = json.loads(kept.read_text()) if args.reuse and kept.exists() else {}
+    keep = args.reuse and kept.exists() and not args.again
+    figures: dict[str, Any] = json.loads(kept.read_text()) if keep else {}
     if not (args.reuse and (folder / "store").exists()):
         set_up(folder, args.patterns, args.versions)
     for name, workers in SETUPS:
         if name not in figures:
-            figures[name] = measure(folder, name, workers)
+            figures[name] = measure(folder, name, workers, args.again and args.reuse)
             kept.write_text(json.dumps(figures))
         print(f"  {name}: {figures[name]}", flush=True)
     one, two = figures["1 worker"], figures["2 workers"]
