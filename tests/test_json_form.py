@@ -44,6 +44,8 @@ NOT_ROUND_TRIPPED = {
     "Monitored": "holds a DriftReport",
     "NewSession": "leaves out its secrets (the cookie's and the CSRF token)",
     "OnDrift": "holds a Monitored",
+    "WindowLabels": "holds NumPy arrays of request ids, rows and labels",
+    "WindowParts": "holds the staged requests' rows (NumPy arrays) and their labels",
     "PatternHistory": "holds DataFrames",
     "PatternSet": "holds a NumPy array of ids",
     "PredictResult": "holds NumPy arrays",

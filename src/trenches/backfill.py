@@ -384,7 +384,7 @@ def _predicted_of(
     backfill asks of every version."""
     from pyiceberg.expressions import And, In
 
-    from trenches.tables.catalog import between
+    from trenches.tables.filters import between
 
     found: dict[int, list[np.ndarray]] = {int(p): [] for p in predictors}
     if found and len(among_ids):

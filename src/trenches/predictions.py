@@ -124,7 +124,7 @@ def count(conn: Connection, predictor: int) -> int:
 
 
 def _of_predictor(predictor: int) -> Any:
-    from trenches.tables.catalog import equal
+    from trenches.tables.filters import equal
 
     return equal("predictor_id", predictor)
 

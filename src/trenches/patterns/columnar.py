@@ -294,7 +294,7 @@ def _plan(
 ) -> tuple[list[str], list[Bound], Any] | None:
     """The files a read of the table reaches, its bounds and its other filter; None
     when it reaches none."""
-    from trenches.tables.catalog import within
+    from trenches.tables.filters import within
 
     if ids is not None and len(ids) == 0:
         return None

@@ -36,7 +36,7 @@ from trenches.patterns import columnar, frames, lookup
 from trenches.patterns.datasets import Dataset, dataset_by_id
 from trenches.tables import pruning
 from trenches.tables.arrays import ascending_unique
-from trenches.tables.catalog import within
+from trenches.tables.filters import within
 from trenches.tables.ordered import least
 from trenches.tables.pruning import Bound
 

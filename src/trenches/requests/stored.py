@@ -374,7 +374,7 @@ def bodies(conn: Connection, ids: Sequence[int]) -> dict[int, tuple[str, str]]:
     """The inputs and outputs (JSON text) of moved requests, by their ids."""
     import pyarrow.compute as pc
 
-    from trenches.tables.catalog import between
+    from trenches.tables.filters import between
 
     wanted = sorted({int(i) for i in ids})
     if not wanted:
@@ -426,7 +426,7 @@ def window_tables(
     """The moved input rows of these versions received in ``[start, end)``: for each
     version that may have any, its files (read by :func:`window_rows`), and how many
     rows they hold (at least as many as are read)."""
-    from trenches.tables.catalog import within
+    from trenches.tables.filters import within
 
     store = tables.of(conn)
     window = WindowFiles(store, start, end, ())

@@ -26,7 +26,8 @@ from sqlalchemy import Engine
 
 from trenches.db.engine import read, write
 from trenches.tables import TableCompaction
-from trenches.tables.catalog import NAMESPACE, Tables, TableSpec, equal, lock, outdated
+from trenches.tables.catalog import NAMESPACE, Tables, TableSpec, lock, outdated
+from trenches.tables.filters import equal
 from trenches.tables.io import PREFIX
 
 #: A partition whose files add up to more than this is not merged (it is read whole).
