@@ -174,12 +174,24 @@ def add(
 
 
 def _named(files: list[str]) -> list[str]:
-    """The files the arguments name: a glob its matches, in sorted order."""
+    """The files the arguments name: a glob its matches, in sorted order (local ones
+    as the glob spells them)."""
     import glob
 
     from trenches.scoring.inputs import matching
 
-    return [p for f in files for p in (matching(f) if glob.has_magic(f) else [f])]
+    named: list[str] = []
+    for f in files:
+        if not glob.has_magic(f):
+            named.append(f)
+        elif "://" in f:
+            named += matching(f)
+        else:
+            found = sorted(p for p in glob.glob(f) if Path(p).is_file())
+            if not found:
+                raise InvalidInput("no file matches it", file=f)
+            named += found
+    return named
 
 
 def _print_added(result: ImportResult) -> None:
