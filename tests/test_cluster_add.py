@@ -268,3 +268,48 @@ def test_a_first_import_of_several_files_runs_here_and_takes_the_first_files_sch
     more = made[1].add_files(paths[:2], source="crowd")
     assert _tasks_there(dask_scheduler, "trenches-import-read") == before + 2
     assert [r.rows for r in more] == [200, 200]
+
+
+def _table_files(store: trenches.Store) -> set[str]:
+    from trenches.patterns.columnar import table_name
+    from trenches.tables.io import file_system
+
+    ds = store.datasets.get("cancer")
+    found = file_system(store.artifacts.root).find(f"tables/{table_name(ds.id)}")
+    return {f for f in found if f.endswith(".parquet")}
+
+
+def test_an_import_that_fails_at_its_commit_shows_nothing_and_leaves_strays_for_compact(
+    store: trenches.Store,
+    store_url: str,
+    dask_scheduler: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> None:
+    from trenches.patterns import file_imports
+
+    paths = _files(tmp_path / "in", store_url, request)
+    ds = _dataset(store)
+    before, kept = _counts(store), _table_files(store)
+    monkeypatch.setenv(compute.ENV, dask_scheduler)
+
+    def lost(*args: Any) -> None:
+        raise RuntimeError("the database went away")
+
+    with monkeypatch.context() as m:
+        m.setattr(file_imports, "_recorded", lost)  # after the table's commit
+        with pytest.raises(RuntimeError, match="went away"):
+            ds.add_files(paths, source="expert")
+    assert _counts(store) == before
+    strays = _table_files(store) - kept
+    assert len(strays) >= 3, "the workers wrote their files"
+    store.compact(older_than="0s")
+    assert not _table_files(store) & strays, "compact removed them"
+    assert _counts(store) == before
+    # Run again, the import lands whole (this process listed the table's folder to
+    # compact it: the files the workers write now are read all the same).
+    again = ds.add_files(paths, source="expert")
+    assert [r.rows for r in again] == [200, 200, 179]
+    assert _counts(store)[0] == before[0] + 579
+    assert store.datasets.get("cancer").snapshot().verify()
