@@ -10,6 +10,7 @@ which rows are stored already and which ids each file takes.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ from trenches.compute.tasks import RETRIES
 from trenches.patterns import file_imports as steps
 
 if TYPE_CHECKING:
+    import numpy as np
     from sqlalchemy.engine import Connection
 
     from trenches.compute import Cluster
@@ -145,13 +147,25 @@ def survey_part(
     when: int,
 ) -> steps.Survey:
     """On a worker: step 2 of a file read, against the dataset's table as committed."""
+    from trenches import tables
     from trenches.db.engine import read
+    from trenches.patterns.columnar import table_name
     from trenches.patterns.existing import StoredContent
 
     store = opened(location)
     dataset = store.datasets.by_id(dataset_id)
     with read(store.engine) as conn:
-        return steps.survey(dataset, file, source, when, StoredContent(conn, dataset))
+        # The dataset's keys are read once a worker for all the files of an import: the
+        # table's commit (its metadata file) names the patterns they are of.
+        key = (location.db_url, tables.of(conn).version(conn, table_name(dataset_id)))
+        with _lock:
+            keys = _keys.get(key)
+        stored = StoredContent(conn, dataset, keys=keys)
+        if keys is None:
+            with _lock:
+                _keys.clear()  # the last import's only: they may be large
+                _keys[key] = stored.keys
+        return steps.survey(dataset, file, source, when, stored)
 
 
 def write_part(
@@ -170,3 +184,8 @@ def write_part(
         table = steps.DataFiles(conn, dataset, file.schema)
         encoded = steps.write_rows(dataset, file, plan, table, None)
         return steps.Written(encoded, table.files)
+
+
+_lock = threading.Lock()
+#: A worker's keys of the dataset its last import surveyed, by database and commit.
+_keys: dict[tuple[str, str | None], tuple[np.ndarray, np.ndarray]] = {}
