@@ -2,7 +2,8 @@
 LocalCluster of two worker processes reads and writes each file, and the store holds
 exactly what an import of the same files in one process leaves (ids, splits, inputs,
 labels, digest, import batches), on SQLite with a local folder and on PostgreSQL with
-moto's S3 (files there too); a bad row in any file stores nothing of any."""
+moto's S3 (files there too); a bad row in any file stores nothing of any, and an
+import that fails at its commit shows nothing and leaves its files to ``compact``."""
 
 from __future__ import annotations
 
@@ -313,3 +314,21 @@ def test_an_import_that_fails_at_its_commit_shows_nothing_and_leaves_strays_for_
     assert [r.rows for r in again] == [200, 200, 179]
     assert _counts(store)[0] == before[0] + 579
     assert store.datasets.get("cancer").snapshot().verify()
+
+
+def test_a_file_named_twice_or_no_file_is_refused_before_any_is_read(
+    store: trenches.Store, tmp_path: Path
+) -> None:
+    ds = _dataset(store)
+    before = _counts(store)
+    path = tmp_path / "a.csv"
+    _frame().iloc[:20].to_csv(path, index=False)
+    with pytest.raises(InvalidInput, match="named twice") as caught:
+        ds.add_files([path, tmp_path / "missing.csv", path], source="expert")
+    assert caught.value.file == str(path)
+    with pytest.raises(InvalidInput, match="no files"):
+        ds.add_files([], source="expert")
+    with pytest.raises(InvalidInput, match="no such file") as missing:
+        ds.add_files([path, tmp_path / "missing.csv"], source="expert")
+    assert missing.value.file == str(tmp_path / "missing.csv")
+    assert _counts(store) == before

@@ -94,7 +94,7 @@ def add(
         ...,
         help="A .csv, .parquet or .jsonl file of patterns; or several, or a glob of them "
         "(quote it: 'batches/*.parquet'), local or URLs (s3://...).",
-        metavar="FILE...",
+        metavar="FILE",
     ),
     dataset: str = typer.Option(..., "--dataset", "-d", help="The dataset to add to."),
     source: str = typer.Option(
