@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from trenches import timestamps
+from trenches.cli._files import named_files
 from trenches.cli._output import (
     console,
     err_console,
@@ -125,7 +126,7 @@ def add(
 
     Example: `trenches data add batch1.csv --dataset cancer --source expert --labelled-by dr.who`
     """
-    paths = _named(files)
+    paths = named_files(files)
     with open_store() as store:
         ds = store.datasets.get(dataset)
         what = Path(paths[0]).name if len(paths) == 1 else f"{len(paths)} files"
@@ -171,27 +172,6 @@ def add(
         return
     for result in results:
         _print_added(result)
-
-
-def _named(files: list[str]) -> list[str]:
-    """The files the arguments name: a glob its matches, in sorted order (local ones
-    as the glob spells them)."""
-    import glob
-
-    from trenches.scoring.inputs import matching
-
-    named: list[str] = []
-    for f in files:
-        if not glob.has_magic(f):
-            named.append(f)
-        elif "://" in f:
-            named += matching(f)
-        else:
-            found = sorted(p for p in glob.glob(f) if Path(p).is_file())
-            if not found:
-                raise InvalidInput("no file matches it", file=f)
-            named += found
-    return named
 
 
 def _print_added(result: ImportResult) -> None:

@@ -227,7 +227,6 @@ class Tables:
     def commit_files(self, conn: Connection, spec: TableSpec, files: Sequence[Any]) -> None:
         """Commit data files :meth:`write_files` wrote (elsewhere, perhaps) in the
         connection's write transaction, as :meth:`append` commits its own."""
-        self.fs.fs.invalidate_cache()  # a listing kept here (of S3) knows them not
         table = self.opened(conn, spec)
         with table.transaction() as tx:
             changed = outdated(table, spec)
