@@ -332,3 +332,51 @@ def test_a_file_named_twice_or_no_file_is_refused_before_any_is_read(
         ds.add_files([path, tmp_path / "missing.csv"], source="expert")
     assert missing.value.file == str(tmp_path / "missing.csv")
     assert _counts(store) == before
+
+
+def test_a_worker_killed_mid_import_is_replaced_and_the_store_is_the_same(
+    sqlite_store: trenches.Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cluster of its own: one of its two worker processes is killed (SIGKILL) as the
+    first file's rows come back written; the files it held, read, are read again and
+    its tasks run elsewhere, and the store is that of the import in one process."""
+    import signal
+
+    from distributed import Client, LocalCluster
+
+    frame = _frame()
+    folder = tmp_path / "in"
+    folder.mkdir()
+    paths = []
+    for k in range(6):
+        part = frame.iloc[k * 95 : (k + 1) * 95]
+        path = folder / (f"{k}.csv" if k % 2 else f"{k}.parquet")
+        if k % 2:
+            part.to_csv(path, index=False)
+        else:
+            part.to_parquet(path, index=False)
+        paths.append(str(path))
+    options: dict[str, Any] = {"source": "expert", "created_at": "2026-02-01"}
+    _dataset(sqlite_store).add_files(paths, skip_existing=True, **options)
+    monkeypatch.setenv("TRENCHES_ARTIFACTS", str(tmp_path / "twin-artifacts"))
+    with (
+        trenches.open(tmp_path / "twin") as twin,
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster, set_as_default=False) as client,
+    ):
+        pids = list(client.run(os.getpid).values())
+        monkeypatch.setenv(compute.ENV, cluster.scheduler_address)
+        killed: list[int] = []
+
+        def heard(n: int) -> None:
+            if not killed:
+                os.kill(pids[0], signal.SIGKILL)
+                killed.append(pids[0])
+
+        there = _dataset(twin).add_files(paths, skip_existing=True, progress=heard, **options)
+        assert killed
+        # Rows 150 to 249 were stored by the first import.
+        assert [r.rows for r in there] == [95, 55, 35, 95, 95, 94]
+        _same(_state(sqlite_store), _state(twin))
