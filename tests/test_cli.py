@@ -270,6 +270,51 @@ def test_data_add_of_a_file_imported_before_warns_and_skip_existing_adds_nothing
     assert _show(cli)["active"] == 93
 
 
+def test_data_add_of_several_files_and_a_glob_is_one_transaction(
+    cli: Any, cancer: pd.DataFrame, tmp_path: Path
+) -> None:
+    # `cancer` holds jan.csv (60 rows); feb repeats 10 of them, mar 5 of feb's news.
+    folder = tmp_path / "more"
+    folder.mkdir()
+    feb = pd.concat([cancer.iloc[:10], numeric_frame(20, seed=11)], ignore_index=True)
+    write_csv(folder / "feb.csv", feb)
+    mar = pd.concat([feb.iloc[10:15], numeric_frame(7, seed=12)], ignore_index=True)
+    mar.to_parquet(folder / "mar.parquet", index=False)
+    bad = numeric_frame(4, seed=13).astype({"radius": object})
+    bad.loc[1, "radius"] = "oops"
+    write_csv(tmp_path / "bad.csv", bad)
+    refused = cli(
+        "data", "add", folder / "feb.csv", "bad.csv", "-d", "cancer", "--source", "expert"
+    )
+    assert refused.code == 2
+    assert 'bad.csv, row 2, column "radius"' in _flat(refused.err)
+    assert _show(cli)["active"] == 60 and _show(cli)["imports"] == 1
+    r = cli("data", "add", "more/*", "-d", "cancer", "--source", "expert", "--skip-existing")
+    assert r.code == 0, r.err
+    out = _flat(r.out)
+    assert "added 20 patterns to cancer from more/feb.csv (ids 61-80, import 2;" in out
+    assert "10 stored already, skipped" in out
+    assert "added 7 patterns to cancer from more/mar.parquet (ids 81-87, import 3;" in out
+    assert "5 stored already, skipped" in out
+    again = cli(
+        "data",
+        "add",
+        "more/*.csv",
+        "more/mar.parquet",
+        "-d",
+        "cancer",
+        "--source",
+        "expert",
+        "--json",
+    )
+    assert again.code == 0, again.err
+    results = again.json()
+    assert [(x["rows"], x["already_stored"]) for x in results] == [(30, 30), (12, 12)]
+    assert "warning: 42 of these 42 patterns were in cancer already" in _flat(again.err)
+    none = cli("data", "add", "more/*.txt", "-d", "cancer", "--source", "expert")
+    assert none.code == 2 and "no file matches it" in none.err
+
+
 def test_data_add_csv_with_a_string_column(cli: Any, tmp_path: Path) -> None:
     """A CSV with a categorical column (``site``) imports; the strings come back as is."""
     assert cli("init").code == 0

@@ -13,6 +13,20 @@ class TrenchesError(Exception):
 
     exit_code = 2
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Pickled whole (a Dask worker's error travels to the client pickled): what an
+        # error names (file, row, field, ...) is kept, not only its message.
+        return (_rebuilt, (type(self), self.args, self.__dict__))
+
+
+def _rebuilt(
+    kind: type[TrenchesError], args: tuple[object, ...], state: dict[str, object]
+) -> TrenchesError:
+    error = kind.__new__(kind)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
 
 # --- the user asked for something that is not there, or not possible --------
 

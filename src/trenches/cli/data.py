@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from trenches import timestamps
+from trenches.cli._files import named_files
 from trenches.cli._output import (
     console,
     err_console,
@@ -26,6 +27,7 @@ from trenches.names import SPLITS
 
 if TYPE_CHECKING:
     from trenches.patterns.diff import SnapshotDiff
+    from trenches.patterns.imports import ImportResult
 
 app = typer.Typer(
     help="Datasets and their patterns: import, relabel, snapshot, check.",
@@ -89,7 +91,12 @@ def create(
 
 @app.command("add")
 def add(
-    file: Path = typer.Argument(..., help="A .csv, .parquet or .jsonl file of patterns."),
+    files: list[str] = typer.Argument(
+        ...,
+        help="A .csv, .parquet or .jsonl file of patterns; or several, or a glob of them "
+        "(quote it: 'batches/*.parquet'), local or URLs (s3://...).",
+        metavar="FILE",
+    ),
     dataset: str = typer.Option(..., "--dataset", "-d", help="The dataset to add to."),
     source: str = typer.Option(
         ..., "--source", help="Where the labels come from: expert, crowd, production, ..."
@@ -112,33 +119,63 @@ def add(
     holds already (the same inputs, label and source) is stored again, with a warning
     saying how many; `--skip-existing` stores only the new ones.
 
+    Several files (or a glob) are one transaction too, an import batch a file, in the
+    order given (a glob's in sorted order): a bad row in any of them stores nothing, and
+    a row of a later file the same as one of an earlier file counts as held. With a Dask
+    cluster (`[compute] scheduler`), each file is read and written by a worker.
+
     Example: `trenches data add batch1.csv --dataset cancer --source expert --labelled-by dr.who`
     """
+    paths = named_files(files)
     with open_store() as store:
         ds = store.datasets.get(dataset)
-        with progress_bar(f"importing {file.name}", None) as advance:
-            result = ds.add_file(
-                file,
-                source=source,
-                labelled_by=labelled_by,
-                note=note,
-                created_at=created_at,
-                tags=tag,
-                progress=advance,
-                skip_existing=skip_existing,
+        what = Path(paths[0]).name if len(paths) == 1 else f"{len(paths)} files"
+        with progress_bar(f"importing {what}", None) as advance:
+            add = ds.add_file if len(paths) == 1 and "://" not in paths[0] else None
+            results = (
+                [
+                    add(
+                        paths[0],
+                        source=source,
+                        labelled_by=labelled_by,
+                        note=note,
+                        created_at=created_at,
+                        tags=tag,
+                        progress=advance,
+                        skip_existing=skip_existing,
+                    )
+                ]
+                if add is not None
+                else ds.add_files(
+                    paths,
+                    source=source,
+                    labelled_by=labelled_by,
+                    note=note,
+                    created_at=created_at,
+                    tags=tag,
+                    progress=advance,
+                    skip_existing=skip_existing,
+                )
             )
-    if result.already_stored and not skip_existing:
-        n = result.already_stored
-        was, are = ("was", "is") if n == 1 else ("were", "are")
+    held = sum(r.already_stored for r in results)
+    if held and not skip_existing:
+        total = sum(r.rows for r in results)
+        was, are = ("was", "is") if held == 1 else ("were", "are")
         err_console.print(
-            f"[yellow]warning:[/] {n} of these {result.rows} patterns {was} in "
-            f"{escape(result.dataset)} already (the same inputs, label and source) and {are} "
+            f"[yellow]warning:[/] {held} of these {total} patterns {was} in "
+            f"{escape(ds.name)} already (the same inputs, label and source) and {are} "
             "now stored twice; `--skip-existing` stores only the new ones (`trenches data "
             "deactivate` takes copies out)"
         )
     if as_json:
-        print_json(result.__dict__)
+        print_json(results[0].__dict__ if len(paths) == 1 else [r.__dict__ for r in results])
         return
+    for result in results:
+        _print_added(result)
+
+
+def _print_added(result: ImportResult) -> None:
+    file = result.file
     skipped = f"; {result.skipped} stored already, skipped" if result.skipped else ""
     if not result.rows:
         console.print(

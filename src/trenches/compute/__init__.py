@@ -33,6 +33,7 @@ from trenches.errors import ComputeUnavailable, InvalidConfig, InvalidInput
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
+    from trenches.compute.importing import ClusterSteps
     from trenches.config import Location
     from trenches.patterns.folds import Fold, FoldPlan
     from trenches.predictors import Predictor
@@ -329,6 +330,13 @@ class Cluster:
             self.client.cancel(futures)
             raise
         return sorted(folds, key=lambda f: f.k)
+
+    def import_steps(self) -> ClusterSteps:
+        """The steps of one import of several files, a task a file on the workers
+        (:mod:`trenches.compute.importing`)."""
+        from trenches.compute.importing import ClusterSteps
+
+        return ClusterSteps(self)
 
     def gather(
         self,

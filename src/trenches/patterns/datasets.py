@@ -150,6 +150,38 @@ class Dataset:
             file_name=file_name,
         )
 
+    def add_files(
+        self,
+        paths: Sequence[str | os.PathLike[str]],
+        *,
+        source: str,
+        labelled_by: str | None = None,
+        note: str | None = None,
+        created_at: str | datetime | int | None = None,
+        tags: Sequence[str] = (),
+        progress: ProgressCallback | None = None,
+        skip_existing: bool = False,
+    ) -> list[ImportResult]:
+        """Import several files (paths or URLs such as ``s3://...``), in order: an
+        import batch a file, all in one transaction, all or nothing. A row of a later
+        file the same as one of an earlier file counts as stored already, as when they
+        are imported one after the other. On a Dask cluster (``[compute] scheduler``),
+        each file is read and written by a worker, with the same result (see
+        :mod:`trenches.patterns.file_imports`). A result a file, in order."""
+        from trenches.patterns.file_imports import add_files
+
+        return add_files(
+            self._engine,
+            self,
+            paths,
+            imports.Provenance(
+                source, labelled_by=labelled_by, note=note, created_at=created_at, tags=tags
+            ),
+            progress=progress,
+            skip_existing=skip_existing,
+            elsewhere=self._elsewhere,
+        )
+
     def add_file_frame(
         self,
         frame: pd.DataFrame,

@@ -32,8 +32,18 @@ class StoredContent:
     of a columnar dataset from its table (an import's own rows join it only when it
     commits), of an earlier release's from its ``patterns`` rows."""
 
-    def __init__(self, conn: Connection, dataset: Dataset) -> None:
-        if dataset.columnar:
+    def __init__(
+        self,
+        conn: Connection,
+        dataset: Dataset,
+        *,
+        keys: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> None:
+        """``keys``: the :attr:`keys` of one made earlier of the same patterns (a Dask
+        worker keeps them between the files of an import), not read again."""
+        if keys is not None:
+            ids, heads = keys
+        elif dataset.columnar:
             ids, heads = _table_heads(conn, dataset.id)
         else:
             p = t.patterns.c
@@ -49,6 +59,11 @@ class StoredContent:
         self._columnar = dataset.columnar
         self._ids = ids[order]
         self._heads = heads[order]
+
+    @property
+    def keys(self) -> tuple[np.ndarray, np.ndarray]:
+        """The patterns' ids and the first 64 bits of their input keys."""
+        return self._ids, self._heads
 
     def stored(
         self,

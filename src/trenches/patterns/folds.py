@@ -21,6 +21,7 @@ from trenches.patterns.frames import read_patterns
 
 if TYPE_CHECKING:
     from trenches.patterns.datasets import Dataset
+    from trenches.patterns.file_imports import Steps
 
 #: The folds' shuffle seed: the same folds on every run and wherever they are fitted.
 SEED = 0
@@ -50,8 +51,9 @@ class Fold:
 
 
 class Elsewhere(Protocol):
-    """Where the folds of a label-error check can be fitted instead of this process (a
-    Dask cluster: :class:`trenches.compute.Cluster`)."""
+    """Where a dataset's heavy work can run instead of this process (a Dask cluster:
+    :class:`trenches.compute.Cluster`): the folds of a label-error check, the files of
+    an import."""
 
     def out_of_fold(
         self, plan: FoldPlan, *, progress: Callable[[int], None] | None
@@ -59,8 +61,12 @@ class Elsewhere(Protocol):
         """Every fold of ``plan``, fitted; ``progress(k)`` hears of each as it is done."""
         ...
 
+    def import_steps(self) -> Steps:
+        """Where the steps of one import of several files run."""
+        ...
 
-#: Opens where the folds of one check are fitted (None in it: this process).
+
+#: Opens where one job's work runs (None in it: this process).
 Opener = Callable[[], AbstractContextManager[Elsewhere | None]]
 
 

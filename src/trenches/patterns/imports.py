@@ -107,25 +107,8 @@ def add_file(
 ) -> ImportResult:
     """``Dataset.add_file``: the header checked first, then every row read and imported.
     ``file_name`` stands for ``path`` in errors and in the import's record."""
-    strings: set[str] = set()
-    if dataset.schema is not None:
-        strings = {c.name for c in dataset.schema.strings}
-    if dataset.label_type == "string":
-        strings.add(dataset.label_column)
-    if dataset.text_column:
-        strings.add(dataset.text_column)
     name = str(path) if file_name is None else file_name
-    try:
-        # The header alone can show that the columns are wrong: say so before the work
-        # of parsing every row (a file of 40,000 unknown columns took 44 s to refuse).
-        header = file_columns(path)
-        if header is not None:
-            check_columns(dataset, header, name)
-        frame = read_file(path, string_columns=strings)
-    except InvalidInput as e:
-        if e.file != str(path) or name == e.file:
-            raise
-        raise InvalidInput(e.reason, file=name, row=e.row, field=e.field) from None
+    frame = read_checked(dataset, path, name)
     text_file = Path(path).suffix.lower() == ".csv"
     return add_frame(
         engine,
@@ -137,6 +120,29 @@ def add_file(
         progress=progress,
         skip_existing=skip_existing,
     )
+
+
+def read_checked(dataset: Dataset, path: str | os.PathLike[str], name: str) -> pd.DataFrame:
+    """The rows of the file at ``path`` (called ``name`` in errors), its header checked
+    against ``dataset`` first."""
+    strings: set[str] = set()
+    if dataset.schema is not None:
+        strings = {c.name for c in dataset.schema.strings}
+    if dataset.label_type == "string":
+        strings.add(dataset.label_column)
+    if dataset.text_column:
+        strings.add(dataset.text_column)
+    try:
+        # The header alone can show that the columns are wrong: say so before the work
+        # of parsing every row (a file of 40,000 unknown columns took 44 s to refuse).
+        header = file_columns(path)
+        if header is not None:
+            check_columns(dataset, header, name)
+        return read_file(path, string_columns=strings)
+    except InvalidInput as e:
+        if e.file != str(path) or name == e.file:
+            raise
+        raise InvalidInput(e.reason, file=name, row=e.row, field=e.field) from None
 
 
 def _resolve_schema(dataset: Dataset, frame: pd.DataFrame, file: str | None) -> inp.InputSchema:
@@ -207,25 +213,11 @@ def add_frame(
     """Import the rows of ``frame`` into ``dataset`` in one transaction: every row checked
     and converted before the write lock, then encoded and written chunk by chunk."""
     source = check_source(provenance.source)
-    frame.columns = [str(c) for c in frame.columns]
-    if len(set(frame.columns)) != len(frame.columns):
-        raise InvalidInput("a column name appears twice", file=file)
-    schema = _resolve_schema(dataset, frame, file)
-    when = _given_time(provenance.created_at)
-    n = len(frame)
-
+    when = given_time(provenance.created_at)
     # Check and convert everything before taking the write lock: bad input never
     # touches the store.
-    cols = {
-        c.name: inp.coerce(
-            frame[c.name], c.type, file=file, offset=0, field=c.name, text_file=text_file
-        )
-        for c in schema.columns
-    }
-    label_type = dataset.label_type or inp.infer_label_type(
-        frame[dataset.label_column], dataset.task
-    )
-    labels = import_labels(dataset, frame[dataset.label_column], label_type, file, text_file)
+    schema, cols, label_type, labels = checked(dataset, frame, file, text_file)
+    n = len(frame)
     tags = provenance.tags
     tags_json = orjson.dumps(sorted(set(tags))).decode() if tags else None
 
@@ -237,9 +229,9 @@ def add_frame(
             when = now
         first_import = dataset.schema is None
         if first_import:
-            _claim_schema(conn, dataset, schema, label_type)
+            claim_schema(conn, dataset, schema, label_type)
         batch = table_imports.Batch(
-            _insert_batch(conn, dataset, provenance, file, n, now), next_pattern_id(conn), tags_json
+            insert_batch(conn, dataset, provenance, file, n, now), next_pattern_id(conn), tags_json
         )
         batch_id: int | None = batch.id
         start = batch.first_id
@@ -266,7 +258,7 @@ def add_frame(
                 else _write_chunks(conn, dataset, constants, chunks, start, progress)
             )
             if written.rows < n:
-                batch_id = _shrink_batch(conn, batch_id, written.rows)
+                batch_id = shrink_batch(conn, batch_id, written.rows)
             # The ids of one import are consecutive, in the order of its rows.
             first_id = last_id = None
             if batch_id is not None and written.rows:
@@ -290,7 +282,30 @@ def add_frame(
     )
 
 
-def _given_time(created_at: str | datetime | int | None) -> int:
+def checked(
+    dataset: Dataset, frame: pd.DataFrame, file: str | None, text_file: bool
+) -> tuple[inp.InputSchema, dict[str, inp.CoercedColumn], str, codec.Coded]:
+    """The rows of ``frame`` checked and converted for ``dataset``: the schema they are
+    stored by, their input columns, the label type and their labels; or
+    ``InvalidInput`` naming the file, row and field of the first bad one."""
+    frame.columns = [str(c) for c in frame.columns]
+    if len(set(frame.columns)) != len(frame.columns):
+        raise InvalidInput("a column name appears twice", file=file)
+    schema = _resolve_schema(dataset, frame, file)
+    cols = {
+        c.name: inp.coerce(
+            frame[c.name], c.type, file=file, offset=0, field=c.name, text_file=text_file
+        )
+        for c in schema.columns
+    }
+    label_type = dataset.label_type or inp.infer_label_type(
+        frame[dataset.label_column], dataset.task
+    )
+    labels = import_labels(dataset, frame[dataset.label_column], label_type, file, text_file)
+    return schema, cols, label_type, labels
+
+
+def given_time(created_at: str | datetime | int | None) -> int:
     """``created_at`` in microseconds (now when not given), refused in the future."""
     when = timestamps.parse(created_at, what="created_at")
     now = timestamps.now_us()
@@ -301,7 +316,7 @@ def _given_time(created_at: str | datetime | int | None) -> int:
     return when
 
 
-def _claim_schema(
+def claim_schema(
     conn: Connection, dataset: Dataset, schema: inp.InputSchema, label_type: str
 ) -> None:
     """Give a dataset its first import's schema, unless another import did meanwhile."""
@@ -317,7 +332,7 @@ def _claim_schema(
         )
 
 
-def _insert_batch(
+def insert_batch(
     conn: Connection,
     dataset: Dataset,
     provenance: Provenance,
@@ -341,7 +356,7 @@ def _insert_batch(
     return batch_id
 
 
-def _shrink_batch(conn: Connection, batch_id: int | None, rows: int) -> int | None:
+def shrink_batch(conn: Connection, batch_id: int | None, rows: int) -> int | None:
     """The batch counts only the ``rows`` written (``skip_existing`` left the others
     out); a batch that wrote none is removed, and ``None`` returned."""
     batches = t.import_batches

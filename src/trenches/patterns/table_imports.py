@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -24,7 +24,6 @@ from trenches.patterns.existing import StoredContent
 
 if TYPE_CHECKING:
     from trenches.patterns.datasets import Dataset
-    from trenches.tables.appending import Appending
     from trenches.tables.catalog import TableSpec
 
 #: Rows keyed and hashed per step of an import; bounds memory on big files.
@@ -33,6 +32,28 @@ CHUNK_ROWS = 50_000
 _THREADS = 2
 #: Rows of a part of the import written to the table while the next is made.
 PART_ROWS = 1_000_000
+
+
+class Stored(Protocol):
+    """Which rows of each chunk of an import, in turn, are stored already: a
+    :class:`~trenches.patterns.existing.StoredContent`, or what an import of several
+    files decided (:mod:`trenches.patterns.file_imports`)."""
+
+    def stored(
+        self,
+        key_head: np.ndarray,
+        num_words: np.ndarray | codec.Words | None,
+        obj: list[str] | None,
+        labels: codec.Coded,
+        source: str,
+    ) -> np.ndarray: ...
+
+
+class Writes(Protocol):
+    """Where an import's parts are written: an :class:`~trenches.tables.appending.Appending`,
+    or a worker's data files (committed by the client)."""
+
+    def write(self, data: pa.Table) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -45,7 +66,7 @@ class ImportRows:
     source: str
     when: int
     #: The dataset's patterns at the import's lock (None for a first import).
-    stored: StoredContent | None
+    stored: Stored | None
     skip_existing: bool
 
     def chunk(self, start: int, stop: int) -> dict[str, inp.CoercedColumn]:
@@ -108,13 +129,38 @@ class _Chunk:
     key_head: np.ndarray
     words: codec.Words | None
     obj: list[str] | None
+    #: Each row's content hash (n, 16), in file order.
+    hashes: np.ndarray
+
+
+def survey(
+    dataset: Dataset, rows: ImportRows, stored: StoredContent | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each row of an import, in file order: is it stored already (in ``stored``),
+    and its content hash (n, 16): what an import of several files decides by before
+    any is written."""
+    n = len(rows.labels)
+    seen = np.zeros(n, dtype=bool)
+    hashes = np.zeros((n, 16), dtype=np.uint8)
+    for chunk in _made(dataset, rows, Batch(0, 0, None)):
+        m = len(chunk.split)
+        hashes[chunk.start : chunk.start + m] = chunk.hashes
+        if stored is not None:
+            seen[chunk.start : chunk.start + m] = stored.stored(
+                chunk.key_head,
+                chunk.words,
+                chunk.obj,
+                rows.labels.slice(chunk.start, chunk.start + m),
+                rows.source,
+            )
+    return seen, hashes
 
 
 def encode(
     dataset: Dataset,
     rows: ImportRows,
     batch: Batch,
-    table: Appending,
+    table: Writes,
     progress: Callable[[int], None] | None,
 ) -> Encoded:
     """Key, hash and write to ``table`` every row, leaving out (with ``skip_existing``)
@@ -215,6 +261,7 @@ def _make_chunk(
         key_head=keyed[:, 0],
         words=words,
         obj=obj,
+        hashes=hashes,
     )
 
 
