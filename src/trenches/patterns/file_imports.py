@@ -206,11 +206,8 @@ def add_files(
             written = steps.write(dataset, handles, plans, conn, progress)
             files = [f for w in written for f in (w.files or [])]
             if files:
-                store = tables.of(conn)
-                # Written by other processes: a listing of their folder kept here (of
-                # S3, by fsspec: ``trenches compact`` makes one) knows them not.
-                store.fs.fs.invalidate_cache()
-                store.commit_files(conn, columnar.table_spec(dataset.id, schema), files)
+                spec = columnar.table_spec(dataset.id, schema)
+                tables.of(conn).commit_files(conn, spec, files)
             results = []
             for name, plan, (n, _, _), w in zip(names, plans, shapes, written, strict=True):
                 results.append(_recorded(conn, dataset, name, plan, n, w.encoded))

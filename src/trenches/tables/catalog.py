@@ -227,6 +227,9 @@ class Tables:
     def commit_files(self, conn: Connection, spec: TableSpec, files: Sequence[Any]) -> None:
         """Commit data files :meth:`write_files` wrote (elsewhere, perhaps) in the
         connection's write transaction, as :meth:`append` commits its own."""
+        # Written by other processes, perhaps: a listing of their folder kept here (of
+        # S3, by fsspec: ``trenches compact`` makes one) knows them not.
+        self.fs.fs.invalidate_cache()
         table = self.opened(conn, spec)
         with table.transaction() as tx:
             changed = outdated(table, spec)
