@@ -150,9 +150,14 @@ class Cluster:
     it."""
 
     def __init__(self, client: Any, location: Location, opened: Callable[[Location], Any]) -> None:
+        from functools import partial
+
+        from trenches.compute.tasks import on_worker
+
         self.client = client
         self.location = location
-        self.opened = opened
+        # Every task opens the store first: the worker's threads are set then.
+        self.opened: Callable[[Location], Any] = partial(on_worker, opened)
 
     def workers(self) -> int:
         """How many workers the cluster has now (at least 1)."""

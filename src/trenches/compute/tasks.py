@@ -26,6 +26,29 @@ if TYPE_CHECKING:
 RETRIES = 3
 
 
+def on_worker(opened: Callable[[Location], Any], location: Location) -> Any:
+    """``opened(location)`` on a worker, whose Arrow thread pool is first made as large
+    as the worker's threads (once per process): Parquet decoding on every core in each
+    of two one-thread workers on two cores took a third of their speed."""
+    global _arrow_threads_set
+    if not _arrow_threads_set:
+        from distributed import get_worker
+
+        try:
+            threads = getattr(get_worker(), "nthreads", None)
+        except ValueError:  # not on a worker: this process's pool stays as it is
+            threads = None
+        if threads:
+            import pyarrow as pa
+
+            pa.set_cpu_count(threads)
+        _arrow_threads_set = True
+    return opened(location)
+
+
+_arrow_threads_set = False
+
+
 def predict_part(
     opened: Callable[[Location], Any],
     location: Location,
