@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import trenches
-from trenches import prediction_commits, predictions
+from trenches import prediction_commits, predictions, tables
 from trenches.db import schema as t
 from trenches.db.engine import read, write
 
@@ -263,3 +263,48 @@ def test_the_files_of_a_part_never_committed_are_removed_by_compact(
     assert not left & {f.file_path.rsplit("/", 1)[-1] for f in lost.files}
     with read(store.engine) as conn:
         assert list(predictions.read(conn, predictor).pattern_ids) == list(range(1, 51))
+
+
+def test_parts_committed_together_are_one_commit_unless_another_writer_came_first(
+    store: trenches.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cluster's client commits every part that came back since its last commit at
+    once: one Iceberg commit for their files; when another process stored some of
+    their predictions meanwhile, part by part, keeping the first predictions."""
+    monkeypatch.setattr(predictions, "INLINE_ROWS", 10)
+    together, apart = _predictor(store), _predictor(store)
+    with write(store.engine) as conn:
+        prediction_commits.ready(conn)
+    spans = [(1, 41), (41, 81), (81, 86)]  # the last is small: a block
+
+    def parts(predictor: int) -> list[prediction_commits.Part]:
+        with read(store.engine) as conn:
+            return [
+                prediction_commits.write_part(
+                    conn, predictor, _block(np.arange(a, b), a), inline_below=10
+                )
+                for a, b in spans
+            ]
+
+    def snapshots() -> int:
+        with read(store.engine) as conn:
+            table = tables.of(conn).load(conn, predictions.TABLE)
+            assert table is not None
+            return len(table.metadata.snapshots)
+
+    first = parts(together)
+    before = snapshots()
+    with write(store.engine) as conn:
+        assert prediction_commits.commit_parts(conn, together, first) == [40, 40, 5]
+    assert snapshots() == before + 1
+    later = parts(apart)
+    with write(store.engine) as conn:
+        predictions.write_block(conn, apart, _block(np.arange(50, 60), 9))
+    with write(store.engine) as conn:
+        assert prediction_commits.commit_parts(conn, apart, later) == [40, 30, 5]
+    with read(store.engine) as conn:
+        a, b = predictions.read(conn, together), predictions.read(conn, apart)
+    assert list(a.pattern_ids) == list(b.pattern_ids) == list(range(1, 86))
+    assert a.scores is not None and b.scores is not None
+    assert np.array_equal(a.scores[:49], b.scores[:49])
+    assert not np.array_equal(a.scores[49:59], b.scores[49:59])  # the first writer's

@@ -14,6 +14,7 @@ compact`` removes once older than its cut-off.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,7 @@ from trenches.predictions import (
     table_spec,
     write_block,
 )
+from trenches.tables.arrays import ascending_unique
 from trenches.tables.pruning import among
 
 
@@ -92,6 +94,32 @@ def commit_part(conn: Connection, predictor: int, part: Part) -> int:
     fresh = ~among(rows.column("pattern_id").to_numpy(), stored)
     store.append(conn, table_spec(), rows.filter(fresh))
     return int(fresh.sum())
+
+
+def commit_parts(conn: Connection, predictor: int, parts: Sequence[Part]) -> list[int]:
+    """:func:`commit_part` of several parts of one predictor (disjoint), the files of
+    all in one commit when none of their predictions was stored meanwhile. How many
+    each stored."""
+    stored = [0] * len(parts)
+    written = [k for k, part in enumerate(parts) if part.files is not None]
+    for k, part in enumerate(parts):
+        if part.files is None:
+            stored[k] = commit_part(conn, predictor, part)
+    if len(written) < 2:
+        for k in written:
+            stored[k] = commit_part(conn, predictor, parts[k])
+        return stored
+    advisory_lock(conn, f"predictions.{predictor}")  # as write_block takes it
+    ids = ascending_unique(np.concatenate([parts[k].pattern_ids for k in written]))
+    if len(predicted_ids(conn, predictor, ids)):
+        for k in written:  # another process stored some: part by part, as one would
+            stored[k] = commit_part(conn, predictor, parts[k])
+        return stored
+    files = [f for k in written for f in parts[k].files or ()]
+    tables.of(conn).commit_files(conn, table_spec(), files)
+    for k in written:
+        stored[k] = len(parts[k].pattern_ids)
+    return stored
 
 
 def move_inline(conn: Connection, *, max_rows: int = 1_000_000) -> int:

@@ -367,19 +367,27 @@ class Cluster:
                 owners[future.key].append(k)
         got: list[int | Exception] = [0] * len(jobs)
         try:
-            for future in as_completed(every, loop=self.client.loop):  # type: ignore[no-untyped-call]
-                ks = [k for k in owners[future.key] if not isinstance(got[k], Exception)]
-                if not ks:
-                    continue  # a part of a job that failed already
-                try:
-                    result = future.result()
-                except Exception as e:
-                    for k in ks:
-                        got[k] = e
-                        self.client.cancel(jobs[k].futures)
-                    continue
-                future.release()
-                self._commit(engine, [jobs[k] for k in ks], result, ks, got, progress)
+            arriving = as_completed(every, loop=self.client.loop)  # type: ignore[no-untyped-call]
+            # What has come back since the last commit is committed at once: a commit of
+            # the predictions table costs the client a manifest merge and a plan, which
+            # it would otherwise spend once a part, taking a core from the workers.
+            for done in arriving.batches():  # type: ignore[no-untyped-call]
+                arrived: list[tuple[list[int], Any]] = []
+                for future in done:
+                    ks = [k for k in owners[future.key] if not isinstance(got[k], Exception)]
+                    if not ks:
+                        continue  # a part of a job that failed already
+                    try:
+                        result = future.result()
+                    except Exception as e:
+                        for k in ks:
+                            got[k] = e
+                            self.client.cancel(jobs[k].futures)
+                        continue
+                    future.release()
+                    arrived.append((ks, result))
+                if arrived:
+                    self._commit(engine, jobs, arrived, got, progress)
         except BaseException:
             # Ctrl-C, or the store's own trouble: the cluster stops what is left.
             self.client.cancel(every)
@@ -390,38 +398,35 @@ class Cluster:
     def _commit(
         engine: Engine,
         jobs: Sequence[Job],
-        result: Any,
-        ks: Sequence[int],
+        arrived: Sequence[tuple[list[int], Any]],
         got: list[int | Exception],
         progress: Callable[[Job], Callable[[int], None] | None] | None,
     ) -> None:
-        """Store what one task gave ``jobs`` (the ``ks``-th of :meth:`gather`'s), in one
-        transaction; a version's error takes its place in ``got``."""
+        """Store what tasks gave (each with the indexes of ``jobs`` it serves) in one
+        transaction, each predictor's parts in one commit; a version's error takes its
+        place in ``got``."""
         from trenches import prediction_commits
         from trenches.db.engine import write
 
-        parts = [
-            (k, result if job.slot is None else result[job.slot])
-            for k, job in zip(ks, jobs, strict=True)
-        ]
-        for k, part in parts:
-            if isinstance(part, Exception):
-                got[k] = part
-        done = [
-            (k, job, part)
-            for (k, part), job in zip(parts, jobs, strict=True)
-            if not isinstance(part, Exception)
-        ]
+        by_predictor: dict[int, list[tuple[int, prediction_commits.Part]]] = {}
+        for ks, result in arrived:
+            for k in ks:
+                part = result if jobs[k].slot is None else result[jobs[k].slot]
+                if isinstance(part, Exception):
+                    got[k] = part
+                else:
+                    by_predictor.setdefault(jobs[k].predictor_id, []).append((k, part))
         with write(engine) as conn:
-            stored = [
-                prediction_commits.commit_part(conn, job.predictor_id, part)
-                for _, job, part in done
-            ]
-        for (k, job, part), n in zip(done, stored, strict=True):
-            got[k] = cast(int, got[k]) + n
-            heard = None if progress is None else progress(job)
-            if heard is not None:
-                heard(len(part.pattern_ids))
+            stored = {
+                predictor: prediction_commits.commit_parts(conn, predictor, [p for _, p in items])
+                for predictor, items in by_predictor.items()
+            }
+        for predictor, items in by_predictor.items():
+            for (k, part), n in zip(items, stored[predictor], strict=True):
+                got[k] = cast(int, got[k]) + n
+                heard = None if progress is None else progress(jobs[k])
+                if heard is not None:
+                    heard(len(part.pattern_ids))
 
 
 @dataclass(frozen=True)
