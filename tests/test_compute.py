@@ -97,6 +97,37 @@ def test_evaluate_on_a_cluster_stores_what_one_process_stores(
     assert store.evaluate(there).predicted.computed == 0
 
 
+def _worker_budget(location: Any) -> tuple[int | None, bool, int]:
+    """On a worker: the threads it is given, whether it reads ahead on a thread of its
+    own, and Arrow's pool, once a task has opened the store there."""
+    import pyarrow as pa
+
+    from trenches.compute import tasks
+
+    tasks.on_worker(lambda _: None, location)
+    return tasks._threads(), tasks._ahead(), pa.cpu_count()
+
+
+def test_a_worker_of_one_thread_keeps_to_one_core(
+    store: trenches.Store, dask_scheduler: str
+) -> None:
+    """A worker of one thread runs its model, its Parquet decoding and its reads on that
+    thread: one that read ahead and decoded on every core used 1.65 cores, and two such
+    workers on two cores were slower than one."""
+    from distributed import Client
+
+    with Client(dask_scheduler, set_as_default=False) as client:
+        workers = client.scheduler_info()["workers"]
+        assert {w["nthreads"] for w in workers.values()} == {1}
+        got = client.gather(
+            [
+                client.submit(_worker_budget, store.location, workers=[w], pure=False)
+                for w in workers
+            ]
+        )
+    assert got == [(1, False, 1)] * len(workers)
+
+
 def test_a_cluster_that_cannot_be_reached_is_named_and_nothing_is_stored(
     store: trenches.Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -171,16 +171,23 @@ def load_model(
 
 
 def predicted_block(
-    model: Any, predictor: Predictor, ids: np.ndarray, split: str | None = None
+    model: Any,
+    predictor: Predictor,
+    ids: np.ndarray,
+    split: str | None = None,
+    *,
+    ahead: bool = True,
 ) -> store_of.Block:
     """The predictions of ``model`` (``predictor``'s) on the patterns ``ids`` of its
-    columnar dataset, read a few row groups at a time (the next while it predicts)."""
+    columnar dataset, read a few row groups at a time: with ``ahead``, the next on a
+    thread while it predicts (a second core's work); without, one after the other."""
     version, dataset = predictor.version, predictor.dataset
     assert version is not None
     classes, label_type = _classes(predictor)
     dtype = getattr(model, "input_dtype", np.float64)  # an ONNX model's
     blocks = []
-    for feed in _ahead(feeds(dataset, ids, version.signature.columns, split=split, dtype=dtype)):
+    read = feeds(dataset, ids, version.signature.columns, split=split, dtype=dtype)
+    for feed in _ahead(read) if ahead else read:
         truth = _Truth.of_codes(feed.codes, feed.labels, label_type, classes)
         blocks.append(_predict_block(model, feed.inputs, feed.ids, truth, classes, label_type))
     return store_of.joined_blocks(blocks)

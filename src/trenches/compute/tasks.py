@@ -32,12 +32,7 @@ def on_worker(opened: Callable[[Location], Any], location: Location) -> Any:
     of two one-thread workers on two cores took a third of their speed."""
     global _arrow_threads_set
     if not _arrow_threads_set:
-        from distributed import get_worker
-
-        try:
-            threads = getattr(get_worker(), "nthreads", None)
-        except ValueError:  # not on a worker: this process's pool stays as it is
-            threads = None
+        threads = _threads()
         if threads:
             import pyarrow as pa
 
@@ -47,6 +42,27 @@ def on_worker(opened: Callable[[Location], Any], location: Location) -> Any:
 
 
 _arrow_threads_set = False
+
+
+def _threads() -> int | None:
+    """The threads of the worker this runs on (the cores it is given); None when not
+    on one."""
+    from distributed import get_worker
+
+    try:
+        worker = get_worker()
+    except ValueError:
+        return None
+    return int(worker.state.nthreads)
+
+
+def _ahead() -> bool:
+    """Whether a part's next patterns are read on a thread of their own while the
+    model predicts: only in a worker of more than one thread. A worker of one thread
+    that did so used 1.65 cores, taking from the others on its machine (as Dask's own
+    nanny keeps each worker's OpenMP and BLAS to one thread)."""
+    threads = _threads()
+    return threads is None or threads > 1
 
 
 def predict_part(
@@ -67,7 +83,8 @@ def predict_part(
 
     store = opened(location)
     predictor = store.predictors.resolve(ref)
-    block = predicted_block(_model(store, location, predictor, trusted), predictor, ids, split)
+    model = _model(store, location, predictor, trusted)
+    block = predicted_block(model, predictor, ids, split, ahead=_ahead())
     with read(store.engine) as conn:
         return prediction_commits.write_part(conn, predictor.id, block, inline_below=inline_below)
 
@@ -91,7 +108,7 @@ def predict_parts(
         try:
             predictor = store.predictors.resolve(ref)
             model = _model(store, location, predictor, trusted)
-            block = predicted_block(model, predictor, ids, None)
+            block = predicted_block(model, predictor, ids, None, ahead=_ahead())
         except TrenchesError as e:
             out.append(e)
             continue
@@ -120,10 +137,7 @@ def worker_model(models: Models, location: Location, version: ModelVersion, trus
     # As many threads as the worker runs tasks: a worker of one thread that ran ONNX
     # Runtime on every core would take the others' (two workers on two cores were
     # slower than one).
-    from distributed import get_worker
-
-    threads = getattr(get_worker(), "nthreads", None)
-    model = load_model(models, version, trusted, threads)
+    model = load_model(models, version, trusted, _threads())
     with _lock:
         _models[key] = model
         while len(_models) > MODELS_KEPT:
