@@ -22,6 +22,7 @@ from pyiceberg.table import Table
 from sqlalchemy.engine import Connection
 
 from trenches.artifacts import write_error
+from trenches.tables import history
 from trenches.tables.catalog import TableSpec, outdated
 
 if TYPE_CHECKING:
@@ -95,6 +96,7 @@ class Appending:
             with tx.update_snapshot().fast_append() as append:
                 for file in self._files:
                     append.append_data_file(file)
+            history.trim(tx, self._table)
 
     def _result(self, pending: Future[list[DataFile]]) -> list[DataFile]:
         try:

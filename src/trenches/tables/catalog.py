@@ -36,7 +36,7 @@ from sqlalchemy.engine import Connection
 
 from trenches.artifacts import write_error
 from trenches.db.engine import advisory_lock, try_advisory_lock
-from trenches.tables import pruning
+from trenches.tables import history, pruning
 from trenches.tables.io import PREFIX, ROOT, file_system, is_local, relative
 from trenches.tables.pruning import Bound
 
@@ -202,6 +202,7 @@ class Tables:
             if changed:
                 tx.set_properties(changed)
             tx.append(data)
+            history.trim(tx, table)
 
     def write_files(self, conn: Connection, spec: TableSpec, data: pa.Table) -> list[Any]:
         """Write ``data`` as data files of the table (which exists), committing nothing:
@@ -240,6 +241,7 @@ class Tables:
             with snapshot.merge_append() if merged else snapshot.fast_append() as append:
                 for file in files:
                     append.append_data_file(file)
+            history.trim(tx, table)
 
     def files(
         self,
@@ -482,6 +484,8 @@ class Tables:
             found[location] = None
             metadata = _metadata(self.root, location)
             for snapshot in metadata.snapshots:
+                if snapshot.manifest_list in found:
+                    continue  # met in an earlier metadata file
                 found[snapshot.manifest_list] = None
                 for manifest in snapshot.manifests(io):
                     if manifest.manifest_path in seen_manifests:

@@ -25,7 +25,7 @@ from pyiceberg.transforms import IdentityTransform
 from sqlalchemy import Engine
 
 from trenches.db.engine import read, write
-from trenches.tables import TableCompaction
+from trenches.tables import TableCompaction, history
 from trenches.tables.catalog import NAMESPACE, Tables, TableSpec, lock, outdated
 from trenches.tables.filters import equal
 from trenches.tables.io import PREFIX
@@ -173,32 +173,51 @@ def _expire(engine: Engine, tables: Tables, name: str, cutoff_ms: int) -> int:
         table = tables.load(conn, name)
         if table is None:
             return 0
-        history = table.metadata.snapshot_log
+        log = table.metadata.snapshot_log
         current = table.metadata.current_snapshot_id
         kept = {s.snapshot_id for s in table.metadata.snapshots}
         doomed = [
             entry.snapshot_id
-            for entry, successor in itertools.pairwise(history)
+            for entry, successor in itertools.pairwise(log)
             if successor.timestamp_ms < cutoff_ms
             and entry.snapshot_id != current
             and entry.snapshot_id in kept
         ]
         doomed = sorted(set(doomed))
         if doomed:
-            table.maintenance.expire_snapshots().by_ids(doomed).commit()
+            with table.transaction() as tx:
+                history.forget(tx, doomed)
         return len(doomed)
 
 
 def _remove_unreached(engine: Engine, tables: Tables, name: str, cutoff_ms: int) -> tuple[int, int]:
     """Remove the table's files that no kept snapshot reaches and that are older than
     ``cutoff_ms``: data and manifests of expired snapshots, earlier metadata files,
-    and files of writes that never committed."""
+    and files of writes that never committed. What a metadata file written since
+    ``cutoff_ms`` reaches is kept too: a reader that loaded the table then reads the
+    snapshot it found, which a commit since may have forgotten
+    (:mod:`trenches.tables.history`)."""
     with read(engine) as conn:
         table = tables.load(conn, name)
         if table is None:
             return 0, 0
-        reached = set(tables.reachable([table.metadata_location]))
+        recent = _recent_metadata(tables, name, cutoff_ms)
+        reached = set(tables.reachable([table.metadata_location, *recent]))
     return _remove_files(tables, f"tables/{name}", reached, cutoff_ms)
+
+
+def _recent_metadata(tables: Tables, name: str, cutoff_ms: int) -> list[str]:
+    """The table's metadata files written since ``cutoff_ms``."""
+    folder = f"tables/{name}/metadata"
+    try:
+        found = tables.fs.find(folder, detail=True)
+    except FileNotFoundError:
+        return []
+    return [
+        PREFIX + path.lstrip("/")
+        for path, info in found.items()
+        if path.endswith(".metadata.json") and _modified_ms(info) >= cutoff_ms
+    ]
 
 
 def _remove_files(
