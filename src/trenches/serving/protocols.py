@@ -237,6 +237,11 @@ def predict_answer(served: Served, rows: Rows, answer: Answer, rid: str) -> byte
 
 
 def v2_answer(served: Served, rows: Rows, answer: Answer, rid: str) -> bytes:
+    """An Open Inference Protocol inference response, as JSON."""
+    return orjson.dumps(v2_response(served, rows, answer, rid), option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def v2_response(served: Served, rows: Rows, answer: Answer, rid: str) -> dict[str, Any]:
     """An Open Inference Protocol inference response: the labels and the probabilities
     by class, or a regressor's predictions, as tensors."""
     n = rows.n
@@ -264,16 +269,13 @@ def v2_answer(served: Served, rows: Rows, answer: Answer, rid: str) -> bytes:
         outputs.append(
             {"name": "predictions", "shape": [n], "datatype": "FP64", "data": answer.values}
         )
-    return orjson.dumps(
-        {
-            "model_name": served.name,
-            "model_version": served.version,
-            "id": rows.client_id or rid,
-            "parameters": {"request_id": rid, "model_version": served.model.ref},
-            "outputs": outputs,
-        },
-        option=orjson.OPT_SERIALIZE_NUMPY,
-    )
+    return {
+        "model_name": served.name,
+        "model_version": served.version,
+        "id": rows.client_id or rid,
+        "parameters": {"request_id": rid, "model_version": served.model.ref},
+        "outputs": outputs,
+    }
 
 
 def v2_datatype(values: list[Any]) -> str:

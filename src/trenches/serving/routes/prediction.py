@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Request
 from fastapi.responses import Response
 
+from trenches.serving.binary import Reply
 from trenches.serving.payloads import PayloadError, Rows, Schema, loads
 
 if TYPE_CHECKING:
@@ -26,8 +27,9 @@ log = logging.getLogger("trenches.serve")
 JSON = "application/json"
 #: A protocol's parser: the body (parsed JSON) into rows, or a PayloadError.
 Parse = Callable[[Schema, Any], Rows]
-#: A protocol's answer: the version, the rows, what it said, and the request id.
-Render = Callable[["Served", Rows, "Answer", str], bytes]
+#: A protocol's answer: the version, the rows, what it said, and the request id; JSON,
+#: or a :class:`~trenches.serving.binary.Reply` of another kind.
+Render = Callable[["Served", Rows, "Answer", str], bytes | Reply]
 
 
 def hot_server(request: Request) -> Server:
@@ -39,21 +41,29 @@ def hot_server(request: Request) -> Server:
 
 
 async def predicted(
-    request: Request, server: Server, served: Served, endpoint: str, parse: Parse, render: Render
+    request: Request,
+    server: Server,
+    served: Served,
+    endpoint: str,
+    parse: Parse,
+    render: Render,
+    load: Callable[[bytes], Any] = loads,
 ) -> Response:
-    """The answer to one prediction request at ``endpoint`` (its metrics label)."""
+    """The answer to one prediction request at ``endpoint`` (its metrics label); ``load``
+    reads the body (JSON by default)."""
     start = time.perf_counter_ns()
-    body = loads(await server.body(request))
+    body = load(await server.body(request))
     rows = _read(parse, served.schema, body, endpoint)
     answer = server.answer(served, rows)
     rid = uuid.uuid4().hex
     content = render(served, rows, answer, rid)
+    reply = content if isinstance(content, Reply) else Reply(content, JSON)
     seconds = server.record(endpoint, served, rows, answer, rid, start) / 1e6
     server.metrics.request(endpoint, 200, seconds)
     return Response(
-        content,
-        media_type=JSON,
-        headers={"x-request-id": rid, "x-model-version": served.model.ref},
+        reply.content,
+        media_type=reply.media_type,
+        headers={"x-request-id": rid, "x-model-version": served.model.ref, **reply.headers},
     )
 
 

@@ -10,10 +10,10 @@ import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from trenches.serving import protocols
+from trenches.serving import binary, protocols
 from trenches.serving.payloads import PayloadError, shown
 from trenches.serving.routes.prediction import JSON, predicted
-from trenches.serving.state import Served, ServerDep
+from trenches.serving.state import Served, Server, ServerDep
 
 router = APIRouter(tags=["V2"])
 
@@ -45,7 +45,13 @@ async def server_metadata() -> Response:
     import trenches
 
     return Response(
-        orjson.dumps({"name": "trenches", "version": trenches.__version__, "extensions": []}),
+        orjson.dumps(
+            {
+                "name": "trenches",
+                "version": trenches.__version__,
+                "extensions": ["binary_tensor_data"],
+            }
+        ),
         media_type=JSON,
     )
 
@@ -62,10 +68,26 @@ async def model_ready(served: Named) -> Response:
 
 @router.post("/v2/models/{name}/infer", response_class=Response)
 async def infer(request: Request, server: ServerDep, served: Named) -> Response:
-    """Open Inference Protocol: one 1-D tensor per input column (or one 2-D tensor)."""
-    return await predicted(request, server, served, "v2", protocols.v2, protocols.v2_answer)
+    """Open Inference Protocol: one 1-D tensor per input column (or one 2-D tensor), in
+    JSON or with the binary data extension (:mod:`trenches.serving.binary`)."""
+    return await _infer(request, server, served)
 
 
 @router.post("/v2/models/{name}/versions/{version}/infer", response_class=Response)
 async def infer_version(request: Request, server: ServerDep, served: NamedVersion) -> Response:
-    return await predicted(request, server, served, "v2", protocols.v2, protocols.v2_answer)
+    return await _infer(request, server, served)
+
+
+async def _infer(request: Request, server: Server, served: Served) -> Response:
+    produced = [o["name"] for o in protocols.v2_metadata(served)["outputs"]]
+    wire = binary.Wire(produced)
+    header = request.headers.get(binary.HEADER)
+    return await predicted(
+        request,
+        server,
+        served,
+        "v2",
+        protocols.v2,
+        wire.render,
+        lambda raw: wire.load(raw, header),
+    )
