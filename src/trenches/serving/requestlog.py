@@ -1,10 +1,11 @@
 """The request log: every served prediction, and feedback on it, written to the store
 off the request path.
 
-``put`` appends to an in-memory queue and returns. A writer thread takes the queue in
-batches and writes each batch in one transaction, through an engine of its own whose
-busy timeout is short: a locked or unreachable database makes a batch fail within
-about a second; the batch is kept and retried with backoff, never dropped.
+``put`` writes the record to the log's write-ahead file (:mod:`.wal`: a killed server
+loses none it answered), appends it to an in-memory queue and returns. A writer thread
+takes the queue in batches and writes each batch in one transaction, through an engine
+of its own whose busy timeout is short: a locked or unreachable database makes a batch
+fail within about a second; the batch is kept and retried with backoff, never dropped.
 
 Memory is bounded: while the database stays away the queue fills to ``max_queue``
 items (those the writer holds included); past that, ``put`` appends to a JSON-lines
@@ -53,6 +54,7 @@ from trenches.requests.records import Logged, LoggedFeedback, LoggedRequest
 from trenches.serving import spool
 from trenches.serving.batches import TRIES, Batch, BatchWriter
 from trenches.serving.losses import Losses
+from trenches.serving.wal import Made, WriteAhead
 
 __all__ = ["LoggedFeedback", "LoggedRequest", "RequestLog"]
 
@@ -90,6 +92,7 @@ class RequestLog:
         tables_root: str | None = None,
         move_rows: int = stored.MOVE_ROWS,
         move_seconds: float = stored.MOVE_SECONDS,
+        write_ahead: bool = True,
     ) -> None:
         location = config.resolve(url)
         engine = make_engine(location.db_url, busy_timeout=busy_timeout)
@@ -109,6 +112,8 @@ class RequestLog:
         # servers of different stores loads each file into its own store only.
         self._store_url = engine.url.render_as_string(hide_password=True)
         self._spool = spool.SpoolFile(self._spool_dir / f"requests-{stamp}.jsonl", self._store_url)
+        self._wal = WriteAhead(self._spool_dir, stamp, self._store_url) if write_ahead else None
+        self._unsettled = 0  # items taken into the pending batch, to settle with it
         self._stopping = threading.Event()
         self._losses = Losses(
             self._spool_dir / f"rejected-{stamp}.jsonl",
@@ -125,7 +130,7 @@ class RequestLog:
             rejected_path=self._losses.rejected_path,
         )
 
-        self._queue: deque[Logged] = deque()
+        self._queue: deque[Logged | Made] = deque()
         self._room = threading.Lock()  # puts check the bound and append as one
         self._pending: Batch | None = None  # taken off the queue, not yet stored
         self._taking = 0  # items between the queue and the pending batch
@@ -151,13 +156,20 @@ class RequestLog:
     def put(self, item: Logged) -> None:
         """Log one request or feedback: an append to the queue; never blocks on the
         database and never raises because of it. Past ``max_queue`` items in memory
-        it goes to the spool file, and if that cannot be written, it is dropped."""
+        it goes to the spool file, and if that cannot be written, it is dropped. With
+        write-ahead on, it is first written to this log's write-ahead file (:mod:`.wal`)."""
+        queued: Logged | Made = item
+        line = None
+        if self._wal is not None:
+            queued, line = _ahead(item)
         with self._room:
             fits = not self._closed and self._held() < self._max_queue
             if fits:
-                self._queue.append(item)
+                if self._wal is not None:
+                    self._wal.append(line)
+                self._queue.append(queued)
         if not fits:
-            self._spill([item])
+            self._spill([queued])
             return
         if self._losses.in_burst:
             self._losses.resume()
@@ -190,6 +202,8 @@ class RequestLog:
                 leftover.add(pending)
         self._spill_queue(leftover)
         self._close_spool()
+        if self._wal is not None:
+            self._wal.close()
         self._db.engine.dispose()
         if self._losses.dropped:
             log.error(
@@ -250,6 +264,8 @@ class RequestLog:
                 log.exception("request log: unexpected error in the writer")
                 self._db.failures += 1
                 trouble = True
+            if self._wal is not None:
+                self._wal.sync()
             if trouble is None:
                 return
             if trouble:
@@ -278,6 +294,8 @@ class RequestLog:
         if pending is not None:
             requests = len(pending.requests)
             self._pending = self._db.store(pending)
+            if self._pending is None:
+                self._settle()
             if self._pending is None and requests:
                 if not self._unmoved:
                     self._unmoved_since = time.monotonic()
@@ -312,13 +330,22 @@ class RequestLog:
         self._unmoved = 0
 
     def _spill_queue(self, leftover: Batch) -> None:
-        """Spool ``leftover`` and everything still queued."""
-        items: list[Logged] = []
+        """Spool ``leftover`` and everything still queued (settled, once spooled)."""
+        items: list[Logged | Made] = []
         while self._queue:
             items.append(self._queue.popleft())
+        self._unsettled += len(items)
         leftover.add(self._to_batch(items))
-        if len(leftover):
-            self._spill_batch(leftover)
+        if len(leftover) == 0 or self._spill_batch(leftover):
+            self._settle()
+
+    def _settle(self) -> None:
+        """The items taken off the queue since the last settling are stored (or set
+        aside, or spooled): their write-ahead lines are no longer needed."""
+        n, self._unsettled = self._unsettled, 0
+        if self._wal is not None and n:
+            with self._room:
+                self._wal.settle(n)
 
     def _sleep(self, seconds: float) -> None:
         if self._stopping.is_set():
@@ -327,14 +354,17 @@ class RequestLog:
             self._stopping.wait(seconds)
 
     def _take(self, most: int) -> Batch | None:
-        items: list[Logged] = []
+        items: list[Logged | Made] = []
         while self._queue and len(items) < most:
             items.append(self._queue.popleft())
             self._taking += 1
+        self._unsettled += len(items)
         batch = self._to_batch(items, polite=True)
+        if not len(batch) and items:
+            self._settle()  # every one set aside
         return batch if len(batch) else None
 
-    def _to_batch(self, items: list[Logged], *, polite: bool = False) -> Batch:
+    def _to_batch(self, items: list[Logged | Made], *, polite: bool = False) -> Batch:
         """The rows of ``items``; an item that cannot be made a row is set aside."""
         batch = Batch()
         rows = 0
@@ -342,10 +372,14 @@ class RequestLog:
             # Let the request threads have the GIL every 64 input rows: without this, a
             # put can wait for the writer's whole batch to be serialised (a batch of
             # large requests held it for tens of milliseconds).
-            rows += item.n if isinstance(item, LoggedRequest) and isinstance(item.n, int) else 1
+            n = item.n if isinstance(item, LoggedRequest | Made) else 1
+            rows += n if isinstance(n, int) else 1
             if polite and rows >= 64:
                 rows = 0
                 time.sleep(0)
+            if isinstance(item, Made):  # its row made already, for its write-ahead line
+                batch.append(item.shape.kind, item.row)
+                continue
             try:
                 batch.append(item.shape.kind, item.to_row())
             except Exception as e:
@@ -357,7 +391,7 @@ class RequestLog:
 
     # --- spilling and loading back ----------------------------------------------------------
 
-    def _spill(self, items: list[Logged]) -> None:
+    def _spill(self, items: list[Logged | Made]) -> None:
         try:
             self._spill_batch(self._to_batch(items))
         except Exception as e:  # a bug: never the caller's problem
@@ -376,12 +410,12 @@ class RequestLog:
                 self._losses.reject(one, e)
         return lines
 
-    def _spill_batch(self, batch: Batch) -> None:
+    def _spill_batch(self, batch: Batch) -> bool:
         """Append ``batch`` to this process's spool file: whole records, as many as
-        there is room for; the rest is dropped."""
+        there is room for; the rest is dropped. Whether all of it was spooled."""
         lines = self._encode(batch)
         if not lines:
-            return
+            return True
         done, error = self._spool.append(lines)
         self._spilled += done
         if done:
@@ -390,6 +424,7 @@ class RequestLog:
             self._losses.drop(len(lines) - done, error)
         elif self._losses.in_burst:
             self._losses.resume()
+        return error is None
 
     def _load_spools(self) -> bool:
         """Store the spool files in ``spool_dir``: this process's, and those no live
@@ -401,6 +436,8 @@ class RequestLog:
             paths = []
         done = True
         for path in paths:
+            if self._wal is not None and self._wal.owns(path):
+                continue  # this log's own write-ahead segments: settled as it writes
             if self._load_own() if path == self._spool.path else self._load_other(path):
                 continue
             self._spool_due = True
@@ -462,3 +499,13 @@ class RequestLog:
             path.unlink(missing_ok=True)
             log.info("request log: loaded back %s", path.name)
         return True
+
+
+def _ahead(item: Logged) -> tuple[Logged | Made, bytes | None]:
+    """The item to queue and its write-ahead line: its row made now, stored as made;
+    None for a row that cannot be one (the writer sets the item aside as before)."""
+    try:
+        row = item.to_row()
+        return Made(item.shape, row), records.encode(item.shape.kind, row)
+    except Exception:
+        return item, None
