@@ -942,3 +942,20 @@ def test_the_requests_commands(store: trenches.Store, logged: dict[str, Any]) ->
     assert code == 2 and "there is no row 3" in err
     code, _, err = cli(*at, "requests", "list", "--since", "yesterday-ish")
     assert code == 2 and "is not a time" in err
+
+
+def test_each_record_is_written_ahead_until_it_is_stored(
+    store: trenches.Store, versions: list[trenches.ModelVersion], tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool"
+    log = RequestLog(store.location.db_url, spool, batch=7)
+    for i in range(20):
+        log.put(request(versions[0].id, i))
+    [ahead] = spool.glob("requests-*-wal*.jsonl")
+    lines = ahead.read_bytes().splitlines()
+    assert len(lines) == 21  # the database's line, then a record each, before any write
+    assert b'"request_id":"req-19"' in lines[-1]
+    log.start()
+    log.stop()
+    assert count(store, t.served_requests) == 20 and log.stats["spilled"] == 0
+    assert not list(spool.glob("*.jsonl")), "stored: nothing is left ahead"

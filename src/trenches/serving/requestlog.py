@@ -360,8 +360,10 @@ class RequestLog:
             self._taking += 1
         self._unsettled += len(items)
         batch = self._to_batch(items, polite=True)
-        if not len(batch) and items:
-            self._settle()  # every one set aside
+        if not len(batch) and items and self._pending is None:
+            # Every one set aside, and nothing older waits: settled. (Behind a pending
+            # batch, they are settled with it: the write-ahead file settles in order.)
+            self._settle()
         return batch if len(batch) else None
 
     def _to_batch(self, items: list[Logged | Made], *, polite: bool = False) -> Batch:
