@@ -513,3 +513,75 @@ def test_held_out_applies_to_problem_patterns_only(tmp_path: Path) -> None:
     path.write_text('[[gates.m]]\nproblems = "open"\nmin-score = 0.9\nheld-out = "no"\n')
     with pytest.raises(InvalidConfig, match="must be true"):
         load(path).criteria("m")
+
+
+# --- what the version itself costs -----------------------------------------------------
+
+
+def test_a_check_measures_the_version_itself_and_gates_on_it(
+    store: trenches.Store, versions: trenches.Dataset
+) -> None:
+    gates(
+        'metric = "latency-p99-ms"\nmax = 1000',
+        'metric = "latency-p50-ms"\nmax = 0.000001',  # no model answers in a nanosecond
+        'metric = "batch-latency-p99-ms"\nmax = 5000',
+        'metric = "cpu-seconds-per-1k"\nmax = 10',
+        'metric = "cost-per-1k"\nmax = 0.01\nprice-per-cpu-hour = 0.05',
+        'metric = "model-mb"\nmax = 50',
+        'metric = "peak-memory-mb"\nmax = 2000',
+    )
+    check = store.gates.check("clf@2")
+    assert statuses(check) == ["pass", "fail", "pass", "pass", "pass", "pass", "pass"]
+    got = {r.gate.split(" ")[0]: r.figure for r in check.results}
+    assert 0 < got["latency-p50-ms"] <= got["latency-p99-ms"] < 1000
+    assert got["batch-latency-p99-ms"] > 0 and got["cpu-seconds-per-1k"] > 0
+    assert got["cost-per-1k"] == pytest.approx(got["cpu-seconds-per-1k"] / 3600 * 0.05)
+    onnx = store.models.file_bytes("clf@2", "onnx")  # served as ONNX: its size
+    assert got["model-mb"] == pytest.approx(len(onnx) / 1e6)
+    assert got["peak-memory-mb"] >= 0
+    validation = len(split(versions, "validation").ids)
+    assert f"measured on {min(validation, 1000)} patterns of cancer:validation" in (
+        check.results[0].detail
+    )
+    # Stored with the check, as every figure is.
+    [stored] = [c for c in store.gates.history("clf@2") if c.id == check.id]
+    assert [r.figure for r in stored.results] == [r.figure for r in check.results]
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "says"),
+    [
+        ('metric = "cost-per-1k"\nmax = 0.01', "metric", "price-per-cpu-hour"),
+        (
+            'metric = "cost-per-1k"\nmax = 1\nprice-per-cpu-hour = -1',
+            "price-per-cpu-hour",
+            "positive",
+        ),
+        (
+            'metric = "latency-p99-ms"\nmax = 9\nprice-per-cpu-hour = 1',
+            "price-per-cpu-hour",
+            "cost-per-1k",
+        ),
+        (
+            'metric = "latency-p99-ms"\nvs = "production"\ntolerance = 1',
+            "vs",
+            "measured of the version",
+        ),
+        (
+            'metric = "accuracy"\nmin = 0.5\nprice-per-cpu-hour = 1',
+            "price-per-cpu-hour",
+            "cost-per-1k",
+        ),
+        ('metric = "latency-p99"\nmax = 9', "metric", "latency-p99-ms"),
+    ],
+)
+def test_a_measured_gate_written_wrong_is_refused_naming_its_key(
+    tmp_path: Path, body: str, key: str, says: str
+) -> None:
+    from trenches.errors import InvalidConfig
+
+    path = tmp_path / "trenches.toml"
+    path.write_text(f"[[gates.clf]]\n{body}\n")
+    with pytest.raises(InvalidConfig) as e:
+        load(path).criteria("clf")
+    assert f"gates.clf[1].{key}" in str(e.value) and says in str(e.value)

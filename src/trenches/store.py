@@ -174,6 +174,7 @@ class Store:
             self.problems,
             self.baselines,
             self._scorer,
+            self.location,
         )
         return Gates(parts, lambda: self.settings)
 

@@ -59,6 +59,20 @@ METRICS = frozenset(
     }
 )
 PER_CLASS = frozenset({"precision", "recall", "f1"})
+#: What a check measures of the version itself (lower is better, every one):
+#: :mod:`trenches.gates.measure`.
+MEASURED = frozenset(
+    {
+        "latency-p50-ms",
+        "latency-p99-ms",
+        "batch-latency-p50-ms",
+        "batch-latency-p99-ms",
+        "cpu-seconds-per-1k",
+        "cost-per-1k",
+        "model-mb",
+        "peak-memory-mb",
+    }
+)
 _PER_CLASS = re.compile(r"^(?P<metric>[a-z0-9_]+)\[(?P<cls>[^\]]+)\]$")
 SETS = ("validation", "test", "train", "all")
 _TABLE = "gates.MODEL"
@@ -152,15 +166,19 @@ def metric_parts(metric: str) -> tuple[str, str | None]:
 
 
 def lower_is_better(metric: str) -> bool:
-    return metric_parts(metric)[0] in LOWER_IS_BETTER
+    return metric_parts(metric)[0] in LOWER_IS_BETTER or metric in MEASURED
 
 
 def unknown_metric(metric: str) -> str | None:
     """What is wrong with a metric name a gate or a retrain table gives, or None."""
     base, cls = metric_parts(metric)
-    if (cls is None and base in METRICS) or (cls is not None and base in PER_CLASS):
+    if (cls is None and base in METRICS | MEASURED) or (cls is not None and base in PER_CLASS):
         return None
-    known = ", ".join(sorted(METRICS)) + ", precision[CLASS], recall[CLASS], f1[CLASS]"
+    known = (
+        ", ".join(sorted(METRICS))
+        + ", precision[CLASS], recall[CLASS], f1[CLASS], "
+        + ", ".join(sorted(MEASURED))
+    )
     return f"unknown metric {metric!r}; one of {known}"
 
 
@@ -198,6 +216,9 @@ def _checked(draft: GateSpec) -> GateSpec:
         "only applies to a problem gate (problems = ...)",
     )
     _check_measure(draft)
+    if raw["metric"] in MEASURED:
+        return _measured_gate(draft)
+    _refuse(draft, ("price-per-cpu-hour",), 'only applies to metric = "cost-per-1k"')
     if "vs" in raw:
         return _relative_gate(draft)
     _refuse(
@@ -234,6 +255,30 @@ def _check_measure(draft: GateSpec) -> None:
             'applies to problem patterns only (problems = ... or on = "problem:SLUG"); a '
             "split is not trained on by definition",
         )
+
+
+def _measured_gate(draft: GateSpec) -> GateSpec:
+    """A gate on what the version itself costs: a bound, and for ``cost-per-1k`` the
+    price of an hour of one CPU."""
+    raw = draft.raw
+    _refuse(
+        draft,
+        ("vs", "tolerance", "ratio", "significance", "held-out"),
+        f"does not apply to {raw['metric']}, which is measured of the version alone",
+    )
+    if "min" not in raw and "max" not in raw:
+        raise draft.error("metric", "needs a bound: max = ... (or min = ...)")
+    price = raw.get("price-per-cpu-hour")
+    if raw["metric"] == "cost-per-1k":
+        if price is None:
+            raise draft.error(
+                "metric", "cost-per-1k needs price-per-cpu-hour = ... (the price of a CPU hour)"
+            )
+        if isinstance(price, bool) or not isinstance(price, int | float) or price <= 0:
+            raise draft.error("price-per-cpu-hour", f"must be a positive number, not {price!r}")
+    elif price is not None:
+        raise draft.error("price-per-cpu-hour", 'only applies to metric = "cost-per-1k"')
+    return _kind(draft, "metric")
 
 
 def _relative_gate(draft: GateSpec) -> GateSpec:

@@ -114,7 +114,18 @@ _GATE_KEYS = (
         "The metric: `accuracy`, `precision_macro`, `recall_macro`, `f1_macro`, "
         "`precision_weighted`, `recall_weighted`, `f1_weighted`, `roc_auc`, `log_loss`, "
         "`cost`, `cost_per_pattern`, `mae`, `rmse`, `r2`, or `precision[CLASS]`, "
-        "`recall[CLASS]`, `f1[CLASS]` for one class. Every gate but a problem gate names one.",
+        "`recall[CLASS]`, `f1[CLASS]` for one class; or what the version itself costs to "
+        "run: `latency-p50-ms`, `latency-p99-ms` (one row), `batch-latency-p50-ms`, "
+        "`batch-latency-p99-ms`, `cpu-seconds-per-1k`, `cost-per-1k`, `model-mb`, "
+        "`peak-memory-mb`. Every gate but a problem gate names one.",
+    ),
+    Key(
+        _GATES,
+        "price-per-cpu-hour",
+        "number",
+        None,
+        'For `metric = "cost-per-1k"`: the price of one CPU for an hour, in the currency '
+        "the bound is in.",
     ),
     Key(
         _GATES,
