@@ -125,6 +125,10 @@ def test_framing_that_does_not_add_up_is_a_400_naming_the_input(
         body3, headers3 = _framed(unknown, *chunks)
         r = c.post(url, content=body3, headers=headers3)
         assert r.status_code == 422 and "label, probabilities" in r.json()["error"]
+        twice = {**header, "outputs": [{"name": "label"}, {"name": "label"}]}
+        body4, headers4 = _framed(twice, *chunks)
+        r = c.post(url, content=body4, headers=headers4)
+        assert r.status_code == 422 and "outputs[1] names label again" in r.json()["error"]
         # The same connection still answers a good request.
         r = c.post(url, content=body, headers=headers)
         assert r.status_code == 200 and r.headers["content-type"] == "application/json"

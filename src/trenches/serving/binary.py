@@ -103,6 +103,8 @@ class Wire:
                     f"{', '.join(self.produced)}",
                     f"outputs[{i}].name",
                 )
+            if name in self.wanted:
+                raise PayloadError(422, f"outputs[{i}] names {name} again", f"outputs[{i}].name")
             self.wanted.append(name)
             own = output.get("parameters")
             if every or (isinstance(own, dict) and own.get("binary_data") is True):
