@@ -54,6 +54,9 @@ class Settings:
     trusted: bool = False
     spool_dir: str | None = None
     log_requests: bool = True
+    #: Each logged request written ahead to a file before its answer leaves (a killed
+    #: server loses none it answered); off: what the log holds in memory is lost with it.
+    write_ahead: bool = True
     workers: int = 1  # worker processes serving together (feedback may be another's)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -105,6 +108,7 @@ class Server:
                 spool,
                 on_lost=self.metrics.log_lost,
                 tables_root=self.store.location.artifacts,
+                write_ahead=settings.write_ahead,
             )
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
