@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from playwright.sync_api import expect
+
 import trenches
 from test_web import signed_in
 from webui import browsing
@@ -47,7 +49,9 @@ def test_a_labeller_relabels_a_finding_with_the_keyboard_and_its_history_shows_i
         item.focus()
         page.keyboard.press("r")
         chosen = page.locator(f"#item-pattern-{pattern_id}-label")
-        assert chosen.evaluate("e => e === document.activeElement")
+        # The <details> opens at once; its toggle event, which moves the focus into the
+        # form, comes a task later (the browser dispatches it so): waited for.
+        expect(chosen).to_be_focused()
         new_label = chosen.input_value()
         assert new_label != str(old.label)
         page.keyboard.press("Tab")
