@@ -20,6 +20,16 @@ from test_serving import LiveServer, project, settings  # noqa: F401 (a fixture)
 pytestmark = pytest.mark.sqlite_only
 
 
+def _columns(X: Any, *, binary: bool = True) -> list[Any]:
+    """One FP64 tensor per column of ``X``, its values in binary or in JSON."""
+    inputs = []
+    for column in X.columns:
+        tensor = httpclient.InferInput(column, [len(X)], "FP64")
+        tensor.set_data_from_numpy(X[column].to_numpy(dtype=np.float64), binary_data=binary)
+        inputs.append(tensor)
+    return inputs
+
+
 def test_tritonclient_with_its_defaults_gets_the_model_s_predictions(
     project: dict[str, Any],  # noqa: F811 (the fixture)
     tmp_path: Path,
@@ -29,12 +39,7 @@ def test_tritonclient_with_its_defaults_gets_the_model_s_predictions(
     with LiveServer(settings(project, tmp_path)) as live:
         client = httpclient.InferenceServerClient(url=f"127.0.0.1:{live.port}")
         assert client.is_server_live() and client.is_model_ready("clf")
-        inputs = []
-        for column in X.columns:
-            tensor = httpclient.InferInput(column, [len(X)], "FP64")
-            tensor.set_data_from_numpy(X[column].to_numpy(dtype=np.float64))
-            inputs.append(tensor)
-        result = client.infer("clf", inputs)  # no outputs named: every one, in binary
+        result = client.infer("clf", _columns(X))  # no outputs named: every one, in binary
         response = result.get_response()  # the JSON part: the values came after it
         assert response["model_version"] == "1"
         assert all(o["parameters"]["binary_data_size"] > 0 for o in response["outputs"])
@@ -65,11 +70,7 @@ def test_a_regressor_answers_tritonclient_in_binary_and_json(
         client = httpclient.InferenceServerClient(url=f"127.0.0.1:{live.port}")
         answers = []
         for binary in (True, False):
-            inputs = []
-            for column in X.columns:
-                tensor = httpclient.InferInput(column, [len(X)], "FP64")
-                tensor.set_data_from_numpy(X[column].to_numpy(), binary_data=binary)
-                inputs.append(tensor)
+            inputs = _columns(X, binary=binary)
             wanted = [httpclient.InferRequestedOutput("predictions", binary_data=binary)]
             answers.append(client.infer("reg", inputs, outputs=wanted).as_numpy("predictions"))
         client.close()

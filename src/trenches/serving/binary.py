@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -62,12 +63,18 @@ class Reply:
 
 @dataclass
 class Wire:
-    """One V2 request's framing: the outputs the served version gives (``produced``),
-    and, once :meth:`load` has read the body, which of them go back and how."""
+    """One V2 request's framing for the version ``served``: once :meth:`load` has read
+    the body, which outputs go back and which of them in binary."""
 
-    produced: list[str]
+    served: Served
     wanted: list[str] | None = None
     binary: set[str] = field(default_factory=set)
+
+    @cached_property
+    def produced(self) -> list[str]:
+        """The outputs the version gives (looked up only for a request that names
+        outputs or asks for binary ones: most requests do neither)."""
+        return [o["name"] for o in protocols.v2_metadata(self.served)["outputs"]]
 
     def load(self, raw: bytes, header: str | None) -> Any:
         """The request's JSON, each binary input's values put in its ``data``."""

@@ -79,8 +79,7 @@ async def infer_version(request: Request, server: ServerDep, served: NamedVersio
 
 
 async def _infer(request: Request, server: Server, served: Served) -> Response:
-    produced = [o["name"] for o in protocols.v2_metadata(served)["outputs"]]
-    wire = binary.Wire(produced)
+    wire = binary.Wire(served)
     header = request.headers.get(binary.HEADER)
     return await predicted(
         request,
