@@ -135,6 +135,23 @@ def append_to(path: Path, lines: Sequence[bytes]) -> OSError | None:
     return error
 
 
+def open_claimed(path: Path, store_url: str) -> tuple[int, int]:
+    """Open the spool file ``path`` for appending (made, with its folder, if missing)
+    and claim it; its first line, naming the database ``store_url``, written if it is
+    new. The descriptor and the file's size; OSError if it cannot be."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    claim(fd)
+    size = os.fstat(fd).st_size
+    if size == 0:
+        _, size, error = append(fd, [header(store_url)], 0)
+        if error is not None:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise error
+    return fd, size
+
+
 class SpoolFile:
     """This process's spool file (``path``): records wait in it for the database.
 
@@ -167,18 +184,8 @@ class SpoolFile:
 
     def _open(self) -> int:
         """Open (and claim) the file, with its first line written."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        claim(fd)
-        size = os.fstat(fd).st_size
-        if size == 0:
-            _, size, error = append(fd, [header(self._store_url)], 0)
-            if error is not None:
-                os.close(fd)
-                self.path.unlink(missing_ok=True)
-                raise error
-        self._fd, self._size = fd, size
-        return fd
+        self._fd, self._size = open_claimed(self.path, self._store_url)
+        return self._fd
 
     def close(self) -> int:
         """Sync and close the file, deleted if no record waits in it; the number of

@@ -139,17 +139,9 @@ class WriteAhead:
         path = self._folder / f"{self._prefix}{self._next}.jsonl"
         self._next += 1
         try:
-            self._folder.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_TRUNC, 0o644)
+            fd, size = spool.open_claimed(path, self._store_url)
         except OSError as e:
             log.error("request log: cannot write ahead to %s: %s", path, e)
-            return None
-        spool.claim(fd)
-        _, size, error = spool.append(fd, [spool.header(self._store_url)], 0)
-        if error is not None:
-            os.close(fd)
-            path.unlink(missing_ok=True)
-            log.error("request log: cannot write ahead to %s: %s", path, error)
             return None
         segment = _Segment(path, fd, size)
         self._segments.append(segment)
