@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from trenches.team.roles import Grants
     from trenches.team.sessions import Sessions
     from trenches.team.tokens import Tokens
+    from trenches.traffic.policies import Traffic
 
 
 class Store:
@@ -256,6 +257,13 @@ class Store:
         return Grants(self.engine)
 
     @cached_property
+    def traffic(self) -> Traffic:
+        """Traffic policies: shadow, canary, A/B, bandit (``trenches traffic``)."""
+        from trenches.traffic.policies import Traffic
+
+        return Traffic(self.engine, self.models)
+
+    @cached_property
     def audit(self) -> Audit:
         """The audit log: every marked change, who made it, when and from where."""
         from trenches.team.audit import Audit
@@ -266,13 +274,8 @@ class Store:
     def _comparisons(self) -> Comparisons:
         from trenches.comparison import Comparisons
 
-        return Comparisons(
-            self.engine,
-            self.predictors,
-            self.problems,
-            self._scorer,
-            lambda: self.settings.costs,
-        )
+        costs = lambda: self.settings.costs  # noqa: E731
+        return Comparisons(self.engine, self.predictors, self.problems, self._scorer, costs)
 
     def _scorer(self) -> Scorer:
         """A new scorer of the problems, for a check, a comparison or a pass."""

@@ -22,7 +22,7 @@ from trenches.json_form import from_json
 from trenches.requests.records import FEEDBACK, LoggedFeedback, json_column
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine import Connection, Engine
 
     from trenches.patterns.datasets import Datasets
 
@@ -41,6 +41,9 @@ class Feedback:
     rating: float | None
     comment: str | None
     created_at: datetime
+    #: Whether the label is the class the request was answered with; None without a
+    #: label, or for a regressor.
+    correct: bool | None
     #: The pattern this feedback became (``to_patterns``), once it has.
     pattern_id: int | None
 
@@ -49,7 +52,9 @@ def from_rows(rows: Sequence[Sequence[Any]]) -> list[Feedback]:
     """Stored feedback rows (in :data:`COLUMNS` order), their labels decoded at once."""
     if not rows:
         return []
-    ids, rids, numbers, labels, ratings, comments, created, patterns = zip(*rows, strict=True)
+    ids, rids, numbers, labels, ratings, comments, created, right, patterns = zip(
+        *rows, strict=True
+    )
     return [
         Feedback(
             int(i),
@@ -59,9 +64,10 @@ def from_rows(rows: Sequence[Sequence[Any]]) -> list[Feedback]:
             rating,
             comment,
             timestamps.from_us(at),
+            None if correct is None else bool(correct),
             pattern,
         )
-        for i, rid, number, label, rating, comment, at, pattern in zip(
+        for i, rid, number, label, rating, comment, at, correct, pattern in zip(
             ids,
             rids,
             numbers,
@@ -69,6 +75,7 @@ def from_rows(rows: Sequence[Sequence[Any]]) -> list[Feedback]:
             ratings,
             comments,
             created,
+            right,
             patterns,
             strict=True,
         )
@@ -85,6 +92,27 @@ def of_request(engine: Engine, request_id: str) -> list[Feedback]:
             .order_by(f.created_at, f.id)
         ).all()
     return from_rows(rows)
+
+
+def answer_given(conn: Connection, request_id: str, row: int) -> Any:
+    """The class a logged request answered its row ``row`` with; None when it gave no
+    class (a regressor) or is not in the log."""
+    from trenches.requests import stored
+
+    r = t.served_requests.c
+    found = conn.execute(select(r.id, r.outputs).where(r.request_id == request_id)).first()
+    if found is None:
+        return None
+    (found,) = stored.with_bodies(conn, [found])
+    labels = (orjson.loads(found.outputs) or {}).get("labels") if found.outputs else None
+    return labels[row] if isinstance(labels, list) and 0 <= row < len(labels) else None
+
+
+def correct(label: Any, given: Any) -> int | None:
+    """1 if a feedback's label is the class given, 0 if not; None without either."""
+    if label is None or given is None:
+        return None
+    return int(_plain(label) == given)
 
 
 def _plain(value: Any) -> Any:
@@ -173,7 +201,11 @@ def add(
     served = _served(engine, request_id, int(row))
     if label is not None:
         label = _label_as_stored(datasets, request_id, served, label)
-    record = LoggedFeedback(request_id, int(row), label, rating, comment, timestamps.now_us())
+    with read(engine) as conn:
+        right = correct(label, answer_given(conn, request_id, int(row)))
+    record = LoggedFeedback(
+        request_id, int(row), label, rating, comment, timestamps.now_us(), right
+    )
     values = dict(zip(FEEDBACK.columns, record.to_row(), strict=True))
     with write(engine) as conn:
         fid = conn.execute(insert(t.feedback).values(values)).inserted_primary_key[0]  # type: ignore[index]
@@ -185,5 +217,6 @@ def add(
         rating,
         record.comment,
         timestamps.from_us(record.created_at),
+        None if right is None else bool(right),
         None,
     )

@@ -141,7 +141,10 @@ class Shape:
     def from_line(self, record: dict[str, Any]) -> Row:
         """The stored row of a spool line's object; KeyError, TypeError or ValueError
         if a field is missing or of the wrong kind."""
-        return self.row([record[name] for name in self.columns])
+        # An optional field a line lacks is missing (a line of an older version).
+        return self.row(
+            [record[f.name] if not f.optional else record.get(f.name) for f in self.fields]
+        )
 
 
 REQUEST = Shape(
@@ -156,6 +159,9 @@ REQUEST = Shape(
         Field("outputs", "json"),  # {"labels": [...], "scores": [[...]], "values": [...]}
         Field("latency_us", "int"),
         Field("received_at", "int"),  # µs since the epoch
+        Field("policy_id", "int", optional=True),  # the traffic policy it was routed by
+        Field("arm", "text", optional=True),  # the policy's arm that answered
+        Field("shadow_of", "text", optional=True),  # answered in the shadow of this request
     ),
     key=("request_id",),
 )
@@ -169,6 +175,7 @@ FEEDBACK = Shape(
         Field("rating", "float", optional=True),
         Field("comment", "text", optional=True),
         Field("created_at", "int"),
+        Field("correct", "int", optional=True),  # 1: the label is the answer given; 0: not
     ),
     # Feedback has no natural key: (request, row, time) is taken as one.
     key=("request_id", "row", "created_at"),
@@ -196,6 +203,9 @@ class LoggedRequest:
     outputs: dict[str, Any]
     latency_us: int
     received_at: int  # µs since the epoch
+    policy_id: int | None = None
+    arm: str | None = None
+    shadow_of: str | None = None
 
     def to_row(self) -> Row:
         """The stored row. Inputs or outputs that cannot be written as JSON are logged
@@ -243,6 +253,7 @@ class LoggedFeedback:
     rating: float | None
     comment: str | None
     created_at: int
+    correct: int | None = None
 
     def to_row(self) -> Row:
         """The stored row."""

@@ -16,12 +16,14 @@ stored on trust.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from trenches.errors import InvalidInput
+from trenches.requests.feedback import correct
 from trenches.requests.labels import Labels
 from trenches.serving.payloads import MAX_SIZE, PayloadError, is_int, is_number, shown
 
@@ -42,6 +44,15 @@ class Answered:
 
     n: int  # its rows
     labels: Labels
+    #: The class each row was answered with (None for a regressor's answer).
+    given: Sequence[Any] | None = None
+
+    def correct(self, row: int, label: Any) -> int | None:
+        """1 if ``label`` is the class row ``row`` was answered with, 0 if not, None
+        when there is no label or no class to compare."""
+        if self.given is None or not 0 <= row < len(self.given):
+            return None
+        return correct(label, self.given[row])
 
 
 class Recent:
@@ -68,11 +79,12 @@ def lookup(engine: Engine, request_id: str) -> Answered | None:
     from trenches.db.engine import read
     from trenches.json_form import from_json
     from trenches.models.formats import Signature
+    from trenches.requests import stored
 
     r, v, d = t.served_requests.c, t.model_versions.c, t.datasets.c
     with read(engine) as conn:
         row = conn.execute(
-            select(r.n, v.signature, d.label_type)
+            select(r.id, r.n, r.outputs, v.signature, d.label_type)
             .select_from(
                 t.served_requests.join(t.model_versions, r.version_id == v.id).outerjoin(
                     t.datasets, v.dataset_id == d.id
@@ -80,10 +92,14 @@ def lookup(engine: Engine, request_id: str) -> Answered | None:
             )
             .where(r.request_id == request_id)
         ).first()
-    if row is None:
-        return None
+        if row is None:
+            return None
+        (row,) = stored.with_bodies(conn, [row])
     classes = from_json(Signature, orjson.loads(row.signature)).classes
-    return Answered(int(row.n), Labels(classes, row.label_type))
+    given = (orjson.loads(row.outputs) or {}).get("labels") if row.outputs else None
+    return Answered(
+        int(row.n), Labels(classes, row.label_type), given if isinstance(given, list) else None
+    )
 
 
 @dataclass(frozen=True)

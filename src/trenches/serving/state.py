@@ -26,11 +26,19 @@ from trenches.serving.feedback import Answered, Feedback, Recent, lookup
 from trenches.serving.metrics import Metrics
 from trenches.serving.model import Answer, ServedModel
 from trenches.serving.payloads import PayloadError, Rows, Schema
+from trenches.serving.rollout import Route
+from trenches.traffic import live
+from trenches.traffic.guard import alert, judge
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from sqlalchemy.engine import Engine
 
     from trenches.serving.requestlog import LoggedFeedback, RequestLog
+    from trenches.settings import GuardSettings
+    from trenches.traffic.policies import Arm
+    from trenches.traffic.routing import Tally
 
 log = logging.getLogger("trenches.serve")
 
@@ -58,6 +66,8 @@ class Settings:
     #: server loses none it answered); off: what the log holds in memory is lost with it.
     write_ahead: bool = True
     workers: int = 1  # worker processes serving together (feedback may be another's)
+    #: The trenches.toml of the guard's bounds and the webhook; None: the nearest one.
+    config: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -89,7 +99,7 @@ class Server:
         import trenches
 
         self.settings = settings
-        self.store = trenches.open(settings.store, create=False)
+        self.store = trenches.open(settings.store, create=False, settings=settings.config)
         self.ref = settings.ref
         self.follows_alias = not self.ref.split("@", 1)[1].isdigit() if "@" in self.ref else False
         self.served = Served.of(self._load(self.ref), self.store.engine)
@@ -112,6 +122,10 @@ class Server:
             )
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
+        #: How requests are shared under the model's traffic policy; None: no policy.
+        self.route: Route | None = None
+        self._candidates: dict[int, Served] = {}
+        self._follow()
 
     def _default_spool(self) -> Path:
         if self.store.location.sqlite_path is not None:
@@ -131,11 +145,8 @@ class Server:
         gc.freeze()
         if self.requests is not None:
             self.requests.start()
-        if self.follows_alias:
-            self._watcher = threading.Thread(
-                target=self._watch, name="trenches-alias-watch", daemon=True
-            )
-            self._watcher.start()
+        self._watcher = threading.Thread(target=self._watch, name="trenches-watch", daemon=True)
+        self._watcher.start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -146,28 +157,103 @@ class Server:
         self.store.close()
 
     def _watch(self) -> None:
-        """Follow the alias: load the version it moves to, then swap it in."""
+        """Follow the alias and the model's traffic policy, and guard its rollout."""
         while not self._stop.wait(self.settings.poll):
+            if self.follows_alias:
+                self._follow_alias()
             try:
-                version = self.store.models.get(self.ref)
-                if version.id != self.served.model.version_id:
-                    started = time.perf_counter()
-                    fresh = Served.of(
-                        ServedModel(self.store, version, trusted=self.settings.trusted),
-                        self.store.engine,
-                    )
-                    old = self.served.model.ref
-                    self.served = fresh  # one reference: requests in flight keep the old one
-                    self.metrics.served(fresh.model.ref)
-                    log.warning(
-                        "%s moved: now serving %s (was %s), loaded in %.2f s",
-                        self.ref,
-                        fresh.model.ref,
-                        old,
-                        time.perf_counter() - started,
-                    )
+                while self._follow():
+                    pass  # the guard rolled an arm back: follow the policy it wrote
             except Exception:  # a database hiccup must not stop the watcher
-                log.exception("could not look at %s; serving %s", self.ref, self.served.model.ref)
+                log.exception("could not follow the traffic policy of %s", self.served.name)
+
+    def _follow_alias(self) -> None:
+        """Load the version the alias moved to, then swap it in."""
+        try:
+            version = self.store.models.get(self.ref)
+            if version.id != self.served.model.version_id:
+                started = time.perf_counter()
+                fresh = Served.of(
+                    ServedModel(self.store, version, trusted=self.settings.trusted),
+                    self.store.engine,
+                )
+                old = self.served.model.ref
+                self.served = fresh  # one reference: requests in flight keep the old one
+                self.metrics.served(fresh.model.ref)
+                log.warning(
+                    "%s moved: now serving %s (was %s), loaded in %.2f s",
+                    self.ref,
+                    fresh.model.ref,
+                    old,
+                    time.perf_counter() - started,
+                )
+        except Exception:  # a database hiccup must not stop the watcher
+            log.exception("could not look at %s; serving %s", self.ref, self.served.model.ref)
+
+    def _follow(self) -> bool:
+        """Take the model's traffic policy as the store has it now, then guard it; True
+        when the guard rolled an arm back (the policy changed again)."""
+        policy = self.store.traffic.policy(self.served.name)
+        old = self.route
+        if not policy.routes:
+            if old is not None:
+                log.warning(
+                    "traffic policy %d of %s: %s", policy.id, policy.model, policy.describe()
+                )
+            self.route, self._candidates = None, {}
+            return False
+        bounds = self.store.settings.guard
+        counted = policy.kind == "bandit" or (
+            policy.kind == "canary" and bounds.feedback_accuracy is not None
+        )
+        tallies = live.tallies(self.store.engine, policy) if counted else {}
+        wanted = {a.version_id for a in policy.candidates}
+        self._candidates = {k: v for k, v in self._candidates.items() if k in wanted}
+        fresh = old is None or old.policy.id != policy.id
+        if old is None or fresh or old.baseline.served is not self.served or counted:
+            self.route = Route(
+                policy, self.served, self._candidate, tallies, old.watch if old else None
+            )
+        if fresh:
+            log.warning("traffic policy %d of %s: %s", policy.id, policy.model, policy.describe())
+        return self._guard(self.route, tallies, bounds)
+
+    def _candidate(self, arm: Arm) -> Served | None:
+        """A candidate arm's version, loaded once; None if it cannot be."""
+        assert arm.version_id is not None
+        found = self._candidates.get(arm.version_id)
+        if found is None:
+            try:
+                found = Served.of(self._load(arm.ref or ""), self.store.engine)
+            except Exception:
+                log.exception(
+                    "cannot load %s: its arm %s is answered by the version served",
+                    arm.ref,
+                    arm.name,
+                )
+                return None
+            self._candidates[arm.version_id] = found
+        return found
+
+    def _guard(
+        self, route: Route | None, tallies: Mapping[str, Tally], bounds: GuardSettings
+    ) -> bool:
+        """Roll back the arm of ``route`` whose figures crossed ``bounds``, if any."""
+        crossed = judge(route.watch, tallies, bounds) if route is not None else None
+        if route is None or crossed is None:
+            return False
+        policy = route.policy
+        fresh = self.store.traffic.roll_back(policy.id, crossed.arm, reason=crossed.reason)
+        log.error("%s: %s", policy.model, crossed.reason)
+        if fresh is not None:  # this server wrote the rollback: it alerts
+            monitor = self.store.settings.monitor
+            threading.Thread(
+                target=alert,
+                args=(monitor, policy, crossed, fresh),
+                name="trenches-alert",
+                daemon=True,
+            ).start()
+        return True
 
     # --- the request path ----------------------------------------------------------
 
@@ -195,13 +281,23 @@ class Server:
                 422, f"{served.model.ref} could not predict these rows: {type(e).__name__}: {e}"
             ) from None
 
-    def record(
-        self, endpoint: str, served: Served, rows: Rows, answer: Answer, rid: str, start: int
+    def record(  # noqa: PLR0913
+        self,
+        endpoint: str,
+        served: Served,
+        rows: Rows,
+        answer: Answer,
+        rid: str,
+        start: int,
+        policy_id: int | None = None,
+        arm: str | None = None,
+        shadow_of: str | None = None,
     ) -> int:
         latency_us = (time.perf_counter_ns() - start) // 1000
         if self.requests is not None:
             schema = served.schema
-            self.recent.add(rid, Answered(rows.n, served.labels))
+            if shadow_of is None:
+                self.recent.add(rid, Answered(rows.n, served.labels, answer.labels))
             self.requests.put(
                 self._logged(
                     request_id=rid,
@@ -216,9 +312,12 @@ class Server:
                     },
                     latency_us=latency_us,
                     received_at=timestamps.now_us(),
+                    policy_id=policy_id,
+                    arm=arm,
+                    shadow_of=shadow_of,
                 )
             )
-        if answer.labels is not None:
+        if answer.labels is not None and shadow_of is None:
             self.metrics.predicted(answer.labels)
         return latency_us
 
@@ -249,7 +348,7 @@ class Server:
             "request_id",
         )
 
-    def feedback(self, checked: Feedback) -> LoggedFeedback:
+    def feedback(self, checked: Feedback, answered: Answered) -> LoggedFeedback:
         return self._feedback(
             request_id=checked.request_id,
             row=checked.row,
@@ -257,6 +356,7 @@ class Server:
             rating=checked.rating,
             comment=checked.comment,
             created_at=timestamps.now_us(),
+            correct=answered.correct(checked.row, checked.label),
         )
 
 

@@ -22,6 +22,7 @@ from typing import Any
 from trenches.errors import InvalidConfig, InvalidInput
 from trenches.settings.document import Document
 from trenches.settings.gates import Criteria, GateSpec, criteria, toml_key
+from trenches.settings.guard import GuardSettings, guarding
 from trenches.settings.keys import default
 from trenches.settings.monitor import ColumnSettings, DriftSettings, MonitorSettings, monitoring
 from trenches.settings.retrain import RetrainSettings, retraining
@@ -33,6 +34,7 @@ __all__ = [
     "Criteria",
     "DriftSettings",
     "GateSpec",
+    "GuardSettings",
     "MonitorSettings",
     "RetrainSettings",
     "Settings",
@@ -60,6 +62,8 @@ class Settings:
     gates: Mapping[str, Criteria] = field(default_factory=dict)
     retrain: Mapping[str, RetrainSettings] = field(default_factory=dict)
     monitor: MonitorSettings = field(default_factory=MonitorSettings)
+    #: ``[guard]``: the bounds a rollout's arms are rolled back on.
+    guard: GuardSettings = field(default_factory=GuardSettings)
     #: ``[evaluation.cost]``; None when it is not given (no cost metrics).
     costs: Costs | None = None
     git_tag: bool = default("runs", "git_tag")
@@ -154,6 +158,7 @@ def parse(text: str, file: str) -> Settings:
         gates=gates,
         retrain=retraining(doc, data.get("retrain", {}), gates),
         monitor=monitoring(data.get("monitor", {}), file),
+        guard=guarding(data.get("guard", {})),
         costs=None
         if cost is None
         else {str(t): {str(p): float(c) for p, c in row.items()} for t, row in cost.items()},

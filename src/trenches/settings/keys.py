@@ -91,6 +91,12 @@ TABLES: tuple[Table, ...] = (
         "under the true class TRUE, the cost of predicting each other class, e.g. "
         "`malignant = { benign = 10.0 }`. See [evaluation](evaluation.md#error-cost).",
     ),
+    Table(
+        "guard",
+        "Bounds of the live figures of a canary's candidate, or a bandit's arm: a server "
+        "whose arm crosses one rolls it back and posts an alert to `[monitor]`'s webhook. "
+        "See [serving](serving.md#rolling-out).",
+    ),
     Table("runs", "Tracked runs. See [runs](runs.md)."),
     Table(
         "compute",
@@ -372,11 +378,68 @@ _COLUMN_KEYS = (
     ),
 )
 
+_GUARD_KEYS = (
+    Key(
+        "guard",
+        "error-rate",
+        "number",
+        0.05,
+        "Share of an arm's requests it failed to answer where the version served did not.",
+        low=0,
+        high=1,
+    ),
+    Key(
+        "guard",
+        "latency-p99-ms",
+        "number",
+        None,
+        "99th percentile of an arm's request latency, in milliseconds. Not set: not judged.",
+        low=0,
+        above=True,
+    ),
+    Key(
+        "guard",
+        "agreement",
+        "number",
+        None,
+        "Least share of rows an arm answers with the class the version served gives them "
+        "(classifiers). Not set: not judged.",
+        low=0,
+        high=1,
+    ),
+    Key(
+        "guard",
+        "feedback-accuracy",
+        "number",
+        None,
+        "Least share of an arm's labelled answers that were right. Not set: not judged.",
+        low=0,
+        high=1,
+    ),
+    Key(
+        "guard",
+        "min-requests",
+        "integer",
+        100,
+        "Requests an arm answers before its error rate, latency and agreement are judged.",
+        low=1,
+    ),
+    Key(
+        "guard",
+        "min-feedback",
+        "integer",
+        30,
+        "Labelled answers of an arm before its feedback accuracy is judged.",
+        low=1,
+    ),
+)
+
 KEYS: tuple[Key, ...] = (
     *_GATE_KEYS,
     *_RETRAIN_KEYS,
     *_MONITOR_KEYS,
     *_COLUMN_KEYS,
+    *_GUARD_KEYS,
     Key(
         _COST,
         "PREDICTED",

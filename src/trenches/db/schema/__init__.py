@@ -39,6 +39,7 @@ from trenches.db.schema.data import (
     runs,
     served_requests,
     snapshots,
+    traffic_policies,
 )
 from trenches.db.schema.iceberg import iceberg_namespace_properties, iceberg_tables
 from trenches.db.schema.team import (
@@ -90,5 +91,6 @@ __all__ = [
     "served_requests",
     "sessions",
     "snapshots",
+    "traffic_policies",
     "users",
 ]

@@ -442,6 +442,12 @@ served_requests = Table(
     Column("outputs", Text),
     Column("latency_us", BigInteger, nullable=False),
     Column("received_at", BigInteger, nullable=False, index=True),
+    # Under a traffic policy (migration 0019): the policy, and the arm that answered;
+    # a version answering in another's shadow has a row of its own, ``shadow_of`` the
+    # request id the caller got.
+    Column("policy_id", Id, index=True),  # no foreign key: the log is written in bulk
+    Column("arm", String(80)),
+    Column("shadow_of", String(64)),
     Index(
         "ix_served_requests_staged",
         "id",
@@ -462,9 +468,32 @@ feedback = Table(
     Column("label", Text),  # JSON value
     Column("rating", Float),
     Column("comment", Text),
-    Column("created_at", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False, index=True),
+    # Whether the label is the class the request was answered with (1 or 0), when a
+    # label was given for a classifier's answer (migration 0019): what a bandit and a
+    # guard count.
+    Column("correct", SmallInteger),
     # The pattern this feedback became (trenches requests to-patterns), once it has.
     Column("pattern_id", Id),  # no foreign key: see pattern_changes
+)
+
+# --- traffic policies (migration 0019) -------------------------------------------
+
+# How a model's traffic is shared between its versions, each change a row: the model's
+# policy is its newest row. ``arms`` is JSON: [{"name", "version_id" (null: the version
+# the server serves), "weight"}]. See trenches.traffic.
+traffic_policies = Table(
+    "traffic_policies",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("model_id", ForeignKey("models.id"), nullable=False, index=True),
+    Column("kind", String(20), nullable=False),  # off | shadow | canary | ab | bandit
+    Column("arms", Text, nullable=False),
+    Column("floor", Float, nullable=False),  # bandit: the least share of each arm
+    Column("rating_max", Float),  # bandit: a rating's best value (reward = rating / it)
+    Column("reason", Text, nullable=False),
+    Column("set_by", String(200), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
 )
 
 # --- monitoring: drift reports, alerts, retraining (migration 0008) ---------------

@@ -24,7 +24,8 @@ async def feedback(request: Request, server: ServerDep) -> Response:
             409, "this server keeps no request log (it was started with --no-log): no feedback"
         )
     given = Feedback.parse(loads(await server.body(request)))
-    item = server.feedback(given.checked(await server.answered(given.request_id)))
+    answered = await server.answered(given.request_id)
+    item = server.feedback(given.checked(answered), answered)
     server.requests.put(item)
     server.metrics.request("feedback", 202)
     return Response(

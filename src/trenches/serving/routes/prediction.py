@@ -14,12 +14,16 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
 from fastapi.responses import Response
+from starlette.background import BackgroundTask
 
 from trenches.serving.binary import Reply
 from trenches.serving.payloads import PayloadError, Rows, Schema, loads
+from trenches.serving.rollout import ARM_HEADER
+from trenches.traffic.routing import KEY_HEADER
 
 if TYPE_CHECKING:
     from trenches.serving.model import Answer
+    from trenches.serving.rollout import Route
     from trenches.serving.state import Served, Server
 
 log = logging.getLogger("trenches.serve")
@@ -48,12 +52,18 @@ async def predicted(
     parse: Parse,
     render: Render,
     load: Callable[[bytes], Any] = loads,
+    *,
+    routed: bool = True,
 ) -> Response:
     """The answer to one prediction request at ``endpoint`` (its metrics label); ``load``
-    reads the body (JSON by default)."""
+    reads the body (JSON by default). Under the model's traffic policy the arm it picks
+    answers, unless ``routed`` is False (a request for one version by number)."""
     start = time.perf_counter_ns()
     body = load(await server.body(request))
     rows = _read(parse, served.schema, body, endpoint)
+    route = server.route if routed else None
+    if route is not None and route.baseline.served is served:
+        return _routed(request, server, route, endpoint, rows, render, start)
     answer = server.answer(served, rows)
     rid = uuid.uuid4().hex
     content = render(served, rows, answer, rid)
@@ -64,6 +74,43 @@ async def predicted(
         reply.content,
         media_type=reply.media_type,
         headers={"x-request-id": rid, "x-model-version": served.model.ref, **reply.headers},
+    )
+
+
+def _routed(
+    request: Request,
+    server: Server,
+    route: Route,
+    endpoint: str,
+    rows: Rows,
+    render: Render,
+    start: int,
+) -> Response:
+    """The answer of the arm the policy picks (see :mod:`trenches.serving.rollout`)."""
+    arm, answer = route.answer(server, route.pick(request.headers.get(KEY_HEADER)), rows)
+    served = arm.served
+    rid = uuid.uuid4().hex
+    content = render(served, rows, answer, rid)
+    reply = content if isinstance(content, Reply) else Reply(content, JSON)
+    policy = route.policy.id
+    seconds = server.record(endpoint, served, rows, answer, rid, start, policy, arm.name) / 1e6
+    server.metrics.request(endpoint, 200, seconds)
+    route.watch.answered(arm.name, seconds)
+    later = (
+        BackgroundTask(route.shadow, server, endpoint, rows, arm, answer, rid)
+        if route.in_shadow(arm)
+        else None
+    )
+    return Response(
+        reply.content,
+        media_type=reply.media_type,
+        headers={
+            "x-request-id": rid,
+            "x-model-version": served.model.ref,
+            ARM_HEADER: arm.name,
+            **reply.headers,
+        },
+        background=later,
     )
 
 

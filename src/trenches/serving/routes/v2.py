@@ -75,10 +75,13 @@ async def infer(request: Request, server: ServerDep, served: Named) -> Response:
 
 @router.post("/v2/models/{name}/versions/{version}/infer", response_class=Response)
 async def infer_version(request: Request, server: ServerDep, served: NamedVersion) -> Response:
-    return await _infer(request, server, served)
+    """The version named answers, whatever the traffic policy."""
+    return await _infer(request, server, served, routed=False)
 
 
-async def _infer(request: Request, server: Server, served: Served) -> Response:
+async def _infer(
+    request: Request, server: Server, served: Served, *, routed: bool = True
+) -> Response:
     wire = binary.Wire(served)
     header = request.headers.get(binary.HEADER)
     return await predicted(
@@ -89,4 +92,5 @@ async def _infer(request: Request, server: Server, served: Served) -> Response:
         protocols.v2,
         wire.render,
         lambda raw: wire.load(raw, header),
+        routed=routed,
     )

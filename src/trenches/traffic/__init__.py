@@ -1,0 +1,1 @@
+"""Traffic policies: shadow, canary, A/B and bandit rollouts, their routing and their guard."""
