@@ -23,6 +23,7 @@ from trenches.cli import serve as serve_cli
 from trenches.cli import server as server_cli
 from trenches.cli import store as store_cli
 from trenches.cli import team as team_cli
+from trenches.cli import traffic as traffic_cli
 from trenches.cli._root import HELP, SETTINGS, root
 
 app = typer.Typer(help=HELP, **SETTINGS)
@@ -46,6 +47,7 @@ app.command("check")(check_cli.check)
 app.add_typer(report_cli.app, name="report")
 app.add_typer(requests_cli.app, name="requests")
 app.command("serve")(serve_cli.serve)
+app.add_typer(traffic_cli.app, name="traffic")
 app.command("server")(server_cli.server)
 app.add_typer(monitor_cli.app, name="monitor")
 app.command("retrain")(retrain_cli.retrain)

@@ -47,6 +47,8 @@ LIST_COLUMNS = (
     "outputs",
     "latency_ms",
     "received_at",
+    "arm",
+    "shadow_of",
     "feedback",
 )
 
@@ -113,8 +115,10 @@ class Requests:
         """Served requests received in ``[since, until)``, oldest first (with ``limit``,
         the newest ``limit`` of them, past the newest ``offset``): request_id, version
         (name@V), endpoint, n (input rows), inputs ({"columns", "data"}), outputs
-        ({"labels", "scores", "values"}), latency_ms, received_at (UTC), and feedback (a
-        list of dicts, or None).
+        ({"labels", "scores", "values"}), latency_ms, received_at (UTC), arm (the traffic
+        policy's arm that answered, or None), shadow_of (for an answer given in the
+        shadow of another, the request id the caller got) and feedback (a list of dicts,
+        or None).
 
         ``version``: a version (``name@3``, ``name@production``) or a model name (all
         its versions).
@@ -136,6 +140,8 @@ class Requests:
             r.outputs,
             r.latency_us,
             r.received_at,
+            r.arm,
+            r.shadow_of,
         ).order_by(r.received_at.desc(), r.id.desc())
         if limit is not None:
             query = query.limit(limit)
@@ -176,14 +182,16 @@ class Requests:
         buckets: int = 48,
     ) -> pd.DataFrame:
         """Request volume and latency over time, one row per bucket of ``every``
-        microseconds that holds a request, oldest first: start (UTC), requests, rows
-        (input rows), latency_ms_mean, latency_ms_max. ``every`` None: the smallest of
-        :data:`TRAFFIC_WIDTHS` that cuts the requests' span into at most ``buckets``.
+        microseconds that holds a request (answers given in a shadow left out), oldest
+        first: start (UTC), requests, rows (input rows), latency_ms_mean, latency_ms_max.
+        ``every`` None: the smallest of :data:`TRAFFIC_WIDTHS` that cuts the requests'
+        span into at most ``buckets``.
         Counted by the database (one GROUP BY), whatever the size of the log."""
         import pandas as pd
 
         r = t.served_requests.c
-        chosen = self._query(since, until, version)
+        # What callers asked: an answer given in another's shadow is not a request.
+        chosen = self._query(since, until, version).where(r.shadow_of.is_(None))
         if every is None:
             with read(self._engine) as conn:
                 first, last = conn.execute(
@@ -393,8 +401,8 @@ def _listed(rows: Sequence[Any], feedback: Sequence[Any]) -> pd.DataFrame:
     """The frame ``list`` returns, of requests rows (oldest first) and their feedback."""
     import pandas as pd
 
-    columns: builtins.list[Any] = builtins.list(zip(*rows, strict=True)) if rows else [()] * 9
-    rid, name, number, endpoint, n, inputs, outputs, latency, received = columns
+    columns: builtins.list[Any] = builtins.list(zip(*rows, strict=True)) if rows else [()] * 11
+    rid, name, number, endpoint, n, inputs, outputs, latency, received, arm, shadow_of = columns
     by_request: dict[str, builtins.list[dict[str, Any]]] = {}
     for fb in feedback_of.from_rows(feedback):
         entry = to_json(fb)
@@ -417,6 +425,8 @@ def _listed(rows: Sequence[Any], feedback: Sequence[Any]) -> pd.DataFrame:
                 "received_at": pd.to_datetime(
                     np.array(received, dtype=np.int64), unit="us", utc=True
                 ),
+                "arm": np.array(arm, dtype=object),
+                "shadow_of": np.array(shadow_of, dtype=object),
                 "feedback": [by_request.get(x) for x in rid],
             },
             columns=builtins.list(LIST_COLUMNS),

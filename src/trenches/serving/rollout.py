@@ -99,10 +99,13 @@ class Route:
             return arm, server.answer(arm.served, rows)
         except PayloadError:
             answer = server.answer(self.baseline.served, rows)  # the rows' fault: raises
-            self.watch.failed(arm.name)
-            log.warning(
-                "%s failed where %s answered", arm.served.model.ref, self.baseline.served.model.ref
-            )
+            if self.watch.failed(arm.name) == 1:  # the first; the guard counts the rest
+                log.warning(
+                    "%s failed where %s answered (policy %d)",
+                    arm.served.model.ref,
+                    self.baseline.served.model.ref,
+                    self.policy.id,
+                )
             return self.baseline, answer
 
     def in_shadow(self, arm: RouteArm) -> list[RouteArm]:

@@ -72,11 +72,13 @@ class Watch:
             figures.requests += 1
             figures.latencies.append(seconds * 1000.0)
 
-    def failed(self, arm: str) -> None:
+    def failed(self, arm: str) -> int:
+        """Count a failure of ``arm``; its failures so far."""
         with self._lock:
             figures = self.arms[arm]
             figures.requests += 1
             figures.errors += 1
+            return figures.errors
 
     def compared(self, arm: str, rows: int, agreed: int) -> None:
         with self._lock:
