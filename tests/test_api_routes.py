@@ -672,6 +672,33 @@ def test_feedback_over_http_is_stored_on_the_model_that_answered(team: Team) -> 
     assert team.call("viewer", "GET", "/requests/o-0/feedback").status_code == 403
 
 
+def test_a_traffic_policy_set_over_http_is_the_librarys_and_audited(team: Team) -> None:
+    canary = {"kind": "canary", "versions": [2], "share": 0.1, "reason": "shadow agreed"}
+    assert team.call("maintainer", "PUT", "/models/clf/traffic", json=canary).status_code == 403
+    made = team.call("approver", "PUT", "/models/clf/traffic", json=canary)
+    assert made.status_code == 200, made.text
+    policy = team.store.traffic.policy("clf")
+    assert made.json() == json_of(policy.to_json())
+    assert policy.kind == "canary" and policy.set_by == "approver-user"
+    assert team.get("viewer", "/models/clf/traffic")["policy"]["described"] == (
+        "canary: v2 10%, baseline 90%"
+    )
+    [row] = over_http(team.store, "traffic.set")
+    assert (row.actor, row.target) == ("approver-user", "model:clf")
+    assert row.detail["reason"] == "shadow agreed"
+    wrong = [
+        ({**canary, "versions": []}, "names 1 version"),
+        ({**canary, "share": None}, "needs its share"),
+        ({**canary, "versions": [9]}, "clf@9"),
+        ({"kind": "bandit", "versions": [2], "floor": 0.9, "reason": "x"}, "floor"),
+    ]
+    for body, words in wrong:
+        answer = team.call("approver", "PUT", "/models/clf/traffic", json=body)
+        assert answer.status_code in (404, 422), answer.text
+        assert words in answer.text, answer.text
+    assert team.store.traffic.policy("clf") == policy  # nothing stored
+
+
 def test_drift_reports_and_retraining_passes_are_the_librarys(team: Team) -> None:
     report = team.store.monitoring.run("clf@1")
     remote = team.get("viewer", "/models/clf/drift")

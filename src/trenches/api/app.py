@@ -40,6 +40,7 @@ from trenches.api.routes import (
     runs,
     sessions,
     snapshots,
+    traffic,
 )
 from trenches.store import Store
 
@@ -59,6 +60,7 @@ GUARDED = (
     explanations.router,
     requests.router,
     monitoring.router,
+    traffic.router,
     audit.router,
 )
 #: Routers that answer without a token: the probe, and signing in.

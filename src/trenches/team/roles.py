@@ -45,6 +45,7 @@ ACTIONS: Mapping[str, str] = MappingProxyType(
         "checks.read": "viewer",
         "requests.read": "viewer",
         "monitoring.read": "viewer",
+        "traffic.read": "viewer",
         # labeller: labels, feedback, new patterns
         "patterns.add": "labeller",
         "patterns.relabel": "labeller",
@@ -65,6 +66,7 @@ ACTIONS: Mapping[str, str] = MappingProxyType(
         # approver: releases
         "models.promote.production": "approver",
         "models.promote.force": "approver",
+        "traffic.set": "approver",  # live traffic to a version is a release
         # admin: code that runs on load, accounts, the audit log
         "models.trust": "admin",
         "users.manage": "admin",
