@@ -160,6 +160,7 @@ def test_the_bandit_moves_traffic_to_the_arm_feedback_favours_and_keeps_the_floo
     X = rollout["X"]
     rng = np.random.default_rng(11)
     right = {"v2": 0.9, "baseline": 0.3}
+    started = trenches.timestamps.now_us()
     with _store(rollout) as store:
         store.traffic.bandit(["clf@2"], reason="learn on feedback", floor=0.1)
     arms: list[str] = []
@@ -183,10 +184,25 @@ def test_the_bandit_moves_traffic_to_the_arm_feedback_favours_and_keeps_the_floo
     assert last["v2"] >= 0.75 * 300, last  # the better arm takes most of the traffic
     # ... and the other keeps its floor (0.1 each: at least 5% of requests, with slack).
     assert last["baseline"] >= 10, last
+    # The live comparison counts what the callers saw, and the feedback they sent.
     with _store(rollout) as store:
-        tallies = store.traffic.policy("clf")
+        live = store.traffic.live("clf", window=None, since=started)
+    by_arm = {a.arm: a for a in live.arms if not a.shadow}
+    assert {a: by_arm[a].requests for a in by_arm} == dict(Counter(arms))
+    for arm, p in right.items():
+        figures = by_arm[arm]
+        assert figures.labelled == figures.requests, "each answer's label counted"
+        assert figures.accuracy is not None and figures.accuracy_low is not None
+        assert figures.accuracy_low <= figures.accuracy <= (figures.accuracy_high or 0)
+        assert abs(figures.accuracy - p) <= 4 * math.sqrt(p * (1 - p) / figures.labelled)
+    assert live.policy.kind == "bandit"
+    assert (by_arm["v2"].share or 0) > 0.8 and (by_arm["baseline"].share or 0) >= 0.09
+    # Shadow answers of the version served (the guard's agreement) are counted apart.
+    assert {a.version for a in live.arms if a.shadow} <= {"clf@1"}
+    code, out, err = run_cli("--store", rollout["path"], "compare", "--live", "clf")
+    assert code == 0 and "feedback accuracy" in out and "bandit over" in out, err
+    with _store(rollout) as store:
         store.traffic.off("clf", reason="done")
-    assert tallies.kind == "bandit"
 
 
 def test_the_guard_rolls_back_a_canary_that_starts_failing_and_alerts_the_webhook(

@@ -15,9 +15,15 @@ if TYPE_CHECKING:
 
 
 def compare(
-    a: str = typer.Argument(..., help="A version (name@3) or a baseline name."),
-    b: str = typer.Argument(..., help="Another version or baseline."),
+    a: str = typer.Argument(
+        ..., help="A version (name@3) or a baseline name; with --live, a model."
+    ),
+    b: str = typer.Argument(None, help="Another version or baseline (not with --live)."),
     problem: str = typer.Option(None, "--problem", help="Only this problem's patterns."),
+    live: bool = typer.Option(
+        False, "--live", help="Compare the arms of model A's traffic policy on live traffic."
+    ),
+    window: str = typer.Option("24h", "--window", help="With --live: how far back (24h, 7d)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Compare two versions (or a version and a baseline) on the patterns both were
@@ -28,8 +34,20 @@ def compare(
     versions were trained on snapshots, the flipped patterns that were added or
     relabelled between the two snapshots are named, with who labelled them.
 
-    Example: `trenches compare cancer-clf@3 cancer-clf@4 --problem small-dense`
+    With --live, the arms of a model's traffic over the window (`trenches traffic`):
+    per arm, requests, latency, feedback accuracy with its 95% interval, and its share
+    under the policy now (a bandit's current shares).
+
+    Example: `trenches compare cancer-clf@3 cancer-clf@4 --problem small-dense`, or
+    `trenches compare --live cancer-clf --window 24h`
     """
+    if live:
+        if b is not None or problem is not None:
+            raise typer.BadParameter("--live compares the arms of one model: give only MODEL")
+        _live(a, window, as_json)
+        return
+    if b is None:
+        raise typer.BadParameter("give two versions (or baselines) to compare, or --live MODEL")
     with open_store() as store:
         result = store.compare(a, b, problem=problem)
     if as_json:
@@ -89,3 +107,38 @@ def _data_changes(result: Comparison) -> None:
             console.print(f"    pattern {c.pattern_id}: {escape(c.describe())}")
         if len(f.changes) > 10:
             console.print(f"    ... and {len(f.changes) - 10} more (--json lists them all)")
+
+
+def _live(model: str, window: str, as_json: bool) -> None:
+    with open_store() as store:
+        result = store.traffic.live(model, window=window)
+    if as_json:
+        print_json(to_json(result))
+        return
+    console.print(
+        f"[bold]{model}[/] from {result.since:%Y-%m-%d %H:%M} to {result.until:%Y-%m-%d %H:%M} "
+        f"UTC; policy now: {result.policy.describe()}"
+    )
+    if not result.arms:
+        console.print("no requests in the window")
+        return
+    table = Table(
+        "arm", "version", "requests", "p50 ms", "p99 ms", "feedback accuracy (95%)", "share now"
+    )
+    for arm in result.arms:
+        accuracy = (
+            f"{arm.accuracy:.1%} [{arm.accuracy_low:.1%}, {arm.accuracy_high:.1%}] "
+            f"of {arm.labelled}"
+            if arm.accuracy is not None
+            else "-"
+        )
+        table.add_row(
+            f"{arm.arm} (shadow)" if arm.shadow else arm.arm,
+            arm.version,
+            str(arm.requests),
+            f"{arm.latency_ms_p50:.2f}" if arm.latency_ms_p50 is not None else "-",
+            f"{arm.latency_ms_p99:.2f}" if arm.latency_ms_p99 is not None else "-",
+            accuracy,
+            f"{arm.share:.1%}" if arm.share is not None else "-",
+        )
+    console.print(table)

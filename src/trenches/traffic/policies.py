@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
     from trenches.models.registry import Models, ModelVersion
+    from trenches.traffic.live import LiveComparison
 
 KINDS = ("off", "shadow", "canary", "ab", "bandit")
 #: The arm of the version the server serves.
@@ -286,6 +287,25 @@ class Traffic:
         return _insert(conn, model_id, kind, arms, judged.floor, judged.rating_max, reason, GUARD)
 
     # --- reading ------------------------------------------------------------------------
+
+    def live(
+        self,
+        model: str,
+        *,
+        window: str | None = "24h",
+        since: str | datetime | int | None = None,
+        until: str | datetime | int | None = None,
+    ) -> LiveComparison:
+        """Each arm of the model over a window of its request log (the last 24 hours by
+        default; or ``since``/``until``): requests, latency, feedback accuracy with its
+        95% interval, and each arm's share under the policy now."""
+        from trenches.traffic.live import compare_live
+
+        if window is not None and since is not None:
+            raise InvalidInput("give either a window or since, not both")
+        start = timestamps.parse(window if since is None else since, what="window")
+        end = timestamps.parse(until, what="until") or timestamps.now_us()
+        return compare_live(self._engine, self.policy(model), start or 0, end)
 
     def policy(self, model: str) -> Policy:
         """The model's policy now (``off``, id 0, if it never had one)."""
