@@ -1,8 +1,8 @@
 """The models pages in Chromium: every role that may read models walks the list, a
-model, a version and a comparison (no console error, no serious accessibility
-violation); an approver promotes a version that passed its gates, and is refused, on
-the page, for one whose latest check failed; a viewer sees no promotion control and is
-refused (403) when posting one anyway."""
+model, a version (its gate checks and replays) and a comparison (no console error, no
+serious accessibility violation); an approver promotes a version that passed its
+gates, and is refused, on the page, for one whose latest check failed; a viewer sees
+no promotion control and is refused (403) when posting one anyway."""
 
 from __future__ import annotations
 
@@ -26,7 +26,10 @@ def failing_and_passing(store: trenches.Store) -> tuple[int, int]:
 
 
 @pytest.mark.parametrize("role", ["viewer", "approver", "admin"])
-def test_the_models_pages_in_chromium(ui: str, browser: Any, role: str) -> None:
+def test_the_models_pages_in_chromium(
+    ui: str, browser: Any, role: str, team_store: trenches.Store
+) -> None:
+    replay = team_store.replays.run(f"{MODEL}@5", window=None)
     with browsing(browser, ui, role) as visit:
         page = visit.page
         visit.go("/models")
@@ -44,6 +47,9 @@ def test_the_models_pages_in_chromium(ui: str, browser: Any, role: str) -> None:
         promotes = page.get_by_role("button", name="Promote to production")
         assert promotes.count() == (0 if role == "viewer" else 1)
         assert page.get_by_role("link", name="Its problems on the board").is_visible()
+        # Its replay on the request log, beside the checks.
+        assert page.get_by_role("heading", name="Replays on the request log").is_visible()
+        assert page.get_by_role("cell", name=f"#{replay.id}", exact=True).is_visible()
         # Each problem of its dataset links to what this version gets right and wrong.
         assert page.locator('a[href^="/problems/small-malignant/versions/cancer-clf%405"]').count()
         assert visit.serious_violations() == []

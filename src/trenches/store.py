@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from trenches.team.sessions import Sessions
     from trenches.team.tokens import Tokens
     from trenches.traffic.policies import Traffic
+    from trenches.traffic.replay import Replays
 
 
 class Store:
@@ -154,30 +155,15 @@ class Store:
     def problems(self) -> Problems:
         from trenches.problems import Problems
 
-        return Problems(
-            self.engine,
-            self.datasets,
-            self.predictors,
-            self.baselines,
-            self.snapshots,
-            self.backfill,
-        )
+        parts = (self.datasets, self.predictors, self.baselines, self.snapshots, self.backfill)
+        return Problems(self.engine, *parts)
 
     @cached_property
     def gates(self) -> Gates:
         from trenches.gates import Gates, Parts
 
-        parts = Parts(
-            self.engine,
-            self.models,
-            self.datasets,
-            self.predictors,
-            self.problems,
-            self.baselines,
-            self._scorer,
-            self.location,
-        )
-        return Gates(parts, lambda: self.settings)
+        parts = (self.models, self.datasets, self.predictors, self.problems, self.baselines)
+        return Gates(Parts(self.engine, *parts, self._scorer, self.location), lambda: self.settings)
 
     @cached_property
     def explanations(self) -> Explanations:
@@ -262,6 +248,15 @@ class Store:
         from trenches.traffic.policies import Traffic
 
         return Traffic(self.engine, self.models)
+
+    @cached_property
+    def replays(self) -> Replays:
+        """A candidate replayed on the request log (``trenches replay``)."""
+        from trenches.predict import load_model
+        from trenches.traffic.replay import Replays
+
+        load = lambda v, trusted: load_model(self.models, v, trusted)  # noqa: E731
+        return Replays(self.engine, self.models, self.requests, load)
 
     @cached_property
     def audit(self) -> Audit:

@@ -15,6 +15,7 @@ from trenches.cli import monitor as monitor_cli
 from trenches.cli import predict as predict_cli
 from trenches.cli import predictions as predictions_cli
 from trenches.cli import problems as problems_cli
+from trenches.cli import replay as replay_cli
 from trenches.cli import report as report_cli
 from trenches.cli import requests as requests_cli
 from trenches.cli import retrain as retrain_cli
@@ -48,6 +49,7 @@ app.add_typer(report_cli.app, name="report")
 app.add_typer(requests_cli.app, name="requests")
 app.command("serve")(serve_cli.serve)
 app.add_typer(traffic_cli.app, name="traffic")
+app.command("replay")(replay_cli.replay)
 app.command("server")(server_cli.server)
 app.add_typer(monitor_cli.app, name="monitor")
 app.command("retrain")(retrain_cli.retrain)

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 #: The newest schema revision: the last file in migrations/versions.
-HEAD = "0019"
+HEAD = "0020"
 
 _SCRIPTS = Path(__file__).parent / "migrations"
 

@@ -17,10 +17,12 @@ from trenches.errors import NotFound
 from trenches.evaluation import evaluate
 from trenches.gates import measure
 from trenches.gates.measure import Measured
+from trenches.gates.replayed import replayed
 from trenches.patterns.sets import PatternSet, split
 from trenches.predict import predict
 from trenches.settings.gates import (
     MEASURED,
+    REPLAYED,
     Criteria,
     GateSpec,
     lower_is_better,
@@ -327,13 +329,18 @@ def _compare(figure: float, bound: float, metric: str) -> bool:
 
 
 def _metric_gate(ctx: _Context, spec: GateSpec) -> GateResult:
-    name, ids = ctx.pattern_set(spec)
     bounds = []
     if "min" in spec.raw:
         bounds.append(f">= {spec.raw['min']:g}")
     if "max" in spec.raw:
         bounds.append(f"<= {spec.raw['max']:g}")
     bound = " and ".join(bounds)
+    if spec.metric in REPLAYED:
+        found, said = replayed(ctx.parts.engine, ctx.version.id, spec.metric)
+        label = _label(spec, f"{spec.metric} {bound} on the request log")
+        held = found is not None and _within(found, spec)
+        return GateResult(label, "metric", found, bound, "pass" if held else "fail", said)
+    name, ids = ctx.pattern_set(spec)
     label = _label(spec, f"{spec.metric} {bound} on {name}")
     common: dict[str, Any] = {
         "pattern_set": name,
@@ -356,10 +363,13 @@ def _metric_gate(ctx: _Context, spec: GateSpec) -> GateResult:
         except _Undefined as e:
             return GateResult(label, "metric", None, bound, "fail", str(e), **common)
         detail = f"{spec.metric} = {figure:.4f} over {name} ({len(ids)} patterns)"
-    ok = ("min" not in spec.raw or figure >= spec.raw["min"]) and (
-        "max" not in spec.raw or figure <= spec.raw["max"]
-    )
+    ok = _within(figure, spec)
     return GateResult(label, "metric", figure, bound, "pass" if ok else "fail", detail, **common)
+
+
+def _within(figure: float, spec: GateSpec) -> bool:
+    raw = spec.raw
+    return ("min" not in raw or figure >= raw["min"]) and ("max" not in raw or figure <= raw["max"])
 
 
 def _relative_gate(ctx: _Context, spec: GateSpec) -> GateResult:

@@ -44,7 +44,7 @@ from trenches.report.parts import (
     _table,
     _when,
 )
-from trenches.report.production import _production
+from trenches.report.production import _production, _replays
 
 # --- sections --------------------------------------------------------------------
 
@@ -323,11 +323,13 @@ def _gates(store: Store, scope: _Scope) -> str:
                     f"{_code(f'trenches check {newest}')} (the gates are in trenches.toml)"
                 )
             )
+            parts.append(_replays(store, versions))
             continue
         parts.append(
             _table(["version", "latest check", "when", "gates", "criteria digest"], overview)
         )
         parts.extend(details)
+        parts.append(_replays(store, versions))
     return "".join(parts) or _empty("no model in the store yet")
 
 

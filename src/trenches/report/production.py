@@ -415,3 +415,28 @@ def _retrains(name: str, passes: list[Retrain], reports: set[int | None]) -> str
     return f"<p>Retraining passes of {_e(name)}, newest first{more}:</p>" + _table(
         ["pass", "started", "trigger", "candidate", "status", "comparison", "reason"], rows
     )
+
+
+def _replays(store: Store, versions: list[Any]) -> str:
+    """The replays of the versions on the request log, newest first: what a gate on
+    ``replay-agreement`` reads, shown beside the checks."""
+    rows = []
+    for v in reversed(versions):
+        for r in store.replays.of(v.ref)[:3]:
+            rows.append(
+                [
+                    v.ref,
+                    _when(r.created_at) if r.created_at else "",
+                    f"{r.requests} requests, {r.rows} rows",
+                    _num(r.agreement),
+                    f"{_num(r.candidate_accuracy)} vs {_num(r.production_accuracy)} "
+                    f"on {r.labelled} labelled"
+                    if r.labelled
+                    else "",
+                    f"{r.fixed_count} fixed, {r.broken_count} broken",
+                ]
+            )
+    if not rows:
+        return ""
+    headers = ["version", "replayed", "on", "agreement", "accuracy (vs callers')", "flips"]
+    return "<h4>Replays on the request log</h4>" + _table(headers, rows)

@@ -11,9 +11,10 @@ staged or moved, never both nor neither):
   id, version, time, and its inputs and outputs as the JSON text it was logged with.
   Lossless: what ``store.requests.list`` shows.
 - ``request_rows_<version id>``: one row an input row of the requests that version
-  answered: the request (id and request id), the row's number in it, the time, the
-  answer, and the inputs as typed columns of the struct ``inputs``, typed by the
-  version's signature (a value that is not of its column's type is null, as
+  answered callers (an answer given in another's shadow is in ``requests`` alone):
+  the request (id and request id), the row's number in it, the time, the answer, and
+  the inputs as typed columns of the struct ``inputs``, typed by the version's
+  signature (a value that is not of its column's type is null, as
   monitoring counts it missing anyway). What a drift window reads, by columns, with
   the files outside its time span skipped by their bounds.
 
@@ -162,11 +163,11 @@ def _move(conn: Connection, most: int, wait: bool) -> tuple[int, bool]:
     full = take < len(staged_rows) or len(staged_rows) == most
     chosen = [int(i) for i, _ in staged_rows[:take]]
     found = conn.execute(
-        select(r.id, r.request_id, r.version_id, r.received_at, r.inputs, r.outputs)
+        select(r.id, r.request_id, r.version_id, r.received_at, r.inputs, r.outputs, r.shadow_of)
         .where(id_in(conn.dialect.name, r.id, chosen))
         .order_by(r.id)
     ).all()
-    ids, request_ids, version_ids, received, inputs, outputs = (
+    ids, request_ids, version_ids, received, inputs, outputs, shadows = (
         list(c) for c in zip(*found, strict=True)
     )
     store = tables.of(conn)
@@ -184,9 +185,12 @@ def _move(conn: Connection, most: int, wait: bool) -> tuple[int, bool]:
             }
         ),
     )
+    # Answers given in another's shadow stay out of the versions' input rows: a window
+    # is what callers asked.
     versions = np.array(version_ids, dtype=np.int64)
-    for version_id in np.unique(versions).tolist():
-        at = np.flatnonzero(versions == version_id).tolist()
+    callers = np.array([s is None for s in shadows], dtype=bool)
+    for version_id in np.unique(versions[callers]).tolist():
+        at = np.flatnonzero((versions == version_id) & callers).tolist()
         spec, data = input_rows(
             conn,
             int(version_id),

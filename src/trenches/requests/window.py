@@ -140,6 +140,7 @@ def read_window(
     from trenches.patterns.frames import no_gc
 
     r, f = t.served_requests.c, t.feedback.c
+    query = query.where(r.shadow_of.is_(None))  # what callers asked (see stored._move)
     with no_gc():
         chosen = query.with_only_columns(r.id, r.request_id).subquery()
         (requests,) = conn.execute(select(func.count()).select_from(chosen)).one()
@@ -510,6 +511,7 @@ def read_parts(
     from trenches.patterns.frames import no_gc
 
     r, f = t.served_requests.c, t.feedback.c
+    query = query.where(r.shadow_of.is_(None))  # what callers asked (see stored._move)
     with no_gc():
         chosen = query.with_only_columns(r.id, r.request_id).subquery()
         (requests,) = conn.execute(select(func.count()).select_from(chosen)).one()

@@ -73,6 +73,9 @@ MEASURED = frozenset(
         "peak-memory-mb",
     }
 )
+#: What a check reads of the version's newest replay on the request log (higher is
+#: better): :mod:`trenches.traffic.replay`.
+REPLAYED = frozenset({"replay-agreement", "replay-accuracy"})
 _PER_CLASS = re.compile(r"^(?P<metric>[a-z0-9_]+)\[(?P<cls>[^\]]+)\]$")
 SETS = ("validation", "test", "train", "all")
 _TABLE = "gates.MODEL"
@@ -172,12 +175,14 @@ def lower_is_better(metric: str) -> bool:
 def unknown_metric(metric: str) -> str | None:
     """What is wrong with a metric name a gate or a retrain table gives, or None."""
     base, cls = metric_parts(metric)
-    if (cls is None and base in METRICS | MEASURED) or (cls is not None and base in PER_CLASS):
+    if (cls is None and base in METRICS | MEASURED | REPLAYED) or (
+        cls is not None and base in PER_CLASS
+    ):
         return None
     known = (
         ", ".join(sorted(METRICS))
         + ", precision[CLASS], recall[CLASS], f1[CLASS], "
-        + ", ".join(sorted(MEASURED))
+        + ", ".join(sorted(MEASURED | REPLAYED))
     )
     return f"unknown metric {metric!r}; one of {known}"
 
@@ -216,7 +221,7 @@ def _checked(draft: GateSpec) -> GateSpec:
         "only applies to a problem gate (problems = ...)",
     )
     _check_measure(draft)
-    if raw["metric"] in MEASURED:
+    if raw["metric"] in MEASURED | REPLAYED:
         return _measured_gate(draft)
     _refuse(draft, ("price-per-cpu-hour",), 'only applies to metric = "cost-per-1k"')
     if "vs" in raw:
@@ -266,8 +271,12 @@ def _measured_gate(draft: GateSpec) -> GateSpec:
         ("vs", "tolerance", "ratio", "significance", "held-out"),
         f"does not apply to {raw['metric']}, which is measured of the version alone",
     )
+    replayed = raw["metric"] in REPLAYED
+    if replayed and "on" in raw:
+        raise draft.error("on", f"does not apply to {raw['metric']}: it is of the request log")
     if "min" not in raw and "max" not in raw:
-        raise draft.error("metric", "needs a bound: max = ... (or min = ...)")
+        bound = "min = ... (or max = ...)" if replayed else "max = ... (or min = ...)"
+        raise draft.error("metric", f"needs a bound: {bound}")
     price = raw.get("price-per-cpu-hour")
     if raw["metric"] == "cost-per-1k":
         if price is None:

@@ -496,6 +496,30 @@ traffic_policies = Table(
     Column("created_at", BigInteger, nullable=False),
 )
 
+# A candidate replayed on the request log (migration 0020): its answers to the rows
+# callers asked in a window, against what they were answered. Its answers themselves
+# are in the table replay_rows_<version id> (trenches.traffic.replay); ``detail`` is
+# JSON: the flips and the figures per problem.
+replays = Table(
+    "replays",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("version_id", ForeignKey("model_versions.id"), nullable=False, index=True),
+    Column("since", BigInteger),  # µs; null: from the first request
+    Column("until", BigInteger, nullable=False),
+    Column("requests", Integer, nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("predicted", Integer, nullable=False),  # rows predicted by this replay
+    Column("agreed", Integer, nullable=False),
+    Column("labelled", Integer, nullable=False),  # rows with a feedback label
+    Column("candidate_right", Integer, nullable=False),
+    Column("production_right", Integer, nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("seconds", Float, nullable=False),
+)
+
 # --- monitoring: drift reports, alerts, retraining (migration 0008) ---------------
 
 # One drift report: a window of production inputs (served requests, or a file) against

@@ -208,11 +208,13 @@ def _data_changes(found: Any) -> list[dict[str, Any]]:
 @router.get("/models/{model}/{version}")
 def version(request: Request, model: str, version: Version, caller: ReadingOne) -> HTMLResponse:
     """One version: what made it (lineage), what its run logged, its gate checks with
-    each gate's figure, and (for who may) the promotion form."""
+    each gate's figure, its replays on the request log, and (for who may) the
+    promotion form."""
     store = caller.store
     found = store.models.get(f"{model}@{version}")
     rights = render.Rights(caller)
     checks = store.gates.history(found.ref) if rights.may("checks.read", model) else []
+    replays = store.replays.of(found.ref)[:10] if rights.may("requests.read", model) else []
     problems = []
     if found.dataset is not None and rights.may("problems.read", found.dataset):
         problems = store.problems.list(dataset=found.dataset)
@@ -224,6 +226,7 @@ def version(request: Request, model: str, version: Version, caller: ReadingOne) 
         v=found,
         lineage=store.lineage(found.ref, data=False).to_json(),
         checks=list(reversed(checks)),
+        replays=replays,
         problems=problems,
         offered=OFFERED,
         message=None,
