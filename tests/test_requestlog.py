@@ -725,9 +725,12 @@ def test_list_reads_requests_with_versions_times_and_feedback(
         "outputs",
         "latency_ms",
         "received_at",
+        "arm",
+        "shadow_of",
         "feedback",
     ]
     assert list(frame["request_id"]) == ["a", "b", "c"]
+    assert frame["arm"].isna().all() and frame["shadow_of"].isna().all()  # no policy
     assert list(frame["version"]) == ["clf@1", "clf@2", "clf@1"]
     assert list(frame["n"]) == [1, 2, 1]
     assert frame["latency_ms"].tolist() == [1.5, 1.5, 1.5]

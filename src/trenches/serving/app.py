@@ -19,6 +19,7 @@ from fastapi import FastAPI, Security
 
 from trenches.serving import errors, openapi
 from trenches.serving.auth import BearerToken
+from trenches.serving.hot import HotPath
 from trenches.serving.middleware import JsonErrors
 from trenches.serving.routes import docs, feedback, metrics, mlflow, predict, probes, v2
 from trenches.serving.state import Server, Settings
@@ -49,8 +50,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         server.stop()
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """The application for ``settings``; the model is loaded here, before serving."""
+def create_app(settings: Settings) -> HotPath:
+    """The application for ``settings``; the model is loaded here, before serving. Its
+    prediction routes are answered before FastAPI's (:mod:`trenches.serving.hot`)."""
     server = Server(settings)
     app = FastAPI(
         title="trenches model server",
@@ -74,4 +76,4 @@ def create_app(settings: Settings) -> FastAPI:
     # ServerErrorMiddleware, which answers and then raises again, and uvicorn closes the
     # keep-alive connection on it; JsonErrors answers instead (see middleware.py).
     app.add_middleware(JsonErrors)
-    return app
+    return HotPath(app)

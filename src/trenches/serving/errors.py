@@ -64,7 +64,7 @@ async def answer(request: Request, exc: Exception) -> Response:
                 getattr(exc, "headers", None),
             )
         exc = NoToken()
-    status, body, headers = _refusal(exc)
+    status, body, headers = refusal(exc)
     endpoint = endpoint_of(request.scope["path"])
     if status == 401 or endpoint in COUNTED:
         request.app.state.server.metrics.request(endpoint, status)
@@ -78,7 +78,7 @@ def _may_know(request: Request) -> bool:
     return bearer is None or request.scope["path"] in OPEN_PATHS or bearer.authorised(request.scope)
 
 
-def _refusal(exc: Exception) -> tuple[int, bytes, dict[str, str] | None]:
+def refusal(exc: Exception) -> tuple[int, bytes, dict[str, str] | None]:
     """Status, JSON body and headers of an error of ours or of a parameter's validation."""
     if isinstance(exc, PayloadError):
         return exc.status, exc.body(), exc.headers

@@ -25,9 +25,10 @@ import orjson
 
 from trenches.json_form import from_json, to_json
 from trenches.serving.app import Settings, create_app
+from trenches.serving.hot import HotPath
 
 if TYPE_CHECKING:
-    from fastapi import FastAPI
+    pass
 
 #: Seconds between a worker's looks at its parent's pid.
 PARENT_POLL = 0.5
@@ -75,7 +76,7 @@ def run(
     uvicorn.run("trenches.serving.server:app_from_env", factory=True, workers=workers, **options)
 
 
-def app_from_env() -> FastAPI:
+def app_from_env() -> HotPath:
     """The app of a uvicorn worker process (``--workers N``): settings from the
     environment, as ``trenches serve`` put them there; the worker ends with its parent."""
     stop_with_parent(int(os.environ[_PARENT]))

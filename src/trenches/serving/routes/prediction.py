@@ -6,10 +6,12 @@ handler (:mod:`trenches.serving.errors`)."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
@@ -44,6 +46,18 @@ def hot_server(request: Request) -> Server:
     return server
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """The answer to a prediction request, whatever carries it (a FastAPI route, or
+    :mod:`trenches.serving.hot`): its body, media type and headers, and what to do once
+    it has left (the answers given in a shadow), if anything."""
+
+    content: bytes
+    media_type: str
+    headers: dict[str, str]
+    later: Callable[[], None] | None = None
+
+
 async def predicted(
     request: Request,
     server: Server,
@@ -59,35 +73,59 @@ async def predicted(
     reads the body (JSON by default). Under the model's traffic policy the arm it picks
     answers, unless ``routed`` is False (a request for one version by number)."""
     start = time.perf_counter_ns()
-    body = load(await server.body(request))
-    rows = _read(parse, served.schema, body, endpoint)
+    raw = await server.body(request)
+    key = request.headers.get(KEY_HEADER)
+    out = outcome(server, served, endpoint, raw, key, parse, render, load, routed, start)
+    return Response(
+        out.content,
+        media_type=out.media_type,
+        headers=out.headers,
+        background=BackgroundTask(out.later) if out.later is not None else None,
+    )
+
+
+def outcome(  # noqa: PLR0913
+    server: Server,
+    served: Served,
+    endpoint: str,
+    raw: bytes,
+    key: str | None,
+    parse: Parse,
+    render: Render,
+    load: Callable[[bytes], Any],
+    routed: bool,
+    start: int,
+) -> Outcome:
+    """The answer to the body ``raw`` of a request at ``endpoint`` that began at
+    ``start`` (``perf_counter_ns``); ``key``: its caller key. Raises PayloadError."""
+    rows = _read(parse, served.schema, load(raw), endpoint)
     route = server.route if routed else None
     if route is not None and route.baseline.served is served:
-        return _routed(request, server, route, endpoint, rows, render, start)
+        return _routed(server, route, endpoint, rows, render, start, key)
     answer = server.answer(served, rows)
     rid = uuid.uuid4().hex
     content = render(served, rows, answer, rid)
     reply = content if isinstance(content, Reply) else Reply(content, JSON)
     seconds = server.record(endpoint, served, rows, answer, rid, start) / 1e6
     server.metrics.request(endpoint, 200, seconds)
-    return Response(
+    return Outcome(
         reply.content,
-        media_type=reply.media_type,
-        headers={"x-request-id": rid, "x-model-version": served.model.ref, **reply.headers},
+        reply.media_type,
+        {"x-request-id": rid, "x-model-version": served.model.ref, **reply.headers},
     )
 
 
 def _routed(
-    request: Request,
     server: Server,
     route: Route,
     endpoint: str,
     rows: Rows,
     render: Render,
     start: int,
-) -> Response:
+    key: str | None,
+) -> Outcome:
     """The answer of the arm the policy picks (see :mod:`trenches.serving.rollout`)."""
-    arm, answer = route.answer(server, route.pick(request.headers.get(KEY_HEADER)), rows)
+    arm, answer = route.answer(server, route.pick(key), rows)
     served = arm.served
     rid = uuid.uuid4().hex
     content = render(served, rows, answer, rid)
@@ -96,22 +134,16 @@ def _routed(
     seconds = server.record(endpoint, served, rows, answer, rid, start, policy, arm.name) / 1e6
     server.metrics.request(endpoint, 200, seconds)
     route.watch.answered(arm.name, seconds)
-    later = (
-        BackgroundTask(route.shadow, server, endpoint, rows, arm, answer, rid)
-        if route.in_shadow(arm)
-        else None
-    )
-    return Response(
-        reply.content,
-        media_type=reply.media_type,
-        headers={
-            "x-request-id": rid,
-            "x-model-version": served.model.ref,
-            ARM_HEADER: arm.name,
-            **reply.headers,
-        },
-        background=later,
-    )
+    later = None
+    if route.in_shadow(arm):
+        later = functools.partial(route.shadow, server, endpoint, rows, arm, answer, rid)
+    headers = {
+        "x-request-id": rid,
+        "x-model-version": served.model.ref,
+        ARM_HEADER: arm.name,
+        **reply.headers,
+    }
+    return Outcome(reply.content, reply.media_type, headers, later)
 
 
 def _read(parse: Parse, schema: Schema, body: Any, endpoint: str) -> Rows:
