@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import fsspec
 import numpy as np
 import pandas as pd
@@ -56,6 +58,24 @@ def test_native_and_onnx_forms_predict_like_the_original(
         assert np.array_equal(native.predict_proba(Xs), expected)
         assert np.array_equal(onnx.predict(Xs), model.predict(Xs))
         assert np.abs(onnx.predict_proba(Xs) - expected).max() <= 1e-5
+
+
+def test_the_onnx_form_predicts_while_another_thread_is_still_importing_pandas(
+    sqlite_store: trenches.Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server on the ONNX path answers while its request log's first move imports
+    pandas on another thread: a module still being imported must not be touched (it
+    was, and one-row requests got 422s for the length of the import)."""
+    import types
+
+    X = pd.DataFrame({"a": np.arange(40.0), "b": np.arange(40.0) % 3})
+    y = (X["a"] > 20).astype(int)
+    version = sqlite_store.models.register(LogisticRegression().fit(X, y), "half", X=X)
+    onnx = sqlite_store.models.load(version.ref, format="onnx")
+    importing = types.ModuleType("pandas")  # as sys.modules holds it mid-import
+    importing.__spec__ = types.SimpleNamespace(_initializing=True)  # type: ignore[assignment]
+    monkeypatch.setitem(sys.modules, "pandas", importing)
+    assert onnx.predict(X.to_numpy()).tolist() == y.tolist()
 
 
 def test_versions_are_numbered_and_found_by_alias_and_latest(

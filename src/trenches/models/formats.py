@@ -10,7 +10,6 @@ file.
 from __future__ import annotations
 
 import pickle
-import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -245,10 +244,10 @@ class OnnxModel:
         self.classes_ = np.array(signature.classes) if signature.classes is not None else None
 
     def _run(self, X: Any) -> list[Any]:
-        # Only a loaded pandas can have made a DataFrame: a server on the ONNX path never
-        # imports it.
-        pandas = sys.modules.get("pandas")
-        if pandas is not None and isinstance(X, pandas.DataFrame):
+        # A DataFrame is known by its columns, not by pandas: a server on the ONNX path
+        # never imports pandas, and a module another thread is still importing (the
+        # request log's first move into its tables does) must not be touched.
+        if not isinstance(X, np.ndarray) and hasattr(X, "columns"):
             wanted = list(self.signature.columns)
             if X.columns.tolist() != wanted:  # else its values are the matrix, uncopied
                 missing = [c for c in wanted if c not in X.columns]
