@@ -10,15 +10,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from tests.conftest import run_cli
-from tests.webui import DemoRun, demo_run  # noqa: F401 (the fixture)
 
 import trenches
 from trenches.errors import InvalidInput, NotFound
+from webui import DemoRun
+
+from conftest import run_cli
 
 
 @pytest.fixture
-def demo_store(demo_run: DemoRun, tmp_path: Path) -> trenches.Store:  # noqa: F811
+def demo_store(demo_run: DemoRun, tmp_path: Path) -> trenches.Store:
     """A copy of the demo's store (the demo's own is shared by the session's tests)."""
     shutil.copytree(demo_run.folder / ".trenches", tmp_path / ".trenches")
     return trenches.open(tmp_path / ".trenches", create=False)

@@ -652,6 +652,21 @@ def test_a_locked_database_delays_the_log_not_the_answers(
     assert set(ids) <= set(logged["request_id"]) - before
 
 
+def test_request_ids_are_unique_and_ordered_by_time() -> None:
+    """Ids in the order of time keep the log's unique index growing at its end."""
+    from trenches.serving.routes.prediction import request_id
+
+    ids = []
+    for _ in range(5):
+        ids.extend(request_id() for _ in range(1000))
+        time.sleep(0.002)
+    assert len(set(ids)) == len(ids)
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    stamps = [int(i[:12], 16) for i in ids]
+    assert stamps == sorted(stamps) and stamps[-1] > stamps[0]
+    assert abs(stamps[-1] - time.time() * 1000) < 5_000
+
+
 def test_metrics_count_requests_and_predictions(project: dict[str, Any], tmp_path: Path) -> None:
     with LiveServer(settings(project, tmp_path)) as live, httpx.Client(base_url=live.url) as c:
         for _ in range(3):

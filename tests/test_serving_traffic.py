@@ -19,11 +19,12 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from tests.conftest import run_cli, wait_until_answering
-from tests.test_monitoring import Hook, webhook  # noqa: F401 (the fixture)
-from tests.test_serving import LiveServer, _free_port, project, settings  # noqa: F401
 
 import trenches
+from test_monitoring import Hook, webhook  # noqa: F401 (the fixture)
+from test_serving import LiveServer, _free_port, project, settings  # noqa: F401
+
+from conftest import run_cli, wait_until_answering
 
 ARM = "x-trenches-arm"
 

@@ -113,3 +113,53 @@ def test_a_server_killed_under_load_loses_no_answered_request(
     assert set(answered) <= set(logged), f"{len(set(answered) - set(logged))} answered lost"
     assert len(logged) == len(set(logged)), "a request stored twice"
     assert not list(spool.glob("*.jsonl")), "every file loaded and removed"
+
+
+def test_the_mover_process_moves_staged_requests_and_ends_between_moves(
+    tmp_path: Path,
+) -> None:
+    """``trenches serve`` leaves the moving of staged requests to a process of its own
+    (:mod:`trenches.serving.mover`): it moves them once they have waited long enough,
+    and SIGTERM ends it."""
+    from sklearn.linear_model import LogisticRegression
+
+    from trenches.db.engine import read
+    from trenches.requests import stored
+    from trenches.serving import mover
+
+    from conftest import log_requests, make_frame
+
+    frame = make_frame(60)
+    columns = ["radius", "texture", "grade"]
+    with trenches.open(tmp_path / "store") as store:
+        fitted = LogisticRegression(max_iter=500).fit(frame[columns], frame["label"])
+        version = store.models.register(fitted, "clf", X=frame[columns])
+        ids = log_requests(store, version, frame, columns)
+        with read(store.engine) as conn:
+            assert stored.staged(conn) == len(ids)
+        cmd = mover.command(str(tmp_path / "store"), os.getpid(), 1_000_000, 0.5)
+        process = subprocess.Popen(cmd, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                with read(store.engine) as conn:
+                    if stored.staged(conn) == 0:
+                        break
+                time.sleep(0.2)
+            with read(store.engine) as conn:
+                assert stored.staged(conn) == 0, "moved after waiting half a second"
+            listed = store.requests.list()
+            assert sorted(listed["request_id"]) == sorted(ids)
+            assert all(r["data"] for r in listed["inputs"])  # read back from the tables
+        finally:
+            process.terminate()
+            _, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err.decode()
+
+
+def test_a_mover_whose_server_is_gone_ends(tmp_path: Path) -> None:
+    from trenches.serving import mover
+
+    trenches.open(tmp_path / "store").close()
+    cmd = mover.command(str(tmp_path / "store"), 1, 10, 60.0)  # not its parent
+    assert subprocess.run(cmd, timeout=60, check=False).returncode == 0

@@ -11,7 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier
-from tests.conftest import run_cli
 
 import trenches
 from trenches.errors import InvalidInput, NotFound
@@ -19,6 +18,8 @@ from trenches.settings import GuardSettings
 from trenches.traffic.guard import ArmFigures, Watch, judge
 from trenches.traffic.policies import Arm, Policy
 from trenches.traffic.routing import Chooser, Tally, shares, unit
+
+from conftest import run_cli
 
 NUMBERS = ["radius", "texture", "grade"]
 

@@ -74,7 +74,8 @@ class RequestLog:
     ``busy_timeout``: seconds a write waits for a lock before it fails and is retried;
     ``tables_root``: where the store keeps its tables (its artifacts location; by
     default the one ``url`` resolves to); ``move_rows``, ``move_seconds``: when staged
-    requests are moved into the tables (see the module's notes);
+    requests are moved into the tables (see the module's notes); ``moves`` False: never
+    by this log (a mover process does, :mod:`.mover`);
     ``on_lost(reason, n)``: called when ``n`` items are ``"dropped"`` (no room in memory
     nor in the spool) or ``"rejected"`` (set aside), e.g. to count them in a metric.
     """
@@ -93,10 +94,12 @@ class RequestLog:
         move_rows: int = stored.MOVE_ROWS,
         move_seconds: float = stored.MOVE_SECONDS,
         write_ahead: bool = True,
+        moves: bool = True,
     ) -> None:
         location = config.resolve(url)
         engine = make_engine(location.db_url, busy_timeout=busy_timeout)
         tables.bind(engine, tables_root or location.artifacts)
+        self._moves = moves
         self._move_rows = max(1, int(move_rows))
         self._move_seconds = move_seconds
         self._unmoved = 0  # requests written since the last move
@@ -308,6 +311,8 @@ class RequestLog:
         return None if self._stopping.is_set() else False
 
     def _move_due(self) -> bool:
+        if not self._moves:
+            return False
         if self._unmoved >= self._move_rows:
             return True
         waited = time.monotonic() - self._unmoved_since

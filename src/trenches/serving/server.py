@@ -18,17 +18,14 @@ import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import orjson
 
 from trenches.json_form import from_json, to_json
 from trenches.serving.app import Settings, create_app
 from trenches.serving.hot import HotPath
-
-if TYPE_CHECKING:
-    pass
 
 #: Seconds between a worker's looks at its parent's pid.
 PARENT_POLL = 0.5
@@ -44,7 +41,6 @@ def run(
     workers: int = 1,
     say: Callable[[str], Any] = print,
 ) -> None:
-    import uvicorn
 
     options: dict[str, Any] = {
         "host": host,
@@ -56,6 +52,20 @@ def run(
         "ws": "none",  # no websockets here: skip loading their protocol
         "timeout_graceful_shutdown": 30,
     }
+    with _mover(settings) as settings:
+        _serve(settings, host, port, workers, options, say)
+
+
+def _serve(
+    settings: Settings,
+    host: str,
+    port: int,
+    workers: int,
+    options: dict[str, Any],
+    say: Callable[[str], Any],
+) -> None:
+    import uvicorn
+
     if workers == 1:
         app = create_app(settings)
         served = app.state.server.served.model
@@ -74,6 +84,30 @@ def run(
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="trenches-metrics-"))
     say(f"serving {settings.ref} at http://{host}:{port} with {workers} workers")
     uvicorn.run("trenches.serving.server:app_from_env", factory=True, workers=workers, **options)
+
+
+@contextlib.contextmanager
+def _mover(settings: Settings) -> Iterator[Settings]:
+    """A request log's mover process beside the server (:mod:`.mover`), and the
+    settings its workers serve by (they leave the moving to it)."""
+    if not settings.log_requests:
+        yield settings
+        return
+    import subprocess
+
+    from trenches.requests import stored
+    from trenches.serving import mover
+
+    cmd = mover.command(settings.store or "", os.getpid(), stored.MOVE_ROWS, stored.MOVE_SECONDS)
+    process = subprocess.Popen(cmd)
+    try:
+        yield dataclasses.replace(settings, moves_here=False)
+    finally:
+        process.terminate()  # it ends between two moves
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 def app_from_env() -> HotPath:

@@ -68,6 +68,9 @@ class Settings:
     workers: int = 1  # worker processes serving together (feedback may be another's)
     #: The trenches.toml of the guard's bounds and the webhook; None: the nearest one.
     config: str | None = None
+    #: The request log's writer moves staged requests into the tables itself; False:
+    #: a mover process does (:mod:`trenches.serving.mover`, as ``trenches serve`` runs).
+    moves_here: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -119,6 +122,7 @@ class Server:
                 on_lost=self.metrics.log_lost,
                 tables_root=self.store.location.artifacts,
                 write_ahead=settings.write_ahead,
+                moves=settings.moves_here,
             )
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None

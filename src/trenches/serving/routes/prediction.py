@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -36,6 +36,15 @@ Parse = Callable[[Schema, Any], Rows]
 #: A protocol's answer: the version, the rows, what it said, and the request id; JSON,
 #: or a :class:`~trenches.serving.binary.Reply` of another kind.
 Render = Callable[["Served", Rows, "Answer", str], bytes | Reply]
+
+
+def request_id() -> str:
+    """A new request's id: 32 hex digits, the first 12 the time in milliseconds and the
+    rest random (80 bits), like a UUIDv7. Ids in the order of time make the request
+    log's unique index grow at its end: with random ids (uuid4) each insert touched a
+    page anywhere in the index, about ten times the cost once the log outgrew the
+    database's cache."""
+    return f"{time.time_ns() // 1_000_000:012x}{os.urandom(10).hex()}"
 
 
 def hot_server(request: Request) -> Server:
@@ -103,7 +112,7 @@ def outcome(  # noqa: PLR0913
     if route is not None and route.baseline.served is served:
         return _routed(server, route, endpoint, rows, render, start, key)
     answer = server.answer(served, rows)
-    rid = uuid.uuid4().hex
+    rid = request_id()
     content = render(served, rows, answer, rid)
     reply = content if isinstance(content, Reply) else Reply(content, JSON)
     seconds = server.record(endpoint, served, rows, answer, rid, start) / 1e6
@@ -127,7 +136,7 @@ def _routed(
     """The answer of the arm the policy picks (see :mod:`trenches.serving.rollout`)."""
     arm, answer = route.answer(server, route.pick(key), rows)
     served = arm.served
-    rid = uuid.uuid4().hex
+    rid = request_id()
     content = render(served, rows, answer, rid)
     reply = content if isinstance(content, Reply) else Reply(content, JSON)
     policy = route.policy.id
