@@ -1,46 +1,54 @@
-"""Model serving: ``trenches serve`` against ``mlflow models serve`` on the peers' load.
+"""Model serving driven by ``wrk``: ``trenches serve`` against ``mlflow models serve`` and
+the bare-FastAPI ceiling, one and two workers each, in one run.
 
 What it measures
 ----------------
-The same scikit-learn model (``make_classification``, 20 features, the parameters and
-seed of ``shared/bench-peers/load.py prepare``; a LogisticRegression(max_iter=1000) on
-the first 20,000 rows) served by one worker of each tool on 127.0.0.1 and driven by the
-peers' own load generator, ``shared/bench-peers/load.py run`` (an async httpx client,
-``dataframe_split`` JSON to ``/invocations``), unchanged:
+The same scikit-learn model for every server (``make_classification``, 20 features, the
+parameters and seed of ``shared/bench-peers/load.py prepare``; a
+LogisticRegression(max_iter=1000) on the first 20,000 rows), served on 127.0.0.1 with
+``--workers 1`` and ``--workers 2``, and driven by ``wrk`` (one thread; a Lua script
+POSTs a fixed ``dataframe_split`` JSON body to ``/invocations``), so that the client is
+not the limit (a Python client saturated a core before the servers did):
 
-- **single_c8**: 2,000 requests of one row, 8 at a time;
-- **single_c1**: 500 requests of one row, one at a time (latency without queueing);
-- **batch_c8**: 200 requests of 1,000 rows, 8 at a time;
+- **one_c8**: one-row requests, 8 connections; **one_c64**: the same, 64 connections;
+- **batch_c8**: 1,000-row requests, 8 connections;
 - **ready**: from launching the server to its first 200 on ``/ping``;
-- **cost**: the server's CPU seconds (every process of its group, from ``/proc``) per
-  1,000 predicted rows, in each phase.
+- **cpu**: the server's CPU seconds (every process of its group, from ``/proc``) per
+  1,000 rows answered; trenches' request log mover (a process of its own that moves
+  logged requests into the log's tables) is counted apart.
 
-trenches: a store in a temp folder holds the training rows as a dataset and the model,
-registered (so it has an ONNX form) and promoted to ``production``; the server is
-``trenches serve clf@production --workers 1`` with its request log on. After the load it
-is stopped with SIGTERM (graceful: the log is written out) and the store is checked to
-hold a ``served_requests`` row for every request load.py sent. MLflow: the peers'
-``serve_mlflow.sh``, unchanged. The ceiling: a bare FastAPI app whose ``/invocations``
-answers a constant, under the same uvicorn settings as trenches (one worker, uvloop,
-httptools, no access log), driven by the same load.py; its answers are not the model's,
-so load.py reports it ``verified: false``, as it should.
+Each phase runs ``--duration`` seconds after a 2-second warm-up. Before the phases, one
+request of each size checks that the answers are the model's (the ceiling's are a
+constant: not checked). trenches: a store in a temp folder holds the training rows and
+the model, registered (so it has an ONNX form) and promoted; ``trenches serve
+clf@production`` runs with its request log (written ahead) and metrics on, as deployed.
+After its phases it is stopped with SIGTERM and the store must hold every request wrk
+saw answered 200. MLflow: the model logged by ``load.py prepare`` in the peers' virtual
+environment (``$PEERS_VENV``, default ``$TMPDIR/peers-venv``; see
+``shared/bench-peers/README.md``), served by ``mlflow models serve --env-manager local
+-w N``. The ceiling: a FastAPI app whose ``/invocations`` reads the body and answers a
+constant, under the same uvicorn settings as trenches (uvloop, httptools, no access
+log).
 
-load.py and serve_mlflow.sh run in the peers' virtual environment (``$PEERS_VENV``,
-default ``$TMPDIR/peers-venv``; see ``shared/bench-peers/README.md``); load.py needs it
-(it imports mlflow). Every server runs in a process group of its own and is stopped by
-that group's id, also when the benchmark fails.
+Where trenches' time goes: after the servers, the parts of a one-row request are timed
+in this process on the same store (parsing, the ONNX call, the answer's JSON, the id,
+the metrics, and the request log with its writer), against the CPU a request took in
+the server; the rest is HTTP and the event loop, which the ceiling's CPU per request
+shows on its own.
 
-Client and server share the machine's cores, so anything else running moves the
-figures: each run also reports the CPU that other processes and the hypervisor (steal
-time) took meanwhile, and the commit measured. Repeat when they are high.
+Targets (issue 19): one_c8 requests/s at least 0.7 of the ceiling's, with a p99 at most
+twice the ceiling's; one_c64 p99 at most 1.5 times the ceiling's; batch_c8 rows/s at
+least 5 times MLflow's; ready in under 1.5 s. Each is judged with one worker and with two.
 
-Targets (trenches against MLflow): single_c8 at least 10x the requests/s with a p99 of
-at most a fifth; batch_c8 at least 5x the rows/s; ready in under 1.5 s.
+Client and server share the machine's cores: anything else running moves the figures;
+each server's run reports the CPU other processes took meanwhile.
 
-    python bench/serving.py                 # ~2 minutes, most of it MLflow
-    python bench/serving.py --repeats 5     # median [min-max] of five runs of each (~9 min)
-    python bench/serving.py --no-peer       # trenches and the ceiling only (~30 s)
-    python bench/serving.py --no-log        # trenches without its request log
+Needs ``wrk`` (Debian's package: ``apt-get install wrk``).
+
+    python bench/serving.py                    # about 6 minutes
+    python bench/serving.py --duration 5       # shorter phases
+    python bench/serving.py --no-peer          # trenches and the ceiling only
+    python bench/serving.py --workers 1        # one worker only
 """
 
 from __future__ import annotations
@@ -49,23 +57,24 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 from _common import measured_code, number  # bench/ is on sys.path when a script runs
 
@@ -74,16 +83,15 @@ import trenches
 HERE = Path(__file__).resolve().parent
 PEERS = HERE.parent.parent / "shared" / "bench-peers"
 BIN = Path(sys.executable).parent
-PHASES = ("single_c8", "single_c1", "batch_c8")
 COLUMNS = [f"f{i}" for i in range(20)]
-#: load.py's requests outside the phases: the 1,000-row check, then the warm-up (50 of
-#: one row, 5 of 1,000 rows). Each is a served request, so each is logged.
-UNMEASURED_REQUESTS = 1 + 50 + 5
-UNMEASURED_ROWS = 1000 + 50 + 5 * 1000
+#: name, rows a request, connections
+PHASES = (("one_c8", 1, 8), ("one_c64", 1, 64), ("batch_c8", 1000, 8))
+WARM_UP_S = 2
+READY_TARGET_S = 1.5
 
-CEILING_APP = '''\
-"""The ceiling: FastAPI answering a constant, no model and no log."""
-from fastapi import FastAPI
+CEILING_APP = '''\\
+"""The ceiling: FastAPI reading the body and answering a constant; no model, no log."""
+from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 app = FastAPI()
@@ -92,11 +100,12 @@ ANSWER = b'{"predictions":[0]}'
 
 @app.get("/ping")
 async def ping() -> Response:
-    return Response(b"\\n", media_type="application/json")
+    return Response(b"\\\\n", media_type="application/json")
 
 
 @app.post("/invocations")
-async def invocations() -> Response:
+async def invocations(request: Request) -> Response:
+    await request.body()
     return Response(ANSWER, media_type="application/json")
 '''
 
@@ -273,37 +282,6 @@ def stop_group(proc: subprocess.Popen[bytes], grace: float) -> int | None:
     return proc.returncode
 
 
-def drive(url: str, work: Path, pgid: int, started_at: float) -> dict[str, Any]:
-    """load.py run against ``url``: its one JSON line."""
-    python = peers_venv() / "bin" / "python"
-    proc = subprocess.run(
-        [
-            str(python),
-            str(PEERS / "load.py"),
-            "run",
-            "--url",
-            url,
-            "--workdir",
-            str(work),
-            "--server-pgid",
-            str(pgid),
-            "--started-at",
-            repr(started_at),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-    if not lines:
-        raise RuntimeError(f"load.py failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    result: dict[str, Any] = json.loads(lines[-1])
-    if proc.returncode != 0 or "error" in result:
-        raise RuntimeError(f"load.py: {result.get('error')} {proc.stderr[-2000:]}")
-    return result
-
-
 def logged(store: Path) -> tuple[int, int]:
     """Rows of served_requests, and the input rows they hold."""
     from sqlalchemy import func, select
@@ -316,377 +294,399 @@ def logged(store: Path) -> tuple[int, int]:
     return int(count), int(rows)
 
 
-def run_trenches(work: Path, store: Path, log_requests: bool) -> dict[str, Any]:
-    port = free_port()
-    cmd = [str(BIN / "trenches"), "--store", str(store), "serve", "clf@production"]
-    cmd += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    if not log_requests:
-        cmd.append("--no-log")
-    before = logged(store)
-    server_log = work / "trenches-server.log"
-    with server_group(cmd, server_log, cwd=work) as (proc, launched):
+# --- servers ------------------------------------------------------------------------------
+
+
+def group_cpu(pgid: int) -> tuple[float, float]:
+    """CPU seconds (user + system) of the processes of group ``pgid`` now alive: the
+    servers', and the request log mover's (trenches)."""
+    hz = os.sysconf("SC_CLK_TCK")
+    serving = moving = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
         try:
-            result = drive(f"http://127.0.0.1:{port}", work, proc.pid, launched)
-        except RuntimeError as e:
-            tail = server_log.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"{e}\ntrenches serve said:\n{tail}") from None
-        t = time.perf_counter()
-        # uvicorn ends a graceful stop by re-raising the SIGTERM: exit status -15.
-        result["exit_status"] = stop_group(proc, grace=60)
-        result["stop_s"] = round(time.perf_counter() - t, 2)
-    after = logged(store)
-    phases = result["phases"]
-    sent = UNMEASURED_REQUESTS + sum(p["completed"] for p in phases.values())
-    sent_rows = UNMEASURED_ROWS + sum(
-        p["completed"] * p["rows_per_request"] for p in phases.values()
+            with open(f"/proc/{entry.name}/stat") as fh:
+                stat = fh.read()
+            with open(f"/proc/{entry.name}/cmdline", "rb") as fh:
+                cmdline = fh.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[2]) == pgid:
+            used = int(fields[11]) + int(fields[12])
+            if b"trenches.serving.mover" in cmdline:
+                moving += used
+            else:
+                serving += used
+    return serving / hz, moving / hz
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], launched: float, log: Path) -> float:
+    """Seconds from launch to the first 200 on ``/ping``."""
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server ended: {log.read_text(errors='replace')[-2000:]}")
+        with suppress(OSError), urllib.request.urlopen(f"{url}/ping", timeout=2) as answer:
+            if answer.status == 200:
+                return time.time() - launched
+        time.sleep(0.01)
+    raise RuntimeError(f"the server was not ready in 180 s: {log.read_text()[-2000:]}")
+
+
+def body(X: np.ndarray, start: int, rows: int) -> bytes:
+    """A ``dataframe_split`` body of ``rows`` rows of ``X`` from ``start``."""
+    idx = np.arange(start, start + rows) % len(X)
+    return orjson.dumps(
+        {"dataframe_split": {"columns": COLUMNS, "data": X[idx]}},
+        option=orjson.OPT_SERIALIZE_NUMPY,
     )
-    spooled = sorted(p.name for p in (store / "spool").glob("*.jsonl")) if log_requests else []
-    result["request_log"] = {
-        "on": log_requests,
-        "requests_sent": sent,
-        "requests_logged": after[0] - before[0],
-        "rows_sent": sent_rows,
-        "rows_logged": after[1] - before[1],
-        "spool_files": spooled,
-        "complete": (after[0] - before[0], after[1] - before[1]) == (sent, sent_rows),
-    }
-    result["server_says"] = server_log.read_text(errors="replace")[-2000:]
-    return result
 
 
-def run_ceiling(work: Path) -> dict[str, Any]:
-    (work / "ceiling_app.py").write_text(CEILING_APP)
-    port = free_port()
-    cmd = [str(BIN / "python"), "-m", "uvicorn", "ceiling_app:app", "--app-dir", str(work)]
-    cmd += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    cmd += ["--loop", "uvloop", "--http", "httptools", "--no-access-log"]
-    cmd += ["--log-level", "warning"]
-    with server_group(cmd, work / "ceiling-server.log", cwd=work) as (proc, launched):
-        return drive(f"http://127.0.0.1:{port}", work, proc.pid, launched)
-
-
-def run_mlflow() -> dict[str, Any]:
-    env = dict(os.environ, PEERS_VENV=str(peers_venv()))
-    # serve_mlflow.sh starts and stops its own server group (trap on EXIT, TERM, INT);
-    # in a session of its own, so a timeout here can stop everything it started.
-    proc = subprocess.Popen(
-        ["bash", str(PEERS / "serve_mlflow.sh")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        start_new_session=True,
-    )
-    try:
-        out, err = proc.communicate(timeout=900)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGTERM)  # its trap stops the server's group
-        out, err = proc.communicate(timeout=60)
-    lines = [line for line in out.splitlines() if line.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"serve_mlflow.sh failed ({proc.returncode}): {err[-2000:]}")
-    result: dict[str, Any] = json.loads(lines[-1])
-    return result
-
-
-# --- figures ----------------------------------------------------------------------------
-
-#: (phase, figure, better, target ratio): the figures compared, in the order printed.
-ROWS: list[tuple[str, str, str, float | None]] = [
-    (phase, key, better, None)
-    for phase in PHASES
-    for key, better in (
-        ("requests_per_s", "higher"),
-        ("rows_per_s", "higher"),
-        ("p50_ms", "lower"),
-        ("p99_ms", "lower"),
-        ("cpu_s_per_1000", "lower"),
-        ("server_busy", "-"),
-        ("client_busy", "-"),
-    )
-    if key != "rows_per_s" or phase == "batch_c8"  # one row a request: same as requests/s
-]
-TARGETS = {("single_c8", "requests_per_s"): 10, ("single_c8", "p99_ms"): 5}
-TARGETS[("batch_c8", "rows_per_s")] = 5
-READY_TARGET_S = 1.5
-LABELS = {
-    "requests_per_s": "requests/s",
-    "rows_per_s": "rows/s",
-    "p50_ms": "p50, ms",
-    "p99_ms": "p99, ms",
-    "cpu_s_per_1000": "server CPU s / 1,000 rows",
-    "server_busy": "server CPU busy, cores",
-    "client_busy": "client CPU busy, cores",
-}
-
-
-def figures(result: dict[str, Any]) -> dict[str, Any]:
-    """The figures compared, from one load.py result."""
-    out: dict[str, Any] = {"ready_s": result["server_ready_s"], "verified": result["verified"]}
-    for name in PHASES:
-        p = result["phases"][name]
-        rows = p["completed"] * p["rows_per_request"]
-        cpu = p.get("server_cpu_s")
-        out[name] = {
-            "requests_per_s": p["requests_per_s"],
-            "rows_per_s": p["rows_per_s"],
-            "p50_ms": p["p50_ms"],
-            "p99_ms": p["p99_ms"],
-            "cpu_s_per_1000": round(cpu / rows * 1000, 4) if cpu is not None and rows else None,
-            "server_busy": round(cpu / p["seconds"], 2) if cpu is not None else None,
-            "client_busy": round(p["client_cpu_s"] / p["seconds"], 2),
-            "errors": p["errors"],
-            "finished_all": p["finished_all"],
-        }
-    return out
-
-
-def summary(runs: list[dict[str, Any]], how: Any) -> dict[str, Any]:
-    """Each figure's median (or min, max) over the runs; verified: all of them."""
-    if not runs:
-        return {}
-    out: dict[str, Any] = {}
-    for key, first in runs[0].items():
-        values = [r[key] for r in runs]
-        if isinstance(first, dict):
-            out[key] = summary(values, how)
-        elif isinstance(first, bool):
-            out[key] = all(values)
-        elif any(v is None for v in values):
-            out[key] = None
-        else:
-            out[key] = how(values)
-    return out
-
-
-def compare(ours: dict[str, Any], theirs: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each figure of both, the ratio (how many times better trenches is), the target."""
-    out = []
-    for phase, key, better, _ in ROWS:
-        a = ours[phase][key]
-        b = theirs[phase][key] if theirs else None
-        ratio = None
-        if a and b and better != "-":
-            ratio = a / b if better == "higher" else b / a
-        target = TARGETS.get((phase, key))
-        out.append(
-            {
-                "phase": phase,
-                "figure": key,
-                "trenches": a,
-                "mlflow": b,
-                "ratio": ratio,
-                "target": target,
-                "holds": None if target is None or ratio is None else ratio >= target,
-            }
+def verified(url: str, X: np.ndarray, expected: np.ndarray) -> bool:
+    """Whether the answers to a one-row and a 1,000-row request are the model's."""
+    for start, rows in ((7, 1), (100, 1000)):
+        request = urllib.request.Request(
+            f"{url}/invocations",
+            data=body(X, start, rows),
+            headers={"Content-Type": "application/json"},
         )
-    ready = ours["ready_s"]
-    out.append(
-        {
-            "phase": "start",
-            "figure": "ready_s",
-            "trenches": ready,
-            "mlflow": theirs["ready_s"] if theirs else None,
-            "ratio": theirs["ready_s"] / ready if theirs else None,
-            "target": READY_TARGET_S,
-            "holds": ready < READY_TARGET_S,
-        }
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            said = orjson.loads(answer.read())["predictions"]
+        idx = np.arange(start, start + rows) % len(X)
+        if [int(p) for p in said] != expected[idx].astype(int).tolist():
+            return False
+    return True
+
+
+def lua(path: Path, content: bytes) -> Path:
+    """A wrk script that POSTs ``content`` as JSON."""
+    text = content.decode()
+    assert "]==]" not in text
+    path.write_text(
+        'wrk.method = "POST"\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f"wrk.body = [==[{text}]==]\n"
     )
+    return path
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def _ms(text: str) -> float:
+    found = re.fullmatch(r"([\d.]+)(us|ms|s)", text.strip())
+    if found is None:
+        raise ValueError(f"not a wrk duration: {text!r}")
+    return float(found[1]) * _UNITS[found[2]]
+
+
+def parse_wrk(out: str) -> dict[str, Any]:
+    """requests/s, p50 and p99 (ms), requests, and answers that were not 2xx."""
+    percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.MULTILINE))
+    total = re.search(r"^\s+(\d+) requests in", out, re.MULTILINE)
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)$", out, re.MULTILINE)
+    rate = re.search(r"^Requests/sec:\s+([\d.]+)", out, re.MULTILINE)
+    if rate is None or total is None or "50" not in percentiles:
+        raise RuntimeError(f"wrk said:\n{out}")
+    return {
+        "requests_per_s": float(rate[1]),
+        "p50_ms": _ms(percentiles["50"]),
+        "p99_ms": _ms(percentiles["99"]),
+        "requests": int(total[1]),
+        "non_2xx": int(bad[1]) if bad else 0,
+        "socket_errors": errors[1] if errors else None,
+    }
+
+
+def wrk(url: str, script: Path, connections: int, seconds: float) -> dict[str, Any]:
+    timeout = "30s"
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", f"--timeout={timeout}"]
+    cmd += ["--latency", "-s", str(script), f"{url}/invocations"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return parse_wrk(out)
+
+
+def phases(
+    url: str, pgid: int, work: Path, X: np.ndarray, duration: float
+) -> tuple[dict[str, Any], int]:
+    """Each phase's figures; and how many requests were answered 200 in all (warm-ups
+    included), as wrk counted them."""
+    out: dict[str, Any] = {}
+    answered = 0
+    for name, rows, connections in PHASES:
+        script = lua(work / f"{name}.lua", body(X, 11, rows))
+        warm = wrk(url, script, connections, WARM_UP_S)
+        answered += warm["requests"] - warm["non_2xx"]
+        cpu, moved = group_cpu(pgid)
+        got = wrk(url, script, connections, duration)
+        after = group_cpu(pgid)
+        cpu, moved = after[0] - cpu, after[1] - moved
+        answered += got["requests"] - got["non_2xx"]
+        got["rows_per_s"] = got["requests_per_s"] * rows
+        got["cpu_s_per_1000_rows"] = cpu / max(got["requests"] * rows, 1) * 1000
+        got["server_busy_cores"] = cpu / duration
+        got["mover_cpu_s"] = moved
+        out[name] = got
+    return out, answered
+
+
+def serve(
+    kind: str, workers: int, work: Path, store: Path, model_uri: str, duration: float
+) -> dict[str, Any]:
+    """One server's run: ready, verified, the phases; for trenches, its log checked."""
+    X, expected = np.load(work / "X.npy"), np.load(work / "expected.npy")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = None
+    if kind == "trenches":
+        cmd = [str(BIN / "trenches"), "--store", str(store), "serve", "clf@production"]
+        cmd += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+        before = logged(store)[0]
+    elif kind == "mlflow":
+        venv = peers_venv()
+        cmd = [str(venv / "bin" / "mlflow"), "models", "serve", "-m", model_uri]
+        cmd += ["--env-manager", "local", "-p", str(port), "-h", "127.0.0.1", "-w", str(workers)]
+        env = dict(
+            os.environ,
+            PATH=f"{venv / 'bin'}:{os.environ['PATH']}",
+            MLFLOW_TRACKING_URI=f"sqlite:///{work / 'mlflow' / 'mlflow.db'}",
+            MLFLOW_DISABLE_TELEMETRY="true",
+            DO_NOT_TRACK="true",
+        )
+    else:
+        (work / "ceiling_app.py").write_text(CEILING_APP)
+        cmd = [str(BIN / "python"), "-m", "uvicorn", "ceiling_app:app", "--app-dir", str(work)]
+        cmd += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+        cmd += ["--loop", "uvloop", "--http", "httptools", "--no-access-log"]
+        cmd += ["--log-level", "warning"]
+    log = work / f"{kind}-{workers}.log"
+    result: dict[str, Any] = {"server": kind, "workers": workers}
+    with server_group(cmd, log, cwd=work, env=env) as (proc, launched):
+        result["ready_s"] = wait_ready(url, proc, launched, log)
+        result["verified"] = verified(url, X, expected) if kind != "ceiling" else None
+        result["phases"], answered = phases(url, proc.pid, work, X, duration)
+        if kind == "trenches":
+            result["exit_status"] = stop_group(proc, grace=60)
+    if kind == "trenches":
+        stored = logged(store)[0] - before
+        result["request_log"] = {
+            "answered_200": answered + 2,  # and the two verifying requests
+            "logged": stored,
+            "complete": stored >= answered + 2,
+        }
+    return result
+
+
+# --- where the time goes -----------------------------------------------------------------
+
+
+def breakdown(store: Path, work: Path, n: int = 20_000) -> dict[str, float]:
+    """Microseconds of CPU per one-row request of each part trenches does, timed in
+    this process on the same store and model (the log with its writer's work)."""
+    from trenches.serving import protocols
+    from trenches.serving.payloads import loads
+    from trenches.serving.routes.prediction import request_id
+    from trenches.serving.state import Server, Settings
+
+    X = np.load(work / "X.npy")
+    raw = body(X, 3, 1)
+    server = Server(
+        Settings(ref="clf@production", store=str(store), spool_dir=str(work / "spool-parts"))
+    )
+    served = server.served
+    parsed = protocols.mlflow(served.schema, loads(raw))
+    answer = served.model.answer(parsed.data)
+
+    def timed(work_of: Any) -> float:
+        start = time.process_time()
+        for _ in range(n):
+            work_of()
+        return (time.process_time() - start) / n * 1e6
+
+    parts = {
+        "parse the body (JSON, checks)": timed(lambda: protocols.mlflow(served.schema, loads(raw))),
+        "predict (ONNX Runtime)": timed(lambda: served.model.answer(parsed.data)),
+        "the answer's JSON": timed(lambda: protocols.mlflow_answer(served, parsed, answer, "x")),
+        "the request id": timed(request_id),
+        "metrics (Prometheus)": timed(
+            lambda: (
+                server.metrics.request("invocations", 200, 0.001),
+                server.metrics.predicted(answer.labels),
+            )
+        ),
+    }
+    assert server.requests is not None
+    server.requests.start()
+    start = time.process_time()
+    for _ in range(n):
+        server.record("invocations", served, parsed, answer, request_id(), time.perf_counter_ns())
+    server.requests.stop()  # everything written: the writer's CPU counted too
+    parts["the request log (written ahead, stored)"] = (time.process_time() - start) / n * 1e6
+    server.stop()
+    return parts
+
+
+# --- report ---------------------------------------------------------------------------------
+
+
+def judged(results: list[dict[str, Any]]) -> list[tuple[str, str, bool | None]]:
+    """Each target, in words, with whether it holds (None: not measured)."""
+    by = {(r["server"], r["workers"]): r for r in results}
+    out = []
+    for workers in sorted({r["workers"] for r in results}):
+        ours, ceiling, peer = (by.get((k, workers)) for k in ("trenches", "ceiling", "mlflow"))
+        if ours is None:
+            continue
+        p, w = ours["phases"], f"--workers {workers}"
+        if ceiling is not None:
+            c = ceiling["phases"]
+            share = p["one_c8"]["requests_per_s"] / c["one_c8"]["requests_per_s"]
+            out.append(
+                (f"{w}: one_c8 req/s >= 0.7 of the ceiling's: {share:.2f}", "", share >= 0.7)
+            )
+            ratio = p["one_c8"]["p99_ms"] / c["one_c8"]["p99_ms"]
+            out.append((f"{w}: one_c8 p99 <= 2x the ceiling's: {ratio:.2f}x", "", ratio <= 2))
+            ratio = p["one_c64"]["p99_ms"] / c["one_c64"]["p99_ms"]
+            out.append((f"{w}: one_c64 p99 <= 1.5x the ceiling's: {ratio:.2f}x", "", ratio <= 1.5))
+        if peer is not None:
+            ratio = p["batch_c8"]["rows_per_s"] / peer["phases"]["batch_c8"]["rows_per_s"]
+            out.append((f"{w}: batch_c8 rows/s >= 5x MLflow's: {ratio:.1f}x", "", ratio >= 5))
+        ready = ours["ready_s"]
+        out.append((f"{w}: ready < {READY_TARGET_S} s: {ready:.2f} s", "", ready < READY_TARGET_S))
     return out
+
+
+def print_report(results: list[dict[str, Any]], parts: dict[str, float] | None) -> None:
+    heads = ["server", "workers", "phase", "requests/s", "rows/s", "p50 ms", "p99 ms"]
+    heads += ["CPU s / 1k rows", "server cores busy", "log mover CPU s", "non-2xx"]
+    print("\n| " + " | ".join(heads) + " |")
+    print("|" + " --- |" * len(heads))
+    for r in results:
+        for name, _, _ in PHASES:
+            f = r["phases"][name]
+            print(
+                f"| {r['server']} | {r['workers']} | {name} | {number(f['requests_per_s'])} | "
+                f"{number(f['rows_per_s'])} | {f['p50_ms']:.2f} | {f['p99_ms']:.2f} | "
+                f"{f['cpu_s_per_1000_rows']:.4f} | {f['server_busy_cores']:.2f} | "
+                f"{f['mover_cpu_s']:.1f} | {f['non_2xx']} |"
+            )
+    print("\n| server | workers | ready, s | answers verified | request log |")
+    print("| --- | --- | --- | --- | --- |")
+    for r in results:
+        lg = r.get("request_log")
+        said = (
+            f"{lg['logged']:,} stored of {lg['answered_200']:,} answered 200: "
+            + ("complete" if lg["complete"] else "INCOMPLETE")
+            if lg
+            else "-"
+        )
+        verified_text = {None: "- (a constant)", True: "yes", False: "NO"}[r["verified"]]
+        print(f"| {r['server']} | {r['workers']} | {r['ready_s']:.2f} | {verified_text} | {said} |")
+    print("\ntargets:")
+    for text, _, holds in judged(results):
+        print(f"  {text}: {'holds' if holds else 'MISSED'}")
+    one = next((r for r in results if r["server"] == "trenches" and r["workers"] == 1), None)
+    ceiling = next((r for r in results if r["server"] == "ceiling" and r["workers"] == 1), None)
+    if parts and one is not None:
+        per = one["phases"]["one_c8"]["cpu_s_per_1000_rows"] * 1000  # µs a request
+        print(f"\nwhere a one-row request's {per:.0f} us of server CPU go (one worker, one_c8):")
+        print("| part | us | share |")
+        print("| --- | --- | --- |")
+        for name, us in parts.items():
+            print(f"| {name} | {us:.1f} | {us / per:.0%} |")
+        rest = per - sum(parts.values())
+        what = "the rest: HTTP (uvicorn, httptools), the event loop, the hot path's glue"
+        print(f"| {what} | {rest:.1f} | {rest / per:.0%} |")
+        if ceiling is not None:
+            bare = ceiling["phases"]["one_c8"]["cpu_s_per_1000_rows"] * 1000
+            what = "(the ceiling's whole request: HTTP, FastAPI, reading the body)"
+            print(f"| {what} | {bare:.1f} | - |")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--repeats", type=int, default=1, help="runs of each server (medians)")
+    ap.add_argument("--duration", type=float, default=10, help="seconds a phase (after warm-up)")
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts")
     ap.add_argument("--no-peer", action="store_true", help="skip MLflow")
     ap.add_argument("--no-ceiling", action="store_true", help="skip the bare FastAPI app")
-    ap.add_argument("--no-log", action="store_true", help="serve trenches without its log")
     ap.add_argument("--keep", action="store_true", help="keep the temp folder")
-    ap.add_argument(
-        "--json", action="store_true", help="also print everything as one JSON object, last"
-    )
+    ap.add_argument("--json", action="store_true", help="also print everything as JSON, last")
     args = ap.parse_args()
-
-    python = peers_venv() / "bin" / "python"
-    if not python.exists():
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is needed: apt-get install wrk")
+    mlflow = peers_venv() / "bin" / "mlflow"
+    if not args.no_peer and not mlflow.exists():
         sys.exit(
-            f"no peers venv at {peers_venv()} (load.py runs there): make it with\n"
-            f"  python3 -m venv {peers_venv()} && {peers_venv()}/bin/pip install "
-            f"-r {PEERS / 'requirements-observed.txt'}"
+            f"no MLflow at {mlflow} (the peers' venv): make it as shared/bench-peers/README.md "
+            "says, or run with --no-peer"
         )
     code = measured_code()
-    tmp = Path(tempfile.mkdtemp(prefix="trenches-bench-serving-"))
+    work = Path(tempfile.mkdtemp(prefix="trenches-bench-serving-"))
+    results: list[dict[str, Any]] = []
     try:
-        raw, prepared_s = _measure(tmp, args)
+        store = prepare(work)
+        model_uri = ""
+        if not args.no_peer:
+            made = subprocess.run(
+                [
+                    str(peers_venv() / "bin" / "python"),
+                    str(PEERS / "load.py"),
+                    "prepare",
+                    "--workdir",
+                    str(work / "mlflow"),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+                env=dict(
+                    os.environ,
+                    MLFLOW_TRACKING_URI=f"sqlite:///{work / 'mlflow' / 'mlflow.db'}",
+                    MLFLOW_DISABLE_TELEMETRY="true",
+                    DO_NOT_TRACK="true",
+                ),
+            )
+            model_uri = made.stdout.strip().splitlines()[-1]
+        kinds = (
+            ["trenches"]
+            + ([] if args.no_peer else ["mlflow"])
+            + ([] if args.no_ceiling else ["ceiling"])
+        )
+        for workers in args.workers:
+            for kind in kinds:
+                print(f"{kind}, --workers {workers}", file=sys.stderr, flush=True)
+                with Bystanders() as others:
+                    result = serve(kind, workers, work, store, model_uri, args.duration)
+                result["bystanders"] = others.report()
+                results.append(result)
+        parts = breakdown(store, work)
     finally:
         if args.keep:
-            print(f"kept {tmp}", file=sys.stderr)
+            print(f"kept {work}", file=sys.stderr)
         else:
-            shutil.rmtree(tmp, ignore_errors=True)
-
-    stats = _Stats.of(raw, args.repeats)
-    rows = compare(stats.med["trenches"], stats.med["mlflow"])
-    logs = [r["request_log"] for r in raw["trenches"]]
-    n = args.repeats
-
-    mlflow_version = raw["mlflow"][0]["versions"]["mlflow"] if raw["mlflow"] else "(not run)"
+            shutil.rmtree(work, ignore_errors=True)
     print(
-        f"\nserving, one worker each on 127.0.0.1, driven by load.py: trenches "
-        f"{trenches.__version__} ({code}; request log {'off' if args.no_log else 'on'}) "
-        f"against mlflow models serve {mlflow_version}; "
-        + (f"median [min-max] of {n} runs each" if n > 1 else "one run each")
+        f"\nserving on 127.0.0.1 driven by wrk -t1 (one_c8, one_c64: one row; batch_c8: 1,000 "
+        f"rows), {args.duration:g} s a phase after {WARM_UP_S} s of warm-up; trenches "
+        f"{trenches.__version__} ({code}), request log written ahead and metrics on"
     )
     print(
-        f"  python {platform.python_version()}, cpu_count {os.cpu_count()}, "
-        f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())}, store prepared in "
-        f"{prepared_s:.1f} s\n"
+        f"  python {platform.python_version()}, cpu_count {os.cpu_count()}, load "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}"
     )
-    _print_table(rows, stats)
-    _print_notes(raw, stats.med, logs)
+    print_report(results, parts)
+    for r in results:
+        b = r["bystanders"]
+        busy = b["other_cpu_s"] / b["seconds"] if b["seconds"] else 0.0
+        print(
+            f"  other processes during {r['server']} --workers {r['workers']}: "
+            f"{b['other_cpu_s']:.1f} CPU s in {b['seconds']:.0f} s ({busy:.0%} of a core), "
+            f"steal {b['steal_s']:.1f} s" + (f"; most: {b['top']}" if busy > 0.05 else "")
+        )
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "code": code,
-                    "request_log_on": not args.no_log,
-                    "median": stats.med,
-                    "min": stats.low,
-                    "max": stats.high,
-                    "results": rows,
-                    "request_log": logs,
-                    "runs": raw,
-                }
-            )
-        )
-
-
-def _measure(tmp: Path, args: argparse.Namespace) -> tuple[dict[str, list[dict[str, Any]]], float]:
-    """Each server's runs, and the seconds the store took to prepare."""
-    raw: dict[str, list[dict[str, Any]]] = {"trenches": [], "mlflow": [], "ceiling": []}
-    t = time.perf_counter()
-    store = prepare(tmp)
-    prepared_s = time.perf_counter() - t
-    runs: list[tuple[str, Any]] = [("trenches", lambda: run_trenches(tmp, store, not args.no_log))]
-    if not args.no_peer:
-        runs.append(("mlflow", run_mlflow))
-    if not args.no_ceiling:
-        runs.append(("ceiling", lambda: run_ceiling(tmp)))
-    for i in range(args.repeats):
-        # One of each server per round, so a slow spell of the machine hits all three.
-        for name, run in runs:
-            print(f"round {i + 1}/{args.repeats}: {name}", file=sys.stderr, flush=True)
-            with Bystanders() as others:
-                try:
-                    result = run()
-                except RuntimeError as e:
-                    if name == "trenches":
-                        raise
-                    print(f"{name} failed, left out: {e}", file=sys.stderr)
-                    continue
-            result["bystanders"] = others.report()
-            raw[name].append(result)
-    return raw, prepared_s
-
-
-@dataclass(frozen=True)
-class _Stats:
-    """Each server's figures run by run, and their median, min and max."""
-
-    each: dict[str, list[dict[str, Any]]]
-    med: dict[str, dict[str, Any]]
-    low: dict[str, dict[str, Any]]
-    high: dict[str, dict[str, Any]]
-    #: Runs of each server.
-    n: int
-
-    @classmethod
-    def of(cls, raw: dict[str, list[dict[str, Any]]], n: int) -> _Stats:
-        each = {name: [figures(r) for r in results] for name, results in raw.items()}
-        return cls(
-            each,
-            {name: summary(f, statistics.median) for name, f in each.items()},
-            {name: summary(f, min) for name, f in each.items()},
-            {name: summary(f, max) for name, f in each.items()},
-            n,
-        )
-
-    def cell(self, name: str, phase: str, key: str) -> str:
-        if not self.each[name]:
-            return "-"
-        med, low, high = self.med[name], self.low[name], self.high[name]
-        if phase == "start":
-            m, lo, hi = med[key], low[key], high[key]
-        else:
-            m, lo, hi = med[phase][key], low[phase][key], high[phase][key]
-        return number(m) + (f" [{number(lo)}-{number(hi)}]" if self.n > 1 else "")
-
-
-def _print_table(rows: list[dict[str, Any]], stats: _Stats) -> None:
-    width = 24 if stats.n > 1 else 10
-    print(
-        f"  {'phase':<9} {'figure':<25} {'trenches':>{width}} {'mlflow':>{width}} "
-        f"{'ratio':>7} {'ceiling':>{width}}  target"
-    )
-    for r in rows:
-        phase, key = r["phase"], r["figure"]
-        label = LABELS.get(key, "ready, s")
-        ratio = f"{r['ratio']:.1f}x" if r["ratio"] is not None else ""
-        goal = ""
-        if key == "ready_s":
-            goal = f"trenches < {READY_TARGET_S} s: {'holds' if r['holds'] else 'MISSED'}"
-        elif r["target"] is not None and r["ratio"] is not None:
-            how = "less" if key.endswith("_ms") else "more"
-            goal = f">= {r['target']}x {how}: {'holds' if r['holds'] else 'MISSED'}"
-        print(
-            f"  {phase:<9} {label:<25} {stats.cell('trenches', phase, key):>{width}} "
-            f"{stats.cell('mlflow', phase, key):>{width}} {ratio:>7} "
-            f"{stats.cell('ceiling', phase, key):>{width}}  {goal}"
-        )
-
-
-def _print_notes(
-    raw: dict[str, list[dict[str, Any]]],
-    med: dict[str, dict[str, Any]],
-    logs: list[dict[str, Any]],
-) -> None:
-    """The ceiling, the verified answers, the request log and the other processes."""
-    ceiling = med["ceiling"]
-    if ceiling:
-        c8 = ceiling["single_c8"]["requests_per_s"]
-        share = med["trenches"]["single_c8"]["requests_per_s"] / c8
-        print(
-            f"\n  ceiling: a bare FastAPI endpoint answering a constant, {number(c8)} requests/s "
-            f"at single_c8; trenches serves {share:.0%} of that"
-        )
-    print(
-        "  verified (the answers to 1,000 rows are the model's): "
-        + ", ".join(
-            f"{name} {med[name]['verified']}"
-            + (" (a constant answer: false is expected)" if name == "ceiling" else "")
-            for name in raw
-            if raw[name]
-        )
-    )
-    for i, lg in enumerate(logs):
-        if not lg["on"]:
-            print(f"  request log, trenches run {i + 1}: off (--no-log)")
-            continue
-        print(
-            f"  request log, trenches run {i + 1}: {lg['requests_logged']:,} of "
-            f"{lg['requests_sent']:,} requests and {lg['rows_logged']:,} of "
-            f"{lg['rows_sent']:,} rows stored after SIGTERM: "
-            + ("complete" if lg["complete"] else "INCOMPLETE")
-            + (f"; spool files left: {lg['spool_files']}" if lg["spool_files"] else "")
-        )
-    for name, results in raw.items():
-        for i, r in enumerate(results):
-            b = r["bystanders"]
-            busy = b["other_cpu_s"] / b["seconds"] if b["seconds"] else 0.0
-            print(
-                f"  other processes during {name} run {i + 1}: {b['other_cpu_s']:.1f} CPU s in "
-                f"{b['seconds']:.0f} s ({busy:.0%} of a core), hypervisor steal "
-                f"{b['steal_s']:.1f} s" + (f"; most: {b['top']}" if busy > 0.05 else "")
-            )
+        print(json.dumps({"code": code, "results": results, "parts": parts}))
 
 
 if __name__ == "__main__":

@@ -119,7 +119,7 @@ def test_a_value_of_the_wrong_kind_is_refused_naming_its_field() -> None:
     with pytest.raises(TypeError, match="request_id"):
         LoggedFeedback(None, 0, None, 1.0, None, 1).to_row()  # type: ignore[arg-type]
     with pytest.raises(TypeError):  # JSON lines cannot carry an integer past 64 bits
-        records.encode("feedback", ("r", 2**64, None, None, None, 1))
+        records.encode("feedback", ("r", 2**64, None, None, None, 1, None))
     with pytest.raises(ValueError, match="unknown kind"):
         records.decode(b'{"kind":"alert","request_id":"r"}\n')
 
@@ -403,3 +403,26 @@ def _check_numbers_apart(store: trenches.Store, since: int | None) -> None:
         )
 
     assert rows(apart) == rows(whole)
+
+
+def test_a_routed_request_carries_its_policy_and_arm_in_its_line() -> None:
+    routed = LoggedRequest(
+        "req-new",
+        1,
+        "invocations",
+        1,
+        lambda: {"columns": ["radius"], "data": [[1.5]]},
+        {"labels": ["benign"], "scores": None, "values": None},
+        900,
+        1767225600000000,
+        policy_id=7,
+        arm="v2",
+        shadow_of="req-0",
+    )
+    line = records.encode("request", routed.to_row())
+    assert b'"policy_id":7,"arm":"v2","shadow_of":"req-0"' in line
+    kind, row = records.decode(line)
+    assert kind == "request" and row == routed.to_row()
+    # A line without them (an older one, or a request under no policy) reads as None.
+    _, old = records.decode(OLD_LINES[0])
+    assert old[-3:] == (None, None, None)

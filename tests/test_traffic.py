@@ -16,7 +16,7 @@ import trenches
 from trenches.errors import InvalidInput, NotFound
 from trenches.settings import GuardSettings
 from trenches.traffic.guard import ArmFigures, Watch, judge
-from trenches.traffic.policies import Arm, Policy
+from trenches.traffic.policies import TrafficArm, TrafficPolicy
 from trenches.traffic.routing import Chooser, Tally, shares, unit
 
 from conftest import run_cli
@@ -129,12 +129,12 @@ def test_the_cli_sets_and_shows_policies(versions: trenches.Store) -> None:
 # --- choosing arms -------------------------------------------------------------------
 
 
-def _policy(kind: str, weights: dict[str, float], floor: float = 0.0) -> Policy:
+def _policy(kind: str, weights: dict[str, float], floor: float = 0.0) -> TrafficPolicy:
     arms = tuple(
-        Arm(name, None if name == "baseline" else i + 2, w)
+        TrafficArm(name, None if name == "baseline" else i + 2, w)
         for i, (name, w) in enumerate(weights.items())
     )
-    return Policy(1, "clf", kind, arms, floor, None, "", "", None)
+    return TrafficPolicy(1, "clf", kind, arms, floor, None, "", "", None)
 
 
 def test_a_split_gives_each_arm_its_share_and_each_key_one_arm() -> None:
@@ -175,7 +175,7 @@ def test_a_bandit_sends_most_traffic_to_the_arm_right_most_often() -> None:
     got = shares(policy, {"baseline": Tally(100, 60), "v2": Tally(100, 85)})
     assert got["v2"] > 0.9 and got["baseline"] >= 0.04
     # Ratings count as fractional rewards over their best value.
-    rated = Policy(1, "clf", "bandit", policy.arms, 0.05, 5.0, "", "", None)
+    rated = TrafficPolicy(1, "clf", "bandit", policy.arms, 0.05, 5.0, "", "", None)
     got = shares(
         rated,
         {

@@ -91,6 +91,7 @@ if TYPE_CHECKING:
         Criteria,
         DriftSettings,
         GateSpec,
+        GuardSettings,
         MonitorSettings,
         RetrainSettings,
         Settings,
@@ -102,6 +103,9 @@ if TYPE_CHECKING:
     from trenches.team.roles import ROLES, Grant, Grants
     from trenches.team.sessions import NewSession, Session, Sessions, SignedIn
     from trenches.team.tokens import NewToken, Token, Tokens
+    from trenches.traffic.live import ArmLive, LiveComparison
+    from trenches.traffic.policies import Traffic, TrafficArm, TrafficPolicy
+    from trenches.traffic.replay import ProblemReplay, Replay, Replays
     from trenches.verdicts import Tolerance
 
 __version__ = "0.1.0"
@@ -215,6 +219,15 @@ _LAZY = {
     "NewSession": "trenches.team.sessions",
     "SignedIn": "trenches.team.sessions",
     "from_json": "trenches.json_form",
+    "GuardSettings": "trenches.settings",
+    "TrafficArm": "trenches.traffic.policies",
+    "TrafficPolicy": "trenches.traffic.policies",
+    "Traffic": "trenches.traffic.policies",
+    "ArmLive": "trenches.traffic.live",
+    "LiveComparison": "trenches.traffic.live",
+    "Replay": "trenches.traffic.replay",
+    "ProblemReplay": "trenches.traffic.replay",
+    "Replays": "trenches.traffic.replay",
 }
 
 
@@ -232,6 +245,7 @@ __all__ = [
     "AddResult",
     "Alert",
     "AliasMove",
+    "ArmLive",
     "Audit",
     "AuditEntry",
     "Backfill",
@@ -268,12 +282,14 @@ __all__ = [
     "Gates",
     "Grant",
     "Grants",
+    "GuardSettings",
     "ImportResult",
     "InputColumn",
     "InputSchema",
     "InvalidConfig",
     "InvalidInput",
     "Lineage",
+    "LiveComparison",
     "Migration",
     "ModelVersion",
     "Models",
@@ -299,10 +315,13 @@ __all__ = [
     "Predictor",
     "Predictors",
     "Problem",
+    "ProblemReplay",
     "ProblemScore",
     "ProblemTally",
     "Problems",
     "QualityReport",
+    "Replay",
+    "Replays",
     "RequestPattern",
     "RequestWindow",
     "Requests",
@@ -334,6 +353,9 @@ __all__ = [
     "Token",
     "Tokens",
     "Tolerance",
+    "Traffic",
+    "TrafficArm",
+    "TrafficPolicy",
     "TrainingData",
     "TrenchesError",
     "UntrustedModel",

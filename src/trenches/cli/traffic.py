@@ -6,7 +6,7 @@ import typer
 from rich.table import Table
 
 from trenches.cli._output import console, open_store, print_json
-from trenches.traffic.policies import FLOOR, Policy
+from trenches.traffic.policies import FLOOR, TrafficPolicy
 
 app = typer.Typer(
     help="Roll a version out on live traffic: shadow, canary, A/B, bandit. Every server "
@@ -17,7 +17,7 @@ app = typer.Typer(
 _REASON = typer.Option(..., "--reason", help="Why; kept with the policy (and in the audit log).")
 
 
-def _said(policy: Policy, as_json: bool) -> None:
+def _said(policy: TrafficPolicy, as_json: bool) -> None:
     if as_json:
         print_json(policy.to_json())
         return

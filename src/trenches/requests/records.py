@@ -89,6 +89,9 @@ class Field:
     name: str
     kind: Kind
     optional: bool = False
+    #: Left out of a line while null: a field added after lines were first written, so
+    #: a record without it is the same bytes as before (and an older line reads back).
+    sparse: bool = False
 
     def stored(self, value: Any) -> Any:
         """``value`` as the column holds it; TypeError or ValueError if it is not of
@@ -134,6 +137,8 @@ class Shape:
         back exactly (an integer beyond 64 bits)."""
         record: dict[str, Any] = {"kind": self.kind}
         for f, value in zip(self.fields, row, strict=True):
+            if value is None and f.sparse:
+                continue
             as_json = f.kind == "json" and value is not None
             record[f.name] = orjson.Fragment(value) if as_json else value
         return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
@@ -159,9 +164,9 @@ REQUEST = Shape(
         Field("outputs", "json"),  # {"labels": [...], "scores": [[...]], "values": [...]}
         Field("latency_us", "int"),
         Field("received_at", "int"),  # µs since the epoch
-        Field("policy_id", "int", optional=True),  # the traffic policy it was routed by
-        Field("arm", "text", optional=True),  # the policy's arm that answered
-        Field("shadow_of", "text", optional=True),  # answered in the shadow of this request
+        Field("policy_id", "int", optional=True, sparse=True),  # the traffic policy followed
+        Field("arm", "text", optional=True, sparse=True),  # the policy's arm that answered
+        Field("shadow_of", "text", optional=True, sparse=True),  # in this request's shadow
     ),
     key=("request_id",),
 )
@@ -175,7 +180,7 @@ FEEDBACK = Shape(
         Field("rating", "float", optional=True),
         Field("comment", "text", optional=True),
         Field("created_at", "int"),
-        Field("correct", "int", optional=True),  # 1: the label is the answer given; 0: not
+        Field("correct", "int", optional=True, sparse=True),  # 1: the label was the answer
     ),
     # Feedback has no natural key: (request, row, time) is taken as one.
     key=("request_id", "row", "created_at"),

@@ -21,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
-from anyio import to_thread
+from fastapi.concurrency import run_in_threadpool
 
 from trenches.serving import binary, errors, protocols
 from trenches.serving.auth import NoToken
@@ -120,7 +120,7 @@ class HotPath:
             log.exception("POST %s failed", scope["path"])
             await _send(send, 500, Outcome(_FAILED, "application/json", {}))
         if later is not None:
-            await to_thread.run_sync(later)
+            await run_in_threadpool(later)
 
 
 async def _body(receive: Receive, headers: dict[bytes, bytes], limit: int) -> bytes:

@@ -25,6 +25,8 @@ log = logging.getLogger("trenches.serve.requests")
 
 #: Seconds between looks at how many requests are staged.
 LOOK = 1.0
+#: Seconds the mover waits before it loads anything: the server is starting.
+START = 3.0
 
 
 def command(store: str, parent: int, move_rows: int, move_seconds: float) -> list[str]:
@@ -45,6 +47,8 @@ def command(store: str, parent: int, move_rows: int, move_seconds: float) -> lis
 
 def run(store: str, parent: int, move_rows: int, move_seconds: float) -> None:
     """Move staged requests until process ``parent`` is gone."""
+    # Nothing is staged before the server answers: its start is left the machine.
+    time.sleep(START)
     from trenches import config, tables
     from trenches.db import faults
     from trenches.db.engine import make_engine, read
@@ -75,13 +79,11 @@ def run(store: str, parent: int, move_rows: int, move_seconds: float) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from trenches.requests import stored
-
     parser = argparse.ArgumentParser(prog="python -m trenches.serving.mover")
     parser.add_argument("store")
     parser.add_argument("parent", type=int)
-    parser.add_argument("--move-rows", type=int, default=stored.MOVE_ROWS)
-    parser.add_argument("--move-seconds", type=float, default=stored.MOVE_SECONDS)
+    parser.add_argument("--move-rows", type=int, required=True)
+    parser.add_argument("--move-seconds", type=float, required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     os.nice(10)  # the workers' answers first

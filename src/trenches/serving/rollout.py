@@ -26,7 +26,7 @@ import numpy as np
 
 from trenches.serving.payloads import PayloadError
 from trenches.traffic.guard import Watch
-from trenches.traffic.policies import BASELINE, Arm, Policy
+from trenches.traffic.policies import BASELINE, TrafficArm, TrafficPolicy
 from trenches.traffic.routing import Chooser, Tally
 
 if TYPE_CHECKING:
@@ -52,9 +52,9 @@ class Route:
 
     def __init__(
         self,
-        policy: Policy,
+        policy: TrafficPolicy,
         served: Served,
-        load: Callable[[Arm], Served | None],
+        load: Callable[[TrafficArm], Served | None],
         tallies: Mapping[str, Tally] | None = None,
         watch: Watch | None = None,
     ) -> None:
@@ -69,7 +69,7 @@ class Route:
         self.compare = policy.kind in ("canary", "bandit")
         self.watch = watch if watch is not None and watch.policy.id == policy.id else Watch(policy)
 
-    def _arm(self, arm: Arm, load: Callable[[Arm], Served | None]) -> RouteArm:
+    def _arm(self, arm: TrafficArm, load: Callable[[TrafficArm], Served | None]) -> RouteArm:
         served, name = self.baseline.served, arm.name
         if arm.version_id is None or arm.version_id == served.model.version_id:
             return RouteArm(name, served, True)

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
     from trenches.serving.requestlog import LoggedFeedback, RequestLog
     from trenches.settings import GuardSettings
-    from trenches.traffic.policies import Arm
+    from trenches.traffic.policies import TrafficArm
     from trenches.traffic.routing import Tally
 
 log = logging.getLogger("trenches.serve")
@@ -222,7 +222,7 @@ class Server:
             log.warning("traffic policy %d of %s: %s", policy.id, policy.model, policy.describe())
         return self._guard(self.route, tallies, bounds)
 
-    def _candidate(self, arm: Arm) -> Served | None:
+    def _candidate(self, arm: TrafficArm) -> Served | None:
         """A candidate arm's version, loaded once; None if it cannot be."""
         assert arm.version_id is not None
         found = self._candidates.get(arm.version_id)

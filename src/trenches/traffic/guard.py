@@ -23,7 +23,7 @@ import numpy as np
 
 from trenches.settings import MonitorSettings
 from trenches.settings.guard import GuardSettings
-from trenches.traffic.policies import BASELINE, Policy
+from trenches.traffic.policies import BASELINE, TrafficPolicy
 from trenches.traffic.routing import Tally
 
 log = logging.getLogger("trenches.traffic")
@@ -61,7 +61,7 @@ class Watch:
     """The figures of each arm of one policy, as one server sees them. Updated from the
     request path and the shadow answers' threads."""
 
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: TrafficPolicy) -> None:
         self.policy = policy
         self._lock = threading.Lock()
         self.arms = {a.name: ArmFigures() for a in policy.arms}
@@ -152,7 +152,9 @@ def _crossed(
     return None
 
 
-def alert(monitor: MonitorSettings, policy: Policy, crossed: Crossed, fresh: Policy) -> None:
+def alert(
+    monitor: MonitorSettings, policy: TrafficPolicy, crossed: Crossed, fresh: TrafficPolicy
+) -> None:
     """Log a rollback, and post it to the monitoring webhook when one is set."""
     arm = policy.arm(crossed.arm)
     log.error("%s rolled back: %s; now %s", arm.ref, crossed.reason, fresh.describe())

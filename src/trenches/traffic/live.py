@@ -16,14 +16,14 @@ from trenches.db import schema as t
 from trenches.db.engine import read
 from trenches.json_form import json_shape
 from trenches.traffic import routing
-from trenches.traffic.policies import Policy
+from trenches.traffic.policies import TrafficPolicy
 from trenches.traffic.routing import Tally
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
 
-def tallies(engine: Engine, policy: Policy) -> dict[str, Tally]:
+def tallies(engine: Engine, policy: TrafficPolicy) -> dict[str, Tally]:
     """The feedback on the answers each arm of ``policy`` gave callers (not those given
     in a shadow), by arm name."""
     if policy.id == 0 or policy.created_at is None:
@@ -97,11 +97,11 @@ class LiveComparison:
     model: str
     since: datetime
     until: datetime
-    policy: Policy
+    policy: TrafficPolicy
     arms: list[ArmLive]
 
 
-def compare_live(engine: Engine, policy: Policy, since: int, until: int) -> LiveComparison:
+def compare_live(engine: Engine, policy: TrafficPolicy, since: int, until: int) -> LiveComparison:
     """The arms of ``policy.model`` over ``[since, until)`` (µs), with the shares of
     ``policy`` (the model's policy now)."""
     import numpy as np

@@ -52,7 +52,7 @@ GUARD = "trenches-guard"
 
 
 @dataclass(frozen=True)
-class Arm:
+class TrafficArm:
     """One arm of a policy: a version (None: the one the server serves) and its weight
     (its share of requests; 0 for a version answering in the shadow)."""
 
@@ -66,13 +66,13 @@ class Arm:
 
 
 @dataclass(frozen=True)
-class Policy:
+class TrafficPolicy:
     """A model's traffic policy as stored: ``id`` 0 for a model that never had one."""
 
     id: int
     model: str
     kind: str
-    arms: tuple[Arm, ...]
+    arms: tuple[TrafficArm, ...]
     floor: float
     rating_max: float | None
     reason: str
@@ -85,15 +85,15 @@ class Policy:
         return self.kind != "off"
 
     @property
-    def shadows(self) -> tuple[Arm, ...]:
+    def shadows(self) -> tuple[TrafficArm, ...]:
         """The arms that answer in the baseline's shadow (a shadow policy's candidate)."""
         return tuple(a for a in self.arms if a.weight == 0 and a.version_id is not None)
 
     @property
-    def candidates(self) -> tuple[Arm, ...]:
+    def candidates(self) -> tuple[TrafficArm, ...]:
         return tuple(a for a in self.arms if a.version_id is not None)
 
-    def arm(self, name: str) -> Arm:
+    def arm(self, name: str) -> TrafficArm:
         for a in self.arms:
             if a.name == name:
                 return a
@@ -154,26 +154,32 @@ class Traffic:
 
     # --- setting ------------------------------------------------------------------------
 
-    def shadow(self, ref: str, *, reason: str) -> Policy:
+    def shadow(self, ref: str, *, reason: str) -> TrafficPolicy:
         """Version ``ref`` answers every request in the shadow of the version served."""
         (version,) = self._candidates([ref])
-        arms = [Arm(BASELINE, None, 1.0), Arm(_name(version), version.id, 0.0)]
+        arms = [TrafficArm(BASELINE, None, 1.0), TrafficArm(_name(version), version.id, 0.0)]
         return self._set(version.model, "shadow", arms, reason=reason)
 
-    def canary(self, ref: str, *, share: float, reason: str) -> Policy:
+    def canary(self, ref: str, *, share: float, reason: str) -> TrafficPolicy:
         """Version ``ref`` answers ``share`` of requests (0.1: a tenth); the guard of
         ``trenches.toml`` rolls it back when its figures cross their bounds."""
         (version,) = self._candidates([ref])
         share = _share(share, "share")
-        arms = [Arm(_name(version), version.id, share), Arm(BASELINE, None, 1.0 - share)]
+        arms = [
+            TrafficArm(_name(version), version.id, share),
+            TrafficArm(BASELINE, None, 1.0 - share),
+        ]
         return self._set(version.model, "canary", arms, reason=reason)
 
-    def ab(self, ref: str, *, share: float = 0.5, reason: str) -> Policy:
+    def ab(self, ref: str, *, share: float = 0.5, reason: str) -> TrafficPolicy:
         """An experiment: version ``ref`` answers ``share`` of requests, the version
         served the rest, for as long as it runs (no guard)."""
         (version,) = self._candidates([ref])
         share = _share(share, "share")
-        arms = [Arm(_name(version), version.id, share), Arm(BASELINE, None, 1.0 - share)]
+        arms = [
+            TrafficArm(_name(version), version.id, share),
+            TrafficArm(BASELINE, None, 1.0 - share),
+        ]
         return self._set(version.model, "ab", arms, reason=reason)
 
     def bandit(
@@ -183,7 +189,7 @@ class Traffic:
         reason: str,
         floor: float = FLOOR,
         rating_max: float | None = None,
-    ) -> Policy:
+    ) -> TrafficPolicy:
         """Thompson sampling over the version served and the versions ``refs``: each
         request goes to the arm whose sampled reward is highest, each arm keeping
         ``floor`` of requests. The reward is feedback: 1 for a label that is the answer
@@ -197,15 +203,18 @@ class Traffic:
             )
         if rating_max is not None and not (math.isfinite(rating_max) and rating_max > 0):
             raise InvalidInput(f"rating_max {rating_max!r} must be a number above 0")
-        arms = [Arm(BASELINE, None, 1.0 / n), *(Arm(_name(v), v.id, 1.0 / n) for v in versions)]
+        arms = [
+            TrafficArm(BASELINE, None, 1.0 / n),
+            *(TrafficArm(_name(v), v.id, 1.0 / n) for v in versions),
+        ]
         return self._set(
             versions[0].model, "bandit", arms, reason=reason, floor=floor, rating_max=rating_max
         )
 
-    def off(self, model: str, *, reason: str) -> Policy:
+    def off(self, model: str, *, reason: str) -> TrafficPolicy:
         """The version served answers every request again."""
         self._models.versions(model)  # NotFound for a model that is not registered
-        return self._set(model, "off", [Arm(BASELINE, None, 1.0)], reason=reason)
+        return self._set(model, "off", [TrafficArm(BASELINE, None, 1.0)], reason=reason)
 
     def _candidates(self, refs: Sequence[str]) -> list[ModelVersion]:
         if not refs:
@@ -235,12 +244,12 @@ class Traffic:
         self,
         model: str,
         kind: str,
-        arms: list[Arm],
+        arms: list[TrafficArm],
         *,
         reason: str,
         floor: float = 0.0,
         rating_max: float | None = None,
-    ) -> Policy:
+    ) -> TrafficPolicy:
         reason = _reason(reason)
         detail = {"kind": kind, "arms": [a.to_json() for a in arms], "reason": reason}
         with change("traffic.set", f"model:{model}", detail), write(self._engine) as conn:
@@ -250,7 +259,7 @@ class Traffic:
 
     # --- the guard's rollback -----------------------------------------------------------
 
-    def roll_back(self, policy_id: int, arm: str, *, reason: str) -> Policy | None:
+    def roll_back(self, policy_id: int, arm: str, *, reason: str) -> TrafficPolicy | None:
         """Take ``arm`` out of policy ``policy_id`` (a canary's candidate: the policy
         goes off; a bandit's arm: the bandit goes on without it), if that policy is
         still its model's; None when another change came first."""
@@ -258,9 +267,9 @@ class Traffic:
         kept = [a for a in judged.arms if a.name != arm]
         if judged.kind == "bandit" and len(kept) > 1:
             share = 1.0 / len(kept)
-            kind, arms = "bandit", [Arm(a.name, a.version_id, share) for a in kept]
+            kind, arms = "bandit", [TrafficArm(a.name, a.version_id, share) for a in kept]
         else:
-            kind, arms = "off", [Arm(BASELINE, None, 1.0)]
+            kind, arms = "off", [TrafficArm(BASELINE, None, 1.0)]
         detail = {"kind": kind, "rolled_back": arm, "policy": policy_id, "reason": reason}
         marking = change("traffic.rollback", f"model:{judged.model}", detail)
         try:
@@ -271,7 +280,12 @@ class Traffic:
         return self.get(pid)
 
     def _replace(
-        self, conn: Connection, judged: Policy, kind: str, arms: list[Arm], reason: str
+        self,
+        conn: Connection,
+        judged: TrafficPolicy,
+        kind: str,
+        arms: list[TrafficArm],
+        reason: str,
     ) -> int:
         """Write the policy that follows ``judged``, if it is still its model's; else
         raise :class:`_Stale` (the transaction rolls back: no change, no audit row)."""
@@ -307,7 +321,7 @@ class Traffic:
         end = timestamps.parse(until, what="until") or timestamps.now_us()
         return compare_live(self._engine, self.policy(model), start or 0, end)
 
-    def policy(self, model: str) -> Policy:
+    def policy(self, model: str) -> TrafficPolicy:
         """The model's policy now (``off``, id 0, if it never had one)."""
         with read(self._engine) as conn:
             model_id = _model_id(conn, model)
@@ -319,10 +333,12 @@ class Traffic:
                 .limit(1)
             ).first()
             if row is None:
-                return Policy(0, model, "off", (Arm(BASELINE, None, 1.0),), 0.0, None, "", "", None)
+                return TrafficPolicy(
+                    0, model, "off", (TrafficArm(BASELINE, None, 1.0),), 0.0, None, "", "", None
+                )
             return _policy(conn, row, model)
 
-    def get(self, policy_id: int) -> Policy:
+    def get(self, policy_id: int) -> TrafficPolicy:
         with read(self._engine) as conn:
             p = t.traffic_policies.c
             row = conn.execute(select(t.traffic_policies).where(p.id == policy_id)).first()
@@ -331,7 +347,7 @@ class Traffic:
             name = conn.execute(select(t.models.c.name).where(t.models.c.id == row.model_id))
             return _policy(conn, row, name.scalar_one())
 
-    def history(self, model: str) -> list[Policy]:
+    def history(self, model: str) -> list[TrafficPolicy]:
         """Every policy the model had, oldest first."""
         with read(self._engine) as conn:
             model_id = _model_id(conn, model)
@@ -357,7 +373,7 @@ def _insert(
     conn: Connection,
     model_id: int,
     kind: str,
-    arms: Sequence[Arm],
+    arms: Sequence[TrafficArm],
     floor: float,
     rating_max: float | None,
     reason: str,
@@ -378,21 +394,21 @@ def _insert(
     return int(made.inserted_primary_key[0])  # type: ignore[index]
 
 
-def _arms(text: str) -> list[Arm]:
-    return [Arm(a["name"], a["version_id"], float(a["weight"])) for a in orjson.loads(text)]
+def _arms(text: str) -> list[TrafficArm]:
+    return [TrafficArm(a["name"], a["version_id"], float(a["weight"])) for a in orjson.loads(text)]
 
 
-def _policy(conn: Connection, row: Any, model: str) -> Policy:
+def _policy(conn: Connection, row: Any, model: str) -> TrafficPolicy:
     arms = _arms(row.arms)
     ids = [a.version_id for a in arms if a.version_id is not None]
     v = t.model_versions.c
     numbers = dict(conn.execute(select(v.id, v.version).where(v.id.in_(ids))).all()) if ids else {}
-    return Policy(
+    return TrafficPolicy(
         int(row.id),
         model,
         row.kind,
         tuple(
-            Arm(
+            TrafficArm(
                 a.name,
                 a.version_id,
                 a.weight,

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import accumulate
 
-from trenches.traffic.policies import Policy
+from trenches.traffic.policies import TrafficPolicy
 
 #: The request header that makes a caller's arm sticky.
 KEY_HEADER = "x-caller-key"
@@ -59,7 +59,7 @@ class Chooser:
 
     def __init__(
         self,
-        policy: Policy,
+        policy: TrafficPolicy,
         tallies: Mapping[str, Tally] | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -90,7 +90,7 @@ class Chooser:
 
 
 def shares(
-    policy: Policy, tallies: Mapping[str, Tally], *, draws: int = 20_000, seed: int = 0
+    policy: TrafficPolicy, tallies: Mapping[str, Tally], *, draws: int = 20_000, seed: int = 0
 ) -> dict[str, float]:
     """The share of requests each arm gets now (a bandit's, estimated over ``draws``
     picks; a split's, its weights)."""
