@@ -212,23 +212,32 @@ def _move(conn: Connection, most: int, wait: bool) -> tuple[int, bool]:
 
 
 def move_all(
-    engine: Engine, *, wait: bool = True, progress: Callable[[int], None] | None = None
+    engine: Engine,
+    *,
+    wait: bool = True,
+    progress: Callable[[int], None] | None = None,
+    most: int = _MOST,
+    pause: float = 0.0,
 ) -> int:
-    """Move every staged request into the tables, one transaction a :func:`move`;
-    returns how many moved, and tells ``progress`` the total after each move.
-    ``wait`` False: stop (with what is moved) when another move is under way: it moves
-    the rest."""
+    """Move every staged request into the tables, one transaction a :func:`move` of at
+    most ``most`` requests, ``pause`` seconds apart (the database's other writers get
+    their turn between them); returns how many moved, and tells ``progress`` the total
+    after each move. ``wait`` False: stop (with what is moved) when another move is
+    under way: it moves the rest."""
+    import time
+
     from trenches.db.engine import write
 
     total = 0
     while True:
         with write(engine, audited=False) as conn:
-            moved, full = _move(conn, _MOST, wait)
+            moved, full = _move(conn, most, wait)
         total += moved
         if moved and progress is not None:
             progress(total)
         if not full:
             return total
+        time.sleep(pause)
 
 
 def _signature(conn: Connection, version_id: int) -> tuple[list[tuple[str, str]], str]:

@@ -44,7 +44,13 @@ def upgrade() -> None:
         batch.add_column(sa.Column("policy_id", _ID))
         batch.add_column(sa.Column("arm", sa.String(80)))
         batch.add_column(sa.Column("shadow_of", sa.String(64)))
-    op.create_index("ix_served_requests_policy_id", "served_requests", ["policy_id"])
+    op.create_index(
+        "ix_served_requests_policy_id",
+        "served_requests",
+        ["policy_id"],
+        sqlite_where=sa.text("policy_id IS NOT NULL"),
+        postgresql_where=sa.text("policy_id IS NOT NULL"),
+    )
     with op.batch_alter_table("feedback") as batch:
         batch.add_column(sa.Column("correct", sa.SmallInteger()))
     op.create_index("ix_feedback_created_at", "feedback", ["created_at"])
