@@ -6,10 +6,9 @@ A move reads, converts and writes tens of thousands of requests at a time: on a
 worker's own writer thread it held the interpreter long enough to stall the answers
 (a 64-connection p99 of 700 ms against 30-50 ms without it). Here it runs at a lower
 CPU priority, never in the way of a worker's event loop; the workers' logs only write
-their staged rows. On SQLite it also checkpoints the write-ahead log every second,
-which the workers' logs then leave to it. It moves when ``move_rows`` requests are
-staged or the first of them has waited ``move_seconds``, and ends with the server (its
-parent).
+their staged rows. It moves when ``move_rows`` requests are staged or the first of
+them has waited ``move_seconds``, a few thousand a transaction, and ends with the
+server (its parent).
 
     python -m trenches.serving.mover STORE PARENT_PID [--move-rows N] [--move-seconds S]
 """
@@ -22,7 +21,6 @@ import os
 import signal
 import sys
 import time
-from typing import Any
 
 log = logging.getLogger("trenches.serve.requests")
 
@@ -72,8 +70,6 @@ def run(store: str, parent: int, move_rows: int, move_seconds: float) -> None:
     while os.getppid() == parent and not stopping:
         time.sleep(LOOK)
         try:
-            if engine.dialect.name == "sqlite":
-                _checkpoint(engine)
             with read(engine) as conn:
                 staged = stored.staged(conn)
             if not staged:
@@ -86,14 +82,6 @@ def run(store: str, parent: int, move_rows: int, move_seconds: float) -> None:
                 waiting_since = None
         except Exception as e:  # the database away a while: the next look tries again
             log.warning("request log mover: %s; staged requests are moved later", faults.reason(e))
-
-
-def _checkpoint(engine: Any) -> None:
-    """Copy SQLite's write-ahead log back into the database, as far as no reader needs
-    it (PASSIVE: waiting for nobody). The workers' logs leave it to the mover: in their
-    transactions a checkpoint cost tens of milliseconds every few thousand requests."""
-    with engine.connect() as conn:
-        conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
 
 def main(argv: list[str] | None = None) -> None:

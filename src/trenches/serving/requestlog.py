@@ -45,7 +45,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from trenches import config, tables, timestamps
 from trenches.db import faults
@@ -57,9 +56,6 @@ from trenches.serving.batches import TRIES, Batch, BatchWriter
 from trenches.serving.losses import Losses
 from trenches.serving.wal import Made, WriteAhead
 
-if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
-
 __all__ = ["LoggedFeedback", "LoggedRequest", "RequestLog"]
 
 log = logging.getLogger("trenches.serve.requests")
@@ -67,17 +63,6 @@ log = logging.getLogger("trenches.serve.requests")
 #: Seconds between retries of a failed batch: doubled after each failure, up to the max.
 _MIN_BACKOFF = 0.1
 _MAX_BACKOFF = 5.0
-
-
-def _leave_checkpoints(engine: Engine) -> None:
-    """SQLite: this log's transactions never copy the write-ahead log back into the
-    database (a checkpoint: up to 1,000 pages and an fsync, every few thousand requests
-    in the committing transaction); the mover process does it (:mod:`.mover`)."""
-    from sqlalchemy import event
-
-    @event.listens_for(engine, "connect")
-    def _no_checkpoints(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
 
 
 class RequestLog:
@@ -113,8 +98,6 @@ class RequestLog:
     ) -> None:
         location = config.resolve(url)
         engine = make_engine(location.db_url, busy_timeout=busy_timeout)
-        if not moves and engine.dialect.name == "sqlite":
-            _leave_checkpoints(engine)
         tables.bind(engine, tables_root or location.artifacts)
         self._moves = moves
         self._move_rows = max(1, int(move_rows))
