@@ -22,9 +22,10 @@ request of each size checks that the answers are the model's (the ceiling's are 
 constant: not checked). trenches: a store in a temp folder holds the training rows and
 the model, registered (so it has an ONNX form) and promoted; ``trenches serve
 clf@production`` runs with its request log (written ahead) and metrics on, as deployed.
-After its phases it is stopped with SIGTERM and the store must hold every request wrk
-saw answered 200. MLflow: the model logged by ``load.py prepare`` in the peers' virtual
-environment (``$PEERS_VENV``, default ``$TMPDIR/peers-venv``; see
+After its phases it is stopped with SIGTERM, and every request wrk saw answered 200
+must be stored, or spooled (what its stop could not store within its timeout, which
+the next server loads). MLflow: the model logged by ``load.py prepare`` in the peers'
+virtual environment (``$PEERS_VENV``, default ``$TMPDIR/peers-venv``; see
 ``shared/bench-peers/README.md``), served by ``mlflow models serve --env-manager local
 -w N``. The ceiling: a FastAPI app whose ``/invocations`` reads the body and answers a
 constant, under the same uvicorn settings as trenches (uvloop, httptools, no access
@@ -472,12 +473,26 @@ def serve(
             result["exit_status"] = stop_group(proc, grace=60)
     if kind == "trenches":
         stored = logged(store)[0] - before
+        spooled = spooled_requests(store / "spool")
         result["request_log"] = {
             "answered_200": answered + 2,  # and the two verifying requests
             "logged": stored,
-            "complete": stored >= answered + 2,
+            "spooled": spooled,
+            "complete": stored + spooled >= answered + 2,
         }
     return result
+
+
+def spooled_requests(folder: Path) -> int:
+    """Requests a stopped server left in its spool folder (what it could not store before
+    its stop's timeout: the next server of the store loads them)."""
+    if not folder.exists():
+        return 0
+    return sum(
+        line.startswith(b'{"kind":"request"')
+        for path in folder.glob("*.jsonl")
+        for line in path.read_bytes().splitlines()
+    )
 
 
 # --- where the time goes -----------------------------------------------------------------
@@ -578,7 +593,8 @@ def print_report(results: list[dict[str, Any]], parts: dict[str, float] | None) 
     for r in results:
         lg = r.get("request_log")
         said = (
-            f"{lg['logged']:,} stored of {lg['answered_200']:,} answered 200: "
+            f"{lg['logged']:,} stored and {lg['spooled']:,} spooled of "
+            f"{lg['answered_200']:,} answered 200: "
             + ("complete" if lg["complete"] else "INCOMPLETE")
             if lg
             else "-"
