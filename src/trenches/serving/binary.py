@@ -26,9 +26,8 @@ from trenches.serving import protocols
 from trenches.serving.payloads import PayloadError, loads, shown
 
 if TYPE_CHECKING:
-    from trenches.serving.model import Answer
+    from trenches.serving.model import Answer, Served
     from trenches.serving.payloads import Rows
-    from trenches.serving.state import Served
 
 #: The request (and response) header that gives the length of the JSON part.
 HEADER = "Inference-Header-Content-Length"

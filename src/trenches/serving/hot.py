@@ -32,8 +32,9 @@ from trenches.traffic.routing import KEY_HEADER
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from trenches.serving.model import Served
     from trenches.serving.routes.prediction import Parse, Render
-    from trenches.serving.state import Served, Server
+    from trenches.serving.state import Server
 
 log = logging.getLogger("trenches.serve")
 

@@ -13,9 +13,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from trenches.models import formats
+from trenches.requests.labels import Labels
+from trenches.serving.payloads import Schema
 
 if TYPE_CHECKING:
     import pandas as pd
+    from sqlalchemy.engine import Engine
 
     from trenches.models.registry import ModelVersion
     from trenches.store import Store
@@ -96,3 +99,24 @@ def _plain(labels: np.ndarray) -> list[Any]:
 
 def load_served(store: Store, ref: str, *, trusted: bool = False) -> ServedModel:
     return ServedModel(store, store.models.get(ref), trusted=trusted)
+
+
+@dataclass
+class Served:
+    """The model answering now, with what the hot path needs of it."""
+
+    model: ServedModel
+    schema: Schema
+    name: str  # the registered model's name
+    version: str  # its version number, as text
+    labels: Labels  # what feedback on its answers may say
+
+    @classmethod
+    def of(cls, model: ServedModel, engine: Engine) -> Served:
+        return cls(
+            model,
+            Schema(tuple(model.columns), dict(model.types)),
+            model.version.model,
+            str(model.version.version),
+            Labels.of(engine, model.version),
+        )

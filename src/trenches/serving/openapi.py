@@ -11,7 +11,7 @@ from trenches.serving.payloads import INT64, MAX_SIZE, Schema
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from trenches.serving.state import Served
+    from trenches.serving.model import Served
 
 
 def document(app: FastAPI) -> dict[str, Any]:

@@ -34,8 +34,7 @@ from trenches.serving.payloads import (
 )
 
 if TYPE_CHECKING:
-    from trenches.serving.model import Answer
-    from trenches.serving.state import Served
+    from trenches.serving.model import Answer, Served
 
 _V2_NUMERIC = {
     "BOOL",

@@ -20,24 +20,42 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from trenches.serving.payloads import PayloadError
+from trenches.traffic.arms import BASELINE, TrafficArm, TrafficPolicy
 from trenches.traffic.guard import Watch
-from trenches.traffic.policies import BASELINE, TrafficArm, TrafficPolicy
 from trenches.traffic.routing import Chooser, Tally
 
 if TYPE_CHECKING:
-    from trenches.serving.model import Answer
+    from trenches.serving.model import Answer, Served
     from trenches.serving.payloads import Rows
-    from trenches.serving.state import Served, Server
 
 log = logging.getLogger("trenches.serve")
 
 #: The response header naming the arm that answered.
 ARM_HEADER = "x-trenches-arm"
+
+
+class Server(Protocol):
+    """What a route asks of the worker's state (:class:`trenches.serving.state.Server`)."""
+
+    def answer(self, served: Served, rows: Rows) -> Answer: ...
+
+    def record(  # noqa: PLR0913
+        self,
+        endpoint: str,
+        served: Served,
+        rows: Rows,
+        answer: Answer,
+        rid: str,
+        start: int,
+        policy_id: int | None = None,
+        arm: str | None = None,
+        shadow_of: str | None = None,
+    ) -> int: ...
 
 
 @dataclass(frozen=True)

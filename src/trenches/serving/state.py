@@ -21,11 +21,10 @@ from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 
 from trenches import timestamps
-from trenches.requests.labels import Labels
 from trenches.serving.feedback import Answered, Feedback, Recent, lookup
 from trenches.serving.metrics import Metrics
-from trenches.serving.model import Answer, ServedModel
-from trenches.serving.payloads import PayloadError, Rows, Schema
+from trenches.serving.model import Answer, Served, ServedModel
+from trenches.serving.payloads import PayloadError, Rows
 from trenches.serving.rollout import Route
 from trenches.traffic import live
 from trenches.traffic.guard import alert, judge
@@ -33,11 +32,9 @@ from trenches.traffic.guard import alert, judge
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from sqlalchemy.engine import Engine
-
     from trenches.serving.requestlog import LoggedFeedback, RequestLog
     from trenches.settings import GuardSettings
-    from trenches.traffic.policies import TrafficArm
+    from trenches.traffic.arms import TrafficArm
     from trenches.traffic.routing import Tally
 
 log = logging.getLogger("trenches.serve")
@@ -72,27 +69,6 @@ class Settings:
     #: a mover process does (:mod:`trenches.serving.mover`, as ``trenches serve`` runs).
     moves_here: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Served:
-    """The model answering now, with what the hot path needs of it."""
-
-    model: ServedModel
-    schema: Schema
-    name: str  # the registered model's name
-    version: str  # its version number, as text
-    labels: Labels  # what feedback on its answers may say
-
-    @classmethod
-    def of(cls, model: ServedModel, engine: Engine) -> Served:
-        return cls(
-            model,
-            Schema(tuple(model.columns), dict(model.types)),
-            model.version.model,
-            str(model.version.version),
-            Labels.of(engine, model.version),
-        )
 
 
 class Server:

@@ -23,7 +23,7 @@ import numpy as np
 
 from trenches.settings import MonitorSettings
 from trenches.settings.guard import GuardSettings
-from trenches.traffic.policies import BASELINE, TrafficPolicy
+from trenches.traffic.arms import BASELINE, TrafficPolicy
 from trenches.traffic.routing import Tally
 
 log = logging.getLogger("trenches.traffic")

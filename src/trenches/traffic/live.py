@@ -16,7 +16,7 @@ from trenches.db import schema as t
 from trenches.db.engine import read
 from trenches.json_form import json_shape
 from trenches.traffic import routing
-from trenches.traffic.policies import TrafficPolicy
+from trenches.traffic.arms import TrafficPolicy
 from trenches.traffic.routing import Tally
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import accumulate
 
-from trenches.traffic.policies import TrafficPolicy
+from trenches.traffic.arms import TrafficPolicy
 
 #: The request header that makes a caller's arm sticky.
 KEY_HEADER = "x-caller-key"

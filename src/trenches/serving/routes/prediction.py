@@ -24,9 +24,9 @@ from trenches.serving.rollout import ARM_HEADER
 from trenches.traffic.routing import KEY_HEADER
 
 if TYPE_CHECKING:
-    from trenches.serving.model import Answer
+    from trenches.serving.model import Answer, Served
     from trenches.serving.rollout import Route
-    from trenches.serving.state import Served, Server
+    from trenches.serving.state import Server
 
 log = logging.getLogger("trenches.serve")
 

@@ -11,9 +11,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from trenches.serving import binary, protocols
+from trenches.serving.model import Served
 from trenches.serving.payloads import PayloadError, shown
 from trenches.serving.routes.prediction import JSON, predicted
-from trenches.serving.state import Served, Server, ServerDep
+from trenches.serving.state import Server, ServerDep
 
 router = APIRouter(tags=["V2"])
 
