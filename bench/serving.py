@@ -504,7 +504,8 @@ def breakdown(store: Path, work: Path, n: int = 20_000) -> dict[str, float]:
     from trenches.serving import protocols
     from trenches.serving.payloads import loads
     from trenches.serving.routes.prediction import request_id
-    from trenches.serving.state import Server, Settings
+    from trenches.serving.settings import Settings
+    from trenches.serving.state import Server
 
     X = np.load(work / "X.npy")
     raw = body(X, 3, 1)

@@ -68,8 +68,8 @@ def serve(
     Example: `trenches serve cancer-clf@production --port 8080 --token-file token.txt`
     """
     from trenches.errors import InvalidInput
-    from trenches.serving.app import Settings
     from trenches.serving.server import run
+    from trenches.serving.settings import Settings
 
     token = None
     if token_file is not None:

@@ -22,7 +22,8 @@ from trenches.serving.auth import BearerToken
 from trenches.serving.hot import HotPath
 from trenches.serving.middleware import JsonErrors
 from trenches.serving.routes import docs, feedback, metrics, mlflow, predict, probes, v2
-from trenches.serving.state import Server, Settings
+from trenches.serving.settings import Settings
+from trenches.serving.state import Server
 
 __all__ = ["Settings", "create_app"]
 

@@ -19,13 +19,15 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from trenches.json_form import from_json, to_json
-from trenches.serving.app import Settings, create_app
-from trenches.serving.hot import HotPath
+from trenches.serving.settings import Settings
+
+if TYPE_CHECKING:
+    from trenches.serving.hot import HotPath
 
 #: Seconds between a worker's looks at its parent's pid.
 PARENT_POLL = 0.5
@@ -67,6 +69,8 @@ def _serve(
     import uvicorn
 
     if workers == 1:
+        from trenches.serving.app import create_app
+
         app = create_app(settings)
         served = app.state.server.served.model
         say(
@@ -113,6 +117,8 @@ def _mover(settings: Settings) -> Iterator[Settings]:
 def app_from_env() -> HotPath:
     """The app of a uvicorn worker process (``--workers N``): settings from the
     environment, as ``trenches serve`` put them there; the worker ends with its parent."""
+    from trenches.serving.app import create_app
+
     stop_with_parent(int(os.environ[_PARENT]))
     return create_app(from_json(Settings, orjson.loads(os.environ[_SETTINGS])))
 
