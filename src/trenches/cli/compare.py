@@ -133,7 +133,7 @@ def _live(model: str, window: str, as_json: bool) -> None:
             else "-"
         )
         table.add_row(
-            f"{arm.arm} (shadow)" if arm.shadow else arm.arm,
+            ("(no policy)" if arm.arm == "-" else arm.arm) + (" (shadow)" if arm.shadow else ""),
             arm.version,
             str(arm.requests),
             f"{arm.latency_ms_p50:.2f}" if arm.latency_ms_p50 is not None else "-",
