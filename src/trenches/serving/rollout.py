@@ -142,7 +142,22 @@ class Route:
         rid: str,
     ) -> None:
         """Answer in the shadow of ``arm``'s answer ``given`` to request ``rid``
-        (after the caller has it): logged, and compared for the guard."""
+        (after the caller has it): logged, and compared for the guard. Never raises: the
+        caller has its answer, and what fails here is logged."""
+        try:
+            self._shadow(server, endpoint, rows, arm, given, rid)
+        except Exception:
+            log.exception("answering in the shadow of request %s failed", rid)
+
+    def _shadow(
+        self,
+        server: Server,
+        endpoint: str,
+        rows: Rows,
+        arm: RouteArm,
+        given: Answer,
+        rid: str,
+    ) -> None:
         for other in self.in_shadow(arm):
             start = time.perf_counter_ns()
             try:
