@@ -25,7 +25,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from trenches.serving import binary, errors, protocols
 from trenches.serving.auth import NoToken
-from trenches.serving.payloads import PayloadError, loads
+from trenches.serving.payloads import PayloadError, loads, read_body
 from trenches.serving.routes.prediction import Outcome, outcome
 from trenches.traffic.routing import KEY_HEADER
 
@@ -49,7 +49,6 @@ Protocol = Callable[
 ]
 
 _KEY = KEY_HEADER.encode()
-_JSON = b"application/json"
 _FAILED = b'{"error":"the server failed to answer; it is logged"}'
 
 
@@ -106,7 +105,8 @@ class HotPath:
         try:
             if self.bearer is not None and not self.bearer.authorised(scope):
                 raise NoToken()
-            raw = await _body(receive, headers, server.settings.max_body)
+            length = headers.get(b"content-length")
+            raw = await read_body(receive, length, server.settings.max_body)
             served, parse, render, load = protocol(server, headers)
             key = headers.get(_KEY)
             given = key.decode("latin-1") if key is not None else None
@@ -122,26 +122,6 @@ class HotPath:
             await _send(send, 500, Outcome(_FAILED, "application/json", {}))
         if later is not None:
             await run_in_threadpool(later)
-
-
-async def _body(receive: Receive, headers: dict[bytes, bytes], limit: int) -> bytes:
-    """The request's body, within ``limit`` bytes (a 413 past it)."""
-    length = headers.get(b"content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
-        raise PayloadError(413, f"the body is larger than the limit of {limit} bytes")
-    chunks = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise PayloadError(400, "the client went away before sending its body")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise PayloadError(413, f"the body is larger than the limit of {limit} bytes")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 async def _send(send: Send, status: int, out: Outcome) -> None:

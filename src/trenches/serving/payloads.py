@@ -27,6 +27,8 @@ from trenches.requests.labels import is_number as is_number
 from trenches.requests.labels import shown as shown
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, MutableMapping
+
     import pandas as pd
 
 NUMERIC = ("number", "integer", "boolean")
@@ -283,3 +285,27 @@ def from_columns(schema: Schema, columns: Any, where: str) -> Rows:
     n = lengths.pop()
     rows = [[columns[c][i] for c in names] for i in range(n)]
     return from_table(schema, names, rows, where)
+
+
+async def read_body(
+    receive: Callable[[], Awaitable[MutableMapping[str, Any]]],
+    length: str | bytes | None,
+    limit: int,
+) -> bytes:
+    """A request's body from its ASGI ``receive``, within ``limit`` bytes: a 413 past it
+    (at once when its declared ``length``, the Content-Length, says so)."""
+    if length is not None and length.isascii() and length.isdigit() and int(length) > limit:
+        raise PayloadError(413, f"the body is larger than the limit of {limit} bytes")
+    chunks = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise PayloadError(400, "the client went away before sending its body")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadError(413, f"the body is larger than the limit of {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)

@@ -144,52 +144,27 @@ class Route:
         """Answer in the shadow of ``arm``'s answer ``given`` to request ``rid``
         (after the caller has it): logged, and compared for the guard. Never raises: the
         caller has its answer, and what fails here is logged."""
-        try:
-            for other in self.in_shadow(arm):
-                self._answer_in_shadow(server, endpoint, rows, arm, given, rid, other)
-        except Exception:
-            log.exception("answering in the shadow of request %s failed", rid)
-
-    def _answer_in_shadow(
-        self,
-        server: Server,
-        endpoint: str,
-        rows: Rows,
-        arm: RouteArm,
-        given: Answer,
-        rid: str,
-        other: RouteArm,
-    ) -> None:
-        start = time.perf_counter_ns()
-        try:
-            answer = server.answer(other.served, rows)
-        except PayloadError as e:
-            if not other.baseline:
-                self.watch.failed(other.name)
-            log.warning("in the shadow of %s: %s", rid, e.message)
-            return
-        shadow_id = f"{rid}.{other.served.model.version_id}"
-        seconds = (
-            server.record(
-                endpoint,
-                other.served,
-                rows,
-                answer,
-                shadow_id,
-                start,
-                self.policy.id,
-                other.name,
-                rid,
-            )
-            / 1e6
-        )
-        if other.baseline:  # the version served, in a candidate's shadow
-            candidate, agreed = arm, _agreed(given, answer)
-        else:  # a shadow policy's candidate
-            self.watch.answered(other.name, seconds)
-            candidate, agreed = other, _agreed(answer, given)
-        if agreed is not None:
-            self.watch.compared(candidate.name, rows.n, agreed)
+        for other in self.in_shadow(arm):
+            start = time.perf_counter_ns()
+            try:
+                answer = server.answer(other.served, rows)
+                shadow_id = f"{rid}.{other.served.model.version_id}"
+                policy = self.policy.id
+                record = (endpoint, other.served, rows, answer, shadow_id, start, policy)
+                seconds = server.record(*record, other.name, rid) / 1e6
+                if other.baseline:  # the version served, in a candidate's shadow
+                    candidate, agreed = arm, _agreed(given, answer)
+                else:  # a shadow policy's candidate
+                    self.watch.answered(other.name, seconds)
+                    candidate, agreed = other, _agreed(answer, given)
+                if agreed is not None:
+                    self.watch.compared(candidate.name, rows.n, agreed)
+            except PayloadError as e:  # it could not answer these rows
+                if not other.baseline:
+                    self.watch.failed(other.name)
+                log.warning("in the shadow of %s: %s", rid, e.message)
+            except Exception:
+                log.exception("answering in the shadow of request %s failed", rid)
 
 
 def _agreed(a: Answer, b: Answer) -> int | None:

@@ -23,7 +23,7 @@ from trenches import timestamps
 from trenches.serving.feedback import Answered, Feedback, Recent, lookup
 from trenches.serving.metrics import Metrics
 from trenches.serving.model import Answer, Served, ServedModel
-from trenches.serving.payloads import PayloadError, Rows
+from trenches.serving.payloads import PayloadError, Rows, read_body
 from trenches.serving.rollout import Route
 from trenches.serving.settings import Settings
 from trenches.traffic import live
@@ -212,18 +212,9 @@ class Server:
     # --- the request path ----------------------------------------------------------
 
     async def body(self, request: Request) -> bytes:
-        limit = self.settings.max_body
+        """The request's body, within the limit (a 413 past it)."""
         length = request.headers.get("content-length")
-        if length is not None and length.isascii() and length.isdigit() and int(length) > limit:
-            raise PayloadError(413, f"the body is larger than the limit of {limit} bytes")
-        chunks = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise PayloadError(413, f"the body is larger than the limit of {limit} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        return await read_body(request.receive, length, self.settings.max_body)
 
     def answer(self, served: Served, rows: Rows) -> Answer:
         try:

@@ -345,20 +345,6 @@ class Replays:
         return f"{name}@{number}"
 
 
-def newest(engine: Engine, version_id: int) -> Replay | None:
-    """The newest replay of a version (what a gate reads), or None."""
-    with read(engine) as conn:
-        row = conn.execute(
-            select(t.replays)
-            .where(t.replays.c.version_id == version_id)
-            .order_by(t.replays.c.id.desc())
-            .limit(1)
-        ).first()
-        if row is None:
-            return None
-        return _replay(row, Replays._ref(conn, version_id))
-
-
 def _replay(row: Any, ref: str) -> Replay:
     detail = orjson.loads(row.detail)
     return Replay(

@@ -54,7 +54,7 @@ def set_traffic(model: str, body: PolicyChange, caller: Setting) -> Any:
     wanted = {"off": 0, "bandit": None}.get(body.kind, 1)
     if wanted is not None and len(refs) != wanted:
         raise InvalidInput(f"a {body.kind} policy names {wanted} version(s), not {len(refs)}")
-    if body.kind in ("canary",) and body.share is None:
+    if body.kind == "canary" and body.share is None:
         raise InvalidInput("a canary needs its share (0 < share < 1)")
     detail = body.model_dump()
     traffic = caller.store.traffic

@@ -25,7 +25,6 @@ from trenches.traffic.routing import KEY_HEADER
 
 if TYPE_CHECKING:
     from trenches.serving.model import Answer, Served
-    from trenches.serving.rollout import Route
     from trenches.serving.state import Server
 
 log = logging.getLogger("trenches.serve")
@@ -109,49 +108,29 @@ def outcome(  # noqa: PLR0913
     ``start`` (``perf_counter_ns``); ``key``: its caller key. Raises PayloadError."""
     rows = _read(parse, served.schema, load(raw), endpoint)
     route = server.route if routed else None
+    arm = None
     if route is not None and route.baseline.served is served:
-        return _routed(server, route, endpoint, rows, render, start, key)
-    answer = server.answer(served, rows)
+        arm, answer = route.answer(server, route.pick(key), rows)
+        served = arm.served
+    else:
+        answer = server.answer(served, rows)
     rid = request_id()
     content = render(served, rows, answer, rid)
     reply = content if isinstance(content, Reply) else Reply(content, JSON)
-    seconds = server.record(endpoint, served, rows, answer, rid, start) / 1e6
-    server.metrics.request(endpoint, 200, seconds)
-    return Outcome(
-        reply.content,
-        reply.media_type,
-        {"x-request-id": rid, "x-model-version": served.model.ref, **reply.headers},
-    )
-
-
-def _routed(
-    server: Server,
-    route: Route,
-    endpoint: str,
-    rows: Rows,
-    render: Render,
-    start: int,
-    key: str | None,
-) -> Outcome:
-    """The answer of the arm the policy picks (see :mod:`trenches.serving.rollout`)."""
-    arm, answer = route.answer(server, route.pick(key), rows)
-    served = arm.served
-    rid = request_id()
-    content = render(served, rows, answer, rid)
-    reply = content if isinstance(content, Reply) else Reply(content, JSON)
+    headers = {"x-request-id": rid, "x-model-version": served.model.ref, **reply.headers}
+    if route is None or arm is None:
+        seconds = server.record(endpoint, served, rows, answer, rid, start) / 1e6
+        server.metrics.request(endpoint, 200, seconds)
+        return Outcome(reply.content, reply.media_type, headers)
+    # Under the policy: its arm logged and named, and the answers given in its shadow.
     policy = route.policy.id
     seconds = server.record(endpoint, served, rows, answer, rid, start, policy, arm.name) / 1e6
     server.metrics.request(endpoint, 200, seconds)
     route.watch.answered(arm.name, seconds)
+    headers[ARM_HEADER] = arm.name
     later = None
     if route.in_shadow(arm):
         later = functools.partial(route.shadow, server, endpoint, rows, arm, answer, rid)
-    headers = {
-        "x-request-id": rid,
-        "x-model-version": served.model.ref,
-        ARM_HEADER: arm.name,
-        **reply.headers,
-    }
     return Outcome(reply.content, reply.media_type, headers, later)
 
 
