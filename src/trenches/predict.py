@@ -353,9 +353,10 @@ def _predict_block(
 ) -> store_of.Block:
     """The block of ``model``'s predictions on the patterns ``pattern_ids`` (inputs
     ``X``, labels ``truth``). A model that gives labels and probabilities from one run
-    (ONNX Runtime's) is run once."""
+    (ONNX Runtime's, or one call of a service) is run once."""
     scores = None
-    if hasattr(model, "predict_with_proba"):
+    both = hasattr(model, "predict_with_proba")  # its scores None: it has none to give
+    if both:
         predicted, scores = model.predict_with_proba(X)
     else:
         predicted = model.predict(X)
@@ -373,7 +374,7 @@ def _predict_block(
     if neither.any():  # two labels outside the classes: right when they are the same
         correct[neither] = predicted_text[neither] == truth.text[neither]
     loss = np.full(len(pattern_ids), np.nan)
-    if scores is None and hasattr(model, "predict_proba"):
+    if scores is None and not both and hasattr(model, "predict_proba"):
         scores = model.predict_proba(X)
     if scores is not None:
         scores = np.asarray(scores, dtype=np.float64)

@@ -198,3 +198,100 @@ def add_baseline(
         f"baseline [bold]{baseline.name}[/] on {baseline.dataset}: "
         f"{baseline.predictions} predictions{summary}"
     )
+
+
+@app.command("add-endpoint")
+def add_endpoint(
+    name: str = typer.Argument(..., help="The model's name (a new version of it is made)."),
+    url: str = typer.Option(
+        ...,
+        "--url",
+        help="Where to POST rows: the full URL, e.g. http://host:8000/predict, "
+        "http://host/invocations or http://host/v2/models/NAME/infer.",
+    ),
+    protocol: str = typer.Option(
+        ...,
+        "--protocol",
+        help="v2 (Open Inference, a tensor a column), mlflow ({'dataframe_split': ...}) "
+        "or json (a list of records; the answer a list, or {'predictions': [...]}).",
+    ),
+    dataset: str = typer.Option(
+        ..., "--dataset", "-d", help="The dataset it predicts the patterns of."
+    ),
+    columns: str = typer.Option(
+        None, "--columns", help="The inputs it takes, comma-separated (default: all)."
+    ),
+    classes: str = typer.Option(
+        None,
+        "--classes",
+        help="Its classes in the order of its probabilities, comma-separated (default: "
+        "the dataset's labels, sorted).",
+    ),
+    timeout: float = typer.Option(30.0, "--timeout", help="Seconds to wait for one call."),
+    retries: int = typer.Option(
+        3, "--retries", help="Calls made again after a timeout, a refused connection, 429, 5xx."
+    ),
+    batch_rows: int = typer.Option(1000, "--batch-rows", help="Rows sent in one call."),
+    token_env: str = typer.Option(
+        None,
+        "--token-env",
+        help="An environment variable holding a bearer token for the service (never stored).",
+    ),
+    language: str = typer.Option(
+        None, "--language", help="The service's language (r, python, ...), for packaging."
+    ),
+    source: list[Path] = typer.Option(
+        None,
+        "--source",
+        help="A file of the service (its code, its model) kept with the version, for "
+        "`trenches package`; repeat for several.",
+    ),
+    description: str = typer.Option(None, "--description"),
+) -> None:
+    """Register a model that runs elsewhere (R, Java, another Python) as a version that
+    predicts by calling it: evaluated, backfilled, gated, compared, monitored and served
+    like any other, each prediction asked once and then read from the store.
+
+    The service is asked about a few of the dataset's patterns first; one that fails or
+    answers something that is not one prediction a row is not registered.
+
+    Example: `trenches models add-endpoint churn-r --url http://127.0.0.1:8000/predict
+    --protocol json --dataset churn --language r --source plumber.R --source model.rds`
+    """
+    from trenches.models.endpoints import Endpoint
+
+    endpoint = Endpoint(
+        url=url,
+        protocol=protocol,
+        timeout=timeout,
+        retries=retries,
+        batch_rows=batch_rows,
+        token_env=token_env,
+        language=language,
+    )
+    sources = {}
+    for path in source or []:
+        try:
+            sources[path.name] = path.read_bytes()
+        except OSError as e:
+            raise typer.BadParameter(
+                f"cannot read {path}: {e.strerror}", param_hint="--source"
+            ) from None
+    with open_store() as store:
+        version = store.models.add_endpoint(
+            name,
+            endpoint,
+            dataset=dataset,
+            columns=_listed(columns),
+            classes=_listed(classes),
+            sources=sources,
+            description=description,
+        )
+    console.print(
+        f"registered [bold]{version.ref}[/]: predicts by calling {url} ({protocol}); "
+        f"evaluate it with `trenches evaluate {version.ref}`"
+    )
+
+
+def _listed(text: str | None) -> list[str] | None:
+    return [part.strip() for part in text.split(",") if part.strip()] if text else None

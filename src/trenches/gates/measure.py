@@ -141,4 +141,5 @@ def _served(models: Models, version: ModelVersion, trusted: bool) -> Any:
 
 
 def _native(version: ModelVersion) -> str:
-    return "skops" if "skops" in version.formats else "pickle"
+    """The format of the version's native file."""
+    return next(f for f in version.formats if f != "onnx")

@@ -96,6 +96,10 @@ def to_pickle(model: Any) -> bytes:
 #: Largest difference in any class probability (or regression value) between the ONNX
 #: form and the native model on the registration sample for the ONNX form to be kept.
 ONNX_TOLERANCE = 1e-5
+#: And for a regression value, this much of its size besides: tree ensembles (XGBoost's,
+#: LightGBM's) add up their trees in single precision in ONNX, a few units in the last
+#: of its seven digits.
+ONNX_RELATIVE = 1e-5
 
 
 def to_onnx(
@@ -105,28 +109,42 @@ def to_onnx(
     must be rounded to single precision first, and None; or None, False and why there
     is no faithful form.
 
-    Some models (trees and their ensembles) round their input to single precision
-    before comparing it with double-precision thresholds; when the model gives the same
-    answers on ``X`` rounded that way, the ONNX form is fed rounded input too, which
-    reproduces it exactly. A form is kept only when it gives the same labels and
-    probabilities (to ``ONNX_TOLERANCE``) as the model on ``X``.
+    A model whose inputs are all numbers takes them as one matrix; any other (a
+    pipeline that encodes string columns, or vectorizes text) takes one input a
+    column, named after it. Some models (trees and their ensembles) round their input
+    to single precision before comparing it with double-precision thresholds; when the
+    model gives the same answers on ``X`` rounded that way, the ONNX form is fed
+    rounded input too, which reproduces it exactly. A form is kept only when it gives
+    the same labels and probabilities (to ``ONNX_TOLERANCE``) as the model on ``X``.
+    XGBoost and LightGBM models (alone or in a pipeline) convert through onnxmltools.
     """
-    if not signature.all_numeric:
-        return None, False, _not_numeric(signature)
     try:
-        from skl2onnx import to_onnx as convert
+        from skl2onnx import convert_sklearn
     except ImportError as e:  # pragma: no cover - a dependency
         return None, False, f"skl2onnx is not available: {e}"
-    options = {id(model): {"zipmap": False}} if hasattr(model, "predict_proba") else None
-    sample = X.to_numpy(dtype=np.float64)
+    from trenches.models import boosting
+
+    boosting.teach_skl2onnx()
+    options = _text_options()
+    if hasattr(model, "predict_proba"):
+        options[id(model)] = {"zipmap": False}
     import pandas as pd
 
-    rounded = pd.DataFrame(sample.astype(np.float32).astype(np.float64), columns=X.columns)
-    rounds = _same_answers(model, X, rounded)
+    if signature.all_numeric:
+        sample = X.to_numpy(dtype=np.float64)
+        rounded = pd.DataFrame(sample.astype(np.float32).astype(np.float64), columns=X.columns)
+        rounds = _same_answers(model, X, rounded)
+    else:
+        rounds = False
     reasons = []
     for dtype in (np.float64, np.float32):
         try:
-            data = convert(model, sample[:1].astype(dtype), options=options).SerializeToString()
+            data = convert_sklearn(
+                model,
+                initial_types=_onnx_inputs(signature, dtype),
+                options=options,
+                target_opset=boosting.onnx_opsets(model),
+            ).SerializeToString()
             candidate = OnnxModel(data, signature, round_inputs=rounds)
         except Exception as e:  # converter and runtime raise many kinds: "not this way"
             reasons.append(f"{np.dtype(dtype).name}: {type(e).__name__}: {e}"[:500])
@@ -138,15 +156,27 @@ def to_onnx(
     return None, False, f"no faithful ONNX form of {type(model).__name__}: " + "; ".join(reasons)
 
 
-def _not_numeric(signature: Signature) -> str:
-    """Why a model with non-numeric inputs has no ONNX form, naming them."""
-    others = [(n, t) for n, t in signature.inputs if t not in NUMERIC]
-    named = ", ".join(f"{n} ({t})" for n, t in others)
-    inputs, are = ("inputs", "are") if len(others) > 1 else ("input", "is")
-    return (
-        f"no ONNX form: {inputs} {named} {are} not numeric, and ONNX export here takes "
-        "numeric inputs only; the skops file is used"
-    )
+def _text_options() -> dict[Any, Any]:
+    """skl2onnx's options for text vectorizers: ONNX Runtime lower-cases text in the
+    locale its operator names, ``en_US.UTF-8`` unless told, which many machines (and
+    containers) lack; ``C.UTF-8`` is in every glibc since 2.35."""
+    from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+
+    return {kind: {"locale": "C.UTF-8"} for kind in (CountVectorizer, TfidfVectorizer)}
+
+
+def _onnx_inputs(signature: Signature, dtype: Any) -> list[tuple[str, Any]]:
+    """The ONNX inputs of a model with ``signature``: one matrix of ``dtype`` when its
+    inputs are all numbers; else one a column (strings and text as strings, integers
+    as int64, numbers and booleans as ``dtype``)."""
+    from skl2onnx.common import data_types as types
+
+    number = types.DoubleTensorType if dtype is np.float64 else types.FloatTensorType
+    if signature.all_numeric:
+        return [("X", number([None, len(signature.inputs)]))]
+    kinds = {"integer": types.Int64TensorType, "string": types.StringTensorType}
+    kinds["text"] = types.StringTensorType
+    return [(name, kinds.get(kind, number)([None, 1])) for name, kind in signature.inputs]
 
 
 def _same_answers(model: Any, a: pd.DataFrame, b: pd.DataFrame) -> bool:
@@ -161,13 +191,16 @@ def _onnx_gap(model: Any, onnx_model: OnnxModel, X: pd.DataFrame) -> str | None:
     """How the ONNX form differs from the model on ``X``, or None when it does not."""
     try:
         if onnx_model.classes_ is not None and hasattr(model, "predict_proba"):
-            diff = float(np.max(np.abs(model.predict_proba(X) - onnx_model.predict_proba(X))))
-            if diff > ONNX_TOLERANCE:
-                return f"probabilities differ by up to {diff:.2g}"
+            most = float(np.max(np.abs(model.predict_proba(X) - onnx_model.predict_proba(X))))
+            if most > ONNX_TOLERANCE:
+                return f"probabilities differ by up to {most:.2g}"
         native, other = np.asarray(model.predict(X)), onnx_model.predict(X)
         if native.dtype.kind == "f":
-            diff = float(np.max(np.abs(native - other)))
-            return None if diff <= ONNX_TOLERANCE else f"predictions differ by up to {diff:.2g}"
+            native, other = native.ravel(), np.asarray(other, dtype=np.float64).ravel()
+            diff = np.abs(native - other)
+            if np.all(diff <= ONNX_TOLERANCE + ONNX_RELATIVE * np.abs(native)):
+                return None
+            return f"predictions differ by up to {float(np.max(diff)):.2g}"
         if not np.array_equal(native, other):
             return "predicted labels differ"
     except Exception as e:  # ONNX Runtime may refuse the graph at run time
@@ -210,6 +243,15 @@ def from_pickle(data: bytes, trusted: bool) -> Any:
     return pickle.loads(data)
 
 
+#: The NumPy type each kind of ONNX input is fed as.
+_COLUMN_TYPES: dict[str, Any] = {
+    "tensor(string)": str,
+    "tensor(int64)": np.int64,
+    "tensor(float)": np.float32,
+    "tensor(double)": np.float64,
+}
+
+
 class OnnxModel:
     """An ONNX model run by ONNX Runtime, with ``predict`` and ``predict_proba``."""
 
@@ -239,11 +281,19 @@ class OnnxModel:
         )
         self._input = self._session.get_inputs()[0]
         self._dtype = np.float32 if "float)" in self._input.type else np.float64
+        # A model taking anything but numbers takes one input a column (see to_onnx).
+        self._by_column = (
+            None
+            if signature.all_numeric
+            else {i.name: _COLUMN_TYPES[i.type] for i in self._session.get_inputs()}
+        )
         self._outputs = [o.name for o in self._session.get_outputs()]
         self.signature = signature
         self.classes_ = np.array(signature.classes) if signature.classes is not None else None
 
     def _run(self, X: Any) -> list[Any]:
+        if self._by_column is not None:
+            return list(self._session.run(None, self._columns(X)))
         # A DataFrame is known by its columns, not by pandas: a server on the ONNX path
         # never imports pandas, and a module another thread is still importing (the
         # request log's first move into its tables does) must not be touched.
@@ -261,6 +311,32 @@ class OnnxModel:
             arr = np.asarray(arr, dtype=np.float64).astype(self.input_dtype)
         arr = arr.astype(self._dtype, copy=False)
         return list(self._session.run(None, {self._input.name: arr}))
+
+    def _columns(self, X: Any) -> dict[str, np.ndarray]:
+        """The inputs of a model that takes one a column, from a DataFrame: a missing
+        string is the empty string (an unknown category to an encoder, no words to a
+        vectorizer)."""
+        if not hasattr(X, "columns"):
+            raise InvalidInput(
+                "this model takes named columns of several types; give it a DataFrame"
+            )
+        feed = {}
+        for name, kind in self._by_column.items():  # type: ignore[union-attr]
+            if name not in X.columns:
+                raise InvalidInput(f"the input lacks the column {name!r}", field=name)
+            column = X[name]
+            if kind is str:
+                values = column.astype(object).where(column.notna(), "").astype(str)
+                feed[name] = values.to_numpy(dtype=object).reshape(-1, 1)
+            else:
+                try:
+                    feed[name] = column.to_numpy(dtype=kind).reshape(-1, 1)
+                except (TypeError, ValueError) as e:
+                    raise InvalidInput(
+                        f"the column {name!r} must hold {np.dtype(kind).name} values: {e}",
+                        field=name,
+                    ) from e
+        return feed
 
     @property
     def input_dtype(self) -> type[np.floating[Any]]:

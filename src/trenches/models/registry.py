@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -19,7 +19,8 @@ from trenches.db.audit import acting_name, change
 from trenches.db.engine import insert_ignore, read, write
 from trenches.errors import Conflict, InvalidInput, NotFound
 from trenches.json_form import from_json, to_json
-from trenches.models import formats, trust
+from trenches.models import boosting, endpoints, formats, trust
+from trenches.models.endpoints import Endpoint
 from trenches.names import in_int64
 
 if TYPE_CHECKING:
@@ -38,6 +39,8 @@ _ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,99}$")
 _REF = re.compile(r"^(?P<name>[^@]+)@(?P<which>.+)$")
 #: Aliases any version may move to without a passing check: where versions wait.
 UNGUARDED_ALIASES = frozenset({"candidate"})
+#: The format of a version's file that is a file of its service's source ("source/app.R").
+SOURCE = "source/"
 
 
 class MadeBy(Protocol):
@@ -70,6 +73,9 @@ class ModelVersion:
     #: holds outside trenches' fixed list (``trenches.models.trust``), or ``pickle``.
     #: Empty when it loads untrusted.
     needs_trust: tuple[str, ...] = ()
+    #: The files of its service's source kept with an endpoint version (their names;
+    #: ``file_bytes(version, "source/" + name)`` reads one).
+    sources: tuple[str, ...] = ()
 
     @property
     def ref(self) -> str:
@@ -134,17 +140,15 @@ class Models:
     ) -> ModelVersion:
         """Register ``model`` as the next version of ``name``.
 
-        scikit-learn estimators and pipelines are saved with skops and, where skl2onnx
-        can convert them, as ONNX (else the version records why not). Any other object
-        with ``predict`` is saved with cloudpickle, which loads only when trusted.
+        scikit-learn estimators and pipelines are saved with skops, XGBoost and LightGBM
+        models in their libraries' own formats, and each, where skl2onnx (with
+        onnxmltools) converts it to a form that predicts like it, as ONNX too (else the
+        version records why not). Any other object with ``predict`` is saved with
+        cloudpickle, which loads only when trusted.
         ``X`` is an example of the input (a DataFrame), for the signature; without it
         the signature comes from the run's snapshot.
         """
-        if not _NAME.match(name or ""):
-            raise InvalidInput(
-                f"model name {name!r} must start with a letter or digit and hold only "
-                "letters, digits, '_', '.' and '-'"
-            )
+        _check_name(name)
         if not hasattr(model, "predict"):
             raise InvalidInput(f"a {type(model).__name__} has no predict method; not a model")
         ds = None
@@ -164,9 +168,13 @@ class Models:
 
         files: dict[str, tuple[bytes, dict[str, Any] | None]] = {}
         onnx_error = None
-        if formats.is_sklearn(model):
-            flavor = "sklearn"
-            files["skops"] = formats.to_skops(model)
+        library = boosting.library_of(model)
+        if library is not None or formats.is_sklearn(model):
+            flavor = library or "sklearn"
+            if library is not None:
+                files[library] = (boosting.save(model, library), None)
+            else:
+                files["skops"] = formats.to_skops(model)
             onnx, rounds, onnx_error = formats.to_onnx(model, X, signature)
             if onnx is not None:
                 files["onnx"] = (onnx, {"round_inputs": True} if rounds else None)
@@ -174,6 +182,76 @@ class Models:
             flavor = "python"
             files["pickle"] = (formats.to_pickle(model), None)
             onnx_error = "not a scikit-learn model"
+        return self._store_version(
+            name,
+            flavor,
+            signature,
+            files,
+            run=run,
+            dataset=ds,
+            onnx_error=onnx_error,
+            description=description,
+        )
+
+    def add_endpoint(
+        self,
+        name: str,
+        endpoint: Endpoint,
+        *,
+        dataset: str,
+        columns: Sequence[str] | None = None,
+        classes: Sequence[Any] | None = None,
+        sources: Mapping[str, bytes] | None = None,
+        description: str | None = None,
+    ) -> ModelVersion:
+        """Register the next version of ``name`` as a service that predicts
+        (:mod:`trenches.models.endpoints`): it takes ``columns`` of ``dataset`` (all
+        its inputs by default) and gives ``classes`` (by default the dataset's labels,
+        sorted; the order of its probabilities). The service is asked about a few of
+        the dataset's patterns first; one that fails or answers nonsense is not
+        registered. ``sources``: files of the service (name -> bytes: its code, its
+        model) kept with the version, for ``trenches package``."""
+        _check_name(name)
+        ds = self._datasets().get(dataset)
+        signature, sample = endpoints.signature_of(ds, columns, classes)
+        model = endpoints.EndpointModel(endpoint, signature)
+        try:
+            model.predict_with_proba(sample)
+        finally:
+            model.close()
+        files: dict[str, tuple[bytes, dict[str, Any] | None]] = {
+            "endpoint": (orjson.dumps(to_json(endpoint)), None)
+        }
+        for source, data in (sources or {}).items():
+            if not source or "/" in source or source.startswith("."):
+                raise InvalidInput(f"source file name {source!r} must be a plain file name")
+            files[f"{SOURCE}{source}"] = (data, None)
+        return self._store_version(
+            name,
+            "endpoint",
+            signature,
+            files,
+            run=None,
+            dataset=ds,
+            onnx_error="an endpoint: its service predicts",
+            description=description,
+        )
+
+    def _store_version(
+        self,
+        name: str,
+        flavor: str,
+        signature: formats.Signature,
+        files: dict[str, tuple[bytes, dict[str, Any] | None]],
+        *,
+        run: MadeBy | None,
+        dataset: Dataset | None,
+        onnx_error: str | None,
+        description: str | None,
+    ) -> ModelVersion:
+        """Store the next version of ``name`` with its ``files`` (format -> bytes and
+        details), all in one transaction."""
+        ds = dataset
         from trenches.predictions import make_predictor
 
         stored = {fmt: self._artifacts.put_bytes(data) for fmt, (data, _) in files.items()}
@@ -294,7 +372,10 @@ class Models:
             task=row.task,
             flavor=row.flavor,
             signature=from_json(formats.Signature, orjson.loads(row.signature)),
-            formats=tuple(sorted(f.format for f in files)),
+            formats=tuple(sorted(f.format for f in files if not f.format.startswith(SOURCE))),
+            sources=tuple(
+                sorted(f.format[len(SOURCE) :] for f in files if f.format.startswith(SOURCE))
+            ),
             onnx_error=row.onnx_error,
             aliases=tuple(aliases),
             created_at=timestamps.from_us(row.created_at),
@@ -323,9 +404,10 @@ class Models:
     # --- loading ----------------------------------------------------------------
 
     def file_bytes(self, ref: str | ModelVersion, format: str) -> bytes:
-        """The bytes of the version's stored file in ``format`` (``skops``, ``onnx`` or
-        ``pickle``), checked against their SHA-256; nothing is loaded, so nothing runs.
-        ``ModelVersion.formats`` says which files a version has."""
+        """The bytes of the version's stored file in ``format`` (``skops``, ``onnx``,
+        ``xgboost``, ``lightgbm``, ``pickle``, ``endpoint``, or ``source/NAME``),
+        checked against their SHA-256; nothing is loaded, so nothing runs.
+        ``ModelVersion.formats`` (and ``.sources``) say which files a version has."""
         with read(self._engine) as conn:
             version = (
                 ref
@@ -352,8 +434,9 @@ class Models:
     ) -> Any:
         """A model that predicts like the registered one.
 
-        ``format``: ``native`` (the scikit-learn object from skops, or the pickled
-        object) or ``onnx`` (run by ONNX Runtime). Pickles, and skops files holding a
+        ``format``: ``native`` (the scikit-learn object from skops, an XGBoost or
+        LightGBM model from its library's file, or the pickled object) or ``onnx`` (run
+        by ONNX Runtime). Pickles, and skops files holding a
         name outside trenches' fixed list (``trenches.models.trust``: classes of
         scikit-learn, NumPy and SciPy, and their array functions), load only with
         ``trusted=True``; ``ModelVersion.needs_trust`` names what forces it.
@@ -393,6 +476,13 @@ class Models:
             return formats.from_skops(data, trusted)
         if "pickle" in files:
             return formats.from_pickle(self._artifacts.get_bytes(files["pickle"].sha256), trusted)
+        if "endpoint" in files:
+            spec = orjson.loads(self._artifacts.get_bytes(files["endpoint"].sha256))
+            return endpoints.EndpointModel(from_json(Endpoint, spec), signature)
+        for library in boosting.LIBRARIES:
+            if library in files:
+                data = self._artifacts.get_bytes(files[library].sha256)
+                return boosting.load(data, library, signature)
         raise NotFound(f"{version.ref} has no model file")
 
     # --- aliases ----------------------------------------------------------------
@@ -471,6 +561,14 @@ class Models:
             )
             for r in rows
         ]
+
+
+def _check_name(name: str) -> None:
+    if not _NAME.match(name or ""):
+        raise InvalidInput(
+            f"model name {name!r} must start with a letter or digit and hold only "
+            "letters, digits, '_', '.' and '-'"
+        )
 
 
 def _class_text(signature: formats.Signature, dataset: Dataset | None) -> list[str] | None:

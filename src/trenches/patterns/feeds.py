@@ -136,6 +136,7 @@ def _feeds(
             if numbers
             else columnar.inputs_frame(schema, part.column("inputs"))[list(columns)]
         )
+        inputs.index = pd.Index(found, name="pattern_id")  # what an error names
         label_codes, distinct = codes(part.column("label"))
         labels = np.empty(len(distinct), dtype=object)
         labels[:] = distinct

@@ -26,7 +26,7 @@ from fastapi.concurrency import run_in_threadpool
 from trenches.serving import binary, errors, protocols
 from trenches.serving.auth import NoToken
 from trenches.serving.payloads import PayloadError, loads, read_body
-from trenches.serving.routes.prediction import Outcome, outcome
+from trenches.serving.routes.prediction import Outcome, answered
 from trenches.traffic.routing import KEY_HEADER
 
 if TYPE_CHECKING:
@@ -110,7 +110,9 @@ class HotPath:
             served, parse, render, load = protocol(server, headers)
             key = headers.get(_KEY)
             given = key.decode("latin-1") if key is not None else None
-            out = outcome(server, served, endpoint, raw, given, parse, render, load, True, start)
+            out = await answered(
+                server, served, endpoint, raw, given, parse, render, load, True, start
+            )
             later = out.later
             await _send(send, 200, out)
         except PayloadError as e:

@@ -58,6 +58,9 @@ class ServedModel:
         self.model = store.models.load(version.ref, format=self.format, trusted=trusted, threads=1)
         self._onnx = self.model if isinstance(self.model, formats.OnnxModel) else None
         self.has_scores = self.classes is not None and hasattr(self.model, "predict_proba")
+        #: Whether it answers by calling a service (an endpoint version): its requests
+        #: wait on the network, off the event loop.
+        self.remote = bool(getattr(self.model, "remote", False))
 
     @property
     def task(self) -> str:
@@ -67,6 +70,9 @@ class ServedModel:
         """Predict every row: a float matrix in signature order, or a DataFrame."""
         if self._onnx is not None and isinstance(rows, np.ndarray):
             labels, proba = self._onnx.predict_with_proba(rows)
+        elif hasattr(self.model, "predict_with_proba"):  # one run (or call) for both
+            frame = self.frame(rows) if isinstance(rows, np.ndarray) else rows
+            labels, proba = self.model.predict_with_proba(frame)
         else:
             frame = self.frame(rows) if isinstance(rows, np.ndarray) else rows
             labels = np.asarray(self.model.predict(frame))

@@ -105,6 +105,11 @@ class Route:
             return RouteArm(name, served, True)
         return RouteArm(name, candidate, False)
 
+    @property
+    def remote(self) -> bool:
+        """Whether a version it may ask calls a service to answer."""
+        return any(a.served.model.remote for a in [self.baseline, *self.arms, *self.shadows])
+
     def pick(self, key: str | None) -> RouteArm:
         return self.arms[self.chooser.pick(key)]
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from starlette.background import BackgroundTask
 
@@ -83,13 +84,21 @@ async def predicted(
     start = time.perf_counter_ns()
     raw = await server.body(request)
     key = request.headers.get(KEY_HEADER)
-    out = outcome(server, served, endpoint, raw, key, parse, render, load, routed, start)
+    out = await answered(server, served, endpoint, raw, key, parse, render, load, routed, start)
     return Response(
         out.content,
         media_type=out.media_type,
         headers=out.headers,
         background=BackgroundTask(out.later) if out.later is not None else None,
     )
+
+
+async def answered(server: Server, served: Served, *rest: Any) -> Outcome:
+    """:func:`outcome` (``rest``: its other arguments), on a thread of the pool when a
+    version it may ask answers by calling a service: the event loop does not wait."""
+    if served.model.remote or (server.route is not None and server.route.remote):
+        return await run_in_threadpool(outcome, server, served, *rest)
+    return outcome(server, served, *rest)
 
 
 def outcome(  # noqa: PLR0913
