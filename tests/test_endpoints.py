@@ -262,3 +262,6 @@ def test_the_cli_registers_an_endpoint_with_its_sources(
     assert version.signature.classes == ("malignant", "benign")
     assert version.sources == ("api.py",)
     assert store.models.file_bytes(version, "source/api.py") == b"# the service\n"
+    code, out, _ = run_cli("--store", store_url, "models", "show", "remote")
+    assert code == 0
+    assert f"remote@1 predicts by calling {service.url} (json); kept with it: api.py" in out

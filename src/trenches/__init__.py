@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from trenches.json_form import from_json, to_json
     from trenches.lineage import Lineage
     from trenches.models import ModelVersion
+    from trenches.models.endpoints import Endpoint, EndpointFailed
     from trenches.models.formats import Signature
     from trenches.models.registry import AliasMove, Models
     from trenches.monitoring.monitor import Monitoring
@@ -128,6 +129,8 @@ _LAZY = {
     "Check": "trenches.gates",
     "GateResult": "trenches.gates",
     "ModelVersion": "trenches.models",
+    "Endpoint": "trenches.models.endpoints",
+    "EndpointFailed": "trenches.models.endpoints",
     "SPLITS": "trenches.names",
     "Dataset": "trenches.patterns",
     "ImportResult": "trenches.patterns",
@@ -267,6 +270,8 @@ __all__ = [
     "DiskFull",
     "DriftReport",
     "DriftSettings",
+    "Endpoint",
+    "EndpointFailed",
     "EvaluateResult",
     "Evaluation",
     "Explanation",

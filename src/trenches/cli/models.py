@@ -9,6 +9,7 @@ from rich.table import Table
 
 from trenches import timestamps
 from trenches.cli._output import console, open_store, print_json
+from trenches.json_form import to_json
 
 app = typer.Typer(help="The model registry: versions, files, aliases.", no_args_is_help=True)
 
@@ -57,6 +58,9 @@ def show(
     with open_store() as store:
         versions = store.models.versions(name)
         history = store.models.alias_history(name)
+        endpoints = {
+            v.version: store.models.endpoint(v) for v in versions if v.flavor == "endpoint"
+        }
     if as_json:
         print_json(
             {
@@ -71,6 +75,10 @@ def show(
                         "formats": list(v.formats),
                         "onnx_error": v.onnx_error,
                         "needs_trust": list(v.needs_trust),
+                        "endpoint": to_json(endpoints[v.version])
+                        if v.version in endpoints
+                        else None,
+                        "sources": list(v.sources),
                         "aliases": list(v.aliases),
                         "inputs": [{"name": n, "type": t} for n, t in v.signature.inputs],
                         "classes": list(v.signature.classes)
@@ -113,12 +121,16 @@ def show(
             str(v.run_id or ""),
             v.dataset or "",
             ", ".join(v.formats)
-            + ("" if "onnx" in v.formats or not v.onnx_error else " (no onnx)"),
+            + ("" if "onnx" in v.formats or v.flavor == "endpoint" else " (no onnx)"),
             ", ".join(v.aliases),
             str(len(v.signature.inputs)),
         )
     console.print(table)
     for v in versions:
+        if v.version in endpoints:
+            e = endpoints[v.version]
+            kept = f"; kept with it: {', '.join(v.sources)}" if v.sources else ""
+            console.print(f"{v.ref} predicts by calling {e.url} ({e.protocol}){kept}", markup=False)
         if v.needs_trust:
             console.print(
                 f"{v.ref} loads only with --trusted (it can run code): " + ", ".join(v.needs_trust),

@@ -540,6 +540,14 @@ class RemoteModels(Part):
             )
         return formats.from_skops(self.file_bytes(ref, "skops"), trusted)
 
+    def add_endpoint(self, name: str, endpoint: Any, **given: Any) -> ModelVersion:
+        """Not over the team server: the server would call the service, and register
+        it, as whoever runs it."""
+        raise not_offered(
+            "models.add_endpoint",
+            "run `trenches models add-endpoint` where the store is (its server's host)",
+        )
+
     def register(
         self,
         model: Any,

@@ -1,6 +1,16 @@
-"""The model registry: versions, files (skops, ONNX, pickle), signatures and aliases."""
+"""The model registry: versions, files (skops, ONNX, XGBoost, LightGBM, pickle,
+endpoints), signatures and aliases."""
 
+from trenches.models.endpoints import Endpoint, EndpointFailed
 from trenches.models.formats import OnnxModel, Signature
 from trenches.models.registry import AliasMove, Models, ModelVersion
 
-__all__ = ["AliasMove", "ModelVersion", "Models", "OnnxModel", "Signature"]
+__all__ = [
+    "AliasMove",
+    "Endpoint",
+    "EndpointFailed",
+    "ModelVersion",
+    "Models",
+    "OnnxModel",
+    "Signature",
+]

@@ -424,6 +424,10 @@ class Models:
             raise NotFound(f"{version.ref} has no {format} file (its files: {has})")
         return self._artifacts.get_bytes(sha256)
 
+    def endpoint(self, ref: str | ModelVersion) -> Endpoint:
+        """Where an endpoint version's service is and how it is asked."""
+        return from_json(Endpoint, orjson.loads(self.file_bytes(ref, "endpoint")))
+
     def load(
         self,
         ref: str | ModelVersion,
@@ -477,8 +481,7 @@ class Models:
         if "pickle" in files:
             return formats.from_pickle(self._artifacts.get_bytes(files["pickle"].sha256), trusted)
         if "endpoint" in files:
-            spec = orjson.loads(self._artifacts.get_bytes(files["endpoint"].sha256))
-            return endpoints.EndpointModel(from_json(Endpoint, spec), signature)
+            return endpoints.EndpointModel(self.endpoint(version), signature)
         for library in boosting.LIBRARIES:
             if library in files:
                 data = self._artifacts.get_bytes(files[library].sha256)
