@@ -149,7 +149,7 @@ def to_onnx(
         except Exception as e:  # converter and runtime raise many kinds: "not this way"
             reasons.append(f"{np.dtype(dtype).name}: {type(e).__name__}: {e}"[:500])
             continue
-        gap = _onnx_gap(model, candidate, X)
+        gap = onnx_gap(model, candidate, X)
         if gap is None:
             return data, rounds, None
         reasons.append(f"{np.dtype(dtype).name}: {gap}")
@@ -187,7 +187,7 @@ def _same_answers(model: Any, a: pd.DataFrame, b: pd.DataFrame) -> bool:
         return False
 
 
-def _onnx_gap(model: Any, onnx_model: OnnxModel, X: pd.DataFrame) -> str | None:
+def onnx_gap(model: Any, onnx_model: OnnxModel, X: pd.DataFrame) -> str | None:
     """How the ONNX form differs from the model on ``X``, or None when it does not."""
     try:
         if onnx_model.classes_ is not None and hasattr(model, "predict_proba"):
@@ -352,26 +352,32 @@ class OnnxModel:
     TIE = 1e-6
 
     def predict(self, X: Any) -> np.ndarray:
-        outs = self._run(X)
-        if self.classes_ is not None and len(outs) >= 2:
-            proba = np.asarray(outs[1], dtype=np.float64)
-            best = proba >= proba.max(axis=1, keepdims=True) - self.TIE
-            return np.asarray(np.asarray(self.classes_)[best.argmax(axis=1)])
-        out = np.asarray(outs[0])
-        return out.ravel() if out.ndim > 1 and out.shape[1] == 1 else out
+        return self.predict_with_proba(X)[0]
 
     def predict_with_proba(self, X: Any) -> tuple[np.ndarray, np.ndarray | None]:
         """Labels and class probabilities (None for a regressor) from one run."""
         outs = self._run(X)
-        if self.classes_ is not None and len(outs) >= 2:
-            proba = np.asarray(outs[1], dtype=np.float64)
+        proba = self._probabilities(outs)
+        if proba is not None:
             best = proba >= proba.max(axis=1, keepdims=True) - self.TIE
             return np.asarray(self.classes_)[best.argmax(axis=1)], proba
         out = np.asarray(outs[0])
         return (out.ravel() if out.ndim > 1 and out.shape[1] == 1 else out), None
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        outs = self._run(X)
-        if len(outs) < 2:
+        proba = self._probabilities(self._run(X))
+        if proba is None:
             raise InvalidInput("this ONNX model gives no probabilities")
-        return np.asarray(outs[1], dtype=np.float64)
+        return proba
+
+    def _probabilities(self, outs: list[Any]) -> np.ndarray | None:
+        """A classifier's probabilities among its outputs: the second of skl2onnx's
+        (label, probabilities), or the only one of an exported network's."""
+        if self.classes_ is None:
+            return None
+        if len(outs) >= 2:
+            return np.asarray(outs[1], dtype=np.float64)
+        only = np.asarray(outs[0])
+        if only.ndim == 2 and only.shape[1] == len(self.classes_) and only.dtype.kind == "f":
+            return only.astype(np.float64)
+        return None

@@ -19,7 +19,7 @@ from trenches.db.audit import acting_name, change
 from trenches.db.engine import insert_ignore, read, write
 from trenches.errors import Conflict, InvalidInput, NotFound
 from trenches.json_form import from_json, to_json
-from trenches.models import boosting, endpoints, formats, trust
+from trenches.models import boosting, endpoints, formats, saving, trust
 from trenches.models.endpoints import Endpoint
 from trenches.names import in_int64
 
@@ -136,6 +136,7 @@ class Models:
         X: pd.DataFrame | None = None,
         run: MadeBy | None = None,
         dataset: str | None = None,
+        classes: Sequence[Any] | None = None,
         description: str | None = None,
     ) -> ModelVersion:
         """Register ``model`` as the next version of ``name``.
@@ -143,12 +144,15 @@ class Models:
         scikit-learn estimators and pipelines are saved with skops, XGBoost and LightGBM
         models in their libraries' own formats, and each, where skl2onnx (with
         onnxmltools) converts it to a form that predicts like it, as ONNX too (else the
-        version records why not). Any other object with ``predict`` is saved with
-        cloudpickle, which loads only when trusted.
+        version records why not). A PyTorch module is exported with ``torch.onnx`` and
+        kept as a pickle besides; ``classes`` names a classifier's classes in the order
+        of its outputs (without them it is a regressor). Any other object with
+        ``predict`` is saved with cloudpickle; pickles load only when trusted.
         ``X`` is an example of the input (a DataFrame), for the signature; without it
         the signature comes from the run's snapshot.
         """
         _check_name(name)
+        model = saving.prepared(model, X, classes)
         if not hasattr(model, "predict"):
             raise InvalidInput(f"a {type(model).__name__} has no predict method; not a model")
         ds = None
@@ -166,22 +170,7 @@ class Models:
             X = run.snapshot.training_data("train").X.iloc[:1000]
         signature = formats.infer_signature(model, X)
 
-        files: dict[str, tuple[bytes, dict[str, Any] | None]] = {}
-        onnx_error = None
-        library = boosting.library_of(model)
-        if library is not None or formats.is_sklearn(model):
-            flavor = library or "sklearn"
-            if library is not None:
-                files[library] = (boosting.save(model, library), None)
-            else:
-                files["skops"] = formats.to_skops(model)
-            onnx, rounds, onnx_error = formats.to_onnx(model, X, signature)
-            if onnx is not None:
-                files["onnx"] = (onnx, {"round_inputs": True} if rounds else None)
-        else:
-            flavor = "python"
-            files["pickle"] = (formats.to_pickle(model), None)
-            onnx_error = "not a scikit-learn model"
+        flavor, files, onnx_error = saving.files_of(model, X, signature)
         return self._store_version(
             name,
             flavor,

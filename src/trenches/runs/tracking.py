@@ -469,12 +469,15 @@ class Run(EndsWithItsBlock):
         name: str,
         *,
         X: Any = None,
+        classes: Sequence[Any] | None = None,
         description: str | None = None,
     ) -> ModelVersion:
         """Register ``model`` as a new version of ``name``, made by this run (see
-        ``store.models.register``)."""
+        ``store.models.register``; ``classes``: a PyTorch classifier's)."""
         self.flush()
-        return self._models.register(model, name, X=X, run=self, description=description)
+        return self._models.register(
+            model, name, X=X, run=self, classes=classes, description=description
+        )
 
     # --- ending ------------------------------------------------------------------
 
