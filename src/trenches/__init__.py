@@ -40,7 +40,8 @@ if TYPE_CHECKING:
     from trenches.models import ModelVersion
     from trenches.models.endpoints import Endpoint, EndpointFailed
     from trenches.models.formats import Signature
-    from trenches.models.registry import AliasMove, Models
+    from trenches.models.registry import Models
+    from trenches.models.versions import AliasMove
     from trenches.monitoring.monitor import Monitoring
     from trenches.monitoring.reports import Alert, Monitored
     from trenches.monitoring.results import ColumnDrift, DriftReport
@@ -159,7 +160,7 @@ _LAZY = {
     "Lineage": "trenches.lineage",
     "Signature": "trenches.models.formats",
     "Models": "trenches.models.registry",
-    "AliasMove": "trenches.models.registry",
+    "AliasMove": "trenches.models.versions",
     "Monitoring": "trenches.monitoring.monitor",
     "Monitored": "trenches.monitoring.reports",
     "Alert": "trenches.monitoring.reports",

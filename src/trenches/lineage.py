@@ -28,7 +28,7 @@ from trenches.tables import arrays
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-    from trenches.models.registry import ModelVersion
+    from trenches.models.versions import ModelVersion
     from trenches.patterns.snapshots import Snapshot
     from trenches.runs.search import Runs
 

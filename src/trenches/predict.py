@@ -27,7 +27,8 @@ from trenches.tables.arrays import ascending_unique
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-    from trenches.models.registry import Models, ModelVersion
+    from trenches.models.registry import Models
+    from trenches.models.versions import ModelVersion
     from trenches.patterns.datasets import Dataset
     from trenches.predictors import Predictor
 

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from trenches.baselines import Baselines
-    from trenches.models.registry import Models, ModelVersion
+    from trenches.models.registry import Models
+    from trenches.models.versions import ModelVersion
     from trenches.patterns.datasets import Dataset, Datasets
     from trenches.predictions import BlockRanges, Predictions
 

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from trenches.gates import Gates
     from trenches.lineage import Lineage
     from trenches.models import Models
-    from trenches.models.registry import ModelVersion
+    from trenches.models.versions import ModelVersion
     from trenches.monitoring.monitor import Monitoring
     from trenches.patterns.datasets import Datasets
     from trenches.patterns.history import Patterns

@@ -12,6 +12,7 @@ from trenches.cli import explain as explain_cli
 from trenches.cli import lineage as lineage_cli
 from trenches.cli import models as models_cli
 from trenches.cli import monitor as monitor_cli
+from trenches.cli import package as package_cli
 from trenches.cli import predict as predict_cli
 from trenches.cli import predictions as predictions_cli
 from trenches.cli import problems as problems_cli
@@ -50,6 +51,7 @@ app.add_typer(requests_cli.app, name="requests")
 app.command("serve")(serve_cli.serve)
 app.add_typer(traffic_cli.app, name="traffic")
 app.command("replay")(replay_cli.replay)
+app.command("package")(package_cli.package)
 app.command("server")(server_cli.server)
 app.add_typer(monitor_cli.app, name="monitor")
 app.command("retrain")(retrain_cli.retrain)

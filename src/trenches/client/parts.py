@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from trenches.client.http import Server
-    from trenches.models.registry import AliasMove, ModelVersion
+    from trenches.models.versions import AliasMove, ModelVersion
     from trenches.patterns import ImportResult, Pattern, PatternHistory, TrainingData
     from trenches.patterns.datasets import DatasetSummary
     from trenches.problems import AddResult, Problem
@@ -583,7 +583,7 @@ class RemoteModels(Part):
         return from_json(ModelVersion, made)
 
     def promote(self, ref: str, alias: str, *, reason: str, force: bool = False) -> AliasMove:
-        from trenches.models.registry import AliasMove
+        from trenches.models.versions import AliasMove
 
         model, version = split_ref(ref)
         if not version.isdigit():

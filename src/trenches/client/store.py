@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from trenches.evaluation import EvaluateResult
     from trenches.explain import Explanation
     from trenches.lineage import Lineage
-    from trenches.models.registry import ModelVersion
+    from trenches.models.versions import ModelVersion
     from trenches.runs.code import CodeState
 
 #: Metric points a remote run sends at once, and how often it sends them (as a local

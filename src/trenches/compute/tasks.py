@@ -19,7 +19,8 @@ from trenches import prediction_commits
 
 if TYPE_CHECKING:
     from trenches.config import Location
-    from trenches.models.registry import Models, ModelVersion
+    from trenches.models.registry import Models
+    from trenches.models.versions import ModelVersion
     from trenches.patterns.folds import Fold, FoldPlan
 
 #: A task lost with its worker is run again, up to this many times.

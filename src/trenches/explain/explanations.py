@@ -29,7 +29,8 @@ from trenches.predict import model_inputs
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-    from trenches.models.registry import Models, ModelVersion
+    from trenches.models.registry import Models
+    from trenches.models.versions import ModelVersion
     from trenches.patterns.datasets import Dataset, Datasets
     from trenches.patterns.snapshots import Snapshots
     from trenches.runs import Runs

@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 
     from trenches.baselines import Baselines
     from trenches.config import Location
-    from trenches.models.registry import Models, ModelVersion
+    from trenches.models.registry import Models
+    from trenches.models.versions import ModelVersion
     from trenches.patterns.datasets import Datasets
     from trenches.predictors import Predictors
     from trenches.problems import Problem, Problems

@@ -25,7 +25,8 @@ import numpy as np
 
 if TYPE_CHECKING:
     from trenches.config import Location
-    from trenches.models.registry import Models, ModelVersion
+    from trenches.models.registry import Models
+    from trenches.models.versions import ModelVersion
     from trenches.patterns.datasets import Dataset, Datasets
 
 #: Patterns a version is measured on, at most (the batch's size too).

@@ -3,7 +3,8 @@ endpoints), signatures and aliases."""
 
 from trenches.models.endpoints import Endpoint, EndpointFailed
 from trenches.models.formats import OnnxModel, Signature
-from trenches.models.registry import AliasMove, Models, ModelVersion
+from trenches.models.registry import Models
+from trenches.models.versions import AliasMove, ModelVersion
 
 __all__ = [
     "AliasMove",

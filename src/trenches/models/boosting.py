@@ -11,14 +11,11 @@ from __future__ import annotations
 import tempfile
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from trenches.errors import InvalidInput
-
-if TYPE_CHECKING:
-    from trenches.models.formats import Signature
 
 #: The libraries whose models are kept in their own format (the version's flavor and
 #: the format of its file are the library's name).
@@ -46,17 +43,18 @@ def save(model: Any, library: str) -> bytes:
     raise InvalidInput(f"{library!r} is not one of {', '.join(LIBRARIES)}")
 
 
-def load(data: bytes, library: str, signature: Signature) -> Any:
-    """The model a file of :func:`save` holds, predicting like the one saved."""
+def load(data: bytes, library: str, classes: tuple[Any, ...] | None) -> Any:
+    """The model a file of :func:`save` holds, predicting like the one saved
+    (``classes``: a classifier's, in the order it was fit on; None: a regressor)."""
     if library == "xgboost":
         xgb = _library("xgboost")
-        kind = xgb.XGBClassifier if signature.classes is not None else xgb.XGBRegressor
+        kind = xgb.XGBClassifier if classes is not None else xgb.XGBRegressor
         model = kind()
         model.load_model(bytearray(data))
         return model
     if library == "lightgbm":
         lgb = _library("lightgbm")
-        return LightGBMModel(lgb.Booster(model_str=data.decode()), signature.classes)
+        return LightGBMModel(lgb.Booster(model_str=data.decode()), classes)
     raise InvalidInput(f"{library!r} is not one of {', '.join(LIBRARIES)}")
 
 

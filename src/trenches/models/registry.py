@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -19,8 +17,16 @@ from trenches.db.audit import acting_name, change
 from trenches.db.engine import insert_ignore, read, write
 from trenches.errors import Conflict, InvalidInput, NotFound
 from trenches.json_form import from_json, to_json
-from trenches.models import boosting, endpoints, formats, saving, trust
+from trenches.models import boosting, endpoints, formats, saving
 from trenches.models.endpoints import Endpoint
+from trenches.models.versions import (
+    SOURCE,
+    AliasMove,
+    MadeBy,
+    ModelVersion,
+    check_name,
+    needs_trust,
+)
 from trenches.names import in_int64
 
 if TYPE_CHECKING:
@@ -28,82 +34,15 @@ if TYPE_CHECKING:
 
     from trenches.artifacts import ArtifactStore
     from trenches.patterns.datasets import Dataset, Datasets
-    from trenches.patterns.snapshots import Snapshot
 
 #: Called before an alias other than ``candidate`` moves, with the reference, the alias
 #: and whether the move is forced; raises to refuse it.
 PromotionGuard = Callable[[str, str, bool], None]
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,199}$")
 _ALIAS = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,99}$")
 _REF = re.compile(r"^(?P<name>[^@]+)@(?P<which>.+)$")
 #: Aliases any version may move to without a passing check: where versions wait.
 UNGUARDED_ALIASES = frozenset({"candidate"})
-#: The format of a version's file that is a file of its service's source ("source/app.R").
-SOURCE = "source/"
-
-
-class MadeBy(Protocol):
-    """What the registry reads of the run a version comes from (a
-    :class:`trenches.Run` is one): its id, and the snapshot it trained on."""
-
-    @property
-    def id(self) -> int: ...
-    @property
-    def snapshot(self) -> Snapshot | None: ...
-
-
-@dataclass(frozen=True)
-class ModelVersion:
-    """One registered version of a model, with its files and where it came from."""
-
-    id: int
-    model: str
-    version: int
-    run_id: int | None
-    dataset: str | None
-    task: str | None
-    flavor: str
-    signature: formats.Signature
-    formats: tuple[str, ...]
-    onnx_error: str | None
-    aliases: tuple[str, ...]
-    created_at: datetime
-    #: What makes this version load only with ``trusted=True``: the names its skops file
-    #: holds outside trenches' fixed list (``trenches.models.trust``), or ``pickle``.
-    #: Empty when it loads untrusted.
-    needs_trust: tuple[str, ...] = ()
-    #: The files of its service's source kept with an endpoint version (their names;
-    #: ``file_bytes(version, "source/" + name)`` reads one).
-    sources: tuple[str, ...] = ()
-
-    @property
-    def ref(self) -> str:
-        return f"{self.model}@{self.version}"
-
-
-@dataclass(frozen=True)
-class AliasMove:
-    """One move of an alias: from which version to which, who, when and why."""
-
-    alias: str
-    from_version: int | None
-    to_version: int | None
-    moved_by: str | None
-    reason: str
-    forced: bool
-    moved_at: datetime
-
-
-def _needs_trust(details: dict[str, str | None]) -> tuple[str, ...]:
-    """What forces ``trusted=True`` on a version with these files (format -> details)."""
-    if "skops" in details:
-        recorded = orjson.loads(details["skops"]) if details["skops"] else {}
-        if "needs_trust" in recorded:
-            return tuple(recorded["needs_trust"])
-        # Written before the fixed list: every name it held was recorded as trusted.
-        return tuple(trust.needing_trust(recorded.get("trusted_types", [])))
-    return ("pickle",) if "pickle" in details else ()
 
 
 class Models:
@@ -151,7 +90,7 @@ class Models:
         ``X`` is an example of the input (a DataFrame), for the signature; without it
         the signature comes from the run's snapshot.
         """
-        _check_name(name)
+        check_name(name)
         model = saving.prepared(model, X, classes)
         if not hasattr(model, "predict"):
             raise InvalidInput(f"a {type(model).__name__} has no predict method; not a model")
@@ -200,7 +139,7 @@ class Models:
         the dataset's patterns first; one that fails or answers nonsense is not
         registered. ``sources``: files of the service (name -> bytes: its code, its
         model) kept with the version, for ``trenches package``."""
-        _check_name(name)
+        check_name(name)
         ds = self._datasets().get(dataset)
         signature, sample = endpoints.signature_of(ds, columns, classes)
         model = endpoints.EndpointModel(endpoint, signature)
@@ -226,7 +165,23 @@ class Models:
             description=description,
         )
 
-    def _store_version(
+    def adopt(self, version: ModelVersion, files: saving.Files) -> ModelVersion:
+        """Store ``version`` of another store here as it is there (its name, number,
+        signature, flavor and ``files``, from :meth:`files`), without its run or
+        dataset: what a packaged server serves."""
+        return self._store_version(
+            version.model,
+            version.flavor,
+            version.signature,
+            files,
+            run=None,
+            dataset=None,
+            onnx_error=version.onnx_error,
+            description=f"packaged from {version.ref}",
+            number=version.version,
+        )
+
+    def _store_version(  # noqa: PLR0913 (a version's parts)
         self,
         name: str,
         flavor: str,
@@ -237,9 +192,10 @@ class Models:
         dataset: Dataset | None,
         onnx_error: str | None,
         description: str | None,
+        number: int | None = None,
     ) -> ModelVersion:
-        """Store the next version of ``name`` with its ``files`` (format -> bytes and
-        details), all in one transaction."""
+        """Store the next version of ``name`` (or version ``number``) with its
+        ``files`` (format -> bytes and details), all in one transaction."""
         ds = dataset
         from trenches.predictions import make_predictor
 
@@ -251,14 +207,14 @@ class Models:
             write(self._engine) as conn,
         ):
             model_id = self._model_id(conn, name, create=True, now=now)
-            version = (
-                conn.execute(
-                    select(func.max(t.model_versions.c.version)).where(
-                        t.model_versions.c.model_id == model_id
-                    )
-                ).scalar()
-                or 0
-            ) + 1
+            newest = conn.execute(
+                select(func.max(t.model_versions.c.version)).where(
+                    t.model_versions.c.model_id == model_id
+                )
+            ).scalar()
+            if number is not None and newest is not None and number <= newest:
+                raise Conflict(f"{name} has versions up to {newest}; {number} cannot be added")
+            version = number if number is not None else (newest or 0) + 1
             version_id = conn.execute(
                 insert(t.model_versions).values(
                     model_id=model_id,
@@ -368,7 +324,7 @@ class Models:
             onnx_error=row.onnx_error,
             aliases=tuple(aliases),
             created_at=timestamps.from_us(row.created_at),
-            needs_trust=_needs_trust({f.format: f.details for f in files}),
+            needs_trust=needs_trust({f.format: f.details for f in files}),
         )
 
     def get(self, ref: str) -> ModelVersion:
@@ -412,6 +368,26 @@ class Models:
             has = ", ".join(version.formats) or "none"
             raise NotFound(f"{version.ref} has no {format} file (its files: {has})")
         return self._artifacts.get_bytes(sha256)
+
+    def files(self, ref: str | ModelVersion) -> saving.Files:
+        """Every file of the version (sources included): format -> bytes (checked
+        against their SHA-256) and the details recorded with it."""
+        with read(self._engine) as conn:
+            version = (
+                ref
+                if isinstance(ref, ModelVersion)
+                else self._version(conn, self._resolve(conn, ref))
+            )
+            rows = conn.execute(
+                select(t.model_files).where(t.model_files.c.version_id == version.id)
+            ).all()
+        return {
+            r.format: (
+                self._artifacts.get_bytes(r.sha256),
+                orjson.loads(r.details) if r.details else None,
+            )
+            for r in rows
+        }
 
     def endpoint(self, ref: str | ModelVersion) -> Endpoint:
         """Where an endpoint version's service is and how it is asked."""
@@ -474,7 +450,7 @@ class Models:
         for library in boosting.LIBRARIES:
             if library in files:
                 data = self._artifacts.get_bytes(files[library].sha256)
-                return boosting.load(data, library, signature)
+                return boosting.load(data, library, signature.classes)
         raise NotFound(f"{version.ref} has no model file")
 
     # --- aliases ----------------------------------------------------------------
@@ -553,14 +529,6 @@ class Models:
             )
             for r in rows
         ]
-
-
-def _check_name(name: str) -> None:
-    if not _NAME.match(name or ""):
-        raise InvalidInput(
-            f"model name {name!r} must start with a letter or digit and hold only "
-            "letters, digits, '_', '.' and '-'"
-        )
 
 
 def _class_text(signature: formats.Signature, dataset: Dataset | None) -> list[str] | None:

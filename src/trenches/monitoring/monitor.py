@@ -37,7 +37,8 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from trenches.compute import Cluster
-    from trenches.models.registry import Models, ModelVersion
+    from trenches.models.registry import Models
+    from trenches.models.versions import ModelVersion
     from trenches.monitoring.results import DriftReport
     from trenches.patterns.datasets import Dataset, Datasets
     from trenches.patterns.snapshots import Snapshots

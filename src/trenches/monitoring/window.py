@@ -13,7 +13,7 @@ from trenches import timestamps
 if TYPE_CHECKING:
     import pandas as pd
 
-    from trenches.models.registry import ModelVersion
+    from trenches.models.versions import ModelVersion
     from trenches.patterns.datasets import Dataset
     from trenches.requests.window import NumberColumns, RequestWindow
 

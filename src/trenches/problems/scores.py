@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from trenches.baselines import Baselines
-    from trenches.models.registry import ModelVersion
+    from trenches.models.versions import ModelVersion
     from trenches.patterns.datasets import Dataset
     from trenches.patterns.snapshots import Snapshots
     from trenches.predictors import Predictors

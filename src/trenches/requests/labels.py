@@ -16,7 +16,7 @@ from trenches.errors import InvalidInput
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-    from trenches.models.registry import ModelVersion
+    from trenches.models.versions import ModelVersion
 
 
 def shown(value: Any) -> str:

@@ -52,7 +52,7 @@ from trenches.settings.retrain import WEIGHTINGS, RetrainSettings
 if TYPE_CHECKING:
     import pandas as pd
 
-    from trenches.models.registry import ModelVersion
+    from trenches.models.versions import ModelVersion
     from trenches.monitoring.reports import Monitored
     from trenches.patterns.datasets import Dataset
     from trenches.settings import Settings

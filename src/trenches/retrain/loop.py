@@ -37,7 +37,8 @@ if TYPE_CHECKING:
     from trenches.backfill import Backfill
     from trenches.evaluation import Evaluation
     from trenches.gates import Check, GateResult, Gates
-    from trenches.models.registry import Models, ModelVersion
+    from trenches.models.registry import Models
+    from trenches.models.versions import ModelVersion
     from trenches.monitoring.monitor import Monitoring
     from trenches.patterns.datasets import Dataset, Datasets
     from trenches.patterns.snapshots import Snapshot, TrainingData

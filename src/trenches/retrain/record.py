@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from trenches.gates.check import GateResult
-    from trenches.models.registry import ModelVersion
+    from trenches.models.versions import ModelVersion
 
 STATUSES = ("running", "promoted", "candidate", "failed")
 

@@ -49,7 +49,8 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from trenches.artifacts import ArtifactStore
-    from trenches.models.registry import Models, ModelVersion
+    from trenches.models.registry import Models
+    from trenches.models.versions import ModelVersion
     from trenches.patterns.snapshots import Snapshot
 
 STATUSES = ("running", "finished", "failed", "killed")

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from trenches.errors import InvalidInput, TrenchesError, UntrustedModel
-from trenches.models.registry import ModelVersion
+from trenches.models.versions import ModelVersion
 from trenches.predict import load_model
 from trenches.prediction_table import clear_of
 from trenches.scoring import inputs

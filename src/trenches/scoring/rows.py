@@ -15,7 +15,7 @@ from trenches.patterns.inputs import CoercedColumn, coerce, label_to_text
 if TYPE_CHECKING:
     import pandas as pd
 
-    from trenches.models.registry import ModelVersion
+    from trenches.models.versions import ModelVersion
     from trenches.scoring.inputs import Slice
 
 

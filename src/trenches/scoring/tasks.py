@@ -14,7 +14,7 @@ from trenches.scoring.rows import Predicted, predicted
 
 if TYPE_CHECKING:
     from trenches.config import Location
-    from trenches.models.registry import ModelVersion
+    from trenches.models.versions import ModelVersion
 
 
 def score_slice(

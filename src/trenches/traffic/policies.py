@@ -49,7 +49,8 @@ __all__ = [
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
-    from trenches.models.registry import Models, ModelVersion
+    from trenches.models.registry import Models
+    from trenches.models.versions import ModelVersion
     from trenches.traffic.live import LiveComparison
 
 

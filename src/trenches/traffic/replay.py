@@ -37,7 +37,8 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from sqlalchemy.engine import Engine
 
-    from trenches.models.registry import Models, ModelVersion
+    from trenches.models.registry import Models
+    from trenches.models.versions import ModelVersion
     from trenches.requests.log import Requests
     from trenches.requests.window import RequestWindow
 

@@ -23,7 +23,7 @@ from trenches.names import INT64_MAX
 from trenches.web import render
 
 if TYPE_CHECKING:
-    from trenches.models.registry import ModelVersion
+    from trenches.models.versions import ModelVersion
 
 router = APIRouter(include_in_schema=False)
 

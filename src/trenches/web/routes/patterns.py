@@ -25,7 +25,7 @@ from trenches.problems import POLARITIES, SEVERITIES
 from trenches.web import render
 
 if TYPE_CHECKING:
-    from trenches.models.registry import ModelVersion
+    from trenches.models.versions import ModelVersion
     from trenches.store import Store
 
 router = APIRouter(include_in_schema=False)

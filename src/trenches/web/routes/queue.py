@@ -30,7 +30,7 @@ from trenches.web import render
 from trenches.web.routes.quality import report_of
 
 if TYPE_CHECKING:
-    from trenches.models.registry import ModelVersion
+    from trenches.models.versions import ModelVersion
     from trenches.patterns.quality import QualityReport
     from trenches.patterns.record import Pattern
     from trenches.requests.reviews import WaitingRow
