@@ -223,11 +223,18 @@ def test_string_and_boosted_models_are_served_through_onnx_runtime(tmp_path: Pat
     path = tmp_path / "store"
     X, y = customers()
     churn = categorical(OneHotEncoder(handle_unknown="ignore"), LogisticRegression()).fit(X, y)
-    cancer = lgb.LGBMClassifier(n_estimators=25, verbose=-1).fit(CANCER.data, CANCER.target)
+    light = lgb.LGBMClassifier(n_estimators=25, verbose=-1).fit(CANCER.data, CANCER.target)
+    boosted = xgb.XGBClassifier(n_estimators=25, max_depth=3).fit(CANCER.data, CANCER.target)
     with trenches.open(path) as store:
         store.models.register(churn, "churn", X=X)
-        store.models.register(cancer, "cancer", X=CANCER.data)
-    cases = [("churn@1", churn, X.iloc[:50]), ("cancer@1", cancer, CANCER.data.iloc[:50])]
+        store.models.register(light, "cancer", X=CANCER.data)
+        store.models.register(boosted, "cancer", X=CANCER.data)
+    rows = CANCER.data.iloc[:50]
+    cases = [
+        ("churn@1", churn, X.iloc[:50]),
+        ("cancer@1", light, rows),
+        ("cancer@2", boosted, rows),
+    ]
     for ref, model, rows in cases:
         with LiveServer(_serve(path, ref, tmp_path)) as live, httpx.Client(base_url=live.url) as c:
             assert live.app.state.server.served.model.format == "onnx"
