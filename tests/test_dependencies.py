@@ -74,9 +74,28 @@ def runtime_imports(folder: Path) -> dict[str, list[str]]:
     return found
 
 
-def undeclared(folder: Path, base: set[str], *, beside: tuple[Path, ...] = ()) -> list[str]:
+#: Libraries trenches works with only where the user installed them, each behind the
+#: extra that installs it, and imported only when a model of its kind is met (see
+#: trenches.models.boosting and .neural): module -> extra.
+OPTIONAL = {
+    "xgboost": "xgboost",
+    "lightgbm": "lightgbm",
+    "onnxmltools": "xgboost",
+    "torch": "torch",
+}
+
+
+def undeclared(
+    folder: Path,
+    base: set[str],
+    *,
+    beside: tuple[Path, ...] = (),
+    optional: dict[str, set[str]] | None = None,
+) -> list[str]:
     """What ``folder`` imports that no base dependency provides, one line each (the
-    modules and packages of ``folder`` and of the folders ``beside`` it are its own)."""
+    modules and packages of ``folder`` and of the folders ``beside`` it are its own);
+    ``optional``: modules another set of dependencies (an extra) may provide."""
+    optional = optional or {}
     providers = importlib.metadata.packages_distributions()
     local = {p.stem for f in (folder, *beside) for p in f.glob("*.py")}
     local |= {p.parent.name for f in (folder, *beside) for p in f.glob("*/*.py")}
@@ -86,6 +105,8 @@ def undeclared(folder: Path, base: set[str], *, beside: tuple[Path, ...] = ()) -
         if module in sys.stdlib_module_names or module in local:
             continue
         dists = {_normal(d) for d in providers.get(module, [])}
+        if module in optional and (dists & optional[module] or _normal(module) in optional[module]):
+            continue  # its extra provides it (installed here or not)
         if not dists:
             problems.append(f"{module} (at {places[0]}): no installed distribution provides it")
         elif not dists & base:
@@ -97,8 +118,17 @@ def undeclared(folder: Path, base: set[str], *, beside: tuple[Path, ...] = ()) -
 
 
 def test_every_runtime_import_is_a_declared_dependency() -> None:
-    base, _ = declared()
-    assert undeclared(SRC, base) == []
+    base, extras = declared()
+    optional = {module: extras[extra] for module, extra in OPTIONAL.items()}
+    assert undeclared(SRC, base, optional=optional) == []
+
+
+def test_an_optional_library_counts_only_where_its_extra_declares_it() -> None:
+    base, extras = declared()
+    wrong = {"xgboost": extras["lightgbm"], "torch": extras["xgboost"]}
+    problems = undeclared(SRC, base, optional=wrong)
+    assert any(p.startswith("xgboost (at trenches/models/boosting.py") for p in problems)
+    assert any(p.startswith("torch (at trenches/models/neural.py") for p in problems)
 
 
 def test_the_scan_finds_an_import_only_the_test_extras_provide(tmp_path: Path) -> None:

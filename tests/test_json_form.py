@@ -11,7 +11,7 @@ import json
 import math
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -147,7 +147,25 @@ def _containers(origin: Any, args: tuple[Any, ...]) -> st.SearchStrategy[Any]:
         return st.just([] if origin in (list, Sequence) else {})  # nothing it cannot read
 
 
+#: Classes whose fields hold each other to rules a random value rarely meets, with
+#: values that meet them.
+_VALID: dict[str, Callable[[], st.SearchStrategy[Any]]] = {
+    "Endpoint": lambda: st.builds(
+        trenches.Endpoint,
+        url=st.from_regex(r"\Ahttps?://[a-z0-9.]{1,20}(:[0-9]{2,5})?/[a-z/]{0,20}\Z"),
+        protocol=st.sampled_from(["v2", "mlflow", "json"]),
+        timeout=st.floats(min_value=0.001, max_value=1e6),
+        retries=st.integers(0, 100),
+        batch_rows=st.integers(1, 10**6),
+        token_env=st.none() | st.text(max_size=10),
+        language=st.none() | st.sampled_from(["r", "python", "java"]),
+    ),
+}
+
+
 def _instances(cls: type) -> st.SearchStrategy[Any]:
+    if cls.__name__ in _VALID:
+        return _VALID[cls.__name__]()
     hints = _hints(cls)
     fields = {f.name: _values(hints[f.name]) for f in dataclasses.fields(cls) if f.init}
 

@@ -241,9 +241,15 @@ def add_endpoint(
     ),
     timeout: float = typer.Option(30.0, "--timeout", help="Seconds to wait for one call."),
     retries: int = typer.Option(
-        3, "--retries", help="Calls made again after a timeout, a refused connection, 429, 5xx."
+        3,
+        "--retries",
+        min=0,
+        max=100,
+        help="Calls made again after a timeout, a refused connection, 429, 5xx.",
     ),
-    batch_rows: int = typer.Option(1000, "--batch-rows", help="Rows sent in one call."),
+    batch_rows: int = typer.Option(
+        1000, "--batch-rows", min=1, max=1_000_000, help="Rows sent in one call."
+    ),
     token_env: str = typer.Option(
         None,
         "--token-env",

@@ -327,6 +327,12 @@ class Models:
             needs_trust=needs_trust({f.format: f.details for f in files}),
         )
 
+    def _given(self, conn: Connection, ref: str | ModelVersion) -> ModelVersion:
+        """The version a reference names, or the version given."""
+        if isinstance(ref, ModelVersion):
+            return ref
+        return self._version(conn, self._resolve(conn, ref))
+
     def get(self, ref: str) -> ModelVersion:
         """A version by reference: ``name@3``, ``name@production``, ``name@latest``."""
         with read(self._engine) as conn:
@@ -354,11 +360,7 @@ class Models:
         checked against their SHA-256; nothing is loaded, so nothing runs.
         ``ModelVersion.formats`` (and ``.sources``) say which files a version has."""
         with read(self._engine) as conn:
-            version = (
-                ref
-                if isinstance(ref, ModelVersion)
-                else self._version(conn, self._resolve(conn, ref))
-            )
+            version = self._given(conn, ref)
             sha256 = conn.execute(
                 select(t.model_files.c.sha256).where(
                     t.model_files.c.version_id == version.id, t.model_files.c.format == format
@@ -373,11 +375,7 @@ class Models:
         """Every file of the version (sources included): format -> bytes (checked
         against their SHA-256) and the details recorded with it."""
         with read(self._engine) as conn:
-            version = (
-                ref
-                if isinstance(ref, ModelVersion)
-                else self._version(conn, self._resolve(conn, ref))
-            )
+            version = self._given(conn, ref)
             rows = conn.execute(
                 select(t.model_files).where(t.model_files.c.version_id == version.id)
             ).all()
@@ -413,11 +411,7 @@ class Models:
         time uses 1, with no spinning); None leaves its default.
         """
         with read(self._engine) as conn:
-            version = (
-                ref
-                if isinstance(ref, ModelVersion)
-                else self._version(conn, self._resolve(conn, ref))
-            )
+            version = self._given(conn, ref)
             files = {
                 f.format: f
                 for f in conn.execute(
