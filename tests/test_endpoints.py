@@ -265,3 +265,22 @@ def test_the_cli_registers_an_endpoint_with_its_sources(
     code, out, _ = run_cli("--store", store_url, "models", "show", "remote")
     assert code == 0
     assert f"remote@1 predicts by calling {service.url} (json); kept with it: api.py" in out
+
+
+def test_an_endpoint_version_is_monitored_on_what_it_answers(
+    store: trenches.Store, cancer: trenches.Dataset, served: dict[str, Any]
+) -> None:
+    """Drift of a current frame against a snapshot, and accuracy on its labels from
+    the service's answers (the version has no run, so the reference is named)."""
+    snapshot = cancer.snapshot()
+    endpoint = Endpoint(url=served["url"] + "/invocations", protocol="mlflow")
+    version = store.models.add_endpoint("remote", endpoint, dataset="cancer")
+    current = cancer_frame().iloc[::3]
+    found = store.monitoring.run(
+        version.ref, current=current, reference=f"{snapshot.id}:train", keep=False
+    )
+    right = served["model"].predict(current[FEATURES]) == current["diagnosis"].to_numpy()
+    assert found.metrics is not None
+    assert found.metrics is not None
+    assert found.metrics["window"]["accuracy"] == pytest.approx(float(np.mean(right)))
+    assert found.metrics["reference"]["patterns"] > 0
