@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 from sklearn.datasets import load_breast_cancer
@@ -284,3 +285,28 @@ def test_an_endpoint_version_is_monitored_on_what_it_answers(
     assert found.metrics is not None
     assert found.metrics["window"]["accuracy"] == pytest.approx(float(np.mean(right)))
     assert found.metrics["reference"]["patterns"] > 0
+
+
+def test_a_served_endpoint_version_answers_502_when_its_service_is_down(
+    sqlite_store: trenches.Store, tmp_path: Path
+) -> None:
+    ds = sqlite_store.datasets.create("cancer", task="classification", label="diagnosis")
+    ds.add(cancer_frame(), source="expert", created_at="2026-01-01")
+    with Service(lambda rows: [[0.6, 0.4]] * len(rows)) as service:
+        endpoint = Endpoint(url=service.url, protocol="json", retries=0)
+        sqlite_store.models.add_endpoint("remote", endpoint, dataset="cancer")
+        settings = Settings(
+            ref="remote@1",
+            store=str(tmp_path / "store"),
+            spool_dir=str(tmp_path / "spool"),
+            log_requests=False,
+        )
+        rows = cancer_frame()[FEATURES].iloc[:5].to_dict(orient="records")
+        with LiveServer(settings) as live, httpx.Client(base_url=live.url) as c:
+            r = c.post("/predict", json=rows)
+            assert r.status_code == 200, r.text
+            assert [a["label"] for a in r.json()["predictions"]] == ["benign"] * 5
+            service.__exit__()  # the service goes away
+            r = c.post("/predict", json=rows)
+    assert r.status_code == 502
+    assert r.json()["error"].startswith(f"remote@1: {service.url} (rows 0 to 4): cannot reach")

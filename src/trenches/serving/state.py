@@ -20,6 +20,7 @@ from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 
 from trenches import timestamps
+from trenches.models.endpoints import EndpointFailed
 from trenches.serving.feedback import Answered, Feedback, Recent, lookup
 from trenches.serving.metrics import Metrics
 from trenches.serving.model import Answer, Served, ServedModel
@@ -221,6 +222,8 @@ class Server:
             return served.model.answer(rows.data)
         except PayloadError:
             raise
+        except EndpointFailed as e:  # the service behind an endpoint version: not the rows
+            raise PayloadError(502, f"{served.model.ref}: {e}") from None
         except Exception as e:
             raise PayloadError(
                 422, f"{served.model.ref} could not predict these rows: {type(e).__name__}: {e}"
