@@ -186,3 +186,5 @@ def test_the_cli_prints_the_context_as_json(
     found = json.loads(out)
     assert found["image"] == "clf:1" and "Dockerfile" in found["files"]
     assert found["build"] == f"docker build -t clf:1 {tmp_path / 'ctx'}"
+    dockerfile = (tmp_path / "ctx" / "Dockerfile").read_text()
+    assert "\nFROM registry.internal/python:3.11-slim\n" in dockerfile

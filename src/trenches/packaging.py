@@ -57,8 +57,12 @@ class Package:
         return f"docker build -t {self.image} {self.folder}"
 
 
-def package(store: Store, ref: str, out: Path, *, trusted: bool = False) -> Package:
-    """Write the build context of version ``ref`` into ``out`` (new or empty)."""
+def package(
+    store: Store, ref: str, out: Path, *, trusted: bool = False, base_image: str | None = None
+) -> Package:
+    """Write the build context of version ``ref`` into ``out`` (new or empty).
+    ``base_image``: the image to build on instead of the recorded Python's slim image
+    (or rocker's, for R): one with the same tools, from a registry of one's own."""
     version = store.models.get(ref)
     if version.needs_trust and not trusted:
         raise InvalidInput(
@@ -71,7 +75,7 @@ def package(store: Store, ref: str, out: Path, *, trusted: bool = False) -> Pack
     out.mkdir(parents=True, exist_ok=True)
     image = re.sub(r"[^a-z0-9_.-]", "-", version.model.lower()) + f":{version.version}"
     if entry is not None:
-        files = _r_service(store, version, entry, out)
+        files = _r_service(store, version, entry, out, base_image or R_IMAGE)
         return Package(out, files, image, "the rocker image's CRAN snapshot")
     python, pins, source = _pins(store, version)
     _copy_version(store, version, out / "store")
@@ -83,7 +87,8 @@ def package(store: Store, ref: str, out: Path, *, trusted: bool = False) -> Pack
         f"wheels/{wheel}" if wheel else "the package index"
     )
     (out / "requirements.txt").write_text("\n".join([header, *requirements]) + "\n")
-    (out / "Dockerfile").write_text(_python_dockerfile(version, python, wheel, trusted))
+    base = base_image or f"python:{python}-slim"
+    (out / "Dockerfile").write_text(_python_dockerfile(version, base, wheel, trusted))
     (out / ".dockerignore").write_text("**/__pycache__\n*.pyc\n")
     written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     return Package(out, tuple(written), image, source)
@@ -179,7 +184,7 @@ def _trenches_wheel(folder: Path) -> str | None:
     return wheels[-1].name
 
 
-def _python_dockerfile(version: ModelVersion, python: str, wheel: str | None, trusted: bool) -> str:
+def _python_dockerfile(version: ModelVersion, base: str, wheel: str | None, trusted: bool) -> str:
     install = "pip install --no-cache-dir -r /tmp/requirements.txt"
     copy_wheel = ""
     if wheel is not None:
@@ -191,7 +196,7 @@ def _python_dockerfile(version: ModelVersion, python: str, wheel: str | None, tr
         serve.append("--trusted")
     return f"""\
 # {version.ref}, served by trenches; built by `trenches package`.
-FROM python:{python}-slim
+FROM {base}
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 COPY requirements.txt /tmp/requirements.txt
@@ -237,7 +242,9 @@ def _r_entry(store: Store, version: ModelVersion) -> str:
     return entry
 
 
-def _r_service(store: Store, version: ModelVersion, entry: str, out: Path) -> tuple[str, ...]:
+def _r_service(
+    store: Store, version: ModelVersion, entry: str, out: Path, base: str
+) -> tuple[str, ...]:
     endpoint = store.models.endpoint(version)
     app = out / "app"
     app.mkdir()
@@ -248,7 +255,7 @@ def _r_service(store: Store, version: ModelVersion, entry: str, out: Path) -> tu
     (out / "Dockerfile").write_text(
         f"""\
 # {version.ref}: its R service (plumber), built by `trenches package`.
-FROM {R_IMAGE}
+FROM {base}
 
 RUN install2.r --error --skipinstalled plumber \\
  && groupadd --gid 10001 service \\

@@ -13,6 +13,12 @@ def package(
     ref: str = typer.Argument(..., help="A model version: name@3, name@production."),
     out: Path = typer.Option(..., "--out", "-o", help="A new (or empty) folder to write."),
     trusted: bool = typer.Option(False, "--trusted", help=TRUSTED_HELP),
+    base_image: str = typer.Option(
+        None,
+        "--base-image",
+        help="Build on this image instead of python:<recorded version>-slim (or "
+        "rocker/r-ver for R): one with the same tools, from a registry of your own.",
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Write a container build context for a version: a Dockerfile, the requirements
@@ -29,7 +35,7 @@ def package(
     from trenches.packaging import package as write
 
     with open_store() as store:
-        found = write(store, ref, out, trusted=trusted)
+        found = write(store, ref, out, trusted=trusted, base_image=base_image)
     if as_json:
         print_json(describe(found))
         return
