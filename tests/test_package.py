@@ -180,6 +180,8 @@ def test_the_cli_prints_the_context_as_json(
         "clf@1",
         "--out",
         str(tmp_path / "ctx"),
+        "--base-image",
+        "registry.internal/python:3.11-slim",
         "--json",
     )
     assert code == 0, err
