@@ -190,3 +190,20 @@ def test_the_cli_prints_the_context_as_json(
     assert found["build"] == f"docker build -t clf:1 {tmp_path / 'ctx'}"
     dockerfile = (tmp_path / "ctx" / "Dockerfile").read_text()
     assert "\nFROM registry.internal/python:3.11-slim\n" in dockerfile
+
+
+def test_a_context_cut_short_leaves_nothing_behind(
+    fitted: tuple[trenches.Store, LogisticRegression],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from trenches import packaging
+
+    def no_wheel(folder: Path) -> str:
+        raise InvalidInput("could not build a wheel of trenches")
+
+    monkeypatch.setattr(packaging, "_trenches_wheel", no_wheel)
+    store, _ = fitted
+    with pytest.raises(InvalidInput, match="could not build a wheel"):
+        trenches_package(store, "clf@1", tmp_path / "builds" / "clf")
+    assert list((tmp_path / "builds").iterdir()) == []

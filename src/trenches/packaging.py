@@ -15,8 +15,10 @@ import importlib.metadata
 import json
 import platform
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,11 +74,30 @@ def package(
     entry = _r_entry(store, version) if version.flavor == "endpoint" else None
     if out.exists() and any(out.iterdir()):
         raise InvalidInput(f"{out} is not empty; give a new folder (--out)")
-    out.mkdir(parents=True, exist_ok=True)
     image = re.sub(r"[^a-z0-9_.-]", "-", version.model.lower()) + f":{version.version}"
-    if entry is not None:
-        files = _r_service(store, version, entry, out, base_image or R_IMAGE)
-        return Package(out, files, image, "the rocker image's CRAN snapshot")
+    # Written beside it and renamed into place: a context is whole or absent.
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        if entry is not None:
+            _r_service(store, version, entry, work, base_image or R_IMAGE)
+            source = "the rocker image's CRAN snapshot"
+        else:
+            source = _python_context(store, version, work, trusted, base_image)
+        if out.exists():
+            out.rmdir()
+        work.rename(out)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    return Package(out, tuple(written), image, source)
+
+
+def _python_context(
+    store: Store, version: ModelVersion, out: Path, trusted: bool, base_image: str | None
+) -> str:
+    """Write the context of a version trenches serves; where its pins came from."""
     python, pins, source = _pins(store, version)
     _copy_version(store, version, out / "store")
     wheel = _trenches_wheel(out / "wheels")
@@ -90,8 +111,7 @@ def package(
     base = base_image or f"python:{python}-slim"
     (out / "Dockerfile").write_text(_python_dockerfile(version, base, wheel, trusted))
     (out / ".dockerignore").write_text("**/__pycache__\n*.pyc\n")
-    written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
-    return Package(out, tuple(written), image, source)
+    return source
 
 
 # --- a version trenches serves ------------------------------------------------------------
@@ -242,9 +262,7 @@ def _r_entry(store: Store, version: ModelVersion) -> str:
     return entry
 
 
-def _r_service(
-    store: Store, version: ModelVersion, entry: str, out: Path, base: str
-) -> tuple[str, ...]:
+def _r_service(store: Store, version: ModelVersion, entry: str, out: Path, base: str) -> None:
     endpoint = store.models.endpoint(version)
     app = out / "app"
     app.mkdir()
@@ -268,7 +286,6 @@ EXPOSE {port}
 ENTRYPOINT ["Rscript", "-e", "{run}"]
 """
     )
-    return tuple(sorted(["Dockerfile", *(f"app/{n}" for n in version.sources)]))
 
 
 def _port_of(url: str) -> int:
