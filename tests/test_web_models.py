@@ -146,3 +146,20 @@ def test_a_comparison_takes_numbers_or_references(ui: str) -> None:
     result = client.get(f"/models/{MODEL}/compare/result?a={MODEL}@4&b=5")
     assert result.status_code == 200 and "McNemar p =" in result.text
     assert client.get(f"/models/{MODEL}/compare?a=other@4&b=5").status_code == 422
+
+
+def test_an_endpoint_version_page_names_its_service(ui: str, team_store: trenches.Store) -> None:
+    from test_endpoints import Service
+
+    dataset = team_store.models.get(f"{MODEL}@1").dataset
+    assert dataset is not None
+    with Service(lambda rows: [[0.5, 0.5]] * len(rows)) as service:
+        endpoint = trenches.Endpoint(url=service.url, protocol="json", language="r")
+        team_store.models.add_endpoint(
+            "remote-r", endpoint, dataset=dataset, sources={"api.R": b"# plumber"}
+        )
+    client = signed_in(ui, "viewer")
+    page = client.get("/models/remote-r/1")
+    client.close()
+    assert page.status_code == 200
+    assert f"<code>{service.url}</code> (json, r); kept with it: api.R" in page.text

@@ -224,6 +224,7 @@ def version(request: Request, model: str, version: Version, caller: ReadingOne) 
         "models_version.html",
         name=model,
         v=found,
+        endpoint=store.models.endpoint(found) if found.flavor == "endpoint" else None,
         lineage=store.lineage(found.ref, data=False).to_json(),
         checks=list(reversed(checks)),
         replays=replays,
