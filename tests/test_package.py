@@ -207,3 +207,22 @@ def test_a_context_cut_short_leaves_nothing_behind(
     with pytest.raises(InvalidInput, match="could not build a wheel"):
         trenches_package(store, "clf@1", tmp_path / "builds" / "clf")
     assert list((tmp_path / "builds").iterdir()) == []
+
+
+def test_a_second_context_in_one_process_copies_the_wheel_built_for_the_first(
+    fitted: tuple[trenches.Store, LogisticRegression],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from trenches import packaging
+
+    builds: list[str] = []
+    build = packaging._build_wheel
+    monkeypatch.setattr(packaging, "_build_wheel", lambda s: builds.append(s) or build(s))
+    store, _ = fitted
+    trenches_package(store, "clf@1", tmp_path / "first")
+    trenches_package(store, "clf@2", tmp_path / "second")
+    assert len(builds) <= 1  # none when an earlier test of this process built it
+    first = next((tmp_path / "first" / "wheels").iterdir())
+    second = next((tmp_path / "second" / "wheels").iterdir())
+    assert first.name == second.name and first.read_bytes() == second.read_bytes()

@@ -182,7 +182,9 @@ def _copy_version(store: Store, version: ModelVersion, folder: Path) -> None:
 
 def _trenches_wheel(folder: Path) -> str | None:
     """A wheel of the trenches running here, built from its source checkout (an
-    editable install's); None when it was installed from an index."""
+    editable install's) into ``folder``; None when it was installed from an index. A
+    wheel built before in this process from the same sources is copied (a notebook that
+    packages several versions builds it once)."""
     try:
         direct = importlib.metadata.distribution("trenches").read_text("direct_url.json")
     except importlib.metadata.PackageNotFoundError:  # pragma: no cover - running trenches
@@ -191,17 +193,44 @@ def _trenches_wheel(folder: Path) -> str | None:
     url = str(found.get("url", ""))
     if not url.startswith("file://") or "dir_info" not in found:
         return None
+    source = url[7:]
+    key = (source, _newest_change(Path(source)))
+    built = _built_wheels.get(key)
+    if built is None or not built.exists():
+        built = _build_wheel(source)
+        _built_wheels[key] = built
     folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(built, folder / built.name)
+    return built.name
+
+
+#: Wheels of trenches built in this process: (source folder, its newest change) -> wheel.
+_built_wheels: dict[tuple[str, float], Path] = {}
+
+
+def _newest_change(source: Path) -> float:
+    """When the package's sources (and its pyproject.toml) last changed."""
+    package = Path(__file__).parent
+    times = [f.stat().st_mtime for f in package.rglob("*") if f.is_file()]
+    project = source / "pyproject.toml"
+    if project.exists():
+        times.append(project.stat().st_mtime)
+    return max(times, default=0.0)
+
+
+def _build_wheel(source: str) -> Path:
+    folder = Path(tempfile.mkdtemp(prefix="trenches-wheel-"))
     built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(folder), url[7:]],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(folder), source],
         capture_output=True,
         text=True,
         check=False,
     )
     wheels = sorted(folder.glob("trenches-*.whl"))
     if built.returncode != 0 or not wheels:
-        raise InvalidInput(f"could not build a wheel of trenches from {url[7:]}: {built.stderr}")
-    return wheels[-1].name
+        shutil.rmtree(folder, ignore_errors=True)
+        raise InvalidInput(f"could not build a wheel of trenches from {source}: {built.stderr}")
+    return wheels[-1]
 
 
 def _python_dockerfile(version: ModelVersion, base: str, wheel: str | None, trusted: bool) -> str:
