@@ -28,6 +28,7 @@ import orjson
 from trenches.errors import InvalidInput
 
 if TYPE_CHECKING:
+    from trenches.models.endpoints import Endpoint
     from trenches.models.versions import ModelVersion
     from trenches.store import Store
 
@@ -71,7 +72,8 @@ def package(
             f"{version.ref} loads only with --trusted (" + ", ".join(version.needs_trust) + "); "
             "package it with --trusted to serve it trusted in the container"
         )
-    entry = _r_entry(store, version) if version.flavor == "endpoint" else None
+    endpoint = store.models.endpoint(version) if version.flavor == "endpoint" else None
+    entry = _r_entry(version, endpoint) if endpoint is not None else None
     if out.exists() and any(out.iterdir()):
         raise InvalidInput(f"{out} is not empty; give a new folder (--out)")
     image = re.sub(r"[^a-z0-9_.-]", "-", version.model.lower()) + f":{version.version}"
@@ -79,8 +81,8 @@ def package(
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
-        if entry is not None:
-            _r_service(store, version, entry, work, base_image or R_IMAGE)
+        if endpoint is not None and entry is not None:
+            _r_service(store, version, endpoint, entry, work, base_image or R_IMAGE)
             source = "the rocker image's CRAN snapshot"
         else:
             source = _python_context(store, version, work, trusted, base_image)
@@ -266,9 +268,8 @@ ENTRYPOINT {json.dumps(serve)}
 # --- an R service ---------------------------------------------------------------------
 
 
-def _r_entry(store: Store, version: ModelVersion) -> str:
+def _r_entry(version: ModelVersion, endpoint: Endpoint) -> str:
     """The plumber file of an endpoint version's R service, kept with the version."""
-    endpoint = store.models.endpoint(version)
     if (endpoint.language or "").lower() != "r":
         raise InvalidInput(
             f"{version.ref} calls a service in {endpoint.language or 'an unnamed language'}; "
@@ -291,8 +292,9 @@ def _r_entry(store: Store, version: ModelVersion) -> str:
     return entry
 
 
-def _r_service(store: Store, version: ModelVersion, entry: str, out: Path, base: str) -> None:
-    endpoint = store.models.endpoint(version)
+def _r_service(
+    store: Store, version: ModelVersion, endpoint: Endpoint, entry: str, out: Path, base: str
+) -> None:
     app = out / "app"
     app.mkdir()
     for name in version.sources:

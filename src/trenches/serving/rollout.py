@@ -86,6 +86,9 @@ class Route:
         #: agreement): under a canary or a bandit.
         self.compare = policy.kind in ("canary", "bandit")
         self.watch = watch if watch is not None and watch.policy.id == policy.id else Watch(policy)
+        #: Whether a version it may ask calls a service to answer (an endpoint version):
+        #: its requests are answered off the event loop. Known once, read every request.
+        self.remote = any(a.served.model.remote for a in [self.baseline, *self.arms, *self.shadows])
 
     def _arm(self, arm: TrafficArm, load: Callable[[TrafficArm], Served | None]) -> RouteArm:
         served, name = self.baseline.served, arm.name
@@ -104,11 +107,6 @@ class Route:
             )
             return RouteArm(name, served, True)
         return RouteArm(name, candidate, False)
-
-    @property
-    def remote(self) -> bool:
-        """Whether a version it may ask calls a service to answer."""
-        return any(a.served.model.remote for a in [self.baseline, *self.arms, *self.shadows])
 
     def pick(self, key: str | None) -> RouteArm:
         return self.arms[self.chooser.pick(key)]
